@@ -1,0 +1,113 @@
+"""Actions: what a workflow turn asks the engine to do.
+
+They mirror durabletask's ``OrchestratorAction`` so that local workflows and SDK workers
+(through ``treadle serve``) are committed by one code path. Every action but
+``CompleteOrchestration`` becomes a history event with the action's id as its event id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from treadle.core.history import (
+    EPOCH,
+    EventRaised,
+    EventSent,
+    HistoryEvent,
+    OrchestrationStatus,
+    SubOrchestrationInstanceCreated,
+    TaskScheduled,
+    TimerCreated,
+)
+from treadle.errors import FailureDetails
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    """Base of every action.
+
+    Attributes:
+        id: the action's sequence id within the execution.
+    """
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleTask(Action):
+    """Run an activity."""
+
+    name: str
+    input: str | None = None
+    task_execution_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateTimer(Action):
+    """Fire a durable timer at ``fire_at``."""
+
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateSubOrchestration(Action):
+    """Start a child workflow."""
+
+    name: str
+    instance_id: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendEvent(Action):
+    """Raise an event on another instance."""
+
+    instance_id: str
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteOrchestration(Action):
+    """Finish the execution: completed, failed, or continued as new."""
+
+    status: OrchestrationStatus
+    result: str | None = None
+    failure: FailureDetails | None = None
+    carryover_events: tuple[EventRaised, ...] = field(default=())
+
+
+def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent | None:
+    """The history event that records ``action``, or None for ``CompleteOrchestration``."""
+    match action:
+        case ScheduleTask():
+            return TaskScheduled(
+                event_id=action.id,
+                timestamp=timestamp,
+                name=action.name,
+                input=action.input,
+                task_execution_id=action.task_execution_id,
+            )
+        case CreateTimer():
+            return TimerCreated(event_id=action.id, timestamp=timestamp, fire_at=action.fire_at)
+        case CreateSubOrchestration():
+            return SubOrchestrationInstanceCreated(
+                event_id=action.id,
+                timestamp=timestamp,
+                name=action.name,
+                instance_id=action.instance_id,
+                input=action.input,
+            )
+        case SendEvent():
+            return EventSent(
+                event_id=action.id,
+                timestamp=timestamp,
+                instance_id=action.instance_id,
+                name=action.name,
+                input=action.input,
+            )
+        case CompleteOrchestration():
+            return None
+        case _:
+            raise AssertionError(f"unhandled action {type(action).__name__}")

@@ -1,0 +1,156 @@
+"""The contexts handed to user code: WorkflowContext and WorkflowActivityContext."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from treadle.core.retry import RetryPolicy
+from treadle.core.tasks import CompletableTask, Task
+
+if TYPE_CHECKING:
+    from treadle.core.replay import WorkflowExecution
+
+
+def name_of(target: str | Callable[..., Any]) -> str:
+    """The registered name of a workflow or activity given as a function or a name."""
+    if isinstance(target, str):
+        return target
+    explicit = getattr(target, "_treadle_name", None)
+    if isinstance(explicit, str):
+        return explicit
+    explicit = getattr(target, "_dapr_alternate_name", None)
+    if isinstance(explicit, str):
+        return explicit
+    name = getattr(target, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"expected a function or a registered name, got {type(target).__name__}"
+        )
+    return name
+
+
+class WorkflowContext:
+    """What a workflow function receives as its first argument.
+
+    Every method records an action in the workflow's history; time, ids and
+    ``is_replaying`` come from that history, so the workflow stays deterministic.
+    """
+
+    __slots__ = ("_execution",)
+
+    def __init__(self, execution: WorkflowExecution) -> None:
+        self._execution = execution
+
+    @property
+    def instance_id(self) -> str:
+        """The id of this workflow instance."""
+        return self._execution.instance_id
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        """The workflow clock: the time of the current turn, as recorded in history."""
+        return self._execution.current_utc_datetime
+
+    @property
+    def is_replaying(self) -> bool:
+        """Whether the code runs again over recorded history (log nothing then)."""
+        return self._execution.is_replaying
+
+    @property
+    def execution_id(self) -> str:
+        """The id of this run of the instance (changes with continue-as-new)."""
+        return self._execution.execution_id
+
+    def call_activity(
+        self,
+        activity: str | Callable[..., Any],
+        *,
+        input: Any = None,
+        retry_policy: RetryPolicy | None = None,
+        app_id: str | None = None,
+    ) -> Task[Any]:
+        """Schedule an activity; yield the returned task to get its result.
+
+        Args:
+            activity: the activity function, or its registered name.
+            input: a JSON-serializable input.
+            retry_policy: retry failed attempts durably, if given.
+            app_id: accepted for Dapr compatibility; treadle runs activities of one store.
+        """
+        return self._execution.call_activity(name_of(activity), input, retry_policy)
+
+    def call_child_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        app_id: str | None = None,
+    ) -> Task[Any]:
+        """Start a child workflow; yield the returned task to get its result.
+
+        Args:
+            workflow: the workflow function, or its registered name.
+            input: a JSON-serializable input.
+            instance_id: the child's id (default ``f"{parent_id}:{seq:04x}"``).
+            retry_policy: retry a failed child durably, if given.
+            app_id: accepted for Dapr compatibility.
+        """
+        return self._execution.call_child_workflow(
+            name_of(workflow), input, instance_id, retry_policy
+        )
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
+        """A durable timer that fires at ``fire_at`` (a UTC datetime, or a delay from now)."""
+        return self._execution.create_timer(fire_at)
+
+    def wait_for_external_event(
+        self, name: str, *, timeout: timedelta | None = None
+    ) -> CompletableTask[Any]:
+        """Wait for an event raised on this instance; names match case-insensitively.
+
+        Args:
+            name: the event name.
+            timeout: if given, the task fails with :class:`TimeoutError` after this long.
+        """
+        return self._execution.wait_for_external_event(name, timeout)
+
+    def continue_as_new(self, new_input: Any = None, *, save_events: bool = False) -> None:
+        """Restart this instance with a fresh history and ``new_input`` once the code returns.
+
+        Args:
+            new_input: the input of the next run.
+            save_events: carry events received but not yet consumed over to the next run.
+        """
+        self._execution.continue_as_new(new_input, save_events)
+
+    def set_custom_status(self, value: Any) -> None:
+        """Publish a JSON-serializable status, visible to clients while the workflow runs."""
+        self._execution.set_custom_status(value)
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """A logger that stays silent while the workflow replays."""
+        return self._execution.logger
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowActivityContext:
+    """What an activity function receives as its first argument.
+
+    Attributes:
+        workflow_id: the calling instance's id.
+        task_id: the call's sequence id within the workflow run.
+        task_execution_id: stable across retries of the same call: use it for idempotency.
+        name: the activity's registered name.
+    """
+
+    workflow_id: str
+    task_id: int
+    task_execution_id: str
+    name: str = ""

@@ -1,0 +1,325 @@
+"""History events: the append-only record of a workflow instance's progress.
+
+The kinds and fields mirror the durabletask ``HistoryEvent`` messages, so that local replay
+and the official SDKs (through ``treadle serve``) see the same history. Payloads (inputs,
+results, event data) are JSON text, kept exactly as received.
+
+Correlation rules:
+- ``TaskScheduled``, ``TimerCreated``, ``SubOrchestrationInstanceCreated`` and ``EventSent``
+  take the action's sequence id as their ``event_id``;
+- ``TaskCompleted``/``TaskFailed`` and ``SubOrchestrationInstanceCompleted``/``Failed`` point
+  back with ``task_scheduled_id``, ``TimerFired`` with ``timer_id``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from treadle.errors import FailureDetails
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class OrchestrationStatus(enum.Enum):
+    """Runtime status of an instance (the durabletask names, values as in its protobuf)."""
+
+    RUNNING = 0
+    COMPLETED = 1
+    CONTINUED_AS_NEW = 2
+    FAILED = 3
+    CANCELED = 4
+    TERMINATED = 5
+    PENDING = 6
+    SUSPENDED = 7
+    STALLED = 8
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether an instance in this status has finished for good."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {
+        OrchestrationStatus.COMPLETED,
+        OrchestrationStatus.FAILED,
+        OrchestrationStatus.TERMINATED,
+        OrchestrationStatus.CANCELED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParentInfo:
+    """The parent of a child workflow instance.
+
+    Attributes:
+        instance_id: the parent's instance id.
+        execution_id: the parent's execution id at the time the child was created.
+        task_scheduled_id: the parent's sequence id for the child call.
+        name: the parent's workflow name.
+    """
+
+    instance_id: str
+    execution_id: str
+    task_scheduled_id: int
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEvent:
+    """Base of every history event.
+
+    Attributes:
+        event_id: the action's sequence id for action events, -1 otherwise.
+        timestamp: when the event was recorded (UTC).
+    """
+
+    KIND: ClassVar[str] = ""
+    event_id: int = -1
+    timestamp: datetime = EPOCH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestratorStarted(HistoryEvent):
+    """A new turn of the workflow began; its timestamp is the workflow clock."""
+
+    KIND: ClassVar[str] = "OrchestratorStarted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestratorCompleted(HistoryEvent):
+    """A turn of the workflow ended."""
+
+    KIND: ClassVar[str] = "OrchestratorCompleted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionStarted(HistoryEvent):
+    """An execution of the workflow started (first event of every run)."""
+
+    KIND: ClassVar[str] = "ExecutionStarted"
+    name: str
+    instance_id: str
+    execution_id: str
+    input: str | None = None
+    parent: ParentInfo | None = None
+    scheduled_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionCompleted(HistoryEvent):
+    """The execution finished: completed, failed or continued as new."""
+
+    KIND: ClassVar[str] = "ExecutionCompleted"
+    status: OrchestrationStatus
+    result: str | None = None
+    failure: FailureDetails | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionTerminated(HistoryEvent):
+    """Someone asked to terminate the instance."""
+
+    KIND: ClassVar[str] = "ExecutionTerminated"
+    input: str | None = None
+    recurse: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionSuspended(HistoryEvent):
+    """Someone asked to suspend (pause) the instance."""
+
+    KIND: ClassVar[str] = "ExecutionSuspended"
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionResumed(HistoryEvent):
+    """Someone asked to resume a suspended instance."""
+
+    KIND: ClassVar[str] = "ExecutionResumed"
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskScheduled(HistoryEvent):
+    """The workflow scheduled an activity (event_id = the action's sequence id)."""
+
+    KIND: ClassVar[str] = "TaskScheduled"
+    name: str
+    input: str | None = None
+    task_execution_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(HistoryEvent):
+    """An activity returned."""
+
+    KIND: ClassVar[str] = "TaskCompleted"
+    task_scheduled_id: int
+    result: str | None = None
+    task_execution_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(HistoryEvent):
+    """An activity raised."""
+
+    KIND: ClassVar[str] = "TaskFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+    task_execution_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerCreated(HistoryEvent):
+    """The workflow created a durable timer (event_id = the action's sequence id)."""
+
+    KIND: ClassVar[str] = "TimerCreated"
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFired(HistoryEvent):
+    """A durable timer fired."""
+
+    KIND: ClassVar[str] = "TimerFired"
+    timer_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceCreated(HistoryEvent):
+    """The workflow started a child workflow (event_id = the action's sequence id)."""
+
+    KIND: ClassVar[str] = "SubOrchestrationInstanceCreated"
+    name: str
+    instance_id: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceCompleted(HistoryEvent):
+    """A child workflow completed."""
+
+    KIND: ClassVar[str] = "SubOrchestrationInstanceCompleted"
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceFailed(HistoryEvent):
+    """A child workflow failed (or was terminated)."""
+
+    KIND: ClassVar[str] = "SubOrchestrationInstanceFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRaised(HistoryEvent):
+    """An external event reached the instance."""
+
+    KIND: ClassVar[str] = "EventRaised"
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventSent(HistoryEvent):
+    """The workflow sent an event to another instance."""
+
+    KIND: ClassVar[str] = "EventSent"
+    instance_id: str
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionStalled(HistoryEvent):
+    """The instance cannot make progress (for example, non-determinism)."""
+
+    KIND: ClassVar[str] = "ExecutionStalled"
+    reason: str = ""
+    description: str = ""
+
+
+EVENT_TYPES: dict[str, type[HistoryEvent]] = {
+    cls.KIND: cls
+    for cls in (
+        OrchestratorStarted,
+        OrchestratorCompleted,
+        ExecutionStarted,
+        ExecutionCompleted,
+        ExecutionTerminated,
+        ExecutionSuspended,
+        ExecutionResumed,
+        TaskScheduled,
+        TaskCompleted,
+        TaskFailed,
+        TimerCreated,
+        TimerFired,
+        SubOrchestrationInstanceCreated,
+        SubOrchestrationInstanceCompleted,
+        SubOrchestrationInstanceFailed,
+        EventRaised,
+        EventSent,
+        ExecutionStalled,
+    )
+}
+
+_FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
+}
+_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
+
+
+def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
+    """Turn an event into a JSON-ready dict with a ``kind`` key."""
+    out: dict[str, Any] = {"kind": event.KIND}
+    for name in _FIELDS[type(event)]:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, FailureDetails | ParentInfo):
+            value = dataclasses.asdict(value)
+        elif isinstance(value, OrchestrationStatus):
+            value = value.name
+        out[name] = value
+    return out
+
+
+def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
+    """Rebuild an event from :func:`event_to_dict`'s output.
+
+    Raises:
+        ValueError: the dict names an unknown kind or carries bad fields.
+    """
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown history event kind {kind!r}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "kind":
+            continue
+        if name in _DATETIME_FIELDS:
+            value = datetime.fromisoformat(value)
+        elif name == "failure":
+            value = FailureDetails(**value)
+        elif name == "parent":
+            value = ParentInfo(**value)
+        elif name == "status":
+            value = OrchestrationStatus[value]
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad fields for history event {kind}: {exc}") from exc

@@ -1,0 +1,582 @@
+"""Replay: run a workflow generator against its history and new events, yielding actions.
+
+A :class:`WorkflowExecution` is the in-memory state of one run of a workflow. It can be fed
+events incrementally (the runtime keeps it cached between turns, so an N-step workflow costs
+O(N)) or rebuilt from the whole history after a cache miss. :func:`replay` is the one-call
+form used by tests and by tools.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from treadle.core import codec
+from treadle.core.actions import (
+    Action,
+    CompleteOrchestration,
+    CreateSubOrchestration,
+    CreateTimer,
+    ScheduleTask,
+    SendEvent,
+)
+from treadle.core.context import WorkflowContext
+from treadle.core.history import (
+    EPOCH,
+    EventRaised,
+    EventSent,
+    ExecutionCompleted,
+    ExecutionResumed,
+    ExecutionStalled,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorCompleted,
+    OrchestratorStarted,
+    ParentInfo,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+)
+from treadle.core.retry import RetryPolicy
+from treadle.core.tasks import CompletableTask, Task
+from treadle.errors import FailureDetails, NonDeterminismError, TaskFailedError
+
+logger = logging.getLogger("treadle.workflow")
+
+
+def failure_from_exception(exc: BaseException) -> FailureDetails:
+    """Failure details (type name, message, traceback) of an exception."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return FailureDetails(message=str(exc), error_type=type(exc).__name__, stack_trace=trace)
+
+
+def accepts_input(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` takes a second positional argument (the input) after the context."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that says nothing while the workflow replays."""
+
+    def __init__(self, execution: WorkflowExecution) -> None:
+        super().__init__(logger, {})
+        self._execution = execution
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return not self._execution.is_replaying and super().isEnabledFor(level)
+
+
+@dataclass(slots=True)
+class _Retry:
+    """A retryable call in flight: the action to repeat and how often it failed."""
+
+    task: CompletableTask[Any]
+    action: ScheduleTask | CreateSubOrchestration
+    policy: RetryPolicy
+    first_attempt_at: datetime
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """The outcome of :func:`replay`.
+
+    Attributes:
+        actions: the new actions the workflow asked for, by id.
+        status: RUNNING, or the final status if the workflow finished.
+        output: the JSON text of the result, if completed.
+        failure: the error that failed the workflow, if it failed.
+        custom_status: the JSON text of the custom status, if set.
+    """
+
+    actions: list[Action]
+    status: OrchestrationStatus
+    output: str | None = None
+    failure: BaseException | None = None
+    custom_status: str | None = None
+
+
+@dataclass(slots=True)
+class _EventBuffer:
+    waiters: dict[str, deque[CompletableTask[Any]]] = field(default_factory=dict)
+    received: dict[str, deque[tuple[str, str | None]]] = field(default_factory=dict)
+
+
+class WorkflowExecution:
+    """The live state of one run of a workflow: its generator, pending tasks and actions."""
+
+    def __init__(
+        self,
+        workflow: Callable[..., Any],
+        *,
+        instance_id: str,
+        resolve_workflow: Callable[[str], Callable[..., Any] | None] | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.instance_id = instance_id
+        self.execution_id = ""
+        self.name = ""
+        self.parent: ParentInfo | None = None
+        self.current_utc_datetime: datetime = EPOCH
+        self.is_replaying = False
+        self.custom_status: str | None = None
+        self.is_suspended = False
+        self.completion: CompleteOrchestration | None = None
+        self.failure_exception: BaseException | None = None
+        self.logger = _ReplaySafeLogger(self)
+        self._resolve_workflow = resolve_workflow
+        self._ctx = WorkflowContext(self)
+        self._sequence = 0
+        self._pending_actions: dict[int, Action] = {}
+        self._tasks: dict[int, CompletableTask[Any]] = {}
+        self._retries: dict[int, _Retry] = {}
+        self._retry_timers: dict[int, _Retry] = {}
+        self._event_timeouts: dict[int, tuple[str, CompletableTask[Any]]] = {}
+        self._events = _EventBuffer()
+        self._suspended_events: list[HistoryEvent] = []
+        self._generator: Generator[Any, Any, Any] | None = None
+        self._current: Task[Any] | None = None
+        self._continue_as_new: tuple[str | None, bool] | None = None
+
+    # ---- feeding events -------------------------------------------------------------
+    def process(self, events: Iterable[HistoryEvent], *, replaying: bool) -> None:
+        """Apply events in order; ``replaying`` marks them as already-recorded history."""
+        self.is_replaying = replaying
+        for event in events:
+            try:
+                self._apply(event)
+            except NonDeterminismError as exc:
+                self._fail(exc)
+        self.is_replaying = False
+
+    def take_actions(self) -> list[Action]:
+        """The actions asked for and not yet recorded in history, ordered by id."""
+        return [self._pending_actions[k] for k in sorted(self._pending_actions)]
+
+    def confirm_actions(self) -> None:
+        """Mark every pending action as recorded (after the engine committed them)."""
+        self._pending_actions.clear()
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the run has finished (any final status)."""
+        return self.completion is not None
+
+    def _apply(self, event: HistoryEvent) -> None:
+        if self.completion is not None and not isinstance(event, OrchestratorStarted):
+            return
+        if self.is_suspended and not isinstance(
+            event, ExecutionResumed | ExecutionTerminated | OrchestratorStarted
+        ):
+            self._suspended_events.append(event)
+            return
+        match event:
+            case OrchestratorStarted():
+                self.current_utc_datetime = event.timestamp
+            case ExecutionStarted():
+                self._on_started(event)
+            case TaskScheduled():
+                self._match_action(event, ScheduleTask, event.name)
+            case TimerCreated():
+                self._match_action(event, CreateTimer, None)
+            case SubOrchestrationInstanceCreated():
+                self._match_action(event, CreateSubOrchestration, event.name)
+            case EventSent():
+                self._match_action(event, SendEvent, event.name)
+            case TaskCompleted() | SubOrchestrationInstanceCompleted():
+                self._on_result(event.task_scheduled_id, event.result)
+            case TaskFailed() | SubOrchestrationInstanceFailed():
+                self._on_failure(event.task_scheduled_id, event.failure)
+            case TimerFired():
+                self._on_timer_fired(event)
+            case EventRaised():
+                self._on_event_raised(event)
+            case ExecutionSuspended():
+                self.is_suspended = True
+            case ExecutionResumed():
+                self._on_resumed()
+            case ExecutionTerminated():
+                self._complete(OrchestrationStatus.TERMINATED, result=event.input)
+            case OrchestratorCompleted() | ExecutionCompleted() | ExecutionStalled():
+                pass
+            case _:
+                raise AssertionError(f"unhandled event {type(event).__name__}")
+
+    # ---- handlers ----------------------------------------------------------------------
+    def _on_started(self, event: ExecutionStarted) -> None:
+        self.name = event.name
+        self.parent = event.parent
+        self.execution_id = event.execution_id
+        self.instance_id = event.instance_id or self.instance_id
+        try:
+            value = codec.decode(event.input)
+            fn = self.workflow
+            out = fn(self._ctx, value) if value is not None or accepts_input(fn) else fn(self._ctx)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if inspect.isgenerator(out):
+            self._generator = out
+            self._resume(first=True)
+        else:
+            self._finish(out)
+
+    def _match_action(
+        self, event: HistoryEvent, expected: type[Action], name: str | None
+    ) -> None:
+        action = self._pending_actions.pop(event.event_id, None)
+        recorded = _describe_event(event)
+        if action is None:
+            raise NonDeterminismError(
+                f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
+                "but the workflow did not call anything at that step; the workflow code "
+                "changed while the instance was running: version it or start a new instance"
+            )
+        actual_name = getattr(action, "name", None)
+        if not isinstance(action, expected) or (name is not None and actual_name != name):
+            raise NonDeterminismError(
+                f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
+                f"but the workflow called {_describe_action(action)}; the workflow code "
+                "changed while the instance was running: version it or start a new instance"
+            )
+
+    def _on_result(self, task_id: int, result: str | None) -> None:
+        task = self._tasks.pop(task_id, None)
+        self._retries.pop(task_id, None)
+        if task is None:
+            return  # a duplicate or stale result: activities are at-least-once
+        try:
+            value = codec.decode(result)
+        except Exception as exc:
+            task.fail_with(exc)
+        else:
+            task.complete(value)
+        self._resume_if_ready()
+
+    def _on_failure(self, task_id: int, failure: FailureDetails) -> None:
+        task = self._tasks.pop(task_id, None)
+        if task is None:
+            return
+        retry = self._retries.pop(task_id, None)
+        if retry is not None:
+            delay = retry.policy.next_delay(
+                retry.attempts, retry.first_attempt_at, self.current_utc_datetime
+            )
+            if delay is not None:
+                timer_id = self._next_id()
+                fire_at = self.current_utc_datetime + delay
+                self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
+                self._retry_timers[timer_id] = retry
+                return
+        task.fail(f"{failure.error_type}: {failure.message}", failure)
+        self._resume_if_ready()
+
+    def _on_timer_fired(self, event: TimerFired) -> None:
+        retry = self._retry_timers.pop(event.timer_id, None)
+        if retry is not None:
+            retry.attempts += 1
+            new_id = self._next_id()
+            if isinstance(retry.action, ScheduleTask):
+                action: ScheduleTask | CreateSubOrchestration = ScheduleTask(
+                    id=new_id,
+                    name=retry.action.name,
+                    input=retry.action.input,
+                    task_execution_id=retry.action.task_execution_id,
+                )
+            else:
+                action = CreateSubOrchestration(
+                    id=new_id,
+                    name=retry.action.name,
+                    instance_id=retry.action.instance_id,
+                    input=retry.action.input,
+                )
+            retry.action = action
+            self._pending_actions[new_id] = action
+            self._tasks[new_id] = retry.task
+            self._retries[new_id] = retry
+            return
+        timeout = self._event_timeouts.pop(event.timer_id, None)
+        if timeout is not None:
+            key, waiter = timeout
+            queue = self._events.waiters.get(key)
+            if queue is not None and waiter in queue:
+                queue.remove(waiter)
+                waiter.fail_with(
+                    TimeoutError(f"timed out waiting for external event {key!r}")
+                )
+                self._resume_if_ready()
+            return
+        task = self._tasks.pop(event.timer_id, None)
+        if task is not None:
+            task.complete(None)
+            self._resume_if_ready()
+
+    def _on_event_raised(self, event: EventRaised) -> None:
+        key = event.name.lower()
+        queue = self._events.waiters.get(key)
+        if queue:
+            waiter = queue.popleft()
+            try:
+                waiter.complete(codec.decode(event.input))
+            except Exception as exc:
+                waiter.fail_with(exc)
+            self._resume_if_ready()
+        else:
+            self._events.received.setdefault(key, deque()).append((event.name, event.input))
+
+    def _on_resumed(self) -> None:
+        self.is_suspended = False
+        held, self._suspended_events = self._suspended_events, []
+        for event in held:
+            self._apply(event)
+
+    # ---- the generator ---------------------------------------------------------------
+    def _resume_if_ready(self) -> None:
+        if self._current is not None and self._current.is_complete:
+            self._resume(first=False)
+
+    def _resume(self, *, first: bool) -> None:
+        gen = self._generator
+        assert gen is not None
+        while True:
+            try:
+                if first:
+                    first = False
+                    yielded = gen.send(None)
+                else:
+                    task = self._current
+                    assert task is not None
+                    if task.is_failed:
+                        yielded = gen.throw(task.get_exception())
+                    else:
+                        yielded = gen.send(task.get_result())
+            except StopIteration as stop:
+                self._current = None
+                self._finish(stop.value)
+                return
+            except Exception as exc:
+                self._current = None
+                self._fail(exc)
+                return
+            if not isinstance(yielded, Task):
+                self._current = None
+                self._fail(
+                    TypeError(
+                        f"workflow {self.name!r} yielded {type(yielded).__name__}; yield only "
+                        "tasks from ctx.call_activity, ctx.create_timer, "
+                        "ctx.wait_for_external_event, ctx.call_child_workflow, "
+                        "when_all or when_any"
+                    )
+                )
+                return
+            self._current = yielded
+            if not yielded.is_complete:
+                return
+
+    def _finish(self, value: Any) -> None:
+        if self._continue_as_new is not None:
+            new_input, save_events = self._continue_as_new
+            carry: tuple[EventRaised, ...] = ()
+            if save_events:
+                carry = tuple(
+                    EventRaised(name=name, input=data)
+                    for key in sorted(self._events.received)
+                    for name, data in self._events.received[key]
+                )
+            self._complete(
+                OrchestrationStatus.CONTINUED_AS_NEW, result=new_input, carryover=carry
+            )
+            return
+        try:
+            encoded = codec.encode(value)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._complete(OrchestrationStatus.COMPLETED, result=encoded)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.completion is not None:
+            return
+        self.failure_exception = exc
+        self._complete(OrchestrationStatus.FAILED, failure=failure_from_exception(exc))
+
+    def _complete(
+        self,
+        status: OrchestrationStatus,
+        *,
+        result: str | None = None,
+        failure: FailureDetails | None = None,
+        carryover: tuple[EventRaised, ...] = (),
+    ) -> None:
+        if self.completion is not None:
+            return
+        if self._generator is not None and status is OrchestrationStatus.TERMINATED:
+            self._generator.close()
+        action_id = self._next_id()
+        self.completion = CompleteOrchestration(
+            id=action_id, status=status, result=result, failure=failure, carryover_events=carryover
+        )
+        self._pending_actions[action_id] = self.completion
+
+    # ---- what the context calls --------------------------------------------------------
+    def _next_id(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    def call_activity(
+        self, name: str, value: Any, retry_policy: RetryPolicy | None
+    ) -> Task[Any]:
+        """Record a ScheduleTask action and return its task."""
+        action_id = self._next_id()
+        action = ScheduleTask(
+            id=action_id,
+            name=name,
+            input=codec.encode(value),
+            task_execution_id=f"{self.execution_id}:{action_id}",
+        )
+        return self._schedule(action, retry_policy)
+
+    def call_child_workflow(
+        self, name: str, value: Any, instance_id: str | None, retry_policy: RetryPolicy | None
+    ) -> Task[Any]:
+        """Record a CreateSubOrchestration action and return its task."""
+        action_id = self._next_id()
+        child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
+        action = CreateSubOrchestration(
+            id=action_id, name=name, instance_id=child_id, input=codec.encode(value)
+        )
+        return self._schedule(action, retry_policy)
+
+    def _schedule(
+        self, action: ScheduleTask | CreateSubOrchestration, retry_policy: RetryPolicy | None
+    ) -> Task[Any]:
+        task: CompletableTask[Any] = CompletableTask()
+        self._pending_actions[action.id] = action
+        self._tasks[action.id] = task
+        if retry_policy is not None:
+            self._retries[action.id] = _Retry(
+                task=task,
+                action=action,
+                policy=retry_policy,
+                first_attempt_at=self.current_utc_datetime,
+            )
+        return task
+
+    def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
+        """Record a CreateTimer action and return its task."""
+        if isinstance(fire_at, timedelta):
+            fire_at = self.current_utc_datetime + fire_at
+        elif fire_at.tzinfo is None:
+            raise ValueError(
+                "create_timer needs a timezone-aware datetime (UTC) or a timedelta"
+            )
+        action_id = self._next_id()
+        self._pending_actions[action_id] = CreateTimer(id=action_id, fire_at=fire_at)
+        task: CompletableTask[None] = CompletableTask()
+        self._tasks[action_id] = task
+        return task
+
+    def wait_for_external_event(
+        self, name: str, timeout: timedelta | None
+    ) -> CompletableTask[Any]:
+        """Return a task completed by the next event of that name (case-insensitive)."""
+        key = name.lower()
+        task: CompletableTask[Any] = CompletableTask()
+        received = self._events.received.get(key)
+        if received:
+            _, data = received.popleft()
+            if not received:
+                del self._events.received[key]
+            try:
+                task.complete(codec.decode(data))
+            except Exception as exc:
+                task.fail_with(exc)
+            return task
+        self._events.waiters.setdefault(key, deque()).append(task)
+        if timeout is not None:
+            timer_id = self._next_id()
+            fire_at = self.current_utc_datetime + timeout
+            self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
+            self._event_timeouts[timer_id] = (key, task)
+        return task
+
+    def continue_as_new(self, new_input: Any, save_events: bool) -> None:
+        """Arrange for the run to restart with ``new_input`` when the code returns."""
+        self._continue_as_new = (codec.encode(new_input), save_events)
+
+    def set_custom_status(self, value: Any) -> None:
+        """Set the custom status (JSON-encoded)."""
+        self.custom_status = codec.encode(value)
+
+    def status(self) -> OrchestrationStatus:
+        """RUNNING, SUSPENDED, or the final status."""
+        if self.completion is not None:
+            return self.completion.status
+        return OrchestrationStatus.SUSPENDED if self.is_suspended else OrchestrationStatus.RUNNING
+
+
+def _describe_event(event: HistoryEvent) -> str:
+    name = getattr(event, "name", None)
+    return f"{event.KIND}({name!r})" if name else f"{event.KIND}()"
+
+
+_ACTION_CALLS = {
+    ScheduleTask: "call_activity",
+    CreateTimer: "create_timer",
+    CreateSubOrchestration: "call_child_workflow",
+    SendEvent: "send_event",
+    CompleteOrchestration: "return (completed)",
+}
+
+
+def _describe_action(action: Action) -> str:
+    call = _ACTION_CALLS.get(type(action), type(action).__name__)
+    name = getattr(action, "name", None)
+    return f"{call}({name!r})" if name else f"{call}()"
+
+
+def replay(
+    workflow: Callable[..., Any],
+    history: Sequence[HistoryEvent],
+    new_events: Sequence[HistoryEvent] = (),
+    *,
+    instance_id: str = "",
+) -> ReplayResult:
+    """Run ``workflow`` over recorded ``history`` then ``new_events``; return what it asks.
+
+    A pure function: no I/O, no clock. The actions returned are those not yet recorded.
+    """
+    execution = WorkflowExecution(workflow, instance_id=instance_id)
+    execution.process(history, replaying=True)
+    execution.process(new_events, replaying=False)
+    completion = execution.completion
+    return ReplayResult(
+        actions=execution.take_actions(),
+        status=execution.status(),
+        output=completion.result if completion is not None else None,
+        failure=execution.failure_exception,
+        custom_status=execution.custom_status,
+    )

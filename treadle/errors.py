@@ -1,0 +1,99 @@
+"""Every public exception of treadle.
+
+The tree::
+
+    TreadleError
+    ├── WorkflowError
+    │   ├── TaskFailedError          an activity or child workflow failed (.details)
+    │   ├── NonDeterminismError      workflow code changed under a running instance
+    │   ├── WorkflowNotFoundError    no instance with that id
+    │   ├── WorkflowAlreadyExistsError  an unfinished instance already has that id
+    │   └── WorkflowStateError       the instance's state forbids the call (purge a running one)
+    ├── RegistrationError            unknown or duplicate workflow/activity name
+    ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
+    └── StoreError
+        ├── LeaseLostError           another worker owns the instance now
+        ├── SchemaVersionError       the database schema is newer than this code
+        └── StoreUnavailableError    the database cannot be reached
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDetails:
+    """What went wrong in a failed task or workflow.
+
+    Attributes:
+        message: the exception's message.
+        error_type: the exception's class name (qualified for non-builtins).
+        stack_trace: the formatted traceback, if known.
+    """
+
+    message: str
+    error_type: str
+    stack_trace: str | None = None
+
+
+class TreadleError(Exception):
+    """Base class of every error treadle raises."""
+
+
+class WorkflowError(TreadleError):
+    """An error about a workflow instance."""
+
+
+class TaskFailedError(WorkflowError):
+    """An activity or child workflow failed; raised inside the calling workflow.
+
+    Attributes:
+        details: the failure's type, message and stack trace.
+    """
+
+    def __init__(self, message: str, details: FailureDetails) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class NonDeterminismError(WorkflowError):
+    """The workflow's code did something different from what its history recorded."""
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No workflow instance has the given id."""
+
+
+class WorkflowAlreadyExistsError(WorkflowError):
+    """An instance with this id exists and has not finished."""
+
+
+class WorkflowStateError(WorkflowError):
+    """The instance's current state does not allow the requested operation."""
+
+
+class RegistrationError(TreadleError):
+    """A workflow or activity name is unknown, or registered twice."""
+
+
+class InvalidInputError(TreadleError):
+    """Input from outside (HTTP, gRPC, CLI, a payload) is not valid."""
+
+
+class StoreError(TreadleError):
+    """The store failed."""
+
+
+class LeaseLostError(StoreError):
+    """This worker no longer holds the lease it tried to commit under."""
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this version of treadle understands."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached."""

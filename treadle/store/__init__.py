@@ -1,0 +1,80 @@
+"""Stores: where workflow state lives. ``open_store`` picks a backend from a URL.
+
+URLs: ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``memory://`` (SQLite in
+memory, this process only), ``postgresql://user@host:5432/db`` (needs ``treadle[postgres]``).
+With no URL, ``$TREADLE_STORE`` is used, else ``sqlite:///treadle.db``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from treadle.errors import InvalidInputError
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InboxMessage,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    NewActivity,
+    NewInstance,
+    NewMessage,
+    OrchestrationWorkItem,
+    Store,
+    TurnCommit,
+)
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "ActivityResult",
+    "ActivityWorkItem",
+    "CommitOutcome",
+    "InboxMessage",
+    "InstancePage",
+    "InstanceQuery",
+    "InstanceRecord",
+    "NewActivity",
+    "NewInstance",
+    "NewMessage",
+    "OrchestrationWorkItem",
+    "Store",
+    "TurnCommit",
+    "open_store",
+    "resolve_store_url",
+]
+
+DEFAULT_STORE_URL = "sqlite:///treadle.db"
+
+
+def resolve_store_url(url: str | None = None) -> str:
+    """The store URL to use: ``url``, else ``$TREADLE_STORE``, else the SQLite default."""
+    return url or os.environ.get("TREADLE_STORE") or DEFAULT_STORE_URL
+
+
+def open_store(store: str | Store | None = None) -> Store:
+    """Open the store named by a URL (or return ``store`` if it already is one).
+
+    Raises:
+        InvalidInputError: the URL's scheme is not supported.
+    """
+    if store is not None and not isinstance(store, str):
+        return store
+    url = resolve_store_url(store)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("sqlite", "memory"):
+        from treadle.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if scheme in ("postgres", "postgresql"):
+        try:
+            from treadle.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"store URL {url!r} needs the PostgreSQL driver: pip install 'treadle[postgres]'"
+            ) from exc
+        return PostgresStore(url)
+    raise InvalidInputError(
+        f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or postgresql://..."
+    )

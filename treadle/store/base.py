@@ -1,0 +1,390 @@
+"""The Store protocol: the one small interface every backend implements.
+
+A store keeps, per workflow instance: an instance row (status, payloads, lease), an
+append-only history, an inbox of messages (events waiting to be processed, including timers,
+which are messages visible from their fire time), and a queue of activity tasks.
+
+Runtimes claim work under a lease (an owner string and an expiry on the store's clock) and
+commit a whole turn in one transaction, fenced by the instance's version: a commit from a
+worker that lost its lease, or that worked on a stale copy, fails with
+:class:`~treadle.errors.LeaseLostError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from treadle.core.history import HistoryEvent, OrchestrationStatus, ParentInfo
+from treadle.errors import FailureDetails
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """The stored state of one workflow instance.
+
+    Attributes:
+        instance_id: the instance's id.
+        name: the workflow's registered name.
+        status: the runtime status.
+        execution_id: the id of the current run (changes with continue-as-new).
+        input: JSON text of the current run's input.
+        output: JSON text of the result (or terminate output).
+        custom_status: JSON text of the custom status.
+        failure: why it failed, if it failed.
+        created_at: when the instance was created (UTC).
+        updated_at: when it last changed (UTC).
+        parent_instance_id: the parent's id, for a child workflow.
+        history_len: number of history events of the current run.
+        version: bumped by every committed turn (the commit fence).
+    """
+
+    instance_id: str
+    name: str
+    status: OrchestrationStatus
+    execution_id: str
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    failure: FailureDetails | None
+    created_at: datetime
+    updated_at: datetime
+    parent_instance_id: str | None = None
+    history_len: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A message waiting in an instance's inbox.
+
+    Attributes:
+        id: the message's row id (ordering and deletion).
+        instance_id: the target instance.
+        event: the history event it carries.
+        execution_id: the run it is meant for, or None for whichever run is current.
+    """
+
+    id: int
+    instance_id: str
+    event: HistoryEvent
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestrationWorkItem:
+    """A claimed instance with the messages to apply in the next turn."""
+
+    instance: InstanceRecord
+    messages: list[InboxMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class NewActivity:
+    """An activity task to enqueue.
+
+    Attributes:
+        instance_id: the calling instance.
+        execution_id: the calling run.
+        task_id: the call's sequence id.
+        name: the activity's name.
+        input: JSON text of its input.
+        task_execution_id: stable across retries.
+        leased: enqueue already leased to the committing owner (it will run it itself).
+    """
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    task_execution_id: str
+    leased: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityWorkItem:
+    """A claimed activity task.
+
+    Attributes:
+        id: the task's row id.
+        instance_id: the calling instance.
+        execution_id: the calling run.
+        task_id: the call's sequence id.
+        name: the activity's name.
+        input: JSON text of its input.
+        task_execution_id: stable across retries.
+    """
+
+    id: int
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    task_execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityResult:
+    """The outcome of an activity, to deliver to its instance's inbox.
+
+    Attributes:
+        task: the work item it answers.
+        event: a TaskCompleted or TaskFailed event.
+    """
+
+    task: ActivityWorkItem
+    event: HistoryEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to put in an instance's inbox.
+
+    Attributes:
+        instance_id: the target instance.
+        event: the event it carries.
+        execution_id: the run it is meant for (None: the current run).
+        visible_at: when it becomes visible (timers), or None for now.
+    """
+
+    instance_id: str
+    event: HistoryEvent
+    execution_id: str | None = None
+    visible_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """An instance to create (by a client, or as a child workflow).
+
+    Attributes:
+        instance_id: its id.
+        name: the workflow's name.
+        input: JSON text of the input.
+        execution_id: the id of its first run.
+        parent: the parent, for a child workflow.
+        scheduled_start: start no earlier than this, if set.
+    """
+
+    instance_id: str
+    name: str
+    input: str | None
+    execution_id: str
+    parent: ParentInfo | None = None
+    scheduled_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCommit:
+    """Everything one workflow turn changes, committed atomically.
+
+    Attributes:
+        instance_id: the instance.
+        expected_version: the version the turn was computed from (the fence).
+        new_events: history events to append after ``history_start`` existing ones.
+        history_start: the number of events of the run already stored.
+        status: the instance's status after the turn.
+        execution_id: the run the events belong to.
+        reset_history: drop the stored history first (continue-as-new).
+        input: the run's input (set when a new run starts).
+        output: the result, when the run finished.
+        failure: why it failed, when it failed.
+        custom_status: the custom status after the turn.
+        consumed_messages: inbox rows applied in this turn.
+        consumed_activities: activity task rows whose results are in ``new_events``.
+        new_activities: activity tasks to enqueue.
+        new_messages: messages for inboxes (timers, child starts and results, events).
+        new_instances: child instances to create.
+        keep_lease: keep the lease after the commit (the owner has work in flight).
+        cancel_activities: drop the run's queued activity tasks (it finished).
+    """
+
+    instance_id: str
+    expected_version: int
+    new_events: Sequence[HistoryEvent]
+    history_start: int
+    status: OrchestrationStatus
+    execution_id: str
+    reset_history: bool = False
+    input: str | None = None
+    output: str | None = None
+    failure: FailureDetails | None = None
+    custom_status: str | None = None
+    consumed_messages: Sequence[int] = ()
+    consumed_activities: Sequence[int] = ()
+    new_activities: Sequence[NewActivity] = ()
+    new_messages: Sequence[NewMessage] = ()
+    new_instances: Sequence[NewInstance] = ()
+    keep_lease: bool = False
+    cancel_activities: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """What happened to one turn of a group commit.
+
+    Attributes:
+        instance_id: the instance.
+        ok: committed.
+        version: the instance's version after the commit (if ok).
+        new_activity_ids: row ids of the tasks enqueued leased to the owner, in order.
+        error: why it was refused (lease lost), if not ok.
+    """
+
+    instance_id: str
+    ok: bool
+    version: int = 0
+    new_activity_ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceQuery:
+    """Filters for listing instances.
+
+    Attributes:
+        statuses: only these statuses (any if empty).
+        name: only this workflow name.
+        created_from: created at or after.
+        created_to: created before.
+        limit: page size.
+        cursor: where the previous page ended (from :class:`InstancePage`).
+    """
+
+    statuses: tuple[OrchestrationStatus, ...] = ()
+    name: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePage:
+    """One page of :meth:`Store.list_instances`.
+
+    Attributes:
+        instances: the records, newest first.
+        next_cursor: pass it back for the next page; None on the last page.
+    """
+
+    instances: list[InstanceRecord]
+    next_cursor: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for instances, histories, inboxes and activity tasks."""
+
+    url: str
+
+    # ---- clients ------------------------------------------------------------------
+    def create_instance(self, new: NewInstance) -> None:
+        """Create an instance and queue its ExecutionStarted message.
+
+        A finished instance with the same id is replaced.
+
+        Raises:
+            WorkflowAlreadyExistsError: an unfinished instance has this id.
+        """
+        ...
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+        ...
+
+    def list_instances(self, query: InstanceQuery) -> InstancePage:
+        """A page of instances matching ``query``, newest first."""
+        ...
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history, oldest first (empty for an unknown id)."""
+        ...
+
+    def send_message(self, message: NewMessage) -> None:
+        """Put a message in an existing instance's inbox.
+
+        Raises:
+            WorkflowNotFoundError: no instance has that id.
+        """
+        ...
+
+    def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
+        """Delete a finished instance (and its finished children); return how many.
+
+        Raises:
+            WorkflowStateError: the instance (or a child) has not finished.
+        """
+        ...
+
+    def child_instance_ids(self, instance_id: str) -> list[str]:
+        """Ids of instances whose parent is ``instance_id``."""
+        ...
+
+    # ---- workers ------------------------------------------------------------------
+    def claim_orchestrations(
+        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible inbox messages; return them with those messages."""
+        ...
+
+    def commit_turns(
+        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+    ) -> list[CommitOutcome]:
+        """Commit many turns in one transaction; a turn whose fence fails is refused alone.
+
+        A turn is accepted only if ``owner`` holds the instance's unexpired lease and its
+        version is ``expected_version``. Activities marked ``leased`` and kept instance leases
+        get ``lease_s`` seconds. A child whose id is taken by an unfinished instance is not
+        created; its parent receives a SubOrchestrationInstanceFailed message instead.
+        """
+        ...
+
+    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+        ...
+
+    def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
+        """Deliver activity results to their inboxes and delete the tasks, atomically.
+
+        A result whose task row is gone (already delivered, or the run finished) is dropped.
+        """
+        ...
+
+    def renew_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float
+    ) -> list[str]:
+        """Extend leases; return the instance ids whose lease this owner no longer holds."""
+        ...
+
+    def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
+        """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
+        ...
+
+    def lease_owners(self) -> list[str]:
+        """Owners currently holding any lease."""
+        ...
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest future visible time of a message or task, if any."""
+        ...
+
+    def change_token(self) -> object:
+        """An opaque value that changes whenever anything in the store may have changed."""
+        ...
+
+    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+        """Block until the change token differs from ``since`` (or ``timeout_s`` passed).
+
+        Returns:
+            the current change token, to pass as ``since`` next time.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,88 @@
+"""Row encoding shared by the SQL backends: events, failures, times, instance rows."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+from treadle.core import codec
+from treadle.core.history import (
+    HistoryEvent,
+    OrchestrationStatus,
+    SubOrchestrationInstanceFailed,
+    event_from_dict,
+    event_to_dict,
+)
+from treadle.errors import FailureDetails
+from treadle.store.base import InstanceRecord, NewInstance, NewMessage
+
+
+def encode_event(event: HistoryEvent) -> str:
+    """JSON text of a history event."""
+    return codec.dumps(event_to_dict(event))
+
+
+def decode_event(text: str | bytes) -> HistoryEvent:
+    """A history event from :func:`encode_event`'s text."""
+    return event_from_dict(codec.loads(text))
+
+
+def encode_failure(failure: FailureDetails | None) -> str | None:
+    """JSON text of failure details, or None."""
+    return None if failure is None else codec.dumps(dataclasses.asdict(failure))
+
+
+def decode_failure(text: str | None) -> FailureDetails | None:
+    """Failure details from :func:`encode_failure`'s text."""
+    return None if not text else FailureDetails(**codec.loads(text))
+
+
+def to_epoch(value: datetime) -> float:
+    """Seconds since the epoch of an aware datetime (naive ones are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def from_epoch(value: float) -> datetime:
+    """An aware UTC datetime from seconds since the epoch."""
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+INSTANCE_COLUMNS = (
+    "instance_id, name, status, execution_id, input, output, custom_status, failure, "
+    "created_at, updated_at, parent_instance_id, history_len, version"
+)
+
+
+def instance_from_row(row: Any) -> InstanceRecord:
+    """An :class:`InstanceRecord` from a row selected with :data:`INSTANCE_COLUMNS`."""
+    created = row[8]
+    updated = row[9]
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        status=OrchestrationStatus[row[2]],
+        execution_id=row[3],
+        input=row[4],
+        output=row[5],
+        custom_status=row[6],
+        failure=decode_failure(row[7]),
+        created_at=created if isinstance(created, datetime) else from_epoch(created),
+        updated_at=updated if isinstance(updated, datetime) else from_epoch(updated),
+        parent_instance_id=row[10],
+        history_len=row[11],
+        version=row[12],
+    )
+
+
+def child_refused(child: NewInstance, reason: str, now: float) -> NewMessage:
+    """The message telling a parent that its child could not be created."""
+    assert child.parent is not None
+    event = SubOrchestrationInstanceFailed(
+        timestamp=from_epoch(now),
+        task_scheduled_id=child.parent.task_scheduled_id,
+        failure=FailureDetails(message=reason, error_type="WorkflowAlreadyExistsError"),
+    )
+    return NewMessage(child.parent.instance_id, event, execution_id=child.parent.execution_id)

@@ -1,0 +1,701 @@
+"""SqliteStore: the embedded default backend (stdlib sqlite3, WAL, one writer at a time).
+
+Durability: WAL with ``synchronous=FULL`` by default, so every acknowledged commit survives a
+power cut; ``?synchronous=normal`` in the URL trades that for speed (a crash of the process
+still loses nothing, a crash of the machine may lose the last commits).
+
+Each thread gets its own connection. Writers in one process queue on a Python lock before
+``BEGIN IMMEDIATE`` (no busy-wait); writers in other processes wait on SQLite's busy timeout.
+Other processes' commits are noticed cheaply with ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from urllib.parse import parse_qs, unquote, urlparse
+
+from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus
+from treadle.errors import (
+    InvalidInputError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+    WorkflowAlreadyExistsError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+)
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InboxMessage,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    NewInstance,
+    NewMessage,
+    OrchestrationWorkItem,
+    TurnCommit,
+)
+from treadle.store.migrations import migration_sql
+from treadle.store.serde import (
+    INSTANCE_COLUMNS,
+    child_refused,
+    decode_event,
+    encode_event,
+    encode_failure,
+    from_epoch,
+    instance_from_row,
+    to_epoch,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_TERMINAL_NAMES = tuple(s.name for s in OrchestrationStatus if s.is_terminal)
+
+
+class _Shared:
+    """Per-database state shared by every SqliteStore of this process on that file."""
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self.changed = threading.Condition()
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self.changed:
+            self.generation += 1
+            self.changed.notify_all()
+
+
+_SHARED: dict[str, _Shared] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_for(key: str) -> _Shared:
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None:
+            shared = _SHARED[key] = _Shared()
+        return shared
+
+
+def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
+    """Split a ``sqlite://`` or ``memory://`` URL into (database, is_uri, synchronous).
+
+    Raises:
+        InvalidInputError: the URL is not a SQLite URL, or has a bad option.
+    """
+    parsed = urlparse(url)
+    options = parse_qs(parsed.query)
+    synchronous = options.get("synchronous", ["full"])[0].upper()
+    if synchronous not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+        raise InvalidInputError(
+            f"store URL {url!r}: synchronous must be full, normal, extra or off"
+        )
+    if parsed.scheme == "memory" or url in ("sqlite://", "sqlite:///:memory:"):
+        name = parsed.netloc or uuid.uuid4().hex
+        return f"file:treadle-{name}?mode=memory&cache=shared", True, synchronous
+    if parsed.scheme != "sqlite":
+        raise InvalidInputError(f"not a SQLite store URL: {url!r} (expected sqlite:///path.db)")
+    path = unquote(parsed.path)
+    # sqlite:///rel.db -> "/rel.db" (relative); sqlite:////abs.db -> "//abs.db" (absolute)
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise InvalidInputError(f"store URL {url!r} names no file (expected sqlite:///path.db)")
+    return path, False, synchronous
+
+
+class SqliteStore:
+    """The embedded SQLite store.
+
+    Args:
+        url: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, or ``memory://`` for a
+            private in-memory database shared by the threads of this process.
+        clock: seconds since the epoch (injected by tests).
+    """
+
+    def __init__(self, url: str = "sqlite:///treadle.db", *, clock: Callable[[], float] | None = None):
+        self.url = url
+        self._database, self._is_uri, self._synchronous = parse_sqlite_url(url)
+        self._clock = clock or time.time
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        key = self._database if self._is_uri else os.path.abspath(self._database)
+        self._shared = _shared_for(key)
+        self._closed = False
+        self._keepalive: sqlite3.Connection | None = None
+        if self._is_uri:
+            self._keepalive = self._connect()
+        self._migrate()
+
+    # ---- connections ------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if not self._is_uri:
+                directory = os.path.dirname(os.path.abspath(self._database))
+                os.makedirs(directory, exist_ok=True)
+            conn = sqlite3.connect(
+                self._database,
+                uri=self._is_uri,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            if not self._is_uri:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot open SQLite database {self._database!r}: {exc}"
+            ) from exc
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailableError(f"the store {self.url!r} was closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._local.data_version = None
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK)."""
+        conn = self._conn()
+        with self._shared.write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(f"cannot start a write on {self.url}: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        self._shared.notify()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._errors(), self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"database {self._database!r} has schema version {current}, newer than "
+                    f"this treadle understands ({SCHEMA_VERSION}); upgrade treadle"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                sql = migration_sql("sqlite", version)
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        """Close every connection of this store."""
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+
+    def now(self) -> datetime:
+        """The store's clock."""
+        return from_epoch(self._clock())
+
+    # ---- clients ------------------------------------------------------------------------
+    def create_instance(self, new: NewInstance) -> None:
+        """Create an instance and queue its ExecutionStarted message (see Store)."""
+        now = self._clock()
+        with self._errors(), self._write() as conn:
+            self._create_instance(conn, new, now)
+
+    def _create_instance(self, conn: sqlite3.Connection, new: NewInstance, now: float) -> None:
+        row = conn.execute(
+            "SELECT status FROM instances WHERE instance_id = ?", (new.instance_id,)
+        ).fetchone()
+        if row is not None:
+            if row[0] not in _TERMINAL_NAMES:
+                raise WorkflowAlreadyExistsError(
+                    f"workflow instance {new.instance_id!r} already exists and is {row[0]}; "
+                    "wait for it to finish, terminate it, or choose another instance id"
+                )
+            self._delete_instance(conn, new.instance_id)
+        conn.execute(
+            "INSERT INTO instances (instance_id, name, status, execution_id, input, created_at,"
+            " updated_at, parent_instance_id) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)",
+            (
+                new.instance_id,
+                new.name,
+                new.execution_id,
+                new.input,
+                now,
+                now,
+                new.parent.instance_id if new.parent else None,
+            ),
+        )
+        start = ExecutionStarted(
+            timestamp=from_epoch(now),
+            name=new.name,
+            instance_id=new.instance_id,
+            execution_id=new.execution_id,
+            input=new.input,
+            parent=new.parent,
+            scheduled_start=new.scheduled_start,
+        )
+        visible = max(now, to_epoch(new.scheduled_start)) if new.scheduled_start else now
+        conn.execute(
+            "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?, ?, ?, ?)",
+            (new.instance_id, new.execution_id, encode_event(start), visible),
+        )
+
+    @staticmethod
+    def _delete_instance(conn: sqlite3.Connection, instance_id: str) -> None:
+        for table in ("history", "inbox", "activity_tasks", "instances"):
+            conn.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+        with self._errors():
+            row = (
+                self._conn()
+                .execute(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?", (instance_id,))
+                .fetchone()
+            )
+        return None if row is None else instance_from_row(row)
+
+    def list_instances(self, query: InstanceQuery) -> InstancePage:
+        """A page of instances matching ``query``, newest first."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if query.statuses:
+            clauses.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            params.extend(s.name for s in query.statuses)
+        if query.name:
+            clauses.append("name = ?")
+            params.append(query.name)
+        if query.created_from:
+            clauses.append("created_at >= ?")
+            params.append(to_epoch(query.created_from))
+        if query.created_to:
+            clauses.append("created_at < ?")
+            params.append(to_epoch(query.created_to))
+        if query.cursor:
+            try:
+                created_s, after_id = query.cursor.split("|", 1)
+                created = float(created_s)
+            except ValueError as exc:
+                raise InvalidInputError(f"bad page cursor {query.cursor!r}") from exc
+            clauses.append("(created_at < ? OR (created_at = ? AND instance_id < ?))")
+            params.extend([created, created, after_id])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        limit = max(1, min(query.limit, 10_000))
+        with self._errors():
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} "
+                    "ORDER BY created_at DESC, instance_id DESC LIMIT ?",
+                    (*params, limit + 1),
+                )
+                .fetchall()
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = f"{rows[-1][8]!r}|{rows[-1][0]}" if more and rows else None
+        return InstancePage([instance_from_row(r) for r in rows], cursor)
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history, oldest first."""
+        with self._errors():
+            rows = (
+                self._conn()
+                .execute("SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
+                .fetchall()
+            )
+        return [decode_event(r[0]) for r in rows]
+
+    def send_message(self, message: NewMessage) -> None:
+        """Put a message in an existing instance's inbox (see Store)."""
+        now = self._clock()
+        with self._errors(), self._write() as conn:
+            row = conn.execute(
+                "SELECT status FROM instances WHERE instance_id = ?", (message.instance_id,)
+            ).fetchone()
+            if row is None:
+                raise WorkflowNotFoundError(
+                    f"no workflow instance with id {message.instance_id!r}; "
+                    "check the id (list them with `treadle workflow list`)"
+                )
+            visible = to_epoch(message.visible_at) if message.visible_at else now
+            if row[0] == "PENDING" and message.event.KIND != "ExecutionTerminated":
+                start = conn.execute(
+                    "SELECT MIN(visible_at) FROM inbox WHERE instance_id = ?",
+                    (message.instance_id,),
+                ).fetchone()
+                if start[0] is not None:
+                    visible = max(visible, start[0])
+            self._insert_message(conn, message, visible)
+
+    @staticmethod
+    def _insert_message(conn: sqlite3.Connection, message: NewMessage, visible: float) -> None:
+        conn.execute(
+            "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?, ?, ?, ?)",
+            (message.instance_id, message.execution_id, encode_event(message.event), visible),
+        )
+
+    def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
+        """Delete a finished instance and, if ``recursive``, its finished descendants."""
+        with self._errors(), self._write() as conn:
+            row = conn.execute(
+                "SELECT status FROM instances WHERE instance_id = ?", (instance_id,)
+            ).fetchone()
+            if row is None:
+                return 0
+            ids = [instance_id]
+            if recursive:
+                frontier = [instance_id]
+                while frontier:
+                    marks = ",".join("?" * len(frontier))
+                    children = [
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT instance_id FROM instances WHERE parent_instance_id IN ({marks})",
+                            frontier,
+                        )
+                    ]
+                    ids.extend(children)
+                    frontier = children
+            marks = ",".join("?" * len(ids))
+            running = conn.execute(
+                f"SELECT instance_id, status FROM instances WHERE instance_id IN ({marks}) "
+                f"AND status NOT IN ({','.join('?' * len(_TERMINAL_NAMES))})",
+                (*ids, *_TERMINAL_NAMES),
+            ).fetchall()
+            if running:
+                which = ", ".join(f"{r[0]!r} ({r[1]})" for r in running)
+                raise WorkflowStateError(
+                    f"cannot purge {instance_id!r}: {which} has not finished; "
+                    "terminate it first or wait for it to finish"
+                )
+            for iid in ids:
+                self._delete_instance(conn, iid)
+            return len(ids)
+
+    def child_instance_ids(self, instance_id: str) -> list[str]:
+        """Ids of instances whose parent is ``instance_id``."""
+        with self._errors():
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT instance_id FROM instances WHERE parent_instance_id = ? ORDER BY instance_id",
+                    (instance_id,),
+                )
+                .fetchall()
+            )
+        return [r[0] for r in rows]
+
+    # ---- workers ------------------------------------------------------------------------
+    def claim_orchestrations(
+        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible inbox messages; return them with those messages."""
+        now = self._clock()
+        excluded = set(exclude)
+        with self._errors(), self._write() as conn:
+            candidates = conn.execute(
+                "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
+                "OR i.lease_expires_at < ?) GROUP BY i.instance_id ORDER BY MIN(m.id) LIMIT ?",
+                (now, owner, now, limit + len(excluded)),
+            ).fetchall()
+            ids = [r[0] for r in candidates if r[0] not in excluded][:limit]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE instances SET lease_owner = ?, lease_expires_at = ? "
+                f"WHERE instance_id IN ({marks})",
+                (owner, now + lease_s, *ids),
+            )
+            records = {
+                row[0]: instance_from_row(row)
+                for row in conn.execute(
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id IN ({marks})", ids
+                )
+            }
+            messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
+            for row in conn.execute(
+                f"SELECT id, instance_id, execution_id, event FROM inbox "
+                f"WHERE instance_id IN ({marks}) AND visible_at <= ? ORDER BY id",
+                (*ids, now),
+            ):
+                messages[row[1]].append(
+                    InboxMessage(id=row[0], instance_id=row[1], event=decode_event(row[3]), execution_id=row[2])
+                )
+        return [OrchestrationWorkItem(records[iid], messages[iid]) for iid in ids]
+
+    def commit_turns(
+        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+    ) -> list[CommitOutcome]:
+        """Commit many turns in one transaction; a turn whose fence fails is refused alone."""
+        if not turns:
+            return []
+        now = self._clock()
+        outcomes: list[CommitOutcome] = []
+        with self._errors(), self._write() as conn:
+            for turn in turns:
+                outcomes.append(self._commit_turn(conn, owner, turn, now, lease_s))
+        return outcomes
+
+    def _commit_turn(
+        self, conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float, lease_s: float
+    ) -> CommitOutcome:
+        iid = turn.instance_id
+        row = conn.execute(
+            "SELECT version, lease_owner, lease_expires_at FROM instances WHERE instance_id = ?",
+            (iid,),
+        ).fetchone()
+        if row is None:
+            return CommitOutcome(iid, ok=False, error="the instance no longer exists")
+        version, lease_owner, lease_expires_at = row
+        if lease_owner != owner or (lease_expires_at or 0) < now:
+            return CommitOutcome(iid, ok=False, error=f"lease held by {lease_owner!r}")
+        if version != turn.expected_version:
+            return CommitOutcome(iid, ok=False, error="the instance changed since it was read")
+        if turn.reset_history:
+            conn.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
+        if turn.new_events:
+            conn.executemany(
+                "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
+                [
+                    (iid, turn.history_start + i, encode_event(e))
+                    for i, e in enumerate(turn.new_events)
+                ],
+            )
+        if turn.consumed_messages:
+            conn.executemany("DELETE FROM inbox WHERE id = ?", [(m,) for m in turn.consumed_messages])
+        if turn.consumed_activities:
+            conn.executemany(
+                "DELETE FROM activity_tasks WHERE id = ?", [(a,) for a in turn.consumed_activities]
+            )
+        if turn.cancel_activities:
+            conn.execute("DELETE FROM activity_tasks WHERE instance_id = ?", (iid,))
+        leased_ids: list[int] = []
+        for task in turn.new_activities:
+            cur = conn.execute(
+                "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+                "task_execution_id, visible_at, lease_owner, lease_expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task.instance_id,
+                    task.execution_id,
+                    task.task_id,
+                    task.name,
+                    task.input,
+                    task.task_execution_id,
+                    now,
+                    owner if task.leased else None,
+                    now + lease_s if task.leased else None,
+                ),
+            )
+            if task.leased:
+                leased_ids.append(int(cur.lastrowid or 0))
+        for message in turn.new_messages:
+            visible = to_epoch(message.visible_at) if message.visible_at else now
+            if message.instance_id == iid or self._instance_exists(conn, message.instance_id):
+                self._insert_message(conn, message, visible)
+        for child in turn.new_instances:
+            try:
+                self._create_instance(conn, child, now)
+            except WorkflowAlreadyExistsError as exc:
+                self._insert_message(conn, child_refused(child, str(exc), now), now)
+        keep = turn.keep_lease
+        history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+        conn.execute(
+            "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
+            "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
+            "version = version + 1, lease_owner = ?, lease_expires_at = ? WHERE instance_id = ?",
+            (
+                turn.status.name,
+                turn.execution_id,
+                turn.input,
+                turn.output,
+                encode_failure(turn.failure),
+                turn.custom_status,
+                now,
+                history_len,
+                owner if keep else None,
+                now + lease_s if keep else None,
+                iid,
+            ),
+        )
+        return CommitOutcome(iid, ok=True, version=version + 1, new_activity_ids=leased_ids)
+
+    @staticmethod
+    def _instance_exists(conn: sqlite3.Connection, instance_id: str) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+            is not None
+        )
+
+    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+        if limit <= 0:
+            return []
+        now = self._clock()
+        with self._errors(), self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
+                "FROM activity_tasks WHERE visible_at <= ? AND "
+                "(lease_owner IS NULL OR lease_expires_at < ?) ORDER BY id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            conn.executemany(
+                "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+                [(owner, now + lease_s, r[0]) for r in rows],
+            )
+        return [ActivityWorkItem(*r) for r in rows]
+
+    def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
+        """Deliver activity results to their inboxes and delete the tasks, atomically."""
+        if not results:
+            return
+        now = self._clock()
+        with self._errors(), self._write() as conn:
+            for result in results:
+                cur = conn.execute("DELETE FROM activity_tasks WHERE id = ?", (result.task.id,))
+                if cur.rowcount == 0:
+                    continue  # already delivered, or the run finished
+                message = NewMessage(
+                    result.task.instance_id, result.event, execution_id=result.task.execution_id
+                )
+                self._insert_message(conn, message, now)
+
+    def renew_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float
+    ) -> list[str]:
+        """Extend leases; return the instance ids this owner no longer holds."""
+        now = self._clock()
+        lost: list[str] = []
+        with self._errors(), self._write() as conn:
+            for iid in instance_ids:
+                cur = conn.execute(
+                    "UPDATE instances SET lease_expires_at = ? WHERE instance_id = ? "
+                    "AND lease_owner = ? AND lease_expires_at >= ?",
+                    (now + lease_s, iid, owner, now),
+                )
+                if cur.rowcount == 0:
+                    lost.append(iid)
+            conn.executemany(
+                "UPDATE activity_tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+                [(now + lease_s, aid, owner) for aid in activity_ids],
+            )
+        return lost
+
+    def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
+        """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
+        with self._errors(), self._write() as conn:
+            if instance_ids is None:
+                conn.execute(
+                    "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE lease_owner = ?",
+                    (owner,),
+                )
+                conn.execute(
+                    "UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE lease_owner = ?",
+                    (owner,),
+                )
+            else:
+                conn.executemany(
+                    "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE instance_id = ? AND lease_owner = ?",
+                    [(iid, owner) for iid in instance_ids],
+                )
+
+    def lease_owners(self) -> list[str]:
+        """Owners currently holding any lease."""
+        with self._errors():
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT lease_owner FROM instances WHERE lease_owner IS NOT NULL UNION "
+                    "SELECT lease_owner FROM activity_tasks WHERE lease_owner IS NOT NULL"
+                )
+                .fetchall()
+            )
+        return sorted(r[0] for r in rows)
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest future visible time of a message or task, if any."""
+        now = self._clock()
+        with self._errors():
+            conn = self._conn()
+            a = conn.execute("SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)).fetchone()[0]
+            b = conn.execute(
+                "SELECT MIN(lease_expires_at) FROM activity_tasks WHERE lease_expires_at > ?", (now,)
+            ).fetchone()[0]
+            c = conn.execute(
+                "SELECT MIN(lease_expires_at) FROM instances i WHERE lease_expires_at > ? AND "
+                "EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = i.instance_id)",
+                (now,),
+            ).fetchone()[0]
+        times = [t for t in (a, b, c) if t is not None]
+        return from_epoch(min(times)) if times else None
+
+    def change_token(self) -> tuple[int, int]:
+        """An opaque value that changes whenever anything in the database may have changed."""
+        conn = self._conn()
+        try:
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite error on {self.url}: {exc}") from exc
+        return (self._shared.generation, version)
+
+    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+        """Block until the change token differs from ``since`` or ``timeout_s`` passed.
+
+        In-process commits wake the waiter at once; other processes' commits are seen
+        within 20 ms (``PRAGMA data_version``). Returns the current token.
+        """
+        deadline = time.monotonic() + timeout_s
+        shared = self._shared
+        while True:
+            token = self.change_token()
+            if since is not None and token != since:
+                return token
+            since = token
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return token
+            with shared.changed:
+                if shared.generation == token[0]:
+                    shared.changed.wait(min(remaining, 0.02))
