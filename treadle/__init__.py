@@ -1,0 +1,80 @@
+"""treadle: durable workflows for Python, with the Dapr workflow programming model.
+
+``import treadle as wf`` is all a user needs::
+
+    runtime = wf.WorkflowRuntime()          # sqlite:///treadle.db unless told otherwise
+
+    @runtime.activity
+    def step1(ctx, x):
+        return x + 1
+
+    @runtime.workflow
+    def chain(ctx: wf.DaprWorkflowContext, x: int):
+        y = yield ctx.call_activity(step1, input=x)
+        return y
+
+    with runtime:
+        client = wf.DaprWorkflowClient()
+        iid = client.schedule_new_workflow(chain, input=1)
+        print(client.wait_for_workflow_completion(iid).serialized_output)
+"""
+
+from __future__ import annotations
+
+from treadle.client import WorkflowClient, WorkflowPage, WorkflowState, WorkflowStatus
+from treadle.core.context import WorkflowActivityContext, WorkflowContext
+from treadle.core.retry import RetryPolicy
+from treadle.core.tasks import Task, when_all, when_any
+from treadle.errors import (
+    FailureDetails,
+    InvalidInputError,
+    LeaseLostError,
+    NonDeterminismError,
+    RegistrationError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+    TaskFailedError,
+    TreadleError,
+    WorkflowAlreadyExistsError,
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+)
+from treadle.runtime import WorkflowRuntime
+
+DaprWorkflowContext = WorkflowContext
+DaprWorkflowClient = WorkflowClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DaprWorkflowClient",
+    "DaprWorkflowContext",
+    "FailureDetails",
+    "InvalidInputError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "RegistrationError",
+    "RetryPolicy",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreUnavailableError",
+    "Task",
+    "TaskFailedError",
+    "TreadleError",
+    "WorkflowActivityContext",
+    "WorkflowAlreadyExistsError",
+    "WorkflowClient",
+    "WorkflowContext",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowPage",
+    "WorkflowRuntime",
+    "WorkflowState",
+    "WorkflowStateError",
+    "WorkflowStatus",
+    "__version__",
+    "when_all",
+    "when_any",
+]

@@ -307,19 +307,19 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
     if cls is None:
         raise ValueError(f"unknown history event kind {kind!r}")
     kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        if name == "kind":
-            continue
-        if name in _DATETIME_FIELDS:
-            value = datetime.fromisoformat(value)
-        elif name == "failure":
-            value = FailureDetails(**value)
-        elif name == "parent":
-            value = ParentInfo(**value)
-        elif name == "status":
-            value = OrchestrationStatus[value]
-        kwargs[name] = value
     try:
+        for name, value in data.items():
+            if name == "kind":
+                continue
+            if name in _DATETIME_FIELDS:
+                value = datetime.fromisoformat(value)
+            elif name == "failure":
+                value = FailureDetails(**value)
+            elif name == "parent":
+                value = ParentInfo(**value)
+            elif name == "status":
+                value = OrchestrationStatus[value]
+            kwargs[name] = value
         return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad fields for history event {kind}: {exc}") from exc
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ValueError(f"bad fields for history event {kind}: {exc!r}") from exc

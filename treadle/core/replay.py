@@ -8,6 +8,7 @@ form used by tests and by tools.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import traceback
@@ -53,7 +54,7 @@ from treadle.core.history import (
 )
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
-from treadle.errors import FailureDetails, NonDeterminismError, TaskFailedError
+from treadle.errors import FailureDetails, NonDeterminismError
 
 logger = logging.getLogger("treadle.workflow")
 
@@ -85,7 +86,7 @@ class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().__init__(logger, {})
         self._execution = execution
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+    def isEnabledFor(self, level: int) -> bool:  # logging's name
         return not self._execution.is_replaying and super().isEnabledFor(level)
 
 
@@ -140,6 +141,7 @@ class WorkflowExecution:
         self.execution_id = ""
         self.name = ""
         self.parent: ParentInfo | None = None
+        self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
         self.custom_status: str | None = None
@@ -186,10 +188,19 @@ class WorkflowExecution:
         return self.completion is not None
 
     def _apply(self, event: HistoryEvent) -> None:
-        if self.completion is not None and not isinstance(event, OrchestratorStarted):
+        # Action records still follow a completion (what the code did in its last turn, or
+        # history the changed code never reached) and are never held while suspended: they
+        # record what the code already did, and holding them would re-issue those actions.
+        is_record = isinstance(event, _ACTION_RECORDS)
+        if self.completion is not None and not (
+            is_record or isinstance(event, OrchestratorStarted)
+        ):
+            if isinstance(event, EventRaised):
+                self._carry_over(event)
             return
-        if self.is_suspended and not isinstance(
-            event, ExecutionResumed | ExecutionTerminated | OrchestratorStarted
+        if self.is_suspended and not (
+            is_record
+            or isinstance(event, ExecutionResumed | ExecutionTerminated | OrchestratorStarted)
         ):
             self._suspended_events.append(event)
             return
@@ -250,6 +261,7 @@ class WorkflowExecution:
         action = self._pending_actions.pop(event.event_id, None)
         recorded = _describe_event(event)
         if action is None:
+            self._discard_completion()
             raise NonDeterminismError(
                 f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
                 "but the workflow did not call anything at that step; the workflow code "
@@ -257,11 +269,41 @@ class WorkflowExecution:
             )
         actual_name = getattr(action, "name", None)
         if not isinstance(action, expected) or (name is not None and actual_name != name):
+            self._discard_completion()
             raise NonDeterminismError(
                 f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
-                f"but the workflow called {_describe_action(action)}; the workflow code "
+                f"but the workflow {_describe_action(action)}; the workflow code "
                 "changed while the instance was running: version it or start a new instance"
             )
+
+    def _discard_completion(self) -> None:
+        # History records an action the code did not make. If the code has already finished,
+        # that completion was never committed: drop it so the non-determinism failure stands.
+        # A termination came from outside and stays.
+        completion = self.completion
+        if completion is None or completion.status is OrchestrationStatus.TERMINATED:
+            return
+        self._pending_actions.pop(completion.id, None)
+        self.completion = None
+        self.failure_exception = None
+
+    def _carry_over(self, event: EventRaised) -> None:
+        # An event after continue_as_new(save_events=True) in the same batch must reach the
+        # next run too: the engine consumes the whole batch.
+        completion = self.completion
+        if (
+            completion is None
+            or completion.status is not OrchestrationStatus.CONTINUED_AS_NEW
+            or self._continue_as_new is None
+            or not self._continue_as_new[1]
+            or completion.id not in self._pending_actions
+        ):
+            return
+        carried = EventRaised(name=event.name, input=event.input)
+        self.completion = dataclasses.replace(
+            completion, carryover_events=(*completion.carryover_events, carried)
+        )
+        self._pending_actions[completion.id] = self.completion
 
     def _on_result(self, task_id: int, result: str | None) -> None:
         task = self._tasks.pop(task_id, None)
@@ -465,6 +507,7 @@ class WorkflowExecution:
         """Record a CreateSubOrchestration action and return its task."""
         action_id = self._next_id()
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
+        self.child_instance_ids.append(child_id)
         action = CreateSubOrchestration(
             id=action_id, name=name, instance_id=child_id, input=codec.encode(value)
         )
@@ -538,6 +581,9 @@ class WorkflowExecution:
         return OrchestrationStatus.SUSPENDED if self.is_suspended else OrchestrationStatus.RUNNING
 
 
+_ACTION_RECORDS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
+
+
 def _describe_event(event: HistoryEvent) -> str:
     name = getattr(event, "name", None)
     return f"{event.KIND}({name!r})" if name else f"{event.KIND}()"
@@ -548,14 +594,15 @@ _ACTION_CALLS = {
     CreateTimer: "create_timer",
     CreateSubOrchestration: "call_child_workflow",
     SendEvent: "send_event",
-    CompleteOrchestration: "return (completed)",
 }
 
 
 def _describe_action(action: Action) -> str:
+    if isinstance(action, CompleteOrchestration):
+        return f"finished there ({action.status.name})"
     call = _ACTION_CALLS.get(type(action), type(action).__name__)
     name = getattr(action, "name", None)
-    return f"{call}({name!r})" if name else f"{call}()"
+    return f"called {call}({name!r})" if name else f"called {call}()"
 
 
 def replay(

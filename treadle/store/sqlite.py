@@ -182,6 +182,7 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"cannot start a write on {self.url}: {exc}") from exc
+            before = conn.total_changes
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -189,7 +190,9 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        self._shared.notify()
+            changed = conn.total_changes != before
+        if changed:
+            self._shared.notify()
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -427,6 +430,16 @@ class SqliteStore:
         """Lease instances with visible inbox messages; return them with those messages."""
         now = self._clock()
         excluded = set(exclude)
+        with self._errors():
+            # A cheap read first: most calls find nothing, and then take no write lock.
+            found = self._conn().execute(
+                "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
+                "OR i.lease_expires_at < ?) LIMIT ?",
+                (now, owner, now, len(excluded) + 1),
+            ).fetchall()
+        if not found:
+            return []
         with self._errors(), self._write() as conn:
             candidates = conn.execute(
                 "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
@@ -569,6 +582,14 @@ class SqliteStore:
         if limit <= 0:
             return []
         now = self._clock()
+        with self._errors():
+            found = self._conn().execute(
+                "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
+                "(lease_owner IS NULL OR lease_expires_at < ?) LIMIT 1",
+                (now, now),
+            ).fetchone()
+        if found is None:
+            return []
         with self._errors(), self._write() as conn:
             rows = conn.execute(
                 "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "

@@ -1,0 +1,428 @@
+"""WorkflowClient: start, inspect, signal and manage workflow instances (the Dapr client API)."""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from treadle.core import codec
+from treadle.core.context import name_of
+from treadle.core.history import (
+    EventRaised,
+    ExecutionResumed,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestrationStatus,
+)
+from treadle.errors import (
+    FailureDetails,
+    InvalidInputError,
+    WorkflowNotFoundError,
+)
+from treadle.runtime.turns import new_execution_id
+from treadle.store import Store, open_store
+from treadle.store.base import InstanceQuery, InstanceRecord, NewInstance, NewMessage
+
+MAX_INSTANCE_ID_LENGTH = 256
+
+
+class WorkflowStatus(enum.Enum):
+    """The runtime status of a workflow instance (the Dapr SDK's names)."""
+
+    UNKNOWN = 0
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
+    TERMINATED = 4
+    PENDING = 5
+    SUSPENDED = 6
+    STALLED = 7
+
+    @classmethod
+    def from_orchestration_status(cls, status: OrchestrationStatus) -> WorkflowStatus:
+        """Map the engine's status onto the Dapr one."""
+        return _STATUS_MAP.get(status, cls.UNKNOWN)
+
+    def to_orchestration_status(self) -> OrchestrationStatus:
+        """Map the Dapr status onto the engine's one.
+
+        Raises:
+            InvalidInputError: UNKNOWN has no engine equivalent.
+        """
+        for engine, dapr in _STATUS_MAP.items():
+            if dapr is self and engine is not OrchestrationStatus.CONTINUED_AS_NEW:
+                return engine
+        raise InvalidInputError(f"status {self.name} cannot be used as a filter")
+
+
+_STATUS_MAP = {
+    OrchestrationStatus.RUNNING: WorkflowStatus.RUNNING,
+    OrchestrationStatus.CONTINUED_AS_NEW: WorkflowStatus.RUNNING,
+    OrchestrationStatus.COMPLETED: WorkflowStatus.COMPLETED,
+    OrchestrationStatus.FAILED: WorkflowStatus.FAILED,
+    OrchestrationStatus.CANCELED: WorkflowStatus.TERMINATED,
+    OrchestrationStatus.TERMINATED: WorkflowStatus.TERMINATED,
+    OrchestrationStatus.PENDING: WorkflowStatus.PENDING,
+    OrchestrationStatus.SUSPENDED: WorkflowStatus.SUSPENDED,
+    OrchestrationStatus.STALLED: WorkflowStatus.STALLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowState:
+    """A snapshot of a workflow instance, as the Dapr SDK reports it.
+
+    Attributes:
+        instance_id: the instance's id.
+        name: the workflow's name.
+        runtime_status: its status.
+        created_at: when it was created (UTC).
+        last_updated_at: when it last changed (UTC).
+        serialized_input: its input as JSON text (None without payloads).
+        serialized_output: its output as JSON text.
+        serialized_custom_status: its custom status as JSON text.
+        failure_details: error_type, message and stack_trace if it failed.
+    """
+
+    instance_id: str
+    name: str
+    runtime_status: WorkflowStatus
+    created_at: datetime
+    last_updated_at: datetime
+    serialized_input: str | None
+    serialized_output: str | None
+    serialized_custom_status: str | None
+    failure_details: FailureDetails | None
+
+    @classmethod
+    def from_record(cls, record: InstanceRecord, *, fetch_payloads: bool = True) -> WorkflowState:
+        """Build a state from a store record."""
+        return cls(
+            instance_id=record.instance_id,
+            name=record.name,
+            runtime_status=WorkflowStatus.from_orchestration_status(record.status),
+            created_at=record.created_at,
+            last_updated_at=record.updated_at,
+            serialized_input=record.input if fetch_payloads else None,
+            serialized_output=record.output if fetch_payloads else None,
+            serialized_custom_status=record.custom_status if fetch_payloads else None,
+            failure_details=record.failure,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of this state."""
+        failure = self.failure_details
+        return {
+            "instance_id": self.instance_id,
+            "name": self.name,
+            "runtime_status": self.runtime_status.name,
+            "created_at": self.created_at.isoformat(),
+            "last_updated_at": self.last_updated_at.isoformat(),
+            "serialized_input": self.serialized_input,
+            "serialized_output": self.serialized_output,
+            "serialized_custom_status": self.serialized_custom_status,
+            "failure_details": None
+            if failure is None
+            else {
+                "error_type": failure.error_type,
+                "message": failure.message,
+                "stack_trace": failure.stack_trace,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowPage:
+    """One page of :meth:`WorkflowClient.list_workflows`.
+
+    Attributes:
+        states: the instances, newest first.
+        continuation_token: pass it back for the next page; None on the last page.
+    """
+
+    states: list[WorkflowState]
+    continuation_token: str | None = None
+
+
+def validate_instance_id(instance_id: Any) -> str:
+    """Check an instance id from outside.
+
+    Raises:
+        InvalidInputError: not a non-empty string of printable characters up to 256 long.
+    """
+    if not isinstance(instance_id, str) or not instance_id:
+        raise InvalidInputError("instance_id must be a non-empty string")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise InvalidInputError(
+            f"instance_id is {len(instance_id)} characters long; the limit is "
+            f"{MAX_INSTANCE_ID_LENGTH}"
+        )
+    if not instance_id.isprintable():
+        raise InvalidInputError(f"instance_id {instance_id!r} contains control characters")
+    return instance_id
+
+
+class WorkflowClient:
+    """Starts and manages workflow instances in a store.
+
+    Args:
+        store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
+        host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        host: str | None = None,
+        port: str | int | None = None,
+        **_dapr_options: Any,
+    ) -> None:
+        self._store = open_store(store)
+
+    @property
+    def store(self) -> Store:
+        """The store this client uses."""
+        return self._store
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self._store.close()
+
+    def __enter__(self) -> WorkflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- starting --------------------------------------------------------------------
+    def schedule_new_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: datetime | None = None,
+        reuse_id_policy: Any = None,
+    ) -> str:
+        """Start a workflow instance; return its id.
+
+        The start is durable when this returns. A finished instance's id may be reused.
+
+        Args:
+            workflow: the workflow function, or its registered name.
+            input: a JSON-serializable input.
+            instance_id: the id to use (default: a new UUID).
+            start_at: do not start before this time (an aware datetime).
+            reuse_id_policy: accepted for Dapr compatibility.
+
+        Raises:
+            WorkflowAlreadyExistsError: an unfinished instance has this id.
+            InvalidInputError: bad id, input or start time.
+        """
+        iid = validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
+        if start_at is not None and start_at.tzinfo is None:
+            raise InvalidInputError("start_at must be a timezone-aware datetime (UTC)")
+        self._store.create_instance(
+            NewInstance(
+                instance_id=iid,
+                name=name_of(workflow),
+                input=codec.encode(input),
+                execution_id=new_execution_id(),
+                scheduled_start=start_at,
+            )
+        )
+        return iid
+
+    # ---- reading ---------------------------------------------------------------------
+    def get_workflow_state(
+        self, instance_id: str, *, fetch_payloads: bool = True
+    ) -> WorkflowState | None:
+        """The instance's state, or None if there is no such instance."""
+        record = self._store.get_instance(instance_id)
+        return None if record is None else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+
+    def wait_for_workflow_start(
+        self, instance_id: str, *, fetch_payloads: bool = False, timeout_in_seconds: float = 0
+    ) -> WorkflowState | None:
+        """Wait until the instance has started (is no longer PENDING).
+
+        Args:
+            timeout_in_seconds: 0 waits without limit.
+
+        Raises:
+            TimeoutError: the time ran out first.
+        """
+        return self._wait(
+            instance_id,
+            lambda r: r.status is not OrchestrationStatus.PENDING,
+            timeout_in_seconds,
+            fetch_payloads,
+            "start",
+        )
+
+    def wait_for_workflow_completion(
+        self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: float = 0
+    ) -> WorkflowState | None:
+        """Wait until the instance has finished (completed, failed or terminated).
+
+        Args:
+            timeout_in_seconds: 0 waits without limit.
+
+        Raises:
+            TimeoutError: the time ran out first.
+        """
+        return self._wait(
+            instance_id, lambda r: r.status.is_terminal, timeout_in_seconds, fetch_payloads, "finish"
+        )
+
+    def _wait(
+        self,
+        instance_id: str,
+        done: Callable[[InstanceRecord], bool],
+        timeout: float,
+        fetch_payloads: bool,
+        what: str,
+    ) -> WorkflowState | None:
+        deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
+        token: object = None
+        while True:
+            record = self._store.get_instance(instance_id)
+            if record is None:
+                return None
+            if done(record):
+                return WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+            wait = 0.5
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"workflow {instance_id!r} did not {what} within {timeout} s "
+                        f"(status {WorkflowStatus.from_orchestration_status(record.status).name})"
+                    )
+                wait = min(wait, remaining)
+            token = self._store.wait_for_work(wait, token)
+
+    def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+    ) -> WorkflowPage:
+        """A page of instances, newest first, filtered by status, name and creation time."""
+        statuses: tuple[OrchestrationStatus, ...] = ()
+        if status is not None:
+            wanted = [status] if isinstance(status, WorkflowStatus) else list(status)
+            engine = [s.to_orchestration_status() for s in wanted]
+            if WorkflowStatus.RUNNING in wanted:
+                engine.append(OrchestrationStatus.CONTINUED_AS_NEW)
+            if WorkflowStatus.TERMINATED in wanted:
+                engine.append(OrchestrationStatus.CANCELED)
+            statuses = tuple(engine)
+        if page_size < 1:
+            raise InvalidInputError("page_size must be >= 1")
+        page = self._store.list_instances(
+            InstanceQuery(
+                statuses=statuses,
+                name=name,
+                created_from=created_from,
+                created_to=created_to,
+                limit=page_size,
+                cursor=continuation_token,
+            )
+        )
+        return WorkflowPage([WorkflowState.from_record(r) for r in page.instances], page.next_cursor)
+
+    def get_workflow_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history events, oldest first.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        self._require(instance_id)
+        return self._store.get_history(instance_id)
+
+    # ---- signalling ------------------------------------------------------------------
+    def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
+        """Send an event to an instance; it is durable when this returns.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InvalidInputError: empty event name, or data that is not JSON-serializable.
+        """
+        if not isinstance(event_name, str) or not event_name:
+            raise InvalidInputError("event_name must be a non-empty string")
+        event = EventRaised(timestamp=_now(), name=event_name, input=codec.encode(data))
+        self._store.send_message(NewMessage(instance_id, event))
+
+    def terminate_workflow(
+        self, instance_id: str, *, output: Any = None, recursive: bool = True
+    ) -> None:
+        """Terminate an instance (and, with ``recursive``, its running children).
+
+        Terminating a finished instance does nothing.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        record = self._require(instance_id)
+        if record.status.is_terminal:
+            return
+        event = ExecutionTerminated(timestamp=_now(), input=codec.encode(output), recurse=recursive)
+        self._store.send_message(NewMessage(instance_id, event))
+
+    def pause_workflow(self, instance_id: str) -> None:
+        """Suspend an instance; events sent meanwhile are kept and delivered on resume.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        record = self._require(instance_id)
+        if not record.status.is_terminal:
+            self._store.send_message(NewMessage(instance_id, ExecutionSuspended(timestamp=_now())))
+
+    def resume_workflow(self, instance_id: str) -> None:
+        """Resume a suspended instance.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        record = self._require(instance_id)
+        if not record.status.is_terminal:
+            self._store.send_message(NewMessage(instance_id, ExecutionResumed(timestamp=_now())))
+
+    suspend_workflow = pause_workflow
+
+    def purge_workflow(self, instance_id: str, *, recursive: bool = True) -> int:
+        """Delete a finished instance's state (and its children's, with ``recursive``).
+
+        Returns:
+            how many instances were deleted (0 if there was none).
+
+        Raises:
+            WorkflowStateError: the instance or a child has not finished.
+        """
+        return self._store.purge_instance(instance_id, recursive=recursive)
+
+    def _require(self, instance_id: str) -> InstanceRecord:
+        record = self._store.get_instance(instance_id)
+        if record is None:
+            raise WorkflowNotFoundError(
+                f"no workflow instance with id {instance_id!r}; "
+                "check the id (list them with `treadle workflow list`)"
+            )
+        return record
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,144 @@
+"""Running activities: sync ones in a bounded thread pool, ``async def`` ones on an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from treadle.core import codec
+from treadle.core.context import WorkflowActivityContext
+from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
+from treadle.core.replay import accepts_input, failure_from_exception
+from treadle.errors import FailureDetails
+from treadle.store.base import ActivityWorkItem
+
+logger = logging.getLogger(__name__)
+
+Done = Callable[[ActivityWorkItem, HistoryEvent], None]
+
+
+class ActivityExecutor:
+    """Runs activity work items and reports each outcome to ``done``.
+
+    Args:
+        activities: registered activity functions by name.
+        max_concurrent: how many activities run at once (threads, and async tasks).
+        done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
+    """
+
+    def __init__(
+        self, activities: dict[str, Callable[..., Any]], max_concurrent: int, done: Done
+    ) -> None:
+        self._activities = activities
+        self._done = done
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="treadle-activity"
+        )
+        self._async_slots = threading.BoundedSemaphore(max_concurrent)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, item: ActivityWorkItem) -> None:
+        """Start running ``item`` (returns at once)."""
+        fn = self._activities.get(item.name)
+        if fn is not None and inspect.iscoroutinefunction(fn):
+            loop = self._event_loop()
+            asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
+        else:
+            self._pool.submit(self._run_sync, fn, item)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="treadle-async-activities", daemon=True
+                )
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
+
+    def _context(self, item: ActivityWorkItem) -> WorkflowActivityContext:
+        return WorkflowActivityContext(
+            workflow_id=item.instance_id,
+            task_id=item.task_id,
+            task_execution_id=item.task_execution_id,
+            name=item.name,
+        )
+
+    def _run_sync(self, fn: Callable[..., Any] | None, item: ActivityWorkItem) -> None:
+        try:
+            if fn is None:
+                raise _unregistered(item.name)
+            value = codec.decode(item.input)
+            ctx = self._context(item)
+            out = fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx)
+            event = _completed(item, codec.encode(out))
+        except Exception as exc:
+            event = _failed(item, exc)
+        self._report(item, event)
+
+    async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        try:
+            value = codec.decode(item.input)
+            ctx = self._context(item)
+            out = await (fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx))
+            event = _completed(item, codec.encode(out))
+        except Exception as exc:
+            event = _failed(item, exc)
+        self._report(item, event)
+
+    def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+        try:
+            self._done(item, event)
+        except Exception:
+            logger.exception("could not report the result of activity %r", item.name)
+
+    def shutdown(self, wait: bool) -> None:
+        """Stop accepting work; with ``wait``, let running activities finish."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                if self._loop_thread is not None and wait:
+                    self._loop_thread.join(timeout=5)
+                self._loop = None
+
+
+def _unregistered(name: str) -> Exception:
+    from treadle.errors import RegistrationError
+
+    return RegistrationError(
+        f"activity {name!r} is not registered with this runtime; "
+        "register it with runtime.register_activity(fn) or @runtime.activity"
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _completed(item: ActivityWorkItem, result: str | None) -> TaskCompleted:
+    return TaskCompleted(
+        timestamp=_now(),
+        task_scheduled_id=item.task_id,
+        result=result,
+        task_execution_id=item.task_execution_id,
+    )
+
+
+def _failed(item: ActivityWorkItem, exc: BaseException) -> TaskFailed:
+    failure: FailureDetails = failure_from_exception(exc)
+    return TaskFailed(
+        timestamp=_now(),
+        task_scheduled_id=item.task_id,
+        failure=failure,
+        task_execution_id=item.task_execution_id,
+    )

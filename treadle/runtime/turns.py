@@ -1,0 +1,311 @@
+"""Turning a workflow turn's actions into one atomic store commit.
+
+Local workflows and SDK workers (``treadle serve``) both end a turn with a list of actions;
+this module is the single place that turns them into history events, activity tasks, timers,
+child instances and messages, so both are committed the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from treadle.core.actions import (
+    Action,
+    CompleteOrchestration,
+    CreateSubOrchestration,
+    CreateTimer,
+    ScheduleTask,
+    SendEvent,
+    action_to_event,
+)
+from treadle.core.history import (
+    EventRaised,
+    ExecutionCompleted,
+    ExecutionStarted,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestrationStatus,
+    ParentInfo,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
+    TimerFired,
+)
+from treadle.errors import FailureDetails
+from treadle.store.base import NewActivity, NewInstance, NewMessage, TurnCommit
+
+
+def new_execution_id() -> str:
+    """A fresh, unique execution id."""
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class TurnInput:
+    """What a turn starts from.
+
+    Attributes:
+        instance_id: the instance.
+        name: the workflow name.
+        execution_id: the current run.
+        version: the instance version the turn was computed from.
+        history_len: events already stored for the run.
+        parent: the parent, for a child workflow.
+        created_children: ids of children this run created (for recursive terminate).
+    """
+
+    instance_id: str
+    name: str
+    execution_id: str
+    version: int
+    history_len: int
+    parent: ParentInfo | None = None
+    created_children: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TurnOutput:
+    """A built turn: the commit, plus what the runtime must do once it is committed.
+
+    Attributes:
+        commit: the store commit.
+        activities: ScheduleTask actions enqueued (in the commit's order).
+        is_final: the run finished (completed, failed, terminated) for good.
+    """
+
+    commit: TurnCommit
+    activities: list[NewActivity]
+    is_final: bool
+
+
+def build_turn(
+    turn: TurnInput,
+    *,
+    new_events: Sequence[HistoryEvent],
+    actions: Sequence[Action],
+    status: OrchestrationStatus,
+    custom_status: str | None,
+    now: datetime,
+    consumed_messages: Sequence[int] = (),
+    consumed_activities: Sequence[int] = (),
+    lease_activities: int = 0,
+    keep_lease: bool = False,
+) -> TurnOutput:
+    """Build the commit of one turn.
+
+    Args:
+        turn: the instance the turn is for.
+        new_events: the turn's input events (OrchestratorStarted first), already applied.
+        actions: the actions the workflow asked for in this turn.
+        status: the instance's status after the turn (if no CompleteOrchestration).
+        custom_status: JSON text of the custom status.
+        now: the turn's time.
+        consumed_messages: inbox rows applied.
+        consumed_activities: activity rows whose results are in ``new_events``.
+        lease_activities: how many of the new activities the committing worker runs itself.
+        keep_lease: keep the instance lease after the commit.
+    """
+    events: list[HistoryEvent] = list(new_events)
+    activities: list[NewActivity] = []
+    messages: list[NewMessage] = []
+    instances: list[NewInstance] = []
+    completion: CompleteOrchestration | None = None
+    iid, exec_id = turn.instance_id, turn.execution_id
+    for action in actions:
+        if isinstance(action, CompleteOrchestration):
+            completion = action
+            continue
+        event = action_to_event(action, now)
+        if event is not None:
+            events.append(event)
+        match action:
+            case ScheduleTask():
+                activities.append(
+                    NewActivity(
+                        instance_id=iid,
+                        execution_id=exec_id,
+                        task_id=action.id,
+                        name=action.name,
+                        input=action.input,
+                        task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
+                        leased=len(activities) < lease_activities,
+                    )
+                )
+            case CreateTimer():
+                fired = TimerFired(timestamp=action.fire_at, timer_id=action.id, fire_at=action.fire_at)
+                messages.append(NewMessage(iid, fired, execution_id=exec_id, visible_at=action.fire_at))
+            case CreateSubOrchestration():
+                parent = ParentInfo(iid, exec_id, action.id, turn.name)
+                instances.append(
+                    NewInstance(
+                        instance_id=action.instance_id,
+                        name=action.name,
+                        input=action.input,
+                        execution_id=new_execution_id(),
+                        parent=parent,
+                    )
+                )
+            case SendEvent():
+                raised = EventRaised(timestamp=now, name=action.name, input=action.input)
+                messages.append(NewMessage(action.instance_id, raised))
+            case _:
+                raise AssertionError(f"unhandled action {type(action).__name__}")
+    if completion is None:
+        commit = TurnCommit(
+            instance_id=iid,
+            expected_version=turn.version,
+            new_events=events,
+            history_start=turn.history_len,
+            status=status,
+            execution_id=exec_id,
+            custom_status=custom_status,
+            consumed_messages=consumed_messages,
+            consumed_activities=consumed_activities,
+            new_activities=activities,
+            new_messages=messages,
+            new_instances=instances,
+            keep_lease=keep_lease,
+        )
+        return TurnOutput(commit, activities, is_final=False)
+    return _finish(
+        turn,
+        completion,
+        events=events,
+        messages=messages,
+        instances=instances,
+        custom_status=custom_status,
+        now=now,
+        consumed_messages=consumed_messages,
+        consumed_activities=consumed_activities,
+    )
+
+
+def _finish(
+    turn: TurnInput,
+    completion: CompleteOrchestration,
+    *,
+    events: list[HistoryEvent],
+    messages: list[NewMessage],
+    instances: list[NewInstance],
+    custom_status: str | None,
+    now: datetime,
+    consumed_messages: Sequence[int],
+    consumed_activities: Sequence[int],
+) -> TurnOutput:
+    iid = turn.instance_id
+    if completion.status is OrchestrationStatus.CONTINUED_AS_NEW:
+        new_exec = new_execution_id()
+        start = ExecutionStarted(
+            timestamp=now,
+            name=turn.name,
+            instance_id=iid,
+            execution_id=new_exec,
+            input=completion.result,
+            parent=turn.parent,
+        )
+        messages.append(NewMessage(iid, start, execution_id=new_exec))
+        for carried in completion.carryover_events:
+            messages.append(NewMessage(iid, carried, execution_id=new_exec))
+        commit = TurnCommit(
+            instance_id=iid,
+            expected_version=turn.version,
+            new_events=[],
+            history_start=0,
+            reset_history=True,
+            status=OrchestrationStatus.RUNNING,
+            execution_id=new_exec,
+            input=completion.result,
+            custom_status=custom_status,
+            consumed_messages=consumed_messages,
+            consumed_activities=consumed_activities,
+            new_messages=messages,
+            new_instances=instances,
+            cancel_activities=True,
+            keep_lease=True,
+        )
+        return TurnOutput(commit, [], is_final=False)
+    events.append(
+        ExecutionCompleted(
+            timestamp=now,
+            event_id=completion.id,
+            status=completion.status,
+            result=completion.result,
+            failure=completion.failure,
+        )
+    )
+    if turn.parent is not None:
+        messages.append(_result_for_parent(turn.parent, completion, now))
+    if completion.status is OrchestrationStatus.TERMINATED:
+        for child_id in turn.created_children:
+            terminate = ExecutionTerminated(timestamp=now, input=None, recurse=True)
+            messages.append(NewMessage(child_id, terminate))
+    commit = TurnCommit(
+        instance_id=iid,
+        expected_version=turn.version,
+        new_events=events,
+        history_start=turn.history_len,
+        status=completion.status,
+        execution_id=turn.execution_id,
+        output=completion.result,
+        failure=completion.failure,
+        custom_status=custom_status,
+        consumed_messages=consumed_messages,
+        consumed_activities=consumed_activities,
+        new_messages=messages,
+        new_instances=instances,
+        cancel_activities=True,
+    )
+    return TurnOutput(commit, [], is_final=True)
+
+
+def _result_for_parent(
+    parent: ParentInfo, completion: CompleteOrchestration, now: datetime
+) -> NewMessage:
+    event: HistoryEvent
+    if completion.status is OrchestrationStatus.COMPLETED:
+        event = SubOrchestrationInstanceCompleted(
+            timestamp=now, task_scheduled_id=parent.task_scheduled_id, result=completion.result
+        )
+    else:
+        failure = completion.failure or FailureDetails(
+            message=f"child workflow ended {completion.status.name}",
+            error_type="WorkflowTerminated"
+            if completion.status is OrchestrationStatus.TERMINATED
+            else "WorkflowFailed",
+        )
+        event = SubOrchestrationInstanceFailed(
+            timestamp=now, task_scheduled_id=parent.task_scheduled_id, failure=failure
+        )
+    return NewMessage(parent.instance_id, event, execution_id=parent.execution_id)
+
+
+def children_created(history: Sequence[HistoryEvent]) -> list[str]:
+    """Ids of the child instances a run's history created."""
+    return [e.instance_id for e in history if isinstance(e, SubOrchestrationInstanceCreated)]
+
+
+def terminal_commit(
+    turn: TurnInput,
+    *,
+    status: OrchestrationStatus,
+    output: str | None,
+    failure: FailureDetails | None,
+    custom_status: str | None,
+    consumed_messages: Sequence[int],
+) -> TurnCommit:
+    """A commit that only consumes messages of a finished instance, changing nothing else."""
+    return TurnCommit(
+        instance_id=turn.instance_id,
+        expected_version=turn.version,
+        new_events=[],
+        history_start=turn.history_len,
+        status=status,
+        execution_id=turn.execution_id,
+        output=output,
+        failure=failure,
+        custom_status=custom_status,
+        consumed_messages=consumed_messages,
+    )

@@ -1,0 +1,612 @@
+"""WorkflowRuntime: registers workflows and activities and runs them against a store.
+
+One dispatcher thread does all the workflow work in rounds: it takes the results of
+activities that finished in this process, claims instances with new inbox messages, runs each
+instance's turn (resuming its cached generator, or replaying its history after a cache miss),
+and commits every turn of the round in one transaction (group commit). An activity result for
+an instance this runtime holds is folded straight into that instance's next turn, so a step
+of a chain costs one commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, TypeVar
+
+from treadle.core.actions import ScheduleTask
+from treadle.core.history import (
+    ExecutionStarted,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorStarted,
+)
+from treadle.core.replay import WorkflowExecution, failure_from_exception
+from treadle.errors import RegistrationError, StoreError, StoreUnavailableError
+from treadle.runtime.activities import ActivityExecutor
+from treadle.runtime.registry import Registry
+from treadle.runtime.turns import TurnInput, TurnOutput, build_turn, terminal_commit
+from treadle.store import Store, open_store
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    InboxMessage,
+    InstanceRecord,
+    OrchestrationWorkItem,
+    TurnCommit,
+)
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(slots=True)
+class _Cached:
+    """An instance's live execution, valid while the stored version equals ``version``."""
+
+    execution: WorkflowExecution
+    name: str
+    execution_id: str
+    version: int
+    history_len: int
+    held: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One instance's turn in the current round, before it is committed."""
+
+    instance_id: str
+    output: TurnOutput | None = None
+    commit: TurnCommit | None = None
+    cached: _Cached | None = None
+    history_len_after: int = 0
+    completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
+
+
+class WorkflowRuntime:
+    """Runs registered workflows and activities against a store.
+
+    Args:
+        store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
+        max_concurrent_activities: activities running at once in this process.
+        max_concurrent_workflows: instances this runtime works on (holds) at once.
+        lease_s: how long a claim lasts without renewal; a dead runtime's work is taken
+            over after this long (at once if it ran on this host).
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        max_concurrent_activities: int = 32,
+        max_concurrent_workflows: int = 500,
+        lease_s: float = 30.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        if max_concurrent_activities < 1:
+            raise ValueError("max_concurrent_activities must be >= 1")
+        if max_concurrent_workflows < 1:
+            raise ValueError("max_concurrent_workflows must be >= 1")
+        if lease_s <= 0:
+            raise ValueError("lease_s must be > 0")
+        self._store_arg = store
+        self._store: Store | None = None
+        self._registry = Registry()
+        self.max_concurrent_activities = max_concurrent_activities
+        self.max_concurrent_workflows = max_concurrent_workflows
+        self.lease_s = lease_s
+        self._cache_size = cache_size
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._completions: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = (
+            queue.SimpleQueue()
+        )
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._draining = False
+        self._claim_due = True
+        self._activity_claim_due = True
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._inflight: dict[int, ActivityWorkItem] = {}
+        self._inflight_by_instance: defaultdict[str, int] = defaultdict(int)
+        self._skip_until: dict[str, float] = {}
+        self._threads: list[threading.Thread] = []
+        self._executor: ActivityExecutor | None = None
+        self._started = False
+        self._next_renew = 0.0
+        self._next_periodic = 0.0
+        self._planned = 0
+
+    # ---- registration ----------------------------------------------------------------
+    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        """Register a workflow function (a generator function taking ``ctx, input``)."""
+        self._registry.add_workflow(fn, name)
+
+    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        """Register an activity function (``ctx, input``; sync or ``async def``)."""
+        self._registry.add_activity(fn, name)
+
+    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...)``."""
+
+        def deco(fn: F) -> F:
+            self.register_workflow(fn, name=name)
+            return fn
+
+        return deco(__fn) if __fn is not None else deco
+
+    def activity(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...)``."""
+
+        def deco(fn: F) -> F:
+            self.register_activity(fn, name=name)
+            return fn
+
+        return deco(__fn) if __fn is not None else deco
+
+    @property
+    def workflow_names(self) -> list[str]:
+        """Names of the registered workflows."""
+        return sorted(self._registry.workflows)
+
+    @property
+    def activity_names(self) -> list[str]:
+        """Names of the registered activities."""
+        return sorted(self._registry.activities)
+
+    @property
+    def store(self) -> Store:
+        """The store this runtime uses (opened by :meth:`start`)."""
+        if self._store is None:
+            self._store = open_store(self._store_arg)
+        return self._store
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start working in background threads; returns at once."""
+        if self._started:
+            return
+        store = self.store
+        self._started = True
+        self._stopping.clear()
+        self._release_dead_local_owners(store)
+        self._executor = ActivityExecutor(
+            self._registry.activities, self.max_concurrent_activities, self._on_activity_done
+        )
+        for target, name in ((self._dispatch_loop, "dispatcher"), (self._watch_loop, "watcher")):
+            thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: take no new work, let running activities finish (up to
+        ``timeout`` seconds) and commit their results, then release every lease. Activities
+        still running after that are left to be retried by the next runtime."""
+        if not self._started:
+            return
+        self._draining = True
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.01)
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        with contextlib.suppress(StoreError):
+            self.store.release_leases(self.owner)
+        self._cache.clear()
+        self._inflight.clear()
+        self._inflight_by_instance.clear()
+        self._started = False
+        self._draining = False
+
+    def __enter__(self) -> WorkflowRuntime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def _release_dead_local_owners(self, store: Store) -> None:
+        """Free the leases of runtimes on this host whose process is gone (after kill -9)."""
+        host = socket.gethostname()
+        for owner in store.lease_owners():
+            parts = owner.rsplit(":", 2)
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid == os.getpid() or _process_alive(pid):
+                continue
+            logger.info("releasing the leases of %s (its process is gone)", owner)
+            store.release_leases(owner)
+
+    # ---- threads ---------------------------------------------------------------------
+    def _on_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+        if self._stopping.is_set():
+            return
+        self._completions.put((item, event))
+        self._wake.set()
+
+    def _watch_loop(self) -> None:
+        store = self.store
+        token: object = None
+        with contextlib.suppress(StoreError):
+            token = store.change_token()
+        while not self._stopping.is_set():
+            try:
+                new = store.wait_for_work(0.5, token)
+            except StoreError as exc:
+                logger.warning("store unavailable, retrying: %s", exc)
+                self._stopping.wait(1.0)
+                continue
+            if token is not None and new != token:
+                self._claim_due = True
+                self._activity_claim_due = True
+                self._wake.set()
+            token = new
+
+    def _dispatch_loop(self) -> None:
+        backoff = 0.05
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                worked = self._round()
+                backoff = 0.05
+            except StoreUnavailableError as exc:
+                logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                logger.exception("workflow dispatcher error; continuing")
+                self._stopping.wait(0.2)
+                continue
+            if not worked:
+                self._wake.wait(self._idle_timeout())
+
+    def _idle_timeout(self) -> float:
+        timeout = 1.0
+        with contextlib.suppress(StoreError):
+            wakeup = self.store.next_wakeup()
+            if wakeup is not None:
+                timeout = min(timeout, max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001)
+        if timeout < 1.0:
+            self._claim_due = True
+            self._activity_claim_due = True
+        return timeout
+
+    # ---- one round -------------------------------------------------------------------
+    def _round(self) -> bool:
+        store = self.store
+        now_mono = time.monotonic()
+        if now_mono >= self._next_periodic:
+            self._next_periodic = now_mono + 1.0
+            self._claim_due = self._activity_claim_due = True
+        pending: dict[str, _Pending] = {}
+        slow: list[ActivityResult] = []
+        self._planned = 0
+        worked = self._take_completions(pending, slow)
+        if slow:
+            store.complete_activities(self.owner, slow)
+        claimed: list[OrchestrationWorkItem] = []
+        if self._claim_due and not self._draining:
+            self._claim_due = False
+            limit = max(0, self.max_concurrent_workflows - self._held_count())
+            if limit:
+                now = time.monotonic()
+                exclude = [iid for iid, t in self._skip_until.items() if t > now]
+                claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
+                if len(claimed) == limit:
+                    self._claim_due = True
+        for item in claimed:
+            entry = pending.setdefault(item.instance.instance_id, _Pending(item.instance.instance_id))
+            self._prepare_claimed(entry, item)
+        for entry in pending.values():
+            if entry.commit is None and entry.completions:
+                self._prepare_fast(entry)
+        commits = [e.commit for e in pending.values() if e.commit is not None]
+        if commits:
+            outcomes = store.commit_turns(self.owner, commits, self.lease_s)
+            by_id = {o.instance_id: o for o in outcomes}
+            for entry in pending.values():
+                if entry.commit is not None:
+                    outcome = by_id[entry.instance_id]
+                    self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
+        worked = worked or bool(claimed) or bool(commits)
+        worked = self._claim_activities() or worked
+        self._renew_if_due()
+        return worked
+
+    def _held_count(self) -> int:
+        return sum(1 for c in self._cache.values() if c.held)
+
+    def _take_completions(self, pending: dict[str, _Pending], slow: list[ActivityResult]) -> bool:
+        took = False
+        while True:
+            try:
+                item, event = self._completions.get_nowait()
+            except queue.Empty:
+                return took
+            took = True
+            if self._inflight.pop(item.id, None) is not None:
+                self._inflight_by_instance[item.instance_id] -= 1
+                if self._inflight_by_instance[item.instance_id] <= 0:
+                    del self._inflight_by_instance[item.instance_id]
+            self._activity_claim_due = True
+            cached = self._cache.get(item.instance_id)
+            if cached is not None and cached.held and cached.execution_id == item.execution_id:
+                entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
+                entry.completions.append((item, event))
+            else:
+                slow.append(ActivityResult(item, event))
+
+    def _prepare_claimed(self, entry: _Pending, item: OrchestrationWorkItem) -> None:
+        record = item.instance
+        iid = record.instance_id
+        cached = self._cache.get(iid)
+        if cached is not None and (
+            cached.version != record.version or cached.execution_id != record.execution_id
+        ):
+            self._evict(iid)
+            cached = None
+        if cached is None and entry.completions:
+            # the instance changed under us: deliver these results through its inbox
+            self.store.complete_activities(
+                self.owner, [ActivityResult(i, e) for i, e in entry.completions]
+            )
+            entry.completions.clear()
+        turn = TurnInput(iid, record.name, record.execution_id, record.version, record.history_len)
+        messages = item.messages
+        consumed = [m.id for m in messages]
+        if record.status.is_terminal:
+            entry.commit = terminal_commit(
+                turn,
+                status=record.status,
+                output=record.output,
+                failure=record.failure,
+                custom_status=record.custom_status,
+                consumed_messages=consumed,
+            )
+            return
+        events = [m.event for m in messages if _for_run(m, record.execution_id)]
+        has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
+        if not has_start:
+            self._prepare_unstarted(entry, turn, record, events, consumed)
+            return
+        if cached is None:
+            cached = self._load(record)
+            if cached is None:
+                entry.commit = self._fail_unregistered(turn, record, consumed)
+                return
+        self._prepare_turn(entry, cached, turn, events, consumed)
+
+    def _prepare_unstarted(
+        self,
+        entry: _Pending,
+        turn: TurnInput,
+        record: InstanceRecord,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+        if terminate is None:
+            # events for an instance whose start is not visible yet: wait for the start
+            self._skip_until[record.instance_id] = time.monotonic() + 1.0
+            self.store.release_leases(self.owner, [record.instance_id])
+            return
+        entry.commit = TurnCommit(
+            instance_id=turn.instance_id,
+            expected_version=turn.version,
+            new_events=[],
+            history_start=0,
+            status=OrchestrationStatus.TERMINATED,
+            execution_id=turn.execution_id,
+            output=terminate.input,
+            consumed_messages=consumed,
+        )
+
+    def _fail_unregistered(
+        self, turn: TurnInput, record: InstanceRecord, consumed: list[int]
+    ) -> TurnCommit:
+        error = RegistrationError(
+            f"workflow {record.name!r} is not registered with this runtime; register it with "
+            "runtime.register_workflow(fn) or @runtime.workflow"
+        )
+        return TurnCommit(
+            instance_id=turn.instance_id,
+            expected_version=turn.version,
+            new_events=[],
+            history_start=turn.history_len,
+            status=OrchestrationStatus.FAILED,
+            execution_id=turn.execution_id,
+            failure=failure_from_exception(error),
+            consumed_messages=consumed,
+        )
+
+    def _load(self, record: InstanceRecord) -> _Cached | None:
+        fn = self._registry.workflows.get(record.name)
+        if fn is None:
+            return None
+        execution = WorkflowExecution(fn, instance_id=record.instance_id)
+        history: list[HistoryEvent] = []
+        if record.history_len:
+            history = self.store.get_history(record.instance_id)
+            execution.process(history, replaying=True)
+        return _Cached(
+            execution=execution,
+            name=record.name,
+            execution_id=record.execution_id,
+            version=record.version,
+            history_len=len(history),
+        )
+
+    def _prepare_fast(self, entry: _Pending) -> None:
+        cached = self._cache[entry.instance_id]
+        turn = TurnInput(
+            entry.instance_id, cached.name, cached.execution_id, cached.version, cached.history_len
+        )
+        self._prepare_turn(entry, cached, turn, [], [])
+
+    def _prepare_turn(
+        self,
+        entry: _Pending,
+        cached: _Cached,
+        turn: TurnInput,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        execution = cached.execution
+        now = _utcnow()
+        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
+        new_events.extend(e for _, e in entry.completions)
+        execution.process(new_events, replaying=False)
+        actions = execution.take_actions()
+        turn.parent = execution.parent
+        turn.created_children = execution.child_instance_ids
+        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
+        room = max(0, 2 * self.max_concurrent_activities - len(self._inflight) - self._planned)
+        lease_n = min(scheduled, room) if not self._draining else 0
+        self._planned += lease_n
+        still_running = self._inflight_by_instance.get(turn.instance_id, 0) > 0
+        output = build_turn(
+            turn,
+            new_events=new_events,
+            actions=actions,
+            status=execution.status(),
+            custom_status=execution.custom_status,
+            now=now,
+            consumed_messages=consumed,
+            consumed_activities=[item.id for item, _ in entry.completions],
+            lease_activities=lease_n,
+            keep_lease=lease_n > 0 or still_running,
+        )
+        entry.output = output
+        entry.commit = output.commit
+        entry.cached = cached
+        entry.history_len_after = turn.history_len + len(output.commit.new_events)
+        if scheduled > lease_n:
+            self._activity_claim_due = True
+
+    def _after_commit(
+        self, entry: _Pending, ok: bool, version: int, activity_ids: list[int]
+    ) -> None:
+        iid = entry.instance_id
+        cached = entry.cached
+        commit = entry.commit
+        assert commit is not None
+        if not ok:
+            logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
+            self._evict(iid)
+            return
+        if cached is None or entry.output is None:
+            self._evict(iid)
+            return
+        if entry.output.is_final or commit.reset_history:
+            self._evict(iid)
+        else:
+            cached.execution.confirm_actions()
+            cached.version = version
+            cached.history_len = entry.history_len_after
+            cached.held = commit.keep_lease
+            self._cache[iid] = cached
+            self._cache.move_to_end(iid)
+            self._trim_cache()
+        leased = [a for a in entry.output.activities if a.leased]
+        executor = self._executor
+        assert executor is not None
+        for row_id, activity in zip(activity_ids, leased, strict=False):
+            item = ActivityWorkItem(
+                id=row_id,
+                instance_id=activity.instance_id,
+                execution_id=activity.execution_id,
+                task_id=activity.task_id,
+                name=activity.name,
+                input=activity.input,
+                task_execution_id=activity.task_execution_id,
+            )
+            self._inflight[row_id] = item
+            self._inflight_by_instance[iid] += 1
+            executor.submit(item)
+
+    def _evict(self, instance_id: str) -> None:
+        self._cache.pop(instance_id, None)
+
+    def _trim_cache(self) -> None:
+        while len(self._cache) > self._cache_size:
+            for iid, cached in self._cache.items():
+                if not cached.held:
+                    del self._cache[iid]
+                    break
+            else:
+                return
+
+    def _claim_activities(self) -> bool:
+        if not self._activity_claim_due or self._draining:
+            return False
+        self._activity_claim_due = False
+        free = self.max_concurrent_activities - len(self._inflight)
+        if free <= 0:
+            return False
+        items = self.store.claim_activities(self.owner, free, self.lease_s)
+        executor = self._executor
+        assert executor is not None
+        for item in items:
+            self._inflight[item.id] = item
+            self._inflight_by_instance[item.instance_id] += 1
+            executor.submit(item)
+        if len(items) == free:
+            self._activity_claim_due = True
+        return bool(items)
+
+    def _renew_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_renew:
+            return
+        self._next_renew = now + self.lease_s / 3
+        held = [iid for iid, c in self._cache.items() if c.held]
+        if not held and not self._inflight:
+            return
+        lost = self.store.renew_leases(self.owner, held, list(self._inflight), self.lease_s)
+        for iid in lost:
+            logger.warning("lost the lease of %s; another worker took it over", iid)
+            self._evict(iid)
+
+
+def _for_run(message: InboxMessage, execution_id: str) -> bool:
+    return message.execution_id is None or message.execution_id == execution_id
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""treadle serve: the HTTP API, the gRPC sidecar and the dashboard."""
