@@ -246,7 +246,11 @@ class WorkflowClient:
     ) -> WorkflowState | None:
         """The instance's state, or None if there is no such instance."""
         record = self._store.get_instance(instance_id)
-        return None if record is None else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+        return (
+            None
+            if record is None
+            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+        )
 
     def wait_for_workflow_start(
         self, instance_id: str, *, fetch_payloads: bool = False, timeout_in_seconds: float = 0
@@ -279,7 +283,11 @@ class WorkflowClient:
             TimeoutError: the time ran out first.
         """
         return self._wait(
-            instance_id, lambda r: r.status.is_terminal, timeout_in_seconds, fetch_payloads, "finish"
+            instance_id,
+            lambda r: r.status.is_terminal,
+            timeout_in_seconds,
+            fetch_payloads,
+            "finish",
         )
 
     def _wait(
@@ -341,7 +349,9 @@ class WorkflowClient:
                 cursor=continuation_token,
             )
         )
-        return WorkflowPage([WorkflowState.from_record(r) for r in page.instances], page.next_cursor)
+        return WorkflowPage(
+            [WorkflowState.from_record(r) for r in page.instances], page.next_cursor
+        )
 
     def get_workflow_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history events, oldest first.

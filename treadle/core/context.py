@@ -27,9 +27,7 @@ def name_of(target: str | Callable[..., Any]) -> str:
         return explicit
     name = getattr(target, "__name__", None)
     if not isinstance(name, str):
-        raise TypeError(
-            f"expected a function or a registered name, got {type(target).__name__}"
-        )
+        raise TypeError(f"expected a function or a registered name, got {type(target).__name__}")
     return name
 
 

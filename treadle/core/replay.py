@@ -255,9 +255,7 @@ class WorkflowExecution:
         else:
             self._finish(out)
 
-    def _match_action(
-        self, event: HistoryEvent, expected: type[Action], name: str | None
-    ) -> None:
+    def _match_action(self, event: HistoryEvent, expected: type[Action], name: str | None) -> None:
         action = self._pending_actions.pop(event.event_id, None)
         recorded = _describe_event(event)
         if action is None:
@@ -366,9 +364,7 @@ class WorkflowExecution:
             queue = self._events.waiters.get(key)
             if queue is not None and waiter in queue:
                 queue.remove(waiter)
-                waiter.fail_with(
-                    TimeoutError(f"timed out waiting for external event {key!r}")
-                )
+                waiter.fail_with(TimeoutError(f"timed out waiting for external event {key!r}"))
                 self._resume_if_ready()
             return
         task = self._tasks.pop(event.timer_id, None)
@@ -448,9 +444,7 @@ class WorkflowExecution:
                     for key in sorted(self._events.received)
                     for name, data in self._events.received[key]
                 )
-            self._complete(
-                OrchestrationStatus.CONTINUED_AS_NEW, result=new_input, carryover=carry
-            )
+            self._complete(OrchestrationStatus.CONTINUED_AS_NEW, result=new_input, carryover=carry)
             return
         try:
             encoded = codec.encode(value)
@@ -488,9 +482,7 @@ class WorkflowExecution:
         self._sequence += 1
         return self._sequence
 
-    def call_activity(
-        self, name: str, value: Any, retry_policy: RetryPolicy | None
-    ) -> Task[Any]:
+    def call_activity(self, name: str, value: Any, retry_policy: RetryPolicy | None) -> Task[Any]:
         """Record a ScheduleTask action and return its task."""
         action_id = self._next_id()
         action = ScheduleTask(
@@ -533,18 +525,14 @@ class WorkflowExecution:
         if isinstance(fire_at, timedelta):
             fire_at = self.current_utc_datetime + fire_at
         elif fire_at.tzinfo is None:
-            raise ValueError(
-                "create_timer needs a timezone-aware datetime (UTC) or a timedelta"
-            )
+            raise ValueError("create_timer needs a timezone-aware datetime (UTC) or a timedelta")
         action_id = self._next_id()
         self._pending_actions[action_id] = CreateTimer(id=action_id, fire_at=fire_at)
         task: CompletableTask[None] = CompletableTask()
         self._tasks[action_id] = task
         return task
 
-    def wait_for_external_event(
-        self, name: str, timeout: timedelta | None
-    ) -> CompletableTask[Any]:
+    def wait_for_external_event(self, name: str, timeout: timedelta | None) -> CompletableTask[Any]:
         """Return a task completed by the next event of that name (case-insensitive)."""
         key = name.lower()
         task: CompletableTask[Any] = CompletableTask()

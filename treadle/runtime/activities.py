@@ -80,7 +80,7 @@ class ActivityExecutor:
             value = codec.decode(item.input)
             ctx = self._context(item)
             out = fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx)
-            event = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out))
         except Exception as exc:
             event = _failed(item, exc)
         self._report(item, event)
@@ -90,7 +90,7 @@ class ActivityExecutor:
             value = codec.decode(item.input)
             ctx = self._context(item)
             out = await (fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx))
-            event = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out))
         except Exception as exc:
             event = _failed(item, exc)
         self._report(item, event)

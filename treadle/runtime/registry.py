@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -51,8 +52,7 @@ class Registry:
             )
         table[resolved] = fn
         if name is not None:
-            try:
+            # builtins and the like refuse attributes: callers then pass the name as a string
+            with contextlib.suppress(AttributeError, TypeError):
                 fn._treadle_name = name  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass  # builtins and the like: callers then pass the name as a string
         return resolved

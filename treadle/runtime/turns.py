@@ -135,8 +135,12 @@ def build_turn(
                     )
                 )
             case CreateTimer():
-                fired = TimerFired(timestamp=action.fire_at, timer_id=action.id, fire_at=action.fire_at)
-                messages.append(NewMessage(iid, fired, execution_id=exec_id, visible_at=action.fire_at))
+                fired = TimerFired(
+                    timestamp=action.fire_at, timer_id=action.id, fire_at=action.fire_at
+                )
+                messages.append(
+                    NewMessage(iid, fired, execution_id=exec_id, visible_at=action.fire_at)
+                )
             case CreateSubOrchestration():
                 parent = ParentInfo(iid, exec_id, action.id, turn.name)
                 instances.append(

@@ -25,9 +25,11 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
 
-from treadle.core.actions import ScheduleTask
+from treadle.core.actions import Action, ScheduleTask
 from treadle.core.history import (
+    ExecutionResumed,
     ExecutionStarted,
+    ExecutionSuspended,
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
@@ -37,7 +39,14 @@ from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.errors import RegistrationError, StoreError, StoreUnavailableError
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.registry import Registry
-from treadle.runtime.turns import TurnInput, TurnOutput, build_turn, terminal_commit
+from treadle.runtime.remote import RemoteTurn, RemoteWorkers
+from treadle.runtime.turns import (
+    TurnInput,
+    TurnOutput,
+    build_turn,
+    children_created,
+    terminal_commit,
+)
 from treadle.store import Store, open_store
 from treadle.store.base import (
     ActivityResult,
@@ -70,6 +79,16 @@ class _Cached:
 
 
 @dataclass(slots=True)
+class _RemotePending:
+    """A turn handed to a remote worker, waiting for its actions."""
+
+    turn: TurnInput
+    new_events: list[HistoryEvent]
+    consumed: list[int]
+    status: OrchestrationStatus
+
+
+@dataclass(slots=True)
 class _Pending:
     """One instance's turn in the current round, before it is committed."""
 
@@ -90,6 +109,9 @@ class WorkflowRuntime:
         max_concurrent_workflows: instances this runtime works on (holds) at once.
         lease_s: how long a claim lasts without renewal; a dead runtime's work is taken
             over after this long (at once if it ran on this host).
+        cache_size: how many idle instances keep their live generator in memory.
+        remote: where to send workflows and activities with no local function (the
+            ``treadle serve`` gRPC work-item stream); without it they fail as unregistered.
     """
 
     def __init__(
@@ -100,6 +122,7 @@ class WorkflowRuntime:
         max_concurrent_workflows: int = 500,
         lease_s: float = 30.0,
         cache_size: int = 10_000,
+        remote: RemoteWorkers | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
@@ -133,6 +156,11 @@ class WorkflowRuntime:
         self._next_renew = 0.0
         self._next_periodic = 0.0
         self._planned = 0
+        self._remote = remote
+        self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
+            queue.SimpleQueue()
+        )
+        self._remote_pending: dict[str, _RemotePending] = {}
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -246,6 +274,103 @@ class WorkflowRuntime:
             logger.info("releasing the leases of %s (its process is gone)", owner)
             store.release_leases(owner)
 
+    # ---- remote workers ----------------------------------------------------------------
+    def complete_remote_turn(
+        self, instance_id: str, actions: list[Action], custom_status: str | None
+    ) -> bool:
+        """Report the actions a remote worker returned for a turn (thread-safe).
+
+        Returns:
+            False if no turn of that instance is outstanding (a late or duplicate answer).
+        """
+        if instance_id not in self._remote_pending:
+            return False
+        self._remote_results.put((instance_id, actions, custom_status))
+        self._wake.set()
+        return True
+
+    def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+        """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
+        self._on_activity_done(item, event)
+
+    def abandon_remote_turn(self, instance_id: str) -> None:
+        """Give up an outstanding remote turn; the instance is claimed and sent again."""
+        pending = self._remote_pending.pop(instance_id, None)
+        if pending is not None:
+            with contextlib.suppress(StoreError):
+                self.store.release_leases(self.owner, [instance_id])
+            self._claim_due = True
+            self._wake.set()
+
+    def _submit_activity(self, item: ActivityWorkItem) -> None:
+        if self._remote is not None and item.name not in self._registry.activities:
+            self._remote.submit_activity(item)
+            return
+        executor = self._executor
+        assert executor is not None
+        executor.submit(item)
+
+    def _take_remote_results(self, pending: dict[str, _Pending]) -> bool:
+        took = False
+        while True:
+            try:
+                iid, actions, custom_status = self._remote_results.get_nowait()
+            except queue.Empty:
+                return took
+            remote = self._remote_pending.pop(iid, None)
+            if remote is None:
+                continue
+            took = True
+            status = remote.status
+            now = _utcnow()
+            output = build_turn(
+                remote.turn,
+                new_events=remote.new_events,
+                actions=actions,
+                status=status,
+                custom_status=custom_status,
+                now=now,
+                consumed_messages=remote.consumed,
+            )
+            entry = pending.setdefault(iid, _Pending(iid))
+            entry.output = output
+            entry.commit = output.commit
+            if output.activities:
+                self._activity_claim_due = True
+
+    def _prepare_remote(
+        self,
+        record: InstanceRecord,
+        turn: TurnInput,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        remote = self._remote
+        assert remote is not None
+        past = self.store.get_history(record.instance_id) if record.history_len else []
+        turn.created_children = children_created(past)
+        for event in past:
+            if isinstance(event, ExecutionStarted):
+                turn.parent = event.parent
+        for event in events:
+            if isinstance(event, ExecutionStarted):
+                turn.parent = event.parent
+        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=_utcnow()), *events]
+        status = record.status
+        if status is OrchestrationStatus.PENDING:
+            status = OrchestrationStatus.RUNNING
+        for event in new_events:
+            if isinstance(event, ExecutionSuspended):
+                status = OrchestrationStatus.SUSPENDED
+            elif isinstance(event, ExecutionResumed):
+                status = OrchestrationStatus.RUNNING
+        self._remote_pending[record.instance_id] = _RemotePending(
+            turn, new_events, consumed, status
+        )
+        remote.submit_orchestration(
+            RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
+        )
+
     # ---- threads ---------------------------------------------------------------------
     def _on_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         if self._stopping.is_set():
@@ -312,6 +437,7 @@ class WorkflowRuntime:
         slow: list[ActivityResult] = []
         self._planned = 0
         worked = self._take_completions(pending, slow)
+        worked = self._take_remote_results(pending) or worked
         if slow:
             store.complete_activities(self.owner, slow)
         claimed: list[OrchestrationWorkItem] = []
@@ -321,11 +447,14 @@ class WorkflowRuntime:
             if limit:
                 now = time.monotonic()
                 exclude = [iid for iid, t in self._skip_until.items() if t > now]
+                exclude.extend(self._remote_pending)
                 claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
                 if len(claimed) == limit:
                     self._claim_due = True
         for item in claimed:
-            entry = pending.setdefault(item.instance.instance_id, _Pending(item.instance.instance_id))
+            entry = pending.setdefault(
+                item.instance.instance_id, _Pending(item.instance.instance_id)
+            )
             self._prepare_claimed(entry, item)
         for entry in pending.values():
             if entry.commit is None and entry.completions:
@@ -400,6 +529,9 @@ class WorkflowRuntime:
             self._prepare_unstarted(entry, turn, record, events, consumed)
             return
         if cached is None:
+            if self._remote is not None and record.name not in self._registry.workflows:
+                self._prepare_remote(record, turn, events, consumed)
+                return
             cached = self._load(record)
             if cached is None:
                 entry.commit = self._fail_unregistered(turn, record, consumed)
@@ -538,8 +670,6 @@ class WorkflowRuntime:
             self._cache.move_to_end(iid)
             self._trim_cache()
         leased = [a for a in entry.output.activities if a.leased]
-        executor = self._executor
-        assert executor is not None
         for row_id, activity in zip(activity_ids, leased, strict=False):
             item = ActivityWorkItem(
                 id=row_id,
@@ -552,7 +682,7 @@ class WorkflowRuntime:
             )
             self._inflight[row_id] = item
             self._inflight_by_instance[iid] += 1
-            executor.submit(item)
+            self._submit_activity(item)
 
     def _evict(self, instance_id: str) -> None:
         self._cache.pop(instance_id, None)
@@ -574,12 +704,10 @@ class WorkflowRuntime:
         if free <= 0:
             return False
         items = self.store.claim_activities(self.owner, free, self.lease_s)
-        executor = self._executor
-        assert executor is not None
         for item in items:
             self._inflight[item.id] = item
             self._inflight_by_instance[item.instance_id] += 1
-            executor.submit(item)
+            self._submit_activity(item)
         if len(items) == free:
             self._activity_claim_due = True
         return bool(items)
@@ -590,6 +718,7 @@ class WorkflowRuntime:
             return
         self._next_renew = now + self.lease_s / 3
         held = [iid for iid, c in self._cache.items() if c.held]
+        held.extend(self._remote_pending)
         if not held and not self._inflight:
             return
         lost = self.store.renew_leases(self.owner, held, list(self._inflight), self.lease_s)

@@ -124,7 +124,9 @@ class SqliteStore:
         clock: seconds since the epoch (injected by tests).
     """
 
-    def __init__(self, url: str = "sqlite:///treadle.db", *, clock: Callable[[], float] | None = None):
+    def __init__(
+        self, url: str = "sqlite:///treadle.db", *, clock: Callable[[], float] | None = None
+    ):
         self.url = url
         self._database, self._is_uri, self._synchronous = parse_sqlite_url(url)
         self._clock = clock or time.time
@@ -287,7 +289,10 @@ class SqliteStore:
         with self._errors():
             row = (
                 self._conn()
-                .execute(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?", (instance_id,))
+                .execute(
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
+                    (instance_id,),
+                )
                 .fetchone()
             )
         return None if row is None else instance_from_row(row)
@@ -338,7 +343,9 @@ class SqliteStore:
         with self._errors():
             rows = (
                 self._conn()
-                .execute("SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
+                .execute(
+                    "SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,)
+                )
                 .fetchall()
             )
         return [decode_event(r[0]) for r in rows]
@@ -388,7 +395,8 @@ class SqliteStore:
                     children = [
                         r[0]
                         for r in conn.execute(
-                            f"SELECT instance_id FROM instances WHERE parent_instance_id IN ({marks})",
+                            "SELECT instance_id FROM instances "
+                            f"WHERE parent_instance_id IN ({marks})",
                             frontier,
                         )
                     ]
@@ -416,7 +424,8 @@ class SqliteStore:
             rows = (
                 self._conn()
                 .execute(
-                    "SELECT instance_id FROM instances WHERE parent_instance_id = ? ORDER BY instance_id",
+                    "SELECT instance_id FROM instances WHERE parent_instance_id = ? "
+                    "ORDER BY instance_id",
                     (instance_id,),
                 )
                 .fetchall()
@@ -432,17 +441,22 @@ class SqliteStore:
         excluded = set(exclude)
         with self._errors():
             # A cheap read first: most calls find nothing, and then take no write lock.
-            found = self._conn().execute(
-                "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
-                "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
-                "OR i.lease_expires_at < ?) LIMIT ?",
-                (now, owner, now, len(excluded) + 1),
-            ).fetchall()
+            found = (
+                self._conn()
+                .execute(
+                    "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                    "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
+                    "OR i.lease_expires_at < ?) LIMIT ?",
+                    (now, owner, now, len(excluded) + 1),
+                )
+                .fetchall()
+            )
         if not found:
             return []
         with self._errors(), self._write() as conn:
             candidates = conn.execute(
-                "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                "SELECT i.instance_id FROM inbox m "
+                "JOIN instances i ON i.instance_id = m.instance_id "
                 "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
                 "OR i.lease_expires_at < ?) GROUP BY i.instance_id ORDER BY MIN(m.id) LIMIT ?",
                 (now, owner, now, limit + len(excluded)),
@@ -469,7 +483,12 @@ class SqliteStore:
                 (*ids, now),
             ):
                 messages[row[1]].append(
-                    InboxMessage(id=row[0], instance_id=row[1], event=decode_event(row[3]), execution_id=row[2])
+                    InboxMessage(
+                        id=row[0],
+                        instance_id=row[1],
+                        event=decode_event(row[3]),
+                        execution_id=row[2],
+                    )
                 )
         return [OrchestrationWorkItem(records[iid], messages[iid]) for iid in ids]
 
@@ -512,7 +531,9 @@ class SqliteStore:
                 ],
             )
         if turn.consumed_messages:
-            conn.executemany("DELETE FROM inbox WHERE id = ?", [(m,) for m in turn.consumed_messages])
+            conn.executemany(
+                "DELETE FROM inbox WHERE id = ?", [(m,) for m in turn.consumed_messages]
+            )
         if turn.consumed_activities:
             conn.executemany(
                 "DELETE FROM activity_tasks WHERE id = ?", [(a,) for a in turn.consumed_activities]
@@ -583,11 +604,15 @@ class SqliteStore:
             return []
         now = self._clock()
         with self._errors():
-            found = self._conn().execute(
-                "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
-                "(lease_owner IS NULL OR lease_expires_at < ?) LIMIT 1",
-                (now, now),
-            ).fetchone()
+            found = (
+                self._conn()
+                .execute(
+                    "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
+                    "(lease_owner IS NULL OR lease_expires_at < ?) LIMIT 1",
+                    (now, now),
+                )
+                .fetchone()
+            )
         if found is None:
             return []
         with self._errors(), self._write() as conn:
@@ -680,9 +705,12 @@ class SqliteStore:
         now = self._clock()
         with self._errors():
             conn = self._conn()
-            a = conn.execute("SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)).fetchone()[0]
+            a = conn.execute(
+                "SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)
+            ).fetchone()[0]
             b = conn.execute(
-                "SELECT MIN(lease_expires_at) FROM activity_tasks WHERE lease_expires_at > ?", (now,)
+                "SELECT MIN(lease_expires_at) FROM activity_tasks WHERE lease_expires_at > ?",
+                (now,),
             ).fetchone()[0]
             c = conn.execute(
                 "SELECT MIN(lease_expires_at) FROM instances i WHERE lease_expires_at > ? AND "
