@@ -1,0 +1,115 @@
+"""Payload encoding: JSON only, None stays None, falsy values survive."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from treadle.core import codec
+from treadle.errors import InvalidInputError
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    quantity: int = 1
+
+
+class Order(pydantic.BaseModel):
+    order_id: str
+    items: list[str]
+    placed: dt.date
+
+
+def test_dataclass_is_encoded_as_an_object() -> None:
+    assert codec.decode(codec.encode(Item("A-1", 0))) == {"sku": "A-1", "quantity": 0}
+
+
+def test_nested_dataclasses() -> None:
+    encoded = codec.encode({"items": [Item("a"), Item("b", 2)]})
+    assert codec.decode(encoded) == {
+        "items": [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 2}]
+    }
+
+
+def test_pydantic_model_is_encoded_as_an_object() -> None:
+    order = Order(order_id="o-1", items=["a"], placed=dt.date(2024, 1, 2))
+    assert codec.decode(codec.encode(order)) == {
+        "order_id": "o-1",
+        "items": ["a"],
+        "placed": "2024-01-02",
+    }
+    assert Order.model_validate(codec.decode(codec.encode(order))) == order
+
+
+def test_none_is_no_payload() -> None:
+    assert codec.encode(None) is None
+    assert codec.decode(None) is None
+    assert codec.decode("") is None
+    assert codec.decode(b"") is None
+
+
+@pytest.mark.parametrize("value", [0, 0.0, "", {}, [], False])
+def test_falsy_values_round_trip_as_themselves(value) -> None:
+    encoded = codec.encode(value)
+    assert encoded is not None and encoded != ""
+    back = codec.decode(encoded)
+    assert back == value and type(back) is type(value)
+
+
+def test_tuples_and_sets_become_lists() -> None:
+    assert codec.decode(codec.encode((1, 2))) == [1, 2]
+    assert codec.decode(codec.encode({3})) == [3]
+    assert codec.decode(codec.encode(frozenset())) == []
+
+
+def test_object_with_to_dict() -> None:
+    class Money:
+        def to_dict(self):
+            return {"cents": 5}
+
+    assert codec.decode(codec.encode(Money())) == {"cents": 5}
+
+
+def test_bytes_input_decodes() -> None:
+    assert codec.decode(b'{"a":1}') == {"a": 1}
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1,", "'single'", "nan", "1 2"])
+def test_bad_json_is_invalid_input(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="not valid JSON"):
+        codec.decode(text)
+
+
+@pytest.mark.parametrize("value", [object(), {"key": object()}, 2**70, [lambda: 1]])
+def test_unserializable_is_invalid_input(value) -> None:
+    with pytest.raises(InvalidInputError, match="not JSON-serializable"):
+        codec.encode(value)
+
+
+def test_dumps_and_loads_for_internal_structures() -> None:
+    data = {"kind": "TaskScheduled", "event_id": 3}
+    assert codec.loads(codec.dumps(data)) == data
+    assert isinstance(codec.dumps(data), str)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=40)
+@given(_JSON)
+def test_json_values_round_trip(value) -> None:
+    assert codec.decode(codec.encode(value)) == value
