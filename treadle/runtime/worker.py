@@ -156,6 +156,9 @@ class WorkflowRuntime:
         self._next_renew = 0.0
         self._next_periodic = 0.0
         self._planned = 0
+        self._wakeup_stale = True
+        self._wakeup_checked_at = 0.0
+        self._wakeup_at = 0.0
         self._remote = remote
         self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
             queue.SimpleQueue()
@@ -393,6 +396,7 @@ class WorkflowRuntime:
             if token is not None and new != token:
                 self._claim_due = True
                 self._activity_claim_due = True
+                self._wakeup_stale = True
                 self._wake.set()
             token = new
 
@@ -416,15 +420,27 @@ class WorkflowRuntime:
                 self._wake.wait(self._idle_timeout())
 
     def _idle_timeout(self) -> float:
-        timeout = 1.0
-        with contextlib.suppress(StoreError):
-            wakeup = self.store.next_wakeup()
-            if wakeup is not None:
-                timeout = min(timeout, max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001)
-        if timeout < 1.0:
+        """How long to sleep: until the next timer or lease expiry the store knows of.
+
+        The store is asked again only after something changed (the watcher saw a commit,
+        a timer came due, or a second passed); in between the answer is cached.
+        """
+        now = time.monotonic()
+        if self._wakeup_stale or now >= self._wakeup_checked_at + 1.0:
+            self._wakeup_stale = False
+            self._wakeup_checked_at = now
+            self._wakeup_at = now + 1.0
+            with contextlib.suppress(StoreError):
+                wakeup = self.store.next_wakeup()
+                if wakeup is not None:
+                    delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
+                    self._wakeup_at = min(self._wakeup_at, now + delay)
+        timeout = max(0.0, self._wakeup_at - now)
+        if timeout < 1e-3:
             self._claim_due = True
             self._activity_claim_due = True
-        return timeout
+            self._wakeup_stale = True
+        return min(timeout, 1.0)
 
     # ---- one round -------------------------------------------------------------------
     def _round(self) -> bool:
@@ -460,6 +476,8 @@ class WorkflowRuntime:
             if entry.commit is None and entry.completions:
                 self._prepare_fast(entry)
         commits = [e.commit for e in pending.values() if e.commit is not None]
+        if any(c.new_messages or c.new_instances for c in commits):
+            self._wakeup_stale = True
         if commits:
             outcomes = store.commit_turns(self.owner, commits, self.lease_s)
             by_id = {o.instance_id: o for o in outcomes}
@@ -487,7 +505,6 @@ class WorkflowRuntime:
                 self._inflight_by_instance[item.instance_id] -= 1
                 if self._inflight_by_instance[item.instance_id] <= 0:
                     del self._inflight_by_instance[item.instance_id]
-            self._activity_claim_due = True
             cached = self._cache.get(item.instance_id)
             if cached is not None and cached.held and cached.execution_id == item.execution_id:
                 entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))

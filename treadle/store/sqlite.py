@@ -136,6 +136,7 @@ class SqliteStore:
         key = self._database if self._is_uri else os.path.abspath(self._database)
         self._shared = _shared_for(key)
         self._closed = False
+        self._notify_pending = False
         self._keepalive: sqlite3.Connection | None = None
         if self._is_uri:
             self._keepalive = self._connect()
@@ -176,8 +177,13 @@ class SqliteStore:
         return conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK)."""
+    def _write(self, *, notify: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK).
+
+        With ``notify``, waiters in this process are woken if anything changed; writes that
+        only move leases or a running instance's own history (nothing another worker or a
+        waiting client acts on) pass ``notify=False``.
+        """
         conn = self._conn()
         with self._shared.write_lock:
             try:
@@ -193,7 +199,8 @@ class SqliteStore:
                     conn.execute("ROLLBACK")
                 raise
             changed = conn.total_changes != before
-        if changed:
+        if changed and (notify or self._notify_pending):
+            self._notify_pending = False
             self._shared.notify()
 
     @contextlib.contextmanager
@@ -453,7 +460,7 @@ class SqliteStore:
             )
         if not found:
             return []
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(notify=False) as conn:
             candidates = conn.execute(
                 "SELECT i.instance_id FROM inbox m "
                 "JOIN instances i ON i.instance_id = m.instance_id "
@@ -500,7 +507,7 @@ class SqliteStore:
             return []
         now = self._clock()
         outcomes: list[CommitOutcome] = []
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(notify=False) as conn:
             for turn in turns:
                 outcomes.append(self._commit_turn(conn, owner, turn, now, lease_s))
         return outcomes
@@ -510,12 +517,13 @@ class SqliteStore:
     ) -> CommitOutcome:
         iid = turn.instance_id
         row = conn.execute(
-            "SELECT version, lease_owner, lease_expires_at FROM instances WHERE instance_id = ?",
+            "SELECT version, lease_owner, lease_expires_at, status FROM instances "
+            "WHERE instance_id = ?",
             (iid,),
         ).fetchone()
         if row is None:
             return CommitOutcome(iid, ok=False, error="the instance no longer exists")
-        version, lease_owner, lease_expires_at = row
+        version, lease_owner, lease_expires_at, status = row
         if lease_owner != owner or (lease_expires_at or 0) < now:
             return CommitOutcome(iid, ok=False, error=f"lease held by {lease_owner!r}")
         if version != turn.expected_version:
@@ -570,6 +578,14 @@ class SqliteStore:
             except WorkflowAlreadyExistsError as exc:
                 self._insert_message(conn, child_refused(child, str(exc), now), now)
         keep = turn.keep_lease
+        if (
+            status != turn.status.name
+            or not keep
+            or turn.new_messages
+            or turn.new_instances
+            or any(not a.leased for a in turn.new_activities)
+        ):
+            self._notify_pending = True  # someone may act on this: wake waiters
         history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
         conn.execute(
             "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
@@ -615,7 +631,7 @@ class SqliteStore:
             )
         if found is None:
             return []
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(notify=False) as conn:
             rows = conn.execute(
                 "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
                 "FROM activity_tasks WHERE visible_at <= ? AND "
@@ -651,7 +667,7 @@ class SqliteStore:
         """Extend leases; return the instance ids this owner no longer holds."""
         now = self._clock()
         lost: list[str] = []
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(notify=False) as conn:
             for iid in instance_ids:
                 cur = conn.execute(
                     "UPDATE instances SET lease_expires_at = ? WHERE instance_id = ? "
