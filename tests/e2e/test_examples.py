@@ -1,0 +1,69 @@
+"""Every script under ``examples/`` runs to the end and prints the results it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+EXPECTED = {
+    "task_chaining.py": [
+        "Workflow COMPLETED, result: [11,22,20]",
+        "Executing error handler: TypeError: can only concatenate str",
+        "Workflow FAILED: TypeError: can only concatenate str",
+    ],
+    "fan_out_fan_in.py": ["Final result: 110.", "Workflow COMPLETED in "],
+    "monitor.py": [
+        "Check 2: payments is unhealthy.",
+        'Workflow COMPLETED: {"service":"payments","checks":3,"status":"healthy"}',
+    ],
+    "external_events.py": [
+        'Approved: "order A-1 placed, approved by alice"',
+        'Timed out: "order B-2 cancelled: no approval in time"',
+    ],
+    "compensation.py": [
+        "Cancelled hotel-456.\nCancelled flight-123.",
+        '"compensated":["hotel-456","flight-123"]',
+        "no cars left in Lisbon",
+    ],
+    "child_workflows.py": [
+        'Workflow COMPLETED: ["book: shipped","lamp: shipped","unicorn: out of stock"]',
+        "-lamp: COMPLETED",
+    ],
+    "retry_policy.py": [
+        "Charging 42: attempt 3.",
+        '{"charge":"charged 42 after 3 attempts","gave_up":"ValueError: this never works"}',
+    ],
+    "suspend_resume.py": [
+        "After suspend: SUSPENDED",
+        "After raising the event while suspended: SUSPENDED",
+        'After resume: COMPLETED: "report prepared, continued by alice"',
+    ],
+}
+
+
+def test_every_example_is_tested() -> None:
+    assert sorted(EXPECTED) == sorted(p.name for p in EXAMPLES.glob("*.py"))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str, tmp_path: Path) -> None:
+    env = {**os.environ, "TREADLE_STORE": f"sqlite:///{tmp_path / 'example.db'}"}
+    env["EXAMPLE_FAST"] = "1"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in EXPECTED[name]:
+        assert line in proc.stdout, f"{line!r} not in output:\n{proc.stdout}{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr

@@ -1,0 +1,402 @@
+"""The ``treadle`` command line: argument parsing, then client and runtime calls.
+
+Add a group with ``@main.group()`` and a command with ``@main.command()``; take the
+``Session`` with ``@pass_session`` (its ``db`` is the store URL; ``client()`` opens a client).
+Treadle's errors print one line on stderr and exit 1; bad arguments exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
+from treadle.core import codec
+from treadle.core.history import HistoryEvent, event_to_dict
+from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
+from treadle.runtime import WorkflowRuntime
+from treadle.store import DEFAULT_STORE_URL
+
+PAYLOAD_WIDTH = 60
+"""History payloads longer than this are shortened in table output."""
+
+_STATUS_NAMES = [s.name for s in WorkflowStatus if s is not WorkflowStatus.UNKNOWN]
+_OUTPUT = click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format; json is machine-readable.",
+)
+
+
+@dataclass
+class Session:
+    """What every command shares: the store URL and a client opened on first use."""
+
+    db: str
+    ctx: click.Context
+    _client: WorkflowClient | None = field(default=None, repr=False)
+
+    def client(self) -> WorkflowClient:
+        """The client on ``db``; closed when the command ends."""
+        if self._client is None:
+            self._client = WorkflowClient(self.db)
+            self.ctx.call_on_close(self._client.close)
+        return self._client
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+def _json(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """Parse an option's JSON value, such as ``'{"a": 1}'``, ``42`` or ``'"text"'``."""
+    if value is None:
+        return None
+    try:
+        return codec.decode(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not valid JSON ({exc.__cause__ or exc}); "
+            """quote a string twice, e.g. '"text"'"""
+        ) from exc
+
+
+class _Group(click.Group):
+    """The root group: turns treadle's errors into a message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (TreadleError, TimeoutError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar="TREADLE_STORE",
+    default=DEFAULT_STORE_URL,
+    show_default=True,
+    help="Store URL (sqlite:///file.db, postgresql://...); env TREADLE_STORE.",
+)
+@click.version_option(package_name="treadle")
+@click.pass_context
+def main(ctx: click.Context, db: str) -> None:
+    """treadle: durable workflows with the Dapr workflow programming model."""
+    ctx.obj = Session(db=db, ctx=ctx)
+
+
+@main.group()
+def workflow() -> None:
+    """Start, inspect and manage workflow instances."""
+
+
+# ---- reads -------------------------------------------------------------------------------
+@workflow.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(_STATUS_NAMES, case_sensitive=False),
+    help="Only instances with this status (repeatable).",
+)
+@click.option("--name", help="Only instances of this workflow.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--page-token", help="Continue from a previous page.")
+@_OUTPUT
+@pass_session
+def list_(
+    session: Session,
+    statuses: Sequence[str],
+    name: str | None,
+    limit: int,
+    page_token: str | None,
+    fmt: str,
+) -> None:
+    """List instances, newest first."""
+    page = session.client().list_workflows(
+        status=[WorkflowStatus[s.upper()] for s in statuses] or None,
+        name=name,
+        page_size=limit,
+        continuation_token=page_token,
+    )
+    if fmt == "json":
+        states = [s.to_json() for s in page.states]
+        _echo_json({"workflows": states, "next_page_token": page.continuation_token})
+        return
+    rows = [
+        [
+            s.instance_id,
+            s.name,
+            s.runtime_status.name,
+            _time(s.created_at),
+            _time(s.last_updated_at),
+        ]
+        for s in page.states
+    ]
+    _echo_table(["INSTANCE ID", "NAME", "STATUS", "CREATED (UTC)", "UPDATED (UTC)"], rows)
+    if page.continuation_token:
+        click.echo(f"more: --page-token {page.continuation_token}", err=True)
+
+
+@workflow.command()
+@click.argument("instance_id")
+@_OUTPUT
+@pass_session
+def get(session: Session, instance_id: str, fmt: str) -> None:
+    """Show an instance's status, input and output."""
+    _echo_state(_require_state(session.client(), instance_id), fmt)
+
+
+@workflow.command()
+@click.argument("instance_id")
+@_OUTPUT
+@pass_session
+def history(session: Session, instance_id: str, fmt: str) -> None:
+    """Show the history events of an instance's current run, oldest first."""
+    events = session.client().get_workflow_history(instance_id)
+    if fmt == "json":
+        _echo_json([event_to_dict(e) for e in events])
+        return
+    rows = [_event_row(e, instance_id) for e in events]
+    _echo_table(["TIME (UTC)", "KIND", "IDS", "NAME", "PAYLOAD"], rows)
+
+
+# ---- actions -----------------------------------------------------------------------------
+@workflow.command()
+@click.argument("name")
+@click.option(
+    "--input", "input_", metavar="JSON", callback=_json, help="The workflow's input, as JSON."
+)
+@click.option("--id", "instance_id", help="Instance id (default: a new UUID).")
+@click.option("--wait", is_flag=True, help="Wait for the instance to finish; print its state.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to --wait (default: none).")
+@_OUTPUT
+@pass_session
+def run(
+    session: Session,
+    name: str,
+    input_: Any,
+    instance_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    fmt: str,
+) -> None:
+    """Start workflow NAME (a worker must have it registered). Prints the instance id; with
+    --wait, the final state, and exits 1 unless it COMPLETED."""
+    client = session.client()
+    iid = client.schedule_new_workflow(name, input=input_, instance_id=instance_id)
+    if not wait:
+        click.echo(iid)
+        return
+    state = client.wait_for_workflow_completion(iid, timeout_in_seconds=timeout or 0)
+    if state is None:
+        raise WorkflowNotFoundError(f"workflow instance {iid!r} was purged while running")
+    _echo_state(state, fmt)
+    if state.runtime_status is not WorkflowStatus.COMPLETED:
+        raise click.ClickException(f"workflow {iid!r} finished {state.runtime_status.name}")
+
+
+@workflow.command("raise-event")
+@click.argument("instance_id")
+@click.argument("event")
+@click.option("--data", metavar="JSON", callback=_json, help="The event's payload, as JSON.")
+@pass_session
+def raise_event(session: Session, instance_id: str, event: str, data: Any) -> None:
+    """Send EVENT to an instance (it waits with wait_for_external_event)."""
+    session.client().raise_workflow_event(instance_id, event, data=data)
+    click.echo(f"raised {event!r} on {instance_id}")
+
+
+@workflow.command()
+@click.argument("instance_id")
+@click.option(
+    "--output", "output", metavar="JSON", callback=_json, help="The instance's output, as JSON."
+)
+@click.option("--recursive/--no-recursive", default=True, help="Also terminate its children.")
+@pass_session
+def terminate(session: Session, instance_id: str, output: Any, recursive: bool) -> None:
+    """Terminate a running instance."""
+    session.client().terminate_workflow(instance_id, output=output, recursive=recursive)
+    click.echo(f"terminating {instance_id}")
+
+
+@workflow.command()
+@click.argument("instance_id")
+@pass_session
+def suspend(session: Session, instance_id: str) -> None:
+    """Suspend (pause) an instance; events raised meanwhile wait for resume."""
+    session.client().suspend_workflow(instance_id)
+    click.echo(f"suspending {instance_id}")
+
+
+@workflow.command()
+@click.argument("instance_id")
+@pass_session
+def resume(session: Session, instance_id: str) -> None:
+    """Resume a suspended instance."""
+    session.client().resume_workflow(instance_id)
+    click.echo(f"resuming {instance_id}")
+
+
+@workflow.command()
+@click.argument("instance_id")
+@click.option("--recursive/--no-recursive", default=True, help="Also purge its children.")
+@pass_session
+def purge(session: Session, instance_id: str, recursive: bool) -> None:
+    """Delete a finished instance's state."""
+    count = session.client().purge_workflow(instance_id, recursive=recursive)
+    if count == 0:
+        raise _not_found(instance_id)
+    click.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+
+
+# ---- worker ------------------------------------------------------------------------------
+@main.command()
+@click.argument("target", metavar="MODULE:RUNTIME")
+@click.option(
+    "--shutdown-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to let running activities finish on SIGINT/SIGTERM.",
+)
+@pass_session
+def worker(session: Session, target: str, shutdown_timeout: float) -> None:
+    """Run the WorkflowRuntime named RUNTIME in MODULE until SIGINT or SIGTERM.
+
+    A runtime created without a store URL uses --db."""
+    os.environ["TREADLE_STORE"] = session.db
+    runtime = _load_runtime(target)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.start()
+    click.echo(f"treadle worker {runtime.owner} on {_redact(runtime.store.url)}")
+    click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")
+    click.echo(f"activities: {', '.join(runtime.activity_names) or '(none)'}")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        click.echo("shutting down")
+        runtime.shutdown(timeout=shutdown_timeout)
+        click.echo("stopped")
+
+
+def _load_runtime(target: str) -> WorkflowRuntime:
+    def bad(message: str) -> click.BadParameter:
+        return click.BadParameter(message, param_hint="MODULE:RUNTIME")
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise bad(f"expected MODULE:RUNTIME, got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise bad(f"cannot import module {module_name!r}: {exc}") from exc
+    if not hasattr(module, attr):
+        raise bad(f"module {module_name!r} has no attribute {attr!r}")
+    runtime = getattr(module, attr)
+    if not isinstance(runtime, WorkflowRuntime):
+        kind = type(runtime).__name__
+        raise bad(f"{module_name}.{attr} is not a WorkflowRuntime (its type is {kind})")
+    return runtime
+
+
+# ---- output ------------------------------------------------------------------------------
+def _require_state(client: WorkflowClient, instance_id: str) -> WorkflowState:
+    state = client.get_workflow_state(instance_id)
+    if state is None:
+        raise _not_found(instance_id)
+    return state
+
+
+def _not_found(instance_id: str) -> WorkflowNotFoundError:
+    return WorkflowNotFoundError(
+        f"no workflow instance with id {instance_id!r}; "
+        "check the id (list them with `treadle workflow list`)"
+    )
+
+
+def _echo_state(state: WorkflowState, fmt: str) -> None:
+    if fmt == "json":
+        _echo_json(state.to_json())
+        return
+    failure = state.failure_details
+    rows = [
+        ["instance_id", state.instance_id],
+        ["name", state.name],
+        ["status", state.runtime_status.name],
+        ["created", _time(state.created_at)],
+        ["updated", _time(state.last_updated_at)],
+        ["input", state.serialized_input or ""],
+        ["output", state.serialized_output or ""],
+        ["custom_status", state.serialized_custom_status or ""],
+        ["failure", "" if failure is None else f"{failure.error_type}: {failure.message}"],
+    ]
+    _echo_table(None, [[f"{k}:", v] for k, v in rows if v or k not in ("custom_status", "failure")])
+
+
+def _event_row(event: HistoryEvent, instance_id: str) -> list[str]:
+    data = event_to_dict(event)
+    if data.get("instance_id") == instance_id:
+        del data["instance_id"]
+    ids = [f"#{event.event_id}"] if event.event_id >= 0 else []
+    ids += [f"->#{data[k]}" for k in ("task_scheduled_id", "timer_id") if k in data]
+    name = " ".join(str(data[k]) for k in ("name", "instance_id") if k in data)
+    failure = data.get("failure")
+    if failure is not None:
+        payload = f"{failure['error_type']}: {failure['message']}"
+    else:
+        keys = ("status", "input", "result", "fire_at", "reason")
+        payload = " ".join(str(data[k]) for k in keys if k in data)
+    payload = payload.replace("\n", "\\n")
+    if len(payload) > PAYLOAD_WIDTH:
+        payload = payload[: PAYLOAD_WIDTH - 3] + "..."
+    return [_time(event.timestamp, ms=True), event.KIND, " ".join(ids), name, payload]
+
+
+def _time(value: datetime, *, ms: bool = False) -> str:
+    text = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[:-3] if ms else text[:-7]
+
+
+def _echo_table(headers: list[str] | None, rows: list[list[str]]) -> None:
+    lines = ([headers] if headers else []) + rows
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))] if lines else []
+    for line in lines:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(codec.dumps(value))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+if __name__ == "__main__":
+    main()
