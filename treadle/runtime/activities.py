@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -37,10 +37,14 @@ class ActivityExecutor:
     ) -> None:
         self._activities = activities
         self._done = done
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_concurrent, thread_name_prefix="treadle-activity"
-        )
-        self._async_slots = threading.BoundedSemaphore(max_concurrent)
+        self._max_threads = max_concurrent
+        # A plain queue and long-lived threads: cheaper per item than ThreadPoolExecutor,
+        # which builds a Future and takes a semaphore on every submit.
+        self._queue: queue.SimpleQueue[ActivityWorkItem | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._async_slots: asyncio.Semaphore | None = None
+        self._max_concurrent = max_concurrent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -51,15 +55,36 @@ class ActivityExecutor:
         if fn is not None and inspect.iscoroutinefunction(fn):
             loop = self._event_loop()
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
-        else:
-            self._pool.submit(self._run_sync, fn, item)
+            return
+        self._queue.put(item)
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+            elif len(self._threads) < self._max_threads:
+                thread = threading.Thread(
+                    target=self._thread_main,
+                    name=f"treadle-activity-{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def _thread_main(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._run_sync(self._activities.get(item.name), item)
+            with self._lock:
+                self._idle += 1
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=loop.run_forever, name="treadle-async-activities", daemon=True
+                    target=_run_until_stopped, args=(loop,), name="treadle-async-activities",
+                    daemon=True,
                 )
                 thread.start()
                 self._loop, self._loop_thread = loop, thread
@@ -86,6 +111,12 @@ class ActivityExecutor:
         self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        if self._async_slots is None:
+            self._async_slots = asyncio.Semaphore(self._max_concurrent)
+        async with self._async_slots:
+            await self._run_async_now(fn, item)
+
+    async def _run_async_now(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
         try:
             value = codec.decode(item.input)
             ctx = self._context(item)
@@ -102,14 +133,32 @@ class ActivityExecutor:
             logger.exception("could not report the result of activity %r", item.name)
 
     def shutdown(self, wait: bool) -> None:
-        """Stop accepting work; with ``wait``, let running activities finish."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop the threads; with ``wait``, let running activities finish first."""
+        while True:  # drop what has not started
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join(timeout=30)
         with self._lock:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 if self._loop_thread is not None and wait:
                     self._loop_thread.join(timeout=5)
                 self._loop = None
+
+
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    # The loop is closed by the thread that runs it, once stopped: shutdown(wait=False) cannot
+    # close a running loop, and an unclosed one leaks its self-pipe sockets.
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 def _unregistered(name: str) -> Exception:
