@@ -1,0 +1,22 @@
+"""treadle's benchmark: ``python -m bench`` prints figures (it asserts no times).
+
+Workloads, each on a fresh store with fresh worker processes (``python -m bench.worker``)
+while this process only starts workflows and waits with a WorkflowClient:
+
+- W1a: the seed's task chain, one workflow at a time: median and p99 latency.
+- W1b: the task chain, thousands at once: workflows/s and activities/s.
+- W2: fan-out/fan-in of 100 and 1,000 items: wall time.
+- W3: one workflow of 1,000 to 10,000 sequential steps: wall time, ms per step, and
+  time(10k)/time(1k) (target < 12: the cost of a step must not grow with history).
+- W4: SIGKILL a worker half-way through a 2,000-step chain, restart: time to finish and
+  re-executions of steps already recorded.
+- Peak RSS of the worker processes for each.
+
+Options: ``--store sqlite|postgres|both``, ``--workers 1,2,4``, ``--quick``,
+``--only W1,W3``, ``--json FILE``, ``--peer dbos`` (the same workloads on DBOS Transact, when
+``import dbos`` works), ``--profile DIR`` (py-spy samples of the workers and treadle's hot
+spots). PostgreSQL is at ``$TREADLE_BENCH_POSTGRES``, default
+``postgresql://postgres@127.0.0.1:5432/test``.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,139 @@
+"""``python -m bench``: parse the options, set up the stores, run, print, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench import peer_dbos, procs, profiling
+from bench.report import Report, machine_facts
+from bench.stores import DEFAULT_POSTGRES_URL, PostgresTarget, SqliteTarget, StoreTarget
+from bench.workloads import Bench, Sizes, run_treadle
+
+WORKLOADS = ("W1a", "W1b", "W2", "W3", "W4")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark treadle (and optionally a peer engine); prints figures.",
+    )
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument(
+        "--workers",
+        type=_int_list,
+        default=[1],
+        help="worker processes for the throughput workloads W1b and W2, e.g. 1,2,4",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
+    parser.add_argument(
+        "--only",
+        type=_workloads,
+        default=set(WORKLOADS),
+        help="workloads to run, e.g. W1,W3 (W1 means W1a and W1b)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--peer", choices=("dbos",), help="run the same workloads on a peer")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the workers with py-spy into DIR and print treadle's hot spots",
+    )
+    return parser.parse_args(argv)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,2,4, got {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("worker counts must be >= 1")
+    return values
+
+
+def _workloads(text: str) -> set[str]:
+    chosen: set[str] = set()
+    for part in text.split(","):
+        name = part.strip().upper().replace("A", "a").replace("B", "b")
+        if name == "W1":
+            chosen.update(("W1a", "W1b"))
+        elif name in WORKLOADS:
+            chosen.add(name)
+        elif name:
+            raise argparse.ArgumentTypeError(
+                f"unknown workload {part!r}; choose from W1, {', '.join(WORKLOADS)}"
+            )
+    return chosen
+
+
+def open_targets(store: str, report: Report) -> list[StoreTarget]:
+    """The store targets to run on; PostgreSQL is skipped with a reason if unusable."""
+    targets: list[StoreTarget] = []
+    if store in ("sqlite", "both"):
+        targets.append(SqliteTarget())
+    if store in ("postgres", "both"):
+        url = os.environ.get("TREADLE_BENCH_POSTGRES", DEFAULT_POSTGRES_URL)
+        target = PostgresTarget.open(url)
+        if isinstance(target, str):
+            report.header["store postgres"] = f"SKIPPED: {target}"
+        else:
+            targets.append(target)
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 if a workload failed."""
+    args = parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes.full()
+    report = Report(header=machine_facts())
+    report.header["sizes"] = "quick" if args.quick else "full"
+    report.header["workers"] = ",".join(map(str, args.workers)) + " (W1b, W2; others use 1)"
+    report.header["workloads"] = ",".join(w for w in WORKLOADS if w in args.only)
+    targets = open_targets(args.store, report)
+    if args.profile is not None and not procs.has_py_spy():
+        report.header["profile"] = "SKIPPED: py-spy is not on the PATH (pip install py-spy)"
+        args.profile = None
+    try:
+        for target in targets:
+            report.header[f"store {target.kind}"] = target.facts()
+        if args.peer == "dbos":
+            report.header["peer"] = peer_dbos.describe()
+        report.print_header()
+        for target in targets:
+            run_store(target, args, sizes, report)
+    finally:
+        for target in targets:
+            target.cleanup()
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"results written to {args.json}")
+    if report.errors:
+        print(f"{len(report.errors)} workload(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_store(target: StoreTarget, args: argparse.Namespace, sizes: Sizes, report: Report) -> None:
+    """All the selected workloads on one store: treadle, then the peer, then the comparison."""
+    profile_dir: Path | None = None
+    if args.profile is not None:
+        profile_dir = args.profile / target.kind
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    report.note(f"== treadle on {target.kind} ==")
+    bench = Bench("treadle", target, report, sizes, args.workers, profile_dir)
+    run_treadle(bench, args.only)
+    if profile_dir is not None:
+        profiling.print_hot_spots(profile_dir, report)
+    if args.peer == "dbos":
+        if not peer_dbos.available():
+            report.note("== dbos: SKIPPED: `import dbos` failed (pip install dbos to compare) ==")
+            return
+        report.note(f"== dbos on {target.kind} ==")
+        peer = Bench("dbos", target, report, sizes, in_process=True)
+        peer_dbos.run_dbos(peer, args.only)
+        report.compare(target.kind, "dbos", peer_dbos.TOPOLOGY)

@@ -1,0 +1,431 @@
+"""The treadle workloads W1-W4: the driver starts workflows and waits; workers run them.
+
+Every workload gets a fresh store and fresh worker processes (``python -m bench.worker``),
+so each one's peak RSS is its own. Times are wall-clock, from the first schedule to the
+last completion, measured in the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import treadle as wf
+from bench import app, procs
+from bench.report import Better, Measurement, Report, median, percentile, size_label
+from bench.stores import StoreTarget
+from treadle.core.history import TaskCompleted
+
+W3_RATIO_TARGET_PER_10X = 12.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big each workload is.
+
+    Attributes:
+        w1a_runs: sequential workflows timed one by one (after ``w1a_warmup`` untimed ones).
+        w1b_workflows: workflows started at once.
+        w2_items: fan-out widths.
+        w3_steps: chain lengths; the ratio is last/first.
+        w4_steps: the chain that is interrupted.
+        w4_kill_after: completed steps after which the worker is killed.
+        timeout_s: how long any single wait may take before the workload fails.
+    """
+
+    w1a_runs: int
+    w1a_warmup: int
+    w1b_workflows: int
+    w2_items: tuple[int, ...]
+    w3_steps: tuple[int, ...]
+    w4_steps: int
+    w4_kill_after: int
+    timeout_s: float
+
+    @classmethod
+    def full(cls) -> Sizes:
+        """The sizes of the brief."""
+        return cls(200, 10, 2000, (100, 1000), (1000, 2000, 4000, 10_000), 2000, 1000, 900.0)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        """Small sizes for a CI smoke run."""
+        return cls(20, 3, 200, (100,), (100, 200, 400, 1000), 200, 100, 120.0)
+
+
+class BenchError(RuntimeError):
+    """A workload did not produce what it should have."""
+
+
+@dataclass(slots=True)
+class Bench:
+    """What the workloads of one engine on one store share.
+
+    Attributes:
+        engine: ``treadle`` or a peer's name.
+        target: the store target.
+        report: where measurements go.
+        sizes: workload sizes.
+        workers: worker counts for the throughput workloads (W1b, W2).
+        profile_dir: where to write py-spy profiles of the workers, if profiling.
+        in_process: the engine runs in the process that starts the workflows (a peer).
+    """
+
+    engine: str
+    target: StoreTarget
+    report: Report
+    sizes: Sizes
+    workers: Sequence[int] = (1,)
+    profile_dir: Path | None = None
+    in_process: bool = False
+
+    def add(
+        self,
+        workload: str,
+        metric: str,
+        value: float,
+        unit: str,
+        *,
+        size: int | None = None,
+        workers: int | None = 1,
+        better: Better = "none",
+        note: str = "",
+    ) -> Measurement:
+        """Record one measurement of this engine on this store."""
+        return self.report.add(
+            Measurement(
+                self.engine,
+                self.target.kind,
+                workload,
+                metric,
+                value,
+                unit,
+                size,
+                workers,
+                better,
+                note,
+            )
+        )
+
+    def add_memory(
+        self,
+        workload: str,
+        peaks_mib: Sequence[float],
+        *,
+        size: int | None = None,
+        concurrent: bool = True,
+    ) -> None:
+        """Record the peak RSS of the worker processes of one workload run.
+
+        Args:
+            concurrent: the processes ran side by side (else one after the other).
+        """
+        note = ""
+        if len(peaks_mib) > 1:
+            note = "max of " + ", ".join(f"{p:.0f}" for p in peaks_mib)
+        self.add(
+            workload,
+            "peak RSS per worker",
+            max(peaks_mib),
+            "MiB",
+            size=size,
+            workers=None if self.in_process else len(peaks_mib) if concurrent else 1,
+            better="lower",
+            note=note,
+        )
+
+    def add_w3_ratio(self, times_s: dict[int, float]) -> None:
+        """Print time(longest)/time(shortest) of W3 against its target."""
+        first, last = min(times_s), max(times_s)
+        if first == last:
+            return
+        ratio = times_s[last] / times_s[first]
+        target = W3_RATIO_TARGET_PER_10X * (last / first) / 10
+        verdict = "ok" if ratio < target else "OVER TARGET"
+        self.add(
+            "W3",
+            f"ratio {size_label(last)}/{size_label(first)}",
+            ratio,
+            "x",
+            better="lower",
+            note=f"target < {target:g}: {verdict}",
+        )
+
+
+def run_treadle(bench: Bench, only: set[str]) -> None:
+    """Run the selected treadle workloads; a failing one is reported and skipped."""
+    steps: list[tuple[str, Callable[[Bench], None]]] = [
+        ("W1a", w1a_latency),
+        ("W1b", w1b_throughput),
+        ("W2", w2_fan_out),
+        ("W3", w3_long_chain),
+        ("W4", w4_recovery),
+    ]
+    for name, workload in steps:
+        if name not in only:
+            continue
+        try:
+            workload(bench)
+        except Exception as exc:
+            bench.report.error(bench.engine, bench.target.kind, name, exc)
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _check(state: wf.WorkflowState | None, expected: Any, what: str) -> None:
+    if state is None:
+        raise BenchError(f"{what}: the instance vanished")
+    if state.runtime_status is not wf.WorkflowStatus.COMPLETED:
+        raise BenchError(f"{what}: {state.runtime_status.name}: {state.failure_details}")
+    output = json.loads(state.serialized_output or "null")
+    if output != expected:
+        raise BenchError(f"{what}: output {output!r}, expected {expected!r}")
+
+
+def _wait_all(
+    client: wf.WorkflowClient, ids: Sequence[str], expected: Sequence[Any], timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    for iid, want in zip(ids, expected, strict=True):
+        remaining = max(0.001, deadline - time.monotonic())
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=remaining)
+        _check(state, want, f"workflow {iid}")
+
+
+def _peaks(children: Sequence[procs.Child]) -> list[float]:
+    return [c.exit.peak_mib for c in children if c.exit is not None]
+
+
+def _run_one(
+    bench: Bench, tag: str, workers: int, workflow: str, inputs: Sequence[Any], expected: list[Any]
+) -> tuple[float, list[float]]:
+    """Start ``workflow`` once per input on a fresh store, wait for all; (seconds, peaks)."""
+    url = bench.target.new_url(tag)
+    with (
+        wf.WorkflowClient(url) as client,
+        procs.workers(
+            workers, url, bench.target.work_dir, tag, profile_dir=bench.profile_dir
+        ) as children,
+    ):
+        start = time.perf_counter()
+        ids = [client.schedule_new_workflow(workflow, input=x) for x in inputs]
+        _wait_all(client, ids, expected, bench.sizes.timeout_s)
+        elapsed = time.perf_counter() - start
+    return elapsed, _peaks(children)
+
+
+# ---- W1: the task chain -----------------------------------------------------------------
+
+
+def w1a_latency(bench: Bench) -> None:
+    """W1a: one task chain at a time, schedule then wait; median and p99 latency."""
+    sizes = bench.sizes
+    url = bench.target.new_url("w1a")
+    latencies_ms: list[float] = []
+    with (
+        wf.WorkflowClient(url) as client,
+        procs.workers(1, url, bench.target.work_dir, "w1a", profile_dir=bench.profile_dir) as ch,
+    ):
+        for i in range(sizes.w1a_warmup + sizes.w1a_runs):
+            start = time.perf_counter()
+            iid = client.schedule_new_workflow(app.task_chain, input=i)
+            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=sizes.timeout_s)
+            if i >= sizes.w1a_warmup:
+                latencies_ms.append((time.perf_counter() - start) * 1000)
+            _check(state, app.task_chain_result(i), f"task_chain({i})")
+    n = sizes.w1a_runs
+    bench.add("W1a", "latency median", median(latencies_ms), "ms", size=n, better="lower")
+    bench.add("W1a", "latency p99", percentile(latencies_ms, 99), "ms", size=n, better="lower")
+    bench.add_memory("W1a", _peaks(ch))
+
+
+def w1b_throughput(bench: Bench) -> None:
+    """W1b: start many task chains at once, wait for all; workflows/s and activities/s."""
+    n = bench.sizes.w1b_workflows
+    for count in bench.workers:
+        elapsed, peaks = _run_one(
+            bench,
+            f"w1b_{count}w",
+            count,
+            "task_chain",
+            range(n),
+            [app.task_chain_result(i) for i in range(n)],
+        )
+        bench.add("W1b", "throughput", n / elapsed, "wf/s", size=n, workers=count, better="higher")
+        bench.add(
+            "W1b",
+            "activity throughput",
+            3 * n / elapsed,
+            "act/s",
+            size=n,
+            workers=count,
+            better="higher",
+        )
+        bench.add_memory("W1b", peaks)
+
+
+# ---- W2: fan-out/fan-in -----------------------------------------------------------------
+
+
+def w2_fan_out(bench: Bench) -> None:
+    """W2: one fan-out/fan-in workflow per width; wall time."""
+    for items in bench.sizes.w2_items:
+        for count in bench.workers:
+            elapsed, peaks = _run_one(
+                bench,
+                f"w2_{items}_{count}w",
+                count,
+                "batch_processing",
+                [items],
+                [app.batch_processing_result(items)],
+            )
+            bench.add(
+                "W2",
+                "wall time",
+                elapsed,
+                "s",
+                size=items,
+                workers=count,
+                better="lower",
+                note=f"{items + 2} activities",
+            )
+            bench.add_memory("W2", peaks, size=items)
+
+
+# ---- W3: long chains --------------------------------------------------------------------
+
+
+def w3_long_chain(bench: Bench) -> None:
+    """W3: one workflow of N sequential steps per N; wall time, ms/step, and the ratio."""
+    times: dict[int, float] = {}
+    for steps in bench.sizes.w3_steps:
+        elapsed, peaks = _run_one(bench, f"w3_{steps}", 1, "long_chain", [steps], [steps])
+        times[steps] = elapsed
+        bench.add("W3", "wall time", elapsed, "s", size=steps, better="lower")
+        bench.add("W3", "time per step", elapsed / steps * 1000, "ms", size=steps, better="lower")
+        bench.add_memory("W3", peaks, size=steps)
+    bench.add_w3_ratio(times)
+
+
+# ---- W4: recovery -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryOutcome:
+    """What W4 measured, whatever the engine.
+
+    Attributes:
+        done_at_kill: ids of the steps whose completion was recorded when the worker died.
+        executions: how often each step id was executed (lines in the execution log).
+        restart_s: from starting the new worker to the workflow's completion.
+        ready_s: of which the new worker's start-up (until it was ready).
+        peaks_mib: the peak RSS of the killed worker and of the new one.
+    """
+
+    done_at_kill: frozenset[str]
+    executions: Counter[str]
+    restart_s: float
+    ready_s: float
+    peaks_mib: list[float]
+
+
+def report_recovery(bench: Bench, steps: int, outcome: RecoveryOutcome) -> None:
+    """Print W4's figures (shared by treadle and peers)."""
+    done = len(outcome.done_at_kill)
+    remaining = steps - done
+    rerun = sum(outcome.executions[i] - 1 for i in outcome.done_at_kill if outcome.executions[i])
+    in_flight = sum(
+        n - 1 for i, n in outcome.executions.items() if n > 1 and i not in outcome.done_at_kill
+    )
+    bench.add("W4", "steps recorded at SIGKILL", done, "steps", size=steps)
+    bench.add(
+        "W4",
+        "recovery: restart to done",
+        outcome.restart_s,
+        "s",
+        size=steps,
+        better="lower",
+        note=f"{remaining} steps left; worker start-up {outcome.ready_s:.2f} s of it",
+    )
+    bench.add(
+        "W4",
+        "recovery: time per step left",
+        outcome.restart_s / max(1, remaining) * 1000,
+        "ms",
+        size=steps,
+        better="lower",
+    )
+    bench.add(
+        "W4",
+        "re-executions of recorded steps",
+        rerun,
+        "count",
+        size=steps,
+        better="lower",
+        note=f"in-flight steps run again (allowed): {in_flight}",
+    )
+    bench.add_memory("W4", outcome.peaks_mib, size=steps, concurrent=False)
+
+
+def read_executions(path: Path) -> Counter[str]:
+    """Count the lines of an execution log (one id per execution)."""
+    if not path.exists():
+        return Counter()
+    return Counter(line for line in path.read_text().splitlines() if line)
+
+
+def w4_recovery(bench: Bench) -> None:
+    """W4: SIGKILL the worker of a long chain half-way, restart, and measure the recovery."""
+    sizes = bench.sizes
+    steps = sizes.w4_steps
+    url = bench.target.new_url("w4")
+    work = bench.target.work_dir
+    log = work / "w4-executions.log"
+    extra = ["--store", url, "--execution-log", str(log)]
+    with wf.WorkflowClient(url) as client:
+        first = procs.Child("bench.worker", extra, work / "w4-first.log")
+        try:
+            first.wait_ready()
+            iid = client.schedule_new_workflow("recovery_chain", input=steps)
+            _wait_for_steps(client, iid, sizes.w4_kill_after, sizes.timeout_s)
+        finally:
+            first.kill()
+        history = client.get_workflow_history(iid)
+        done = frozenset(e.task_execution_id for e in history if isinstance(e, TaskCompleted))
+        if len(done) >= steps:
+            raise BenchError("the chain finished before the worker was killed")
+        start = time.perf_counter()
+        second = procs.Child("bench.worker", extra, work / "w4-second.log")
+        try:
+            second.wait_ready()
+            ready = time.perf_counter() - start
+            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=sizes.timeout_s)
+            restart = time.perf_counter() - start
+            _check(state, steps, "recovery_chain")
+        finally:
+            second.stop()
+    peaks = [c.exit.peak_mib for c in (first, second) if c.exit is not None]
+    report_recovery(
+        bench, steps, RecoveryOutcome(done, read_executions(log), restart, ready, peaks)
+    )
+
+
+def _wait_for_steps(client: wf.WorkflowClient, iid: str, steps: int, timeout_s: float) -> None:
+    """Poll until ``steps`` TaskCompleted events are in the instance's history."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = client.store.get_instance(iid)
+        # every step adds at least a TaskScheduled and a TaskCompleted: read the whole
+        # history only once it can hold enough completions
+        if record is not None and record.history_len >= 2 * steps:
+            history = client.get_workflow_history(iid)
+            if sum(isinstance(e, TaskCompleted) for e in history) >= steps:
+                return
+        time.sleep(0.005)
+    raise BenchError(f"{steps} steps were not recorded within {timeout_s} s")

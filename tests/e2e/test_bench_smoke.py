@@ -1,0 +1,61 @@
+"""Smoke test of the benchmark: ``python -m bench --quick --only W1,W3`` runs and prints.
+
+It checks that the expected lines are there, never what the figures are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NUMBER = r"[\d,]+(?:\.\d+)?"
+
+
+def test_bench_quick_prints_header_and_one_line_per_measurement(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "W1,W3",
+            "--store",
+            "sqlite",
+            "--json",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{proc.stderr}"
+
+    for fact in ("treadle benchmark", "cpus", "python", "treadle", "sqlite", "store sqlite"):
+        assert fact in out
+    assert "synchronous=" in out and "journal_mode=" in out
+
+    def line(workload: str, metric: str, unit: str) -> str:
+        return rf"(?m)^{workload}\s+treadle sqlite w=\d+\s+{metric}\s+(?:n=\d+\s+)?{NUMBER} {unit}"
+
+    assert re.search(line("W1a", "latency median", "ms"), out), out
+    assert re.search(line("W1a", "latency p99", "ms"), out), out
+    assert re.search(line("W1b", "throughput", "wf/s"), out), out
+    assert re.search(line("W1b", "activity throughput", "act/s"), out), out
+    assert len(re.findall(line("W3", "wall time", "s"), out)) == 4, out
+    assert len(re.findall(line("W3", "time per step", "ms"), out)) == 4, out
+    for workload in ("W1a", "W1b", "W3"):
+        assert re.search(line(workload, "peak RSS per worker", "MiB"), out), out
+    assert re.search(rf"(?m)^W3 ratio 1k/100 = {NUMBER} \(target < 12", out), out
+    assert not re.search(r"(?m)^W[24]\b", out), "--only W1,W3 ran other workloads"
+
+    data = json.loads(results.read_text())
+    assert {m["workload"] for m in data["measurements"]} == {"W1a", "W1b", "W3"}
+    assert data["errors"] == []
