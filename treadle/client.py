@@ -56,10 +56,15 @@ class WorkflowStatus(enum.Enum):
             InvalidInputError: UNKNOWN has no engine equivalent.
         """
         for engine, dapr in _STATUS_MAP.items():
-            if dapr is self and engine is not OrchestrationStatus.CONTINUED_AS_NEW:
+            if dapr is self and engine not in _REPORTED_AS_ANOTHER:
                 return engine
         raise InvalidInputError(f"status {self.name} cannot be used as a filter")
 
+
+# engine statuses the Dapr API reports under another one's name (CANCELED as TERMINATED)
+_REPORTED_AS_ANOTHER = frozenset(
+    {OrchestrationStatus.CONTINUED_AS_NEW, OrchestrationStatus.CANCELED}
+)
 
 _STATUS_MAP = {
     OrchestrationStatus.RUNNING: WorkflowStatus.RUNNING,

@@ -242,7 +242,7 @@ def _finish(
     )
     if turn.parent is not None:
         messages.append(_result_for_parent(turn.parent, completion, now))
-    if completion.status is OrchestrationStatus.TERMINATED:
+    if completion.status is OrchestrationStatus.TERMINATED and _terminates_children(events):
         for child_id in turn.created_children:
             terminate = ExecutionTerminated(timestamp=now, input=None, recurse=True)
             messages.append(NewMessage(child_id, terminate))
@@ -263,6 +263,12 @@ def _finish(
         cancel_activities=True,
     )
     return TurnOutput(commit, [], is_final=True)
+
+
+def _terminates_children(events: Sequence[HistoryEvent]) -> bool:
+    """Whether the termination that ended this turn asked to end the children too."""
+    terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+    return terminate is None or terminate.recurse
 
 
 def _result_for_parent(

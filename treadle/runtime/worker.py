@@ -386,9 +386,14 @@ class WorkflowRuntime:
         token: object = None
         with contextlib.suppress(StoreError):
             token = store.change_token()
+        # Work committed after the dispatcher's first claim but before this first token is
+        # invisible to the comparison below: claim once more rather than wait for the poll.
+        self._claim_due = self._activity_claim_due = True
+        self._wake.set()
         while not self._stopping.is_set():
             try:
-                new = store.wait_for_work(0.5, token)
+                # short waits: shutdown joins this thread, and it only sees _stopping between them
+                new = store.wait_for_work(0.1, token)
             except StoreError as exc:
                 logger.warning("store unavailable, retrying: %s", exc)
                 self._stopping.wait(1.0)
