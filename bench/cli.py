@@ -95,9 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     report.header["workers"] = ",".join(map(str, args.workers)) + " (W1b, W2; others use 1)"
     report.header["workloads"] = ",".join(w for w in WORKLOADS if w in args.only)
     targets = open_targets(args.store, report)
-    if args.profile is not None and not procs.has_py_spy():
-        report.header["profile"] = "SKIPPED: py-spy is not on the PATH (pip install py-spy)"
-        args.profile = None
+    if args.profile is not None:
+        if procs.has_py_spy():
+            report.header["profile"] = (
+                f"py-spy samples of the workers in {args.profile} "
+                "(the sampler slows the workers: take figures from a run without --profile)"
+            )
+        else:
+            report.header["profile"] = "SKIPPED: py-spy is not on the PATH (pip install py-spy)"
+            args.profile = None
     try:
         for target in targets:
             report.header[f"store {target.kind}"] = target.facts()
