@@ -164,6 +164,8 @@ class WorkflowRuntime:
             queue.SimpleQueue()
         )
         self._remote_pending: dict[str, _RemotePending] = {}
+        # (instance id, monotonic time before which it is not claimed again)
+        self._remote_abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -191,6 +193,19 @@ class WorkflowRuntime:
             return fn
 
         return deco(__fn) if __fn is not None else deco
+
+    def register_from(self, other: WorkflowRuntime) -> None:
+        """Register here every workflow and activity registered on ``other``, by the same names.
+
+        ``treadle serve --app`` uses it to run an application's functions in its own runtime.
+
+        Raises:
+            RegistrationError: a name is already registered here to another function.
+        """
+        for name, fn in other._registry.workflows.items():
+            self._registry.add_workflow(fn, name)
+        for name, fn in other._registry.activities.items():
+            self._registry.add_activity(fn, name)
 
     @property
     def workflow_names(self) -> list[str]:
@@ -296,14 +311,11 @@ class WorkflowRuntime:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
         self._on_activity_done(item, event)
 
-    def abandon_remote_turn(self, instance_id: str) -> None:
-        """Give up an outstanding remote turn; the instance is claimed and sent again."""
-        pending = self._remote_pending.pop(instance_id, None)
-        if pending is not None:
-            with contextlib.suppress(StoreError):
-                self.store.release_leases(self.owner, [instance_id])
-            self._claim_due = True
-            self._wake.set()
+    def abandon_remote_turn(self, instance_id: str, *, retry_after_s: float = 0.0) -> None:
+        """Give up an outstanding remote turn (thread-safe): the instance is claimed and sent
+        again, no sooner than ``retry_after_s`` seconds from now."""
+        self._remote_abandoned.put((instance_id, time.monotonic() + retry_after_s))
+        self._wake.set()
 
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self._remote is not None and item.name not in self._registry.activities:
@@ -315,6 +327,18 @@ class WorkflowRuntime:
 
     def _take_remote_results(self, pending: dict[str, _Pending]) -> bool:
         took = False
+        # Only this (the dispatcher) thread changes _remote_pending, which it also iterates.
+        while True:
+            try:
+                iid, not_before = self._remote_abandoned.get_nowait()
+            except queue.Empty:
+                break
+            if self._remote_pending.pop(iid, None) is not None:
+                took = True
+                self._skip_until[iid] = not_before
+                with contextlib.suppress(StoreError):
+                    self.store.release_leases(self.owner, [iid])
+                self._claim_due = True
         while True:
             try:
                 iid, actions, custom_status = self._remote_results.get_nowait()

@@ -45,8 +45,19 @@ def to_epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+_MAX_DATETIME = datetime.max.replace(tzinfo=timezone.utc)
+_MAX_EPOCH = _MAX_DATETIME.timestamp()  # rounds up to year 10000 as a float
+
+
 def from_epoch(value: float) -> datetime:
-    """An aware UTC datetime from seconds since the epoch."""
+    """An aware UTC datetime from seconds since the epoch.
+
+    ``datetime.max`` (the fire time of a timer that never fires, such as the SDK's timer for
+    an indefinite ``wait_for_external_event``) survives the round trip through
+    :func:`to_epoch`, whose float rounds it past the range of ``datetime``.
+    """
+    if value >= _MAX_EPOCH:
+        return _MAX_DATETIME
     return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
