@@ -1,0 +1,208 @@
+"""Failures: activity exceptions reach the workflow; uncaught ones fail the instance."""
+
+from __future__ import annotations
+
+import json
+
+import treadle as wf
+
+from .helpers import events_of, finish
+
+
+class InventoryError(Exception):
+    """A user-defined exception type, to check that its name travels."""
+
+
+def test_activity_exception_is_a_catchable_task_failed_error(runtime, client) -> None:
+    @runtime.activity
+    def reserve(ctx, sku):
+        raise InventoryError(f"no stock for {sku}")
+
+    @runtime.workflow
+    def order(ctx, sku):
+        try:
+            yield ctx.call_activity(reserve, input=sku)
+        except wf.TaskFailedError as e:
+            return {
+                "type": e.details.error_type,
+                "message": e.details.message,
+                "trace": e.details.stack_trace,
+                "str": str(e),
+            }
+        return "not reached"
+
+    state = finish(client, client.schedule_new_workflow(order, input="sku-1"))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    details = json.loads(state.serialized_output)
+    assert details["type"] == "InventoryError"
+    assert details["message"] == "no stock for sku-1"
+    # the traceback is the activity's own: it names the raising function and line
+    assert details["trace"].startswith("Traceback (most recent call last)")
+    assert "in reserve" in details["trace"]
+    assert 'raise InventoryError(f"no stock for {sku}")' in details["trace"]
+    assert "no stock for sku-1" in details["str"]
+
+
+def test_seed_chain_succeeds(runtime, client) -> None:
+    _register_seed_chain(runtime, handled=[], fail_step2=False)
+    state = finish(client, client.schedule_new_workflow("task_chain_workflow", input=1))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == [2, 4, 4 ^ 2]
+
+
+def test_seed_chain_error_handler_runs_then_reraise_fails_the_instance(runtime, client) -> None:
+    handled: list[str] = []
+    _register_seed_chain(runtime, handled=handled, fail_step2=True)
+    iid = client.schedule_new_workflow("task_chain_workflow", input=1)
+    state = finish(client, iid)
+
+    # `except Exception as e` caught the activity's failure; the handler got str(e)
+    assert len(handled) == 1
+    assert "step2 cannot handle 2" in handled[0]
+    [handler_call] = [
+        e for e in events_of(client, iid, "TaskScheduled") if e.name == "error_handler"
+    ]
+    assert "step2 cannot handle 2" in json.loads(handler_call.input)
+    # the bare `raise` re-raised the TaskFailedError: the instance failed with its details
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    failure = state.failure_details
+    assert failure is not None
+    assert failure.error_type == "TaskFailedError"
+    assert "step2 cannot handle 2" in failure.message
+    assert "task_chain_workflow" in (failure.stack_trace or "")
+
+
+def _register_seed_chain(runtime, *, handled: list[str], fail_step2: bool) -> None:
+    """The task-chaining pattern of the Dapr docs, verbatim but for the failing step."""
+
+    def task_chain_workflow(ctx: wf.DaprWorkflowContext, wf_input: int):
+        try:
+            result1 = yield ctx.call_activity(step1, input=wf_input)
+            result2 = yield ctx.call_activity(step2, input=result1)
+            result3 = yield ctx.call_activity(step3, input=result2)
+        except Exception as e:
+            yield ctx.call_activity(error_handler, input=str(e))
+            raise
+        return [result1, result2, result3]
+
+    def step1(ctx, activity_input):
+        return activity_input + 1
+
+    def step2(ctx, activity_input):
+        if fail_step2:
+            raise RuntimeError(f"step2 cannot handle {activity_input}")
+        return activity_input * 2
+
+    def step3(ctx, activity_input):
+        return activity_input ^ 2
+
+    def error_handler(ctx, error):
+        handled.append(error)
+
+    runtime.register_workflow(task_chain_workflow)
+    for activity in (step1, step2, step3, error_handler):
+        runtime.register_activity(activity)
+
+
+def test_uncaught_workflow_exception_fails_the_instance(runtime, client) -> None:
+    @runtime.activity
+    def check(ctx, n):
+        return n > 10
+
+    @runtime.workflow
+    def validate(ctx, n):
+        ok = yield ctx.call_activity(check, input=n)
+        if not ok:
+            raise ValueError(f"order size {n} is too small")
+        return n
+
+    iid = client.schedule_new_workflow(validate, input=3)
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    assert state.serialized_output is None
+    failure = state.failure_details
+    assert failure is not None
+    assert failure.error_type == "ValueError"
+    assert failure.message == "order size 3 is too small"
+    assert "in validate" in (failure.stack_trace or "")
+    [completed] = events_of(client, iid, "ExecutionCompleted")
+    assert completed.status.name == "FAILED"
+    assert completed.failure == failure
+
+
+def test_uncaught_activity_failure_fails_the_instance(runtime, client) -> None:
+    @runtime.activity
+    def charge(ctx, amount):
+        raise InventoryError(f"card declined for {amount}")
+
+    @runtime.workflow
+    def pay(ctx, amount):
+        yield ctx.call_activity(charge, input=amount)
+        return "paid"
+
+    state = finish(client, client.schedule_new_workflow(pay, input=12))
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    failure = state.failure_details
+    assert failure is not None
+    assert failure.error_type == "TaskFailedError"
+    assert "InventoryError" in failure.message
+    assert "card declined for 12" in failure.message
+
+
+def test_workflow_failing_before_its_first_yield(runtime, client) -> None:
+    @runtime.workflow
+    def eager(ctx, data):
+        raise KeyError(data["missing"])
+        yield  # pragma: no cover - makes this a generator
+
+    state = finish(client, client.schedule_new_workflow(eager, input={}))
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    assert state.failure_details is not None
+    assert state.failure_details.error_type == "KeyError"
+    assert "missing" in state.failure_details.message
+
+
+def test_unregistered_workflow_fails_with_a_message_naming_it(runtime, client) -> None:
+    iid = client.schedule_new_workflow("no_such_workflow", input=1)
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    failure = state.failure_details
+    assert failure is not None
+    assert failure.error_type == "RegistrationError"
+    assert "'no_such_workflow' is not registered" in failure.message
+    assert "register_workflow" in failure.message
+
+
+def test_unregistered_activity_is_a_task_failed_error_naming_it(runtime, client) -> None:
+    @runtime.workflow
+    def caller(ctx, _):
+        try:
+            yield ctx.call_activity("no_such_activity", input=1)
+        except wf.TaskFailedError as e:
+            return [e.details.error_type, e.details.message]
+        return "not reached"
+
+    state = finish(client, client.schedule_new_workflow(caller))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    error_type, message = json.loads(state.serialized_output)
+    assert error_type == "RegistrationError"
+    assert "'no_such_activity' is not registered" in message
+    assert "register_activity" in message
+
+
+def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> None:
+    @runtime.activity
+    def opaque(ctx, _):
+        return object()
+
+    @runtime.workflow
+    def caller(ctx, _):
+        try:
+            yield ctx.call_activity(opaque)
+        except wf.TaskFailedError as e:
+            return e.details.message
+        return "not reached"
+
+    state = finish(client, client.schedule_new_workflow(caller))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert "not JSON-serializable" in json.loads(state.serialized_output)

@@ -1,0 +1,231 @@
+"""Durable timers and external events: buffering, names, order, payloads, timeouts, races."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+import treadle as wf
+
+from .helpers import events_of, finish, kinds, wait_until
+
+
+def _waiting_for_event(client, iid: str) -> bool:
+    """The instance has run its first turn (it is past ExecutionStarted)."""
+    return "ExecutionStarted" in kinds(client, iid)
+
+
+def test_durable_timer_advances_the_workflow_clock(runtime, client) -> None:
+    delay = timedelta(milliseconds=300)
+
+    @runtime.workflow
+    def sleeper(ctx, _):
+        before = ctx.current_utc_datetime
+        yield ctx.create_timer(delay)
+        after = ctx.current_utc_datetime
+        return [before.isoformat(), after.isoformat()]
+
+    started = time.monotonic()
+    iid = client.schedule_new_workflow(sleeper)
+    state = finish(client, iid)
+    elapsed = time.monotonic() - started
+
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    before, after = (datetime.fromisoformat(t) for t in json.loads(state.serialized_output))
+    assert after - before >= delay
+    assert elapsed >= delay.total_seconds()
+    [created] = events_of(client, iid, "TimerCreated")
+    [fired] = events_of(client, iid, "TimerFired")
+    assert created.fire_at == before + delay
+    assert fired.timer_id == created.event_id
+    assert fired.fire_at == created.fire_at
+
+
+def test_event_raised_before_the_workflow_waits_is_buffered(runtime, client, gates) -> None:
+    gate = gates()
+
+    @runtime.activity
+    def prepare(ctx, _):
+        gate.hold()
+        return "prepared"
+
+    @runtime.workflow
+    def approval(ctx, _):
+        prepared = yield ctx.call_activity(prepare)
+        answer = yield ctx.wait_for_external_event("approval")
+        return [prepared, answer]
+
+    iid = client.schedule_new_workflow(approval)
+    gate.wait_entered()
+    # the workflow is inside `prepare`, not yet waiting: the event must be kept for it
+    client.raise_workflow_event(iid, "approval", data={"by": "alice"})
+    wait_until(lambda: "EventRaised" in kinds(client, iid), what="the event in history")
+    gate.open()
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == ["prepared", {"by": "alice"}]
+
+
+def test_event_raised_to_a_waiting_workflow(runtime, client) -> None:
+    @runtime.workflow
+    def approval(ctx, _):
+        return (yield ctx.wait_for_external_event("approval"))
+
+    iid = client.schedule_new_workflow(approval)
+    wait_until(lambda: _waiting_for_event(client, iid))
+    client.raise_workflow_event(iid, "approval", data="yes")
+    assert json.loads(finish(client, iid).serialized_output) == "yes"
+
+
+def test_raising_to_an_unknown_instance_is_workflow_not_found(runtime, client) -> None:
+    with pytest.raises(wf.WorkflowNotFoundError, match="'nobody-here'"):
+        client.raise_workflow_event("nobody-here", "approval", data=1)
+
+
+def test_event_names_are_case_insensitive(runtime, client) -> None:
+    @runtime.workflow
+    def approval(ctx, _):
+        first = yield ctx.wait_for_external_event("Approval")
+        second = yield ctx.wait_for_external_event("approval")
+        return [first, second]
+
+    iid = client.schedule_new_workflow(approval)
+    wait_until(lambda: _waiting_for_event(client, iid))
+    client.raise_workflow_event(iid, "APPROVAL", data=1)
+    client.raise_workflow_event(iid, "aPpRoVaL", data=2)
+    assert json.loads(finish(client, iid).serialized_output) == [1, 2]
+
+
+def test_events_of_one_name_are_delivered_in_order(runtime, client, gates) -> None:
+    gate = gates()
+
+    @runtime.activity
+    def prepare(ctx, _):
+        gate.hold()
+
+    @runtime.workflow
+    def collect(ctx, n):
+        yield ctx.call_activity(prepare)
+        items = []
+        for _ in range(n):
+            items.append((yield ctx.wait_for_external_event("item")))
+        return items
+
+    iid = client.schedule_new_workflow(collect, input=10)
+    gate.wait_entered()
+    for i in range(5):  # buffered: raised before the workflow waits
+        client.raise_workflow_event(iid, "item", data=i)
+    gate.open()
+    for i in range(5, 10):  # raised while it waits, quicker than it takes them
+        client.raise_workflow_event(iid, "item", data=i)
+    assert json.loads(finish(client, iid).serialized_output) == list(range(10))
+
+
+def test_waiters_of_one_name_are_served_in_order(runtime, client) -> None:
+    @runtime.workflow
+    def pair(ctx, _):
+        first = ctx.wait_for_external_event("item")
+        second = ctx.wait_for_external_event("item")
+        return (yield wf.when_all([second, first]))
+
+    iid = client.schedule_new_workflow(pair)
+    wait_until(lambda: _waiting_for_event(client, iid))
+    client.raise_workflow_event(iid, "item", data="a")
+    client.raise_workflow_event(iid, "item", data="b")
+    assert json.loads(finish(client, iid).serialized_output) == ["b", "a"]
+
+
+FALSY = [0, "", {}, [], False, 0.0]
+
+
+def test_falsy_payloads_and_none_are_delivered_as_sent(runtime, client) -> None:
+    names = [f"e{i}" for i in range(len(FALSY))]
+
+    @runtime.workflow
+    def receive(ctx, _):
+        seen = []
+        for name in [*names, "none"]:
+            value = yield ctx.wait_for_external_event(name)
+            seen.append([repr(value), type(value).__name__])
+        return seen
+
+    iid = client.schedule_new_workflow(receive)
+    wait_until(lambda: _waiting_for_event(client, iid))
+    for name, value in zip(names, FALSY, strict=True):
+        client.raise_workflow_event(iid, name, data=value)
+    client.raise_workflow_event(iid, "none", data=None)
+    seen = json.loads(finish(client, iid).serialized_output)
+    expected = [[repr(v), type(v).__name__] for v in [*FALSY, None]]
+    assert seen == expected
+
+
+def test_wait_for_event_with_timeout_raises_timeout_error(runtime, client) -> None:
+    @runtime.workflow
+    def impatient(ctx, _):
+        try:
+            yield ctx.wait_for_external_event("approval", timeout=timedelta(milliseconds=200))
+        except TimeoutError as e:
+            return ["timeout", str(e)]
+        return "not reached"
+
+    iid = client.schedule_new_workflow(impatient)
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    outcome, message = json.loads(state.serialized_output)
+    assert outcome == "timeout"
+    assert "approval" in message
+    assert "TimerFired" in kinds(client, iid)
+
+
+def test_wait_for_event_with_timeout_gets_an_early_event(runtime, client) -> None:
+    @runtime.workflow
+    def patient(ctx, _):
+        return (yield ctx.wait_for_external_event("approval", timeout=timedelta(seconds=30)))
+
+    iid = client.schedule_new_workflow(patient)
+    wait_until(lambda: "TimerCreated" in kinds(client, iid))
+    client.raise_workflow_event(iid, "approval", data="ok")
+    assert json.loads(finish(client, iid).serialized_output) == "ok"
+
+
+def test_uncaught_event_timeout_fails_the_instance(runtime, client) -> None:
+    @runtime.workflow
+    def impatient(ctx, _):
+        yield ctx.wait_for_external_event("approval", timeout=timedelta(milliseconds=100))
+
+    state = finish(client, client.schedule_new_workflow(impatient))
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    assert state.failure_details is not None
+    assert state.failure_details.error_type == "TimeoutError"
+
+
+def _register_race(runtime) -> None:
+    @runtime.workflow
+    def race(ctx, timeout_ms):
+        approval = ctx.wait_for_external_event("approval")
+        timer = ctx.create_timer(timedelta(milliseconds=timeout_ms))
+        winner = yield wf.when_any([approval, timer])
+        if winner is approval:
+            return ["event", approval.get_result()]
+        return ["timer", None]
+
+
+def test_when_any_event_beats_timer(runtime, client) -> None:
+    _register_race(runtime)
+    iid = client.schedule_new_workflow("race", input=30_000)
+    wait_until(lambda: "TimerCreated" in kinds(client, iid))
+    client.raise_workflow_event(iid, "approval", data="approved")
+    state = finish(client, iid)
+    assert json.loads(state.serialized_output) == ["event", "approved"]
+    assert "TimerFired" not in kinds(client, iid)
+
+
+def test_when_any_timer_beats_event(runtime, client) -> None:
+    _register_race(runtime)
+    iid = client.schedule_new_workflow("race", input=200)
+    state = finish(client, iid)
+    assert json.loads(state.serialized_output) == ["timer", None]
+    assert "EventRaised" not in kinds(client, iid)
