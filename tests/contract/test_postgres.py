@@ -1,0 +1,291 @@
+"""PostgresStore beyond the shared contract: database clock, migrations, outages, wake-ups."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from treadle.core.history import EventRaised
+from treadle.errors import (
+    InvalidInputError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
+from treadle.store import open_store
+from treadle.store.base import NewMessage
+
+from .helpers import claim_one, start, started_events, turn
+
+psycopg = pytest.importorskip("psycopg")
+from treadle.store.postgres import (  # noqa: E402
+    SCHEMA_VERSION,
+    PostgresStore,
+    migrate,
+    parse_postgres_url,
+    schema_status,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 2.0) -> float:
+    """Poll ``predicate`` until it is true; return the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def url(postgres_schema_url: str) -> str:
+    """A fresh schema, with an application_name that tells its connections apart."""
+    return f"{postgres_schema_url}&application_name=treadle-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def stores(url: str) -> Iterator[Callable[..., PostgresStore]]:
+    opened: list[PostgresStore] = []
+
+    def make(**kwargs) -> PostgresStore:
+        store = PostgresStore(url, **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def _admin(postgres_url: str) -> Any:
+    return psycopg.connect(postgres_url, autocommit=True)
+
+
+def test_url_parsing_strips_schema_and_hides_the_password() -> None:
+    conninfo, schema, display = parse_postgres_url("postgres://u:secret@db:6543/app?schema=s1")
+    assert schema == "s1" and "schema" not in conninfo and conninfo.startswith("postgresql://")
+    assert "secret" not in display and "db:6543/app" in display
+    assert parse_postgres_url("postgresql://h/db")[1] is None
+    with pytest.raises(InvalidInputError):
+        parse_postgres_url("mysql://h/db")
+
+
+def test_open_store_routes_postgres_urls(url: str) -> None:
+    store = open_store(url.replace("postgresql://", "postgres://", 1))
+    try:
+        assert isinstance(store, PostgresStore)
+    finally:
+        store.close()
+
+
+def test_leases_run_on_the_database_clock(stores) -> None:
+    store = stores()
+    assert abs(store.now() - datetime.now(timezone.utc)).total_seconds() < 5
+    start(store, "o-1")
+    item = claim_one(store, "w1", lease_s=0.2)
+    assert store.claim_orchestrations("w2", 10, 30) == []
+    took = wait_until(lambda: store.claim_orchestrations("w2", 10, 30))
+    assert took > 0.1
+    (outcome,) = store.commit_turns("w1", [turn(item, started_events(item))])
+    assert not outcome.ok
+
+
+def test_schema_status_and_migrate(url: str, stores) -> None:
+    assert schema_status(url) == (0, SCHEMA_VERSION)
+    assert migrate(url) == SCHEMA_VERSION
+    assert schema_status(url) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    assert migrate(url) == SCHEMA_VERSION
+    stores()  # opens on the migrated schema
+
+
+def test_workers_starting_together_migrate_once(url: str, stores, postgres_url: str) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            stores(min_size=1, max_size=1)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    schema = parse_postgres_url(url)[1]
+    with _admin(postgres_url) as conn:
+        rows = conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall()
+    assert rows == [(SCHEMA_VERSION,)]
+
+
+def test_a_newer_schema_is_refused(url: str, stores, postgres_url: str) -> None:
+    stores().close()
+    schema = parse_postgres_url(url)[1]
+    with _admin(postgres_url) as conn:
+        conn.execute(f'INSERT INTO "{schema}".schema_version (version) VALUES (99)')
+    with pytest.raises(SchemaVersionError, match="99"):
+        PostgresStore(url)
+    with pytest.raises(SchemaVersionError):
+        schema_status(url)
+
+
+def test_an_unreachable_server_is_store_unavailable() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:9") as info:
+        PostgresStore("postgresql://postgres@127.0.0.1:9/test?connect_timeout=2")
+    assert isinstance(info.value.__cause__, psycopg.Error)
+    assert time.monotonic() - started < 3
+    with pytest.raises(StoreUnavailableError):
+        schema_status("postgresql://postgres@127.0.0.1:9/test?connect_timeout=2")
+
+
+def test_driver_errors_surface_as_store_errors(stores) -> None:
+    store = stores()
+    start(store, "o-1")
+    item = claim_one(store)
+    store.commit_turns("w1", [turn(item, started_events(item), keep_lease=True)])
+    store.send_message(NewMessage("o-1", EventRaised(name="x")))
+    item = claim_one(store)
+    with pytest.raises(StoreError) as info:
+        store.commit_turns("w1", [turn(item, started_events(item), history_start=0)])
+    assert not isinstance(info.value, psycopg.Error)
+    assert isinstance(info.value.__cause__, psycopg.IntegrityError)
+
+
+def _backends(postgres_url: str, url: str, what: str = "pid") -> list[object]:
+    """``what`` for every backend of the store(s) at ``url`` (told apart by application_name)."""
+    app = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))["application_name"]
+    with _admin(postgres_url) as conn:
+        rows = conn.execute(
+            f"SELECT {what} FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _is_listening(postgres_url: str, url: str) -> bool:
+    return "LISTEN treadle_work" in _backends(postgres_url, url, "query")
+
+
+def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) -> None:
+    store = stores(min_size=2, max_size=2)
+    other = stores()
+    start(store, "o-1")
+    token = store.change_token()  # starts the listener
+    assert len(_backends(postgres_url, url, "pg_terminate_backend(pid)")) >= 3
+    assert store.get_instance("o-1") is not None  # a read on a fresh connection
+    start(store, "o-2")
+    # The listener reconnects on its own; then another store's write wakes this one.
+    wait_until(lambda: _is_listening(postgres_url, url), timeout=5)
+    token = store.wait_for_work(0, token)
+
+    def write() -> None:
+        time.sleep(0.05)  # let this thread block in wait_for_work first
+        other.send_message(NewMessage("o-1", EventRaised(name="x")))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    started = time.monotonic()
+    assert store.wait_for_work(5.0, token) != token
+    writer.join()
+    assert time.monotonic() - started < 1.0
+    assert len(store.claim_orchestrations("w1", 10, 30)) == 2
+
+
+def test_notifications_of_other_schemas_do_not_wake(url: str, stores, postgres_url: str) -> None:
+    store = stores()
+    stranger_url = with_schema(postgres_url, f"t_{uuid.uuid4().hex}")
+    stranger = PostgresStore(stranger_url)
+    try:
+        token = store.change_token()
+        start(stranger, "x")
+        started = time.monotonic()
+        assert store.wait_for_work(0.3, token) == token
+        assert time.monotonic() - started >= 0.29
+    finally:
+        stranger.close()
+        schema = parse_postgres_url(stranger_url)[1]
+        with _admin(postgres_url) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_many_workers_claim_each_instance_once(stores) -> None:
+    setup = stores()
+    for n in range(40):
+        start(setup, f"o-{n}")
+    workers = [stores(max_size=2) for _ in range(4)]
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        mine: list[str] = []  # a worker may re-claim its own leases: leave those out
+        while items := workers[index].claim_orchestrations(f"w{index}", 3, 30, exclude=mine):
+            mine += [i.instance.instance_id for i in items]
+        with lock:
+            claimed.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(f"o-{n}" for n in range(40))
+
+
+def test_closed_store_refuses_calls(stores) -> None:
+    store = stores()
+    store.close()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        store.get_instance("x")
+    with pytest.raises(StoreUnavailableError):
+        store.wait_for_work(0.1)
+    store.close()
+
+
+def test_instances_messaging_each_other_commit_concurrently_without_deadlock(stores) -> None:
+    """Commits lock their instances FOR NO KEY UPDATE, messages lock targets FOR KEY SHARE."""
+    a_store, b_store = stores(), stores()
+    start(a_store, "a")
+    start(a_store, "b")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def ping(store: PostgresStore, me: str, peer: str) -> None:
+        try:
+            for _ in range(15):
+                store.send_message(NewMessage(me, EventRaised(name="tick")))
+                items = store.claim_orchestrations(me, 10, 30, exclude=[peer])
+                (item,) = [i for i in items if i.instance.instance_id == me]
+                barrier.wait(timeout=5)
+                send = NewMessage(peer, EventRaised(name="ping"))
+                (outcome,) = store.commit_turns(me, [turn(item, new_messages=[send])])
+                assert outcome.ok
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            barrier.abort()
+
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=ping, args=(a_store, "a", "b")),
+        threading.Thread(target=ping, args=(b_store, "b", "a")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert time.monotonic() - started < 1.0  # a deadlock costs deadlock_timeout (1 s) each

@@ -1,0 +1,65 @@
+"""Store contract: change tokens and wait_for_work, across threads and store objects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from treadle.core.history import EventRaised
+from treadle.store.base import NewMessage, Store
+
+from .helpers import start
+
+
+def _in_thread(action: Callable[[], None], delay_s: float = 0.05) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay_s)  # let the main thread block in wait_for_work first
+        action()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_wait_for_work_times_out_when_nothing_changes(store: Store) -> None:
+    token = store.change_token()
+    started = time.monotonic()
+    assert store.wait_for_work(0.2, token) == token
+    assert 0.19 <= time.monotonic() - started < 0.6
+
+
+@pytest.mark.parametrize("same_store", [True, False])
+def test_wait_for_work_returns_promptly_after_another_threads_write(
+    make_store, clock, same_store: bool
+) -> None:
+    waiter = make_store(clock=clock)
+    writer = waiter if same_store else make_store(clock=clock)
+    start(waiter, "o-1")
+    token = waiter.change_token()
+    thread = _in_thread(lambda: writer.send_message(NewMessage("o-1", EventRaised(name="x"))))
+    started = time.monotonic()
+    new_token = waiter.wait_for_work(5.0, token)
+    elapsed = time.monotonic() - started
+    thread.join()
+    assert new_token != token
+    assert elapsed < 1.0
+    assert len(waiter.claim_orchestrations("w1", 10, 30)) == 1
+
+
+def test_a_token_from_before_a_write_is_stale_at_once(store: Store) -> None:
+    token = store.change_token()
+    start(store, "o-1")
+    started = time.monotonic()
+    assert store.wait_for_work(5.0, token) != token
+    assert time.monotonic() - started < 1.0
+
+
+def test_wait_without_a_token_waits_for_the_next_change(store: Store) -> None:
+    thread = _in_thread(lambda: start(store, "o-1"))
+    started = time.monotonic()
+    store.wait_for_work(5.0)
+    thread.join()
+    assert time.monotonic() - started < 1.0

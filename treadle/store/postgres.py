@@ -1,0 +1,615 @@
+"""PostgresStore: the scale-out backend (psycopg 3, a connection pool, SKIP LOCKED, NOTIFY).
+
+Many worker processes on many hosts share one database. Work is claimed with
+``FOR [NO KEY] UPDATE SKIP LOCKED`` under a lease whose expiry is computed on the database's clock
+(never a worker's), and every turn commit is fenced by lease owner, lease expiry and the
+instance's version, exactly as in :class:`~treadle.store.sqlite.SqliteStore`.
+
+URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with any libpq
+parameter in the query string, plus ``?schema=NAME`` to keep treadle's tables in their own
+PostgreSQL schema (created if missing). The schema is created and migrated on open, under an
+advisory lock, so any number of workers may start at once; :func:`schema_status` and
+:func:`migrate` serve ``treadle db status`` and ``treadle db migrate``.
+
+Wake-ups: write transactions send ``NOTIFY treadle_work`` and a
+:class:`~treadle.store.postgres_listener.ChangeListener` turns them into change tokens.
+
+Errors: every psycopg error becomes a :class:`~treadle.errors.StoreError` in
+:meth:`PostgresStore._attempt`: :class:`~treadle.errors.StoreUnavailableError` when the server
+cannot be reached. A broken pooled connection (after a server restart) is replaced and the
+operation retried when that is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from treadle.core.history import HistoryEvent
+from treadle.errors import (
+    InvalidInputError,
+    StoreError,
+    StoreUnavailableError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+)
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    NewInstance,
+    NewMessage,
+    OrchestrationWorkItem,
+    TurnCommit,
+)
+from treadle.store.postgres_listener import ChangeListener
+from treadle.store.postgres_schema import (
+    SCHEMA_VERSION,
+    configure_session,
+    migrate,
+    open_schema,
+    parse_postgres_url,
+    schema_status,
+    translate_error,
+)
+from treadle.store.postgres_turns import (
+    Conn,
+    Db,
+    claim_orchestrations_in,
+    commit_turns_in,
+    create_instances_in,
+    raise_if_refused,
+    utc,
+)
+from treadle.store.serde import (
+    INSTANCE_COLUMNS,
+    decode_event,
+    encode_event,
+    from_epoch,
+    instance_from_row,
+)
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "migrate", "parse_postgres_url", "schema_status"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_ACQUIRE_TIMEOUT_S = 10.0
+_DEADLOCK_RETRIES = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class _Progress:
+    """How far a transaction got: once COMMIT is on its way its outcome may be unknown."""
+
+    committing = False
+
+
+class PostgresStore:
+    """The PostgreSQL store, for many workers on many hosts.
+
+    Args:
+        url: ``postgresql://user@host:5432/db``, optionally with ``?schema=NAME``.
+        min_size: connections the pool keeps open.
+        max_size: connections the pool opens at most.
+        clock: seconds since the epoch, for tests only; by default every time (leases,
+            visibility, timestamps) comes from the database's clock.
+
+    Raises:
+        StoreUnavailableError: the server cannot be reached.
+        SchemaVersionError: the database's schema is newer than this treadle.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.url = url
+        self._conninfo, self._schema, self._display = parse_postgres_url(url)
+        self._clock = clock
+        self._closed = False
+        self._now_sql = "%(now)s::timestamptz" if clock else "now()"
+        self._schema_name, _version = open_schema(
+            self._conninfo, self._schema, self._display, apply=True
+        )
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            self._conninfo,
+            min_size=min_size,
+            max_size=max(min_size, max_size),
+            kwargs={"autocommit": True},
+            configure=lambda conn: configure_session(conn, self._schema),
+            open=False,
+            name="treadle",
+            timeout=_ACQUIRE_TIMEOUT_S,
+        )
+        self._pool.open(wait=False)
+        self._listener = ChangeListener(self._conninfo, {}, self._schema_name, self._display)
+
+    # ---- connections and errors --------------------------------------------------------
+    def _fake_now(self) -> datetime | None:
+        return from_epoch(self._clock()) if self._clock else None
+
+    def _translate(self, exc: psycopg.Error) -> StoreError:
+        return translate_error(exc, self._display)
+
+    def _db(self) -> Db:
+        return Db(self._now_sql, self._fake_now(), self._schema_name)
+
+    def _run(self, work: Callable[[Db, Conn], _T]) -> _T:
+        """Run ``work`` on a pooled connection in autocommit mode (each statement commits).
+
+        For reads, and for writes that need no atomicity beyond one statement and are safe to
+        repeat: they are retried once on a fresh connection if the connection broke.
+        """
+        return self._attempt(lambda conn, _progress: work(self._db(), conn), retry_unknown=True)
+
+    def _write(
+        self,
+        work: Callable[[Db, Conn], Callable[[], _T]],
+        *,
+        notify: bool = False,
+        idempotent: bool = True,
+    ) -> _T:
+        """Run ``work`` in one pipelined transaction; return what its reader gives after COMMIT.
+
+        ``work`` queues its statements and returns a function that reads the results it still
+        needs: they arrive with the COMMIT, which saves a round trip.
+
+        Args:
+            notify: send NOTIFY treadle_work with the transaction (``work`` may change
+                its mind through ``db.notify``).
+            idempotent: running ``work`` twice is harmless, so it may be retried even when a
+                connection broke during COMMIT (when it is unknown whether it committed).
+        """
+
+        def call(conn: Conn, progress: _Progress) -> _T:
+            # BEGIN and COMMIT are queued like any statement: conn.transaction() would
+            # cost a sync (a round trip) at each end.
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    db = self._db()
+                    db.notify = notify
+                    read = work(db, conn)
+                    if db.notify:
+                        db.send_notify(conn)
+                    progress.committing = True
+                    conn.execute("COMMIT")
+                return read()
+            except BaseException:
+                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.rollback()
+                raise
+
+        return self._attempt(call, retry_unknown=idempotent)
+
+    def _attempt(self, call: Callable[[Conn, _Progress], _T], *, retry_unknown: bool) -> _T:
+        """Call ``call`` on a pooled connection; the one place psycopg errors are translated.
+
+        Deadlocks are retried (nothing was written). A broken connection (after a server
+        restart, say) is replaced and the call retried once, unless it broke during a COMMIT
+        whose outcome is unknown and the call is not safe to repeat.
+        """
+        if self._closed:
+            raise StoreUnavailableError(f"the store for {self._display} was closed")
+        attempt = 0
+        while True:
+            attempt += 1
+            progress = _Progress()
+            try:
+                with self._pool.connection() as conn:
+                    return call(conn, progress)
+            except psycopg.errors.TransactionRollback as exc:
+                if attempt >= _DEADLOCK_RETRIES:
+                    raise self._translate(exc) from exc
+                time.sleep(0.005 * attempt)
+            except PoolTimeout as exc:
+                raise self._translate(exc) from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if attempt >= 2 or (progress.committing and not retry_unknown):
+                    raise self._translate(exc) from exc
+                logger.info("retrying on a fresh connection to %s: %s", self._display, exc)
+                self._pool.check()  # a server restart breaks every idle connection at once
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+
+    def close(self) -> None:
+        """Close the pool and the listening connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._listener.close()
+        self._pool.close()
+
+    def now(self) -> datetime:
+        """The store's clock: the database server's time (or the injected test clock)."""
+        fake = self._fake_now()
+        if fake is not None:
+            return fake
+        row = self._run(lambda db, conn: conn.execute("SELECT clock_timestamp()").fetchone())
+        assert row is not None
+        return utc(row[0])
+
+    # ---- clients ------------------------------------------------------------------------
+    def create_instance(self, new: NewInstance) -> None:
+        """Create an instance and queue its ExecutionStarted message (see Store).
+
+        Raises:
+            WorkflowAlreadyExistsError: an unfinished instance has this id.
+        """
+
+        def work(db: Db, conn: Conn) -> Callable[[], None]:
+            locked = db.lock_statuses(conn, [new.instance_id])
+            now = db.now(conn)  # fetched with the lock: one round trip
+            statuses = locked()
+            refused, conflicts = create_instances_in(db, conn, [new], statuses, now)
+            raise_if_refused(refused)
+            return lambda: raise_if_refused(conflicts())  # nothing was written for these
+
+        self._write(work, notify=True, idempotent=False)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+        row = self._run(
+            lambda db, conn: conn.execute(
+                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = %s", (instance_id,)
+            ).fetchone()
+        )
+        return None if row is None else instance_from_row(row)
+
+    def list_instances(self, query: InstanceQuery) -> InstancePage:
+        """A page of instances matching ``query``, newest first.
+
+        Raises:
+            InvalidInputError: the cursor is not one this store returned.
+        """
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if query.statuses:
+            clauses.append("status = ANY(%(statuses)s::text[])")
+            params["statuses"] = [s.name for s in query.statuses]
+        if query.name:
+            clauses.append("name = %(name)s")
+            params["name"] = query.name
+        if query.created_from:
+            clauses.append("created_at >= %(created_from)s")
+            params["created_from"] = utc(query.created_from)
+        if query.created_to:
+            clauses.append("created_at < %(created_to)s")
+            params["created_to"] = utc(query.created_to)
+        if query.cursor:
+            params["after_at"], params["after_id"] = _decode_cursor(query.cursor)
+            clauses.append("(created_at, instance_id) < (%(after_at)s, %(after_id)s)")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        limit = max(1, min(query.limit, 10_000))
+        params["limit"] = limit + 1
+        rows = self._run(
+            lambda db, conn: conn.execute(
+                f"SELECT {INSTANCE_COLUMNS} FROM instances {where} "
+                "ORDER BY created_at DESC, instance_id DESC LIMIT %(limit)s",
+                params,
+            ).fetchall()
+        )
+        more = len(rows) > limit
+        records = [instance_from_row(r) for r in rows[:limit]]
+        cursor = _encode_cursor(records[-1]) if more and records else None
+        return InstancePage(records, cursor)
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history, oldest first."""
+        rows = self._run(
+            lambda db, conn: conn.execute(
+                "SELECT event FROM history WHERE instance_id = %s ORDER BY seq", (instance_id,)
+            ).fetchall()
+        )
+        return [decode_event(r[0]) for r in rows]
+
+    def send_message(self, message: NewMessage) -> None:
+        """Put a message in an existing instance's inbox (see Store).
+
+        Messages for a PENDING instance with a future start become visible at its start
+        (except terminate requests).
+
+        Raises:
+            WorkflowNotFoundError: no instance has that id.
+        """
+
+        def work(db: Db, conn: Conn) -> Callable[[], None]:
+            cursor = db.execute(
+                conn,
+                "WITH target AS (SELECT instance_id, status FROM instances "
+                "  WHERE instance_id = %(iid)s FOR KEY SHARE), "
+                "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+                "  SELECT t.instance_id, %(eid)s, %(event)s, CASE WHEN t.status = 'PENDING' "
+                "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
+                "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
+                "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
+                "SELECT {notify} FROM sent",
+                {
+                    "iid": message.instance_id,
+                    "eid": message.execution_id,
+                    "event": encode_event(message.event),
+                    "delay": message.event.KIND != "ExecutionTerminated",
+                    "visible": utc(message.visible_at) if message.visible_at else None,
+                },
+            )
+
+            def check() -> None:
+                if cursor.fetchone() is None:  # nothing was written
+                    raise WorkflowNotFoundError(
+                        f"no workflow instance with id {message.instance_id!r}; "
+                        "check the id (list them with `treadle workflow list`)"
+                    )
+
+            return check
+
+        self._write(work, idempotent=False)
+
+    def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
+        """Delete a finished instance and, if ``recursive``, its finished descendants.
+
+        Raises:
+            WorkflowStateError: the instance or a descendant has not finished.
+        """
+        children = (
+            "UNION SELECT c.instance_id FROM instances c JOIN tree t "
+            "ON c.parent_instance_id = t.instance_id"
+            if recursive
+            else ""
+        )
+
+        def work(db: Db, conn: Conn) -> Callable[[], int]:
+            rows = conn.execute(
+                f"WITH RECURSIVE tree(instance_id) AS (SELECT %(iid)s::text {children}) "
+                "SELECT instance_id, status FROM instances "
+                "WHERE instance_id IN (SELECT instance_id FROM tree) "
+                "ORDER BY instance_id FOR UPDATE",
+                {"iid": instance_id},
+            ).fetchall()
+            if instance_id not in {r[0] for r in rows}:
+                return lambda: 0
+            running = [r for r in rows if r[1] not in Db.TERMINAL_NAMES]
+            if running:
+                which = ", ".join(f"{r[0]!r} ({r[1]})" for r in running)
+                raise WorkflowStateError(
+                    f"cannot purge {instance_id!r}: {which} has not finished; "
+                    "terminate it first or wait for it to finish"
+                )
+            db.delete_instances(conn, [r[0] for r in rows])
+            db.notify = True
+            return lambda: len(rows)
+
+        return self._write(work)
+
+    def child_instance_ids(self, instance_id: str) -> list[str]:
+        """Ids of instances whose parent is ``instance_id``."""
+        rows = self._run(
+            lambda db, conn: conn.execute(
+                "SELECT instance_id FROM instances WHERE parent_instance_id = %s "
+                "ORDER BY instance_id",
+                (instance_id,),
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    # ---- workers ------------------------------------------------------------------------
+    def claim_orchestrations(
+        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible inbox messages; return them with those messages.
+
+        Instances come oldest waiting message first; instances another worker holds are
+        skipped, not waited for.
+        """
+        if limit <= 0:
+            return []
+        return self._run(
+            lambda db, conn: claim_orchestrations_in(db, conn, owner, limit, lease_s, exclude)
+        )
+
+    def commit_turns(
+        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+    ) -> list[CommitOutcome]:
+        """Commit many turns in one transaction; a turn whose fence fails is refused alone.
+
+        A turn is accepted only if ``owner`` holds the instance's unexpired lease (on the
+        database clock) and its version is ``expected_version``; see the Store protocol.
+        """
+        if not turns:
+            return []
+        return self._write(lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s))
+
+    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+        if limit <= 0:
+            return []
+
+        def work(db: Db, conn: Conn) -> Callable[[], list[ActivityWorkItem]]:
+            cursor = db.execute(
+                conn,
+                "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
+                "  AND (lease_owner IS NULL OR lease_expires_at < {now}) "
+                "  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
+                "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+                "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
+                "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id",
+                {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
+            )
+            return lambda: [ActivityWorkItem(*r) for r in sorted(cursor.fetchall())]
+
+        return self._write(work)
+
+    def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
+        """Deliver activity results to their inboxes and delete the tasks, atomically.
+
+        A result whose task row is gone (already delivered, or the run finished) is dropped.
+        """
+        first: dict[int, ActivityResult] = {}
+        for result in results:
+            first.setdefault(result.task.id, result)
+        if not first:
+            return
+        chosen = list(first.values())
+        params = {
+            "ids": [r.task.id for r in chosen],
+            "iids": [r.task.instance_id for r in chosen],
+            "eids": [r.task.execution_id for r in chosen],
+            "events": [encode_event(r.event) for r in chosen],
+        }
+
+        def work(db: Db, conn: Conn) -> Callable[[], None]:
+            db.execute(
+                conn,
+                "WITH done AS (DELETE FROM activity_tasks WHERE id = ANY(%(ids)s::bigint[]) "
+                "  RETURNING id), "
+                "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+                "  SELECT r.iid, r.eid, r.event, {now} FROM unnest(%(ids)s::bigint[], "
+                "  %(iids)s::text[], %(eids)s::text[], %(events)s::text[]) WITH ORDINALITY "
+                "  AS r(id, iid, eid, event, ord) JOIN done ON done.id = r.id ORDER BY r.ord "
+                "  RETURNING 1) "
+                "SELECT {notify} WHERE EXISTS (SELECT 1 FROM sent)",
+                params,
+            )
+            return lambda: None
+
+        self._write(work)
+
+    def renew_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float
+    ) -> list[str]:
+        """Extend leases; return the instance ids this owner no longer holds."""
+        if not instance_ids and not activity_ids:
+            return []
+        params = {
+            "owner": owner,
+            "lease_s": float(lease_s),
+            "iids": list(instance_ids),
+            "aids": list(activity_ids),
+        }
+
+        def work(db: Db, conn: Conn) -> Callable[[], list[str]]:
+            kept = db.execute(
+                conn,
+                "UPDATE instances SET lease_expires_at = {now} + make_interval(secs => "
+                "%(lease_s)s) WHERE instance_id = ANY(%(iids)s::text[]) "
+                "AND lease_owner = %(owner)s AND lease_expires_at >= {now} RETURNING instance_id",
+                params,
+            )
+            if activity_ids:
+                db.execute(
+                    conn,
+                    "UPDATE activity_tasks SET lease_expires_at = {now} + make_interval(secs => "
+                    "%(lease_s)s) WHERE id = ANY(%(aids)s::bigint[]) AND lease_owner = %(owner)s",
+                    params,
+                )
+
+            def lost() -> list[str]:
+                held = {r[0] for r in kept.fetchall()}
+                return [iid for iid in instance_ids if iid not in held]
+
+            return lost
+
+        return self._write(work)
+
+    def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
+        """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
+        if instance_ids is not None and not instance_ids:
+            return
+        where = "lease_owner = %(owner)s"
+        if instance_ids is not None:
+            where += " AND instance_id = ANY(%(iids)s::text[])"
+        activities = (
+            "UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE lease_owner = %(owner)s RETURNING 1"
+            if instance_ids is None
+            else "SELECT 1 WHERE false"
+        )
+        params = {"owner": owner, "iids": list(instance_ids or ())}
+
+        def work(db: Db, conn: Conn) -> Callable[[], None]:
+            # NOTIFY only if something was given back.
+            db.execute(
+                conn,
+                "WITH i AS (UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+                f"  WHERE {where} RETURNING 1), a AS ({activities}) "
+                "SELECT {notify} WHERE EXISTS (SELECT 1 FROM i) OR EXISTS (SELECT 1 FROM a)",
+                params,
+            )
+            return lambda: None
+
+        self._write(work)
+
+    def lease_owners(self) -> list[str]:
+        """Owners currently holding any lease."""
+        rows = self._run(
+            lambda db, conn: conn.execute(
+                "SELECT lease_owner FROM instances WHERE lease_owner IS NOT NULL UNION "
+                "SELECT lease_owner FROM activity_tasks WHERE lease_owner IS NOT NULL"
+            ).fetchall()
+        )
+        return sorted(r[0] for r in rows)
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest future visible time of a message or task, if any (database clock)."""
+        row = self._run(
+            lambda db, conn: db.execute(
+                conn,
+                "SELECT LEAST("
+                "(SELECT MIN(visible_at) FROM inbox WHERE visible_at > {now}), "
+                "(SELECT MIN(lease_expires_at) FROM activity_tasks "
+                "  WHERE lease_expires_at > {now}), "
+                "(SELECT MIN(lease_expires_at) FROM instances i WHERE lease_expires_at > {now} "
+                "  AND EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = i.instance_id)))",
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else utc(row[0])
+
+    def change_token(self) -> int:
+        """An opaque value that changes whenever another transaction may have changed work.
+
+        It counts this schema's NOTIFY messages (see :mod:`treadle.store.postgres_listener`).
+        """
+        if self._closed:
+            raise StoreUnavailableError(f"the store for {self._display} was closed")
+        return self._listener.token()
+
+    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+        """Block until the change token differs from ``since`` or ``timeout_s`` passed.
+
+        Wakes within milliseconds of a commit in any process; idles without polling.
+        Returns the current token.
+        """
+        if self._closed:
+            raise StoreUnavailableError(f"the store for {self._display} was closed")
+        return self._listener.wait(timeout_s, since)
+
+
+# ---- schema, migrations, cursors ---------------------------------------------------------
+def _encode_cursor(record: InstanceRecord) -> str:
+    micros = (utc(record.created_at) - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}|{record.instance_id}"
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        micros, after_id = cursor.split("|", 1)
+        return _EPOCH + timedelta(microseconds=int(micros)), after_id
+    except ValueError as exc:
+        raise InvalidInputError(f"bad page cursor {cursor!r}") from exc

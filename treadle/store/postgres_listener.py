@@ -1,0 +1,186 @@
+"""ChangeListener: LISTEN/NOTIFY wake-ups for :class:`~treadle.store.postgres.PostgresStore`.
+
+Every write transaction of the store sends ``NOTIFY treadle_work, '<schema>'``. A listener
+holds one dedicated connection (not from the pool) that LISTENs on that channel, and counts the
+notifications for its schema: that count is the store's change token, so a waiting worker
+wakes within milliseconds of another worker's commit and idles without polling.
+
+A lost notification is never fatal:
+- when the connection drops (network, server restart) the listener reconnects with backoff,
+  and bumps the token on every failed attempt and after reconnecting (waiters then re-read
+  the store, which is all a missed notification could have told them);
+- with no notification for ``refresh_s`` seconds the token is bumped anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "treadle_work"
+_FIRST_CONNECT_WAIT_S = 10.0
+_BACKOFF_START_S = 0.05
+_BACKOFF_MAX_S = 2.0
+
+
+class ChangeListener:
+    """A change counter fed by PostgreSQL notifications on a dedicated connection.
+
+    Args:
+        conninfo: libpq connection string (without treadle's own URL options).
+        connect_kwargs: extra connection parameters (timeouts, keepalives).
+        payload: the notification payload to count (the store's schema name).
+        display: the server, for log messages (no password).
+        refresh_s: bump the counter after this long without notifications.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        connect_kwargs: dict[str, Any],
+        payload: str,
+        display: str,
+        *,
+        refresh_s: float = 30.0,
+    ) -> None:
+        self._conninfo = conninfo
+        self._kwargs = connect_kwargs
+        self._payload = payload.encode()
+        self._display = display
+        self._refresh_s = refresh_s
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._listening = False
+        self._first_attempt = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+
+    @property
+    def is_listening(self) -> bool:
+        """Whether the LISTEN connection is up right now."""
+        return self._listening
+
+    def token(self) -> int:
+        """The current change counter (starts the listener on first use).
+
+        The first call waits until LISTEN is in effect (or the first connection attempt
+        failed), so no commit after the returned token can go unnoticed.
+        """
+        self._start()
+        with self._changed:
+            return self._generation
+
+    def wait(self, timeout_s: float, since: object = None) -> int:
+        """Block until the counter differs from ``since`` or ``timeout_s`` passed.
+
+        Returns:
+            the current counter.
+        """
+        self._start()
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._changed:
+            if since is None:
+                since = self._generation
+            while self._generation == since and not self._stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._generation
+
+    def close(self) -> None:
+        """Stop the listener thread and close its connection."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        with self._changed:
+            self._changed.notify_all()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # ---- the listener thread ---------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._stopping.is_set():
+                    self._thread = threading.Thread(
+                        target=self._run, name="treadle-pg-listener", daemon=True
+                    )
+                    self._thread.start()
+        self._first_attempt.wait(_FIRST_CONNECT_WAIT_S)
+
+    def _bump(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        backoff = _BACKOFF_START_S
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, **self._kwargs) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening = True
+                    # Commits made while nobody listened are caught by the re-read this causes.
+                    self._bump()
+                    self._first_attempt.set()
+                    backoff = _BACKOFF_START_S
+                    self._pump(conn)
+            except psycopg.Error as exc:
+                if self._stopping.is_set():
+                    break
+                logger.warning(
+                    "lost the LISTEN connection to PostgreSQL at %s (%s); retrying in %.2fs",
+                    self._display,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    backoff,
+                )
+            finally:
+                self._listening = False
+            self._first_attempt.set()
+            self._bump()  # waiters re-read the store while we are deaf
+            if self._stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+        """Count notifications until stopped; raise psycopg.Error when the connection drops."""
+        pgconn = conn.pgconn
+        channel = CHANNEL.encode()
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), selectors.EVENT_READ, "pg")
+            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            while not self._stopping.is_set():
+                events = selector.select(timeout=self._refresh_s)
+                if not events:
+                    self._bump()  # a safety net: nothing heard for a while, look again
+                    continue
+                if any(key.data == "wake" for key, _ in events):
+                    with contextlib.suppress(OSError):
+                        self._wake_r.recv(64)
+                    continue
+                pgconn.consume_input()  # raises OperationalError when the connection is gone
+                seen = 0
+                while (note := pgconn.notifies()) is not None:
+                    if note.relname == channel and note.extra == self._payload:
+                        seen += 1
+                if seen:
+                    self._bump()
+                if pgconn.status != pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("the server closed the connection")

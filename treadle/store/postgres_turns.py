@@ -1,0 +1,524 @@
+"""The SQL of orchestration work for PostgresStore: claims, instance creation, group commits.
+
+Row locks: claims and commits lock instance rows FOR NO KEY UPDATE (in instance id order),
+messages lock their target FOR KEY SHARE (it must not be deleted meanwhile), deletes take
+FOR UPDATE. So two instances that message each other commit concurrently without deadlock,
+and a purge cannot race a message into a deleted instance's inbox.
+
+A group commit reads and locks every instance it touches in one statement, checks each
+turn's fence in Python, then writes all accepted turns with one statement per kind of row
+(history, inbox deletes, activity tasks, messages, children, instance updates), pipelined:
+a commit of any number of turns costs about three round trips. Turns are applied in
+"batches" of distinct instances so that the result is the one SqliteStore gets by applying
+the turns one after the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+
+from treadle.core.history import ExecutionStarted, OrchestrationStatus
+from treadle.errors import WorkflowAlreadyExistsError
+from treadle.store.base import (
+    CommitOutcome,
+    InboxMessage,
+    NewInstance,
+    NewMessage,
+    OrchestrationWorkItem,
+    TurnCommit,
+)
+from treadle.store.postgres_listener import CHANNEL
+from treadle.store.serde import (
+    INSTANCE_COLUMNS,
+    child_refused,
+    decode_event,
+    encode_event,
+    encode_failure,
+    instance_from_row,
+    to_epoch,
+)
+
+Conn = psycopg.Connection[Any]
+_NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
+_PREFIXED = ", ".join(f"i.{c.strip()}" for c in INSTANCE_COLUMNS.split(","))
+
+
+class Db:
+    """SQL helpers bound to one operation: the ``{now}`` placeholder and the operation's time.
+
+    SQL text may say ``{now}``: the database's ``now()`` (the transaction's start time on the
+    server's clock), or an injected test clock's reading, fixed for the whole operation.
+
+    SQL text may also say ``{notify}``: a ``pg_notify`` call that wakes the store's waiters,
+    for statements that notify only when they changed something.
+
+    Args:
+        now_sql: what ``{now}`` becomes in SQL text.
+        fixed_now: the test clock's time for this operation, or None for the database clock.
+        payload: the NOTIFY payload (the store's schema).
+
+    Attributes:
+        notify: send NOTIFY when the transaction commits (work may set or clear it).
+    """
+
+    TERMINAL_NAMES = frozenset(s.name for s in OrchestrationStatus if s.is_terminal)
+
+    def __init__(self, now_sql: str, fixed_now: datetime | None, payload: str) -> None:
+        self._now_sql = now_sql
+        self._fixed_now = fixed_now
+        self._now: datetime | None = fixed_now
+        self._payload = payload
+        self.notify = False
+
+    def execute(
+        self, conn: Conn, text: str, params: dict[str, Any] | None = None
+    ) -> psycopg.Cursor[Any]:
+        """Execute ``text`` with ``{now}`` filled in; return the cursor (fetch it later)."""
+        args = dict(params or {})
+        if self._fixed_now is not None:
+            args["now"] = self._fixed_now
+        if "{notify}" in text:
+            args["notify_payload"] = self._payload
+        sql_text = text.replace("{now}", self._now_sql).replace("{notify}", _NOTIFY_SQL)
+        return conn.execute(sql_text, args)
+
+    def send_notify(self, conn: Conn) -> None:
+        """NOTIFY the store's waiters (delivered when the transaction commits)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload))
+
+    def now(self, conn: Conn) -> datetime:
+        """The operation's time: the transaction's start on the server (or the test clock)."""
+        if self._now is None:
+            row = conn.execute("SELECT now()").fetchone()
+            assert row is not None
+            self._now = row[0]
+        return self._now
+
+    @staticmethod
+    def lock_statuses(conn: Conn, ids: Sequence[str]) -> Callable[[], dict[str, str]]:
+        """Lock the existing instances among ``ids`` (in id order) to replace or refuse them.
+
+        Returns:
+            a function returning their statuses by id (it waits for the result).
+        """
+        cursor = conn.execute(
+            "SELECT instance_id, status FROM instances WHERE instance_id = ANY(%s::text[]) "
+            "ORDER BY instance_id FOR UPDATE",
+            (sorted(set(ids)),),
+        )
+        return lambda: {r[0]: r[1] for r in cursor.fetchall()}
+
+    @staticmethod
+    def delete_instances(conn: Conn, ids: Sequence[str]) -> None:
+        """Delete everything stored for these instances."""
+        for table in ("history", "inbox", "activity_tasks", "instances"):
+            conn.execute(f"DELETE FROM {table} WHERE instance_id = ANY(%s::text[])", (list(ids),))
+
+
+def utc(value: datetime) -> datetime:
+    """An aware datetime (naive ones are taken as UTC)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _already_exists(instance_id: str, status: str) -> str:
+    return (
+        f"workflow instance {instance_id!r} already exists and is {status}; "
+        "wait for it to finish, terminate it, or choose another instance id"
+    )
+
+
+def raise_if_refused(refused: Sequence[tuple[NewInstance, str]]) -> None:
+    """Raise WorkflowAlreadyExistsError for the first refused instance, if any."""
+    if refused:
+        raise WorkflowAlreadyExistsError(refused[0][1])
+
+
+Refusals = list[tuple[NewInstance, str]]
+
+
+def create_instances_in(
+    db: Db,
+    conn: Conn,
+    news: Sequence[NewInstance],
+    statuses: dict[str, str],
+    now: datetime,
+) -> tuple[Refusals, Callable[[], Refusals]]:
+    """Create instances with their ExecutionStarted messages.
+
+    Args:
+        statuses: the locked statuses of existing instances with these ids; updated with the
+            instances created here.
+
+    Returns:
+        (instance, reason) for each id an unfinished instance already has; and a function
+        that returns those another transaction created meanwhile (nothing was written for
+        them), to call once the results are wanted (it waits for them).
+    """
+    refused: Refusals = []
+    create: list[NewInstance] = []
+    replace: list[str] = []
+    for new in news:
+        status = statuses.get(new.instance_id)
+        if status is not None and status not in Db.TERMINAL_NAMES:
+            refused.append((new, _already_exists(new.instance_id, status)))
+            continue
+        if status is not None:
+            replace.append(new.instance_id)
+        statuses[new.instance_id] = "PENDING"
+        create.append(new)
+    if replace:
+        db.delete_instances(conn, replace)
+    if not create:
+        return refused, lambda: []
+    events = [
+        encode_event(
+            ExecutionStarted(
+                timestamp=now,
+                name=n.name,
+                instance_id=n.instance_id,
+                execution_id=n.execution_id,
+                input=n.input,
+                parent=n.parent,
+                scheduled_start=n.scheduled_start,
+            )
+        )
+        for n in create
+    ]
+    cursor = db.execute(
+        conn,
+        "WITH new AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], "
+        "  %(eids)s::text[], %(inputs)s::text[], %(parents)s::text[], %(events)s::text[], "
+        "  %(visible)s::timestamptz[]) WITH ORDINALITY "
+        "  AS n(instance_id, name, execution_id, input, parent, event, visible_at, ord)), "
+        "ins AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
+        "  created_at, updated_at, parent_instance_id) SELECT instance_id, name, 'PENDING', "
+        "  execution_id, input, %(created)s, %(created)s, parent FROM new ORDER BY ord "
+        "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id) "
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+        "SELECT new.instance_id, new.execution_id, new.event, new.visible_at "
+        "FROM new JOIN ins ON ins.instance_id = new.instance_id ORDER BY new.ord "
+        "RETURNING instance_id",
+        {
+            "ids": [n.instance_id for n in create],
+            "names": [n.name for n in create],
+            "eids": [n.execution_id for n in create],
+            "inputs": [n.input for n in create],
+            "parents": [n.parent.instance_id if n.parent else None for n in create],
+            "events": events,
+            "visible": [
+                max(now, utc(n.scheduled_start)) if n.scheduled_start else now for n in create
+            ],
+            "created": now,
+        },
+    )
+
+    def conflicts() -> Refusals:
+        # An id nobody had when we locked, inserted since by a concurrent transaction: it
+        # is brand new, so PENDING.
+        inserted = {r[0] for r in cursor.fetchall()}
+        lost = [n for n in create if n.instance_id not in inserted]
+        for new in lost:
+            statuses[new.instance_id] = "PENDING"
+        return [(n, _already_exists(n.instance_id, "PENDING")) for n in lost]
+
+    return refused, conflicts
+
+
+def insert_messages(db: Db, conn: Conn, messages: Sequence[NewMessage]) -> None:
+    """Insert messages, in order, for instances that exist (others are dropped)."""
+    if not messages:
+        return
+    db.execute(
+        conn,
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+        "SELECT m.iid, m.eid, m.event, COALESCE(m.visible_at, {now}) "
+        "FROM unnest(%(iids)s::text[], %(eids)s::text[], %(events)s::text[], "
+        "  %(visible)s::timestamptz[]) WITH ORDINALITY AS m(iid, eid, event, visible_at, ord) "
+        "JOIN instances i ON i.instance_id = m.iid ORDER BY m.ord FOR KEY SHARE OF i",
+        {
+            "iids": [m.instance_id for m in messages],
+            "eids": [m.execution_id for m in messages],
+            "events": [encode_event(m.event) for m in messages],
+            "visible": [utc(m.visible_at) if m.visible_at else None for m in messages],
+        },
+    )
+
+
+@dataclasses.dataclass
+class _Fence:
+    version: int
+    owner: str | None
+    expires: datetime | None
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Accepted turns of distinct instances, written together."""
+
+    turns: list[tuple[int, TurnCommit]] = dataclasses.field(default_factory=list)
+    instance_ids: set[str] = dataclasses.field(default_factory=set)
+    child_ids: set[str] = dataclasses.field(default_factory=set)
+
+    def admits(self, turn: TurnCommit) -> bool:
+        """Whether ``turn`` can join without changing what applying turns in order gives."""
+        own = turn.instance_id
+        return (
+            own not in self.instance_ids
+            and own not in self.child_ids
+            and not any(c.instance_id in self.instance_ids for c in turn.new_instances)
+            and not any(m.instance_id in self.child_ids for m in turn.new_messages)
+        )
+
+    def add(self, index: int, turn: TurnCommit) -> None:
+        self.turns.append((index, turn))
+        self.instance_ids.add(turn.instance_id)
+        self.child_ids.update(c.instance_id for c in turn.new_instances)
+
+
+def commit_turns_in(
+    db: Db, conn: Conn, owner: str, turns: Sequence[TurnCommit], lease_s: float
+) -> Callable[[], list[CommitOutcome]]:
+    """Fence and write ``turns`` in the caller's transaction (see Store.commit_turns).
+
+    Returns:
+        a function that returns the outcomes once the transaction committed.
+    """
+    ids = {t.instance_id for t in turns} | {c.instance_id for t in turns for c in t.new_instances}
+    locked = conn.execute(
+        "SELECT instance_id, status, version, lease_owner, lease_expires_at FROM instances "
+        "WHERE instance_id = ANY(%s::text[]) ORDER BY instance_id FOR NO KEY UPDATE",
+        (sorted(ids),),
+    )
+    now = db.now(conn)
+    rows = locked.fetchall()
+    statuses: dict[str, str] = {r[0]: r[1] for r in rows}
+    fences = {r[0]: _Fence(r[2], r[3], r[4]) for r in rows}
+    lease_until = now + timedelta(seconds=lease_s)
+    outcomes: list[CommitOutcome] = []
+    batches = [_Batch()]
+    for index, turn in enumerate(turns):
+        fence = fences.get(turn.instance_id)
+        if fence is None:
+            outcomes.append(
+                CommitOutcome(turn.instance_id, ok=False, error="the instance no longer exists")
+            )
+            continue
+        if fence.owner != owner or fence.expires is None or fence.expires < now:
+            outcomes.append(
+                CommitOutcome(turn.instance_id, ok=False, error=f"lease held by {fence.owner!r}")
+            )
+            continue
+        if fence.version != turn.expected_version:
+            outcomes.append(
+                CommitOutcome(
+                    turn.instance_id, ok=False, error="the instance changed since it was read"
+                )
+            )
+            continue
+        if not batches[-1].admits(turn):
+            batches.append(_Batch())
+        batches[-1].add(index, turn)
+        fence.version += 1
+        fence.owner, fence.expires = (owner, lease_until) if turn.keep_lease else (None, None)
+        outcomes.append(CommitOutcome(turn.instance_id, ok=True, version=fence.version))
+        if _wakes_others(turn, statuses.get(turn.instance_id)):
+            db.notify = True
+    readers = [
+        _write_batch(db, conn, batch, owner, now, lease_until, statuses)
+        for batch in batches
+        if batch.turns
+    ]
+
+    def result() -> list[CommitOutcome]:
+        for read in readers:
+            for index, ids_ in read().items():
+                outcomes[index] = dataclasses.replace(outcomes[index], new_activity_ids=ids_)
+        return outcomes
+
+    return result
+
+
+def _wakes_others(turn: TurnCommit, status_before: str | None) -> bool:
+    """Whether another worker or a waiting client may act on this turn (as SqliteStore)."""
+    return (
+        status_before != turn.status.name
+        or not turn.keep_lease
+        or bool(turn.new_messages)
+        or bool(turn.new_instances)
+        or any(not a.leased for a in turn.new_activities)
+    )
+
+
+def _write_batch(
+    db: Db,
+    conn: Conn,
+    batch: _Batch,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    statuses: dict[str, str],
+) -> Callable[[], dict[int, list[int]]]:
+    turns = [t for _, t in batch.turns]
+    reset = [t.instance_id for t in turns if t.reset_history]
+    if reset:
+        conn.execute("DELETE FROM history WHERE instance_id = ANY(%s::text[])", (reset,))
+    history = [
+        (t.instance_id, t.history_start + i, encode_event(e))
+        for t in turns
+        for i, e in enumerate(t.new_events)
+    ]
+    if history:
+        conn.execute(
+            "INSERT INTO history (instance_id, seq, event) "
+            "SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[])",
+            tuple(list(column) for column in zip(*history, strict=True)),
+        )
+    consumed = [m for t in turns for m in t.consumed_messages]
+    if consumed:
+        conn.execute("DELETE FROM inbox WHERE id = ANY(%s::bigint[])", (consumed,))
+    done = [a for t in turns for a in t.consumed_activities]
+    if done:
+        conn.execute("DELETE FROM activity_tasks WHERE id = ANY(%s::bigint[])", (done,))
+    cancelled = [t.instance_id for t in turns if t.cancel_activities]
+    if cancelled:
+        conn.execute("DELETE FROM activity_tasks WHERE instance_id = ANY(%s::text[])", (cancelled,))
+    read_leased = _insert_activities(conn, batch, owner, now, lease_until)
+    insert_messages(db, conn, [m for t in turns for m in t.new_messages])
+    children = [c for t in turns for c in t.new_instances]
+    if children:
+        refused, conflicts = create_instances_in(db, conn, children, statuses, now)
+        refused += conflicts()  # the parents hear of these in this same transaction
+        insert_messages(db, conn, [child_refused(c, why, to_epoch(now)) for c, why in refused])
+    for turn in turns:  # children of later batches see these turns' outcome
+        statuses[turn.instance_id] = turn.status.name
+    conn.execute(
+        "UPDATE instances i SET status = u.status, execution_id = u.eid, "
+        "input = COALESCE(u.input, i.input), output = u.output, failure = u.failure, "
+        "custom_status = u.custom_status, updated_at = %s, history_len = u.history_len, "
+        "version = i.version + 1, lease_owner = u.owner, lease_expires_at = u.expires "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+        "  %s::text[], %s::integer[], %s::text[], %s::timestamptz[]) AS u(iid, status, eid, "
+        "  input, output, failure, custom_status, history_len, owner, expires) "
+        "WHERE i.instance_id = u.iid",
+        (
+            now,
+            [t.instance_id for t in turns],
+            [t.status.name for t in turns],
+            [t.execution_id for t in turns],
+            [t.input for t in turns],
+            [t.output for t in turns],
+            [encode_failure(t.failure) for t in turns],
+            [t.custom_status for t in turns],
+            [(0 if t.reset_history else t.history_start) + len(t.new_events) for t in turns],
+            [owner if t.keep_lease else None for t in turns],
+            [lease_until if t.keep_lease else None for t in turns],
+        ),
+    )
+    return read_leased
+
+
+def _insert_activities(
+    conn: Conn, batch: _Batch, owner: str, now: datetime, lease_until: datetime
+) -> Callable[[], dict[int, list[int]]]:
+    """Enqueue the batch's activity tasks; return a reader of the leased ones' ids by turn."""
+    tasks = [(index, task) for index, turn in batch.turns for task in turn.new_activities]
+    if not tasks:
+        return lambda: {}
+    cursor = conn.execute(
+        "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+        "task_execution_id, visible_at, lease_owner, lease_expires_at) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires "
+        "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
+        "  %s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, ord) "
+        "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
+        (
+            now,
+            [t.instance_id for _, t in tasks],
+            [t.execution_id for _, t in tasks],
+            [t.task_id for _, t in tasks],
+            [t.name for _, t in tasks],
+            [t.input for _, t in tasks],
+            [t.task_execution_id for _, t in tasks],
+            [owner if t.leased else None for _, t in tasks],
+            [lease_until if t.leased else None for _, t in tasks],
+        ),
+    )
+    leased_turns = [index for index, t in tasks if t.leased]
+
+    def read() -> dict[int, list[int]]:
+        # Identity values rise in insertion order, which is task order.
+        ids = sorted(r[0] for r in cursor.fetchall() if r[1])
+        by_turn: dict[int, list[int]] = {}
+        for index, task_row_id in zip(leased_turns, ids, strict=True):
+            by_turn.setdefault(index, []).append(task_row_id)
+        return by_turn
+
+    return read
+
+
+def claim_orchestrations_in(
+    db: Db,
+    conn: Conn,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    exclude: Sequence[str],
+) -> list[OrchestrationWorkItem]:
+    """Claim instances (see Store.claim_orchestrations) in autocommit statements.
+
+    The claim commits at once; then the messages are read by a second statement, which sees
+    every commit made before our row locks were granted (a statement's snapshot predates
+    them), so no message that the previous owner's last commit consumed is handed out again.
+    Only we can commit turns on these instances from now on, so nothing read is stale.
+    """
+    claimed = db.execute(
+        conn,
+        "WITH ready AS (SELECT instance_id, MIN(id) AS first_id FROM inbox "
+        "  WHERE visible_at <= {now} GROUP BY instance_id), "
+        "picked AS (SELECT i.instance_id, r.first_id, i.lease_owner AS old_owner, "
+        "  i.lease_expires_at AS old_expires FROM instances i JOIN ready r "
+        "  ON r.instance_id = i.instance_id "
+        "  WHERE (i.lease_owner IS NULL OR i.lease_owner = %(owner)s "
+        "  OR i.lease_expires_at < {now}) AND i.instance_id <> ALL(%(exclude)s::text[]) "
+        "  ORDER BY r.first_id LIMIT %(limit)s FOR NO KEY UPDATE OF i SKIP LOCKED) "
+        "UPDATE instances i SET lease_owner = %(owner)s, "
+        "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+        f"FROM picked p WHERE i.instance_id = p.instance_id "
+        f"RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}",
+        {"owner": owner, "exclude": list(exclude), "limit": limit, "lease_s": float(lease_s)},
+    ).fetchall()
+    if not claimed:
+        return []
+    claimed.sort(key=lambda r: r[0])
+    ids = [r[3] for r in claimed]
+    messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
+    for row in db.execute(
+        conn,
+        "SELECT id, instance_id, execution_id, event FROM inbox "
+        "WHERE instance_id = ANY(%(ids)s::text[]) AND visible_at <= {now} ORDER BY id",
+        {"ids": ids},
+    ).fetchall():
+        messages[row[1]].append(
+            InboxMessage(
+                id=row[0], instance_id=row[1], event=decode_event(row[3]), execution_id=row[2]
+            )
+        )
+    empty = [r for r in claimed if not messages[r[3]]]
+    if empty:  # a concurrent commit consumed them: put the lease back as it was
+        conn.execute(
+            "UPDATE instances i SET lease_owner = o.owner, lease_expires_at = o.expires "
+            "FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS o(iid, owner, expires) "
+            "WHERE i.instance_id = o.iid AND i.lease_owner = %s",
+            ([r[3] for r in empty], [r[1] for r in empty], [r[2] for r in empty], owner),
+        )
+    return [
+        OrchestrationWorkItem(instance_from_row(r[3:]), messages[r[3]])
+        for r in claimed
+        if messages[r[3]]
+    ]
