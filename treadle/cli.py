@@ -8,6 +8,7 @@ Treadle's errors print one line on stderr and exit 1; bad arguments exit 2.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -396,6 +397,86 @@ def _redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+# ---- serve (the Dapr sidecar) ------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--grpc-port",
+    default=50001,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="gRPC port for the Dapr SDKs (0: a free port).",
+)
+@click.option(
+    "--http-port",
+    default=3500,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP port for the Dapr workflow API (0: a free port).",
+)
+@click.option("--no-http", is_flag=True, help="Serve gRPC only.")
+@click.option(
+    "--app",
+    metavar="MODULE:RUNTIME",
+    help="Run the workflows and activities registered on this runtime in-process.",
+)
+@click.option(
+    "--max-payload-bytes",
+    default=4 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest request accepted (gRPC message or HTTP body).",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to let running activities finish on SIGINT/SIGTERM.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Server log level (the log goes to stderr).",
+)
+@pass_session
+def serve(
+    session: Session,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    no_http: bool,
+    app: str | None,
+    max_payload_bytes: int,
+    shutdown_timeout: float,
+    log_level: str,
+) -> None:
+    """Serve as a Dapr workflow sidecar for the official Dapr SDKs, until SIGINT or SIGTERM.
+
+    Set TREADLE_API_TOKEN or DAPR_API_TOKEN to require that token on every call.
+    Prints "treadle serve: grpc HOST:PORT http HOST:PORT" once listening."""
+    from treadle.server.serve import ServeOptions, run_server
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    options = ServeOptions(
+        db=session.db,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=None if no_http else http_port,
+        app=app,
+        max_payload_bytes=max_payload_bytes,
+        shutdown_timeout_s=shutdown_timeout,
+    )
+    try:
+        run_server(options, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""The ``--app`` module of the ``treadle serve`` tests: workflows and activities run in-process.
+
+``app_mixed`` calls ``sdk_shout``, which only the SDK worker registers; the SDK worker's
+``sdk_calls_app_activity`` calls ``app_double``, which only this module registers.
+"""
+
+from __future__ import annotations
+
+import treadle as wf
+
+runtime = wf.WorkflowRuntime()
+
+
+@runtime.activity
+def app_hello(ctx: wf.WorkflowActivityContext, name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@runtime.activity
+def app_double(ctx: wf.WorkflowActivityContext, x: int) -> int:
+    return 2 * x
+
+
+@runtime.workflow
+def app_greet(ctx: wf.WorkflowContext, name: str):
+    greeting = yield ctx.call_activity(app_hello, input=name)
+    return {"greeting": greeting, "instance_id": ctx.instance_id}
+
+
+@runtime.workflow
+def app_mixed(ctx: wf.WorkflowContext, text: str):
+    local = yield ctx.call_activity(app_hello, input=text)
+    remote = yield ctx.call_activity("sdk_shout", input=local)
+    return remote
+
+
+@runtime.workflow
+def app_chain(ctx: wf.WorkflowContext, n: int):
+    total = 0
+    for i in range(n):
+        total += yield ctx.call_activity(app_double, input=i)
+    return total
+
+
+@runtime.workflow
+def app_wait_event(ctx: wf.WorkflowContext, _: object):
+    data = yield ctx.wait_for_external_event("go")
+    return {"got": data}

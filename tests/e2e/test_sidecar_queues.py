@@ -1,0 +1,149 @@
+"""The sidecar's work queues and history filter, in-process (no network), and the store's
+handling of the SDK's never-firing timer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from treadle.core.history import (
+    EventRaised,
+    EventSent,
+    ExecutionCompleted,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorCompleted,
+    OrchestratorStarted,
+    TimerFired,
+)
+from treadle.runtime.remote import RemoteTurn
+from treadle.server.grpc_values import INDEFINITE_FIRE_AT
+from treadle.server.grpc_workers import SidecarWorkers, events_for_sdk, workflow_request
+from treadle.store import open_store
+from treadle.store.base import ActivityWorkItem, NewInstance, NewMessage
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def turn(iid: str, new: list[HistoryEvent] | None = None) -> RemoteTurn:
+    started = ExecutionStarted(timestamp=T0, name="wf", instance_id=iid, execution_id="e1")
+    return RemoteTurn(iid, "e1", "wf", [], new or [OrchestratorStarted(timestamp=T0), started])
+
+
+def activity(iid: str, task_id: int, row: int = 1) -> ActivityWorkItem:
+    return ActivityWorkItem(row, iid, "e1", task_id, "act", None, f"e1:{task_id}")
+
+
+def test_work_is_dealt_round_robin_and_waits_for_a_first_worker() -> None:
+    workers = SidecarWorkers()
+    workers.submit_orchestration(turn("a"))  # nobody connected yet: it waits
+    one, two = workers.connect("one"), workers.connect("two")
+    for iid in ("b", "c", "d"):
+        workers.submit_orchestration(turn(iid))
+    got_one = [workers.next_ticket(one, 0) for _ in range(3)]
+    got_two = [workers.next_ticket(two, 0) for _ in range(3)]
+    ids_one = [t.instance_id for t in got_one if t is not None]
+    ids_two = [t.instance_id for t in got_two if t is not None]
+    assert ids_one == ["a", "c"] and ids_two == ["b", "d"]
+
+
+def test_a_closed_streams_work_goes_back_to_the_front_for_the_others() -> None:
+    workers = SidecarWorkers()
+    one = workers.connect("one")
+    workers.submit_activity(activity("x", 1))
+    workers.submit_activity(activity("x", 2, row=2))
+    sent = workers.next_ticket(one, 0)  # outstanding on one; task 2 still queued on one
+    assert sent is not None and sent.activity is not None and sent.activity.task_id == 1
+    two = workers.connect("two")
+    workers.submit_activity(activity("y", 1, row=3))  # dealt to one or two
+    workers.disconnect(one)
+    assert one.closed and workers.next_ticket(one, 0) is None
+    order = []
+    while (ticket := workers.next_ticket(two, 0)) is not None:
+        assert ticket.activity is not None
+        order.append((ticket.activity.instance_id, ticket.activity.task_id))
+    assert order[:2] == [("x", 1), ("x", 2)] and sorted(order) == [("x", 1), ("x", 2), ("y", 1)]
+    assert workers.pending == 3
+
+
+def test_completions_match_by_token_or_else_by_ids() -> None:
+    workers = SidecarWorkers()
+    stream = workers.connect()
+    workers.submit_orchestration(turn("w"))
+    workers.submit_activity(activity("w", 7))
+    first = workers.next_ticket(stream, 0)
+    second = workers.next_ticket(stream, 0)
+    assert first is not None and second is not None
+    assert workers.take_activity("", "w", 8) is None  # no such task
+    assert workers.take_activity("", "w", 7) is second.activity  # no token: by ids
+    assert workers.take_workflow(first.token, "w") is first.turn
+    assert workers.take_workflow(first.token, "w") is None  # a duplicate answer
+    assert workers.pending == 0 and not stream.outstanding
+
+
+def test_a_token_for_another_instance_falls_back_to_the_instance_id() -> None:
+    workers = SidecarWorkers()
+    stream = workers.connect()
+    workers.submit_orchestration(turn("p"))
+    workers.submit_orchestration(turn("q"))
+    p = workers.next_ticket(stream, 0)
+    assert p is not None and p.turn is not None
+    assert workers.take_workflow(p.token, "q") is not p.turn
+    assert workers.pending == 1
+
+
+def test_closing_ends_every_stream() -> None:
+    workers = SidecarWorkers()
+    stream = workers.connect()
+    workers.close()
+    assert stream.closed and workers.next_ticket(stream, 0.01) is None
+    assert workers.connect().closed
+
+
+def test_the_sdk_sees_no_engine_bookkeeping_and_no_unmatched_resume() -> None:
+    os_ = OrchestratorStarted(timestamp=T0)
+    past: list[HistoryEvent] = [
+        os_,
+        ExecutionStarted(timestamp=T0, name="wf", instance_id="i", execution_id="e1"),
+        ExecutionResumed(timestamp=T0),  # not suspended: the SDK would fail on it
+        EventSent(timestamp=T0, event_id=0, instance_id="other", name="n"),
+        ExecutionSuspended(timestamp=T0),
+        ExecutionSuspended(timestamp=T0),  # already suspended: the SDK would suspend twice
+        OrchestratorCompleted(timestamp=T0),
+    ]
+    new: list[HistoryEvent] = [
+        os_,
+        EventRaised(timestamp=T0, name="e"),
+        ExecutionResumed(timestamp=T0),
+        ExecutionResumed(timestamp=T0),
+        ExecutionCompleted(timestamp=T0, status=OrchestrationStatus.COMPLETED),
+    ]
+    kept_past, kept_new = events_for_sdk(past, new)
+    assert [e.KIND for e in kept_past] == [
+        "OrchestratorStarted",
+        "ExecutionStarted",
+        "ExecutionSuspended",
+    ]
+    assert [e.KIND for e in kept_new] == ["OrchestratorStarted", "EventRaised", "ExecutionResumed"]
+    request = workflow_request(RemoteTurn("i", "e1", "wf", past, new))
+    assert [e.WhichOneof("eventType") for e in request.newEvents] == [
+        "workflowStarted",
+        "eventRaised",
+        "executionResumed",
+    ]
+
+
+def test_the_sdks_never_firing_timer_is_far_future_to_the_store(tmp_path) -> None:
+    # Regression: from_epoch(to_epoch(datetime.max)) overflowed to year 10000, and the
+    # ValueError from next_wakeup() killed the runtime's dispatcher thread.
+    store = open_store(f"sqlite:///{tmp_path / 'timer.db'}")
+    try:
+        store.create_instance(NewInstance("t", "wf", None, "e1"))
+        fired = TimerFired(timestamp=T0, timer_id=0, fire_at=INDEFINITE_FIRE_AT)
+        store.send_message(NewMessage("t", fired, execution_id="e1", visible_at=INDEFINITE_FIRE_AT))
+        wakeup = store.next_wakeup()
+        assert wakeup is not None and wakeup > datetime.now(timezone.utc) + timedelta(days=3650)
+    finally:
+        store.close()

@@ -1,0 +1,207 @@
+"""``treadle serve``: the engine, the gRPC sidecar service and the HTTP API in one process.
+
+:func:`run_server` opens the store, starts a :class:`~treadle.runtime.WorkflowRuntime` whose
+remote hook is the gRPC work-item stream, and serves the durabletask gRPC API (for the Dapr
+SDKs) and the Dapr workflow HTTP API until SIGINT or SIGTERM. Workflows and activities
+registered with ``--app`` run in this process; every other name goes to the connected SDK
+workers, waiting in a queue while none is connected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from treadle.client import WorkflowClient
+from treadle.errors import InvalidInputError
+from treadle.runtime import WorkflowRuntime
+from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
+from treadle.server.grpc_workers import SidecarWorkers
+from treadle.store import open_store
+
+__all__ = ["ServeOptions", "load_app_runtime", "run_server"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What ``treadle serve`` serves, and where.
+
+    Attributes:
+        db: the store URL.
+        host: the address both servers listen on.
+        grpc_port: the gRPC port (0 picks a free one).
+        http_port: the HTTP port (0 picks a free one; None serves no HTTP).
+        app: ``MODULE:RUNTIME`` of a runtime whose workflows and activities run in-process.
+        max_payload_bytes: the largest request body or message accepted.
+        api_token: the token every call must carry (None: the environment's
+            ``TREADLE_API_TOKEN`` / ``DAPR_API_TOKEN``, or none).
+        shutdown_timeout_s: how long running activities may finish on shutdown.
+    """
+
+    db: str
+    host: str = "127.0.0.1"
+    grpc_port: int = 50001
+    http_port: int | None = 3500
+    app: str | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    api_token: str | None = None
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("grpc_port", "http_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535, got {port}")
+        if self.max_payload_bytes < 1:
+            raise ValueError("max_payload_bytes must be >= 1")
+
+
+def load_app_runtime(target: str) -> WorkflowRuntime:
+    """Import ``MODULE:RUNTIME`` (from the current directory too) and return the runtime.
+
+    Raises:
+        InvalidInputError: the target is malformed, cannot be imported, or is not a runtime.
+    """
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise InvalidInputError(f"--app: expected MODULE:RUNTIME, got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInputError(f"--app: cannot import module {module_name!r}: {exc}") from exc
+    runtime = getattr(module, attr, None)
+    if not isinstance(runtime, WorkflowRuntime):
+        found = "nothing" if runtime is None else f"a {type(runtime).__name__}"
+        raise InvalidInputError(f"--app: {module_name}.{attr} is {found}, not a WorkflowRuntime")
+    return runtime
+
+
+def run_server(
+    options: ServeOptions,
+    *,
+    echo: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down cleanly.
+
+    Prints ``treadle serve: grpc HOST:PORT http HOST:PORT`` (``http off`` without HTTP) once
+    both servers listen, with the ports actually bound.
+
+    Raises:
+        InvalidInputError: a bad ``--app``.
+        RuntimeError: a port cannot be bound.
+    """
+    stop = stop if stop is not None else threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _setter(stop))
+    token = options.api_token or api_token_from_env()
+    store = open_store(options.db)
+    workers = SidecarWorkers()
+    runtime = WorkflowRuntime(store, remote=workers, max_concurrent_activities=256)
+    if options.app:
+        runtime.register_from(load_app_runtime(options.app))
+    client = WorkflowClient(store)
+    grpc_server, grpc_port = create_server(
+        runtime,
+        client,
+        workers,
+        host=options.host,
+        port=options.grpc_port,
+        max_payload_bytes=options.max_payload_bytes,
+        api_token=token,
+    )
+    http: _HttpServer | None = None
+    try:
+        if options.http_port is not None:
+            http = _HttpServer(client, options, token)
+        runtime.start()
+        grpc_server.start()
+        if http is not None:
+            http.start()
+        http_where = f"{options.host}:{http.port}" if http is not None else "off"
+        echo(f"treadle serve: grpc {options.host}:{grpc_port} http {http_where}")
+        echo(f"store: {_redact(store.url)}; auth: {'api token' if token else 'none'}")
+        if options.app:
+            echo(f"in-process workflows: {', '.join(runtime.workflow_names) or '(none)'}")
+            echo(f"in-process activities: {', '.join(runtime.activity_names) or '(none)'}")
+        while not stop.wait(0.5):
+            pass
+        echo("treadle serve: shutting down")
+    finally:
+        workers.close()
+        grpc_server.stop(grace=2.0).wait(5.0)
+        if http is not None:
+            http.stop()
+        runtime.shutdown(timeout=options.shutdown_timeout_s)
+        store.close()
+    echo("treadle serve: stopped")
+
+
+def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return handler
+
+
+class _HttpServer:
+    """uvicorn serving the HTTP API in a thread, on a socket bound up front (so port 0 works)."""
+
+    def __init__(self, client: WorkflowClient, options: ServeOptions, token: str | None) -> None:
+        import uvicorn
+
+        from treadle.server.http import create_app
+
+        app = create_app(client, api_token=token, max_body_bytes=options.max_payload_bytes)
+        family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((options.host, options.http_port or 0))
+        except OSError as exc:
+            self._socket.close()
+            raise RuntimeError(
+                f"cannot listen on {options.host}:{options.http_port} for HTTP: {exc}"
+            ) from exc
+        self._socket.listen(1024)  # connections wait in the backlog until uvicorn runs
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="treadle-http", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except Exception:
+            logger.exception("the HTTP server stopped with an error")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
