@@ -15,11 +15,10 @@ from sdk_env import sdk_python
 from .sidecar import conformance_kit, serve
 
 
-@pytest.mark.timeout(300)  # the first run builds the SDK venv (~20 s); the kit takes ~15 s
-def test_conformance_kit_passes_every_case(tmp_path: Path) -> None:
+def run_kit(tmp_path: Path, db: str | None = None) -> None:
     kit = conformance_kit()
     python = sdk_python()
-    with serve(tmp_path) as served:
+    with serve(tmp_path, db=db) as served:
         result = subprocess.run(
             [str(python), str(kit / "run_all.py"), "--address", served.address],
             capture_output=True,
@@ -37,3 +36,16 @@ def test_conformance_kit_passes_every_case(tmp_path: Path) -> None:
         + f"server log:\n{served.logs()[-3000:]}"
     )
     assert int(summary.group(1)) >= 33
+
+
+@pytest.mark.timeout(300)  # the first run builds the SDK venv (~20 s); the kit takes ~15 s
+def test_conformance_kit_passes_every_case(tmp_path: Path) -> None:
+    run_kit(tmp_path)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_conformance_kit_passes_every_case_on_postgres(
+    tmp_path: Path, postgres_schema_url: str
+) -> None:
+    run_kit(tmp_path, db=postgres_schema_url)
