@@ -57,13 +57,12 @@ def _int_list(text: str) -> list[int]:
 
 
 def _workloads(text: str) -> set[str]:
+    known = {w.upper(): {w} for w in WORKLOADS} | {"W1": {"W1a", "W1b"}}
     chosen: set[str] = set()
     for part in text.split(","):
-        name = part.strip().upper().replace("A", "a").replace("B", "b")
-        if name == "W1":
-            chosen.update(("W1a", "W1b"))
-        elif name in WORKLOADS:
-            chosen.add(name)
+        name = part.strip().upper()
+        if name in known:
+            chosen |= known[name]
         elif name:
             raise argparse.ArgumentTypeError(
                 f"unknown workload {part!r}; choose from W1, {', '.join(WORKLOADS)}"

@@ -12,13 +12,19 @@ import importlib.metadata
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import procs
 from bench.report import median, percentile
-from bench.workloads import Bench, BenchError, RecoveryOutcome, read_executions, report_recovery
+from bench.workloads import (
+    Bench,
+    BenchError,
+    RecoveryOutcome,
+    read_executions,
+    report_recovery,
+    run_workloads,
+)
 
 TOPOLOGY = (
     "treadle: driver + 1 worker process, cross-process wake-ups; "
@@ -47,21 +53,8 @@ def describe() -> str:
 
 
 def run_dbos(bench: Bench, only: set[str]) -> None:
-    """Run the selected workloads on DBOS; a failing one is reported and skipped."""
-    steps: list[tuple[str, Callable[[Bench], None]]] = [
-        ("W1a", _w1a),
-        ("W1b", _w1b),
-        ("W2", _w2),
-        ("W3", _w3),
-        ("W4", _w4),
-    ]
-    for name, workload in steps:
-        if name not in only:
-            continue
-        try:
-            workload(bench)
-        except Exception as exc:
-            bench.report.error(bench.engine, bench.target.kind, name, exc)
+    """Run the selected workloads on DBOS."""
+    run_workloads(bench, {"W1a": _w1a, "W1b": _w1b, "W2": _w2, "W3": _w3, "W4": _w4}, only)
 
 
 def _start(bench: Bench, tag: str, url: str, args: list[str]) -> tuple[procs.Child, Path]:

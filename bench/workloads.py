@@ -157,22 +157,23 @@ class Bench:
         )
 
 
-def run_treadle(bench: Bench, only: set[str]) -> None:
-    """Run the selected treadle workloads; a failing one is reported and skipped."""
-    steps: list[tuple[str, Callable[[Bench], None]]] = [
-        ("W1a", w1a_latency),
-        ("W1b", w1b_throughput),
-        ("W2", w2_fan_out),
-        ("W3", w3_long_chain),
-        ("W4", w4_recovery),
-    ]
-    for name, workload in steps:
+Workload = Callable[[Bench], None]
+
+
+def run_workloads(bench: Bench, workloads: dict[str, Workload], only: set[str]) -> None:
+    """Run the ``only`` ones of ``workloads`` in order; a failing one is reported, skipped."""
+    for name, workload in workloads.items():
         if name not in only:
             continue
         try:
             workload(bench)
         except Exception as exc:
             bench.report.error(bench.engine, bench.target.kind, name, exc)
+
+
+def run_treadle(bench: Bench, only: set[str]) -> None:
+    """Run the selected treadle workloads."""
+    run_workloads(bench, TREADLE_WORKLOADS, only)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -429,3 +430,12 @@ def _wait_for_steps(client: wf.WorkflowClient, iid: str, steps: int, timeout_s: 
                 return
         time.sleep(0.005)
     raise BenchError(f"{steps} steps were not recorded within {timeout_s} s")
+
+
+TREADLE_WORKLOADS: dict[str, Workload] = {
+    "W1a": w1a_latency,
+    "W1b": w1b_throughput,
+    "W2": w2_fan_out,
+    "W3": w3_long_chain,
+    "W4": w4_recovery,
+}
