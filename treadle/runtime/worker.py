@@ -112,6 +112,9 @@ class WorkflowRuntime:
         cache_size: how many idle instances keep their live generator in memory.
         remote: where to send workflows and activities with no local function (the
             ``treadle serve`` gRPC work-item stream); without it they fail as unregistered.
+        fail_unknown_workflows: fail an instance whose workflow is not registered here
+            (default, for a clear error on a typo); False leaves it to other workers, for
+            deployments where workers register different workflows on one store.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class WorkflowRuntime:
         lease_s: float = 30.0,
         cache_size: int = 10_000,
         remote: RemoteWorkers | None = None,
+        fail_unknown_workflows: bool = True,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
@@ -132,6 +136,7 @@ class WorkflowRuntime:
             raise ValueError("lease_s must be > 0")
         self._store_arg = store
         self._store: Store | None = None
+        self.fail_unknown_workflows = fail_unknown_workflows
         self._registry = Registry()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_workflows = max_concurrent_workflows
@@ -261,6 +266,9 @@ class WorkflowRuntime:
             self._executor.shutdown(wait=False)
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
+        if self._store is not None and not _is_store_object(self._store_arg):
+            self._store.close()  # we opened it from a URL: give its connections back
+            self._store = None
         self._cache.clear()
         self._inflight.clear()
         self._inflight_by_instance.clear()
@@ -580,7 +588,10 @@ class WorkflowRuntime:
                 return
             cached = self._load(record)
             if cached is None:
-                entry.commit = self._fail_unregistered(turn, record, consumed)
+                if self.fail_unknown_workflows:
+                    entry.commit = self._fail_unregistered(turn, record, consumed)
+                else:
+                    self._leave_for_others(record)
                 return
         self._prepare_turn(entry, cached, turn, events, consumed)
 
@@ -608,6 +619,17 @@ class WorkflowRuntime:
             output=terminate.input,
             consumed_messages=consumed,
         )
+
+    def _leave_for_others(self, record: InstanceRecord) -> None:
+        """Release an instance of a workflow this runtime does not have, for another one."""
+        if record.instance_id not in self._skip_until:
+            logger.info(
+                "workflow %r of instance %s is not registered here; leaving it to other workers",
+                record.name,
+                record.instance_id,
+            )
+        self._skip_until[record.instance_id] = time.monotonic() + 5.0
+        self.store.release_leases(self.owner, [record.instance_id])
 
     def _fail_unregistered(
         self, turn: TurnInput, record: InstanceRecord, consumed: list[int]
@@ -771,6 +793,10 @@ class WorkflowRuntime:
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self._evict(iid)
+
+
+def _is_store_object(value: object) -> bool:
+    return value is not None and not isinstance(value, str)
 
 
 def _for_run(message: InboxMessage, execution_id: str) -> bool:
