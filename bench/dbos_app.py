@@ -20,6 +20,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
+from bench.app import batch_processing_result, task_chain_result
 from bench.procs import peak_rss_mib
 
 FANOUT_QUEUE = "bench_fanout"
@@ -133,21 +134,23 @@ def run(workload: str, size: int, warmup: int, workflow_id: str | None) -> dict[
             result = DBOS.start_workflow(task_chain, i).get_result()
             if i >= warmup:
                 latencies.append((time.perf_counter() - start) * 1000)
-        _expect(result, [i + 1, (i + 1) * 2, ((i + 1) * 2) ^ 2])
+        _expect(result, task_chain_result(i))
         return {"latencies_ms": latencies}
     start = time.perf_counter()
     if workload == "W1b":
         handles = [DBOS.start_workflow(task_chain, i) for i in range(size)]
-        for handle in handles:
-            handle.get_result()
+        for i, handle in enumerate(handles):
+            _expect(handle.get_result(), task_chain_result(i))
     elif workload == "W2":
-        _expect(DBOS.start_workflow(batch_processing, size).get_result(), size * (size + 1))
+        _expect(
+            DBOS.start_workflow(batch_processing, size).get_result(), batch_processing_result(size)
+        )
     elif workload == "W3":
         _expect(DBOS.start_workflow(long_chain, size).get_result(), size)
     elif workload == "W4-run":
         with SetWorkflowID(workflow_id or "w4"):
-            handle = DBOS.start_workflow(recovery_chain, size)
-        handle.get_result()  # the driver kills this process long before
+            running = DBOS.start_workflow(recovery_chain, size)
+        running.get_result()  # the driver kills this process long before
     elif workload == "W4-recover":
         # DBOS.launch() already recovered the killed workflow; wait for it
         _expect(DBOS.retrieve_workflow(workflow_id or "w4").get_result(), size)
