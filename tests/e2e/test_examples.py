@@ -12,6 +12,12 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    "async_http_api.py": [
+        "POST start -> 202",
+        "runtimeStatus=COMPLETED",
+        'Output: {"order":{"item":"lamp","quantity":2},"reservation":"reserved 2 x lamp"}',
+        'Custom status: "done"',
+    ],
     "task_chaining.py": [
         "Workflow COMPLETED, result: [11,22,20]",
         "Executing error handler: TypeError: can only concatenate str",
