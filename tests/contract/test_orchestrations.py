@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -350,3 +350,13 @@ def test_group_commit_of_two_turns_for_one_instance_applies_them_in_order(store:
     assert [o.version for o in outcomes] == [1, 2]
     record = store.get_instance("a")
     assert record is not None and (record.status, record.history_len) == (COMPLETED, 3)
+
+
+def test_a_timer_that_never_fires_stays_invisible(store: Store) -> None:
+    start(store, "o-1")
+    item = claim_one(store)
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    timer = NewMessage("o-1", TimerFired(timer_id=0, fire_at=never), "o-1-e1", visible_at=never)
+    store.commit_turns("w1", [turn(item, started_events(item), new_messages=[timer])])
+    assert store.claim_orchestrations("w1", 10, 30) == []
+    assert store.next_wakeup() == never

@@ -186,8 +186,15 @@ def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) ->
     other = stores()
     start(store, "o-1")
     token = store.change_token()  # starts the listener
-    assert len(_backends(postgres_url, url, "pg_terminate_backend(pid)")) >= 3
-    assert store.get_instance("o-1") is not None  # a read on a fresh connection
+    killed = _backends(postgres_url, url, "pid")
+    assert len(killed) >= 3  # two pools and a listener
+    _backends(postgres_url, url, "pg_terminate_backend(pid)")
+    wait_until(lambda: not set(killed) & set(_backends(postgres_url, url)))
+    # Dead pooled connections are noticed before use, even by a write that is not safe to
+    # retry (it would be unknown whether a send whose COMMIT got no answer was delivered).
+    for _ in range(3):
+        store.send_message(NewMessage("o-1", EventRaised(name="after")))
+    assert store.get_instance("o-1") is not None
     start(store, "o-2")
     # The listener reconnects on its own; then another store's write wakes this one.
     wait_until(lambda: _is_listening(postgres_url, url), timeout=5)

@@ -1,9 +1,11 @@
 """PostgresStore: the scale-out backend (psycopg 3, a connection pool, SKIP LOCKED, NOTIFY).
 
 Many worker processes on many hosts share one database. Work is claimed with
-``FOR [NO KEY] UPDATE SKIP LOCKED`` under a lease whose expiry is computed on the database's clock
-(never a worker's), and every turn commit is fenced by lease owner, lease expiry and the
-instance's version, exactly as in :class:`~treadle.store.sqlite.SqliteStore`.
+``FOR [NO KEY] UPDATE SKIP LOCKED`` under a lease whose expiry is computed on the database's
+clock (never a worker's), and every turn commit is fenced by lease owner, lease expiry and
+the instance's version, exactly as in :class:`~treadle.store.sqlite.SqliteStore`. Writes are
+pipelined: a group commit of any number of turns costs two round trips (three when it creates
+child instances), a claim two, a completion or a sent event one.
 
 URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with any libpq
 parameter in the query string, plus ``?schema=NAME`` to keep treadle's tables in their own
@@ -16,14 +18,16 @@ Wake-ups: write transactions send ``NOTIFY treadle_work`` and a
 
 Errors: every psycopg error becomes a :class:`~treadle.errors.StoreError` in
 :meth:`PostgresStore._attempt`: :class:`~treadle.errors.StoreUnavailableError` when the server
-cannot be reached. A broken pooled connection (after a server restart) is replaced and the
-operation retried when that is safe.
+cannot be reached (after waiting 10 s for it). Connections the server closed (a restart) are
+noticed before use and replaced; a call that fails on a broken connection is retried once
+when that is safe: when it cannot have committed, or repeating it is harmless.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -85,9 +89,22 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "migrate", "parse_postgres_url", "
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_ACQUIRE_TIMEOUT_S = 10.0
+_ACQUIRE_TIMEOUT_S = 10.0  # how long a call waits for the server before StoreUnavailableError
+_ACQUIRE_SLICE_S = 1.0
+_RECONNECT_TIMEOUT_S = 2.0  # then the pool's backoff restarts from 1 s at our next call
 _DEADLOCK_RETRIES = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _said_goodbye(conn: Conn) -> bool:
+    """Whether an idle pooled connection has something to read: the server closed it.
+
+    That is what a restart or pg_terminate_backend leaves behind. One poll of the socket,
+    no round trip, so a write that is not safe to retry never starts on a dead connection.
+    """
+    with selectors.DefaultSelector() as selector:
+        selector.register(conn.fileno(), selectors.EVENT_READ)
+        return bool(selector.select(0))
 
 
 class _Progress:
@@ -136,6 +153,7 @@ class PostgresStore:
             open=False,
             name="treadle",
             timeout=_ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=_RECONNECT_TIMEOUT_S,
         )
         self._pool.open(wait=False)
         self._listener = ChangeListener(self._conninfo, {}, self._schema_name, self._display)
@@ -144,8 +162,8 @@ class PostgresStore:
     def _fake_now(self) -> datetime | None:
         return from_epoch(self._clock()) if self._clock else None
 
-    def _translate(self, exc: psycopg.Error) -> StoreError:
-        return translate_error(exc, self._display)
+    def _translate(self, exc: psycopg.Error, detail: str | None = None) -> StoreError:
+        return translate_error(exc, self._display, detail)
 
     def _db(self) -> Db:
         return Db(self._now_sql, self._fake_now(), self._schema_name)
@@ -204,25 +222,36 @@ class PostgresStore:
 
         Deadlocks are retried (nothing was written). A broken connection (after a server
         restart, say) is replaced and the call retried once, unless it broke during a COMMIT
-        whose outcome is unknown and the call is not safe to repeat.
+        whose outcome is unknown and the call is not safe to repeat. With no connection to
+        be had (the server is down) it keeps the pool trying for ``_ACQUIRE_TIMEOUT_S``.
         """
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
+        deadline = time.monotonic() + _ACQUIRE_TIMEOUT_S
         attempt = 0
         while True:
-            attempt += 1
             progress = _Progress()
             try:
-                with self._pool.connection() as conn:
-                    return call(conn, progress)
+                with self._pool.connection(timeout=_ACQUIRE_SLICE_S) as conn:
+                    if not _said_goodbye(conn):
+                        attempt += 1
+                        return call(conn, progress)
+                    conn.close()  # the pool replaces closed connections
+                self._pool.check()  # and the other idle ones are probably dead too
+            except PoolTimeout as exc:
+                if time.monotonic() >= deadline or self._closed:
+                    waited = f"no connection for {_ACQUIRE_TIMEOUT_S:.0f} s"
+                    raise self._translate(exc, waited) from exc
+                # psycopg_pool backs off for ever longer between attempts to reconnect; this
+                # makes it try again now, so we are back within a second of the server.
+                self._pool.check()
             except psycopg.errors.TransactionRollback as exc:
                 if attempt >= _DEADLOCK_RETRIES:
                     raise self._translate(exc) from exc
                 time.sleep(0.005 * attempt)
-            except PoolTimeout as exc:
-                raise self._translate(exc) from exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if attempt >= 2 or (progress.committing and not retry_unknown):
+                    self._pool.check()  # spare the next call the other broken connections
                     raise self._translate(exc) from exc
                 logger.info("retrying on a fresh connection to %s: %s", self._display, exc)
                 self._pool.check()  # a server restart breaks every idle connection at once

@@ -25,12 +25,14 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
+__all__ = ["CHANNEL", "ChangeListener"]
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "treadle_work"
 _FIRST_CONNECT_WAIT_S = 10.0
 _BACKOFF_START_S = 0.05
-_BACKOFF_MAX_S = 2.0
+_BACKOFF_MAX_S = 1.0
 
 
 class ChangeListener:
@@ -132,6 +134,7 @@ class ChangeListener:
 
     def _run(self) -> None:
         backoff = _BACKOFF_START_S
+        failures = 0
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._kwargs) as conn:
@@ -140,16 +143,22 @@ class ChangeListener:
                     # Commits made while nobody listened are caught by the re-read this causes.
                     self._bump()
                     self._first_attempt.set()
-                    backoff = _BACKOFF_START_S
+                    if failures:
+                        logger.info("listening to PostgreSQL at %s again", self._display)
+                    backoff, failures = _BACKOFF_START_S, 0
                     self._pump(conn)
             except psycopg.Error as exc:
                 if self._stopping.is_set():
                     break
-                logger.warning(
-                    "lost the LISTEN connection to PostgreSQL at %s (%s); retrying in %.2fs",
+                failures += 1
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "lost the LISTEN connection to PostgreSQL at %s (%s); reconnecting, "
+                    "meanwhile waiters re-check the store every %.0f s at most",
                     self._display,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    backoff,
+                    text,
+                    _BACKOFF_MAX_S,
                 )
             finally:
                 self._listening = False

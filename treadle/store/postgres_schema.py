@@ -20,6 +20,16 @@ from psycopg import sql
 from treadle.errors import InvalidInputError, SchemaVersionError, StoreError, StoreUnavailableError
 from treadle.store.migrations import migration_sql
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "configure_session",
+    "migrate",
+    "open_schema",
+    "parse_postgres_url",
+    "schema_status",
+    "translate_error",
+]
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -63,10 +73,14 @@ def parse_postgres_url(url: str) -> tuple[str, str | None, str]:
     return conninfo, schema, display
 
 
-def translate_error(exc: psycopg.Error, display: str) -> StoreError:
-    """The treadle error for a psycopg error (the one mapping every PostgreSQL path uses)."""
+def translate_error(exc: psycopg.Error, display: str, detail: str | None = None) -> StoreError:
+    """The treadle error for a psycopg error (the one mapping every PostgreSQL path uses).
+
+    Args:
+        detail: what went wrong, if the driver's message does not say it well.
+    """
     text = str(exc).strip()
-    detail = text.splitlines()[0] if text else type(exc).__name__
+    detail = detail or (text.splitlines()[0] if text else type(exc).__name__)
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return StoreUnavailableError(
             f"PostgreSQL at {display} is unavailable: {detail}; check that the server is "

@@ -8,9 +8,9 @@ and a purge cannot race a message into a deleted instance's inbox.
 A group commit reads and locks every instance it touches in one statement, checks each
 turn's fence in Python, then writes all accepted turns with one statement per kind of row
 (history, inbox deletes, activity tasks, messages, children, instance updates), pipelined:
-a commit of any number of turns costs about three round trips. Turns are applied in
-"batches" of distinct instances so that the result is the one SqliteStore gets by applying
-the turns one after the other.
+a commit of any number of turns costs two round trips (three when it creates children).
+Turns are applied in "batches" of distinct instances so that the result is the one
+SqliteStore gets by applying the turns one after the other.
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ from treadle.store.serde import (
     instance_from_row,
     to_epoch,
 )
+
+__all__ = [
+    "Conn",
+    "Db",
+    "Refusals",
+    "claim_orchestrations_in",
+    "commit_turns_in",
+    "create_instances_in",
+    "insert_messages",
+    "raise_if_refused",
+    "utc",
+]
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
