@@ -27,6 +27,8 @@ from treadle.core.history import HistoryEvent, event_to_dict
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.store import DEFAULT_STORE_URL
+from treadle.store import migrate as store_migrate
+from treadle.store import schema_status as store_schema_status
 
 PAYLOAD_WIDTH = 60
 """History payloads longer than this are shortened in table output."""
@@ -99,6 +101,29 @@ class _Group(click.Group):
 def main(ctx: click.Context, db: str) -> None:
     """treadle: durable workflows with the Dapr workflow programming model."""
     ctx.obj = Session(db=db, ctx=ctx)
+
+
+@main.group()
+def db() -> None:
+    """Inspect and migrate the store's schema."""
+
+
+@db.command("status")
+@pass_session
+def db_status(session: Session) -> None:
+    """Show the schema version in the store and the newest this treadle knows."""
+    current, latest = store_schema_status(session.db)
+    state = "up to date" if current == latest else ("not created" if current == 0 else "behind")
+    click.echo(f"schema version {current} (this treadle knows {latest}): {state}")
+
+
+@db.command("migrate")
+@pass_session
+def db_migrate(session: Session) -> None:
+    """Create or upgrade the store's schema (safe while workers run)."""
+    before, _ = store_schema_status(session.db)
+    after = store_migrate(session.db)
+    click.echo(f"schema version {before} -> {after}")
 
 
 @main.group()

@@ -8,6 +8,7 @@ With no URL, ``$TREADLE_STORE`` is used, else ``sqlite:///treadle.db``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from treadle.errors import InvalidInputError
 from treadle.store.base import (
@@ -41,8 +42,10 @@ __all__ = [
     "OrchestrationWorkItem",
     "Store",
     "TurnCommit",
+    "migrate",
     "open_store",
     "resolve_store_url",
+    "schema_status",
 ]
 
 DEFAULT_STORE_URL = "sqlite:///treadle.db"
@@ -78,3 +81,36 @@ def open_store(store: str | Store | None = None) -> Store:
     raise InvalidInputError(
         f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or postgresql://..."
     )
+
+
+def _backend(url: str) -> Any:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("sqlite", "memory"):
+        from treadle.store import sqlite
+
+        return sqlite
+    if scheme in ("postgres", "postgresql"):
+        try:
+            from treadle.store import postgres
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"store URL {url!r} needs the PostgreSQL driver: pip install 'treadle[postgres]'"
+            ) from exc
+        return postgres
+    raise InvalidInputError(
+        f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or postgresql://..."
+    )
+
+
+def schema_status(url: str | None = None) -> tuple[int, int]:
+    """(schema version in the store, newest version this code knows); changes nothing."""
+    resolved = resolve_store_url(url)
+    result: tuple[int, int] = _backend(resolved).schema_status(resolved)
+    return result
+
+
+def migrate(url: str | None = None) -> int:
+    """Create or upgrade the store's schema; return the version now in it."""
+    resolved = resolve_store_url(url)
+    version: int = _backend(resolved).migrate(resolved)
+    return version

@@ -764,3 +764,41 @@ class SqliteStore:
             with shared.changed:
                 if shared.generation == token[0]:
                     shared.changed.wait(min(remaining, 0.02))
+
+
+def schema_status(url: str) -> tuple[int, int]:
+    """(version in the database, newest version this code knows); changes nothing.
+
+    0 means the tables were never created (or the file does not exist).
+
+    Raises:
+        StoreUnavailableError: the file cannot be opened.
+    """
+    database, is_uri, _ = parse_sqlite_url(url)
+    if not is_uri and not os.path.exists(database):
+        return 0, SCHEMA_VERSION
+    try:
+        conn = sqlite3.connect(database, uri=is_uri)
+        try:
+            row = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            current = 0
+            if row is not None:
+                current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(f"cannot read SQLite database {database!r}: {exc}") from exc
+    return int(current), SCHEMA_VERSION
+
+
+def migrate(url: str) -> int:
+    """Create or upgrade the schema; return the version now in the database.
+
+    Raises:
+        SchemaVersionError: the database is newer than this code.
+        StoreUnavailableError: the file cannot be opened.
+    """
+    SqliteStore(url).close()  # opening a store applies the migrations
+    return schema_status(url)[0]
