@@ -68,19 +68,21 @@ def _start(bench: Bench, tag: str, url: str, args: list[str]) -> tuple[procs.Chi
     return child, out
 
 
-def _finish(child: procs.Child, out: Path, timeout_s: float) -> tuple[dict[str, Any], float]:
+def _finish(child: procs.Child, out: Path, timeout_s: float) -> dict[str, Any]:
+    """Wait for a DBOS process; its result, with ``peak_mib`` (its own VmHWM if it knew)."""
     info = child.wait(timeout_s)
     if info.returncode != 0 or not out.exists():
         raise BenchError(f"dbos exited with {info.returncode}: {child.log_tail()}")
-    return json.loads(out.read_text()), info.peak_mib
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["peak_mib"] = result.get("peak_mib") or info.peak_mib
+    return result
 
 
 def _run(bench: Bench, tag: str, workload: str, size: int, *extra: str) -> dict[str, Any]:
     """One workload in a fresh DBOS process on a fresh system database; its result."""
     url = bench.target.peer_url("dbos", tag)
     child, out = _start(bench, tag, url, [workload, "--size", str(size), *extra])
-    result, peak = _finish(child, out, bench.sizes.timeout_s)
-    result["peak_mib"] = result.get("peak_mib") or peak
+    result = _finish(child, out, bench.sizes.timeout_s)
     journal = result.get("journal")
     if journal and journal not in _journals_noted:
         _journals_noted.add(journal)
@@ -95,12 +97,8 @@ def _w1a(bench: Bench) -> None:
     n = bench.sizes.w1a_runs
     result = _run(bench, "w1a", "W1a", n, "--warmup", str(bench.sizes.w1a_warmup))
     latencies = result["latencies_ms"]
-    bench.add(
-        "W1a", "latency median", median(latencies), "ms", size=n, workers=None, better="lower"
-    )
-    bench.add(
-        "W1a", "latency p99", percentile(latencies, 99), "ms", size=n, workers=None, better="lower"
-    )
+    bench.add("W1a", "latency median", median(latencies), "ms", size=n, better="lower")
+    bench.add("W1a", "latency p99", percentile(latencies, 99), "ms", size=n, better="lower")
     bench.add_memory("W1a", [result["peak_mib"]])
 
 
@@ -108,14 +106,13 @@ def _w1b(bench: Bench) -> None:
     n = bench.sizes.w1b_workflows
     result = _run(bench, "w1b", "W1b", n)
     elapsed = result["elapsed_s"]
-    bench.add("W1b", "throughput", n / elapsed, "wf/s", size=n, workers=None, better="higher")
+    bench.add("W1b", "throughput", n / elapsed, "wf/s", size=n, better="higher")
     bench.add(
         "W1b",
         "activity throughput",
         3 * n / elapsed,
         "act/s",
         size=n,
-        workers=None,
         better="higher",
     )
     bench.add_memory("W1b", [result["peak_mib"]])
@@ -130,7 +127,6 @@ def _w2(bench: Bench) -> None:
             result["elapsed_s"],
             "s",
             size=items,
-            workers=None,
             better="lower",
             note=f"{items + 2} steps",
         )
@@ -142,14 +138,13 @@ def _w3(bench: Bench) -> None:
     for steps in bench.sizes.w3_steps:
         result = _run(bench, f"w3_{steps}", "W3", steps)
         elapsed = times[steps] = result["elapsed_s"]
-        bench.add("W3", "wall time", elapsed, "s", size=steps, workers=None, better="lower")
+        bench.add("W3", "wall time", elapsed, "s", size=steps, better="lower")
         bench.add(
             "W3",
             "time per step",
             elapsed / steps * 1000,
             "ms",
             size=steps,
-            workers=None,
             better="lower",
         )
         bench.add_memory("W3", [result["peak_mib"]], size=steps)
@@ -181,14 +176,13 @@ def _w4(bench: Bench) -> None:
         raise BenchError("the chain finished before the process was killed")
     spawned = time.time()
     second, out = _start(bench, "w4-recover", url, ["W4-recover", *common])
-    result, second_peak = _finish(second, out, sizes.timeout_s)
-    second_peak = result.get("peak_mib") or second_peak
+    result = _finish(second, out, sizes.timeout_s)
     outcome = RecoveryOutcome(
         done_at_kill=done,
         executions=read_executions(log),
         restart_s=result["done_at"] - spawned,
         ready_s=result["launched_at"] - spawned,
-        peaks_mib=[first_exit.peak_mib, second_peak],
+        peaks_mib=[first_exit.peak_mib, result["peak_mib"]],
     )
     report_recovery(bench, steps, outcome)
 

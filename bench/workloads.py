@@ -49,7 +49,7 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        """The sizes of the brief."""
+        """The default sizes."""
         return cls(200, 10, 2000, (100, 1000), (1000, 2000, 4000, 10_000), 2000, 1000, 900.0)
 
     @classmethod
@@ -96,7 +96,9 @@ class Bench:
         better: Better = "none",
         note: str = "",
     ) -> Measurement:
-        """Record one measurement of this engine on this store."""
+        """Record one measurement of this engine on this store (no worker count in-process)."""
+        if self.in_process:
+            workers = None
         return self.report.add(
             Measurement(
                 self.engine,
@@ -134,7 +136,7 @@ class Bench:
             max(peaks_mib),
             "MiB",
             size=size,
-            workers=None if self.in_process else len(peaks_mib) if concurrent else 1,
+            workers=len(peaks_mib) if concurrent else 1,
             better="lower",
             note=note,
         )
