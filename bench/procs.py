@@ -226,7 +226,6 @@ def workers(
     tag: str,
     *,
     profile_dir: Path | None = None,
-    extra: Sequence[str] = (),
 ) -> Iterator[list[Child]]:
     """Start ``count`` worker processes on ``store_url``, ready; stop them on exit.
 
@@ -235,10 +234,9 @@ def workers(
     started: list[Child] = []
     try:
         for i in range(count):
-            child = Child(
-                "bench.worker", ["--store", store_url, *extra], log_dir / f"{tag}-w{i}.log"
+            started.append(
+                Child("bench.worker", ["--store", store_url], log_dir / f"{tag}-w{i}.log")
             )
-            started.append(child)
         for i, child in enumerate(started):
             child.wait_ready()
             if profile_dir is not None:
