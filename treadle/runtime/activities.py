@@ -20,7 +20,7 @@ from treadle.store.base import ActivityWorkItem
 
 logger = logging.getLogger(__name__)
 
-Done = Callable[[ActivityWorkItem, HistoryEvent], None]
+Done = Callable[[ActivityWorkItem, HistoryEvent], "ActivityWorkItem | None"]
 
 
 class ActivityExecutor:
@@ -69,12 +69,18 @@ class ActivityExecutor:
                 self._threads.append(thread)
                 thread.start()
 
+    def runs_on_thread(self, item: ActivityWorkItem) -> bool:
+        """Whether ``item`` is a registered sync activity (run on one of the threads)."""
+        fn = self._activities.get(item.name)
+        return fn is not None and not inspect.iscoroutinefunction(fn)
+
     def _thread_main(self) -> None:
         while True:
-            item = self._queue.get()
+            item: ActivityWorkItem | None = self._queue.get()
             if item is None:
                 return
-            self._run_sync(self._activities.get(item.name), item)
+            while item is not None:  # ``done`` may hand back the next step to run here
+                item = self._run_sync(self._activities.get(item.name), item)
             with self._lock:
                 self._idle += 1
 
@@ -98,7 +104,9 @@ class ActivityExecutor:
             name=item.name,
         )
 
-    def _run_sync(self, fn: Callable[..., Any] | None, item: ActivityWorkItem) -> None:
+    def _run_sync(
+        self, fn: Callable[..., Any] | None, item: ActivityWorkItem
+    ) -> ActivityWorkItem | None:
         try:
             if fn is None:
                 raise _unregistered(item.name)
@@ -108,7 +116,7 @@ class ActivityExecutor:
             event: HistoryEvent = _completed(item, codec.encode(out))
         except Exception as exc:
             event = _failed(item, exc)
-        self._report(item, event)
+        return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
         if self._async_slots is None:
@@ -124,13 +132,16 @@ class ActivityExecutor:
             event: HistoryEvent = _completed(item, codec.encode(out))
         except Exception as exc:
             event = _failed(item, exc)
-        self._report(item, event)
+        following = self._report(item, event)
+        if following is not None:  # a sync step scheduled by this result: to the threads
+            self.submit(following)
 
-    def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+    def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> ActivityWorkItem | None:
         try:
-            self._done(item, event)
+            return self._done(item, event)
         except Exception:
             logger.exception("could not report the result of activity %r", item.name)
+            return None
 
     def shutdown(self, wait: bool) -> None:
         """Stop the threads; with ``wait``, let running activities finish first."""

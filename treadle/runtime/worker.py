@@ -169,6 +169,10 @@ class WorkflowRuntime:
             queue.SimpleQueue()
         )
         self._remote_pending: dict[str, _RemotePending] = {}
+        # The dispatcher's rounds and inline commits on activity threads take turns on it.
+        self._engine_lock = threading.Lock()
+        self._inline = threading.local()
+        self._held: set[str] = set()
         # (instance id, monotonic time before which it is not claimed again)
         self._remote_abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
@@ -270,6 +274,7 @@ class WorkflowRuntime:
             self._store.close()  # we opened it from a URL: give its connections back
             self._store = None
         self._cache.clear()
+        self._held.clear()
         self._inflight.clear()
         self._inflight_by_instance.clear()
         self._started = False
@@ -328,6 +333,14 @@ class WorkflowRuntime:
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self._remote is not None and item.name not in self._registry.activities:
             self._remote.submit_activity(item)
+            return
+        if (
+            getattr(self._inline, "active", False)
+            and getattr(self._inline, "next", None) is None
+            and self._executor is not None
+            and self._executor.runs_on_thread(item)
+        ):
+            self._inline.next = item  # the activity thread committing this runs it next
             return
         executor = self._executor
         assert executor is not None
@@ -407,11 +420,21 @@ class WorkflowRuntime:
         )
 
     # ---- threads ---------------------------------------------------------------------
-    def _on_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+    def _on_activity_done(
+        self, item: ActivityWorkItem, event: HistoryEvent
+    ) -> ActivityWorkItem | None:
+        """An activity finished (called on its thread). Returns an activity for that thread
+        to run next, when committing the result scheduled one it can take at once."""
         if self._stopping.is_set():
-            return
+            return None
+        self._inline.next = None
+        if self._try_inline(item, event):
+            following: ActivityWorkItem | None = self._inline.next
+            self._inline.next = None
+            return following
         self._completions.put((item, event))
         self._wake.set()
+        return None
 
     def _watch_loop(self) -> None:
         store = self.store
@@ -481,6 +504,10 @@ class WorkflowRuntime:
 
     # ---- one round -------------------------------------------------------------------
     def _round(self) -> bool:
+        with self._engine_lock:
+            return self._round_locked()
+
+    def _round_locked(self) -> bool:
         store = self.store
         now_mono = time.monotonic()
         if now_mono >= self._next_periodic:
@@ -496,7 +523,7 @@ class WorkflowRuntime:
         claimed: list[OrchestrationWorkItem] = []
         if self._claim_due and not self._draining:
             self._claim_due = False
-            limit = max(0, self.max_concurrent_workflows - self._held_count())
+            limit = max(0, self.max_concurrent_workflows - len(self._held))
             if limit:
                 now = time.monotonic()
                 exclude = [iid for iid, t in self._skip_until.items() if t > now]
@@ -509,26 +536,63 @@ class WorkflowRuntime:
                 item.instance.instance_id, _Pending(item.instance.instance_id)
             )
             self._prepare_claimed(entry, item)
-        for entry in pending.values():
-            if entry.commit is None and entry.completions:
-                self._prepare_fast(entry)
-        commits = [e.commit for e in pending.values() if e.commit is not None]
-        if any(c.new_messages or c.new_instances for c in commits):
-            self._wakeup_stale = True
-        if commits:
-            outcomes = store.commit_turns(self.owner, commits, self.lease_s)
-            by_id = {o.instance_id: o for o in outcomes}
-            for entry in pending.values():
-                if entry.commit is not None:
-                    outcome = by_id[entry.instance_id]
-                    self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
-        worked = worked or bool(claimed) or bool(commits)
+        committed = self._commit_pending(pending)
+        worked = worked or bool(claimed) or committed
         worked = self._claim_activities() or worked
         self._renew_if_due()
         return worked
 
-    def _held_count(self) -> int:
-        return sum(1 for c in self._cache.values() if c.held)
+    def _commit_pending(self, pending: dict[str, _Pending]) -> bool:
+        """Prepare the turns not prepared yet, commit them all at once, then act on them."""
+        for entry in pending.values():
+            if entry.commit is None and entry.completions:
+                self._prepare_fast(entry)
+        commits = [e.commit for e in pending.values() if e.commit is not None]
+        if not commits:
+            return False
+        if any(c.new_messages or c.new_instances for c in commits):
+            self._wakeup_stale = True
+        outcomes = self.store.commit_turns(self.owner, commits, self.lease_s)
+        by_id = {o.instance_id: o for o in outcomes}
+        for entry in pending.values():
+            if entry.commit is not None:
+                outcome = by_id[entry.instance_id]
+                self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
+        return True
+
+    def _try_inline(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
+        """Commit an activity's result on the thread that ran it, if nothing else waits.
+
+        A chain of steps then runs on one thread (activity, commit, next activity) with no
+        hand-off to the dispatcher. Under load the engine lock is busy or completions are
+        queued, and results go to the dispatcher, which commits them in groups.
+        """
+        if self._draining or not self._completions.empty():
+            return False
+        cached = self._cache.get(item.instance_id)
+        if cached is None or not cached.held:
+            return False
+        if not self._engine_lock.acquire(blocking=False):
+            return False
+        try:
+            pending: dict[str, _Pending] = {}
+            slow: list[ActivityResult] = []
+            self._planned = 0
+            self._inline.active = True
+            self._accept_completion(item, event, pending, slow)
+            try:
+                if slow:
+                    self.store.complete_activities(self.owner, slow)
+                self._commit_pending(pending)
+            except Exception:
+                logger.debug("inline commit failed; the dispatcher takes over", exc_info=True)
+                self._evict(item.instance_id)
+                self._completions.put((item, event))
+                self._wake.set()
+        finally:
+            self._inline.active = False
+            self._engine_lock.release()
+        return True
 
     def _take_completions(self, pending: dict[str, _Pending], slow: list[ActivityResult]) -> bool:
         took = False
@@ -538,16 +602,27 @@ class WorkflowRuntime:
             except queue.Empty:
                 return took
             took = True
-            if self._inflight.pop(item.id, None) is not None:
-                self._inflight_by_instance[item.instance_id] -= 1
-                if self._inflight_by_instance[item.instance_id] <= 0:
-                    del self._inflight_by_instance[item.instance_id]
-            cached = self._cache.get(item.instance_id)
-            if cached is not None and cached.held and cached.execution_id == item.execution_id:
-                entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
-                entry.completions.append((item, event))
-            else:
-                slow.append(ActivityResult(item, event))
+            self._accept_completion(item, event, pending, slow)
+
+    def _accept_completion(
+        self,
+        item: ActivityWorkItem,
+        event: HistoryEvent,
+        pending: dict[str, _Pending],
+        slow: list[ActivityResult],
+    ) -> None:
+        """Route a result: into its instance's next turn if this runtime holds the instance,
+        else to the instance's inbox."""
+        if self._inflight.pop(item.id, None) is not None:
+            self._inflight_by_instance[item.instance_id] -= 1
+            if self._inflight_by_instance[item.instance_id] <= 0:
+                del self._inflight_by_instance[item.instance_id]
+        cached = self._cache.get(item.instance_id)
+        if cached is not None and cached.held and cached.execution_id == item.execution_id:
+            entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
+            entry.completions.append((item, event))
+        else:
+            slow.append(ActivityResult(item, event))
 
     def _prepare_claimed(self, entry: _Pending, item: OrchestrationWorkItem) -> None:
         record = item.instance
@@ -734,6 +809,10 @@ class WorkflowRuntime:
             cached.version = version
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
+            if cached.held:
+                self._held.add(iid)
+            else:
+                self._held.discard(iid)
             self._cache[iid] = cached
             self._cache.move_to_end(iid)
             self._trim_cache()
@@ -754,6 +833,7 @@ class WorkflowRuntime:
 
     def _evict(self, instance_id: str) -> None:
         self._cache.pop(instance_id, None)
+        self._held.discard(instance_id)
 
     def _trim_cache(self) -> None:
         while len(self._cache) > self._cache_size:
@@ -785,7 +865,7 @@ class WorkflowRuntime:
         if now < self._next_renew:
             return
         self._next_renew = now + self.lease_s / 3
-        held = [iid for iid, c in self._cache.items() if c.held]
+        held = sorted(self._held)
         held.extend(self._remote_pending)
         if not held and not self._inflight:
             return

@@ -12,7 +12,7 @@ from treadle.core.history import (
     OrchestrationStatus,
     SubOrchestrationInstanceFailed,
     event_from_dict,
-    event_to_dict,
+    event_to_json,
 )
 from treadle.errors import FailureDetails
 from treadle.store.base import InstanceRecord, NewInstance, NewMessage
@@ -20,7 +20,7 @@ from treadle.store.base import InstanceRecord, NewInstance, NewMessage
 
 def encode_event(event: HistoryEvent) -> str:
     """JSON text of a history event."""
-    return codec.dumps(event_to_dict(event))
+    return event_to_json(event)
 
 
 def decode_event(text: str | bytes) -> HistoryEvent:

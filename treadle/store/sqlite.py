@@ -516,18 +516,35 @@ class SqliteStore:
         self, conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float, lease_s: float
     ) -> CommitOutcome:
         iid = turn.instance_id
+        keep = turn.keep_lease
+        history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+        # The fence and the instance's new state in one statement: nothing is written unless
+        # this owner holds an unexpired lease on the version the turn was computed from.
         row = conn.execute(
-            "SELECT version, lease_owner, lease_expires_at, status FROM instances "
-            "WHERE instance_id = ?",
-            (iid,),
+            "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
+            "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
+            "version = version + 1, lease_owner = ?, lease_expires_at = ? "
+            "WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? "
+            "AND version = ? RETURNING version",
+            (
+                turn.status.name,
+                turn.execution_id,
+                turn.input,
+                turn.output,
+                encode_failure(turn.failure),
+                turn.custom_status,
+                now,
+                history_len,
+                owner if keep else None,
+                now + lease_s if keep else None,
+                iid,
+                owner,
+                now,
+                turn.expected_version,
+            ),
         ).fetchone()
         if row is None:
-            return CommitOutcome(iid, ok=False, error="the instance no longer exists")
-        version, lease_owner, lease_expires_at, status = row
-        if lease_owner != owner or (lease_expires_at or 0) < now:
-            return CommitOutcome(iid, ok=False, error=f"lease held by {lease_owner!r}")
-        if version != turn.expected_version:
-            return CommitOutcome(iid, ok=False, error="the instance changed since it was read")
+            return CommitOutcome(iid, ok=False, error=self._refusal(conn, owner, turn, now))
         if turn.reset_history:
             conn.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
         if turn.new_events:
@@ -577,35 +594,32 @@ class SqliteStore:
                 self._create_instance(conn, child, now)
             except WorkflowAlreadyExistsError as exc:
                 self._insert_message(conn, child_refused(child, str(exc), now), now)
-        keep = turn.keep_lease
         if (
-            status != turn.status.name
+            turn.status is not OrchestrationStatus.RUNNING
             or not keep
+            or turn.consumed_messages
             or turn.new_messages
             or turn.new_instances
             or any(not a.leased for a in turn.new_activities)
         ):
             self._notify_pending = True  # someone may act on this: wake waiters
-        history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
-        conn.execute(
-            "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
-            "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
-            "version = version + 1, lease_owner = ?, lease_expires_at = ? WHERE instance_id = ?",
-            (
-                turn.status.name,
-                turn.execution_id,
-                turn.input,
-                turn.output,
-                encode_failure(turn.failure),
-                turn.custom_status,
-                now,
-                history_len,
-                owner if keep else None,
-                now + lease_s if keep else None,
-                iid,
-            ),
-        )
-        return CommitOutcome(iid, ok=True, version=version + 1, new_activity_ids=leased_ids)
+        return CommitOutcome(iid, ok=True, version=int(row[0]), new_activity_ids=leased_ids)
+
+    @staticmethod
+    def _refusal(conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float) -> str:
+        """Why a turn's fence failed, for the outcome's error."""
+        row = conn.execute(
+            "SELECT version, lease_owner, lease_expires_at FROM instances WHERE instance_id = ?",
+            (turn.instance_id,),
+        ).fetchone()
+        if row is None:
+            return "the instance no longer exists"
+        version, lease_owner, lease_expires_at = row
+        if lease_owner != owner:
+            return f"lease held by {lease_owner!r}"
+        if (lease_expires_at or 0) < now:
+            return "the lease expired"
+        return f"the instance changed since it was read (version {version})"
 
     @staticmethod
     def _instance_exists(conn: sqlite3.Connection, instance_id: str) -> bool:
