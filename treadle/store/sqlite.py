@@ -56,6 +56,7 @@ from treadle.store.serde import (
     instance_from_row,
     to_epoch,
 )
+from treadle.store.sqlite_wake import WakeChannel
 
 logger = logging.getLogger(__name__)
 
@@ -66,26 +67,34 @@ _TERMINAL_NAMES = tuple(s.name for s in OrchestrationStatus if s.is_terminal)
 class _Shared:
     """Per-database state shared by every SqliteStore of this process on that file."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: str | None) -> None:
         self.write_lock = threading.Lock()
         self.changed = threading.Condition()
         self.generation = 0
+        self.wake = WakeChannel(database, self.notify_local) if database else None
 
-    def notify(self) -> None:
+    def notify_local(self) -> None:
+        """Wake this process's waiters."""
         with self.changed:
             self.generation += 1
             self.changed.notify_all()
+
+    def notify(self) -> None:
+        """Wake the waiters of this process and of the others on the same file."""
+        self.notify_local()
+        if self.wake is not None:
+            self.wake.broadcast()
 
 
 _SHARED: dict[str, _Shared] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared_for(key: str) -> _Shared:
+def _shared_for(key: str, is_file: bool) -> _Shared:
     with _SHARED_LOCK:
         shared = _SHARED.get(key)
         if shared is None:
-            shared = _SHARED[key] = _Shared()
+            shared = _SHARED[key] = _Shared(key if is_file else None)
         return shared
 
 
@@ -134,7 +143,7 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         key = self._database if self._is_uri else os.path.abspath(self._database)
-        self._shared = _shared_for(key)
+        self._shared = _shared_for(key, not self._is_uri)
         self._closed = False
         self._notify_pending = False
         self._keepalive: sqlite3.Connection | None = None
@@ -177,16 +186,25 @@ class SqliteStore:
         return conn
 
     @contextlib.contextmanager
-    def _write(self, *, notify: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(
+        self, *, notify: bool = True, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK).
 
         With ``notify``, waiters in this process are woken if anything changed; writes that
         only move leases or a running instance's own history (nothing another worker or a
         waiting client acts on) pass ``notify=False``.
+
+        ``durable=False`` skips the fsync of this one commit: for lease bookkeeping only
+        (claims, renewals, releases), whose loss in a crash is the same as the lease
+        expiring. The next durable commit syncs it along with its own changes.
         """
         conn = self._conn()
+        relax = not durable and self._synchronous in ("FULL", "EXTRA")
         with self._shared.write_lock:
             try:
+                if relax:
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"cannot start a write on {self.url}: {exc}") from exc
@@ -198,6 +216,10 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                if relax:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA synchronous={self._synchronous}")
             changed = conn.total_changes != before
         if changed and (notify or self._notify_pending):
             self._notify_pending = False
@@ -460,7 +482,7 @@ class SqliteStore:
             )
         if not found:
             return []
-        with self._errors(), self._write(notify=False) as conn:
+        with self._errors(), self._write(notify=False, durable=False) as conn:
             candidates = conn.execute(
                 "SELECT i.instance_id FROM inbox m "
                 "JOIN instances i ON i.instance_id = m.instance_id "
@@ -645,7 +667,7 @@ class SqliteStore:
             )
         if found is None:
             return []
-        with self._errors(), self._write(notify=False) as conn:
+        with self._errors(), self._write(notify=False, durable=False) as conn:
             rows = conn.execute(
                 "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
                 "FROM activity_tasks WHERE visible_at <= ? AND "
@@ -681,7 +703,7 @@ class SqliteStore:
         """Extend leases; return the instance ids this owner no longer holds."""
         now = self._clock()
         lost: list[str] = []
-        with self._errors(), self._write(notify=False) as conn:
+        with self._errors(), self._write(notify=False, durable=False) as conn:
             for iid in instance_ids:
                 cur = conn.execute(
                     "UPDATE instances SET lease_expires_at = ? WHERE instance_id = ? "
@@ -698,7 +720,7 @@ class SqliteStore:
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(durable=False) as conn:
             if instance_ids is None:
                 conn.execute(
                     "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
@@ -762,11 +784,15 @@ class SqliteStore:
     def wait_for_work(self, timeout_s: float, since: object = None) -> object:
         """Block until the change token differs from ``since`` or ``timeout_s`` passed.
 
-        In-process commits wake the waiter at once; other processes' commits are seen
-        within 20 ms (``PRAGMA data_version``). Returns the current token.
+        Commits that others act on wake the waiter at once, in this process and in others
+        on the same file (a datagram, see :mod:`treadle.store.sqlite_wake`); any commit of
+        another connection is also seen within 20 ms (``PRAGMA data_version``). Returns the
+        current token.
         """
         deadline = time.monotonic() + timeout_s
         shared = self._shared
+        if shared.wake is not None:
+            shared.wake.listen()
         while True:
             token = self.change_token()
             if since is not None and token != since:
