@@ -79,8 +79,10 @@ class WakeChannel:
         with self._lock:
             sock, self._listener = self._listener, None
             own, self._own = self._own, None
-        if sock is not None:
-            sock.close()
+            sender, self._sender = self._sender, None
+        for each in (sock, sender):
+            if each is not None:
+                each.close()
         if own is not None:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, own))
@@ -108,16 +110,17 @@ class WakeChannel:
             self._listed_at = now
         if not self._peers:
             return
-        if self._sender is None:
-            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sender.setblocking(False)
-            self._sender = sender
+        with self._lock:
+            if self._sender is None:
+                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sender.setblocking(False)
+            sender = self._sender
         for name in self._peers:
             if name == self._own:
                 continue
             path = os.path.join(self.directory, name)
             try:
-                self._sender.sendto(payload, path)
+                sender.sendto(payload, path)
             except (ConnectionRefusedError, FileNotFoundError):
                 with contextlib.suppress(OSError):  # a process that died without cleaning up
                     os.unlink(path)
