@@ -89,7 +89,9 @@ class ActivityExecutor:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=_run_until_stopped, args=(loop,), name="treadle-async-activities",
+                    target=_run_until_stopped,
+                    args=(loop,),
+                    name="treadle-async-activities",
                     daemon=True,
                 )
                 thread.start()

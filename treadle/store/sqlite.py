@@ -186,9 +186,7 @@ class SqliteStore:
         return conn
 
     @contextlib.contextmanager
-    def _write(
-        self, *, notify: bool = True, durable: bool = True
-    ) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, notify: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK).
 
         With ``notify``, waiters in this process are woken if anything changed; writes that
