@@ -237,6 +237,34 @@ def run(
         raise click.ClickException(f"workflow {iid!r} finished {state.runtime_status.name}")
 
 
+@workflow.command()
+@click.argument("instance_id")
+@click.option(
+    "--from-event",
+    "event_id",
+    required=True,
+    type=click.IntRange(min=0),
+    help="The event id of the activity to run again (0: the whole workflow).",
+)
+@click.option("--id", "new_id", help="The new instance's id (default: a new UUID).")
+@click.option(
+    "--input", "input_", metavar="JSON", help="A new input for that activity (0: the workflow)."
+)
+@pass_session
+def rerun(
+    session: Session, instance_id: str, event_id: int, new_id: str | None, input_: str | None
+) -> None:
+    """Run finished instance INSTANCE_ID again as a new instance, reusing the results
+    recorded before the activity scheduled as --from-event. Prints the new instance's id."""
+    options: dict[str, Any] = {}
+    if input_ is not None:
+        options["input"] = _json(click.get_current_context(), None, input_)  # type: ignore[arg-type]
+    client = session.client()
+    click.echo(
+        client.rerun_workflow_from_event(instance_id, event_id, new_instance_id=new_id, **options)
+    )
+
+
 @workflow.command("raise-event")
 @click.argument("instance_id")
 @click.argument("event")

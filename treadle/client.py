@@ -19,17 +19,27 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
+    TimerFired,
 )
+from treadle.core.rerun import plan_rerun
 from treadle.errors import (
     FailureDetails,
     InvalidInputError,
     WorkflowNotFoundError,
+    WorkflowStateError,
 )
 from treadle.runtime.turns import new_execution_id
 from treadle.store import Store, open_store
-from treadle.store.base import InstanceQuery, InstanceRecord, NewInstance, NewMessage
+from treadle.store.base import (
+    InstanceQuery,
+    InstanceRecord,
+    NewActivity,
+    NewInstance,
+    NewMessage,
+)
 
 MAX_INSTANCE_ID_LENGTH = 256
+_KEEP: Any = object()  # "no new input" for a rerun (None is a valid input)
 
 
 class WorkflowStatus(enum.Enum):
@@ -244,6 +254,102 @@ class WorkflowClient:
             )
         )
         return iid
+
+    def rerun_workflow_from_event(
+        self,
+        instance_id: str,
+        event_id: int,
+        *,
+        new_instance_id: str | None = None,
+        input: Any = _KEEP,
+    ) -> str:
+        """Run a finished instance again as a new instance, from one of its activities.
+
+        The new instance keeps the source's history up to the activity scheduled as
+        ``event_id`` (see :meth:`get_workflow_history`): results recorded before it are
+        reused, that activity and every later step run again. ``event_id=0`` reruns the
+        whole workflow with the same input.
+
+        Args:
+            instance_id: the finished source instance.
+            event_id: the ``event_id`` of the source's ``TaskScheduled`` event to rerun from.
+            new_instance_id: the new instance's id (default: a new UUID).
+            input: a new input for the rerun activity (for ``event_id=0``: for the workflow).
+
+        Returns:
+            the new instance's id.
+
+        Raises:
+            WorkflowNotFoundError: no such source instance.
+            WorkflowStateError: the source has not finished.
+            InvalidInputError: no activity was scheduled as ``event_id``, or the cut would
+                leave a child workflow without its result.
+        """
+        source = self._require(instance_id)
+        if not source.status.is_terminal:
+            status = WorkflowStatus.from_orchestration_status(source.status).name
+            raise WorkflowStateError(
+                f"workflow {instance_id!r} is {status}; only a finished workflow can be rerun "
+                "(wait for it, or terminate it first)"
+            )
+        new_id = (
+            validate_instance_id(new_instance_id)
+            if new_instance_id is not None
+            else uuid.uuid4().hex
+        )
+        overwrite = input is not _KEEP
+        new_input = codec.encode(input) if overwrite else None
+        execution_id = new_execution_id()
+        if event_id == 0:
+            self._store.create_instance(
+                NewInstance(
+                    instance_id=new_id,
+                    name=source.name,
+                    input=new_input if overwrite else source.input,
+                    execution_id=execution_id,
+                )
+            )
+            return new_id
+        plan = plan_rerun(
+            self._store.get_history(instance_id),
+            event_id,
+            instance_id=new_id,
+            execution_id=execution_id,
+            new_input=new_input,
+            overwrite_input=overwrite,
+        )
+        activities = [
+            NewActivity(
+                instance_id=new_id,
+                execution_id=execution_id,
+                task_id=e.event_id,
+                name=e.name,
+                input=e.input,
+                task_execution_id=f"{execution_id}:{e.event_id}",
+            )
+            for e in plan.activities
+        ]
+        timers = [
+            NewMessage(
+                new_id,
+                TimerFired(timestamp=e.fire_at, timer_id=e.event_id, fire_at=e.fire_at),
+                execution_id=execution_id,
+                visible_at=e.fire_at,
+            )
+            for e in plan.timers
+        ]
+        self._store.create_instance(
+            NewInstance(
+                instance_id=new_id,
+                name=source.name,
+                input=source.input,
+                execution_id=execution_id,
+                history=plan.history,
+                activities=activities,
+                messages=timers,
+            )
+        )
+        return new_id
 
     # ---- reading ---------------------------------------------------------------------
     def get_workflow_state(

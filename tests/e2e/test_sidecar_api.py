@@ -152,7 +152,7 @@ def test_wait_calls_long_poll_until_the_deadline(stub) -> None:
     assert json.loads(done.output.value) == {"got": 7}
 
 
-def test_rerun_from_the_start_runs_a_new_instance(stub) -> None:
+def test_rerun_from_the_start_or_an_activity_runs_a_new_instance(stub) -> None:
     start(stub, "src-1", data="3")
     finish(stub, "src-1")
     rerun = stub.RerunWorkflowFromEvent(
@@ -166,9 +166,19 @@ def test_rerun_from_the_start_runs_a_new_instance(stub) -> None:
     )
     new_id = stub.RerunWorkflowFromEvent(other).newInstanceID
     assert new_id not in ("src-1", "re-1") and finish(stub, new_id).output.value == "12"
-    later = spb.RerunWorkflowFromEventRequest(sourceInstanceID="src-1", eventID=2)
-    code, details = code_of(lambda: stub.RerunWorkflowFromEvent(later))
-    assert code is grpc.StatusCode.UNIMPLEMENTED and "eventID 0" in details
+    # from the second activity (event 2), with a new input for it: 0 + 2*10 + 2*2
+    later = spb.RerunWorkflowFromEventRequest(
+        sourceInstanceID="src-1",
+        eventID=2,
+        newInstanceID="re-2",
+        input=StringValue(value="10"),
+        overwriteInput=True,
+    )
+    assert stub.RerunWorkflowFromEvent(later).newInstanceID == "re-2"
+    assert finish(stub, "re-2").output.value == "24"
+    missing = spb.RerunWorkflowFromEventRequest(sourceInstanceID="src-1", eventID=9)
+    code, details = code_of(lambda: stub.RerunWorkflowFromEvent(missing))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "event 9" in details
 
 
 def test_purge_by_filter_deletes_only_finished_instances(stub) -> None:

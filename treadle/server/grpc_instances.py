@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import grpc
 from google.protobuf import wrappers_pb2
@@ -166,39 +167,35 @@ class InstanceService:
     def rerun_workflow_from_event(
         self, request: spb.RerunWorkflowFromEventRequest, context: grpc.ServicerContext
     ) -> spb.RerunWorkflowFromEventResponse:
-        """``RerunWorkflowFromEvent``, from the start only: ``eventID`` must be 0.
-
-        Event ids count the run's actions from 0, so rerunning from event 0 keeps no recorded
-        result: it is a new instance of the source's workflow with the source's input, or with
-        ``input`` when ``overwriteInput`` is set. The source must have finished; the new id is
-        ``newInstanceID`` or a new UUID. Rerunning from a later event (replaying a prefix of
-        the history) and ``newChildWorkflowInstanceID`` are UNIMPLEMENTED.
+        """``RerunWorkflowFromEvent``: a new instance that keeps the finished source's history
+        up to the activity scheduled as ``eventID`` and runs that activity (with ``input``
+        when ``overwriteInput`` is set) and everything after it again. ``eventID`` 0 reruns
+        the whole workflow (with ``input`` as the workflow's input when ``overwriteInput``).
+        The new id is ``newInstanceID`` or a new UUID. ``newChildWorkflowInstanceID`` is
+        UNIMPLEMENTED: a cut that would leave a child workflow without its result is refused
+        (INVALID_ARGUMENT).
         """
-        source = self._require(validate_instance_id(request.sourceInstanceID))
-        if request.eventID != 0:
-            raise RpcFailure(
-                grpc.StatusCode.UNIMPLEMENTED,
-                f"treadle serve reruns a workflow only from its start (eventID 0), not from "
-                f"event {request.eventID}; rerun from 0 or start a new instance",
-            )
+        source_id = validate_instance_id(request.sourceInstanceID)
         if request.HasField("newChildWorkflowInstanceID"):
             raise RpcFailure(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "treadle serve does not support newChildWorkflowInstanceID in a rerun",
             )
-        if not source.status.is_terminal:
-            raise RpcFailure(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"workflow {source.instance_id!r} is {source.status.name}; only a finished "
-                "workflow can be rerun (terminate it first)",
-            )
+        self._require(source_id)
         new_id = (
             validate_instance_id(request.newInstanceID)
             if request.HasField("newInstanceID") and request.newInstanceID
-            else uuid.uuid4().hex
+            else None
         )
-        text = json_payload(request, "input", "input") if request.overwriteInput else source.input
-        self._create(new_id, source.name, text, None)
+        kwargs: dict[str, Any] = {}
+        if request.overwriteInput:
+            kwargs["input"] = codec.decode(json_payload(request, "input", "input"))
+        try:
+            new_id = self._client.rerun_workflow_from_event(
+                source_id, int(request.eventID), new_instance_id=new_id, **kwargs
+            )
+        except WorkflowStateError as exc:
+            raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         return spb.RerunWorkflowFromEventResponse(newInstanceID=new_id)
 
     def _create(self, iid: str, name: str, text: str | None, start: datetime | None) -> None:

@@ -168,6 +168,10 @@ class NewInstance:
         execution_id: the id of its first run.
         parent: the parent, for a child workflow.
         scheduled_start: start no earlier than this, if set.
+        history: a history to start from (a rerun): the instance is created RUNNING with it,
+            with no ExecutionStarted message.
+        activities: activity tasks to enqueue with such a history.
+        messages: messages (timers) to queue with such a history.
     """
 
     instance_id: str
@@ -176,6 +180,9 @@ class NewInstance:
     execution_id: str
     parent: ParentInfo | None = None
     scheduled_start: datetime | None = None
+    history: Sequence[HistoryEvent] = ()
+    activities: Sequence[NewActivity] = ()
+    messages: Sequence[NewMessage] = ()
 
 
 @dataclass(frozen=True, slots=True)

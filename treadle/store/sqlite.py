@@ -40,6 +40,7 @@ from treadle.store.base import (
     InstancePage,
     InstanceQuery,
     InstanceRecord,
+    NewActivity,
     NewInstance,
     NewMessage,
     OrchestrationWorkItem,
@@ -300,11 +301,30 @@ class SqliteStore:
             parent=new.parent,
             scheduled_start=new.scheduled_start,
         )
+        if new.history:
+            self._adopt_history(conn, new, now)
+            return
         visible = max(now, to_epoch(new.scheduled_start)) if new.scheduled_start else now
         conn.execute(
             "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?, ?, ?, ?)",
             (new.instance_id, new.execution_id, encode_event(start), visible),
         )
+
+    def _adopt_history(self, conn: sqlite3.Connection, new: NewInstance, now: float) -> None:
+        """Start a created instance from a given history (a rerun), RUNNING."""
+        conn.executemany(
+            "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
+            [(new.instance_id, i, encode_event(e)) for i, e in enumerate(new.history)],
+        )
+        conn.execute(
+            "UPDATE instances SET status = 'RUNNING', history_len = ? WHERE instance_id = ?",
+            (len(new.history), new.instance_id),
+        )
+        for task in new.activities:
+            self._insert_activity(conn, task, None, now, 0.0)
+        for message in new.messages:
+            visible = to_epoch(message.visible_at) if message.visible_at else now
+            self._insert_message(conn, message, visible)
 
     @staticmethod
     def _delete_instance(conn: sqlite3.Connection, instance_id: str) -> None:
@@ -538,6 +558,14 @@ class SqliteStore:
         iid = turn.instance_id
         keep = turn.keep_lease
         history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+        if not self._tasks_exist(conn, turn.consumed_activities):
+            # A result is recorded by whoever deletes its task row; this one's went to the
+            # inbox from another execution (its row is gone): recording it too would repeat it.
+            return CommitOutcome(
+                iid,
+                ok=False,
+                error="an activity result in the turn was already delivered (its task is gone)",
+            )
         # The fence and the instance's new state in one statement: nothing is written unless
         # this owner holds an unexpired lease on the version the turn was computed from.
         row = conn.execute(
@@ -587,24 +615,9 @@ class SqliteStore:
             conn.execute("DELETE FROM activity_tasks WHERE instance_id = ?", (iid,))
         leased_ids: list[int] = []
         for task in turn.new_activities:
-            cur = conn.execute(
-                "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-                "task_execution_id, visible_at, lease_owner, lease_expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    task.instance_id,
-                    task.execution_id,
-                    task.task_id,
-                    task.name,
-                    task.input,
-                    task.task_execution_id,
-                    now,
-                    owner if task.leased else None,
-                    now + lease_s if task.leased else None,
-                ),
-            )
+            row_id = self._insert_activity(conn, task, owner, now, lease_s)
             if task.leased:
-                leased_ids.append(int(cur.lastrowid or 0))
+                leased_ids.append(row_id)
         for message in turn.new_messages:
             visible = to_epoch(message.visible_at) if message.visible_at else now
             if message.instance_id == iid or self._instance_exists(conn, message.instance_id):
@@ -626,6 +639,29 @@ class SqliteStore:
         return CommitOutcome(iid, ok=True, version=int(row[0]), new_activity_ids=leased_ids)
 
     @staticmethod
+    def _insert_activity(
+        conn: sqlite3.Connection, task: NewActivity, owner: str | None, now: float, lease_s: float
+    ) -> int:
+        leased = task.leased and owner is not None
+        cur = conn.execute(
+            "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+            "task_execution_id, visible_at, lease_owner, lease_expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                task.instance_id,
+                task.execution_id,
+                task.task_id,
+                task.name,
+                task.input,
+                task.task_execution_id,
+                now,
+                owner if leased else None,
+                now + lease_s if leased else None,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
     def _refusal(conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float) -> str:
         """Why a turn's fence failed, for the outcome's error."""
         row = conn.execute(
@@ -640,6 +676,18 @@ class SqliteStore:
         if (lease_expires_at or 0) < now:
             return "the lease expired"
         return f"the instance changed since it was read (version {version})"
+
+    @staticmethod
+    def _tasks_exist(conn: sqlite3.Connection, task_ids: Sequence[int]) -> bool:
+        """Whether every one of these activity task rows still exists."""
+        wanted = set(task_ids)
+        if not wanted:
+            return True
+        marks = ", ".join("?" * len(wanted))
+        row = conn.execute(
+            f"SELECT COUNT(*) FROM activity_tasks WHERE id IN ({marks})", sorted(wanted)
+        ).fetchone()
+        return int(row[0]) == len(wanted)
 
     @staticmethod
     def _instance_exists(conn: sqlite3.Connection, instance_id: str) -> bool:
