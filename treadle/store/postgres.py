@@ -3,9 +3,15 @@
 Many worker processes on many hosts share one database. Work is claimed with
 ``FOR [NO KEY] UPDATE SKIP LOCKED`` under a lease whose expiry is computed on the database's
 clock (never a worker's), and every turn commit is fenced by lease owner, lease expiry and
-the instance's version, exactly as in :class:`~treadle.store.sqlite.SqliteStore`. Writes are
-pipelined: a group commit of any number of turns costs two round trips (three when it creates
-child instances), a claim two, a completion or a sent event one.
+the instance's version, exactly as in :class:`~treadle.store.sqlite.SqliteStore`.
+
+Round trips: nearly every operation is one statement in autocommit mode, a transaction of its
+own, so one round trip with its COMMIT: creating an instance, sending an event, claiming
+instances with their messages (:mod:`.postgres_claims`), a group commit of simple turns
+(:mod:`.postgres_commit`), claiming and completing activities, renewing and releasing leases.
+Times come from ``now()`` in the statements, never from a separate query. The rest (a commit
+that creates children or continues as new, reusing an instance id, purging) is a pipelined
+transaction of two or three round trips (:mod:`.postgres_turns`).
 
 URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with any libpq
 parameter in the query string, plus ``?schema=NAME`` to keep treadle's tables in their own
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import selectors
+import select
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -37,7 +43,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from treadle.core.history import HistoryEvent
+from treadle.core.history import EPOCH, ExecutionStarted, HistoryEvent
 from treadle.errors import (
     InvalidInputError,
     StoreError,
@@ -57,6 +63,13 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     TurnCommit,
 )
+from treadle.store.postgres_claims import claim_orchestrations_in
+from treadle.store.postgres_commit import (
+    SIMPLE_COMMIT_SQL,
+    is_simple,
+    outcomes_from_rows,
+    simple_commit_params,
+)
 from treadle.store.postgres_listener import ChangeListener
 from treadle.store.postgres_schema import (
     SCHEMA_VERSION,
@@ -70,7 +83,6 @@ from treadle.store.postgres_schema import (
 from treadle.store.postgres_turns import (
     Conn,
     Db,
-    claim_orchestrations_in,
     commit_turns_in,
     create_instances_in,
     raise_if_refused,
@@ -99,12 +111,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def _said_goodbye(conn: Conn) -> bool:
     """Whether an idle pooled connection has something to read: the server closed it.
 
-    That is what a restart or pg_terminate_backend leaves behind. One poll of the socket,
+    That is what a restart or pg_terminate_backend leaves behind. One poll(2) of the socket,
     no round trip, so a write that is not safe to retry never starts on a dead connection.
     """
-    with selectors.DefaultSelector() as selector:
-        selector.register(conn.fileno(), selectors.EVENT_READ)
-        return bool(selector.select(0))
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _Progress:
@@ -175,6 +187,28 @@ class PostgresStore:
         repeat: they are retried once on a fresh connection if the connection broke.
         """
         return self._attempt(lambda conn, _progress: work(self._db(), conn), retry_unknown=True)
+
+    def _statement(
+        self, text: str, params: dict[str, Any] | None = None, *, idempotent: bool = True
+    ) -> list[Any]:
+        """Run one statement in autocommit mode, where it is a transaction of its own: one
+        round trip, COMMIT included (the server answers once the commit is durable).
+
+        Args:
+            text: SQL, which may say ``{now}`` and ``{notify}`` (see :class:`Db`).
+            idempotent: running it twice is harmless, so it may be retried even when the
+                connection broke before its outcome was known.
+
+        Returns:
+            its rows (none if it returns no result set).
+        """
+
+        def call(conn: Conn, progress: _Progress) -> list[Any]:
+            progress.committing = True
+            cursor = self._db().execute(conn, text, params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+        return self._attempt(call, retry_unknown=idempotent)
 
     def _write(
         self,
@@ -279,9 +313,15 @@ class PostgresStore:
     def create_instance(self, new: NewInstance) -> None:
         """Create an instance and queue its ExecutionStarted message (see Store).
 
+        A new id costs one statement; an id in use takes a transaction that locks the
+        instance, to replace it (finished) or refuse (unfinished).
+
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
         """
+        params = _create_params(new)
+        if params is not None and self._statement(_CREATE_SQL, params, idempotent=False):
+            return
 
         def work(db: Db, conn: Conn) -> Callable[[], None]:
             locked = db.lock_statuses(conn, [new.instance_id])
@@ -358,37 +398,29 @@ class PostgresStore:
         Raises:
             WorkflowNotFoundError: no instance has that id.
         """
-
-        def work(db: Db, conn: Conn) -> Callable[[], None]:
-            cursor = db.execute(
-                conn,
-                "WITH target AS (SELECT instance_id, status FROM instances "
-                "  WHERE instance_id = %(iid)s FOR KEY SHARE), "
-                "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
-                "  SELECT t.instance_id, %(eid)s, %(event)s, CASE WHEN t.status = 'PENDING' "
-                "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
-                "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
-                "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
-                "SELECT {notify} FROM sent",
-                {
-                    "iid": message.instance_id,
-                    "eid": message.execution_id,
-                    "event": encode_event(message.event),
-                    "delay": message.event.KIND != "ExecutionTerminated",
-                    "visible": utc(message.visible_at) if message.visible_at else None,
-                },
+        rows = self._statement(
+            "WITH target AS (SELECT instance_id, status FROM instances "
+            "  WHERE instance_id = %(iid)s FOR KEY SHARE), "
+            "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+            "  SELECT t.instance_id, %(eid)s, %(event)s, CASE WHEN t.status = 'PENDING' "
+            "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
+            "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
+            "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
+            "SELECT {notify} FROM sent",
+            {
+                "iid": message.instance_id,
+                "eid": message.execution_id,
+                "event": encode_event(message.event),
+                "delay": message.event.KIND != "ExecutionTerminated",
+                "visible": utc(message.visible_at) if message.visible_at else None,
+            },
+            idempotent=False,
+        )
+        if not rows:  # nothing was written
+            raise WorkflowNotFoundError(
+                f"no workflow instance with id {message.instance_id!r}; "
+                "check the id (list them with `treadle workflow list`)"
             )
-
-            def check() -> None:
-                if cursor.fetchone() is None:  # nothing was written
-                    raise WorkflowNotFoundError(
-                        f"no workflow instance with id {message.instance_id!r}; "
-                        "check the id (list them with `treadle workflow list`)"
-                    )
-
-            return check
-
-        self._write(work, idempotent=False)
 
     def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
         """Delete a finished instance and, if ``recursive``, its finished descendants.
@@ -462,6 +494,9 @@ class PostgresStore:
         """
         if not turns:
             return []
+        if is_simple(turns):
+            params = simple_commit_params(turns, owner, lease_s)
+            return outcomes_from_rows(turns, self._statement(SIMPLE_COMMIT_SQL, params), owner)
         return self._write(lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s))
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
@@ -469,21 +504,17 @@ class PostgresStore:
         if limit <= 0:
             return []
 
-        def work(db: Db, conn: Conn) -> Callable[[], list[ActivityWorkItem]]:
-            cursor = db.execute(
-                conn,
-                "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
-                "  AND (lease_owner IS NULL OR lease_expires_at < {now}) "
-                "  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-                "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
-                "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
-                "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
-                "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id",
-                {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
-            )
-            return lambda: [ActivityWorkItem(*r) for r in sorted(cursor.fetchall())]
-
-        return self._write(work)
+        rows = self._statement(
+            "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
+            "  AND (lease_owner IS NULL OR lease_expires_at < {now}) "
+            "  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+            "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
+            "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+            "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
+            "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id",
+            {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
+        )
+        return [ActivityWorkItem(*r) for r in sorted(rows)]
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically.
@@ -503,22 +534,17 @@ class PostgresStore:
             "events": [encode_event(r.event) for r in chosen],
         }
 
-        def work(db: Db, conn: Conn) -> Callable[[], None]:
-            db.execute(
-                conn,
-                "WITH done AS (DELETE FROM activity_tasks WHERE id = ANY(%(ids)s::bigint[]) "
-                "  RETURNING id), "
-                "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
-                "  SELECT r.iid, r.eid, r.event, {now} FROM unnest(%(ids)s::bigint[], "
-                "  %(iids)s::text[], %(eids)s::text[], %(events)s::text[]) WITH ORDINALITY "
-                "  AS r(id, iid, eid, event, ord) JOIN done ON done.id = r.id ORDER BY r.ord "
-                "  RETURNING 1) "
-                "SELECT {notify} WHERE EXISTS (SELECT 1 FROM sent)",
-                params,
-            )
-            return lambda: None
-
-        self._write(work)
+        self._statement(
+            "WITH done AS (DELETE FROM activity_tasks WHERE id = ANY(%(ids)s::bigint[]) "
+            "  RETURNING id), "
+            "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+            "  SELECT r.iid, r.eid, r.event, {now} FROM unnest(%(ids)s::bigint[], "
+            "  %(iids)s::text[], %(eids)s::text[], %(events)s::text[]) WITH ORDINALITY "
+            "  AS r(id, iid, eid, event, ord) JOIN done ON done.id = r.id ORDER BY r.ord "
+            "  RETURNING 1) "
+            "SELECT {notify} WHERE EXISTS (SELECT 1 FROM sent)",
+            params,
+        )
 
     def renew_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float
@@ -533,29 +559,17 @@ class PostgresStore:
             "aids": list(activity_ids),
         }
 
-        def work(db: Db, conn: Conn) -> Callable[[], list[str]]:
-            kept = db.execute(
-                conn,
-                "UPDATE instances SET lease_expires_at = {now} + make_interval(secs => "
-                "%(lease_s)s) WHERE instance_id = ANY(%(iids)s::text[]) "
-                "AND lease_owner = %(owner)s AND lease_expires_at >= {now} RETURNING instance_id",
-                params,
-            )
-            if activity_ids:
-                db.execute(
-                    conn,
-                    "UPDATE activity_tasks SET lease_expires_at = {now} + make_interval(secs => "
-                    "%(lease_s)s) WHERE id = ANY(%(aids)s::bigint[]) AND lease_owner = %(owner)s",
-                    params,
-                )
-
-            def lost() -> list[str]:
-                held = {r[0] for r in kept.fetchall()}
-                return [iid for iid in instance_ids if iid not in held]
-
-            return lost
-
-        return self._write(work)
+        rows = self._statement(
+            "WITH tasks AS (UPDATE activity_tasks SET lease_expires_at = {now} + "
+            "  make_interval(secs => %(lease_s)s) WHERE id = ANY(%(aids)s::bigint[]) "
+            "  AND lease_owner = %(owner)s) "
+            "UPDATE instances SET lease_expires_at = {now} + make_interval(secs => "
+            "%(lease_s)s) WHERE instance_id = ANY(%(iids)s::text[]) "
+            "AND lease_owner = %(owner)s AND lease_expires_at >= {now} RETURNING instance_id",
+            params,
+        )
+        held = {r[0] for r in rows}
+        return [iid for iid in instance_ids if iid not in held]
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
@@ -572,18 +586,13 @@ class PostgresStore:
         )
         params = {"owner": owner, "iids": list(instance_ids or ())}
 
-        def work(db: Db, conn: Conn) -> Callable[[], None]:
-            # NOTIFY only if something was given back.
-            db.execute(
-                conn,
-                "WITH i AS (UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
-                f"  WHERE {where} RETURNING 1), a AS ({activities}) "
-                "SELECT {notify} WHERE EXISTS (SELECT 1 FROM i) OR EXISTS (SELECT 1 FROM a)",
-                params,
-            )
-            return lambda: None
-
-        self._write(work)
+        # NOTIFY only if something was given back.
+        self._statement(
+            "WITH i AS (UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+            f"  WHERE {where} RETURNING 1), a AS ({activities}) "
+            "SELECT {notify} WHERE EXISTS (SELECT 1 FROM i) OR EXISTS (SELECT 1 FROM a)",
+            params,
+        )
 
     def lease_owners(self) -> list[str]:
         """Owners currently holding any lease."""
@@ -628,6 +637,54 @@ class PostgresStore:
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
         return self._listener.wait(timeout_s, since)
+
+
+# ---- instance creation in one statement ---------------------------------------------------
+# The ExecutionStarted event is encoded here with a placeholder time, and the database puts
+# its clock's reading (the instance's created_at) in its place.
+_STARTED_AT = '"timestamp":"' + EPOCH.isoformat() + '"'
+_ISO_UTC = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
+_CREATE_SQL = (
+    "WITH created AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
+    "  created_at, updated_at, parent_instance_id) VALUES (%(iid)s, %(name)s, 'PENDING', "
+    "  %(eid)s, %(input)s, {now}, {now}, %(parent)s) "
+    "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, created_at), "
+    "started AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+    "  SELECT instance_id, %(eid)s, %(head)s || "
+    f"  to_char(created_at AT TIME ZONE 'UTC', {_ISO_UTC}) || %(tail)s, "
+    "  GREATEST(created_at, %(start)s::timestamptz) FROM created) "
+    "SELECT {notify} FROM created"
+)
+
+
+def _create_params(new: NewInstance) -> dict[str, Any] | None:
+    """The parameters of :data:`_CREATE_SQL` for ``new``, or None if it cannot serve."""
+    if new.history or new.activities or new.messages:
+        return None  # a rerun: no ExecutionStarted message
+    event = encode_event(
+        ExecutionStarted(
+            timestamp=EPOCH,
+            name=new.name,
+            instance_id=new.instance_id,
+            execution_id=new.execution_id,
+            input=new.input,
+            parent=new.parent,
+            scheduled_start=new.scheduled_start,
+        )
+    )
+    at = event.find(_STARTED_AT)
+    if at < 0 or event.find(_STARTED_AT, at + 1) >= 0:
+        return None
+    return {
+        "iid": new.instance_id,
+        "name": new.name,
+        "eid": new.execution_id,
+        "input": new.input,
+        "parent": new.parent.instance_id if new.parent else None,
+        "head": event[: at + len('"timestamp":"')],
+        "tail": '"' + event[at + len(_STARTED_AT) :],
+        "start": utc(new.scheduled_start) if new.scheduled_start else None,
+    }
 
 
 # ---- schema, migrations, cursors ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The SQL of orchestration work for PostgresStore: claims, instance creation, group commits.
+"""The general group commit of PostgresStore, and instance creation.
 
 Row locks: claims and commits lock instance rows FOR NO KEY UPDATE (in instance id order),
 messages lock their target FOR KEY SHARE (it must not be deleted meanwhile), deletes take
@@ -9,6 +9,7 @@ A group commit reads and locks every instance it touches in one statement, check
 turn's fence in Python, then writes all accepted turns with one statement per kind of row
 (history, inbox deletes, activity tasks, messages, children, instance updates), pipelined:
 a commit of any number of turns costs two round trips (three when it creates children).
+Groups of simple turns are committed by one statement instead (:mod:`.postgres_commit`).
 Turns are applied in "batches" of distinct instances so that the result is the one
 SqliteStore gets by applying the turns one after the other.
 """
@@ -26,20 +27,15 @@ from treadle.core.history import ExecutionStarted, OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import (
     CommitOutcome,
-    InboxMessage,
     NewInstance,
     NewMessage,
-    OrchestrationWorkItem,
     TurnCommit,
 )
 from treadle.store.postgres_listener import CHANNEL
 from treadle.store.serde import (
-    INSTANCE_COLUMNS,
     child_refused,
-    decode_event,
     encode_event,
     encode_failure,
-    instance_from_row,
     to_epoch,
 )
 
@@ -47,7 +43,6 @@ __all__ = [
     "Conn",
     "Db",
     "Refusals",
-    "claim_orchestrations_in",
     "commit_turns_in",
     "create_instances_in",
     "insert_messages",
@@ -57,7 +52,6 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
-_PREFIXED = ", ".join(f"i.{c.strip()}" for c in INSTANCE_COLUMNS.split(","))
 
 
 class Db:
@@ -472,65 +466,3 @@ def _insert_activities(
         return by_turn
 
     return read
-
-
-def claim_orchestrations_in(
-    db: Db,
-    conn: Conn,
-    owner: str,
-    limit: int,
-    lease_s: float,
-    exclude: Sequence[str],
-) -> list[OrchestrationWorkItem]:
-    """Claim instances (see Store.claim_orchestrations) in autocommit statements.
-
-    The claim commits at once; then the messages are read by a second statement, which sees
-    every commit made before our row locks were granted (a statement's snapshot predates
-    them), so no message that the previous owner's last commit consumed is handed out again.
-    Only we can commit turns on these instances from now on, so nothing read is stale.
-    """
-    claimed = db.execute(
-        conn,
-        "WITH ready AS (SELECT instance_id, MIN(id) AS first_id FROM inbox "
-        "  WHERE visible_at <= {now} GROUP BY instance_id), "
-        "picked AS (SELECT i.instance_id, r.first_id, i.lease_owner AS old_owner, "
-        "  i.lease_expires_at AS old_expires FROM instances i JOIN ready r "
-        "  ON r.instance_id = i.instance_id "
-        "  WHERE (i.lease_owner IS NULL OR i.lease_owner = %(owner)s "
-        "  OR i.lease_expires_at < {now}) AND i.instance_id <> ALL(%(exclude)s::text[]) "
-        "  ORDER BY r.first_id LIMIT %(limit)s FOR NO KEY UPDATE OF i SKIP LOCKED) "
-        "UPDATE instances i SET lease_owner = %(owner)s, "
-        "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
-        f"FROM picked p WHERE i.instance_id = p.instance_id "
-        f"RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}",
-        {"owner": owner, "exclude": list(exclude), "limit": limit, "lease_s": float(lease_s)},
-    ).fetchall()
-    if not claimed:
-        return []
-    claimed.sort(key=lambda r: r[0])
-    ids = [r[3] for r in claimed]
-    messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
-    for row in db.execute(
-        conn,
-        "SELECT id, instance_id, execution_id, event FROM inbox "
-        "WHERE instance_id = ANY(%(ids)s::text[]) AND visible_at <= {now} ORDER BY id",
-        {"ids": ids},
-    ).fetchall():
-        messages[row[1]].append(
-            InboxMessage(
-                id=row[0], instance_id=row[1], event=decode_event(row[3]), execution_id=row[2]
-            )
-        )
-    empty = [r for r in claimed if not messages[r[3]]]
-    if empty:  # a concurrent commit consumed them: put the lease back as it was
-        conn.execute(
-            "UPDATE instances i SET lease_owner = o.owner, lease_expires_at = o.expires "
-            "FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS o(iid, owner, expires) "
-            "WHERE i.instance_id = o.iid AND i.lease_owner = %s",
-            ([r[3] for r in empty], [r[1] for r in empty], [r[2] for r in empty], owner),
-        )
-    return [
-        OrchestrationWorkItem(instance_from_row(r[3:]), messages[r[3]])
-        for r in claimed
-        if messages[r[3]]
-    ]

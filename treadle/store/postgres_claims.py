@@ -1,0 +1,104 @@
+"""Claiming orchestration work for PostgresStore: lease instances and read their messages.
+
+One statement leases the instances (``FOR NO KEY UPDATE SKIP LOCKED``, oldest waiting message
+first) and returns them with their visible messages, in autocommit mode: one round trip.
+
+Its messages come from the statement's snapshot, which may predate the commit that released
+an instance (we wait for no lock, but a commit can land between our snapshot and our lock).
+Such a commit consumed messages that the snapshot still shows, and it always bumped the
+instance's version: so an instance whose locked version differs from its version in the
+snapshot has its messages read again, by a statement whose snapshot follows our lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from treadle.core import codec
+from treadle.core.history import event_from_dict
+from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
+from treadle.store.postgres_turns import Conn, Db
+from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
+
+__all__ = ["claim_orchestrations_in"]
+
+_PREFIXED = ", ".join(f"i.{c.strip()}" for c in INSTANCE_COLUMNS.split(","))
+_MESSAGES = (
+    "SELECT json_agg(json_build_array(m.id, m.execution_id, m.event::json) ORDER BY m.id)::text "
+    "FROM inbox m WHERE m.instance_id = c.instance_id AND m.visible_at <= {now}"
+)
+_CLAIM_SQL = (
+    "WITH ready AS (SELECT instance_id, MIN(id) AS first_id FROM inbox "
+    "  WHERE visible_at <= {now} GROUP BY instance_id), "
+    "picked AS (SELECT i.instance_id, r.first_id, i.lease_owner AS old_owner, "
+    "  i.lease_expires_at AS old_expires FROM instances i JOIN ready r "
+    "  ON r.instance_id = i.instance_id "
+    "  WHERE (i.lease_owner IS NULL OR i.lease_owner = %(owner)s "
+    "  OR i.lease_expires_at < {now}) AND i.instance_id <> ALL(%(exclude)s::text[]) "
+    "  ORDER BY r.first_id LIMIT %(limit)s FOR NO KEY UPDATE OF i SKIP LOCKED), "
+    "claimed AS (UPDATE instances i SET lease_owner = %(owner)s, "
+    "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+    "  FROM picked p WHERE i.instance_id = p.instance_id "
+    f"  RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}) "
+    # s: the instance in this statement's snapshot (the main query does not see `claimed`)
+    f"SELECT c.*, s.version, ({_MESSAGES}) FROM claimed c "
+    "LEFT JOIN instances s ON s.instance_id = c.instance_id ORDER BY c.first_id"
+)
+_REREAD_SQL = (
+    "SELECT c.instance_id, (" + _MESSAGES + ") FROM unnest(%(ids)s::text[]) AS c(instance_id)"
+)
+_RESTORE_SQL = (
+    "UPDATE instances i SET lease_owner = o.owner, lease_expires_at = o.expires "
+    "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(expires)s::timestamptz[]) "
+    "AS o(iid, owner, expires) WHERE i.instance_id = o.iid AND i.lease_owner = %(owner)s"
+)
+_N_COLUMNS = 3 + len(INSTANCE_COLUMNS.split(","))
+
+
+def _messages(instance_id: str, text: str | None) -> list[InboxMessage]:
+    """Messages from a ``[[id, execution_id, event], ...]`` JSON text (None: no messages)."""
+    if not text:
+        return []
+    return [
+        InboxMessage(
+            id=m[0], instance_id=instance_id, event=event_from_dict(m[2]), execution_id=m[1]
+        )
+        for m in codec.loads(text)
+    ]
+
+
+def claim_orchestrations_in(
+    db: Db, conn: Conn, owner: str, limit: int, lease_s: float, exclude: Sequence[str]
+) -> list[OrchestrationWorkItem]:
+    """Claim instances (see Store.claim_orchestrations) in autocommit statements."""
+    params = {"owner": owner, "exclude": list(exclude), "limit": limit, "lease_s": float(lease_s)}
+    rows = db.execute(conn, _CLAIM_SQL, params).fetchall()
+    if not rows:
+        return []
+    claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []
+    stale: list[str] = []
+    for row in rows:
+        record = instance_from_row(row[3:_N_COLUMNS])
+        if row[_N_COLUMNS] != record.version:
+            stale.append(record.instance_id)
+        claimed.append((row, record, _messages(record.instance_id, row[_N_COLUMNS + 1])))
+    if stale:
+        fresh = {
+            r[0]: _messages(r[0], r[1])
+            for r in db.execute(conn, _REREAD_SQL, {"ids": stale}).fetchall()
+        }
+        claimed = [(row, rec, fresh.get(rec.instance_id, msgs)) for row, rec, msgs in claimed]
+    empty = [row for row, _, msgs in claimed if not msgs]
+    if empty:  # a concurrent commit consumed them: put the lease back as it was
+        db.execute(
+            conn,
+            _RESTORE_SQL,
+            {
+                "ids": [r[3] for r in empty],
+                "owners": [r[1] for r in empty],
+                "expires": [r[2] for r in empty],
+                "owner": owner,
+            },
+        )
+    return [OrchestrationWorkItem(rec, msgs) for _, rec, msgs in claimed if msgs]
