@@ -358,6 +358,15 @@ def report_recovery(bench: Bench, steps: int, outcome: RecoveryOutcome) -> None:
     )
     bench.add(
         "W4",
+        "recovery: worker ready to done",
+        outcome.restart_s - outcome.ready_s,
+        "s",
+        size=steps,
+        better="lower",
+        note=f"replay of {done} recorded steps and {remaining} steps run",
+    )
+    bench.add(
+        "W4",
         "recovery: time per step left",
         outcome.restart_s / max(1, remaining) * 1000,
         "ms",
