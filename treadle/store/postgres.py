@@ -65,10 +65,10 @@ from treadle.store.base import (
 )
 from treadle.store.postgres_claims import claim_orchestrations_in
 from treadle.store.postgres_commit import (
-    SIMPLE_COMMIT_SQL,
     is_simple,
     outcomes_from_rows,
-    simple_commit_params,
+    refusal_reasons,
+    simple_commit,
 )
 from treadle.store.postgres_listener import ChangeListener
 from treadle.store.postgres_schema import (
@@ -495,8 +495,13 @@ class PostgresStore:
         if not turns:
             return []
         if is_simple(turns):
-            params = simple_commit_params(turns, owner, lease_s)
-            return outcomes_from_rows(turns, self._statement(SIMPLE_COMMIT_SQL, params), owner)
+            text, params = simple_commit(turns, owner, lease_s)
+            rows = self._statement(text, params)
+            return outcomes_from_rows(
+                turns,
+                rows,
+                lambda refused: self._run(lambda db, conn: refusal_reasons(conn, refused, owner)),
+            )
         return self._write(lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s))
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:

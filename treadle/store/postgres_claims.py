@@ -26,24 +26,33 @@ __all__ = ["claim_orchestrations_in"]
 _PREFIXED = ", ".join(f"i.{c.strip()}" for c in INSTANCE_COLUMNS.split(","))
 _MESSAGES = (
     "SELECT json_agg(json_build_array(m.id, m.execution_id, m.event::json) ORDER BY m.id)::text "
-    "FROM inbox m WHERE m.instance_id = c.instance_id AND m.visible_at <= {now}"
+    "FROM inbox m WHERE m.instance_id = c.instance_id AND (m.visible_at <= {now}) IS TRUE"
 )
+_CLAIMABLE = "(i.lease_owner IS NULL OR i.lease_owner = %(owner)s OR i.lease_expires_at < {now})"
 _CLAIM_SQL = (
-    "WITH ready AS (SELECT instance_id, MIN(id) AS first_id FROM inbox "
-    "  WHERE visible_at <= {now} GROUP BY instance_id), "
-    "picked AS (SELECT i.instance_id, r.first_id, i.lease_owner AS old_owner, "
-    "  i.lease_expires_at AS old_expires FROM instances i JOIN ready r "
-    "  ON r.instance_id = i.instance_id "
-    "  WHERE (i.lease_owner IS NULL OR i.lease_owner = %(owner)s "
-    "  OR i.lease_expires_at < {now}) AND i.instance_id <> ALL(%(exclude)s::text[]) "
-    "  ORDER BY r.first_id LIMIT %(limit)s FOR NO KEY UPDATE OF i SKIP LOCKED), "
+    # The first `scan` visible messages of claimable instances, in id order (an index scan
+    # that stops early, rather than grouping the whole inbox).
+    "WITH seen AS (SELECT m.id, m.instance_id FROM inbox m WHERE m.id > %(after)s "
+    "  AND m.visible_at <= {now} AND m.instance_id <> ALL(%(exclude)s::text[]) "
+    "  AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = m.instance_id "
+    f"  AND {_CLAIMABLE}) ORDER BY m.id LIMIT %(scan)s), "
+    # Oldest first, each locked by a lookup of its own, until `limit` are held: the ordered
+    # subquery is the outer side of a nested loop, which keeps its order.
+    "picked AS (SELECT p.* FROM (SELECT instance_id, MIN(id) AS first_id FROM seen "
+    "  GROUP BY instance_id ORDER BY first_id OFFSET 0) r, LATERAL (SELECT i.instance_id, "
+    "  r.first_id, i.lease_owner AS old_owner, i.lease_expires_at AS old_expires "
+    f"  FROM instances i WHERE i.instance_id = r.instance_id AND {_CLAIMABLE} "
+    "  FOR NO KEY UPDATE SKIP LOCKED) p LIMIT %(limit)s), "
     "claimed AS (UPDATE instances i SET lease_owner = %(owner)s, "
     "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
     "  FROM picked p WHERE i.instance_id = p.instance_id "
     f"  RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}) "
-    # s: the instance in this statement's snapshot (the main query does not see `claimed`)
-    f"SELECT c.*, s.version, ({_MESSAGES}) FROM claimed c "
-    "LEFT JOIN instances s ON s.instance_id = c.instance_id ORDER BY c.first_id"
+    # s: the instance in this statement's snapshot (the main query does not see `claimed`).
+    # One row even when nothing was claimed, for how far the scan went.
+    f"SELECT c.*, s.version, ({_MESSAGES}), x.seen, x.last_id "
+    "FROM (SELECT count(*) AS seen, MAX(id) AS last_id FROM seen) x "
+    "LEFT JOIN claimed c ON true LEFT JOIN LATERAL (SELECT version FROM instances s "
+    "  WHERE s.instance_id = c.instance_id OFFSET 0) s ON true ORDER BY c.first_id"
 )
 _REREAD_SQL = (
     "SELECT c.instance_id, (" + _MESSAGES + ") FROM unnest(%(ids)s::text[]) AS c(instance_id)"
@@ -71,11 +80,38 @@ def _messages(instance_id: str, text: str | None) -> list[InboxMessage]:
 def claim_orchestrations_in(
     db: Db, conn: Conn, owner: str, limit: int, lease_s: float, exclude: Sequence[str]
 ) -> list[OrchestrationWorkItem]:
-    """Claim instances (see Store.claim_orchestrations) in autocommit statements."""
-    params = {"owner": owner, "exclude": list(exclude), "limit": limit, "lease_s": float(lease_s)}
-    rows = db.execute(conn, _CLAIM_SQL, params).fetchall()
-    if not rows:
-        return []
+    """Claim instances (see Store.claim_orchestrations) in autocommit statements.
+
+    Each statement looks at a bounded number of messages; while that bound cuts the scan
+    short and fewer than ``limit`` instances were claimed, another one continues after it.
+    """
+    excluded = list(exclude)
+    claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []
+    after = 0
+    while True:
+        scan = 2 * (limit - len(claimed)) + 64
+        params = {
+            "owner": owner,
+            "exclude": excluded,
+            "limit": limit - len(claimed),
+            "lease_s": float(lease_s),
+            "after": after,
+            "scan": scan,
+        }
+        rows = db.execute(conn, _CLAIM_SQL, params).fetchall()
+        seen, last_id = rows[0][-2:]
+        found = _read_claims(db, conn, owner, [r for r in rows if r[0] is not None])
+        claimed.extend(found)
+        if seen < scan or len(claimed) >= limit:
+            return [OrchestrationWorkItem(rec, msgs) for _, rec, msgs in claimed if msgs]
+        after = last_id
+        excluded.extend(rec.instance_id for _, rec, _ in found)
+
+
+def _read_claims(
+    db: Db, conn: Conn, owner: str, rows: list[Any]
+) -> list[tuple[Any, InstanceRecord, list[InboxMessage]]]:
+    """The claimed instances of one claim statement's rows, with their messages."""
     claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []
     stale: list[str] = []
     for row in rows:
@@ -101,4 +137,4 @@ def claim_orchestrations_in(
                 "owner": owner,
             },
         )
-    return [OrchestrationWorkItem(rec, msgs) for _, rec, msgs in claimed if msgs]
+    return claimed

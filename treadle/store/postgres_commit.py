@@ -5,11 +5,15 @@ activities and send messages (timers to themselves, events and results to others
 of such turns, of distinct instances, is committed by one SQL statement in autocommit mode,
 so one round trip to the server, COMMIT included:
 
-- ``done``: the fence and the instance update in one ``UPDATE ... WHERE lease_owner = owner
-  AND lease_expires_at >= now() AND version = expected``; the turns it returns are accepted,
-  and every other write of the statement joins it, so a refused turn writes nothing;
-- history, inbox deletes, activity deletes and inserts, messages: one data-modifying CTE each;
+- ``ok``: the fence and the instance update in one ``UPDATE ... WHERE lease_owner = owner
+  AND lease_expires_at >= now() AND version = expected`` (and every activity result's task
+  row still there); the turns it returns are accepted, and every other write of the
+  statement reads them, so a refused turn writes nothing;
+- history, inbox deletes, activity deletes and inserts, messages: one data-modifying CTE
+  each, only those the group needs;
 - the NOTIFY, only if an accepted turn is one another worker or a client may act on.
+
+Why a turn was refused is read afterwards, only when one was.
 
 The turns travel as one JSON document (``orjson``; events as pre-encoded fragments, stored
 byte for byte as :func:`~treadle.store.serde.encode_event` wrote them).
@@ -22,90 +26,151 @@ could not lock a row that another of its CTEs updates).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from treadle.store.base import CommitOutcome, TurnCommit
+from treadle.store.postgres_turns import Conn
 from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [
     "DELIVERED",
-    "SIMPLE_COMMIT_SQL",
     "is_simple",
     "outcomes_from_rows",
-    "simple_commit_params",
+    "refusal_reasons",
+    "simple_commit",
+    "simple_commit_sql",
 ]
 
 DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
 
-SIMPLE_COMMIT_SQL = (
-    "WITH t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
+# The parts of the statement, each used only by the groups that need it (a data-modifying
+# CTE costs its setup even when it writes nothing). Every write reads `ok`, the accepted
+# turns. Nothing joins two CTEs: the planner would make that a nested loop (it takes `t` for
+# one row), quadratic in the size of the group.
+_TURNS = (
+    "t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
     "  v bigint, st text, eid text, inp text, res text, fail text, cs text, hs integer, "
     "  hl integer, keep boolean, wakes boolean, cancel boolean, ev json, cm bigint[], "
-    "  ca bigint[], na json, nm json)), "
-    # A result is recorded by whoever deletes its task row: lock the rows still there.
-    "present AS (SELECT id FROM activity_tasks WHERE id = ANY(ARRAY(SELECT unnest(t.ca) "
-    "  FROM t)) ORDER BY id FOR UPDATE), "
-    "done AS (UPDATE instances i SET status = t.st, execution_id = t.eid, "
+    "  ca bigint[], na json, nm json) "
+    # Always true; it tells the planner that there are few turns (a set-returning function
+    # counts as 100 rows), so that it looks instances up by key instead of scanning them.
+    "  WHERE t.k >= 0 AND t.k < %(n)s)"
+)
+# A result is recorded by whoever deletes its task row: lock the rows still there.
+_PRESENT = (
+    "present AS (SELECT a.id FROM t, unnest(t.ca) AS c(id), LATERAL (SELECT id "
+    "  FROM activity_tasks WHERE id = c.id FOR UPDATE) a)"
+)
+_ALL_PRESENT = (
+    "NOT EXISTS (SELECT 1 FROM unnest(t.ca) AS c(id) WHERE c.id NOT IN (SELECT id FROM present))"
+)
+_OK = (
+    "ok AS (UPDATE instances i SET status = t.st, execution_id = t.eid, "
     "  input = COALESCE(t.inp, i.input), output = t.res, failure = t.fail, "
     "  custom_status = t.cs, updated_at = {now}, history_len = t.hl, version = i.version + 1, "
     "  lease_owner = CASE WHEN t.keep THEN %(owner)s END, "
     f"  lease_expires_at = CASE WHEN t.keep THEN {_LEASE} END "
-    "  FROM t WHERE i.instance_id = t.iid AND i.instance_id = ANY(ARRAY(SELECT iid FROM t)) "
-    "  AND (i.lease_owner = %(owner)s) IS TRUE "
-    "  AND i.lease_expires_at >= {now} AND i.version = t.v "
-    "  AND NOT EXISTS (SELECT 1 FROM unnest(t.ca) AS c(id) WHERE c.id NOT IN "
-    "  (SELECT id FROM present)) RETURNING t.k, i.version), "
-    "ok AS (SELECT t.* FROM t JOIN done ON done.k = t.k), "
+    # IS TRUE: not an index condition, so the planner cannot pick the lease index over the key
+    "  FROM t WHERE i.instance_id = t.iid AND (i.lease_owner = %(owner)s) IS TRUE "
+    "  AND i.lease_expires_at >= {now} AND i.version = t.v{present} "
+    "  RETURNING t.*, i.version AS new_version)"
+)
+_HISTORY = (
     "hist AS (INSERT INTO history (instance_id, seq, event) "
     "  SELECT ok.iid, ok.hs + e.n - 1, e.ev::text "
-    "  FROM ok, json_array_elements(ok.ev) WITH ORDINALITY AS e(ev, n)), "
-    "consumed AS (DELETE FROM inbox WHERE id = ANY(ARRAY(SELECT unnest(ok.cm) FROM ok))), "
-    "finished AS (DELETE FROM activity_tasks WHERE id = ANY(ARRAY(SELECT unnest(ok.ca) "
-    "  FROM ok))), "
-    "cancelled AS (DELETE FROM activity_tasks "
-    "  WHERE instance_id = ANY(ARRAY(SELECT ok.iid FROM ok WHERE ok.cancel))), "
-    # Identity values rise in insertion order, which is (turn, task) order.
+    "  FROM ok, json_array_elements(ok.ev) WITH ORDINALITY AS e(ev, n))"
+)
+_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok, unnest(ok.cm) AS c(id) WHERE m.id = c.id)"
+_FINISHED = (
+    "finished AS (DELETE FROM activity_tasks a USING ok, unnest(ok.ca) AS c(id) "
+    "  WHERE a.id = c.id)"
+)
+_CANCELLED = (
+    "cancelled AS (DELETE FROM activity_tasks a USING ok "
+    "  WHERE ok.cancel AND a.instance_id = ok.iid)"
+)
+# Identity values rise in insertion order, which is (turn, task) order.
+_ACTIVITIES = (
     "acts AS (INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
     "  task_execution_id, visible_at, lease_owner, lease_expires_at) "
     "  SELECT a.j->>0, a.j->>1, (a.j->>2)::integer, a.j->>3, a.j->>4, a.j->>5, {now}, "
     "  CASE WHEN (a.j->>6)::boolean THEN %(owner)s END, "
     f"  CASE WHEN (a.j->>6)::boolean THEN {_LEASE} END "
     "  FROM ok, json_array_elements(ok.na) WITH ORDINALITY AS a(j, n) ORDER BY ok.k, a.n "
-    "  RETURNING id, instance_id, lease_owner IS NOT NULL AS leased), "
+    "  RETURNING id, instance_id, lease_owner IS NOT NULL AS leased)"
+)
+_SENT = (
     "sent AS (SELECT ok.k, ok.iid AS sender, m.n, m.j->>0 AS iid, m.j->>1 AS eid, "
     "  m.j->2 AS ev, (m.j->>3)::timestamptz AS visible_at "
-    "  FROM ok, json_array_elements(ok.nm) WITH ORDINALITY AS m(j, n)), "
-    # To itself: the instance exists (it was just updated, and so is locked).
+    "  FROM ok, json_array_elements(ok.nm) WITH ORDINALITY AS m(j, n))"
+)
+# To itself: the instance exists (it was just updated, and so is locked).
+_TO_SELF = (
     "to_self AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
     "  SELECT s.iid, s.eid, s.ev::text, COALESCE(s.visible_at, {now}) FROM sent s "
-    "  WHERE s.iid = s.sender ORDER BY s.k, s.n), "
-    # To others: only if they exist, which FOR KEY SHARE keeps true until we commit.
-    "to_others AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
-    "  SELECT s.iid, s.eid, s.ev::text, COALESCE(s.visible_at, {now}) FROM sent s "
-    "  JOIN instances i ON i.instance_id = s.iid WHERE s.iid <> s.sender "
-    "  AND i.instance_id = ANY(ARRAY(SELECT iid FROM sent WHERE iid <> sender)) "
-    "  ORDER BY s.k, s.n FOR KEY SHARE OF i), "
-    # The main query's reads of instances see the rows as they were before this statement.
-    "woken AS (SELECT {notify} WHERE EXISTS (SELECT 1 FROM ok WHERE ok.wakes OR "
-    "  ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid))) "
-    "SELECT t.k, done.version, b.instance_id IS NOT NULL, b.lease_owner, "
-    "  b.lease_expires_at >= {now}, b.version = t.v, NOT EXISTS (SELECT 1 "
-    "  FROM unnest(t.ca) AS c(id) WHERE c.id NOT IN (SELECT id FROM present)), "
-    "  (SELECT string_agg(a.id::text, ',' ORDER BY a.id) "
-    "  FROM acts a WHERE a.instance_id = t.iid AND a.leased), (SELECT count(*) FROM woken) "
-    "FROM t LEFT JOIN done ON done.k = t.k LEFT JOIN LATERAL (SELECT * FROM instances b "
-    "  WHERE b.instance_id = t.iid OFFSET 0) b ON true ORDER BY t.k"
+    "  WHERE s.iid = s.sender ORDER BY s.k, s.n)"
 )
+# To others: only if they exist, which FOR KEY SHARE keeps true until we commit.
+_TO_OTHERS = (
+    "to_others AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+    "  SELECT s.iid, s.eid, s.ev::text, COALESCE(s.visible_at, {now}) FROM sent s, "
+    "  LATERAL (SELECT 1 FROM instances i WHERE i.instance_id = s.iid FOR KEY SHARE) i "
+    "  WHERE s.iid <> s.sender ORDER BY s.k, s.n)"
+)
+# The main query's reads of instances see the rows as they were before this statement.
+_WOKEN = (
+    "woken AS (SELECT {notify} WHERE EXISTS (SELECT 1 FROM ok WHERE ok.wakes OR "
+    "  ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)))"
+)
+# One row per accepted turn ('k'), per task enqueued leased ('a'), and one for the NOTIFY.
+_RESULT = (
+    "SELECT 'k', ok.k, ok.new_version FROM ok{leased} "
+    "UNION ALL SELECT 'n', NULL, count(*) FROM woken"
+)
+_LEASED = " UNION ALL SELECT 'a', NULL, a.id FROM acts a WHERE a.leased"
+
+
+@functools.lru_cache(maxsize=64)
+def simple_commit_sql(parts: frozenset[str]) -> str:
+    """The statement for a group of simple turns that needs ``parts``.
+
+    Args:
+        parts: which kinds of rows the group writes (see :func:`simple_commit`).
+    """
+    has_present = "ca" in parts
+    ctes = [_TURNS]
+    if has_present:
+        ctes.append(_PRESENT)
+    ctes.append(_OK.replace("{present}", f" AND {_ALL_PRESENT}" if has_present else ""))
+    for part, cte in (
+        ("ev", _HISTORY),
+        ("cm", _CONSUMED),
+        ("ca", _FINISHED),
+        ("cancel", _CANCELLED),
+        ("na", _ACTIVITIES),
+    ):
+        if part in parts:
+            ctes.append(cte)
+    if "self" in parts or "others" in parts:
+        ctes.append(_SENT)
+    if "self" in parts:
+        ctes.append(_TO_SELF)
+    if "others" in parts:
+        ctes.append(_TO_OTHERS)
+    ctes.append(_WOKEN)
+    result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
+    return "WITH " + ", ".join(ctes) + " " + result
 
 
 def is_simple(turns: Sequence[TurnCommit]) -> bool:
-    """Whether one :data:`SIMPLE_COMMIT_SQL` statement commits ``turns`` as applying them
-    one after the other would."""
+    """Whether one :func:`simple_commit` statement commits ``turns`` as applying them one
+    after the other would."""
     ids = {t.instance_id for t in turns}
     if len(ids) != len(turns):
         return False
@@ -135,80 +200,150 @@ def _wakes_others(turn: TurnCommit) -> bool:
     )
 
 
-def _visible(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a time (naive ones are taken as UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def simple_commit_params(turns: Sequence[TurnCommit], owner: str, lease_s: float) -> dict[str, Any]:
-    """The parameters of :data:`SIMPLE_COMMIT_SQL` for ``turns``."""
+def simple_commit(
+    turns: Sequence[TurnCommit], owner: str, lease_s: float
+) -> tuple[str, dict[str, Any]]:
+    """The statement that commits ``turns`` (see :func:`is_simple`), and its parameters."""
     fragment = orjson.Fragment
-    docs = [
-        {
-            "k": k,
-            "iid": t.instance_id,
-            "v": t.expected_version,
-            "st": t.status.name,
-            "eid": t.execution_id,
-            "inp": t.input,
-            "res": t.output,
-            "fail": encode_failure(t.failure),
-            "cs": t.custom_status,
-            "hs": t.history_start,
-            "hl": t.history_start + len(t.new_events),
-            "keep": t.keep_lease,
-            "wakes": _wakes_others(t),
-            "cancel": t.cancel_activities,
-            "ev": [fragment(encode_event(e)) for e in t.new_events],
-            "cm": list(t.consumed_messages),
-            "ca": list(t.consumed_activities),
-            "na": [
-                (
-                    a.instance_id,
-                    a.execution_id,
-                    a.task_id,
-                    a.name,
-                    a.input,
-                    a.task_execution_id,
-                    a.leased,
-                )
-                for a in t.new_activities
-            ],
-            "nm": [
-                (
-                    m.instance_id,
-                    m.execution_id,
-                    fragment(encode_event(m.event)),
-                    _visible(m.visible_at),
-                )
-                for m in t.new_messages
-            ],
-        }
-        for k, t in enumerate(turns)
-    ]
-    return {"turns": orjson.dumps(docs).decode(), "owner": owner, "lease_s": float(lease_s)}
+    parts: set[str] = set()
+    docs = []
+    for k, t in enumerate(turns):
+        for part, present in (
+            ("ev", t.new_events),
+            ("cm", t.consumed_messages),
+            ("ca", t.consumed_activities),
+            ("cancel", t.cancel_activities),
+            ("na", t.new_activities),
+        ):
+            if present:
+                parts.add(part)
+        for m in t.new_messages:
+            parts.add("self" if m.instance_id == t.instance_id else "others")
+        docs.append(
+            {
+                "k": k,
+                "iid": t.instance_id,
+                "v": t.expected_version,
+                "st": t.status.name,
+                "eid": t.execution_id,
+                "inp": t.input,
+                "res": t.output,
+                "fail": encode_failure(t.failure),
+                "cs": t.custom_status,
+                "hs": t.history_start,
+                "hl": t.history_start + len(t.new_events),
+                "keep": t.keep_lease,
+                "wakes": _wakes_others(t),
+                "cancel": t.cancel_activities,
+                # events are stored as encode_event wrote them: JSON fragments, not strings
+                "ev": [fragment(encode_event(e)) for e in t.new_events],
+                "cm": list(t.consumed_messages),
+                "ca": list(t.consumed_activities),
+                "na": [
+                    (
+                        a.instance_id,
+                        a.execution_id,
+                        a.task_id,
+                        a.name,
+                        a.input,
+                        a.task_execution_id,
+                        a.leased,
+                    )
+                    for a in t.new_activities
+                ],
+                "nm": [
+                    (
+                        m.instance_id,
+                        m.execution_id,
+                        fragment(encode_event(m.event)),
+                        _iso(m.visible_at),
+                    )
+                    for m in t.new_messages
+                ],
+            }
+        )
+    params = {
+        "turns": orjson.dumps(docs).decode(),
+        "n": len(docs),
+        "owner": owner,
+        "lease_s": float(lease_s),
+    }
+    return simple_commit_sql(frozenset(parts)), params
 
 
 def outcomes_from_rows(
-    turns: Sequence[TurnCommit], rows: Sequence[Any], owner: str
+    turns: Sequence[TurnCommit],
+    rows: Sequence[Any],
+    read_reasons: Callable[[list[TurnCommit]], list[str]],
 ) -> list[CommitOutcome]:
-    """The outcome of each turn from :data:`SIMPLE_COMMIT_SQL`'s rows (one per turn, in order).
+    """The outcome of each turn from the rows of :func:`simple_commit`'s statement.
 
-    A refused turn's reason is read from the instance as it was before the statement.
+    Args:
+        read_reasons: says why each of the turns it is given was refused (see
+            :func:`refusal_reasons`); called only if some were.
     """
+    versions: dict[int, int] = {}
+    leased: list[int] = []
+    for kind, k, value in rows:
+        if kind == "k":
+            versions[k] = value
+        elif kind == "a":
+            leased.append(value)
+    leased.sort()  # identity values rise in (turn, task) order
+    refused = [k for k in range(len(turns)) if k not in versions]
+    reasons = dict(zip(refused, read_reasons([turns[k] for k in refused]), strict=True))
     outcomes: list[CommitOutcome] = []
-    for turn, row in zip(turns, rows, strict=True):
-        _, version, exists, lease_owner, unexpired, current, delivered, leased, _ = row
-        iid = turn.instance_id
-        if version is not None:
-            ids = [int(x) for x in leased.split(",")] if leased else []
-            outcomes.append(CommitOutcome(iid, ok=True, version=version, new_activity_ids=ids))
-        elif not exists:
-            outcomes.append(CommitOutcome(iid, ok=False, error="the instance no longer exists"))
-        elif lease_owner != owner or not unexpired:
-            outcomes.append(CommitOutcome(iid, ok=False, error=f"lease held by {lease_owner!r}"))
-        elif not current or delivered:
-            error = "the instance changed since it was read"
-            outcomes.append(CommitOutcome(iid, ok=False, error=error))
-        else:
-            outcomes.append(CommitOutcome(iid, ok=False, error=DELIVERED))
+    taken = 0
+    for k, turn in enumerate(turns):
+        version = versions.get(k)
+        if version is None:
+            outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=reasons[k]))
+            continue
+        count = sum(1 for a in turn.new_activities if a.leased)
+        ids = leased[taken : taken + count]
+        taken += count
+        outcomes.append(
+            CommitOutcome(turn.instance_id, ok=True, version=version, new_activity_ids=ids)
+        )
     return outcomes
+
+
+def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list[str]:
+    """Why each of ``turns`` was refused, read after the fact (a refused turn wrote nothing):
+    the checks of the fence, in the order the general path makes them."""
+    if not turns:
+        return []
+    fences = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT instance_id, lease_owner, lease_expires_at >= now(), version "
+            "FROM instances WHERE instance_id = ANY(%s::text[])",
+            ([t.instance_id for t in turns],),
+        ).fetchall()
+    }
+    wanted = [a for t in turns for a in t.consumed_activities]
+    present = {
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM activity_tasks WHERE id = ANY(%s::bigint[])", (wanted,)
+        ).fetchall()
+    }
+    reasons: list[str] = []
+    for turn in turns:
+        fence = fences.get(turn.instance_id)
+        if fence is None:
+            reasons.append("the instance no longer exists")
+        elif fence[0] != owner or not fence[1]:
+            reasons.append(f"lease held by {fence[0]!r}")
+        elif fence[2] == turn.expected_version and not present.issuperset(turn.consumed_activities):
+            reasons.append(DELIVERED)
+        else:
+            reasons.append("the instance changed since it was read")
+    return reasons
