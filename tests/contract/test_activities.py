@@ -6,9 +6,16 @@ import pytest
 
 from treadle.core.history import EventRaised, OrchestratorStarted, TaskCompleted, TaskFailed
 from treadle.errors import FailureDetails
-from treadle.store.base import ActivityResult, ActivityWorkItem, NewActivity, NewMessage, Store
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    NewActivity,
+    NewMessage,
+    Store,
+    TurnCommit,
+)
 
-from .helpers import COMPLETED, claim_one, kinds, start, started_events, turn
+from .helpers import COMPLETED, RUNNING, claim_one, kinds, start, started_events, turn
 
 
 def _schedule(store: Store, count: int = 2, *, leased: bool = False) -> list[int]:
@@ -140,3 +147,67 @@ def test_renewed_activity_leases_hold(store: Store, clock, count: int) -> None:
     assert store.claim_activities("w2", 10, 10) == []
     clock.advance(3)
     assert len(store.claim_activities("w2", 10, 10)) == count
+
+
+def test_a_turn_with_a_result_already_delivered_is_refused(store: Store, clock) -> None:
+    # w1 holds the instance and runs its activity, but the activity's lease ran out (only the
+    # instance's was renewed): w2 ran it again and delivered its result first, through the
+    # inbox. w1's turn carrying its own result must not record a second TaskCompleted.
+    start(store, "o-1")
+    item = claim_one(store, "w1", lease_s=10)
+    task = NewActivity("o-1", "o-1-e1", 0, "act", None, "te-0", leased=True)
+    (first,) = store.commit_turns(
+        "w1",
+        [turn(item, started_events(item), new_activities=[task], keep_lease=True)],
+        lease_s=10,
+    )
+    (row_id,) = first.new_activity_ids
+    clock.advance(8)
+    assert store.renew_leases("w1", ["o-1"], [], 10) == []
+    clock.advance(3)
+    (again,) = store.claim_activities("w2", 10, 10)
+    store.complete_activities("w2", [_done(again, '"w2"')])
+    record = store.get_instance("o-1")
+    assert record is not None
+    mine = TaskCompleted(task_scheduled_id=0, result='"w1"', task_execution_id="te-0")
+    (late,) = store.commit_turns(
+        "w1",
+        [
+            TurnCommit(
+                instance_id="o-1",
+                expected_version=record.version,
+                new_events=[OrchestratorStarted(), mine],
+                history_start=record.history_len,
+                status=RUNNING,
+                execution_id="o-1-e1",
+                consumed_activities=[row_id],
+                keep_lease=True,
+            )
+        ],
+        lease_s=10,
+    )
+    assert not late.ok and "already delivered" in (late.error or "")
+    assert "TaskCompleted" not in kinds(store.get_history("o-1"))
+    (message,) = claim_one(store, "w1").messages  # the result arrives once, from w2
+    assert isinstance(message.event, TaskCompleted) and message.event.result == '"w2"'
+
+
+def test_a_result_consumed_twice_in_one_group_commit_is_recorded_once(store: Store) -> None:
+    ids = _schedule(store, 1, leased=True)
+    for _ in range(2):
+        store.send_message(NewMessage("o-1", EventRaised(name="wake")))
+    item = claim_one(store)
+    result = TaskCompleted(task_scheduled_id=0, result='"ok"', task_execution_id="te-0")
+    first = turn(item, [OrchestratorStarted(), result], consumed_activities=ids, keep_lease=True)
+    second = TurnCommit(
+        instance_id="o-1",
+        expected_version=item.instance.version + 1,
+        new_events=[OrchestratorStarted(), result],
+        history_start=item.instance.history_len + 2,
+        status=RUNNING,
+        execution_id="o-1-e1",
+        consumed_activities=ids,
+    )
+    outcomes = store.commit_turns("w1", [first, second])
+    assert [o.ok for o in outcomes] == [True, False]
+    assert kinds(store.get_history("o-1")).count("TaskCompleted") == 1

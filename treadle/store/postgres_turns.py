@@ -1,6 +1,7 @@
 """The general group commit of PostgresStore, and instance creation.
 
 Row locks: claims and commits lock instance rows FOR NO KEY UPDATE (in instance id order),
+then commits lock the activity task rows whose results they carry FOR UPDATE (in id order),
 messages lock their target FOR KEY SHARE (it must not be deleted meanwhile), deletes take
 FOR UPDATE. So two instances that message each other commit concurrently without deadlock,
 and a purge cannot race a message into a deleted instance's inbox.
@@ -52,6 +53,7 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
+_DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 
 
 class Db:
@@ -300,8 +302,20 @@ def commit_turns_in(
         "WHERE instance_id = ANY(%s::text[]) ORDER BY instance_id FOR NO KEY UPDATE",
         (sorted(ids),),
     )
+    # A result is recorded by whoever deletes its task row: a turn whose row is gone (another
+    # execution's result went to the inbox) is refused, or history would get it twice.
+    consumed = sorted({a for t in turns for a in t.consumed_activities})
+    tasks = (
+        conn.execute(
+            "SELECT id FROM activity_tasks WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+            (consumed,),
+        )
+        if consumed
+        else None
+    )
     now = db.now(conn)
     rows = locked.fetchall()
+    present = {r[0] for r in tasks.fetchall()} if tasks is not None else set()
     statuses: dict[str, str] = {r[0]: r[1] for r in rows}
     fences = {r[0]: _Fence(r[2], r[3], r[4]) for r in rows}
     lease_until = now + timedelta(seconds=lease_s)
@@ -326,6 +340,10 @@ def commit_turns_in(
                 )
             )
             continue
+        if not present.issuperset(turn.consumed_activities):
+            outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=_DELIVERED))
+            continue
+        present.difference_update(turn.consumed_activities)
         if not batches[-1].admits(turn):
             batches.append(_Batch())
         batches[-1].add(index, turn)
