@@ -30,13 +30,21 @@ class ActivityExecutor:
         activities: registered activity functions by name.
         max_concurrent: how many activities run at once (threads, and async tasks).
         done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
+        is_current: asked just before an item starts; an item it refuses is dropped, not run
+            (its lease ran out while it waited).
     """
 
     def __init__(
-        self, activities: dict[str, Callable[..., Any]], max_concurrent: int, done: Done
+        self,
+        activities: dict[str, Callable[..., Any]],
+        max_concurrent: int,
+        done: Done,
+        *,
+        is_current: Callable[[ActivityWorkItem], bool] | None = None,
     ) -> None:
         self._activities = activities
         self._done = done
+        self._is_current = is_current or (lambda item: True)
         self._max_threads = max_concurrent
         # A plain queue and long-lived threads: cheaper per item than ThreadPoolExecutor,
         # which builds a Future and takes a semaphore on every submit.
@@ -109,6 +117,8 @@ class ActivityExecutor:
     def _run_sync(
         self, fn: Callable[..., Any] | None, item: ActivityWorkItem
     ) -> ActivityWorkItem | None:
+        if not self._is_current(item):
+            return None
         try:
             if fn is None:
                 raise _unregistered(item.name)
@@ -127,6 +137,8 @@ class ActivityExecutor:
             await self._run_async_now(fn, item)
 
     async def _run_async_now(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        if not self._is_current(item):
+            return
         try:
             value = codec.decode(item.input)
             ctx = self._context(item)

@@ -153,6 +153,11 @@ class WorkflowRuntime:
         self._activity_claim_due = True
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._inflight: dict[int, ActivityWorkItem] = {}
+        # Monotonic time until which each in-flight activity's lease surely holds (granted or
+        # renewed by a request sent no earlier than lease_s before). No activity starts after
+        # that: a process paused past its lease must not run what another worker took over.
+        self._leased_until: dict[int, float] = {}
+        self._commit_sent_at = 0.0
         self._inflight_by_instance: defaultdict[str, int] = defaultdict(int)
         self._skip_until: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
@@ -243,7 +248,10 @@ class WorkflowRuntime:
         self._stopping.clear()
         self._release_dead_local_owners(store)
         self._executor = ActivityExecutor(
-            self._registry.activities, self.max_concurrent_activities, self._on_activity_done
+            self._registry.activities,
+            self.max_concurrent_activities,
+            self._on_activity_done,
+            is_current=self._still_leased,
         )
         for target, name in ((self._dispatch_loop, "dispatcher"), (self._watch_loop, "watcher")):
             thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
@@ -276,6 +284,7 @@ class WorkflowRuntime:
         self._cache.clear()
         self._held.clear()
         self._inflight.clear()
+        self._leased_until.clear()
         self._inflight_by_instance.clear()
         self._started = False
         self._draining = False
@@ -516,31 +525,46 @@ class WorkflowRuntime:
         pending: dict[str, _Pending] = {}
         slow: list[ActivityResult] = []
         self._planned = 0
-        worked = self._take_completions(pending, slow)
-        worked = self._take_remote_results(pending) or worked
-        if slow:
-            store.complete_activities(self.owner, slow)
-        claimed: list[OrchestrationWorkItem] = []
-        if self._claim_due and not self._draining:
-            self._claim_due = False
-            limit = max(0, self.max_concurrent_workflows - len(self._held))
-            if limit:
-                now = time.monotonic()
-                exclude = [iid for iid, t in self._skip_until.items() if t > now]
-                exclude.extend(self._remote_pending)
-                claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
-                if len(claimed) == limit:
-                    self._claim_due = True
-        for item in claimed:
-            entry = pending.setdefault(
-                item.instance.instance_id, _Pending(item.instance.instance_id)
-            )
-            self._prepare_claimed(entry, item)
-        committed = self._commit_pending(pending)
+        try:
+            worked = self._take_completions(pending, slow)
+            worked = self._take_remote_results(pending) or worked
+            if slow:
+                store.complete_activities(self.owner, slow)
+            claimed: list[OrchestrationWorkItem] = []
+            if self._claim_due and not self._draining:
+                self._claim_due = False
+                limit = max(0, self.max_concurrent_workflows - len(self._held))
+                if limit:
+                    now = time.monotonic()
+                    exclude = [iid for iid, t in self._skip_until.items() if t > now]
+                    exclude.extend(self._remote_pending)
+                    claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
+                    if len(claimed) == limit:
+                        self._claim_due = True
+            for item in claimed:
+                entry = pending.setdefault(
+                    item.instance.instance_id, _Pending(item.instance.instance_id)
+                )
+                self._prepare_claimed(entry, item)
+            committed = self._commit_pending(pending)
+        except BaseException:
+            self._forget_round(pending, slow)
+            raise
         worked = worked or bool(claimed) or committed
         worked = self._claim_activities() or worked
         self._renew_if_due()
         return worked
+
+    def _forget_round(self, pending: dict[str, _Pending], slow: list[ActivityResult]) -> None:
+        """After a round failed (the store went away): drop the cached workflow states that
+        took in its events, which may not be committed, and keep its activity results for
+        the next round."""
+        for iid, entry in pending.items():
+            self._evict(iid)
+            for item, event in entry.completions:
+                self._completions.put((item, event))
+        for result in slow:
+            self._completions.put((result.task, result.event))
 
     def _commit_pending(self, pending: dict[str, _Pending]) -> bool:
         """Prepare the turns not prepared yet, commit them all at once, then act on them."""
@@ -552,6 +576,7 @@ class WorkflowRuntime:
             return False
         if any(c.new_messages or c.new_instances for c in commits):
             self._wakeup_stale = True
+        self._commit_sent_at = time.monotonic()
         outcomes = self.store.commit_turns(self.owner, commits, self.lease_s)
         by_id = {o.instance_id: o for o in outcomes}
         for entry in pending.values():
@@ -613,6 +638,7 @@ class WorkflowRuntime:
     ) -> None:
         """Route a result: into its instance's next turn if this runtime holds the instance,
         else to the instance's inbox."""
+        self._leased_until.pop(item.id, None)
         if self._inflight.pop(item.id, None) is not None:
             self._inflight_by_instance[item.instance_id] -= 1
             if self._inflight_by_instance[item.instance_id] <= 0:
@@ -798,6 +824,13 @@ class WorkflowRuntime:
         if not ok:
             logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
             self._evict(iid)
+            if entry.completions:
+                # Deliver its activity results through the inbox instead, where they are
+                # dropped if already delivered; else they would be lost, run again later.
+                with contextlib.suppress(StoreError):
+                    self.store.complete_activities(
+                        self.owner, [ActivityResult(i, e) for i, e in entry.completions]
+                    )
             return
         if cached is None or entry.output is None:
             self._evict(iid)
@@ -828,8 +861,38 @@ class WorkflowRuntime:
                 task_execution_id=activity.task_execution_id,
             )
             self._inflight[row_id] = item
+            self._leased_until[row_id] = self._commit_sent_at + self.lease_s
             self._inflight_by_instance[iid] += 1
             self._submit_activity(item)
+
+    def _still_leased(self, item: ActivityWorkItem) -> bool:
+        """Whether this runtime surely still holds the activity's lease (any thread).
+
+        False after a pause (SIGSTOP, a VM freeze, a store outage) longer than the lease:
+        another worker may have run the activity and recorded its result meanwhile.
+        """
+        until = self._leased_until.get(item.id)
+        if until is not None and time.monotonic() < until:
+            return True
+        logger.warning(
+            "not starting activity %r of %s: its lease ran out before it started (was this "
+            "process paused?); another worker runs it",
+            item.name,
+            item.instance_id,
+        )
+        return False
+
+    def _forget_expired_activities(self, now: float) -> None:
+        """Stop tracking (and renewing) activities whose lease may have run out."""
+        for activity_id, until in list(self._leased_until.items()):
+            if until > now:
+                continue
+            del self._leased_until[activity_id]
+            item = self._inflight.pop(activity_id, None)
+            if item is not None:
+                self._inflight_by_instance[item.instance_id] -= 1
+                if self._inflight_by_instance[item.instance_id] <= 0:
+                    del self._inflight_by_instance[item.instance_id]
 
     def _evict(self, instance_id: str) -> None:
         self._cache.pop(instance_id, None)
@@ -851,9 +914,11 @@ class WorkflowRuntime:
         free = self.max_concurrent_activities - len(self._inflight)
         if free <= 0:
             return False
+        sent_at = time.monotonic()
         items = self.store.claim_activities(self.owner, free, self.lease_s)
         for item in items:
             self._inflight[item.id] = item
+            self._leased_until[item.id] = sent_at + self.lease_s
             self._inflight_by_instance[item.instance_id] += 1
             self._submit_activity(item)
         if len(items) == free:
@@ -865,11 +930,14 @@ class WorkflowRuntime:
         if now < self._next_renew:
             return
         self._next_renew = now + self.lease_s / 3
+        self._forget_expired_activities(now)
         held = sorted(self._held)
         held.extend(self._remote_pending)
         if not held and not self._inflight:
             return
         lost = self.store.renew_leases(self.owner, held, list(self._inflight), self.lease_s)
+        for activity_id in self._inflight:  # all unexpired when the request was sent
+            self._leased_until[activity_id] = now + self.lease_s
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self._evict(iid)

@@ -1,0 +1,179 @@
+"""A runtime whose commit is refused or fails loses no activity result and records none twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+
+import treadle as wf
+from treadle.core.history import TaskCompleted
+from treadle.core.replay import replay
+from treadle.errors import StoreUnavailableError
+from treadle.store.base import ActivityResult
+from treadle.store.sqlite import SqliteStore
+
+from .helpers import events_of, finish, wait_until
+
+
+def _one_step(ctx, x):
+    result = yield ctx.call_activity("step", input=x)
+    return result
+
+
+def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
+    make_runtime, client, gates
+) -> None:
+    # The runtime holds the instance while its activity runs; meanwhile it loses the lease.
+    # The turn carrying the result is refused; the result must still arrive, at once, rather
+    # than be dropped and the activity run again when its lease (30 s) runs out.
+    gate = gates()
+    runs: list[int] = []
+    runtime = make_runtime(start=False)
+
+    def step(ctx, x):
+        runs.append(x)
+        gate.hold()
+        return x * 10
+
+    runtime.register_activity(step)
+    runtime.register_workflow(_one_step, name="one_step")
+    runtime.start()
+    iid = client.schedule_new_workflow("one_step", input=4)
+    gate.wait_entered()
+    wait_until(lambda: client.store.lease_owners() == [runtime.owner], what="the leases")
+    client.store.release_leases(runtime.owner, [iid])  # as if its lease had been taken
+    gate.open()
+
+    state = finish(client, iid, timeout=10)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == 40
+    assert runs == [4]
+    assert len(events_of(client, iid, "TaskCompleted")) == 1
+
+
+class _CommitFailsOnce(SqliteStore):
+    """A store that goes away (once) at the first commit carrying an activity result."""
+
+    failed = False
+
+    def commit_turns(self, owner, turns, lease_s=30.0):
+        if not self.failed and any(t.consumed_activities for t in turns):
+            self.failed = True
+            raise StoreUnavailableError("injected: the store went away during the commit")
+        return super().commit_turns(owner, turns, lease_s)
+
+
+def _pair(ctx, _):
+    results = yield wf.when_all(
+        [ctx.call_activity("fast", input=1), ctx.call_activity("slow", input=2)]
+    )
+    return results
+
+
+def test_a_failed_commit_leaves_nothing_in_memory_that_history_lacks(
+    store_url, client, gates
+) -> None:
+    # The commit of "fast"'s result fails. The runtime must not go on from a workflow state
+    # that took that result in: its next turn would complete the workflow with a history
+    # that lacks the result (and cannot be replayed to the same end).
+    gate = gates()
+    store = _CommitFailsOnce(store_url)
+    runtime = wf.WorkflowRuntime(store, lease_s=1)  # the lost result's task is re-run soon
+    runtime.register_activity(lambda ctx, x: x * 10, name="fast")
+
+    def slow(ctx, x):
+        gate.hold()
+        return x * 10
+
+    runtime.register_activity(slow)
+    runtime.register_workflow(_pair, name="pair")
+    try:
+        runtime.start()
+        iid = client.schedule_new_workflow("pair")
+        gate.wait_entered()
+        wait_until(lambda: store.failed, what="the failed commit")
+        gate.open()
+        state = finish(client, iid, timeout=15)
+    finally:
+        runtime.shutdown(timeout=2)
+        store.close()
+
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == [10, 20]
+    history = client.get_workflow_history(iid)
+    scheduled = sorted(e.event_id for e in history if e.KIND == "TaskScheduled")
+    completed = sorted(e.task_scheduled_id for e in history if e.KIND == "TaskCompleted")
+    assert completed == scheduled
+    assert replay(_pair, history).output == state.serialized_output
+
+
+PAUSED_WORKER = textwrap.dedent(
+    """
+    import sys
+    import time
+
+    import treadle as wf
+
+    STORE, MARKS = sys.argv[1], sys.argv[2]
+    runtime = wf.WorkflowRuntime(STORE, lease_s=1, max_concurrent_activities=1)
+
+
+    def mark(text):
+        with open(MARKS, "a") as f:
+            f.write(text + "\\n")
+
+
+    @runtime.activity
+    def first(ctx):
+        mark("first")
+        time.sleep(0.5)  # the test pauses this process in here
+        return 1
+
+
+    @runtime.activity
+    def second(ctx):
+        mark("second")  # waits for the one activity thread, behind "first"
+        return 2
+
+
+    @runtime.workflow
+    def both(ctx):
+        return (yield wf.when_all([ctx.call_activity(first), ctx.call_activity(second)]))
+
+
+    with runtime:
+        sys.stdin.read()
+    """
+)
+
+
+def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
+    tmp_path, store_url, client, spawn
+) -> None:
+    script = tmp_path / "paused_worker.py"
+    script.write_text(PAUSED_WORKER)
+    marks = tmp_path / "marks.txt"
+    iid = client.schedule_new_workflow("both")
+    proc = spawn(script, store_url, str(marks))
+    wait_until(lambda: marks.exists() and "first" in marks.read_text(), timeout=20)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        # Another worker takes the waiting "second" over once its lease ran out, runs it
+        # and delivers its result; it gives "first" back.
+        taken = wait_until(lambda: client.store.claim_activities("other", 10, 30), timeout=10)
+        (second,) = [t for t in taken if t.name == "second"]
+        result = TaskCompleted(
+            task_scheduled_id=second.task_id, result="2", task_execution_id=second.task_execution_id
+        )
+        client.store.complete_activities("other", [ActivityResult(second, result)])
+        client.store.release_leases("other")
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+    state = finish(client, iid, timeout=20)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == [1, 2]
+    assert "second" not in marks.read_text().split()  # the resumed process did not run it
+    assert len(events_of(client, iid, "TaskCompleted")) == 2
