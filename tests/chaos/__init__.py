@@ -1,0 +1,1 @@
+"""Chaos tests: real worker processes killed and paused against PostgreSQL (marked slow)."""
