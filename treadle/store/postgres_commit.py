@@ -56,19 +56,21 @@ _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
 _TURNS = (
     "t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
     "  v bigint, st text, eid text, inp text, res text, fail text, cs text, hs integer, "
-    "  hl integer, keep boolean, wakes boolean, cancel boolean, ev json, cm bigint[], "
-    "  ca bigint[], na json, nm json) "
+    "  hl integer, keep boolean, wakes boolean, cancel boolean, ev json, cm json, ca json, "
+    "  na json, nm json) "
+    # (Ids travel as JSON arrays: json_to_recordset fills bigint[] columns slowly.)
     # Always true; it tells the planner that there are few turns (a set-returning function
     # counts as 100 rows), so that it looks instances up by key instead of scanning them.
     "  WHERE t.k >= 0 AND t.k < %(n)s)"
 )
 # A result is recorded by whoever deletes its task row: lock the rows still there.
 _PRESENT = (
-    "present AS (SELECT a.id FROM t, unnest(t.ca) AS c(id), LATERAL (SELECT id "
-    "  FROM activity_tasks WHERE id = c.id FOR UPDATE) a)"
+    "present AS (SELECT a.id FROM t, json_array_elements_text(t.ca) AS c(id), "
+    "  LATERAL (SELECT id FROM activity_tasks WHERE id = c.id::bigint FOR UPDATE) a)"
 )
 _ALL_PRESENT = (
-    "NOT EXISTS (SELECT 1 FROM unnest(t.ca) AS c(id) WHERE c.id NOT IN (SELECT id FROM present))"
+    "NOT EXISTS (SELECT 1 FROM json_array_elements_text(t.ca) AS c(id) "
+    "  WHERE c.id::bigint NOT IN (SELECT id FROM present))"
 )
 _OK = (
     "ok AS (UPDATE instances i SET status = t.st, execution_id = t.eid, "
@@ -86,10 +88,14 @@ _HISTORY = (
     "  SELECT ok.iid, ok.hs + e.n - 1, e.ev::text "
     "  FROM ok, json_array_elements(ok.ev) WITH ORDINALITY AS e(ev, n))"
 )
-_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok, unnest(ok.cm) AS c(id) WHERE m.id = c.id)"
+# `c.n BETWEEN`: always true, to say that a turn has few ids (as for `t` above).
+_CONSUMED = (
+    "consumed AS (DELETE FROM inbox m USING ok, json_array_elements_text(ok.cm) "
+    "  WITH ORDINALITY AS c(id, n) WHERE m.id = c.id::bigint AND c.n BETWEEN 1 AND %(n_max)s)"
+)
 _FINISHED = (
-    "finished AS (DELETE FROM activity_tasks a USING ok, unnest(ok.ca) AS c(id) "
-    "  WHERE a.id = c.id)"
+    "finished AS (DELETE FROM activity_tasks a USING ok, json_array_elements_text(ok.ca) "
+    "  WITH ORDINALITY AS c(id, n) WHERE a.id = c.id::bigint AND c.n BETWEEN 1 AND %(n_max)s)"
 )
 _CANCELLED = (
     "cancelled AS (DELETE FROM activity_tasks a USING ok "
@@ -99,16 +105,18 @@ _CANCELLED = (
 _ACTIVITIES = (
     "acts AS (INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
     "  task_execution_id, visible_at, lease_owner, lease_expires_at) "
-    "  SELECT a.j->>0, a.j->>1, (a.j->>2)::integer, a.j->>3, a.j->>4, a.j->>5, {now}, "
-    "  CASE WHEN (a.j->>6)::boolean THEN %(owner)s END, "
-    f"  CASE WHEN (a.j->>6)::boolean THEN {_LEASE} END "
-    "  FROM ok, json_array_elements(ok.na) WITH ORDINALITY AS a(j, n) ORDER BY ok.k, a.n "
+    "  SELECT a.iid, a.eid, a.tid, a.name, a.inp, a.teid, {now}, "
+    "  CASE WHEN a.leased THEN %(owner)s END, "
+    f"  CASE WHEN a.leased THEN {_LEASE} END "
+    "  FROM ok, ROWS FROM (json_to_recordset(ok.na) AS (iid text, eid text, tid integer, "
+    "  name text, inp text, teid text, leased boolean)) WITH ORDINALITY "
+    "  AS a(iid, eid, tid, name, inp, teid, leased, n) ORDER BY ok.k, a.n "
     "  RETURNING id, instance_id, lease_owner IS NOT NULL AS leased)"
 )
 _SENT = (
-    "sent AS (SELECT ok.k, ok.iid AS sender, m.n, m.j->>0 AS iid, m.j->>1 AS eid, "
-    "  m.j->2 AS ev, (m.j->>3)::timestamptz AS visible_at "
-    "  FROM ok, json_array_elements(ok.nm) WITH ORDINALITY AS m(j, n))"
+    "sent AS (SELECT ok.k, ok.iid AS sender, m.* FROM ok, ROWS FROM (json_to_recordset(ok.nm) "
+    "  AS (iid text, eid text, ev json, visible_at timestamptz)) WITH ORDINALITY "
+    "  AS m(iid, eid, ev, visible_at, n))"
 )
 # To itself: the instance exists (it was just updated, and so is locked).
 _TO_SELF = (
@@ -247,24 +255,24 @@ def simple_commit(
                 "cm": list(t.consumed_messages),
                 "ca": list(t.consumed_activities),
                 "na": [
-                    (
-                        a.instance_id,
-                        a.execution_id,
-                        a.task_id,
-                        a.name,
-                        a.input,
-                        a.task_execution_id,
-                        a.leased,
-                    )
+                    {
+                        "iid": a.instance_id,
+                        "eid": a.execution_id,
+                        "tid": a.task_id,
+                        "name": a.name,
+                        "inp": a.input,
+                        "teid": a.task_execution_id,
+                        "leased": a.leased,
+                    }
                     for a in t.new_activities
                 ],
                 "nm": [
-                    (
-                        m.instance_id,
-                        m.execution_id,
-                        fragment(encode_event(m.event)),
-                        _iso(m.visible_at),
-                    )
+                    {
+                        "iid": m.instance_id,
+                        "eid": m.execution_id,
+                        "ev": fragment(encode_event(m.event)),
+                        "visible_at": _iso(m.visible_at),
+                    }
                     for m in t.new_messages
                 ],
             }
@@ -272,6 +280,7 @@ def simple_commit(
     params = {
         "turns": orjson.dumps(docs).decode(),
         "n": len(docs),
+        "n_max": 2**31 - 1,
         "owner": owner,
         "lease_s": float(lease_s),
     }
