@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -12,6 +12,8 @@ from treadle.core.history import (
     ExecutionTerminated,
     OrchestrationStatus,
     ParentInfo,
+    TaskScheduled,
+    TimerFired,
 )
 from treadle.errors import (
     InvalidInputError,
@@ -19,7 +21,7 @@ from treadle.errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
-from treadle.store.base import InstanceQuery, NewMessage, Store
+from treadle.store.base import InstanceQuery, NewActivity, NewInstance, NewMessage, Store
 
 from .helpers import (
     COMPLETED,
@@ -215,3 +217,34 @@ def test_purge_non_recursive_leaves_children(store: Store) -> None:
     end(store, "p")
     assert store.purge_instance("p", recursive=False) == 1
     assert store.get_instance("p-c") is not None
+
+
+def test_an_instance_created_with_a_history_starts_running_with_it(store: Store, clock) -> None:
+    """A rerun: the copied history, its pending activities and timers, no start message."""
+    history = [
+        ExecutionStarted(name="wf", instance_id="re-1", execution_id="e2", input="3"),
+        TaskScheduled(event_id=1, name="act", input="1"),
+    ]
+    far = datetime(2999, 1, 1, tzinfo=timezone.utc)
+    store.create_instance(
+        NewInstance(
+            instance_id="re-1",
+            name="wf",
+            input="3",
+            execution_id="e2",
+            history=history,
+            activities=[NewActivity("re-1", "e2", 1, "act", "1", "e2:1")],
+            messages=[
+                NewMessage(
+                    "re-1", TimerFired(timer_id=2, fire_at=far), execution_id="e2", visible_at=far
+                )
+            ],
+        )
+    )
+    record = store.get_instance("re-1")
+    assert record is not None and record.status is RUNNING and record.history_len == 2
+    assert kinds(store.get_history("re-1")) == ["ExecutionStarted", "TaskScheduled"]
+    assert store.claim_orchestrations("w1", 10, 30) == []  # the timer is far away
+    [task] = store.claim_activities("w1", 10, 30)
+    assert (task.instance_id, task.task_id, task.name, task.input) == ("re-1", 1, "act", "1")
+    assert store.next_wakeup() is not None

@@ -85,6 +85,7 @@ from treadle.store.postgres_turns import (
     Db,
     commit_turns_in,
     create_instances_in,
+    insert_messages,
     raise_if_refused,
     utc,
 )
@@ -329,6 +330,8 @@ class PostgresStore:
             statuses = locked()
             refused, conflicts = create_instances_in(db, conn, [new], statuses, now)
             raise_if_refused(refused)
+            if new.history:
+                _adopt_history(db, conn, new)
             return lambda: raise_if_refused(conflicts())  # nothing was written for these
 
         self._write(work, notify=True, idempotent=False)
@@ -660,6 +663,40 @@ _CREATE_SQL = (
     "  GREATEST(created_at, %(start)s::timestamptz) FROM created) "
     "SELECT {notify} FROM created"
 )
+
+
+def _adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
+    """Start a just-created instance from a given history (a rerun), RUNNING: its
+    ExecutionStarted message goes, the history, activity tasks and timers come."""
+    iid = new.instance_id
+    conn.execute("DELETE FROM inbox WHERE instance_id = %s", (iid,))
+    conn.execute(
+        "INSERT INTO history (instance_id, seq, event) "
+        "SELECT %s, seq - 1, event FROM unnest(%s::text[]) WITH ORDINALITY AS h(event, seq)",
+        (iid, [encode_event(e) for e in new.history]),
+    )
+    conn.execute(
+        "UPDATE instances SET status = 'RUNNING', history_len = %s WHERE instance_id = %s",
+        (len(new.history), iid),
+    )
+    if new.activities:
+        conn.execute(
+            "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+            "task_execution_id, visible_at) "
+            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp() "
+            "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
+            "  %s::text[]) WITH ORDINALITY AS a(iid, eid, task_id, name, input, teid, ord) "
+            "ORDER BY ord",
+            (
+                [t.instance_id for t in new.activities],
+                [t.execution_id for t in new.activities],
+                [t.task_id for t in new.activities],
+                [t.name for t in new.activities],
+                [t.input for t in new.activities],
+                [t.task_execution_id for t in new.activities],
+            ),
+        )
+    insert_messages(db, conn, list(new.messages))
 
 
 def _create_params(new: NewInstance) -> dict[str, Any] | None:
