@@ -206,7 +206,7 @@ class PostgresStore:
 
         def call(conn: Conn, progress: _Progress) -> list[Any]:
             progress.committing = True
-            cursor = self._db().execute(conn, text, params)
+            cursor = self._db().execute(conn, text, params, prepare=True)
             return cursor.fetchall() if cursor.description is not None else []
 
         return self._attempt(call, retry_unknown=idempotent)

@@ -98,7 +98,7 @@ def claim_orchestrations_in(
             "after": after,
             "scan": scan,
         }
-        rows = db.execute(conn, _CLAIM_SQL, params).fetchall()
+        rows = db.execute(conn, _CLAIM_SQL, params, prepare=True).fetchall()
         seen, last_id = rows[0][-2:]
         found = _read_claims(db, conn, owner, [r for r in rows if r[0] is not None])
         claimed.extend(found)

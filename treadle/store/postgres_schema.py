@@ -90,11 +90,18 @@ def translate_error(exc: psycopg.Error, display: str, detail: str | None = None)
 
 
 def configure_session(conn: psycopg.Connection[Any], schema: str | None) -> None:
-    """Per connection: times in UTC, and the store's schema (if any) as the search path."""
+    """Per connection: times in UTC, the store's schema (if any) as the search path, and
+    generic plans for prepared statements.
+
+    The store's statements are written for generic plans (key lookups whatever the values),
+    and the busiest take milliseconds to plan: the server's default would plan each of them
+    five more times on every connection before settling for the generic plan.
+    """
     path = sql.Identifier(schema).as_string(conn) if schema else None
     conn.execute(
         "SELECT set_config('TimeZone', 'UTC', false), "
-        "set_config('search_path', COALESCE(%s, current_setting('search_path')), false)",
+        "set_config('search_path', COALESCE(%s, current_setting('search_path')), false), "
+        "set_config('plan_cache_mode', 'force_generic_plan', false)",
         (path,),
     )
 

@@ -84,16 +84,26 @@ class Db:
         self.notify = False
 
     def execute(
-        self, conn: Conn, text: str, params: dict[str, Any] | None = None
+        self,
+        conn: Conn,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        prepare: bool | None = None,
     ) -> psycopg.Cursor[Any]:
-        """Execute ``text`` with ``{now}`` filled in; return the cursor (fetch it later)."""
+        """Execute ``text`` with ``{now}`` filled in; return the cursor (fetch it later).
+
+        Args:
+            prepare: prepare it on the server at once (True: a statement run over and over),
+                or after psycopg's default number of executions (None).
+        """
         args = dict(params or {})
         if self._fixed_now is not None:
             args["now"] = self._fixed_now
         if "{notify}" in text:
             args["notify_payload"] = self._payload
         sql_text = text.replace("{now}", self._now_sql).replace("{notify}", _NOTIFY_SQL)
-        return conn.execute(sql_text, args)
+        return conn.execute(sql_text, args, prepare=prepare)
 
     def send_notify(self, conn: Conn) -> None:
         """NOTIFY the store's waiters (delivered when the transaction commits)."""
