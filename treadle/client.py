@@ -410,7 +410,9 @@ class WorkflowClient:
         what: str,
     ) -> WorkflowState | None:
         deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
-        token: object = None
+        # Taken before the first read: a change between that read and the wait then ends
+        # the wait at once, instead of being missed until the next re-check.
+        token = self._store.change_token()
         while True:
             record = self._store.get_instance(instance_id)
             if record is None:
