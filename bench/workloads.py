@@ -251,6 +251,7 @@ def w1a_latency(bench: Bench) -> None:
 def w1b_throughput(bench: Bench) -> None:
     """W1b: start many task chains at once, wait for all; workflows/s and activities/s."""
     n = bench.sizes.w1b_workflows
+    base: float | None = None
     for count in bench.workers:
         elapsed, peaks = _run_one(
             bench,
@@ -260,7 +261,15 @@ def w1b_throughput(bench: Bench) -> None:
             range(n),
             [app.task_chain_result(i) for i in range(n)],
         )
-        bench.add("W1b", "throughput", n / elapsed, "wf/s", size=n, workers=count, better="higher")
+        rate = n / elapsed
+        note = ""
+        if base is None:
+            base = rate
+        else:
+            note = f"scaling: {rate / base:.2f}x the first worker count's rate"
+        bench.add(
+            "W1b", "throughput", rate, "wf/s", size=n, workers=count, better="higher", note=note
+        )
         bench.add(
             "W1b",
             "activity throughput",
@@ -279,6 +288,7 @@ def w1b_throughput(bench: Bench) -> None:
 def w2_fan_out(bench: Bench) -> None:
     """W2: one fan-out/fan-in workflow per width; wall time."""
     for items in bench.sizes.w2_items:
+        base: float | None = None
         for count in bench.workers:
             elapsed, peaks = _run_one(
                 bench,
@@ -296,8 +306,10 @@ def w2_fan_out(bench: Bench) -> None:
                 size=items,
                 workers=count,
                 better="lower",
-                note=f"{items + 2} activities",
+                note=f"{items + 2} activities"
+                + ("" if base is None else f"; scaling: {base / elapsed:.2f}x (speed-up)"),
             )
+            base = elapsed if base is None else base
             bench.add_memory("W2", peaks, size=items)
 
 
