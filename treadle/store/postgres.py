@@ -36,16 +36,15 @@ import logging
 import select
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from treadle.core.history import EPOCH, ExecutionStarted, HistoryEvent
+from treadle.core.history import HistoryEvent
 from treadle.errors import (
-    InvalidInputError,
     StoreError,
     StoreUnavailableError,
     WorkflowNotFoundError,
@@ -70,6 +69,13 @@ from treadle.store.postgres_commit import (
     refusal_reasons,
     simple_commit,
 )
+from treadle.store.postgres_instances import (
+    CREATE_SQL,
+    adopt_history,
+    create_params,
+    decode_cursor,
+    encode_cursor,
+)
 from treadle.store.postgres_listener import ChangeListener
 from treadle.store.postgres_schema import (
     SCHEMA_VERSION,
@@ -85,7 +91,6 @@ from treadle.store.postgres_turns import (
     Db,
     commit_turns_in,
     create_instances_in,
-    insert_messages,
     raise_if_refused,
     utc,
 )
@@ -106,7 +111,6 @@ _ACQUIRE_TIMEOUT_S = 10.0  # how long a call waits for the server before StoreUn
 _ACQUIRE_SLICE_S = 1.0
 _RECONNECT_TIMEOUT_S = 2.0  # then the pool's backoff restarts from 1 s at our next call
 _DEADLOCK_RETRIES = 5
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _said_goodbye(conn: Conn) -> bool:
@@ -320,8 +324,8 @@ class PostgresStore:
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
         """
-        params = _create_params(new)
-        if params is not None and self._statement(_CREATE_SQL, params, idempotent=False):
+        params = create_params(new)
+        if params is not None and self._statement(CREATE_SQL, params, idempotent=False):
             return
 
         def work(db: Db, conn: Conn) -> Callable[[], None]:
@@ -331,7 +335,7 @@ class PostgresStore:
             refused, conflicts = create_instances_in(db, conn, [new], statuses, now)
             raise_if_refused(refused)
             if new.history:
-                _adopt_history(db, conn, new)
+                adopt_history(db, conn, new)
             return lambda: raise_if_refused(conflicts())  # nothing was written for these
 
         self._write(work, notify=True, idempotent=False)
@@ -366,7 +370,7 @@ class PostgresStore:
             clauses.append("created_at < %(created_to)s")
             params["created_to"] = utc(query.created_to)
         if query.cursor:
-            params["after_at"], params["after_id"] = _decode_cursor(query.cursor)
+            params["after_at"], params["after_id"] = decode_cursor(query.cursor)
             clauses.append("(created_at, instance_id) < (%(after_at)s, %(after_id)s)")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         limit = max(1, min(query.limit, 10_000))
@@ -380,7 +384,7 @@ class PostgresStore:
         )
         more = len(rows) > limit
         records = [instance_from_row(r) for r in rows[:limit]]
-        cursor = _encode_cursor(records[-1]) if more and records else None
+        cursor = encode_cursor(records[-1]) if more and records else None
         return InstancePage(records, cursor)
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
@@ -645,99 +649,3 @@ class PostgresStore:
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
         return self._listener.wait(timeout_s, since)
-
-
-# ---- instance creation in one statement ---------------------------------------------------
-# The ExecutionStarted event is encoded here with a placeholder time, and the database puts
-# its clock's reading (the instance's created_at) in its place.
-_STARTED_AT = '"timestamp":"' + EPOCH.isoformat() + '"'
-_ISO_UTC = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
-_CREATE_SQL = (
-    "WITH created AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
-    "  created_at, updated_at, parent_instance_id) VALUES (%(iid)s, %(name)s, 'PENDING', "
-    "  %(eid)s, %(input)s, {now}, {now}, %(parent)s) "
-    "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, created_at), "
-    "started AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
-    "  SELECT instance_id, %(eid)s, %(head)s || "
-    f"  to_char(created_at AT TIME ZONE 'UTC', {_ISO_UTC}) || %(tail)s, "
-    "  GREATEST(created_at, %(start)s::timestamptz) FROM created) "
-    "SELECT {notify} FROM created"
-)
-
-
-def _adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
-    """Start a just-created instance from a given history (a rerun), RUNNING: its
-    ExecutionStarted message goes, the history, activity tasks and timers come."""
-    iid = new.instance_id
-    conn.execute("DELETE FROM inbox WHERE instance_id = %s", (iid,))
-    conn.execute(
-        "INSERT INTO history (instance_id, seq, event) "
-        "SELECT %s, seq - 1, event FROM unnest(%s::text[]) WITH ORDINALITY AS h(event, seq)",
-        (iid, [encode_event(e) for e in new.history]),
-    )
-    conn.execute(
-        "UPDATE instances SET status = 'RUNNING', history_len = %s WHERE instance_id = %s",
-        (len(new.history), iid),
-    )
-    if new.activities:
-        conn.execute(
-            "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-            "task_execution_id, visible_at) "
-            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp() "
-            "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-            "  %s::text[]) WITH ORDINALITY AS a(iid, eid, task_id, name, input, teid, ord) "
-            "ORDER BY ord",
-            (
-                [t.instance_id for t in new.activities],
-                [t.execution_id for t in new.activities],
-                [t.task_id for t in new.activities],
-                [t.name for t in new.activities],
-                [t.input for t in new.activities],
-                [t.task_execution_id for t in new.activities],
-            ),
-        )
-    insert_messages(db, conn, list(new.messages))
-
-
-def _create_params(new: NewInstance) -> dict[str, Any] | None:
-    """The parameters of :data:`_CREATE_SQL` for ``new``, or None if it cannot serve."""
-    if new.history or new.activities or new.messages:
-        return None  # a rerun: no ExecutionStarted message
-    event = encode_event(
-        ExecutionStarted(
-            timestamp=EPOCH,
-            name=new.name,
-            instance_id=new.instance_id,
-            execution_id=new.execution_id,
-            input=new.input,
-            parent=new.parent,
-            scheduled_start=new.scheduled_start,
-        )
-    )
-    at = event.find(_STARTED_AT)
-    if at < 0 or event.find(_STARTED_AT, at + 1) >= 0:
-        return None
-    return {
-        "iid": new.instance_id,
-        "name": new.name,
-        "eid": new.execution_id,
-        "input": new.input,
-        "parent": new.parent.instance_id if new.parent else None,
-        "head": event[: at + len('"timestamp":"')],
-        "tail": '"' + event[at + len(_STARTED_AT) :],
-        "start": utc(new.scheduled_start) if new.scheduled_start else None,
-    }
-
-
-# ---- schema, migrations, cursors ---------------------------------------------------------
-def _encode_cursor(record: InstanceRecord) -> str:
-    micros = (utc(record.created_at) - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros}|{record.instance_id}"
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        micros, after_id = cursor.split("|", 1)
-        return _EPOCH + timedelta(microseconds=int(micros)), after_id
-    except ValueError as exc:
-        raise InvalidInputError(f"bad page cursor {cursor!r}") from exc
