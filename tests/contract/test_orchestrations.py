@@ -64,6 +64,17 @@ def test_claim_orders_instances_by_oldest_message_and_honours_limit(store: Store
     assert store.claim_orchestrations("w1", 0, 30) == []
 
 
+def test_claim_fills_its_limit_past_an_instance_with_many_messages(store: Store) -> None:
+    # PostgresStore looks at a bounded number of messages per statement, then goes on
+    start(store, "busy")
+    for i in range(150):
+        _event(store, "busy", f"e{i}")
+    start(store, "quiet")
+    items = store.claim_orchestrations("w1", 2, 30)
+    assert [i.instance.instance_id for i in items] == ["busy", "quiet"]
+    assert len(items[0].messages) == 151 and len(items[1].messages) == 1
+
+
 def test_claim_skips_excluded_instances(store: Store) -> None:
     start(store, "a")
     start(store, "b")

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from treadle.core.history import EventRaised
-from treadle.store.base import NewMessage, Store
+from treadle.core.history import EventRaised, OrchestratorStarted
+from treadle.store.base import NewActivity, NewMessage, Store, TurnCommit
 
-from .helpers import start
+from .helpers import RUNNING, claim_one, start, started_events, turn
 
 
 def _in_thread(action: Callable[[], None], delay_s: float = 0.05) -> threading.Thread:
@@ -63,3 +63,25 @@ def test_wait_without_a_token_waits_for_the_next_change(store: Store) -> None:
     store.wait_for_work(5.0)
     thread.join()
     assert time.monotonic() - started < 1.0
+
+
+def test_a_commit_nobody_else_acts_on_wakes_nobody(store: Store) -> None:
+    # the instance keeps its lease and status and runs its new activity itself
+    start(store, "o-1")
+    item = claim_one(store)
+    (first,) = store.commit_turns("w1", [turn(item, started_events(item), keep_lease=True)])
+    token = store.change_token()
+    task = NewActivity("o-1", "o-1-e1", 0, "act", None, "te-0", leased=True)
+    quiet = TurnCommit(
+        instance_id="o-1",
+        expected_version=first.version,
+        new_events=[OrchestratorStarted()],
+        history_start=2,
+        status=RUNNING,
+        execution_id="o-1-e1",
+        new_activities=[task],
+        keep_lease=True,
+    )
+    (outcome,) = store.commit_turns("w1", [quiet])
+    assert outcome.ok
+    assert store.wait_for_work(0.2, token) == token
