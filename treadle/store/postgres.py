@@ -11,7 +11,9 @@ instances with their messages (:mod:`.postgres_claims`), a group commit of simpl
 (:mod:`.postgres_commit`), claiming and completing activities, renewing and releasing leases.
 Times come from ``now()`` in the statements, never from a separate query. The rest (a commit
 that creates children or continues as new, reusing an instance id, purging) is a pipelined
-transaction of two or three round trips (:mod:`.postgres_turns`).
+transaction of two or three round trips (:mod:`.postgres_turns`). The busy statements are
+prepared on first use and planned generically (see
+:func:`~treadle.store.postgres_schema.configure_session`).
 
 URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with any libpq
 parameter in the query string, plus ``?schema=NAME`` to keep treadle's tables in their own
@@ -19,7 +21,9 @@ PostgreSQL schema (created if missing). The schema is created and migrated on op
 advisory lock, so any number of workers may start at once; :func:`schema_status` and
 :func:`migrate` serve ``treadle db status`` and ``treadle db migrate``.
 
-Wake-ups: write transactions send ``NOTIFY treadle_work`` and a
+Wake-ups: writes that another worker or a waiting client may act on send
+``NOTIFY treadle_work`` in the same statement (others, such as a turn that keeps its lease and
+status and only enqueues activities it runs itself, stay silent, as in SqliteStore), and a
 :class:`~treadle.store.postgres_listener.ChangeListener` turns them into change tokens.
 
 Errors: every psycopg error becomes a :class:`~treadle.errors.StoreError` in

@@ -1,9 +1,10 @@
 """ChangeListener: LISTEN/NOTIFY wake-ups for :class:`~treadle.store.postgres.PostgresStore`.
 
-Every write transaction of the store sends ``NOTIFY treadle_work, '<schema>'``. A listener
-holds one dedicated connection (not from the pool) that LISTENs on that channel, and counts the
-notifications for its schema: that count is the store's change token, so a waiting worker
-wakes within milliseconds of another worker's commit and idles without polling.
+Every write of the store that someone may act on sends ``NOTIFY treadle_work, '<schema>'``
+with its commit. A listener holds one dedicated connection (not from the pool) that LISTENs on
+that channel, and counts the notifications for its schema: that count is the store's change
+token, so a waiting worker wakes within a fraction of a millisecond of another process's
+commit and idles without polling.
 
 A lost notification is never fatal:
 - when the connection drops (network, server restart) the listener reconnects with backoff,
