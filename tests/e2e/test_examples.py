@@ -12,6 +12,15 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    "rerun.py": [
+        "First run FAILED: ValueError: not a database URL: 'warehouse'",
+        "Rerunning from event 3 (load) with a corrected target.",
+        'Rerun COMPLETED: {"rows":[1,2,3],"load":"loaded into db://warehouse"}',
+    ],
+    "postgres_workers.py": [
+        "10 workflows COMPLETED, each sum = 2470.",
+        "Worker processes that ran activities: 2 of 2.",
+    ],
     "async_http_api.py": [
         "POST start -> 202",
         "runtimeStatus=COMPLETED",
@@ -57,9 +66,22 @@ def test_every_example_is_tested() -> None:
     assert sorted(EXPECTED) == sorted(p.name for p in EXAMPLES.glob("*.py"))
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+NEEDS_POSTGRES = {"postgres_workers.py"}
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - NEEDS_POSTGRES))
 def test_example_runs(name: str, tmp_path: Path) -> None:
-    env = {**os.environ, "TREADLE_STORE": f"sqlite:///{tmp_path / 'example.db'}"}
+    _run_example(name, tmp_path, {})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", sorted(NEEDS_POSTGRES))
+def test_postgres_example_runs(name: str, tmp_path: Path, postgres_url: str) -> None:
+    _run_example(name, tmp_path, {"TREADLE_EXAMPLE_POSTGRES": postgres_url})
+
+
+def _run_example(name: str, tmp_path: Path, extra_env: dict[str, str]) -> None:
+    env = {**os.environ, "TREADLE_STORE": f"sqlite:///{tmp_path / 'example.db'}", **extra_env}
     env["EXAMPLE_FAST"] = "1"
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
