@@ -77,6 +77,13 @@ def _json(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         ) from exc
 
 
+@dataclass(frozen=True)
+class _Given:
+    """An option's JSON value that was given (its value may be null)."""
+
+    value: Any
+
+
 class _Group(click.Group):
     """The root group: turns treadle's errors into a message and exit code 1."""
 
@@ -248,17 +255,19 @@ def run(
 )
 @click.option("--id", "new_id", help="The new instance's id (default: a new UUID).")
 @click.option(
-    "--input", "input_", metavar="JSON", help="A new input for that activity (0: the workflow)."
+    "--input",
+    "input_",
+    metavar="JSON",
+    callback=lambda ctx, param, value: _Given(_json(ctx, param, value)) if value else None,
+    help="A new input for that activity (0: the workflow).",
 )
 @pass_session
 def rerun(
-    session: Session, instance_id: str, event_id: int, new_id: str | None, input_: str | None
+    session: Session, instance_id: str, event_id: int, new_id: str | None, input_: _Given | None
 ) -> None:
     """Run finished instance INSTANCE_ID again as a new instance, reusing the results
     recorded before the activity scheduled as --from-event. Prints the new instance's id."""
-    options: dict[str, Any] = {}
-    if input_ is not None:
-        options["input"] = _json(click.get_current_context(), None, input_)  # type: ignore[arg-type]
+    options: dict[str, Any] = {} if input_ is None else {"input": input_.value}
     client = session.client()
     click.echo(
         client.rerun_workflow_from_event(instance_id, event_id, new_instance_id=new_id, **options)
