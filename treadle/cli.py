@@ -7,11 +7,9 @@ Treadle's errors print one line on stderr and exit 1; bad arguments exit 2.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from treadle.core import codec
 from treadle.core.history import HistoryEvent, event_to_dict
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
+from treadle.runtime.loading import load_runtime
 from treadle.store import DEFAULT_STORE_URL
 from treadle.store import migrate as store_migrate
 from treadle.store import schema_status as store_schema_status
@@ -362,25 +361,10 @@ def worker(session: Session, target: str, shutdown_timeout: float) -> None:
 
 
 def _load_runtime(target: str) -> WorkflowRuntime:
-    def bad(message: str) -> click.BadParameter:
-        return click.BadParameter(message, param_hint="MODULE:RUNTIME")
-
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise bad(f"expected MODULE:RUNTIME, got {target!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise bad(f"cannot import module {module_name!r}: {exc}") from exc
-    if not hasattr(module, attr):
-        raise bad(f"module {module_name!r} has no attribute {attr!r}")
-    runtime = getattr(module, attr)
-    if not isinstance(runtime, WorkflowRuntime):
-        kind = type(runtime).__name__
-        raise bad(f"{module_name}.{attr} is not a WorkflowRuntime (its type is {kind})")
-    return runtime
+        return load_runtime(target)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="MODULE:RUNTIME") from exc
 
 
 # ---- output ------------------------------------------------------------------------------

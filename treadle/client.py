@@ -498,11 +498,10 @@ class WorkflowClient:
         Raises:
             WorkflowNotFoundError: no such instance.
         """
-        record = self._require(instance_id)
-        if record.status.is_terminal:
-            return
-        event = ExecutionTerminated(timestamp=_now(), input=codec.encode(output), recurse=recursive)
-        self._store.send_message(NewMessage(instance_id, event))
+        self._signal(
+            instance_id,
+            ExecutionTerminated(timestamp=_now(), input=codec.encode(output), recurse=recursive),
+        )
 
     def pause_workflow(self, instance_id: str) -> None:
         """Suspend an instance; events sent meanwhile are kept and delivered on resume.
@@ -510,9 +509,7 @@ class WorkflowClient:
         Raises:
             WorkflowNotFoundError: no such instance.
         """
-        record = self._require(instance_id)
-        if not record.status.is_terminal:
-            self._store.send_message(NewMessage(instance_id, ExecutionSuspended(timestamp=_now())))
+        self._signal(instance_id, ExecutionSuspended(timestamp=_now()))
 
     def resume_workflow(self, instance_id: str) -> None:
         """Resume a suspended instance.
@@ -520,9 +517,12 @@ class WorkflowClient:
         Raises:
             WorkflowNotFoundError: no such instance.
         """
-        record = self._require(instance_id)
-        if not record.status.is_terminal:
-            self._store.send_message(NewMessage(instance_id, ExecutionResumed(timestamp=_now())))
+        self._signal(instance_id, ExecutionResumed(timestamp=_now()))
+
+    def _signal(self, instance_id: str, event: HistoryEvent) -> None:
+        """Send a control event (terminate, suspend, resume) unless the instance finished."""
+        if not self._require(instance_id).status.is_terminal:
+            self._store.send_message(NewMessage(instance_id, event))
 
     suspend_workflow = pause_workflow
 

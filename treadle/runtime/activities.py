@@ -15,7 +15,7 @@ from treadle.core import codec
 from treadle.core.context import WorkflowActivityContext
 from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
 from treadle.core.replay import accepts_input, failure_from_exception
-from treadle.errors import FailureDetails
+from treadle.errors import FailureDetails, RegistrationError
 from treadle.store.base import ActivityWorkItem
 
 logger = logging.getLogger(__name__)
@@ -186,9 +186,7 @@ def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _unregistered(name: str) -> Exception:
-    from treadle.errors import RegistrationError
-
+def _unregistered(name: str) -> RegistrationError:
     return RegistrationError(
         f"activity {name!r} is not registered with this runtime; "
         "register it with runtime.register_activity(fn) or @runtime.activity"

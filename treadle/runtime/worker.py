@@ -536,7 +536,9 @@ class WorkflowRuntime:
                 limit = max(0, self.max_concurrent_workflows - len(self._held))
                 if limit:
                     now = time.monotonic()
-                    exclude = [iid for iid, t in self._skip_until.items() if t > now]
+                    # instances set aside for a while; forget those whose time is up
+                    self._skip_until = {i: t for i, t in self._skip_until.items() if t > now}
+                    exclude = list(self._skip_until)
                     exclude.extend(self._remote_pending)
                     claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
                     if len(claimed) == limit:

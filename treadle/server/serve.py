@@ -9,12 +9,9 @@ workers, waiting in a queue while none is connected.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ from types import FrameType
 from treadle.client import WorkflowClient
 from treadle.errors import InvalidInputError
 from treadle.runtime import WorkflowRuntime
+from treadle.runtime.loading import load_runtime
 from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
 from treadle.server.grpc_workers import SidecarWorkers
 from treadle.store import open_store
@@ -67,25 +65,15 @@ class ServeOptions:
 
 
 def load_app_runtime(target: str) -> WorkflowRuntime:
-    """Import ``MODULE:RUNTIME`` (from the current directory too) and return the runtime.
+    """Import ``MODULE:RUNTIME`` for ``--app`` and return the runtime.
 
     Raises:
-        InvalidInputError: the target is malformed, cannot be imported, or is not a runtime.
+        InvalidInputError: as :func:`treadle.runtime.loading.load_runtime`, naming ``--app``.
     """
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise InvalidInputError(f"--app: expected MODULE:RUNTIME, got {target!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInputError(f"--app: cannot import module {module_name!r}: {exc}") from exc
-    runtime = getattr(module, attr, None)
-    if not isinstance(runtime, WorkflowRuntime):
-        found = "nothing" if runtime is None else f"a {type(runtime).__name__}"
-        raise InvalidInputError(f"--app: {module_name}.{attr} is {found}, not a WorkflowRuntime")
-    return runtime
+        return load_runtime(target)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--app: {exc}") from exc
 
 
 def run_server(

@@ -65,25 +65,12 @@ def open_store(store: str | Store | None = None) -> Store:
     if store is not None and not isinstance(store, str):
         return store
     url = resolve_store_url(store)
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("sqlite", "memory"):
-        from treadle.store.sqlite import SqliteStore
-
-        return SqliteStore(url)
-    if scheme in ("postgres", "postgresql"):
-        try:
-            from treadle.store.postgres import PostgresStore
-        except ImportError as exc:
-            raise InvalidInputError(
-                f"store URL {url!r} needs the PostgreSQL driver: pip install 'treadle[postgres]'"
-            ) from exc
-        return PostgresStore(url)
-    raise InvalidInputError(
-        f"unsupported store URL {url!r}: use sqlite:///path.db, memory:// or postgresql://..."
-    )
+    opened: Store = _backend(url).STORE_CLASS(url)
+    return opened
 
 
 def _backend(url: str) -> Any:
+    """The backend module for ``url`` (it exports ``STORE_CLASS``, ``migrate``, ...)."""
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("sqlite", "memory"):
         from treadle.store import sqlite

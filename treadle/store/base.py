@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from treadle.core.history import HistoryEvent, OrchestrationStatus, ParentInfo
+from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
 from treadle.errors import FailureDetails
 
 
@@ -183,6 +183,18 @@ class NewInstance:
     history: Sequence[HistoryEvent] = ()
     activities: Sequence[NewActivity] = ()
     messages: Sequence[NewMessage] = ()
+
+    def started_event(self, timestamp: datetime) -> ExecutionStarted:
+        """The ExecutionStarted event that begins this instance's first run."""
+        return ExecutionStarted(
+            timestamp=timestamp,
+            name=self.name,
+            instance_id=self.instance_id,
+            execution_id=self.execution_id,
+            input=self.input,
+            parent=self.parent,
+            scheduled_start=self.scheduled_start,
+        )
 
 
 @dataclass(frozen=True, slots=True)

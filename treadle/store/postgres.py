@@ -653,3 +653,7 @@ class PostgresStore:
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
         return self._listener.wait(timeout_s, since)
+
+
+STORE_CLASS = PostgresStore
+"""The store class of this backend (for :func:`treadle.store.open_store`)."""

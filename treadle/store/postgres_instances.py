@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from treadle.core.history import EPOCH, ExecutionStarted
+from treadle.core.history import EPOCH
 from treadle.errors import InvalidInputError
 from treadle.store.base import InstanceRecord, NewInstance
 from treadle.store.postgres_turns import Conn, Db, insert_messages, utc
@@ -75,17 +75,7 @@ def create_params(new: NewInstance) -> dict[str, Any] | None:
     rerun, which has no ExecutionStarted message)."""
     if new.history or new.activities or new.messages:
         return None  # a rerun: no ExecutionStarted message
-    event = encode_event(
-        ExecutionStarted(
-            timestamp=EPOCH,
-            name=new.name,
-            instance_id=new.instance_id,
-            execution_id=new.execution_id,
-            input=new.input,
-            parent=new.parent,
-            scheduled_start=new.scheduled_start,
-        )
-    )
+    event = encode_event(new.started_event(EPOCH))
     at = event.find(_STARTED_AT)
     if at < 0 or event.find(_STARTED_AT, at + 1) >= 0:
         return None

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from treadle.core.history import ExecutionStarted, OrchestrationStatus
+from treadle.core.history import OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import (
     CommitOutcome,
@@ -193,20 +193,7 @@ def create_instances_in(
         db.delete_instances(conn, replace)
     if not create:
         return refused, lambda: []
-    events = [
-        encode_event(
-            ExecutionStarted(
-                timestamp=now,
-                name=n.name,
-                instance_id=n.instance_id,
-                execution_id=n.execution_id,
-                input=n.input,
-                parent=n.parent,
-                scheduled_start=n.scheduled_start,
-            )
-        )
-        for n in create
-    ]
+    events = [encode_event(n.started_event(now)) for n in create]
     cursor = db.execute(
         conn,
         "WITH new AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], "

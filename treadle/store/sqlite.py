@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlparse
 
-from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus
+from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
     InvalidInputError,
     SchemaVersionError,
@@ -292,18 +292,10 @@ class SqliteStore:
                 new.parent.instance_id if new.parent else None,
             ),
         )
-        start = ExecutionStarted(
-            timestamp=from_epoch(now),
-            name=new.name,
-            instance_id=new.instance_id,
-            execution_id=new.execution_id,
-            input=new.input,
-            parent=new.parent,
-            scheduled_start=new.scheduled_start,
-        )
         if new.history:
             self._adopt_history(conn, new, now)
             return
+        start = new.started_event(from_epoch(now))
         visible = max(now, to_epoch(new.scheduled_start)) if new.scheduled_start else now
         conn.execute(
             "INSERT INTO inbox (instance_id, execution_id, event, visible_at) VALUES (?, ?, ?, ?)",
@@ -888,3 +880,7 @@ def migrate(url: str) -> int:
     """
     SqliteStore(url).close()  # opening a store applies the migrations
     return schema_status(url)[0]
+
+
+STORE_CLASS = SqliteStore
+"""The store class of this backend (for :func:`treadle.store.open_store`)."""
