@@ -449,7 +449,7 @@ class WorkflowRuntime:
         store = self.store
         token: object = None
         with contextlib.suppress(StoreError):
-            token = store.change_token()
+            token = store.change_token(work_only=True)
         # Work committed after the dispatcher's first claim but before this first token is
         # invisible to the comparison below: claim once more rather than wait for the poll.
         self._claim_due = self._activity_claim_due = True
@@ -457,7 +457,7 @@ class WorkflowRuntime:
         while not self._stopping.is_set():
             try:
                 # short waits: shutdown joins this thread, and it only sees _stopping between them
-                new = store.wait_for_work(0.1, token)
+                new = store.wait_for_work(0.1, token, work_only=True)
             except StoreError as exc:
                 logger.warning("store unavailable, retrying: %s", exc)
                 self._stopping.wait(1.0)
@@ -513,15 +513,37 @@ class WorkflowRuntime:
 
     # ---- one round -------------------------------------------------------------------
     def _round(self) -> bool:
+        # The store's claims run outside the engine lock: an activity thread committing a
+        # step inline need not wait for them (they are round trips to the store).
+        claimed = self._claim_orchestrations()
         with self._engine_lock:
-            return self._round_locked()
+            worked = self._round_locked(claimed)
+        worked = self._claim_activities() or worked
+        return worked
 
-    def _round_locked(self) -> bool:
-        store = self.store
+    def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
+        """Lease instances with work (dispatcher thread, without the engine lock)."""
         now_mono = time.monotonic()
         if now_mono >= self._next_periodic:
             self._next_periodic = now_mono + 1.0
             self._claim_due = self._activity_claim_due = True
+        if not self._claim_due or self._draining:
+            return []
+        self._claim_due = False
+        limit = max(0, self.max_concurrent_workflows - len(self._held))
+        if not limit:
+            return []
+        # instances set aside for a while; forget those whose time is up
+        self._skip_until = {i: t for i, t in self._skip_until.items() if t > now_mono}
+        exclude = list(self._skip_until)
+        exclude.extend(self._remote_pending)
+        claimed = self.store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
+        if len(claimed) == limit:
+            self._claim_due = True
+        return claimed
+
+    def _round_locked(self, claimed: list[OrchestrationWorkItem]) -> bool:
+        store = self.store
         pending: dict[str, _Pending] = {}
         slow: list[ActivityResult] = []
         self._planned = 0
@@ -530,19 +552,6 @@ class WorkflowRuntime:
             worked = self._take_remote_results(pending) or worked
             if slow:
                 store.complete_activities(self.owner, slow)
-            claimed: list[OrchestrationWorkItem] = []
-            if self._claim_due and not self._draining:
-                self._claim_due = False
-                limit = max(0, self.max_concurrent_workflows - len(self._held))
-                if limit:
-                    now = time.monotonic()
-                    # instances set aside for a while; forget those whose time is up
-                    self._skip_until = {i: t for i, t in self._skip_until.items() if t > now}
-                    exclude = list(self._skip_until)
-                    exclude.extend(self._remote_pending)
-                    claimed = store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
-                    if len(claimed) == limit:
-                        self._claim_due = True
             for item in claimed:
                 entry = pending.setdefault(
                     item.instance.instance_id, _Pending(item.instance.instance_id)
@@ -553,7 +562,6 @@ class WorkflowRuntime:
             self._forget_round(pending, slow)
             raise
         worked = worked or bool(claimed) or committed
-        worked = self._claim_activities() or worked
         self._renew_if_due()
         return worked
 
@@ -656,6 +664,16 @@ class WorkflowRuntime:
         record = item.instance
         iid = record.instance_id
         cached = self._cache.get(iid)
+        if (
+            cached is not None
+            and cached.execution_id == record.execution_id
+            and cached.version > record.version
+        ):
+            # A step of this instance was committed inline after the claim read it: the
+            # record is stale, the cache is not. Its messages wait in the inbox; claim again.
+            # (Results of its activities in this round are committed by _commit_pending.)
+            self._claim_due = True
+            return
         if cached is not None and (
             cached.version != record.version or cached.execution_id != record.execution_id
         ):
@@ -910,6 +928,7 @@ class WorkflowRuntime:
                 return
 
     def _claim_activities(self) -> bool:
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
         if not self._activity_claim_due or self._draining:
             return False
         self._activity_claim_due = False
@@ -918,14 +937,17 @@ class WorkflowRuntime:
             return False
         sent_at = time.monotonic()
         items = self.store.claim_activities(self.owner, free, self.lease_s)
-        for item in items:
-            self._inflight[item.id] = item
-            self._leased_until[item.id] = sent_at + self.lease_s
-            self._inflight_by_instance[item.instance_id] += 1
-            self._submit_activity(item)
+        if not items:
+            return False
+        with self._engine_lock:
+            for item in items:
+                self._inflight[item.id] = item
+                self._leased_until[item.id] = sent_at + self.lease_s
+                self._inflight_by_instance[item.instance_id] += 1
+                self._submit_activity(item)
         if len(items) == free:
             self._activity_claim_due = True
-        return bool(items)
+        return True
 
     def _renew_if_due(self) -> None:
         now = time.monotonic()

@@ -392,12 +392,24 @@ class Store(Protocol):
         """The earliest future visible time of a message or task, if any."""
         ...
 
-    def change_token(self) -> object:
-        """An opaque value that changes whenever anything in the store may have changed."""
+    def change_token(self, work_only: bool = False) -> object:
+        """An opaque value that changes whenever anything in the store may have changed.
+
+        Args:
+            work_only: a token that need change only when a worker may find new work to
+                claim (new instances and messages, activities nobody holds, leases let go),
+                not when an instance's status alone changed. Workers wait on this one,
+                clients on the other.
+        """
         ...
 
-    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+    def wait_for_work(
+        self, timeout_s: float, since: object = None, work_only: bool = False
+    ) -> object:
         """Block until the change token differs from ``since`` (or ``timeout_s`` passed).
+
+        Args:
+            work_only: wait on the token of new work (see :meth:`change_token`).
 
         Returns:
             the current change token, to pass as ``since`` next time.

@@ -247,8 +247,7 @@ class PostgresStore:
                     db = self._db()
                     db.notify = notify
                     read = work(db, conn)
-                    if db.notify:
-                        db.send_notify(conn)
+                    db.send_notify(conn)
                     progress.committing = True
                     conn.execute("COMMIT")
                 return read()
@@ -635,24 +634,27 @@ class PostgresStore:
         )
         return None if row is None or row[0] is None else utc(row[0])
 
-    def change_token(self) -> int:
+    def change_token(self, work_only: bool = False) -> int:
         """An opaque value that changes whenever another transaction may have changed work.
 
-        It counts this schema's NOTIFY messages (see :mod:`treadle.store.postgres_listener`).
+        It counts this schema's NOTIFY messages (see :mod:`treadle.store.postgres_listener`);
+        ``work_only`` counts those of new work for workers only, not of status changes.
         """
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
-        return self._listener.token()
+        return self._listener.token(work_only)
 
-    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+    def wait_for_work(
+        self, timeout_s: float, since: object = None, work_only: bool = False
+    ) -> object:
         """Block until the change token differs from ``since`` or ``timeout_s`` passed.
 
         Wakes within milliseconds of a commit in any process; idles without polling.
-        Returns the current token.
+        Returns the current token (of the kind ``work_only`` says, as :meth:`change_token`).
         """
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
-        return self._listener.wait(timeout_s, since)
+        return self._listener.wait(timeout_s, since, work_only)
 
 
 STORE_CLASS = PostgresStore

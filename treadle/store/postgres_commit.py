@@ -11,7 +11,8 @@ so one round trip to the server, COMMIT included:
   statement reads them, so a refused turn writes nothing;
 - history, inbox deletes, activity deletes and inserts, messages: one data-modifying CTE
   each, only those the group needs;
-- the NOTIFY, only if an accepted turn is one another worker or a client may act on.
+- the NOTIFY, only if an accepted turn is one another worker or a client may act on (a
+  change of status alone is marked for clients only).
 
 Why a turn was refused is read afterwards, only when one was.
 
@@ -34,7 +35,8 @@ from typing import Any
 import orjson
 
 from treadle.store.base import CommitOutcome, TurnCommit
-from treadle.store.postgres_turns import Conn
+from treadle.store.postgres_listener import CHANNEL
+from treadle.store.postgres_turns import STATUS_SUFFIX, Conn, gives_work
 from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [
@@ -132,8 +134,12 @@ _TO_OTHERS = (
     "  WHERE s.iid <> s.sender ORDER BY s.k, s.n)"
 )
 # The main query's reads of instances see the rows as they were before this statement.
+# New work wakes workers and clients; a change of status alone, clients only (the payload's
+# suffix tells them apart).
 _WOKEN = (
-    "woken AS (SELECT {notify} WHERE EXISTS (SELECT 1 FROM ok WHERE ok.wakes OR "
+    f"woken AS (SELECT pg_notify('{CHANNEL}', CASE WHEN EXISTS (SELECT 1 FROM ok WHERE "
+    "  ok.wakes) THEN %(notify_payload)s ELSE %(notify_payload)s || "
+    f"'{STATUS_SUFFIX}' END) WHERE EXISTS (SELECT 1 FROM ok WHERE ok.wakes OR "
     "  ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)))"
 )
 # One row per accepted turn ('k'), per task enqueued leased ('a'), and one for the NOTIFY.
@@ -197,17 +203,6 @@ def is_simple(turns: Sequence[TurnCommit]) -> bool:
     return True
 
 
-def _wakes_others(turn: TurnCommit) -> bool:
-    """Whether another worker or a waiting client may act on this turn, whatever the
-    instance's status was (a change of status wakes them too, decided in SQL)."""
-    return (
-        not turn.keep_lease
-        or bool(turn.new_messages)
-        or bool(turn.new_instances)
-        or any(not a.leased for a in turn.new_activities)
-    )
-
-
 def _iso(value: datetime | None) -> str | None:
     """ISO 8601 text of a time (naive ones are taken as UTC)."""
     if value is None:
@@ -248,7 +243,7 @@ def simple_commit(
                 "hs": t.history_start,
                 "hl": t.history_start + len(t.new_events),
                 "keep": t.keep_lease,
-                "wakes": _wakes_others(t),
+                "wakes": gives_work(t),
                 "cancel": t.cancel_activities,
                 # events are stored as encode_event wrote them: JSON fragments, not strings
                 "ev": [fragment(encode_event(e)) for e in t.new_events],

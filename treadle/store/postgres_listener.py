@@ -1,10 +1,12 @@
 """ChangeListener: LISTEN/NOTIFY wake-ups for :class:`~treadle.store.postgres.PostgresStore`.
 
 Every write of the store that someone may act on sends ``NOTIFY treadle_work, '<schema>'``
-with its commit. A listener holds one dedicated connection (not from the pool) that LISTENs on
-that channel, and counts the notifications for its schema: that count is the store's change
-token, so a waiting worker wakes within a fraction of a millisecond of another process's
-commit and idles without polling.
+with its commit, or ``'<schema>:status'`` when it only changed an instance's status (clients
+waiting on the instance act on that; workers have nothing new to claim). A listener holds one
+dedicated connection (not from the pool) that LISTENs on that channel and counts the
+notifications for its schema: all of them, and those of new work apart. These counts are the
+store's change tokens, so a waiting worker or client wakes within a fraction of a millisecond
+of another process's commit and idles without polling.
 
 A lost notification is never fatal:
 - when the connection drops (network, server restart) the listener reconnects with backoff,
@@ -59,10 +61,12 @@ class ChangeListener:
         self._conninfo = conninfo
         self._kwargs = connect_kwargs
         self._payload = payload.encode()
+        self._status_payload = (payload + ":status").encode()
         self._display = display
         self._refresh_s = refresh_s
         self._changed = threading.Condition()
-        self._generation = 0
+        self._generation = 0  # every notification
+        self._work_generation = 0  # those of new work (not of a status change alone)
         self._listening = False
         self._first_attempt = threading.Event()
         self._stopping = threading.Event()
@@ -76,18 +80,24 @@ class ChangeListener:
         """Whether the LISTEN connection is up right now."""
         return self._listening
 
-    def token(self) -> int:
+    def token(self, work_only: bool = False) -> int:
         """The current change counter (starts the listener on first use).
 
         The first call waits until LISTEN is in effect (or the first connection attempt
         failed), so no commit after the returned token can go unnoticed.
+
+        Args:
+            work_only: count only the notifications of new work for workers.
         """
         self._start()
         with self._changed:
-            return self._generation
+            return self._work_generation if work_only else self._generation
 
-    def wait(self, timeout_s: float, since: object = None) -> int:
+    def wait(self, timeout_s: float, since: object = None, work_only: bool = False) -> int:
         """Block until the counter differs from ``since`` or ``timeout_s`` passed.
+
+        Args:
+            work_only: wait for the counter of new work only (see :meth:`token`).
 
         Returns:
             the current counter.
@@ -95,14 +105,18 @@ class ChangeListener:
         self._start()
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._changed:
+
+            def current() -> int:
+                return self._work_generation if work_only else self._generation
+
             if since is None:
-                since = self._generation
-            while self._generation == since and not self._stopping.is_set():
+                since = current()
+            while current() == since and not self._stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            return self._generation
+            return current()
 
     def close(self) -> None:
         """Stop the listener thread and close its connection."""
@@ -128,9 +142,11 @@ class ChangeListener:
                     self._thread.start()
         self._first_attempt.wait(_FIRST_CONNECT_WAIT_S)
 
-    def _bump(self) -> None:
+    def _bump(self, work: bool = True) -> None:
         with self._changed:
             self._generation += 1
+            if work:
+                self._work_generation += 1
             self._changed.notify_all()
 
     def _run(self) -> None:
@@ -186,11 +202,16 @@ class ChangeListener:
                         self._wake_r.recv(64)
                     continue
                 pgconn.consume_input()  # raises OperationalError when the connection is gone
-                seen = 0
+                seen = work = 0
                 while (note := pgconn.notifies()) is not None:
-                    if note.relname == channel and note.extra == self._payload:
+                    if note.relname != channel:
+                        continue
+                    if note.extra == self._payload:
+                        seen += 1
+                        work += 1
+                    elif note.extra == self._status_payload:
                         seen += 1
                 if seen:
-                    self._bump()
+                    self._bump(work=bool(work))
                 if pgconn.status != pq.ConnStatus.OK:
                     raise psycopg.OperationalError("the server closed the connection")

@@ -53,6 +53,9 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
+STATUS_SUFFIX = ":status"
+"""Appended to the NOTIFY payload of a commit that changed only statuses: clients waiting on
+an instance act on it, workers have nothing new to claim."""
 _DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 
 
@@ -63,7 +66,8 @@ class Db:
     server's clock), or an injected test clock's reading, fixed for the whole operation.
 
     SQL text may also say ``{notify}``: a ``pg_notify`` call that wakes the store's waiters,
-    for statements that notify only when they changed something.
+    for statements that notify only when they changed something; the statement's parameter
+    ``notify_payload`` is that payload.
 
     Args:
         now_sql: what ``{now}`` becomes in SQL text.
@@ -71,7 +75,10 @@ class Db:
         payload: the NOTIFY payload (the store's schema).
 
     Attributes:
-        notify: send NOTIFY when the transaction commits (work may set or clear it).
+        notify: send NOTIFY when the transaction commits (work may set or clear it): there
+            is new work for workers to claim.
+        status_changed: an instance's status changed (clients waiting on it are woken even
+            without ``notify``).
     """
 
     TERMINAL_NAMES = frozenset(s.name for s in OrchestrationStatus if s.is_terminal)
@@ -82,6 +89,7 @@ class Db:
         self._now: datetime | None = fixed_now
         self._payload = payload
         self.notify = False
+        self.status_changed = False
 
     def execute(
         self,
@@ -100,14 +108,18 @@ class Db:
         args = dict(params or {})
         if self._fixed_now is not None:
             args["now"] = self._fixed_now
-        if "{notify}" in text:
+        if "{notify}" in text or "%(notify_payload)s" in text:
             args["notify_payload"] = self._payload
         sql_text = text.replace("{now}", self._now_sql).replace("{notify}", _NOTIFY_SQL)
         return conn.execute(sql_text, args, prepare=prepare)
 
     def send_notify(self, conn: Conn) -> None:
-        """NOTIFY the store's waiters (delivered when the transaction commits)."""
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload))
+        """NOTIFY the store's waiters (delivered when the transaction commits), if
+        :attr:`notify` or :attr:`status_changed` says so."""
+        if self.notify:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload))
+        elif self.status_changed:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload + STATUS_SUFFIX))
 
     def now(self, conn: Conn) -> datetime:
         """The operation's time: the transaction's start on the server (or the test clock)."""
@@ -347,7 +359,9 @@ def commit_turns_in(
         fence.version += 1
         fence.owner, fence.expires = (owner, lease_until) if turn.keep_lease else (None, None)
         outcomes.append(CommitOutcome(turn.instance_id, ok=True, version=fence.version))
-        if _wakes_others(turn, statuses.get(turn.instance_id)):
+        if statuses.get(turn.instance_id) != turn.status.name:
+            db.status_changed = True
+        if gives_work(turn):
             db.notify = True
     readers = [
         _write_batch(db, conn, batch, owner, now, lease_until, statuses)
@@ -364,11 +378,12 @@ def commit_turns_in(
     return result
 
 
-def _wakes_others(turn: TurnCommit, status_before: str | None) -> bool:
-    """Whether another worker or a waiting client may act on this turn (as SqliteStore)."""
+def gives_work(turn: TurnCommit) -> bool:
+    """Whether a worker may find something to claim after this turn (as SqliteStore): a
+    running instance let go, messages, new instances, activities nobody holds. (A change of
+    status alone concerns only clients.)"""
     return (
-        status_before != turn.status.name
-        or not turn.keep_lease
+        (not turn.keep_lease and not turn.status.is_terminal)
         or bool(turn.new_messages)
         or bool(turn.new_instances)
         or any(not a.leased for a in turn.new_activities)

@@ -810,8 +810,9 @@ class SqliteStore:
         times = [t for t in (a, b, c) if t is not None]
         return from_epoch(min(times)) if times else None
 
-    def change_token(self) -> tuple[int, int]:
-        """An opaque value that changes whenever anything in the database may have changed."""
+    def change_token(self, work_only: bool = False) -> tuple[int, int]:
+        """An opaque value that changes whenever anything in the database may have changed
+        (with ``work_only`` too: SQLite does not tell work from status changes)."""
         conn = self._conn()
         try:
             version = int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -819,7 +820,9 @@ class SqliteStore:
             raise StoreUnavailableError(f"SQLite error on {self.url}: {exc}") from exc
         return (self._shared.generation, version)
 
-    def wait_for_work(self, timeout_s: float, since: object = None) -> object:
+    def wait_for_work(
+        self, timeout_s: float, since: object = None, work_only: bool = False
+    ) -> object:
         """Block until the change token differs from ``since`` or ``timeout_s`` passed.
 
         Commits that others act on wake the waiter at once, in this process and in others
