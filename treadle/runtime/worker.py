@@ -529,10 +529,10 @@ class WorkflowRuntime:
             self._claim_due = self._activity_claim_due = True
         if not self._claim_due or self._draining:
             return []
-        self._claim_due = False
         limit = max(0, self.max_concurrent_workflows - len(self._held))
         if not limit:
-            return []
+            return []  # still due: _after_commit wakes us when an instance is let go
+        self._claim_due = False
         # instances set aside for a while; forget those whose time is up
         self._skip_until = {i: t for i, t in self._skip_until.items() if t > now_mono}
         exclude = list(self._skip_until)
@@ -653,6 +653,8 @@ class WorkflowRuntime:
             self._inflight_by_instance[item.instance_id] -= 1
             if self._inflight_by_instance[item.instance_id] <= 0:
                 del self._inflight_by_instance[item.instance_id]
+            if self._activity_claim_due:
+                self._wake.set()  # a claim may have waited for room
         cached = self._cache.get(item.instance_id)
         if cached is not None and cached.held and cached.execution_id == item.execution_id:
             entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
@@ -869,6 +871,8 @@ class WorkflowRuntime:
             self._cache[iid] = cached
             self._cache.move_to_end(iid)
             self._trim_cache()
+        if not commit.keep_lease and self._claim_due:
+            self._wake.set()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]
         for row_id, activity in zip(activity_ids, leased, strict=False):
             item = ActivityWorkItem(
@@ -931,10 +935,10 @@ class WorkflowRuntime:
         """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
         if not self._activity_claim_due or self._draining:
             return False
-        self._activity_claim_due = False
         free = self.max_concurrent_activities - len(self._inflight)
         if free <= 0:
-            return False
+            return False  # still due: _accept_completion wakes us when one finishes
+        self._activity_claim_due = False
         sent_at = time.monotonic()
         items = self.store.claim_activities(self.owner, free, self.lease_s)
         if not items:

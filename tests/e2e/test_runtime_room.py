@@ -1,0 +1,46 @@
+"""A runtime at its limits claims more work the moment it has room, on both backends."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import treadle as wf
+
+from .helpers import finish
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_schema_url"))
+    return f"sqlite:///{tmp_path / 'treadle.db'}"
+
+
+def _one_step(ctx, n):
+    return (yield ctx.call_activity("step", input=n))
+
+
+def _fan_out_steps(ctx, n):
+    return (yield wf.when_all([ctx.call_activity("step", input=i) for i in range(n)]))
+
+
+def test_a_full_runtime_takes_more_work_as_soon_as_it_has_room(make_runtime, client) -> None:
+    """With no room for more workflows or activities, the runtime claims again the moment an
+    instance or activity finishes, not at its once-a-second check (which would take 1 s for
+    each of these workflows and activities, as they are let go one at a time)."""
+    runtime = make_runtime(start=False, max_concurrent_workflows=1, max_concurrent_activities=1)
+    runtime.register_activity(lambda ctx, n: n, name="step")
+    runtime.register_workflow(_one_step, name="one_step")
+    runtime.register_workflow(_fan_out_steps, name="fan_out")
+    ids = [client.schedule_new_workflow("one_step", input=n) for n in range(8)]
+    runtime.start()
+    started = time.monotonic()
+    assert [json.loads(finish(client, iid).serialized_output) for iid in ids] == list(range(8))
+    fan_out = finish(client, client.schedule_new_workflow("fan_out", input=8))
+    assert json.loads(fan_out.serialized_output) == list(range(8))
+    assert time.monotonic() - started < 4.0
