@@ -230,24 +230,17 @@ def test_notifications_of_other_schemas_do_not_wake(url: str, stores, postgres_u
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def test_status_changes_alone_wake_clients_not_workers(stores) -> None:
-    """A turn that only changes a status (its activities leased by its own worker) moves the
-    clients' change token, not the workers'; new work moves both."""
-    waiter, writer = stores(), stores()
-    any_token, work_token = waiter.change_token(), waiter.change_token(work_only=True)
-    start(writer, "o-1")
-    any_token = waiter.wait_for_work(5.0, any_token)
-    work_token = waiter.wait_for_work(5.0, work_token, work_only=True)
-    item = claim_one(writer)
-    (outcome,) = writer.commit_turns(
-        "w1",
-        [turn(item, started_events(item), keep_lease=True)],  # PENDING -> RUNNING
-    )
-    assert outcome.ok, outcome
-    assert waiter.wait_for_work(5.0, any_token) != any_token
-    assert waiter.wait_for_work(0.3, work_token, work_only=True) == work_token
-    writer.send_message(NewMessage("o-1", EventRaised(name="x")))
-    assert waiter.wait_for_work(5.0, work_token, work_only=True) != work_token
+def test_lease_statements_leave_commits_synchronous(stores) -> None:
+    """Claims, renewals and releases commit asynchronously, for that statement only: the
+    pooled connection they ran on still waits for the WAL flush on every other commit."""
+    store = stores(min_size=1, max_size=1)
+    start(store, "o-1")
+    item = claim_one(store)
+    store.renew_leases("w1", [item.instance.instance_id], [], 30)
+    store.release_leases("w1")
+    assert store.claim_activities("w1", 10, 30) == []
+    setting = store._run(lambda db, conn: conn.execute("SHOW synchronous_commit").fetchone())
+    assert setting == ("on",)
 
 
 def test_many_workers_claim_each_instance_once(stores) -> None:

@@ -85,3 +85,23 @@ def test_a_commit_nobody_else_acts_on_wakes_nobody(store: Store) -> None:
     (outcome,) = store.commit_turns("w1", [quiet])
     assert outcome.ok
     assert store.wait_for_work(0.2, token) == token
+
+
+def test_status_changes_alone_wake_clients_not_workers(make_store, clock) -> None:
+    """A turn that only changes a status (its activity leased by its own worker) moves the
+    clients' change token, not the workers'; new work moves both."""
+    waiter, writer = make_store(clock=clock), make_store(clock=clock)
+    start(writer, "o-1")
+    any_token = waiter.wait_for_work(0.05)
+    work_token = waiter.wait_for_work(0.05, work_only=True)
+    item = claim_one(writer)
+    activity = NewActivity("o-1", item.instance.execution_id, 1, "act", None, "t-1", leased=True)
+    (outcome,) = writer.commit_turns(
+        "w1",
+        [turn(item, started_events(item), keep_lease=True, new_activities=[activity])],
+    )
+    assert outcome.ok, outcome  # PENDING -> RUNNING, nothing for another worker
+    assert waiter.wait_for_work(5.0, any_token) != any_token
+    assert waiter.wait_for_work(0.3, work_token, work_only=True) == work_token
+    writer.send_message(NewMessage("o-1", EventRaised(name="x")))
+    assert waiter.wait_for_work(5.0, work_token, work_only=True) != work_token

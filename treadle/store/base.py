@@ -419,3 +419,15 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def gives_work(turn: TurnCommit) -> bool:
+    """Whether a worker may find something to claim after this turn: a running instance let
+    go, messages, new instances, activities nobody holds. Stores wake workers for these; a
+    change of status alone concerns only clients."""
+    return (
+        (not turn.keep_lease and not turn.status.is_terminal)
+        or bool(turn.new_messages)
+        or bool(turn.new_instances)
+        or any(not a.leased for a in turn.new_activities)
+    )

@@ -91,6 +91,7 @@ from treadle.store.postgres_schema import (
     translate_error,
 )
 from treadle.store.postgres_turns import (
+    NOSYNC,
     Conn,
     Db,
     commit_turns_in,
@@ -522,10 +523,10 @@ class PostgresStore:
         rows = self._statement(
             "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
             "  AND (lease_owner IS NULL OR lease_expires_at < {now}) "
-            "  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+            f"  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
             "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
             "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
-            "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
+            "FROM picked p, nosync WHERE a.id = p.id RETURNING a.id, a.instance_id, "
             "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id",
             {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
         )
@@ -575,11 +576,11 @@ class PostgresStore:
         }
 
         rows = self._statement(
-            "WITH tasks AS (UPDATE activity_tasks SET lease_expires_at = {now} + "
-            "  make_interval(secs => %(lease_s)s) WHERE id = ANY(%(aids)s::bigint[]) "
+            f"WITH {NOSYNC}, tasks AS (UPDATE activity_tasks SET lease_expires_at = {{now}} + "
+            "  make_interval(secs => %(lease_s)s) FROM nosync WHERE id = ANY(%(aids)s::bigint[]) "
             "  AND lease_owner = %(owner)s) "
             "UPDATE instances SET lease_expires_at = {now} + make_interval(secs => "
-            "%(lease_s)s) WHERE instance_id = ANY(%(iids)s::text[]) "
+            "%(lease_s)s) FROM nosync WHERE instance_id = ANY(%(iids)s::text[]) "
             "AND lease_owner = %(owner)s AND lease_expires_at >= {now} RETURNING instance_id",
             params,
         )
@@ -595,7 +596,7 @@ class PostgresStore:
             where += " AND instance_id = ANY(%(iids)s::text[])"
         activities = (
             "UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE lease_owner = %(owner)s RETURNING 1"
+            "FROM nosync WHERE lease_owner = %(owner)s RETURNING 1"
             if instance_ids is None
             else "SELECT 1 WHERE false"
         )
@@ -603,8 +604,9 @@ class PostgresStore:
 
         # NOTIFY only if something was given back.
         self._statement(
-            "WITH i AS (UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
-            f"  WHERE {where} RETURNING 1), a AS ({activities}) "
+            f"WITH {NOSYNC}, i AS (UPDATE instances SET lease_owner = NULL, "
+            f"  lease_expires_at = NULL FROM nosync WHERE {where} RETURNING 1), "
+            f"  a AS ({activities}) "
             "SELECT {notify} WHERE EXISTS (SELECT 1 FROM i) OR EXISTS (SELECT 1 FROM a)",
             params,
         )

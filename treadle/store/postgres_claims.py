@@ -1,7 +1,8 @@
 """Claiming orchestration work for PostgresStore: lease instances and read their messages.
 
 One statement leases the instances (``FOR NO KEY UPDATE SKIP LOCKED``, oldest waiting message
-first) and returns them with their visible messages, in autocommit mode: one round trip.
+first) and returns them with their visible messages, in autocommit mode: one round trip, with
+an asynchronous commit (see :data:`~treadle.store.postgres_turns.NOSYNC`).
 
 Its messages come from the statement's snapshot, which may predate the commit that released
 an instance (we wait for no lock, but a commit can land between our snapshot and our lock).
@@ -18,7 +19,7 @@ from typing import Any
 from treadle.core import codec
 from treadle.core.history import event_from_dict
 from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
-from treadle.store.postgres_turns import Conn, Db
+from treadle.store.postgres_turns import NOSYNC, Conn, Db
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
 
 __all__ = ["claim_orchestrations_in"]
@@ -43,9 +44,10 @@ _CLAIM_SQL = (
     "  r.first_id, i.lease_owner AS old_owner, i.lease_expires_at AS old_expires "
     f"  FROM instances i WHERE i.instance_id = r.instance_id AND {_CLAIMABLE} "
     "  FOR NO KEY UPDATE SKIP LOCKED) p LIMIT %(limit)s), "
+    f"{NOSYNC}, "
     "claimed AS (UPDATE instances i SET lease_owner = %(owner)s, "
     "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
-    "  FROM picked p WHERE i.instance_id = p.instance_id "
+    "  FROM picked p, nosync WHERE i.instance_id = p.instance_id "
     f"  RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}) "
     # s: the instance in this statement's snapshot (the main query does not see `claimed`).
     # One row even when nothing was claimed, for how far the scan went.
@@ -58,8 +60,8 @@ _REREAD_SQL = (
     "SELECT c.instance_id, (" + _MESSAGES + ") FROM unnest(%(ids)s::text[]) AS c(instance_id)"
 )
 _RESTORE_SQL = (
-    "UPDATE instances i SET lease_owner = o.owner, lease_expires_at = o.expires "
-    "FROM unnest(%(ids)s::text[], %(owners)s::text[], %(expires)s::timestamptz[]) "
+    f"WITH {NOSYNC} UPDATE instances i SET lease_owner = o.owner, lease_expires_at = o.expires "
+    "FROM nosync, unnest(%(ids)s::text[], %(owners)s::text[], %(expires)s::timestamptz[]) "
     "AS o(iid, owner, expires) WHERE i.instance_id = o.iid AND i.lease_owner = %(owner)s"
 )
 _N_COLUMNS = 3 + len(INSTANCE_COLUMNS.split(","))

@@ -34,9 +34,9 @@ from typing import Any
 
 import orjson
 
-from treadle.store.base import CommitOutcome, TurnCommit
+from treadle.store.base import CommitOutcome, TurnCommit, gives_work
 from treadle.store.postgres_listener import CHANNEL
-from treadle.store.postgres_turns import STATUS_SUFFIX, Conn, gives_work
+from treadle.store.postgres_turns import STATUS_SUFFIX, Conn
 from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [

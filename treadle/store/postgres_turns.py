@@ -31,6 +31,7 @@ from treadle.store.base import (
     NewInstance,
     NewMessage,
     TurnCommit,
+    gives_work,
 )
 from treadle.store.postgres_listener import CHANNEL
 from treadle.store.serde import (
@@ -53,6 +54,11 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
+NOSYNC = "nosync AS (SELECT set_config('synchronous_commit', 'off', true))"
+"""A CTE for statements that only move leases (claims, renewals, releases): joined into their
+UPDATE, it makes that statement's own commit asynchronous (no wait for the WAL flush). Losing
+such a commit in a crash of the server is the same as the lease expiring, and the next
+durable commit flushes it anyway; everything else keeps ``synchronous_commit=on``."""
 STATUS_SUFFIX = ":status"
 """Appended to the NOTIFY payload of a commit that changed only statuses: clients waiting on
 an instance act on it, workers have nothing new to claim."""
@@ -376,18 +382,6 @@ def commit_turns_in(
         return outcomes
 
     return result
-
-
-def gives_work(turn: TurnCommit) -> bool:
-    """Whether a worker may find something to claim after this turn (as SqliteStore): a
-    running instance let go, messages, new instances, activities nobody holds. (A change of
-    status alone concerns only clients.)"""
-    return (
-        (not turn.keep_lease and not turn.status.is_terminal)
-        or bool(turn.new_messages)
-        or bool(turn.new_instances)
-        or any(not a.leased for a in turn.new_activities)
-    )
 
 
 def _write_batch(

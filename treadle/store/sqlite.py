@@ -45,6 +45,7 @@ from treadle.store.base import (
     NewMessage,
     OrchestrationWorkItem,
     TurnCommit,
+    gives_work,
 )
 from treadle.store.migrations import migration_sql
 from treadle.store.serde import (
@@ -71,20 +72,23 @@ class _Shared:
     def __init__(self, database: str | None) -> None:
         self.write_lock = threading.Lock()
         self.changed = threading.Condition()
-        self.generation = 0
+        self.generation = 0  # every wake-up
+        self.work_generation = 0  # those of new work for workers
         self.wake = WakeChannel(database, self.notify_local) if database else None
 
-    def notify_local(self) -> None:
-        """Wake this process's waiters."""
+    def notify_local(self, work: bool = True) -> None:
+        """Wake this process's waiters (``work=False``: only clients, for a status change)."""
         with self.changed:
             self.generation += 1
+            if work:
+                self.work_generation += 1
             self.changed.notify_all()
 
-    def notify(self) -> None:
+    def notify(self, work: bool = True) -> None:
         """Wake the waiters of this process and of the others on the same file."""
-        self.notify_local()
+        self.notify_local(work)
         if self.wake is not None:
-            self.wake.broadcast()
+            self.wake.broadcast(work)
 
 
 _SHARED: dict[str, _Shared] = {}
@@ -146,7 +150,8 @@ class SqliteStore:
         key = self._database if self._is_uri else os.path.abspath(self._database)
         self._shared = _shared_for(key, not self._is_uri)
         self._closed = False
-        self._notify_pending = False
+        self._notify_pending = False  # a commit in the transaction gives workers new work
+        self._status_pending = False  # a commit in the transaction changed a status
         self._keepalive: sqlite3.Connection | None = None
         if self._is_uri:
             self._keepalive = self._connect()
@@ -221,8 +226,11 @@ class SqliteStore:
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
             changed = conn.total_changes != before
         if changed and (notify or self._notify_pending):
-            self._notify_pending = False
+            self._notify_pending = self._status_pending = False
             self._shared.notify()
+        elif changed and self._status_pending:
+            self._status_pending = False
+            self._shared.notify(work=False)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -619,15 +627,15 @@ class SqliteStore:
                 self._create_instance(conn, child, now)
             except WorkflowAlreadyExistsError as exc:
                 self._insert_message(conn, child_refused(child, str(exc), now), now)
-        if (
+        if gives_work(turn):
+            self._notify_pending = True  # a worker may act on this: wake workers and clients
+        elif (
             turn.status is not OrchestrationStatus.RUNNING
-            or not keep
+            or turn.history_start == 0
+            or turn.reset_history
             or turn.consumed_messages
-            or turn.new_messages
-            or turn.new_instances
-            or any(not a.leased for a in turn.new_activities)
         ):
-            self._notify_pending = True  # someone may act on this: wake waiters
+            self._status_pending = True  # its status may have changed: wake clients
         return CommitOutcome(iid, ok=True, version=int(row[0]), new_activity_ids=leased_ids)
 
     @staticmethod
@@ -811,14 +819,22 @@ class SqliteStore:
         return from_epoch(min(times)) if times else None
 
     def change_token(self, work_only: bool = False) -> tuple[int, int]:
-        """An opaque value that changes whenever anything in the database may have changed
-        (with ``work_only`` too: SQLite does not tell work from status changes)."""
+        """An opaque value that changes whenever anything in the database may have changed.
+
+        With ``work_only``, one that changes when a worker may find new work: wake-ups of new
+        work from this process and, through the wake channel, from the others. Without a
+        wake channel it also follows every commit of other connections, as the other token.
+        """
+        shared = self._shared
+        if work_only and (shared.wake is None or shared.wake.listening):
+            return (shared.work_generation, 0)
         conn = self._conn()
         try:
             version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error on {self.url}: {exc}") from exc
-        return (self._shared.generation, version)
+        generation = shared.work_generation if work_only else shared.generation
+        return (generation, version)
 
     def wait_for_work(
         self, timeout_s: float, since: object = None, work_only: bool = False
@@ -827,15 +843,16 @@ class SqliteStore:
 
         Commits that others act on wake the waiter at once, in this process and in others
         on the same file (a datagram, see :mod:`treadle.store.sqlite_wake`); any commit of
-        another connection is also seen within 20 ms (``PRAGMA data_version``). Returns the
-        current token.
+        another connection is also seen within 20 ms (``PRAGMA data_version``), except by a
+        ``work_only`` waiter, which relies on the wake-ups when it has them. Returns the
+        current token (of the kind ``work_only`` says, as :meth:`change_token`).
         """
         deadline = time.monotonic() + timeout_s
         shared = self._shared
         if shared.wake is not None:
             shared.wake.listen()
         while True:
-            token = self.change_token()
+            token = self.change_token(work_only)
             if since is not None and token != since:
                 return token
             since = token
@@ -843,7 +860,8 @@ class SqliteStore:
             if remaining <= 0:
                 return token
             with shared.changed:
-                if shared.generation == token[0]:
+                current = shared.work_generation if work_only else shared.generation
+                if current == token[0]:
                     shared.changed.wait(min(remaining, 0.02))
 
 

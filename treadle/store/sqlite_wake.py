@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 _HELLO = b"h"
 _WAKE = b"w"
+_STATUS = b"s"  # a change of status alone: for clients, not workers
 _LISTING_TTL_S = 1.0
 
 
@@ -33,10 +34,10 @@ class WakeChannel:
     Args:
         database: the database file's absolute path.
         on_wake: called (from the listener thread) when another process says something
-            changed.
+            changed, with False when that was only a change of status (no new work).
     """
 
-    def __init__(self, database: str, on_wake: Callable[[], None]) -> None:
+    def __init__(self, database: str, on_wake: Callable[[bool], None]) -> None:
         digest = hashlib.sha1(database.encode(), usedforsecurity=False).hexdigest()[:16]
         self.directory = os.path.join(tempfile.gettempdir(), f"treadle-wake-{digest}")
         self._on_wake = on_wake
@@ -69,10 +70,16 @@ class WakeChannel:
         thread.start()
         self._send(_HELLO)  # others refresh their list of peers and include us at once
 
-    def broadcast(self) -> None:
-        """Tell the other processes' waiters that something changed."""
+    @property
+    def listening(self) -> bool:
+        """Whether this process receives the others' wake-ups."""
+        return self._listener is not None
+
+    def broadcast(self, work: bool = True) -> None:
+        """Tell the other processes' waiters that something changed (``work=False``: only
+        a status, which concerns clients, not workers)."""
         if self._usable:
-            self._send(_WAKE)
+            self._send(_WAKE if work else _STATUS)
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
@@ -98,7 +105,7 @@ class WakeChannel:
                 return
             if data == _HELLO:
                 self._listed_at = -_LISTING_TTL_S
-            self._on_wake()
+            self._on_wake(data != _STATUS)
 
     def _send(self, payload: bytes) -> None:
         now = time.monotonic()
