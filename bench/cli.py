@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import peer_dbos, procs, profiling
-from bench.report import Report, machine_facts
+from bench.report import Measurement, Report, machine_facts
 from bench.stores import DEFAULT_POSTGRES_URL, PostgresTarget, SqliteTarget, StoreTarget
 from bench.workloads import Bench, Sizes, run_treadle
 
@@ -129,6 +129,18 @@ def run_store(target: StoreTarget, args: argparse.Namespace, sizes: Sizes, repor
     if args.profile is not None:
         profile_dir = args.profile / target.kind
         profile_dir.mkdir(parents=True, exist_ok=True)
+    floor = target.commit_floor_ms(200 if args.quick else 2000)
+    report.add(
+        Measurement(
+            "disk",
+            target.kind,
+            "floor",
+            "one-row durable commit",
+            floor,
+            "ms",
+            note=f"{1e3 / floor:,.0f} commits/s: the best a step that commits can do here",
+        )
+    )
     report.note(f"== treadle on {target.kind} ==")
     bench = Bench("treadle", target, report, sizes, args.workers, profile_dir)
     run_treadle(bench, args.only)

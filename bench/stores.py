@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,11 @@ class StoreTarget(ABC):
     def facts(self) -> str:
         """What kind of store this is and its durability settings (for the header)."""
 
+    @abstractmethod
+    def commit_floor_ms(self, commits: int) -> float:
+        """Milliseconds per durable commit of one small row, in a loop of ``commits``: what
+        the disk (and server) allow at best per sequential step, with treadle's settings."""
+
     def cleanup(self) -> None:
         """Remove everything this target created."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -64,6 +71,26 @@ class SqliteTarget(StoreTarget):
     def peer_url(self, peer: str, tag: str) -> str:
         """``sqlite:////tmp/.../<peer>-<tag>.sqlite``."""
         return f"sqlite:///{self.work_dir / f'{peer}-{tag}.sqlite'}"
+
+    def commit_floor_ms(self, commits: int) -> float:
+        """One-row transactions in WAL mode with synchronous=FULL (treadle's default)."""
+        path = self.work_dir / "floor.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+            started = time.perf_counter()
+            for _ in range(commits):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO t (body) VALUES (?)", ("x" * 100,))
+                conn.execute("COMMIT")
+            return (time.perf_counter() - started) / commits * 1e3
+        finally:
+            conn.close()
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.remove(f"{path}{suffix}")
 
     def facts(self) -> str:
         """Journal mode and synchronous level of a treadle SQLite store."""
@@ -162,6 +189,24 @@ class PostgresTarget(StoreTarget):
         name = f"{self.prefix}_{peer}_{tag.lower()}"
         self._databases.append(name)
         return with_database(self.base_url, name)
+
+    def commit_floor_ms(self, commits: int) -> float:
+        """One-row INSERTs in autocommit mode (one round trip each, synchronous_commit as
+        the server has it), in a table of a throwaway schema."""
+        import psycopg
+
+        schema = f"{self.prefix}_floor"
+        with psycopg.connect(self.base_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                conn.execute(f'CREATE TABLE "{schema}".t (id bigserial PRIMARY KEY, body text)')
+                insert = f'INSERT INTO "{schema}".t (body) VALUES (%s)'
+                started = time.perf_counter()
+                for _ in range(commits):
+                    conn.execute(insert, ("x" * 100,), prepare=True)
+                return (time.perf_counter() - started) / commits * 1e3
+            finally:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
     def facts(self) -> str:
         """Server version, how stores are isolated, and the durability settings."""

@@ -157,6 +157,22 @@ class Bench:
             better="lower",
             note=f"target < {target:g}: {verdict}",
         )
+        floors = [
+            m.value
+            for m in self.report.measurements
+            if m.engine == "disk" and m.store == self.target.kind
+        ]
+        if floors:
+            per_step_ms = times_s[last] / last * 1e3
+            self.add(
+                "W3",
+                "time per step / one-row commit",
+                per_step_ms / floors[-1],
+                "x",
+                size=last,
+                better="lower",
+                note=f"{per_step_ms:.3f} ms per step, {floors[-1]:.3f} ms per one-row commit",
+            )
 
 
 Workload = Callable[[Bench], None]

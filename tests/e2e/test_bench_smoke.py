@@ -54,8 +54,10 @@ def test_bench_quick_prints_header_and_one_line_per_measurement(tmp_path: Path) 
     for workload in ("W1a", "W1b", "W3"):
         assert re.search(line(workload, "peak RSS per worker", "MiB"), out), out
     assert re.search(rf"(?m)^W3 ratio 1k/100 = {NUMBER} \(target < 12", out), out
+    assert re.search(rf"(?m)^floor\s+disk sqlite\s+one-row durable commit\s+{NUMBER} ms", out)
+    assert re.search(rf"(?m)^W3 time per step / one-row commit = {NUMBER} ", out), out
     assert not re.search(r"(?m)^W[24]\b", out), "--only W1,W3 ran other workloads"
 
     data = json.loads(results.read_text())
-    assert {m["workload"] for m in data["measurements"]} == {"W1a", "W1b", "W3"}
+    assert {m["workload"] for m in data["measurements"]} == {"floor", "W1a", "W1b", "W3"}
     assert data["errors"] == []
