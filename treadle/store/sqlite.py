@@ -91,6 +91,10 @@ class _Shared:
             self.wake.broadcast(work)
 
 
+WORK_POLL_S = 0.25
+"""How often a worker's change token looks at other connections' commits while wake-ups
+arrive (see :meth:`SqliteStore.change_token`)."""
+
 _SHARED: dict[str, _Shared] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -821,20 +825,34 @@ class SqliteStore:
     def change_token(self, work_only: bool = False) -> tuple[int, int]:
         """An opaque value that changes whenever anything in the database may have changed.
 
-        With ``work_only``, one that changes when a worker may find new work: wake-ups of new
-        work from this process and, through the wake channel, from the others. Without a
-        wake channel it also follows every commit of other connections, as the other token.
+        With ``work_only``, one that changes when a worker may find new work: at once on the
+        wake-ups of new work from this process and, through the wake channel, from the
+        others. It follows other connections' commits too (writers the wake channel cannot
+        reach, such as a process with another temporary directory), but looks at them only
+        every :data:`WORK_POLL_S` seconds while the wake channel works: most of them are this
+        process's own steps, which no other worker needs to hear about.
         """
         shared = self._shared
-        if work_only and (shared.wake is None or shared.wake.listening):
-            return (shared.work_generation, 0)
+        wake = shared.wake
+        if work_only and wake is None:
+            return (shared.work_generation, 0)  # in memory: every writer is in this process
+        if work_only and wake is not None and wake.listening:
+            now = time.monotonic()
+            polled = getattr(self._local, "work_poll", None)
+            if polled is None or now - polled[0] >= WORK_POLL_S:
+                polled = self._local.work_poll = (now, self._data_version())
+            return (shared.work_generation, polled[1])
+        generation = shared.work_generation if work_only else shared.generation
+        return (generation, self._data_version())
+
+    def _data_version(self) -> int:
+        """``PRAGMA data_version`` of this thread's connection: it moves when another
+        connection committed."""
         conn = self._conn()
         try:
-            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite error on {self.url}: {exc}") from exc
-        generation = shared.work_generation if work_only else shared.generation
-        return (generation, version)
 
     def wait_for_work(
         self, timeout_s: float, since: object = None, work_only: bool = False
@@ -843,8 +861,8 @@ class SqliteStore:
 
         Commits that others act on wake the waiter at once, in this process and in others
         on the same file (a datagram, see :mod:`treadle.store.sqlite_wake`); any commit of
-        another connection is also seen within 20 ms (``PRAGMA data_version``), except by a
-        ``work_only`` waiter, which relies on the wake-ups when it has them. Returns the
+        another connection is also seen within 20 ms (``PRAGMA data_version``), or within
+        :data:`WORK_POLL_S` by a ``work_only`` waiter that has the wake-ups. Returns the
         current token (of the kind ``work_only`` says, as :meth:`change_token`).
         """
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,56 @@
+"""A worker waiting on SQLite hears of new work from writers its wake-ups cannot reach."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from treadle.core.history import EventRaised
+from treadle.store.base import NewMessage
+from treadle.store.sqlite import WORK_POLL_S, SqliteStore
+
+from .helpers import new_instance
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+
+    from treadle.core.history import EventRaised
+    from treadle.store.base import NewMessage
+    from treadle.store.sqlite import SqliteStore
+
+    store = SqliteStore(sys.argv[1])
+    store.send_message(NewMessage("o-1", EventRaised(name="from-elsewhere")))
+    store.close()
+    """
+)
+
+
+def test_a_writer_with_another_temp_directory_still_wakes_a_worker(tmp_path: Path) -> None:
+    """A process whose temporary directory differs (systemd's PrivateTmp, say) cannot send
+    wake-ups to ours; the worker's token still notices its commit, within WORK_POLL_S."""
+    url = f"sqlite:///{tmp_path / 'treadle.db'}"
+    store = SqliteStore(url)
+    try:
+        store.create_instance(new_instance("o-1"))
+        token = store.wait_for_work(0.05, work_only=True)  # listening from here on
+        # the same kind of write from this process wakes at once, through the wake-ups
+        store.send_message(NewMessage("o-1", EventRaised(name="here")))
+        token = store.wait_for_work(0.0, token, work_only=True)
+        other_tmp = tmp_path / "other-tmp"
+        other_tmp.mkdir()
+        script = tmp_path / "writer.py"
+        script.write_text(WRITER)
+        env = {**os.environ, "TMPDIR": str(other_tmp)}
+        subprocess.run([sys.executable, str(script), url], env=env, check=True, timeout=60)
+        started = time.monotonic()
+        assert store.wait_for_work(5.0, token, work_only=True) != token
+        assert time.monotonic() - started < WORK_POLL_S + 0.5
+        names = [m.event.name for m in store.claim_orchestrations("w1", 10, 30)[0].messages]
+        assert names[-2:] == ["here", "from-elsewhere"]
+    finally:
+        store.close()
