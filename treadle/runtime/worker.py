@@ -602,7 +602,9 @@ class WorkflowRuntime:
         hand-off to the dispatcher. Under load the engine lock is busy or completions are
         queued, and results go to the dispatcher, which commits them in groups.
         """
-        if self._draining or not self._completions.empty():
+        if self._draining or not self._completions.empty() or len(self._inflight) > 1:
+            # Other activities are out: their results will come soon, and the dispatcher
+            # commits them all at once where each inline commit would take one round trip.
             return False
         cached = self._cache.get(item.instance_id)
         if cached is None or not cached.held:
