@@ -630,8 +630,9 @@ class PostgresStore:
                 "(SELECT MIN(visible_at) FROM inbox WHERE visible_at > {now}), "
                 "(SELECT MIN(lease_expires_at) FROM activity_tasks "
                 "  WHERE lease_expires_at > {now}), "
-                "(SELECT MIN(lease_expires_at) FROM instances i WHERE lease_expires_at > {now} "
-                "  AND EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = i.instance_id)))",
+                # driven by the inbox (pending messages only), not by every instance ever run
+                "(SELECT MIN(i.lease_expires_at) FROM instances i WHERE i.instance_id IN "
+                "  (SELECT m.instance_id FROM inbox m) AND i.lease_expires_at > {now}))",
             ).fetchone()
         )
         return None if row is None or row[0] is None else utc(row[0])

@@ -815,8 +815,9 @@ class SqliteStore:
                 (now,),
             ).fetchone()[0]
             c = conn.execute(
-                "SELECT MIN(lease_expires_at) FROM instances i WHERE lease_expires_at > ? AND "
-                "EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = i.instance_id)",
+                # driven by the inbox (pending messages only), not by every instance ever run
+                "SELECT MIN(i.lease_expires_at) FROM instances i WHERE i.instance_id IN "
+                "(SELECT m.instance_id FROM inbox m) AND i.lease_expires_at > ?",
                 (now,),
             ).fetchone()[0]
         times = [t for t in (a, b, c) if t is not None]
