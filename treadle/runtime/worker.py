@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import socket
@@ -60,6 +61,8 @@ from treadle.store.base import (
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_WAKEUP_RECHECK_S = 0.05  # after a commit elsewhere, ask the store for timers no more often
 
 
 def _utcnow() -> datetime:
@@ -169,6 +172,7 @@ class WorkflowRuntime:
         self._wakeup_stale = True
         self._wakeup_checked_at = 0.0
         self._wakeup_at = 0.0
+        self._timer_at = math.inf  # monotonic time of the earliest timer this runtime set
         self._remote = remote
         self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
             queue.SimpleQueue()
@@ -492,10 +496,14 @@ class WorkflowRuntime:
         """How long to sleep: until the next timer or lease expiry the store knows of.
 
         The store is asked again only after something changed (the watcher saw a commit,
-        a timer came due, or a second passed); in between the answer is cached.
+        a timer came due, or a second passed), and after a commit seen by the watcher no
+        sooner than ``_WAKEUP_RECHECK_S`` after the last time: under load that is every
+        step of every workflow, and what it is for (a timer another process set) can wait
+        that long. Timers this runtime commits are noted at once (``_timer_at``).
         """
         now = time.monotonic()
-        if self._wakeup_stale or now >= self._wakeup_checked_at + 1.0:
+        checked = self._wakeup_checked_at
+        if (self._wakeup_stale and now >= checked + _WAKEUP_RECHECK_S) or now >= checked + 1.0:
             self._wakeup_stale = False
             self._wakeup_checked_at = now
             self._wakeup_at = now + 1.0
@@ -504,12 +512,35 @@ class WorkflowRuntime:
                 if wakeup is not None:
                     delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
                     self._wakeup_at = min(self._wakeup_at, now + delay)
-        timeout = max(0.0, self._wakeup_at - now)
+        due = min(self._wakeup_at, self._timer_at)
+        if self._wakeup_stale:
+            due = min(due, self._wakeup_checked_at + _WAKEUP_RECHECK_S)
+        timeout = max(0.0, due - now)
         if timeout < 1e-3:
             self._claim_due = True
             self._activity_claim_due = True
             self._wakeup_stale = True
+            self._wakeup_checked_at = -_WAKEUP_RECHECK_S  # a timer came due: look again now
+            with self._engine_lock:
+                if self._timer_at <= now + 1e-3:
+                    self._timer_at = math.inf
         return min(timeout, 1.0)
+
+    def _note_timers(self, commits: list[TurnCommit]) -> None:
+        """Remember when the messages these turns schedule for later come due (the engine
+        lock is held), so the dispatcher wakes for them without asking the store."""
+        for commit in commits:
+            if commit.new_instances:
+                self._wakeup_stale = True  # a child may start later (scheduled start)
+            for message in commit.new_messages:
+                at = message.visible_at
+                if at is None:
+                    continue
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=timezone.utc)
+                delay = max(0.0, (at - _utcnow()).total_seconds()) + 0.001
+                self._timer_at = min(self._timer_at, time.monotonic() + delay)
+                self._wake.set()
 
     # ---- one round -------------------------------------------------------------------
     def _round(self) -> bool:
@@ -584,8 +615,7 @@ class WorkflowRuntime:
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return False
-        if any(c.new_messages or c.new_instances for c in commits):
-            self._wakeup_stale = True
+        self._note_timers(commits)
         self._commit_sent_at = time.monotonic()
         outcomes = self.store.commit_turns(self.owner, commits, self.lease_s)
         by_id = {o.instance_id: o for o in outcomes}
