@@ -79,7 +79,12 @@ _OK = (
     "  input = COALESCE(t.inp, i.input), output = t.res, failure = t.fail, "
     "  custom_status = t.cs, updated_at = {now}, history_len = t.hl, version = i.version + 1, "
     "  lease_owner = CASE WHEN t.keep THEN %(owner)s END, "
-    f"  lease_expires_at = CASE WHEN t.keep THEN {_LEASE} END "
+    # A lease with more than half its time left is kept as it is (renewals extend it): the
+    # row's indexed columns then do not change, and the update can be HOT (no new index
+    # entries), which keeps a long chain of steps on one instance from bloating its indexes.
+    "  lease_expires_at = CASE WHEN NOT t.keep THEN NULL "
+    "  WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
+    f"  THEN i.lease_expires_at ELSE {_LEASE} END "
     # IS TRUE: not an index condition, so the planner cannot pick the lease index over the key
     "  FROM t WHERE i.instance_id = t.iid AND (i.lease_owner = %(owner)s) IS TRUE "
     "  AND i.lease_expires_at >= {now} AND i.version = t.v{present} "
