@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from treadle.core.history import EventRaised, OrchestratorStarted
-from treadle.store.base import NewActivity, NewMessage, Store, TurnCommit
+from treadle.store.base import NewActivity, NewMessage, Store, TurnCommit, WorkToken
 
 from .helpers import RUNNING, claim_one, start, started_events, turn
 
@@ -106,3 +106,25 @@ def test_status_changes_alone_wake_clients_not_workers(store: Store) -> None:
     assert waiter.wait_for_work(0.3, work_token, work_only=True) == work_token
     writer.send_message(NewMessage("o-1", EventRaised(name="x")))
     assert waiter.wait_for_work(5.0, work_token, work_only=True) != work_token
+
+
+def test_a_workers_token_tells_instances_from_activities(store: Store) -> None:
+    """A start gives an instance to claim, not an activity; a turn that leaves an activity
+    for anyone gives an activity, not an instance (one store object: see above)."""
+    token = store.wait_for_work(0.05, work_only=True)
+    assert isinstance(token, WorkToken)
+    start(store, "o-1")
+    after_start = store.wait_for_work(5.0, token, work_only=True)
+    assert isinstance(after_start, WorkToken)
+    assert after_start.orchestrations != token.orchestrations
+    assert after_start.activities == token.activities
+    item = claim_one(store)
+    free = NewActivity("o-1", item.instance.execution_id, 1, "act", None, "t-1", leased=False)
+    (outcome,) = store.commit_turns(
+        "w1", [turn(item, started_events(item), keep_lease=True, new_activities=[free])]
+    )
+    assert outcome.ok, outcome
+    after_turn = store.wait_for_work(5.0, after_start, work_only=True)
+    assert isinstance(after_turn, WorkToken)
+    assert after_turn.activities != after_start.activities
+    assert after_turn.orchestrations == after_start.orchestrations

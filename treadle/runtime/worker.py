@@ -56,6 +56,7 @@ from treadle.store.base import (
     InstanceRecord,
     OrchestrationWorkItem,
     TurnCommit,
+    WorkToken,
 )
 
 logger = logging.getLogger(__name__)
@@ -467,8 +468,15 @@ class WorkflowRuntime:
                 self._stopping.wait(1.0)
                 continue
             if token is not None and new != token:
-                self._claim_due = True
-                self._activity_claim_due = True
+                if isinstance(new, WorkToken) and isinstance(token, WorkToken):
+                    orchestrations = new.orchestrations != token.orchestrations
+                    activities = new.activities != token.activities
+                else:  # a store that does not tell the kinds of work apart
+                    orchestrations = activities = True
+                if orchestrations:
+                    self._claim_due = True
+                if activities:
+                    self._activity_claim_due = True
                 self._wakeup_stale = True
                 self._wake.set()
             token = new

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
 from treadle.errors import FailureDetails
@@ -396,10 +396,11 @@ class Store(Protocol):
         """An opaque value that changes whenever anything in the store may have changed.
 
         Args:
-            work_only: a token that need change only when a worker may find new work to
-                claim (new instances and messages, activities nobody holds, leases let go),
-                not when an instance's status alone changed. Workers wait on this one,
-                clients on the other.
+            work_only: a :class:`WorkToken` instead, whose parts need change only when a
+                worker may find new work of that kind to claim (instances: new instances
+                and messages, leases let go; activities: tasks nobody holds), not when an
+                instance's status alone changed. Workers wait on this one, clients on the
+                other.
         """
         ...
 
@@ -421,13 +422,29 @@ class Store(Protocol):
         ...
 
 
-def gives_work(turn: TurnCommit) -> bool:
-    """Whether a worker may find something to claim after this turn: a running instance let
-    go, messages, new instances, activities nobody holds. Stores wake workers for these; a
-    change of status alone concerns only clients."""
+class WorkToken(NamedTuple):
+    """A worker's change token (``change_token(work_only=True)``): one opaque part per kind
+    of work, each changing when that kind may have appeared.
+
+    Attributes:
+        orchestrations: instances to claim (new instances and messages, leases let go).
+        activities: activity tasks nobody holds.
+    """
+
+    orchestrations: object
+    activities: object
+
+
+def gives_orchestration_work(turn: TurnCommit) -> bool:
+    """Whether a worker may find an instance to claim after this turn: a running instance
+    let go, messages, new instances. Stores wake workers for these."""
     return (
         (not turn.keep_lease and not turn.status.is_terminal)
         or bool(turn.new_messages)
         or bool(turn.new_instances)
-        or any(not a.leased for a in turn.new_activities)
     )
+
+
+def gives_activity_work(turn: TurnCommit) -> bool:
+    """Whether this turn queues activities that nobody holds (for any worker to claim)."""
+    return any(not a.leased for a in turn.new_activities)

@@ -65,6 +65,7 @@ from treadle.store.base import (
     NewMessage,
     OrchestrationWorkItem,
     TurnCommit,
+    WorkToken,
 )
 from treadle.store.postgres_claims import claim_orchestrations_in
 from treadle.store.postgres_commit import (
@@ -417,7 +418,7 @@ class PostgresStore:
             "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
             "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
             "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
-            "SELECT {notify} FROM sent",
+            "SELECT {notify_orch} FROM sent",
             {
                 "iid": message.instance_id,
                 "eid": message.execution_id,
@@ -464,7 +465,7 @@ class PostgresStore:
                     "terminate it first or wait for it to finish"
                 )
             db.delete_instances(conn, [r[0] for r in rows])
-            db.notify = True
+            db.status_changed = True  # clients waiting on them; no work for workers
             return lambda: len(rows)
 
         return self._write(work)
@@ -558,7 +559,7 @@ class PostgresStore:
             "  %(iids)s::text[], %(eids)s::text[], %(events)s::text[]) WITH ORDINALITY "
             "  AS r(id, iid, eid, event, ord) JOIN done ON done.id = r.id ORDER BY r.ord "
             "  RETURNING 1) "
-            "SELECT {notify} WHERE EXISTS (SELECT 1 FROM sent)",
+            "SELECT {notify_orch} WHERE EXISTS (SELECT 1 FROM sent)",
             params,
         )
 
@@ -637,11 +638,12 @@ class PostgresStore:
         )
         return None if row is None or row[0] is None else utc(row[0])
 
-    def change_token(self, work_only: bool = False) -> int:
+    def change_token(self, work_only: bool = False) -> int | WorkToken:
         """An opaque value that changes whenever another transaction may have changed work.
 
         It counts this schema's NOTIFY messages (see :mod:`treadle.store.postgres_listener`);
-        ``work_only`` counts those of new work for workers only, not of status changes.
+        ``work_only`` counts those of new work for workers, one count per kind (a
+        :class:`~treadle.store.base.WorkToken`), not those of status changes.
         """
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")

@@ -34,9 +34,19 @@ from typing import Any
 
 import orjson
 
-from treadle.store.base import CommitOutcome, TurnCommit, gives_work
-from treadle.store.postgres_listener import CHANNEL
-from treadle.store.postgres_turns import STATUS_SUFFIX, Conn
+from treadle.store.base import (
+    CommitOutcome,
+    TurnCommit,
+    gives_activity_work,
+    gives_orchestration_work,
+)
+from treadle.store.postgres_listener import (
+    ACTIVITIES_SUFFIX,
+    CHANNEL,
+    ORCHESTRATIONS_SUFFIX,
+    STATUS_SUFFIX,
+)
+from treadle.store.postgres_turns import Conn
 from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [
@@ -58,8 +68,8 @@ _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
 _TURNS = (
     "t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
     "  v bigint, st text, eid text, inp text, res text, fail text, cs text, hs integer, "
-    "  hl integer, keep boolean, wakes boolean, cancel boolean, ev json, cm json, ca json, "
-    "  na json, nm json) "
+    "  hl integer, keep boolean, wo boolean, wa boolean, cancel boolean, ev json, cm json, "
+    "  ca json, na json, nm json) "
     # (Ids travel as JSON arrays: json_to_recordset fills bigint[] columns slowly.)
     # Always true; it tells the planner that there are few turns (a set-returning function
     # counts as 100 rows), so that it looks instances up by key instead of scanning them.
@@ -139,13 +149,15 @@ _TO_OTHERS = (
     "  WHERE s.iid <> s.sender ORDER BY s.k, s.n)"
 )
 # The main query's reads of instances see the rows as they were before this statement.
-# New work wakes workers and clients; a change of status alone, clients only (the payload's
-# suffix tells them apart).
+# New work wakes workers (of its kind) and clients; a change of status alone, clients only
+# (the payload's suffix says which, see treadle.store.postgres_listener).
 _WOKEN = (
-    f"woken AS (SELECT pg_notify('{CHANNEL}', CASE WHEN EXISTS (SELECT 1 FROM ok WHERE "
-    "  ok.wakes) THEN %(notify_payload)s ELSE %(notify_payload)s || "
-    f"'{STATUS_SUFFIX}' END) WHERE EXISTS (SELECT 1 FROM ok WHERE ok.wakes OR "
-    "  ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)))"
+    "flags AS (SELECT bool_or(ok.wo) AS o, bool_or(ok.wa) AS a, bool_or(ok.st <> "
+    "  (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)) AS s FROM ok), "
+    f"woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || CASE "
+    f"  WHEN f.o AND f.a THEN '' WHEN f.o THEN '{ORCHESTRATIONS_SUFFIX}' "
+    f"  WHEN f.a THEN '{ACTIVITIES_SUFFIX}' ELSE '{STATUS_SUFFIX}' END) "
+    "  FROM flags f WHERE f.o OR f.a OR f.s)"
 )
 # One row per accepted turn ('k'), per task enqueued leased ('a'), and one for the NOTIFY.
 _RESULT = (
@@ -248,7 +260,8 @@ def simple_commit(
                 "hs": t.history_start,
                 "hl": t.history_start + len(t.new_events),
                 "keep": t.keep_lease,
-                "wakes": gives_work(t),
+                "wo": gives_orchestration_work(t),
+                "wa": gives_activity_work(t),
                 "cancel": t.cancel_activities,
                 # events are stored as encode_event wrote them: JSON fragments, not strings
                 "ev": [fragment(encode_event(e)) for e in t.new_events],

@@ -32,7 +32,7 @@ CREATE_SQL = (
     "  SELECT instance_id, %(eid)s, %(head)s || "
     f"  to_char(created_at AT TIME ZONE 'UTC', {_ISO_UTC}) || %(tail)s, "
     "  GREATEST(created_at, %(start)s::timestamptz) FROM created) "
-    "SELECT {notify} FROM created"
+    "SELECT {notify_orch} FROM created"
 )
 
 

@@ -1,12 +1,13 @@
 """ChangeListener: LISTEN/NOTIFY wake-ups for :class:`~treadle.store.postgres.PostgresStore`.
 
 Every write of the store that someone may act on sends ``NOTIFY treadle_work, '<schema>'``
-with its commit, or ``'<schema>:status'`` when it only changed an instance's status (clients
-waiting on the instance act on that; workers have nothing new to claim). A listener holds one
-dedicated connection (not from the pool) that LISTENs on that channel and counts the
-notifications for its schema: all of them, and those of new work apart. These counts are the
-store's change tokens, so a waiting worker or client wakes within a fraction of a millisecond
-of another process's commit and idles without polling.
+with its commit, with a suffix that says what changed: ``:orch`` (instances to claim),
+``:act`` (activity tasks nobody holds), both when there is none, or ``:status`` (a status
+alone, for clients waiting on an instance; workers have nothing new to claim). A listener
+holds one dedicated connection (not from the pool) that LISTENs on that channel and counts
+the notifications for its schema: all of them, and those of each kind of work apart. These
+counts are the store's change tokens, so a waiting worker or client wakes within a fraction
+of a millisecond of another process's commit and idles without polling.
 
 A lost notification is never fatal:
 - when the connection drops (network, server restart) the listener reconnects with backoff,
@@ -28,11 +29,16 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
+from treadle.store.base import WorkToken
+
 __all__ = ["CHANNEL", "ChangeListener"]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "treadle_work"
+ORCHESTRATIONS_SUFFIX = ":orch"
+ACTIVITIES_SUFFIX = ":act"
+STATUS_SUFFIX = ":status"
 _FIRST_CONNECT_WAIT_S = 10.0
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 1.0
@@ -61,12 +67,18 @@ class ChangeListener:
         self._conninfo = conninfo
         self._kwargs = connect_kwargs
         self._payload = payload.encode()
-        self._status_payload = (payload + ":status").encode()
+        self._kinds = {  # payload -> (instances to claim, activities to claim)
+            self._payload: (True, True),
+            (payload + ORCHESTRATIONS_SUFFIX).encode(): (True, False),
+            (payload + ACTIVITIES_SUFFIX).encode(): (False, True),
+            (payload + STATUS_SUFFIX).encode(): (False, False),
+        }
         self._display = display
         self._refresh_s = refresh_s
         self._changed = threading.Condition()
         self._generation = 0  # every notification
-        self._work_generation = 0  # those of new work (not of a status change alone)
+        self._orchestrations = 0  # those of instances to claim
+        self._activities = 0  # those of activity tasks to claim
         self._listening = False
         self._first_attempt = threading.Event()
         self._stopping = threading.Event()
@@ -80,24 +92,31 @@ class ChangeListener:
         """Whether the LISTEN connection is up right now."""
         return self._listening
 
-    def token(self, work_only: bool = False) -> int:
+    def token(self, work_only: bool = False) -> int | WorkToken:
         """The current change counter (starts the listener on first use).
 
         The first call waits until LISTEN is in effect (or the first connection attempt
         failed), so no commit after the returned token can go unnoticed.
 
         Args:
-            work_only: count only the notifications of new work for workers.
+            work_only: the counters of new work instead, one per kind (a :class:`WorkToken`).
         """
         self._start()
         with self._changed:
-            return self._work_generation if work_only else self._generation
+            return self._current(work_only)
 
-    def wait(self, timeout_s: float, since: object = None, work_only: bool = False) -> int:
+    def _current(self, work_only: bool) -> int | WorkToken:
+        if work_only:
+            return WorkToken(self._orchestrations, self._activities)
+        return self._generation
+
+    def wait(
+        self, timeout_s: float, since: object = None, work_only: bool = False
+    ) -> int | WorkToken:
         """Block until the counter differs from ``since`` or ``timeout_s`` passed.
 
         Args:
-            work_only: wait for the counter of new work only (see :meth:`token`).
+            work_only: wait for the counters of new work only (see :meth:`token`).
 
         Returns:
             the current counter.
@@ -105,18 +124,14 @@ class ChangeListener:
         self._start()
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._changed:
-
-            def current() -> int:
-                return self._work_generation if work_only else self._generation
-
             if since is None:
-                since = current()
-            while current() == since and not self._stopping.is_set():
+                since = self._current(work_only)
+            while self._current(work_only) == since and not self._stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            return current()
+            return self._current(work_only)
 
     def close(self) -> None:
         """Stop the listener thread and close its connection."""
@@ -142,11 +157,11 @@ class ChangeListener:
                     self._thread.start()
         self._first_attempt.wait(_FIRST_CONNECT_WAIT_S)
 
-    def _bump(self, work: bool = True) -> None:
+    def _bump(self, orchestrations: bool = True, activities: bool = True) -> None:
         with self._changed:
             self._generation += 1
-            if work:
-                self._work_generation += 1
+            self._orchestrations += orchestrations
+            self._activities += activities
             self._changed.notify_all()
 
     def _run(self) -> None:
@@ -202,16 +217,14 @@ class ChangeListener:
                         self._wake_r.recv(64)
                     continue
                 pgconn.consume_input()  # raises OperationalError when the connection is gone
-                seen = work = 0
+                seen = orchestrations = activities = False
                 while (note := pgconn.notifies()) is not None:
-                    if note.relname != channel:
-                        continue
-                    if note.extra == self._payload:
-                        seen += 1
-                        work += 1
-                    elif note.extra == self._status_payload:
-                        seen += 1
+                    kinds = self._kinds.get(note.extra) if note.relname == channel else None
+                    if kinds is not None:
+                        seen = True
+                        orchestrations = orchestrations or kinds[0]
+                        activities = activities or kinds[1]
                 if seen:
-                    self._bump(work=bool(work))
+                    self._bump(orchestrations, activities)
                 if pgconn.status != pq.ConnStatus.OK:
                     raise psycopg.OperationalError("the server closed the connection")

@@ -31,9 +31,15 @@ from treadle.store.base import (
     NewInstance,
     NewMessage,
     TurnCommit,
-    gives_work,
+    gives_activity_work,
+    gives_orchestration_work,
 )
-from treadle.store.postgres_listener import CHANNEL
+from treadle.store.postgres_listener import (
+    ACTIVITIES_SUFFIX,
+    CHANNEL,
+    ORCHESTRATIONS_SUFFIX,
+    STATUS_SUFFIX,
+)
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -54,14 +60,14 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
+_NOTIFY_ORCHESTRATIONS_SQL = (
+    f"pg_notify('{CHANNEL}', %(notify_payload)s || '{ORCHESTRATIONS_SUFFIX}')"
+)
 NOSYNC = "nosync AS (SELECT set_config('synchronous_commit', 'off', true))"
 """A CTE for statements that only move leases (claims, renewals, releases): joined into their
 UPDATE, it makes that statement's own commit asynchronous (no wait for the WAL flush). Losing
 such a commit in a crash of the server is the same as the lease expiring, and the next
 durable commit flushes it anyway; everything else keeps ``synchronous_commit=on``."""
-STATUS_SUFFIX = ":status"
-"""Appended to the NOTIFY payload of a commit that changed only statuses: clients waiting on
-an instance act on it, workers have nothing new to claim."""
 _DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 
 
@@ -72,8 +78,10 @@ class Db:
     server's clock), or an injected test clock's reading, fixed for the whole operation.
 
     SQL text may also say ``{notify}``: a ``pg_notify`` call that wakes the store's waiters,
-    for statements that notify only when they changed something; the statement's parameter
-    ``notify_payload`` is that payload.
+    for statements that notify only when they changed something, or ``{notify_orch}`` for
+    statements that only give instances to claim (starts, messages); the statement's
+    parameter ``notify_payload`` is the store's payload (see
+    :mod:`treadle.store.postgres_listener`).
 
     Args:
         now_sql: what ``{now}`` becomes in SQL text.
@@ -82,9 +90,11 @@ class Db:
 
     Attributes:
         notify: send NOTIFY when the transaction commits (work may set or clear it): there
-            is new work for workers to claim.
+            may be new work of any kind for workers to claim.
+        orchestrations: there are instances to claim (NOTIFY of that kind).
+        activities: there are activity tasks nobody holds (NOTIFY of that kind).
         status_changed: an instance's status changed (clients waiting on it are woken even
-            without ``notify``).
+            without new work).
     """
 
     TERMINAL_NAMES = frozenset(s.name for s in OrchestrationStatus if s.is_terminal)
@@ -95,6 +105,8 @@ class Db:
         self._now: datetime | None = fixed_now
         self._payload = payload
         self.notify = False
+        self.orchestrations = False
+        self.activities = False
         self.status_changed = False
 
     def execute(
@@ -114,18 +126,31 @@ class Db:
         args = dict(params or {})
         if self._fixed_now is not None:
             args["now"] = self._fixed_now
-        if "{notify}" in text or "%(notify_payload)s" in text:
+        if "{notify" in text or "%(notify_payload)s" in text:
             args["notify_payload"] = self._payload
-        sql_text = text.replace("{now}", self._now_sql).replace("{notify}", _NOTIFY_SQL)
+        sql_text = (
+            text.replace("{now}", self._now_sql)
+            .replace("{notify}", _NOTIFY_SQL)
+            .replace("{notify_orch}", _NOTIFY_ORCHESTRATIONS_SQL)
+        )
         return conn.execute(sql_text, args, prepare=prepare)
 
     def send_notify(self, conn: Conn) -> None:
-        """NOTIFY the store's waiters (delivered when the transaction commits), if
-        :attr:`notify` or :attr:`status_changed` says so."""
-        if self.notify:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload))
+        """NOTIFY the store's waiters (delivered when the transaction commits) of what the
+        flags say changed, if anything."""
+        orchestrations = self.notify or self.orchestrations
+        activities = self.notify or self.activities
+        if orchestrations and activities:
+            suffix = ""
+        elif orchestrations:
+            suffix = ORCHESTRATIONS_SUFFIX
+        elif activities:
+            suffix = ACTIVITIES_SUFFIX
         elif self.status_changed:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload + STATUS_SUFFIX))
+            suffix = STATUS_SUFFIX
+        else:
+            return
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload + suffix))
 
     def now(self, conn: Conn) -> datetime:
         """The operation's time: the transaction's start on the server (or the test clock)."""
@@ -367,8 +392,8 @@ def commit_turns_in(
         outcomes.append(CommitOutcome(turn.instance_id, ok=True, version=fence.version))
         if statuses.get(turn.instance_id) != turn.status.name:
             db.status_changed = True
-        if gives_work(turn):
-            db.notify = True
+        db.orchestrations = db.orchestrations or gives_orchestration_work(turn)
+        db.activities = db.activities or gives_activity_work(turn)
     readers = [
         _write_batch(db, conn, batch, owner, now, lease_until, statuses)
         for batch in batches

@@ -45,7 +45,9 @@ from treadle.store.base import (
     NewMessage,
     OrchestrationWorkItem,
     TurnCommit,
-    gives_work,
+    WorkToken,
+    gives_activity_work,
+    gives_orchestration_work,
 )
 from treadle.store.migrations import migration_sql
 from treadle.store.serde import (
@@ -73,22 +75,23 @@ class _Shared:
         self.write_lock = threading.Lock()
         self.changed = threading.Condition()
         self.generation = 0  # every wake-up
-        self.work_generation = 0  # those of new work for workers
+        self.orchestrations = 0  # those of instances to claim
+        self.activities = 0  # those of activity tasks to claim
         self.wake = WakeChannel(database, self.notify_local) if database else None
 
-    def notify_local(self, work: bool = True) -> None:
-        """Wake this process's waiters (``work=False``: only clients, for a status change)."""
+    def notify_local(self, orchestrations: bool = True, activities: bool = True) -> None:
+        """Wake this process's waiters: workers of the kinds of work given, clients always."""
         with self.changed:
             self.generation += 1
-            if work:
-                self.work_generation += 1
+            self.orchestrations += orchestrations
+            self.activities += activities
             self.changed.notify_all()
 
-    def notify(self, work: bool = True) -> None:
+    def notify(self, orchestrations: bool = True, activities: bool = True) -> None:
         """Wake the waiters of this process and of the others on the same file."""
-        self.notify_local(work)
+        self.notify_local(orchestrations, activities)
         if self.wake is not None:
-            self.wake.broadcast(work)
+            self.wake.broadcast(orchestrations, activities)
 
 
 WORK_POLL_S = 0.25
@@ -154,8 +157,9 @@ class SqliteStore:
         key = self._database if self._is_uri else os.path.abspath(self._database)
         self._shared = _shared_for(key, not self._is_uri)
         self._closed = False
-        self._notify_pending = False  # a commit in the transaction gives workers new work
-        self._status_pending = False  # a commit in the transaction changed a status
+        # what the commits of the current transaction give others: instances to claim,
+        # activities to claim, a changed status (see _write)
+        self._pending_kinds = [False, False, False]
         self._keepalive: sqlite3.Connection | None = None
         if self._is_uri:
             self._keepalive = self._connect()
@@ -196,12 +200,19 @@ class SqliteStore:
         return conn
 
     @contextlib.contextmanager
-    def _write(self, *, notify: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(
+        self,
+        *,
+        notify: bool = True,
+        durable: bool = True,
+        kinds: tuple[bool, bool] = (True, True),
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK).
 
-        With ``notify``, waiters in this process are woken if anything changed; writes that
-        only move leases or a running instance's own history (nothing another worker or a
-        waiting client acts on) pass ``notify=False``.
+        With ``notify``, waiters are woken if anything changed: clients, and workers for the
+        ``kinds`` of work the write gives (instances, activities to claim). Writes that only
+        move leases or a running instance's own history (nothing another worker or a
+        waiting client acts on) pass ``notify=False``; turns say what they give themselves.
 
         ``durable=False`` skips the fsync of this one commit: for lease bookkeeping only
         (claims, renewals, releases), whose loss in a crash is the same as the lease
@@ -216,6 +227,7 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"cannot start a write on {self.url}: {exc}") from exc
+            self._pending_kinds = [False, False, False]
             before = conn.total_changes
             try:
                 yield conn
@@ -229,12 +241,12 @@ class SqliteStore:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
             changed = conn.total_changes != before
-        if changed and (notify or self._notify_pending):
-            self._notify_pending = self._status_pending = False
-            self._shared.notify()
-        elif changed and self._status_pending:
-            self._status_pending = False
-            self._shared.notify(work=False)
+            # taken under the lock: the next transaction's commits set the next ones
+            pending, self._pending_kinds = self._pending_kinds, [False, False, False]
+        if changed and notify:
+            self._shared.notify(*kinds)
+        elif changed and any(pending):
+            self._shared.notify(orchestrations=pending[0], activities=pending[1])
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -277,7 +289,8 @@ class SqliteStore:
     def create_instance(self, new: NewInstance) -> None:
         """Create an instance and queue its ExecutionStarted message (see Store)."""
         now = self._clock()
-        with self._errors(), self._write() as conn:
+        # a rerun may come with activity tasks to run; a start only with an instance to claim
+        with self._errors(), self._write(kinds=(True, bool(new.activities))) as conn:
             self._create_instance(conn, new, now)
 
     def _create_instance(self, conn: sqlite3.Connection, new: NewInstance, now: float) -> None:
@@ -404,7 +417,7 @@ class SqliteStore:
     def send_message(self, message: NewMessage) -> None:
         """Put a message in an existing instance's inbox (see Store)."""
         now = self._clock()
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(kinds=(True, False)) as conn:
             row = conn.execute(
                 "SELECT status FROM instances WHERE instance_id = ?", (message.instance_id,)
             ).fetchone()
@@ -432,7 +445,8 @@ class SqliteStore:
 
     def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
         """Delete a finished instance and, if ``recursive``, its finished descendants."""
-        with self._errors(), self._write() as conn:
+        # clients waiting on them are woken; workers have nothing to claim
+        with self._errors(), self._write(kinds=(False, False)) as conn:
             row = conn.execute(
                 "SELECT status FROM instances WHERE instance_id = ?", (instance_id,)
             ).fetchone()
@@ -631,15 +645,15 @@ class SqliteStore:
                 self._create_instance(conn, child, now)
             except WorkflowAlreadyExistsError as exc:
                 self._insert_message(conn, child_refused(child, str(exc), now), now)
-        if gives_work(turn):
-            self._notify_pending = True  # a worker may act on this: wake workers and clients
-        elif (
+        kinds = self._pending_kinds  # woken after the commit (see _write)
+        kinds[0] = kinds[0] or gives_orchestration_work(turn)
+        kinds[1] = kinds[1] or gives_activity_work(turn)
+        kinds[2] = kinds[2] or (  # its status may have changed: wake clients
             turn.status is not OrchestrationStatus.RUNNING
             or turn.history_start == 0
             or turn.reset_history
-            or turn.consumed_messages
-        ):
-            self._status_pending = True  # its status may have changed: wake clients
+            or bool(turn.consumed_messages)
+        )
         return CommitOutcome(iid, ok=True, version=int(row[0]), new_activity_ids=leased_ids)
 
     @staticmethod
@@ -737,7 +751,7 @@ class SqliteStore:
         if not results:
             return
         now = self._clock()
-        with self._errors(), self._write() as conn:
+        with self._errors(), self._write(kinds=(True, False)) as conn:
             for result in results:
                 cur = conn.execute("DELETE FROM activity_tasks WHERE id = ?", (result.task.id,))
                 if cur.rowcount == 0:
@@ -823,28 +837,32 @@ class SqliteStore:
         times = [t for t in (a, b, c) if t is not None]
         return from_epoch(min(times)) if times else None
 
-    def change_token(self, work_only: bool = False) -> tuple[int, int]:
+    def change_token(self, work_only: bool = False) -> object:
         """An opaque value that changes whenever anything in the database may have changed.
 
-        With ``work_only``, one that changes when a worker may find new work: at once on the
-        wake-ups of new work from this process and, through the wake channel, from the
-        others. It follows other connections' commits too (writers the wake channel cannot
-        reach, such as a process with another temporary directory), but looks at them only
-        every :data:`WORK_POLL_S` seconds while the wake channel works: most of them are this
-        process's own steps, which no other worker needs to hear about.
+        With ``work_only``, a :class:`~treadle.store.base.WorkToken` whose parts change when
+        a worker may find new work of that kind: at once on the wake-ups from this process
+        and, through the wake channel, from the others. Both parts follow other
+        connections' commits too (writers the wake channel cannot reach, such as a process
+        with another temporary directory), but look at them only every :data:`WORK_POLL_S`
+        seconds while the wake channel works: most of them are this process's own steps,
+        which no other worker needs to hear about.
         """
         shared = self._shared
+        if not work_only:
+            return (shared.generation, self._data_version())
         wake = shared.wake
-        if work_only and wake is None:
-            return (shared.work_generation, 0)  # in memory: every writer is in this process
-        if work_only and wake is not None and wake.listening:
+        if wake is None:
+            version = 0  # in memory: every writer is in this process and wakes the others
+        elif wake.listening:
             now = time.monotonic()
             polled = getattr(self._local, "work_poll", None)
             if polled is None or now - polled[0] >= WORK_POLL_S:
                 polled = self._local.work_poll = (now, self._data_version())
-            return (shared.work_generation, polled[1])
-        generation = shared.work_generation if work_only else shared.generation
-        return (generation, self._data_version())
+            version = polled[1]
+        else:
+            version = self._data_version()
+        return WorkToken((shared.orchestrations, version), (shared.activities, version))
 
     def _data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another
@@ -871,6 +889,7 @@ class SqliteStore:
         if shared.wake is not None:
             shared.wake.listen()
         while True:
+            generation = shared.generation  # every wake-up moves it
             token = self.change_token(work_only)
             if since is not None and token != since:
                 return token
@@ -879,8 +898,7 @@ class SqliteStore:
             if remaining <= 0:
                 return token
             with shared.changed:
-                current = shared.work_generation if work_only else shared.generation
-                if current == token[0]:
+                if shared.generation == generation:
                     shared.changed.wait(min(remaining, 0.02))
 
 

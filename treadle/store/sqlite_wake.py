@@ -23,8 +23,13 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 _HELLO = b"h"
-_WAKE = b"w"
-_STATUS = b"s"  # a change of status alone: for clients, not workers
+_WAKE = b"w"  # new work of any kind
+_KINDS = {  # payload -> (instances to claim, activities to claim)
+    _WAKE: (True, True),
+    b"o": (True, False),
+    b"a": (False, True),
+    b"s": (False, False),  # a change of status alone: for clients, not workers
+}
 _LISTING_TTL_S = 1.0
 
 
@@ -34,10 +39,11 @@ class WakeChannel:
     Args:
         database: the database file's absolute path.
         on_wake: called (from the listener thread) when another process says something
-            changed, with False when that was only a change of status (no new work).
+            changed, with whether there may be instances and activities to claim (both
+            False for a change of status alone).
     """
 
-    def __init__(self, database: str, on_wake: Callable[[bool], None]) -> None:
+    def __init__(self, database: str, on_wake: Callable[[bool, bool], None]) -> None:
         digest = hashlib.sha1(database.encode(), usedforsecurity=False).hexdigest()[:16]
         self.directory = os.path.join(tempfile.gettempdir(), f"treadle-wake-{digest}")
         self._on_wake = on_wake
@@ -75,11 +81,11 @@ class WakeChannel:
         """Whether this process receives the others' wake-ups."""
         return self._listener is not None
 
-    def broadcast(self, work: bool = True) -> None:
-        """Tell the other processes' waiters that something changed (``work=False``: only
-        a status, which concerns clients, not workers)."""
+    def broadcast(self, orchestrations: bool = True, activities: bool = True) -> None:
+        """Tell the other processes' waiters that something changed: instances or activities
+        to claim, or (both False) a status alone, which concerns clients, not workers."""
         if self._usable:
-            self._send(_WAKE if work else _STATUS)
+            self._send(next(k for k, v in _KINDS.items() if v == (orchestrations, activities)))
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
@@ -105,7 +111,7 @@ class WakeChannel:
                 return
             if data == _HELLO:
                 self._listed_at = -_LISTING_TTL_S
-            self._on_wake(data != _STATUS)
+            self._on_wake(*_KINDS.get(data, (True, True)))
 
     def _send(self, payload: bytes) -> None:
         now = time.monotonic()
