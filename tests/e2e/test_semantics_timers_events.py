@@ -44,6 +44,23 @@ def test_durable_timer_advances_the_workflow_clock(runtime, client) -> None:
     assert fired.fire_at == created.fire_at
 
 
+def test_timers_fire_on_time_one_after_another(runtime, client) -> None:
+    """The runtime wakes for the timers it sets itself, without waiting for its
+    once-a-second look at the store (five timers would then take about five seconds)."""
+
+    @runtime.workflow
+    def ticker(ctx, n):
+        for _ in range(n):
+            yield ctx.create_timer(timedelta(milliseconds=100))
+        return n
+
+    started = time.monotonic()
+    state = finish(client, client.schedule_new_workflow(ticker, input=5))
+    elapsed = time.monotonic() - started
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert 0.5 <= elapsed < 2.5
+
+
 def test_event_raised_before_the_workflow_waits_is_buffered(runtime, client, gates) -> None:
     gate = gates()
 

@@ -520,11 +520,12 @@ class WorkflowRuntime:
                 if wakeup is not None:
                     delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
                     self._wakeup_at = min(self._wakeup_at, now + delay)
-        due = min(self._wakeup_at, self._timer_at)
-        if self._wakeup_stale:
+        timer_due = min(self._wakeup_at, self._timer_at)
+        due = timer_due
+        if self._wakeup_stale:  # wake up to ask the store again, not to claim
             due = min(due, self._wakeup_checked_at + _WAKEUP_RECHECK_S)
         timeout = max(0.0, due - now)
-        if timeout < 1e-3:
+        if timer_due - now < 1e-3:
             self._claim_due = True
             self._activity_claim_due = True
             self._wakeup_stale = True
