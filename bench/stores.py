@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from treadle.store import redact_url
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -137,7 +139,7 @@ class PostgresTarget(StoreTarget):
             with psycopg.connect(base_url, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
-            return f"PostgreSQL at {_redact(base_url)} is unreachable: {exc}".strip()
+            return f"PostgreSQL at {redact_url(base_url)} is unreachable: {exc}".strip()
         target = cls(base_url)
         target.use_schemas = target._supports_schema_option()
         return target
@@ -216,7 +218,7 @@ class PostgresTarget(StoreTarget):
         }
         mode = "schema (?schema=)" if self.use_schemas else "database"
         return (
-            f"postgresql {settings.pop('server_version')} at {_redact(self.base_url)}, "
+            f"postgresql {settings.pop('server_version')} at {redact_url(self.base_url)}, "
             f"a fresh {mode} per workload ("
             + ", ".join(f"{k}={v}" for k, v in settings.items())
             + ")"
@@ -249,11 +251,3 @@ def with_query(url: str, **options: str) -> str:
 def with_database(url: str, name: str) -> str:
     """``url`` pointing at database ``name`` on the same server."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url

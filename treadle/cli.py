@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -25,7 +24,7 @@ from treadle.core.history import HistoryEvent, event_to_dict
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
-from treadle.store import DEFAULT_STORE_URL
+from treadle.store import DEFAULT_STORE_URL, redact_url
 from treadle.store import migrate as store_migrate
 from treadle.store import schema_status as store_schema_status
 
@@ -348,7 +347,7 @@ def worker(session: Session, target: str, shutdown_timeout: float) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     runtime.start()
-    click.echo(f"treadle worker {runtime.owner} on {_redact(runtime.store.url)}")
+    click.echo(f"treadle worker {runtime.owner} on {redact_url(runtime.store.url)}")
     click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")
     click.echo(f"activities: {', '.join(runtime.activity_names) or '(none)'}")
     try:
@@ -434,15 +433,6 @@ def _echo_table(headers: list[str] | None, rows: list[list[str]]) -> None:
 
 def _echo_json(value: Any) -> None:
     click.echo(codec.dumps(value))
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # ---- serve (the Dapr sidecar) ------------------------------------------------------------

@@ -23,7 +23,7 @@ from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
 from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
 from treadle.server.grpc_workers import SidecarWorkers
-from treadle.store import open_store
+from treadle.store import open_store, redact_url
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
 
@@ -121,7 +121,7 @@ def run_server(
             http.start()
         http_where = f"{options.host}:{http.port}" if http is not None else "off"
         echo(f"treadle serve: grpc {options.host}:{grpc_port} http {http_where}")
-        echo(f"store: {_redact(store.url)}; auth: {'api token' if token else 'none'}")
+        echo(f"store: {redact_url(store.url)}; auth: {'api token' if token else 'none'}")
         if options.app:
             echo(f"in-process workflows: {', '.join(runtime.workflow_names) or '(none)'}")
             echo(f"in-process activities: {', '.join(runtime.activity_names) or '(none)'}")
@@ -183,13 +183,3 @@ class _HttpServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from treadle.errors import InvalidInputError
 from treadle.store.base import (
@@ -44,6 +45,7 @@ __all__ = [
     "TurnCommit",
     "migrate",
     "open_store",
+    "redact_url",
     "resolve_store_url",
     "schema_status",
 ]
@@ -54,6 +56,15 @@ DEFAULT_STORE_URL = "sqlite:///treadle.db"
 def resolve_store_url(url: str | None = None) -> str:
     """The store URL to use: ``url``, else ``$TREADLE_STORE``, else the SQLite default."""
     return url or os.environ.get("TREADLE_STORE") or DEFAULT_STORE_URL
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password, if any, replaced by ``***`` (for printing and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(store: str | Store | None = None) -> Store:

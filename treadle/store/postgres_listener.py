@@ -39,6 +39,12 @@ CHANNEL = "treadle_work"
 ORCHESTRATIONS_SUFFIX = ":orch"
 ACTIVITIES_SUFFIX = ":act"
 STATUS_SUFFIX = ":status"
+SUFFIXES = {  # (instances to claim, activities to claim) -> the payload's suffix
+    (True, True): "",
+    (True, False): ORCHESTRATIONS_SUFFIX,
+    (False, True): ACTIVITIES_SUFFIX,
+    (False, False): STATUS_SUFFIX,
+}
 _FIRST_CONNECT_WAIT_S = 10.0
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 1.0
@@ -67,12 +73,7 @@ class ChangeListener:
         self._conninfo = conninfo
         self._kwargs = connect_kwargs
         self._payload = payload.encode()
-        self._kinds = {  # payload -> (instances to claim, activities to claim)
-            self._payload: (True, True),
-            (payload + ORCHESTRATIONS_SUFFIX).encode(): (True, False),
-            (payload + ACTIVITIES_SUFFIX).encode(): (False, True),
-            (payload + STATUS_SUFFIX).encode(): (False, False),
-        }
+        self._kinds = {(payload + suffix).encode(): kinds for kinds, suffix in SUFFIXES.items()}
         self._display = display
         self._refresh_s = refresh_s
         self._changed = threading.Condition()

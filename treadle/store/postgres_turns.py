@@ -34,12 +34,7 @@ from treadle.store.base import (
     gives_activity_work,
     gives_orchestration_work,
 )
-from treadle.store.postgres_listener import (
-    ACTIVITIES_SUFFIX,
-    CHANNEL,
-    ORCHESTRATIONS_SUFFIX,
-    STATUS_SUFFIX,
-)
+from treadle.store.postgres_listener import CHANNEL, ORCHESTRATIONS_SUFFIX, SUFFIXES
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -140,16 +135,9 @@ class Db:
         flags say changed, if anything."""
         orchestrations = self.notify or self.orchestrations
         activities = self.notify or self.activities
-        if orchestrations and activities:
-            suffix = ""
-        elif orchestrations:
-            suffix = ORCHESTRATIONS_SUFFIX
-        elif activities:
-            suffix = ACTIVITIES_SUFFIX
-        elif self.status_changed:
-            suffix = STATUS_SUFFIX
-        else:
+        if not (orchestrations or activities or self.status_changed):
             return
+        suffix = SUFFIXES[(orchestrations, activities)]
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._payload + suffix))
 
     def now(self, conn: Conn) -> datetime:

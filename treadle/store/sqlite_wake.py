@@ -30,6 +30,7 @@ _KINDS = {  # payload -> (instances to claim, activities to claim)
     b"a": (False, True),
     b"s": (False, False),  # a change of status alone: for clients, not workers
 }
+_PAYLOADS = {kinds: payload for payload, kinds in _KINDS.items()}
 _LISTING_TTL_S = 1.0
 
 
@@ -85,7 +86,7 @@ class WakeChannel:
         """Tell the other processes' waiters that something changed: instances or activities
         to claim, or (both False) a status alone, which concerns clients, not workers."""
         if self._usable:
-            self._send(next(k for k, v in _KINDS.items() if v == (orchestrations, activities)))
+            self._send(_PAYLOADS[(orchestrations, activities)])
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
