@@ -129,8 +129,10 @@ def test_workers_starting_together_migrate_once(url: str, stores, postgres_url: 
     assert errors == []
     schema = parse_postgres_url(url)[1]
     with _admin(postgres_url) as conn:
-        rows = conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall()
-    assert rows == [(SCHEMA_VERSION,)]
+        rows = conn.execute(
+            f'SELECT version FROM "{schema}".schema_version ORDER BY version'
+        ).fetchall()
+    assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each applied once
 
 
 def test_a_newer_schema_is_refused(url: str, stores, postgres_url: str) -> None:
@@ -309,3 +311,42 @@ def test_instances_messaging_each_other_commit_concurrently_without_deadlock(sto
         t.join()
     assert errors == []
     assert time.monotonic() - started < 1.0  # a deadlock costs deadlock_timeout (1 s) each
+
+
+def test_a_version_1_schema_is_upgraded_in_place(
+    postgres_url: str, postgres_schema_url: str
+) -> None:
+    # A schema written by version 1, with a task queued: opening it migrates it, and the
+    # queued work is still there.
+    from treadle.store.migrations import migration_sql
+    from treadle.store.postgres import PostgresStore
+
+    schema = parse_postgres_url(postgres_schema_url)[1]
+    with _admin(postgres_url) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(migration_sql("postgres", 1).encode())
+        conn.execute(
+            "CREATE TABLE schema_version (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO instances (instance_id, name, status, execution_id, created_at, "
+            "updated_at, history_len) VALUES ('old-1', 'wf', 'RUNNING', 'e1', now(), now(), 2)"
+        )
+        conn.execute(
+            "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+            "task_execution_id, visible_at) VALUES ('old-1', 'e1', 0, 'step', '1', 'e1:0', now())"
+        )
+    store = PostgresStore(postgres_schema_url)
+    try:
+        (task,) = store.claim_activities("w1", 10, 30)
+        assert (task.instance_id, task.name) == ("old-1", "step")
+    finally:
+        store.close()
+    with _admin(postgres_url) as conn:
+        rows = conn.execute(
+            f'SELECT version FROM "{schema}".schema_version ORDER BY version'
+        ).fetchall()
+    assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]

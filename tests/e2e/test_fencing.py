@@ -22,12 +22,20 @@ def _one_step(ctx, x):
     return result
 
 
+def _two_steps(ctx, x):
+    results = yield wf.when_all(
+        [ctx.call_activity("step", input=x), ctx.call_activity("step", input=x + 1)]
+    )
+    return sum(results)
+
+
 def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
     make_runtime, client, gates
 ) -> None:
-    # The runtime holds the instance while its activity runs; meanwhile it loses the lease.
-    # The turn carrying the result is refused; the result must still arrive, at once, rather
-    # than be dropped and the activity run again when its lease (30 s) runs out.
+    # The runtime holds the instance while its activities (task rows, leased to it) run;
+    # meanwhile it loses the instance's lease. The turn carrying the results is refused; the
+    # results must still arrive, at once, rather than be dropped and the activities run again
+    # when their leases (30 s) run out.
     gate = gates()
     runs: list[int] = []
     runtime = make_runtime(start=False)
@@ -38,18 +46,51 @@ def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
         return x * 10
 
     runtime.register_activity(step)
-    runtime.register_workflow(_one_step, name="one_step")
+    runtime.register_workflow(_two_steps, name="two_steps")
     runtime.start()
-    iid = client.schedule_new_workflow("one_step", input=4)
-    gate.wait_entered()
+    iid = client.schedule_new_workflow("two_steps", input=4)
+    wait_until(lambda: len(runs) == 2, what="both activities to start")
     wait_until(lambda: client.store.lease_owners() == [runtime.owner], what="the leases")
     client.store.release_leases(runtime.owner, [iid])  # as if its lease had been taken
     gate.open()
 
     state = finish(client, iid, timeout=10)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output) == 90
+    assert sorted(runs) == [4, 5]
+    assert len(events_of(client, iid, "TaskCompleted")) == 2
+
+
+def test_an_own_task_goes_with_its_instance_lease_and_is_recorded_once(
+    make_runtime, client, gates
+) -> None:
+    # A chain's next step is the instance's own task, held under the instance's lease. When
+    # that lease passes to another holder (here: is let go), the task is queued for any
+    # worker and runs again; the first run's result is dropped, not recorded twice.
+    gate = gates()
+    runs: list[int] = []
+    runtime = make_runtime(start=False)
+
+    def step(ctx, x):
+        runs.append(x)
+        if len(runs) == 1:
+            gate.hold()
+        return x * 10
+
+    runtime.register_activity(step)
+    runtime.register_workflow(_one_step, name="one_step")
+    runtime.start()
+    iid = client.schedule_new_workflow("one_step", input=4)
+    gate.wait_entered()
+    with client.store._write() as conn:  # the step is kept in the instance's row
+        row = conn.execute("SELECT own_task FROM instances WHERE instance_id = ?", (iid,))
+        assert json.loads(row.fetchone()[0])["name"] == "step"
+    client.store.release_leases(runtime.owner, [iid])  # as if its lease had been taken
+    state = finish(client, iid, timeout=10)
+    gate.open()
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
     assert json.loads(state.serialized_output) == 40
-    assert runs == [4]
+    assert runs == [4, 4]  # at least once: the queued task ran while the first still waited
     assert len(events_of(client, iid, "TaskCompleted")) == 1
 
 

@@ -93,6 +93,7 @@ def build_turn(
     consumed_activities: Sequence[int] = (),
     lease_activities: int = 0,
     keep_lease: bool = False,
+    own_activity: bool = False,
 ) -> TurnOutput:
     """Build the commit of one turn.
 
@@ -107,6 +108,9 @@ def build_turn(
         consumed_activities: activity rows whose results are in ``new_events``.
         lease_activities: how many of the new activities the committing worker runs itself.
         keep_lease: keep the instance lease after the commit.
+        own_activity: the first activity is the instance's own task (kept in its row; see
+            :data:`treadle.store.base.OWN_TASK_RULES`), if it is leased and the turn keeps
+            the lease.
     """
     events: list[HistoryEvent] = list(new_events)
     activities: list[NewActivity] = []
@@ -132,6 +136,7 @@ def build_turn(
                         input=action.input,
                         task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
                         leased=len(activities) < lease_activities,
+                        own=own_activity and keep_lease and not activities and lease_activities > 0,
                     )
                 )
             case CreateTimer():

@@ -161,6 +161,7 @@ class WorkflowRuntime:
         # renewed by a request sent no earlier than lease_s before). No activity starts after
         # that: a process paused past its lease must not run what another worker took over.
         self._leased_until: dict[int, float] = {}
+        self._own_out: set[str] = set()  # instances whose own task is running here
         self._commit_sent_at = 0.0
         self._inflight_by_instance: defaultdict[str, int] = defaultdict(int)
         self._skip_until: dict[str, float] = {}
@@ -290,6 +291,7 @@ class WorkflowRuntime:
         self._held.clear()
         self._inflight.clear()
         self._leased_until.clear()
+        self._own_out.clear()
         self._inflight_by_instance.clear()
         self._started = False
         self._draining = False
@@ -690,6 +692,8 @@ class WorkflowRuntime:
         """Route a result: into its instance's next turn if this runtime holds the instance,
         else to the instance's inbox."""
         self._leased_until.pop(item.id, None)
+        if item.id < 0:
+            self._own_out.discard(item.instance_id)
         if self._inflight.pop(item.id, None) is not None:
             self._inflight_by_instance[item.instance_id] -= 1
             if self._inflight_by_instance[item.instance_id] <= 0:
@@ -858,6 +862,8 @@ class WorkflowRuntime:
         lease_n = min(scheduled, room) if not self._draining else 0
         self._planned += lease_n
         still_running = self._inflight_by_instance.get(turn.instance_id, 0) > 0
+        # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
+        own = scheduled == 1 and lease_n == 1 and turn.instance_id not in self._own_out
         output = build_turn(
             turn,
             new_events=new_events,
@@ -869,6 +875,7 @@ class WorkflowRuntime:
             consumed_activities=[item.id for item, _ in entry.completions],
             lease_activities=lease_n,
             keep_lease=lease_n > 0 or still_running,
+            own_activity=own,
         )
         entry.output = output
         entry.commit = output.commit
@@ -928,6 +935,8 @@ class WorkflowRuntime:
             self._inflight[row_id] = item
             self._leased_until[row_id] = self._commit_sent_at + self.lease_s
             self._inflight_by_instance[iid] += 1
+            if activity.own:
+                self._own_out.add(iid)
             self._submit_activity(item)
 
     def _still_leased(self, item: ActivityWorkItem) -> bool:
@@ -955,6 +964,8 @@ class WorkflowRuntime:
             del self._leased_until[activity_id]
             item = self._inflight.pop(activity_id, None)
             if item is not None:
+                if activity_id < 0:
+                    self._own_out.discard(item.instance_id)
                 self._inflight_by_instance[item.instance_id] -= 1
                 if self._inflight_by_instance[item.instance_id] <= 0:
                     del self._inflight_by_instance[item.instance_id]
@@ -1010,6 +1021,10 @@ class WorkflowRuntime:
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self._evict(iid)
+            for activity_id, item in self._inflight.items():
+                if activity_id < 0 and item.instance_id == iid:
+                    # an own task lives under the instance's lease: it went with it
+                    self._leased_until[activity_id] = now
 
 
 def _is_store_object(value: object) -> bool:

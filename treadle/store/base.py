@@ -12,6 +12,8 @@ worker that lost its lease, or that worked on a stale copy, fails with
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +95,9 @@ class NewActivity:
         input: JSON text of its input.
         task_execution_id: stable across retries.
         leased: enqueue already leased to the committing owner (it will run it itself).
+        own: keep it in the instance's row instead of the task queue, held under the
+            instance's lease (see :data:`OWN_TASK_RULES`). Only with ``leased`` and
+            ``keep_lease``, and at most one per instance at a time.
     """
 
     instance_id: str
@@ -102,6 +107,7 @@ class NewActivity:
     input: str | None
     task_execution_id: str
     leased: bool = False
+    own: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +256,8 @@ class CommitOutcome:
         instance_id: the instance.
         ok: committed.
         version: the instance's version after the commit (if ok).
-        new_activity_ids: row ids of the tasks enqueued leased to the owner, in order.
+        new_activity_ids: ids of the tasks enqueued leased to the owner, in order (an own
+            task's id is negative: see :func:`next_own_task_id`).
         error: why it was refused (lease lost), if not ok.
     """
 
@@ -420,6 +427,74 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+OWN_TASK_RULES = """
+An instance's own task: the one activity a worker runs for an instance it holds, kept in the
+instance's row instead of the task queue. A step of a sequential chain then writes the
+instance row and its history only, no task row to insert and delete.
+
+- A turn's ``new_activities`` holds at most one ``own`` task, and the instance has no other
+  own task then; its id in ``CommitOutcome.new_activity_ids`` is negative and unique in the
+  process, and a result carries it in ``consumed_activities``.
+- Whoever clears the own task records its result: a turn that consumes it (refused, like a
+  consumed task row that is gone, if the instance's own task is no longer that task), or
+  ``complete_activities`` (dropped if it is no longer that task).
+- A turn that cancels activities clears it; a turn that gives up the lease must have
+  consumed it.
+- The task becomes an ordinary task row (unleased, for any worker) when the instance's lease
+  passes to another owner (a claim of an instance held by another owner or whose lease
+  expired), when the lease is released, and when a claim of activities finds an instance
+  whose lease expired while it had an own task.
+"""
+"""The contract of own tasks, shared by every store (see :class:`NewActivity`)."""
+
+_own_ids = itertools.count(-1, -1)
+
+
+def next_own_task_id() -> int:
+    """A new id for an own task: negative (task rows have positive ids), unique in this
+    process."""
+    return next(_own_ids)
+
+
+def own_task_json(task: NewActivity) -> str:
+    """How a store keeps an own task in its instance's row (JSON text)."""
+    return json.dumps(
+        {
+            "eid": task.execution_id,
+            "tid": task.task_id,
+            "name": task.name,
+            "inp": task.input,
+            "teid": task.task_execution_id,
+        },
+        separators=(",", ":"),
+    )
+
+
+def own_task_from_json(instance_id: str, text: str) -> NewActivity:
+    """The task :func:`own_task_json` wrote, as an unleased task to enqueue."""
+    doc = json.loads(text)
+    return NewActivity(
+        instance_id=instance_id,
+        execution_id=doc["eid"],
+        task_id=int(doc["tid"]),
+        name=doc["name"],
+        input=doc["inp"],
+        task_execution_id=doc["teid"],
+    )
+
+
+def own_task_matches(text: str | None, item: ActivityWorkItem) -> bool:
+    """Whether an instance's own task (its JSON text, or None) is the task of ``item``."""
+    if text is None:
+        return False
+    doc = json.loads(text)
+    return bool(
+        doc["tid"] == item.task_id
+        and doc["eid"] == item.execution_id
+        and doc["teid"] == item.task_execution_id
+    )
 
 
 class WorkToken(NamedTuple):

@@ -97,6 +97,7 @@ from treadle.store.postgres_turns import (
     Db,
     commit_turns_in,
     create_instances_in,
+    enqueue_own_sql,
     raise_if_refused,
     utc,
 )
@@ -163,6 +164,7 @@ class PostgresStore:
         self._conninfo, self._schema, self._display = parse_postgres_url(url)
         self._clock = clock
         self._closed = False
+        self._next_rescue = 0.0  # when claim_activities next looks for lapsed own tasks
         self._now_sql = "%(now)s::timestamptz" if clock else "now()"
         self._schema_name, _version = open_schema(
             self._conninfo, self._schema, self._display, apply=True
@@ -520,6 +522,10 @@ class PostgresStore:
         """Lease visible activity tasks that nobody holds (or whose lease expired)."""
         if limit <= 0:
             return []
+        # once a second (every time under a test clock, which jumps)
+        if self._clock is not None or time.monotonic() >= self._next_rescue:
+            self._next_rescue = time.monotonic() + 1.0
+            self._rescue_own_tasks()
 
         rows = self._statement(
             "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
@@ -532,6 +538,19 @@ class PostgresStore:
             {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
         )
         return [ActivityWorkItem(*r) for r in sorted(rows)]
+
+    def _rescue_own_tasks(self) -> None:
+        """Queue the own tasks of instances whose lease lapsed (their worker died)."""
+        self._statement(
+            "WITH lapsed AS (SELECT instance_id, own_task FROM instances "
+            "  WHERE lease_owner IS NOT NULL AND lease_expires_at < {now} "
+            "  AND own_task IS NOT NULL FOR NO KEY UPDATE SKIP LOCKED), "
+            "cleared AS (UPDATE instances i SET own_task = NULL, version = i.version + 1 "
+            "  FROM lapsed l WHERE i.instance_id = l.instance_id "
+            "  RETURNING l.instance_id, l.own_task), "
+            f"moved AS ({enqueue_own_sql('cleared')} RETURNING 1) "
+            "SELECT {notify_act} WHERE EXISTS (SELECT 1 FROM moved)"
+        )
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically.
@@ -548,12 +567,23 @@ class PostgresStore:
             "ids": [r.task.id for r in chosen],
             "iids": [r.task.instance_id for r in chosen],
             "eids": [r.task.execution_id for r in chosen],
+            "tids": [r.task.task_id for r in chosen],
+            "teids": [r.task.task_execution_id for r in chosen],
             "events": [encode_event(r.event) for r in chosen],
         }
 
+        # An own task (negative id) is recorded by whoever clears it from its instance.
         self._statement(
-            "WITH done AS (DELETE FROM activity_tasks WHERE id = ANY(%(ids)s::bigint[]) "
+            "WITH task_rows AS (DELETE FROM activity_tasks WHERE id = ANY(%(ids)s::bigint[]) "
             "  RETURNING id), "
+            "own AS (UPDATE instances i SET own_task = NULL, version = i.version + 1 "
+            "  FROM unnest(%(ids)s::bigint[], %(iids)s::text[], %(eids)s::text[], "
+            "  %(tids)s::integer[], %(teids)s::text[]) AS r(id, iid, eid, tid, teid) "
+            "  WHERE r.id < 0 AND i.instance_id = r.iid AND i.own_task IS NOT NULL "
+            "  AND (i.own_task::json->>'tid')::integer = r.tid "
+            "  AND i.own_task::json->>'eid' = r.eid AND i.own_task::json->>'teid' = r.teid "
+            "  RETURNING r.id), "
+            "done AS (SELECT id FROM task_rows UNION ALL SELECT id FROM own), "
             "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
             "  SELECT r.iid, r.eid, r.event, {now} FROM unnest(%(ids)s::bigint[], "
             "  %(iids)s::text[], %(eids)s::text[], %(events)s::text[]) WITH ORDINALITY "
@@ -573,7 +603,7 @@ class PostgresStore:
             "owner": owner,
             "lease_s": float(lease_s),
             "iids": list(instance_ids),
-            "aids": list(activity_ids),
+            "aids": [a for a in activity_ids if a > 0],  # own tasks: under the instance's
         }
 
         rows = self._statement(
@@ -604,9 +634,15 @@ class PostgresStore:
         params = {"owner": owner, "iids": list(instance_ids or ())}
 
         # NOTIFY only if something was given back.
+        # Own tasks of the instances let go go to the queue (OWN_TASK_RULES).
         self._statement(
-            f"WITH {NOSYNC}, i AS (UPDATE instances SET lease_owner = NULL, "
-            f"  lease_expires_at = NULL FROM nosync WHERE {where} RETURNING 1), "
+            f"WITH {NOSYNC}, released AS (SELECT instance_id, own_task FROM instances "
+            f"  WHERE {where} FOR NO KEY UPDATE), "
+            "i AS (UPDATE instances x SET lease_owner = NULL, lease_expires_at = NULL, "
+            "  own_task = NULL, version = CASE WHEN r.own_task IS NULL THEN x.version "
+            "  ELSE x.version + 1 END FROM nosync, released r "
+            "  WHERE x.instance_id = r.instance_id RETURNING r.instance_id, r.own_task), "
+            f"moved AS ({enqueue_own_sql('i')}), "
             f"  a AS ({activities}) "
             "SELECT {notify} WHERE EXISTS (SELECT 1 FROM i) OR EXISTS (SELECT 1 FROM a)",
             params,

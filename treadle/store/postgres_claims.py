@@ -19,7 +19,7 @@ from typing import Any
 from treadle.core import codec
 from treadle.core.history import event_from_dict
 from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
-from treadle.store.postgres_turns import NOSYNC, Conn, Db
+from treadle.store.postgres_turns import NOSYNC, Conn, Db, enqueue_own_sql
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
 
 __all__ = ["claim_orchestrations_in"]
@@ -30,6 +30,7 @@ _MESSAGES = (
     "FROM inbox m WHERE m.instance_id = c.instance_id AND (m.visible_at <= {now}) IS TRUE"
 )
 _CLAIMABLE = "(i.lease_owner IS NULL OR i.lease_owner = %(owner)s OR i.lease_expires_at < {now})"
+_KEPT = "(i.lease_owner = %(owner)s AND i.lease_expires_at >= {now}) IS TRUE"
 _CLAIM_SQL = (
     # The first `scan` visible messages of claimable instances, in id order (an index scan
     # that stops early, rather than grouping the whole inbox).
@@ -41,18 +42,25 @@ _CLAIM_SQL = (
     # subquery is the outer side of a nested loop, which keeps its order.
     "picked AS (SELECT p.* FROM (SELECT instance_id, MIN(id) AS first_id FROM seen "
     "  GROUP BY instance_id ORDER BY first_id OFFSET 0) r, LATERAL (SELECT i.instance_id, "
-    "  r.first_id, i.lease_owner AS old_owner, i.lease_expires_at AS old_expires "
+    "  r.first_id, i.lease_owner AS old_owner, i.lease_expires_at AS old_expires, "
+    # taken over (from another owner, or from a lapsed lease): its own task goes to the queue
+    f"  CASE WHEN NOT {_KEPT} THEN i.own_task END AS own_task "
     f"  FROM instances i WHERE i.instance_id = r.instance_id AND {_CLAIMABLE} "
     "  FOR NO KEY UPDATE SKIP LOCKED) p LIMIT %(limit)s), "
     f"{NOSYNC}, "
     "claimed AS (UPDATE instances i SET lease_owner = %(owner)s, "
-    "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+    "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s), "
+    "  own_task = CASE WHEN p.own_task IS NULL THEN i.own_task END, "
+    "  version = CASE WHEN p.own_task IS NULL THEN i.version ELSE i.version + 1 END "
     "  FROM picked p, nosync WHERE i.instance_id = p.instance_id "
-    f"  RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}) "
+    f"  RETURNING p.first_id, p.old_owner, p.old_expires, {_PREFIXED}), "
+    f"moved AS ({enqueue_own_sql('picked')} RETURNING 1), "
+    "woken AS (SELECT {notify_act} WHERE EXISTS (SELECT 1 FROM moved)) "
     # s: the instance in this statement's snapshot (the main query does not see `claimed`).
     # One row even when nothing was claimed, for how far the scan went.
     f"SELECT c.*, s.version, ({_MESSAGES}), x.seen, x.last_id "
-    "FROM (SELECT count(*) AS seen, MAX(id) AS last_id FROM seen) x "
+    "FROM (SELECT count(*) AS seen, MAX(id) AS last_id FROM seen) x, "
+    "  (SELECT count(*) FROM woken) w "
     "LEFT JOIN claimed c ON true LEFT JOIN LATERAL (SELECT version FROM instances s "
     "  WHERE s.instance_id = c.instance_id OFFSET 0) s ON true ORDER BY c.first_id"
 )

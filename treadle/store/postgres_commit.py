@@ -39,6 +39,8 @@ from treadle.store.base import (
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
+    next_own_task_id,
+    own_task_json,
 )
 from treadle.store.postgres_listener import (
     ACTIVITIES_SUFFIX,
@@ -68,8 +70,8 @@ _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
 _TURNS = (
     "t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
     "  v bigint, st text, eid text, inp text, res text, fail text, cs text, hs integer, "
-    "  hl integer, keep boolean, wo boolean, wa boolean, cancel boolean, ev json, cm json, "
-    "  ca json, na json, nm json) "
+    "  hl integer, keep boolean, wo boolean, wa boolean, cancel boolean, so boolean, "
+    "  own text, ev json, cm json, ca json, na json, nm json) "
     # (Ids travel as JSON arrays: json_to_recordset fills bigint[] columns slowly.)
     # Always true; it tells the planner that there are few turns (a set-returning function
     # counts as 100 rows), so that it looks instances up by key instead of scanning them.
@@ -88,6 +90,8 @@ _OK = (
     "ok AS (UPDATE instances i SET status = t.st, execution_id = t.eid, "
     "  input = COALESCE(t.inp, i.input), output = t.res, failure = t.fail, "
     "  custom_status = t.cs, updated_at = {now}, history_len = t.hl, version = i.version + 1, "
+    # the own task (OWN_TASK_RULES): set, cleared (consumed, cancelled) or left
+    "  own_task = CASE WHEN t.so THEN t.own ELSE i.own_task END, "
     "  lease_owner = CASE WHEN t.keep THEN %(owner)s END, "
     # A lease with more than half its time left is kept as it is (renewals extend it): the
     # row's indexed columns then do not change, and the update can be HOT (no new index
@@ -235,12 +239,15 @@ def simple_commit(
     parts: set[str] = set()
     docs = []
     for k, t in enumerate(turns):
+        own = next((a for a in t.new_activities if a.own), None)
+        queued = [a for a in t.new_activities if not a.own]
+        rows = [a for a in t.consumed_activities if a > 0]  # negative: the own task
         for part, present in (
             ("ev", t.new_events),
             ("cm", t.consumed_messages),
-            ("ca", t.consumed_activities),
+            ("ca", rows),
             ("cancel", t.cancel_activities),
-            ("na", t.new_activities),
+            ("na", queued),
         ):
             if present:
                 parts.add(part)
@@ -263,10 +270,14 @@ def simple_commit(
                 "wo": gives_orchestration_work(t),
                 "wa": gives_activity_work(t),
                 "cancel": t.cancel_activities,
+                "so": own is not None
+                or t.cancel_activities
+                or len(rows) != len(t.consumed_activities),
+                "own": own_task_json(own) if own is not None else None,
                 # events are stored as encode_event wrote them: JSON fragments, not strings
                 "ev": [fragment(encode_event(e)) for e in t.new_events],
                 "cm": list(t.consumed_messages),
-                "ca": list(t.consumed_activities),
+                "ca": rows,
                 "na": [
                     {
                         "iid": a.instance_id,
@@ -277,7 +288,7 @@ def simple_commit(
                         "teid": a.task_execution_id,
                         "leased": a.leased,
                     }
-                    for a in t.new_activities
+                    for a in queued
                 ],
                 "nm": [
                     {
@@ -328,9 +339,11 @@ def outcomes_from_rows(
         if version is None:
             outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=reasons[k]))
             continue
-        count = sum(1 for a in turn.new_activities if a.leased)
+        count = sum(1 for a in turn.new_activities if a.leased and not a.own)
         ids = leased[taken : taken + count]
         taken += count
+        if any(a.own for a in turn.new_activities):  # the first, and leased
+            ids.insert(0, next_own_task_id())
         outcomes.append(
             CommitOutcome(turn.instance_id, ok=True, version=version, new_activity_ids=ids)
         )
@@ -350,7 +363,7 @@ def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list
             ([t.instance_id for t in turns],),
         ).fetchall()
     }
-    wanted = [a for t in turns for a in t.consumed_activities]
+    wanted = [a for t in turns for a in t.consumed_activities if a > 0]
     present = {
         r[0]
         for r in conn.execute(
@@ -364,7 +377,9 @@ def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list
             reasons.append("the instance no longer exists")
         elif fence[0] != owner or not fence[1]:
             reasons.append(f"lease held by {fence[0]!r}")
-        elif fence[2] == turn.expected_version and not present.issuperset(turn.consumed_activities):
+        elif fence[2] == turn.expected_version and not present.issuperset(
+            a for a in turn.consumed_activities if a > 0
+        ):
             reasons.append(DELIVERED)
         else:
             reasons.append("the instance changed since it was read")

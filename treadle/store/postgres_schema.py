@@ -32,7 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK_CLASS = 0x7EAD1E  # pg_advisory_xact_lock(class, hash of schema) guards migrations
 _DEFAULTS = {
     "connect_timeout": "10",

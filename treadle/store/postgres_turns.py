@@ -33,8 +33,15 @@ from treadle.store.base import (
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
+    next_own_task_id,
+    own_task_json,
 )
-from treadle.store.postgres_listener import CHANNEL, ORCHESTRATIONS_SUFFIX, SUFFIXES
+from treadle.store.postgres_listener import (
+    ACTIVITIES_SUFFIX,
+    CHANNEL,
+    ORCHESTRATIONS_SUFFIX,
+    SUFFIXES,
+)
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -48,6 +55,7 @@ __all__ = [
     "Refusals",
     "commit_turns_in",
     "create_instances_in",
+    "enqueue_own_sql",
     "insert_messages",
     "raise_if_refused",
     "utc",
@@ -63,6 +71,22 @@ NOSYNC = "nosync AS (SELECT set_config('synchronous_commit', 'off', true))"
 UPDATE, it makes that statement's own commit asynchronous (no wait for the WAL flush). Losing
 such a commit in a crash of the server is the same as the lease expiring, and the next
 durable commit flushes it anyway; everything else keeps ``synchronous_commit=on``."""
+_NOTIFY_ACTIVITIES_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s || '{ACTIVITIES_SUFFIX}')"
+
+
+def enqueue_own_sql(source: str) -> str:
+    """An INSERT that queues, as ordinary unleased tasks, the own tasks (OWN_TASK_RULES) of
+    ``source``: a CTE or table with ``instance_id`` and ``own_task`` (JSON text or NULL)."""
+    return (
+        "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
+        "  task_execution_id, visible_at) "
+        "SELECT m.instance_id, o.eid, o.tid, o.name, o.inp, o.teid, {now} "
+        f"FROM {source} m, json_to_record(m.own_task::json) "
+        "  AS o(eid text, tid integer, name text, inp text, teid text) "
+        "WHERE m.own_task IS NOT NULL"
+    )
+
+
 _DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 
 
@@ -127,6 +151,7 @@ class Db:
             text.replace("{now}", self._now_sql)
             .replace("{notify}", _NOTIFY_SQL)
             .replace("{notify_orch}", _NOTIFY_ORCHESTRATIONS_SQL)
+            .replace("{notify_act}", _NOTIFY_ACTIVITIES_SQL)
         )
         return conn.execute(sql_text, args, prepare=prepare)
 
@@ -332,7 +357,8 @@ def commit_turns_in(
     )
     # A result is recorded by whoever deletes its task row: a turn whose row is gone (another
     # execution's result went to the inbox) is refused, or history would get it twice.
-    consumed = sorted({a for t in turns for a in t.consumed_activities})
+    # (negative ids: own tasks, fenced by the instance's version; see OWN_TASK_RULES)
+    consumed = sorted({a for t in turns for a in t.consumed_activities if a > 0})
     tasks = (
         conn.execute(
             "SELECT id FROM activity_tasks WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
@@ -368,16 +394,22 @@ def commit_turns_in(
                 )
             )
             continue
-        if not present.issuperset(turn.consumed_activities):
+        rows = [a for a in turn.consumed_activities if a > 0]
+        if not present.issuperset(rows):
             outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=_DELIVERED))
             continue
-        present.difference_update(turn.consumed_activities)
+        present.difference_update(rows)
         if not batches[-1].admits(turn):
             batches.append(_Batch())
         batches[-1].add(index, turn)
         fence.version += 1
         fence.owner, fence.expires = (owner, lease_until) if turn.keep_lease else (None, None)
-        outcomes.append(CommitOutcome(turn.instance_id, ok=True, version=fence.version))
+        own_ids = [next_own_task_id()] if any(a.own for a in turn.new_activities) else []
+        outcomes.append(
+            CommitOutcome(
+                turn.instance_id, ok=True, version=fence.version, new_activity_ids=own_ids
+            )
+        )
         if statuses.get(turn.instance_id) != turn.status.name:
             db.status_changed = True
         db.orchestrations = db.orchestrations or gives_orchestration_work(turn)
@@ -391,7 +423,10 @@ def commit_turns_in(
     def result() -> list[CommitOutcome]:
         for read in readers:
             for index, ids_ in read().items():
-                outcomes[index] = dataclasses.replace(outcomes[index], new_activity_ids=ids_)
+                outcome = outcomes[index]  # the own task is first (see build_turn)
+                outcomes[index] = dataclasses.replace(
+                    outcome, new_activity_ids=[*outcome.new_activity_ids, *ids_]
+                )
         return outcomes
 
     return result
@@ -424,7 +459,7 @@ def _write_batch(
     consumed = [m for t in turns for m in t.consumed_messages]
     if consumed:
         conn.execute("DELETE FROM inbox WHERE id = ANY(%s::bigint[])", (consumed,))
-    done = [a for t in turns for a in t.consumed_activities]
+    done = [a for t in turns for a in t.consumed_activities if a > 0]
     if done:
         conn.execute("DELETE FROM activity_tasks WHERE id = ANY(%s::bigint[])", (done,))
     cancelled = [t.instance_id for t in turns if t.cancel_activities]
@@ -443,10 +478,12 @@ def _write_batch(
         "UPDATE instances i SET status = u.status, execution_id = u.eid, "
         "input = COALESCE(u.input, i.input), output = u.output, failure = u.failure, "
         "custom_status = u.custom_status, updated_at = %s, history_len = u.history_len, "
-        "version = i.version + 1, lease_owner = u.owner, lease_expires_at = u.expires "
+        "version = i.version + 1, lease_owner = u.owner, lease_expires_at = u.expires, "
+        "own_task = CASE WHEN u.so THEN u.own ELSE i.own_task END "
         "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-        "  %s::text[], %s::integer[], %s::text[], %s::timestamptz[]) AS u(iid, status, eid, "
-        "  input, output, failure, custom_status, history_len, owner, expires) "
+        "  %s::text[], %s::integer[], %s::text[], %s::timestamptz[], %s::boolean[], "
+        "  %s::text[]) AS u(iid, status, eid, input, output, failure, custom_status, "
+        "  history_len, owner, expires, so, own) "
         "WHERE i.instance_id = u.iid",
         (
             now,
@@ -460,16 +497,34 @@ def _write_batch(
             [(0 if t.reset_history else t.history_start) + len(t.new_events) for t in turns],
             [owner if t.keep_lease else None for t in turns],
             [lease_until if t.keep_lease else None for t in turns],
+            [_sets_own(t) for t in turns],
+            [_own_json(t) for t in turns],
         ),
     )
     return read_leased
+
+
+def _sets_own(turn: TurnCommit) -> bool:
+    """Whether the turn sets or clears its instance's own task (see OWN_TASK_RULES)."""
+    return (
+        any(a.own for a in turn.new_activities)
+        or turn.cancel_activities
+        or any(a < 0 for a in turn.consumed_activities)
+    )
+
+
+def _own_json(turn: TurnCommit) -> str | None:
+    own = next((a for a in turn.new_activities if a.own), None)
+    return own_task_json(own) if own is not None else None
 
 
 def _insert_activities(
     conn: Conn, batch: _Batch, owner: str, now: datetime, lease_until: datetime
 ) -> Callable[[], dict[int, list[int]]]:
     """Enqueue the batch's activity tasks; return a reader of the leased ones' ids by turn."""
-    tasks = [(index, task) for index, turn in batch.turns for task in turn.new_activities]
+    tasks = [
+        (index, task) for index, turn in batch.turns for task in turn.new_activities if not task.own
+    ]
     if not tasks:
         return lambda: {}
     cursor = conn.execute(

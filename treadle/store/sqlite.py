@@ -12,6 +12,7 @@ Other processes' commits are noticed cheaply with ``PRAGMA data_version``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -48,6 +49,10 @@ from treadle.store.base import (
     WorkToken,
     gives_activity_work,
     gives_orchestration_work,
+    next_own_task_id,
+    own_task_from_json,
+    own_task_json,
+    own_task_matches,
 )
 from treadle.store.migrations import migration_sql
 from treadle.store.serde import (
@@ -64,7 +69,7 @@ from treadle.store.sqlite_wake import WakeChannel
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TERMINAL_NAMES = tuple(s.name for s in OrchestrationStatus if s.is_terminal)
 
 
@@ -94,9 +99,34 @@ class _Shared:
             self.wake.broadcast(orchestrations, activities)
 
 
+_LAPSED_OWN = (
+    "SELECT 1 FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+    "AND own_task IS NOT NULL"
+)
+"""Instances whose lease lapsed with an own task (uses the index instances_held)."""
+
 WORK_POLL_S = 0.25
 """How often a worker's change token looks at other connections' commits while wake-ups
 arrive (see :meth:`SqliteStore.change_token`)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _turn_sql(sets_own: bool, lease: str) -> str:
+    """A turn's fenced instance update: with the own task column or not; ``lease`` "set"
+    assigns the lease columns, "keep" leaves them (its fence asks for half a lease left)."""
+    sql = (
+        "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
+        "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
+        "version = version + 1"
+    )
+    if sets_own:
+        sql += ", own_task = ?"
+    if lease == "set":
+        sql += ", lease_owner = ?, lease_expires_at = ?"
+    return sql + (
+        " WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? AND version = ?"
+    )
+
 
 _SHARED: dict[str, _Shared] = {}
 _SHARED_LOCK = threading.Lock()
@@ -530,6 +560,15 @@ class SqliteStore:
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
+            # taken over from another owner, or from a lapsed lease: its own task, if any,
+            # goes to the queue (see OWN_TASK_RULES)
+            self._enqueue_own_tasks(
+                conn,
+                "(lease_owner IS NULL OR lease_owner <> ? OR lease_expires_at < ?) "
+                f"AND instance_id IN ({marks})",
+                (owner, now, *ids),
+                now,
+            )
             conn.execute(
                 f"UPDATE instances SET lease_owner = ?, lease_expires_at = ? "
                 f"WHERE instance_id IN ({marks})",
@@ -576,7 +615,12 @@ class SqliteStore:
         iid = turn.instance_id
         keep = turn.keep_lease
         history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
-        if not self._tasks_exist(conn, turn.consumed_activities):
+        own = next((a for a in turn.new_activities if a.own), None)
+        task_rows = [a for a in turn.consumed_activities if a > 0]
+        # an own task is consumed (negative id) or cancelled: clear it (see OWN_TASK_RULES;
+        # the version fence says it is still the one this owner committed)
+        clears_own = len(task_rows) != len(turn.consumed_activities) or turn.cancel_activities
+        if not self._tasks_exist(conn, task_rows):
             # A result is recorded by whoever deletes its task row; this one's went to the
             # inbox from another execution (its row is gone): recording it too would repeat it.
             return CommitOutcome(
@@ -586,30 +630,31 @@ class SqliteStore:
             )
         # The fence and the instance's new state in one statement: nothing is written unless
         # this owner holds an unexpired lease on the version the turn was computed from.
-        row = conn.execute(
-            "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
-            "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
-            "version = version + 1, lease_owner = ?, lease_expires_at = ? "
-            "WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? "
-            "AND version = ? RETURNING version",
-            (
-                turn.status.name,
-                turn.execution_id,
-                turn.input,
-                turn.output,
-                encode_failure(turn.failure),
-                turn.custom_status,
-                now,
-                history_len,
-                owner if keep else None,
-                now + lease_s if keep else None,
-                iid,
-                owner,
-                now,
-                turn.expected_version,
-            ),
-        ).fetchone()
-        if row is None:
+        values: tuple[object, ...] = (
+            turn.status.name,
+            turn.execution_id,
+            turn.input,
+            turn.output,
+            encode_failure(turn.failure),
+            turn.custom_status,
+            now,
+            history_len,
+        )
+        if own is not None or clears_own:
+            values += (own_task_json(own) if own is not None else None,)
+        fence = (iid, owner, now, turn.expected_version)
+        sets_own = own is not None or clears_own
+        cur = None
+        if keep:
+            # A lease with more than half its time left is kept as it is: assigning the
+            # lease columns rewrites their index even when unchanged (one more page a step).
+            cur = conn.execute(
+                _turn_sql(sets_own, "keep"), (*values, iid, owner, now + lease_s / 2, fence[3])
+            )
+        if cur is None or cur.rowcount == 0:
+            lease = (owner, now + lease_s) if keep else (None, None)
+            cur = conn.execute(_turn_sql(sets_own, "set"), (*values, *lease, *fence))
+        if cur.rowcount == 0:
             return CommitOutcome(iid, ok=False, error=self._refusal(conn, owner, turn, now))
         if turn.reset_history:
             conn.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
@@ -633,6 +678,9 @@ class SqliteStore:
             conn.execute("DELETE FROM activity_tasks WHERE instance_id = ?", (iid,))
         leased_ids: list[int] = []
         for task in turn.new_activities:
+            if task.own:
+                leased_ids.append(next_own_task_id())
+                continue
             row_id = self._insert_activity(conn, task, owner, now, lease_s)
             if task.leased:
                 leased_ids.append(row_id)
@@ -654,7 +702,9 @@ class SqliteStore:
             or turn.reset_history
             or bool(turn.consumed_messages)
         )
-        return CommitOutcome(iid, ok=True, version=int(row[0]), new_activity_ids=leased_ids)
+        return CommitOutcome(
+            iid, ok=True, version=turn.expected_version + 1, new_activity_ids=leased_ids
+        )
 
     @staticmethod
     def _insert_activity(
@@ -678,6 +728,40 @@ class SqliteStore:
             ),
         )
         return int(cur.lastrowid or 0)
+
+    def _enqueue_own_tasks(
+        self, conn: sqlite3.Connection, where: str, params: Sequence[object], now: float
+    ) -> None:
+        """Turn the own tasks of the instances ``where`` selects into ordinary task rows,
+        for any worker; their instances' versions move on, fencing off turns that would
+        still consume them."""
+        rows = conn.execute(
+            f"SELECT instance_id, own_task FROM instances WHERE own_task IS NOT NULL AND {where}",
+            tuple(params),
+        ).fetchall()
+        if not rows:
+            return
+        for iid, text in rows:
+            self._insert_activity(conn, own_task_from_json(iid, text), None, now, 0.0)
+        conn.executemany(
+            "UPDATE instances SET own_task = NULL, version = version + 1 WHERE instance_id = ?",
+            [(r[0],) for r in rows],
+        )
+        self._pending_kinds[1] = True  # woken after the commit (see _write)
+
+    @staticmethod
+    def _clear_own_task(conn: sqlite3.Connection, item: ActivityWorkItem) -> bool:
+        """Clear the instance's own task if it is ``item``'s (to record its result)."""
+        row = conn.execute(
+            "SELECT own_task FROM instances WHERE instance_id = ?", (item.instance_id,)
+        ).fetchone()
+        if row is None or not own_task_matches(row[0], item):
+            return False  # recorded already, queued as a row, or the run finished
+        conn.execute(
+            "UPDATE instances SET own_task = NULL, version = version + 1 WHERE instance_id = ?",
+            (item.instance_id,),
+        )
+        return True
 
     @staticmethod
     def _refusal(conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float) -> str:
@@ -724,14 +808,19 @@ class SqliteStore:
                 self._conn()
                 .execute(
                     "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
-                    "(lease_owner IS NULL OR lease_expires_at < ?) LIMIT 1",
-                    (now, now),
+                    f"(lease_owner IS NULL OR lease_expires_at < ?) UNION ALL {_LAPSED_OWN} "
+                    "LIMIT 1",
+                    (now, now, now),
                 )
                 .fetchone()
             )
         if found is None:
             return []
         with self._errors(), self._write(notify=False, durable=False) as conn:
+            # own tasks of instances whose lease lapsed (their worker died): to the queue
+            self._enqueue_own_tasks(
+                conn, "lease_owner IS NOT NULL AND lease_expires_at < ?", (now,), now
+            )
             rows = conn.execute(
                 "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
                 "FROM activity_tasks WHERE visible_at <= ? AND "
@@ -753,9 +842,13 @@ class SqliteStore:
         now = self._clock()
         with self._errors(), self._write(kinds=(True, False)) as conn:
             for result in results:
-                cur = conn.execute("DELETE FROM activity_tasks WHERE id = ?", (result.task.id,))
-                if cur.rowcount == 0:
-                    continue  # already delivered, or the run finished
+                if result.task.id < 0:  # an own task: recorded by whoever clears it
+                    if not self._clear_own_task(conn, result.task):
+                        continue
+                else:
+                    cur = conn.execute("DELETE FROM activity_tasks WHERE id = ?", (result.task.id,))
+                    if cur.rowcount == 0:
+                        continue  # already delivered, or the run finished
                 message = NewMessage(
                     result.task.instance_id, result.event, execution_id=result.task.execution_id
                 )
@@ -776,9 +869,9 @@ class SqliteStore:
                 )
                 if cur.rowcount == 0:
                     lost.append(iid)
-            conn.executemany(
+            conn.executemany(  # own tasks (negative ids) live under their instance's lease
                 "UPDATE activity_tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
-                [(now + lease_s, aid, owner) for aid in activity_ids],
+                [(now + lease_s, aid, owner) for aid in activity_ids if aid > 0],
             )
         return lost
 
@@ -786,6 +879,7 @@ class SqliteStore:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         with self._errors(), self._write(durable=False) as conn:
             if instance_ids is None:
+                self._enqueue_own_tasks(conn, "lease_owner = ?", (owner,), self._clock())
                 conn.execute(
                     "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE lease_owner = ?",
@@ -797,6 +891,13 @@ class SqliteStore:
                     (owner,),
                 )
             else:
+                marks = ",".join("?" * len(instance_ids))
+                self._enqueue_own_tasks(
+                    conn,
+                    f"lease_owner = ? AND instance_id IN ({marks})",
+                    (owner, *instance_ids),
+                    self._clock(),
+                )
                 conn.executemany(
                     "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE instance_id = ? AND lease_owner = ?",
