@@ -108,7 +108,7 @@ def test_a_takeover_queues_the_own_task_and_fences_the_old_holder(store: Store, 
 
 
 def test_the_holder_reclaiming_its_instance_keeps_its_own_task(store: Store) -> None:
-    _, work, version = _start_with_own(store)
+    _, _, version = _start_with_own(store)
     _send_event(store)  # an event for an instance the worker holds
     item = claim_one(store, OWNER)
     assert item.instance.version == version
@@ -141,7 +141,7 @@ def test_releasing_all_leases_queues_own_tasks(store: Store) -> None:
 
 
 def test_a_cancelling_turn_clears_the_own_task(store: Store, clock) -> None:
-    _, _, _ = _start_with_own(store)
+    _start_with_own(store)
     _send_event(store)
     item = claim_one(store, OWNER)
     (outcome,) = store.commit_turns(
