@@ -56,11 +56,12 @@ class ActivityExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._async_names: dict[str, tuple[Callable[..., Any], bool]] = {}
 
     def submit(self, item: ActivityWorkItem) -> None:
         """Start running ``item`` (returns at once)."""
         fn = self._activities.get(item.name)
-        if fn is not None and inspect.iscoroutinefunction(fn):
+        if fn is not None and self._is_async(item.name, fn):
             loop = self._event_loop()
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
             return
@@ -80,7 +81,14 @@ class ActivityExecutor:
     def runs_on_thread(self, item: ActivityWorkItem) -> bool:
         """Whether ``item`` is a registered sync activity (run on one of the threads)."""
         fn = self._activities.get(item.name)
-        return fn is not None and not inspect.iscoroutinefunction(fn)
+        return fn is not None and not self._is_async(item.name, fn)
+
+    def _is_async(self, name: str, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn`` (registered as ``name``) is an ``async def`` (asked once a name)."""
+        known = self._async_names.get(name)
+        if known is None or known[0] is not fn:
+            known = self._async_names[name] = (fn, inspect.iscoroutinefunction(fn))
+        return known[1]
 
     def _thread_main(self) -> None:
         while True:

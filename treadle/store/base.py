@@ -13,11 +13,12 @@ worker that lost its lease, or that worked on a stale copy, fails with
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
+
+import orjson
 
 from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
 from treadle.errors import FailureDetails
@@ -460,21 +461,20 @@ def next_own_task_id() -> int:
 
 def own_task_json(task: NewActivity) -> str:
     """How a store keeps an own task in its instance's row (JSON text)."""
-    return json.dumps(
+    return orjson.dumps(
         {
             "eid": task.execution_id,
             "tid": task.task_id,
             "name": task.name,
             "inp": task.input,
             "teid": task.task_execution_id,
-        },
-        separators=(",", ":"),
-    )
+        }
+    ).decode()
 
 
 def own_task_from_json(instance_id: str, text: str) -> NewActivity:
     """The task :func:`own_task_json` wrote, as an unleased task to enqueue."""
-    doc = json.loads(text)
+    doc = orjson.loads(text)
     return NewActivity(
         instance_id=instance_id,
         execution_id=doc["eid"],
@@ -489,7 +489,7 @@ def own_task_matches(text: str | None, item: ActivityWorkItem) -> bool:
     """Whether an instance's own task (its JSON text, or None) is the task of ``item``."""
     if text is None:
         return False
-    doc = json.loads(text)
+    doc = orjson.loads(text)
     return bool(
         doc["tid"] == item.task_id
         and doc["eid"] == item.execution_id
