@@ -472,6 +472,18 @@ def own_task_json(task: NewActivity) -> str:
     ).decode()
 
 
+def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
+    """What a turn does to its instance's own task: (whether it writes the column, the new
+    value). It sets its own task if it has one; it clears the column if it consumes the own
+    task (a negative id) or cancels activities; otherwise it leaves it as it is. (The turn's
+    version fence says the column still holds the task this owner committed.)"""
+    own = next((a for a in turn.new_activities if a.own), None)
+    if own is not None:
+        return True, own_task_json(own)
+    clears = turn.cancel_activities or any(a < 0 for a in turn.consumed_activities)
+    return clears, None
+
+
 def own_task_from_json(instance_id: str, text: str) -> NewActivity:
     """The task :func:`own_task_json` wrote, as an unleased task to enqueue."""
     doc = orjson.loads(text)

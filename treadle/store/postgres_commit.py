@@ -40,7 +40,7 @@ from treadle.store.base import (
     gives_activity_work,
     gives_orchestration_work,
     next_own_task_id,
-    own_task_json,
+    own_task_update,
 )
 from treadle.store.postgres_listener import (
     ACTIVITIES_SUFFIX,
@@ -239,7 +239,7 @@ def simple_commit(
     parts: set[str] = set()
     docs = []
     for k, t in enumerate(turns):
-        own = next((a for a in t.new_activities if a.own), None)
+        sets_own, own_value = own_task_update(t)
         queued = [a for a in t.new_activities if not a.own]
         rows = [a for a in t.consumed_activities if a > 0]  # negative: the own task
         for part, present in (
@@ -270,10 +270,8 @@ def simple_commit(
                 "wo": gives_orchestration_work(t),
                 "wa": gives_activity_work(t),
                 "cancel": t.cancel_activities,
-                "so": own is not None
-                or t.cancel_activities
-                or len(rows) != len(t.consumed_activities),
-                "own": own_task_json(own) if own is not None else None,
+                "so": sets_own,
+                "own": own_value,
                 # events are stored as encode_event wrote them: JSON fragments, not strings
                 "ev": [fragment(encode_event(e)) for e in t.new_events],
                 "cm": list(t.consumed_messages),

@@ -34,7 +34,7 @@ from treadle.store.base import (
     gives_activity_work,
     gives_orchestration_work,
     next_own_task_id,
-    own_task_json,
+    own_task_update,
 )
 from treadle.store.postgres_listener import (
     ACTIVITIES_SUFFIX,
@@ -474,6 +474,7 @@ def _write_batch(
         insert_messages(db, conn, [child_refused(c, why, to_epoch(now)) for c, why in refused])
     for turn in turns:  # children of later batches see these turns' outcome
         statuses[turn.instance_id] = turn.status.name
+    own_updates = [own_task_update(t) for t in turns]  # (sets the column, its value)
     conn.execute(
         "UPDATE instances i SET status = u.status, execution_id = u.eid, "
         "input = COALESCE(u.input, i.input), output = u.output, failure = u.failure, "
@@ -497,25 +498,11 @@ def _write_batch(
             [(0 if t.reset_history else t.history_start) + len(t.new_events) for t in turns],
             [owner if t.keep_lease else None for t in turns],
             [lease_until if t.keep_lease else None for t in turns],
-            [_sets_own(t) for t in turns],
-            [_own_json(t) for t in turns],
+            [u[0] for u in own_updates],
+            [u[1] for u in own_updates],
         ),
     )
     return read_leased
-
-
-def _sets_own(turn: TurnCommit) -> bool:
-    """Whether the turn sets or clears its instance's own task (see OWN_TASK_RULES)."""
-    return (
-        any(a.own for a in turn.new_activities)
-        or turn.cancel_activities
-        or any(a < 0 for a in turn.consumed_activities)
-    )
-
-
-def _own_json(turn: TurnCommit) -> str | None:
-    own = next((a for a in turn.new_activities if a.own), None)
-    return own_task_json(own) if own is not None else None
 
 
 def _insert_activities(

@@ -51,8 +51,8 @@ from treadle.store.base import (
     gives_orchestration_work,
     next_own_task_id,
     own_task_from_json,
-    own_task_json,
     own_task_matches,
+    own_task_update,
 )
 from treadle.store.migrations import migration_sql
 from treadle.store.serde import (
@@ -615,11 +615,7 @@ class SqliteStore:
         iid = turn.instance_id
         keep = turn.keep_lease
         history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
-        own = next((a for a in turn.new_activities if a.own), None)
-        task_rows = [a for a in turn.consumed_activities if a > 0]
-        # an own task is consumed (negative id) or cancelled: clear it (see OWN_TASK_RULES;
-        # the version fence says it is still the one this owner committed)
-        clears_own = len(task_rows) != len(turn.consumed_activities) or turn.cancel_activities
+        task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
         if not self._tasks_exist(conn, task_rows):
             # A result is recorded by whoever deletes its task row; this one's went to the
             # inbox from another execution (its row is gone): recording it too would repeat it.
@@ -640,10 +636,10 @@ class SqliteStore:
             now,
             history_len,
         )
-        if own is not None or clears_own:
-            values += (own_task_json(own) if own is not None else None,)
+        sets_own, own_value = own_task_update(turn)
+        if sets_own:
+            values += (own_value,)
         fence = (iid, owner, now, turn.expected_version)
-        sets_own = own is not None or clears_own
         cur = None
         if keep:
             # A lease with more than half its time left is kept as it is: assigning the
