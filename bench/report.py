@@ -32,6 +32,7 @@ class Measurement:
         workers: worker processes (treadle); None for a single-process peer.
         better: which direction is better, for comparisons.
         note: a short remark printed after the figure.
+        pairs_with: the peer's metric this one is compared with, if not the same name.
     """
 
     engine: str
@@ -44,11 +45,12 @@ class Measurement:
     workers: int | None = None
     better: Better = "none"
     note: str = ""
+    pairs_with: str | None = None
 
     @property
     def pair_key(self) -> tuple[str, str, int | None]:
         """What a peer's measurement must share with this one to be compared."""
-        return (self.workload, self.metric, self.size)
+        return (self.workload, self.pairs_with or self.metric, self.size)
 
 
 @dataclass(slots=True)

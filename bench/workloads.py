@@ -97,6 +97,7 @@ class Bench:
         workers: int | None = 1,
         better: Better = "none",
         note: str = "",
+        pairs_with: str | None = None,
     ) -> Measurement:
         """Record one measurement of this engine on this store (no worker count in-process)."""
         if self.in_process:
@@ -113,6 +114,7 @@ class Bench:
                 workers,
                 better,
                 note,
+                pairs_with,
             )
         )
 
@@ -269,6 +271,53 @@ def w1a_latency(bench: Bench) -> None:
     bench.add("W1a", "latency median", median(latencies_ms), "ms", size=n, better="lower")
     bench.add("W1a", "latency p99", percentile(latencies_ms, 99), "ms", size=n, better="lower")
     bench.add_memory("W1a", _peaks(ch))
+    w1a_one_process(bench)
+
+
+def w1a_one_process(bench: Bench) -> None:
+    """W1a with the runtime and the client in one process (``bench.inproc``), as the seed
+    runs them and as DBOS always runs: compared with the peer's W1a too."""
+    sizes = bench.sizes
+    url = bench.target.new_url("w1a_one")
+    out = bench.target.work_dir / "w1a-one-process.json"
+    args = ["--url", url, "--out", str(out), "--size", str(sizes.w1a_runs)]
+    args += ["--warmup", str(sizes.w1a_warmup), "--timeout", str(sizes.timeout_s)]
+    child = procs.Child(
+        "bench.inproc",
+        args,
+        bench.target.work_dir / "w1a-one-process.log",
+        stdout_to_log=True,
+    )
+    info = child.wait(sizes.timeout_s * 2)
+    if info.returncode != 0 or not out.exists():
+        raise BenchError(f"bench.inproc exited with {info.returncode}: {child.log_tail()}")
+    result = json.loads(out.read_text())
+    latencies_ms = result["latencies_ms"]
+    n = sizes.w1a_runs
+    for metric, value in (
+        ("latency median", median(latencies_ms)),
+        ("latency p99", percentile(latencies_ms, 99)),
+    ):
+        bench.add(
+            "W1a",
+            f"{metric}, one process",
+            value,
+            "ms",
+            size=n,
+            workers=None,
+            better="lower",
+            note="runtime and client in one process; a start takes its first turn along",
+            pairs_with=metric,
+        )
+    bench.add(
+        "W1a",
+        "peak RSS, one process",
+        result.get("peak_mib") or info.peak_mib,
+        "MiB",
+        workers=None,
+        better="lower",
+        pairs_with="peak RSS per worker",
+    )
 
 
 def w1b_throughput(bench: Bench) -> None:

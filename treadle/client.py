@@ -28,6 +28,7 @@ from treadle.errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.runtime import local
 from treadle.runtime.turns import new_execution_id
 from treadle.store import Store, open_store
 from treadle.store.base import (
@@ -244,15 +245,18 @@ class WorkflowClient:
         iid = validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
         if start_at is not None and start_at.tzinfo is None:
             raise InvalidInputError("start_at must be a timezone-aware datetime (UTC)")
-        self._store.create_instance(
-            NewInstance(
-                instance_id=iid,
-                name=name_of(workflow),
-                input=codec.encode(input),
-                execution_id=new_execution_id(),
-                scheduled_start=start_at,
-            )
+        new = NewInstance(
+            instance_id=iid,
+            name=name_of(workflow),
+            input=codec.encode(input),
+            execution_id=new_execution_id(),
+            scheduled_start=start_at,
         )
+        # a runtime of this process on the same store takes it with its first turn
+        for runtime in local.starters(self._store.url):
+            if runtime.start_here(new):
+                return iid
+        self._store.create_instance(new)
         return iid
 
     def rerun_workflow_from_event(

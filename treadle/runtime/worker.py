@@ -11,6 +11,7 @@ of a chain costs one commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -38,6 +39,7 @@ from treadle.core.history import (
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.errors import RegistrationError, StoreError, StoreUnavailableError
+from treadle.runtime import local
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteTurn, RemoteWorkers
@@ -54,9 +56,11 @@ from treadle.store.base import (
     ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
+    NewInstance,
     OrchestrationWorkItem,
     TurnCommit,
     WorkToken,
+    creatable,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,6 +123,10 @@ class WorkflowRuntime:
         fail_unknown_workflows: fail an instance whose workflow is not registered here
             (default, for a clear error on a typo); False leaves it to other workers, for
             deployments where workers register different workflows on one store.
+        local_starts: a client of this process on the same store URL hands this runtime
+            the instances it starts (of workflows registered here): their first turn runs
+            on the client's thread and is committed with the instance, in one durable
+            commit (see :meth:`start_here`). False: every start goes through the store.
     """
 
     def __init__(
@@ -131,6 +139,7 @@ class WorkflowRuntime:
         cache_size: int = 10_000,
         remote: RemoteWorkers | None = None,
         fail_unknown_workflows: bool = True,
+        local_starts: bool = True,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
@@ -141,6 +150,7 @@ class WorkflowRuntime:
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
+        self.local_starts = local_starts
         self._registry = Registry()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_workflows = max_concurrent_workflows
@@ -263,6 +273,8 @@ class WorkflowRuntime:
             thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.local_starts:
+            local.add(store.url, self)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: take no new work, let running activities finish (up to
@@ -270,6 +282,7 @@ class WorkflowRuntime:
         still running after that are left to be retried by the next runtime."""
         if not self._started:
             return
+        local.remove(self.store.url, self)
         self._draining = True
         deadline = time.monotonic() + timeout
         while self._inflight and time.monotonic() < deadline:
@@ -320,6 +333,67 @@ class WorkflowRuntime:
                 continue
             logger.info("releasing the leases of %s (its process is gone)", owner)
             store.release_leases(owner)
+
+    # ---- starts from clients of this process ------------------------------------------
+    def start_here(self, new: NewInstance) -> bool:
+        """Create ``new`` with its first turn, run now on the caller's thread, in one commit.
+
+        A client of this process calls it (see :mod:`treadle.runtime.local`): the instance
+        is durable when this returns True, as after ``Store.create_instance``, and this
+        runtime holds it, so its first activities are already running. False (nothing was
+        written): the runtime does not take it (stopping, full, not its workflow, a
+        scheduled or child start, an id in use, a first turn that creates instances), and
+        the client creates the instance in the store instead.
+
+        Raises:
+            StoreError: the store failed; whether the instance exists is then unknown, as
+                for a failed ``create_instance``.
+        """
+        fn = self._registry.workflows.get(new.name)
+        if (
+            fn is None
+            or not self._started
+            or self._draining
+            or new.scheduled_start is not None
+            or new.parent is not None
+            or new.history
+            or len(self._held) >= self.max_concurrent_workflows
+        ):
+            return False
+        # Workflow code never waits for a client, but a thread that holds the lock (a
+        # workflow calling a client, against the rules) must not wait for itself.
+        if not self._engine_lock.acquire(timeout=1.0):
+            return False
+        try:
+            if self._draining:
+                return False
+            iid = new.instance_id
+            self._planned = 0
+            cached = _Cached(
+                execution=WorkflowExecution(fn, instance_id=iid),
+                name=new.name,
+                execution_id=new.execution_id,
+                version=0,
+                history_len=0,
+            )
+            entry = _Pending(iid)
+            turn = TurnInput(iid, new.name, new.execution_id, 0, 0)
+            self._prepare_turn(entry, cached, turn, [new.started_event(_utcnow())], [])
+            commit = entry.commit
+            assert commit is not None
+            if not creatable(commit):
+                self._planned = 0
+                return False
+            entry.commit = dataclasses.replace(commit, create=new)
+            self._note_timers([entry.commit])
+            self._commit_sent_at = time.monotonic()
+            outcome = self.store.commit_turns(self.owner, [entry.commit], self.lease_s)[0]
+            if not outcome.ok:
+                return False  # the id is in use: the store's start says what to do
+            self._after_commit(entry, True, outcome.version, outcome.new_activity_ids)
+            return True
+        finally:
+            self._engine_lock.release()
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(

@@ -227,6 +227,12 @@ class TurnCommit:
         new_instances: child instances to create.
         keep_lease: keep the lease after the commit (the owner has work in flight).
         cancel_activities: drop the run's queued activity tasks (it finished).
+        create: the instance does not exist yet: it is created by this, its first turn,
+            leased to the owner, as if it had been created with ``create`` and claimed
+            (``expected_version`` 0, no ExecutionStarted message: the event is in
+            ``new_events``). Refused with :data:`ID_TAKEN` if any instance has the id.
+            Such a turn is committed alone and neither creates instances nor resets its
+            history (see :func:`creatable`).
     """
 
     instance_id: str
@@ -247,6 +253,36 @@ class TurnCommit:
     new_instances: Sequence[NewInstance] = ()
     keep_lease: bool = False
     cancel_activities: bool = False
+    create: NewInstance | None = None
+
+
+ID_TAKEN = "an instance with this id already exists"
+"""The refusal of a creating turn (:attr:`TurnCommit.create`) whose instance id is taken."""
+
+
+def creatable(turn: TurnCommit) -> bool:
+    """Whether ``turn``, a new instance's first, may create its instance itself
+    (:attr:`TurnCommit.create`): it creates no other instance and keeps its history."""
+    return (
+        not turn.new_instances
+        and not turn.reset_history
+        and turn.expected_version == 0
+        and all(a.instance_id == turn.instance_id for a in turn.new_activities)
+    )
+
+
+def check_creating(turns: Sequence[TurnCommit]) -> None:
+    """Refuse a group with a creating turn (:attr:`TurnCommit.create`) that is not alone
+    or not :func:`creatable`.
+
+    Raises:
+        ValueError: it is.
+    """
+    if any(t.create is not None for t in turns) and not (len(turns) == 1 and creatable(turns[0])):
+        raise ValueError(
+            "a turn that creates its instance is committed alone, creates no other instance "
+            "and keeps its history (see treadle.store.base.creatable)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     TurnCommit,
     WorkToken,
+    check_creating,
 )
 from treadle.store.postgres_claims import claim_orchestrations_in
 from treadle.store.postgres_commit import (
@@ -508,6 +509,7 @@ class PostgresStore:
         """
         if not turns:
             return []
+        check_creating(turns)  # and such a turn is simple
         if is_simple(turns):
             text, params = simple_commit(turns, owner, lease_s)
             rows = self._statement(text, params)

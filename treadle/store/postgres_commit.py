@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from treadle.store.base import (
+    ID_TAKEN,
     CommitOutcome,
     TurnCommit,
     gives_activity_work,
@@ -104,6 +105,18 @@ _OK = (
     "  AND i.lease_expires_at >= {now} AND i.version = t.v{present} "
     "  RETURNING t.*, i.version AS new_version)"
 )
+# A turn that creates its instance (TurnCommit.create; alone in its group): the row is
+# inserted as the turn leaves it, unless the id is taken (then nothing is written).
+_CREATED = (
+    "created AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
+    "  output, failure, custom_status, created_at, updated_at, history_len, version, "
+    "  own_task, lease_owner, lease_expires_at) "
+    "  SELECT t.iid, %(name)s, t.st, t.eid, COALESCE(t.inp, %(input)s), t.res, t.fail, t.cs, "
+    "  {now}, {now}, t.hl, 1, CASE WHEN t.so THEN t.own END, "
+    f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END FROM t "
+    "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, version), "
+    "ok AS (SELECT t.*, c.version AS new_version FROM t JOIN created c ON c.instance_id = t.iid)"
+)
 _HISTORY = (
     "hist AS (INSERT INTO history (instance_id, seq, event) "
     "  SELECT ok.iid, ok.hs + e.n - 1, e.ev::text "
@@ -155,9 +168,10 @@ _TO_OTHERS = (
 # The main query's reads of instances see the rows as they were before this statement.
 # New work wakes workers (of its kind) and clients; a change of status alone, clients only
 # (the payload's suffix says which, see treadle.store.postgres_listener).
+_STATUS_CHANGED = "ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)"
 _WOKEN = (
-    "flags AS (SELECT bool_or(ok.wo) AS o, bool_or(ok.wa) AS a, bool_or(ok.st <> "
-    "  (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)) AS s FROM ok), "
+    f"flags AS (SELECT bool_or(ok.wo) AS o, bool_or(ok.wa) AS a, bool_or({_STATUS_CHANGED}) "
+    "  AS s FROM ok), "
     f"woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || CASE "
     f"  WHEN f.o AND f.a THEN '' WHEN f.o THEN '{ORCHESTRATIONS_SUFFIX}' "
     f"  WHEN f.a THEN '{ACTIVITIES_SUFFIX}' ELSE '{STATUS_SUFFIX}' END) "
@@ -182,7 +196,10 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
     ctes = [_TURNS]
     if has_present:
         ctes.append(_PRESENT)
-    ctes.append(_OK.replace("{present}", f" AND {_ALL_PRESENT}" if has_present else ""))
+    if "create" in parts:
+        ctes.append(_CREATED)
+    else:
+        ctes.append(_OK.replace("{present}", f" AND {_ALL_PRESENT}" if has_present else ""))
     for part, cte in (
         ("ev", _HISTORY),
         ("cm", _CONSUMED),
@@ -198,7 +215,8 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
         ctes.append(_TO_SELF)
     if "others" in parts:
         ctes.append(_TO_OTHERS)
-    ctes.append(_WOKEN)
+    # a created instance is new to clients (its status was nothing)
+    ctes.append(_WOKEN.replace(_STATUS_CHANGED, "true") if "create" in parts else _WOKEN)
     result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
     return "WITH " + ", ".join(ctes) + " " + result
 
@@ -299,6 +317,9 @@ def simple_commit(
                 ],
             }
         )
+    created = turns[0].create if len(turns) == 1 else None
+    if created is not None:
+        parts.add("create")
     params = {
         "turns": orjson.dumps(docs).decode(),
         "n": len(docs),
@@ -306,6 +327,9 @@ def simple_commit(
         "owner": owner,
         "lease_s": float(lease_s),
     }
+    if created is not None:
+        params["name"] = created.name
+        params["input"] = created.input
     return simple_commit_sql(frozenset(parts)), params
 
 
@@ -371,7 +395,9 @@ def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list
     reasons: list[str] = []
     for turn in turns:
         fence = fences.get(turn.instance_id)
-        if fence is None:
+        if turn.create is not None:
+            reasons.append(ID_TAKEN)
+        elif fence is None:
             reasons.append("the instance no longer exists")
         elif fence[0] != owner or not fence[1]:
             reasons.append(f"lease held by {fence[0]!r}")

@@ -34,6 +34,7 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.store.base import (
+    ID_TAKEN,
     ActivityResult,
     ActivityWorkItem,
     CommitOutcome,
@@ -47,6 +48,7 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     TurnCommit,
     WorkToken,
+    check_creating,
     gives_activity_work,
     gives_orchestration_work,
     next_own_task_id,
@@ -126,6 +128,36 @@ def _turn_sql(sets_own: bool, lease: str) -> str:
     return sql + (
         " WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? AND version = ?"
     )
+
+
+def _insert_instance(
+    conn: sqlite3.Connection,
+    new: NewInstance,
+    now: float,
+    *,
+    lease: tuple[str, float] | None = None,
+) -> bool:
+    """Insert ``new``'s row, PENDING; with ``lease`` (owner, until), leased, and only if the
+    id is free (False: it was not). Without, the caller has made room for it."""
+    owner, expires = lease if lease is not None else (None, None)
+    cur = conn.execute(
+        "INSERT INTO instances (instance_id, name, status, execution_id, input, created_at, "
+        "updated_at, parent_instance_id, lease_owner, lease_expires_at) "
+        "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?)"
+        + (" ON CONFLICT (instance_id) DO NOTHING" if lease is not None else ""),
+        (
+            new.instance_id,
+            new.name,
+            new.execution_id,
+            new.input,
+            now,
+            now,
+            new.parent.instance_id if new.parent else None,
+            owner,
+            expires,
+        ),
+    )
+    return cur.rowcount == 1
 
 
 _SHARED: dict[str, _Shared] = {}
@@ -334,19 +366,7 @@ class SqliteStore:
                     "wait for it to finish, terminate it, or choose another instance id"
                 )
             self._delete_instance(conn, new.instance_id)
-        conn.execute(
-            "INSERT INTO instances (instance_id, name, status, execution_id, input, created_at,"
-            " updated_at, parent_instance_id) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)",
-            (
-                new.instance_id,
-                new.name,
-                new.execution_id,
-                new.input,
-                now,
-                now,
-                new.parent.instance_id if new.parent else None,
-            ),
-        )
+        _insert_instance(conn, new, now)
         if new.history:
             self._adopt_history(conn, new, now)
             return
@@ -602,6 +622,7 @@ class SqliteStore:
         """Commit many turns in one transaction; a turn whose fence fails is refused alone."""
         if not turns:
             return []
+        check_creating(turns)
         now = self._clock()
         outcomes: list[CommitOutcome] = []
         with self._errors(), self._write(notify=False) as conn:
@@ -615,6 +636,9 @@ class SqliteStore:
         iid = turn.instance_id
         keep = turn.keep_lease
         history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+        created = turn.create
+        if created is not None and not self._insert_created(conn, created, owner, now, lease_s):
+            return CommitOutcome(iid, ok=False, error=ID_TAKEN)
         task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
         if not self._tasks_exist(conn, task_rows):
             # A result is recorded by whoever deletes its task row; this one's went to the
@@ -701,6 +725,14 @@ class SqliteStore:
         return CommitOutcome(
             iid, ok=True, version=turn.expected_version + 1, new_activity_ids=leased_ids
         )
+
+    @staticmethod
+    def _insert_created(
+        conn: sqlite3.Connection, new: NewInstance, owner: str, now: float, lease_s: float
+    ) -> bool:
+        """Insert the row of an instance that its first turn creates (TurnCommit.create),
+        leased to ``owner`` for the turn's update to find; False if the id is taken."""
+        return _insert_instance(conn, new, now, lease=(owner, now + lease_s))
 
     @staticmethod
     def _insert_activity(

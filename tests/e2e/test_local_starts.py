@@ -1,0 +1,206 @@
+"""Starts from a client of the runtime's own process: the first turn is committed with the
+instance (one durable commit), and everything a start through the store does still holds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import treadle as wf
+from treadle.runtime import local
+
+from .helpers import Gate, finish, kinds, status_of, wait_until
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_schema_url"))
+    return f"sqlite:///{tmp_path / 'treadle.db'}"
+
+
+def _chain(ctx: wf.WorkflowContext, n: int) -> list[int]:
+    first = yield ctx.call_activity("gated", input=n)
+    second = yield ctx.call_activity("double", input=first)
+    return [first, second]
+
+
+def _parent(ctx: wf.WorkflowContext, n: int) -> int:
+    return (yield ctx.call_child_workflow("child", input=n)) + 1
+
+
+def _child(ctx: wf.WorkflowContext, n: int) -> int:
+    return (yield ctx.call_activity("double", input=n))
+
+
+@pytest.fixture
+def chain_runtime(
+    make_runtime: Callable[..., wf.WorkflowRuntime], gates: Callable[[], Gate]
+) -> tuple[wf.WorkflowRuntime, Gate]:
+    gate = gates()
+    runtime = make_runtime(start=False)
+    runtime.register_workflow(_chain, name="chain")
+    runtime.register_workflow(_parent, name="parent")
+    runtime.register_workflow(_child, name="child")
+
+    def gated(ctx: wf.WorkflowActivityContext, n: int) -> int:
+        gate.hold()
+        return n + 1
+
+    runtime.register_activity(gated, name="gated")
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    return runtime, gate
+
+
+def test_the_first_turn_is_committed_with_the_start(
+    chain_runtime: tuple[wf.WorkflowRuntime, Gate], client: wf.WorkflowClient
+) -> None:
+    runtime, gate = chain_runtime
+    assert local.starters(client.store.url) == (runtime,)
+    iid = client.schedule_new_workflow("chain", input=1)
+    # when the start returns, its first turn is durable and its first activity is out
+    assert kinds(client, iid) == ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled"]
+    assert status_of(client, iid) is wf.WorkflowStatus.RUNNING
+    gate.wait_entered()
+    gate.open()
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert json.loads(state.serialized_output or "null") == [2, 4]
+    assert kinds(client, iid).count("TaskCompleted") == 2
+
+
+def test_a_finished_instance_id_is_reused_and_a_running_one_refused(
+    chain_runtime: tuple[wf.WorkflowRuntime, Gate], client: wf.WorkflowClient
+) -> None:
+    _, gate = chain_runtime
+    gate.open()
+    client.schedule_new_workflow("chain", input=1, instance_id="again")
+    assert json.loads(finish(client, "again").serialized_output or "null") == [2, 4]
+    client.schedule_new_workflow("chain", input=5, instance_id="again")
+    state = finish(client, "again")
+    assert json.loads(state.serialized_output or "null") == [6, 12]
+    assert kinds(client, "again").count("ExecutionStarted") == 1  # a fresh history
+    gate.opened.clear()
+    client.schedule_new_workflow("chain", input=7, instance_id="busy")
+    with pytest.raises(wf.WorkflowAlreadyExistsError, match="busy"):
+        client.schedule_new_workflow("chain", input=8, instance_id="busy")
+    gate.open()
+    assert json.loads(finish(client, "busy").serialized_output or "null") == [8, 16]
+
+
+def test_starts_the_runtime_does_not_take_go_through_the_store(
+    chain_runtime: tuple[wf.WorkflowRuntime, Gate], client: wf.WorkflowClient
+) -> None:
+    _, gate = chain_runtime
+    gate.open()
+    # a first turn that starts a child: created by the store, then run as usual
+    parent = client.schedule_new_workflow("parent", input=3)
+    assert finish(client, parent).serialized_output == "7"
+    # a start for later waits in the store
+    later = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+    iid = client.schedule_new_workflow("chain", input=1, start_at=later)
+    assert status_of(client, iid) is wf.WorkflowStatus.PENDING
+    assert kinds(client, iid) == []
+    assert json.loads(finish(client, iid).serialized_output or "null") == [2, 4]
+    # a workflow this runtime does not have: the store's start, and the usual failure
+    unknown = client.schedule_new_workflow("nowhere")
+    assert finish(client, unknown).runtime_status is wf.WorkflowStatus.FAILED
+
+
+def test_without_local_starts_or_once_stopped_the_store_starts_them(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    runtime = make_runtime(start=False, local_starts=False)
+    runtime.register_workflow(_child, name="child")
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    assert local.starters(client.store.url) == ()
+    assert finish(client, client.schedule_new_workflow("child", input=4)).serialized_output == "8"
+    other = make_runtime(start=False)
+    other.register_workflow(_child, name="child")
+    other.start()
+    assert local.starters(client.store.url) == (other,)
+    other.shutdown()
+    assert local.starters(client.store.url) == ()
+
+
+_KILLED = textwrap.dedent(
+    """
+    import sys, time
+    import treadle as wf
+
+    url, marker = sys.argv[1], sys.argv[2]
+    runtime = wf.WorkflowRuntime(url)
+
+    @runtime.workflow(name="chain")
+    def chain(ctx, n):
+        first = yield ctx.call_activity("gated", input=n)
+        return (yield ctx.call_activity("double", input=first))
+
+    @runtime.activity(name="gated")
+    def gated(ctx, n):
+        open(marker, "a").write("entered\\n")
+        time.sleep(60)  # killed in here
+        return n + 1
+
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    with wf.WorkflowClient(url) as client:
+        print(client.schedule_new_workflow("chain", input=1), flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_kill_9_after_a_local_start_loses_nothing(
+    store_url: str,
+    tmp_path: Path,
+    spawn: Callable[..., subprocess.Popen[str]],
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+) -> None:
+    """The started instance is durable and its first activity, held in the killed process,
+    is taken over by the next runtime (on this host at once: its owner's process is gone)."""
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED)
+    marker = tmp_path / "marker"
+    proc = spawn(script, store_url, str(marker), stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    iid = proc.stdout.readline().strip()
+    assert iid, "the child printed no instance id"
+    wait_until(marker.exists, what="the first activity to start")
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    assert kinds(client, iid) == ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled"]
+    runtime = make_runtime(start=False)
+    runtime.register_workflow(_chain_two, name="chain")
+    runtime.register_activity(lambda ctx, n: n + 1, name="gated")
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert state.serialized_output == "4"
+    history = kinds(client, iid)
+    assert history.count("ExecutionStarted") == 1 and history.count("TaskCompleted") == 2
+
+
+def _chain_two(ctx: wf.WorkflowContext, n: int) -> int:
+    first = yield ctx.call_activity("gated", input=n)
+    return (yield ctx.call_activity("double", input=first))
+
+
+def test_the_client_module_needs_no_runtime() -> None:
+    """Importing the client alone starts no runtime machinery (the registry is empty)."""
+    code = "import treadle.client, treadle.runtime.local as l; print(l._BY_URL)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "{}"

@@ -1,0 +1,51 @@
+"""The runtimes running in this process, by store URL: where a client's starts can go first.
+
+A :class:`~treadle.client.WorkflowClient` whose store a running
+:class:`~treadle.runtime.worker.WorkflowRuntime` of this process also uses offers it each
+new instance first (:meth:`~treadle.runtime.worker.WorkflowRuntime.start_here`): the
+runtime runs the instance's first turn at once and commits it together with the instance,
+one durable commit where a start would take two (the start, then the first turn) and a
+claim between them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from treadle.store.base import NewInstance
+
+__all__ = ["LocalStarter", "add", "remove", "starters"]
+
+
+class LocalStarter(Protocol):
+    """A runtime that can start instances itself (see the module)."""
+
+    def start_here(self, new: NewInstance) -> bool:
+        """Create ``new`` with its first turn; False if this runtime does not take it."""
+        ...
+
+
+_LOCK = threading.Lock()
+_BY_URL: dict[str, tuple[LocalStarter, ...]] = {}
+
+
+def add(url: str, runtime: LocalStarter) -> None:
+    """Offer ``runtime`` the starts of this process's clients of the store at ``url``."""
+    with _LOCK:
+        _BY_URL[url] = (*_BY_URL.get(url, ()), runtime)
+
+
+def remove(url: str, runtime: LocalStarter) -> None:
+    """Stop offering ``runtime`` starts (it is shutting down)."""
+    with _LOCK:
+        left = tuple(r for r in _BY_URL.get(url, ()) if r is not runtime)
+        if left:
+            _BY_URL[url] = left
+        else:
+            _BY_URL.pop(url, None)
+
+
+def starters(url: str) -> tuple[LocalStarter, ...]:
+    """The runtimes of this process that take starts on the store at ``url``."""
+    return _BY_URL.get(url, ())
