@@ -4,6 +4,10 @@ If a step fails, the workflow's ``except`` runs a compensating activity and re-r
 instance ends FAILED with the error. The workflow and activities are the Dapr docs' code,
 unchanged except for the import line.
 
+The client and the runtime share a process and a store, so each start runs the workflow's
+first step at once, committed with the new instance (see "Starts in the runtime's own
+process" in the README).
+
 Run: ``python examples/task_chaining.py`` (store: ``$TREADLE_STORE`` or a file in the temp dir).
 """
 
