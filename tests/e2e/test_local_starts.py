@@ -133,6 +133,52 @@ def test_without_local_starts_or_once_stopped_the_store_starts_them(
     assert local.starters(client.store.url) == ()
 
 
+def _timer_first(ctx: wf.WorkflowContext, n: int) -> int:
+    yield ctx.create_timer(timedelta(seconds=0.2))
+    return n + 1
+
+
+def _event_first(ctx: wf.WorkflowContext, n: int) -> int:
+    return n + (yield ctx.wait_for_external_event("go"))
+
+
+def _again_first(ctx: wf.WorkflowContext, n: int) -> int:
+    if n < 3:
+        ctx.continue_as_new(n + 1)
+        return -1
+    return (yield ctx.call_activity("double", input=n))
+
+
+def _fails_first(ctx: wf.WorkflowContext, n: int) -> int:
+    raise ValueError(f"no good: {n}")
+    yield  # a generator all the same
+
+
+def test_first_turns_of_every_kind(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    """A first turn that sets a timer, waits for an event, continues as new (through the
+    store) or fails: each instance ends as it would after a start through the store."""
+    runtime = make_runtime(start=False)
+    for fn in (_timer_first, _event_first, _again_first, _fails_first):
+        runtime.register_workflow(fn)
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    timer = client.schedule_new_workflow(_timer_first, input=1)
+    assert kinds(client, timer)[-1] == "TimerCreated"
+    event = client.schedule_new_workflow(_event_first, input=1)
+    assert status_of(client, event) is wf.WorkflowStatus.RUNNING
+    client.raise_workflow_event(event, "go", data=41)
+    again = client.schedule_new_workflow(_again_first, input=0)
+    fails = client.schedule_new_workflow(_fails_first, input=7)
+    failed = client.get_workflow_state(fails)  # it failed within its start
+    assert failed is not None and failed.runtime_status is wf.WorkflowStatus.FAILED
+    assert failed.failure_details is not None and "no good: 7" in failed.failure_details.message
+    assert finish(client, timer).serialized_output == "2"
+    assert finish(client, event).serialized_output == "42"
+    assert finish(client, again).serialized_output == "6"
+
+
 _KILLED = textwrap.dedent(
     """
     import sys, time
