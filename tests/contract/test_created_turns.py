@@ -121,3 +121,14 @@ def test_a_creating_turn_is_committed_alone(store: Store) -> None:
     with pytest.raises(ValueError, match="creates no other instance"):
         store.commit_turns(OWNER, [spawning])
     assert store.get_instance("c-4") is None and store.get_instance("c-6") is None
+
+
+def test_a_creating_turn_wakes_no_client(store: Store) -> None:
+    """No client can wait on an instance that did not exist; a creating turn whose step is
+    its own task gives no worker anything either: nobody is woken."""
+    token = store.change_token()
+    work = store.change_token(work_only=True)
+    (outcome,) = store.commit_turns(OWNER, [_creating(new_instance("c-8"))])
+    assert outcome.ok
+    assert store.wait_for_work(0.3, token) == token
+    assert store.change_token(work_only=True) == work

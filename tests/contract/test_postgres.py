@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from treadle.core.history import EventRaised
+from treadle.core.history import EventRaised, ExecutionCompleted, OrchestrationStatus
 from treadle.errors import (
     InvalidInputError,
     SchemaVersionError,
@@ -22,6 +22,8 @@ from treadle.store import open_store
 from treadle.store.base import NewMessage
 
 from .helpers import claim_one, start, started_events, turn
+
+COMPLETED = OrchestrationStatus.COMPLETED
 
 psycopg = pytest.importorskip("psycopg")
 from treadle.store.postgres import (  # noqa: E402
@@ -350,3 +352,34 @@ def test_a_version_1_schema_is_upgraded_in_place(
             f'SELECT version FROM "{schema}".schema_version ORDER BY version'
         ).fetchall()
     assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_status_changes_reach_clients_of_this_process_at_once(
+    url: str, stores, postgres_url: str
+) -> None:
+    """A commit that ends an instance wakes this process's clients on the same schema when it
+    returns (not a notification round trip later), and wakes no worker twice for it."""
+    worker, client = stores(), stores()
+    stranger_url = with_schema(postgres_url, f"t_{uuid.uuid4().hex}")
+    stranger = PostgresStore(stranger_url)
+    try:
+        token, work = client.change_token(), client.change_token(work_only=True)
+        stranger_token = stranger.change_token()
+        worker._listener.echo_status()  # what a commit that changed a status does
+        assert client.change_token() != token  # at once: no notification was even sent
+        assert client.change_token(work_only=True) == work
+        assert stranger.wait_for_work(0.2, stranger_token) == stranger_token
+        start(worker, "e-1")
+        item = claim_one(worker)
+        token = client.change_token()
+        events = [*started_events(item), ExecutionCompleted(status=COMPLETED, result="1")]
+        (outcome,) = worker.commit_turns(
+            "w1", [turn(item, events, status=COMPLETED, output="1", cancel_activities=True)]
+        )
+        assert outcome.ok
+        assert client.change_token() != token
+    finally:
+        stranger.close()
+        schema = parse_postgres_url(stranger_url)[1]
+        with _admin(postgres_url) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

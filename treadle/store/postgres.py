@@ -47,7 +47,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from treadle.core.history import HistoryEvent
+from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
     StoreError,
     StoreUnavailableError,
@@ -513,12 +513,21 @@ class PostgresStore:
         if is_simple(turns):
             text, params = simple_commit(turns, owner, lease_s)
             rows = self._statement(text, params)
-            return outcomes_from_rows(
+            outcomes = outcomes_from_rows(
                 turns,
                 rows,
                 lambda refused: self._run(lambda db, conn: refusal_reasons(conn, refused, owner)),
             )
-        return self._write(lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s))
+        else:
+            outcomes = self._write(
+                lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s)
+            )
+        if any(
+            o.ok and t.create is None and t.status is not OrchestrationStatus.RUNNING
+            for t, o in zip(turns, outcomes, strict=True)
+        ):
+            self._listener.echo_status()  # a client of this process may wait for it
+        return outcomes
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired)."""

@@ -215,8 +215,8 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
         ctes.append(_TO_SELF)
     if "others" in parts:
         ctes.append(_TO_OTHERS)
-    # a created instance is new to clients (its status was nothing)
-    ctes.append(_WOKEN.replace(_STATUS_CHANGED, "true") if "create" in parts else _WOKEN)
+    # no client waits on an instance that did not exist: a creating turn wakes workers only
+    ctes.append(_WOKEN.replace(_STATUS_CHANGED, "false") if "create" in parts else _WOKEN)
     result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
     return "WITH " + ", ".join(ctes) + " " + result
 

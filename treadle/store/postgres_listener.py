@@ -9,6 +9,11 @@ the notifications for its schema: all of them, and those of each kind of work ap
 counts are the store's change tokens, so a waiting worker or client wakes within a fraction
 of a millisecond of another process's commit and idles without polling.
 
+A commit of this process that changes an instance's status also wakes this process's clients
+on the same schema as soon as it returns (:meth:`ChangeListener.echo_status`): a client
+waiting on a workflow that a runtime of its own process runs need not wait for the
+notification's round trip through the server.
+
 A lost notification is never fatal:
 - when the connection drops (network, server restart) the listener reconnects with backoff,
   and bumps the token on every failed attempt and after reconnecting (waiters then re-read
@@ -46,6 +51,10 @@ SUFFIXES = {  # (instances to claim, activities to claim) -> the payload's suffi
     (False, False): STATUS_SUFFIX,
 }
 _FIRST_CONNECT_WAIT_S = 10.0
+# The listeners of this process, by (server, payload): a commit's status changes reach the
+# clients of this process at once (see ChangeListener.echo_status), not a round trip later.
+_LOCAL: dict[tuple[str, bytes], set[ChangeListener]] = {}
+_LOCAL_LOCK = threading.Lock()
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 1.0
 
@@ -87,6 +96,9 @@ class ChangeListener:
         self._start_lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._key = (conninfo, self._payload)
+        with _LOCAL_LOCK:
+            _LOCAL.setdefault(self._key, set()).add(self)
 
     @property
     def is_listening(self) -> bool:
@@ -134,8 +146,22 @@ class ChangeListener:
                 self._changed.wait(remaining)
             return self._current(work_only)
 
+    def echo_status(self) -> None:
+        """Wake the clients of this process on this schema now: a commit of ours changed an
+        instance's status (its notification, still on its way, wakes them again)."""
+        with _LOCAL_LOCK:
+            listeners = list(_LOCAL.get(self._key, ()))
+        for listener in listeners:
+            listener._bump(orchestrations=False, activities=False)
+
     def close(self) -> None:
         """Stop the listener thread and close its connection."""
+        with _LOCAL_LOCK:
+            mine = _LOCAL.get(self._key)
+            if mine is not None:
+                mine.discard(self)
+                if not mine:
+                    del _LOCAL[self._key]
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")

@@ -717,10 +717,13 @@ class SqliteStore:
         kinds[0] = kinds[0] or gives_orchestration_work(turn)
         kinds[1] = kinds[1] or gives_activity_work(turn)
         kinds[2] = kinds[2] or (  # its status may have changed: wake clients
-            turn.status is not OrchestrationStatus.RUNNING
-            or turn.history_start == 0
-            or turn.reset_history
-            or bool(turn.consumed_messages)
+            created is None  # (no client waits on an instance that did not exist)
+            and (
+                turn.status is not OrchestrationStatus.RUNNING
+                or turn.history_start == 0
+                or turn.reset_history
+                or bool(turn.consumed_messages)
+            )
         )
         return CommitOutcome(
             iid, ok=True, version=turn.expected_version + 1, new_activity_ids=leased_ids
