@@ -44,6 +44,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -220,7 +221,11 @@ class PostgresStore:
         def call(conn: Conn, progress: _Progress) -> list[Any]:
             progress.committing = True
             cursor = self._db().execute(conn, text, params, prepare=True)
-            return cursor.fetchall() if cursor.description is not None else []
+            # (the result's status, not cursor.description, which builds a column list)
+            result = cursor.pgresult
+            if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+                return []
+            return cursor.fetchall()
 
         return self._attempt(call, retry_unknown=idempotent)
 

@@ -353,7 +353,9 @@ def outcomes_from_rows(
             leased.append(value)
     leased.sort()  # identity values rise in (turn, task) order
     refused = [k for k in range(len(turns)) if k not in versions]
-    reasons = dict(zip(refused, read_reasons([turns[k] for k in refused]), strict=True))
+    reasons: dict[int, str] = {}
+    if refused:  # (reading them takes a round trip)
+        reasons = dict(zip(refused, read_reasons([turns[k] for k in refused]), strict=True))
     outcomes: list[CommitOutcome] = []
     taken = 0
     for k, turn in enumerate(turns):

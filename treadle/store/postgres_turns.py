@@ -18,6 +18,7 @@ SqliteStore gets by applying the turns one after the other.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -142,17 +143,12 @@ class Db:
             prepare: prepare it on the server at once (True: a statement run over and over),
                 or after psycopg's default number of executions (None).
         """
+        sql_text, notifies = _render(text, self._now_sql)
         args = dict(params or {})
         if self._fixed_now is not None:
             args["now"] = self._fixed_now
-        if "{notify" in text or "%(notify_payload)s" in text:
+        if notifies:
             args["notify_payload"] = self._payload
-        sql_text = (
-            text.replace("{now}", self._now_sql)
-            .replace("{notify}", _NOTIFY_SQL)
-            .replace("{notify_orch}", _NOTIFY_ORCHESTRATIONS_SQL)
-            .replace("{notify_act}", _NOTIFY_ACTIVITIES_SQL)
-        )
         return conn.execute(sql_text, args, prepare=prepare)
 
     def send_notify(self, conn: Conn) -> None:
@@ -192,6 +188,20 @@ class Db:
         """Delete everything stored for these instances."""
         for table in ("history", "inbox", "activity_tasks", "instances"):
             conn.execute(f"DELETE FROM {table} WHERE instance_id = ANY(%s::text[])", (list(ids),))
+
+
+@functools.lru_cache(maxsize=256)
+def _render(text: str, now_sql: str) -> tuple[str, bool]:
+    """``text`` with ``{now}`` and the ``{notify...}`` markers filled in, and whether it
+    takes the ``notify_payload`` parameter (statements are few: rendered once each)."""
+    notifies = "{notify" in text or "%(notify_payload)s" in text
+    sql_text = (
+        text.replace("{now}", now_sql)
+        .replace("{notify}", _NOTIFY_SQL)
+        .replace("{notify_orch}", _NOTIFY_ORCHESTRATIONS_SQL)
+        .replace("{notify_act}", _NOTIFY_ACTIVITIES_SQL)
+    )
+    return sql_text, notifies
 
 
 def utc(value: datetime) -> datetime:
