@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -177,6 +178,32 @@ def test_first_turns_of_every_kind(
     assert finish(client, timer).serialized_output == "2"
     assert finish(client, event).serialized_output == "42"
     assert finish(client, again).serialized_output == "6"
+
+
+def test_starts_from_many_threads_at_once(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    """Threads starting together: one start at a time is taken here, the others go through
+    the store side by side; every instance runs once to its result."""
+    runtime = make_runtime(start=False)
+    runtime.register_workflow(_child, name="child")
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    ids: dict[int, str] = {}
+
+    def starter(base: int) -> None:
+        for n in range(base, base + 10):
+            ids[n] = client.schedule_new_workflow("child", input=n)
+
+    threads = [threading.Thread(target=starter, args=(k * 10,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(ids) == list(range(60))
+    for n, iid in ids.items():
+        assert finish(client, iid).serialized_output == str(2 * n)
+        assert kinds(client, iid).count("TaskCompleted") == 1
 
 
 _KILLED = textwrap.dedent(

@@ -192,6 +192,7 @@ class WorkflowRuntime:
         self._remote_pending: dict[str, _RemotePending] = {}
         # The dispatcher's rounds and inline commits on activity threads take turns on it.
         self._engine_lock = threading.Lock()
+        self._start_gate = threading.Lock()  # held by the one start_here under way
         self._inline = threading.local()
         self._held: set[str] = set()
         # (instance id, monotonic time before which it is not claimed again)
@@ -343,7 +344,8 @@ class WorkflowRuntime:
         runtime holds it, so its first activities are already running. False (nothing was
         written): the runtime does not take it (stopping, full, not its workflow, a
         scheduled or child start, an id in use, a first turn that creates instances), and
-        the client creates the instance in the store instead.
+        the client creates the instance in the store instead; so also while another start
+        is under way here.
 
         Raises:
             StoreError: the store failed; whether the instance exists is then unknown, as
@@ -360,8 +362,18 @@ class WorkflowRuntime:
             or len(self._held) >= self.max_concurrent_workflows
         ):
             return False
-        # Workflow code never waits for a client, but a thread that holds the lock (a
-        # workflow calling a client, against the rules) must not wait for itself.
+        # One start at a time: the others take the store's start at once, side by side (and
+        # commit together on PostgreSQL), instead of queueing behind the engine one commit
+        # at a time. This one waits for the engine at most one round or inline commit
+        # (a workflow calling a client, against the rules, would wait for itself: 1 s).
+        if not self._start_gate.acquire(blocking=False):
+            return False
+        try:
+            return self._start_here(fn, new)
+        finally:
+            self._start_gate.release()
+
+    def _start_here(self, fn: Callable[..., Any], new: NewInstance) -> bool:
         if not self._engine_lock.acquire(timeout=1.0):
             return False
         try:
