@@ -272,6 +272,25 @@ def _chain_two(ctx: wf.WorkflowContext, n: int) -> int:
     return (yield ctx.call_activity("double", input=first))
 
 
+def test_unnamed_memory_stores_are_never_matched() -> None:
+    """Each opening of ``memory://`` is a database of its own: a client there must not hand
+    its starts to a runtime that could not show them to it."""
+    assert not local.shared("memory://") and not local.shared("sqlite:///:memory:")
+    assert local.shared("memory://tests") and local.shared("sqlite:///x.db")
+    runtime = wf.WorkflowRuntime("memory://")
+    runtime.register_workflow(_child, name="child")
+    with runtime:
+        assert local.starters(runtime.store.url) == ()
+    named = wf.WorkflowRuntime("memory://named-local")
+    named.register_workflow(_child, name="child")
+    named.register_activity(lambda ctx, n: 2 * n, name="double")
+    with named, wf.WorkflowClient("memory://named-local") as client:
+        assert local.starters(client.store.url) == (named,)
+        assert (
+            finish(client, client.schedule_new_workflow("child", input=5)).serialized_output == "10"
+        )
+
+
 def test_the_client_module_needs_no_runtime() -> None:
     """Importing the client alone starts no runtime machinery (the registry is empty)."""
     code = "import treadle.client, treadle.runtime.local as l; print(l._BY_URL)"

@@ -47,3 +47,15 @@ def test_runtime_reopens_a_store_it_opened_from_a_url(store_url: str) -> None:
         with runtime, wf.WorkflowClient(store_url) as client:
             iid = client.schedule_new_workflow(only_here, input=41)
             assert finish(client, iid).serialized_output == "42"
+
+
+def test_a_named_memory_store_serves_a_runtime_and_a_client() -> None:
+    """Two stores opened on one named in-memory database (a runtime's and a client's): the
+    client reads while the runtime writes, without "database table is locked" errors."""
+    runtime = wf.WorkflowRuntime("memory://runtime-and-client", local_starts=False)
+    runtime.register_workflow(only_here)
+    with runtime, wf.WorkflowClient("memory://runtime-and-client") as client:
+        ids = [client.schedule_new_workflow(only_here, input=n) for n in range(20)]
+        assert [finish(client, iid).serialized_output for iid in ids] == [
+            str(n + 1) for n in range(20)
+        ]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from typing import Protocol
+from urllib.parse import urlparse
 
 from treadle.store.base import NewInstance
 
-__all__ = ["LocalStarter", "add", "remove", "starters"]
+__all__ = ["LocalStarter", "add", "remove", "shared", "starters"]
 
 
 class LocalStarter(Protocol):
@@ -30,8 +31,20 @@ _LOCK = threading.Lock()
 _BY_URL: dict[str, tuple[LocalStarter, ...]] = {}
 
 
+def shared(url: str) -> bool:
+    """Whether two stores opened from ``url`` in this process are one database: not so for
+    an unnamed in-memory URL (each opening is a database of its own)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "memory":
+        return bool(parsed.netloc)
+    return url not in ("sqlite://", "sqlite:///:memory:")
+
+
 def add(url: str, runtime: LocalStarter) -> None:
-    """Offer ``runtime`` the starts of this process's clients of the store at ``url``."""
+    """Offer ``runtime`` the starts of this process's clients of the store at ``url`` (if
+    other stores opened from ``url`` are the same database: see :func:`shared`)."""
+    if not shared(url):
+        return
     with _LOCK:
         _BY_URL[url] = (*_BY_URL.get(url, ()), runtime)
 

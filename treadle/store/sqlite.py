@@ -186,8 +186,13 @@ def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
             f"store URL {url!r}: synchronous must be full, normal, extra or off"
         )
     if parsed.scheme == "memory" or url in ("sqlite://", "sqlite:///:memory:"):
+        # The memdb VFS: one database for every connection of this process that names it,
+        # with ordinary locking (busy waits), unlike a shared cache's table locks, which
+        # fail a read at once while another connection writes.
         name = parsed.netloc or uuid.uuid4().hex
-        return f"file:treadle-{name}?mode=memory&cache=shared", True, synchronous
+        if sqlite3.sqlite_version_info < (3, 36):  # no memdb VFS before SQLite 3.36
+            return f"file:treadle-{name}?mode=memory&cache=shared", True, synchronous
+        return f"file:/treadle-{name}?vfs=memdb", True, synchronous
     if parsed.scheme != "sqlite":
         raise InvalidInputError(f"not a SQLite store URL: {url!r} (expected sqlite:///path.db)")
     path = unquote(parsed.path)
