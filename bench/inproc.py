@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import treadle as wf
 from bench import app
 from bench.procs import peak_rss_mib
+from bench.workloads import time_task_chains
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,17 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
-    latencies: list[float] = []
     with app.build_runtime(args.url), wf.WorkflowClient(args.url) as client:
-        for i in range(args.warmup + args.size):
-            start = time.perf_counter()
-            iid = client.schedule_new_workflow(app.task_chain, input=i)
-            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=args.timeout)
-            if i >= args.warmup:
-                latencies.append((time.perf_counter() - start) * 1000)
-            output = json.loads((state.serialized_output if state else None) or "null")
-            if output != app.task_chain_result(i):
-                raise SystemExit(f"task_chain({i}) returned {output!r}")
+        latencies = time_task_chains(client, args.size, args.warmup, args.timeout)
     args.out.write_text(json.dumps({"latencies_ms": latencies, "peak_mib": peak_rss_mib()}))
     return 0
 

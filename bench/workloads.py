@@ -251,22 +251,35 @@ def _run_one(
 # ---- W1: the task chain -----------------------------------------------------------------
 
 
+def time_task_chains(
+    client: wf.WorkflowClient, runs: int, warmup: int, timeout_s: float
+) -> list[float]:
+    """Start task chains one at a time and wait for each; the latencies (ms) of the ``runs``
+    after ``warmup`` untimed ones.
+
+    Raises:
+        BenchError: a chain did not return what it should.
+    """
+    latencies_ms: list[float] = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        iid = client.schedule_new_workflow(app.task_chain, input=i)
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=timeout_s)
+        if i >= warmup:
+            latencies_ms.append((time.perf_counter() - start) * 1000)
+        _check(state, app.task_chain_result(i), f"task_chain({i})")
+    return latencies_ms
+
+
 def w1a_latency(bench: Bench) -> None:
     """W1a: one task chain at a time, schedule then wait; median and p99 latency."""
     sizes = bench.sizes
     url = bench.target.new_url("w1a")
-    latencies_ms: list[float] = []
     with (
         wf.WorkflowClient(url) as client,
         procs.workers(1, url, bench.target.work_dir, "w1a", profile_dir=bench.profile_dir) as ch,
     ):
-        for i in range(sizes.w1a_warmup + sizes.w1a_runs):
-            start = time.perf_counter()
-            iid = client.schedule_new_workflow(app.task_chain, input=i)
-            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=sizes.timeout_s)
-            if i >= sizes.w1a_warmup:
-                latencies_ms.append((time.perf_counter() - start) * 1000)
-            _check(state, app.task_chain_result(i), f"task_chain({i})")
+        latencies_ms = time_task_chains(client, sizes.w1a_runs, sizes.w1a_warmup, sizes.timeout_s)
     n = sizes.w1a_runs
     bench.add("W1a", "latency median", median(latencies_ms), "ms", size=n, better="lower")
     bench.add("W1a", "latency p99", percentile(latencies_ms, 99), "ms", size=n, better="lower")
