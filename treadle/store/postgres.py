@@ -71,6 +71,7 @@ from treadle.store.base import (
 )
 from treadle.store.postgres_claims import claim_orchestrations_in
 from treadle.store.postgres_commit import (
+    commit_rows,
     is_simple,
     outcomes_from_rows,
     refusal_reasons,
@@ -229,6 +230,18 @@ class PostgresStore:
 
         return self._attempt(call, retry_unknown=idempotent)
 
+    def _raw_statement(
+        self, text: str, params: dict[str, Any], read: Callable[[pq.abc.PGresult], _T]
+    ) -> _T:
+        """Like :meth:`_statement` for an idempotent statement, through libpq directly (see
+        :mod:`.postgres_raw`): ``read`` turns its text result into values."""
+
+        def call(conn: Conn, progress: _Progress) -> _T:
+            progress.committing = True
+            return read(self._db().execute_raw(conn, text, params))
+
+        return self._attempt(call, retry_unknown=True)
+
     def _write(
         self,
         work: Callable[[Db, Conn], Callable[[], _T]],
@@ -284,11 +297,16 @@ class PostgresStore:
         while True:
             progress = _Progress()
             try:
-                with self._pool.connection(timeout=_ACQUIRE_SLICE_S) as conn:
+                # (getconn/putconn: the pool's connection() context would also run a
+                # COMMIT check through psycopg's machinery, a cost on every statement)
+                conn = self._pool.getconn(timeout=_ACQUIRE_SLICE_S)
+                try:
                     if not _said_goodbye(conn):
                         attempt += 1
                         return call(conn, progress)
                     conn.close()  # the pool replaces closed connections
+                finally:
+                    self._pool.putconn(conn)
                 self._pool.check()  # and the other idle ones are probably dead too
             except PoolTimeout as exc:
                 if time.monotonic() >= deadline or self._closed:
@@ -517,7 +535,7 @@ class PostgresStore:
         check_creating(turns)  # and such a turn is simple
         if is_simple(turns):
             text, params = simple_commit(turns, owner, lease_s)
-            rows = self._statement(text, params)
+            rows = self._raw_statement(text, params, commit_rows)
             outcomes = outcomes_from_rows(
                 turns,
                 rows,

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+from psycopg import pq
 
 from treadle.store.base import (
     ID_TAKEN,
@@ -331,6 +332,17 @@ def simple_commit(
         params["name"] = created.name
         params["input"] = created.input
     return simple_commit_sql(frozenset(parts)), params
+
+
+def commit_rows(result: pq.abc.PGresult) -> list[tuple[str, int | None, int]]:
+    """The rows of :func:`simple_commit`'s statement from its text result."""
+    rows: list[tuple[str, int | None, int]] = []
+    value = result.get_value
+    for i in range(result.ntuples):
+        kind, k, number = value(i, 0), value(i, 1), value(i, 2)
+        assert kind is not None and number is not None
+        rows.append((kind.decode(), None if k is None else int(k), int(number)))
+    return rows
 
 
 def outcomes_from_rows(

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from treadle.core.history import OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
@@ -43,6 +44,7 @@ from treadle.store.postgres_listener import (
     ORCHESTRATIONS_SUFFIX,
     SUFFIXES,
 )
+from treadle.store.postgres_raw import execute_raw
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -150,6 +152,19 @@ class Db:
         if notifies:
             args["notify_payload"] = self._payload
         return conn.execute(sql_text, args, prepare=prepare)
+
+    def execute_raw(
+        self, conn: Conn, text: str, params: dict[str, Any] | None = None
+    ) -> pq.abc.PGresult:
+        """Like :meth:`execute` (one statement, outside a transaction), through libpq directly
+        (see :mod:`.postgres_raw`); its values come back as text."""
+        sql_text, notifies = _render(text, self._now_sql)
+        args = dict(params or {})
+        if self._fixed_now is not None:
+            args["now"] = self._fixed_now
+        if notifies:
+            args["notify_payload"] = self._payload
+        return execute_raw(conn, sql_text, args)
 
     def send_notify(self, conn: Conn) -> None:
         """NOTIFY the store's waiters (delivered when the transaction commits) of what the

@@ -1,0 +1,69 @@
+"""Statements run through libpq directly (treadle.store.postgres_raw), on a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+from treadle.store.postgres_raw import encode_param, execute_raw, numbered  # noqa: E402
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def conn(postgres_url: str) -> Iterator[Any]:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        yield connection
+
+
+def test_placeholders_are_numbered_in_order_of_first_use() -> None:
+    sql, names = numbered("SELECT %(b)s, %(a)s, %(b)s || '%%'")
+    assert sql == b"SELECT $1, $2, $1 || '%'"
+    assert names == ("b", "a")
+
+
+def test_parameters_of_every_kind_arrive_as_psycopg_sends_them(conn: Any) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    result = execute_raw(
+        conn,
+        "SELECT %(s)s::text, %(i)s + 1, %(f)s * 2, %(b)s, %(t)s = '2026-01-02T03:04:05.678Z', "
+        "%(n)s::text IS NULL, %(j)s::jsonb ->> 'k'",
+        {"s": "é'\"", "i": 2**40, "f": 0.25, "b": True, "t": when, "n": None, "j": '{"k": "v"}'},
+    )
+    row = [result.get_value(0, c) for c in range(result.nfields)]
+    assert row == ["é'\"".encode(), str(2**40 + 1).encode(), b"0.5", b"t", b"t", b"t", b"v"]
+
+
+def test_unsupported_parameters_are_refused_before_sending() -> None:
+    with pytest.raises(TypeError, match="dict"):
+        encode_param({"a": 1})
+
+
+def test_a_session_that_forgot_its_statements_prepares_them_again(conn: Any) -> None:
+    assert execute_raw(conn, "SELECT %(x)s::int * 3", {"x": 2}).get_value(0, 0) == b"6"
+    conn.execute("DEALLOCATE ALL")
+    assert execute_raw(conn, "SELECT %(x)s::int * 3", {"x": 5}).get_value(0, 0) == b"15"
+
+
+def test_server_errors_are_psycopg_errors_of_their_class(conn: Any) -> None:
+    conn.execute("CREATE TEMP TABLE t (id int PRIMARY KEY)")
+    execute_raw(conn, "INSERT INTO t VALUES (%(id)s)", {"id": 1})
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        execute_raw(conn, "INSERT INTO t VALUES (%(id)s)", {"id": 1})
+    # the connection is still usable, outside any transaction
+    assert execute_raw(conn, "SELECT count(*) FROM t", {}).get_value(0, 0) == b"1"
+
+
+def test_a_connection_the_server_closed_raises_operational_error(
+    conn: Any, postgres_url: str
+) -> None:
+    pid = conn.info.backend_pid
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        execute_raw(conn, "SELECT %(x)s::int", {"x": 1})
+    assert conn.broken
