@@ -157,6 +157,45 @@ def test_commit_records_the_result_and_failure(store: Store) -> None:
     assert record.failure == failure
 
 
+@pytest.mark.parametrize("keep_lease", [True, False])
+def test_any_text_in_events_and_results_is_kept_as_committed(
+    store: Store, keep_lease: bool
+) -> None:
+    """Payloads with quotes, backslashes, braces, commas, newlines and non-ASCII text (the
+    characters array and JSON literals escape) come back exactly, in either kind of turn:
+    one that consumes messages and one that only appends to its own history."""
+    tricky = '{"a": "q\\"uote\\\\ back, {brace} \\n é 🧵 \\u0001"}'
+    start(store, "o-1")
+    item = claim_one(store)
+    first = [*started_events(item), EventRaised(name='x"}{,\\', input=tricky)]
+    (outcome,) = store.commit_turns(
+        "w1", [turn(item, first, custom_status=tricky, keep_lease=True)]
+    )
+    assert outcome.ok
+    second = [OrchestratorStarted(), TaskScheduled(event_id=0, name="act", input=tricky)]
+    (outcome,) = store.commit_turns(
+        "w1",
+        [
+            turn(
+                item,
+                second,
+                expected_version=outcome.version,
+                history_start=len(first),
+                consume=False,
+                output=tricky,
+                keep_lease=keep_lease,
+            )
+        ],
+    )
+    assert outcome.ok
+    assert store.get_history("o-1")[1:] == [*first, *second][1:]
+    record = store.get_instance("o-1")
+    assert record is not None
+    assert (record.output, record.custom_status) == (tricky, None)
+    assert record.history_len == len(first) + len(second)
+    assert ("w1" in store.lease_owners()) is keep_lease
+
+
 def test_continue_as_new_resets_history(store: Store) -> None:
     start(store, "o-1")
     run_first_turn(store)

@@ -76,6 +76,7 @@ from treadle.store.postgres_commit import (
     outcomes_from_rows,
     refusal_reasons,
     simple_commit,
+    single_commit,
 )
 from treadle.store.postgres_instances import (
     CREATE_SQL,
@@ -534,7 +535,8 @@ class PostgresStore:
             return []
         check_creating(turns)  # and such a turn is simple
         if is_simple(turns):
-            text, params = simple_commit(turns, owner, lease_s)
+            single = single_commit(turns[0], owner, lease_s) if len(turns) == 1 else None
+            text, params = single or simple_commit(turns, owner, lease_s)
             rows = self._raw_statement(text, params, commit_rows)
             outcomes = outcomes_from_rows(
                 turns,

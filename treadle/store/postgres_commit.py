@@ -49,6 +49,7 @@ from treadle.store.postgres_listener import (
     CHANNEL,
     ORCHESTRATIONS_SUFFIX,
     STATUS_SUFFIX,
+    SUFFIXES,
 )
 from treadle.store.postgres_turns import Conn
 from treadle.store.serde import encode_event, encode_failure
@@ -60,6 +61,7 @@ __all__ = [
     "refusal_reasons",
     "simple_commit",
     "simple_commit_sql",
+    "single_commit",
 ]
 
 DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
@@ -220,6 +222,105 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
     ctes.append(_WOKEN.replace(_STATUS_CHANGED, "false") if "create" in parts else _WOKEN)
     result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
     return "WITH " + ", ".join(ctes) + " " + result
+
+
+# One turn of the commonest shape (a step of a chain, a workflow's last turn): it writes its
+# instance's row and history and nothing else. Its values travel as scalar parameters and
+# its events as a text array: no JSON document to parse, no CTE of turns to join (measured:
+# 60-70 µs less per commit than the group statement for the same turn).
+_SINGLE_OK = (
+    "ok AS (UPDATE instances i SET status = %(st)s, execution_id = %(eid)s, "
+    "  input = COALESCE(%(inp)s, i.input), output = %(res)s, failure = %(fail)s, "
+    "  custom_status = %(cs)s, updated_at = {now}, history_len = %(hl)s, "
+    "  version = i.version + 1{own}, lease_owner = {owner}, lease_expires_at = {expires} "
+    "  WHERE i.instance_id = %(iid)s AND (i.lease_owner = %(owner)s) IS TRUE "
+    "  AND i.lease_expires_at >= {now} AND i.version = %(v)s "
+    "  RETURNING i.version AS new_version, i.status AS st)"
+)
+_SINGLE_KEPT_LEASE = (  # as in _OK: kept as it is while more than half of it is left
+    "CASE WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
+    f"THEN i.lease_expires_at ELSE {_LEASE} END"
+)
+_SINGLE_HISTORY = (
+    "hist AS (INSERT INTO history (instance_id, seq, event) "
+    "  SELECT %(iid)s, %(hs)s + e.n - 1, e.ev FROM ok, "
+    "  unnest(%(events)s::text[]) WITH ORDINALITY AS e(ev, n))"
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _single_sql(sets_own: bool, keep: bool, history: bool, suffix: str | None) -> str:
+    """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
+    the turn gives work, None to notify clients only if the status changed."""
+    ok = (
+        _SINGLE_OK.replace("{own}", ", own_task = %(own)s" if sets_own else "")
+        .replace("{owner}", "%(owner)s" if keep else "NULL")
+        .replace("{expires}", _SINGLE_KEPT_LEASE if keep else "NULL")
+    )
+    ctes = [ok, _SINGLE_HISTORY] if history else [ok]
+    if suffix is None:
+        # the instance as it was before this statement: a change of status wakes clients
+        condition = "ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = %(iid)s)"
+        suffix = STATUS_SUFFIX
+    else:
+        condition = "true"
+    ctes.append(
+        f"woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || '{suffix}') "
+        f"  FROM ok WHERE {condition})"
+    )
+    return (
+        "WITH " + ", ".join(ctes) + " SELECT 'k', 0, ok.new_version FROM ok "
+        "UNION ALL SELECT 'n', NULL, count(*) FROM woken"
+    )
+
+
+def _text_array(items: Sequence[str]) -> str:
+    """A PostgreSQL array literal of ``items`` (each quoted, so any text is safe)."""
+    quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
+    return "{" + ",".join(quoted) + "}"
+
+
+def single_commit(
+    turn: TurnCommit, owner: str, lease_s: float
+) -> tuple[str, dict[str, Any]] | None:
+    """The statement that commits ``turn`` alone, if it only writes its instance's row and
+    history (no messages, activity rows, inbox rows or new instances); else None (then
+    :func:`simple_commit` commits it)."""
+    if (
+        turn.create is not None
+        or turn.consumed_messages
+        or turn.cancel_activities
+        or turn.new_messages
+        or turn.new_instances
+        or turn.reset_history
+        or any(a > 0 for a in turn.consumed_activities)
+        or any(not a.own for a in turn.new_activities)
+    ):
+        return None
+    sets_own, own_value = own_task_update(turn)
+    gives = (gives_orchestration_work(turn), gives_activity_work(turn))
+    suffix = None if gives == (False, False) else SUFFIXES[gives]
+    params: dict[str, Any] = {
+        "st": turn.status.name,
+        "eid": turn.execution_id,
+        "inp": turn.input,
+        "res": turn.output,
+        "fail": encode_failure(turn.failure),
+        "cs": turn.custom_status,
+        "hl": turn.history_start + len(turn.new_events),
+        "iid": turn.instance_id,
+        "owner": owner,
+        "v": turn.expected_version,
+    }
+    if sets_own:
+        params["own"] = own_value
+    if turn.keep_lease:
+        params["lease_s"] = float(lease_s)
+    if turn.new_events:
+        params["hs"] = turn.history_start
+        params["events"] = _text_array([encode_event(e) for e in turn.new_events])
+    sql = _single_sql(sets_own, turn.keep_lease, bool(turn.new_events), suffix)
+    return sql, params
 
 
 def is_simple(turns: Sequence[TurnCommit]) -> bool:
