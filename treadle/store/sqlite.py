@@ -695,10 +695,8 @@ class SqliteStore:
             conn.executemany(
                 "DELETE FROM inbox WHERE id = ?", [(m,) for m in turn.consumed_messages]
             )
-        if turn.consumed_activities:
-            conn.executemany(
-                "DELETE FROM activity_tasks WHERE id = ?", [(a,) for a in turn.consumed_activities]
-            )
+        if task_rows:  # (the own task lives in the instance's row, updated above)
+            conn.executemany("DELETE FROM activity_tasks WHERE id = ?", [(a,) for a in task_rows])
         if turn.cancel_activities:
             conn.execute("DELETE FROM activity_tasks WHERE instance_id = ?", (iid,))
         leased_ids: list[int] = []
