@@ -232,16 +232,21 @@ class PostgresStore:
         return self._attempt(call, retry_unknown=idempotent)
 
     def _raw_statement(
-        self, text: str, params: dict[str, Any], read: Callable[[pq.abc.PGresult], _T]
+        self,
+        text: str,
+        params: dict[str, Any],
+        read: Callable[[pq.abc.PGresult], _T],
+        *,
+        idempotent: bool = True,
     ) -> _T:
-        """Like :meth:`_statement` for an idempotent statement, through libpq directly (see
-        :mod:`.postgres_raw`): ``read`` turns its text result into values."""
+        """Like :meth:`_statement`, through libpq directly (see :mod:`.postgres_raw`):
+        ``read`` turns its text result into values."""
 
         def call(conn: Conn, progress: _Progress) -> _T:
             progress.committing = True
             return read(self._db().execute_raw(conn, text, params))
 
-        return self._attempt(call, retry_unknown=True)
+        return self._attempt(call, retry_unknown=idempotent)
 
     def _write(
         self,
@@ -357,7 +362,9 @@ class PostgresStore:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
         """
         params = create_params(new)
-        if params is not None and self._statement(CREATE_SQL, params, idempotent=False):
+        if params is not None and self._raw_statement(
+            CREATE_SQL, params, lambda result: result.ntuples > 0, idempotent=False
+        ):
             return
 
         def work(db: Db, conn: Conn) -> Callable[[], None]:
