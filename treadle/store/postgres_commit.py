@@ -241,6 +241,7 @@ _SINGLE_KEPT_LEASE = (  # as in _OK: kept as it is while more than half of it is
     "CASE WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
     f"THEN i.lease_expires_at ELSE {_LEASE} END"
 )
+_SINGLE_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok WHERE m.id = ANY(%(cm)s::bigint[]))"
 _SINGLE_HISTORY = (
     "hist AS (INSERT INTO history (instance_id, seq, event) "
     "  SELECT %(iid)s, %(hs)s + e.n - 1, e.ev FROM ok, "
@@ -249,7 +250,9 @@ _SINGLE_HISTORY = (
 
 
 @functools.lru_cache(maxsize=32)
-def _single_sql(sets_own: bool, keep: bool, history: bool, suffix: str | None) -> str:
+def _single_sql(
+    sets_own: bool, keep: bool, history: bool, consumes: bool, suffix: str | None
+) -> str:
     """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
     the turn gives work, None to notify clients only if the status changed."""
     ok = (
@@ -258,6 +261,8 @@ def _single_sql(sets_own: bool, keep: bool, history: bool, suffix: str | None) -
         .replace("{expires}", _SINGLE_KEPT_LEASE if keep else "NULL")
     )
     ctes = [ok, _SINGLE_HISTORY] if history else [ok]
+    if consumes:
+        ctes.append(_SINGLE_CONSUMED)
     if suffix is None:
         # the instance as it was before this statement: a change of status wakes clients
         condition = "ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = %(iid)s)"
@@ -284,11 +289,11 @@ def single_commit(
     turn: TurnCommit, owner: str, lease_s: float
 ) -> tuple[str, dict[str, Any]] | None:
     """The statement that commits ``turn`` alone, if it only writes its instance's row and
-    history (no messages, activity rows, inbox rows or new instances); else None (then
-    :func:`simple_commit` commits it)."""
+    history and consumes inbox messages (it sends no messages, queues or consumes no
+    activity rows and creates no instance); else None (then :func:`simple_commit` commits
+    it)."""
     if (
         turn.create is not None
-        or turn.consumed_messages
         or turn.cancel_activities
         or turn.new_messages
         or turn.new_instances
@@ -319,7 +324,11 @@ def single_commit(
     if turn.new_events:
         params["hs"] = turn.history_start
         params["events"] = _text_array([encode_event(e) for e in turn.new_events])
-    sql = _single_sql(sets_own, turn.keep_lease, bool(turn.new_events), suffix)
+    if turn.consumed_messages:
+        params["cm"] = "{" + ",".join(str(int(m)) for m in turn.consumed_messages) + "}"
+    sql = _single_sql(
+        sets_own, turn.keep_lease, bool(turn.new_events), bool(turn.consumed_messages), suffix
+    )
     return sql, params
 
 
