@@ -217,6 +217,25 @@ def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) ->
     assert len(store.claim_orchestrations("w1", 10, 30)) == 2
 
 
+def test_work_callbacks_run_on_notifications_until_cancelled(
+    stores, url: str, postgres_url: str
+) -> None:
+    store = stores()
+    other = stores()
+    calls: list[tuple[bool, bool]] = []
+    cancel = store.on_work(
+        lambda orchestrations, activities: calls.append((orchestrations, activities))
+    )
+    wait_until(lambda: _is_listening(postgres_url, url))  # (connecting calls it: True, True)
+    start(other, "o-1")  # a start gives instances to claim, no activities
+    wait_until(lambda: (True, False) in calls)
+    cancel()
+    calls.clear()
+    start(other, "o-2")
+    time.sleep(0.2)
+    assert calls == []
+
+
 def test_notifications_of_other_schemas_do_not_wake(url: str, stores, postgres_url: str) -> None:
     store = stores()
     stranger_url = with_schema(postgres_url, f"t_{uuid.uuid4().hex}")

@@ -182,6 +182,7 @@ class WorkflowRuntime:
         self._next_periodic = 0.0
         self._planned = 0
         self._wakeup_stale = True
+        self._stop_on_work: Callable[[], None] | None = None  # see start
         self._wakeup_checked_at = 0.0
         self._wakeup_at = 0.0
         self._timer_at = math.inf  # monotonic time of the earliest timer this runtime set
@@ -274,6 +275,10 @@ class WorkflowRuntime:
             thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        on_work = getattr(store, "on_work", None)
+        if on_work is not None:  # the store can wake the dispatcher itself, a hop sooner
+            with contextlib.suppress(StoreError):
+                self._stop_on_work = on_work(self._on_store_work)
         if self.local_starts:
             local.add(store.url, self)
 
@@ -284,6 +289,9 @@ class WorkflowRuntime:
         if not self._started:
             return
         local.remove(self.store.url, self)
+        if self._stop_on_work is not None:
+            self._stop_on_work()
+            self._stop_on_work = None
         self._draining = True
         deadline = time.monotonic() + timeout
         while self._inflight and time.monotonic() < deadline:
@@ -537,6 +545,16 @@ class WorkflowRuntime:
         self._completions.put((item, event))
         self._wake.set()
         return None
+
+    def _on_store_work(self, orchestrations: bool, activities: bool) -> None:
+        """The store says new work may be there (on its thread): wake the dispatcher, as
+        the watcher would a moment later."""
+        if orchestrations:
+            self._claim_due = True
+        if activities:
+            self._activity_claim_due = True
+        self._wakeup_stale = True
+        self._wake.set()
 
     def _watch_loop(self) -> None:
         store = self.store

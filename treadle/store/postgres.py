@@ -728,6 +728,14 @@ class PostgresStore:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
         return self._listener.token(work_only)
 
+    def on_work(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
+        """Call ``callback(orchestrations, activities)`` as soon as a notification says new
+        work may be there (on the listening thread: it must be quick); returns the function
+        that stops it. Lets a worker wake its dispatcher without a waiting thread's hop."""
+        if self._closed:
+            raise StoreUnavailableError(f"the store for {self._display} was closed")
+        return self._listener.on_work(callback)
+
     def wait_for_work(
         self, timeout_s: float, since: object = None, work_only: bool = False
     ) -> object:

@@ -29,6 +29,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -97,6 +98,7 @@ class ChangeListener:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._key = (conninfo, self._payload)
+        self._callbacks: list[Callable[[bool, bool], None]] = []
         with _LOCAL_LOCK:
             _LOCAL.setdefault(self._key, set()).add(self)
 
@@ -146,6 +148,20 @@ class ChangeListener:
                 self._changed.wait(remaining)
             return self._current(work_only)
 
+    def on_work(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
+        """Call ``callback(orchestrations, activities)`` on the listener thread whenever new
+        work may be there (as the counters of :meth:`token` move), until the returned
+        function is called. It saves a waiter thread's hop; it must be quick."""
+        self._start()
+        with self._changed:
+            self._callbacks = [*self._callbacks, callback]
+
+        def cancel() -> None:
+            with self._changed:
+                self._callbacks = [c for c in self._callbacks if c is not callback]
+
+        return cancel
+
     def echo_status(self) -> None:
         """Wake the clients of this process on this schema now: a commit of ours changed an
         instance's status (its notification, still on its way, wakes them again)."""
@@ -190,6 +206,13 @@ class ChangeListener:
             self._orchestrations += orchestrations
             self._activities += activities
             self._changed.notify_all()
+            callbacks = self._callbacks
+        if orchestrations or activities:
+            for callback in callbacks:
+                try:
+                    callback(orchestrations, activities)
+                except Exception:  # a waiter's bug must not stop the notifications
+                    logger.exception("a work callback failed")
 
     def _run(self) -> None:
         backoff = _BACKOFF_START_S
