@@ -547,8 +547,8 @@ class WorkflowRuntime:
         return None
 
     def _on_store_work(self, orchestrations: bool, activities: bool) -> None:
-        """The store says new work may be there (on its thread): wake the dispatcher, as
-        the watcher would a moment later."""
+        """The store says new work may be there (the watcher, or the store's own thread
+        through ``on_work``): wake the dispatcher to claim it."""
         if orchestrations:
             self._claim_due = True
         if activities:
@@ -579,12 +579,7 @@ class WorkflowRuntime:
                     activities = new.activities != token.activities
                 else:  # a store that does not tell the kinds of work apart
                     orchestrations = activities = True
-                if orchestrations:
-                    self._claim_due = True
-                if activities:
-                    self._activity_claim_due = True
-                self._wakeup_stale = True
-                self._wake.set()
+                self._on_store_work(orchestrations, activities)
             token = new
 
     def _dispatch_loop(self) -> None:
