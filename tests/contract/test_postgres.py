@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from treadle.errors import (
     StoreUnavailableError,
 )
 from treadle.store import open_store
-from treadle.store.base import NewMessage
+from treadle.store.base import InstanceQuery, NewMessage
 
 from .helpers import claim_one, start, started_events, turn
 
@@ -215,6 +215,23 @@ def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) ->
     writer.join()
     assert time.monotonic() - started < 1.0
     assert len(store.claim_orchestrations("w1", 10, 30)) == 2
+
+
+def test_an_instance_read_alone_has_the_exact_times_of_a_listing(stores) -> None:
+    """get_instance reads times as microseconds (text), listings as timestamps: the same
+    instants, to the microsecond, in UTC."""
+    store = stores()
+    start(store, "o-1")
+    run_first = claim_one(store)
+    store.commit_turns("w1", [turn(run_first, started_events(run_first))])
+    alone = store.get_instance("o-1")
+    (listed,) = store.list_instances(InstanceQuery()).instances
+    assert alone is not None
+    assert (alone.created_at, alone.updated_at) == (listed.created_at, listed.updated_at)
+    assert alone.created_at.utcoffset() == alone.updated_at.utcoffset() == timedelta(0)
+    assert alone.updated_at > alone.created_at
+    assert alone == listed
+    assert store.get_instance("missing") is None
 
 
 def test_work_callbacks_run_on_notifications_until_cancelled(

@@ -80,10 +80,12 @@ from treadle.store.postgres_commit import (
 )
 from treadle.store.postgres_instances import (
     CREATE_SQL,
+    GET_SQL,
     adopt_history,
     create_params,
     decode_cursor,
     encode_cursor,
+    instance_from_text,
 )
 from treadle.store.postgres_listener import ChangeListener
 from treadle.store.postgres_schema import (
@@ -381,12 +383,7 @@ class PostgresStore:
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None."""
-        row = self._run(
-            lambda db, conn: conn.execute(
-                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = %s", (instance_id,)
-            ).fetchone()
-        )
-        return None if row is None else instance_from_row(row)
+        return self._raw_statement(GET_SQL, {"iid": instance_id}, instance_from_text)
 
     def list_instances(self, query: InstanceQuery) -> InstancePage:
         """A page of instances matching ``query``, newest first.

@@ -11,13 +11,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import pq
+
 from treadle.core.history import EPOCH
 from treadle.errors import InvalidInputError
 from treadle.store.base import InstanceRecord, NewInstance
 from treadle.store.postgres_turns import Conn, Db, insert_messages, utc
-from treadle.store.serde import encode_event
+from treadle.store.serde import encode_event, instance_from_row
 
-__all__ = ["CREATE_SQL", "adopt_history", "create_params", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "CREATE_SQL",
+    "GET_SQL",
+    "adopt_history",
+    "create_params",
+    "decode_cursor",
+    "encode_cursor",
+    "instance_from_text",
+]
 
 # The ExecutionStarted event is encoded here with a placeholder time, and the database puts
 # its clock's reading (the instance's created_at) in its place.
@@ -34,6 +44,31 @@ CREATE_SQL = (
     "  GREATEST(created_at, %(start)s::timestamptz) FROM created) "
     "SELECT {notify_orch} FROM created"
 )
+
+
+# One instance, read through libpq (the clients' waits read it after every wake-up): its
+# times as microseconds since the epoch (exact, where a float of seconds is not).
+GET_SQL = (
+    "SELECT instance_id, name, status, execution_id, input, output, custom_status, failure, "
+    "  (extract(epoch FROM created_at) * 1000000)::bigint, "
+    "  (extract(epoch FROM updated_at) * 1000000)::bigint, "
+    "  parent_instance_id, history_len, version FROM instances WHERE instance_id = %(iid)s"
+)
+
+
+def instance_from_text(result: pq.abc.PGresult) -> InstanceRecord | None:
+    """The instance of :data:`GET_SQL`'s text result, or None if there was no row."""
+    if result.ntuples == 0:
+        return None
+    row: list[Any] = [None if t is None else t.decode() for t in _values(result, 13)]
+    for times in (8, 9):  # (microseconds since the epoch)
+        row[times] = EPOCH + timedelta(microseconds=int(row[times]))
+    row[11], row[12] = int(row[11]), int(row[12])
+    return instance_from_row(row)
+
+
+def _values(result: pq.abc.PGresult, columns: int) -> list[bytes | None]:
+    return [result.get_value(0, c) for c in range(columns)]
 
 
 def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
