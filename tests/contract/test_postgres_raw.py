@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
-from treadle.store.postgres_raw import encode_param, execute_raw, numbered  # noqa: E402
+from treadle.store.postgres_raw import (  # noqa: E402
+    encode_param,
+    execute_raw,
+    load_rows,
+    numbered,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -67,3 +72,19 @@ def test_a_connection_the_server_closed_raises_operational_error(
     with pytest.raises(psycopg.OperationalError):
         execute_raw(conn, "SELECT %(x)s::int", {"x": 1})
     assert conn.broken
+
+
+def test_array_parameters_and_typed_rows(conn: Any) -> None:
+    texts = ['a"b', "c\\d", "{e,f}", "", "NULL", "é"]
+    result = execute_raw(
+        conn,
+        "SELECT %(t)s::text[], %(i)s::bigint[], cardinality(%(none)s::text[]), now()",
+        {"t": texts, "i": [1, -2, 2**40], "none": []},
+    )
+    ((got_texts, got_ints, empty, when),) = load_rows(conn, result)
+    assert got_texts == texts
+    assert got_ints == [1, -2, 2**40]
+    assert empty == 0
+    assert isinstance(when, datetime) and when.utcoffset() is not None
+    with pytest.raises(TypeError, match="float"):
+        encode_param([1.5])

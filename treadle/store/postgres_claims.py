@@ -19,6 +19,7 @@ from typing import Any
 from treadle.core import codec
 from treadle.core.history import event_from_dict
 from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
+from treadle.store.postgres_raw import load_rows
 from treadle.store.postgres_turns import NOSYNC, Conn, Db, enqueue_own_sql
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
 
@@ -108,7 +109,7 @@ def claim_orchestrations_in(
             "after": after,
             "scan": scan,
         }
-        rows = db.execute(conn, _CLAIM_SQL, params, prepare=True).fetchall()
+        rows = load_rows(conn, db.execute_raw(conn, _CLAIM_SQL, params))
         seen, last_id = rows[0][-2:]
         found = _read_claims(db, conn, owner, [r for r in rows if r[0] is not None])
         claimed.extend(found)

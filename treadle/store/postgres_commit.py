@@ -279,12 +279,6 @@ def _single_sql(
     )
 
 
-def _text_array(items: Sequence[str]) -> str:
-    """A PostgreSQL array literal of ``items`` (each quoted, so any text is safe)."""
-    quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
-    return "{" + ",".join(quoted) + "}"
-
-
 def single_commit(
     turn: TurnCommit, owner: str, lease_s: float
 ) -> tuple[str, dict[str, Any]] | None:
@@ -323,9 +317,9 @@ def single_commit(
         params["lease_s"] = float(lease_s)
     if turn.new_events:
         params["hs"] = turn.history_start
-        params["events"] = _text_array([encode_event(e) for e in turn.new_events])
+        params["events"] = [encode_event(e) for e in turn.new_events]
     if turn.consumed_messages:
-        params["cm"] = "{" + ",".join(str(int(m)) for m in turn.consumed_messages) + "}"
+        params["cm"] = list(turn.consumed_messages)
     sql = _single_sql(
         sets_own, turn.keep_lease, bool(turn.new_events), bool(turn.consumed_messages), suffix
     )

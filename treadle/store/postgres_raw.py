@@ -20,14 +20,15 @@ import itertools
 import re
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import Transformer
 
-__all__ = ["encode_param", "execute_raw", "numbered"]
+__all__ = ["array_literal", "encode_param", "execute_raw", "load_rows", "numbered"]
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 _INT8, _FLOAT8, _BOOL, _TIMESTAMPTZ, _UNKNOWN = 20, 701, 16, 1184, 0
@@ -77,7 +78,34 @@ def encode_param(value: Any) -> tuple[bytes | None, int]:
         return repr(value).encode(), _FLOAT8
     if isinstance(value, datetime):
         return value.isoformat().encode(), _TIMESTAMPTZ
+    if isinstance(value, list | tuple):  # an array literal: the statement casts it
+        return array_literal(value).encode(), _UNKNOWN
     raise TypeError(f"a raw statement takes no {type(value).__name__} parameter")
+
+
+def array_literal(items: Sequence[str | int]) -> str:
+    """A PostgreSQL array literal of texts or integers (texts quoted: any text is safe).
+
+    Raises:
+        TypeError: an item is neither.
+    """
+    parts: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            parts.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(item, int) and not isinstance(item, bool):
+            parts.append(str(item))
+        else:
+            raise TypeError(f"an array parameter takes no {type(item).__name__} item")
+    return "{" + ",".join(parts) + "}"
+
+
+def load_rows(conn: psycopg.Connection[Any], result: pq.abc.PGresult) -> list[tuple[Any, ...]]:
+    """The rows of a result as psycopg would return them (its loaders, this connection's
+    types and time zone)."""
+    transformer = Transformer(conn)
+    transformer.set_pgresult(result)
+    return transformer.load_rows(0, result.ntuples, tuple)
 
 
 def _statement_name(sql: bytes, oids: tuple[int, ...]) -> bytes:
