@@ -11,7 +11,7 @@ import treadle as wf
 from treadle.core.history import TaskCompleted
 from treadle.core.replay import replay
 from treadle.errors import StoreUnavailableError
-from treadle.store.base import ActivityResult
+from treadle.store.base import ActivityResult, ActivityWorkItem
 from treadle.store.sqlite import SqliteStore
 
 from .helpers import events_of, finish, wait_until
@@ -203,8 +203,13 @@ def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
     try:
         # Another worker takes the waiting "second" over once its lease ran out, runs it
         # and delivers its result; it gives "first" back.
-        taken = wait_until(lambda: client.store.claim_activities("other", 10, 30), timeout=10)
-        (second,) = [t for t in taken if t.name == "second"]
+        taken: list[ActivityWorkItem] = []
+
+        def second_taken() -> list[ActivityWorkItem]:
+            taken.extend(client.store.claim_activities("other", 10, 30))
+            return [t for t in taken if t.name == "second"]
+
+        (second,) = wait_until(second_taken, timeout=10)
         result = TaskCompleted(
             task_scheduled_id=second.task_id, result="2", task_execution_id=second.task_execution_id
         )

@@ -237,6 +237,16 @@ _SINGLE_OK = (
     "  AND i.lease_expires_at >= {now} AND i.version = %(v)s "
     "  RETURNING i.version AS new_version, i.status AS st)"
 )
+# A turn that creates its instance (TurnCommit.create): the row inserted as the turn leaves
+# it, unless the id is taken (then nothing is written and the turn is refused).
+_SINGLE_CREATED = (
+    "ok AS (INSERT INTO instances (instance_id, name, status, execution_id, input, output, "
+    "  failure, custom_status, created_at, updated_at, history_len, version, own_task, "
+    "  lease_owner, lease_expires_at) VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
+    "  COALESCE(%(inp)s, %(input)s), %(res)s, %(fail)s, %(cs)s, {now}, {now}, %(hl)s, 1, "
+    "  {own}, {owner}, {expires}) "
+    "  ON CONFLICT (instance_id) DO NOTHING RETURNING version AS new_version, status AS st)"
+)
 _SINGLE_KEPT_LEASE = (  # as in _OK: kept as it is while more than half of it is left
     "CASE WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
     f"THEN i.lease_expires_at ELSE {_LEASE} END"
@@ -251,28 +261,41 @@ _SINGLE_HISTORY = (
 
 @functools.lru_cache(maxsize=32)
 def _single_sql(
-    sets_own: bool, keep: bool, history: bool, consumes: bool, suffix: str | None
+    sets_own: bool, keep: bool, history: bool, consumes: bool, suffix: str | None, create: bool
 ) -> str:
     """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
-    the turn gives work, None to notify clients only if the status changed."""
-    ok = (
-        _SINGLE_OK.replace("{own}", ", own_task = %(own)s" if sets_own else "")
-        .replace("{owner}", "%(owner)s" if keep else "NULL")
-        .replace("{expires}", _SINGLE_KEPT_LEASE if keep else "NULL")
-    )
+    the turn gives work, None to notify clients only if the status changed (never, for a
+    turn that creates its instance: nobody can wait on an instance that did not exist)."""
+    if create:
+        ok = (
+            _SINGLE_CREATED.replace("{own}", "%(own)s" if sets_own else "NULL")
+            .replace("{owner}", "%(owner)s" if keep else "NULL")
+            .replace("{expires}", _LEASE if keep else "NULL")
+        )
+    else:
+        ok = (
+            _SINGLE_OK.replace("{own}", ", own_task = %(own)s" if sets_own else "")
+            .replace("{owner}", "%(owner)s" if keep else "NULL")
+            .replace("{expires}", _SINGLE_KEPT_LEASE if keep else "NULL")
+        )
     ctes = [ok, _SINGLE_HISTORY] if history else [ok]
     if consumes:
         ctes.append(_SINGLE_CONSUMED)
-    if suffix is None:
+    if suffix is None and create:
+        condition = None
+    elif suffix is None:
         # the instance as it was before this statement: a change of status wakes clients
         condition = "ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = %(iid)s)"
         suffix = STATUS_SUFFIX
     else:
         condition = "true"
-    ctes.append(
-        f"woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || '{suffix}') "
-        f"  FROM ok WHERE {condition})"
-    )
+    if condition is None:
+        ctes.append("woken AS (SELECT 1 WHERE false)")
+    else:
+        ctes.append(
+            f"woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || '{suffix}') "
+            f"  FROM ok WHERE {condition})"
+        )
     return (
         "WITH " + ", ".join(ctes) + " SELECT 'k', 0, ok.new_version FROM ok "
         "UNION ALL SELECT 'n', NULL, count(*) FROM woken"
@@ -282,13 +305,12 @@ def _single_sql(
 def single_commit(
     turn: TurnCommit, owner: str, lease_s: float
 ) -> tuple[str, dict[str, Any]] | None:
-    """The statement that commits ``turn`` alone, if it only writes its instance's row and
-    history and consumes inbox messages (it sends no messages, queues or consumes no
-    activity rows and creates no instance); else None (then :func:`simple_commit` commits
-    it)."""
+    """The statement that commits ``turn`` alone, if it only writes (or creates) its
+    instance's row and history and consumes inbox messages (it sends no messages, queues or
+    consumes no activity rows and creates no other instance); else None (then
+    :func:`simple_commit` commits it)."""
     if (
-        turn.create is not None
-        or turn.cancel_activities
+        turn.cancel_activities
         or turn.new_messages
         or turn.new_instances
         or turn.reset_history
@@ -320,8 +342,17 @@ def single_commit(
         params["events"] = [encode_event(e) for e in turn.new_events]
     if turn.consumed_messages:
         params["cm"] = list(turn.consumed_messages)
+    created = turn.create
+    if created is not None:
+        params["name"] = created.name
+        params["input"] = created.input
     sql = _single_sql(
-        sets_own, turn.keep_lease, bool(turn.new_events), bool(turn.consumed_messages), suffix
+        sets_own,
+        turn.keep_lease,
+        bool(turn.new_events),
+        bool(turn.consumed_messages),
+        suffix,
+        created is not None,
     )
     return sql, params
 
