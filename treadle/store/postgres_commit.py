@@ -252,6 +252,9 @@ _SINGLE_KEPT_LEASE = (  # as in _OK: kept as it is while more than half of it is
     f"THEN i.lease_expires_at ELSE {_LEASE} END"
 )
 _SINGLE_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok WHERE m.id = ANY(%(cm)s::bigint[]))"
+_SINGLE_CANCELLED = (
+    "cancelled AS (DELETE FROM activity_tasks a USING ok WHERE a.instance_id = %(iid)s)"
+)
 _SINGLE_HISTORY = (
     "hist AS (INSERT INTO history (instance_id, seq, event) "
     "  SELECT %(iid)s, %(hs)s + e.n - 1, e.ev FROM ok, "
@@ -261,7 +264,13 @@ _SINGLE_HISTORY = (
 
 @functools.lru_cache(maxsize=32)
 def _single_sql(
-    sets_own: bool, keep: bool, history: bool, consumes: bool, suffix: str | None, create: bool
+    sets_own: bool,
+    keep: bool,
+    history: bool,
+    consumes: bool,
+    cancels: bool,
+    suffix: str | None,
+    create: bool,
 ) -> str:
     """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
     the turn gives work, None to notify clients only if the status changed (never, for a
@@ -281,6 +290,8 @@ def _single_sql(
     ctes = [ok, _SINGLE_HISTORY] if history else [ok]
     if consumes:
         ctes.append(_SINGLE_CONSUMED)
+    if cancels:
+        ctes.append(_SINGLE_CANCELLED)
     if suffix is None and create:
         condition = None
     elif suffix is None:
@@ -306,12 +317,11 @@ def single_commit(
     turn: TurnCommit, owner: str, lease_s: float
 ) -> tuple[str, dict[str, Any]] | None:
     """The statement that commits ``turn`` alone, if it only writes (or creates) its
-    instance's row and history and consumes inbox messages (it sends no messages, queues or
-    consumes no activity rows and creates no other instance); else None (then
-    :func:`simple_commit` commits it)."""
+    instance's row and history, consumes inbox messages and cancels its activities (it sends
+    no messages, queues or consumes no activity rows and creates no other instance); else
+    None (then :func:`simple_commit` commits it)."""
     if (
-        turn.cancel_activities
-        or turn.new_messages
+        turn.new_messages
         or turn.new_instances
         or turn.reset_history
         or any(a > 0 for a in turn.consumed_activities)
@@ -351,6 +361,7 @@ def single_commit(
         turn.keep_lease,
         bool(turn.new_events),
         bool(turn.consumed_messages),
+        turn.cancel_activities,
         suffix,
         created is not None,
     )
