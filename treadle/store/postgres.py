@@ -15,8 +15,8 @@ transaction of two or three round trips (:mod:`.postgres_turns`). The busy state
 prepared on first use and planned generically (see
 :func:`~treadle.store.postgres_schema.configure_session`); the busiest (turn commits, claims,
 starts, reading one instance) go through libpq directly (:mod:`.postgres_raw`), and a turn
-that only writes its own row, history and inbox has a statement of its own
-(:func:`~treadle.store.postgres_commit.single_commit`).
+committed alone that touches only its own instance (a chain's step, a first or last turn)
+has a statement of its own (:func:`~treadle.store.postgres_commit.single_commit`).
 
 URL: ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``) with any libpq
 parameter in the query string, plus ``?schema=NAME`` to keep treadle's tables in their own

@@ -2,12 +2,14 @@
 
 psycopg's ``Connection.execute`` builds a cursor, adapters and a query object on every call:
 about 80 µs of CPU a statement here, where libpq's own ``PQexecPrepared`` takes under 40 µs
-(and releases the GIL while it waits, as psycopg does). The few statements that run once or
-more per workflow step (a group commit of simple turns) go this way instead: SQL written with
-``%(name)s`` placeholders is turned into ``$n`` once, prepared on each connection the first
-time that connection runs it, and its parameters are sent as text with the types psycopg
-would give them (``str`` as unknown, so the server infers the type from the statement, as
-it does for psycopg).
+(and releases the GIL while it waits, as psycopg does). The statements that run once or
+more per workflow step or start (turn commits, claims, starts, reading one instance) go this
+way instead: SQL written with ``%(name)s`` placeholders is turned into ``$n`` once, prepared
+on each connection the first time that connection runs it, and its parameters are sent as
+text with the types psycopg would give them (``str`` as unknown, so the server infers the
+type from the statement, as it does for psycopg; lists as array literals, which the
+statement casts). Rows come back as text, or typed by psycopg's own loaders
+(:func:`load_rows`).
 
 Errors are psycopg's own (``psycopg.errors`` classes from the result, OperationalError for a
 broken connection), so :meth:`PostgresStore._attempt` treats them as any other.

@@ -145,12 +145,7 @@ class Db:
             prepare: prepare it on the server at once (True: a statement run over and over),
                 or after psycopg's default number of executions (None).
         """
-        sql_text, notifies = _render(text, self._now_sql)
-        args = dict(params or {})
-        if self._fixed_now is not None:
-            args["now"] = self._fixed_now
-        if notifies:
-            args["notify_payload"] = self._payload
+        sql_text, args = self._statement(text, params)
         return conn.execute(sql_text, args, prepare=prepare)
 
     def execute_raw(
@@ -158,13 +153,19 @@ class Db:
     ) -> pq.abc.PGresult:
         """Like :meth:`execute` (one statement, outside a transaction), through libpq directly
         (see :mod:`.postgres_raw`); its values come back as text."""
+        sql_text, args = self._statement(text, params)
+        return execute_raw(conn, sql_text, args)
+
+    def _statement(self, text: str, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """``text`` rendered, and ``params`` with the ones it says it takes (the test clock's
+        time, the NOTIFY payload)."""
         sql_text, notifies = _render(text, self._now_sql)
         args = dict(params or {})
         if self._fixed_now is not None:
             args["now"] = self._fixed_now
         if notifies:
             args["notify_payload"] = self._payload
-        return execute_raw(conn, sql_text, args)
+        return sql_text, args
 
     def send_notify(self, conn: Conn) -> None:
         """NOTIFY the store's waiters (delivered when the transaction commits) of what the
