@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -88,3 +90,41 @@ def test_array_parameters_and_typed_rows(conn: Any) -> None:
     assert isinstance(when, datetime) and when.utcoffset() is not None
     with pytest.raises(TypeError, match="float"):
         encode_param([1.5])
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_statement_is_cancelled_and_the_connection_stays_usable(
+    conn: Any,
+) -> None:
+    """A signal (Ctrl-C, say) gets through while a statement waits on the server, which is
+    told to cancel it; the connection then runs the next statement at once."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        started = time.monotonic()
+        with pytest.raises(_Interrupted):
+            execute_raw(conn, "SELECT pg_sleep(%(s)s)", {"s": 10.0})
+        assert time.monotonic() - started < 2.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not conn.closed
+    started = time.monotonic()
+    assert execute_raw(conn, "SELECT %(x)s::int", {"x": 7}).get_value(0, 0) == b"7"
+    assert time.monotonic() - started < 1.0
+    (active,) = load_rows(
+        conn,
+        execute_raw(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %(q)s AND state = 'active'",
+            {"q": "SELECT pg_sleep%"},
+        ),
+    )
+    assert active == (0,)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import select
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ __all__ = ["array_literal", "encode_param", "execute_raw", "load_rows", "numbere
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 _INT8, _FLOAT8, _BOOL, _TIMESTAMPTZ, _UNKNOWN = 20, 701, 16, 1184, 0
 _INVALID_STATEMENT_NAME = "26000"
+_CANCEL_WAIT_S, _CANCEL_WAITS = 1.0, 5  # waits for the end of a cancelled statement
 
 _names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
 _counter = itertools.count(1)
@@ -153,8 +155,7 @@ def execute_raw(
         if name not in done:
             _check(conn, pgconn.prepare(name, sql, types))
             done.add(name)
-        # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
-        result = pgconn.exec_prepared(name, cast("list[bytes]", values))
+        result = _run_prepared(conn, name, values)
         if (
             attempt == 1
             and result.status == pq.ExecStatus.FATAL_ERROR
@@ -165,3 +166,50 @@ def execute_raw(
         _check(conn, result)
         return result
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run_prepared(
+    conn: psycopg.Connection[Any], name: bytes, values: list[bytes | None]
+) -> pq.abc.PGresult:
+    """Send, then wait for the result in ``select`` (where Ctrl-C and other signals get
+    through, as with psycopg: libpq's blocking call would hold them until the server
+    answered); an interrupted statement is cancelled on the server and the exception
+    raised again."""
+    pgconn = conn.pgconn
+    # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
+    pgconn.send_query_prepared(name, cast("list[bytes]", values))
+    socket = pgconn.socket
+    try:
+        while True:
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                break
+            select.select([socket], [], [])
+    except BaseException:
+        _cancel(conn)
+        raise
+    result = None
+    while (latest := pgconn.get_result()) is not None:
+        result = latest
+    if result is None:  # pragma: no cover (libpq always gives one for a query)
+        raise psycopg.OperationalError("the server gave no result for a statement")
+    return result
+
+
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    """Cancel the statement under way on ``conn`` and read its end; close the connection if
+    that fails (the pool then replaces it)."""
+    pgconn = conn.pgconn
+    try:
+        pgconn.get_cancel().cancel()
+        for _ in range(_CANCEL_WAITS):
+            if not pgconn.is_busy():
+                break
+            select.select([pgconn.socket], [], [], _CANCEL_WAIT_S)
+            pgconn.consume_input()
+        if pgconn.is_busy():
+            raise psycopg.OperationalError("a cancelled statement did not end")
+        while pgconn.get_result() is not None:
+            pass
+    except BaseException:
+        conn.close()
