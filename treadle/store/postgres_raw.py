@@ -185,7 +185,10 @@ def _run_prepared(
             if not pgconn.is_busy():
                 break
             select.select([socket], [], [])
-    except BaseException:
+    except psycopg.OperationalError:
+        conn.close()  # the connection is gone (nothing to cancel): the pool replaces it
+        raise
+    except BaseException:  # an interrupt: the server is there, tell it to stop
         _cancel(conn)
         raise
     result = None
