@@ -40,14 +40,16 @@ def sum_of_squares(ctx: wf.DaprWorkflowContext, n: int):
 
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
-    env = {**os.environ, "EXAMPLE_SCHEMA": SCHEMA}
+    env = {**os.environ, "EXAMPLE_SCHEMA": SCHEMA, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "treadle.cli", "--db", STORE, "worker"]
     workers = [
         subprocess.Popen([*command, "postgres_workers:runtime"], cwd=here, env=env,
-                         stdout=subprocess.DEVNULL)
+                         stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]  # fmt: skip
     try:
+        for worker in workers:  # each says "treadle worker ..." once it is running
+            assert worker.stdout is not None and worker.stdout.readline().startswith("treadle")
         with wf.WorkflowClient(STORE) as client:
             ids = [client.schedule_new_workflow(sum_of_squares, input=20) for _ in range(10)]
             used: Counter[int] = Counter()
