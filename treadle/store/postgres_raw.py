@@ -23,7 +23,7 @@ import re
 import select
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -178,13 +178,13 @@ def _run_prepared(
     pgconn = conn.pgconn
     # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
     pgconn.send_query_prepared(name, cast("list[bytes]", values))
-    socket = pgconn.socket
+    wait = _reader(pgconn.socket)
     try:
         while True:
             pgconn.consume_input()
             if not pgconn.is_busy():
                 break
-            select.select([socket], [], [])
+            wait(None)
     except psycopg.OperationalError:
         conn.close()  # the connection is gone (nothing to cancel): the pool replaces it
         raise
@@ -205,10 +205,11 @@ def _cancel(conn: psycopg.Connection[Any]) -> None:
     pgconn = conn.pgconn
     try:
         pgconn.get_cancel().cancel()
+        wait = _reader(pgconn.socket)
         for _ in range(_CANCEL_WAITS):
             if not pgconn.is_busy():
                 break
-            select.select([pgconn.socket], [], [], _CANCEL_WAIT_S)
+            wait(_CANCEL_WAIT_S)
             pgconn.consume_input()
         if pgconn.is_busy():
             raise psycopg.OperationalError("a cancelled statement did not end")
@@ -216,3 +217,13 @@ def _cancel(conn: psycopg.Connection[Any]) -> None:
             pass
     except BaseException:
         conn.close()
+
+
+def _reader(fd: int) -> Callable[[float | None], object]:
+    """A function that waits (at most so many seconds; None: no limit) until ``fd`` can be
+    read: poll(2) where there is one (select(2) cannot watch descriptors past 1023)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return lambda timeout: poller.poll(None if timeout is None else timeout * 1000)
+    return lambda timeout: select.select([fd], [], [], timeout)
