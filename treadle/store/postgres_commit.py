@@ -66,6 +66,19 @@ __all__ = [
 
 DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
+# A kept lease with more than half its time left stays as it is (renewals extend it): the
+# row's indexed columns then do not change, and the update can be HOT (no new index entries),
+# which keeps a long chain of steps on one instance from bloating its indexes.
+_KEPT_LEASE = (
+    "WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
+    f"THEN i.lease_expires_at ELSE {_LEASE} END"
+)
+# The columns a turn that creates its instance (TurnCommit.create) fills.
+_CREATED_COLUMNS = (
+    "instances (instance_id, name, status, execution_id, input, output, failure, "
+    "  custom_status, created_at, updated_at, history_len, version, own_task, lease_owner, "
+    "  lease_expires_at)"
+)
 
 # The parts of the statement, each used only by the groups that need it (a data-modifying
 # CTE costs its setup even when it writes nothing). Every write reads `ok`, the accepted
@@ -97,12 +110,7 @@ _OK = (
     # the own task (OWN_TASK_RULES): set, cleared (consumed, cancelled) or left
     "  own_task = CASE WHEN t.so THEN t.own ELSE i.own_task END, "
     "  lease_owner = CASE WHEN t.keep THEN %(owner)s END, "
-    # A lease with more than half its time left is kept as it is (renewals extend it): the
-    # row's indexed columns then do not change, and the update can be HOT (no new index
-    # entries), which keeps a long chain of steps on one instance from bloating its indexes.
-    "  lease_expires_at = CASE WHEN NOT t.keep THEN NULL "
-    "  WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
-    f"  THEN i.lease_expires_at ELSE {_LEASE} END "
+    f"  lease_expires_at = CASE WHEN NOT t.keep THEN NULL {_KEPT_LEASE} "
     # IS TRUE: not an index condition, so the planner cannot pick the lease index over the key
     "  FROM t WHERE i.instance_id = t.iid AND (i.lease_owner = %(owner)s) IS TRUE "
     "  AND i.lease_expires_at >= {now} AND i.version = t.v{present} "
@@ -111,9 +119,7 @@ _OK = (
 # A turn that creates its instance (TurnCommit.create; alone in its group): the row is
 # inserted as the turn leaves it, unless the id is taken (then nothing is written).
 _CREATED = (
-    "created AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
-    "  output, failure, custom_status, created_at, updated_at, history_len, version, "
-    "  own_task, lease_owner, lease_expires_at) "
+    f"created AS (INSERT INTO {_CREATED_COLUMNS} "
     "  SELECT t.iid, %(name)s, t.st, t.eid, COALESCE(t.inp, %(input)s), t.res, t.fail, t.cs, "
     "  {now}, {now}, t.hl, 1, CASE WHEN t.so THEN t.own END, "
     f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END FROM t "
@@ -241,16 +247,10 @@ _SINGLE_OK = (
 # A turn that creates its instance (TurnCommit.create): the row inserted as the turn leaves
 # it, unless the id is taken (then nothing is written and the turn is refused).
 _SINGLE_CREATED = (
-    "ok AS (INSERT INTO instances (instance_id, name, status, execution_id, input, output, "
-    "  failure, custom_status, created_at, updated_at, history_len, version, own_task, "
-    "  lease_owner, lease_expires_at) VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
+    f"ok AS (INSERT INTO {_CREATED_COLUMNS} VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
     "  COALESCE(%(inp)s, %(input)s), %(res)s, %(fail)s, %(cs)s, {now}, {now}, %(hl)s, 1, "
     "  {own}, {owner}, {expires}) "
     "  ON CONFLICT (instance_id) DO NOTHING RETURNING version AS new_version, status AS st)"
-)
-_SINGLE_KEPT_LEASE = (  # as in _OK: kept as it is while more than half of it is left
-    "CASE WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
-    f"THEN i.lease_expires_at ELSE {_LEASE} END"
 )
 _SINGLE_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok WHERE m.id = ANY(%(cm)s::bigint[]))"
 _SINGLE_CANCELLED = (
@@ -286,7 +286,7 @@ def _single_sql(
         ok = (
             _SINGLE_OK.replace("{own}", ", own_task = %(own)s" if sets_own else "")
             .replace("{owner}", "%(owner)s" if keep else "NULL")
-            .replace("{expires}", _SINGLE_KEPT_LEASE if keep else "NULL")
+            .replace("{expires}", f"CASE {_KEPT_LEASE}" if keep else "NULL")
         )
     ctes = [ok, _SINGLE_HISTORY] if history else [ok]
     if consumes:
@@ -477,7 +477,8 @@ def simple_commit(
 
 
 def commit_rows(result: pq.abc.PGresult) -> list[tuple[str, int | None, int]]:
-    """The rows of :func:`simple_commit`'s statement from its text result."""
+    """The rows of :func:`simple_commit`'s or :func:`single_commit`'s statement, from its
+    text result."""
     rows: list[tuple[str, int | None, int]] = []
     value = result.get_value
     for i in range(result.ntuples):

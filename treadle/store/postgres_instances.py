@@ -60,15 +60,12 @@ def instance_from_text(result: pq.abc.PGresult) -> InstanceRecord | None:
     """The instance of :data:`GET_SQL`'s text result, or None if there was no row."""
     if result.ntuples == 0:
         return None
-    row: list[Any] = [None if t is None else t.decode() for t in _values(result, 13)]
+    texts = (result.get_value(0, column) for column in range(result.nfields))
+    row: list[Any] = [None if t is None else t.decode() for t in texts]
     for times in (8, 9):  # (microseconds since the epoch)
         row[times] = EPOCH + timedelta(microseconds=int(row[times]))
     row[11], row[12] = int(row[11]), int(row[12])
     return instance_from_row(row)
-
-
-def _values(result: pq.abc.PGresult, columns: int) -> list[bytes | None]:
-    return [result.get_value(0, c) for c in range(columns)]
 
 
 def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
