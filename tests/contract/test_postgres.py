@@ -419,3 +419,76 @@ def test_status_changes_reach_clients_of_this_process_at_once(
         schema = parse_postgres_url(stranger_url)[1]
         with _admin(postgres_url) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _ending_turn(item: Any, **kwargs: Any) -> Any:
+    events = [*started_events(item), ExecutionCompleted(status=COMPLETED, result='"done"')]
+    return turn(item, events, status=COMPLETED, output='"done"', custom_status='"last"', **kwargs)
+
+
+def test_a_commit_that_ends_an_instance_hands_its_row_to_this_process_s_watchers(
+    stores,
+) -> None:
+    """The row handed over is the row a read gives, to the microsecond; only watched
+    instances are kept, and only while watched."""
+    worker, client = stores(), stores()
+    start(worker, "e-1")
+    start(worker, "e-2")
+    with client.watching("e-1") as handed:
+        assert handed() == (None, False)
+        items = {i.instance.instance_id: i for i in worker.claim_orchestrations("w1", 10, 30)}
+        token = client.change_token()
+        (outcome,) = worker.commit_turns("w1", [_ending_turn(items["e-1"])])
+        assert outcome.ok
+        assert client.change_token() != token  # woken as the commit returned
+        record, coming = handed()
+        assert record is not None and not coming
+        assert record == client.get_instance("e-1")
+        assert (record.status, record.output, record.custom_status) == (
+            COMPLETED,
+            '"done"',
+            '"last"',
+        )
+        assert record.version == outcome.version
+        (other,) = worker.commit_turns("w1", [_ending_turn(items["e-2"])])
+        assert other.ok
+        assert client._listener.watched("e-2") == (None, False)  # nobody watched it
+    assert client._listener.watched("e-1") == (None, False)  # forgotten once unwatched
+
+
+def test_a_refused_ending_hands_nothing_over_and_still_wakes_the_watcher(stores) -> None:
+    worker, client = stores(), stores()
+    start(worker, "e-1")
+    item = claim_one(worker)
+    with client.watching("e-1") as handed:
+        token = client.change_token()
+        (outcome,) = worker.commit_turns("w-other", [_ending_turn(item)])  # not its lease
+        assert not outcome.ok
+        assert handed() == (None, False)
+        assert client.change_token() != token  # so it reads the instance for itself
+
+
+def test_a_watcher_knows_an_ending_commit_is_under_way(stores, url: str) -> None:
+    """While a commit that ends the instance waits (here for a row lock), a watcher woken
+    meanwhile learns that the row is coming rather than read it; it is handed over after."""
+    worker, client = stores(), stores()
+    start(worker, "e-1")
+    item = claim_one(worker)
+    outcomes: list[Any] = []
+    with psycopg.connect(url.split("?")[0], autocommit=False) as blocker:
+        schema = parse_postgres_url(url)[1]
+        blocker.execute(
+            f'SELECT 1 FROM "{schema}".instances WHERE instance_id = %s FOR UPDATE', ("e-1",)
+        )
+        with client.watching("e-1") as handed:
+            committer = threading.Thread(
+                target=lambda: outcomes.extend(worker.commit_turns("w1", [_ending_turn(item)]))
+            )
+            committer.start()
+            wait_until(lambda: handed()[1])
+            assert handed()[0] is None
+            blocker.rollback()  # let the commit through
+            committer.join(5)
+            record, coming = handed()
+    assert [o.ok for o in outcomes] == [True]
+    assert record is not None and record.status is COMPLETED and not coming

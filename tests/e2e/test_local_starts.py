@@ -296,3 +296,33 @@ def test_the_client_module_needs_no_runtime() -> None:
     code = "import treadle.client, treadle.runtime.local as l; print(l._BY_URL)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "{}"
+
+
+def test_a_client_of_the_runtime_s_process_gets_the_final_state_as_a_read_gives_it(
+    chain_runtime: tuple[wf.WorkflowRuntime, Gate], client: wf.WorkflowClient, store_url: str
+) -> None:
+    """On PostgreSQL the commit that ends the workflow hands its row to the waiting client of
+    the same process (no read after its last wake-up); either way the state is the stored one."""
+    _, gate = chain_runtime
+    reads: list[str] = []
+    store = client.store
+    read = store.get_instance
+
+    def counted(instance_id: str) -> object:
+        reads.append(instance_id)
+        return read(instance_id)
+
+    iid = client.schedule_new_workflow("chain", input=1)
+    gate.wait_entered()
+    store.get_instance = counted
+    try:
+        threading.Timer(0.2, gate.open).start()
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=10)
+    finally:
+        del store.get_instance
+    assert state is not None and state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert state == client.get_workflow_state(iid)
+    if store_url.startswith("postgresql"):
+        assert reads == [iid]  # the first look, and no other
+    else:
+        assert len(reads) >= 2

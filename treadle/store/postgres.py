@@ -42,7 +42,7 @@ import contextlib
 import logging
 import select
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -75,6 +75,7 @@ from treadle.store.base import (
 from treadle.store.postgres_claims import claim_orchestrations_in
 from treadle.store.postgres_commit import (
     commit_rows,
+    committed_record,
     is_simple,
     outcomes_from_rows,
     refusal_reasons,
@@ -127,6 +128,12 @@ _ACQUIRE_TIMEOUT_S = 10.0  # how long a call waits for the server before StoreUn
 _ACQUIRE_SLICE_S = 1.0
 _RECONNECT_TIMEOUT_S = 2.0  # then the pool's backoff restarts from 1 s at our next call
 _DEADLOCK_RETRIES = 5
+
+
+def _commit_result(result: pq.abc.PGresult) -> tuple[list[Any], InstanceRecord | None]:
+    """A commit statement's rows, and the instance's row it returned (see
+    :func:`~treadle.store.postgres_commit.committed_record`)."""
+    return commit_rows(result), committed_record(result)
 
 
 def _said_goodbye(conn: Conn) -> bool:
@@ -544,17 +551,24 @@ class PostgresStore:
         if is_simple(turns):
             single = single_commit(turns[0], owner, lease_s) if len(turns) == 1 else None
             text, params = single or simple_commit(turns, owner, lease_s)
-            rows = self._raw_statement(text, params, commit_rows)
+            if single is not None and turns[0].status.is_terminal:
+                with self._listener.committing(turns[0].instance_id):
+                    rows, record = self._raw_statement(text, params, _commit_result)
+                    if record is not None:  # a client of this process may wait for it
+                        self._listener.echo_record(record)
+            else:
+                rows, record = self._raw_statement(text, params, _commit_result)
             outcomes = outcomes_from_rows(
                 turns,
                 rows,
                 lambda refused: self._run(lambda db, conn: refusal_reasons(conn, refused, owner)),
             )
         else:
+            record = None
             outcomes = self._write(
                 lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s)
             )
-        if any(
+        if record is None and any(
             o.ok and t.create is None and t.status is not OrchestrationStatus.RUNNING
             for t, o in zip(turns, outcomes, strict=True)
         ):
@@ -727,6 +741,22 @@ class PostgresStore:
         if self._closed:
             raise StoreUnavailableError(f"the store for {self._display} was closed")
         return self._listener.token(work_only)
+
+    @contextlib.contextmanager
+    def watching(
+        self, instance_id: str
+    ) -> Iterator[Callable[[], tuple[InstanceRecord | None, bool]]]:
+        """While open, a commit of this process (a runtime on the same schema) that ends
+        ``instance_id`` hands over the row as it wrote it, as soon as it returns: the function
+        yielded gives the latest such row (None until then), and whether such a commit is
+        under way (its notification may wake a waiter before it returns: better wait for the
+        row than read it). A client waiting for the end of a workflow that a runtime of its
+        own process runs needs no read after its last wake-up."""
+        self._listener.watch(instance_id)
+        try:
+            yield lambda: self._listener.watched(instance_id)
+        finally:
+            self._listener.unwatch(instance_id)
 
     def on_work(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
         """Call ``callback(orchestrations, activities)`` as soon as a notification says new

@@ -38,12 +38,14 @@ from psycopg import pq
 from treadle.store.base import (
     ID_TAKEN,
     CommitOutcome,
+    InstanceRecord,
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
     next_own_task_id,
     own_task_update,
 )
+from treadle.store.postgres_instances import RECORD_COLUMNS, instance_from_text
 from treadle.store.postgres_listener import (
     ACTIVITIES_SUFFIX,
     CHANNEL,
@@ -56,6 +58,7 @@ from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [
     "DELIVERED",
+    "committed_record",
     "is_simple",
     "outcomes_from_rows",
     "refusal_reasons",
@@ -242,7 +245,7 @@ _SINGLE_OK = (
     "  version = i.version + 1{own}, lease_owner = {owner}, lease_expires_at = {expires} "
     "  WHERE i.instance_id = %(iid)s AND (i.lease_owner = %(owner)s) IS TRUE "
     "  AND i.lease_expires_at >= {now} AND i.version = %(v)s "
-    "  RETURNING i.version AS new_version, i.status AS st)"
+    "  RETURNING i.version AS new_version, i.status AS st{record})"
 )
 # A turn that creates its instance (TurnCommit.create): the row inserted as the turn leaves
 # it, unless the id is taken (then nothing is written and the turn is refused).
@@ -250,8 +253,12 @@ _SINGLE_CREATED = (
     f"ok AS (INSERT INTO {_CREATED_COLUMNS} VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
     "  COALESCE(%(inp)s, %(input)s), %(res)s, %(fail)s, %(cs)s, {now}, {now}, %(hl)s, 1, "
     "  {own}, {owner}, {expires}) "
-    "  ON CONFLICT (instance_id) DO NOTHING RETURNING version AS new_version, status AS st)"
+    "  ON CONFLICT (instance_id) DO NOTHING "
+    "  RETURNING version AS new_version, status AS st{record})"
 )
+# A turn that ends its instance returns the row as it wrote it (as get_instance reads it), for
+# this process's clients waiting on it (ChangeListener.echo_record): columns r0, r1...
+_RECORD = [f"{column} AS r{k}" for k, column in enumerate(RECORD_COLUMNS.split(", "))]
 _SINGLE_CONSUMED = "consumed AS (DELETE FROM inbox m USING ok WHERE m.id = ANY(%(cm)s::bigint[]))"
 _SINGLE_CANCELLED = (
     "cancelled AS (DELETE FROM activity_tasks a USING ok WHERE a.instance_id = %(iid)s)"
@@ -272,19 +279,24 @@ def _single_sql(
     cancels: bool,
     suffix: str | None,
     create: bool,
+    record: bool,
 ) -> str:
     """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
     the turn gives work, None to notify clients only if the status changed (never, for a
-    turn that creates its instance: nobody can wait on an instance that did not exist)."""
+    turn that creates its instance: nobody can wait on an instance that did not exist);
+    ``record``: return the instance's row too (see :func:`committed_record`)."""
+    returned = "".join(", " + c for c in _RECORD) if record else ""
     if create:
         ok = (
-            _SINGLE_CREATED.replace("{own}", "%(own)s" if sets_own else "NULL")
+            _SINGLE_CREATED.replace("{record}", returned)
+            .replace("{own}", "%(own)s" if sets_own else "NULL")
             .replace("{owner}", "%(owner)s" if keep else "NULL")
             .replace("{expires}", _LEASE if keep else "NULL")
         )
     else:
         ok = (
-            _SINGLE_OK.replace("{own}", ", own_task = %(own)s" if sets_own else "")
+            _SINGLE_OK.replace("{record}", returned)
+            .replace("{own}", ", own_task = %(own)s" if sets_own else "")
             .replace("{owner}", "%(owner)s" if keep else "NULL")
             .replace("{expires}", f"CASE {_KEPT_LEASE}" if keep else "NULL")
         )
@@ -303,9 +315,11 @@ def _single_sql(
             f"woken AS ({notify} FROM ok "
             "  WHERE ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = %(iid)s))"
         )
+    columns = "".join(f", ok.r{k}" for k in range(len(_RECORD))) if record else ""
+    nulls = ", NULL" * len(_RECORD) if record else ""
     return (
-        "WITH " + ", ".join(ctes) + " SELECT 'k', 0, ok.new_version FROM ok "
-        "UNION ALL SELECT 'n', NULL, count(*) FROM woken"
+        "WITH " + ", ".join(ctes) + f" SELECT 'k', 0, ok.new_version{columns} FROM ok "
+        f"UNION ALL SELECT 'n', NULL, count(*){nulls} FROM woken"
     )
 
 
@@ -360,6 +374,7 @@ def single_commit(
         turn.cancel_activities,
         suffix,
         created is not None,
+        turn.status.is_terminal,
     )
     return sql, params
 
@@ -486,6 +501,17 @@ def commit_rows(result: pq.abc.PGresult) -> list[tuple[str, int | None, int]]:
         assert kind is not None and number is not None
         rows.append((kind.decode(), None if k is None else int(k), int(number)))
     return rows
+
+
+def committed_record(result: pq.abc.PGresult) -> InstanceRecord | None:
+    """The instance's row that :func:`single_commit`'s statement returned (a turn that
+    ended its instance, and was accepted), else None."""
+    if result.nfields <= 3:
+        return None
+    for row in range(result.ntuples):
+        if result.get_value(row, 0) == b"k":
+            return instance_from_text(result, row, 3)
+    return None
 
 
 def outcomes_from_rows(

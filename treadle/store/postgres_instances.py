@@ -22,6 +22,7 @@ from treadle.store.serde import encode_event, instance_from_row
 __all__ = [
     "CREATE_SQL",
     "GET_SQL",
+    "RECORD_COLUMNS",
     "adopt_history",
     "create_params",
     "decode_cursor",
@@ -46,21 +47,27 @@ CREATE_SQL = (
 )
 
 
-# One instance, read through libpq (the clients' waits read it after every wake-up): its
-# times as microseconds since the epoch (exact, where a float of seconds is not).
-GET_SQL = (
-    "SELECT instance_id, name, status, execution_id, input, output, custom_status, failure, "
-    "  (extract(epoch FROM created_at) * 1000000)::bigint, "
-    "  (extract(epoch FROM updated_at) * 1000000)::bigint, "
-    "  parent_instance_id, history_len, version FROM instances WHERE instance_id = %(iid)s"
+# An instance's row as text (:func:`instance_from_text` reads it): its times as microseconds
+# since the epoch (exact, where a float of seconds is not).
+RECORD_COLUMNS = (
+    "instance_id, name, status, execution_id, input, output, custom_status, failure, "
+    "(extract(epoch FROM created_at) * 1000000)::bigint, "
+    "(extract(epoch FROM updated_at) * 1000000)::bigint, "
+    "parent_instance_id, history_len, version"
 )
+_N_RECORD_COLUMNS = len(RECORD_COLUMNS.split(", "))
+# One instance, read through libpq (the clients' waits read it after every wake-up).
+GET_SQL = f"SELECT {RECORD_COLUMNS} FROM instances WHERE instance_id = %(iid)s"
 
 
-def instance_from_text(result: pq.abc.PGresult) -> InstanceRecord | None:
-    """The instance of :data:`GET_SQL`'s text result, or None if there was no row."""
-    if result.ntuples == 0:
+def instance_from_text(
+    result: pq.abc.PGresult, row_number: int = 0, first: int = 0
+) -> InstanceRecord | None:
+    """The instance in :data:`RECORD_COLUMNS` of a text result (in row ``row_number``, from
+    column ``first`` on), or None if there is no such row (:data:`GET_SQL` found none)."""
+    if result.ntuples <= row_number:
         return None
-    texts = (result.get_value(0, column) for column in range(result.nfields))
+    texts = (result.get_value(row_number, first + k) for k in range(_N_RECORD_COLUMNS))
     row: list[Any] = [None if t is None else t.decode() for t in texts]
     for times in (8, 9):  # (microseconds since the epoch)
         row[times] = EPOCH + timedelta(microseconds=int(row[times]))

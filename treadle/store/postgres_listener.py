@@ -12,7 +12,10 @@ of a millisecond of another process's commit and idles without polling.
 A commit of this process that changes an instance's status also wakes this process's clients
 on the same schema as soon as it returns (:meth:`ChangeListener.echo_status`): a client
 waiting on a workflow that a runtime of its own process runs need not wait for the
-notification's round trip through the server.
+notification's round trip through the server. A commit that ends an instance also hands its
+row, as the commit wrote it, to the listeners of this process that watch that instance
+(:meth:`ChangeListener.watch`, :meth:`ChangeListener.echo_record`): the waiting client then
+has the final state without reading it again.
 
 A lost notification is never fatal:
 - when the connection drops (network, server restart) the listener reconnects with backoff,
@@ -29,13 +32,13 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg import pq
 
-from treadle.store.base import WorkToken
+from treadle.store.base import InstanceRecord, WorkToken
 
 __all__ = ["CHANNEL", "ChangeListener"]
 
@@ -99,6 +102,8 @@ class ChangeListener:
         self._wake_r.setblocking(False)
         self._key = (conninfo, self._payload)
         self._callbacks: list[Callable[[bool, bool], None]] = []
+        # instance id -> [watchers, the latest record a commit of this process handed over]
+        self._watched: dict[str, list[Any]] = {}
         with _LOCAL_LOCK:
             _LOCAL.setdefault(self._key, set()).add(self)
 
@@ -168,6 +173,65 @@ class ChangeListener:
         with _LOCAL_LOCK:
             listeners = list(_LOCAL.get(self._key, ()))
         for listener in listeners:
+            listener._bump(orchestrations=False, activities=False)
+
+    def watch(self, instance_id: str) -> None:
+        """Keep the records that this process's commits hand over for ``instance_id`` (see
+        :meth:`echo_record`) until as many :meth:`unwatch` calls."""
+        with self._changed:
+            entry = self._watched.setdefault(instance_id, [0, None, 0])
+            entry[0] += 1
+
+    def unwatch(self, instance_id: str) -> None:
+        """Undo one :meth:`watch` call."""
+        with self._changed:
+            entry = self._watched.get(instance_id)
+            if entry is not None:
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    del self._watched[instance_id]
+
+    def watched(self, instance_id: str) -> tuple[InstanceRecord | None, bool]:
+        """The latest record of a watched instance a commit of this process handed over
+        (None: none since it was first watched), and whether a commit of this process that
+        may hand one over is under way (see :meth:`committing`)."""
+        with self._changed:
+            entry = self._watched.get(instance_id)
+            return (None, False) if entry is None else (entry[1], entry[2] > 0)
+
+    @contextlib.contextmanager
+    def committing(self, instance_id: str) -> Iterator[None]:
+        """Mark a commit of this process that may end ``instance_id`` as under way, for the
+        listeners of this process that watch it: its notification can arrive before the
+        commit returns, and a waiter woken by it had better wait for the record than read
+        it again. The waiters are woken when it is done, whatever the outcome."""
+        with _LOCAL_LOCK:
+            listeners = list(_LOCAL.get(self._key, ()))
+        marked = []
+        for listener in listeners:
+            with listener._changed:
+                entry = listener._watched.get(instance_id)
+                if entry is not None:
+                    entry[2] += 1
+                    marked.append((listener, entry))
+        try:
+            yield
+        finally:
+            for listener, entry in marked:
+                with listener._changed:
+                    entry[2] -= 1
+                listener._bump(orchestrations=False, activities=False)
+
+    def echo_record(self, record: InstanceRecord) -> None:
+        """Like :meth:`echo_status`, and hand ``record`` (the row as a commit of this
+        process just wrote it) to the listeners of this process that watch its instance."""
+        with _LOCAL_LOCK:
+            listeners = list(_LOCAL.get(self._key, ()))
+        for listener in listeners:
+            with listener._changed:
+                entry = listener._watched.get(record.instance_id)
+                if entry is not None and (entry[1] is None or entry[1].version < record.version):
+                    entry[1] = record
             listener._bump(orchestrations=False, activities=False)
 
     def close(self) -> None:
