@@ -271,14 +271,17 @@ class WorkflowRuntime:
             self._on_activity_done,
             is_current=self._still_leased,
         )
-        for target, name in ((self._dispatch_loop, "dispatcher"), (self._watch_loop, "watcher")):
-            thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        loops = [(self._dispatch_loop, "dispatcher")]
         on_work = getattr(store, "on_work", None)
         if on_work is not None:  # the store can wake the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
                 self._stop_on_work = on_work(self._on_store_work)
+        if self._stop_on_work is None:  # else a thread that waits for the store's news
+            loops.append((self._watch_loop, "watcher"))
+        for target, name in loops:
+            thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         if self.local_starts:
             local.add(store.url, self)
 
@@ -604,8 +607,8 @@ class WorkflowRuntime:
     def _idle_timeout(self) -> float:
         """How long to sleep: until the next timer or lease expiry the store knows of.
 
-        The store is asked again only after something changed (the watcher saw a commit,
-        a timer came due, or a second passed), and after a commit seen by the watcher no
+        The store is asked again only after something changed (the store told of a commit,
+        a timer came due, or a second passed), and after a commit the store told of no
         sooner than ``_WAKEUP_RECHECK_S`` after the last time: under load that is every
         step of every workflow, and what it is for (a timer another process set) can wait
         that long. Timers this runtime commits are noted at once (``_timer_at``).
