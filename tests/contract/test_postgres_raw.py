@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import time
 from collections.abc import Iterator
@@ -43,6 +44,16 @@ def test_parameters_of_every_kind_arrive_as_psycopg_sends_them(conn: Any) -> Non
     )
     row = [result.get_value(0, c) for c in range(result.nfields)]
     assert row == ["é'\"".encode(), str(2**40 + 1).encode(), b"0.5", b"t", b"t", b"t", b"v"]
+
+
+def test_a_statement_larger_than_the_socket_takes_at_once_is_sent_whole(conn: Any) -> None:
+    """The connection is nonblocking: a large statement leaves libpq with data to send after
+    the first write, which must be sent (reading the server meanwhile) before waiting."""
+    text = "é" * 12_000_000  # 24 MB of UTF-8
+    result = execute_raw(conn, "SELECT length(%(t)s), md5(%(t)s)", {"t": text})
+    assert result.get_value(0, 0) == b"12000000"
+    assert result.get_value(0, 1) == hashlib.md5(text.encode()).hexdigest().encode()
+    assert execute_raw(conn, "SELECT %(x)s::int + 1", {"x": 1}).get_value(0, 0) == b"2"
 
 
 def test_unsupported_parameters_are_refused_before_sending() -> None:

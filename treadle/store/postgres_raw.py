@@ -180,11 +180,11 @@ def _run_prepared(
     pgconn.send_query_prepared(name, cast("list[bytes]", values))
     wait = _reader(pgconn.socket)
     try:
-        while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
-                break
+        if pgconn.flush():  # (a nonblocking connection: a large statement goes in parts)
+            _send_rest(pgconn)
+        while pgconn.is_busy():
             wait(None)
+            pgconn.consume_input()
     except psycopg.OperationalError:
         conn.close()  # the connection is gone (nothing to cancel): the pool replaces it
         raise
@@ -197,6 +197,25 @@ def _run_prepared(
     if result is None:  # pragma: no cover (libpq always gives one for a query)
         raise psycopg.OperationalError("the server gave no result for a statement")
     return result
+
+
+def _send_rest(pgconn: pq.abc.PGconn) -> None:
+    """Send what libpq still holds of a statement, reading what the server sends meanwhile
+    (libpq's rule for nonblocking connections, as psycopg's connections are: the server may
+    answer before it has read everything, and would wait for us to read)."""
+    fd = pgconn.socket
+    poller = select.poll() if hasattr(select, "poll") else None
+    if poller is not None:
+        poller.register(fd, select.POLLIN | select.POLLOUT)
+    while True:
+        if poller is not None:
+            readable = any(event & select.POLLIN for _, event in poller.poll())
+        else:  # pragma: no cover (no poll(2): Windows)
+            readable = bool(select.select([fd], [fd], [])[0])
+        if readable:
+            pgconn.consume_input()
+        if not pgconn.flush():
+            return
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:
