@@ -492,3 +492,49 @@ def test_a_watcher_knows_an_ending_commit_is_under_way(stores, url: str) -> None
             record, coming = handed()
     assert [o.ok for o in outcomes] == [True]
     assert record is not None and record.status is COMPLETED and not coming
+
+
+def test_url_parsing_always_asks_for_utf8_on_the_wire() -> None:
+    conninfo, _, _ = parse_postgres_url("postgresql://h/db?client_encoding=LATIN1")
+    assert conninfo.count("client_encoding") == 1 and "client_encoding=UTF8" in conninfo
+
+
+def test_a_database_in_another_encoding_keeps_text_intact_or_refuses_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Statements sent through libpq encode text as UTF-8: the connection says so, and the
+    server converts to the database's encoding (LATIN1 here), so what is read is what was
+    written, by either path; a character LATIN1 cannot hold is refused, not mangled."""
+    name = f"treadle_latin1_{uuid.uuid4().hex[:12]}"
+    with _admin(postgres_url) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    try:
+        url = postgres_url.rsplit("/", 1)[0] + f"/{name}?schema=t"
+        with caplog.at_level("WARNING", logger="treadle.store.postgres_schema"):
+            store = PostgresStore(url)
+        try:
+            assert "stores text as LATIN1" in caplog.text
+            start(store, "o-é", input='"café"')
+            item = claim_one(store)
+            assert (item.instance.instance_id, item.instance.input) == ("o-é", '"café"')
+            events = [*started_events(item), ExecutionCompleted(status=COMPLETED, result='"çà"')]
+            (outcome,) = store.commit_turns(
+                "w1", [turn(item, events, status=COMPLETED, output='"çà"')]
+            )
+            assert outcome.ok
+            record = store.get_instance("o-é")
+            assert record is not None and (record.input, record.output) == ('"café"', '"çà"')
+            history = store.get_history("o-é")  # (read through psycopg)
+            assert history[-1] == ExecutionCompleted(
+                status=COMPLETED, result='"çà"', timestamp=history[-1].timestamp
+            )
+            with pytest.raises(StoreError, match="no equivalent in encoding"):
+                start(store, "o-euro", input='"€"')
+        finally:
+            store.close()
+    finally:
+        with _admin(postgres_url) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -33,6 +33,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+_WARNED_ENCODINGS: set[str] = set()  # databases whose encoding was warned of
 _LOCK_CLASS = 0x7EAD1E  # pg_advisory_xact_lock(class, hash of schema) guards migrations
 _DEFAULTS = {
     "connect_timeout": "10",
@@ -61,8 +62,12 @@ def parse_postgres_url(url: str) -> tuple[str, str | None, str]:
     if schema is not None and not schema.strip():
         raise InvalidInputError(f"store URL {url!r}: schema= needs a name")
     present = {k for k, _ in query}
-    options = [(k, v) for k, v in query if k != "schema"]
+    options = [(k, v) for k, v in query if k not in ("schema", "client_encoding")]
     options += [(k, v) for k, v in _DEFAULTS.items() if k not in present]
+    # Always UTF-8 on the wire: statements sent through libpq directly encode their text so
+    # (see postgres_raw), and the server converts to and from the database's encoding,
+    # refusing a character that encoding cannot hold rather than storing mangled text.
+    options.append(("client_encoding", "UTF8"))
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(options), ""))
     host = parts.hostname or "localhost"
     user = f"{parts.username}@" if parts.username else ""
@@ -119,11 +124,30 @@ def open_schema(conninfo: str, schema: str | None, display: str, *, apply: bool)
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             configure_session(conn, schema)
+            _warn_of_encoding(conn, display)
             # Not pipelined: a migration file is several statements in one query.
             with conn.transaction():
                 return _migrate_in(conn, schema, display, apply=apply)
     except psycopg.Error as exc:
         raise translate_error(exc, display) from exc
+
+
+def _warn_of_encoding(conn: psycopg.Connection[Any], display: str) -> None:
+    """Say once per database if it cannot hold every character (its encoding is not UTF8):
+    the server refuses a payload with one it cannot hold, and the turn that carries it
+    cannot commit."""
+    encoding = conn.info.parameter_status("server_encoding") or "UTF8"
+    if encoding.upper() in ("UTF8", "SQL_ASCII") or display in _WARNED_ENCODINGS:
+        return
+    _WARNED_ENCODINGS.add(display)
+    logger.warning(
+        "PostgreSQL at %s stores text as %s: a payload with a character %s cannot hold "
+        "(such as '\u20ac' in LATIN1) is refused and its workflow cannot go on; a database "
+        "created with ENCODING 'UTF8' holds any text",
+        display,
+        encoding,
+        encoding,
+    )
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> int:
