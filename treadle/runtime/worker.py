@@ -38,7 +38,12 @@ from treadle.core.history import (
     OrchestratorStarted,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
-from treadle.errors import RegistrationError, StoreError, StoreUnavailableError
+from treadle.errors import (
+    FailureDetails,
+    RegistrationError,
+    StoreError,
+    StoreUnavailableError,
+)
 from treadle.runtime import local
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.registry import Registry
@@ -54,6 +59,7 @@ from treadle.store import Store, open_store
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
+    CommitOutcome,
     InboxMessage,
     InstanceRecord,
     NewInstance,
@@ -730,13 +736,74 @@ class WorkflowRuntime:
             return False
         self._note_timers(commits)
         self._commit_sent_at = time.monotonic()
-        outcomes = self.store.commit_turns(self.owner, commits, self.lease_s)
+        outcomes = self._commit_or_isolate(pending, commits)
         by_id = {o.instance_id: o for o in outcomes}
         for entry in pending.values():
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]
                 self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
         return True
+
+    def _commit_or_isolate(
+        self, pending: dict[str, _Pending], commits: list[TurnCommit]
+    ) -> list[CommitOutcome]:
+        """Commit the turns at once. If the store refuses the statement itself (not an
+        outage: a value it cannot hold, say), commit them one by one, and fail the workflow
+        whose turn it refuses alone: retried, that turn would fail for ever and hold up the
+        turns committed with it."""
+        try:
+            return self.store.commit_turns(self.owner, commits, self.lease_s)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:
+            if len(commits) == 1:
+                return [self._refused(pending[commits[0].instance_id], exc)]
+        outcomes: list[CommitOutcome] = []
+        for commit in commits:
+            try:
+                outcomes.extend(self.store.commit_turns(self.owner, [commit], self.lease_s))
+            except StoreUnavailableError:
+                raise
+            except StoreError as exc:
+                outcomes.append(self._refused(pending[commit.instance_id], exc))
+        return outcomes
+
+    def _refused(self, entry: _Pending, exc: StoreError) -> CommitOutcome:
+        """Fail the instance whose turn the store refused (see :meth:`_commit_or_isolate`):
+        the turn's messages and activity results are consumed, its activities cancelled,
+        and none of its events kept (they may hold what the store refused)."""
+        commit = entry.commit
+        assert commit is not None
+        logger.error(
+            "the store refused the turn of workflow instance %s; failing the instance: %s",
+            entry.instance_id,
+            exc,
+        )
+        reason = str(exc).encode("ascii", "backslashreplace").decode()
+        failed = TurnCommit(
+            instance_id=commit.instance_id,
+            expected_version=commit.expected_version,
+            new_events=[],
+            history_start=commit.history_start,
+            status=OrchestrationStatus.FAILED,
+            execution_id=commit.execution_id,
+            failure=FailureDetails(
+                error_type=type(exc).__name__,
+                message=f"the store could not record a step of this workflow: {reason}",
+            ),
+            consumed_messages=commit.consumed_messages,
+            consumed_activities=commit.consumed_activities,
+            cancel_activities=True,
+        )
+        entry.commit, entry.output = failed, None  # (_after_commit: nothing left to run)
+        try:
+            (outcome,) = self.store.commit_turns(self.owner, [failed], self.lease_s)
+        except StoreUnavailableError:
+            raise
+        except StoreError as again:
+            logger.error("could not fail workflow instance %s either: %s", entry.instance_id, again)
+            return CommitOutcome(entry.instance_id, ok=False, error=str(again))
+        return outcome
 
     def _try_inline(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
         """Commit an activity's result on the thread that ran it, if nothing else waits.

@@ -142,7 +142,7 @@ def _warn_of_encoding(conn: psycopg.Connection[Any], display: str) -> None:
     _WARNED_ENCODINGS.add(display)
     logger.warning(
         "PostgreSQL at %s stores text as %s: a payload with a character %s cannot hold "
-        "(such as '\u20ac' in LATIN1) is refused and its workflow cannot go on; a database "
+        "(such as '\u20ac' in LATIN1) is refused, failing its workflow; a database "
         "created with ENCODING 'UTF8' holds any text",
         display,
         encoding,

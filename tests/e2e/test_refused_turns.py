@@ -1,0 +1,94 @@
+"""A turn the store refuses for good (a value it cannot hold) fails its workflow, alone:
+the turns committed with it go on, and nothing is retried for ever."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import treadle as wf
+from treadle.errors import StoreError
+from treadle.store.base import CommitOutcome, TurnCommit
+from treadle.store.sqlite import SqliteStore
+
+from .helpers import finish
+
+
+class _RefusesPoison(SqliteStore):
+    """Refuses, as a database refuses a value it cannot hold, any commit with a turn whose
+    custom status says "poison"; counts the groups it refused."""
+
+    refused_groups: list[int]
+
+    def commit_turns(
+        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+    ) -> list[CommitOutcome]:
+        if any(t.custom_status and "poison" in t.custom_status for t in turns):
+            self.refused_groups.append(len(turns))
+            raise StoreError("the database cannot hold this value")
+        return super().commit_turns(owner, turns, lease_s)
+
+
+def _flagged(ctx: wf.WorkflowContext, flag: str) -> Generator[wf.Task[Any], Any, str]:
+    ctx.set_custom_status(flag)
+    done = yield ctx.call_activity("echo", input=flag)
+    return str(done)
+
+
+def test_a_refused_turn_fails_its_workflow_and_not_the_others(tmp_path: Path) -> None:
+    store = _RefusesPoison(f"sqlite:///{tmp_path / 'treadle.db'}")
+    store.refused_groups = []
+    runtime = wf.WorkflowRuntime(store)
+    runtime.register_workflow(_flagged, name="flagged")
+    runtime.register_activity(lambda ctx, x: x, name="echo")
+    with wf.WorkflowClient(store) as client:
+        # started before the runtime: its first claim takes both, one group commit for both
+        good = client.schedule_new_workflow("flagged", input="fine")
+        bad = client.schedule_new_workflow("flagged", input="poison")
+        with runtime:
+            bad_state = finish(client, bad)
+            good_state = finish(client, good)
+    assert good_state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert good_state.serialized_output == '"fine"'
+    assert bad_state.runtime_status is wf.WorkflowStatus.FAILED
+    failure = bad_state.failure_details
+    assert failure is not None and failure.error_type == "StoreError"
+    assert "could not record a step" in failure.message and "cannot hold" in failure.message
+    assert store.refused_groups[0] == 2  # the group, then the poisoned turn alone
+    assert store.refused_groups[1:] == [1]
+
+
+@pytest.mark.postgres
+def test_a_character_a_latin1_database_cannot_hold_fails_the_workflow(
+    postgres_url: str,
+) -> None:
+    """The real case on PostgreSQL: an activity returns text its LATIN1 database cannot
+    store; the workflow fails saying why instead of retrying the commit for ever."""
+    import psycopg
+
+    name = f"treadle_latin1_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    try:
+        url = postgres_url.rsplit("/", 1)[0] + f"/{name}?schema=t"
+        runtime = wf.WorkflowRuntime(url)
+        runtime.register_workflow(_flagged, name="flagged")
+        runtime.register_activity(lambda ctx, x: x + " \u20ac", name="echo")
+        with runtime, wf.WorkflowClient(url) as client:
+            iid = client.schedule_new_workflow("flagged", input="café")
+            state = finish(client, iid)
+            assert state.runtime_status is wf.WorkflowStatus.FAILED
+            assert state.failure_details is not None
+            assert "has no equivalent in encoding" in state.failure_details.message
+            assert state.serialized_input == '"café"'
+        runtime.store.close()
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
