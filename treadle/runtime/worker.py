@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -112,6 +112,33 @@ class _Pending:
     cached: _Cached | None = None
     history_len_after: int = 0
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
+
+
+def _failed_turn(
+    instance_id: str,
+    version: int,
+    history_start: int,
+    execution_id: str,
+    failure: FailureDetails,
+    consumed_messages: Sequence[int],
+    *,
+    consumed_activities: Sequence[int] = (),
+    cancel_activities: bool = False,
+) -> TurnCommit:
+    """A turn that fails its instance without running its workflow (no new events): it
+    consumes the given messages and activity results, and lets go of the instance."""
+    return TurnCommit(
+        instance_id=instance_id,
+        expected_version=version,
+        new_events=[],
+        history_start=history_start,
+        status=OrchestrationStatus.FAILED,
+        execution_id=execution_id,
+        failure=failure,
+        consumed_messages=consumed_messages,
+        consumed_activities=consumed_activities,
+        cancel_activities=cancel_activities,
+    )
 
 
 class WorkflowRuntime:
@@ -780,18 +807,16 @@ class WorkflowRuntime:
             exc,
         )
         reason = str(exc).encode("ascii", "backslashreplace").decode()
-        failed = TurnCommit(
-            instance_id=commit.instance_id,
-            expected_version=commit.expected_version,
-            new_events=[],
-            history_start=commit.history_start,
-            status=OrchestrationStatus.FAILED,
-            execution_id=commit.execution_id,
-            failure=FailureDetails(
+        failed = _failed_turn(
+            commit.instance_id,
+            commit.expected_version,
+            commit.history_start,
+            commit.execution_id,
+            FailureDetails(
                 error_type=type(exc).__name__,
                 message=f"the store could not record a step of this workflow: {reason}",
             ),
-            consumed_messages=commit.consumed_messages,
+            commit.consumed_messages,
             consumed_activities=commit.consumed_activities,
             cancel_activities=True,
         )
@@ -975,15 +1000,13 @@ class WorkflowRuntime:
             f"workflow {record.name!r} is not registered with this runtime; register it with "
             "runtime.register_workflow(fn) or @runtime.workflow"
         )
-        return TurnCommit(
-            instance_id=turn.instance_id,
-            expected_version=turn.version,
-            new_events=[],
-            history_start=turn.history_len,
-            status=OrchestrationStatus.FAILED,
-            execution_id=turn.execution_id,
-            failure=failure_from_exception(error),
-            consumed_messages=consumed,
+        return _failed_turn(
+            turn.instance_id,
+            turn.version,
+            turn.history_len,
+            turn.execution_id,
+            failure_from_exception(error),
+            consumed,
         )
 
     def _load(self, record: InstanceRecord) -> _Cached | None:
