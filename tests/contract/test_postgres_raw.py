@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -107,25 +109,52 @@ class _Interrupted(Exception):
     pass
 
 
-def test_an_interrupted_statement_is_cancelled_and_the_connection_stays_usable(
-    conn: Any,
-) -> None:
-    """A signal (Ctrl-C, say) gets through while a statement waits on the server, which is
-    told to cancel it; the connection then runs the next statement at once."""
+@contextlib.contextmanager
+def _interrupted_after(seconds: float) -> Iterator[None]:
+    """Expect the block to be interrupted by a signal (as Ctrl-C would) after ``seconds``,
+    and to give up within 2 s of its start."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise _Interrupted
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
         started = time.monotonic()
         with pytest.raises(_Interrupted):
-            execute_raw(conn, "SELECT pg_sleep(%(s)s)", {"s": 10.0})
+            yield
         assert time.monotonic() - started < 2.0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_statement_interrupted_while_it_is_sent_closes_its_connection(conn: Any) -> None:
+    """Half a statement on the wire leaves a session that cannot go on: interrupted then
+    (here the server is paused, so a large statement cannot all go), the connection is
+    closed at once rather than cancelled and waited for."""
+    statement = "SELECT length(%(t)s)"
+    assert execute_raw(conn, statement, {"t": "x"}).get_value(0, 0) == b"1"  # (prepared)
+    pid = conn.info.backend_pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except PermissionError:
+        pytest.skip("cannot pause the server's process from this user")
+    try:
+        with _interrupted_after(0.3):
+            execute_raw(conn, statement, {"t": "x" * 20_000_000})
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert conn.closed
+
+
+def test_an_interrupted_statement_is_cancelled_and_the_connection_stays_usable(
+    conn: Any,
+) -> None:
+    """A signal (Ctrl-C, say) gets through while a statement waits on the server, which is
+    told to cancel it; the connection then runs the next statement at once."""
+    with _interrupted_after(0.2):
+        execute_raw(conn, "SELECT pg_sleep(%(s)s)", {"s": 10.0})
     assert not conn.closed
     started = time.monotonic()
     assert execute_raw(conn, "SELECT %(x)s::int", {"x": 7}).get_value(0, 0) == b"7"

@@ -179,9 +179,11 @@ def _run_prepared(
     # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
     pgconn.send_query_prepared(name, cast("list[bytes]", values))
     wait = _reader(pgconn.socket)
+    sent = False
     try:
         if pgconn.flush():  # (a nonblocking connection: a large statement goes in parts)
             _send_rest(pgconn)
+        sent = True
         while pgconn.is_busy():
             wait(None)
             pgconn.consume_input()
@@ -189,7 +191,10 @@ def _run_prepared(
         conn.close()  # the connection is gone (nothing to cancel): the pool replaces it
         raise
     except BaseException:  # an interrupt: the server is there, tell it to stop
-        _cancel(conn)
+        if sent:
+            _cancel(conn)
+        else:  # half a statement went: the server drops it with the connection, unrun
+            conn.close()
         raise
     result = None
     while (latest := pgconn.get_result()) is not None:
