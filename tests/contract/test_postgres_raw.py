@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -146,6 +147,24 @@ def test_a_statement_interrupted_while_it_is_sent_closes_its_connection(conn: An
     finally:
         os.kill(pid, signal.SIGCONT)
     assert conn.closed
+
+
+def test_preparing_a_statement_can_be_interrupted_too(conn: Any, postgres_url: str) -> None:
+    """Planning a statement waits for the locks on its tables (here, a migration holds one):
+    that wait is interruptible like any statement's, and cancelled on the server."""
+    table = f"treadle_raw_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        with psycopg.connect(postgres_url) as migration:
+            migration.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            with _interrupted_after(0.2):
+                execute_raw(conn, f"SELECT count(*) FROM {table} WHERE id = %(x)s", {"x": 1})
+            migration.rollback()
+        assert not conn.closed
+        result = execute_raw(conn, f"SELECT count(*) FROM {table} WHERE id = %(x)s", {"x": 1})
+        assert result.get_value(0, 0) == b"0"
+    finally:
+        conn.execute(f"DROP TABLE {table}")
 
 
 def test_an_interrupted_statement_is_cancelled_and_the_connection_stays_usable(

@@ -151,11 +151,13 @@ def execute_raw(
     if done is None:
         done = _prepared.setdefault(conn, set())
     pgconn = conn.pgconn
+    # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
+    sending = cast("list[bytes]", values)
     for attempt in (1, 2):
         if name not in done:
-            _check(conn, pgconn.prepare(name, sql, types))
+            _check(conn, _exchange(conn, lambda: pgconn.send_prepare(name, sql, types)))
             done.add(name)
-        result = _run_prepared(conn, name, values)
+        result = _exchange(conn, lambda: pgconn.send_query_prepared(name, sending))
         if (
             attempt == 1
             and result.status == pq.ExecStatus.FATAL_ERROR
@@ -168,16 +170,13 @@ def execute_raw(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _run_prepared(
-    conn: psycopg.Connection[Any], name: bytes, values: list[bytes | None]
-) -> pq.abc.PGresult:
-    """Send, then wait for the result in ``select`` (where Ctrl-C and other signals get
-    through, as with psycopg: libpq's blocking call would hold them until the server
-    answered); an interrupted statement is cancelled on the server and the exception
-    raised again."""
+def _exchange(conn: psycopg.Connection[Any], send: Callable[[], None]) -> pq.abc.PGresult:
+    """``send`` one request through libpq, then wait for its result in poll(2) (where
+    Ctrl-C and other signals get through, as with psycopg: libpq's blocking calls would hold
+    them until the server answered); an interrupted statement is cancelled on the server
+    and the exception raised again."""
     pgconn = conn.pgconn
-    # (libpq takes None for NULL, as psycopg's own calls pass it; its stub says bytes)
-    pgconn.send_query_prepared(name, cast("list[bytes]", values))
+    send()
     wait = _reader(pgconn.socket)
     sent = False
     try:
