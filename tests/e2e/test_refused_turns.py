@@ -62,6 +62,27 @@ def test_a_refused_turn_fails_its_workflow_and_not_the_others(tmp_path: Path) ->
     assert store.refused_groups[1:] == [1]
 
 
+def _parent(ctx: wf.WorkflowContext, flag: str) -> Generator[wf.Task[Any], Any, str]:
+    try:
+        return str((yield ctx.call_child_workflow("flagged", input=flag)))
+    except wf.TaskFailedError as exc:
+        return f"child failed: {exc.details.message}"
+
+
+def test_a_child_whose_turn_is_refused_fails_its_parent_s_call(tmp_path: Path) -> None:
+    store = _RefusesPoison(f"sqlite:///{tmp_path / 'treadle.db'}")
+    store.refused_groups = []
+    runtime = wf.WorkflowRuntime(store)
+    runtime.register_workflow(_flagged, name="flagged")
+    runtime.register_workflow(_parent, name="parent")
+    runtime.register_activity(lambda ctx, x: x, name="echo")
+    with runtime, wf.WorkflowClient(store) as client:
+        state = finish(client, client.schedule_new_workflow("parent", input="poison"))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert state.serialized_output is not None
+    assert "child failed: the store could not record a step" in state.serialized_output
+
+
 @pytest.mark.postgres
 def test_a_character_a_latin1_database_cannot_hold_fails_the_workflow(
     postgres_url: str,

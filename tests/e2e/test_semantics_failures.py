@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import treadle as wf
 
 from .helpers import events_of, finish
@@ -173,11 +175,18 @@ def test_unregistered_workflow_fails_with_a_message_naming_it(runtime, client) -
     assert "register_workflow" in failure.message
 
 
-def test_unregistered_activity_is_a_task_failed_error_naming_it(runtime, client) -> None:
+@pytest.mark.parametrize(
+    ("kind", "hint"),
+    [("activity", "register_activity"), ("child workflow", "register_workflow")],
+)
+def test_an_unregistered_activity_or_child_is_a_task_failed_error_naming_it(
+    runtime, client, kind: str, hint: str
+) -> None:
     @runtime.workflow
     def caller(ctx, _):
+        call = ctx.call_activity if kind == "activity" else ctx.call_child_workflow
         try:
-            yield ctx.call_activity("no_such_activity", input=1)
+            yield call("no_such_task", input=1)
         except wf.TaskFailedError as e:
             return [e.details.error_type, e.details.message]
         return "not reached"
@@ -186,8 +195,8 @@ def test_unregistered_activity_is_a_task_failed_error_naming_it(runtime, client)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
     error_type, message = json.loads(state.serialized_output)
     assert error_type == "RegistrationError"
-    assert "'no_such_activity' is not registered" in message
-    assert "register_activity" in message
+    assert "'no_such_task' is not registered" in message
+    assert hint in message
 
 
 def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> None:

@@ -246,7 +246,7 @@ def _finish(
         )
     )
     if turn.parent is not None:
-        messages.append(_result_for_parent(turn.parent, completion, now))
+        messages.append(result_for_parent(turn.parent, completion, now))
     if completion.status is OrchestrationStatus.TERMINATED and _terminates_children(events):
         for child_id in turn.created_children:
             terminate = ExecutionTerminated(timestamp=now, input=None, recurse=True)
@@ -276,9 +276,10 @@ def _terminates_children(events: Sequence[HistoryEvent]) -> bool:
     return terminate is None or terminate.recurse
 
 
-def _result_for_parent(
+def result_for_parent(
     parent: ParentInfo, completion: CompleteOrchestration, now: datetime
 ) -> NewMessage:
+    """The message that tells a parent workflow how its child ended."""
     event: HistoryEvent
     if completion.status is OrchestrationStatus.COMPLETED:
         event = SubOrchestrationInstanceCompleted(

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
 
-from treadle.core.actions import Action, ScheduleTask
+from treadle.core.actions import Action, CompleteOrchestration, ScheduleTask
 from treadle.core.history import (
     ExecutionResumed,
     ExecutionStarted,
@@ -36,6 +36,7 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    ParentInfo,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.errors import (
@@ -53,6 +54,7 @@ from treadle.runtime.turns import (
     TurnOutput,
     build_turn,
     children_created,
+    result_for_parent,
     terminal_commit,
 )
 from treadle.store import Store, open_store
@@ -124,9 +126,15 @@ def _failed_turn(
     *,
     consumed_activities: Sequence[int] = (),
     cancel_activities: bool = False,
+    parent: ParentInfo | None = None,
 ) -> TurnCommit:
     """A turn that fails its instance without running its workflow (no new events): it
-    consumes the given messages and activity results, and lets go of the instance."""
+    consumes the given messages and activity results, lets go of the instance, and tells
+    the parent workflow, if any, that its child failed."""
+    told = []
+    if parent is not None:
+        ending = CompleteOrchestration(id=-1, status=OrchestrationStatus.FAILED, failure=failure)
+        told.append(result_for_parent(parent, ending, _utcnow()))
     return TurnCommit(
         instance_id=instance_id,
         expected_version=version,
@@ -138,6 +146,7 @@ def _failed_turn(
         consumed_messages=consumed_messages,
         consumed_activities=consumed_activities,
         cancel_activities=cancel_activities,
+        new_messages=told,
     )
 
 
@@ -819,6 +828,7 @@ class WorkflowRuntime:
             commit.consumed_messages,
             consumed_activities=commit.consumed_activities,
             cancel_activities=True,
+            parent=entry.cached.execution.parent if entry.cached is not None else None,
         )
         entry.commit, entry.output = failed, None  # (_after_commit: nothing left to run)
         try:
@@ -951,7 +961,7 @@ class WorkflowRuntime:
             cached = self._load(record)
             if cached is None:
                 if self.fail_unknown_workflows:
-                    entry.commit = self._fail_unregistered(turn, record, consumed)
+                    entry.commit = self._fail_unregistered(turn, record, consumed, events)
                 else:
                     self._leave_for_others(record)
                 return
@@ -994,12 +1004,19 @@ class WorkflowRuntime:
         self.store.release_leases(self.owner, [record.instance_id])
 
     def _fail_unregistered(
-        self, turn: TurnInput, record: InstanceRecord, consumed: list[int]
+        self,
+        turn: TurnInput,
+        record: InstanceRecord,
+        consumed: list[int],
+        events: list[HistoryEvent],
     ) -> TurnCommit:
         error = RegistrationError(
             f"workflow {record.name!r} is not registered with this runtime; register it with "
             "runtime.register_workflow(fn) or @runtime.workflow"
         )
+        if record.history_len:  # (its start is in its history, not among the messages)
+            events = list(self.store.get_history(record.instance_id)[:1])
+        started = next((e for e in events if isinstance(e, ExecutionStarted)), None)
         return _failed_turn(
             turn.instance_id,
             turn.version,
@@ -1007,6 +1024,7 @@ class WorkflowRuntime:
             turn.execution_id,
             failure_from_exception(error),
             consumed,
+            parent=started.parent if started is not None else None,
         )
 
     def _load(self, record: InstanceRecord) -> _Cached | None:
