@@ -158,6 +158,22 @@ def test_an_unreachable_server_is_store_unavailable() -> None:
         schema_status("postgresql://postgres@127.0.0.1:9/test?connect_timeout=2")
 
 
+@pytest.mark.parametrize(
+    ("path", "advice"),
+    [
+        ("postgres@127.0.0.1:5432/treadle_no_such_db", "create the database"),
+        ("treadle_no_such_role@127.0.0.1:5432/test", "fix the user name"),
+    ],
+)
+def test_a_server_that_refuses_the_connection_says_what_to_fix(
+    postgres_url: str, path: str, advice: str
+) -> None:
+    """Not an outage: the server answered, and the message says what to change."""
+    with pytest.raises(StoreUnavailableError, match="refused the connection") as info:
+        PostgresStore(f"postgresql://{path}")
+    assert advice in str(info.value) and "does not exist" in str(info.value)
+
+
 def test_driver_errors_surface_as_store_errors(stores) -> None:
     store = stores()
     start(store, "o-1")

@@ -10,6 +10,7 @@ queue instead of racing, and a database newer than the code is refused with
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -78,6 +79,21 @@ def parse_postgres_url(url: str) -> tuple[str, str | None, str]:
     return conninfo, schema, display
 
 
+# Connection failures that are not outages: the server answered and said no.
+_REFUSALS = (
+    (
+        r'database "[^"]*" does not exist',
+        "create the database (createdb NAME, or CREATE DATABASE) or fix the store URL",
+    ),
+    (r'role "[^"]*" does not exist', "fix the user name in the store URL"),
+    (
+        r"password authentication failed|no password supplied",
+        "check the user and password in the store URL (or ~/.pgpass)",
+    ),
+    (r"no pg_hba\.conf entry", "allow this host and user in the server's pg_hba.conf"),
+)
+
+
 def translate_error(exc: psycopg.Error, display: str, detail: str | None = None) -> StoreError:
     """The treadle error for a psycopg error (the one mapping every PostgreSQL path uses).
 
@@ -87,6 +103,11 @@ def translate_error(exc: psycopg.Error, display: str, detail: str | None = None)
     text = str(exc).strip()
     detail = detail or (text.splitlines()[0] if text else type(exc).__name__)
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        for marker, advice in _REFUSALS:
+            if re.search(marker, text):
+                return StoreUnavailableError(
+                    f"PostgreSQL at {display} refused the connection: {detail}; {advice}"
+                )
         return StoreUnavailableError(
             f"PostgreSQL at {display} is unavailable: {detail}; check that the server is "
             "running and reachable (a running store reconnects once it is back)"

@@ -253,6 +253,11 @@ class SqliteStore:
             raise StoreUnavailableError(
                 f"cannot open SQLite database {self._database!r}: {exc}"
             ) from exc
+        except OSError as exc:  # its directory could not be made
+            raise StoreUnavailableError(
+                f"cannot open SQLite database {self._database!r}: cannot create its directory "
+                f"({exc.strerror or exc}); choose a path this process can write"
+            ) from exc
         with self._connections_lock:
             self._connections.append(conn)
         return conn
