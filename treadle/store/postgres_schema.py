@@ -34,7 +34,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-_WARNED_ENCODINGS: set[str] = set()  # databases whose encoding was warned of
+_WARNED_ENCODINGS: set[str] = set()  # stores whose database's encoding was warned of
 _LOCK_CLASS = 0x7EAD1E  # pg_advisory_xact_lock(class, hash of schema) guards migrations
 _DEFAULTS = {
     "connect_timeout": "10",
@@ -154,9 +154,9 @@ def open_schema(conninfo: str, schema: str | None, display: str, *, apply: bool)
 
 
 def _warn_of_encoding(conn: psycopg.Connection[Any], display: str) -> None:
-    """Say once per database if it cannot hold every character (its encoding is not UTF8):
-    the server refuses a payload with one it cannot hold, and the turn that carries it
-    cannot commit."""
+    """Say once per store URL if its database cannot hold every character (its encoding is
+    not UTF8): the server refuses a payload with one it cannot hold, and the workflow whose
+    step carries it fails."""
     encoding = conn.info.parameter_status("server_encoding") or "UTF8"
     if encoding.upper() in ("UTF8", "SQL_ASCII") or display in _WARNED_ENCODINGS:
         return
