@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -215,3 +216,52 @@ def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> Non
     state = finish(client, client.schedule_new_workflow(caller))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
     assert "not JSON-serializable" in json.loads(state.serialized_output)
+
+
+def test_sys_exit_in_an_activity_fails_the_task_and_spares_the_worker_thread(
+    make_runtime, client
+) -> None:
+    """SystemExit on an activity thread would end it: it fails the task instead, and the
+    one thread goes on running the activities after it."""
+    runtime = make_runtime(start=False, max_concurrent_activities=1)
+
+    @runtime.activity
+    def quitter(ctx, _):
+        sys.exit(3)
+
+    @runtime.activity
+    def add_one(ctx, n):
+        return n + 1
+
+    @runtime.workflow
+    def caller(ctx, n):
+        try:
+            yield ctx.call_activity(quitter)
+        except wf.TaskFailedError as e:
+            failed = e.details.error_type
+        return [failed, (yield ctx.call_activity(add_one, input=n))]
+
+    runtime.start()
+    ids = [client.schedule_new_workflow(caller, input=n) for n in range(3)]
+    outputs = [json.loads(finish(client, iid).serialized_output) for iid in ids]
+    assert outputs == [["SystemExit", 1], ["SystemExit", 2], ["SystemExit", 3]]
+
+
+def test_sys_exit_in_workflow_code_fails_that_instance_only(runtime, client) -> None:
+    @runtime.activity
+    def add_one(ctx, n):
+        return n + 1
+
+    @runtime.workflow
+    def exits_on_zero(ctx, n):
+        result = yield ctx.call_activity(add_one, input=n)
+        if n == 0:
+            sys.exit(5)
+        return result
+
+    ids = [client.schedule_new_workflow(exits_on_zero, input=n) for n in range(3)]
+    states = [finish(client, iid) for iid in ids]
+    assert states[0].runtime_status is wf.WorkflowStatus.FAILED
+    assert states[0].failure_details is not None
+    assert states[0].failure_details.error_type == "SystemExit"
+    assert [s.serialized_output for s in states[1:]] == ["2", "3"]

@@ -59,6 +59,13 @@ from treadle.errors import FailureDetails, NonDeterminismError
 logger = logging.getLogger("treadle.workflow")
 
 
+# What workflow code raising fails its instance with: SystemExit too (sys.exit() in the
+# code, say), which would otherwise end the runtime's thread that ran the turn and stall
+# every instance behind it. Not KeyboardInterrupt: a start's first turn may run on the
+# program's main thread, where Ctrl-C must still stop the program.
+_WORKFLOW_ERRORS = (Exception, SystemExit)
+
+
 def failure_from_exception(exc: BaseException) -> FailureDetails:
     """Failure details (type name, message, traceback) of an exception."""
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -246,7 +253,7 @@ class WorkflowExecution:
             value = codec.decode(event.input)
             fn = self.workflow
             out = fn(self._ctx, value) if value is not None or accepts_input(fn) else fn(self._ctx)
-        except Exception as exc:
+        except _WORKFLOW_ERRORS as exc:
             self._fail(exc)
             return
         if inspect.isgenerator(out):
@@ -415,7 +422,7 @@ class WorkflowExecution:
                 self._current = None
                 self._finish(stop.value)
                 return
-            except Exception as exc:
+            except _WORKFLOW_ERRORS as exc:
                 self._current = None
                 self._fail(exc)
                 return

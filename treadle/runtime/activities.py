@@ -134,7 +134,7 @@ class ActivityExecutor:
             ctx = self._context(item)
             out = fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx)
             event: HistoryEvent = _completed(item, codec.encode(out))
-        except Exception as exc:
+        except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc)
         return self._report(item, event)
 
@@ -152,7 +152,7 @@ class ActivityExecutor:
             ctx = self._context(item)
             out = await (fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx))
             event: HistoryEvent = _completed(item, codec.encode(out))
-        except Exception as exc:
+        except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc)
         following = self._report(item, event)
         if following is not None:  # a sync step scheduled by this result: to the threads
@@ -183,6 +183,12 @@ class ActivityExecutor:
                 if self._loop_thread is not None and wait:
                     self._loop_thread.join(timeout=5)
                 self._loop = None
+
+
+# What an activity raising fails it with. SystemExit and KeyboardInterrupt too (sys.exit()
+# in an activity, say): raised on a worker thread they would end it, and the activities
+# queued for it would wait for ever (not asyncio's CancelledError: a shutdown, not a failure).
+_ACTIVITY_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
