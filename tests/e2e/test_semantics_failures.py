@@ -265,3 +265,43 @@ def test_sys_exit_in_workflow_code_fails_that_instance_only(runtime, client) -> 
     assert states[0].failure_details is not None
     assert states[0].failure_details.error_type == "SystemExit"
     assert [s.serialized_output for s in states[1:]] == ["2", "3"]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+def test_an_exception_whose_str_raises_still_fails_cleanly(make_runtime, client) -> None:
+    """Reporting such an exception used to raise again on the thread reporting it, which
+    ended that thread: from an activity the task fails, from workflow code the instance."""
+    runtime = make_runtime(start=False, max_concurrent_activities=1)
+
+    @runtime.activity
+    def unprintable(ctx, _):
+        raise _Unprintable
+
+    @runtime.activity
+    def add_one(ctx, n):
+        return n + 1
+
+    @runtime.workflow
+    def caller(ctx, n):
+        try:
+            yield ctx.call_activity(unprintable)
+        except wf.TaskFailedError as e:
+            failed = [e.details.error_type, e.details.message]
+        if n < 0:
+            raise _Unprintable
+        return [failed, (yield ctx.call_activity(add_one, input=n))]
+
+    runtime.start()
+    done = finish(client, client.schedule_new_workflow(caller, input=1))
+    assert json.loads(done.serialized_output) == [
+        ["_Unprintable", "<_Unprintable whose str() raised RuntimeError>"],
+        2,
+    ]
+    failed = finish(client, client.schedule_new_workflow(caller, input=-1))
+    assert failed.runtime_status is wf.WorkflowStatus.FAILED
+    assert failed.failure_details is not None
+    assert failed.failure_details.error_type == "_Unprintable"

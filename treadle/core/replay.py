@@ -67,9 +67,17 @@ _WORKFLOW_ERRORS = (Exception, SystemExit)
 
 
 def failure_from_exception(exc: BaseException) -> FailureDetails:
-    """Failure details (type name, message, traceback) of an exception."""
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return FailureDetails(message=str(exc), error_type=type(exc).__name__, stack_trace=trace)
+    """Failure details (type name, message, traceback) of an exception; never raises, even
+    for an exception whose ``__str__`` does (that would end the thread reporting it)."""
+    try:
+        message = str(exc)
+    except Exception as broken:
+        message = f"<{type(exc).__name__} whose str() raised {type(broken).__name__}>"
+    try:
+        trace: str | None = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        trace = None
+    return FailureDetails(message=message, error_type=type(exc).__name__, stack_trace=trace)
 
 
 def accepts_input(fn: Callable[..., Any]) -> bool:
