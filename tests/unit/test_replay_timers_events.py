@@ -77,6 +77,32 @@ def test_uncaught_naive_timer_fails_the_workflow() -> None:
     assert isinstance(result.failure, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda ctx: ctx.create_timer("soon"), "takes a datetime (UTC) or a timedelta, not str"),
+        (lambda ctx: ctx.create_timer(30), "not int"),
+        (lambda ctx: ctx.wait_for_external_event(7), "an event name is a str, not int"),
+        (
+            lambda ctx: ctx.wait_for_external_event("go", timeout=30),
+            "timeout is a timedelta, not int",
+        ),
+    ],
+)
+def test_a_timer_or_event_wait_of_the_wrong_type_is_a_type_error_saying_so(
+    call, message: str
+) -> None:
+    def wf(ctx, _):
+        try:
+            yield call(ctx)
+        except TypeError as exc:
+            return str(exc)
+
+    result = replay(wf, start())
+    assert message in decoded_output(result)
+    assert len(result.actions) == 1  # nothing was scheduled
+
+
 def test_sequential_timers_replay_from_history() -> None:
     def wf(ctx, _):
         for _ in range(3):

@@ -539,6 +539,10 @@ class WorkflowExecution:
         """Record a CreateTimer action and return its task."""
         if isinstance(fire_at, timedelta):
             fire_at = self.current_utc_datetime + fire_at
+        elif not isinstance(fire_at, datetime):
+            raise TypeError(
+                f"create_timer takes a datetime (UTC) or a timedelta, not {type(fire_at).__name__}"
+            )
         elif fire_at.tzinfo is None:
             raise ValueError("create_timer needs a timezone-aware datetime (UTC) or a timedelta")
         action_id = self._next_id()
@@ -549,6 +553,12 @@ class WorkflowExecution:
 
     def wait_for_external_event(self, name: str, timeout: timedelta | None) -> CompletableTask[Any]:
         """Return a task completed by the next event of that name (case-insensitive)."""
+        if not isinstance(name, str):
+            raise TypeError(f"an event name is a str, not {type(name).__name__}")
+        if timeout is not None and not isinstance(timeout, timedelta):
+            raise TypeError(
+                f"wait_for_external_event's timeout is a timedelta, not {type(timeout).__name__}"
+            )
         key = name.lower()
         task: CompletableTask[Any] = CompletableTask()
         received = self._events.received.get(key)
