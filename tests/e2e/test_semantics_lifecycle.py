@@ -244,6 +244,43 @@ def test_terminate_with_output(runtime, client) -> None:
     assert client.get_workflow_state(iid).serialized_output == state.serialized_output
 
 
+@pytest.mark.parametrize("cleanup", ["yields", "raises"])
+def test_a_workflow_whose_cleanup_misbehaves_is_terminated_anyway(
+    runtime, client, cleanup: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Terminating closes the workflow's generator (its finally blocks run); one that yields
+    again or raises there is terminated all the same, with a warning, and the runtime goes
+    on (it used to retry the termination for ever)."""
+
+    @runtime.activity
+    def tidy(ctx, _):
+        return "tidied"
+
+    @runtime.workflow
+    def stubborn(ctx, _):
+        try:
+            yield ctx.wait_for_external_event("never")
+        finally:
+            if cleanup == "yields":
+                yield ctx.call_activity(tidy)
+            raise RuntimeError("cleanup failed")
+
+    @runtime.workflow
+    def plain(ctx, _):
+        return (yield ctx.call_activity(tidy))
+
+    iid = client.schedule_new_workflow(stubborn)
+    wait_until(lambda: status_of(client, iid) is wf.WorkflowStatus.RUNNING)
+    with caplog.at_level("WARNING", logger="treadle.workflow"):
+        client.terminate_workflow(iid, output="stop")
+        state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.TERMINATED
+    assert json.loads(state.serialized_output) == "stop"
+    assert "did not stop cleanly when terminated" in caplog.text
+    after = finish(client, client.schedule_new_workflow(plain))
+    assert json.loads(after.serialized_output) == "tidied"
+
+
 def test_custom_status_is_visible_while_running(runtime, client) -> None:
     _register_waiter(runtime)
     iid = client.schedule_new_workflow("waiter", input=3)

@@ -485,7 +485,16 @@ class WorkflowExecution:
         if self.completion is not None:
             return
         if self._generator is not None and status is OrchestrationStatus.TERMINATED:
-            self._generator.close()
+            try:  # (runs the code's finally blocks)
+                self._generator.close()
+            except _WORKFLOW_ERRORS as exc:  # it yielded again, or raised: terminated anyway
+                logger.warning(
+                    "workflow instance %s did not stop cleanly when terminated (%s: %s); "
+                    "terminated anyway",
+                    self.instance_id,
+                    type(exc).__name__,
+                    failure_from_exception(exc).message,
+                )
         action_id = self._next_id()
         self.completion = CompleteOrchestration(
             id=action_id, status=status, result=result, failure=failure, carryover_events=carryover
