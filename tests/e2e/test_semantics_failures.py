@@ -247,26 +247,6 @@ def test_sys_exit_in_an_activity_fails_the_task_and_spares_the_worker_thread(
     assert outputs == [["SystemExit", 1], ["SystemExit", 2], ["SystemExit", 3]]
 
 
-def test_sys_exit_in_workflow_code_fails_that_instance_only(runtime, client) -> None:
-    @runtime.activity
-    def add_one(ctx, n):
-        return n + 1
-
-    @runtime.workflow
-    def exits_on_zero(ctx, n):
-        result = yield ctx.call_activity(add_one, input=n)
-        if n == 0:
-            sys.exit(5)
-        return result
-
-    ids = [client.schedule_new_workflow(exits_on_zero, input=n) for n in range(3)]
-    states = [finish(client, iid) for iid in ids]
-    assert states[0].runtime_status is wf.WorkflowStatus.FAILED
-    assert states[0].failure_details is not None
-    assert states[0].failure_details.error_type == "SystemExit"
-    assert [s.serialized_output for s in states[1:]] == ["2", "3"]
-
-
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text for this one")
@@ -305,3 +285,33 @@ def test_an_exception_whose_str_raises_still_fails_cleanly(make_runtime, client)
     assert failed.runtime_status is wf.WorkflowStatus.FAILED
     assert failed.failure_details is not None
     assert failed.failure_details.error_type == "_Unprintable"
+
+
+@pytest.mark.parametrize("raised", [SystemExit, GeneratorExit, KeyboardInterrupt])
+def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
+    runtime, client, raised: type[BaseException]
+) -> None:
+    """sys.exit() in workflow code fails its instance like any exception; GeneratorExit and
+    KeyboardInterrupt escape the workflow engine, and the runtime fails that instance alone.
+    Either way the instances whose turns came in the same round go on (any of these used to
+    end the runtime's thread, or fail every round again)."""
+
+    @runtime.activity
+    def add_one(ctx, n):
+        return n + 1
+
+    @runtime.workflow
+    def odd(ctx, n):
+        result = yield ctx.call_activity(add_one, input=n)
+        if n == 0:
+            raise raised
+        return result
+
+    ids = [client.schedule_new_workflow(odd, input=n) for n in range(3)]
+    states = [finish(client, iid) for iid in ids]
+    assert states[0].runtime_status is wf.WorkflowStatus.FAILED
+    failure = states[0].failure_details
+    assert failure is not None and failure.error_type == raised.__name__
+    if raised is not SystemExit:
+        assert "could not run a turn of this workflow" in failure.message
+    assert [s.serialized_output for s in states[1:]] == ["2", "3"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -742,7 +743,13 @@ class WorkflowRuntime:
                 entry = pending.setdefault(
                     item.instance.instance_id, _Pending(item.instance.instance_id)
                 )
-                self._prepare_claimed(entry, item)
+                record = item.instance
+                self._prepare_or_fail(
+                    entry,
+                    functools.partial(self._prepare_claimed, entry, item),
+                    (record.version, record.history_len, record.execution_id),
+                    [m.id for m in item.messages],
+                )
             committed = self._commit_pending(pending)
         except BaseException:
             self._forget_round(pending, slow)
@@ -766,7 +773,13 @@ class WorkflowRuntime:
         """Prepare the turns not prepared yet, commit them all at once, then act on them."""
         for entry in pending.values():
             if entry.commit is None and entry.completions:
-                self._prepare_fast(entry)
+                cached = self._cache[entry.instance_id]
+                self._prepare_or_fail(
+                    entry,
+                    functools.partial(self._prepare_fast, entry),
+                    (cached.version, cached.history_len, cached.execution_id),
+                    [],
+                )
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return False
@@ -779,6 +792,48 @@ class WorkflowRuntime:
                 outcome = by_id[entry.instance_id]
                 self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
         return True
+
+    def _prepare_or_fail(
+        self,
+        entry: _Pending,
+        prepare: Callable[[], None],
+        fence: tuple[int, int, str],
+        consumed_messages: list[int],
+    ) -> None:
+        """Prepare one instance's turn; if that raises (anything but the store's errors,
+        which the round retries), fail that instance alone: the others of the round go on,
+        where the whole round would fail again and again. ``fence``: the version, history
+        length and execution id the instance is known at.
+
+        It runs on the dispatcher's and the activities' threads, never the main one: even a
+        KeyboardInterrupt or GeneratorExit here was raised by code, not by Ctrl-C.
+        """
+        try:
+            prepare()
+        except StoreError:
+            raise
+        except BaseException as exc:
+            iid = entry.instance_id
+            logger.exception("could not run a turn of workflow instance %s; failing it", iid)
+            cached = entry.cached or self._cache.get(iid)
+            parent = cached.execution.parent if cached is not None else None
+            self._evict(iid)
+            details = failure_from_exception(exc)
+            details = dataclasses.replace(
+                details, message=f"treadle could not run a turn of this workflow: {details.message}"
+            )
+            entry.output = None  # (_after_commit: nothing left to run)
+            entry.commit = _failed_turn(
+                iid,
+                fence[0],
+                fence[1],
+                fence[2],
+                details,
+                consumed_messages,
+                consumed_activities=[item.id for item, _ in entry.completions],
+                cancel_activities=True,
+                parent=parent,
+            )
 
     def _commit_or_isolate(
         self, pending: dict[str, _Pending], commits: list[TurnCommit]
