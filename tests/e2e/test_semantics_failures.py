@@ -218,48 +218,37 @@ def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> Non
     assert "not JSON-serializable" in json.loads(state.serialized_output)
 
 
-def test_sys_exit_in_an_activity_fails_the_task_and_spares_the_worker_thread(
-    make_runtime, client
-) -> None:
-    """SystemExit on an activity thread would end it: it fails the task instead, and the
-    one thread goes on running the activities after it."""
-    runtime = make_runtime(start=False, max_concurrent_activities=1)
-
-    @runtime.activity
-    def quitter(ctx, _):
-        sys.exit(3)
-
-    @runtime.activity
-    def add_one(ctx, n):
-        return n + 1
-
-    @runtime.workflow
-    def caller(ctx, n):
-        try:
-            yield ctx.call_activity(quitter)
-        except wf.TaskFailedError as e:
-            failed = e.details.error_type
-        return [failed, (yield ctx.call_activity(add_one, input=n))]
-
-    runtime.start()
-    ids = [client.schedule_new_workflow(caller, input=n) for n in range(3)]
-    outputs = [json.loads(finish(client, iid).serialized_output) for iid in ids]
-    assert outputs == [["SystemExit", 1], ["SystemExit", 2], ["SystemExit", 3]]
-
-
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text for this one")
 
 
-def test_an_exception_whose_str_raises_still_fails_cleanly(make_runtime, client) -> None:
-    """Reporting such an exception used to raise again on the thread reporting it, which
-    ended that thread: from an activity the task fails, from workflow code the instance."""
+def _exit() -> None:
+    sys.exit(3)
+
+
+def _raise_unprintable() -> None:
+    raise _Unprintable
+
+
+@pytest.mark.parametrize(
+    ("fail", "error_type", "message"),
+    [
+        (_exit, "SystemExit", "3"),
+        (_raise_unprintable, "_Unprintable", "<_Unprintable whose str() raised RuntimeError>"),
+    ],
+)
+def test_an_activity_raising_what_would_end_its_thread_fails_its_task_only(
+    make_runtime, client, fail, error_type: str, message: str
+) -> None:
+    """SystemExit on an activity thread would end it, and so would reporting an exception
+    whose str() raises: the task fails instead, and the one thread goes on running the
+    activities after it."""
     runtime = make_runtime(start=False, max_concurrent_activities=1)
 
     @runtime.activity
-    def unprintable(ctx, _):
-        raise _Unprintable
+    def failing(ctx, _):
+        fail()
 
     @runtime.activity
     def add_one(ctx, n):
@@ -268,31 +257,24 @@ def test_an_exception_whose_str_raises_still_fails_cleanly(make_runtime, client)
     @runtime.workflow
     def caller(ctx, n):
         try:
-            yield ctx.call_activity(unprintable)
+            yield ctx.call_activity(failing)
         except wf.TaskFailedError as e:
             failed = [e.details.error_type, e.details.message]
-        if n < 0:
-            raise _Unprintable
         return [failed, (yield ctx.call_activity(add_one, input=n))]
 
     runtime.start()
-    done = finish(client, client.schedule_new_workflow(caller, input=1))
-    assert json.loads(done.serialized_output) == [
-        ["_Unprintable", "<_Unprintable whose str() raised RuntimeError>"],
-        2,
-    ]
-    failed = finish(client, client.schedule_new_workflow(caller, input=-1))
-    assert failed.runtime_status is wf.WorkflowStatus.FAILED
-    assert failed.failure_details is not None
-    assert failed.failure_details.error_type == "_Unprintable"
+    ids = [client.schedule_new_workflow(caller, input=n) for n in range(3)]
+    outputs = [json.loads(finish(client, iid).serialized_output) for iid in ids]
+    assert outputs == [[[error_type, message], n + 1] for n in range(3)]
 
 
-@pytest.mark.parametrize("raised", [SystemExit, GeneratorExit, KeyboardInterrupt])
+@pytest.mark.parametrize("raised", [SystemExit, _Unprintable, GeneratorExit, KeyboardInterrupt])
 def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
     runtime, client, raised: type[BaseException]
 ) -> None:
-    """sys.exit() in workflow code fails its instance like any exception; GeneratorExit and
-    KeyboardInterrupt escape the workflow engine, and the runtime fails that instance alone.
+    """sys.exit() in workflow code fails its instance like any exception, and so does an
+    exception whose str() raises; GeneratorExit and KeyboardInterrupt escape the workflow
+    engine, and the runtime fails that instance alone.
     Either way the instances whose turns came in the same round go on (any of these used to
     end the runtime's thread, or fail every round again)."""
 
@@ -312,6 +294,6 @@ def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
     assert states[0].runtime_status is wf.WorkflowStatus.FAILED
     failure = states[0].failure_details
     assert failure is not None and failure.error_type == raised.__name__
-    if raised is not SystemExit:
+    if raised in (GeneratorExit, KeyboardInterrupt):
         assert "could not run a turn of this workflow" in failure.message
     assert [s.serialized_output for s in states[1:]] == ["2", "3"]
