@@ -3,6 +3,7 @@ the turns committed with it go on, and nothing is retried for ever."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Generator, Sequence
 from pathlib import Path
@@ -113,3 +114,33 @@ def test_a_character_a_latin1_database_cannot_hold_fails_the_workflow(
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+class _ClaimsFailAWhile(SqliteStore):
+    """Its claims fail (a store error that is not an outage) until ``healed`` is set."""
+
+    healed = False
+
+    def claim_orchestrations(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.healed:
+            raise StoreError("the claim statement failed")
+        return super().claim_orchestrations(*args, **kwargs)
+
+
+def test_a_dispatcher_error_that_repeats_is_shown_whole_once_and_backs_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _ClaimsFailAWhile(f"sqlite:///{tmp_path / 'treadle.db'}")
+    runtime = wf.WorkflowRuntime(store)
+    runtime.register_workflow(_flagged, name="flagged")
+    runtime.register_activity(lambda ctx, x: x, name="echo")
+    with caplog.at_level("WARNING", logger="treadle.runtime.worker"), runtime:
+        time.sleep(1.0)
+        store.healed = True
+        with wf.WorkflowClient(store) as client:
+            state = finish(client, client.schedule_new_workflow("flagged", input="fine"))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    errors = [r for r in caplog.records if "dispatcher error" in r.getMessage()]
+    assert [r.exc_info is not None for r in errors[:2]] == [True, False]
+    assert sum(r.exc_info is not None for r in errors) == 1
+    assert len(errors) <= 6  # backing off from 0.05 s: not every 0.2 s for a second

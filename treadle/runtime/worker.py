@@ -630,19 +630,28 @@ class WorkflowRuntime:
 
     def _dispatch_loop(self) -> None:
         backoff = 0.05
+        last_error = ""  # an error that keeps coming back is shown whole once
         while not self._stopping.is_set():
             self._wake.clear()
             try:
                 worked = self._round()
-                backoff = 0.05
+                backoff, last_error = 0.05, ""
             except StoreUnavailableError as exc:
                 logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except Exception:
-                logger.exception("workflow dispatcher error; continuing")
-                self._stopping.wait(0.2)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {failure_from_exception(exc).message}"
+                if error != last_error:
+                    logger.exception("workflow dispatcher error; retrying in %.1fs", backoff)
+                else:
+                    logger.warning(
+                        "workflow dispatcher error again, retrying in %.1fs: %s", backoff, error
+                    )
+                last_error = error
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
                 continue
             if not worked:
                 self._wake.wait(self._idle_timeout())
