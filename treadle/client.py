@@ -192,6 +192,8 @@ class WorkflowClient:
 
     Args:
         store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
+            A store object stays open when the client closes (whoever made it may share it,
+            with a runtime say); a store the client opened from a URL is closed with it.
         host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
     """
 
@@ -204,6 +206,7 @@ class WorkflowClient:
         **_dapr_options: Any,
     ) -> None:
         self._store = open_store(store)
+        self._owns_store = store is None or isinstance(store, str)
 
     @property
     def store(self) -> Store:
@@ -211,8 +214,9 @@ class WorkflowClient:
         return self._store
 
     def close(self) -> None:
-        """Release the store's connections."""
-        self._store.close()
+        """Release the store's connections, if this client opened the store from a URL."""
+        if self._owns_store:
+            self._store.close()
 
     def __enter__(self) -> WorkflowClient:
         return self

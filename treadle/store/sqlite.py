@@ -219,7 +219,8 @@ class SqliteStore:
         self._database, self._is_uri, self._synchronous = parse_sqlite_url(url)
         self._clock = clock or time.time
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # every connection opened, with the thread it serves (see close)
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         key = self._database if self._is_uri else os.path.abspath(self._database)
         self._shared = _shared_for(key, not self._is_uri)
@@ -259,13 +260,16 @@ class SqliteStore:
                 f"({exc.strerror or exc}); choose a path this process can write"
             ) from exc
         with self._connections_lock:
-            self._connections.append(conn)
+            self._connections.append((threading.current_thread(), conn))
         return conn
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreUnavailableError(f"the store {self.url!r} was closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if self._closed:
+            if conn is not None:  # left open by close(): this thread may have been using it
+                self._local.conn = None
+                self._forget(conn)
+            raise StoreUnavailableError(f"the store {self.url!r} was closed")
         if conn is None:
             conn = self._local.conn = self._connect()
             self._local.data_version = None
@@ -345,13 +349,30 @@ class SqliteStore:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     def close(self) -> None:
-        """Close every connection of this store."""
+        """Close the store: every later call raises StoreUnavailableError.
+
+        Connections of this thread and of threads that ended are closed now; one that
+        another live thread holds is closed by that thread at its next call, since it may be
+        using it this very moment (closing a connection under a running statement crashes
+        the process)."""
         self._closed = True
+        me = threading.current_thread()
         with self._connections_lock:
-            for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+            held = []
+            for owner, conn in self._connections:
+                if owner is me or not owner.is_alive() or conn is self._keepalive:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
+                else:
+                    held.append((owner, conn))
+            self._connections = held
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's connection of a closed store."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        with self._connections_lock:
+            self._connections = [(o, c) for o, c in self._connections if c is not conn]
 
     def now(self) -> datetime:
         """The store's clock."""
