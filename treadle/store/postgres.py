@@ -551,13 +551,15 @@ class PostgresStore:
         if is_simple(turns):
             single = single_commit(turns[0], owner, lease_s) if len(turns) == 1 else None
             text, params = single or simple_commit(turns, owner, lease_s)
-            if single is not None and turns[0].status.is_terminal:
-                with self._listener.committing(turns[0].instance_id):
-                    rows, record = self._raw_statement(text, params, _commit_result)
-                    if record is not None:  # a client of this process may wait for it
-                        self._listener.echo_record(record)
-            else:
+            ending = single is not None and turns[0].status.is_terminal
+            with (
+                self._listener.committing(turns[0].instance_id)
+                if ending
+                else contextlib.nullcontext()
+            ):
                 rows, record = self._raw_statement(text, params, _commit_result)
+                if record is not None:  # an ending turn's row: a client here may wait for it
+                    self._listener.echo_record(record)
             outcomes = outcomes_from_rows(
                 turns,
                 rows,
