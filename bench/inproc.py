@@ -1,7 +1,7 @@
 """W1a in one process: the runtime and the client side by side, as the seed's code runs them
 (and as a DBOS application always runs). Run by the driver as ``python -m bench.inproc``.
 
-Here a start is taken by the runtime of the same process (see :mod:`treadle.runtime.local`):
+Here a start is taken by the runtime of the same process (see :mod:`treadle.store.local_starts`):
 its first turn is committed with the instance.
 """
 

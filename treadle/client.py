@@ -30,19 +30,19 @@ from treadle.errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
-from treadle.runtime import local
-from treadle.runtime.turns import new_execution_id
 from treadle.store import Store, open_store
+from treadle.store import local_starts as local
 from treadle.store.base import (
     InstanceQuery,
     InstanceRecord,
     NewActivity,
     NewInstance,
     NewMessage,
+    new_execution_id,
 )
+from treadle.store.capabilities import HandedRecord, InstanceWatcher
 
 MAX_INSTANCE_ID_LENGTH = 256
-_Handed = Callable[[], tuple[InstanceRecord | None, bool]]  # see PostgresStore.watching
 _KEEP: Any = object()  # "no new input" for a rerun (None is a valid input)
 
 
@@ -423,9 +423,13 @@ class WorkflowClient:
         deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
         # A store that can hand over the final row a commit of this process wrote (a runtime
         # of this process ran the workflow) spares the read after the last wake-up.
-        watching: Callable[[str], AbstractContextManager[_Handed]] | None
-        watching = getattr(self._store, "watching", None)
-        with watching(instance_id) if watching else contextlib.nullcontext(None) as handed:
+        store = self._store
+        watching: AbstractContextManager[HandedRecord | None] = (
+            store.watching(instance_id)
+            if isinstance(store, InstanceWatcher)
+            else contextlib.nullcontext(None)
+        )
+        with watching as handed:
             # Taken before the first read: a change between that read and the wait then ends
             # the wait at once, instead of being missed until the next re-check.
             token = self._store.change_token()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import treadle as wf
-from treadle.runtime import local
+from treadle.store import local_starts as local
 
 from .helpers import Gate, finish, kinds, status_of, wait_until
 
@@ -293,7 +293,7 @@ def test_unnamed_memory_stores_are_never_matched() -> None:
 
 def test_the_client_module_needs_no_runtime() -> None:
     """Importing the client alone starts no runtime machinery (the registry is empty)."""
-    code = "import treadle.client, treadle.runtime.local as l; print(l._BY_URL)"
+    code = "import treadle.client, treadle.store.local_starts as l; print(l._BY_URL)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "{}"
 

@@ -7,7 +7,6 @@ child instances and messages, so both are committed the same way.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,12 +34,13 @@ from treadle.core.history import (
     TimerFired,
 )
 from treadle.errors import FailureDetails
-from treadle.store.base import NewActivity, NewInstance, NewMessage, TurnCommit
-
-
-def new_execution_id() -> str:
-    """A fresh, unique execution id."""
-    return uuid.uuid4().hex
+from treadle.store.base import (
+    NewActivity,
+    NewInstance,
+    NewMessage,
+    TurnCommit,
+    new_execution_id,
+)
 
 
 @dataclass(slots=True)

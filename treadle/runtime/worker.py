@@ -46,7 +46,6 @@ from treadle.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from treadle.runtime import local
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteTurn, RemoteWorkers
@@ -59,6 +58,7 @@ from treadle.runtime.turns import (
     terminal_commit,
 )
 from treadle.store import Store, open_store
+from treadle.store import local_starts as local
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -71,6 +71,7 @@ from treadle.store.base import (
     WorkToken,
     creatable,
 )
+from treadle.store.capabilities import WorkNotifier
 
 logger = logging.getLogger(__name__)
 
@@ -315,10 +316,9 @@ class WorkflowRuntime:
             is_current=self._still_leased,
         )
         loops = [(self._dispatch_loop, "dispatcher")]
-        on_work = getattr(store, "on_work", None)
-        if on_work is not None:  # the store can wake the dispatcher itself, a hop sooner
+        if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
-                self._stop_on_work = on_work(self._on_store_work)
+                self._stop_on_work = store.on_work(self._on_store_work)
         if self._stop_on_work is None:  # else a thread that waits for the store's news
             loops.append((self._watch_loop, "watcher"))
         for target, name in loops:
@@ -393,7 +393,7 @@ class WorkflowRuntime:
     def start_here(self, new: NewInstance) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one commit.
 
-        A client of this process calls it (see :mod:`treadle.runtime.local`): the instance
+        A client of this process calls it (see :mod:`treadle.store.local_starts`): the instance
         is durable when this returns True, as after ``Store.create_instance``, and this
         runtime holds it, so its first activities are already running. False (nothing was
         written): the runtime does not take it (stopping, full, not its workflow, a

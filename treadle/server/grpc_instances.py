@@ -33,7 +33,6 @@ from treadle.core.history import (
     OrchestrationStatus,
 )
 from treadle.errors import InvalidInputError, WorkflowNotFoundError, WorkflowStateError
-from treadle.runtime.turns import new_execution_id
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_service_pb2 as spb
 from treadle.server.grpc_codec import (
@@ -45,7 +44,13 @@ from treadle.server.grpc_codec import (
     status_to_proto,
 )
 from treadle.server.grpc_values import optional_string, string_value
-from treadle.store.base import InstanceQuery, InstanceRecord, NewInstance, NewMessage
+from treadle.store.base import (
+    InstanceQuery,
+    InstanceRecord,
+    NewInstance,
+    NewMessage,
+    new_execution_id,
+)
 
 __all__ = ["InstanceService", "RpcFailure", "workflow_state"]
 

@@ -8,7 +8,6 @@ With no URL, ``$TREADLE_STORE`` is used, else ``sqlite:///treadle.db``.
 from __future__ import annotations
 
 import os
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from treadle.errors import InvalidInputError
@@ -27,22 +26,26 @@ from treadle.store.base import (
     Store,
     TurnCommit,
 )
+from treadle.store.capabilities import Backend, InstanceWatcher, WorkNotifier
 
 __all__ = [
     "DEFAULT_STORE_URL",
     "ActivityResult",
     "ActivityWorkItem",
+    "Backend",
     "CommitOutcome",
     "InboxMessage",
     "InstancePage",
     "InstanceQuery",
     "InstanceRecord",
+    "InstanceWatcher",
     "NewActivity",
     "NewInstance",
     "NewMessage",
     "OrchestrationWorkItem",
     "Store",
     "TurnCommit",
+    "WorkNotifier",
     "migrate",
     "open_store",
     "redact_url",
@@ -80,8 +83,9 @@ def open_store(store: str | Store | None = None) -> Store:
     return opened
 
 
-def _backend(url: str) -> Any:
-    """The backend module for ``url`` (it exports ``STORE_CLASS``, ``migrate``, ...)."""
+def _backend(url: str) -> Backend:
+    """The backend module for ``url`` (see :class:`~treadle.store.capabilities.Backend`)."""
+    # (mypy checks each module returned here against the Backend protocol)
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("sqlite", "memory"):
         from treadle.store import sqlite
@@ -103,12 +107,10 @@ def _backend(url: str) -> Any:
 def schema_status(url: str | None = None) -> tuple[int, int]:
     """(schema version in the store, newest version this code knows); changes nothing."""
     resolved = resolve_store_url(url)
-    result: tuple[int, int] = _backend(resolved).schema_status(resolved)
-    return result
+    return _backend(resolved).schema_status(resolved)
 
 
 def migrate(url: str | None = None) -> int:
     """Create or upgrade the store's schema; return the version now in it."""
     resolved = resolve_store_url(url)
-    version: int = _backend(resolved).migrate(resolved)
-    return version
+    return _backend(resolved).migrate(resolved)

@@ -13,6 +13,7 @@ worker that lost its lease, or that worked on a stale copy, fails with
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -337,6 +338,11 @@ class InstancePage:
 
     instances: list[InstanceRecord]
     next_cursor: str | None = None
+
+
+def new_execution_id() -> str:
+    """A fresh, unique execution id (of one run of an instance)."""
+    return uuid.uuid4().hex
 
 
 @runtime_checkable

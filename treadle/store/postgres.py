@@ -119,7 +119,14 @@ from treadle.store.serde import (
     instance_from_row,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "migrate", "parse_postgres_url", "schema_status"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "STORE_CLASS",
+    "PostgresStore",
+    "migrate",
+    "parse_postgres_url",
+    "schema_status",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,13 @@
-"""The runtimes running in this process, by store URL: where a client's starts can go first.
+"""Process-wide registry: the runtimes running in this process, by store URL, where a
+client's starts can go first.
+
+Lifetime: a runtime is added by ``WorkflowRuntime.start`` and removed by its ``shutdown``;
+nothing else is kept. It sits in the store layer so that the client and the runtime, which do
+not import each other, both reach it.
 
 A :class:`~treadle.client.WorkflowClient` whose store a running
-:class:`~treadle.runtime.worker.WorkflowRuntime` of this process also uses offers it each
-new instance first (:meth:`~treadle.runtime.worker.WorkflowRuntime.start_here`): the
+:class:`~treadle.runtime.WorkflowRuntime` of this process also uses offers it each
+new instance first (``WorkflowRuntime.start_here``): the
 runtime runs the instance's first turn at once and commits it together with the instance,
 one durable commit where a start would take two (the start, then the first turn) and a
 claim between them.

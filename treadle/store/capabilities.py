@@ -1,0 +1,65 @@
+"""Optional store capabilities and the contract of a backend module, as typed Protocols.
+
+Every store implements :class:`~treadle.store.base.Store`. Some can do more, and the runtime
+and client use that when it is there, checking with ``isinstance`` (never ``getattr``):
+
+- :class:`WorkNotifier`: the store calls back as soon as new work may be there (PostgreSQL's
+  LISTEN/NOTIFY thread), so a runtime needs no thread of its own waiting on the store.
+- :class:`InstanceWatcher`: a commit of this process that ends an instance hands its row
+  to a waiting client of the same process, sparing it a read.
+
+A backend module (``treadle.store.sqlite``, ``treadle.store.postgres``) satisfies
+:class:`Backend`: :func:`treadle.store.open_store` and the ``treadle db`` commands find the
+store class and the schema functions through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+from treadle.store.base import InstanceRecord, Store
+
+__all__ = ["Backend", "HandedRecord", "InstanceWatcher", "WorkNotifier"]
+
+HandedRecord = Callable[[], tuple[InstanceRecord | None, bool]]
+"""Gives the latest row a commit of this process wrote for a watched instance (None until
+then), and whether such a commit is under way."""
+
+
+@runtime_checkable
+class WorkNotifier(Protocol):
+    """A store that can call a worker back when new work may be there."""
+
+    def on_work(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
+        """Call ``callback(orchestrations, activities)`` when new work may be there (on the
+        store's own thread: it must be quick); return the function that stops it."""
+        ...
+
+
+@runtime_checkable
+class InstanceWatcher(Protocol):
+    """A store that hands a waiting client the row a commit of this process wrote."""
+
+    def watching(self, instance_id: str) -> AbstractContextManager[HandedRecord]:
+        """While open, a commit of this process that ends ``instance_id`` hands over its row:
+        the function yielded gives it (see :data:`HandedRecord`)."""
+        ...
+
+
+class Backend(Protocol):
+    """What a backend module exports (checked by mypy where the modules are listed)."""
+
+    @property
+    def STORE_CLASS(self) -> Callable[[str], Store]:
+        """The store class, called with the store URL."""
+        ...
+
+    def migrate(self, url: str) -> int:
+        """Create or upgrade the schema at ``url``; return the version now in it."""
+        ...
+
+    def schema_status(self, url: str) -> tuple[int, int]:
+        """(schema version in the store, newest version this code knows); changes nothing."""
+        ...
