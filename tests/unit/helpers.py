@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from treadle.core import codec
 from treadle.core.actions import Action, CompleteOrchestration, action_to_event
@@ -26,11 +26,17 @@ from treadle.core.history import (
     TimerFired,
 )
 from treadle.core.replay import ReplayResult, WorkflowExecution, replay
+from treadle.core.tasks import Task
 from treadle.errors import FailureDetails
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
 INSTANCE = "o-1"
 EXECUTION = "e-1"
+
+R = TypeVar("R")
+Workflow = Generator[Task[Any], Any, R]
+"""What a workflow function returns: a generator that yields tasks, is sent their results
+and returns the workflow's output, of type ``R``."""
 
 
 def at(seconds: float) -> datetime:
@@ -88,7 +94,9 @@ def timer_fired(seq: int, fire_at: datetime) -> TimerFired:
     return TimerFired(timer_id=seq, fire_at=fire_at)
 
 
-def child_created(seq: int, name: str, instance_id: str, input: Any = None):
+def child_created(
+    seq: int, name: str, instance_id: str, input: Any = None
+) -> SubOrchestrationInstanceCreated:
     return SubOrchestrationInstanceCreated(
         event_id=seq, name=name, instance_id=instance_id, input=codec.encode(input)
     )
@@ -98,7 +106,9 @@ def child_completed(seq: int, result: Any = None) -> SubOrchestrationInstanceCom
     return SubOrchestrationInstanceCompleted(task_scheduled_id=seq, result=codec.encode(result))
 
 
-def child_failed(seq: int, message: str = "boom", error_type: str = "ValueError"):
+def child_failed(
+    seq: int, message: str = "boom", error_type: str = "ValueError"
+) -> SubOrchestrationInstanceFailed:
     return SubOrchestrationInstanceFailed(
         task_scheduled_id=seq, failure=failure(message, error_type)
     )
