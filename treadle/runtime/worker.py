@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from treadle.core.actions import Action, CompleteOrchestration, ScheduleTask
 from treadle.core.history import (
@@ -252,7 +252,13 @@ class WorkflowRuntime:
         """Register an activity function (``ctx, input``; sync or ``async def``)."""
         self._registry.add_activity(fn, name)
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+    @overload
+    def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
+
+    @overload
+    def workflow(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
         """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...)``."""
 
         def deco(fn: F) -> F:
@@ -261,7 +267,13 @@ class WorkflowRuntime:
 
         return deco(__fn) if __fn is not None else deco
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> Any:
+    @overload
+    def activity(self, __fn: F, *, name: str | None = None) -> F: ...
+
+    @overload
+    def activity(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def activity(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
         """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...)``."""
 
         def deco(fn: F) -> F:
