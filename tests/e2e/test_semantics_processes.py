@@ -1,4 +1,4 @@
-"""A runtime and a client in different processes, sharing one SQLite file."""
+"""A runtime and a client in different processes, sharing one store."""
 
 from __future__ import annotations
 
