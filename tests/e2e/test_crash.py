@@ -14,10 +14,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import textwrap
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
 import treadle as wf
+from treadle.core.history import TaskCompleted
 from treadle.store import InstanceQuery
 
 from .helpers import finish, wait_until
@@ -115,7 +119,10 @@ def _wait_for_progress(client: wf.WorkflowClient, at_least: int, timeout: float)
 
 
 def test_kill_9_redoes_no_recorded_step_and_loses_nothing(
-    tmp_path, store_url, client, spawn
+    tmp_path: Path,
+    store_url: str,
+    client: wf.WorkflowClient,
+    spawn: Callable[..., subprocess.Popen[str]],
 ) -> None:
     seed = int(os.environ.get("TREADLE_CRASH_SEED", random.randrange(1 << 30)))
     print(f"crash test seed {seed} (set TREADLE_CRASH_SEED to repeat)")
@@ -134,7 +141,7 @@ def test_kill_9_redoes_no_recorded_step_and_loses_nothing(
     ]
     collector = client.schedule_new_workflow("collector", input=KILLS + 1, instance_id="pings")
 
-    def start():
+    def start() -> subprocess.Popen[str]:
         return spawn(script, store_url, str(log))
 
     proc = start()
@@ -154,6 +161,7 @@ def test_kill_9_redoes_no_recorded_step_and_loses_nothing(
     for iid in chains + fans + [collector]:
         state = finish(client, iid, timeout=60)
         assert state.runtime_status is wf.WorkflowStatus.COMPLETED, (iid, state.failure_details)
+    assert proc.stdin is not None
     proc.stdin.close()
     assert proc.wait(timeout=20) == 0
     assert kills == KILLS
@@ -167,7 +175,9 @@ def test_kill_9_redoes_no_recorded_step_and_loses_nothing(
     print(f"{kills} kills; {reruns} re-executions of activities whose results were not recorded")
 
     def output(iid: str) -> object:
-        return json.loads(client.get_workflow_state(iid).serialized_output)
+        state = client.get_workflow_state(iid)
+        assert state is not None and state.serialized_output is not None
+        return json.loads(state.serialized_output)
 
     for n, iid in enumerate(chains):
         assert output(iid) == sum(n + i for i in range(STEPS)), iid
@@ -180,6 +190,6 @@ def test_kill_9_redoes_no_recorded_step_and_loses_nothing(
     for iid in chains + fans:
         history = client.get_workflow_history(iid)
         scheduled = [e.event_id for e in history if e.KIND == "TaskScheduled"]
-        completed = [e.task_scheduled_id for e in history if e.KIND == "TaskCompleted"]
+        completed = [e.task_scheduled_id for e in history if isinstance(e, TaskCompleted)]
         assert len(scheduled) == len(set(scheduled)), iid
         assert sorted(completed) == sorted(scheduled), iid
