@@ -37,7 +37,8 @@ def wait_until(
 
     Raises:
         AssertionError: ``timeout`` seconds passed first; the message says what was awaited,
-            the predicate's last value and, with ``state``, what it returned then.
+            the predicate's last value (unless a bool or None) and, with ``state``, what it
+            returned then.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -45,10 +46,9 @@ def wait_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            message = (
-                f"timed out after {timeout} s waiting for {what or _source(predicate)} "
-                f"(last value {value!r})"
-            )
+            message = f"timed out after {timeout} s waiting for {what or _source(predicate)}"
+            if value is not None and not isinstance(value, bool):
+                message += f" (last value {value!r})"
             if state is not None:
                 message += f"; state then: {state()}"
             raise AssertionError(message)
@@ -107,7 +107,7 @@ def wait_for_count(
 def _source(predicate: Callable[..., object]) -> str:
     """The predicate's source line (what a lambda's repr does not say), else its repr."""
     try:
-        return " ".join(inspect.getsource(predicate).split())
+        return " ".join(inspect.getsource(predicate).split()).rstrip(",")
     except (OSError, TypeError):
         return repr(predicate)
 
