@@ -1,8 +1,9 @@
 """The ``treadle`` command line: argument parsing, then client and runtime calls.
 
 Add a group with ``@main.group()`` and a command with ``@main.command()``; take the
-``Session`` with ``@pass_session`` (its ``db`` is the store URL; ``client()`` opens a client).
-Treadle's errors print one line on stderr and exit 1; bad arguments exit 2.
+``Session`` with ``@pass_session`` (its ``db`` is the store URL; ``client()`` opens a client,
+``reader()`` one for a command that only reads). ``--db`` is accepted before or after any
+subcommand. Treadle's errors print one line on stderr and exit 1; bad arguments exit 2.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +34,9 @@ PAYLOAD_WIDTH = 60
 """History payloads longer than this are shortened in table output."""
 
 _STATUS_NAMES = [s.name for s in WorkflowStatus if s is not WorkflowStatus.UNKNOWN]
+_FINISHED = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED})
+NO_WORKER_NOTICE_S = 5.0
+"""``workflow run --wait`` says after this long that no worker has started the instance."""
 _OUTPUT = click.option(
     "-o",
     "--output",
@@ -57,6 +62,46 @@ class Session:
             self._client = WorkflowClient(self.db)
             self.ctx.call_on_close(self._client.close)
         return self._client
+
+    def reader(self) -> WorkflowClient:
+        """The client for a command that only reads: it never creates a store (a SQLite
+        file or its directory, a PostgreSQL schema) where there is none.
+
+        Raises:
+            click.ClickException: there is no treadle store at ``db``.
+        """
+        if self._client is None:
+            missing = _missing_store(self.db)
+            if missing is not None:
+                raise click.ClickException(missing)
+        return self.client()
+
+
+def _missing_store(url: str) -> str | None:
+    """Why there is no treadle store at ``url`` (None if there is one)."""
+    current, _ = store_schema_status(url)
+    if current:
+        return None
+    where = redact_url(url)
+    path = _sqlite_file(url)
+    if path is not None and not os.path.exists(path):
+        what = f"no treadle store at {where}: the file {path!r} does not exist"
+    else:
+        what = f"no treadle store at {where}: its tables were never created"
+    return (
+        f"{what}; check --db or $TREADLE_STORE (a worker, `treadle serve` or "
+        "`treadle db migrate` creates it)"
+    )
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file a ``sqlite://`` URL names, or None for other URLs (and memory stores)."""
+    if not url.lower().startswith("sqlite:"):
+        return None
+    from treadle.store.sqlite import parse_sqlite_url
+
+    database, is_uri, _ = parse_sqlite_url(url)
+    return None if is_uri else database
 
 
 pass_session = click.make_pass_decorator(Session)
@@ -116,9 +161,13 @@ def db() -> None:
 @db.command("status")
 @pass_session
 def db_status(session: Session) -> None:
-    """Show the schema version in the store and the newest this treadle knows."""
+    """Show the schema version in the store and the newest this treadle knows (creates
+    nothing)."""
     current, latest = store_schema_status(session.db)
     state = "up to date" if current == latest else ("not created" if current == 0 else "behind")
+    path = _sqlite_file(session.db)
+    if path is not None and not os.path.exists(path):
+        state = f"not created (no file at {path!r})"
     click.echo(f"schema version {current} (this treadle knows {latest}): {state}")
 
 
@@ -159,7 +208,7 @@ def list_(
     fmt: str,
 ) -> None:
     """List instances, newest first."""
-    page = session.client().list_workflows(
+    page = session.reader().list_workflows(
         status=[WorkflowStatus[s.upper()] for s in statuses] or None,
         name=name,
         page_size=limit,
@@ -190,7 +239,7 @@ def list_(
 @pass_session
 def get(session: Session, instance_id: str, fmt: str) -> None:
     """Show an instance's status, input and output."""
-    _echo_state(_require_state(session.client(), instance_id), fmt)
+    _echo_state(_require_state(session.reader(), instance_id), fmt)
 
 
 @workflow.command()
@@ -199,7 +248,7 @@ def get(session: Session, instance_id: str, fmt: str) -> None:
 @pass_session
 def history(session: Session, instance_id: str, fmt: str) -> None:
     """Show the history events of an instance's current run, oldest first."""
-    events = session.client().get_workflow_history(instance_id)
+    events = session.reader().get_workflow_history(instance_id)
     if fmt == "json":
         _echo_json([event_to_dict(e) for e in events])
         return
@@ -234,7 +283,8 @@ def run(
     if not wait:
         click.echo(iid)
         return
-    state = client.wait_for_workflow_completion(iid, timeout_in_seconds=timeout or 0)
+    click.echo(f"started {name!r} as instance {iid}; waiting for it to finish", err=True)
+    state = _wait_for_end(client, iid, name, timeout)
     if state is None:
         raise WorkflowNotFoundError(f"workflow instance {iid!r} was purged while running")
     _echo_state(state, fmt)
@@ -279,7 +329,9 @@ def rerun(
 @pass_session
 def raise_event(session: Session, instance_id: str, event: str, data: Any) -> None:
     """Send EVENT to an instance (it waits with wait_for_external_event)."""
-    session.client().raise_workflow_event(instance_id, event, data=data)
+    client = session.client()
+    _require_unfinished(client, instance_id, "the event would never be read")
+    client.raise_workflow_event(instance_id, event, data=data)
     click.echo(f"raised {event!r} on {instance_id}")
 
 
@@ -292,7 +344,9 @@ def raise_event(session: Session, instance_id: str, event: str, data: Any) -> No
 @pass_session
 def terminate(session: Session, instance_id: str, output: Any, recursive: bool) -> None:
     """Terminate a running instance."""
-    session.client().terminate_workflow(instance_id, output=output, recursive=recursive)
+    client = session.client()
+    _require_unfinished(client, instance_id, "there is nothing to terminate")
+    client.terminate_workflow(instance_id, output=output, recursive=recursive)
     click.echo(f"terminating {instance_id}")
 
 
@@ -324,6 +378,37 @@ def purge(session: Session, instance_id: str, recursive: bool) -> None:
     if count == 0:
         raise _not_found(instance_id)
     click.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+
+
+def _wait_for_end(
+    client: WorkflowClient, iid: str, name: str, timeout: float | None
+) -> WorkflowState | None:
+    """Wait for ``iid`` to finish (``timeout`` seconds; None or 0: no limit); say on stderr
+    when no worker has taken it after :data:`NO_WORKER_NOTICE_S`."""
+    deadline = time.monotonic() + timeout if timeout else None
+    first = NO_WORKER_NOTICE_S if deadline is None else min(timeout or 0, NO_WORKER_NOTICE_S)
+    try:
+        client.wait_for_workflow_start(iid, timeout_in_seconds=first)
+    except TimeoutError:
+        if deadline is None or time.monotonic() < deadline:
+            click.echo(
+                f"no worker has started instance {iid} after {first:g} s; is a worker with "
+                f"workflow {name!r} registered running on this store? (still waiting)",
+                err=True,
+            )
+    try:
+        if deadline is None:
+            return client.wait_for_workflow_completion(iid)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return client.wait_for_workflow_completion(iid, timeout_in_seconds=remaining)
+    except TimeoutError:
+        state = client.get_workflow_state(iid)
+        status = "PURGED" if state is None else state.runtime_status.name
+        raise TimeoutError(
+            f"workflow {iid!r} did not finish within {timeout:g} s (status {status})"
+        ) from None
 
 
 # ---- worker ------------------------------------------------------------------------------
@@ -372,6 +457,15 @@ def _require_state(client: WorkflowClient, instance_id: str) -> WorkflowState:
     if state is None:
         raise _not_found(instance_id)
     return state
+
+
+def _require_unfinished(client: WorkflowClient, instance_id: str, why: str) -> None:
+    """Fail (exit 1) if the instance is unknown or has already finished."""
+    state = _require_state(client, instance_id)
+    if state.runtime_status in _FINISHED:
+        raise click.ClickException(
+            f"workflow {instance_id!r} has already finished ({state.runtime_status.name}); {why}"
+        )
 
 
 def _not_found(instance_id: str) -> WorkflowNotFoundError:
@@ -514,6 +608,33 @@ def serve(
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 
+
+# ---- --db after any subcommand -------------------------------------------------------------
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """A subcommand's ``--db`` overrides the one given before it (or the default)."""
+    session = ctx.find_object(Session)
+    if session is not None and value is not None:
+        session.db = value
+
+
+def _accept_db(group: click.Group) -> None:
+    """Give every subcommand of ``group`` (recursively) a ``--db`` option of its own, so
+    ``treadle serve --db URL`` works as ``treadle --db URL serve`` does."""
+    for command in group.commands.values():
+        command.params.append(
+            click.Option(
+                ["--db"],
+                metavar="URL",
+                expose_value=False,
+                callback=_set_db,
+                help="Store URL (as `treadle --db`).",
+            )
+        )
+        if isinstance(command, click.Group):
+            _accept_db(command)
+
+
+_accept_db(main)
 
 if __name__ == "__main__":
     main()

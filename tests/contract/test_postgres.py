@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import uuid
@@ -38,11 +39,16 @@ pytestmark = pytest.mark.postgres
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 2.0) -> float:
-    """Poll ``predicate`` until it is true; return the seconds it took."""
+    """Poll ``predicate`` until it is true; return the seconds it took.
+
+    Raises:
+        AssertionError: ``timeout`` seconds passed first; the message quotes the predicate.
+    """
     started = time.monotonic()
     while not predicate():
         if time.monotonic() - started > timeout:
-            raise AssertionError("timed out waiting")
+            awaited = " ".join(inspect.getsource(predicate).split())
+            raise AssertionError(f"timed out after {timeout} s waiting for {awaited}")
         time.sleep(0.01)
     return time.monotonic() - started
 

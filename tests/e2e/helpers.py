@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -19,12 +20,31 @@ and returns the workflow's output, of type ``R``."""
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, *, interval: float = 0.01, what: str = ""
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    *,
+    interval: float = 0.01,
+    what: str = "",
+    state: Callable[[], object] | None = None,
 ) -> T:
     """Poll ``predicate`` until it returns something truthy; return that value.
 
+    Wait only for what the test made sure will come (an event it raised, work it scheduled);
+    for a count that grows, use :func:`wait_for_count`, which checks that the target is
+    reachable.
+
+    Args:
+        predicate: polled every ``interval`` seconds.
+        timeout: seconds before giving up.
+        interval: seconds between polls.
+        what: what is awaited, for the failure message (default: the predicate's source).
+        state: called once on timeout; what it returns goes into the failure message (the
+            state that explains why nothing came: statuses, leases, a process's exit code).
+
     Raises:
-        AssertionError: ``timeout`` seconds passed first.
+        AssertionError: ``timeout`` seconds passed first; the message says what was awaited,
+            the predicate's last value (unless a bool or None) and, with ``state``, what it
+            returned then.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -32,8 +52,70 @@ def wait_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+            message = f"timed out after {timeout} s waiting for {what or _source(predicate)}"
+            if value is not None and not isinstance(value, bool):
+                message += f" (last value {value!r})"
+            if state is not None:
+                message += f"; state then: {state()}"
+            raise AssertionError(message)
         time.sleep(interval)
+
+
+def wait_for_count(
+    count: Callable[[], int],
+    at_least: int,
+    *,
+    reachable: int,
+    timeout: float,
+    what: str,
+    interval: float = 0.01,
+    state: Callable[[], object] | None = None,
+) -> int:
+    """Wait until ``count()`` is at least ``at_least``; return the count then.
+
+    Args:
+        count: a measure of progress that never decreases.
+        at_least: the target.
+        reachable: a value that ``count()`` surely reaches with no further action of the
+            test, computed from the workload (not guessed); a target above it is refused
+            at once, since waiting for it could only time out.
+        timeout: seconds before giving up.
+        what: what is counted, for the messages ("history events in the store").
+        interval: seconds between polls.
+        state: as for :func:`wait_until`.
+
+    Raises:
+        ValueError: ``at_least`` is above ``reachable``: the target is a bug of the test.
+        AssertionError: ``timeout`` seconds passed first (the message gives the target, the
+            last count, and ``state()``).
+    """
+    if at_least > reachable:
+        raise ValueError(
+            f"cannot wait for {at_least} {what}: only {reachable} are sure to come; "
+            "cap the target at what the workload can still produce"
+        )
+    seen = [count()]
+
+    def reached() -> bool:
+        seen[0] = count()
+        return seen[0] >= at_least
+
+    wait_until(
+        reached,
+        timeout,
+        interval=interval,
+        what=f"{at_least} {what} (of {reachable} sure to come; {seen[0]} when the wait began)",
+        state=lambda: f"{seen[0]} {what}" + ("" if state is None else f"; {state()}"),
+    )
+    return seen[0]
+
+
+def _source(predicate: Callable[..., object]) -> str:
+    """The predicate's source line (what a lambda's repr does not say), else its repr."""
+    try:
+        return " ".join(inspect.getsource(predicate).split()).rstrip(",")
+    except (OSError, TypeError):
+        return repr(predicate)
 
 
 def finish(client: wf.WorkflowClient, instance_id: str, timeout: float = 10.0) -> wf.WorkflowState:

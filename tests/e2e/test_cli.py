@@ -295,7 +295,7 @@ def test_worker_shuts_down_gracefully(worker: subprocess.Popen[str], signum: int
         ["purge", "nope"],
     ],
 )
-def test_unknown_id(store_url: str, args: list[str]) -> None:
+def test_unknown_id(store_url: str, client: wf.WorkflowClient, args: list[str]) -> None:
     result = cli(store_url, "workflow", *args)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: no workflow instance with id 'nope'")
@@ -322,7 +322,7 @@ def test_bad_store_url() -> None:
     assert "unsupported store URL 'mysql://nowhere'" in result.stderr
 
 
-def test_bad_page_token(store_url: str) -> None:
+def test_bad_page_token(store_url: str, client: wf.WorkflowClient) -> None:
     result = cli(store_url, "workflow", "list", "--page-token", "garbage")
     assert result.exit_code == 1 and "bad page cursor" in result.stderr
 

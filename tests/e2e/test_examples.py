@@ -54,6 +54,7 @@ EXPECTED = {
         "Charging 42: attempt 3.",
         '{"charge":"charged 42 after 3 attempts","gave_up":"ValueError: this never works"}',
     ],
+    "typed_payloads_async_client.py": ['Workflow COMPLETED: "3 x lamp: 37.50 EUR"'],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

@@ -1,9 +1,12 @@
-"""Payload encoding: JSON only, None stays None, falsy values survive."""
+"""Payload encoding: JSON only, None stays None, falsy values survive, objects as the Dapr
+SDK encodes them."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+from types import SimpleNamespace
 
 import pydantic
 import pytest
@@ -26,15 +29,38 @@ class Order(pydantic.BaseModel):
     placed: dt.date
 
 
-def test_dataclass_is_encoded_as_an_object() -> None:
-    assert codec.decode(codec.encode(Item("A-1", 0))) == {"sku": "A-1", "quantity": 0}
+Point = collections.namedtuple("Point", "x y")
+
+
+def test_dataclass_is_encoded_as_a_marked_object_and_decodes_with_attributes() -> None:
+    encoded = codec.encode(Item("A-1", 0))
+    assert encoded is not None
+    assert codec.loads(encoded) == {"sku": "A-1", "quantity": 0, codec.AUTO_OBJECT: True}
+    decoded = codec.decode(encoded)
+    assert isinstance(decoded, SimpleNamespace)
+    assert (decoded.sku, decoded.quantity) == ("A-1", 0)
 
 
 def test_nested_dataclasses() -> None:
     encoded = codec.encode({"items": [Item("a"), Item("b", 2)]})
-    assert codec.decode(encoded) == {
-        "items": [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 2}]
-    }
+    decoded = codec.decode(encoded)
+    assert [(i.sku, i.quantity) for i in decoded["items"]] == [("a", 1), ("b", 2)]
+
+
+def test_namedtuple_at_the_top_is_an_object_nested_ones_are_lists() -> None:
+    top = codec.decode(codec.encode(Point(1, 2)))
+    assert isinstance(top, SimpleNamespace) and (top.x, top.y) == (1, 2)
+    assert codec.decode(codec.encode({"p": Point(1, 2)})) == {"p": [1, 2]}
+
+
+def test_simple_namespace_round_trips() -> None:
+    value = SimpleNamespace(a=1, inner=SimpleNamespace(b=[1, 2]))
+    assert codec.decode(codec.encode(value)) == value
+
+
+def test_plain_dicts_stay_dicts() -> None:
+    assert codec.decode('{"__durabletask_autoobject__": false, "a": 1}') == {"a": 1}
+    assert codec.decode('{"a": {"b": 1}}') == {"a": {"b": 1}}
 
 
 def test_pydantic_model_is_encoded_as_an_object() -> None:

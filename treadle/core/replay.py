@@ -52,6 +52,8 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
 )
+from treadle.core.inputs import accepts_input as accepts_input
+from treadle.core.inputs import call_with_input
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.errors import FailureDetails, NonDeterminismError
@@ -78,20 +80,6 @@ def failure_from_exception(exc: BaseException) -> FailureDetails:
     except Exception:
         trace = None
     return FailureDetails(message=message, error_type=type(exc).__name__, stack_trace=trace)
-
-
-def accepts_input(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn`` takes a second positional argument (the input) after the context."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return True
-    positional = [
-        p
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    return len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
 class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -258,9 +246,7 @@ class WorkflowExecution:
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         try:
-            value = codec.decode(event.input)
-            fn = self.workflow
-            out = fn(self._ctx, value) if value is not None or accepts_input(fn) else fn(self._ctx)
+            out = call_with_input(self.workflow, self._ctx, event.input)
         except _WORKFLOW_ERRORS as exc:
             self._fail(exc)
             return

@@ -14,7 +14,8 @@ from typing import Any
 from treadle.core import codec
 from treadle.core.context import WorkflowActivityContext
 from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
-from treadle.core.replay import accepts_input, failure_from_exception
+from treadle.core.inputs import call_with_input
+from treadle.core.replay import failure_from_exception
 from treadle.errors import FailureDetails, RegistrationError
 from treadle.store.base import ActivityWorkItem
 
@@ -130,9 +131,7 @@ class ActivityExecutor:
         try:
             if fn is None:
                 raise _unregistered(item.name)
-            value = codec.decode(item.input)
-            ctx = self._context(item)
-            out = fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx)
+            out = call_with_input(fn, self._context(item), item.input)
             event: HistoryEvent = _completed(item, codec.encode(out))
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc)
@@ -148,9 +147,7 @@ class ActivityExecutor:
         if not self._is_current(item):
             return
         try:
-            value = codec.decode(item.input)
-            ctx = self._context(item)
-            out = await (fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx))
+            out = await call_with_input(fn, self._context(item), item.input)
             event: HistoryEvent = _completed(item, codec.encode(out))
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc)
