@@ -4,7 +4,9 @@
   Python values.
 - :class:`InstanceOperations` (:mod:`treadle.client.operations`): the same operations with
   payloads as JSON text; the client, the gRPC sidecar and the HTTP API all go through it.
-- :mod:`treadle.client.validation`: the checks of ids, names and payloads they share.
+- :mod:`treadle.client.validation`: the checks of ids, names and payloads they share;
+  :mod:`treadle.client.waiting`: the loop of every Wait call; :mod:`treadle.client.rerun`:
+  the new instance of a rerun.
 - :class:`WorkflowState`, :class:`WorkflowPage` (:mod:`treadle.client.state`) and
   :class:`WorkflowStatus` (:mod:`treadle.client.status`): what they report.
 

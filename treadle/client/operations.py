@@ -15,16 +15,15 @@ of threads at once.
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
 from treadle.client.validation import check_json, validate_instance_id, validate_name
+from treadle.client.waiting import wait_for
 from treadle.core.history import (
     EventRaised,
     ExecutionResumed,
@@ -32,27 +31,20 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
-    TimerFired,
 )
-from treadle.core.rerun import plan_rerun
 from treadle.errors import InvalidInputError, WorkflowNotFoundError, WorkflowStateError
 from treadle.store import local_starts
 from treadle.store.base import (
     InstancePage,
     InstanceQuery,
     InstanceRecord,
-    NewActivity,
     NewInstance,
     NewMessage,
     Store,
     new_execution_id,
 )
-from treadle.store.capabilities import HandedRecord, InstanceWatcher
 
-__all__ = ["POLL_S", "InstanceOperations", "PurgeOutcome"]
-
-POLL_S = 0.5
-"""How long a wait sleeps between looks at the instance when nothing wakes it sooner."""
+__all__ = ["InstanceOperations", "PurgeOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,53 +166,8 @@ class InstanceOperations:
             else uuid.uuid4().hex
         )
         new_input = check_json(input, "input") if overwrite_input else None
-        execution_id = new_execution_id()
-        if event_id == 0:
-            self._store.create_instance(
-                NewInstance(
-                    instance_id=new_id,
-                    name=source.name,
-                    input=new_input if overwrite_input else source.input,
-                    execution_id=execution_id,
-                )
-            )
-            return new_id
-        plan = plan_rerun(
-            self._store.get_history(source.instance_id),
-            event_id,
-            instance_id=new_id,
-            execution_id=execution_id,
-            new_input=new_input,
-            overwrite_input=overwrite_input,
-        )
         self._store.create_instance(
-            NewInstance(
-                instance_id=new_id,
-                name=source.name,
-                input=source.input,
-                execution_id=execution_id,
-                history=plan.history,
-                activities=[
-                    NewActivity(
-                        instance_id=new_id,
-                        execution_id=execution_id,
-                        task_id=e.event_id,
-                        name=e.name,
-                        input=e.input,
-                        task_execution_id=f"{execution_id}:{e.event_id}",
-                    )
-                    for e in plan.activities
-                ],
-                messages=[
-                    NewMessage(
-                        new_id,
-                        TimerFired(timestamp=e.fire_at, timer_id=e.event_id, fire_at=e.fire_at),
-                        execution_id=execution_id,
-                        visible_at=e.fire_at,
-                    )
-                    for e in plan.timers
-                ],
-            )
+            rerun_instance(self._store, source, event_id, new_id, new_input, overwrite_input)
         )
         return new_id
 
@@ -283,39 +230,7 @@ class InstanceOperations:
         check: Callable[[], None] | None,
     ) -> InstanceRecord | None:
         iid = validate_instance_id(instance_id)
-        deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-        # A store that can hand over the final row a commit of this process wrote (a runtime
-        # of this process ran the workflow) spares the read after the last wake-up.
-        store = self._store
-        watching: AbstractContextManager[HandedRecord | None] = (
-            store.watching(iid) if isinstance(store, InstanceWatcher) else contextlib.nullcontext()
-        )
-        with watching as handed:
-            # Taken before the first read: a change between that read and the wait then ends
-            # the wait at once, instead of being missed until the next look.
-            token = store.change_token()
-            record: InstanceRecord | None = None
-            while True:
-                mine, coming = handed() if handed is not None else (None, False)
-                if mine is not None and done(mine):
-                    return mine
-                if record is None or not coming:  # (coming: it is about to be handed over)
-                    record = store.get_instance(iid)
-                    if record is None or done(record):
-                        return record
-                if check is not None:
-                    check()
-                wait = POLL_S
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        status = WorkflowStatus.from_orchestration_status(record.status)
-                        raise TimeoutError(
-                            f"workflow {iid!r} did not {what} within {timeout_s} s "
-                            f"(status {status.name})"
-                        )
-                    wait = min(wait, remaining)
-                token = store.wait_for_work(wait, token)
+        return wait_for(self._store, iid, done, what=what, timeout_s=timeout_s, check=check)
 
     def list_instances(
         self,
