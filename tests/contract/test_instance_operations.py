@@ -282,3 +282,18 @@ def test_rerun_from_the_start_keeps_or_replaces_the_input_text(
         ops.rerun("src", 0, input="not json", overwrite_input=True)
     with pytest.raises(InvalidInputError, match="control characters"):
         ops.rerun("src", 0, new_instance_id="re\n4")
+
+
+def test_payload_checks_can_be_left_to_a_caller_that_encodes_them(store: Store) -> None:
+    # The Python client's payloads come from codec.encode; ids and names are still checked.
+    trusting = InstanceOperations(store, check_payloads=False)
+    trusting.create("order", instance_id="o-1", input='{"n": 1}')
+    trusting.create("order", instance_id="o-2", input="")
+    assert [getattr(store.get_instance(i), "input", "?") for i in ("o-1", "o-2")] == [
+        '{"n": 1}',
+        None,
+    ]
+    with pytest.raises(InvalidInputError, match="control characters"):
+        trusting.create("order", instance_id="o\n3")
+    with pytest.raises(InvalidInputError, match="workflow name"):
+        trusting.create("", instance_id="o-3")

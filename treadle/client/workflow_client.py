@@ -44,7 +44,9 @@ class WorkflowClient:
     ) -> None:
         self._store = open_store(store)
         self._owns_store = store is None or isinstance(store, str)
-        self._ops = InstanceOperations(self._store)
+        # Its payloads come from codec.encode: JSON by construction, not parsed again.
+        self._ops = InstanceOperations(self._store, check_payloads=False)
+        self._wire_ops = InstanceOperations(self._store)
 
     @property
     def store(self) -> Store:
@@ -53,8 +55,8 @@ class WorkflowClient:
 
     @property
     def operations(self) -> InstanceOperations:
-        """The same operations with payloads as JSON text (what the servers use)."""
-        return self._ops
+        """The same operations with payloads as JSON text, checked (what the servers use)."""
+        return self._wire_ops
 
     def close(self) -> None:
         """Release the store's connections, if this client opened the store from a URL."""
