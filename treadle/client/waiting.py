@@ -71,8 +71,13 @@ def wait_for(
                 if remaining <= 0:
                     status = WorkflowStatus.from_orchestration_status(record.status)
                     raise TimeoutError(
-                        f"workflow {instance_id!r} did not {what} within {timeout_s} s "
+                        f"workflow {instance_id!r} did not {what} within {_seconds(timeout_s)} s "
                         f"(status {status.name})"
                     )
                 wait = min(wait, remaining)
             token = store.wait_for_work(wait, token)
+
+
+def _seconds(value: float | None) -> str:
+    """A duration for a message: at most 3 decimals, no trailing zeros (0.4999 as 0.5)."""
+    return f"{value or 0:.3f}".rstrip("0").rstrip(".")
