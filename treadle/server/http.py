@@ -21,10 +21,13 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
 
-Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with Dapr's codes: 400 for bad
-input (malformed instance id, invalid JSON body), 404 ``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an
-unfinished instance has the id (start) or has not finished (purge), 413 for a body over the
-limit, 401 without the API token, 503 when the store is unreachable. Where daprd answers 500
+Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
+text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
+Dapr's codes: 400 for bad input (malformed instance id, a workflow or event name that is not
+printable or longer than 1024 characters, invalid JSON body), 404
+``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an unfinished instance has the id (start) or has not
+finished (purge), 413 for a body over the limit, 401 without the API token, 503 when the store
+is unreachable. Where daprd answers 500
 for a caller's mistake (already exists, purge of a running instance, unknown instance on raise
 event, pause or resume) treadle answers the 4xx above, with daprd's error code.
 
@@ -94,7 +97,8 @@ def create_app(
     """Build the ASGI app serving the Dapr workflow HTTP API and treadle's JSON API.
 
     Args:
-        client: the client every route works through (its calls run in a thread pool).
+        client: the client whose operations (:attr:`WorkflowClient.operations`) every route
+            goes through (in a thread pool).
         api_token: require ``dapr-api-token: <token>`` on every route but health (none if
             None or empty, as daprd).
         max_body_bytes: larger request bodies get 413.
