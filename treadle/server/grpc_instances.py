@@ -115,7 +115,7 @@ class InstanceService:
         registers it). An empty id gets a new UUID."""
         iid = self._ops.create(
             request.name,
-            input=json_payload(request, "input", "input"),
+            input=optional_string(request, "input"),
             instance_id=request.instanceId or None,
             start_at=datetime_from_proto(request.scheduledStartTimestamp)
             if request.HasField("scheduledStartTimestamp")
