@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio.from_thread
 import httpx
@@ -23,6 +23,8 @@ import pytest
 import treadle as wf
 from treadle.core.history import event_to_dict
 from treadle.server.http import create_app
+from treadle.store.base import InstancePage, InstanceQuery, InstanceRecord
+from treadle.store.sqlite import SqliteStore
 
 from .helpers import Workflow, state_of, wait_until
 
@@ -161,7 +163,7 @@ def test_async_http_api_pattern(workflows: wf.WorkflowRuntime, http: Http, base:
     assert running["workflowName"] == "OrderProcessingWorkflow"
     assert RFC3339.match(running["createdAt"]) and RFC3339.match(running["lastUpdatedAt"])
     assert running["properties"] == {
-        "dapr.workflow.input": json.dumps(ORDER, separators=(",", ":")),
+        "dapr.workflow.input": json.dumps(ORDER),  # the body as sent
         "dapr.workflow.custom_status": '"awaiting approval"',
     }
 
@@ -349,10 +351,10 @@ def test_malformed_instance_id_in_path_is_400(
 
 
 def test_bad_workflow_and_event_names_are_400(http: Http, client: wf.WorkflowClient) -> None:
-    error_of(http.post(f"{DAPR}/{'n' * 300}/start"), 400, "ERR_BAD_REQUEST")
+    error_of(http.post(f"{DAPR}/{'n' * 1025}/start"), 400, "ERR_BAD_REQUEST")
     error_of(http.post(f"{DAPR}/bad%01name/start"), 400, "ERR_BAD_REQUEST")
     client.schedule_new_workflow("Echo", instance_id="ev")
-    error_of(http.post(f"{DAPR}/ev/raiseEvent/{'e' * 300}"), 400, "ERR_BAD_REQUEST")
+    error_of(http.post(f"{DAPR}/ev/raiseEvent/{'e' * 1025}"), 400, "ERR_BAD_REQUEST")
 
 
 def test_body_over_the_limit_is_413_by_content_length_and_by_stream(
@@ -532,17 +534,17 @@ def test_state_and_history_json(
         "TaskCompleted",
         "ExecutionCompleted",
     ]
-    assert events[1]["input"] == json.dumps(ORDER, separators=(",", ":"))
+    assert events[1]["input"] == json.dumps(ORDER)  # the body as sent
 
 
 # ---- health and metrics ----------------------------------------------------------------------
-class UnreachableStoreClient(wf.WorkflowClient):
-    """A client whose store never answers."""
+class UnreachableStore(SqliteStore):
+    """A SQLite store whose reads never answer."""
 
-    def get_workflow_state(self, instance_id: str, *, fetch_payloads: bool = True) -> NoReturn:
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
         raise wf.StoreUnavailableError("database is unreachable (test)")
 
-    def list_workflows(self, **options: Any) -> NoReturn:
+    def list_instances(self, query: InstanceQuery) -> InstancePage:
         raise wf.StoreUnavailableError("database is unreachable (test)")
 
 
@@ -555,18 +557,21 @@ def test_healthz(http: Http) -> None:
 def test_unreachable_store_is_503_not_a_crash(
     serve: Callable[..., Http], client: wf.WorkflowClient
 ) -> None:
-    broken = UnreachableStoreClient(client.store)
-    http = serve(broken)
-    health = http.get("/healthz", allow_5xx=True)
-    assert health.status_code == 503
-    assert health.json()["status"] == "unavailable"
-    assert "unreachable" in health.json()["message"]
-    error_of(http.get("/v1.0/healthz", allow_5xx=True), 500, "ERR_HEALTH_NOT_READY")
-    error_of(http.get(f"{DAPR}/x", allow_5xx=True), 503, "ERR_GET_WORKFLOW")
-    error_of(http.get("/api/v1/workflows", allow_5xx=True), 503, "ERR_LIST_WORKFLOWS")
-    scrape = http.get("/metrics")
-    assert scrape.status_code == 200
-    assert "treadle_store_up 0.0" in scrape.text
+    store = UnreachableStore(client.store.url)
+    try:
+        http = serve(wf.WorkflowClient(store))
+        health = http.get("/healthz", allow_5xx=True)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        assert "unreachable" in health.json()["message"]
+        error_of(http.get("/v1.0/healthz", allow_5xx=True), 500, "ERR_HEALTH_NOT_READY")
+        error_of(http.get(f"{DAPR}/x", allow_5xx=True), 503, "ERR_GET_WORKFLOW")
+        error_of(http.get("/api/v1/workflows", allow_5xx=True), 503, "ERR_LIST_WORKFLOWS")
+        scrape = http.get("/metrics")
+        assert scrape.status_code == 200
+        assert "treadle_store_up 0.0" in scrape.text
+    finally:
+        store.close()
 
 
 def test_metrics(workflows: wf.WorkflowRuntime, http: Http) -> None:
