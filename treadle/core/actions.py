@@ -41,6 +41,8 @@ class ScheduleTask(Action):
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    propagation_scope: int = 0
+    """Hand the activity this workflow's history (a ``PropagationScope`` value; 0: no)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +59,8 @@ class CreateSubOrchestration(Action):
     name: str
     instance_id: str
     input: str | None = None
+    propagation_scope: int = 0
+    """Hand the child this workflow's history (a ``PropagationScope`` value; 0: no)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +92,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 input=action.input,
                 task_execution_id=action.task_execution_id,
+                propagation_scope=action.propagation_scope,
             )
         case CreateTimer():
             return TimerCreated(event_id=action.id, timestamp=timestamp, fire_at=action.fire_at)
@@ -98,6 +103,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 instance_id=action.instance_id,
                 input=action.input,
+                propagation_scope=action.propagation_scope,
             )
         case SendEvent():
             return EventSent(

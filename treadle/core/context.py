@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.history import Propagation
+from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 
@@ -70,6 +72,7 @@ class WorkflowContext:
         input: Any = None,
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         """Schedule an activity; yield the returned task to get its result.
 
@@ -78,8 +81,13 @@ class WorkflowContext:
             input: a JSON-serializable input.
             retry_policy: retry failed attempts durably, if given.
             app_id: accepted for Dapr compatibility; treadle runs activities of one store.
+            propagation: hand the activity this workflow's history (see
+                :class:`~treadle.core.propagation.PropagationScope`); it reads it with
+                ``ctx.get_propagated_history()``.
         """
-        return self._execution.call_activity(name_of(activity), input, retry_policy)
+        return self._execution.call_activity(
+            name_of(activity), input, retry_policy, scope_value(propagation)
+        )
 
     def call_child_workflow(
         self,
@@ -89,6 +97,7 @@ class WorkflowContext:
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         """Start a child workflow; yield the returned task to get its result.
 
@@ -98,9 +107,11 @@ class WorkflowContext:
             instance_id: the child's id (default ``f"{parent_id}:{seq:04x}"``).
             retry_policy: retry a failed child durably, if given.
             app_id: accepted for Dapr compatibility.
+            propagation: hand the child this workflow's history (see
+                :class:`~treadle.core.propagation.PropagationScope`).
         """
         return self._execution.call_child_workflow(
-            name_of(workflow), input, instance_id, retry_policy
+            name_of(workflow), input, instance_id, retry_policy, scope_value(propagation)
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
@@ -131,6 +142,11 @@ class WorkflowContext:
         """Publish a JSON-serializable status, visible to clients while the workflow runs."""
         self._execution.set_custom_status(value)
 
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the caller of this run propagated to it, or None if it propagated
+        none (``call_child_workflow(..., propagation=...)``)."""
+        return self._execution.propagated_history()
+
     @property
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         """A logger that stays silent while the workflow replays."""
@@ -146,9 +162,23 @@ class WorkflowActivityContext:
         task_id: the call's sequence id within the workflow run.
         task_execution_id: stable across retries of the same call: use it for idempotency.
         name: the activity's registered name.
+        propagated: the history the caller propagated with the call, as stored (read it
+            with :meth:`get_propagated_history`).
     """
 
     workflow_id: str
     task_id: int
     task_execution_id: str
     name: str = ""
+    propagated: Propagation | None = None
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the calling workflow propagated to this call, or None if it
+        propagated none (``call_activity(..., propagation=...)``)."""
+        if self.propagated is None:
+            return None
+        return PropagatedHistory.from_propagation(self.propagated)
+
+    def get_inner_context(self) -> WorkflowActivityContext:
+        """This context (the Dapr SDK returns its engine's; treadle has only this one)."""
+        return self

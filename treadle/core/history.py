@@ -72,6 +72,37 @@ class ParentInfo:
     name: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PropagatedChunk:
+    """One workflow's events in a propagated history (see :mod:`treadle.core.propagation`).
+
+    Attributes:
+        app_id: the app the workflow ran in.
+        instance_id: the workflow instance.
+        workflow_name: its workflow's name.
+        events: its history events up to the call that propagated them, oldest first.
+    """
+
+    app_id: str
+    instance_id: str
+    workflow_name: str
+    events: tuple[HistoryEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Propagation:
+    """A history propagated to a child workflow or an activity, as stored.
+
+    Attributes:
+        scope: how it was produced (a :class:`~treadle.core.propagation.PropagationScope`
+            value: 1 the caller's own events, 2 with its ancestors' too).
+        chunks: one per workflow, the oldest ancestor first, the caller last.
+    """
+
+    scope: int
+    chunks: tuple[PropagatedChunk, ...]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEvent:
     """Base of every history event.
@@ -111,6 +142,9 @@ class ExecutionStarted(HistoryEvent):
     input: str | None = None
     parent: ParentInfo | None = None
     scheduled_start: datetime | None = None
+    propagated: Propagation | None = None
+    """The history its caller propagated to this run (``call_child_workflow(...,
+    propagation=...)``, or the run before it continued as new), if any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +190,9 @@ class TaskScheduled(HistoryEvent):
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    propagation_scope: int = 0
+    """The history propagation asked for with the call (0: none; see
+    :class:`~treadle.core.propagation.PropagationScope`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +240,8 @@ class SubOrchestrationInstanceCreated(HistoryEvent):
     name: str
     instance_id: str
     input: str | None = None
+    propagation_scope: int = 0
+    """The history propagation asked for with the call (0: none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,8 +333,50 @@ def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
             value = dataclasses.asdict(value)
         elif isinstance(value, OrchestrationStatus):
             value = value.name
+        elif isinstance(value, Propagation):
+            value = propagation_to_dict(value)
         out[name] = value
     return out
+
+
+def propagation_to_dict(value: Propagation) -> dict[str, Any]:
+    """A propagated history as a JSON-ready dict (its events as :func:`event_to_dict` gives
+    them)."""
+    return {
+        "scope": value.scope,
+        "chunks": [
+            {
+                "app_id": chunk.app_id,
+                "instance_id": chunk.instance_id,
+                "workflow_name": chunk.workflow_name,
+                "events": [event_to_dict(e) for e in chunk.events],
+            }
+            for chunk in value.chunks
+        ],
+    }
+
+
+def propagation_from_dict(data: dict[str, Any]) -> Propagation:
+    """Rebuild a propagated history from :func:`propagation_to_dict`'s output.
+
+    Raises:
+        ValueError: a chunk or an event is malformed.
+    """
+    try:
+        return Propagation(
+            scope=int(data["scope"]),
+            chunks=tuple(
+                PropagatedChunk(
+                    app_id=str(chunk["app_id"]),
+                    instance_id=str(chunk["instance_id"]),
+                    workflow_name=str(chunk["workflow_name"]),
+                    events=tuple(event_from_dict(e) for e in chunk["events"]),
+                )
+                for chunk in data["chunks"]
+            ),
+        )
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"bad propagated history: {exc!r}") from exc
 
 
 def event_to_json(event: HistoryEvent) -> str:
@@ -304,6 +385,9 @@ def event_to_json(event: HistoryEvent) -> str:
     Absent payloads appear as ``null`` and the status as its number; :func:`event_from_dict`
     reads both forms.
     """
+    if isinstance(event, ExecutionStarted) and event.propagated is not None:
+        # (the events nested in it need their kinds: the one-pass form has none)
+        return orjson.dumps(event_to_dict(event)).decode()
     body = orjson.dumps(event).decode()
     return f'{{"kind":"{event.KIND}",{body[1:]}'
 
@@ -329,6 +413,8 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
                 value = FailureDetails(**value)
             elif name == "parent":
                 value = ParentInfo(**value)
+            elif name == "propagated":
+                value = propagation_from_dict(value)
             elif name == "status":
                 value = (
                     OrchestrationStatus(value)

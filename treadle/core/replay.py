@@ -43,6 +43,7 @@ from treadle.core.history import (
     OrchestratorCompleted,
     OrchestratorStarted,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
@@ -54,6 +55,7 @@ from treadle.core.history import (
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
+from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.errors import FailureDetails, NonDeterminismError
@@ -126,7 +128,19 @@ class ReplayResult:
 @dataclass(slots=True)
 class _EventBuffer:
     waiters: dict[str, deque[CompletableTask[Any]]] = field(default_factory=dict)
-    received: dict[str, deque[tuple[str, str | None]]] = field(default_factory=dict)
+    received: dict[str, deque[tuple[int, str, str | None]]] = field(default_factory=dict)
+    """Events nobody waited for yet, by lower-cased name: (arrival number, name, data)."""
+    arrivals: int = 0
+
+    def keep(self, key: str, name: str, data: str | None) -> None:
+        """Keep an event for a later wait, numbered in order of arrival."""
+        self.arrivals += 1
+        self.received.setdefault(key, deque()).append((self.arrivals, name, data))
+
+    def in_arrival_order(self) -> list[tuple[str, str | None]]:
+        """Every kept event, (name, data), in the order they arrived, whatever their names."""
+        kept = sorted(entry for queue in self.received.values() for entry in queue)
+        return [(name, data) for _, name, data in kept]
 
 
 class WorkflowExecution:
@@ -144,6 +158,8 @@ class WorkflowExecution:
         self.execution_id = ""
         self.name = ""
         self.parent: ParentInfo | None = None
+        self.propagated: Propagation | None = None
+        self._propagated_view: PropagatedHistory | None = None
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -243,6 +259,7 @@ class WorkflowExecution:
     def _on_started(self, event: ExecutionStarted) -> None:
         self.name = event.name
         self.parent = event.parent
+        self.propagated = event.propagated
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         try:
@@ -346,6 +363,7 @@ class WorkflowExecution:
                     name=retry.action.name,
                     input=retry.action.input,
                     task_execution_id=retry.action.task_execution_id,
+                    propagation_scope=retry.action.propagation_scope,
                 )
             else:
                 action = CreateSubOrchestration(
@@ -353,6 +371,7 @@ class WorkflowExecution:
                     name=retry.action.name,
                     instance_id=retry.action.instance_id,
                     input=retry.action.input,
+                    propagation_scope=retry.action.propagation_scope,
                 )
             retry.action = action
             self._pending_actions[new_id] = action
@@ -384,7 +403,7 @@ class WorkflowExecution:
                 waiter.fail_with(exc)
             self._resume_if_ready()
         else:
-            self._events.received.setdefault(key, deque()).append((event.name, event.input))
+            self._events.keep(key, event.name, event.input)
 
     def _on_resumed(self) -> None:
         self.is_suspended = False
@@ -440,10 +459,10 @@ class WorkflowExecution:
             new_input, save_events = self._continue_as_new
             carry: tuple[EventRaised, ...] = ()
             if save_events:
+                # in the order they were raised: the next run sees them as this one did
                 carry = tuple(
                     EventRaised(name=name, input=data)
-                    for key in sorted(self._events.received)
-                    for name, data in self._events.received[key]
+                    for name, data in self._events.in_arrival_order()
                 )
             self._complete(OrchestrationStatus.CONTINUED_AS_NEW, result=new_input, carryover=carry)
             return
@@ -492,7 +511,13 @@ class WorkflowExecution:
         self._sequence += 1
         return self._sequence
 
-    def call_activity(self, name: str, value: Any, retry_policy: RetryPolicy | None) -> Task[Any]:
+    def call_activity(
+        self,
+        name: str,
+        value: Any,
+        retry_policy: RetryPolicy | None,
+        propagation_scope: int = 0,
+    ) -> Task[Any]:
         """Record a ScheduleTask action and return its task."""
         action_id = self._next_id()
         action = ScheduleTask(
@@ -500,20 +525,38 @@ class WorkflowExecution:
             name=name,
             input=codec.encode(value),
             task_execution_id=f"{self.execution_id}:{action_id}",
+            propagation_scope=propagation_scope,
         )
         return self._schedule(action, retry_policy)
 
     def call_child_workflow(
-        self, name: str, value: Any, instance_id: str | None, retry_policy: RetryPolicy | None
+        self,
+        name: str,
+        value: Any,
+        instance_id: str | None,
+        retry_policy: RetryPolicy | None,
+        propagation_scope: int = 0,
     ) -> Task[Any]:
         """Record a CreateSubOrchestration action and return its task."""
         action_id = self._next_id()
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
         self.child_instance_ids.append(child_id)
         action = CreateSubOrchestration(
-            id=action_id, name=name, instance_id=child_id, input=codec.encode(value)
+            id=action_id,
+            name=name,
+            instance_id=child_id,
+            input=codec.encode(value),
+            propagation_scope=propagation_scope,
         )
         return self._schedule(action, retry_policy)
+
+    def propagated_history(self) -> PropagatedHistory | None:
+        """The query view of the history propagated to this run, if any."""
+        if self.propagated is None:
+            return None
+        if self._propagated_view is None:
+            self._propagated_view = PropagatedHistory.from_propagation(self.propagated)
+        return self._propagated_view
 
     def _schedule(
         self, action: ScheduleTask | CreateSubOrchestration, retry_policy: RetryPolicy | None
@@ -558,7 +601,7 @@ class WorkflowExecution:
         task: CompletableTask[Any] = CompletableTask()
         received = self._events.received.get(key)
         if received:
-            _, data = received.popleft()
+            _, _, data = received.popleft()
             if not received:
                 del self._events.received[key]
             try:
