@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
+from treadle.errors import RegistrationError
 
 if TYPE_CHECKING:
     from treadle.core.replay import WorkflowExecution
@@ -31,6 +32,37 @@ def name_of(target: str | Callable[..., Any]) -> str:
     if not isinstance(name, str):
         raise TypeError(f"expected a function or a registered name, got {type(target).__name__}")
     return name
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def alternate_name(name: str | None = None) -> Callable[[F], F]:
+    """Give a workflow or activity function the name it is registered under (the Dapr SDK's
+    decorator; put it below ``@runtime.workflow`` or ``@runtime.activity``)::
+
+        @runtime.workflow
+        @wf.alternate_name("add")
+        def add_numbers(ctx, pair): ...
+
+    Args:
+        name: the registered name (default: the function's own name).
+
+    Raises:
+        RegistrationError: the function has an alternate name already.
+    """
+
+    def decorate(fn: F) -> F:
+        existing = getattr(fn, "_dapr_alternate_name", None)
+        if existing is not None:
+            raise RegistrationError(
+                f"function {getattr(fn, '__name__', fn)!r} already has the alternate name "
+                f"{existing!r}; give it one name only"
+            )
+        fn._dapr_alternate_name = name or fn.__name__  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
 
 
 class WorkflowContext:
