@@ -12,7 +12,7 @@ statement casts). Rows come back as text, or typed by psycopg's own loaders
 (:func:`load_rows`).
 
 Errors are psycopg's own (``psycopg.errors`` classes from the result, OperationalError for a
-broken connection), so :meth:`PostgresStore._attempt` treats them as any other.
+broken connection), so :meth:`.Connections.attempt` treats them as any other.
 """
 
 from __future__ import annotations
