@@ -1,21 +1,31 @@
 """Committing turns in PostgresStore: the one entry point every shape of turn goes through.
 
-:func:`commit_turns` chooses how a group of turns is committed:
+:func:`commit_turns` commits a group of turns by one of three paths (:class:`CommitPath`),
+the fastest that can commit them (:func:`commit_paths`):
 
-- a group of simple turns (:func:`is_simple`: distinct instances, no children, no reset
-  history, no message to another instance of the group) is one statement in autocommit mode
-  (:mod:`.commit_statements`), one round trip; a single turn that touches only its own
-  instance has a statement of its own, cheaper still;
-- any other group is a pipelined transaction that locks, fences in Python and writes each
-  kind of row with one statement (:mod:`.commit_transaction`).
+- **single turn**: one turn that writes only its own instance's row and history, consumes
+  inbox messages and may cancel its tasks or keep one own task (a chain's step, a first or
+  last turn, an event's turn): one statement in autocommit mode with scalar parameters
+  (:func:`~.commit_statements.single_commit`), one round trip;
+- **simple group**: turns of distinct instances that create no instances, keep their history
+  and send no message to another instance of the group (:func:`is_simple`): one statement
+  with the turns as a JSON document (:func:`~.commit_statements.simple_commit`);
+- **general group**: any other group: a pipelined transaction that locks the rows, checks
+  the fences in Python and writes each kind of row with one statement
+  (:mod:`.commit_transaction`); two or three round trips. It cannot create an instance
+  with its first turn (:attr:`~treadle.store.base.TurnCommit.create`): such a turn is
+  alone and simple.
 
-Either way a refused turn writes nothing; the one-statement paths read why it was refused
-afterwards, only when one was.
+Every path leaves the same rows for the same turns, and refuses the same turns with the same
+reasons (:mod:`treadle.store.fencing`); the one-statement paths read why a turn was refused
+afterwards, only when one was. A path is an internal detail: ``path`` forces one, for the
+contract tests that check this.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,27 +33,48 @@ from psycopg import pq
 
 from treadle.core.history import OrchestrationStatus
 from treadle.store.base import (
-    ID_TAKEN,
     CommitOutcome,
     InstanceRecord,
     TurnCommit,
     check_creating,
     next_own_task_id,
 )
+from treadle.store.fencing import Fence, refused_because
 from treadle.store.postgres.commit_statements import (
     commit_rows,
     committed_record,
+    fits_single,
     simple_commit,
     single_commit,
 )
 from treadle.store.postgres.commit_transaction import commit_turns_in
 from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.listener import ChangeListener
-from treadle.store.postgres.sql import Conn
+from treadle.store.postgres.sql import Conn, Db
 
-__all__ = ["DELIVERED", "commit_turns", "is_simple"]
+__all__ = ["CommitPath", "commit_paths", "commit_turns", "is_simple"]
 
-DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
+
+class CommitPath(enum.Enum):
+    """How PostgresStore commits a group of turns (see the module)."""
+
+    SINGLE_TURN = "single turn"
+    SIMPLE_GROUP = "simple group"
+    GENERAL_GROUP = "general group"
+
+
+def commit_paths(turns: Sequence[TurnCommit]) -> list[CommitPath]:
+    """The paths that can commit ``turns`` (a valid group: see
+    :func:`~treadle.store.base.check_creating`), fastest first: :func:`commit_turns` takes
+    the first."""
+    paths: list[CommitPath] = []
+    if is_simple(turns):
+        if len(turns) == 1 and fits_single(turns[0]):
+            paths.append(CommitPath.SINGLE_TURN)
+        paths.append(CommitPath.SIMPLE_GROUP)
+    if all(t.create is None for t in turns):
+        paths.append(CommitPath.GENERAL_GROUP)
+    return paths
 
 
 def commit_turns(
@@ -52,17 +83,44 @@ def commit_turns(
     owner: str,
     turns: Sequence[TurnCommit],
     lease_s: float,
+    *,
+    path: CommitPath | None = None,
 ) -> list[CommitOutcome]:
     """Commit ``turns`` (see :meth:`~treadle.store.base.Store.commit_turns`); a turn whose
     fence fails is refused alone. The store's clients of this process hear of the statuses
-    it changed at once (see :class:`~.listener.ChangeListener`)."""
+    it changed at once (see :class:`~.listener.ChangeListener`).
+
+    Args:
+        path: commit by this path (tests); by default the fastest that can.
+
+    Raises:
+        ValueError: the group is not one a store commits (see
+            :func:`~treadle.store.base.check_creating`), or ``path`` cannot commit it.
+    """
     if not turns:
         return []
-    check_creating(turns)  # and such a turn is simple
-    if is_simple(turns):
-        single = single_commit(turns[0], owner, lease_s) if len(turns) == 1 else None
-        text, params = single or simple_commit(turns, owner, lease_s)
-        ending = single is not None and turns[0].status.is_terminal
+    check_creating(turns)
+    paths = commit_paths(turns)
+    if path is None:
+        path = paths[0]
+    elif path not in paths:
+        raise ValueError(
+            f"the {path.value} path cannot commit these turns; "
+            f"these can: {', '.join(p.value for p in paths)} (see treadle.store.postgres.commit)"
+        )
+    record: InstanceRecord | None = None
+    if path is CommitPath.GENERAL_GROUP:
+        outcomes = connections.write(
+            lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s)
+        )
+    else:
+        single = path is CommitPath.SINGLE_TURN
+        text, params = (
+            single_commit(turns[0], owner, lease_s)
+            if single
+            else simple_commit(turns, owner, lease_s)
+        )
+        ending = single and turns[0].status.is_terminal
         with listener.committing(turns[0].instance_id) if ending else contextlib.nullcontext():
             rows, record = connections.raw_statement(text, params, _commit_result)
             if record is not None:  # an ending turn's row: a client here may wait for it
@@ -70,12 +128,9 @@ def commit_turns(
         outcomes = outcomes_from_rows(
             turns,
             rows,
-            lambda refused: connections.run(lambda db, conn: refusal_reasons(conn, refused, owner)),
-        )
-    else:
-        record = None
-        outcomes = connections.write(
-            lambda db, conn: commit_turns_in(db, conn, owner, turns, lease_s)
+            lambda refused: connections.run(
+                lambda db, conn: refusal_reasons(db, conn, refused, owner)
+            ),
         )
     if record is None and any(
         o.ok and t.create is None and t.status is not OrchestrationStatus.RUNNING
@@ -153,17 +208,18 @@ def outcomes_from_rows(
     return outcomes
 
 
-def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list[str]:
-    """Why each of ``turns`` was refused, read after the fact (a refused turn wrote nothing):
-    the checks of the fence, in the order the general path makes them."""
+def refusal_reasons(db: Db, conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list[str]:
+    """Why each of ``turns`` was refused, read after the fact (a refused turn wrote nothing;
+    see :func:`~treadle.store.fencing.refused_because`)."""
     if not turns:
         return []
     fences = {
-        r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT instance_id, lease_owner, lease_expires_at >= now(), version "
-            "FROM instances WHERE instance_id = ANY(%s::text[])",
-            ([t.instance_id for t in turns],),
+        r[0]: Fence(version=r[3], lease_owner=r[1], lease_live=bool(r[2]))
+        for r in db.execute(
+            conn,
+            "SELECT instance_id, lease_owner, lease_expires_at >= {now}, version "
+            "FROM instances WHERE instance_id = ANY(%(iids)s::text[])",
+            {"iids": [t.instance_id for t in turns]},
         ).fetchall()
     }
     wanted = [a for t in turns for a in t.consumed_activities if a > 0]
@@ -173,19 +229,12 @@ def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list
             "SELECT id FROM activity_tasks WHERE id = ANY(%s::bigint[])", (wanted,)
         ).fetchall()
     }
-    reasons: list[str] = []
-    for turn in turns:
-        fence = fences.get(turn.instance_id)
-        if turn.create is not None:
-            reasons.append(ID_TAKEN)
-        elif fence is None:
-            reasons.append("the instance no longer exists")
-        elif fence[0] != owner or not fence[1]:
-            reasons.append(f"lease held by {fence[0]!r}")
-        elif fence[2] == turn.expected_version and not present.issuperset(
-            a for a in turn.consumed_activities if a > 0
-        ):
-            reasons.append(DELIVERED)
-        else:
-            reasons.append("the instance changed since it was read")
-    return reasons
+    return [
+        refused_because(
+            turn,
+            owner,
+            fences.get(turn.instance_id),
+            tasks_present=present.issuperset(a for a in turn.consumed_activities if a > 0),
+        )
+        for turn in turns
+    ]

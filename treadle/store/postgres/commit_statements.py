@@ -55,6 +55,7 @@ from treadle.store.serde import encode_event, encode_failure
 __all__ = [
     "commit_rows",
     "committed_record",
+    "fits_single",
     "simple_commit",
     "simple_commit_sql",
     "single_commit",
@@ -315,21 +316,23 @@ def _single_sql(
     )
 
 
-def single_commit(
-    turn: TurnCommit, owner: str, lease_s: float
-) -> tuple[str, dict[str, Any]] | None:
-    """The statement that commits ``turn`` alone, if it only writes (or creates) its
-    instance's row and history, consumes inbox messages and cancels its activities (it sends
-    no messages, queues or consumes no activity rows and creates no other instance); else
-    None (then :func:`simple_commit` commits it)."""
-    if (
+def fits_single(turn: TurnCommit) -> bool:
+    """Whether :func:`single_commit` can commit ``turn`` alone: it only writes (or creates)
+    its instance's row and history, consumes inbox messages, cancels its activities or keeps
+    an own task (it sends no messages, queues or consumes no activity rows, creates no other
+    instance and keeps its history)."""
+    return not (
         turn.new_messages
         or turn.new_instances
         or turn.reset_history
         or any(a > 0 for a in turn.consumed_activities)
         or any(not a.own for a in turn.new_activities)
-    ):
-        return None
+    )
+
+
+def single_commit(turn: TurnCommit, owner: str, lease_s: float) -> tuple[str, dict[str, Any]]:
+    """The statement that commits ``turn`` alone (see :func:`fits_single`), and its
+    parameters."""
     sets_own, own_value = own_task_update(turn)
     gives = (gives_orchestration_work(turn), gives_activity_work(turn))
     suffix = None if gives == (False, False) else SUFFIXES[gives]

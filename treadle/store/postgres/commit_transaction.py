@@ -29,20 +29,26 @@ from treadle.store.base import (
     next_own_task_id,
     own_task_update,
 )
+from treadle.store.fencing import Fence, refusal
 from treadle.store.postgres.instances import create_instances_in, insert_messages
 from treadle.store.postgres.sql import Conn, Db
 from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch
 
 __all__ = ["commit_turns_in"]
 
-_DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
-
 
 @dataclasses.dataclass
 class _Fence:
+    """An instance's fence as the turns of the group before leave it."""
+
     version: int
     owner: str | None
     expires: datetime | None
+
+    def seen(self, now: datetime) -> Fence:
+        """The fence a turn is checked against (see :func:`~treadle.store.fencing.refusal`)."""
+        live = self.expires is not None and self.expires >= now
+        return Fence(version=self.version, lease_owner=self.owner, lease_live=live)
 
 
 @dataclasses.dataclass
@@ -105,26 +111,15 @@ def commit_turns_in(
     batches = [_Batch()]
     for index, turn in enumerate(turns):
         fence = fences.get(turn.instance_id)
-        if fence is None:
-            outcomes.append(
-                CommitOutcome(turn.instance_id, ok=False, error="the instance no longer exists")
-            )
-            continue
-        if fence.owner != owner or fence.expires is None or fence.expires < now:
-            outcomes.append(
-                CommitOutcome(turn.instance_id, ok=False, error=f"lease held by {fence.owner!r}")
-            )
-            continue
-        if fence.version != turn.expected_version:
-            outcomes.append(
-                CommitOutcome(
-                    turn.instance_id, ok=False, error="the instance changed since it was read"
-                )
-            )
-            continue
         rows = [a for a in turn.consumed_activities if a > 0]
-        if not present.issuperset(rows):
-            outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=_DELIVERED))
+        why = refusal(
+            turn,
+            owner,
+            None if fence is None else fence.seen(now),
+            tasks_present=present.issuperset(rows),
+        )
+        if why is not None or fence is None:
+            outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=why))
             continue
         present.difference_update(rows)
         if not batches[-1].admits(turn):
@@ -143,7 +138,7 @@ def commit_turns_in(
         db.orchestrations = db.orchestrations or gives_orchestration_work(turn)
         db.activities = db.activities or gives_activity_work(turn)
     readers = [
-        _write_batch(db, conn, batch, owner, now, lease_until, statuses)
+        _write_batch(db, conn, batch, owner, now, lease_s, statuses)
         for batch in batches
         if batch.turns
     ]
@@ -166,10 +161,13 @@ def _write_batch(
     batch: _Batch,
     owner: str,
     now: datetime,
-    lease_until: datetime,
+    lease_s: float,
     statuses: dict[str, str],
 ) -> Callable[[], dict[int, list[int]]]:
+    """Write a batch's accepted turns (one statement per kind of row); return a reader of
+    the ids of the tasks enqueued leased, by turn."""
     turns = [t for _, t in batch.turns]
+    lease_until = now + timedelta(seconds=lease_s)
     reset = [t.instance_id for t in turns if t.reset_history]
     if reset:
         conn.execute("DELETE FROM history WHERE instance_id = ANY(%s::text[])", (reset,))
@@ -207,7 +205,11 @@ def _write_batch(
         "UPDATE instances i SET status = u.status, execution_id = u.eid, "
         "input = COALESCE(u.input, i.input), output = u.output, failure = u.failure, "
         "custom_status = u.custom_status, updated_at = %s, history_len = u.history_len, "
-        "version = i.version + 1, lease_owner = u.owner, lease_expires_at = u.expires, "
+        "version = i.version + 1, lease_owner = u.owner, "
+        # a kept lease with more than half its time left stays as it is (as on the other
+        # paths: see commit_statements)
+        "lease_expires_at = CASE WHEN u.owner IS NOT NULL AND i.lease_expires_at > %s "
+        "  THEN i.lease_expires_at ELSE u.expires END, "
         "own_task = CASE WHEN u.so THEN u.own ELSE i.own_task END "
         "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
         "  %s::text[], %s::integer[], %s::text[], %s::timestamptz[], %s::boolean[], "
@@ -216,6 +218,7 @@ def _write_batch(
         "WHERE i.instance_id = u.iid",
         (
             now,
+            now + timedelta(seconds=lease_s / 2),
             [t.instance_id for t in turns],
             [t.status.name for t in turns],
             [t.execution_id for t in turns],

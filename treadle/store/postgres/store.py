@@ -310,15 +310,27 @@ class PostgresStore:
         )
 
     def commit_turns(
-        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+        self,
+        owner: str,
+        turns: Sequence[TurnCommit],
+        lease_s: float = 30.0,
+        *,
+        path: commit.CommitPath | None = None,
     ) -> list[CommitOutcome]:
         """Commit many turns in one transaction; a turn whose fence fails is refused alone.
 
         A turn is accepted only if ``owner`` holds the instance's unexpired lease (on the
-        database clock) and its version is ``expected_version``; see the Store protocol and
-        :mod:`.commit`.
+        database clock) and its version is ``expected_version``; see the Store protocol.
+
+        Args:
+            path: commit by this path; by default the fastest that can commit the turns.
+                An internal detail, for the contract tests that check that every path
+                leaves the same rows (see :mod:`.commit`).
+
+        Raises:
+            ValueError: ``path`` cannot commit these turns.
         """
-        return commit.commit_turns(self._db, self._listener, owner, turns, lease_s)
+        return commit.commit_turns(self._db, self._listener, owner, turns, lease_s, path=path)
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired)."""

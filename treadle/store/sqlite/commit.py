@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from treadle.core.history import OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import (
-    ID_TAKEN,
     CommitOutcome,
     TurnCommit,
     check_creating,
@@ -24,6 +23,7 @@ from treadle.store.base import (
     next_own_task_id,
     own_task_update,
 )
+from treadle.store.fencing import Fence, refused_because
 from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.rows import (
@@ -75,50 +75,18 @@ def _commit_turn(
     lease_s: float,
 ) -> CommitOutcome:
     iid = turn.instance_id
-    keep = turn.keep_lease
-    history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
     created = turn.create
     if created is not None and not insert_instance(
         conn, created, now, lease=(owner, now + lease_s)
     ):  # (leased to the owner, for the turn's update below to find)
-        return CommitOutcome(iid, ok=False, error=ID_TAKEN)
-    task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
-    if not _tasks_exist(conn, task_rows):
-        # A result is recorded by whoever deletes its task row; this one's went to the
-        # inbox from another execution (its row is gone): recording it too would repeat it.
-        return CommitOutcome(
-            iid,
-            ok=False,
-            error="an activity result in the turn was already delivered (its task is gone)",
-        )
-    # The fence and the instance's new state in one statement: nothing is written unless
-    # this owner holds an unexpired lease on the version the turn was computed from.
-    values: tuple[object, ...] = (
-        turn.status.name,
-        turn.execution_id,
-        turn.input,
-        turn.output,
-        encode_failure(turn.failure),
-        turn.custom_status,
-        now,
-        history_len,
-    )
-    sets_own, own_value = own_task_update(turn)
-    if sets_own:
-        values += (own_value,)
-    fence = (iid, owner, now, turn.expected_version)
-    cur = None
-    if keep:
-        # A lease with more than half its time left is kept as it is: assigning the
-        # lease columns rewrites their index even when unchanged (one more page a step).
-        cur = conn.execute(
-            _turn_sql(sets_own, "keep"), (*values, iid, owner, now + lease_s / 2, fence[3])
-        )
-    if cur is None or cur.rowcount == 0:
-        lease = (owner, now + lease_s) if keep else (None, None)
-        cur = conn.execute(_turn_sql(sets_own, "set"), (*values, *lease, *fence))
-    if cur.rowcount == 0:
         return CommitOutcome(iid, ok=False, error=_refusal(conn, owner, turn, now))
+    task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
+    # A result is recorded by whoever deletes its task row; one whose row is gone went to
+    # the inbox from another execution: recording it too would repeat it.
+    tasks_present = _tasks_exist(conn, task_rows)
+    if not (tasks_present and _update_instance(conn, owner, turn, now, lease_s)):
+        error = _refusal(conn, owner, turn, now, tasks_present=tasks_present)
+        return CommitOutcome(iid, ok=False, error=error)
     _write_rows(conn, turn, task_rows)
     leased_ids: list[int] = []
     for task in turn.new_activities:
@@ -155,6 +123,42 @@ def _commit_turn(
     )
 
 
+def _update_instance(
+    conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float, lease_s: float
+) -> bool:
+    """The fence and the instance's new state in one statement: nothing is written unless
+    ``owner`` holds an unexpired lease on the version the turn was computed from. Returns
+    whether it was written."""
+    iid = turn.instance_id
+    keep = turn.keep_lease
+    history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+    values: tuple[object, ...] = (
+        turn.status.name,
+        turn.execution_id,
+        turn.input,
+        turn.output,
+        encode_failure(turn.failure),
+        turn.custom_status,
+        now,
+        history_len,
+    )
+    sets_own, own_value = own_task_update(turn)
+    if sets_own:
+        values += (own_value,)
+    fence = (iid, owner, now, turn.expected_version)
+    cur = None
+    if keep:
+        # A lease with more than half its time left is kept as it is: assigning the
+        # lease columns rewrites their index even when unchanged (one more page a step).
+        cur = conn.execute(
+            _turn_sql(sets_own, "keep"), (*values, iid, owner, now + lease_s / 2, fence[3])
+        )
+    if cur is None or cur.rowcount == 0:
+        lease = (owner, now + lease_s) if keep else (None, None)
+        cur = conn.execute(_turn_sql(sets_own, "set"), (*values, *lease, *fence))
+    return cur.rowcount == 1
+
+
 def _write_rows(conn: sqlite3.Connection, turn: TurnCommit, task_rows: Sequence[int]) -> None:
     """An accepted turn's history and the inbox and task rows it consumed or cancelled."""
     iid = turn.instance_id
@@ -173,20 +177,24 @@ def _write_rows(conn: sqlite3.Connection, turn: TurnCommit, task_rows: Sequence[
         conn.execute("DELETE FROM activity_tasks WHERE instance_id = ?", (iid,))
 
 
-def _refusal(conn: sqlite3.Connection, owner: str, turn: TurnCommit, now: float) -> str:
-    """Why a turn's fence failed, for the outcome's error."""
+def _refusal(
+    conn: sqlite3.Connection,
+    owner: str,
+    turn: TurnCommit,
+    now: float,
+    *,
+    tasks_present: bool = True,
+) -> str:
+    """Why a turn was refused, for the outcome's error (see :mod:`treadle.store.fencing`)."""
     row = conn.execute(
         "SELECT version, lease_owner, lease_expires_at FROM instances WHERE instance_id = ?",
         (turn.instance_id,),
     ).fetchone()
-    if row is None:
-        return "the instance no longer exists"
-    version, lease_owner, lease_expires_at = row
-    if lease_owner != owner:
-        return f"lease held by {lease_owner!r}"
-    if (lease_expires_at or 0) < now:
-        return "the lease expired"
-    return f"the instance changed since it was read (version {version})"
+    fence = None
+    if row is not None:
+        version, lease_owner, lease_expires_at = row
+        fence = Fence(version, lease_owner, lease_live=(lease_expires_at or 0) >= now)
+    return refused_because(turn, owner, fence, tasks_present=tasks_present)
 
 
 def _tasks_exist(conn: sqlite3.Connection, task_ids: Sequence[int]) -> bool:
