@@ -21,6 +21,7 @@ from datetime import datetime
 from treadle.core.history import HistoryEvent
 from treadle.errors import (
     InvalidInputError,
+    StoreUnavailableError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
@@ -44,7 +45,7 @@ from treadle.store.serde import (
     instance_from_row,
     to_epoch,
 )
-from treadle.store.sqlite import claims, commit
+from treadle.store.sqlite import claims, commit, shared
 from treadle.store.sqlite.connection import Connections, parse_sqlite_url
 from treadle.store.sqlite.rows import (
     TERMINAL_NAMES,
@@ -54,7 +55,6 @@ from treadle.store.sqlite.rows import (
     insert_message,
 )
 from treadle.store.sqlite.schema import apply_migrations, schema_status
-from treadle.store.sqlite.shared import shared_for
 
 __all__ = ["STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
 
@@ -80,15 +80,27 @@ class SqliteStore:
         self._clock = clock or time.time
         self._local = threading.local()  # this thread's last look at data_version
         key = database if is_uri else os.path.abspath(database)
-        self._shared = shared_for(key, not is_uri)
-        self._db = Connections(url, database, is_uri, synchronous, self._shared)
-        with self._db.errors(), self._db.write() as conn:
-            apply_migrations(conn, database)
+        self._shared = shared.acquire(key, is_file=not is_uri)  # released by close
+        try:
+            self._db = Connections(url, database, is_uri, synchronous, self._shared)
+        except BaseException:
+            shared.release(self._shared)
+            raise
+        try:
+            with self._db.errors(), self._db.write() as conn:
+                apply_migrations(conn, database)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the store: every later call raises StoreUnavailableError (see
-        :meth:`.Connections.close`)."""
+        :meth:`.Connections.close`). The last store of this process on a database closes
+        what they shared (see :mod:`.shared`)."""
+        if self._db.closed:
+            return
         self._db.close()
+        shared.release(self._shared)
 
     def now(self) -> datetime:
         """The store's clock."""
@@ -337,10 +349,10 @@ class SqliteStore:
         seconds while the wake channel works: most of them are this process's own steps,
         which no other worker needs to hear about.
         """
-        shared = self._shared
+        here = self._shared
         if not work_only:
-            return (shared.generation, self._db.data_version())
-        wake = shared.wake
+            return (here.generation, self._db.data_version())
+        wake = here.wake
         if wake is None:
             version = 0  # in memory: every writer is in this process and wakes the others
         elif wake.listening:
@@ -351,7 +363,7 @@ class SqliteStore:
             version = polled[1]
         else:
             version = self._db.data_version()
-        return WorkToken((shared.orchestrations, version), (shared.activities, version))
+        return WorkToken((here.orchestrations, version), (here.activities, version))
 
     def wait_for_work(
         self, timeout_s: float, since: object = None, work_only: bool = False
@@ -364,12 +376,14 @@ class SqliteStore:
         :data:`WORK_POLL_S` by a ``work_only`` waiter that has the wake-ups. Returns the
         current token (of the kind ``work_only`` says, as :meth:`change_token`).
         """
+        if self._db.closed:
+            raise StoreUnavailableError(f"the store {self.url!r} was closed")
         deadline = time.monotonic() + timeout_s
-        shared = self._shared
-        if shared.wake is not None:
-            shared.wake.listen()
+        here = self._shared
+        if here.wake is not None:
+            here.wake.listen()
         while True:
-            generation = shared.generation  # every wake-up moves it
+            generation = here.generation  # every wake-up moves it
             token = self.change_token(work_only)
             if since is not None and token != since:
                 return token
@@ -377,9 +391,9 @@ class SqliteStore:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return token
-            with shared.changed:
-                if shared.generation == generation:
-                    shared.changed.wait(min(remaining, 0.02))
+            with here.changed:
+                if here.generation == generation:
+                    here.changed.wait(min(remaining, 0.02))
 
 
 def migrate(url: str) -> int:
