@@ -37,9 +37,9 @@ from treadle.store.base import (
     InstanceRecord,
     TurnCommit,
     check_creating,
-    next_own_task_id,
 )
 from treadle.store.fencing import Fence, refused_because
+from treadle.store.own_tasks import next_own_task_id
 from treadle.store.postgres.commit_statements import (
     commit_rows,
     committed_record,

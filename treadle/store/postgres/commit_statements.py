@@ -40,8 +40,8 @@ from treadle.store.base import (
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
-    own_task_update,
 )
+from treadle.store.own_tasks import own_task_update
 from treadle.store.postgres.instances import RECORD_COLUMNS, instance_from_text
 from treadle.store.postgres.listener import (
     ACTIVITIES_SUFFIX,

@@ -26,10 +26,9 @@ from treadle.store.base import (
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
-    next_own_task_id,
-    own_task_update,
 )
 from treadle.store.fencing import Fence, refusal
+from treadle.store.own_tasks import next_own_task_id, own_task_update
 from treadle.store.postgres.instances import create_instances_in, insert_messages
 from treadle.store.postgres.sql import Conn, Db
 from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch

@@ -20,10 +20,9 @@ from treadle.store.base import (
     check_creating,
     gives_activity_work,
     gives_orchestration_work,
-    next_own_task_id,
-    own_task_update,
 )
 from treadle.store.fencing import Fence, refused_because
+from treadle.store.own_tasks import next_own_task_id, own_task_update
 from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.rows import (

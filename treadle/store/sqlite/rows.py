@@ -17,9 +17,8 @@ from treadle.store.base import (
     NewActivity,
     NewInstance,
     NewMessage,
-    own_task_from_json,
-    own_task_matches,
 )
+from treadle.store.own_tasks import own_task_from_json, own_task_matches
 from treadle.store.serde import encode_event, from_epoch, to_epoch
 
 __all__ = [
