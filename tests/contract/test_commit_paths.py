@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
-from treadle.store.base import CommitOutcome, Store, TurnCommit
+from treadle.core.history import EventRaised, OrchestratorStarted
+from treadle.store.base import CommitOutcome, NewMessage, Store, TurnCommit
 from treadle.store.sqlite import SqliteStore
 
 from . import commit_scenarios as scenarios
 from .commit_scenarios import OWNER, Clock, Stage
+from .helpers import RUNNING, new_instance
 from .rows import Rows, read_rows
 
 ONE_PATH = "one transaction"  # SqliteStore's
@@ -39,18 +41,20 @@ class Backend:
     open: Callable[[Clock], Store]
 
     def paths(self, groups: Sequence[Sequence[TurnCommit]]) -> list[str]:
-        """The paths of this store that can commit every one of ``groups``."""
+        """The paths of this store that can commit every one of ``groups``, the one it
+        takes by default first."""
         if self.name != "postgres":
             return [ONE_PATH]
-        from treadle.store.postgres.commit import commit_paths
+        from treadle.store.postgres.commit import choose_path, commit_paths
 
         able = [[p.value for p in commit_paths(group)] for group in groups]
+        assert all(choose_path(g).value == a[0] for g, a in zip(groups, able, strict=True))
         return [p for p in able[0] if all(p in a for a in able)]
 
 
-def commit_by(store: Store, path: str, turns: Sequence[TurnCommit]) -> list[CommitOutcome]:
-    """Commit ``turns`` by ``path``."""
-    if path == ONE_PATH:
+def commit_by(store: Store, path: str | None, turns: Sequence[TurnCommit]) -> list[CommitOutcome]:
+    """Commit ``turns`` by ``path`` (None: as the store chooses)."""
+    if path is None or path == ONE_PATH:
         return store.commit_turns(OWNER, turns)
     from treadle.store.postgres import PostgresStore
     from treadle.store.postgres.commit import CommitPath
@@ -135,13 +139,14 @@ def _comparable(rows: Rows) -> Rows:
 
 
 def _run(backend: Backend, scenario: Scenario, path: str | None) -> tuple[list[str], Any, Rows]:
-    """Stage ``scenario`` on a fresh store and commit it by ``path`` (None: the first that
-    can); return the paths that could, the outcomes and the rows left."""
+    """Stage ``scenario`` on a fresh store and commit it by ``path`` (None: as the store
+    chooses, which is the first path that can); return the paths that could, the outcomes
+    and the rows left."""
     clock = Clock()
     store = backend.open(clock)
     staged = scenario.stage(store, clock)
     paths = backend.paths(staged.groups)
-    outcomes = [o for group in staged.groups for o in commit_by(store, path or paths[0], group)]
+    outcomes = [o for group in staged.groups for o in commit_by(store, path, group)]
     assert [o.error for o in outcomes] == staged.errors
     assert [o.ok for o in outcomes] == [e is None for e in staged.errors]
     return paths, _outcomes(outcomes), _comparable(read_rows(store))
@@ -172,3 +177,60 @@ def test_the_scenarios_write_what_they_say(backend: Backend) -> None:
     inbox = [(r[0], r[2].split('"')[3]) for r in rows["inbox"]]  # (instance, kind)
     assert inbox == [("a", "TimerFired"), ("c", "ExecutionStarted"), ("c", "EventRaised")]
     assert [r[1] for r in rows["history"] if r[0] == "b"] == [0, 1, 2, 3, 4]
+
+
+def _general_only_groups() -> dict[str, list[TurnCommit]]:
+    """Groups only the general path of PostgresStore can commit, by what makes them so."""
+
+    def bare(iid: str, **kwargs: Any) -> TurnCommit:
+        fields: dict[str, Any] = {
+            "instance_id": iid,
+            "expected_version": 1,
+            "new_events": [OrchestratorStarted()],
+            "history_start": 3,
+            "status": RUNNING,
+            "execution_id": f"{iid}-e1",
+        }
+        fields.update(kwargs)
+        return TurnCommit(**fields)
+
+    return {
+        "creates a child": [bare("p", new_instances=[new_instance("p-child")])],
+        "continues as new": [bare("p", reset_history=True, history_start=0)],
+        "two turns of one instance": [bare("p"), bare("p", expected_version=2)],
+        "a message to another turn's instance": [
+            bare("p", new_messages=[NewMessage("q", EventRaised(name="hi"))]),
+            bare("q"),
+        ],
+    }
+
+
+@pytest.mark.postgres
+def test_groups_only_the_general_path_commits() -> None:
+    pytest.importorskip("psycopg")
+    from treadle.store.postgres.commit import CommitPath, choose_path, commit_paths
+
+    for why, group in _general_only_groups().items():
+        assert commit_paths(group) == [CommitPath.GENERAL_GROUP], why
+        assert choose_path(group) is CommitPath.GENERAL_GROUP, why
+
+
+@pytest.mark.postgres
+def test_a_path_that_cannot_commit_the_turns_is_refused_before_writing(
+    postgres_schema_url: str,
+) -> None:
+    from treadle.store.postgres import PostgresStore
+    from treadle.store.postgres.commit import CommitPath
+
+    clock = Clock()
+    store = PostgresStore(postgres_schema_url, clock=clock, max_size=1)
+    try:
+        (creating,) = scenarios.creating(store, clock).groups[0]
+        with pytest.raises(ValueError, match="the general group path cannot commit"):
+            store.commit_turns(OWNER, [creating], path=CommitPath.GENERAL_GROUP)
+        group = _general_only_groups()["two turns of one instance"]
+        with pytest.raises(ValueError, match="these can: general group"):
+            store.commit_turns(OWNER, group, path=CommitPath.SIMPLE_GROUP)
+        assert store.get_instance("o-1") is None and store.get_instance("p") is None
+    finally:
+        store.close()

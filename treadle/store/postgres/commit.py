@@ -52,7 +52,7 @@ from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.listener import ChangeListener
 from treadle.store.postgres.sql import Conn, Db
 
-__all__ = ["CommitPath", "commit_paths", "commit_turns", "is_simple"]
+__all__ = ["CommitPath", "choose_path", "commit_paths", "commit_turns", "is_simple"]
 
 
 class CommitPath(enum.Enum):
@@ -75,6 +75,16 @@ def commit_paths(turns: Sequence[TurnCommit]) -> list[CommitPath]:
     if all(t.create is None for t in turns):
         paths.append(CommitPath.GENERAL_GROUP)
     return paths
+
+
+def choose_path(turns: Sequence[TurnCommit]) -> CommitPath:
+    """The path :func:`commit_turns` takes by default: ``commit_paths(turns)[0]``, without
+    building the list (it runs for every commit)."""
+    if is_simple(turns):
+        if len(turns) == 1 and fits_single(turns[0]):
+            return CommitPath.SINGLE_TURN
+        return CommitPath.SIMPLE_GROUP
+    return CommitPath.GENERAL_GROUP
 
 
 def commit_turns(
@@ -100,10 +110,9 @@ def commit_turns(
     if not turns:
         return []
     check_creating(turns)
-    paths = commit_paths(turns)
     if path is None:
-        path = paths[0]
-    elif path not in paths:
+        path = choose_path(turns)
+    elif path not in (paths := commit_paths(turns)):
         raise ValueError(
             f"the {path.value} path cannot commit these turns; "
             f"these can: {', '.join(p.value for p in paths)} (see treadle.store.postgres.commit)"
