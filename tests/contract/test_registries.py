@@ -77,14 +77,14 @@ def test_postgres_listeners_are_registered_while_their_store_is_open(
     conninfo, schema, _ = parse_postgres_url(postgres_schema_url)
     assert schema is not None
     key = (conninfo, schema.encode())
-    assert local_listeners.listeners(key) == ()
+    assert local_listeners.listeners_of(key) == ()
     first = PostgresStore(postgres_schema_url, max_size=1)
     second = PostgresStore(postgres_schema_url, max_size=1)
     try:
-        assert len(local_listeners.listeners(key)) == 2
+        assert len(local_listeners.listeners_of(key)) == 2
         first.close()
-        assert len(local_listeners.listeners(key)) == 1
+        assert len(local_listeners.listeners_of(key)) == 1
     finally:
         first.close()
         second.close()
-    assert local_listeners.listeners(key) == ()
+    assert local_listeners.listeners_of(key) == ()

@@ -40,7 +40,7 @@ import psycopg
 from psycopg import pq
 
 from treadle.store.base import InstanceRecord, WorkToken
-from treadle.store.postgres import local_listeners
+from treadle.store.postgres.local_listeners import listeners_of, register, unregister
 
 __all__ = ["CHANNEL", "ChangeListener"]
 
@@ -103,7 +103,7 @@ class ChangeListener:
         # instance id -> [watchers, the latest record a commit of this process handed over,
         # commits of this process under way that may end it]
         self._watched: dict[str, list[Any]] = {}
-        local_listeners.add(self._key, self)  # removed by close
+        register(self._key, self)  # unregistered by close
 
     @property
     def is_listening(self) -> bool:
@@ -168,7 +168,7 @@ class ChangeListener:
     def echo_status(self) -> None:
         """Wake the clients of this process on this schema now: a commit of ours changed an
         instance's status (its notification, still on its way, wakes them again)."""
-        for listener in local_listeners.listeners(self._key):
+        for listener in listeners_of(self._key):
             listener.wake_clients()
 
     def wake_clients(self) -> None:
@@ -207,7 +207,7 @@ class ChangeListener:
         it again. The waiters are woken when it is done, whatever the outcome."""
         marked = [
             done
-            for listener in local_listeners.listeners(self._key)
+            for listener in listeners_of(self._key)
             if (done := listener.begin_commit(instance_id)) is not None
         ]
         try:
@@ -235,7 +235,7 @@ class ChangeListener:
     def echo_record(self, record: InstanceRecord) -> None:
         """Like :meth:`echo_status`, and hand ``record`` (the row as a commit of this
         process just wrote it) to the listeners of this process that watch its instance."""
-        for listener in local_listeners.listeners(self._key):
+        for listener in listeners_of(self._key):
             listener.receive_record(record)
 
     def receive_record(self, record: InstanceRecord) -> None:
@@ -249,7 +249,7 @@ class ChangeListener:
 
     def close(self) -> None:
         """Stop the listener thread and close its connection."""
-        local_listeners.remove(self._key, self)
+        unregister(self._key, self)
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")

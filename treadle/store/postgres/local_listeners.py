@@ -8,10 +8,10 @@ the same schema: the listeners registered here, keyed by (libpq connection strin
 name). Stores on another schema or another database have another key: they never hear of
 each other's commits this way (nor through the server: a notification names its schema).
 
-Lifetime: a :class:`~.listener.ChangeListener` is added when it is made (its PostgresStore
-opens) and removed when it closes (its store closes); an entry (the listeners of one schema)
-dies with its last listener. A store that is never closed keeps its listener here for the
-life of the process. Nothing else adds or removes entries.
+Lifetime: a :class:`~.listener.ChangeListener` is registered when it is made (its
+PostgresStore opens) and unregistered when it closes (its store closes); an entry (the
+listeners of one schema) dies with its last listener. A store that is never closed keeps its
+listener here for the life of the process. Nothing else registers or unregisters them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Protocol
 
 from treadle.store.base import InstanceRecord
 
-__all__ = ["Key", "LocalListener", "add", "listeners", "remove"]
+__all__ = ["Key", "LocalListener", "listeners_of", "register", "unregister"]
 
 Key = tuple[str, bytes]
 """(libpq connection string, schema name as the NOTIFY payload)."""
@@ -51,13 +51,13 @@ _LOCK = threading.Lock()
 _BY_KEY: dict[Key, tuple[LocalListener, ...]] = {}
 
 
-def add(key: Key, listener: LocalListener) -> None:
+def register(key: Key, listener: LocalListener) -> None:
     """Register ``listener`` (its store opened) under its schema's ``key``."""
     with _LOCK:
         _BY_KEY[key] = (*_BY_KEY.get(key, ()), listener)
 
 
-def remove(key: Key, listener: LocalListener) -> None:
+def unregister(key: Key, listener: LocalListener) -> None:
     """Forget ``listener`` (its store closed); the last one of a key takes the entry along."""
     with _LOCK:
         left = tuple(x for x in _BY_KEY.get(key, ()) if x is not listener)
@@ -67,6 +67,6 @@ def remove(key: Key, listener: LocalListener) -> None:
             _BY_KEY.pop(key, None)
 
 
-def listeners(key: Key) -> tuple[LocalListener, ...]:
+def listeners_of(key: Key) -> tuple[LocalListener, ...]:
     """The listeners of this process on the schema ``key``."""
     return _BY_KEY.get(key, ())

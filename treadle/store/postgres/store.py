@@ -57,8 +57,13 @@ from treadle.store.base import (
     TurnCommit,
     WorkToken,
 )
-from treadle.store.postgres import activities, commit
+from treadle.store.postgres.activities import (
+    claim_activities,
+    complete_activities,
+    rescue_own_tasks,
+)
 from treadle.store.postgres.claims import claim_orchestrations_in
+from treadle.store.postgres.commit import CommitPath, commit_turns
 from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.instances import (
     CREATE_SQL,
@@ -315,7 +320,7 @@ class PostgresStore:
         turns: Sequence[TurnCommit],
         lease_s: float = 30.0,
         *,
-        path: commit.CommitPath | None = None,
+        path: CommitPath | None = None,
     ) -> list[CommitOutcome]:
         """Commit many turns in one transaction; a turn whose fence fails is refused alone.
 
@@ -330,7 +335,7 @@ class PostgresStore:
         Raises:
             ValueError: ``path`` cannot commit these turns.
         """
-        return commit.commit_turns(self._db, self._listener, owner, turns, lease_s, path=path)
+        return commit_turns(self._db, self._listener, owner, turns, lease_s, path=path)
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired)."""
@@ -339,15 +344,15 @@ class PostgresStore:
         # once a second (every time under a test clock, which jumps)
         if self._clock is not None or time.monotonic() >= self._next_rescue:
             self._next_rescue = time.monotonic() + 1.0
-            activities.rescue_own_tasks(self._db)
-        return activities.claim_activities(self._db, owner, limit, lease_s)
+            rescue_own_tasks(self._db)
+        return claim_activities(self._db, owner, limit, lease_s)
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically.
 
         A result whose task row is gone (already delivered, or the run finished) is dropped.
         """
-        activities.complete_activities(self._db, results)
+        complete_activities(self._db, results)
 
     def renew_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float

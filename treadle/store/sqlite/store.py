@@ -45,7 +45,13 @@ from treadle.store.serde import (
     instance_from_row,
     to_epoch,
 )
-from treadle.store.sqlite import claims, commit, shared
+from treadle.store.sqlite.claims import (
+    claim_activities,
+    claim_orchestrations,
+    release_leases,
+    renew_leases,
+)
+from treadle.store.sqlite.commit import commit_turns
 from treadle.store.sqlite.connection import Connections, parse_sqlite_url
 from treadle.store.sqlite.rows import (
     TERMINAL_NAMES,
@@ -55,6 +61,7 @@ from treadle.store.sqlite.rows import (
     insert_message,
 )
 from treadle.store.sqlite.schema import apply_migrations, schema_status
+from treadle.store.sqlite.shared import acquire, release
 
 __all__ = ["STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
 
@@ -80,11 +87,11 @@ class SqliteStore:
         self._clock = clock or time.time
         self._local = threading.local()  # this thread's last look at data_version
         key = database if is_uri else os.path.abspath(database)
-        self._shared = shared.acquire(key, is_file=not is_uri)  # released by close
+        self._shared = acquire(key, is_file=not is_uri)  # released by close
         try:
             self._db = Connections(url, database, is_uri, synchronous, self._shared)
         except BaseException:
-            shared.release(self._shared)
+            release(self._shared)
             raise
         try:
             with self._db.errors(), self._db.write() as conn:
@@ -100,7 +107,7 @@ class SqliteStore:
         if self._db.closed:
             return
         self._db.close()
-        shared.release(self._shared)
+        release(self._shared)
 
     def now(self) -> datetime:
         """The store's clock."""
@@ -261,17 +268,17 @@ class SqliteStore:
         self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
     ) -> list[OrchestrationWorkItem]:
         """Lease instances with visible inbox messages; return them with those messages."""
-        return claims.claim_orchestrations(self._db, owner, limit, lease_s, exclude, self._clock())
+        return claim_orchestrations(self._db, owner, limit, lease_s, exclude, self._clock())
 
     def commit_turns(
         self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
     ) -> list[CommitOutcome]:
         """Commit many turns in one transaction; a turn whose fence fails is refused alone."""
-        return commit.commit_turns(self._db, owner, turns, self._clock(), lease_s)
+        return commit_turns(self._db, owner, turns, self._clock(), lease_s)
 
     def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired)."""
-        return claims.claim_activities(self._db, owner, limit, lease_s, self._clock())
+        return claim_activities(self._db, owner, limit, lease_s, self._clock())
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically."""
@@ -296,13 +303,11 @@ class SqliteStore:
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int], lease_s: float
     ) -> list[str]:
         """Extend leases; return the instance ids this owner no longer holds."""
-        return claims.renew_leases(
-            self._db, owner, instance_ids, activity_ids, lease_s, self._clock()
-        )
+        return renew_leases(self._db, owner, instance_ids, activity_ids, lease_s, self._clock())
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
-        claims.release_leases(self._db, owner, instance_ids, self._clock())
+        release_leases(self._db, owner, instance_ids, self._clock())
 
     def lease_owners(self) -> list[str]:
         """Owners currently holding any lease."""
