@@ -32,7 +32,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-_WARNED_ENCODINGS: set[str] = set()  # stores whose database's encoding was warned of
+# The databases (display URLs) whose encoding this process warned of: once each, for its life.
+_WARNED_ENCODINGS: set[str] = set()
 _LOCK_CLASS = 0x7EAD1E  # pg_advisory_xact_lock(class, hash of schema) guards migrations
 _DEFAULTS = {
     "connect_timeout": "10",
