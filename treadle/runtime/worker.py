@@ -21,7 +21,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +46,8 @@ from treadle.errors import (
     StoreUnavailableError,
 )
 from treadle.runtime.activities import ActivityExecutor
+from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteTurn, RemoteWorkers
 from treadle.runtime.turns import (
@@ -85,18 +86,6 @@ def _utcnow() -> datetime:
 
 
 @dataclass(slots=True)
-class _Cached:
-    """An instance's live execution, valid while the stored version equals ``version``."""
-
-    execution: WorkflowExecution
-    name: str
-    execution_id: str
-    version: int
-    history_len: int
-    held: bool = False
-
-
-@dataclass(slots=True)
 class _RemotePending:
     """A turn handed to a remote worker, waiting for its actions."""
 
@@ -113,7 +102,7 @@ class _Pending:
     instance_id: str
     output: TurnOutput | None = None
     commit: TurnCommit | None = None
-    cached: _Cached | None = None
+    cached: CachedExecution | None = None
     history_len_after: int = 0
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
 
@@ -201,30 +190,19 @@ class WorkflowRuntime:
         self.lease_s = lease_s
         self._cache_size = cache_size
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._completions: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = (
-            queue.SimpleQueue()
-        )
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._draining = False
         self._claim_due = True
         self._activity_claim_due = True
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._inflight: dict[int, ActivityWorkItem] = {}
-        # Monotonic time until which each in-flight activity's lease surely holds (granted or
-        # renewed by a request sent no earlier than lease_s before). No activity starts after
-        # that: a process paused past its lease must not run what another worker took over.
-        self._leased_until: dict[int, float] = {}
-        self._own_out: set[str] = set()  # instances whose own task is running here
+        self._cache = InstanceCache(cache_size)
+        self._inflight = InflightActivities(lease_s, max_concurrent_activities)
         self._commit_sent_at = 0.0
-        self._inflight_by_instance: defaultdict[str, int] = defaultdict(int)
         self._skip_until: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self._executor: ActivityExecutor | None = None
         self._started = False
-        self._next_renew = 0.0
         self._next_periodic = 0.0
-        self._planned = 0
         self._wakeup_stale = True
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._wakeup_checked_at = 0.0
@@ -239,7 +217,6 @@ class WorkflowRuntime:
         self._engine_lock = threading.Lock()
         self._start_gate = threading.Lock()  # held by the one start_here under way
         self._inline = threading.local()
-        self._held: set[str] = set()
         # (instance id, monotonic time before which it is not claimed again)
         self._remote_abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
@@ -313,7 +290,7 @@ class WorkflowRuntime:
             self._registry.activities,
             self.max_concurrent_activities,
             self._on_activity_done,
-            is_current=self._still_leased,
+            is_current=self._inflight.still_leased,
         )
         loops = [(self._dispatch_loop, "dispatcher")]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
@@ -356,11 +333,7 @@ class WorkflowRuntime:
             self._store.close()  # we opened it from a URL: give its connections back
             self._store = None
         self._cache.clear()
-        self._held.clear()
         self._inflight.clear()
-        self._leased_until.clear()
-        self._own_out.clear()
-        self._inflight_by_instance.clear()
         self._started = False
         self._draining = False
 
@@ -413,7 +386,7 @@ class WorkflowRuntime:
             or new.scheduled_start is not None
             or new.parent is not None
             or new.history
-            or len(self._held) >= self.max_concurrent_workflows
+            or self._cache.held_count >= self.max_concurrent_workflows
         ):
             return False
         # One start at a time: the others take the store's start at once, side by side (and
@@ -434,8 +407,8 @@ class WorkflowRuntime:
             if self._draining:
                 return False
             iid = new.instance_id
-            self._planned = 0
-            cached = _Cached(
+            self._inflight.begin_round()
+            cached = CachedExecution(
                 execution=WorkflowExecution(fn, instance_id=iid),
                 name=new.name,
                 execution_id=new.execution_id,
@@ -448,7 +421,7 @@ class WorkflowRuntime:
             commit = entry.commit
             assert commit is not None
             if not creatable(commit):
-                self._planned = 0
+                self._inflight.begin_round()
                 return False
             entry.commit = dataclasses.replace(commit, create=new)
             self._note_timers([entry.commit])
@@ -588,7 +561,7 @@ class WorkflowRuntime:
             following: ActivityWorkItem | None = self._inline.next
             self._inline.next = None
             return following
-        self._completions.put((item, event))
+        self._inflight.results.put((item, event))
         self._wake.set()
         return None
 
@@ -725,7 +698,7 @@ class WorkflowRuntime:
             self._claim_due = self._activity_claim_due = True
         if not self._claim_due or self._draining:
             return []
-        limit = max(0, self.max_concurrent_workflows - len(self._held))
+        limit = max(0, self.max_concurrent_workflows - self._cache.held_count)
         if not limit:
             return []  # still due: _after_commit wakes us when an instance is let go
         self._claim_due = False
@@ -742,7 +715,7 @@ class WorkflowRuntime:
         store = self.store
         pending: dict[str, _Pending] = {}
         slow: list[ActivityResult] = []
-        self._planned = 0
+        self._inflight.begin_round()
         try:
             worked = self._take_completions(pending, slow)
             worked = self._take_remote_results(pending) or worked
@@ -772,17 +745,18 @@ class WorkflowRuntime:
         took in its events, which may not be committed, and keep its activity results for
         the next round."""
         for iid, entry in pending.items():
-            self._evict(iid)
+            self._cache.evict(iid)
             for item, event in entry.completions:
-                self._completions.put((item, event))
+                self._inflight.results.put((item, event))
         for result in slow:
-            self._completions.put((result.task, result.event))
+            self._inflight.results.put((result.task, result.event))
 
     def _commit_pending(self, pending: dict[str, _Pending]) -> bool:
         """Prepare the turns not prepared yet, commit them all at once, then act on them."""
         for entry in pending.values():
             if entry.commit is None and entry.completions:
-                cached = self._cache[entry.instance_id]
+                cached = self._cache.get(entry.instance_id)
+                assert cached is not None  # (a result is taken in only for a cached instance)
                 self._prepare_or_fail(
                     entry,
                     functools.partial(self._prepare_fast, entry),
@@ -826,7 +800,7 @@ class WorkflowRuntime:
             logger.exception("could not run a turn of workflow instance %s; failing it", iid)
             cached = entry.cached or self._cache.get(iid)
             parent = cached.execution.parent if cached is not None else None
-            self._evict(iid)
+            self._cache.evict(iid)
             details = failure_from_exception(exc)
             details = dataclasses.replace(
                 details, message=f"treadle could not run a turn of this workflow: {details.message}"
@@ -911,7 +885,7 @@ class WorkflowRuntime:
         hand-off to the dispatcher. Under load the engine lock is busy or completions are
         queued, and results go to the dispatcher, which commits them in groups.
         """
-        if self._draining or not self._completions.empty() or len(self._inflight) > 1:
+        if self._draining or not self._inflight.results.empty() or len(self._inflight) > 1:
             # Other activities are out: their results will come soon, and the dispatcher
             # commits them all at once where each inline commit would take one round trip.
             return False
@@ -923,7 +897,7 @@ class WorkflowRuntime:
         try:
             pending: dict[str, _Pending] = {}
             slow: list[ActivityResult] = []
-            self._planned = 0
+            self._inflight.begin_round()
             self._inline.active = True
             self._accept_completion(item, event, pending, slow)
             try:
@@ -932,8 +906,8 @@ class WorkflowRuntime:
                 self._commit_pending(pending)
             except Exception:
                 logger.debug("inline commit failed; the dispatcher takes over", exc_info=True)
-                self._evict(item.instance_id)
-                self._completions.put((item, event))
+                self._cache.evict(item.instance_id)
+                self._inflight.results.put((item, event))
                 self._wake.set()
         finally:
             self._inline.active = False
@@ -944,7 +918,7 @@ class WorkflowRuntime:
         took = False
         while True:
             try:
-                item, event = self._completions.get_nowait()
+                item, event = self._inflight.results.get_nowait()
             except queue.Empty:
                 return took
             took = True
@@ -959,15 +933,8 @@ class WorkflowRuntime:
     ) -> None:
         """Route a result: into its instance's next turn if this runtime holds the instance,
         else to the instance's inbox."""
-        self._leased_until.pop(item.id, None)
-        if item.id < 0:
-            self._own_out.discard(item.instance_id)
-        if self._inflight.pop(item.id, None) is not None:
-            self._inflight_by_instance[item.instance_id] -= 1
-            if self._inflight_by_instance[item.instance_id] <= 0:
-                del self._inflight_by_instance[item.instance_id]
-            if self._activity_claim_due:
-                self._wake.set()  # a claim may have waited for room
+        if self._inflight.finish(item) and self._activity_claim_due:
+            self._wake.set()  # a claim may have waited for room
         cached = self._cache.get(item.instance_id)
         if cached is not None and cached.held and cached.execution_id == item.execution_id:
             entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
@@ -992,7 +959,7 @@ class WorkflowRuntime:
         if cached is not None and (
             cached.version != record.version or cached.execution_id != record.execution_id
         ):
-            self._evict(iid)
+            self._cache.evict(iid)
             cached = None
         if cached is None and entry.completions:
             # the instance changed under us: deliver these results through its inbox
@@ -1091,7 +1058,7 @@ class WorkflowRuntime:
             parent=started.parent if started is not None else None,
         )
 
-    def _load(self, record: InstanceRecord) -> _Cached | None:
+    def _load(self, record: InstanceRecord) -> CachedExecution | None:
         fn = self._registry.workflows.get(record.name)
         if fn is None:
             return None
@@ -1100,7 +1067,7 @@ class WorkflowRuntime:
         if record.history_len:
             history = self.store.get_history(record.instance_id)
             execution.process(history, replaying=True)
-        return _Cached(
+        return CachedExecution(
             execution=execution,
             name=record.name,
             execution_id=record.execution_id,
@@ -1109,7 +1076,8 @@ class WorkflowRuntime:
         )
 
     def _prepare_fast(self, entry: _Pending) -> None:
-        cached = self._cache[entry.instance_id]
+        cached = self._cache.get(entry.instance_id)
+        assert cached is not None
         turn = TurnInput(
             entry.instance_id, cached.name, cached.execution_id, cached.version, cached.history_len
         )
@@ -1118,7 +1086,7 @@ class WorkflowRuntime:
     def _prepare_turn(
         self,
         entry: _Pending,
-        cached: _Cached,
+        cached: CachedExecution,
         turn: TurnInput,
         events: list[HistoryEvent],
         consumed: list[int],
@@ -1132,12 +1100,10 @@ class WorkflowRuntime:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
-        room = max(0, 2 * self.max_concurrent_activities - len(self._inflight) - self._planned)
-        lease_n = min(scheduled, room) if not self._draining else 0
-        self._planned += lease_n
-        still_running = self._inflight_by_instance.get(turn.instance_id, 0) > 0
+        lease_n = self._inflight.plan(scheduled, draining=self._draining)
+        still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
-        own = scheduled == 1 and lease_n == 1 and turn.instance_id not in self._own_out
+        own = scheduled == 1 and lease_n == 1 and not self._inflight.own_task_out(turn.instance_id)
         output = build_turn(
             turn,
             new_events=new_events,
@@ -1167,7 +1133,7 @@ class WorkflowRuntime:
         assert commit is not None
         if not ok:
             logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
-            self._evict(iid)
+            self._cache.evict(iid)
             if entry.completions:
                 # Deliver its activity results through the inbox instead, where they are
                 # dropped if already delivered; else they would be lost, run again later.
@@ -1177,22 +1143,16 @@ class WorkflowRuntime:
                     )
             return
         if cached is None or entry.output is None:
-            self._evict(iid)
+            self._cache.evict(iid)
             return
         if entry.output.is_final or commit.reset_history:
-            self._evict(iid)
+            self._cache.evict(iid)
         else:
             cached.execution.confirm_actions()
             cached.version = version
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
-            if cached.held:
-                self._held.add(iid)
-            else:
-                self._held.discard(iid)
-            self._cache[iid] = cached
-            self._cache.move_to_end(iid)
-            self._trim_cache()
+            self._cache.keep(iid, cached)
         if not commit.keep_lease and self._claim_due:
             self._wake.set()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]
@@ -1206,62 +1166,14 @@ class WorkflowRuntime:
                 input=activity.input,
                 task_execution_id=activity.task_execution_id,
             )
-            self._inflight[row_id] = item
-            self._leased_until[row_id] = self._commit_sent_at + self.lease_s
-            self._inflight_by_instance[iid] += 1
-            if activity.own:
-                self._own_out.add(iid)
+            self._inflight.track(item, self._commit_sent_at, own=activity.own)
             self._submit_activity(item)
-
-    def _still_leased(self, item: ActivityWorkItem) -> bool:
-        """Whether this runtime surely still holds the activity's lease (any thread).
-
-        False after a pause (SIGSTOP, a VM freeze, a store outage) longer than the lease:
-        another worker may have run the activity and recorded its result meanwhile.
-        """
-        until = self._leased_until.get(item.id)
-        if until is not None and time.monotonic() < until:
-            return True
-        logger.warning(
-            "not starting activity %r of %s: its lease ran out before it started (was this "
-            "process paused?); another worker runs it",
-            item.name,
-            item.instance_id,
-        )
-        return False
-
-    def _forget_expired_activities(self, now: float) -> None:
-        """Stop tracking (and renewing) activities whose lease may have run out."""
-        for activity_id, until in list(self._leased_until.items()):
-            if until > now:
-                continue
-            del self._leased_until[activity_id]
-            item = self._inflight.pop(activity_id, None)
-            if item is not None:
-                if activity_id < 0:
-                    self._own_out.discard(item.instance_id)
-                self._inflight_by_instance[item.instance_id] -= 1
-                if self._inflight_by_instance[item.instance_id] <= 0:
-                    del self._inflight_by_instance[item.instance_id]
-
-    def _evict(self, instance_id: str) -> None:
-        self._cache.pop(instance_id, None)
-        self._held.discard(instance_id)
-
-    def _trim_cache(self) -> None:
-        while len(self._cache) > self._cache_size:
-            for iid, cached in self._cache.items():
-                if not cached.held:
-                    del self._cache[iid]
-                    break
-            else:
-                return
 
     def _claim_activities(self) -> bool:
         """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
         if not self._activity_claim_due or self._draining:
             return False
-        free = self.max_concurrent_activities - len(self._inflight)
+        free = self._inflight.free()
         if free <= 0:
             return False  # still due: _accept_completion wakes us when one finishes
         self._activity_claim_due = False
@@ -1271,34 +1183,23 @@ class WorkflowRuntime:
             return False
         with self._engine_lock:
             for item in items:
-                self._inflight[item.id] = item
-                self._leased_until[item.id] = sent_at + self.lease_s
-                self._inflight_by_instance[item.instance_id] += 1
+                self._inflight.track(item, sent_at)
                 self._submit_activity(item)
         if len(items) == free:
             self._activity_claim_due = True
         return True
 
     def _renew_if_due(self) -> None:
-        now = time.monotonic()
-        if now < self._next_renew:
-            return
-        self._next_renew = now + self.lease_s / 3
-        self._forget_expired_activities(now)
-        held = sorted(self._held)
-        held.extend(self._remote_pending)
-        if not held and not self._inflight:
-            return
-        lost = self.store.renew_leases(self.owner, held, list(self._inflight), self.lease_s)
-        for activity_id in self._inflight:  # all unexpired when the request was sent
-            self._leased_until[activity_id] = now + self.lease_s
+        lost = self._inflight.renew_if_due(self.store, self.owner, self._held_instances)
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
-            self._evict(iid)
-            for activity_id, item in self._inflight.items():
-                if activity_id < 0 and item.instance_id == iid:
-                    # an own task lives under the instance's lease: it went with it
-                    self._leased_until[activity_id] = now
+            self._cache.evict(iid)
+
+    def _held_instances(self) -> list[str]:
+        """The instances whose lease this runtime keeps: held, or out to a remote worker."""
+        held = self._cache.held_ids()
+        held.extend(self._remote_pending)
+        return held
 
 
 def _is_store_object(value: object) -> bool:
