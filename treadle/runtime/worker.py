@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import math
 import os
 import queue
 import socket
@@ -58,6 +57,7 @@ from treadle.runtime.turns import (
     result_for_parent,
     terminal_commit,
 )
+from treadle.runtime.wakeups import Wakeups
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
 from treadle.store.base import (
@@ -69,7 +69,6 @@ from treadle.store.base import (
     NewInstance,
     OrchestrationWorkItem,
     TurnCommit,
-    WorkToken,
     creatable,
 )
 from treadle.store.capabilities import WorkNotifier
@@ -77,8 +76,6 @@ from treadle.store.capabilities import WorkNotifier
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_WAKEUP_RECHECK_S = 0.05  # after a commit elsewhere, ask the store for timers no more often
 
 
 def _utcnow() -> datetime:
@@ -190,24 +187,16 @@ class WorkflowRuntime:
         self.lease_s = lease_s
         self._cache_size = cache_size
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = threading.Event()
+        self._wakeups = Wakeups()
         self._stopping = threading.Event()
         self._draining = False
-        self._claim_due = True
-        self._activity_claim_due = True
         self._cache = InstanceCache(cache_size)
         self._inflight = InflightActivities(lease_s, max_concurrent_activities)
         self._commit_sent_at = 0.0
-        self._skip_until: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self._executor: ActivityExecutor | None = None
         self._started = False
-        self._next_periodic = 0.0
-        self._wakeup_stale = True
         self._stop_on_work: Callable[[], None] | None = None  # see start
-        self._wakeup_checked_at = 0.0
-        self._wakeup_at = 0.0
-        self._timer_at = math.inf  # monotonic time of the earliest timer this runtime set
         self._remote = remote
         self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
             queue.SimpleQueue()
@@ -295,7 +284,7 @@ class WorkflowRuntime:
         loops = [(self._dispatch_loop, "dispatcher")]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
-                self._stop_on_work = store.on_work(self._on_store_work)
+                self._stop_on_work = store.on_work(self._wakeups.on_store_work)
         if self._stop_on_work is None:  # else a thread that waits for the store's news
             loops.append((self._watch_loop, "watcher"))
         for target, name in loops:
@@ -318,10 +307,10 @@ class WorkflowRuntime:
         self._draining = True
         deadline = time.monotonic() + timeout
         while self._inflight and time.monotonic() < deadline:
-            self._wake.set()
+            self._wakeups.wake()
             time.sleep(0.01)
         self._stopping.set()
-        self._wake.set()
+        self._wakeups.wake()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -424,7 +413,7 @@ class WorkflowRuntime:
                 self._inflight.begin_round()
                 return False
             entry.commit = dataclasses.replace(commit, create=new)
-            self._note_timers([entry.commit])
+            self._wakeups.note_timers([entry.commit])
             self._commit_sent_at = time.monotonic()
             outcome = self.store.commit_turns(self.owner, [entry.commit], self.lease_s)[0]
             if not outcome.ok:
@@ -446,7 +435,7 @@ class WorkflowRuntime:
         if instance_id not in self._remote_pending:
             return False
         self._remote_results.put((instance_id, actions, custom_status))
-        self._wake.set()
+        self._wakeups.wake()
         return True
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
@@ -457,7 +446,7 @@ class WorkflowRuntime:
         """Give up an outstanding remote turn (thread-safe): the instance is claimed and sent
         again, no sooner than ``retry_after_s`` seconds from now."""
         self._remote_abandoned.put((instance_id, time.monotonic() + retry_after_s))
-        self._wake.set()
+        self._wakeups.wake()
 
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self._remote is not None and item.name not in self._registry.activities:
@@ -485,10 +474,10 @@ class WorkflowRuntime:
                 break
             if self._remote_pending.pop(iid, None) is not None:
                 took = True
-                self._skip_until[iid] = not_before
+                self._wakeups.set_aside(iid, not_before)
                 with contextlib.suppress(StoreError):
                     self.store.release_leases(self.owner, [iid])
-                self._claim_due = True
+                self._wakeups.claim_due = True
         while True:
             try:
                 iid, actions, custom_status = self._remote_results.get_nowait()
@@ -513,7 +502,7 @@ class WorkflowRuntime:
             entry.output = output
             entry.commit = output.commit
             if output.activities:
-                self._activity_claim_due = True
+                self._wakeups.activity_claim_due = True
 
     def _prepare_remote(
         self,
@@ -562,50 +551,17 @@ class WorkflowRuntime:
             self._inline.next = None
             return following
         self._inflight.results.put((item, event))
-        self._wake.set()
+        self._wakeups.wake()
         return None
 
-    def _on_store_work(self, orchestrations: bool, activities: bool) -> None:
-        """The store says new work may be there (the watcher, or the store's own thread
-        through ``on_work``): wake the dispatcher to claim it."""
-        if orchestrations:
-            self._claim_due = True
-        if activities:
-            self._activity_claim_due = True
-        self._wakeup_stale = True
-        self._wake.set()
-
     def _watch_loop(self) -> None:
-        store = self.store
-        token: object = None
-        with contextlib.suppress(StoreError):
-            token = store.change_token(work_only=True)
-        # Work committed after the dispatcher's first claim but before this first token is
-        # invisible to the comparison below: claim once more rather than wait for the poll.
-        self._claim_due = self._activity_claim_due = True
-        self._wake.set()
-        while not self._stopping.is_set():
-            try:
-                # short waits: shutdown joins this thread, and it only sees _stopping between them
-                new = store.wait_for_work(0.1, token, work_only=True)
-            except StoreError as exc:
-                logger.warning("store unavailable, retrying: %s", exc)
-                self._stopping.wait(1.0)
-                continue
-            if token is not None and new != token:
-                if isinstance(new, WorkToken) and isinstance(token, WorkToken):
-                    orchestrations = new.orchestrations != token.orchestrations
-                    activities = new.activities != token.activities
-                else:  # a store that does not tell the kinds of work apart
-                    orchestrations = activities = True
-                self._on_store_work(orchestrations, activities)
-            token = new
+        self._wakeups.watch(self.store, self._stopping)
 
     def _dispatch_loop(self) -> None:
         backoff = 0.05
         last_error = ""  # an error that keeps coming back is shown whole once
         while not self._stopping.is_set():
-            self._wake.clear()
+            self._wakeups.event.clear()
             try:
                 worked = self._round()
                 backoff, last_error = 0.05, ""
@@ -627,58 +583,7 @@ class WorkflowRuntime:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not worked:
-                self._wake.wait(self._idle_timeout())
-
-    def _idle_timeout(self) -> float:
-        """How long to sleep: until the next timer or lease expiry the store knows of.
-
-        The store is asked again only after something changed (the store told of a commit,
-        a timer came due, or a second passed), and after a commit the store told of no
-        sooner than ``_WAKEUP_RECHECK_S`` after the last time: under load that is every
-        step of every workflow, and what it is for (a timer another process set) can wait
-        that long. Timers this runtime commits are noted at once (``_timer_at``).
-        """
-        now = time.monotonic()
-        checked = self._wakeup_checked_at
-        if (self._wakeup_stale and now >= checked + _WAKEUP_RECHECK_S) or now >= checked + 1.0:
-            self._wakeup_stale = False
-            self._wakeup_checked_at = now
-            self._wakeup_at = now + 1.0
-            with contextlib.suppress(StoreError):
-                wakeup = self.store.next_wakeup()
-                if wakeup is not None:
-                    delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
-                    self._wakeup_at = min(self._wakeup_at, now + delay)
-        timer_due = min(self._wakeup_at, self._timer_at)
-        due = timer_due
-        if self._wakeup_stale:  # wake up to ask the store again, not to claim
-            due = min(due, self._wakeup_checked_at + _WAKEUP_RECHECK_S)
-        timeout = max(0.0, due - now)
-        if timer_due - now < 1e-3:
-            self._claim_due = True
-            self._activity_claim_due = True
-            self._wakeup_stale = True
-            self._wakeup_checked_at = -_WAKEUP_RECHECK_S  # a timer came due: look again now
-            with self._engine_lock:
-                if self._timer_at <= now + 1e-3:
-                    self._timer_at = math.inf
-        return min(timeout, 1.0)
-
-    def _note_timers(self, commits: list[TurnCommit]) -> None:
-        """Remember when the messages these turns schedule for later come due (the engine
-        lock is held), so the dispatcher wakes for them without asking the store."""
-        for commit in commits:
-            if commit.new_instances:
-                self._wakeup_stale = True  # a child may start later (scheduled start)
-            for message in commit.new_messages:
-                at = message.visible_at
-                if at is None:
-                    continue
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=timezone.utc)
-                delay = max(0.0, (at - _utcnow()).total_seconds()) + 0.001
-                self._timer_at = min(self._timer_at, time.monotonic() + delay)
-                self._wake.set()
+                self._wakeups.event.wait(self._wakeups.idle_timeout(self.store))
 
     # ---- one round -------------------------------------------------------------------
     def _round(self) -> bool:
@@ -693,22 +598,18 @@ class WorkflowRuntime:
     def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
         """Lease instances with work (dispatcher thread, without the engine lock)."""
         now_mono = time.monotonic()
-        if now_mono >= self._next_periodic:
-            self._next_periodic = now_mono + 1.0
-            self._claim_due = self._activity_claim_due = True
-        if not self._claim_due or self._draining:
+        self._wakeups.periodic_claims(now_mono)
+        if not self._wakeups.claim_due or self._draining:
             return []
         limit = max(0, self.max_concurrent_workflows - self._cache.held_count)
         if not limit:
             return []  # still due: _after_commit wakes us when an instance is let go
-        self._claim_due = False
-        # instances set aside for a while; forget those whose time is up
-        self._skip_until = {i: t for i, t in self._skip_until.items() if t > now_mono}
-        exclude = list(self._skip_until)
+        self._wakeups.claim_due = False
+        exclude = self._wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         exclude.extend(self._remote_pending)
         claimed = self.store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
         if len(claimed) == limit:
-            self._claim_due = True
+            self._wakeups.claim_due = True
         return claimed
 
     def _round_locked(self, claimed: list[OrchestrationWorkItem]) -> bool:
@@ -766,7 +667,7 @@ class WorkflowRuntime:
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return False
-        self._note_timers(commits)
+        self._wakeups.note_timers(commits)
         self._commit_sent_at = time.monotonic()
         outcomes = self._commit_or_isolate(pending, commits)
         by_id = {o.instance_id: o for o in outcomes}
@@ -908,7 +809,7 @@ class WorkflowRuntime:
                 logger.debug("inline commit failed; the dispatcher takes over", exc_info=True)
                 self._cache.evict(item.instance_id)
                 self._inflight.results.put((item, event))
-                self._wake.set()
+                self._wakeups.wake()
         finally:
             self._inline.active = False
             self._engine_lock.release()
@@ -933,8 +834,8 @@ class WorkflowRuntime:
     ) -> None:
         """Route a result: into its instance's next turn if this runtime holds the instance,
         else to the instance's inbox."""
-        if self._inflight.finish(item) and self._activity_claim_due:
-            self._wake.set()  # a claim may have waited for room
+        if self._inflight.finish(item) and self._wakeups.activity_claim_due:
+            self._wakeups.wake()  # a claim may have waited for room
         cached = self._cache.get(item.instance_id)
         if cached is not None and cached.held and cached.execution_id == item.execution_id:
             entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
@@ -954,7 +855,7 @@ class WorkflowRuntime:
             # A step of this instance was committed inline after the claim read it: the
             # record is stale, the cache is not. Its messages wait in the inbox; claim again.
             # (Results of its activities in this round are committed by _commit_pending.)
-            self._claim_due = True
+            self._wakeups.claim_due = True
             return
         if cached is not None and (
             cached.version != record.version or cached.execution_id != record.execution_id
@@ -1009,7 +910,7 @@ class WorkflowRuntime:
         terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
         if terminate is None:
             # events for an instance whose start is not visible yet: wait for the start
-            self._skip_until[record.instance_id] = time.monotonic() + 1.0
+            self._wakeups.set_aside(record.instance_id, time.monotonic() + 1.0)
             self.store.release_leases(self.owner, [record.instance_id])
             return
         entry.commit = TurnCommit(
@@ -1025,13 +926,13 @@ class WorkflowRuntime:
 
     def _leave_for_others(self, record: InstanceRecord) -> None:
         """Release an instance of a workflow this runtime does not have, for another one."""
-        if record.instance_id not in self._skip_until:
+        if not self._wakeups.is_set_aside(record.instance_id):
             logger.info(
                 "workflow %r of instance %s is not registered here; leaving it to other workers",
                 record.name,
                 record.instance_id,
             )
-        self._skip_until[record.instance_id] = time.monotonic() + 5.0
+        self._wakeups.set_aside(record.instance_id, time.monotonic() + 5.0)
         self.store.release_leases(self.owner, [record.instance_id])
 
     def _fail_unregistered(
@@ -1122,7 +1023,7 @@ class WorkflowRuntime:
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n:
-            self._activity_claim_due = True
+            self._wakeups.activity_claim_due = True
 
     def _after_commit(
         self, entry: _Pending, ok: bool, version: int, activity_ids: list[int]
@@ -1153,8 +1054,8 @@ class WorkflowRuntime:
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
             self._cache.keep(iid, cached)
-        if not commit.keep_lease and self._claim_due:
-            self._wake.set()  # a claim may have waited for room
+        if not commit.keep_lease and self._wakeups.claim_due:
+            self._wakeups.wake()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]
         for row_id, activity in zip(activity_ids, leased, strict=False):
             item = ActivityWorkItem(
@@ -1171,12 +1072,12 @@ class WorkflowRuntime:
 
     def _claim_activities(self) -> bool:
         """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
-        if not self._activity_claim_due or self._draining:
+        if not self._wakeups.activity_claim_due or self._draining:
             return False
         free = self._inflight.free()
         if free <= 0:
             return False  # still due: _accept_completion wakes us when one finishes
-        self._activity_claim_due = False
+        self._wakeups.activity_claim_due = False
         sent_at = time.monotonic()
         items = self.store.claim_activities(self.owner, free, self.lease_s)
         if not items:
@@ -1186,7 +1087,7 @@ class WorkflowRuntime:
                 self._inflight.track(item, sent_at)
                 self._submit_activity(item)
         if len(items) == free:
-            self._activity_claim_due = True
+            self._wakeups.activity_claim_due = True
         return True
 
     def _renew_if_due(self) -> None:
