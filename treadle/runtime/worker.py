@@ -28,9 +28,7 @@ from typing import Any, TypeVar
 
 from treadle.core.actions import Action, CompleteOrchestration, ScheduleTask
 from treadle.core.history import (
-    ExecutionResumed,
     ExecutionStarted,
-    ExecutionSuspended,
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
@@ -48,12 +46,11 @@ from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteTurn, RemoteWorkers
+from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.turns import (
     TurnInput,
     TurnOutput,
     build_turn,
-    children_created,
     result_for_parent,
     terminal_commit,
 )
@@ -80,16 +77,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(slots=True)
-class _RemotePending:
-    """A turn handed to a remote worker, waiting for its actions."""
-
-    turn: TurnInput
-    new_events: list[HistoryEvent]
-    consumed: list[int]
-    status: OrchestrationStatus
 
 
 @dataclass(slots=True)
@@ -197,17 +184,11 @@ class WorkflowRuntime:
         self._executor: ActivityExecutor | None = None
         self._started = False
         self._stop_on_work: Callable[[], None] | None = None  # see start
-        self._remote = remote
-        self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
-            queue.SimpleQueue()
-        )
-        self._remote_pending: dict[str, _RemotePending] = {}
+        self._remote = RemoteExecutor(remote, self._wakeups.wake) if remote is not None else None
         # The dispatcher's rounds and inline commits on activity threads take turns on it.
         self._engine_lock = threading.Lock()
         self._start_gate = threading.Lock()  # held by the one start_here under way
         self._inline = threading.local()
-        # (instance id, monotonic time before which it is not claimed again)
-        self._remote_abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -432,11 +413,9 @@ class WorkflowRuntime:
         Returns:
             False if no turn of that instance is outstanding (a late or duplicate answer).
         """
-        if instance_id not in self._remote_pending:
+        if self._remote is None:
             return False
-        self._remote_results.put((instance_id, actions, custom_status))
-        self._wakeups.wake()
-        return True
+        return self._remote.complete(instance_id, actions, custom_status)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
@@ -445,12 +424,12 @@ class WorkflowRuntime:
     def abandon_remote_turn(self, instance_id: str, *, retry_after_s: float = 0.0) -> None:
         """Give up an outstanding remote turn (thread-safe): the instance is claimed and sent
         again, no sooner than ``retry_after_s`` seconds from now."""
-        self._remote_abandoned.put((instance_id, time.monotonic() + retry_after_s))
-        self._wakeups.wake()
+        if self._remote is not None:
+            self._remote.abandon(instance_id, retry_after_s)
 
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self._remote is not None and item.name not in self._registry.activities:
-            self._remote.submit_activity(item)
+            self._remote.workers.submit_activity(item)
             return
         if (
             getattr(self._inline, "active", False)
@@ -465,77 +444,24 @@ class WorkflowRuntime:
         executor.submit(item)
 
     def _take_remote_results(self, pending: dict[str, _Pending]) -> bool:
+        """Take the remote workers' answers into the round (dispatcher, engine lock held)."""
+        if self._remote is None:
+            return False
         took = False
-        # Only this (the dispatcher) thread changes _remote_pending, which it also iterates.
-        while True:
-            try:
-                iid, not_before = self._remote_abandoned.get_nowait()
-            except queue.Empty:
-                break
-            if self._remote_pending.pop(iid, None) is not None:
-                took = True
-                self._wakeups.set_aside(iid, not_before)
-                with contextlib.suppress(StoreError):
-                    self.store.release_leases(self.owner, [iid])
-                self._wakeups.claim_due = True
-        while True:
-            try:
-                iid, actions, custom_status = self._remote_results.get_nowait()
-            except queue.Empty:
-                return took
-            remote = self._remote_pending.pop(iid, None)
-            if remote is None:
-                continue
+        for iid, not_before in self._remote.take_abandoned():
             took = True
-            status = remote.status
-            now = _utcnow()
-            output = build_turn(
-                remote.turn,
-                new_events=remote.new_events,
-                actions=actions,
-                status=status,
-                custom_status=custom_status,
-                now=now,
-                consumed_messages=remote.consumed,
-            )
+            self._wakeups.set_aside(iid, not_before)
+            with contextlib.suppress(StoreError):
+                self.store.release_leases(self.owner, [iid])
+            self._wakeups.claim_due = True
+        for iid, output in self._remote.take_results():
+            took = True
             entry = pending.setdefault(iid, _Pending(iid))
             entry.output = output
             entry.commit = output.commit
             if output.activities:
                 self._wakeups.activity_claim_due = True
-
-    def _prepare_remote(
-        self,
-        record: InstanceRecord,
-        turn: TurnInput,
-        events: list[HistoryEvent],
-        consumed: list[int],
-    ) -> None:
-        remote = self._remote
-        assert remote is not None
-        past = self.store.get_history(record.instance_id) if record.history_len else []
-        turn.created_children = children_created(past)
-        for event in past:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
-        for event in events:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
-        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=_utcnow()), *events]
-        status = record.status
-        if status is OrchestrationStatus.PENDING:
-            status = OrchestrationStatus.RUNNING
-        for event in new_events:
-            if isinstance(event, ExecutionSuspended):
-                status = OrchestrationStatus.SUSPENDED
-            elif isinstance(event, ExecutionResumed):
-                status = OrchestrationStatus.RUNNING
-        self._remote_pending[record.instance_id] = _RemotePending(
-            turn, new_events, consumed, status
-        )
-        remote.submit_orchestration(
-            RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
-        )
+        return took
 
     # ---- threads ---------------------------------------------------------------------
     def _on_activity_done(
@@ -606,7 +532,8 @@ class WorkflowRuntime:
             return []  # still due: _after_commit wakes us when an instance is let go
         self._wakeups.claim_due = False
         exclude = self._wakeups.set_aside_ids(now_mono)  # instances set aside for a while
-        exclude.extend(self._remote_pending)
+        if self._remote is not None:
+            exclude.extend(self._remote.pending_ids())
         claimed = self.store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
         if len(claimed) == limit:
             self._wakeups.claim_due = True
@@ -888,7 +815,8 @@ class WorkflowRuntime:
             return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
-                self._prepare_remote(record, turn, events, consumed)
+                past = self.store.get_history(iid) if record.history_len else []
+                self._remote.send(record, turn, events, consumed, past)
                 return
             cached = self._load(record)
             if cached is None:
@@ -1099,7 +1027,8 @@ class WorkflowRuntime:
     def _held_instances(self) -> list[str]:
         """The instances whose lease this runtime keeps: held, or out to a remote worker."""
         held = self._cache.held_ids()
-        held.extend(self._remote_pending)
+        if self._remote is not None:
+            held.extend(self._remote.pending_ids())
         return held
 
 
