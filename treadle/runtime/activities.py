@@ -8,9 +8,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
+from treadle.clock import Clock, SystemClock, utcnow
 from treadle.core import codec
 from treadle.core.context import WorkflowActivityContext
 from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
@@ -32,6 +32,7 @@ class ActivityExecutor:
         done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
         is_current: asked just before an item starts; an item it refuses is dropped, not run
             (its lease ran out while it waited).
+        clock: the time of each result (its event's timestamp).
     """
 
     def __init__(
@@ -41,7 +42,9 @@ class ActivityExecutor:
         done: Done,
         *,
         is_current: Callable[[ActivityWorkItem], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
         self._is_current = is_current or (lambda item: True)
@@ -133,9 +136,9 @@ class ActivityExecutor:
             value = codec.decode(item.input)
             ctx = self._context(item)
             out = fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx)
-            event: HistoryEvent = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except _ACTIVITY_ERRORS as exc:
-            event = _failed(item, exc)
+            event = _failed(item, exc, self._clock)
         return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
@@ -151,9 +154,9 @@ class ActivityExecutor:
             value = codec.decode(item.input)
             ctx = self._context(item)
             out = await (fn(ctx, value) if value is not None or accepts_input(fn) else fn(ctx))
-            event: HistoryEvent = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except _ACTIVITY_ERRORS as exc:
-            event = _failed(item, exc)
+            event = _failed(item, exc, self._clock)
         following = self._report(item, event)
         if following is not None:  # a sync step scheduled by this result: to the threads
             self.submit(following)
@@ -207,23 +210,19 @@ def _unregistered(name: str) -> RegistrationError:
     )
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _completed(item: ActivityWorkItem, result: str | None) -> TaskCompleted:
+def _completed(item: ActivityWorkItem, result: str | None, clock: Clock) -> TaskCompleted:
     return TaskCompleted(
-        timestamp=_now(),
+        timestamp=utcnow(clock),
         task_scheduled_id=item.task_id,
         result=result,
         task_execution_id=item.task_execution_id,
     )
 
 
-def _failed(item: ActivityWorkItem, exc: BaseException) -> TaskFailed:
+def _failed(item: ActivityWorkItem, exc: BaseException, clock: Clock) -> TaskFailed:
     failure: FailureDetails = failure_from_exception(exc)
     return TaskFailed(
-        timestamp=_now(),
+        timestamp=utcnow(clock),
         task_scheduled_id=item.task_id,
         failure=failure,
         task_execution_id=item.task_execution_id,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 
+from treadle.clock import Clock, utcnow
 from treadle.errors import FailureDetails, StoreError, StoreUnavailableError
 from treadle.runtime.options import RuntimeOptions
 from treadle.runtime.prepare import PendingTurn
@@ -31,9 +31,11 @@ def commit_or_isolate(
     options: RuntimeOptions,
     pending: Mapping[str, PendingTurn],
     commits: Sequence[TurnCommit],
+    clock: Clock,
 ) -> list[CommitOutcome]:
     """Commit ``commits`` (the turns of ``pending``) at once, or one by one if the store
-    refuses them, failing the instance of each turn it refuses (see the module).
+    refuses them, failing the instance of each turn it refuses (see the module); ``clock``
+    dates the failures.
 
     Raises:
         StoreUnavailableError: the store is out of reach (the round is retried).
@@ -44,7 +46,7 @@ def commit_or_isolate(
         raise
     except StoreError as exc:
         if len(commits) == 1:
-            return [_refused(store, options, pending[commits[0].instance_id], exc)]
+            return [_refused(store, options, pending[commits[0].instance_id], exc, clock)]
     outcomes: list[CommitOutcome] = []
     for commit in commits:
         try:
@@ -52,12 +54,12 @@ def commit_or_isolate(
         except StoreUnavailableError:
             raise
         except StoreError as exc:
-            outcomes.append(_refused(store, options, pending[commit.instance_id], exc))
+            outcomes.append(_refused(store, options, pending[commit.instance_id], exc, clock))
     return outcomes
 
 
 def _refused(
-    store: Store, options: RuntimeOptions, entry: PendingTurn, exc: StoreError
+    store: Store, options: RuntimeOptions, entry: PendingTurn, exc: StoreError, clock: Clock
 ) -> CommitOutcome:
     """Fail the instance whose turn the store refused: the turn's messages and activity
     results are consumed, its activities cancelled, and none of its events kept (they may
@@ -80,7 +82,7 @@ def _refused(
             message=f"the store could not record a step of this workflow: {reason}",
         ),
         commit.consumed_messages,
-        now=datetime.now(timezone.utc),
+        now=utcnow(clock),
         consumed_activities=commit.consumed_activities,
         cancel_activities=True,
         parent=entry.cached.execution.parent if entry.cached is not None else None,

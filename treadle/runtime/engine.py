@@ -32,11 +32,10 @@ import functools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
+from treadle.clock import Clock, utcnow
 from treadle.core.history import HistoryEvent
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.errors import StoreError, StoreUnavailableError
@@ -73,6 +72,7 @@ class Engine:
             later takes effect).
         options: the runtime's settings.
         run: whether the runtime is stopping (set by its ``shutdown``).
+        clock: where every part reads the time.
         remote: where work with no local function goes, if anywhere.
     """
 
@@ -83,23 +83,30 @@ class Engine:
         registry: Registry,
         options: RuntimeOptions,
         run: RunState,
+        clock: Clock,
         remote: RemoteWorkers | None,
     ) -> None:
         self.store = store
+        self._clock = clock
         self._registry = registry
         self._options = options
         self._run = run
         self.lock = threading.Lock()
         """Held while turns are prepared and committed (see the module)."""
-        self.wakeups = Wakeups()
+        self.wakeups = Wakeups(clock)
         self.cache = InstanceCache(options.cache_size)
-        self.inflight = InflightActivities(options.lease_s, options.max_concurrent_activities)
-        self.remote = RemoteExecutor(remote, self.wakeups.wake) if remote is not None else None
+        self.inflight = InflightActivities(
+            options.lease_s, options.max_concurrent_activities, clock
+        )
+        self.remote = (
+            RemoteExecutor(remote, self.wakeups.wake, clock) if remote is not None else None
+        )
         self.prepare = TurnPreparer(
             store=store,
             registry=registry,
             options=options,
             run=run,
+            clock=clock,
             cache=self.cache,
             inflight=self.inflight,
             wakeups=self.wakeups,
@@ -110,6 +117,7 @@ class Engine:
             options.max_concurrent_activities,
             self.on_activity_done,
             is_current=self.inflight.still_leased,
+            clock=clock,
         )
         self._inline = threading.local()
         self._commit_sent_at = 0.0
@@ -214,7 +222,7 @@ class Engine:
     def start_here(self, fn: Callable[..., Any], new: NewInstance) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one commit
         (see ``WorkflowRuntime.start_here``, which checks that the runtime may take it)."""
-        if not self.lock.acquire(timeout=1.0):
+        if not self.lock.acquire(timeout=1.0):  # (real time: how long a client may block)
             return False
         try:
             if self._run.draining:
@@ -230,7 +238,7 @@ class Engine:
             )
             entry = PendingTurn(iid)
             turn = TurnInput(iid, new.name, new.execution_id, 0, 0)
-            started = new.started_event(datetime.now(timezone.utc))
+            started = new.started_event(utcnow(self._clock))
             self.prepare.prepare_turn(entry, cached, turn, [started], [])
             commit = entry.commit
             assert commit is not None
@@ -239,7 +247,7 @@ class Engine:
                 return False
             entry.commit = dataclasses.replace(commit, create=new)
             self.wakeups.note_timers([entry.commit])
-            self._commit_sent_at = time.monotonic()
+            self._commit_sent_at = self._clock.monotonic()
             options = self._options
             outcome = self.store.commit_turns(options.owner, [entry.commit], options.lease_s)[0]
             if not outcome.ok:
@@ -262,7 +270,7 @@ class Engine:
 
     def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
         """Lease instances with work (dispatcher thread, without the engine lock)."""
-        now_mono = time.monotonic()
+        now_mono = self._clock.monotonic()
         self.wakeups.periodic_claims(now_mono)
         if not self.wakeups.claim_due or self._run.draining:
             return []
@@ -352,8 +360,8 @@ class Engine:
         if not commits:
             return False
         self.wakeups.note_timers(commits)
-        self._commit_sent_at = time.monotonic()
-        outcomes = commit_or_isolate(self.store, self._options, pending, commits)
+        self._commit_sent_at = self._clock.monotonic()
+        outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
         by_id = {o.instance_id: o for o in outcomes}
         for entry in pending.values():
             if entry.commit is not None:
@@ -414,7 +422,7 @@ class Engine:
         if free <= 0:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
-        sent_at = time.monotonic()
+        sent_at = self._clock.monotonic()
         items = self.store.claim_activities(self._options.owner, free, self._options.lease_s)
         if not items:
             return False
@@ -453,7 +461,7 @@ class Engine:
                 backoff, last_error = 0.05, ""
             except StoreUnavailableError as exc:
                 logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
-                stopping.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             except Exception as exc:
@@ -465,11 +473,24 @@ class Engine:
                         "workflow dispatcher error again, retrying in %.1fs: %s", backoff, error
                     )
                 last_error = error
-                stopping.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not worked:
                 self.wakeups.event.wait(self.wakeups.idle_timeout(self.store))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` on the clock before the next round (after an error), or until
+        the runtime stops. The waits are real, each as long as the clock says is left; a
+        clock that jumps wakes the dispatcher (see :meth:`Clock.on_advance`) to look again."""
+        deadline = self._clock.monotonic() + seconds
+        event = self.wakeups.event
+        while not self._run.stopping.is_set():
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return
+            event.wait(left)
+            event.clear()  # (what woke it is taken by the round after the pause)
 
     def run_watcher(self) -> None:
         """The watcher thread, for a store that cannot call back (see :class:`Wakeups`)."""

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from treadle.clock import Clock
 from treadle.core.history import HistoryEvent
 from treadle.store.base import ActivityWorkItem, Store
 
@@ -41,9 +41,11 @@ class InflightActivities:
     Args:
         lease_s: how long a lease lasts without renewal.
         max_concurrent: activities that run at once in this process.
+        clock: whose monotonic time the leases run out on.
     """
 
-    def __init__(self, lease_s: float, max_concurrent: int) -> None:
+    def __init__(self, lease_s: float, max_concurrent: int, clock: Clock) -> None:
+        self._clock = clock
         self._lease_s = lease_s
         self._max_concurrent = max_concurrent
         self._items: dict[int, ActivityWorkItem] = {}
@@ -112,7 +114,7 @@ class InflightActivities:
         another worker may have run the activity and recorded its result meanwhile.
         """
         until = self._leased_until.get(item.id)
-        if until is not None and time.monotonic() < until:
+        if until is not None and self._clock.monotonic() < until:
             return True
         logger.warning(
             "not starting activity %r of %s: its lease ran out before it started (was this "
@@ -140,7 +142,7 @@ class InflightActivities:
 
         An own task lives under its instance's lease: it is lost with it.
         """
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now < self._next_renew:
             return []
         self._next_renew = now + self._lease_s / 3

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
+from treadle.clock import Clock, utcnow
 from treadle.core.actions import ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
@@ -60,10 +59,6 @@ __all__ = ["PendingTurn", "TurnPreparer"]
 logger = logging.getLogger(__name__)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass(slots=True)
 class PendingTurn:
     """One instance's turn in the current round, before it is committed."""
@@ -92,6 +87,7 @@ class TurnPreparer:
         registry: Registry,
         options: RuntimeOptions,
         run: RunState,
+        clock: Clock,
         cache: InstanceCache,
         inflight: InflightActivities,
         wakeups: Wakeups,
@@ -101,6 +97,7 @@ class TurnPreparer:
         self._registry = registry
         self._options = options
         self._run = run
+        self._clock = clock
         self._cache = cache
         self._inflight = inflight
         self._wakeups = wakeups
@@ -143,7 +140,7 @@ class TurnPreparer:
                 fence[2],
                 details,
                 consumed_messages,
-                now=_utcnow(),
+                now=utcnow(self._clock),
                 consumed_activities=[item.id for item, _ in entry.completions],
                 cancel_activities=True,
                 parent=parent,
@@ -227,7 +224,7 @@ class TurnPreparer:
         """Run the workflow on the turn's new events (``events``, then the activity results
         of ``entry``) and build what the turn commits."""
         execution = cached.execution
-        now = _utcnow()
+        now = utcnow(self._clock)
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
@@ -270,7 +267,7 @@ class TurnPreparer:
         terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
         if terminate is None:
             # events for an instance whose start is not visible yet: wait for the start
-            self._wakeups.set_aside(record.instance_id, time.monotonic() + 1.0)
+            self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 1.0)
             self._store.release_leases(self._options.owner, [record.instance_id])
             return
         entry.commit = TurnCommit(
@@ -292,7 +289,7 @@ class TurnPreparer:
                 record.name,
                 record.instance_id,
             )
-        self._wakeups.set_aside(record.instance_id, time.monotonic() + 5.0)
+        self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 5.0)
         self._store.release_leases(self._options.owner, [record.instance_id])
 
     def _fail_unregistered(
@@ -316,7 +313,7 @@ class TurnPreparer:
             turn.execution_id,
             failure_from_exception(error),
             consumed,
-            now=_utcnow(),
+            now=utcnow(self._clock),
             parent=started.parent if started is not None else None,
         )
 

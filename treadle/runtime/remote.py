@@ -24,12 +24,11 @@ State: the turns out by instance id, and the queues of answers and of abandoned 
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Protocol
 
+from treadle.clock import Clock, utcnow
 from treadle.core.actions import Action
 from treadle.core.history import (
     ExecutionResumed,
@@ -86,19 +85,17 @@ class _RemotePending:
     status: OrchestrationStatus
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class RemoteExecutor:
     """The turns out to remote workers, and their answers (see the module).
 
     Args:
         workers: where to send them.
         wake: wakes the dispatcher (called from the server's threads).
+        clock: the time of each turn, and of the delays before a turn given up is sent again.
     """
 
-    def __init__(self, workers: RemoteWorkers, wake: Callable[[], None]) -> None:
+    def __init__(self, workers: RemoteWorkers, wake: Callable[[], None], clock: Clock) -> None:
+        self._clock = clock
         self.workers = workers
         self._wake = wake
         self._pending: dict[str, _RemotePending] = {}
@@ -134,7 +131,10 @@ class RemoteExecutor:
         for event in events:
             if isinstance(event, ExecutionStarted):
                 turn.parent = event.parent
-        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=_utcnow()), *events]
+        new_events: list[HistoryEvent] = [
+            OrchestratorStarted(timestamp=utcnow(self._clock)),
+            *events,
+        ]
         status = record.status
         if status is OrchestrationStatus.PENDING:
             status = OrchestrationStatus.RUNNING
@@ -160,7 +160,7 @@ class RemoteExecutor:
     def abandon(self, instance_id: str, retry_after_s: float) -> None:
         """Give up the instance's turn (any thread): it is claimed and sent again, no sooner
         than ``retry_after_s`` seconds from now."""
-        self._abandoned.put((instance_id, time.monotonic() + retry_after_s))
+        self._abandoned.put((instance_id, self._clock.monotonic() + retry_after_s))
         self._wake()
 
     def take_abandoned(self) -> list[tuple[str, float]]:
@@ -192,7 +192,7 @@ class RemoteExecutor:
                 actions=actions,
                 status=remote.status,
                 custom_status=custom_status,
-                now=_utcnow(),
+                now=utcnow(self._clock),
                 consumed_messages=remote.consumed,
             )
             taken.append((iid, output))

@@ -29,10 +29,10 @@ import contextlib
 import logging
 import math
 import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from treadle.clock import Clock, utcnow
 from treadle.errors import StoreError
 from treadle.store.base import Store, TurnCommit, WorkToken
 
@@ -43,14 +43,15 @@ logger = logging.getLogger(__name__)
 _WAKEUP_RECHECK_S = 0.05  # after a commit elsewhere, ask the store for timers no more often
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class Wakeups:
-    """When the dispatcher wakes up and what it claims then (see the module)."""
+    """When the dispatcher wakes up and what it claims then (see the module).
 
-    def __init__(self) -> None:
+    Args:
+        clock: whose time the timers and waits are on.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self.event = threading.Event()
         """Set to wake the dispatcher; it clears it at the start of each round."""
         self.claim_due = True
@@ -101,6 +102,7 @@ class Wakeups:
     def note_timers(self, commits: Sequence[TurnCommit]) -> None:
         """Remember when the messages these turns schedule for later come due (the engine
         lock is held), so the dispatcher wakes for them without asking the store."""
+        now: datetime | None = None
         for commit in commits:
             if commit.new_instances:
                 self._stale = True  # a child may start later (scheduled start)
@@ -110,9 +112,11 @@ class Wakeups:
                     continue
                 if at.tzinfo is None:
                     at = at.replace(tzinfo=timezone.utc)
-                delay = max(0.0, (at - _utcnow()).total_seconds()) + 0.001
+                if now is None:
+                    now = utcnow(self._clock)
+                delay = max(0.0, (at - now).total_seconds()) + 0.001
                 with self._timer_lock:
-                    self._timer_at = min(self._timer_at, time.monotonic() + delay)
+                    self._timer_at = min(self._timer_at, self._clock.monotonic() + delay)
                 self.event.set()
 
     def idle_timeout(self, store: Store) -> float:
@@ -124,7 +128,7 @@ class Wakeups:
         step of every workflow, and what it is for (a timer another process set) can wait
         that long. Timers this runtime commits are noted at once (:meth:`note_timers`).
         """
-        now = time.monotonic()
+        now = self._clock.monotonic()
         checked = self._checked_at
         if (self._stale and now >= checked + _WAKEUP_RECHECK_S) or now >= checked + 1.0:
             self._stale = False
@@ -133,7 +137,7 @@ class Wakeups:
             with contextlib.suppress(StoreError):
                 wakeup = store.next_wakeup()
                 if wakeup is not None:
-                    delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
+                    delay = max(0.0, (wakeup - utcnow(self._clock)).total_seconds()) + 0.001
                     self._store_wakeup_at = min(self._store_wakeup_at, now + delay)
         timer_due = min(self._store_wakeup_at, self._timer_at)
         due = timer_due
@@ -166,7 +170,7 @@ class Wakeups:
                 new = store.wait_for_work(0.1, token, work_only=True)
             except StoreError as exc:
                 logger.warning("store unavailable, retrying: %s", exc)
-                stopping.wait(1.0)
+                self._pause(stopping, 1.0)
                 continue
             if token is not None and new != token:
                 if isinstance(new, WorkToken) and isinstance(token, WorkToken):
@@ -176,3 +180,13 @@ class Wakeups:
                     orchestrations = activities = True
                 self.on_store_work(orchestrations, activities)
             token = new
+
+    def _pause(self, stopping: threading.Event, seconds: float) -> None:
+        """Wait ``seconds`` on the clock, or until ``stopping`` is set (real waits, each as
+        long as the clock says is left)."""
+        deadline = self._clock.monotonic() + seconds
+        while not stopping.is_set():
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return
+            stopping.wait(left)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent
 from treadle.errors import StoreError
@@ -75,6 +76,11 @@ class WorkflowRuntime:
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
             commit (see :meth:`start_here`). False: every start goes through the store.
+        clock: where the runtime reads the time: the timestamps it writes (each turn's
+            ``OrchestratorStarted``, activity results) and every deadline (leases, pauses
+            after errors, instances set aside, renewals, idle waits); default the real
+            time. A :class:`~treadle.clock.ManualClock` shared with the store lets a test
+            step time (see :mod:`treadle.clock`).
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class WorkflowRuntime:
         remote: RemoteWorkers | None = None,
         fail_unknown_workflows: bool = True,
         local_starts: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
@@ -105,12 +112,14 @@ class WorkflowRuntime:
         self.lease_s = lease_s
         self._cache_size = cache_size
         self._remote = remote
+        self._clock: Clock = clock or SystemClock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The current run (from start to shutdown): its state, its engine, its threads.
         self._run = RunState()
         self._engine: Engine | None = None
         self._threads: list[threading.Thread] = []
         self._stop_on_work: Callable[[], None] | None = None  # see start
+        self._stop_on_advance: Callable[[], None] | None = None
         self._start_gate = threading.Lock()  # held by the one start_here under way
 
     # ---- registration ----------------------------------------------------------------
@@ -186,9 +195,15 @@ class WorkflowRuntime:
         )
         self._run = run = RunState()
         self._engine = engine = Engine(
-            store=store, registry=self._registry, options=options, run=run, remote=self._remote
+            store=store,
+            registry=self._registry,
+            options=options,
+            run=run,
+            clock=self._clock,
+            remote=self._remote,
         )
         self._release_dead_local_owners(store)
+        self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops = [(engine.run_dispatcher, "dispatcher")]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
@@ -205,7 +220,10 @@ class WorkflowRuntime:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: take no new work, let running activities finish (up to
         ``timeout`` seconds) and commit their results, then release every lease. Activities
-        still running after that are left to be retried by the next runtime."""
+        still running after that are left to be retried by the next runtime.
+
+        ``timeout`` is real seconds, whatever the runtime's clock: it bounds how long this
+        call blocks."""
         engine = self._engine
         if engine is None:
             return
@@ -229,6 +247,9 @@ class WorkflowRuntime:
         if self._store is not None and not _is_store_object(self._store_arg):
             self._store.close()  # we opened it from a URL: give its connections back
             self._store = None
+        if self._stop_on_advance is not None:
+            self._stop_on_advance()
+            self._stop_on_advance = None
         self._engine = None
 
     def __enter__(self) -> WorkflowRuntime:
