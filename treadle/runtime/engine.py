@@ -139,6 +139,14 @@ class Engine:
         self.wakeups.wake()
         return None
 
+    def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+        """A remote worker's activity finished (reported on a server thread): as
+        :meth:`on_activity_done`, but a local step that committing the result scheduled goes
+        to the activity threads, since the reporting thread runs no activities."""
+        following = self.on_activity_done(item, event)
+        if following is not None:
+            self.executor.submit(following)
+
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self.remote is not None and item.name not in self._registry.activities:
             self.remote.workers.submit_activity(item)

@@ -334,7 +334,7 @@ class WorkflowRuntime:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
         engine = self._engine
         if engine is not None:
-            engine.on_activity_done(item, event)
+            engine.on_remote_activity_done(item, event)
 
     def abandon_remote_turn(self, instance_id: str, *, retry_after_s: float = 0.0) -> None:
         """Give up an outstanding remote turn (thread-safe): the instance is claimed and sent
