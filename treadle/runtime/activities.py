@@ -1,4 +1,14 @@
-"""Running activities: sync ones in a bounded thread pool, ``async def`` ones on an event loop."""
+"""Running activities: sync ones in a bounded thread pool, ``async def`` ones on an event loop.
+
+Threads: :meth:`ActivityExecutor.submit` is called by the thread that holds the engine lock
+(and by the event loop's thread, for a sync step that an async result scheduled). The
+activity threads run sync activities, one event-loop thread runs the async ones; each
+reports an outcome through ``done`` on its own thread, which may hand back the next step for
+that thread to run.
+
+State: the queue of items waiting for a thread, the threads and how many are idle (under the
+executor's own lock), the event loop, and whether each activity name is ``async def``.
+"""
 
 from __future__ import annotations
 

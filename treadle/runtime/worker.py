@@ -16,7 +16,13 @@ imports go one way, down this list:
   commit and the isolation of a refused turn. ``prepare``: each instance's turn.
 - ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
   ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
-  ``activities`` (the threads that run activities), ``turns`` (actions to a commit).
+  ``activities`` (the threads that run activities), ``registry`` (the functions),
+  ``options`` (settings, and whether the run is stopping).
+- ``turns``: a turn's actions to a store commit (no state).
+
+Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
+bounds on how long a caller's thread blocks are real time (``shutdown``'s timeout, the
+engine lock's wait in ``start_here``).
 
 Threads: the application's (register, start, shutdown), client threads of this process
 (``start_here``) and the server's threads (``complete_remote_*``, ``abandon_remote_turn``)
