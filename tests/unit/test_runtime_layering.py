@@ -14,6 +14,7 @@ RUNTIME = Path(__file__).resolve().parents[2] / "treadle" / "runtime"
 LAYERS: list[set[str]] = [
     {"__init__", "loading"},
     {"worker"},
+    {"dispatcher"},
     {"engine"},
     {"commits"},
     {"prepare"},

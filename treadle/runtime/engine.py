@@ -12,12 +12,13 @@ turn: committed inline on the activity's thread when nothing else waits (a chain
 on one thread: activity, commit, next activity), else by the next round.
 
 Threads and locks: the engine lock serializes everything that prepares or commits turns:
-the dispatcher's rounds (:meth:`Engine.round`), an activity thread's inline commit
-(:meth:`Engine.on_activity_done`) and a client thread's start (:meth:`Engine.start_here`).
-Under it they may touch the cache, the in-flight activities, the wake-ups and the remote
-executor. The store's claims run outside it, on the dispatcher, so that an inline commit
-need not wait for their round trips. The thread-local ``inline`` marks the activity thread
-that commits inline, which runs the next step itself.
+the dispatcher's rounds (:meth:`Engine.round`, from :mod:`treadle.runtime.dispatcher`), an
+activity thread's inline commit (:meth:`Engine.on_activity_done`) and a client thread's
+start (:meth:`Engine.start_here`). Under it they may touch the cache, the in-flight
+activities, the wake-ups and the remote executor. The store's claims run outside it, on
+the dispatcher, so that an inline commit need not wait for their round trips. The
+thread-local ``inline`` marks the activity thread that commits inline, which runs the next
+step itself.
 
 One engine serves one run of a runtime (from ``start`` to ``shutdown``): its state is the
 parts it owns (cache, in-flight activities, wake-ups, remote executor, activity executor) and
@@ -37,8 +38,8 @@ from typing import Any
 
 from treadle.clock import Clock, utcnow
 from treadle.core.history import HistoryEvent
-from treadle.core.replay import WorkflowExecution, failure_from_exception
-from treadle.errors import StoreError, StoreUnavailableError
+from treadle.core.replay import WorkflowExecution
+from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.commits import commit_or_isolate
@@ -454,52 +455,3 @@ class Engine:
         if self.remote is not None:
             held.extend(self.remote.pending_ids())
         return held
-
-    # ---- the dispatcher thread ---------------------------------------------------------
-    def run_dispatcher(self) -> None:
-        """The dispatcher thread: rounds until the runtime stops; after an error, the same
-        round again after a pause that doubles up to 5 s; idle, a sleep until a wake-up."""
-        backoff = 0.05
-        last_error = ""  # an error that keeps coming back is shown whole once
-        stopping = self._run.stopping
-        while not stopping.is_set():
-            self.wakeups.event.clear()
-            try:
-                worked = self.round()
-                backoff, last_error = 0.05, ""
-            except StoreUnavailableError as exc:
-                logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
-                self._pause(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {failure_from_exception(exc).message}"
-                if error != last_error:
-                    logger.exception("workflow dispatcher error; retrying in %.1fs", backoff)
-                else:
-                    logger.warning(
-                        "workflow dispatcher error again, retrying in %.1fs: %s", backoff, error
-                    )
-                last_error = error
-                self._pause(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not worked:
-                self.wakeups.event.wait(self.wakeups.idle_timeout(self.store))
-
-    def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` on the clock before the next round (after an error), or until
-        the runtime stops. The waits are real, each as long as the clock says is left; a
-        clock that jumps wakes the dispatcher (see :meth:`Clock.on_advance`) to look again."""
-        deadline = self._clock.monotonic() + seconds
-        event = self.wakeups.event
-        while not self._run.stopping.is_set():
-            left = deadline - self._clock.monotonic()
-            if left <= 0:
-                return
-            event.wait(left)
-            event.clear()  # (what woke it is taken by the round after the pause)
-
-    def run_watcher(self) -> None:
-        """The watcher thread, for a store that cannot call back (see :class:`Wakeups`)."""
-        self.wakeups.watch(self.store, self._run.stopping)

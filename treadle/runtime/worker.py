@@ -12,6 +12,8 @@ imports go one way, down this list:
 
 - ``worker`` (this module): registration and lifecycle, the facade the application, the
   client (``start_here``) and the server (remote workers) call.
+- ``dispatcher``: the dispatcher thread (rounds, pauses after errors, idle waits) and the
+  watcher thread.
 - ``engine``: one round, inline commits, starts; the engine lock. ``commits``: the group
   commit and the isolation of a refused turn. ``prepare``: each instance's turn.
 - ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
@@ -47,6 +49,7 @@ from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent
 from treadle.errors import StoreError
+from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
@@ -210,14 +213,16 @@ class WorkflowRuntime:
         )
         self._release_dead_local_owners(store)
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
-        loops = [(engine.run_dispatcher, "dispatcher")]
+        loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
+            (dispatch, (engine, run, self._clock), "dispatcher")
+        ]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
                 self._stop_on_work = store.on_work(engine.wakeups.on_store_work)
         if self._stop_on_work is None:  # else a thread that waits for the store's news
-            loops.append((engine.run_watcher, "watcher"))
-        for target, name in loops:
-            thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
+            loops.append((watch, (engine, run), "watcher"))
+        for target, args, name in loops:
+            thread = threading.Thread(target=target, args=args, name=f"treadle-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         if self.local_starts:
