@@ -138,7 +138,10 @@ def test_an_activity_whose_lease_ran_out_on_the_clock_is_not_started(
         return "two"
 
     def both(ctx: wf.WorkflowContext, _: Any) -> Generator[wf.Task[Any], Any, list[str]]:
-        return (yield wf.when_all([ctx.call_activity("first"), ctx.call_activity("second")]))
+        results: list[str] = yield wf.when_all(
+            [ctx.call_activity("first"), ctx.call_activity("second")]
+        )
+        return results
 
     def register(runtime: wf.WorkflowRuntime) -> wf.WorkflowRuntime:
         runtime.register_workflow(both, name="both")
