@@ -318,6 +318,10 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
+# Fields added last to their events, left out of the stored text when unset, so that events
+# which do not use them are stored as they were before the fields existed (a field added
+# later goes at the end of its event and here).
+_UNSET_LAST_FIELDS = (',"propagated":null}', ',"propagation_scope":0}')
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -389,6 +393,13 @@ def event_to_json(event: HistoryEvent) -> str:
         # (the events nested in it need their kinds: the one-pass form has none)
         return orjson.dumps(event_to_dict(event)).decode()
     body = orjson.dumps(event).decode()
+    trimmed = True
+    while trimmed:
+        trimmed = False
+        for unset in _UNSET_LAST_FIELDS:
+            if body.endswith(unset):
+                body = body[: -len(unset)] + "}"
+                trimmed = True
     return f'{{"kind":"{event.KIND}",{body[1:]}'
 
 

@@ -100,7 +100,9 @@ class Engine:
             options.lease_s, options.max_concurrent_activities, clock
         )
         self.remote = (
-            RemoteExecutor(remote, self.wakeups.wake, clock) if remote is not None else None
+            RemoteExecutor(remote, self.wakeups.wake, clock, app_id=options.app_id)
+            if remote is not None
+            else None
         )
         self.prepare = TurnPreparer(
             store=store,
@@ -419,6 +421,7 @@ class Engine:
                 name=activity.name,
                 input=activity.input,
                 task_execution_id=activity.task_execution_id,
+                propagated=activity.propagated,
             )
             self.inflight.track(item, self._commit_sent_at, own=activity.own)
             self._submit_activity(item)

@@ -7,10 +7,11 @@ written by the thread that calls ``WorkflowRuntime.shutdown`` and read by every 
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["RunState", "RuntimeOptions"]
+__all__ = ["RunState", "RuntimeOptions", "default_app_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,15 @@ class RuntimeOptions:
     """Idle instances whose live generator is kept."""
     fail_unknown_workflows: bool
     """Fail an instance whose workflow is not registered here (else leave it to others)."""
+    app_id: str = "treadle"
+    """The app the runtime's workflows run in: it tags the history they propagate."""
+
+
+def default_app_id() -> str:
+    """The app id of a runtime: ``$TREADLE_APP_ID``, else ``$APP_ID`` (what ``dapr run``
+    sets), else ``"treadle"`` (never empty: the Dapr SDK refuses a propagated history whose
+    app id is)."""
+    return os.environ.get("TREADLE_APP_ID") or os.environ.get("APP_ID") or "treadle"
 
 
 class RunState:

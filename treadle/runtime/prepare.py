@@ -37,10 +37,12 @@ from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor
 from treadle.runtime.turns import (
+    PropagationInput,
     TurnInput,
     TurnOutput,
     build_turn,
     failed_turn,
+    needs_past,
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
@@ -229,6 +231,11 @@ class TurnPreparer:
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
         actions = execution.take_actions()
+        propagation = None
+        if needs_past(actions, execution.propagated):
+            # (only the turns that hand history on read the run's stored events)
+            past = self._store.get_history(turn.instance_id) if turn.history_len else []
+            propagation = PropagationInput(past, execution.propagated, self._options.app_id)
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
@@ -248,6 +255,7 @@ class TurnPreparer:
             lease_activities=lease_n,
             keep_lease=lease_n > 0 or still_running,
             own_activity=own,
+            propagation=propagation,
         )
         entry.output = output
         entry.commit = output.commit

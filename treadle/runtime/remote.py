@@ -37,8 +37,16 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    Propagation,
 )
-from treadle.runtime.turns import TurnInput, TurnOutput, build_turn, children_created
+from treadle.runtime.turns import (
+    PropagationInput,
+    TurnInput,
+    TurnOutput,
+    build_turn,
+    children_created,
+    needs_past,
+)
 from treadle.store.base import ActivityWorkItem, InstanceRecord
 
 __all__ = ["RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
@@ -83,6 +91,8 @@ class _RemotePending:
     new_events: list[HistoryEvent]
     consumed: list[int]
     status: OrchestrationStatus
+    past: Sequence[HistoryEvent]
+    received: Propagation | None
 
 
 class RemoteExecutor:
@@ -92,10 +102,19 @@ class RemoteExecutor:
         workers: where to send them.
         wake: wakes the dispatcher (called from the server's threads).
         clock: the time of each turn, and of the delays before a turn given up is sent again.
+        app_id: the app the workflows run in (it tags the history they propagate).
     """
 
-    def __init__(self, workers: RemoteWorkers, wake: Callable[[], None], clock: Clock) -> None:
+    def __init__(
+        self,
+        workers: RemoteWorkers,
+        wake: Callable[[], None],
+        clock: Clock,
+        *,
+        app_id: str = "treadle",
+    ) -> None:
         self._clock = clock
+        self._app_id = app_id
         self.workers = workers
         self._wake = wake
         self._pending: dict[str, _RemotePending] = {}
@@ -125,12 +144,11 @@ class RemoteExecutor:
             past: the run's stored history.
         """
         turn.created_children = children_created(past)
-        for event in past:
+        received: Propagation | None = None
+        for event in (*past, *events):
             if isinstance(event, ExecutionStarted):
                 turn.parent = event.parent
-        for event in events:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
+                received = event.propagated
         new_events: list[HistoryEvent] = [
             OrchestratorStarted(timestamp=utcnow(self._clock)),
             *events,
@@ -143,7 +161,9 @@ class RemoteExecutor:
                 status = OrchestrationStatus.SUSPENDED
             elif isinstance(event, ExecutionResumed):
                 status = OrchestrationStatus.RUNNING
-        self._pending[record.instance_id] = _RemotePending(turn, new_events, consumed, status)
+        self._pending[record.instance_id] = _RemotePending(
+            turn, new_events, consumed, status, past, received
+        )
         self.workers.submit_orchestration(
             RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
         )
@@ -194,5 +214,8 @@ class RemoteExecutor:
                 custom_status=custom_status,
                 now=utcnow(self._clock),
                 consumed_messages=remote.consumed,
+                propagation=PropagationInput(remote.past, remote.received, self._app_id)
+                if needs_past(actions, remote.received)
+                else None,
             )
             taken.append((iid, output))

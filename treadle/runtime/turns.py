@@ -31,11 +31,13 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
     TimerFired,
 )
+from treadle.core.propagation import assemble, carried_over
 from treadle.errors import FailureDetails
 from treadle.store.base import (
     NewActivity,
@@ -69,6 +71,58 @@ class TurnInput:
     created_children: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class PropagationInput:
+    """What a turn that propagates history builds it from (see
+    :mod:`treadle.core.propagation`).
+
+    Attributes:
+        past: the run's stored history (the turn's new events follow it).
+        received: the history the run itself received, if any.
+        app_id: the app the workflow runs in.
+    """
+
+    past: Sequence[HistoryEvent]
+    received: Propagation | None
+    app_id: str
+
+
+def needs_past(actions: Sequence[Action], received: Propagation | None) -> bool:
+    """Whether building a turn with ``actions`` needs a :class:`PropagationInput`: a call
+    propagates history, or the run continues as new with a history it received."""
+    for action in actions:
+        if isinstance(action, ScheduleTask | CreateSubOrchestration) and action.propagation_scope:
+            return True
+        if (
+            isinstance(action, CompleteOrchestration)
+            and action.status is OrchestrationStatus.CONTINUED_AS_NEW
+            and received is not None
+        ):
+            return True
+    return False
+
+
+def _propagated(
+    propagation: PropagationInput | None,
+    scope: int,
+    turn: TurnInput,
+    events: Sequence[HistoryEvent],
+) -> Propagation | None:
+    """The history a call of the turn propagates: the run's events up to the call's own
+    (the last of ``events``)."""
+    if not scope:
+        return None
+    if propagation is None:
+        raise AssertionError("a turn that propagates history is built with its run's history")
+    return assemble(
+        scope,
+        own_events=[*propagation.past, *events],
+        received=propagation.received,
+        app_id=propagation.app_id,
+        instance_id=turn.instance_id,
+    )
+
+
 @dataclass(slots=True)
 class TurnOutput:
     """A built turn: the commit, plus what the runtime must do once it is committed.
@@ -97,6 +151,7 @@ def build_turn(
     lease_activities: int = 0,
     keep_lease: bool = False,
     own_activity: bool = False,
+    propagation: PropagationInput | None = None,
 ) -> TurnOutput:
     """Build the commit of one turn.
 
@@ -113,7 +168,8 @@ def build_turn(
         keep_lease: keep the instance lease after the commit.
         own_activity: the first activity is the instance's own task (kept in its row; see
             :data:`treadle.store.base.OWN_TASK_RULES`), if it is leased and the turn keeps
-            the lease.
+            the lease (and propagates no history).
+        propagation: the run's history, if :func:`needs_past` says the turn needs it.
     """
     events: list[HistoryEvent] = list(new_events)
     activities: list[NewActivity] = []
@@ -130,6 +186,7 @@ def build_turn(
             events.append(event)
         match action:
             case ScheduleTask():
+                propagated = _propagated(propagation, action.propagation_scope, turn, events)
                 activities.append(
                     NewActivity(
                         instance_id=iid,
@@ -139,7 +196,12 @@ def build_turn(
                         input=action.input,
                         task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
                         leased=len(activities) < lease_activities,
-                        own=own_activity and keep_lease and not activities and lease_activities > 0,
+                        own=own_activity
+                        and keep_lease
+                        and not activities
+                        and lease_activities > 0
+                        and propagated is None,
+                        propagated=propagated,
                     )
                 )
             case CreateTimer():
@@ -158,6 +220,7 @@ def build_turn(
                         input=action.input,
                         execution_id=new_execution_id(),
                         parent=parent,
+                        propagated=_propagated(propagation, action.propagation_scope, turn, events),
                     )
                 )
             case SendEvent():
@@ -192,6 +255,7 @@ def build_turn(
         now=now,
         consumed_messages=consumed_messages,
         consumed_activities=consumed_activities,
+        propagation=propagation,
     )
 
 
@@ -206,10 +270,19 @@ def _finish(
     now: datetime,
     consumed_messages: Sequence[int],
     consumed_activities: Sequence[int],
+    propagation: PropagationInput | None,
 ) -> TurnOutput:
     iid = turn.instance_id
     if completion.status is OrchestrationStatus.CONTINUED_AS_NEW:
         new_exec = new_execution_id()
+        handed_on = None
+        if propagation is not None:
+            handed_on = carried_over(
+                propagation.received,
+                own_events=[*propagation.past, *events],
+                app_id=propagation.app_id,
+                instance_id=iid,
+            )
         start = ExecutionStarted(
             timestamp=now,
             name=turn.name,
@@ -217,6 +290,7 @@ def _finish(
             execution_id=new_exec,
             input=completion.result,
             parent=turn.parent,
+            propagated=handed_on,
         )
         messages.append(NewMessage(iid, start, execution_id=new_exec))
         for carried in completion.carryover_events:

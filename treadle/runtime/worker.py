@@ -51,7 +51,7 @@ from treadle.core.history import HistoryEvent
 from treadle.errors import StoreError
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
-from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.options import RunState, RuntimeOptions, default_app_id
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteWorkers
 from treadle.store import Store, open_store
@@ -213,6 +213,7 @@ class WorkflowRuntime:
             max_concurrent_workflows=self.max_concurrent_workflows,
             cache_size=self._cache_size,
             fail_unknown_workflows=self.fail_unknown_workflows,
+            app_id=default_app_id(),
         )
         self._run = run = RunState()
         self._engine = engine = Engine(

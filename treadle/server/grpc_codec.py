@@ -27,7 +27,11 @@ from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.errors import InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
-from treadle.server.grpc_events import history_event_from_proto, history_event_to_proto
+from treadle.server.grpc_events import (
+    history_event_from_proto,
+    history_event_to_proto,
+    propagation_to_proto,
+)
 from treadle.server.grpc_values import (
     INDEFINITE_FIRE_AT,
     datetime_from_proto,
@@ -50,6 +54,7 @@ __all__ = [
     "failure_to_proto",
     "history_event_from_proto",
     "history_event_to_proto",
+    "propagation_to_proto",
     "status_from_proto",
     "status_to_proto",
 ]
@@ -85,6 +90,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=task.name,
                 input=optional_string(task, "input"),
                 task_execution_id=task.taskExecutionId,
+                propagation_scope=propagation_scope(action.id, task.historyPropagationScope),
             )
         case "createTimer":
             return CreateTimer(id=action.id, fire_at=datetime_from_proto(action.createTimer.fireAt))
@@ -95,6 +101,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=child.name,
                 instance_id=child.instanceId,
                 input=optional_string(child, "input"),
+                propagation_scope=propagation_scope(action.id, child.historyPropagationScope),
             )
         case "sendEvent":
             send = action.sendEvent
@@ -113,6 +120,20 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 f"action {action.id}: {kind} has no treadle equivalent; treadle serve supports "
                 "scheduleTask, createTimer, createChildWorkflow, sendEvent and completeWorkflow"
             )
+
+
+def propagation_scope(action_id: int, value: int) -> int:
+    """A ``HistoryPropagationScope`` as the core keeps it (0 none, 1 own history, 2 lineage).
+
+    Raises:
+        InvalidInputError: it is none of those.
+    """
+    if value not in (0, 1, 2):
+        raise InvalidInputError(
+            f"action {action_id}: historyPropagationScope {value} is not a scope this sidecar "
+            "knows (NONE, OWN_HISTORY or LINEAGE)"
+        )
+    return value
 
 
 def _complete_from_proto(action_id: int, complete: apb.CompleteWorkflowAction) -> Action:
@@ -158,6 +179,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     name=action.name,
                     input=string_value(action.input),
                     taskExecutionId=action.task_execution_id,
+                    historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
                 ),
             )
         case CreateTimer():
@@ -172,6 +194,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     instanceId=action.instance_id,
                     name=action.name,
                     input=string_value(action.input),
+                    historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
                 ),
             )
         case SendEvent():

@@ -25,6 +25,7 @@ from treadle.core.history import (
     OrchestratorCompleted,
     OrchestratorStarted,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
@@ -48,7 +49,7 @@ from treadle.server.grpc_values import (
     string_value,
 )
 
-__all__ = ["history_event_from_proto", "history_event_to_proto"]
+__all__ = ["history_event_from_proto", "history_event_to_proto", "propagation_to_proto"]
 
 # The names of the StalledReason enum, the first being its default (PATCH_MISMATCH).
 _STALLED_REASONS: tuple[str, ...] = tuple(opb.StalledReason.keys())
@@ -136,6 +137,27 @@ def history_event_to_proto(event: HistoryEvent) -> hpb.HistoryEvent:
     return out
 
 
+def propagation_to_proto(value: Propagation) -> hpb.PropagatedHistory:
+    """A propagated history as daprd sends it to SDK workers: each chunk's events serialized
+    one by one (``rawEvents``), with its app id, instance id and workflow name.
+
+    Raises:
+        InvalidInputError: an event has no protobuf form.
+    """
+    return hpb.PropagatedHistory(
+        scope=value.scope,  # type: ignore[arg-type]
+        chunks=[
+            hpb.PropagatedHistoryChunk(
+                rawEvents=[history_event_to_proto(e).SerializeToString() for e in chunk.events],
+                appId=chunk.app_id,
+                instanceId=chunk.instance_id,
+                workflowName=chunk.workflow_name,
+            )
+            for chunk in value.chunks
+        ],
+    )
+
+
 def _execution_started_to_proto(event: ExecutionStarted) -> hpb.ExecutionStartedEvent:
     started = hpb.ExecutionStartedEvent(
         name=event.name,
@@ -169,9 +191,12 @@ def _execution_completed_to_proto(event: ExecutionCompleted) -> hpb.ExecutionCom
 
 
 def _task_scheduled_to_proto(event: TaskScheduled) -> hpb.TaskScheduledEvent:
-    return hpb.TaskScheduledEvent(
+    scheduled = hpb.TaskScheduledEvent(
         name=event.name, input=string_value(event.input), taskExecutionId=event.task_execution_id
     )
+    if event.propagation_scope:
+        scheduled.historyPropagationScope = event.propagation_scope  # type: ignore[assignment]
+    return scheduled
 
 
 def _task_completed_to_proto(event: TaskCompleted) -> hpb.TaskCompletedEvent:
@@ -193,9 +218,12 @@ def _task_failed_to_proto(event: TaskFailed) -> hpb.TaskFailedEvent:
 def _child_created_to_proto(
     event: SubOrchestrationInstanceCreated,
 ) -> hpb.ChildWorkflowInstanceCreatedEvent:
-    return hpb.ChildWorkflowInstanceCreatedEvent(
+    created = hpb.ChildWorkflowInstanceCreatedEvent(
         instanceId=event.instance_id, name=event.name, input=string_value(event.input)
     )
+    if event.propagation_scope:
+        created.historyPropagationScope = event.propagation_scope  # type: ignore[assignment]
+    return created
 
 
 def _execution_stalled_to_proto(event: ExecutionStalled) -> hpb.ExecutionStalledEvent:
@@ -209,6 +237,12 @@ def _execution_stalled_to_proto(event: ExecutionStalled) -> hpb.ExecutionStalled
     if description:
         stalled.description = description
     return stalled
+
+
+def _scope(value: int) -> int:
+    """A recorded propagation scope; one this codec does not know is kept as none (the
+    event records a call already made)."""
+    return value if value in (1, 2) else 0
 
 
 def history_event_from_proto(event: hpb.HistoryEvent) -> HistoryEvent:
@@ -311,6 +345,7 @@ def _task_scheduled(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> His
         name=scheduled.name,
         input=optional_string(scheduled, "input"),
         task_execution_id=scheduled.taskExecutionId,
+        propagation_scope=_scope(scheduled.historyPropagationScope),
     )
 
 
@@ -362,6 +397,7 @@ def _child_created(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> Hist
         name=created.name,
         instance_id=created.instanceId,
         input=optional_string(created, "input"),
+        propagation_scope=_scope(created.historyPropagationScope),
     )
 
 

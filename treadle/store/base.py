@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
+from treadle.core.history import (
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestrationStatus,
+    ParentInfo,
+    Propagation,
+)
 from treadle.errors import FailureDetails
 
 
@@ -96,7 +102,10 @@ class NewActivity:
         leased: enqueue already leased to the committing owner (it will run it itself).
         own: keep it in the instance's row instead of the task queue, held under the
             instance's lease (see :data:`OWN_TASK_RULES`). Only with ``leased`` and
-            ``keep_lease``, and at most one per instance at a time.
+            ``keep_lease``, and at most one per instance at a time; never with
+            ``propagated``.
+        propagated: the history the calling workflow hands the activity
+            (``call_activity(..., propagation=...)``), if any.
     """
 
     instance_id: str
@@ -107,6 +116,7 @@ class NewActivity:
     task_execution_id: str
     leased: bool = False
     own: bool = False
+    propagated: Propagation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,7 @@ class ActivityWorkItem:
         name: the activity's name.
         input: JSON text of its input.
         task_execution_id: stable across retries.
+        propagated: the history the calling workflow handed it, if any.
     """
 
     id: int
@@ -130,6 +141,7 @@ class ActivityWorkItem:
     name: str
     input: str | None
     task_execution_id: str
+    propagated: Propagation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,8 @@ class NewInstance:
             with no ExecutionStarted message.
         activities: activity tasks to enqueue with such a history.
         messages: messages (timers) to queue with such a history.
+        propagated: the history its parent hands it (``call_child_workflow(...,
+            propagation=...)``), carried by its ExecutionStarted.
     """
 
     instance_id: str
@@ -188,6 +202,7 @@ class NewInstance:
     history: Sequence[HistoryEvent] = ()
     activities: Sequence[NewActivity] = ()
     messages: Sequence[NewMessage] = ()
+    propagated: Propagation | None = None
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
         """The ExecutionStarted event that begins this instance's first run."""
@@ -199,6 +214,7 @@ class NewInstance:
             input=self.input,
             parent=self.parent,
             scheduled_start=self.scheduled_start,
+            propagated=self.propagated,
         )
 
 

@@ -19,7 +19,7 @@ from treadle.store.base import (
     NewMessage,
 )
 from treadle.store.own_tasks import own_task_from_json, own_task_matches
-from treadle.store.serde import encode_event, from_epoch, to_epoch
+from treadle.store.serde import encode_event, encode_propagation, from_epoch, to_epoch
 
 __all__ = [
     "TERMINAL_NAMES",
@@ -132,8 +132,8 @@ def insert_activity(
     leased = task.leased and owner is not None
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -144,6 +144,7 @@ def insert_activity(
             now,
             owner if leased else None,
             now + lease_s if leased else None,
+            encode_propagation(task.propagated),
         ),
     )
     return int(cur.lastrowid or 0)
