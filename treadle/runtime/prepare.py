@@ -187,7 +187,7 @@ class TurnPreparer:
                 consumed_messages=consumed,
             )
             return
-        events = [m.event for m in messages if _for_run(m, record.execution_id)]
+        events = _run_events(messages, record.execution_id, first_turn=record.history_len == 0)
         has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
         if not has_start:
             self._prepare_unstarted(entry, turn, record, events, consumed)
@@ -347,3 +347,19 @@ class TurnPreparer:
 
 def _for_run(message: InboxMessage, execution_id: str) -> bool:
     return message.execution_id is None or message.execution_id == execution_id
+
+
+def _run_events(
+    messages: list[InboxMessage], execution_id: str, *, first_turn: bool
+) -> list[HistoryEvent]:
+    """The events of the messages meant for the run, in the order the run must see them.
+
+    A run's first turn takes the messages addressed to that run first: its start, then the
+    events the run before it carried over (``continue_as_new(save_events=True)``), which
+    were raised before anything still waiting in the inbox for whichever run is current,
+    though the commit that continued the run queued them after it.
+    """
+    if not first_turn:
+        return [m.event for m in messages if _for_run(m, execution_id)]
+    own = [m.event for m in messages if m.execution_id == execution_id]
+    return own + [m.event for m in messages if m.execution_id is None]
