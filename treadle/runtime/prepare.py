@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from treadle.clock import Clock, utcnow
-from treadle.core.actions import ScheduleTask
+from treadle.core.actions import CompleteOrchestration, ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -41,6 +41,7 @@ from treadle.runtime.turns import (
     TurnInput,
     TurnOutput,
     build_turn,
+    children_created,
     failed_turn,
     needs_past,
     terminal_commit,
@@ -192,6 +193,11 @@ class TurnPreparer:
         if not has_start:
             self._prepare_unstarted(entry, turn, record, events, consumed)
             return
+        if cached is None and record.name not in self._registry.workflows:
+            terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+            if terminate is not None:
+                self._terminate_here(entry, turn, record, events, consumed, terminate)
+                return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
                 past = self._store.get_history(iid) if record.history_len else []
@@ -288,6 +294,38 @@ class TurnPreparer:
             output=terminate.input,
             consumed_messages=consumed,
         )
+
+    def _terminate_here(
+        self,
+        entry: PendingTurn,
+        turn: TurnInput,
+        record: InstanceRecord,
+        events: list[HistoryEvent],
+        consumed: list[int],
+        terminate: ExecutionTerminated,
+    ) -> None:
+        """End an instance whose workflow does not run here (an SDK worker's, or another
+        runtime's) as its termination asks, without its code: ending it takes no decision of
+        the workflow's, and its worker may be gone (daprd forces the termination likewise)."""
+        past = self._store.get_history(turn.instance_id) if record.history_len else []
+        turn.created_children = children_created(past)
+        turn.parent = next(
+            (e.parent for e in (*past, *events) if isinstance(e, ExecutionStarted)), None
+        )
+        now = utcnow(self._clock)
+        ending = CompleteOrchestration(
+            id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
+        )
+        entry.output = build_turn(
+            turn,
+            new_events=[OrchestratorStarted(timestamp=now), *events],
+            actions=[ending],
+            status=OrchestrationStatus.TERMINATED,
+            custom_status=record.custom_status,
+            now=now,
+            consumed_messages=consumed,
+        )
+        entry.commit = entry.output.commit
 
     def _leave_for_others(self, record: InstanceRecord) -> None:
         """Release an instance of a workflow this runtime does not have, for another one."""

@@ -395,6 +395,27 @@ class Store(Protocol):
         """
         ...
 
+    def signal_instance(
+        self, message: NewMessage, *, shown_status: OrchestrationStatus | None = None
+    ) -> bool:
+        """Put a control message (terminate, suspend, resume) in an instance's inbox, as
+        :meth:`send_message` does, and say whether a worker holds the instance's lease.
+
+        With ``shown_status`` (SUSPENDED or RUNNING), an instance that nobody holds (no
+        lease, or an expired one) and that is RUNNING or SUSPENDED shows that status at once,
+        in the same transaction: no turn of it can be under way (a commit needs a live lease,
+        and the version moves on, fencing off one computed before), and its next turn takes
+        this message and commits that status itself (unless it finishes the instance).
+
+        Returns:
+            whether a worker holds the instance's live lease (its turn will take the message
+            shortly; the status shown is the worker's to change).
+
+        Raises:
+            WorkflowNotFoundError: no instance has that id.
+        """
+        ...
+
     def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
         """Delete a finished instance (and its finished children); return how many.
 
