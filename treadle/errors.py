@@ -57,7 +57,12 @@ class TaskFailedError(WorkflowError):
 
     def __init__(self, message: str, details: FailureDetails) -> None:
         super().__init__(message)
-        self.details = details
+        self._details = details
+
+    @property
+    def details(self) -> FailureDetails:
+        """The failure's type, message and stack trace."""
+        return self._details
 
 
 class NonDeterminismError(WorkflowError):

@@ -31,7 +31,8 @@ class WorkflowClient:
         store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
             A store object stays open when the client closes (whoever made it may share it,
             with a runtime say); a store the client opened from a URL is closed with it.
-        host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
+        host, port, logger_options: accepted for Dapr compatibility and ignored (treadle
+            talks to the store; it logs through the ``treadle`` loggers).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class WorkflowClient:
         *,
         host: str | None = None,
         port: str | int | None = None,
+        logger_options: Any = None,
         **_dapr_options: Any,
     ) -> None:
         self._store = open_store(store)
@@ -266,7 +268,7 @@ class WorkflowClient:
 
     suspend_workflow = pause_workflow
 
-    def purge_workflow(self, instance_id: str, *, recursive: bool = True) -> int:
+    def purge_workflow(self, instance_id: str, recursive: bool = True) -> int:
         """Delete a finished instance's state (and its children's, with ``recursive``).
 
         Returns:

@@ -170,9 +170,9 @@ class WorkflowContext:
         """
         self._execution.continue_as_new(new_input, save_events)
 
-    def set_custom_status(self, value: Any) -> None:
+    def set_custom_status(self, custom_status: Any) -> None:
         """Publish a JSON-serializable status, visible to clients while the workflow runs."""
-        self._execution.set_custom_status(value)
+        self._execution.set_custom_status(custom_status)
 
     def get_propagated_history(self) -> PropagatedHistory | None:
         """The history the caller of this run propagated to it, or None if it propagated

@@ -19,7 +19,8 @@ imports go one way, down this list:
 - ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
   ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
   ``activities`` (the threads that run activities), ``registry`` (the functions),
-  ``options`` (settings, and whether the run is stopping).
+  ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
+  SDK's constructor options, mapped onto treadle's).
 - ``turns``: a turn's actions to a store commit (no state).
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
@@ -49,6 +50,7 @@ from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent
 from treadle.errors import StoreError
+from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions, default_app_id
@@ -90,6 +92,16 @@ class WorkflowRuntime:
             after errors, instances set aside, renewals, idle waits); default the real
             time. A :class:`~treadle.clock.ManualClock` shared with the store lets a test
             step time (see :mod:`treadle.clock`).
+        maximum_concurrent_activity_work_items: the Dapr SDK's name of
+            ``max_concurrent_activities`` (it wins when given).
+        maximum_concurrent_orchestration_work_items: the Dapr SDK's name of
+            ``max_concurrent_workflows`` (it wins when given).
+        logger_options: the Dapr SDK's ``LoggerOptions`` (level, handler, formatter): they
+            configure the ``treadle`` loggers.
+        worker_ready_timeout: the default wait of :meth:`wait_for_worker_ready`.
+        host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
+            compatibility and unused: treadle talks to its store, not to a sidecar, and runs
+            each synchronous activity on a thread of its own (up to the activity limit).
     """
 
     def __init__(
@@ -104,7 +116,28 @@ class WorkflowRuntime:
         fail_unknown_workflows: bool = True,
         local_starts: bool = True,
         clock: Clock | None = None,
+        host: str | None = None,
+        port: str | None = None,
+        logger_options: Any = None,
+        interceptors: Any = None,
+        maximum_concurrent_activity_work_items: int | None = None,
+        maximum_concurrent_orchestration_work_items: int | None = None,
+        maximum_thread_pool_workers: int | None = None,
+        worker_ready_timeout: float | None = None,
     ) -> None:
+        max_concurrent_activities = concurrency(
+            max_concurrent_activities,
+            maximum_concurrent_activity_work_items,
+            "maximum_concurrent_activity_work_items",
+        )
+        max_concurrent_workflows = concurrency(
+            max_concurrent_workflows,
+            maximum_concurrent_orchestration_work_items,
+            "maximum_concurrent_orchestration_work_items",
+        )
+        if logger_options is not None:
+            apply_logger_options(logger_options)
+        self.worker_ready_timeout = 30.0 if worker_ready_timeout is None else worker_ready_timeout
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
         if max_concurrent_workflows < 1:
@@ -240,6 +273,23 @@ class WorkflowRuntime:
             self._threads.append(thread)
         if self.local_starts:
             local.add(store.url, self)
+
+    def wait_for_worker_ready(self, timeout: float | None = None) -> bool:
+        """Whether the runtime is working (started, its threads running), waiting up to
+        ``timeout`` seconds (default ``worker_ready_timeout``) for another thread to start
+        it. :meth:`start` returns once it is: this is for the Dapr SDK's callers.
+
+        Returns:
+            True once it works; False if it did not within ``timeout``.
+        """
+        limit = self.worker_ready_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            if self._engine is not None and all(t.is_alive() for t in self._threads):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: take no new work, let running activities finish (up to
