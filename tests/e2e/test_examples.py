@@ -55,6 +55,11 @@ EXPECTED = {
         '{"charge":"charged 42 after 3 attempts","gave_up":"ValueError: this never works"}',
     ],
     "typed_payloads_async_client.py": ['Workflow COMPLETED: "3 x lamp: 37.50 EUR"'],
+    "history_propagation.py": [
+        'm-42: COMPLETED: {"payment":"paid m-42","audit":"audited [\'checkout\'] (LINEAGE): '
+        'pay completed=True"}',
+        'x-13: COMPLETED: {"payment":"refused: invalid merchant"',
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",
