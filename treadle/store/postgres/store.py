@@ -228,7 +228,24 @@ class PostgresStore:
         Raises:
             WorkflowNotFoundError: no instance has that id.
         """
-        self.signal_instance(message)
+        # (a share lock, unlike signal_instance: events do not wait for a commit under way)
+        rows = self._db.statement(
+            "WITH target AS (SELECT instance_id, status FROM instances "
+            "  WHERE instance_id = %(iid)s FOR KEY SHARE), "
+            "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+            "  SELECT t.instance_id, %(eid)s, %(event)s, CASE WHEN t.status = 'PENDING' "
+            "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
+            "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
+            "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
+            "SELECT {notify_orch} FROM sent",
+            _message_params(message),
+            idempotent=False,
+        )
+        if not rows:  # nothing was written
+            raise WorkflowNotFoundError(
+                f"no workflow instance with id {message.instance_id!r}; "
+                "check the id (list them with `treadle workflow list`)"
+            )
 
     def signal_instance(
         self, message: NewMessage, *, shown_status: OrchestrationStatus | None = None
@@ -256,11 +273,7 @@ class PostgresStore:
             "  RETURNING 1) "
             "SELECT t.leased, {notify_orch} FROM target t, sent",
             {
-                "iid": message.instance_id,
-                "eid": message.execution_id,
-                "event": encode_event(message.event),
-                "delay": message.event.KIND != "ExecutionTerminated",
-                "visible": utc(message.visible_at) if message.visible_at else None,
+                **_message_params(message),
                 "shown": shown_status.name if shown_status is not None else None,
             },
             idempotent=False,
@@ -505,3 +518,14 @@ class PostgresStore:
 
 STORE_CLASS = PostgresStore
 """The store class of this backend (for :func:`treadle.store.open_store`)."""
+
+
+def _message_params(message: NewMessage) -> dict[str, Any]:
+    """The parameters of the statements that put ``message`` in its instance's inbox."""
+    return {
+        "iid": message.instance_id,
+        "eid": message.execution_id,
+        "event": encode_event(message.event),
+        "delay": message.event.KIND != "ExecutionTerminated",
+        "visible": utc(message.visible_at) if message.visible_at else None,
+    }
