@@ -32,6 +32,7 @@ from treadle.core.history import (
     TaskFailed,
     TaskScheduled,
     TimerCreated,
+    WorkflowVersion,
     event_from_dict,
     event_to_dict,
 )
@@ -56,6 +57,11 @@ _PARENTS = st.builds(
     task_scheduled_id=st.integers(min_value=0, max_value=2**31),
     name=st.text(),
 )
+_VERSIONS = st.builds(
+    WorkflowVersion,
+    name=st.none() | st.text(),
+    patches=st.lists(st.text(), max_size=3).map(tuple),
+)
 _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     int: st.integers(min_value=-1, max_value=2**31),
     str: st.text(),
@@ -63,6 +69,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     datetime: _DATETIMES,
     FailureDetails: _FAILURES,
     ParentInfo: _PARENTS,
+    WorkflowVersion: _VERSIONS,
     OrchestrationStatus: st.sampled_from(OrchestrationStatus),
 }
 
