@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import FakeClock
 
 from treadle.core.history import EventRaised, OrchestratorStarted, TaskCompleted, TaskFailed
 from treadle.errors import FailureDetails
@@ -53,7 +54,9 @@ def test_claim_activities_returns_enqueued_tasks_in_order(store: Store) -> None:
     assert store.lease_owners() == ["w1", "w2"]
 
 
-def test_a_claimed_activity_is_reclaimable_only_after_its_lease(store: Store, clock) -> None:
+def test_a_claimed_activity_is_reclaimable_only_after_its_lease(
+    store: Store, clock: FakeClock
+) -> None:
     _schedule(store, 1)
     (task,) = store.claim_activities("w1", 10, 5)
     clock.advance(5)
@@ -63,7 +66,7 @@ def test_a_claimed_activity_is_reclaimable_only_after_its_lease(store: Store, cl
     assert again.id == task.id
 
 
-def test_leased_activities_belong_to_the_committing_owner(store: Store, clock) -> None:
+def test_leased_activities_belong_to_the_committing_owner(store: Store, clock: FakeClock) -> None:
     ids = _schedule(store, 2, leased=True)
     assert len(ids) == 2 and ids[0] < ids[1]
     assert store.claim_activities("w2", 10, 30) == []
@@ -124,7 +127,7 @@ def test_consumed_and_cancelled_activities_are_gone(store: Store) -> None:
     assert store.claim_activities("w2", 10, 30) == []
 
 
-def test_consumed_activities_are_deleted_by_the_commit(store: Store, clock) -> None:
+def test_consumed_activities_are_deleted_by_the_commit(store: Store, clock: FakeClock) -> None:
     ids = _schedule(store, 2, leased=True)
     store.send_message(NewMessage("o-1", EventRaised(name="wake")))
     item = claim_one(store)
@@ -138,7 +141,7 @@ def test_consumed_activities_are_deleted_by_the_commit(store: Store, clock) -> N
 
 
 @pytest.mark.parametrize("count", [1, 5])
-def test_renewed_activity_leases_hold(store: Store, clock, count: int) -> None:
+def test_renewed_activity_leases_hold(store: Store, clock: FakeClock, count: int) -> None:
     _schedule(store, count)
     tasks = store.claim_activities("w1", 10, 10)
     clock.advance(8)
@@ -149,7 +152,7 @@ def test_renewed_activity_leases_hold(store: Store, clock, count: int) -> None:
     assert len(store.claim_activities("w2", 10, 10)) == count
 
 
-def test_a_turn_with_a_result_already_delivered_is_refused(store: Store, clock) -> None:
+def test_a_turn_with_a_result_already_delivered_is_refused(store: Store, clock: FakeClock) -> None:
     # w1 holds the instance and runs its activity, but the activity's lease ran out (only the
     # instance's was renewed): w2 ran it again and delivered its result first, through the
     # inbox. w1's turn carrying its own result must not record a second TaskCompleted.

@@ -4,6 +4,7 @@ client of the runtime's own process, committed with the instance's first turn.""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -107,7 +108,7 @@ def test_creatable_says_which_first_turns_may_create_their_instance() -> None:
     assert not creatable(TurnCommit(**{**_fields(first), "expected_version": 2}))
 
 
-def _fields(commit: TurnCommit) -> dict[str, object]:
+def _fields(commit: TurnCommit) -> dict[str, Any]:
     return {name: getattr(commit, name) for name in TurnCommit.__dataclass_fields__}
 
 

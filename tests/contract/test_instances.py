@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from conftest import FakeClock
 
 from treadle.core.history import (
     EventRaised,
@@ -39,7 +41,7 @@ from .helpers import (
 )
 
 
-def test_create_then_get_returns_the_pending_record(store: Store, clock) -> None:
+def test_create_then_get_returns_the_pending_record(store: Store, clock: FakeClock) -> None:
     start(store, "o-1", "order", input='{"n": 1}', execution_id="e-1")
     record = store.get_instance("o-1")
     assert record is not None
@@ -56,7 +58,7 @@ def test_unknown_ids_have_no_record_and_no_history(store: Store) -> None:
     assert store.child_instance_ids("nope") == []
 
 
-def test_create_queues_execution_started(store: Store, clock) -> None:
+def test_create_queues_execution_started(store: Store, clock: FakeClock) -> None:
     start(store, "o-1", "order", input="7")
     item = claim_one(store)
     (message,) = item.messages
@@ -95,7 +97,7 @@ def test_finished_id_can_be_reused_with_a_clean_slate(store: Store) -> None:
     assert kinds([m.event for m in item.messages]) == ["ExecutionStarted"]
 
 
-def test_list_is_newest_first_and_filters(store: Store, clock) -> None:
+def test_list_is_newest_first_and_filters(store: Store, clock: FakeClock) -> None:
     start(store, "a", "alpha")
     clock.advance(1)
     start(store, "b", "beta")
@@ -103,7 +105,7 @@ def test_list_is_newest_first_and_filters(store: Store, clock) -> None:
     start(store, "c", "alpha")
     run_first_turn(store)  # "a" (oldest message first) is now RUNNING
 
-    def ids(**kwargs) -> list[str]:
+    def ids(**kwargs: Any) -> list[str]:
         return [r.instance_id for r in store.list_instances(InstanceQuery(**kwargs)).instances]
 
     assert ids() == ["c", "b", "a"]
@@ -116,7 +118,7 @@ def test_list_is_newest_first_and_filters(store: Store, clock) -> None:
     assert ids(statuses=(COMPLETED,)) == []
 
 
-def test_list_pages_with_a_cursor_without_gaps_or_repeats(store: Store, clock) -> None:
+def test_list_pages_with_a_cursor_without_gaps_or_repeats(store: Store, clock: FakeClock) -> None:
     expected = []
     for i in range(7):
         for j in range(3):  # several instances per timestamp: ties break by id
@@ -150,7 +152,7 @@ def test_send_message_to_unknown_instance_raises(store: Store) -> None:
         store.send_message(NewMessage("ghost", EventRaised(name="x")))
 
 
-def test_events_before_a_scheduled_start_wait_for_the_start(store: Store, clock) -> None:
+def test_events_before_a_scheduled_start_wait_for_the_start(store: Store, clock: FakeClock) -> None:
     start(store, "later", scheduled_start=clock.now() + timedelta(seconds=60))
     store.send_message(NewMessage("later", EventRaised(name="early", input="1")))
     assert store.claim_orchestrations("w1", 10, 30) == []
@@ -162,14 +164,16 @@ def test_events_before_a_scheduled_start_wait_for_the_start(store: Store, clock)
     assert kinds([m.event for m in item.messages]) == ["ExecutionStarted", "EventRaised"]
 
 
-def test_terminate_reaches_a_pending_instance_before_its_start(store: Store, clock) -> None:
+def test_terminate_reaches_a_pending_instance_before_its_start(
+    store: Store, clock: FakeClock
+) -> None:
     start(store, "later", scheduled_start=clock.now() + timedelta(hours=1))
     store.send_message(NewMessage("later", ExecutionTerminated(input='"stop"')))
     item = claim_one(store)
     assert kinds([m.event for m in item.messages]) == ["ExecutionTerminated"]
 
 
-def test_scheduled_start_in_the_past_starts_now(store: Store, clock) -> None:
+def test_scheduled_start_in_the_past_starts_now(store: Store, clock: FakeClock) -> None:
     start(store, "o-1", scheduled_start=clock.now() - timedelta(days=1))
     assert kinds([m.event for m in claim_one(store).messages]) == ["ExecutionStarted"]
 
@@ -219,7 +223,9 @@ def test_purge_non_recursive_leaves_children(store: Store) -> None:
     assert store.get_instance("p-c") is not None
 
 
-def test_an_instance_created_with_a_history_starts_running_with_it(store: Store, clock) -> None:
+def test_an_instance_created_with_a_history_starts_running_with_it(
+    store: Store, clock: FakeClock
+) -> None:
     """A rerun: the copied history, its pending activities and timers, no start message."""
     history = [
         ExecutionStarted(name="wf", instance_id="re-1", execution_id="e2", input="3"),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from conftest import FakeClock
+
 from treadle.core.history import EventRaised
 from treadle.store.base import NewActivity, NewMessage, Store
 
 from .helpers import claim_one, run_first_turn, start, started_events, turn
 
 
-def test_renew_extends_held_leases_and_reports_lost_ones(store: Store, clock) -> None:
+def test_renew_extends_held_leases_and_reports_lost_ones(store: Store, clock: FakeClock) -> None:
     for iid in ("a", "b", "c"):
         start(store, iid)
     store.claim_orchestrations("w1", 2, 10)  # a, b
@@ -68,7 +70,9 @@ def test_lease_owners_lists_each_owner_once(store: Store) -> None:
     assert store.lease_owners() == ["w1", "w2"]
 
 
-def test_next_wakeup_is_the_earliest_future_message_or_lease(store: Store, clock) -> None:
+def test_next_wakeup_is_the_earliest_future_message_or_lease(
+    store: Store, clock: FakeClock
+) -> None:
     assert store.next_wakeup() is None
     start(store, "a")
     assert store.next_wakeup() is None  # visible now: nothing to wait for
@@ -87,7 +91,7 @@ def test_next_wakeup_is_the_earliest_future_message_or_lease(store: Store, clock
     assert store.next_wakeup() is None
 
 
-def test_next_wakeup_includes_activity_lease_expiry(store: Store, clock) -> None:
+def test_next_wakeup_includes_activity_lease_expiry(store: Store, clock: FakeClock) -> None:
     start(store, "a")
     item = claim_one(store)
     task = NewActivity("a", "a-e1", 0, "act", None, "t0")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from conftest import FakeClock
 
 from treadle.core.history import (
     EventRaised,
@@ -33,11 +35,11 @@ from .helpers import (
 )
 
 
-def _event(store: Store, instance_id: str, name: str, **kwargs) -> None:
+def _event(store: Store, instance_id: str, name: str, **kwargs: Any) -> None:
     store.send_message(NewMessage(instance_id, EventRaised(name=name), **kwargs))
 
 
-def test_claim_leases_and_returns_visible_messages_in_order(store: Store, clock) -> None:
+def test_claim_leases_and_returns_visible_messages_in_order(store: Store, clock: FakeClock) -> None:
     start(store, "o-1")
     _event(store, "o-1", "first")
     _event(store, "o-1", "future", visible_at=clock.now() + timedelta(seconds=5))
@@ -55,7 +57,9 @@ def test_claim_leases_and_returns_visible_messages_in_order(store: Store, clock)
     assert store.lease_owners() == ["w1"]
 
 
-def test_claim_orders_instances_by_oldest_message_and_honours_limit(store: Store, clock) -> None:
+def test_claim_orders_instances_by_oldest_message_and_honours_limit(
+    store: Store, clock: FakeClock
+) -> None:
     for iid in ("c", "a", "b"):
         start(store, iid)
     items = store.claim_orchestrations("w1", 2, 30)
@@ -83,7 +87,7 @@ def test_claim_skips_excluded_instances(store: Store) -> None:
 
 
 def test_a_leased_instance_is_not_claimable_by_others_until_the_lease_expires(
-    store: Store, clock
+    store: Store, clock: FakeClock
 ) -> None:
     start(store, "o-1")
     first = claim_one(store, "w1", lease_s=10)
@@ -108,7 +112,7 @@ def test_the_owner_may_reclaim_its_own_leased_instance(store: Store) -> None:
     assert store.claim_orchestrations("w2", 10, 30) == []
 
 
-def test_commit_appends_history_and_consumes_messages(store: Store, clock) -> None:
+def test_commit_appends_history_and_consumes_messages(store: Store, clock: FakeClock) -> None:
     start(store, "o-1", input="5")
     item = claim_one(store)
     events = [*started_events(item), TaskScheduled(event_id=0, name="charge", input="5")]
@@ -221,7 +225,7 @@ def test_continue_as_new_resets_history(store: Store) -> None:
     assert (record.execution_id, record.input, record.history_len) == ("e-2", "9", 2)
 
 
-def test_kept_lease_stays_with_the_owner(store: Store, clock) -> None:
+def test_kept_lease_stays_with_the_owner(store: Store, clock: FakeClock) -> None:
     start(store, "o-1")
     run_first_turn(store, keep_lease=True)
     assert store.lease_owners() == ["w1"]
@@ -231,7 +235,7 @@ def test_kept_lease_stays_with_the_owner(store: Store, clock) -> None:
     assert len(store.claim_orchestrations("w2", 10, 30)) == 1
 
 
-def test_timers_become_visible_at_their_time(store: Store, clock) -> None:
+def test_timers_become_visible_at_their_time(store: Store, clock: FakeClock) -> None:
     start(store, "o-1")
     item = claim_one(store)
     fire_at = clock.now() + timedelta(seconds=30)
@@ -310,7 +314,9 @@ def test_a_child_whose_id_is_taken_fails_in_the_parent(store: Store) -> None:
 
 
 @pytest.mark.parametrize("fault", ["version", "owner", "expired", "unleased"])
-def test_a_fenced_commit_is_refused_and_writes_nothing(store: Store, clock, fault: str) -> None:
+def test_a_fenced_commit_is_refused_and_writes_nothing(
+    store: Store, clock: FakeClock, fault: str
+) -> None:
     start(store, "o-1")
     start(store, "other")
     items = store.claim_orchestrations("w1", 1, 10)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from conftest import FakeClock
+
 from treadle.core.history import EventRaised, OrchestratorStarted, TaskCompleted
 from treadle.store.base import (
     ActivityResult,
@@ -92,7 +94,9 @@ def test_complete_activities_records_an_own_task_once(store: Store) -> None:
     assert [type(m.event).__name__ for m in item.messages] == ["TaskCompleted"]
 
 
-def test_a_takeover_queues_the_own_task_and_fences_the_old_holder(store: Store, clock) -> None:
+def test_a_takeover_queues_the_own_task_and_fences_the_old_holder(
+    store: Store, clock: FakeClock
+) -> None:
     _, work, version = _start_with_own(store)
     clock.advance(31)  # the holder's lease lapses
     _send_event(store)
@@ -115,7 +119,7 @@ def test_the_holder_reclaiming_its_instance_keeps_its_own_task(store: Store) -> 
     assert store.claim_activities("w2", 10, 30) == []
 
 
-def test_a_lapsed_lease_lets_any_worker_claim_the_own_task(store: Store, clock) -> None:
+def test_a_lapsed_lease_lets_any_worker_claim_the_own_task(store: Store, clock: FakeClock) -> None:
     _, work, _ = _start_with_own(store)
     assert store.claim_activities("w2", 10, 30) == []
     clock.advance(31)
@@ -140,7 +144,7 @@ def test_releasing_all_leases_queues_own_tasks(store: Store) -> None:
     assert len(store.claim_activities("w2", 10, 30)) == 1
 
 
-def test_a_cancelling_turn_clears_the_own_task(store: Store, clock) -> None:
+def test_a_cancelling_turn_clears_the_own_task(store: Store, clock: FakeClock) -> None:
     _start_with_own(store)
     _send_event(store)
     item = claim_one(store, OWNER)

@@ -63,7 +63,7 @@ def url(postgres_schema_url: str) -> str:
 def stores(url: str) -> Iterator[Callable[..., PostgresStore]]:
     opened: list[PostgresStore] = []
 
-    def make(**kwargs) -> PostgresStore:
+    def make(**kwargs: Any) -> PostgresStore:
         store = PostgresStore(url, **kwargs)
         opened.append(store)
         return store
@@ -98,7 +98,7 @@ def test_open_store_routes_postgres_urls(url: str) -> None:
         store.close()
 
 
-def test_leases_run_on_the_database_clock(stores) -> None:
+def test_leases_run_on_the_database_clock(stores: Callable[..., PostgresStore]) -> None:
     store = stores()
     assert abs(store.now() - datetime.now(timezone.utc)).total_seconds() < 5
     start(store, "o-1")
@@ -110,7 +110,7 @@ def test_leases_run_on_the_database_clock(stores) -> None:
     assert not outcome.ok
 
 
-def test_schema_status_and_migrate(url: str, stores) -> None:
+def test_schema_status_and_migrate(url: str, stores: Callable[..., PostgresStore]) -> None:
     assert schema_status(url) == (0, SCHEMA_VERSION)
     assert migrate(url) == SCHEMA_VERSION
     assert schema_status(url) == (SCHEMA_VERSION, SCHEMA_VERSION)
@@ -118,7 +118,9 @@ def test_schema_status_and_migrate(url: str, stores) -> None:
     stores()  # opens on the migrated schema
 
 
-def test_workers_starting_together_migrate_once(url: str, stores, postgres_url: str) -> None:
+def test_workers_starting_together_migrate_once(
+    url: str, stores: Callable[..., PostgresStore], postgres_url: str
+) -> None:
     errors: list[BaseException] = []
     barrier = threading.Barrier(6)
 
@@ -143,7 +145,9 @@ def test_workers_starting_together_migrate_once(url: str, stores, postgres_url: 
     assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each applied once
 
 
-def test_a_newer_schema_is_refused(url: str, stores, postgres_url: str) -> None:
+def test_a_newer_schema_is_refused(
+    url: str, stores: Callable[..., PostgresStore], postgres_url: str
+) -> None:
     stores().close()
     schema = parse_postgres_url(url)[1]
     with _admin(postgres_url) as conn:
@@ -180,7 +184,7 @@ def test_a_server_that_refuses_the_connection_says_what_to_fix(
     assert advice in str(info.value) and "does not exist" in str(info.value)
 
 
-def test_driver_errors_surface_as_store_errors(stores) -> None:
+def test_driver_errors_surface_as_store_errors(stores: Callable[..., PostgresStore]) -> None:
     store = stores()
     start(store, "o-1")
     item = claim_one(store)
@@ -207,11 +211,13 @@ def _is_listening(postgres_url: str, url: str) -> bool:
     return "LISTEN treadle_work" in _backends(postgres_url, url, "query")
 
 
-def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) -> None:
+def test_killed_connections_are_replaced(
+    url: str, stores: Callable[..., PostgresStore], postgres_url: str
+) -> None:
     store = stores(min_size=2, max_size=2)
     other = stores()
     start(store, "o-1")
-    token = store.change_token()  # starts the listener
+    token: object = store.change_token()  # starts the listener
     killed = _backends(postgres_url, url, "pid")
     assert len(killed) >= 3  # two pools and a listener
     _backends(postgres_url, url, "pg_terminate_backend(pid)")
@@ -239,7 +245,9 @@ def test_killed_connections_are_replaced(url: str, stores, postgres_url: str) ->
     assert len(store.claim_orchestrations("w1", 10, 30)) == 2
 
 
-def test_an_instance_read_alone_has_the_exact_times_of_a_listing(stores) -> None:
+def test_an_instance_read_alone_has_the_exact_times_of_a_listing(
+    stores: Callable[..., PostgresStore],
+) -> None:
     """get_instance reads times as microseconds (text), listings as timestamps: the same
     instants, to the microsecond, in UTC."""
     store = stores()
@@ -257,7 +265,7 @@ def test_an_instance_read_alone_has_the_exact_times_of_a_listing(stores) -> None
 
 
 def test_work_callbacks_run_on_notifications_until_cancelled(
-    stores, url: str, postgres_url: str
+    stores: Callable[..., PostgresStore], url: str, postgres_url: str
 ) -> None:
     store = stores()
     other = stores()
@@ -275,7 +283,9 @@ def test_work_callbacks_run_on_notifications_until_cancelled(
     assert calls == []
 
 
-def test_notifications_of_other_schemas_do_not_wake(url: str, stores, postgres_url: str) -> None:
+def test_notifications_of_other_schemas_do_not_wake(
+    url: str, stores: Callable[..., PostgresStore], postgres_url: str
+) -> None:
     store = stores()
     stranger_url = with_schema(postgres_url, f"t_{uuid.uuid4().hex}")
     stranger = PostgresStore(stranger_url)
@@ -292,7 +302,7 @@ def test_notifications_of_other_schemas_do_not_wake(url: str, stores, postgres_u
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def test_lease_statements_leave_commits_synchronous(stores) -> None:
+def test_lease_statements_leave_commits_synchronous(stores: Callable[..., PostgresStore]) -> None:
     """Claims, renewals and releases commit asynchronously, for that statement only: the
     pooled connection they ran on still waits for the WAL flush on every other commit."""
     store = stores(min_size=1, max_size=1)
@@ -301,11 +311,11 @@ def test_lease_statements_leave_commits_synchronous(stores) -> None:
     store.renew_leases("w1", [item.instance.instance_id], [], 30)
     store.release_leases("w1")
     assert store.claim_activities("w1", 10, 30) == []
-    setting = store._run(lambda db, conn: conn.execute("SHOW synchronous_commit").fetchone())
+    setting = store._db.run(lambda db, conn: conn.execute("SHOW synchronous_commit").fetchone())
     assert setting == ("on",)
 
 
-def test_many_workers_claim_each_instance_once(stores) -> None:
+def test_many_workers_claim_each_instance_once(stores: Callable[..., PostgresStore]) -> None:
     setup = stores()
     for n in range(40):
         start(setup, f"o-{n}")
@@ -328,7 +338,7 @@ def test_many_workers_claim_each_instance_once(stores) -> None:
     assert sorted(claimed) == sorted(f"o-{n}" for n in range(40))
 
 
-def test_closed_store_refuses_calls(stores) -> None:
+def test_closed_store_refuses_calls(stores: Callable[..., PostgresStore]) -> None:
     store = stores()
     store.close()
     with pytest.raises(StoreUnavailableError, match="closed"):
@@ -338,7 +348,9 @@ def test_closed_store_refuses_calls(stores) -> None:
     store.close()
 
 
-def test_instances_messaging_each_other_commit_concurrently_without_deadlock(stores) -> None:
+def test_instances_messaging_each_other_commit_concurrently_without_deadlock(
+    stores: Callable[..., PostgresStore],
+) -> None:
     """Commits lock their instances FOR NO KEY UPDATE, messages lock targets FOR KEY SHARE."""
     a_store, b_store = stores(), stores()
     start(a_store, "a")
@@ -413,7 +425,7 @@ def test_a_version_1_schema_is_upgraded_in_place(
 
 
 def test_status_changes_reach_clients_of_this_process_at_once(
-    url: str, stores, postgres_url: str
+    url: str, stores: Callable[..., PostgresStore], postgres_url: str
 ) -> None:
     """A commit that ends an instance wakes this process's clients on the same schema when it
     returns (not a notification round trip later), and wakes no worker twice for it."""
@@ -449,7 +461,7 @@ def _ending_turn(item: Any, **kwargs: Any) -> Any:
 
 
 def test_a_commit_that_ends_an_instance_hands_its_row_to_this_process_s_watchers(
-    stores,
+    stores: Callable[..., PostgresStore],
 ) -> None:
     """The row handed over is the row a read gives, to the microsecond; only watched
     instances are kept, and only while watched."""
@@ -478,7 +490,9 @@ def test_a_commit_that_ends_an_instance_hands_its_row_to_this_process_s_watchers
     assert client._listener.watched("e-1") == (None, False)  # forgotten once unwatched
 
 
-def test_a_refused_ending_hands_nothing_over_and_still_wakes_the_watcher(stores) -> None:
+def test_a_refused_ending_hands_nothing_over_and_still_wakes_the_watcher(
+    stores: Callable[..., PostgresStore],
+) -> None:
     worker, client = stores(), stores()
     start(worker, "e-1")
     item = claim_one(worker)
@@ -490,7 +504,9 @@ def test_a_refused_ending_hands_nothing_over_and_still_wakes_the_watcher(stores)
         assert client.change_token() != token  # so it reads the instance for itself
 
 
-def test_a_watcher_knows_an_ending_commit_is_under_way(stores, url: str) -> None:
+def test_a_watcher_knows_an_ending_commit_is_under_way(
+    stores: Callable[..., PostgresStore], url: str
+) -> None:
     """While a commit that ends the instance waits (here for a row lock), a watcher woken
     meanwhile learns that the row is coming rather than read it; it is handed over after."""
     worker, client = stores(), stores()
@@ -535,7 +551,7 @@ def test_a_database_in_another_encoding_keeps_text_intact_or_refuses_it(
         )
     try:
         url = postgres_url.rsplit("/", 1)[0] + f"/{name}?schema=t"
-        with caplog.at_level("WARNING", logger="treadle.store.postgres_schema"):
+        with caplog.at_level("WARNING", logger="treadle.store.postgres.schema"):
             store = PostgresStore(url)
         try:
             assert "stores text as LATIN1" in caplog.text

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import FakeClock
 
 from treadle.core.history import EventRaised, OrchestratorStarted
 from treadle.store.base import NewActivity, NewMessage, Store, TurnCommit, WorkToken
@@ -33,7 +34,7 @@ def test_wait_for_work_times_out_when_nothing_changes(store: Store) -> None:
 
 @pytest.mark.parametrize("same_store", [True, False])
 def test_wait_for_work_returns_promptly_after_another_threads_write(
-    make_store, clock, same_store: bool
+    make_store: Callable[..., Store], clock: FakeClock, same_store: bool
 ) -> None:
     waiter = make_store(clock=clock)
     writer = waiter if same_store else make_store(clock=clock)

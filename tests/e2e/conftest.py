@@ -1,9 +1,12 @@
-"""Fixtures for the end-to-end tests: a started runtime and a client on a SQLite file.
+"""Fixtures for the end-to-end tests: a started runtime and a client on a fresh store.
 
-Every test gets a fresh database in ``tmp_path``. ``runtime`` is already started; register
-workflows and activities on it before scheduling them. ``make_runtime`` builds more runtimes
-(other options, restarts, a second worker) on the same file; ``spawn`` runs Python scripts as
-child processes and kills whatever is left of them at teardown.
+Every test gets a fresh database: a SQLite file in ``tmp_path``, or, for the tests of the
+semantics suite (``test_semantics_*.py``), which run on every backend, also a PostgreSQL schema
+of its own (``backend`` is parametrized for them; the postgres case is marked ``postgres`` and
+skips without a server unless ``TREADLE_REQUIRE_POSTGRES=1``). ``runtime`` is already started;
+register workflows and activities on it before scheduling them. ``make_runtime`` builds more
+runtimes (other options, restarts, a second worker) on the same database; ``spawn`` runs Python
+scripts as child processes and kills whatever is left of them at teardown.
 """
 
 from __future__ import annotations
@@ -22,10 +25,29 @@ from treadle.store import Store, open_store
 
 from .helpers import Gate
 
+EVERY_BACKEND = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""The backends of the tests that run on every store."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the semantics suite (``test_semantics_*.py``) once per backend."""
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module.startswith("test_semantics_") and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", EVERY_BACKEND, indirect=True)
+
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    """A SQLite store URL for a fresh file in the test's directory."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The test's backend: ``sqlite``, unless parametrized (the semantics suite is)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A store URL for a fresh database: a SQLite file in the test's directory, or a fresh
+    PostgreSQL schema (dropped after the test)."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_schema_url"))
     return f"sqlite:///{tmp_path / 'treadle.db'}"
 
 

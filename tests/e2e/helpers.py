@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import treadle as wf
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+Workflow = Generator[wf.Task[Any], Any, R]
+"""What a workflow function returns: a generator that yields tasks, is sent their results
+and returns the workflow's output, of type ``R``."""
 
 
 def wait_until(
@@ -117,6 +123,27 @@ def finish(client: wf.WorkflowClient, instance_id: str, timeout: float = 10.0) -
     state = client.wait_for_workflow_completion(instance_id, timeout_in_seconds=timeout)
     assert state is not None, f"instance {instance_id!r} does not exist"
     return state
+
+
+def state_of(client: wf.WorkflowClient, instance_id: str) -> wf.WorkflowState:
+    """The instance's state, with its payloads.
+
+    Raises:
+        AssertionError: the instance does not exist.
+    """
+    state = client.get_workflow_state(instance_id)
+    assert state is not None, f"instance {instance_id!r} does not exist"
+    return state
+
+
+def decoded(payload: str | None) -> Any:
+    """The value of a state's JSON payload (``serialized_output`` and the like).
+
+    Raises:
+        AssertionError: the state has no such payload (None).
+    """
+    assert payload is not None, "the state has no such payload (None)"
+    return json.loads(payload)
 
 
 def status_of(client: wf.WorkflowClient, instance_id: str) -> wf.WorkflowStatus | None:

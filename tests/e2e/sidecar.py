@@ -66,7 +66,9 @@ class Served:
 
     def stub(self) -> stubs.TaskHubSidecarServiceStub:
         """A stub of treadle's own generated code, on a fresh channel."""
-        return stubs.TaskHubSidecarServiceStub(grpc.insecure_channel(self.address))
+        channel = grpc.insecure_channel(self.address)
+        # the generated gRPC code (treadle/server/_proto) has no annotations
+        return stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]
 
     def logs(self) -> str:
         """What the server wrote to stderr."""

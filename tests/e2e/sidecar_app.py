@@ -6,7 +6,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any, TypeVar
+
 import treadle as wf
+
+R = TypeVar("R")
+# Loaded by module name (``sidecar_app:runtime``), so it cannot import the package's helpers.
+Workflow = Generator[wf.Task[Any], Any, R]
+"""A workflow function's generator: yields tasks, is sent their results, returns ``R``."""
 
 runtime = wf.WorkflowRuntime()
 
@@ -22,20 +30,20 @@ def app_double(ctx: wf.WorkflowActivityContext, x: int) -> int:
 
 
 @runtime.workflow
-def app_greet(ctx: wf.WorkflowContext, name: str):
+def app_greet(ctx: wf.WorkflowContext, name: str) -> Workflow[dict[str, Any]]:
     greeting = yield ctx.call_activity(app_hello, input=name)
     return {"greeting": greeting, "instance_id": ctx.instance_id}
 
 
 @runtime.workflow
-def app_mixed(ctx: wf.WorkflowContext, text: str):
+def app_mixed(ctx: wf.WorkflowContext, text: str) -> Workflow[str]:
     local = yield ctx.call_activity(app_hello, input=text)
-    remote = yield ctx.call_activity("sdk_shout", input=local)
+    remote: str = yield ctx.call_activity("sdk_shout", input=local)
     return remote
 
 
 @runtime.workflow
-def app_chain(ctx: wf.WorkflowContext, n: int):
+def app_chain(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
     total = 0
     for i in range(n):
         total += yield ctx.call_activity(app_double, input=i)
@@ -43,6 +51,6 @@ def app_chain(ctx: wf.WorkflowContext, n: int):
 
 
 @runtime.workflow
-def app_wait_event(ctx: wf.WorkflowContext, _: object):
+def app_wait_event(ctx: wf.WorkflowContext, _: object) -> Workflow[dict[str, Any]]:
     data = yield ctx.wait_for_external_event("go")
     return {"got": data}

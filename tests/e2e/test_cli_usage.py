@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -53,16 +54,16 @@ def test_db_before_or_after_the_subcommand(
 
 def test_every_subcommand_accepts_db() -> None:
     def commands(group: object) -> list[object]:
-        assert isinstance(group, cli_module.click.Group)
+        assert isinstance(group, click.Group)
         found: list[object] = []
         for command in group.commands.values():
             found.append(command)
-            if isinstance(command, cli_module.click.Group):
+            if isinstance(command, click.Group):
                 found.extend(commands(command))
         return found
 
     for command in commands(main):
-        assert isinstance(command, cli_module.click.Command)
+        assert isinstance(command, click.Command)
         assert any("--db" in getattr(p, "opts", ()) for p in command.params), command.name
 
 

@@ -5,32 +5,37 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import treadle as wf
 from treadle.core.history import TaskCompleted
 from treadle.core.replay import replay
 from treadle.errors import StoreUnavailableError
-from treadle.store.base import ActivityResult, ActivityWorkItem
+from treadle.store.base import ActivityResult, ActivityWorkItem, CommitOutcome, TurnCommit
 from treadle.store.sqlite import SqliteStore
 
-from .helpers import events_of, finish, wait_until
+from .helpers import Gate, Workflow, decoded, events_of, finish, wait_until
 
 
-def _one_step(ctx, x):
-    result = yield ctx.call_activity("step", input=x)
+def _one_step(ctx: wf.WorkflowContext, x: int) -> Workflow[int]:
+    result: int = yield ctx.call_activity("step", input=x)
     return result
 
 
-def _two_steps(ctx, x):
-    results = yield wf.when_all(
+def _two_steps(ctx: wf.WorkflowContext, x: int) -> Workflow[int]:
+    results: list[int] = yield wf.when_all(
         [ctx.call_activity("step", input=x), ctx.call_activity("step", input=x + 1)]
     )
     return sum(results)
 
 
 def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
-    make_runtime, client, gates
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+    gates: Callable[[], Gate],
 ) -> None:
     # The runtime holds the instance while its activities (task rows, leased to it) run;
     # meanwhile it loses the instance's lease. The turn carrying the results is refused; the
@@ -40,7 +45,7 @@ def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
     runs: list[int] = []
     runtime = make_runtime(start=False)
 
-    def step(ctx, x):
+    def step(ctx: wf.WorkflowActivityContext, x: int) -> int:
         runs.append(x)
         gate.hold()
         return x * 10
@@ -56,13 +61,15 @@ def test_a_refused_turn_delivers_its_activity_result_through_the_inbox(
 
     state = finish(client, iid, timeout=10)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == 90
+    assert decoded(state.serialized_output) == 90
     assert sorted(runs) == [4, 5]
     assert len(events_of(client, iid, "TaskCompleted")) == 2
 
 
 def test_an_own_task_goes_with_its_instance_lease_and_is_recorded_once(
-    make_runtime, client, gates
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+    gates: Callable[[], Gate],
 ) -> None:
     # A chain's next step is the instance's own task, held under the instance's lease. When
     # that lease passes to another holder (here: is let go), the task is queued for any
@@ -71,7 +78,7 @@ def test_an_own_task_goes_with_its_instance_lease_and_is_recorded_once(
     runs: list[int] = []
     runtime = make_runtime(start=False)
 
-    def step(ctx, x):
+    def step(ctx: wf.WorkflowActivityContext, x: int) -> int:
         runs.append(x)
         if len(runs) == 1:
             gate.hold()
@@ -82,14 +89,16 @@ def test_an_own_task_goes_with_its_instance_lease_and_is_recorded_once(
     runtime.start()
     iid = client.schedule_new_workflow("one_step", input=4)
     gate.wait_entered()
-    with client.store._write() as conn:  # the step is kept in the instance's row
+    store = client.store
+    assert isinstance(store, SqliteStore)
+    with store._db.write() as conn:  # the step is kept in the instance's row
         row = conn.execute("SELECT own_task FROM instances WHERE instance_id = ?", (iid,))
         assert json.loads(row.fetchone()[0])["name"] == "step"
     client.store.release_leases(runtime.owner, [iid])  # as if its lease had been taken
     state = finish(client, iid, timeout=10)
     gate.open()
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == 40
+    assert decoded(state.serialized_output) == 40
     assert runs == [4, 4]  # at least once: the queued task ran while the first still waited
     assert len(events_of(client, iid, "TaskCompleted")) == 1
 
@@ -99,22 +108,24 @@ class _CommitFailsOnce(SqliteStore):
 
     failed = False
 
-    def commit_turns(self, owner, turns, lease_s=30.0):
+    def commit_turns(
+        self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
+    ) -> list[CommitOutcome]:
         if not self.failed and any(t.consumed_activities for t in turns):
             self.failed = True
             raise StoreUnavailableError("injected: the store went away during the commit")
         return super().commit_turns(owner, turns, lease_s)
 
 
-def _pair(ctx, _):
-    results = yield wf.when_all(
+def _pair(ctx: wf.WorkflowContext, _: object) -> Workflow[list[int]]:
+    results: list[int] = yield wf.when_all(
         [ctx.call_activity("fast", input=1), ctx.call_activity("slow", input=2)]
     )
     return results
 
 
 def test_a_failed_commit_leaves_nothing_in_memory_that_history_lacks(
-    store_url, client, gates
+    store_url: str, client: wf.WorkflowClient, gates: Callable[[], Gate]
 ) -> None:
     # The commit of "fast"'s result fails. The runtime must not go on from a workflow state
     # that took that result in: its next turn would complete the workflow with a history
@@ -124,7 +135,7 @@ def test_a_failed_commit_leaves_nothing_in_memory_that_history_lacks(
     runtime = wf.WorkflowRuntime(store, lease_s=1)  # the lost result's task is re-run soon
     runtime.register_activity(lambda ctx, x: x * 10, name="fast")
 
-    def slow(ctx, x):
+    def slow(ctx: wf.WorkflowActivityContext, x: int) -> int:
         gate.hold()
         return x * 10
 
@@ -142,10 +153,10 @@ def test_a_failed_commit_leaves_nothing_in_memory_that_history_lacks(
         store.close()
 
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == [10, 20]
+    assert decoded(state.serialized_output) == [10, 20]
     history = client.get_workflow_history(iid)
     scheduled = sorted(e.event_id for e in history if e.KIND == "TaskScheduled")
-    completed = sorted(e.task_scheduled_id for e in history if e.KIND == "TaskCompleted")
+    completed = sorted(e.task_scheduled_id for e in history if isinstance(e, TaskCompleted))
     assert completed == scheduled
     assert replay(_pair, history).output == state.serialized_output
 
@@ -191,7 +202,10 @@ PAUSED_WORKER = textwrap.dedent(
 
 
 def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
-    tmp_path, store_url, client, spawn
+    tmp_path: Path,
+    store_url: str,
+    client: wf.WorkflowClient,
+    spawn: Callable[..., subprocess.Popen[str]],
 ) -> None:
     script = tmp_path / "paused_worker.py"
     script.write_text(PAUSED_WORKER)
@@ -220,6 +234,6 @@ def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
 
     state = finish(client, iid, timeout=20)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == [1, 2]
+    assert decoded(state.serialized_output) == [1, 2]
     assert "second" not in marks.read_text().split()  # the resumed process did not run it
     assert len(events_of(client, iid, "TaskCompleted")) == 2

@@ -23,8 +23,10 @@ import pytest
 import treadle as wf
 from treadle.core.history import event_to_dict
 from treadle.server.http import create_app
+from treadle.store.base import InstancePage, InstanceQuery, InstanceRecord
+from treadle.store.sqlite import SqliteStore
 
-from .helpers import wait_until
+from .helpers import Workflow, state_of, wait_until
 
 DAPR = "/v1.0/workflows/dapr"
 BETA = "/v1.0-beta1/workflows/dapr"
@@ -68,7 +70,9 @@ def serve() -> Iterator[Callable[..., Http]]:
     """``serve(client, headers=..., **create_app_options)``: an Http on a new app."""
     made: list[Http] = []
 
-    def make(client: wf.WorkflowClient, headers: dict[str, str] | None = None, **options) -> Http:
+    def make(
+        client: wf.WorkflowClient, headers: dict[str, str] | None = None, **options: Any
+    ) -> Http:
         http = Http(create_app(client, **options), headers)
         made.append(http)
         return http
@@ -79,24 +83,24 @@ def serve() -> Iterator[Callable[..., Http]]:
 
 
 @pytest.fixture
-def http(serve, client):
+def http(serve: Callable[..., Http], client: wf.WorkflowClient) -> Http:
     return serve(client)
 
 
 @pytest.fixture
-def workflows(runtime):
+def workflows(runtime: wf.WorkflowRuntime) -> wf.WorkflowRuntime:
     """The runtime with the workflows these tests start by name."""
 
     @runtime.activity
-    def process(ctx, order):
+    def process(ctx: wf.WorkflowActivityContext, order: dict[str, Any]) -> dict[str, Any]:
         return {"Processed": True, "Name": order["Name"]}
 
     @runtime.activity
-    def explode(ctx, _):
+    def explode(ctx: wf.WorkflowActivityContext, _: object) -> None:
         raise ValueError("the paperclip machine exploded")
 
     @runtime.workflow(name="OrderProcessingWorkflow")
-    def order_processing(ctx, order):
+    def order_processing(ctx: wf.WorkflowContext, order: dict[str, Any]) -> Workflow[Any]:
         ctx.set_custom_status("awaiting approval")
         approved = yield ctx.wait_for_external_event("approve")
         if not approved:
@@ -104,15 +108,15 @@ def workflows(runtime):
         return (yield ctx.call_activity(process, input=order))
 
     @runtime.workflow(name="Failing")
-    def failing(ctx, _):
+    def failing(ctx: wf.WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity(explode)
 
     @runtime.workflow(name="Waiter")
-    def waiter(ctx, _):
+    def waiter(ctx: wf.WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.wait_for_external_event("go"))
 
     @runtime.workflow(name="Echo")
-    def echo(ctx, value):
+    def echo(ctx: wf.WorkflowContext, value: object) -> Workflow[object]:
         return value
         yield  # a generator, as every workflow
 
@@ -146,7 +150,7 @@ def error_of(response: httpx.Response, status_code: int, code: str) -> str:
 
 # ---- the Dapr workflow API ------------------------------------------------------------------
 @pytest.mark.parametrize("base", [DAPR, BETA])
-def test_async_http_api_pattern(workflows, http, base) -> None:
+def test_async_http_api_pattern(workflows: wf.WorkflowRuntime, http: Http, base: str) -> None:
     started = http.post(
         f"{base}/OrderProcessingWorkflow/start?instanceID=12345678", content=json.dumps(ORDER)
     )
@@ -159,7 +163,7 @@ def test_async_http_api_pattern(workflows, http, base) -> None:
     assert running["workflowName"] == "OrderProcessingWorkflow"
     assert RFC3339.match(running["createdAt"]) and RFC3339.match(running["lastUpdatedAt"])
     assert running["properties"] == {
-        "dapr.workflow.input": json.dumps(ORDER, separators=(",", ":")),
+        "dapr.workflow.input": json.dumps(ORDER),  # the body as sent
         "dapr.workflow.custom_status": '"awaiting approval"',
     }
 
@@ -174,7 +178,9 @@ def test_async_http_api_pattern(workflows, http, base) -> None:
     assert done["lastUpdatedAt"] >= done["createdAt"]
 
 
-def test_failed_workflow_reports_failure_properties(workflows, http) -> None:
+def test_failed_workflow_reports_failure_properties(
+    workflows: wf.WorkflowRuntime, http: Http
+) -> None:
     iid = http.post(f"{DAPR}/Failing/start").json()["instanceID"]
     props = wait_status(http, iid, "FAILED")["properties"]
     # The activity's error fails the workflow as a TaskFailedError (as in durabletask).
@@ -185,7 +191,9 @@ def test_failed_workflow_reports_failure_properties(workflows, http) -> None:
     assert "dapr.workflow.input" not in props  # an empty body is no input
 
 
-def test_start_without_instance_id_generates_one(workflows, http, client) -> None:
+def test_start_without_instance_id_generates_one(
+    workflows: wf.WorkflowRuntime, http: Http, client: wf.WorkflowClient
+) -> None:
     response = http.post(f"{DAPR}/Echo/start", content=b'{"n": 1}')
     assert response.status_code == 202
     iid = response.json()["instanceID"]
@@ -194,14 +202,16 @@ def test_start_without_instance_id_generates_one(workflows, http, client) -> Non
     assert state is not None and json.loads(state.serialized_output or "") == {"n": 1}
 
 
-def test_unregistered_workflow_name_is_accepted_and_stays_pending(http, client) -> None:
+def test_unregistered_workflow_name_is_accepted_and_stays_pending(
+    http: Http, client: wf.WorkflowClient
+) -> None:
     # A worker connected later (an SDK over gRPC) may register the name: start is not checked.
     response = http.post(f"{DAPR}/NotRegisteredYet/start?instanceID=later")
     assert response.status_code == 202
     assert client.get_workflow_state("later") is not None
 
 
-def test_raise_event_pause_and_resume(workflows, http) -> None:
+def test_raise_event_pause_and_resume(workflows: wf.WorkflowRuntime, http: Http) -> None:
     http.post(f"{DAPR}/Waiter/start?instanceID=w-1")
     wait_status(http, "w-1", "RUNNING")
 
@@ -216,7 +226,9 @@ def test_raise_event_pause_and_resume(workflows, http) -> None:
     assert json.loads(done["properties"]["dapr.workflow.output"]) == {"k": [1, 2]}
 
 
-def test_raise_event_with_empty_body_delivers_null(workflows, http) -> None:
+def test_raise_event_with_empty_body_delivers_null(
+    workflows: wf.WorkflowRuntime, http: Http
+) -> None:
     http.post(f"{DAPR}/Waiter/start?instanceID=w-2")
     wait_status(http, "w-2", "RUNNING")
     assert http.post(f"{DAPR}/w-2/raiseEvent/go").status_code == 202
@@ -224,7 +236,7 @@ def test_raise_event_with_empty_body_delivers_null(workflows, http) -> None:
     assert "dapr.workflow.output" not in done["properties"]
 
 
-def test_terminate(workflows, http) -> None:
+def test_terminate(workflows: wf.WorkflowRuntime, http: Http) -> None:
     http.post(f"{DAPR}/Waiter/start?instanceID=t-1")
     wait_status(http, "t-1", "RUNNING")
     response = http.post(f"{DAPR}/t-1/terminate")
@@ -233,7 +245,9 @@ def test_terminate(workflows, http) -> None:
     assert http.post(f"{DAPR}/t-1/terminate").status_code == 202  # already finished: no-op
 
 
-def test_purge_refuses_a_running_instance_then_deletes_a_finished_one(workflows, http) -> None:
+def test_purge_refuses_a_running_instance_then_deletes_a_finished_one(
+    workflows: wf.WorkflowRuntime, http: Http
+) -> None:
     http.post(f"{DAPR}/Waiter/start?instanceID=p-1")
     wait_status(http, "p-1", "RUNNING")
     message = error_of(http.post(f"{DAPR}/p-1/purge"), 409, "ERR_PURGE_WORKFLOW")
@@ -246,13 +260,15 @@ def test_purge_refuses_a_running_instance_then_deletes_a_finished_one(workflows,
     error_of(http.post(f"{DAPR}/p-1/purge"), 404, "ERR_INSTANCE_ID_NOT_FOUND")
 
 
-def test_alpha1_prefix_and_any_component_name(workflows, http) -> None:
+def test_alpha1_prefix_and_any_component_name(workflows: wf.WorkflowRuntime, http: Http) -> None:
     started = http.post("/v1.0-alpha1/workflows/mycomponent/Echo/start?instanceID=a-1")
     assert started.status_code == 202
     wait_status(http, "a-1", "COMPLETED", base="/v1.0-alpha1/workflows/other")
 
 
-def test_duplicate_start_of_a_running_instance_is_409(workflows, http) -> None:
+def test_duplicate_start_of_a_running_instance_is_409(
+    workflows: wf.WorkflowRuntime, http: Http
+) -> None:
     assert http.post(f"{DAPR}/Waiter/start?instanceID=dup").status_code == 202
     message = error_of(http.post(f"{DAPR}/Waiter/start?instanceID=dup"), 409, "ERR_START_WORKFLOW")
     assert "dup" in message
@@ -279,7 +295,7 @@ def test_duplicate_start_of_a_running_instance_is_409(workflows, http) -> None:
         ("GET", "/api/v1/workflows/missing/history"),
     ],
 )
-def test_unknown_instance_is_404(http, method, path) -> None:
+def test_unknown_instance_is_404(http: Http, method: str, path: str) -> None:
     message = error_of(http.request(method, path), 404, "ERR_INSTANCE_ID_NOT_FOUND")
     assert "missing" in message
 
@@ -289,7 +305,9 @@ def test_unknown_instance_is_404(http, method, path) -> None:
     [f"{DAPR}/Echo/start?instanceID=x", f"{DAPR}/some-id/raiseEvent/go"],
 )
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b'{"a": 1', b"[1, 2] 3"])
-def test_invalid_json_body_is_400(http, client, path, body) -> None:
+def test_invalid_json_body_is_400(
+    http: Http, client: wf.WorkflowClient, path: str, body: bytes
+) -> None:
     client.schedule_new_workflow("Echo", instance_id="some-id")
     message = error_of(http.post(path, content=body), 400, "ERR_MALFORMED_REQUEST")
     assert "JSON" in message
@@ -305,7 +323,9 @@ def test_invalid_json_body_is_400(http, client, path, body) -> None:
         ("instanceID=" + "x" * 257, "ERR_INSTANCE_ID_TOO_LONG"),
     ],
 )
-def test_malformed_new_instance_id_is_400(http, client, query, code) -> None:
+def test_malformed_new_instance_id_is_400(
+    http: Http, client: wf.WorkflowClient, query: str, code: str
+) -> None:
     error_of(http.post(f"{DAPR}/Echo/start?{query}"), 400, code)
     assert client.list_workflows().states == []
 
@@ -324,18 +344,22 @@ def test_malformed_new_instance_id_is_400(http, client, query, code) -> None:
         ("GET", "/api/v1/workflows/{}/history"),
     ],
 )
-def test_malformed_instance_id_in_path_is_400(http, method, template, instance_id) -> None:
+def test_malformed_instance_id_in_path_is_400(
+    http: Http, method: str, template: str, instance_id: str
+) -> None:
     error_of(http.request(method, template.format(instance_id)), 400, "ERR_INSTANCE_ID_INVALID")
 
 
-def test_bad_workflow_and_event_names_are_400(http, client) -> None:
-    error_of(http.post(f"{DAPR}/{'n' * 300}/start"), 400, "ERR_BAD_REQUEST")
+def test_bad_workflow_and_event_names_are_400(http: Http, client: wf.WorkflowClient) -> None:
+    error_of(http.post(f"{DAPR}/{'n' * 1025}/start"), 400, "ERR_BAD_REQUEST")
     error_of(http.post(f"{DAPR}/bad%01name/start"), 400, "ERR_BAD_REQUEST")
     client.schedule_new_workflow("Echo", instance_id="ev")
-    error_of(http.post(f"{DAPR}/ev/raiseEvent/{'e' * 300}"), 400, "ERR_BAD_REQUEST")
+    error_of(http.post(f"{DAPR}/ev/raiseEvent/{'e' * 1025}"), 400, "ERR_BAD_REQUEST")
 
 
-def test_body_over_the_limit_is_413_by_content_length_and_by_stream(serve, client) -> None:
+def test_body_over_the_limit_is_413_by_content_length_and_by_stream(
+    serve: Callable[..., Http], client: wf.WorkflowClient
+) -> None:
     http = serve(client, max_body_bytes=64)
     at_limit = json.dumps("x" * 62).encode()
     assert len(at_limit) == 64
@@ -360,12 +384,12 @@ def test_body_over_the_limit_is_413_by_content_length_and_by_stream(serve, clien
     assert client.get_workflow_state("streamed") is None
 
 
-def test_bad_content_length_is_400(http) -> None:
+def test_bad_content_length_is_400(http: Http) -> None:
     response = http.post(f"{DAPR}/Echo/start", content=b"1", headers={"content-length": "one"})
     error_of(response, 400, "ERR_BODY_READ")
 
 
-def test_unknown_route_and_wrong_method_are_json_errors(http) -> None:
+def test_unknown_route_and_wrong_method_are_json_errors(http: Http) -> None:
     error_of(http.get("/v1.0/nothing/here"), 404, "ERR_NOT_FOUND")
     response = http.get(f"{DAPR}/some-id/terminate")
     error_of(response, 405, "ERR_METHOD_NOT_ALLOWED")
@@ -386,7 +410,9 @@ def test_unknown_route_and_wrong_method_are_json_errors(http) -> None:
         "/no/such/route",
     ],
 )
-def test_api_token_is_required_everywhere_but_health(serve, client, path) -> None:
+def test_api_token_is_required_everywhere_but_health(
+    serve: Callable[..., Http], client: wf.WorkflowClient, path: str
+) -> None:
     anonymous = serve(client, api_token="s3cret")
     method = "POST" if path.endswith(("start", "terminate")) else "GET"
     message = error_of(anonymous.request(method, path), 401, "ERR_UNAUTHORIZED")
@@ -397,7 +423,9 @@ def test_api_token_is_required_everywhere_but_health(serve, client, path) -> Non
     assert right.request(method, path).status_code != 401
 
 
-def test_health_routes_stay_open_with_a_token(serve, client) -> None:
+def test_health_routes_stay_open_with_a_token(
+    serve: Callable[..., Http], client: wf.WorkflowClient
+) -> None:
     http = serve(client, api_token="s3cret")
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/v1.0/healthz").status_code == 204
@@ -405,14 +433,18 @@ def test_health_routes_stay_open_with_a_token(serve, client) -> None:
     error_of(http.post("/healthz"), 401, "ERR_UNAUTHORIZED")
 
 
-def test_the_started_workflow_sees_the_token_protected_start(workflows, serve, client) -> None:
+def test_the_started_workflow_sees_the_token_protected_start(
+    workflows: wf.WorkflowRuntime, serve: Callable[..., Http], client: wf.WorkflowClient
+) -> None:
     http = serve(client, headers={"dapr-api-token": "s3cret"}, api_token="s3cret")
     assert http.post(f"{DAPR}/Echo/start?instanceID=tok", content=b'"hi"').status_code == 202
     assert wait_status(http, "tok", "COMPLETED")["properties"]["dapr.workflow.output"] == '"hi"'
 
 
 # ---- JSON API --------------------------------------------------------------------------------
-def test_list_pages_newest_first_and_filters(workflows, http, client) -> None:
+def test_list_pages_newest_first_and_filters(
+    workflows: wf.WorkflowRuntime, http: Http, client: wf.WorkflowClient
+) -> None:
     ids = [f"e-{i}" for i in range(5)]
     for i, iid in enumerate(ids):
         http.post(f"{DAPR}/Echo/start?instanceID={iid}", content=str(i))
@@ -437,7 +469,7 @@ def test_list_pages_newest_first_and_filters(workflows, http, client) -> None:
     assert seen == ["waiting", *reversed(ids)]
 
     first = http.get("/api/v1/workflows", params={"limit": "1"}).json()["workflows"][0]
-    assert first == client.get_workflow_state("waiting").to_json()
+    assert first == state_of(client, "waiting").to_json()
 
     by_status = http.get("/api/v1/workflows", params={"status": "running"}).json()
     assert [w["instance_id"] for w in by_status["workflows"]] == ["waiting"]
@@ -447,7 +479,7 @@ def test_list_pages_newest_first_and_filters(workflows, http, client) -> None:
     assert [w["instance_id"] for w in repeated["workflows"]] == ["waiting"]
 
     # Stored times are floats: filter on a time between two instances, not on one's own.
-    e1, e2 = (client.get_workflow_state(i).created_at for i in ("e-1", "e-2"))
+    e1, e2 = (state_of(client, i).created_at for i in ("e-1", "e-2"))
     assert e1 < e2
     middle = e1 + (e2 - e1) / 2
     newer = http.get("/api/v1/workflows", params={"created_from": middle.isoformat()}).json()
@@ -472,12 +504,14 @@ def test_list_pages_newest_first_and_filters(workflows, http, client) -> None:
         "page_token=garbage",
     ],
 )
-def test_list_rejects_bad_parameters_with_400(http, query) -> None:
+def test_list_rejects_bad_parameters_with_400(http: Http, query: str) -> None:
     message = error_of(http.get(f"/api/v1/workflows?{query}"), 400, "ERR_BAD_REQUEST")
     assert query.split("=")[0] in message or "cursor" in message
 
 
-def test_state_and_history_json(workflows, http, client) -> None:
+def test_state_and_history_json(
+    workflows: wf.WorkflowRuntime, http: Http, client: wf.WorkflowClient
+) -> None:
     http.post(f"{DAPR}/OrderProcessingWorkflow/start?instanceID=h-1", content=json.dumps(ORDER))
     wait_status(http, "h-1", "RUNNING")
     http.post(f"{DAPR}/h-1/raiseEvent/approve", content=b"true")
@@ -485,7 +519,7 @@ def test_state_and_history_json(workflows, http, client) -> None:
 
     state = http.get("/api/v1/workflows/h-1")
     assert state.status_code == 200
-    assert state.json() == client.get_workflow_state("h-1").to_json()
+    assert state.json() == state_of(client, "h-1").to_json()
     assert state.json()["runtime_status"] == "COMPLETED"
 
     history = http.get("/api/v1/workflows/h-1/history")
@@ -500,42 +534,47 @@ def test_state_and_history_json(workflows, http, client) -> None:
         "TaskCompleted",
         "ExecutionCompleted",
     ]
-    assert events[1]["input"] == json.dumps(ORDER, separators=(",", ":"))
+    assert events[1]["input"] == json.dumps(ORDER)  # the body as sent
 
 
 # ---- health and metrics ----------------------------------------------------------------------
-class UnreachableStoreClient(wf.WorkflowClient):
-    """A client whose store never answers."""
+class UnreachableStore(SqliteStore):
+    """A SQLite store whose reads never answer."""
 
-    def get_workflow_state(self, instance_id, *, fetch_payloads=True):
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
         raise wf.StoreUnavailableError("database is unreachable (test)")
 
-    def list_workflows(self, **options):
+    def list_instances(self, query: InstanceQuery) -> InstancePage:
         raise wf.StoreUnavailableError("database is unreachable (test)")
 
 
-def test_healthz(http) -> None:
+def test_healthz(http: Http) -> None:
     response = http.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert http.get("/v1.0/healthz").status_code == 204
 
 
-def test_unreachable_store_is_503_not_a_crash(serve, client) -> None:
-    broken = UnreachableStoreClient(client.store)
-    http = serve(broken)
-    health = http.get("/healthz", allow_5xx=True)
-    assert health.status_code == 503
-    assert health.json()["status"] == "unavailable"
-    assert "unreachable" in health.json()["message"]
-    error_of(http.get("/v1.0/healthz", allow_5xx=True), 500, "ERR_HEALTH_NOT_READY")
-    error_of(http.get(f"{DAPR}/x", allow_5xx=True), 503, "ERR_GET_WORKFLOW")
-    error_of(http.get("/api/v1/workflows", allow_5xx=True), 503, "ERR_LIST_WORKFLOWS")
-    scrape = http.get("/metrics")
-    assert scrape.status_code == 200
-    assert "treadle_store_up 0.0" in scrape.text
+def test_unreachable_store_is_503_not_a_crash(
+    serve: Callable[..., Http], client: wf.WorkflowClient
+) -> None:
+    store = UnreachableStore(client.store.url)
+    try:
+        http = serve(wf.WorkflowClient(store))
+        health = http.get("/healthz", allow_5xx=True)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        assert "unreachable" in health.json()["message"]
+        error_of(http.get("/v1.0/healthz", allow_5xx=True), 500, "ERR_HEALTH_NOT_READY")
+        error_of(http.get(f"{DAPR}/x", allow_5xx=True), 503, "ERR_GET_WORKFLOW")
+        error_of(http.get("/api/v1/workflows", allow_5xx=True), 503, "ERR_LIST_WORKFLOWS")
+        scrape = http.get("/metrics")
+        assert scrape.status_code == 200
+        assert "treadle_store_up 0.0" in scrape.text
+    finally:
+        store.close()
 
 
-def test_metrics(workflows, http) -> None:
+def test_metrics(workflows: wf.WorkflowRuntime, http: Http) -> None:
     http.post(f"{DAPR}/Waiter/start?instanceID=m-1")
     http.post(f"{DAPR}/Waiter/start?instanceID=m-2")
     wait_status(http, "m-1", "RUNNING")
@@ -559,7 +598,9 @@ def test_metrics(workflows, http) -> None:
     assert "treadle_store_up 1.0" in text
 
 
-def test_each_app_has_its_own_registry(workflows, serve, client) -> None:
+def test_each_app_has_its_own_registry(
+    workflows: wf.WorkflowRuntime, serve: Callable[..., Http], client: wf.WorkflowClient
+) -> None:
     first = serve(client)
     second = serve(client)
     first.post(f"{DAPR}/Echo/start?instanceID=r-1")
@@ -567,7 +608,7 @@ def test_each_app_has_its_own_registry(workflows, serve, client) -> None:
     assert "treadle_workflows_started_total 0.0" in second.get("/metrics").text
 
 
-def test_unknown_routes_count_as_unmatched(http) -> None:
+def test_unknown_routes_count_as_unmatched(http: Http) -> None:
     http.get("/favicon.ico")
     assert 'route="unmatched",status="404"} 1.0' in http.get("/metrics").text
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import treadle as wf
+from treadle.core.history import TaskCompleted
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -45,5 +46,5 @@ def test_a_workflow_of_large_inputs_and_results_completes(
     assert json.loads(state.serialized_output or "null") == 4_000_000 + 6_000_000
     assert json.loads(state.serialized_input or "null") == text
     history = client.get_workflow_history(iid)
-    results = [e for e in history if type(e).__name__ == "TaskCompleted"]
-    assert [len(json.loads(e.result)) for e in results] == [7_000_000, 10_000_000]
+    results = [e for e in history if isinstance(e, TaskCompleted)]
+    assert [len(json.loads(e.result or "null")) for e in results] == [7_000_000, 10_000_000]

@@ -11,13 +11,15 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import treadle as wf
 from treadle.store import local_starts as local
+from treadle.store.base import InstanceRecord
 
-from .helpers import Gate, finish, kinds, status_of, wait_until
+from .helpers import Gate, Workflow, finish, kinds, status_of, wait_until
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -28,17 +30,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'treadle.db'}"
 
 
-def _chain(ctx: wf.WorkflowContext, n: int) -> list[int]:
+def _chain(ctx: wf.WorkflowContext, n: int) -> Workflow[list[int]]:
     first = yield ctx.call_activity("gated", input=n)
     second = yield ctx.call_activity("double", input=first)
     return [first, second]
 
 
-def _parent(ctx: wf.WorkflowContext, n: int) -> int:
-    return (yield ctx.call_child_workflow("child", input=n)) + 1
+def _parent(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+    child: int = yield ctx.call_child_workflow("child", input=n)
+    return child + 1
 
 
-def _child(ctx: wf.WorkflowContext, n: int) -> int:
+def _child(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
     return (yield ctx.call_activity("double", input=n))
 
 
@@ -134,23 +137,24 @@ def test_without_local_starts_or_once_stopped_the_store_starts_them(
     assert local.starters(client.store.url) == ()
 
 
-def _timer_first(ctx: wf.WorkflowContext, n: int) -> int:
+def _timer_first(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
     yield ctx.create_timer(timedelta(seconds=0.2))
     return n + 1
 
 
-def _event_first(ctx: wf.WorkflowContext, n: int) -> int:
-    return n + (yield ctx.wait_for_external_event("go"))
+def _event_first(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+    go: int = yield ctx.wait_for_external_event("go")
+    return n + go
 
 
-def _again_first(ctx: wf.WorkflowContext, n: int) -> int:
+def _again_first(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
     if n < 3:
         ctx.continue_as_new(n + 1)
         return -1
     return (yield ctx.call_activity("double", input=n))
 
 
-def _fails_first(ctx: wf.WorkflowContext, n: int) -> int:
+def _fails_first(ctx: wf.WorkflowContext, n: int) -> Workflow[None]:
     raise ValueError(f"no good: {n}")
     yield  # a generator all the same
 
@@ -267,7 +271,7 @@ def test_kill_9_after_a_local_start_loses_nothing(
     assert history.count("ExecutionStarted") == 1 and history.count("TaskCompleted") == 2
 
 
-def _chain_two(ctx: wf.WorkflowContext, n: int) -> int:
+def _chain_two(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
     first = yield ctx.call_activity("gated", input=n)
     return (yield ctx.call_activity("double", input=first))
 
@@ -308,13 +312,13 @@ def test_a_client_of_the_runtime_s_process_gets_the_final_state_as_a_read_gives_
     store = client.store
     read = store.get_instance
 
-    def counted(instance_id: str) -> object:
+    def counted(instance_id: str) -> InstanceRecord | None:
         reads.append(instance_id)
         return read(instance_id)
 
     iid = client.schedule_new_workflow("chain", input=1)
     gate.wait_entered()
-    store.get_instance = counted
+    store.get_instance = counted  # type: ignore[method-assign]  # counts the reads, undone below
     try:
         threading.Timer(0.2, gate.open).start()
         state = client.wait_for_workflow_completion(iid, timeout_in_seconds=10)

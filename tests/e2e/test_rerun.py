@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import treadle as wf
 from treadle.cli import main
 
-from .helpers import finish, wait_until
+from .helpers import Workflow, finish, wait_until
 
 CALLS: list[tuple[str, int]] = []
 
@@ -18,15 +18,15 @@ def double(ctx: wf.WorkflowActivityContext, x: int) -> int:
     return 2 * x
 
 
-def chain(ctx: wf.WorkflowContext, n: int):
+def chain(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
     total = 0
     for i in range(n):
         total += yield ctx.call_activity(double, input=i)
     return total
 
 
-def waits(ctx: wf.WorkflowContext, _: object):
-    first = yield ctx.call_activity(double, input=1)
+def waits(ctx: wf.WorkflowContext, _: object) -> Workflow[int]:
+    first: int = yield ctx.call_activity(double, input=1)
     yield ctx.create_timer(ctx.current_utc_datetime.replace(year=9999))
     return first
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import treadle as wf
 
-from .helpers import finish
+from .helpers import Workflow, decoded, finish
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -21,15 +22,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'treadle.db'}"
 
 
-def _one_step(ctx, n):
+def _one_step(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
     return (yield ctx.call_activity("step", input=n))
 
 
-def _fan_out_steps(ctx, n):
+def _fan_out_steps(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
     return (yield wf.when_all([ctx.call_activity("step", input=i) for i in range(n)]))
 
 
-def test_a_full_runtime_takes_more_work_as_soon_as_it_has_room(make_runtime, client) -> None:
+def test_a_full_runtime_takes_more_work_as_soon_as_it_has_room(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     """With no room for more workflows or activities, the runtime claims again the moment an
     instance or activity finishes, not at its once-a-second check (which would take 1 s for
     each of these workflows and activities, as they are let go one at a time)."""
@@ -40,7 +43,7 @@ def test_a_full_runtime_takes_more_work_as_soon_as_it_has_room(make_runtime, cli
     ids = [client.schedule_new_workflow("one_step", input=n) for n in range(8)]
     runtime.start()
     started = time.monotonic()
-    assert [json.loads(finish(client, iid).serialized_output) for iid in ids] == list(range(8))
+    assert [decoded(finish(client, iid).serialized_output) for iid in ids] == list(range(8))
     fan_out = finish(client, client.schedule_new_workflow("fan_out", input=8))
-    assert json.loads(fan_out.serialized_output) == list(range(8))
+    assert decoded(fan_out.serialized_output) == list(range(8))
     assert time.monotonic() - started < 4.0

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import treadle as wf
 
-from .helpers import events_of, finish
+from .helpers import Workflow, decoded, events_of, finish
 
 
 class InventoryError(Exception):
     """A user-defined exception type, to check that its name travels."""
 
 
-def test_activity_exception_is_a_catchable_task_failed_error(runtime, client) -> None:
+def test_activity_exception_is_a_catchable_task_failed_error(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     @runtime.activity
-    def reserve(ctx, sku):
+    def reserve(ctx: wf.WorkflowActivityContext, sku: str) -> None:
         raise InventoryError(f"no stock for {sku}")
 
     @runtime.workflow
-    def order(ctx, sku):
+    def order(ctx: wf.WorkflowContext, sku: str) -> Workflow[dict[str, Any] | str]:
         try:
             yield ctx.call_activity(reserve, input=sku)
         except wf.TaskFailedError as e:
@@ -36,7 +40,7 @@ def test_activity_exception_is_a_catchable_task_failed_error(runtime, client) ->
 
     state = finish(client, client.schedule_new_workflow(order, input="sku-1"))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    details = json.loads(state.serialized_output)
+    details = decoded(state.serialized_output)
     assert details["type"] == "InventoryError"
     assert details["message"] == "no stock for sku-1"
     # the traceback is the activity's own: it names the raising function and line
@@ -46,14 +50,16 @@ def test_activity_exception_is_a_catchable_task_failed_error(runtime, client) ->
     assert "no stock for sku-1" in details["str"]
 
 
-def test_seed_chain_succeeds(runtime, client) -> None:
+def test_seed_chain_succeeds(runtime: wf.WorkflowRuntime, client: wf.WorkflowClient) -> None:
     _register_seed_chain(runtime, handled=[], fail_step2=False)
     state = finish(client, client.schedule_new_workflow("task_chain_workflow", input=1))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == [2, 4, 4 ^ 2]
+    assert decoded(state.serialized_output) == [2, 4, 4 ^ 2]
 
 
-def test_seed_chain_error_handler_runs_then_reraise_fails_the_instance(runtime, client) -> None:
+def test_seed_chain_error_handler_runs_then_reraise_fails_the_instance(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     handled: list[str] = []
     _register_seed_chain(runtime, handled=handled, fail_step2=True)
     iid = client.schedule_new_workflow("task_chain_workflow", input=1)
@@ -75,10 +81,12 @@ def test_seed_chain_error_handler_runs_then_reraise_fails_the_instance(runtime, 
     assert "task_chain_workflow" in (failure.stack_trace or "")
 
 
-def _register_seed_chain(runtime, *, handled: list[str], fail_step2: bool) -> None:
+def _register_seed_chain(
+    runtime: wf.WorkflowRuntime, *, handled: list[str], fail_step2: bool
+) -> None:
     """The task-chaining pattern of the Dapr docs, verbatim but for the failing step."""
 
-    def task_chain_workflow(ctx: wf.DaprWorkflowContext, wf_input: int):
+    def task_chain_workflow(ctx: wf.DaprWorkflowContext, wf_input: int) -> Workflow[list[Any]]:
         try:
             result1 = yield ctx.call_activity(step1, input=wf_input)
             result2 = yield ctx.call_activity(step2, input=result1)
@@ -88,18 +96,18 @@ def _register_seed_chain(runtime, *, handled: list[str], fail_step2: bool) -> No
             raise
         return [result1, result2, result3]
 
-    def step1(ctx, activity_input):
+    def step1(ctx: wf.WorkflowActivityContext, activity_input: int) -> int:
         return activity_input + 1
 
-    def step2(ctx, activity_input):
+    def step2(ctx: wf.WorkflowActivityContext, activity_input: int) -> int:
         if fail_step2:
             raise RuntimeError(f"step2 cannot handle {activity_input}")
         return activity_input * 2
 
-    def step3(ctx, activity_input):
+    def step3(ctx: wf.WorkflowActivityContext, activity_input: int) -> int:
         return activity_input ^ 2
 
-    def error_handler(ctx, error):
+    def error_handler(ctx: wf.WorkflowActivityContext, error: str) -> None:
         handled.append(error)
 
     runtime.register_workflow(task_chain_workflow)
@@ -107,14 +115,16 @@ def _register_seed_chain(runtime, *, handled: list[str], fail_step2: bool) -> No
         runtime.register_activity(activity)
 
 
-def test_uncaught_workflow_exception_fails_the_instance(runtime, client) -> None:
+def test_uncaught_workflow_exception_fails_the_instance(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     @runtime.activity
-    def check(ctx, n):
+    def check(ctx: wf.WorkflowActivityContext, n: int) -> bool:
         return n > 10
 
     @runtime.workflow
-    def validate(ctx, n):
-        ok = yield ctx.call_activity(check, input=n)
+    def validate(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+        ok: bool = yield ctx.call_activity(check, input=n)
         if not ok:
             raise ValueError(f"order size {n} is too small")
         return n
@@ -133,13 +143,15 @@ def test_uncaught_workflow_exception_fails_the_instance(runtime, client) -> None
     assert completed.failure == failure
 
 
-def test_uncaught_activity_failure_fails_the_instance(runtime, client) -> None:
+def test_uncaught_activity_failure_fails_the_instance(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     @runtime.activity
-    def charge(ctx, amount):
+    def charge(ctx: wf.WorkflowActivityContext, amount: int) -> None:
         raise InventoryError(f"card declined for {amount}")
 
     @runtime.workflow
-    def pay(ctx, amount):
+    def pay(ctx: wf.WorkflowContext, amount: int) -> Workflow[str]:
         yield ctx.call_activity(charge, input=amount)
         return "paid"
 
@@ -152,9 +164,11 @@ def test_uncaught_activity_failure_fails_the_instance(runtime, client) -> None:
     assert "card declined for 12" in failure.message
 
 
-def test_workflow_failing_before_its_first_yield(runtime, client) -> None:
+def test_workflow_failing_before_its_first_yield(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     @runtime.workflow
-    def eager(ctx, data):
+    def eager(ctx: wf.WorkflowContext, data: dict[str, Any]) -> Workflow[None]:
         raise KeyError(data["missing"])
         yield  # pragma: no cover - makes this a generator
 
@@ -165,7 +179,9 @@ def test_workflow_failing_before_its_first_yield(runtime, client) -> None:
     assert "missing" in state.failure_details.message
 
 
-def test_unregistered_workflow_fails_with_a_message_naming_it(runtime, client) -> None:
+def test_unregistered_workflow_fails_with_a_message_naming_it(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     iid = client.schedule_new_workflow("no_such_workflow", input=1)
     state = finish(client, iid)
     assert state.runtime_status is wf.WorkflowStatus.FAILED
@@ -181,10 +197,10 @@ def test_unregistered_workflow_fails_with_a_message_naming_it(runtime, client) -
     [("activity", "register_activity"), ("child workflow", "register_workflow")],
 )
 def test_an_unregistered_activity_or_child_is_a_task_failed_error_naming_it(
-    runtime, client, kind: str, hint: str
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient, kind: str, hint: str
 ) -> None:
     @runtime.workflow
-    def caller(ctx, _):
+    def caller(ctx: wf.WorkflowContext, _: object) -> Workflow[list[str] | str]:
         call = ctx.call_activity if kind == "activity" else ctx.call_child_workflow
         try:
             yield call("no_such_task", input=1)
@@ -194,19 +210,21 @@ def test_an_unregistered_activity_or_child_is_a_task_failed_error_naming_it(
 
     state = finish(client, client.schedule_new_workflow(caller))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    error_type, message = json.loads(state.serialized_output)
+    error_type, message = decoded(state.serialized_output)
     assert error_type == "RegistrationError"
     assert "'no_such_task' is not registered" in message
     assert hint in message
 
 
-def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> None:
+def test_activity_result_that_is_not_json_fails_the_task(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     @runtime.activity
-    def opaque(ctx, _):
+    def opaque(ctx: wf.WorkflowActivityContext, _: object) -> object:
         return object()
 
     @runtime.workflow
-    def caller(ctx, _):
+    def caller(ctx: wf.WorkflowContext, _: object) -> Workflow[str]:
         try:
             yield ctx.call_activity(opaque)
         except wf.TaskFailedError as e:
@@ -215,7 +233,7 @@ def test_activity_result_that_is_not_json_fails_the_task(runtime, client) -> Non
 
     state = finish(client, client.schedule_new_workflow(caller))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert "not JSON-serializable" in json.loads(state.serialized_output)
+    assert "not JSON-serializable" in decoded(state.serialized_output)
 
 
 class _Unprintable(Exception):
@@ -239,7 +257,11 @@ def _raise_unprintable() -> None:
     ],
 )
 def test_an_activity_raising_what_would_end_its_thread_fails_its_task_only(
-    make_runtime, client, fail, error_type: str, message: str
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+    fail: Callable[[], None],
+    error_type: str,
+    message: str,
 ) -> None:
     """SystemExit on an activity thread would end it, and so would reporting an exception
     whose str() raises: the task fails instead, and the one thread goes on running the
@@ -247,15 +269,15 @@ def test_an_activity_raising_what_would_end_its_thread_fails_its_task_only(
     runtime = make_runtime(start=False, max_concurrent_activities=1)
 
     @runtime.activity
-    def failing(ctx, _):
+    def failing(ctx: wf.WorkflowActivityContext, _: object) -> None:
         fail()
 
     @runtime.activity
-    def add_one(ctx, n):
+    def add_one(ctx: wf.WorkflowActivityContext, n: int) -> int:
         return n + 1
 
     @runtime.workflow
-    def caller(ctx, n):
+    def caller(ctx: wf.WorkflowContext, n: int) -> Workflow[list[Any]]:
         try:
             yield ctx.call_activity(failing)
         except wf.TaskFailedError as e:
@@ -264,13 +286,13 @@ def test_an_activity_raising_what_would_end_its_thread_fails_its_task_only(
 
     runtime.start()
     ids = [client.schedule_new_workflow(caller, input=n) for n in range(3)]
-    outputs = [json.loads(finish(client, iid).serialized_output) for iid in ids]
+    outputs = [decoded(finish(client, iid).serialized_output) for iid in ids]
     assert outputs == [[[error_type, message], n + 1] for n in range(3)]
 
 
 @pytest.mark.parametrize("raised", [SystemExit, _Unprintable, GeneratorExit, KeyboardInterrupt])
 def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
-    runtime, client, raised: type[BaseException]
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient, raised: type[BaseException]
 ) -> None:
     """sys.exit() in workflow code fails its instance like any exception, and so does an
     exception whose str() raises; GeneratorExit and KeyboardInterrupt escape the workflow
@@ -279,12 +301,12 @@ def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
     end the runtime's thread, or fail every round again)."""
 
     @runtime.activity
-    def add_one(ctx, n):
+    def add_one(ctx: wf.WorkflowActivityContext, n: int) -> int:
         return n + 1
 
     @runtime.workflow
-    def odd(ctx, n):
-        result = yield ctx.call_activity(add_one, input=n)
+    def odd(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+        result: int = yield ctx.call_activity(add_one, input=n)
         if n == 0:
             raise raised
         return result

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import treadle as wf
+from treadle.core.history import TaskCompleted
 
-from .helpers import finish
+from .helpers import Workflow, decoded, finish, status_of
 
 N = 10
 ACTIVITY_S = 0.5
@@ -35,16 +36,18 @@ class Overlap:
             self.running -= 1
 
 
-def _fan_out(ctx, n):
-    results = yield wf.when_all([ctx.call_activity("work", input=i) for i in range(n)])
+def _fan_out(ctx: wf.WorkflowContext, n: int) -> Workflow[list[int]]:
+    results: list[int] = yield wf.when_all([ctx.call_activity("work", input=i) for i in range(n)])
     return results
 
 
-def test_fan_out_runs_activities_in_parallel(make_runtime, client) -> None:
+def test_fan_out_runs_activities_in_parallel(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     overlap = Overlap()
     runtime = make_runtime(start=False, max_concurrent_activities=N)
 
-    def work(ctx, i):
+    def work(ctx: wf.WorkflowActivityContext, i: int) -> int:
         overlap.enter()
         try:
             time.sleep(ACTIVITY_S)
@@ -59,16 +62,18 @@ def test_fan_out_runs_activities_in_parallel(make_runtime, client) -> None:
     started = time.monotonic()
     state = finish(client, client.schedule_new_workflow("fan_out", input=N), timeout=30)
     elapsed = time.monotonic() - started
-    assert json.loads(state.serialized_output) == [i * i for i in range(N)]
+    assert decoded(state.serialized_output) == [i * i for i in range(N)]
     assert elapsed < 0.5 * SERIAL_S, f"{elapsed:.2f} s for {N} x {ACTIVITY_S} s"
     assert overlap.peak >= N // 2
 
 
-def test_async_activities_run_concurrently(make_runtime, client) -> None:
+def test_async_activities_run_concurrently(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     overlap = Overlap()
     runtime = make_runtime(start=False, max_concurrent_activities=N)
 
-    async def work(ctx, i):
+    async def work(ctx: wf.WorkflowActivityContext, i: int) -> int:
         overlap.enter()
         try:
             await asyncio.sleep(ACTIVITY_S)
@@ -82,7 +87,7 @@ def test_async_activities_run_concurrently(make_runtime, client) -> None:
     runtime.register_workflow(_fan_out, name="fan_out")
 
     @runtime.workflow
-    def bad_async(ctx, _):
+    def bad_async(ctx: wf.WorkflowContext, _: object) -> Workflow[list[str] | str]:
         try:
             yield ctx.call_activity(work, input=-1)
         except wf.TaskFailedError as e:
@@ -93,19 +98,21 @@ def test_async_activities_run_concurrently(make_runtime, client) -> None:
     started = time.monotonic()
     state = finish(client, client.schedule_new_workflow("fan_out", input=N), timeout=30)
     elapsed = time.monotonic() - started
-    assert json.loads(state.serialized_output) == [i * i for i in range(N)]
+    assert decoded(state.serialized_output) == [i * i for i in range(N)]
     assert elapsed < 0.5 * SERIAL_S, f"{elapsed:.2f} s for {N} x {ACTIVITY_S} s"
     assert overlap.peak >= N // 2
 
     failed = finish(client, client.schedule_new_workflow(bad_async))
-    assert json.loads(failed.serialized_output) == ["ValueError", "negative input -1"]
+    assert decoded(failed.serialized_output) == ["ValueError", "negative input -1"]
 
 
-def test_max_concurrent_activities_bounds_the_parallelism(make_runtime, client) -> None:
+def test_max_concurrent_activities_bounds_the_parallelism(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     overlap = Overlap()
     runtime = make_runtime(start=False, max_concurrent_activities=2)
 
-    def work(ctx, i):
+    def work(ctx: wf.WorkflowActivityContext, i: int) -> int:
         overlap.enter()
         try:
             time.sleep(0.05)
@@ -117,7 +124,7 @@ def test_max_concurrent_activities_bounds_the_parallelism(make_runtime, client) 
     runtime.register_workflow(_fan_out, name="fan_out")
     runtime.start()
     state = finish(client, client.schedule_new_workflow("fan_out", input=8))
-    assert json.loads(state.serialized_output) == list(range(8))
+    assert decoded(state.serialized_output) == list(range(8))
     assert overlap.peak == 2
 
 
@@ -125,14 +132,16 @@ STEPS = 5
 INSTANCES = 40
 
 
-def _multi_step(ctx, n):
-    owners = []
+def _multi_step(ctx: wf.WorkflowContext, n: int) -> Workflow[list[str]]:
+    owners: list[str] = []
     for i in range(STEPS):
         owners.append((yield ctx.call_activity("step", input=[n, i])))
     return owners
 
 
-def test_two_runtimes_on_one_store_never_run_a_step_twice(make_runtime, client) -> None:
+def test_two_runtimes_on_one_store_never_run_a_step_twice(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     log: list[tuple[str, str, int, list[int]]] = []
     log_lock = threading.Lock()
     runtimes = [
@@ -142,7 +151,7 @@ def test_two_runtimes_on_one_store_never_run_a_step_twice(make_runtime, client) 
     for runtime in runtimes:
         owner = runtime.owner
 
-        def step(ctx, value, owner=owner):
+        def step(ctx: wf.WorkflowActivityContext, value: list[int], owner: str = owner) -> str:
             with log_lock:
                 log.append((owner, ctx.workflow_id, ctx.task_id, value))
             time.sleep(0.002)
@@ -157,7 +166,7 @@ def test_two_runtimes_on_one_store_never_run_a_step_twice(make_runtime, client) 
     for runtime in runtimes:
         runtime.start()
 
-    outputs = {iid: json.loads(finish(client, iid, timeout=30).serialized_output) for iid in ids}
+    outputs = {iid: decoded(finish(client, iid, timeout=30).serialized_output) for iid in ids}
 
     owners = {r.owner for r in runtimes}
     runs = Counter((iid, task_id) for _, iid, task_id, _ in log)
@@ -166,11 +175,10 @@ def test_two_runtimes_on_one_store_never_run_a_step_twice(make_runtime, client) 
     ran_by = {(iid, task_id): owner for owner, iid, task_id, _ in log}
     assert {owner for owner, *_ in log} == owners, "both runtimes should have done work"
     for iid in ids:
-        state = client.get_workflow_state(iid)
-        assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+        assert status_of(client, iid) is wf.WorkflowStatus.COMPLETED
         history = client.get_workflow_history(iid)
         scheduled = [e.event_id for e in history if e.KIND == "TaskScheduled"]
-        completed = [e.task_scheduled_id for e in history if e.KIND == "TaskCompleted"]
+        completed = [e.task_scheduled_id for e in history if isinstance(e, TaskCompleted)]
         assert scheduled == sorted(set(scheduled)) and len(scheduled) == STEPS, iid
         assert completed == scheduled, iid
         assert [e.KIND for e in history].count("ExecutionCompleted") == 1

@@ -1,15 +1,17 @@
-"""A runtime and a client in different processes, sharing one SQLite file."""
+"""A runtime and a client in different processes, sharing one store."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import textwrap
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
 import treadle as wf
+from treadle.core.history import TaskCompleted
 
-from .helpers import finish, kinds, status_of, wait_until
+from .helpers import decoded, finish, kinds, status_of, wait_until
 
 WORKER = textwrap.dedent(
     """
@@ -40,7 +42,12 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_client_and_runtime_in_different_processes(tmp_path, store_url, client, spawn) -> None:
+def test_client_and_runtime_in_different_processes(
+    tmp_path: Path,
+    store_url: str,
+    client: wf.WorkflowClient,
+    spawn: Callable[..., subprocess.Popen[str]],
+) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     iid = client.schedule_new_workflow("remote", input=5)  # before the worker even exists
@@ -52,18 +59,19 @@ def test_client_and_runtime_in_different_processes(tmp_path, store_url, client, 
     state = finish(client, iid, timeout=20)
 
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    me, go = json.loads(state.serialized_output)
+    me, go = decoded(state.serialized_output)
     assert me == {"pid": proc.pid, "x": 5}
     assert go == {"from": "the test process"}
 
     # a second instance started while the worker runs is picked up too
     second = client.schedule_new_workflow("remote", input=6)
     client.raise_workflow_event(second, "go", data=None)
-    assert json.loads(finish(client, second, timeout=20).serialized_output) == [
+    assert decoded(finish(client, second, timeout=20).serialized_output) == [
         {"pid": proc.pid, "x": 6},
         None,
     ]
 
+    assert proc.stdin is not None
     proc.stdin.close()
     assert proc.wait(timeout=20) == 0
     # a clean shutdown leaves no leases behind
@@ -108,20 +116,25 @@ TWIN = textwrap.dedent(
 
 
 def test_two_runtime_processes_on_one_store_run_each_step_once(
-    tmp_path, store_url, client, spawn
+    tmp_path: Path,
+    store_url: str,
+    client: wf.WorkflowClient,
+    spawn: Callable[..., subprocess.Popen[str]],
 ) -> None:
     script = tmp_path / "twin.py"
     script.write_text(TWIN)
     log = tmp_path / "steps.log"
     procs = [spawn(script, store_url, str(log), stdout=subprocess.PIPE) for _ in range(2)]
     for proc in procs:
+        assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
     ids = [
         client.schedule_new_workflow("multi_step", input=n, instance_id=f"m-{n:02d}")
         for n in range(40)
     ]
-    outputs = {iid: json.loads(finish(client, iid, timeout=30).serialized_output) for iid in ids}
+    outputs = {iid: decoded(finish(client, iid, timeout=30).serialized_output) for iid in ids}
     for proc in procs:
+        assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.close()
         assert proc.wait(timeout=20) == 0
         proc.stdout.close()
@@ -135,7 +148,7 @@ def test_two_runtime_processes_on_one_store_run_each_step_once(
     for iid in ids:
         history = client.get_workflow_history(iid)
         scheduled = [e.event_id for e in history if e.KIND == "TaskScheduled"]
-        completed = [e.task_scheduled_id for e in history if e.KIND == "TaskCompleted"]
+        completed = [e.task_scheduled_id for e in history if isinstance(e, TaskCompleted)]
         assert len(scheduled) == len(set(scheduled)) == 5, iid
         assert completed == scheduled, iid
         assert outputs[iid] == [ran_by[(iid, task_id)] for task_id in scheduled]

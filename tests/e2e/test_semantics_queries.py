@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
 import treadle as wf
+from treadle.core.history import ExecutionCompleted, ExecutionStarted, TaskCompleted, TaskScheduled
 
-from .helpers import finish, wait_until
+from .helpers import Workflow, decoded, finish, wait_until
 
 
-def _register(runtime) -> None:
+def _register(runtime: wf.WorkflowRuntime) -> None:
     @runtime.activity
-    def add_one(ctx, n):
+    def add_one(ctx: wf.WorkflowActivityContext, n: int) -> int:
         return n + 1
 
     @runtime.workflow
-    def quick(ctx, n):
+    def quick(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
         return (yield ctx.call_activity(add_one, input=n))
 
     @runtime.workflow
-    def slow(ctx, n):
+    def slow(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
         yield ctx.wait_for_external_event("go")
         return n
 
@@ -31,13 +32,15 @@ def _ids(page: wf.WorkflowPage) -> list[str]:
     return [s.instance_id for s in page.states]
 
 
-def _start_batch(client, prefix: str, name: str, n: int) -> list[str]:
+def _start_batch(client: wf.WorkflowClient, prefix: str, name: str, n: int) -> list[str]:
     return [
         client.schedule_new_workflow(name, input=i, instance_id=f"{prefix}{i}") for i in range(n)
     ]
 
 
-def test_list_filters_by_status_name_and_time(runtime, client) -> None:
+def test_list_filters_by_status_name_and_time(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     _register(runtime)
     t0 = datetime.now(timezone.utc)
     quick_ids = _start_batch(client, "q", "quick", 3)
@@ -76,7 +79,9 @@ def test_list_filters_by_status_name_and_time(runtime, client) -> None:
     assert _ids(client.list_workflows(status=wf.WorkflowStatus.TERMINATED)) == [slow_ids[0]]
 
 
-def test_list_pages_through_everything_newest_first(runtime, client) -> None:
+def test_list_pages_through_everything_newest_first(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     _register(runtime)
     ids = _start_batch(client, "p", "slow", 7)
     seen: list[wf.WorkflowState] = []
@@ -105,11 +110,13 @@ def test_list_pages_through_everything_newest_first(runtime, client) -> None:
         client.list_workflows(page_size=0)
 
 
-def test_get_workflow_history_records_every_step(runtime, client) -> None:
+def test_get_workflow_history_records_every_step(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     _register(runtime)
     iid = client.schedule_new_workflow("quick", input=41)
     state = finish(client, iid)
-    assert json.loads(state.serialized_output) == 42
+    assert decoded(state.serialized_output) == 42
 
     history = client.get_workflow_history(iid)
     assert [e.KIND for e in history] == [
@@ -121,6 +128,8 @@ def test_get_workflow_history_records_every_step(runtime, client) -> None:
         "ExecutionCompleted",
     ]
     _, started, scheduled, _, completed, done = history
+    assert isinstance(started, ExecutionStarted) and isinstance(scheduled, TaskScheduled)
+    assert isinstance(completed, TaskCompleted) and isinstance(done, ExecutionCompleted)
     assert (started.name, started.instance_id, started.input) == ("quick", iid, "41")
     assert (scheduled.event_id, scheduled.name, scheduled.input) == (1, "add_one", "41")
     assert scheduled.task_execution_id == f"{started.execution_id}:1"

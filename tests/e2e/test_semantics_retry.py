@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import treadle as wf
+from treadle.core.history import TimerCreated
 
-from .helpers import events_of, finish, kinds, wait_until
+from .helpers import Workflow, decoded, events_of, finish, kinds, wait_until
 
 
 class Flaky:
@@ -21,7 +23,7 @@ class Flaky:
         self.attempts: defaultdict[str, int] = defaultdict(int)
         self.seen: list[tuple[str, int]] = []  # (task_execution_id, task_id) per attempt
 
-    def __call__(self, ctx, value):
+    def __call__(self, ctx: wf.WorkflowActivityContext, value: str) -> str:
         with self.lock:
             self.attempts[ctx.task_execution_id] += 1
             attempt = self.attempts[ctx.task_execution_id]
@@ -31,7 +33,9 @@ class Flaky:
         return f"{value} ok on attempt {attempt}"
 
 
-def _register(runtime, flaky: Flaky, attempts: int, interval_ms: int = 50) -> None:
+def _register(
+    runtime: wf.WorkflowRuntime, flaky: Flaky, attempts: int, interval_ms: int = 50
+) -> None:
     runtime.register_activity(flaky, name="flaky")
     policy = wf.RetryPolicy(
         first_retry_interval=timedelta(milliseconds=interval_ms),
@@ -40,20 +44,22 @@ def _register(runtime, flaky: Flaky, attempts: int, interval_ms: int = 50) -> No
     )
 
     @runtime.workflow
-    def caller(ctx, value):
+    def caller(ctx: wf.WorkflowContext, value: str) -> Workflow[Any]:
         try:
             return (yield ctx.call_activity("flaky", input=value, retry_policy=policy))
         except wf.TaskFailedError as e:
             return {"failed": e.details.message, "type": e.details.error_type}
 
 
-def test_activity_failing_twice_succeeds_on_the_third_attempt(runtime, client) -> None:
+def test_activity_failing_twice_succeeds_on_the_third_attempt(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     flaky = Flaky(failures=2)
     _register(runtime, flaky, attempts=3)
     iid = client.schedule_new_workflow("caller", input="job")
     state = finish(client, iid)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == "job ok on attempt 3"
+    assert decoded(state.serialized_output) == "job ok on attempt 3"
 
     # one logical call: the same task_execution_id on every attempt, a new task id each time
     assert len(flaky.seen) == 3
@@ -64,7 +70,9 @@ def test_activity_failing_twice_succeeds_on_the_third_attempt(runtime, client) -
     assert len(events_of(client, iid, "TaskFailed")) == 2
 
 
-def test_retry_waits_are_durable_timers_with_backoff(runtime, client) -> None:
+def test_retry_waits_are_durable_timers_with_backoff(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     flaky = Flaky(failures=2)
     _register(runtime, flaky, attempts=3, interval_ms=100)
     iid = client.schedule_new_workflow("caller", input="job")
@@ -91,18 +99,21 @@ def test_retry_waits_are_durable_timers_with_backoff(runtime, client) -> None:
     for event in history:
         if event.KIND == "OrchestratorStarted":
             turn_time = event.timestamp
-        elif event.KIND == "TimerCreated":
+        elif isinstance(event, TimerCreated):
+            assert turn_time is not None
             waits.append(event.fire_at - turn_time)
     assert waits == [timedelta(milliseconds=100), timedelta(milliseconds=200)]
 
 
-def test_exhausted_retries_raise_the_last_attempts_failure(runtime, client) -> None:
+def test_exhausted_retries_raise_the_last_attempts_failure(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
     flaky = Flaky(failures=5)
     _register(runtime, flaky, attempts=2)
     iid = client.schedule_new_workflow("caller", input="job")
     state = finish(client, iid)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == {
+    assert decoded(state.serialized_output) == {
         "failed": "attempt 2 failed",
         "type": "ConnectionError",
     }
@@ -110,7 +121,9 @@ def test_exhausted_retries_raise_the_last_attempts_failure(runtime, client) -> N
     assert kinds(client, iid).count("TimerCreated") == 1
 
 
-def test_a_pending_retry_survives_a_runtime_restart(make_runtime, client) -> None:
+def test_a_pending_retry_survives_a_runtime_restart(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
     flaky = Flaky(failures=1)
     first = make_runtime()
     _register(first, flaky, attempts=3, interval_ms=500)
@@ -121,21 +134,21 @@ def test_a_pending_retry_survives_a_runtime_restart(make_runtime, client) -> Non
     second = make_runtime()
     _register(second, flaky, attempts=3, interval_ms=500)
     state = finish(client, iid)
-    assert json.loads(state.serialized_output) == "job ok on attempt 2"
+    assert decoded(state.serialized_output) == "job ok on attempt 2"
     assert len({tx for tx, _ in flaky.seen}) == 1
 
 
-def test_child_workflow_retry(runtime, client) -> None:
+def test_child_workflow_retry(runtime: wf.WorkflowRuntime, client: wf.WorkflowClient) -> None:
     attempts: list[str] = []
 
     @runtime.activity
-    def count_attempt(ctx, child_id):
+    def count_attempt(ctx: wf.WorkflowActivityContext, child_id: str) -> int:
         attempts.append(child_id)
         return len(attempts)
 
     @runtime.workflow
-    def fragile_child(ctx, _):
-        n = yield ctx.call_activity(count_attempt, input=ctx.instance_id)
+    def fragile_child(ctx: wf.WorkflowContext, _: object) -> Workflow[int]:
+        n: int = yield ctx.call_activity(count_attempt, input=ctx.instance_id)
         if n < 3:
             raise RuntimeError(f"child attempt {n} failed")
         return n
@@ -145,11 +158,11 @@ def test_child_workflow_retry(runtime, client) -> None:
     )
 
     @runtime.workflow
-    def parent(ctx, _):
+    def parent(ctx: wf.WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_child_workflow(fragile_child, retry_policy=policy))
 
     state = finish(client, client.schedule_new_workflow(parent, instance_id="rp"))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    assert json.loads(state.serialized_output) == 3
+    assert decoded(state.serialized_output) == 3
     # every attempt ran under the same child instance id
     assert attempts == ["rp:0001"] * 3

@@ -6,6 +6,7 @@ Workflows come from ``--app`` (run in-process), so no SDK is needed here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -22,7 +23,7 @@ APP = ("--app", "sidecar_app:runtime")
 
 
 @pytest.fixture
-def served(tmp_path: Path):
+def served(tmp_path: Path) -> Iterator[Served]:
     with serve(tmp_path, *APP, "--max-payload-bytes", "100000", cwd=HERE) as running:
         yield running
 
@@ -32,7 +33,9 @@ def stub(served: Served) -> stubs.TaskHubSidecarServiceStub:
     return served.stub()
 
 
-def start(stub, iid: str, name: str = "app_chain", data: str | None = "3") -> None:
+def start(
+    stub: stubs.TaskHubSidecarServiceStub, iid: str, name: str = "app_chain", data: str | None = "3"
+) -> None:
     stub.StartInstance(
         spb.CreateInstanceRequest(
             instanceId=iid, name=name, input=None if data is None else StringValue(value=data)
@@ -41,21 +44,21 @@ def start(stub, iid: str, name: str = "app_chain", data: str | None = "3") -> No
     )
 
 
-def finish(stub, iid: str) -> opb.WorkflowState:
-    done = stub.WaitForInstanceCompletion(
+def finish(stub: stubs.TaskHubSidecarServiceStub, iid: str) -> opb.WorkflowState:
+    done: spb.GetInstanceResponse = stub.WaitForInstanceCompletion(
         spb.GetInstanceRequest(instanceId=iid, getInputsAndOutputs=True), timeout=30
     )
     assert done.exists
     return done.workflowState
 
 
-def code_of(call) -> tuple[grpc.StatusCode, str]:
+def code_of(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value.code(), info.value.details() or ""
 
 
-def test_list_instance_ids_pages_newest_first(stub) -> None:
+def test_list_instance_ids_pages_newest_first(stub: stubs.TaskHubSidecarServiceStub) -> None:
     for i in range(3):
         start(stub, f"list-{i}")
         finish(stub, f"list-{i}")
@@ -70,7 +73,9 @@ def test_list_instance_ids_pages_newest_first(stub) -> None:
     assert not rest.HasField("continuationToken")
 
 
-def test_get_instance_history_returns_the_run_as_protobuf_events(stub) -> None:
+def test_get_instance_history_returns_the_run_as_protobuf_events(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "hist-1", data="2")
     assert json.loads(finish(stub, "hist-1").output.value) == 0 + 2
     history = stub.GetInstanceHistory(spb.GetInstanceHistoryRequest(instanceId="hist-1"))
@@ -86,7 +91,9 @@ def test_get_instance_history_returns_the_run_as_protobuf_events(stub) -> None:
     assert code is grpc.StatusCode.NOT_FOUND and "nope" in details
 
 
-def test_get_instance_reports_fields_and_honours_get_inputs_and_outputs(stub) -> None:
+def test_get_instance_reports_fields_and_honours_get_inputs_and_outputs(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "state-1", data="2")
     finish(stub, "state-1")
     full = stub.GetInstance(spb.GetInstanceRequest(instanceId="state-1", getInputsAndOutputs=True))
@@ -100,7 +107,9 @@ def test_get_instance_reports_fields_and_honours_get_inputs_and_outputs(stub) ->
     assert not stub.GetInstance(spb.GetInstanceRequest(instanceId="unknown")).exists
 
 
-def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(stub) -> None:
+def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     bad_json = code_of(lambda: start(stub, "bad-1", data="{not json"))
     assert bad_json[0] is grpc.StatusCode.INVALID_ARGUMENT and "JSON" in bad_json[1]
     bad_id = code_of(lambda: start(stub, "bad\nid"))
@@ -115,7 +124,9 @@ def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(stub) -> Non
     assert finish(stub, "ok-1").workflowStatus == opb.ORCHESTRATION_STATUS_COMPLETED
 
 
-def test_unknown_workflow_names_are_accepted_and_wait_for_a_worker(stub) -> None:
+def test_unknown_workflow_names_are_accepted_and_wait_for_a_worker(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "later-1", name="registered_by_some_worker_later")
     state = stub.GetInstance(spb.GetInstanceRequest(instanceId="later-1")).workflowState
     assert state.workflowStatus in (
@@ -130,7 +141,7 @@ def test_unknown_workflow_names_are_accepted_and_wait_for_a_worker(stub) -> None
     stub.TerminateInstance(spb.TerminateRequest(instanceId="later-1"))
 
 
-def test_oversized_messages_are_refused_not_fatal(stub) -> None:
+def test_oversized_messages_are_refused_not_fatal(stub: stubs.TaskHubSidecarServiceStub) -> None:
     big = json.dumps("x" * 200_000)
     code, _ = code_of(lambda: start(stub, "big-1", data=big))
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -138,7 +149,7 @@ def test_oversized_messages_are_refused_not_fatal(stub) -> None:
     assert finish(stub, "small-1").workflowStatus == opb.ORCHESTRATION_STATUS_COMPLETED
 
 
-def test_wait_calls_long_poll_until_the_deadline(stub) -> None:
+def test_wait_calls_long_poll_until_the_deadline(stub: stubs.TaskHubSidecarServiceStub) -> None:
     start(stub, "waiting-1", name="app_wait_event", data=None)
     request = spb.GetInstanceRequest(instanceId="waiting-1", getInputsAndOutputs=True)
     started = stub.WaitForInstanceStart(request, timeout=10).workflowState
@@ -152,7 +163,9 @@ def test_wait_calls_long_poll_until_the_deadline(stub) -> None:
     assert json.loads(done.output.value) == {"got": 7}
 
 
-def test_rerun_from_the_start_or_an_activity_runs_a_new_instance(stub) -> None:
+def test_rerun_from_the_start_or_an_activity_runs_a_new_instance(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "src-1", data="3")
     finish(stub, "src-1")
     rerun = stub.RerunWorkflowFromEvent(
@@ -181,7 +194,9 @@ def test_rerun_from_the_start_or_an_activity_runs_a_new_instance(stub) -> None:
     assert code is grpc.StatusCode.INVALID_ARGUMENT and "event 9" in details
 
 
-def test_purge_by_filter_deletes_only_finished_instances(stub) -> None:
+def test_purge_by_filter_deletes_only_finished_instances(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     for i in range(2):
         start(stub, f"done-{i}")
         finish(stub, f"done-{i}")

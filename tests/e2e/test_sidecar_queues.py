@@ -4,6 +4,7 @@ handling of the SDK's never-firing timer."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from treadle.core.history import (
     EventRaised,
@@ -135,7 +136,7 @@ def test_the_sdk_sees_no_engine_bookkeeping_and_no_unmatched_resume() -> None:
     ]
 
 
-def test_the_sdks_never_firing_timer_is_far_future_to_the_store(tmp_path) -> None:
+def test_the_sdks_never_firing_timer_is_far_future_to_the_store(tmp_path: Path) -> None:
     # Regression: from_epoch(to_epoch(datetime.max)) overflowed to year 10000, and the
     # ValueError from next_wakeup() killed the runtime's dispatcher thread.
     store = open_store(f"sqlite:///{tmp_path / 'timer.db'}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -18,17 +19,18 @@ from google.protobuf.wrappers_pb2 import StringValue
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
 from treadle.server._proto import orchestrator_service_pb2 as spb
+from treadle.server._proto import orchestrator_service_pb2_grpc as stubs
 
 from .sidecar import serve
 
 
 @pytest.fixture
-def stub(tmp_path: Path):
+def stub(tmp_path: Path) -> Iterator[stubs.TaskHubSidecarServiceStub]:
     with serve(tmp_path) as served:
         yield served.stub()
 
 
-def start(stub, iid: str, data: str | None = None) -> None:
+def start(stub: stubs.TaskHubSidecarServiceStub, iid: str, data: str | None = None) -> None:
     request = spb.CreateInstanceRequest(
         instanceId=iid, name="fake_wf", input=None if data is None else StringValue(value=data)
     )
@@ -44,12 +46,15 @@ def complete(result: str, action_id: int = 1) -> apb.WorkflowAction:
     )
 
 
-def state_of(stub, iid: str) -> opb.WorkflowState:
+def state_of(stub: stubs.TaskHubSidecarServiceStub, iid: str) -> opb.WorkflowState:
     request = spb.GetInstanceRequest(instanceId=iid, getInputsAndOutputs=True)
-    return stub.WaitForInstanceCompletion(request, timeout=20).workflowState
+    response: spb.GetInstanceResponse = stub.WaitForInstanceCompletion(request, timeout=20)
+    return response.workflowState
 
 
-def test_workflow_request_and_a_completion_without_token(stub) -> None:
+def test_workflow_request_and_a_completion_without_token(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "fake-1", data='{"n": 1}')
     stream = stub.GetWorkItems(spb.GetWorkItemsRequest(), timeout=30)
     item = next(stream)
@@ -71,7 +76,7 @@ def test_workflow_request_and_a_completion_without_token(stub) -> None:
     stream.cancel()
 
 
-def test_activity_round_trip_through_the_stream(stub) -> None:
+def test_activity_round_trip_through_the_stream(stub: stubs.TaskHubSidecarServiceStub) -> None:
     start(stub, "fake-2")
     stream = stub.GetWorkItems(spb.GetWorkItemsRequest(), timeout=30)
     first = next(stream)
@@ -104,7 +109,7 @@ def test_activity_round_trip_through_the_stream(stub) -> None:
     stream.cancel()
 
 
-def test_an_unanswered_turn_goes_to_the_next_stream(stub) -> None:
+def test_an_unanswered_turn_goes_to_the_next_stream(stub: stubs.TaskHubSidecarServiceStub) -> None:
     start(stub, "fake-3")
     first = stub.GetWorkItems(spb.GetWorkItemsRequest(), timeout=30)
     sent = next(first)
@@ -119,7 +124,9 @@ def test_an_unanswered_turn_goes_to_the_next_stream(stub) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_worker_failure_report_is_retried_then_fails_the_instance(stub) -> None:
+def test_a_worker_failure_report_is_retried_then_fails_the_instance(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "fake-4")
     stream = stub.GetWorkItems(spb.GetWorkItemsRequest(), timeout=45)
     crash = apb.WorkflowAction(
@@ -144,7 +151,9 @@ def test_a_worker_failure_report_is_retried_then_fails_the_instance(stub) -> Non
     stream.cancel()
 
 
-def test_an_action_with_a_bad_payload_is_refused_and_the_turn_sent_again(stub) -> None:
+def test_an_action_with_a_bad_payload_is_refused_and_the_turn_sent_again(
+    stub: stubs.TaskHubSidecarServiceStub,
+) -> None:
     start(stub, "fake-5")
     stream = stub.GetWorkItems(spb.GetWorkItemsRequest(), timeout=30)
     next(stream)
@@ -160,7 +169,7 @@ def test_an_action_with_a_bad_payload_is_refused_and_the_turn_sent_again(stub) -
     stream.cancel()
 
 
-def test_answers_for_nothing_outstanding_are_ignored(stub) -> None:
+def test_answers_for_nothing_outstanding_are_ignored(stub: stubs.TaskHubSidecarServiceStub) -> None:
     stub.CompleteWorkflowTask(spb.WorkflowResponse(instanceId="ghost", actions=[complete("1")]))
     stub.CompleteActivityTask(spb.ActivityResponse(instanceId="ghost", taskId=3))
     assert not stub.GetInstance(spb.GetInstanceRequest(instanceId="ghost")).exists

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from treadle.core import codec
 from treadle.core.actions import Action, CompleteOrchestration, action_to_event
@@ -27,12 +27,18 @@ from treadle.core.history import (
     TimerFired,
 )
 from treadle.core.replay import ReplayResult, WorkflowExecution, replay
+from treadle.core.tasks import Task
 from treadle.core.versioning import Stall, VersionedWorkflow, settle_turn
 from treadle.errors import FailureDetails
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
 INSTANCE = "o-1"
 EXECUTION = "e-1"
+
+R = TypeVar("R")
+Workflow = Generator[Task[Any], Any, R]
+"""What a workflow function returns: a generator that yields tasks, is sent their results
+and returns the workflow's output, of type ``R``."""
 
 
 def at(seconds: float) -> datetime:

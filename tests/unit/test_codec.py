@@ -81,7 +81,7 @@ def test_none_is_no_payload() -> None:
 
 
 @pytest.mark.parametrize("value", [0, 0.0, "", {}, [], False])
-def test_falsy_values_round_trip_as_themselves(value) -> None:
+def test_falsy_values_round_trip_as_themselves(value: object) -> None:
     encoded = codec.encode(value)
     assert encoded is not None and encoded != ""
     back = codec.decode(encoded)
@@ -96,7 +96,7 @@ def test_tuples_and_sets_become_lists() -> None:
 
 def test_object_with_to_dict() -> None:
     class Money:
-        def to_dict(self):
+        def to_dict(self) -> dict[str, int]:
             return {"cents": 5}
 
     assert codec.decode(codec.encode(Money())) == {"cents": 5}
@@ -113,7 +113,7 @@ def test_bad_json_is_invalid_input(text: str) -> None:
 
 
 @pytest.mark.parametrize("value", [object(), {"key": object()}, 2**70, [lambda: 1]])
-def test_unserializable_is_invalid_input(value) -> None:
+def test_unserializable_is_invalid_input(value: object) -> None:
     with pytest.raises(InvalidInputError, match="not JSON-serializable"):
         codec.encode(value)
 
@@ -137,5 +137,5 @@ _JSON = st.recursive(
 
 @settings(max_examples=40)
 @given(_JSON)
-def test_json_values_round_trip(value) -> None:
+def test_json_values_round_trip(value: object) -> None:
     assert codec.decode(codec.encode(value)) == value

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from treadle.core.actions import ScheduleTask, action_to_event
+from treadle.core.context import WorkflowContext
 from treadle.core.history import HistoryEvent
 from treadle.core.replay import WorkflowExecution, replay
 from treadle.core.retry import RetryPolicy
@@ -21,6 +23,7 @@ from treadle.errors import TaskFailedError
 
 from .helpers import (
     INSTANCE,
+    Workflow,
     assert_same_actions,
     at,
     event_raised,
@@ -33,7 +36,7 @@ from .helpers import (
 )
 
 
-def order(ctx, items):
+def order(ctx: WorkflowContext, items: list[str]) -> Workflow[list[Any]]:
     reserved = yield when_all([ctx.call_activity("reserve", input=i) for i in items])
     approval = ctx.wait_for_external_event("approve", timeout=timedelta(hours=1))
     try:
@@ -84,7 +87,7 @@ def test_step_by_step_process_matches_full_replay() -> None:
 def test_retry_keeps_the_same_task_execution_id_across_the_incremental_path() -> None:
     policy = RetryPolicy(first_retry_interval=timedelta(seconds=1), max_number_of_attempts=2)
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_activity("a", retry_policy=policy))
 
     execution = WorkflowExecution(wf, instance_id=INSTANCE)
@@ -102,7 +105,7 @@ def test_retry_keeps_the_same_task_execution_id_across_the_incremental_path() ->
 
 # A generated interleaving: a race of activities and events, arbitrary arrival order and
 # batching. Whatever arrives when, the cached path and replay agree at every turn.
-def racer(ctx, _):
+def racer(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
     acts = [ctx.call_activity("act", input=i) for i in range(3)]
     first = yield when_any([*acts, ctx.wait_for_external_event("go")])
     rest = yield when_all(acts)
@@ -122,13 +125,16 @@ _ARRIVALS: list[HistoryEvent] = [
 
 @settings(max_examples=60)
 @given(order=st.permutations(range(len(_ARRIVALS))), cuts=st.sets(st.integers(1, 5)))
-def test_any_arrival_order_and_batching_agrees_with_replay(order, cuts) -> None:
+def test_any_arrival_order_and_batching_agrees_with_replay(
+    order: list[int], cuts: set[int]
+) -> None:
     events = [_ARRIVALS[i] for i in order]
     bounds = [0, *sorted(cuts), len(events)]
     batches = [events[a:b] for a, b in itertools.pairwise(bounds)]
     execution = WorkflowExecution(racer, instance_id=INSTANCE)
     history: list[HistoryEvent] = []
-    for batch in [[workflow_started()], *batches]:
+    first: list[HistoryEvent] = [workflow_started()]
+    for batch in [first, *batches]:
         if execution.is_complete:
             break
         events_in = [turn(), *batch]
@@ -144,7 +150,7 @@ def test_any_arrival_order_and_batching_agrees_with_replay(order, cuts) -> None:
 def test_rebuilding_from_history_then_continuing_incrementally() -> None:
     # After a cache miss the runtime rebuilds from history (replaying=True), then keeps
     # feeding the same execution new turns.
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         a = yield ctx.call_activity("a")
         ctx.logger.info("got %s", a)
         return (yield ctx.call_activity("b", input=a))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from treadle.core.actions import CompleteOrchestration
+from treadle.core.context import WorkflowContext
 from treadle.core.history import OrchestrationStatus
-from treadle.core.replay import replay
+from treadle.core.replay import ReplayResult, replay
 from treadle.errors import NonDeterminismError
 
 from .helpers import (
     INSTANCE,
+    Workflow,
     at,
     child_created,
     start,
@@ -20,10 +23,15 @@ from .helpers import (
 )
 
 
-def _failure(result) -> NonDeterminismError:
+def _failure(result: ReplayResult) -> NonDeterminismError:
     assert result.status is OrchestrationStatus.FAILED
     assert isinstance(result.failure, NonDeterminismError)
-    [completion] = [a for a in result.actions if a.status is OrchestrationStatus.FAILED]
+    [completion] = [
+        a
+        for a in result.actions
+        if isinstance(a, CompleteOrchestration) and a.status is OrchestrationStatus.FAILED
+    ]
+    assert completion.failure is not None
     assert completion.failure.error_type == "NonDeterminismError"
     assert completion.failure.message == str(result.failure)
     return result.failure
@@ -32,7 +40,7 @@ def _failure(result) -> NonDeterminismError:
 def test_nondeterminism_names_instance_step_expected_and_actual() -> None:
     history = [*start("order", 1), task_scheduled(1, "charge")]
 
-    def order(ctx, _):
+    def order(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.create_timer(timedelta(seconds=1))
 
     message = str(_failure(replay(order, history, new_events=[])))
@@ -46,7 +54,7 @@ def test_nondeterminism_names_instance_step_expected_and_actual() -> None:
 def test_different_activity_name_is_nondeterminism() -> None:
     history = [*start(), task_scheduled(1, "charge")]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("refund")
 
     message = str(_failure(replay(wf, history)))
@@ -56,7 +64,7 @@ def test_different_activity_name_is_nondeterminism() -> None:
 def test_activity_where_history_has_a_timer() -> None:
     history = [*start(), timer_created(1, at(1))]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("charge")
 
     message = str(_failure(replay(wf, history)))
@@ -66,7 +74,7 @@ def test_activity_where_history_has_a_timer() -> None:
 def test_different_child_workflow_name_is_nondeterminism() -> None:
     history = [*start(), child_created(1, "billing", f"{INSTANCE}:0001")]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_child_workflow("shipping")
 
     message = str(_failure(replay(wf, history)))
@@ -82,7 +90,7 @@ def test_history_action_the_code_never_made() -> None:
         task_scheduled(2, "ship"),
     ]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("reserve")
         yield ctx.wait_for_external_event("shipped")  # no action: 'ship' was removed
 
@@ -102,7 +110,7 @@ def test_history_action_after_the_code_already_returned() -> None:
         task_scheduled(2, "ship"),
     ]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str]:
         yield ctx.call_activity("reserve")
         return "done"
 
@@ -115,14 +123,14 @@ def test_history_action_after_the_code_already_returned() -> None:
 
 
 def test_history_action_after_a_plain_function_returned() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> int:
         return 1
 
     _failure(replay(wf, [*start(), task_scheduled(1, "charge")]))
 
 
 def test_fire_and_forget_action_recorded_after_completion_still_matches() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> str:
         ctx.call_activity("notify")  # not awaited
         return "done"
 
@@ -134,7 +142,7 @@ def test_fire_and_forget_action_recorded_after_completion_still_matches() -> Non
 def test_extra_actions_beyond_history_are_new_not_nondeterminism() -> None:
     history = [*start(), task_scheduled(1, "a")]
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("a")
 
     result = replay(wf, history, [turn(), task_completed(1)])

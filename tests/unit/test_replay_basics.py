@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from treadle.core.actions import CompleteOrchestration, ScheduleTask
+from treadle.core.context import WorkflowActivityContext, WorkflowContext
 from treadle.core.history import OrchestrationStatus
 from treadle.core.replay import replay
 from treadle.errors import InvalidInputError, TaskFailedError
@@ -16,6 +18,7 @@ from .helpers import (
     EXECUTION,
     INSTANCE,
     Run,
+    Workflow,
     at,
     decoded_output,
     failure_of,
@@ -34,23 +37,23 @@ RUNNING = OrchestrationStatus.RUNNING
 
 
 # ---- task chaining: the Dapr seed -------------------------------------------------------
-def step1(ctx, x):
+def step1(ctx: WorkflowActivityContext, x: int) -> int:
     return x + 1
 
 
-def step2(ctx, x):
+def step2(ctx: WorkflowActivityContext, x: int) -> int:
     return x * 2
 
 
-def step3(ctx, x):
+def step3(ctx: WorkflowActivityContext, x: int) -> int:
     return x**2
 
 
-def error_handler(ctx, message):
+def error_handler(ctx: WorkflowActivityContext, message: str) -> None:
     return None
 
 
-def task_chain(ctx, wf_input):
+def task_chain(ctx: WorkflowContext, wf_input: int) -> Workflow[list[Any]]:
     try:
         r1 = yield ctx.call_activity(step1, input=wf_input)
         r2 = yield ctx.call_activity(step2, input=r1)
@@ -117,7 +120,7 @@ def test_task_chain_error_runs_the_handler_then_fails() -> None:
 
 # ---- inputs and outputs ------------------------------------------------------------------
 def test_plain_function_completes_with_its_return_value() -> None:
-    def double(ctx, x):
+    def double(ctx: WorkflowContext, x: int) -> int:
         return x * 2
 
     result = replay(double, start(input=21))
@@ -126,7 +129,7 @@ def test_plain_function_completes_with_its_return_value() -> None:
 
 
 def test_workflow_taking_only_ctx_is_called_without_input() -> None:
-    def no_input(ctx):
+    def no_input(ctx: WorkflowContext) -> str:
         return ctx.instance_id
 
     result = replay(no_input, start(input=None))
@@ -137,7 +140,7 @@ def test_workflow_taking_only_ctx_is_called_without_input() -> None:
 def test_workflow_taking_input_receives_none() -> None:
     seen = []
 
-    def wf(ctx, value):
+    def wf(ctx: WorkflowContext, value: object) -> str:
         seen.append(value)
         return "ok"
 
@@ -146,10 +149,10 @@ def test_workflow_taking_input_receives_none() -> None:
 
 
 @pytest.mark.parametrize("value", [0, "", {}, [], False])
-def test_falsy_input_reaches_the_workflow_as_sent(value) -> None:
+def test_falsy_input_reaches_the_workflow_as_sent(value: object) -> None:
     seen = []
 
-    def wf(ctx, x):
+    def wf(ctx: WorkflowContext, x: object) -> object:
         seen.append(x)
         return x
 
@@ -160,7 +163,7 @@ def test_falsy_input_reaches_the_workflow_as_sent(value) -> None:
 
 
 def test_generator_returning_nothing_completes_without_output() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.create_timer(timedelta(seconds=1))
 
     history = [*start(), timer_created(1, at(1))]
@@ -171,7 +174,7 @@ def test_generator_returning_nothing_completes_without_output() -> None:
 
 
 def test_unencodable_result_fails_the_workflow() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> object:
         return object()
 
     result = replay(wf, start())
@@ -180,7 +183,7 @@ def test_unencodable_result_fails_the_workflow() -> None:
 
 
 def test_input_given_to_a_workflow_without_an_input_parameter_fails() -> None:
-    def wf(ctx):
+    def wf(ctx: WorkflowContext) -> int:
         return 1
 
     result = replay(wf, start(input=5))
@@ -194,7 +197,7 @@ class PaymentDeclinedError(Exception):
 
 
 def test_uncaught_exception_fails_with_type_message_and_trace() -> None:
-    def checkout(ctx, _):
+    def checkout(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("charge")
         raise PaymentDeclinedError("card 4242 declined")
 
@@ -212,7 +215,7 @@ def test_uncaught_exception_fails_with_type_message_and_trace() -> None:
 
 
 def test_exception_before_the_first_yield_fails() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         raise KeyError("missing")
         yield  # pragma: no cover
 
@@ -222,7 +225,7 @@ def test_exception_before_the_first_yield_fails() -> None:
 
 
 def test_uncaught_activity_failure_fails_with_task_failed_error() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_activity("charge"))
 
     result = replay(
@@ -237,11 +240,12 @@ def test_uncaught_activity_failure_fails_with_task_failed_error() -> None:
 
 
 def test_activity_failure_can_be_caught() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str | None]:
         try:
             yield ctx.call_activity("charge")
         except TaskFailedError as exc:
             return f"{exc.details.error_type}/{exc.details.message}"
+        return None
 
     result = replay(
         wf, [*start(), task_scheduled(1, "charge")], [turn(), task_failed(1, "nope", "KeyError")]
@@ -250,8 +254,8 @@ def test_activity_failure_can_be_caught() -> None:
 
 
 def test_yielding_a_non_task_fails_with_a_clear_type_error() -> None:
-    def wf(ctx, _):
-        yield 5
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
+        yield 5  # type: ignore[misc]  # a non-task, on purpose
 
     result = replay(wf, start("sloppy"))
     assert result.status is FAILED
@@ -261,8 +265,8 @@ def test_yielding_a_non_task_fails_with_a_clear_type_error() -> None:
 
 
 def test_yielding_a_coroutine_like_object_fails() -> None:
-    def wf(ctx, _):
-        yield ctx.create_timer  # forgot to call it
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
+        yield ctx.create_timer  # type: ignore[misc]  # forgot to call it, on purpose
 
     result = replay(wf, start())
     assert isinstance(result.failure, TypeError)
@@ -271,7 +275,7 @@ def test_yielding_a_coroutine_like_object_fails() -> None:
 
 # ---- at-least-once results ---------------------------------------------------------------
 def test_duplicate_task_completed_is_ignored() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         a = yield ctx.call_activity("a")
         b = yield ctx.call_activity("b")
         return [a, b]
@@ -294,7 +298,7 @@ def test_duplicate_task_completed_is_ignored() -> None:
 
 
 def test_result_for_an_unknown_task_is_ignored() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_activity("a"))
 
     result = replay(wf, [*start(), task_scheduled(1, "a")], [turn(), task_completed(99, "x")])
@@ -306,7 +310,7 @@ def test_result_for_an_unknown_task_is_ignored() -> None:
 def test_current_utc_datetime_is_the_turn_time_from_history() -> None:
     seen = []
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         seen.append(ctx.current_utc_datetime)
         yield ctx.call_activity("a")
         seen.append(ctx.current_utc_datetime)
@@ -328,7 +332,7 @@ def test_current_utc_datetime_is_the_turn_time_from_history() -> None:
 def test_is_replaying_is_true_for_history_and_false_for_new_events() -> None:
     seen = []
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         seen.append(ctx.is_replaying)
         yield ctx.call_activity("a")
         seen.append(ctx.is_replaying)
@@ -350,7 +354,7 @@ def test_is_replaying_is_true_for_history_and_false_for_new_events() -> None:
 
 
 def test_ctx_logger_is_silent_during_replay(caplog: pytest.LogCaptureFixture) -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         ctx.logger.info("before a")
         yield ctx.call_activity("a")
         ctx.logger.info("after a")
@@ -363,7 +367,7 @@ def test_ctx_logger_is_silent_during_replay(caplog: pytest.LogCaptureFixture) ->
 
 # ---- custom status ------------------------------------------------------------------------
 def test_set_custom_status_is_reported_as_json() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         ctx.set_custom_status({"stage": "charging"})
         yield ctx.call_activity("charge")
         ctx.set_custom_status(0)
@@ -375,7 +379,7 @@ def test_set_custom_status_is_reported_as_json() -> None:
 
 
 def test_custom_status_is_none_until_set() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> int:
         return 1
 
     assert replay(wf, start()).custom_status is None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from treadle.core.actions import CreateSubOrchestration, CreateTimer, ScheduleTask
+from treadle.core.context import WorkflowContext
 from treadle.core.history import OrchestrationStatus
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import when_all
@@ -14,6 +16,7 @@ from .helpers import (
     EXECUTION,
     INSTANCE,
     Run,
+    Workflow,
     at,
     child_completed,
     child_failed,
@@ -28,12 +31,12 @@ FAILED = OrchestrationStatus.FAILED
 
 
 # ---- child workflows --------------------------------------------------------------------
-def child(ctx, x):
+def child(ctx: WorkflowContext, x: int) -> int:
     return x
 
 
 def test_child_workflow_default_id_is_parent_id_and_sequence_in_hex() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield when_all([ctx.call_child_workflow(child, input=i) for i in range(11)]))
 
     run = Run(wf)
@@ -47,7 +50,7 @@ def test_child_workflow_default_id_is_parent_id_and_sequence_in_hex() -> None:
 
 
 def test_child_workflow_with_an_explicit_id_and_a_name() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_child_workflow("billing", input={"n": 1}, instance_id="bill-7"))
 
     run = Run(wf)
@@ -57,7 +60,7 @@ def test_child_workflow_with_an_explicit_id_and_a_name() -> None:
 
 
 def test_child_workflow_result_is_returned_to_the_parent() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         total = yield ctx.call_child_workflow(child, input=5)
         return total + 1
 
@@ -67,11 +70,12 @@ def test_child_workflow_result_is_returned_to_the_parent() -> None:
 
 
 def test_child_workflow_failure_raises_task_failed_error_in_the_parent() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any] | None]:
         try:
             yield ctx.call_child_workflow(child)
         except TaskFailedError as exc:
             return [exc.details.error_type, exc.details.message, str(exc)]
+        return None
 
     run = Run(wf)
     run.turn(child_failed(1, "child blew up", "RuntimeError"))
@@ -83,7 +87,7 @@ def test_child_workflow_failure_raises_task_failed_error_in_the_parent() -> None
 
 
 def test_uncaught_child_failure_fails_the_parent() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_child_workflow(child)
 
     run = Run(wf)
@@ -99,7 +103,7 @@ POLICY = RetryPolicy(
 )
 
 
-def flaky_caller(ctx, _):
+def flaky_caller(ctx: WorkflowContext, _: object) -> Workflow[Any]:
     return (yield ctx.call_activity("flaky", input="payload", retry_policy=POLICY))
 
 
@@ -139,11 +143,12 @@ def test_retry_backs_off_then_fails_with_the_last_failure_once_exhausted() -> No
 def test_exhausted_retry_can_be_caught() -> None:
     policy = RetryPolicy(first_retry_interval=timedelta(seconds=1), max_number_of_attempts=2)
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str | None]:
         try:
             yield ctx.call_activity("flaky", retry_policy=policy)
         except TaskFailedError as exc:
             return exc.details.message
+        return None
 
     run = Run(wf)
     run.turn(task_failed(1, "first"))
@@ -159,7 +164,7 @@ def test_retry_timeout_gives_up_before_the_attempts_run_out() -> None:
         retry_timeout=timedelta(seconds=30),
     )
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_activity("flaky", retry_policy=policy))
 
     run = Run(wf)
@@ -180,7 +185,7 @@ def test_duplicate_failure_of_an_attempt_does_not_retry_twice() -> None:
 def test_child_workflow_retry_restarts_the_same_child_instance() -> None:
     policy = RetryPolicy(first_retry_interval=timedelta(seconds=1), max_number_of_attempts=2)
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.call_child_workflow(child, input=3, retry_policy=policy))
 
     run = Run(wf)
@@ -197,7 +202,7 @@ def test_child_workflow_retry_restarts_the_same_child_instance() -> None:
 def test_policy_of_one_attempt_never_retries() -> None:
     policy = RetryPolicy(first_retry_interval=timedelta(seconds=1), max_number_of_attempts=1)
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("once", retry_policy=policy)
 
     run = Run(wf)

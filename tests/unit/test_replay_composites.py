@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from treadle.core.actions import CreateTimer, ScheduleTask
+from treadle.core.context import WorkflowContext
 from treadle.core.history import OrchestrationStatus
 from treadle.core.replay import replay
 from treadle.core.tasks import when_all, when_any
@@ -12,6 +14,7 @@ from treadle.errors import TaskFailedError
 
 from .helpers import (
     Run,
+    Workflow,
     at,
     decoded_output,
     event_raised,
@@ -25,10 +28,10 @@ from .helpers import (
 )
 
 
-def fan_out(ctx, n):
+def fan_out(ctx: WorkflowContext, n: int) -> Workflow[str | list[Any]]:
     tasks = [ctx.call_activity("square", input=i) for i in range(n)]
     try:
-        results = yield when_all(tasks)
+        results: list[Any] = yield when_all(tasks)
     except TaskFailedError as exc:
         return f"failed: {exc.details.message}"
     return results
@@ -69,7 +72,7 @@ def test_when_all_of_no_tasks_completes_at_once() -> None:
 
 
 def test_when_all_nested_in_when_all() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         left = when_all([ctx.call_activity("a"), ctx.call_activity("b")])
         right = when_all([ctx.call_activity("c")])
         return (yield when_all([left, right]))
@@ -80,7 +83,7 @@ def test_when_all_nested_in_when_all() -> None:
     assert decoded_output(run.result) == [["a", "b"], ["c"]]
 
 
-def approval(ctx, _):
+def approval(ctx: WorkflowContext, _: object) -> Workflow[str]:
     event = ctx.wait_for_external_event("approve")
     timeout = ctx.create_timer(timedelta(hours=1))
     winner = yield when_any([event, timeout])
@@ -115,7 +118,7 @@ def test_when_any_first_in_batch_wins_and_the_loser_is_harmless() -> None:
 
 
 def test_when_any_returns_the_winning_task_among_activities() -> None:
-    def race(ctx, _):
+    def race(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         tasks = [ctx.call_activity("mirror", input=m) for m in ("eu", "us", "ap")]
         winner = yield when_any(tasks)
         return [tasks.index(winner), winner.get_result()]
@@ -126,7 +129,7 @@ def test_when_any_returns_the_winning_task_among_activities() -> None:
 
 
 def test_when_any_with_a_failed_winner_returns_it_without_raising() -> None:
-    def race(ctx, _):
+    def race(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         a, b = ctx.call_activity("a"), ctx.call_activity("b")
         winner = yield when_any([a, b])
         return [winner is a, winner.is_failed]
@@ -137,7 +140,7 @@ def test_when_any_with_a_failed_winner_returns_it_without_raising() -> None:
 
 
 def test_when_any_then_waiting_for_the_loser() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         slow, fast = ctx.call_activity("slow"), ctx.call_activity("fast")
         first = yield when_any([slow, fast])
         second = yield slow

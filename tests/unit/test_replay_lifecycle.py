@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from treadle.core.actions import CompleteOrchestration, ScheduleTask
+from treadle.core.context import WorkflowContext
 from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.core.replay import replay
 
 from .helpers import (
     EXECUTION,
     Run,
+    Workflow,
     at,
     completion_of,
     decoded_output,
@@ -36,7 +40,7 @@ def _carried(completion: CompleteOrchestration) -> list[tuple[str, str | None]]:
 
 
 # ---- continue_as_new ---------------------------------------------------------------------
-def counter(ctx, n):
+def counter(ctx: WorkflowContext, n: int) -> Workflow[str]:
     yield ctx.create_timer(timedelta(seconds=1))
     ctx.continue_as_new(n + 1)
     return "ignored: the run continues as new"
@@ -52,7 +56,7 @@ def test_continue_as_new_completes_with_the_new_input() -> None:
 
 
 def test_continue_as_new_from_a_plain_function() -> None:
-    def wf(ctx, n):
+    def wf(ctx: WorkflowContext, n: int) -> None:
         ctx.continue_as_new({"n": n + 1})
 
     result = replay(wf, start(input=1))
@@ -60,7 +64,7 @@ def test_continue_as_new_from_a_plain_function() -> None:
 
 
 def test_continue_as_new_with_no_input() -> None:
-    def wf(ctx):
+    def wf(ctx: WorkflowContext) -> None:
         ctx.continue_as_new()
 
     result = replay(wf, start())
@@ -70,10 +74,12 @@ def test_continue_as_new_with_no_input() -> None:
     assert completion.result is None
 
 
-def eternal_workflow(*, save_events: bool):
+def eternal_workflow(
+    *, save_events: bool
+) -> Callable[[WorkflowContext, list[Any]], Workflow[None]]:
     """The Dapr monitor pattern: handle one event per run, keep the rest for the next run."""
 
-    def eternal(ctx, state):
+    def eternal(ctx: WorkflowContext, state: list[Any]) -> Workflow[None]:
         item = yield ctx.wait_for_external_event("work")
         ctx.continue_as_new([*state, item], save_events=save_events)
 
@@ -85,8 +91,10 @@ def save_events(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
-def test_continue_as_new_carries_unconsumed_events_only_with_save_events(save_events) -> None:
-    def wf(ctx, _):
+def test_continue_as_new_carries_unconsumed_events_only_with_save_events(
+    save_events: bool,
+) -> None:
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.call_activity("prepare")
         first = yield ctx.wait_for_external_event("work")
         ctx.continue_as_new(first, save_events=save_events)
@@ -108,7 +116,7 @@ def test_continue_as_new_carries_unconsumed_events_only_with_save_events(save_ev
         assert _carried(completion) == []
 
 
-def test_events_after_continue_as_new_in_the_same_batch_are_carried(save_events) -> None:
+def test_events_after_continue_as_new_in_the_same_batch_are_carried(save_events: bool) -> None:
     # Bug fixed: events behind the one that finished the run were dropped, though the engine
     # consumes the whole batch, so save_events=True lost them for good.
     run = Run(eternal_workflow(save_events=save_events), [])
@@ -137,7 +145,7 @@ def test_carried_events_in_the_next_run_are_delivered_in_order() -> None:
 
 
 # ---- suspend / resume ----------------------------------------------------------------------
-def two_steps(ctx, _):
+def two_steps(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
     a = yield ctx.call_activity("a")
     b = yield ctx.call_activity("b", input=a)
     return [a, b]
@@ -157,7 +165,7 @@ def test_events_while_suspended_are_held_until_resumed() -> None:
 
 
 def test_held_events_apply_in_order_on_resume() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         first = yield ctx.wait_for_external_event("e")
         second = yield ctx.wait_for_external_event("e")
         return [first, second]
@@ -202,7 +210,7 @@ def test_terminate_completes_with_terminated_and_the_given_output() -> None:
 def test_terminate_closes_the_generator_and_ignores_later_events() -> None:
     cleaned = []
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         try:
             yield ctx.create_timer(timedelta(hours=1))
         finally:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from treadle.core.actions import CreateTimer
+from treadle.core.context import WorkflowContext
 from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.core.replay import replay
-from treadle.core.tasks import when_all
+from treadle.core.tasks import Task, when_all
 
 from .helpers import (
     Run,
+    Workflow,
     at,
     completion_of,
     decoded_output,
@@ -31,7 +35,7 @@ COMPLETED = OrchestrationStatus.COMPLETED
 
 # ---- timers ------------------------------------------------------------------------------
 def test_timer_from_timedelta_fires_relative_to_the_workflow_clock() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         value = yield ctx.create_timer(timedelta(minutes=5))
         return ["woke", value, ctx.current_utc_datetime.isoformat()]
 
@@ -45,7 +49,7 @@ def test_timer_from_timedelta_fires_relative_to_the_workflow_clock() -> None:
 def test_timer_at_an_aware_datetime_fires_at_that_instant() -> None:
     fire_at = datetime(2030, 6, 1, 8, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str]:
         yield ctx.create_timer(fire_at)
         return "done"
 
@@ -56,11 +60,12 @@ def test_timer_at_an_aware_datetime_fires_at_that_instant() -> None:
 
 
 def test_timer_at_a_naive_datetime_is_an_error() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str | None]:
         try:
             yield ctx.create_timer(datetime(2030, 1, 1))
         except ValueError as exc:
             return str(exc)
+        return None
 
     result = replay(wf, start())
     assert "timezone-aware" in decoded_output(result)
@@ -69,7 +74,7 @@ def test_timer_at_a_naive_datetime_is_an_error() -> None:
 
 
 def test_uncaught_naive_timer_fails_the_workflow() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.create_timer(datetime(2030, 1, 1))
 
     result = replay(wf, start())
@@ -90,13 +95,14 @@ def test_uncaught_naive_timer_fails_the_workflow() -> None:
     ],
 )
 def test_a_timer_or_event_wait_of_the_wrong_type_is_a_type_error_saying_so(
-    call, message: str
+    call: Callable[[WorkflowContext], Task[Any]], message: str
 ) -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str | None]:
         try:
             yield call(ctx)
         except TypeError as exc:
             return str(exc)
+        return None
 
     result = replay(wf, start())
     assert message in decoded_output(result)
@@ -104,7 +110,7 @@ def test_a_timer_or_event_wait_of_the_wrong_type_is_a_type_error_saying_so(
 
 
 def test_sequential_timers_replay_from_history() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[str]:
         for _ in range(3):
             yield ctx.create_timer(timedelta(seconds=10))
         return ctx.current_utc_datetime.isoformat()
@@ -122,7 +128,7 @@ def test_sequential_timers_replay_from_history() -> None:
 
 # ---- external events ----------------------------------------------------------------------
 def test_event_names_match_case_insensitively() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.wait_for_external_event("Approval"))
 
     run = Run(wf)
@@ -132,7 +138,7 @@ def test_event_names_match_case_insensitively() -> None:
 
 
 def test_other_event_names_do_not_complete_the_wait() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.wait_for_external_event("approval"))
 
     result = replay(wf, start(), [turn(), event_raised("approvals", 1), event_raised("x", 2)])
@@ -140,7 +146,7 @@ def test_other_event_names_do_not_complete_the_wait() -> None:
 
 
 def test_events_are_delivered_in_fifo_order() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         first = yield ctx.wait_for_external_event("item")
         second = yield ctx.wait_for_external_event("item")
         third = yield ctx.wait_for_external_event("ITEM")
@@ -153,7 +159,7 @@ def test_events_are_delivered_in_fifo_order() -> None:
 
 
 def test_concurrent_waiters_are_served_in_the_order_they_waited() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         a = ctx.wait_for_external_event("vote")
         b = ctx.wait_for_external_event("vote")
         return (yield when_all([a, b]))
@@ -165,7 +171,7 @@ def test_concurrent_waiters_are_served_in_the_order_they_waited() -> None:
 
 
 def test_event_raised_before_the_wait_is_buffered() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         yield ctx.call_activity("prepare")
         return (yield ctx.wait_for_external_event("go"))
 
@@ -177,8 +183,8 @@ def test_event_raised_before_the_wait_is_buffered() -> None:
 
 
 @pytest.mark.parametrize("payload", [0, "", {}, [], False, 0.0])
-def test_falsy_payloads_are_delivered_as_sent(payload) -> None:
-    def wf(ctx, _):
+def test_falsy_payloads_are_delivered_as_sent(payload: object) -> None:
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[dict[str, Any]]:
         value = yield ctx.wait_for_external_event("e")
         return {"type": type(value).__name__, "value": value}
 
@@ -190,7 +196,7 @@ def test_falsy_payloads_are_delivered_as_sent(payload) -> None:
 
 
 def test_event_without_payload_delivers_none() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         value = yield ctx.wait_for_external_event("e")
         return [value is None]
 
@@ -199,7 +205,7 @@ def test_event_without_payload_delivers_none() -> None:
 
 
 def test_event_with_invalid_json_payload_fails_the_wait() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         return (yield ctx.wait_for_external_event("e"))
 
     result = replay(wf, start(), [turn(), EventRaised(name="e", input="{not json")])
@@ -208,7 +214,7 @@ def test_event_with_invalid_json_payload_fails_the_wait() -> None:
 
 
 # ---- wait_for_external_event(timeout=...) -------------------------------------------------
-def approval_with_timeout(ctx, _):
+def approval_with_timeout(ctx: WorkflowContext, _: object) -> Workflow[Any]:
     try:
         return (yield ctx.wait_for_external_event("approve", timeout=timedelta(minutes=5)))
     except TimeoutError as exc:
@@ -236,7 +242,7 @@ def test_event_before_timeout_wins_and_the_timer_is_then_harmless() -> None:
 
 
 def test_event_after_timeout_is_buffered_for_the_next_wait() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         try:
             first = yield ctx.wait_for_external_event("approve", timeout=timedelta(minutes=5))
         except TimeoutError:
@@ -249,7 +255,7 @@ def test_event_after_timeout_is_buffered_for_the_next_wait() -> None:
 
 
 def test_uncaught_timeout_fails_the_workflow() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
         yield ctx.wait_for_external_event("approve", timeout=timedelta(seconds=1))
 
     result = replay(wf, [*start(), timer_created(1, at(1))], [turn(at(1)), timer_fired(1, at(1))])
@@ -258,7 +264,7 @@ def test_uncaught_timeout_fails_the_workflow() -> None:
 
 
 def test_wait_with_timeout_for_a_buffered_event_needs_no_timer() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[Any]:
         yield ctx.call_activity("prepare")
         return (yield ctx.wait_for_external_event("go", timeout=timedelta(seconds=5)))
 
@@ -269,7 +275,7 @@ def test_wait_with_timeout_for_a_buffered_event_needs_no_timer() -> None:
 
 
 def test_stale_timeout_timer_after_the_event_does_not_disturb_later_waits() -> None:
-    def wf(ctx, _):
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[list[Any]]:
         first = yield ctx.wait_for_external_event("approve", timeout=timedelta(minutes=5))
         second = yield ctx.wait_for_external_event("approve")
         return [first, second]

@@ -9,6 +9,7 @@ import pytest
 from treadle.core.history import (
     ExecutionCompleted,
     ExecutionStarted,
+    HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
     SubOrchestrationInstanceCreated,
@@ -23,7 +24,7 @@ T = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LATER = datetime(2026, 1, 2, tzinfo=timezone.utc)
 
 
-def history() -> list:
+def history() -> list[HistoryEvent]:
     return [
         OrchestratorStarted(timestamp=T),
         ExecutionStarted(name="w", instance_id="src", execution_id="e1", input="3"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -107,7 +108,7 @@ def test_zero_interval_is_allowed() -> None:
         ({"retry_timeout": seconds(-1)}, "retry_timeout"),
     ],
 )
-def test_invalid_options_name_the_field(kwargs, field) -> None:
+def test_invalid_options_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     options = {"first_retry_interval": seconds(1), "max_number_of_attempts": 3, **kwargs}
     with pytest.raises(InvalidInputError, match=f"RetryPolicy.{field}"):
         RetryPolicy(**options)

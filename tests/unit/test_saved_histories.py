@@ -18,15 +18,18 @@ import pytest
 
 from treadle.core import codec
 from treadle.core.actions import CompleteOrchestration
-from treadle.core.history import OrchestrationStatus, event_from_dict
+from treadle.core.context import WorkflowContext
+from treadle.core.history import HistoryEvent, OrchestrationStatus, event_from_dict
 from treadle.core.replay import replay
 from treadle.core.retry import RetryPolicy
+
+from .helpers import Workflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 
 # ---- today's workflow code -----------------------------------------------------------
-def task_chain(ctx, wf_input):
+def task_chain(ctx: WorkflowContext, wf_input: int) -> Workflow[list[Any]]:
     try:
         r1 = yield ctx.call_activity("step1", input=wf_input)
         r2 = yield ctx.call_activity("step2", input=r1)
@@ -42,12 +45,12 @@ RETRY = RetryPolicy(
 )
 
 
-def charge_with_retry(ctx, order):
+def charge_with_retry(ctx: WorkflowContext, order: dict[str, Any]) -> Workflow[dict[str, Any]]:
     receipt = yield ctx.call_activity("charge", input=order, retry_policy=RETRY)
     return {"order": order["id"], "receipt": receipt}
 
 
-def monitor(ctx, state):
+def monitor(ctx: WorkflowContext, state: dict[str, list[Any]]) -> Workflow[None]:
     item = yield ctx.wait_for_external_event("work")
     yield ctx.create_timer(timedelta(seconds=30))
     ctx.continue_as_new({"seen": state["seen"] + [item]}, save_events=True)
@@ -80,7 +83,7 @@ EXPECTED = {
 }
 
 
-def load(name: str):
+def load(name: str) -> list[HistoryEvent]:
     return [event_from_dict(d) for d in json.loads((HISTORIES / name).read_text())]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -138,6 +139,6 @@ def test_one_task_in_two_composites() -> None:
 
 
 @pytest.mark.parametrize("compose", [when_all, when_any])
-def test_composites_reject_non_tasks(compose) -> None:
+def test_composites_reject_non_tasks(compose: Callable[[list[Any]], Task[Any]]) -> None:
     with pytest.raises(TypeError, match="got int"):
         compose([CompletableTask(), 3])

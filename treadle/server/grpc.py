@@ -1,7 +1,8 @@
 """``treadle serve``'s gRPC server: the durabletask ``TaskHubSidecarService`` of the Dapr sidecar.
 
 The official, unmodified Dapr SDKs connect to it as they would to daprd. Its client half
-(:mod:`treadle.server.grpc_instances`) starts and manages instances in the store; its worker
+(:mod:`treadle.server.grpc_instances`) starts and manages instances through the client layer's
+:class:`~treadle.client.InstanceOperations`, as the Python client and the HTTP API do; its worker
 half streams the runtime's remote work (:class:`~treadle.server.grpc_workers.SidecarWorkers`) to
 the SDK workers over ``GetWorkItems`` and hands their answers back to the runtime, which commits
 them the same way as the turns of local workflows.

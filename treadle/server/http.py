@@ -21,10 +21,13 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
 
-Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with Dapr's codes: 400 for bad
-input (malformed instance id, invalid JSON body), 404 ``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an
-unfinished instance has the id (start) or has not finished (purge), 413 for a body over the
-limit, 401 without the API token, 503 when the store is unreachable. Where daprd answers 500
+Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
+text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
+Dapr's codes: 400 for bad input (malformed instance id, a workflow or event name that is not
+printable or longer than 1024 characters, invalid JSON body), 404
+``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an unfinished instance has the id (start) or has not
+finished (purge), 413 for a body over the limit, 401 without the API token, 503 when the store
+is unreachable. Where daprd answers 500
 for a caller's mistake (already exists, purge of a running instance, unknown instance on raise
 event, pause or resume) treadle answers the 4xx above, with daprd's error code.
 
@@ -56,6 +59,7 @@ from treadle.client import (
     WorkflowClient,
     WorkflowState,
     WorkflowStatus,
+    check_json,
     validate_instance_id,
 )
 from treadle.core import codec
@@ -77,7 +81,6 @@ DAPR_API_PREFIXES = ("/v1.0", "/v1.0-beta1", "/v1.0-alpha1")
 TOKEN_HEADER = "dapr-api-token"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-MAX_NAME_LENGTH = 256
 _OPEN_PATHS = frozenset({"/healthz", "/v1.0/healthz", "/v1.0/healthz/outbound"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
@@ -94,7 +97,8 @@ def create_app(
     """Build the ASGI app serving the Dapr workflow HTTP API and treadle's JSON API.
 
     Args:
-        client: the client every route works through (its calls run in a thread pool).
+        client: the client whose operations (:attr:`WorkflowClient.operations`) every route
+            goes through (in a thread pool).
         api_token: require ``dapr-api-token: <token>`` on every route but health (none if
             None or empty, as daprd).
         max_body_bytes: larger request bodies get 413.
@@ -227,31 +231,27 @@ def _guard(handler: Handler, op_code: str) -> Handler:
 
 
 class _Handlers:
-    """The endpoints; every client call runs in the thread pool (the store blocks)."""
+    """The endpoints; every operation runs in the thread pool (the store blocks).
+
+    They go through the client's :class:`~treadle.client.InstanceOperations`, passing
+    payloads on as the JSON text received; that layer checks ids, names and payloads.
+    """
 
     def __init__(self, client: WorkflowClient, metrics: ServerMetrics, max_body: int) -> None:
-        self.client = client
+        self.ops = client.operations
         self.metrics = metrics
         self.max_body = max_body
 
     # ---- Dapr workflow API ---------------------------------------------------------------
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if len(name) > MAX_NAME_LENGTH or not name.isprintable():
-            raise _ApiError(
-                400,
-                "ERR_BAD_REQUEST",
-                f"workflow name must be printable and at most {MAX_NAME_LENGTH} characters",
-            )
         query = request.query_params
         instance_id = query.get("instanceID") or query.get("instanceId") or None
         if instance_id is not None:
             _check_new_instance_id(instance_id)
-        value = _decode_json(await self._read_body(request))
+        text = _json_text(await self._read_body(request))
         iid = await run_in_threadpool(
-            functools.partial(
-                self.client.schedule_new_workflow, name, input=value, instance_id=instance_id
-            )
+            functools.partial(self.ops.create, name, input=text, instance_id=instance_id)
         )
         self.metrics.workflows_started.inc()
         return _json(202, {"instanceID": iid})
@@ -261,36 +261,28 @@ class _Handlers:
         return _json(200, dapr_workflow_json(state))
 
     async def terminate(self, request: Request) -> Response:
-        await run_in_threadpool(self.client.terminate_workflow, _instance_id(request))
+        await run_in_threadpool(self.ops.terminate, _instance_id(request))
         return _json(202, {})
 
     async def raise_event(self, request: Request) -> Response:
         iid = _instance_id(request)
         event = request.path_params["event_name"]
-        if len(event) > MAX_NAME_LENGTH or not event.isprintable():
-            raise _ApiError(
-                400,
-                "ERR_BAD_REQUEST",
-                f"event name must be printable and at most {MAX_NAME_LENGTH} characters",
-            )
-        data = _decode_json(await self._read_body(request))
-        await run_in_threadpool(
-            functools.partial(self.client.raise_workflow_event, iid, event, data=data)
-        )
+        data = _json_text(await self._read_body(request))
+        await run_in_threadpool(functools.partial(self.ops.raise_event, iid, event, data=data))
         self.metrics.events_raised.inc()
         return _json(202, {})
 
     async def pause(self, request: Request) -> Response:
-        await run_in_threadpool(self.client.pause_workflow, _instance_id(request))
+        await run_in_threadpool(self.ops.suspend, _instance_id(request))
         return _json(202, {})
 
     async def resume(self, request: Request) -> Response:
-        await run_in_threadpool(self.client.resume_workflow, _instance_id(request))
+        await run_in_threadpool(self.ops.resume, _instance_id(request))
         return _json(202, {})
 
     async def purge(self, request: Request) -> Response:
         iid = _instance_id(request)
-        if await run_in_threadpool(self.client.purge_workflow, iid) == 0:
+        if await run_in_threadpool(self.ops.purge, iid) == 0:
             raise _not_found(iid)
         return _json(202, {})
 
@@ -300,8 +292,8 @@ class _Handlers:
         statuses = _parse_statuses(query.getlist("status"))
         page = await run_in_threadpool(
             functools.partial(
-                self.client.list_workflows,
-                status=statuses or None,
+                self.ops.list_instances,
+                statuses=[s.to_orchestration_status() for s in statuses],
                 name=query.get("name") or None,
                 created_from=_parse_time(query.get("created_from"), "created_from"),
                 created_to=_parse_time(query.get("created_to"), "created_to"),
@@ -312,8 +304,8 @@ class _Handlers:
         return _json(
             200,
             {
-                "workflows": [state.to_json() for state in page.states],
-                "next_page_token": page.continuation_token,
+                "workflows": [WorkflowState.from_record(r).to_json() for r in page.instances],
+                "next_page_token": page.next_cursor,
             },
         )
 
@@ -321,7 +313,7 @@ class _Handlers:
         return _json(200, (await self._state(request)).to_json())
 
     async def history(self, request: Request) -> Response:
-        events = await run_in_threadpool(self.client.get_workflow_history, _instance_id(request))
+        events = await run_in_threadpool(self.ops.get_history, _instance_id(request))
         return _json(200, [event_to_dict(event) for event in events])
 
     # ---- operations ----------------------------------------------------------------------
@@ -344,19 +336,15 @@ class _Handlers:
     # ---- helpers -------------------------------------------------------------------------
     async def _state(self, request: Request) -> WorkflowState:
         iid = _instance_id(request)
-        state = await run_in_threadpool(self.client.get_workflow_state, iid)
-        if state is None:
+        record = await run_in_threadpool(self.ops.get, iid)
+        if record is None:
             raise _not_found(iid)
-        return state
+        return WorkflowState.from_record(record)
 
     async def _store_problem(self) -> str | None:
         """None when the store answers a lookup, else what went wrong."""
         try:
-            await run_in_threadpool(
-                functools.partial(
-                    self.client.get_workflow_state, "treadle-healthz", fetch_payloads=False
-                )
-            )
+            await run_in_threadpool(self.ops.get, "treadle-healthz")
         except Exception as exc:
             logger.warning("health check: the store did not answer", exc_info=True)
             return f"the workflow store did not answer: {type(exc).__name__}: {exc}"
@@ -488,11 +476,11 @@ def _not_found(instance_id: str) -> _ApiError:
     )
 
 
-def _decode_json(body: bytes) -> Any:
-    """The body as a JSON value (None when empty)."""
+def _json_text(body: bytes) -> str | None:
+    """The body as the JSON text received (None when empty), checked to be JSON."""
     try:
-        return codec.decode(body)
-    except InvalidInputError as exc:
+        return check_json(body.decode(), "the request body")
+    except (UnicodeDecodeError, InvalidInputError) as exc:
         raise _ApiError(
             400, "ERR_MALFORMED_REQUEST", f"the request body must be JSON (or empty): {exc}"
         ) from None

@@ -15,6 +15,8 @@ import os
 import pathlib
 import sys
 import time
+from collections.abc import Generator
+from typing import Any
 
 import dapr.ext.workflow as wf
 
@@ -38,12 +40,15 @@ def sdk_shout(ctx: wf.WorkflowActivityContext, text: str) -> str:
     return text.upper() + "!"
 
 
-def sdk_slow_chain(ctx: wf.DaprWorkflowContext, x: int):
-    a = yield ctx.call_activity(sdk_slow_step, input=x)
+# The SDK's task types are unknown here (Any): the SDK is not installed where mypy runs.
+def sdk_slow_chain(ctx: wf.DaprWorkflowContext, x: int) -> Generator[Any, Any, int]:
+    a: int = yield ctx.call_activity(sdk_slow_step, input=x)
     return a + 1
 
 
-def sdk_calls_app_activity(ctx: wf.DaprWorkflowContext, x: int):
+def sdk_calls_app_activity(
+    ctx: wf.DaprWorkflowContext, x: int
+) -> Generator[Any, Any, dict[str, int]]:
     doubled = yield ctx.call_activity("app_double", input=x)
     return {"doubled": doubled}
 

@@ -1,0 +1,283 @@
+"""WorkflowClient: start, inspect, signal and manage workflow instances (the Dapr client API).
+
+It takes and returns Python values: it encodes them to JSON text and hands every operation to
+:class:`~treadle.client.operations.InstanceOperations`, the layer the gRPC sidecar and the HTTP
+API use too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from treadle.client.operations import InstanceOperations
+from treadle.client.state import WorkflowPage, WorkflowState
+from treadle.client.status import WorkflowStatus
+from treadle.core import codec
+from treadle.core.context import name_of
+from treadle.core.history import HistoryEvent
+from treadle.store import Store, open_store
+
+__all__ = ["WorkflowClient"]
+
+_KEEP: Any = object()  # "no new input" for a rerun (None is a valid input)
+
+
+class WorkflowClient:
+    """Starts and manages workflow instances in a store.
+
+    Args:
+        store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
+            A store object stays open when the client closes (whoever made it may share it,
+            with a runtime say); a store the client opened from a URL is closed with it.
+        host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        host: str | None = None,
+        port: str | int | None = None,
+        **_dapr_options: Any,
+    ) -> None:
+        self._store = open_store(store)
+        self._owns_store = store is None or isinstance(store, str)
+        # Its payloads come from codec.encode: JSON by construction, not parsed again.
+        self._ops = InstanceOperations(self._store, check_payloads=False)
+        self._wire_ops = InstanceOperations(self._store)
+
+    @property
+    def store(self) -> Store:
+        """The store this client uses."""
+        return self._store
+
+    @property
+    def operations(self) -> InstanceOperations:
+        """The same operations with payloads as JSON text, checked (what the servers use)."""
+        return self._wire_ops
+
+    def close(self) -> None:
+        """Release the store's connections, if this client opened the store from a URL."""
+        if self._owns_store:
+            self._store.close()
+
+    def __enter__(self) -> WorkflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- starting --------------------------------------------------------------------
+    def schedule_new_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: datetime | None = None,
+        reuse_id_policy: Any = None,
+    ) -> str:
+        """Start a workflow instance; return its id.
+
+        The start is durable when this returns. A finished instance's id may be reused.
+
+        Args:
+            workflow: the workflow function, or its registered name.
+            input: a JSON-serializable input.
+            instance_id: the id to use (default: a new UUID).
+            start_at: do not start before this time (an aware datetime).
+            reuse_id_policy: accepted for Dapr compatibility.
+
+        Raises:
+            WorkflowAlreadyExistsError: an unfinished instance has this id.
+            InvalidInputError: bad id, name, input or start time.
+        """
+        return self._ops.create(
+            name_of(workflow),
+            input=codec.encode(input),
+            instance_id=instance_id,
+            start_at=start_at,
+        )
+
+    def rerun_workflow_from_event(
+        self,
+        instance_id: str,
+        event_id: int,
+        *,
+        new_instance_id: str | None = None,
+        input: Any = _KEEP,
+    ) -> str:
+        """Run a finished instance again as a new instance, from one of its activities.
+
+        The new instance keeps the source's history up to the activity scheduled as
+        ``event_id`` (see :meth:`get_workflow_history`): results recorded before it are
+        reused, that activity and every later step run again. ``event_id=0`` reruns the
+        whole workflow with the same input.
+
+        Args:
+            instance_id: the finished source instance.
+            event_id: the ``event_id`` of the source's ``TaskScheduled`` event to rerun from.
+            new_instance_id: the new instance's id (default: a new UUID).
+            input: a new input for the rerun activity (for ``event_id=0``: for the workflow).
+
+        Returns:
+            the new instance's id.
+
+        Raises:
+            WorkflowNotFoundError: no such source instance.
+            WorkflowStateError: the source has not finished.
+            InvalidInputError: no activity was scheduled as ``event_id``, or the cut would
+                leave a child workflow without its result.
+        """
+        overwrite = input is not _KEEP
+        return self._ops.rerun(
+            instance_id,
+            event_id,
+            new_instance_id=new_instance_id,
+            input=codec.encode(input) if overwrite else None,
+            overwrite_input=overwrite,
+        )
+
+    # ---- reading ---------------------------------------------------------------------
+    def get_workflow_state(
+        self, instance_id: str, *, fetch_payloads: bool = True
+    ) -> WorkflowState | None:
+        """The instance's state, or None if there is no such instance.
+
+        Raises:
+            InvalidInputError: a malformed id.
+        """
+        record = self._ops.get(instance_id)
+        return (
+            None
+            if record is None
+            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+        )
+
+    def wait_for_workflow_start(
+        self, instance_id: str, *, fetch_payloads: bool = False, timeout_in_seconds: float = 0
+    ) -> WorkflowState | None:
+        """Wait until the instance has started (is no longer PENDING).
+
+        Args:
+            timeout_in_seconds: 0 waits without limit.
+
+        Raises:
+            TimeoutError: the time ran out first.
+        """
+        record = self._ops.wait_for_start(instance_id, timeout_s=_limit(timeout_in_seconds))
+        return (
+            None
+            if record is None
+            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+        )
+
+    def wait_for_workflow_completion(
+        self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: float = 0
+    ) -> WorkflowState | None:
+        """Wait until the instance has finished (completed, failed or terminated).
+
+        Args:
+            timeout_in_seconds: 0 waits without limit.
+
+        Raises:
+            TimeoutError: the time ran out first.
+        """
+        record = self._ops.wait_for_completion(instance_id, timeout_s=_limit(timeout_in_seconds))
+        return (
+            None
+            if record is None
+            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+        )
+
+    def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+    ) -> WorkflowPage:
+        """A page of instances, newest first, filtered by status, name and creation time."""
+        wanted = (
+            [] if status is None else [status] if isinstance(status, WorkflowStatus) else status
+        )
+        page = self._ops.list_instances(
+            statuses=[s.to_orchestration_status() for s in wanted],
+            name=name,
+            created_from=created_from,
+            created_to=created_to,
+            page_size=page_size,
+            continuation_token=continuation_token,
+        )
+        return WorkflowPage(
+            [WorkflowState.from_record(r) for r in page.instances], page.next_cursor
+        )
+
+    def get_workflow_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history events, oldest first.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        return self._ops.get_history(instance_id)
+
+    # ---- signalling ------------------------------------------------------------------
+    def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
+        """Send an event to an instance; it is durable when this returns.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+            InvalidInputError: a bad event name, or data that is not JSON-serializable.
+        """
+        self._ops.raise_event(instance_id, event_name, data=codec.encode(data))
+
+    def terminate_workflow(
+        self, instance_id: str, *, output: Any = None, recursive: bool = True
+    ) -> None:
+        """Terminate an instance (and, with ``recursive``, its running children).
+
+        Terminating a finished instance does nothing.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        self._ops.terminate(instance_id, output=codec.encode(output), recursive=recursive)
+
+    def pause_workflow(self, instance_id: str) -> None:
+        """Suspend an instance; events sent meanwhile are kept and delivered on resume.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        self._ops.suspend(instance_id)
+
+    def resume_workflow(self, instance_id: str) -> None:
+        """Resume a suspended instance.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        self._ops.resume(instance_id)
+
+    suspend_workflow = pause_workflow
+
+    def purge_workflow(self, instance_id: str, *, recursive: bool = True) -> int:
+        """Delete a finished instance's state (and its children's, with ``recursive``).
+
+        Returns:
+            how many instances were deleted (0 if there was none).
+
+        Raises:
+            WorkflowStateError: the instance or a child has not finished.
+        """
+        return self._ops.purge(instance_id, recursive=recursive)
+
+
+def _limit(timeout_in_seconds: float) -> float | None:
+    """The Dapr SDK's timeout (0 or less: none) as a limit for the operations."""
+    return timeout_in_seconds if timeout_in_seconds and timeout_in_seconds > 0 else None
