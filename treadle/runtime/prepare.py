@@ -30,6 +30,7 @@ from treadle.core.history import (
     OrchestratorStarted,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
+from treadle.core.versioning import Stall, settle_turn
 from treadle.errors import RegistrationError, StoreError
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
@@ -41,6 +42,8 @@ from treadle.runtime.turns import (
     TurnOutput,
     build_turn,
     failed_turn,
+    is_recorded_stall,
+    stall_commit,
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
@@ -54,9 +57,13 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["PendingTurn", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+STALL_RETRY_S = 30.0
+"""How long a runtime leaves an instance that stalled in its hands before trying it again
+(sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
 
 
 @dataclass(slots=True)
@@ -225,10 +232,21 @@ class TurnPreparer:
         of ``entry``) and build what the turn commits."""
         execution = cached.execution
         now = utcnow(self._clock)
+        custom_status_before = execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
-        actions = execution.take_actions()
+        settled = settle_turn(
+            new_events,
+            execution.take_actions(),
+            recorded=execution.patches.recorded,
+            recorded_name=execution.recorded_version_name,
+            reported=execution.reported_version(),
+        )
+        if settled.stall is not None:
+            self._stall(entry, turn, settled.stall, custom_status_before)
+            return
+        new_events, actions = settled.new_events, settled.actions
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
@@ -255,6 +273,31 @@ class TurnPreparer:
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n:
             self._wakeups.activity_claim_due = True
+
+    def _stall(
+        self, entry: PendingTurn, turn: TurnInput, stall: Stall, custom_status: str | None
+    ) -> None:
+        """Stall the instance instead of committing its turn (see
+        :mod:`treadle.core.versioning`): its new messages, and the activity results folded
+        into the turn, wait in its inbox; this runtime leaves it alone for a while, or until
+        code it may need is registered here; another runtime may take it at once."""
+        iid = turn.instance_id
+        self._cache.evict(iid)
+        entry.cached = entry.output = None
+        if entry.completions:
+            self._store.complete_activities(
+                self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
+            )
+            entry.completions.clear()
+        self._wakeups.set_aside(iid, self._clock.monotonic() + STALL_RETRY_S, stalled=True)
+        history = self._store.get_history(iid) if turn.history_len else []
+        if is_recorded_stall(history, stall):
+            self._store.release_leases(self._options.owner, [iid])
+            return
+        logger.warning("workflow instance %s is stalled: %s", iid, stall.description)
+        entry.commit = stall_commit(
+            turn, stall, now=utcnow(self._clock), custom_status=custom_status
+        )
 
     def _prepare_unstarted(
         self,

@@ -20,6 +20,7 @@ from treadle.core.actions import (
     CompleteOrchestration,
     CreateSubOrchestration,
     CreateTimer,
+    ReportVersionNotAvailable,
     ScheduleTask,
     SendEvent,
 )
@@ -27,7 +28,12 @@ from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.errors import InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
-from treadle.server.grpc_events import history_event_from_proto, history_event_to_proto
+from treadle.server.grpc_events import (
+    history_event_from_proto,
+    history_event_to_proto,
+    version_from_proto,
+    version_to_proto,
+)
 from treadle.server.grpc_values import (
     INDEFINITE_FIRE_AT,
     datetime_from_proto,
@@ -52,6 +58,8 @@ __all__ = [
     "history_event_to_proto",
     "status_from_proto",
     "status_to_proto",
+    "version_from_proto",
+    "version_to_proto",
 ]
 
 # What a worker may end an execution with (TERMINATED: the SDK's answer to executionTerminated).
@@ -68,13 +76,14 @@ _COMPLETION_STATUSES = frozenset(
 def action_from_proto(action: apb.WorkflowAction) -> Action:
     """Convert a worker's ``WorkflowAction`` (durabletask: ``OrchestratorAction``) to an action.
 
-    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent`` and
-    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``).
+    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent``,
+    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``) and
+    ``workflowVersionNotAvailable`` (the worker has no code for the instance's version).
 
     Raises:
         InvalidInputError: the action is empty, of a kind the core has no equivalent for
-            (``terminateWorkflow``, ``createDetachedWorkflow``, ``workflowVersionNotAvailable``),
-            or malformed (a completion status a workflow cannot end with, a bad carryover event).
+            (``terminateWorkflow``, ``createDetachedWorkflow``), or malformed (a completion
+            status a workflow cannot end with, a bad carryover event).
     """
     kind = action.WhichOneof("workflowActionType")
     match kind:
@@ -106,12 +115,15 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
             )
         case "completeWorkflow":
             return _complete_from_proto(action.id, action.completeWorkflow)
+        case "workflowVersionNotAvailable":
+            return ReportVersionNotAvailable(id=action.id)
         case None:
             raise InvalidInputError(f"action {action.id} is empty: it sets no action type")
         case _:
             raise InvalidInputError(
                 f"action {action.id}: {kind} has no treadle equivalent; treadle serve supports "
-                "scheduleTask, createTimer, createChildWorkflow, sendEvent and completeWorkflow"
+                "scheduleTask, createTimer, createChildWorkflow, sendEvent, completeWorkflow and "
+                "workflowVersionNotAvailable"
             )
 
 
@@ -194,6 +206,11 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     ),
                     carryoverEvents=[history_event_to_proto(e) for e in action.carryover_events],
                 ),
+            )
+        case ReportVersionNotAvailable():
+            return apb.WorkflowAction(
+                id=action.id,
+                workflowVersionNotAvailable=apb.WorkflowVersionNotAvailableAction(),
             )
         case _:
             raise InvalidInputError(f"action {type(action).__name__} has no protobuf form")
