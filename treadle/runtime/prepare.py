@@ -61,7 +61,7 @@ __all__ = ["STALL_RETRY_S", "PendingTurn", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
 
-STALL_RETRY_S = 30.0
+STALL_RETRY_S = 5.0
 """How long a runtime leaves an instance that stalled in its hands before trying it again
 (sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
 
@@ -157,7 +157,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.get(iid)
+        cached = self._cache.resumable(iid, self._clock.monotonic())
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -209,7 +209,9 @@ class TurnPreparer:
                 else:
                     self._leave_for_others(record)
                 return
-        self.prepare_turn(entry, cached, turn, events, consumed)
+        self.prepare_turn(
+            entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
+        )
 
     def prepare_fast(self, entry: PendingTurn) -> None:
         """Prepare the turn of a held instance from its activity results alone."""
@@ -227,12 +229,15 @@ class TurnPreparer:
         turn: TurnInput,
         events: list[HistoryEvent],
         consumed: list[int],
+        *,
+        stored_custom_status: str | None = None,
     ) -> None:
         """Run the workflow on the turn's new events (``events``, then the activity results
-        of ``entry``) and build what the turn commits."""
+        of ``entry``) and build what the turn commits. ``stored_custom_status``: the
+        instance's custom status as stored, if known (kept if the turn stalls)."""
         execution = cached.execution
         now = utcnow(self._clock)
-        custom_status_before = execution.custom_status
+        custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
