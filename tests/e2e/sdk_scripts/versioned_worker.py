@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Generator
+from typing import Any
 
 import dapr.ext.workflow as wf
 
@@ -32,28 +34,31 @@ def step(ctx: wf.WorkflowActivityContext, label: str) -> str:
     return label
 
 
-def order_v1(ctx: wf.DaprWorkflowContext, item: str):
+Steps = Generator[Any, Any, Any]
+
+
+def order_v1(ctx: wf.DaprWorkflowContext, item: str) -> Steps:
     yield ctx.call_activity(step, input="reserve")
     ctx.set_custom_status("waiting")
     yield ctx.wait_for_external_event("go")
     return f"{item} by v1"
 
 
-def order_v2(ctx: wf.DaprWorkflowContext, item: str):
+def order_v2(ctx: wf.DaprWorkflowContext, item: str) -> Steps:
     yield ctx.call_activity(step, input="reserve")
     ctx.set_custom_status("waiting")
     yield ctx.wait_for_external_event("go")
     return f"{item} by v2"
 
 
-def patchy_p1(ctx: wf.DaprWorkflowContext, item: str):
+def patchy_p1(ctx: wf.DaprWorkflowContext, item: str) -> Steps:
     p1 = ctx.is_patched("p1")
     ctx.set_custom_status("waiting")
     yield ctx.wait_for_external_event("go")
     return {"p1": p1}
 
 
-def patchy_p1_p2(ctx: wf.DaprWorkflowContext, item: str):
+def patchy_p1_p2(ctx: wf.DaprWorkflowContext, item: str) -> Steps:
     p1 = ctx.is_patched("p1")
     ctx.set_custom_status("waiting")
     yield ctx.wait_for_external_event("go")
@@ -63,7 +68,7 @@ def patchy_p1_p2(ctx: wf.DaprWorkflowContext, item: str):
     return {"p1": p1, "p2": p2}
 
 
-def patchy_none(ctx: wf.DaprWorkflowContext, item: str):
+def patchy_none(ctx: wf.DaprWorkflowContext, item: str) -> Steps:
     ctx.set_custom_status("waiting")
     yield ctx.wait_for_external_event("go")
     return {}
