@@ -4,7 +4,8 @@ A claimed instance's turn resumes its cached generator with the new events, or r
 history first after a cache miss; an activity result for an instance held here is folded
 into the instance's next turn without a claim. An instance that cannot take a turn here is
 failed (a workflow not registered, a turn that raised), set aside (its start not visible
-yet, a workflow other workers have), or sent to a remote worker.
+yet, a workflow other workers have), stalled (no code here for the version or patches its
+history records: see :mod:`treadle.core.versioning`), or sent to a remote worker.
 
 Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
 committing a result inline, a client thread in ``start_here``). :class:`TurnPreparer` owns
