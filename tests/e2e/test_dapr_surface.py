@@ -36,13 +36,8 @@ OUT_OF_SCOPE = {
 }
 """Names treadle does not offer, by design."""
 
-PENDING = {
-    # Versioning as Dapr 1.18 has it is being added on its own: drop these when it lands.
-    "DaprWorkflowContext.is_patched": "versioning (patches), not on main yet",
-    "WorkflowRuntime.versioned_workflow": "versioning (named versions), not on main yet",
-    "WorkflowRuntime.register_versioned_workflow": "versioning (named versions), not on main yet",
-}
-"""Names another piece of work adds, each with what it waits for."""
+PENDING: dict[str, str] = {}
+"""Names another piece of work adds, each with what it waits for (none left)."""
 
 BUILT_BY_TREADLE = {
     "DaprWorkflowContext": "the runtime builds it around a run (the SDK's wraps its engine's)",

@@ -60,6 +60,13 @@ EXPECTED = {
         'pay completed=True"}',
         'x-13: COMPLETED: {"payment":"refused: invalid merchant"',
     ],
+    "versioning.py": [
+        'lamp: started on v1 before the upgrade, COMPLETED: "lamp shipped by v1"',
+        'book: on v2, past the gift-wrap point before the patch, COMPLETED: "book shipped by v2"',
+        'vase: started after the patch, COMPLETED: "vase shipped by v2, gift-wrapped"',
+        "chair: on v1, which this release removed: STALLED (Version not available: v1)",
+        'chair: once v1 is back, COMPLETED: "chair shipped by v1"',
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

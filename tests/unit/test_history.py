@@ -35,6 +35,7 @@ from treadle.core.history import (
     TaskFailed,
     TaskScheduled,
     TimerCreated,
+    WorkflowVersion,
     event_from_dict,
     event_to_dict,
     event_to_json,
@@ -94,6 +95,11 @@ _PROPAGATIONS = st.builds(
         max_size=2,
     ).map(tuple),
 )
+_VERSIONS = st.builds(
+    WorkflowVersion,
+    name=st.none() | st.text(),
+    patches=st.lists(st.text(), max_size=3).map(tuple),
+)
 _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     Propagation: _PROPAGATIONS,
     int: st.integers(min_value=-1, max_value=2**31),
@@ -102,6 +108,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     datetime: _DATETIMES,
     FailureDetails: _FAILURES,
     ParentInfo: _PARENTS,
+    WorkflowVersion: _VERSIONS,
     OrchestrationStatus: st.sampled_from(OrchestrationStatus),
 }
 

@@ -2,7 +2,8 @@
 
 They mirror durabletask's ``OrchestratorAction`` so that local workflows and SDK workers
 (through ``treadle serve``) are committed by one code path. Every action but
-``CompleteOrchestration`` becomes a history event with the action's id as its event id.
+``CompleteOrchestration`` and ``ReportVersionNotAvailable`` becomes a history event with the
+action's id as its event id.
 """
 
 from __future__ import annotations
@@ -82,8 +83,15 @@ class CompleteOrchestration(Action):
     carryover_events: tuple[EventRaised, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportVersionNotAvailable(Action):
+    """The worker has no code for the version the instance runs: stall the instance until a
+    worker that has it takes it (durabletask's ``WorkflowVersionNotAvailableAction``)."""
+
+
 def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent | None:
-    """The history event that records ``action``, or None for ``CompleteOrchestration``."""
+    """The history event that records ``action``; None for ``CompleteOrchestration`` and
+    ``ReportVersionNotAvailable``, which end the turn instead."""
     match action:
         case ScheduleTask():
             return TaskScheduled(
@@ -113,7 +121,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 input=action.input,
             )
-        case CompleteOrchestration():
+        case CompleteOrchestration() | ReportVersionNotAvailable():
             return None
         case _:
             raise AssertionError(f"unhandled action {type(action).__name__}")

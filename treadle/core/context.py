@@ -170,6 +170,26 @@ class WorkflowContext:
         """
         self._execution.continue_as_new(new_input, save_events)
 
+    def is_patched(self, patch_name: str) -> bool:
+        """Whether to take the patched path of a change made while instances were running.
+
+        True for an instance that reaches this point for the first time (a new instance, or
+        one past this point only now), and recorded in its history then, so it stays true in
+        every replay; False for an instance whose history went past this point before the
+        patch existed. Keep the unpatched path until no such instance is left::
+
+            if ctx.is_patched("send-receipt"):
+                yield ctx.call_activity(send_receipt, input=order)
+
+        Patches are checked in order: once an instance recorded a patch, code that no longer
+        evaluates it (or evaluates the recorded patches in another order) stalls the instance
+        (STALLED) until code that does runs it.
+
+        Args:
+            patch_name: the patch's name, unique within the workflow.
+        """
+        return self._execution.is_patched(patch_name)
+
     def set_custom_status(self, custom_status: Any) -> None:
         """Publish a JSON-serializable status, visible to clients while the workflow runs."""
         self._execution.set_custom_status(custom_status)

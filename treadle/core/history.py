@@ -103,6 +103,22 @@ class Propagation:
     chunks: tuple[PropagatedChunk, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowVersion:
+    """The version a workflow turn ran, recorded in its ``OrchestratorStarted`` (durabletask's
+    ``WorkflowVersion``, where daprd records what the worker reports).
+
+    Attributes:
+        name: the version of a versioned workflow (``register_versioned_workflow``), if the
+            workflow is one.
+        patches: the patches (``ctx.is_patched``) first found true in that turn, in the order
+            the code evaluated them; the instance's patches are those of all its turns.
+    """
+
+    name: str | None = None
+    patches: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEvent:
     """Base of every history event.
@@ -119,9 +135,15 @@ class HistoryEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestratorStarted(HistoryEvent):
-    """A new turn of the workflow began; its timestamp is the workflow clock."""
+    """A new turn of the workflow began; its timestamp is the workflow clock.
+
+    Attributes:
+        version: the workflow version and the new patches of the turn, recorded once the turn
+            has run (None: an unversioned workflow that found no new patch).
+    """
 
     KIND: ClassVar[str] = "OrchestratorStarted"
+    version: WorkflowVersion | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,7 +343,7 @@ _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
 # later goes at the end of its event and here).
-_UNSET_LAST_FIELDS = (',"propagated":null}', ',"propagation_scope":0}')
+_UNSET_LAST_FIELDS = (',"version":null}', ',"propagated":null}', ',"propagation_scope":0}')
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -335,6 +357,8 @@ def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, FailureDetails | ParentInfo):
             value = dataclasses.asdict(value)
+        elif isinstance(value, WorkflowVersion):
+            value = {"name": value.name, "patches": list(value.patches)}
         elif isinstance(value, OrchestrationStatus):
             value = value.name
         elif isinstance(value, Propagation):
@@ -426,6 +450,8 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
                 value = ParentInfo(**value)
             elif name == "propagated":
                 value = propagation_from_dict(value)
+            elif name == "version":
+                value = _version_from_dict(value)
             elif name == "status":
                 value = (
                     OrchestrationStatus(value)
@@ -436,3 +462,17 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
         return cls(**kwargs)
     except (TypeError, KeyError, ValueError) as exc:
         raise ValueError(f"bad fields for history event {kind}: {exc!r}") from exc
+
+
+def _version_from_dict(data: object) -> WorkflowVersion:
+    if not isinstance(data, dict):
+        raise ValueError(f"a version is an object with a name and patches, not {data!r}")
+    patches = data.get("patches") or ()
+    name = data.get("name")
+    if not isinstance(patches, list | tuple) or not all(isinstance(p, str) for p in patches):
+        raise ValueError(f"patches must be a list of strings, not {patches!r}")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"a version name is a string, not {name!r}")
+    if set(data) - {"name", "patches"}:
+        raise ValueError(f"unknown version fields {sorted(set(data) - {'name', 'patches'})}")
+    return WorkflowVersion(name=name, patches=tuple(patches))

@@ -4,7 +4,8 @@ A claimed instance's turn resumes its cached generator with the new events, or r
 history first after a cache miss; an activity result for an instance held here is folded
 into the instance's next turn without a claim. An instance that cannot take a turn here is
 failed (a workflow not registered, a turn that raised), set aside (its start not visible
-yet, a workflow other workers have), or sent to a remote worker.
+yet, a workflow other workers have), stalled (no code here for the version or patches its
+history records: see :mod:`treadle.core.versioning`), or sent to a remote worker.
 
 Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
 committing a result inline, a client thread in ``start_here``). :class:`TurnPreparer` owns
@@ -30,6 +31,7 @@ from treadle.core.history import (
     OrchestratorStarted,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
+from treadle.core.versioning import Stall, settle_turn
 from treadle.errors import RegistrationError, StoreError
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
@@ -43,7 +45,9 @@ from treadle.runtime.turns import (
     build_turn,
     children_created,
     failed_turn,
+    is_recorded_stall,
     needs_past,
+    stall_commit,
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
@@ -57,9 +61,13 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["PendingTurn", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+STALL_RETRY_S = 5.0
+"""How long a runtime leaves an instance that stalled in its hands before trying it again
+(sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
 
 
 @dataclass(slots=True)
@@ -153,7 +161,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.get(iid)
+        cached = self._cache.resumable(iid, self._clock.monotonic())
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -210,7 +218,9 @@ class TurnPreparer:
                 else:
                     self._leave_for_others(record)
                 return
-        self.prepare_turn(entry, cached, turn, events, consumed)
+        self.prepare_turn(
+            entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
+        )
 
     def prepare_fast(self, entry: PendingTurn) -> None:
         """Prepare the turn of a held instance from its activity results alone."""
@@ -228,15 +238,29 @@ class TurnPreparer:
         turn: TurnInput,
         events: list[HistoryEvent],
         consumed: list[int],
+        *,
+        stored_custom_status: str | None = None,
     ) -> None:
         """Run the workflow on the turn's new events (``events``, then the activity results
-        of ``entry``) and build what the turn commits."""
+        of ``entry``) and build what the turn commits. ``stored_custom_status``: the
+        instance's custom status as stored, if known (kept if the turn stalls)."""
         execution = cached.execution
         now = utcnow(self._clock)
+        custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
-        actions = execution.take_actions()
+        settled = settle_turn(
+            new_events,
+            execution.take_actions(),
+            recorded=execution.patches.recorded,
+            recorded_name=execution.recorded_version_name,
+            reported=execution.reported_version(),
+        )
+        if settled.stall is not None:
+            self._stall(entry, turn, settled.stall, custom_status_before)
+            return
+        new_events, actions = settled.new_events, settled.actions
         propagation = None
         if needs_past(actions, execution.propagated):
             # (only the turns that hand history on read the run's stored events)
@@ -269,6 +293,31 @@ class TurnPreparer:
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n:
             self._wakeups.activity_claim_due = True
+
+    def _stall(
+        self, entry: PendingTurn, turn: TurnInput, stall: Stall, custom_status: str | None
+    ) -> None:
+        """Stall the instance instead of committing its turn (see
+        :mod:`treadle.core.versioning`): its new messages, and the activity results folded
+        into the turn, wait in its inbox; this runtime leaves it alone for a while, or until
+        code it may need is registered here; another runtime may take it at once."""
+        iid = turn.instance_id
+        self._cache.evict(iid)
+        entry.cached = entry.output = None
+        if entry.completions:
+            self._store.complete_activities(
+                self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
+            )
+            entry.completions.clear()
+        self._wakeups.set_aside(iid, self._clock.monotonic() + STALL_RETRY_S, stalled=True)
+        history = self._store.get_history(iid) if turn.history_len else []
+        if is_recorded_stall(history, stall):
+            self._store.release_leases(self._options.owner, [iid])
+            return
+        logger.warning("workflow instance %s is stalled: %s", iid, stall.description)
+        entry.commit = stall_commit(
+            turn, stall, now=utcnow(self._clock), custom_status=custom_status
+        )
 
     def _prepare_unstarted(
         self,

@@ -26,6 +26,7 @@ from treadle.core.actions import (
 from treadle.core.history import (
     EventRaised,
     ExecutionCompleted,
+    ExecutionStalled,
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
@@ -38,6 +39,7 @@ from treadle.core.history import (
     TimerFired,
 )
 from treadle.core.propagation import assemble, carried_over
+from treadle.core.versioning import Stall
 from treadle.errors import FailureDetails
 from treadle.store.base import (
     NewActivity,
@@ -436,4 +438,38 @@ def terminal_commit(
         failure=failure,
         custom_status=custom_status,
         consumed_messages=consumed_messages,
+    )
+
+
+def stall_commit(
+    turn: TurnInput,
+    stall: Stall,
+    *,
+    now: datetime,
+    custom_status: str | None,
+) -> TurnCommit:
+    """A turn that stalls its instance instead of going on (see
+    :mod:`treadle.core.versioning`): it records ``ExecutionStalled``, sets the status to
+    STALLED with the reason as the failure details, keeps the custom status as it was, and
+    consumes nothing, so the turn's messages wait in the inbox for a worker with the code."""
+    return TurnCommit(
+        instance_id=turn.instance_id,
+        expected_version=turn.version,
+        new_events=[stall.to_event(now)],
+        history_start=turn.history_len,
+        status=OrchestrationStatus.STALLED,
+        execution_id=turn.execution_id,
+        failure=FailureDetails(message=stall.description, error_type=stall.reason),
+        custom_status=custom_status,
+    )
+
+
+def is_recorded_stall(history: Sequence[HistoryEvent], stall: Stall) -> bool:
+    """Whether the run's history already ends with this stall (then nothing is committed
+    again: the instance is only let go, as daprd records a repeated stall once)."""
+    last = history[-1] if history else None
+    return (
+        isinstance(last, ExecutionStalled)
+        and last.reason == stall.reason
+        and last.description == stall.description
     )

@@ -48,7 +48,8 @@ from typing import Any, TypeVar, overload
 
 from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
-from treadle.core.history import HistoryEvent
+from treadle.core.history import HistoryEvent, WorkflowVersion
+from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
@@ -188,6 +189,75 @@ class WorkflowRuntime:
 
         return deco(__fn) if __fn is not None else deco
 
+    def register_versioned_workflow(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        version_name: str | None = None,
+        is_latest: bool,
+    ) -> None:
+        """Register ``fn`` as a version of the workflow ``name`` (the Dapr SDK's signature).
+
+        New instances of ``name`` run the version registered with ``is_latest=True`` (the
+        last one so registered); a running instance keeps the version it started with. A
+        version may be added while the runtime runs; an instance stalled for want of it goes
+        on at once.
+
+        Args:
+            fn: the workflow function of this version.
+            name: the workflow name every version shares (what clients start).
+            version_name: this version's name, recorded in the instances that run it;
+                default ``fn.__name__``.
+            is_latest: new instances run this version from now on.
+
+        Raises:
+            RegistrationError: ``name`` is registered without versions, or the version name
+                is taken by another function.
+        """
+        self._registry.add_versioned_workflow(
+            fn, name=name, version_name=version_name, is_latest=is_latest
+        )
+        engine = self._engine
+        if engine is not None:
+            engine.wakeups.retry_stalled()
+
+    @overload
+    def versioned_workflow(
+        self, __fn: F, *, name: str, version_name: str | None = None, is_latest: bool
+    ) -> F: ...
+
+    @overload
+    def versioned_workflow(
+        self, __fn: None = None, *, name: str, version_name: str | None = None, is_latest: bool
+    ) -> Callable[[F], F]: ...
+
+    def versioned_workflow(
+        self,
+        __fn: F | None = None,
+        *,
+        name: str,
+        version_name: str | None = None,
+        is_latest: bool,
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_versioned_workflow`:
+        ``@runtime.versioned_workflow(name="order", is_latest=True)``."""
+
+        def deco(fn: F) -> F:
+            self.register_versioned_workflow(
+                fn, name=name, version_name=version_name, is_latest=is_latest
+            )
+            return fn
+
+        return deco(__fn) if __fn is not None else deco
+
+    def retry_stalled(self) -> None:
+        """Give the instances this runtime stalled another try at once (thread-safe): a
+        worker that may have their code connected (``treadle serve`` calls it)."""
+        engine = self._engine
+        if engine is not None:
+            engine.wakeups.retry_stalled()
+
     @overload
     def activity(self, __fn: F, *, name: str | None = None) -> F: ...
 
@@ -211,8 +281,19 @@ class WorkflowRuntime:
         Raises:
             RegistrationError: a name is already registered here to another function.
         """
-        for name, fn in other._registry.workflows.items():
-            self._registry.add_workflow(fn, name)
+        for name, workflow in other._registry.workflows.items():
+            if not isinstance(workflow, VersionedWorkflow):
+                self._registry.add_workflow(workflow, name)
+                continue
+            for version_name, fn in workflow.versions.items():
+                self._registry.add_versioned_workflow(
+                    fn, name=name, version_name=version_name, is_latest=False
+                )
+            if workflow.latest is not None:
+                latest = workflow.versions[workflow.latest]
+                self._registry.add_versioned_workflow(
+                    latest, name=name, version_name=workflow.latest, is_latest=True
+                )
         for name, fn in other._registry.activities.items():
             self._registry.add_activity(fn, name)
 
@@ -392,9 +473,14 @@ class WorkflowRuntime:
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
-        self, instance_id: str, actions: list[Action], custom_status: str | None
+        self,
+        instance_id: str,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None = None,
     ) -> bool:
-        """Report the actions a remote worker returned for a turn (thread-safe).
+        """Report the actions a remote worker returned for a turn (thread-safe), with the
+        version it ran and every patch it found true (``WorkflowResponse.version``).
 
         Returns:
             False if no turn of that instance is outstanding (a late or duplicate answer).
@@ -402,7 +488,7 @@ class WorkflowRuntime:
         engine = self._engine
         if engine is None or engine.remote is None:
             return False
-        return engine.remote.complete(instance_id, actions, custom_status)
+        return engine.remote.complete(instance_id, actions, custom_status, version)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""

@@ -20,6 +20,7 @@ from treadle.core.actions import (
     CompleteOrchestration,
     CreateSubOrchestration,
     CreateTimer,
+    ReportVersionNotAvailable,
     ScheduleTask,
     SendEvent,
 )
@@ -31,6 +32,8 @@ from treadle.server.grpc_events import (
     history_event_from_proto,
     history_event_to_proto,
     propagation_to_proto,
+    version_from_proto,
+    version_to_proto,
 )
 from treadle.server.grpc_values import (
     INDEFINITE_FIRE_AT,
@@ -57,6 +60,8 @@ __all__ = [
     "propagation_to_proto",
     "status_from_proto",
     "status_to_proto",
+    "version_from_proto",
+    "version_to_proto",
 ]
 
 # What a worker may end an execution with (TERMINATED: the SDK's answer to executionTerminated).
@@ -73,13 +78,14 @@ _COMPLETION_STATUSES = frozenset(
 def action_from_proto(action: apb.WorkflowAction) -> Action:
     """Convert a worker's ``WorkflowAction`` (durabletask: ``OrchestratorAction``) to an action.
 
-    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent`` and
-    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``).
+    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent``,
+    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``) and
+    ``workflowVersionNotAvailable`` (the worker has no code for the instance's version).
 
     Raises:
         InvalidInputError: the action is empty, of a kind the core has no equivalent for
-            (``terminateWorkflow``, ``createDetachedWorkflow``, ``workflowVersionNotAvailable``),
-            or malformed (a completion status a workflow cannot end with, a bad carryover event).
+            (``terminateWorkflow``, ``createDetachedWorkflow``), or malformed (a completion
+            status a workflow cannot end with, a bad carryover event).
     """
     kind = action.WhichOneof("workflowActionType")
     match kind:
@@ -113,12 +119,15 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
             )
         case "completeWorkflow":
             return _complete_from_proto(action.id, action.completeWorkflow)
+        case "workflowVersionNotAvailable":
+            return ReportVersionNotAvailable(id=action.id)
         case None:
             raise InvalidInputError(f"action {action.id} is empty: it sets no action type")
         case _:
             raise InvalidInputError(
                 f"action {action.id}: {kind} has no treadle equivalent; treadle serve supports "
-                "scheduleTask, createTimer, createChildWorkflow, sendEvent and completeWorkflow"
+                "scheduleTask, createTimer, createChildWorkflow, sendEvent, completeWorkflow and "
+                "workflowVersionNotAvailable"
             )
 
 
@@ -217,6 +226,11 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     ),
                     carryoverEvents=[history_event_to_proto(e) for e in action.carryover_events],
                 ),
+            )
+        case ReportVersionNotAvailable():
+            return apb.WorkflowAction(
+                id=action.id,
+                workflowVersionNotAvailable=apb.WorkflowVersionNotAvailableAction(),
             )
         case _:
             raise InvalidInputError(f"action {type(action).__name__} has no protobuf form")

@@ -3,8 +3,10 @@
 The oneof names are those of the protocol revision that dapr-ext-workflow 1.18.3 speaks
 (``workflowStarted``, ``childWorkflowInstanceCreated``...); older durabletask names them
 ``orchestratorStarted``, ``subOrchestrationInstanceCreated``... with the same field numbers.
-Fields the core does not model (versions, routers, trace contexts, timer origins, tags,
-attestations) are dropped on the way in and left unset on the way out.
+The ``version`` of ``workflowStarted`` (a turn's workflow version and patches) is kept both
+ways, as daprd records it. Fields the core does not model (task versions, routers, trace
+contexts, timer origins, tags, attestations) are dropped on the way in and left unset on the
+way out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from treadle.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    WorkflowVersion,
 )
 from treadle.errors import InvalidInputError
 from treadle.server._proto import history_events_pb2 as hpb
@@ -49,7 +52,13 @@ from treadle.server.grpc_values import (
     string_value,
 )
 
-__all__ = ["history_event_from_proto", "history_event_to_proto", "propagation_to_proto"]
+__all__ = [
+    "history_event_from_proto",
+    "history_event_to_proto",
+    "propagation_to_proto",
+    "version_from_proto",
+    "version_to_proto",
+]
 
 # The names of the StalledReason enum, the first being its default (PATCH_MISMATCH).
 _STALLED_REASONS: tuple[str, ...] = tuple(opb.StalledReason.keys())
@@ -66,7 +75,7 @@ def history_event_to_proto(event: HistoryEvent) -> hpb.HistoryEvent:
     """
     match event:
         case OrchestratorStarted():
-            out = hpb.HistoryEvent(workflowStarted=hpb.WorkflowStartedEvent())
+            out = hpb.HistoryEvent(workflowStarted=_orchestrator_started_to_proto(event))
         case OrchestratorCompleted():
             out = hpb.HistoryEvent(workflowCompleted=hpb.WorkflowCompletedEvent())
         case ExecutionStarted():
@@ -262,7 +271,29 @@ def history_event_from_proto(event: hpb.HistoryEvent) -> HistoryEvent:
 
 
 def _orchestrator_started(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> HistoryEvent:
-    return OrchestratorStarted(event_id=event_id, timestamp=ts)
+    started = event.workflowStarted
+    version = version_from_proto(started.version) if started.HasField("version") else None
+    return OrchestratorStarted(event_id=event_id, timestamp=ts, version=version)
+
+
+def _orchestrator_started_to_proto(event: OrchestratorStarted) -> hpb.WorkflowStartedEvent:
+    if event.version is None:
+        return hpb.WorkflowStartedEvent()
+    return hpb.WorkflowStartedEvent(version=version_to_proto(event.version))
+
+
+def version_to_proto(version: WorkflowVersion) -> opb.WorkflowVersion:
+    """The protobuf ``WorkflowVersion`` of a recorded version (name and patches)."""
+    out = opb.WorkflowVersion(patches=list(version.patches))
+    if version.name is not None:
+        out.name = version.name
+    return out
+
+
+def version_from_proto(version: opb.WorkflowVersion) -> WorkflowVersion:
+    """A protobuf ``WorkflowVersion`` (a worker's answer, or a recorded turn's) as the core's."""
+    name = version.name if version.HasField("name") else None
+    return WorkflowVersion(name=name, patches=tuple(version.patches))
 
 
 def _orchestrator_completed(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> HistoryEvent:
