@@ -3,11 +3,13 @@
 ``app_mixed`` calls ``sdk_shout``, which only the SDK worker registers; the SDK worker's
 ``sdk_calls_app_activity`` calls ``app_double``, which only this module registers.
 ``app_propagated_summary`` reports the history an SDK workflow propagated to it;
-``app_propagates`` propagates its own to the SDK worker's ``sdk_audit``.
+``app_propagates`` propagates its own to the SDK worker's ``sdk_audit``. ``app_shop`` and
+``app_quote`` exchange dataclasses with the SDK worker's ``sdk_quote`` and ``sdk_shop``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Generator
 from typing import Any, TypeVar
@@ -79,3 +81,33 @@ def app_propagated_summary(ctx: wf.WorkflowActivityContext, _: object) -> Any:
 def app_propagates(ctx: wf.WorkflowContext, _: object) -> Workflow[Any]:
     yield ctx.call_activity("sdk_validate", input="app")
     return (yield ctx.call_activity("sdk_audit", propagation=wf.PropagationScope.OWN_HISTORY))
+
+
+@dataclasses.dataclass
+class AppOrder:
+    """An order as the in-process functions know it."""
+
+    item: str
+    cost: int
+
+
+@dataclasses.dataclass
+class AppQuote:
+    """A quote as the in-process functions send it."""
+
+    item: str
+    total: int
+
+
+@runtime.activity
+def app_quote(ctx: wf.WorkflowActivityContext, order: AppOrder) -> AppQuote:
+    """Rebuilt from its annotation whoever sent it (an SDK workflow's dataclass)."""
+    assert isinstance(order, AppOrder), type(order)
+    return AppQuote(order.item, order.cost * 3)
+
+
+@runtime.workflow
+def app_shop(ctx: wf.WorkflowContext, order: AppOrder) -> Workflow[dict[str, Any]]:
+    """Sends a dataclass to the SDK worker's ``sdk_quote``; reads its answer's attributes."""
+    quote = yield ctx.call_activity("sdk_quote", input=order)
+    return {"item": quote.item, "total": quote.total, "kind": type(quote).__name__}
