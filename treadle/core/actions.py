@@ -36,11 +36,17 @@ class Action:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleTask(Action):
-    """Run an activity."""
+    """Run an activity.
+
+    Attributes:
+        app_id: the app whose workers run it (durabletask's router ``targetAppID``); None
+            runs it in the calling instance's own app.
+    """
 
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,11 +58,17 @@ class CreateTimer(Action):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSubOrchestration(Action):
-    """Start a child workflow."""
+    """Start a child workflow.
+
+    Attributes:
+        app_id: the app whose workers run the child (durabletask's router ``targetAppID``);
+            None runs it in the parent's own app.
+    """
 
     name: str
     instance_id: str
     input: str | None = None
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +100,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 input=action.input,
                 task_execution_id=action.task_execution_id,
+                app_id=action.app_id,
             )
         case CreateTimer():
             return TimerCreated(event_id=action.id, timestamp=timestamp, fire_at=action.fire_at)
@@ -98,6 +111,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 instance_id=action.instance_id,
                 input=action.input,
+                app_id=action.app_id,
             )
         case SendEvent():
             return EventSent(

@@ -64,12 +64,14 @@ class ParentInfo:
         execution_id: the parent's execution id at the time the child was created.
         task_scheduled_id: the parent's sequence id for the child call.
         name: the parent's workflow name.
+        app_id: the parent's app (durabletask's ``ParentInstanceInfo.appID``), if it has one.
     """
 
     instance_id: str
     execution_id: str
     task_scheduled_id: int
     name: str = ""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +104,12 @@ class OrchestratorCompleted(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionStarted(HistoryEvent):
-    """An execution of the workflow started (first event of every run)."""
+    """An execution of the workflow started (first event of every run).
+
+    Attributes:
+        app_id: the app the instance runs in (the target of durabletask's router on this
+            event; the source is the parent's app, or this one), if it has one.
+    """
 
     KIND: ClassVar[str] = "ExecutionStarted"
     name: str
@@ -111,6 +118,7 @@ class ExecutionStarted(HistoryEvent):
     input: str | None = None
     parent: ParentInfo | None = None
     scheduled_start: datetime | None = None
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,12 +158,18 @@ class ExecutionResumed(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskScheduled(HistoryEvent):
-    """The workflow scheduled an activity (event_id = the action's sequence id)."""
+    """The workflow scheduled an activity (event_id = the action's sequence id).
+
+    Attributes:
+        app_id: the app asked to run it (``call_activity(app_id=...)``); None: the
+            instance's own app.
+    """
 
     KIND: ClassVar[str] = "TaskScheduled"
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,12 +211,18 @@ class TimerFired(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubOrchestrationInstanceCreated(HistoryEvent):
-    """The workflow started a child workflow (event_id = the action's sequence id)."""
+    """The workflow started a child workflow (event_id = the action's sequence id).
+
+    Attributes:
+        app_id: the app asked to run the child (``call_child_workflow(app_id=...)``); None:
+            the parent's own app.
+    """
 
     KIND: ClassVar[str] = "SubOrchestrationInstanceCreated"
     name: str
     instance_id: str
     input: str | None = None
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +299,9 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
+# The last field of the events that name an app, when unset: left out of the stored text, so
+# the events of an instance without apps are stored as they were before apps existed.
+_NO_APP = ',"app_id":null}'
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -305,6 +328,8 @@ def event_to_json(event: HistoryEvent) -> str:
     reads both forms.
     """
     body = orjson.dumps(event).decode()
+    if body.endswith(_NO_APP):
+        body = body[: -len(_NO_APP)] + "}"
     return f'{{"kind":"{event.KIND}",{body[1:]}'
 
 

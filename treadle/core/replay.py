@@ -144,6 +144,7 @@ class WorkflowExecution:
         self.execution_id = ""
         self.name = ""
         self.parent: ParentInfo | None = None
+        self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -243,6 +244,7 @@ class WorkflowExecution:
     def _on_started(self, event: ExecutionStarted) -> None:
         self.name = event.name
         self.parent = event.parent
+        self.app_id = event.app_id
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         try:
@@ -340,20 +342,7 @@ class WorkflowExecution:
         if retry is not None:
             retry.attempts += 1
             new_id = self._next_id()
-            if isinstance(retry.action, ScheduleTask):
-                action: ScheduleTask | CreateSubOrchestration = ScheduleTask(
-                    id=new_id,
-                    name=retry.action.name,
-                    input=retry.action.input,
-                    task_execution_id=retry.action.task_execution_id,
-                )
-            else:
-                action = CreateSubOrchestration(
-                    id=new_id,
-                    name=retry.action.name,
-                    instance_id=retry.action.instance_id,
-                    input=retry.action.input,
-                )
+            action = dataclasses.replace(retry.action, id=new_id)  # same call, same app
             retry.action = action
             self._pending_actions[new_id] = action
             self._tasks[new_id] = retry.task
@@ -492,26 +481,41 @@ class WorkflowExecution:
         self._sequence += 1
         return self._sequence
 
-    def call_activity(self, name: str, value: Any, retry_policy: RetryPolicy | None) -> Task[Any]:
-        """Record a ScheduleTask action and return its task."""
+    def call_activity(
+        self,
+        name: str,
+        value: Any,
+        retry_policy: RetryPolicy | None,
+        *,
+        app_id: str | None = None,
+    ) -> Task[Any]:
+        """Record a ScheduleTask action (for ``app_id``'s workers, if given); return its task."""
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
             name=name,
             input=codec.encode(value),
             task_execution_id=f"{self.execution_id}:{action_id}",
+            app_id=app_id,
         )
         return self._schedule(action, retry_policy)
 
     def call_child_workflow(
-        self, name: str, value: Any, instance_id: str | None, retry_policy: RetryPolicy | None
+        self,
+        name: str,
+        value: Any,
+        instance_id: str | None,
+        retry_policy: RetryPolicy | None,
+        *,
+        app_id: str | None = None,
     ) -> Task[Any]:
-        """Record a CreateSubOrchestration action and return its task."""
+        """Record a CreateSubOrchestration action (for ``app_id``'s workers, if given); return
+        its task."""
         action_id = self._next_id()
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
         self.child_instance_ids.append(child_id)
         action = CreateSubOrchestration(
-            id=action_id, name=name, instance_id=child_id, input=codec.encode(value)
+            id=action_id, name=name, instance_id=child_id, input=codec.encode(value), app_id=app_id
         )
         return self._schedule(action, retry_policy)
 

@@ -27,7 +27,7 @@ from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.errors import InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
-from treadle.server.grpc_events import history_event_from_proto, history_event_to_proto
+from treadle.server.grpc_events import history_event_from_proto, history_event_to_proto, target_app
 from treadle.server.grpc_values import (
     INDEFINITE_FIRE_AT,
     datetime_from_proto,
@@ -85,6 +85,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=task.name,
                 input=optional_string(task, "input"),
                 task_execution_id=task.taskExecutionId,
+                app_id=_target_of(action, task),
             )
         case "createTimer":
             return CreateTimer(id=action.id, fire_at=datetime_from_proto(action.createTimer.fireAt))
@@ -95,6 +96,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=child.name,
                 instance_id=child.instanceId,
                 input=optional_string(child, "input"),
+                app_id=_target_of(action, child),
             )
         case "sendEvent":
             send = action.sendEvent
@@ -113,6 +115,18 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 f"action {action.id}: {kind} has no treadle equivalent; treadle serve supports "
                 "scheduleTask, createTimer, createChildWorkflow, sendEvent and completeWorkflow"
             )
+
+
+def _target_of(
+    action: apb.WorkflowAction, call: apb.ScheduleTaskAction | apb.CreateChildWorkflowAction
+) -> str | None:
+    """The app a call is routed to: the call's router, else the action's (the SDK sets both)."""
+    for holder in (call, action):
+        if holder.HasField("router"):
+            app = target_app(holder.router)
+            if app is not None:
+                return app
+    return None
 
 
 def _complete_from_proto(action_id: int, complete: apb.CompleteWorkflowAction) -> Action:
@@ -158,6 +172,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     name=action.name,
                     input=string_value(action.input),
                     taskExecutionId=action.task_execution_id,
+                    router=_router_to(action.app_id),
                 ),
             )
         case CreateTimer():
@@ -172,6 +187,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     instanceId=action.instance_id,
                     name=action.name,
                     input=string_value(action.input),
+                    router=_router_to(action.app_id),
                 ),
             )
         case SendEvent():
@@ -197,3 +213,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
             )
         case _:
             raise InvalidInputError(f"action {type(action).__name__} has no protobuf form")
+
+
+def _router_to(app_id: str | None) -> opb.TaskRouter | None:
+    return None if app_id is None else opb.TaskRouter(targetAppID=app_id)
