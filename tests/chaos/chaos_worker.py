@@ -149,7 +149,7 @@ def main() -> None:
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)  # the DEBUG below is for _FencedLog only
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    runtime_logger = logging.getLogger("treadle.runtime.worker")
+    runtime_logger = logging.getLogger("treadle.runtime")
     runtime_logger.setLevel(logging.DEBUG)
     runtime_logger.addHandler(_FencedLog(fd))
     checker = wf.WorkflowClient(_open_store(url, max_size=4))

@@ -311,7 +311,7 @@ def test_lease_statements_leave_commits_synchronous(stores: Callable[..., Postgr
     store.renew_leases("w1", [item.instance.instance_id], [], 30)
     store.release_leases("w1")
     assert store.claim_activities("w1", 10, 30) == []
-    setting = store._run(lambda db, conn: conn.execute("SHOW synchronous_commit").fetchone())
+    setting = store._db.run(lambda db, conn: conn.execute("SHOW synchronous_commit").fetchone())
     assert setting == ("on",)
 
 
@@ -551,7 +551,7 @@ def test_a_database_in_another_encoding_keeps_text_intact_or_refuses_it(
         )
     try:
         url = postgres_url.rsplit("/", 1)[0] + f"/{name}?schema=t"
-        with caplog.at_level("WARNING", logger="treadle.store.postgres_schema"):
+        with caplog.at_level("WARNING", logger="treadle.store.postgres.schema"):
             store = PostgresStore(url)
         try:
             assert "stores text as LATIN1" in caplog.text

@@ -91,7 +91,7 @@ def test_an_own_task_goes_with_its_instance_lease_and_is_recorded_once(
     gate.wait_entered()
     store = client.store
     assert isinstance(store, SqliteStore)
-    with store._write() as conn:  # the step is kept in the instance's row
+    with store._db.write() as conn:  # the step is kept in the instance's row
         row = conn.execute("SELECT own_task FROM instances WHERE instance_id = ?", (iid,))
         assert json.loads(row.fetchone()[0])["name"] == "step"
     client.store.release_leases(runtime.owner, [iid])  # as if its lease had been taken

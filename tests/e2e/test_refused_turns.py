@@ -134,7 +134,7 @@ def test_a_dispatcher_error_that_repeats_is_shown_whole_once_and_backs_off(
     runtime = wf.WorkflowRuntime(store)
     runtime.register_workflow(_flagged, name="flagged")
     runtime.register_activity(lambda ctx, x: x, name="echo")
-    with caplog.at_level("WARNING", logger="treadle.runtime.worker"), runtime:
+    with caplog.at_level("WARNING", logger="treadle.runtime"), runtime:
         time.sleep(1.0)
         store.healed = True
         with wf.WorkflowClient(store) as client:

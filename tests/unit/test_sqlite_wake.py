@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from treadle.store.sqlite_wake import WakeChannel
+from treadle.store.sqlite.wake import WakeChannel
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX")
 

@@ -1,4 +1,14 @@
-"""Running activities: sync ones in a bounded thread pool, ``async def`` ones on an event loop."""
+"""Running activities: sync ones in a bounded thread pool, ``async def`` ones on an event loop.
+
+Threads: :meth:`ActivityExecutor.submit` is called by the thread that holds the engine lock
+(and by the event loop's thread, for a sync step that an async result scheduled). The
+activity threads run sync activities, one event-loop thread runs the async ones; each
+reports an outcome through ``done`` on its own thread, which may hand back the next step for
+that thread to run.
+
+State: the queue of items waiting for a thread, the threads and how many are idle (under the
+executor's own lock), the event loop, and whether each activity name is ``async def``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +18,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
+from treadle.clock import Clock, SystemClock, utcnow
 from treadle.core import codec
 from treadle.core.context import WorkflowActivityContext
 from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
@@ -33,6 +43,7 @@ class ActivityExecutor:
         done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
         is_current: asked just before an item starts; an item it refuses is dropped, not run
             (its lease ran out while it waited).
+        clock: the time of each result (its event's timestamp).
     """
 
     def __init__(
@@ -42,7 +53,9 @@ class ActivityExecutor:
         done: Done,
         *,
         is_current: Callable[[ActivityWorkItem], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
         self._is_current = is_current or (lambda item: True)
@@ -132,9 +145,9 @@ class ActivityExecutor:
             if fn is None:
                 raise _unregistered(item.name)
             out = call_with_input(fn, self._context(item), item.input)
-            event: HistoryEvent = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except _ACTIVITY_ERRORS as exc:
-            event = _failed(item, exc)
+            event = _failed(item, exc, self._clock)
         return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
@@ -148,9 +161,9 @@ class ActivityExecutor:
             return
         try:
             out = await call_with_input(fn, self._context(item), item.input)
-            event: HistoryEvent = _completed(item, codec.encode(out))
+            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except _ACTIVITY_ERRORS as exc:
-            event = _failed(item, exc)
+            event = _failed(item, exc, self._clock)
         following = self._report(item, event)
         if following is not None:  # a sync step scheduled by this result: to the threads
             self.submit(following)
@@ -204,23 +217,19 @@ def _unregistered(name: str) -> RegistrationError:
     )
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _completed(item: ActivityWorkItem, result: str | None) -> TaskCompleted:
+def _completed(item: ActivityWorkItem, result: str | None, clock: Clock) -> TaskCompleted:
     return TaskCompleted(
-        timestamp=_now(),
+        timestamp=utcnow(clock),
         task_scheduled_id=item.task_id,
         result=result,
         task_execution_id=item.task_execution_id,
     )
 
 
-def _failed(item: ActivityWorkItem, exc: BaseException) -> TaskFailed:
+def _failed(item: ActivityWorkItem, exc: BaseException, clock: Clock) -> TaskFailed:
     failure: FailureDetails = failure_from_exception(exc)
     return TaskFailed(
-        timestamp=_now(),
+        timestamp=utcnow(clock),
         task_scheduled_id=item.task_id,
         failure=failure,
         task_execution_id=item.task_execution_id,

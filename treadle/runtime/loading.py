@@ -1,5 +1,8 @@
 """Finding an application's runtime from a ``MODULE:RUNTIME`` string (``treadle worker``,
-``treadle serve --app``)."""
+``treadle serve --app``).
+
+Threads: the command's main thread, before the runtime starts. No state.
+"""
 
 from __future__ import annotations
 

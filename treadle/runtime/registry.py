@@ -1,4 +1,9 @@
-"""The registry of workflow and activity functions a runtime can run."""
+"""The registry of workflow and activity functions a runtime can run.
+
+Threads: filled by the application (``register_*``), usually before the runtime starts; read
+by the engine's threads (plain dict reads: a function registered while the runtime runs is
+found at the next lookup).
+"""
 
 from __future__ import annotations
 

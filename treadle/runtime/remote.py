@@ -1,4 +1,4 @@
-"""The hook through which workflows and activities run in another process (SDK workers).
+"""Workflows and activities that run in another process (SDK workers), and their answers.
 
 ``treadle serve`` implements :class:`RemoteWorkers` over the durabletask gRPC work-item
 stream: the runtime hands it the turns of workflows and the activities it has no local
@@ -6,16 +6,42 @@ function for, and the server reports each outcome back with
 :meth:`~treadle.runtime.WorkflowRuntime.complete_remote_turn` and
 :meth:`~treadle.runtime.WorkflowRuntime.complete_remote_activity`. Commits go through the
 same code path as local workflows.
+
+:class:`RemoteExecutor` keeps the turns out to remote workers until they answer.
+
+Threads:
+- The dispatcher, in a round under the engine lock: sends turns
+  (:meth:`RemoteExecutor.send`) and takes the answers and abandoned turns
+  (:meth:`RemoteExecutor.take_results`, :meth:`RemoteExecutor.take_abandoned`). Only it
+  changes the turns out, and reads them (for renewals and claims) outside a round too.
+- The server's threads: :meth:`RemoteExecutor.complete` and :meth:`RemoteExecutor.abandon`
+  put what they bring on a queue and wake the dispatcher; ``complete`` reads the turns out
+  without the lock, as a hint (the dispatcher drops an answer for a turn no longer out).
+
+State: the turns out by instance id, and the queues of answers and of abandoned turns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from treadle.core.history import HistoryEvent
-from treadle.store.base import ActivityWorkItem
+from treadle.clock import Clock, utcnow
+from treadle.core.actions import Action
+from treadle.core.history import (
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorStarted,
+)
+from treadle.runtime.turns import TurnInput, TurnOutput, build_turn, children_created
+from treadle.store.base import ActivityWorkItem, InstanceRecord
+
+__all__ = ["RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +73,126 @@ class RemoteWorkers(Protocol):
     def submit_activity(self, item: ActivityWorkItem) -> None:
         """Queue an activity for a remote worker (returns at once)."""
         ...
+
+
+@dataclass(slots=True)
+class _RemotePending:
+    """A turn handed to a remote worker, waiting for its actions."""
+
+    turn: TurnInput
+    new_events: list[HistoryEvent]
+    consumed: list[int]
+    status: OrchestrationStatus
+
+
+class RemoteExecutor:
+    """The turns out to remote workers, and their answers (see the module).
+
+    Args:
+        workers: where to send them.
+        wake: wakes the dispatcher (called from the server's threads).
+        clock: the time of each turn, and of the delays before a turn given up is sent again.
+    """
+
+    def __init__(self, workers: RemoteWorkers, wake: Callable[[], None], clock: Clock) -> None:
+        self._clock = clock
+        self.workers = workers
+        self._wake = wake
+        self._pending: dict[str, _RemotePending] = {}
+        self._results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = queue.SimpleQueue()
+        # (instance id, monotonic time before which it is not claimed again)
+        self._abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+
+    def pending_ids(self) -> list[str]:
+        """The instances whose turn is out (dispatcher)."""
+        return list(self._pending)
+
+    def send(
+        self,
+        record: InstanceRecord,
+        turn: TurnInput,
+        events: list[HistoryEvent],
+        consumed: list[int],
+        past: Sequence[HistoryEvent],
+    ) -> None:
+        """Hand the instance's turn to a remote worker (dispatcher, engine lock held).
+
+        Args:
+            record: the claimed instance.
+            turn: what the turn starts from (its parent and children are filled in here).
+            events: the turn's new events, from the messages it consumes.
+            consumed: the ids of those messages.
+            past: the run's stored history.
+        """
+        turn.created_children = children_created(past)
+        for event in past:
+            if isinstance(event, ExecutionStarted):
+                turn.parent = event.parent
+        for event in events:
+            if isinstance(event, ExecutionStarted):
+                turn.parent = event.parent
+        new_events: list[HistoryEvent] = [
+            OrchestratorStarted(timestamp=utcnow(self._clock)),
+            *events,
+        ]
+        status = record.status
+        if status is OrchestrationStatus.PENDING:
+            status = OrchestrationStatus.RUNNING
+        for event in new_events:
+            if isinstance(event, ExecutionSuspended):
+                status = OrchestrationStatus.SUSPENDED
+            elif isinstance(event, ExecutionResumed):
+                status = OrchestrationStatus.RUNNING
+        self._pending[record.instance_id] = _RemotePending(turn, new_events, consumed, status)
+        self.workers.submit_orchestration(
+            RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
+        )
+
+    def complete(self, instance_id: str, actions: list[Action], custom_status: str | None) -> bool:
+        """A remote worker's actions for the instance's turn (any thread); False if no turn
+        of that instance is out (a late or duplicate answer)."""
+        if instance_id not in self._pending:
+            return False
+        self._results.put((instance_id, actions, custom_status))
+        self._wake()
+        return True
+
+    def abandon(self, instance_id: str, retry_after_s: float) -> None:
+        """Give up the instance's turn (any thread): it is claimed and sent again, no sooner
+        than ``retry_after_s`` seconds from now."""
+        self._abandoned.put((instance_id, self._clock.monotonic() + retry_after_s))
+        self._wake()
+
+    def take_abandoned(self) -> list[tuple[str, float]]:
+        """The turns given up since last asked that were still out, each with the monotonic
+        time before which its instance is not claimed again (dispatcher)."""
+        taken: list[tuple[str, float]] = []
+        while True:
+            try:
+                iid, not_before = self._abandoned.get_nowait()
+            except queue.Empty:
+                return taken
+            if self._pending.pop(iid, None) is not None:
+                taken.append((iid, not_before))
+
+    def take_results(self) -> list[tuple[str, TurnOutput]]:
+        """The answered turns since last asked, each built into its commit (dispatcher)."""
+        taken: list[tuple[str, TurnOutput]] = []
+        while True:
+            try:
+                iid, actions, custom_status = self._results.get_nowait()
+            except queue.Empty:
+                return taken
+            remote = self._pending.pop(iid, None)
+            if remote is None:
+                continue
+            output = build_turn(
+                remote.turn,
+                new_events=remote.new_events,
+                actions=actions,
+                status=remote.status,
+                custom_status=custom_status,
+                now=utcnow(self._clock),
+                consumed_messages=remote.consumed,
+            )
+            taken.append((iid, output))

@@ -3,6 +3,9 @@
 Local workflows and SDK workers (``treadle serve``) both end a turn with a list of actions;
 this module is the single place that turns them into history events, activity tasks, timers,
 child instances and messages, so both are committed the same way.
+
+Threads: any. These are functions of their arguments only (no state; the caller gives the
+turn's time).
 """
 
 from __future__ import annotations
@@ -296,6 +299,41 @@ def result_for_parent(
             timestamp=now, task_scheduled_id=parent.task_scheduled_id, failure=failure
         )
     return NewMessage(parent.instance_id, event, execution_id=parent.execution_id)
+
+
+def failed_turn(
+    instance_id: str,
+    version: int,
+    history_start: int,
+    execution_id: str,
+    failure: FailureDetails,
+    consumed_messages: Sequence[int],
+    *,
+    now: datetime,
+    consumed_activities: Sequence[int] = (),
+    cancel_activities: bool = False,
+    parent: ParentInfo | None = None,
+) -> TurnCommit:
+    """A turn that fails its instance without running its workflow (no new events): it
+    consumes the given messages and activity results, lets go of the instance, and tells
+    the parent workflow, if any, that its child failed (at ``now``)."""
+    told = []
+    if parent is not None:
+        ending = CompleteOrchestration(id=-1, status=OrchestrationStatus.FAILED, failure=failure)
+        told.append(result_for_parent(parent, ending, now))
+    return TurnCommit(
+        instance_id=instance_id,
+        expected_version=version,
+        new_events=[],
+        history_start=history_start,
+        status=OrchestrationStatus.FAILED,
+        execution_id=execution_id,
+        failure=failure,
+        consumed_messages=consumed_messages,
+        consumed_activities=consumed_activities,
+        cancel_activities=cancel_activities,
+        new_messages=told,
+    )
 
 
 def children_created(history: Sequence[HistoryEvent]) -> list[str]:

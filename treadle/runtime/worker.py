@@ -6,150 +6,64 @@ instance's turn (resuming its cached generator, or replaying its history after a
 and commits every turn of the round in one transaction (group commit). An activity result for
 an instance this runtime holds is folded straight into that instance's next turn, so a step
 of a chain costs one commit.
+
+The runtime is split by the state each part owns, each module saying which threads touch it;
+imports go one way, down this list:
+
+- ``worker`` (this module): registration and lifecycle, the facade the application, the
+  client (``start_here``) and the server (remote workers) call.
+- ``dispatcher``: the dispatcher thread (rounds, pauses after errors, idle waits) and the
+  watcher thread.
+- ``engine``: one round, inline commits, starts; the engine lock. ``commits``: the group
+  commit and the isolation of a refused turn. ``prepare``: each instance's turn.
+- ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
+  ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
+  ``activities`` (the threads that run activities), ``registry`` (the functions),
+  ``options`` (settings, and whether the run is stopping).
+- ``turns``: a turn's actions to a store commit (no state).
+
+Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
+bounds on how long a caller's thread blocks are real time (``shutdown``'s timeout, the
+engine lock's wait in ``start_here``).
+
+Threads: the application's (register, start, shutdown), client threads of this process
+(``start_here``) and the server's threads (``complete_remote_*``, ``abandon_remote_turn``)
+call this facade. It owns the registry, the settings, the store it opened, and the engine,
+threads and store hook of the current run; a run's work state lives in its engine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import logging
-import math
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from treadle.core.actions import Action, CompleteOrchestration, ScheduleTask
-from treadle.core.history import (
-    ExecutionResumed,
-    ExecutionStarted,
-    ExecutionSuspended,
-    ExecutionTerminated,
-    HistoryEvent,
-    OrchestrationStatus,
-    OrchestratorStarted,
-    ParentInfo,
-)
-from treadle.core.replay import WorkflowExecution, failure_from_exception
-from treadle.errors import (
-    FailureDetails,
-    RegistrationError,
-    StoreError,
-    StoreUnavailableError,
-)
-from treadle.runtime.activities import ActivityExecutor
+from treadle.clock import Clock, SystemClock
+from treadle.core.actions import Action
+from treadle.core.history import HistoryEvent
+from treadle.errors import StoreError
+from treadle.runtime.dispatcher import dispatch, watch
+from treadle.runtime.engine import Engine
+from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteTurn, RemoteWorkers
-from treadle.runtime.turns import (
-    TurnInput,
-    TurnOutput,
-    build_turn,
-    children_created,
-    result_for_parent,
-    terminal_commit,
-)
+from treadle.runtime.remote import RemoteWorkers
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
-from treadle.store.base import (
-    ActivityResult,
-    ActivityWorkItem,
-    CommitOutcome,
-    InboxMessage,
-    InstanceRecord,
-    NewInstance,
-    OrchestrationWorkItem,
-    TurnCommit,
-    WorkToken,
-    creatable,
-)
+from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
+
+__all__ = ["WorkflowRuntime"]
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_WAKEUP_RECHECK_S = 0.05  # after a commit elsewhere, ask the store for timers no more often
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass(slots=True)
-class _Cached:
-    """An instance's live execution, valid while the stored version equals ``version``."""
-
-    execution: WorkflowExecution
-    name: str
-    execution_id: str
-    version: int
-    history_len: int
-    held: bool = False
-
-
-@dataclass(slots=True)
-class _RemotePending:
-    """A turn handed to a remote worker, waiting for its actions."""
-
-    turn: TurnInput
-    new_events: list[HistoryEvent]
-    consumed: list[int]
-    status: OrchestrationStatus
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One instance's turn in the current round, before it is committed."""
-
-    instance_id: str
-    output: TurnOutput | None = None
-    commit: TurnCommit | None = None
-    cached: _Cached | None = None
-    history_len_after: int = 0
-    completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
-
-
-def _failed_turn(
-    instance_id: str,
-    version: int,
-    history_start: int,
-    execution_id: str,
-    failure: FailureDetails,
-    consumed_messages: Sequence[int],
-    *,
-    consumed_activities: Sequence[int] = (),
-    cancel_activities: bool = False,
-    parent: ParentInfo | None = None,
-) -> TurnCommit:
-    """A turn that fails its instance without running its workflow (no new events): it
-    consumes the given messages and activity results, lets go of the instance, and tells
-    the parent workflow, if any, that its child failed."""
-    told = []
-    if parent is not None:
-        ending = CompleteOrchestration(id=-1, status=OrchestrationStatus.FAILED, failure=failure)
-        told.append(result_for_parent(parent, ending, _utcnow()))
-    return TurnCommit(
-        instance_id=instance_id,
-        expected_version=version,
-        new_events=[],
-        history_start=history_start,
-        status=OrchestrationStatus.FAILED,
-        execution_id=execution_id,
-        failure=failure,
-        consumed_messages=consumed_messages,
-        consumed_activities=consumed_activities,
-        cancel_activities=cancel_activities,
-        new_messages=told,
-    )
 
 
 class WorkflowRuntime:
@@ -171,6 +85,11 @@ class WorkflowRuntime:
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
             commit (see :meth:`start_here`). False: every start goes through the store.
+        clock: where the runtime reads the time: the timestamps it writes (each turn's
+            ``OrchestratorStarted``, activity results) and every deadline (leases, pauses
+            after errors, instances set aside, renewals, idle waits); default the real
+            time. A :class:`~treadle.clock.ManualClock` shared with the store lets a test
+            step time (see :mod:`treadle.clock`).
     """
 
     def __init__(
@@ -184,6 +103,7 @@ class WorkflowRuntime:
         remote: RemoteWorkers | None = None,
         fail_unknown_workflows: bool = True,
         local_starts: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
@@ -200,48 +120,16 @@ class WorkflowRuntime:
         self.max_concurrent_workflows = max_concurrent_workflows
         self.lease_s = lease_s
         self._cache_size = cache_size
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._completions: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = (
-            queue.SimpleQueue()
-        )
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._draining = False
-        self._claim_due = True
-        self._activity_claim_due = True
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._inflight: dict[int, ActivityWorkItem] = {}
-        # Monotonic time until which each in-flight activity's lease surely holds (granted or
-        # renewed by a request sent no earlier than lease_s before). No activity starts after
-        # that: a process paused past its lease must not run what another worker took over.
-        self._leased_until: dict[int, float] = {}
-        self._own_out: set[str] = set()  # instances whose own task is running here
-        self._commit_sent_at = 0.0
-        self._inflight_by_instance: defaultdict[str, int] = defaultdict(int)
-        self._skip_until: dict[str, float] = {}
-        self._threads: list[threading.Thread] = []
-        self._executor: ActivityExecutor | None = None
-        self._started = False
-        self._next_renew = 0.0
-        self._next_periodic = 0.0
-        self._planned = 0
-        self._wakeup_stale = True
-        self._stop_on_work: Callable[[], None] | None = None  # see start
-        self._wakeup_checked_at = 0.0
-        self._wakeup_at = 0.0
-        self._timer_at = math.inf  # monotonic time of the earliest timer this runtime set
         self._remote = remote
-        self._remote_results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = (
-            queue.SimpleQueue()
-        )
-        self._remote_pending: dict[str, _RemotePending] = {}
-        # The dispatcher's rounds and inline commits on activity threads take turns on it.
-        self._engine_lock = threading.Lock()
+        self._clock: Clock = clock or SystemClock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The current run (from start to shutdown): its state, its engine, its threads.
+        self._run = RunState()
+        self._engine: Engine | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop_on_work: Callable[[], None] | None = None  # see start
+        self._stop_on_advance: Callable[[], None] | None = None
         self._start_gate = threading.Lock()  # held by the one start_here under way
-        self._inline = threading.local()
-        self._held: set[str] = set()
-        # (instance id, monotonic time before which it is not claimed again)
-        self._remote_abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -315,26 +203,38 @@ class WorkflowRuntime:
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """Start working in background threads; returns at once."""
-        if self._started:
+        if self._engine is not None:
             return
         store = self.store
-        self._started = True
-        self._stopping.clear()
-        self._release_dead_local_owners(store)
-        self._executor = ActivityExecutor(
-            self._registry.activities,
-            self.max_concurrent_activities,
-            self._on_activity_done,
-            is_current=self._still_leased,
+        options = RuntimeOptions(
+            owner=self.owner,
+            lease_s=self.lease_s,
+            max_concurrent_activities=self.max_concurrent_activities,
+            max_concurrent_workflows=self.max_concurrent_workflows,
+            cache_size=self._cache_size,
+            fail_unknown_workflows=self.fail_unknown_workflows,
         )
-        loops = [(self._dispatch_loop, "dispatcher")]
+        self._run = run = RunState()
+        self._engine = engine = Engine(
+            store=store,
+            registry=self._registry,
+            options=options,
+            run=run,
+            clock=self._clock,
+            remote=self._remote,
+        )
+        self._release_dead_local_owners(store)
+        self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
+        loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
+            (dispatch, (engine, run, self._clock), "dispatcher")
+        ]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
-                self._stop_on_work = store.on_work(self._on_store_work)
+                self._stop_on_work = store.on_work(engine.wakeups.on_store_work)
         if self._stop_on_work is None:  # else a thread that waits for the store's news
-            loops.append((self._watch_loop, "watcher"))
-        for target, name in loops:
-            thread = threading.Thread(target=target, name=f"treadle-{name}", daemon=True)
+            loops.append((watch, (engine, run), "watcher"))
+        for target, args, name in loops:
+            thread = threading.Thread(target=target, args=args, name=f"treadle-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         if self.local_starts:
@@ -343,38 +243,37 @@ class WorkflowRuntime:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: take no new work, let running activities finish (up to
         ``timeout`` seconds) and commit their results, then release every lease. Activities
-        still running after that are left to be retried by the next runtime."""
-        if not self._started:
+        still running after that are left to be retried by the next runtime.
+
+        ``timeout`` is real seconds, whatever the runtime's clock: it bounds how long this
+        call blocks."""
+        engine = self._engine
+        if engine is None:
             return
         local.remove(self.store.url, self)
         if self._stop_on_work is not None:
             self._stop_on_work()
             self._stop_on_work = None
-        self._draining = True
+        self._run.draining = True
         deadline = time.monotonic() + timeout
-        while self._inflight and time.monotonic() < deadline:
-            self._wake.set()
+        while engine.inflight and time.monotonic() < deadline:
+            engine.wakeups.wake()
             time.sleep(0.01)
-        self._stopping.set()
-        self._wake.set()
+        self._run.stopping.set()
+        engine.wakeups.wake()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        engine.executor.shutdown(wait=False)
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
         if self._store is not None and not _is_store_object(self._store_arg):
             self._store.close()  # we opened it from a URL: give its connections back
             self._store = None
-        self._cache.clear()
-        self._held.clear()
-        self._inflight.clear()
-        self._leased_until.clear()
-        self._own_out.clear()
-        self._inflight_by_instance.clear()
-        self._started = False
-        self._draining = False
+        if self._stop_on_advance is not None:
+            self._stop_on_advance()
+            self._stop_on_advance = None
+        self._engine = None
 
     def __enter__(self) -> WorkflowRuntime:
         self.start()
@@ -418,14 +317,15 @@ class WorkflowRuntime:
                 for a failed ``create_instance``.
         """
         fn = self._registry.workflows.get(new.name)
+        engine = self._engine
         if (
             fn is None
-            or not self._started
-            or self._draining
+            or engine is None
+            or self._run.draining
             or new.scheduled_start is not None
             or new.parent is not None
             or new.history
-            or len(self._held) >= self.max_concurrent_workflows
+            or engine.cache.held_count >= self.max_concurrent_workflows
         ):
             return False
         # One start at a time: the others take the store's start at once, side by side (and
@@ -435,43 +335,9 @@ class WorkflowRuntime:
         if not self._start_gate.acquire(blocking=False):
             return False
         try:
-            return self._start_here(fn, new)
+            return engine.start_here(fn, new)
         finally:
             self._start_gate.release()
-
-    def _start_here(self, fn: Callable[..., Any], new: NewInstance) -> bool:
-        if not self._engine_lock.acquire(timeout=1.0):
-            return False
-        try:
-            if self._draining:
-                return False
-            iid = new.instance_id
-            self._planned = 0
-            cached = _Cached(
-                execution=WorkflowExecution(fn, instance_id=iid),
-                name=new.name,
-                execution_id=new.execution_id,
-                version=0,
-                history_len=0,
-            )
-            entry = _Pending(iid)
-            turn = TurnInput(iid, new.name, new.execution_id, 0, 0)
-            self._prepare_turn(entry, cached, turn, [new.started_event(_utcnow())], [])
-            commit = entry.commit
-            assert commit is not None
-            if not creatable(commit):
-                self._planned = 0
-                return False
-            entry.commit = dataclasses.replace(commit, create=new)
-            self._note_timers([entry.commit])
-            self._commit_sent_at = time.monotonic()
-            outcome = self.store.commit_turns(self.owner, [entry.commit], self.lease_s)[0]
-            if not outcome.ok:
-                return False  # the id is in use: the store's start says what to do
-            self._after_commit(entry, True, outcome.version, outcome.new_activity_ids)
-            return True
-        finally:
-            self._engine_lock.release()
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
@@ -482,843 +348,27 @@ class WorkflowRuntime:
         Returns:
             False if no turn of that instance is outstanding (a late or duplicate answer).
         """
-        if instance_id not in self._remote_pending:
+        engine = self._engine
+        if engine is None or engine.remote is None:
             return False
-        self._remote_results.put((instance_id, actions, custom_status))
-        self._wake.set()
-        return True
+        return engine.remote.complete(instance_id, actions, custom_status)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
-        self._on_activity_done(item, event)
+        engine = self._engine
+        if engine is not None:
+            engine.on_remote_activity_done(item, event)
 
     def abandon_remote_turn(self, instance_id: str, *, retry_after_s: float = 0.0) -> None:
         """Give up an outstanding remote turn (thread-safe): the instance is claimed and sent
         again, no sooner than ``retry_after_s`` seconds from now."""
-        self._remote_abandoned.put((instance_id, time.monotonic() + retry_after_s))
-        self._wake.set()
-
-    def _submit_activity(self, item: ActivityWorkItem) -> None:
-        if self._remote is not None and item.name not in self._registry.activities:
-            self._remote.submit_activity(item)
-            return
-        if (
-            getattr(self._inline, "active", False)
-            and getattr(self._inline, "next", None) is None
-            and self._executor is not None
-            and self._executor.runs_on_thread(item)
-        ):
-            self._inline.next = item  # the activity thread committing this runs it next
-            return
-        executor = self._executor
-        assert executor is not None
-        executor.submit(item)
-
-    def _take_remote_results(self, pending: dict[str, _Pending]) -> bool:
-        took = False
-        # Only this (the dispatcher) thread changes _remote_pending, which it also iterates.
-        while True:
-            try:
-                iid, not_before = self._remote_abandoned.get_nowait()
-            except queue.Empty:
-                break
-            if self._remote_pending.pop(iid, None) is not None:
-                took = True
-                self._skip_until[iid] = not_before
-                with contextlib.suppress(StoreError):
-                    self.store.release_leases(self.owner, [iid])
-                self._claim_due = True
-        while True:
-            try:
-                iid, actions, custom_status = self._remote_results.get_nowait()
-            except queue.Empty:
-                return took
-            remote = self._remote_pending.pop(iid, None)
-            if remote is None:
-                continue
-            took = True
-            status = remote.status
-            now = _utcnow()
-            output = build_turn(
-                remote.turn,
-                new_events=remote.new_events,
-                actions=actions,
-                status=status,
-                custom_status=custom_status,
-                now=now,
-                consumed_messages=remote.consumed,
-            )
-            entry = pending.setdefault(iid, _Pending(iid))
-            entry.output = output
-            entry.commit = output.commit
-            if output.activities:
-                self._activity_claim_due = True
-
-    def _prepare_remote(
-        self,
-        record: InstanceRecord,
-        turn: TurnInput,
-        events: list[HistoryEvent],
-        consumed: list[int],
-    ) -> None:
-        remote = self._remote
-        assert remote is not None
-        past = self.store.get_history(record.instance_id) if record.history_len else []
-        turn.created_children = children_created(past)
-        for event in past:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
-        for event in events:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
-        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=_utcnow()), *events]
-        status = record.status
-        if status is OrchestrationStatus.PENDING:
-            status = OrchestrationStatus.RUNNING
-        for event in new_events:
-            if isinstance(event, ExecutionSuspended):
-                status = OrchestrationStatus.SUSPENDED
-            elif isinstance(event, ExecutionResumed):
-                status = OrchestrationStatus.RUNNING
-        self._remote_pending[record.instance_id] = _RemotePending(
-            turn, new_events, consumed, status
-        )
-        remote.submit_orchestration(
-            RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
-        )
-
-    # ---- threads ---------------------------------------------------------------------
-    def _on_activity_done(
-        self, item: ActivityWorkItem, event: HistoryEvent
-    ) -> ActivityWorkItem | None:
-        """An activity finished (called on its thread). Returns an activity for that thread
-        to run next, when committing the result scheduled one it can take at once."""
-        if self._stopping.is_set():
-            return None
-        self._inline.next = None
-        if self._try_inline(item, event):
-            following: ActivityWorkItem | None = self._inline.next
-            self._inline.next = None
-            return following
-        self._completions.put((item, event))
-        self._wake.set()
-        return None
-
-    def _on_store_work(self, orchestrations: bool, activities: bool) -> None:
-        """The store says new work may be there (the watcher, or the store's own thread
-        through ``on_work``): wake the dispatcher to claim it."""
-        if orchestrations:
-            self._claim_due = True
-        if activities:
-            self._activity_claim_due = True
-        self._wakeup_stale = True
-        self._wake.set()
-
-    def _watch_loop(self) -> None:
-        store = self.store
-        token: object = None
-        with contextlib.suppress(StoreError):
-            token = store.change_token(work_only=True)
-        # Work committed after the dispatcher's first claim but before this first token is
-        # invisible to the comparison below: claim once more rather than wait for the poll.
-        self._claim_due = self._activity_claim_due = True
-        self._wake.set()
-        while not self._stopping.is_set():
-            try:
-                # short waits: shutdown joins this thread, and it only sees _stopping between them
-                new = store.wait_for_work(0.1, token, work_only=True)
-            except StoreError as exc:
-                logger.warning("store unavailable, retrying: %s", exc)
-                self._stopping.wait(1.0)
-                continue
-            if token is not None and new != token:
-                if isinstance(new, WorkToken) and isinstance(token, WorkToken):
-                    orchestrations = new.orchestrations != token.orchestrations
-                    activities = new.activities != token.activities
-                else:  # a store that does not tell the kinds of work apart
-                    orchestrations = activities = True
-                self._on_store_work(orchestrations, activities)
-            token = new
-
-    def _dispatch_loop(self) -> None:
-        backoff = 0.05
-        last_error = ""  # an error that keeps coming back is shown whole once
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                worked = self._round()
-                backoff, last_error = 0.05, ""
-            except StoreUnavailableError as exc:
-                logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {failure_from_exception(exc).message}"
-                if error != last_error:
-                    logger.exception("workflow dispatcher error; retrying in %.1fs", backoff)
-                else:
-                    logger.warning(
-                        "workflow dispatcher error again, retrying in %.1fs: %s", backoff, error
-                    )
-                last_error = error
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not worked:
-                self._wake.wait(self._idle_timeout())
-
-    def _idle_timeout(self) -> float:
-        """How long to sleep: until the next timer or lease expiry the store knows of.
-
-        The store is asked again only after something changed (the store told of a commit,
-        a timer came due, or a second passed), and after a commit the store told of no
-        sooner than ``_WAKEUP_RECHECK_S`` after the last time: under load that is every
-        step of every workflow, and what it is for (a timer another process set) can wait
-        that long. Timers this runtime commits are noted at once (``_timer_at``).
-        """
-        now = time.monotonic()
-        checked = self._wakeup_checked_at
-        if (self._wakeup_stale and now >= checked + _WAKEUP_RECHECK_S) or now >= checked + 1.0:
-            self._wakeup_stale = False
-            self._wakeup_checked_at = now
-            self._wakeup_at = now + 1.0
-            with contextlib.suppress(StoreError):
-                wakeup = self.store.next_wakeup()
-                if wakeup is not None:
-                    delay = max(0.0, (wakeup - _utcnow()).total_seconds()) + 0.001
-                    self._wakeup_at = min(self._wakeup_at, now + delay)
-        timer_due = min(self._wakeup_at, self._timer_at)
-        due = timer_due
-        if self._wakeup_stale:  # wake up to ask the store again, not to claim
-            due = min(due, self._wakeup_checked_at + _WAKEUP_RECHECK_S)
-        timeout = max(0.0, due - now)
-        if timer_due - now < 1e-3:
-            self._claim_due = True
-            self._activity_claim_due = True
-            self._wakeup_stale = True
-            self._wakeup_checked_at = -_WAKEUP_RECHECK_S  # a timer came due: look again now
-            with self._engine_lock:
-                if self._timer_at <= now + 1e-3:
-                    self._timer_at = math.inf
-        return min(timeout, 1.0)
-
-    def _note_timers(self, commits: list[TurnCommit]) -> None:
-        """Remember when the messages these turns schedule for later come due (the engine
-        lock is held), so the dispatcher wakes for them without asking the store."""
-        for commit in commits:
-            if commit.new_instances:
-                self._wakeup_stale = True  # a child may start later (scheduled start)
-            for message in commit.new_messages:
-                at = message.visible_at
-                if at is None:
-                    continue
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=timezone.utc)
-                delay = max(0.0, (at - _utcnow()).total_seconds()) + 0.001
-                self._timer_at = min(self._timer_at, time.monotonic() + delay)
-                self._wake.set()
-
-    # ---- one round -------------------------------------------------------------------
-    def _round(self) -> bool:
-        # The store's claims run outside the engine lock: an activity thread committing a
-        # step inline need not wait for them (they are round trips to the store).
-        claimed = self._claim_orchestrations()
-        with self._engine_lock:
-            worked = self._round_locked(claimed)
-        worked = self._claim_activities() or worked
-        return worked
-
-    def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
-        """Lease instances with work (dispatcher thread, without the engine lock)."""
-        now_mono = time.monotonic()
-        if now_mono >= self._next_periodic:
-            self._next_periodic = now_mono + 1.0
-            self._claim_due = self._activity_claim_due = True
-        if not self._claim_due or self._draining:
-            return []
-        limit = max(0, self.max_concurrent_workflows - len(self._held))
-        if not limit:
-            return []  # still due: _after_commit wakes us when an instance is let go
-        self._claim_due = False
-        # instances set aside for a while; forget those whose time is up
-        self._skip_until = {i: t for i, t in self._skip_until.items() if t > now_mono}
-        exclude = list(self._skip_until)
-        exclude.extend(self._remote_pending)
-        claimed = self.store.claim_orchestrations(self.owner, limit, self.lease_s, exclude)
-        if len(claimed) == limit:
-            self._claim_due = True
-        return claimed
-
-    def _round_locked(self, claimed: list[OrchestrationWorkItem]) -> bool:
-        store = self.store
-        pending: dict[str, _Pending] = {}
-        slow: list[ActivityResult] = []
-        self._planned = 0
-        try:
-            worked = self._take_completions(pending, slow)
-            worked = self._take_remote_results(pending) or worked
-            if slow:
-                store.complete_activities(self.owner, slow)
-            for item in claimed:
-                entry = pending.setdefault(
-                    item.instance.instance_id, _Pending(item.instance.instance_id)
-                )
-                record = item.instance
-                self._prepare_or_fail(
-                    entry,
-                    functools.partial(self._prepare_claimed, entry, item),
-                    (record.version, record.history_len, record.execution_id),
-                    [m.id for m in item.messages],
-                )
-            committed = self._commit_pending(pending)
-        except BaseException:
-            self._forget_round(pending, slow)
-            raise
-        worked = worked or bool(claimed) or committed
-        self._renew_if_due()
-        return worked
-
-    def _forget_round(self, pending: dict[str, _Pending], slow: list[ActivityResult]) -> None:
-        """After a round failed (the store went away): drop the cached workflow states that
-        took in its events, which may not be committed, and keep its activity results for
-        the next round."""
-        for iid, entry in pending.items():
-            self._evict(iid)
-            for item, event in entry.completions:
-                self._completions.put((item, event))
-        for result in slow:
-            self._completions.put((result.task, result.event))
-
-    def _commit_pending(self, pending: dict[str, _Pending]) -> bool:
-        """Prepare the turns not prepared yet, commit them all at once, then act on them."""
-        for entry in pending.values():
-            if entry.commit is None and entry.completions:
-                cached = self._cache[entry.instance_id]
-                self._prepare_or_fail(
-                    entry,
-                    functools.partial(self._prepare_fast, entry),
-                    (cached.version, cached.history_len, cached.execution_id),
-                    [],
-                )
-        commits = [e.commit for e in pending.values() if e.commit is not None]
-        if not commits:
-            return False
-        self._note_timers(commits)
-        self._commit_sent_at = time.monotonic()
-        outcomes = self._commit_or_isolate(pending, commits)
-        by_id = {o.instance_id: o for o in outcomes}
-        for entry in pending.values():
-            if entry.commit is not None:
-                outcome = by_id[entry.instance_id]
-                self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
-        return True
-
-    def _prepare_or_fail(
-        self,
-        entry: _Pending,
-        prepare: Callable[[], None],
-        fence: tuple[int, int, str],
-        consumed_messages: list[int],
-    ) -> None:
-        """Prepare one instance's turn; if that raises (anything but the store's errors,
-        which the round retries), fail that instance alone: the others of the round go on,
-        where the whole round would fail again and again. ``fence``: the version, history
-        length and execution id the instance is known at.
-
-        It runs on the dispatcher's and the activities' threads, never the main one: even a
-        KeyboardInterrupt or GeneratorExit here was raised by code, not by Ctrl-C.
-        """
-        try:
-            prepare()
-        except StoreError:
-            raise
-        except BaseException as exc:
-            iid = entry.instance_id
-            logger.exception("could not run a turn of workflow instance %s; failing it", iid)
-            cached = entry.cached or self._cache.get(iid)
-            parent = cached.execution.parent if cached is not None else None
-            self._evict(iid)
-            details = failure_from_exception(exc)
-            details = dataclasses.replace(
-                details, message=f"treadle could not run a turn of this workflow: {details.message}"
-            )
-            entry.output = None  # (_after_commit: nothing left to run)
-            entry.commit = _failed_turn(
-                iid,
-                fence[0],
-                fence[1],
-                fence[2],
-                details,
-                consumed_messages,
-                consumed_activities=[item.id for item, _ in entry.completions],
-                cancel_activities=True,
-                parent=parent,
-            )
-
-    def _commit_or_isolate(
-        self, pending: dict[str, _Pending], commits: list[TurnCommit]
-    ) -> list[CommitOutcome]:
-        """Commit the turns at once. If the store refuses the statement itself (not an
-        outage: a value it cannot hold, say), commit them one by one, and fail the workflow
-        whose turn it refuses alone: retried, that turn would fail for ever and hold up the
-        turns committed with it."""
-        try:
-            return self.store.commit_turns(self.owner, commits, self.lease_s)
-        except StoreUnavailableError:
-            raise
-        except StoreError as exc:
-            if len(commits) == 1:
-                return [self._refused(pending[commits[0].instance_id], exc)]
-        outcomes: list[CommitOutcome] = []
-        for commit in commits:
-            try:
-                outcomes.extend(self.store.commit_turns(self.owner, [commit], self.lease_s))
-            except StoreUnavailableError:
-                raise
-            except StoreError as exc:
-                outcomes.append(self._refused(pending[commit.instance_id], exc))
-        return outcomes
-
-    def _refused(self, entry: _Pending, exc: StoreError) -> CommitOutcome:
-        """Fail the instance whose turn the store refused (see :meth:`_commit_or_isolate`):
-        the turn's messages and activity results are consumed, its activities cancelled,
-        and none of its events kept (they may hold what the store refused)."""
-        commit = entry.commit
-        assert commit is not None
-        logger.error(
-            "the store refused the turn of workflow instance %s; failing the instance: %s",
-            entry.instance_id,
-            exc,
-        )
-        reason = str(exc).encode("ascii", "backslashreplace").decode()
-        failed = _failed_turn(
-            commit.instance_id,
-            commit.expected_version,
-            commit.history_start,
-            commit.execution_id,
-            FailureDetails(
-                error_type=type(exc).__name__,
-                message=f"the store could not record a step of this workflow: {reason}",
-            ),
-            commit.consumed_messages,
-            consumed_activities=commit.consumed_activities,
-            cancel_activities=True,
-            parent=entry.cached.execution.parent if entry.cached is not None else None,
-        )
-        entry.commit, entry.output = failed, None  # (_after_commit: nothing left to run)
-        try:
-            (outcome,) = self.store.commit_turns(self.owner, [failed], self.lease_s)
-        except StoreUnavailableError:
-            raise
-        except StoreError as again:
-            logger.error("could not fail workflow instance %s either: %s", entry.instance_id, again)
-            return CommitOutcome(entry.instance_id, ok=False, error=str(again))
-        return outcome
-
-    def _try_inline(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
-        """Commit an activity's result on the thread that ran it, if nothing else waits.
-
-        A chain of steps then runs on one thread (activity, commit, next activity) with no
-        hand-off to the dispatcher. Under load the engine lock is busy or completions are
-        queued, and results go to the dispatcher, which commits them in groups.
-        """
-        if self._draining or not self._completions.empty() or len(self._inflight) > 1:
-            # Other activities are out: their results will come soon, and the dispatcher
-            # commits them all at once where each inline commit would take one round trip.
-            return False
-        cached = self._cache.get(item.instance_id)
-        if cached is None or not cached.held:
-            return False
-        if not self._engine_lock.acquire(blocking=False):
-            return False
-        try:
-            pending: dict[str, _Pending] = {}
-            slow: list[ActivityResult] = []
-            self._planned = 0
-            self._inline.active = True
-            self._accept_completion(item, event, pending, slow)
-            try:
-                if slow:
-                    self.store.complete_activities(self.owner, slow)
-                self._commit_pending(pending)
-            except Exception:
-                logger.debug("inline commit failed; the dispatcher takes over", exc_info=True)
-                self._evict(item.instance_id)
-                self._completions.put((item, event))
-                self._wake.set()
-        finally:
-            self._inline.active = False
-            self._engine_lock.release()
-        return True
-
-    def _take_completions(self, pending: dict[str, _Pending], slow: list[ActivityResult]) -> bool:
-        took = False
-        while True:
-            try:
-                item, event = self._completions.get_nowait()
-            except queue.Empty:
-                return took
-            took = True
-            self._accept_completion(item, event, pending, slow)
-
-    def _accept_completion(
-        self,
-        item: ActivityWorkItem,
-        event: HistoryEvent,
-        pending: dict[str, _Pending],
-        slow: list[ActivityResult],
-    ) -> None:
-        """Route a result: into its instance's next turn if this runtime holds the instance,
-        else to the instance's inbox."""
-        self._leased_until.pop(item.id, None)
-        if item.id < 0:
-            self._own_out.discard(item.instance_id)
-        if self._inflight.pop(item.id, None) is not None:
-            self._inflight_by_instance[item.instance_id] -= 1
-            if self._inflight_by_instance[item.instance_id] <= 0:
-                del self._inflight_by_instance[item.instance_id]
-            if self._activity_claim_due:
-                self._wake.set()  # a claim may have waited for room
-        cached = self._cache.get(item.instance_id)
-        if cached is not None and cached.held and cached.execution_id == item.execution_id:
-            entry = pending.setdefault(item.instance_id, _Pending(item.instance_id))
-            entry.completions.append((item, event))
-        else:
-            slow.append(ActivityResult(item, event))
-
-    def _prepare_claimed(self, entry: _Pending, item: OrchestrationWorkItem) -> None:
-        record = item.instance
-        iid = record.instance_id
-        cached = self._cache.get(iid)
-        if (
-            cached is not None
-            and cached.execution_id == record.execution_id
-            and cached.version > record.version
-        ):
-            # A step of this instance was committed inline after the claim read it: the
-            # record is stale, the cache is not. Its messages wait in the inbox; claim again.
-            # (Results of its activities in this round are committed by _commit_pending.)
-            self._claim_due = True
-            return
-        if cached is not None and (
-            cached.version != record.version or cached.execution_id != record.execution_id
-        ):
-            self._evict(iid)
-            cached = None
-        if cached is None and entry.completions:
-            # the instance changed under us: deliver these results through its inbox
-            self.store.complete_activities(
-                self.owner, [ActivityResult(i, e) for i, e in entry.completions]
-            )
-            entry.completions.clear()
-        turn = TurnInput(iid, record.name, record.execution_id, record.version, record.history_len)
-        messages = item.messages
-        consumed = [m.id for m in messages]
-        if record.status.is_terminal:
-            entry.commit = terminal_commit(
-                turn,
-                status=record.status,
-                output=record.output,
-                failure=record.failure,
-                custom_status=record.custom_status,
-                consumed_messages=consumed,
-            )
-            return
-        events = [m.event for m in messages if _for_run(m, record.execution_id)]
-        has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
-        if not has_start:
-            self._prepare_unstarted(entry, turn, record, events, consumed)
-            return
-        if cached is None:
-            if self._remote is not None and record.name not in self._registry.workflows:
-                self._prepare_remote(record, turn, events, consumed)
-                return
-            cached = self._load(record)
-            if cached is None:
-                if self.fail_unknown_workflows:
-                    entry.commit = self._fail_unregistered(turn, record, consumed, events)
-                else:
-                    self._leave_for_others(record)
-                return
-        self._prepare_turn(entry, cached, turn, events, consumed)
-
-    def _prepare_unstarted(
-        self,
-        entry: _Pending,
-        turn: TurnInput,
-        record: InstanceRecord,
-        events: list[HistoryEvent],
-        consumed: list[int],
-    ) -> None:
-        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
-        if terminate is None:
-            # events for an instance whose start is not visible yet: wait for the start
-            self._skip_until[record.instance_id] = time.monotonic() + 1.0
-            self.store.release_leases(self.owner, [record.instance_id])
-            return
-        entry.commit = TurnCommit(
-            instance_id=turn.instance_id,
-            expected_version=turn.version,
-            new_events=[],
-            history_start=0,
-            status=OrchestrationStatus.TERMINATED,
-            execution_id=turn.execution_id,
-            output=terminate.input,
-            consumed_messages=consumed,
-        )
-
-    def _leave_for_others(self, record: InstanceRecord) -> None:
-        """Release an instance of a workflow this runtime does not have, for another one."""
-        if record.instance_id not in self._skip_until:
-            logger.info(
-                "workflow %r of instance %s is not registered here; leaving it to other workers",
-                record.name,
-                record.instance_id,
-            )
-        self._skip_until[record.instance_id] = time.monotonic() + 5.0
-        self.store.release_leases(self.owner, [record.instance_id])
-
-    def _fail_unregistered(
-        self,
-        turn: TurnInput,
-        record: InstanceRecord,
-        consumed: list[int],
-        events: list[HistoryEvent],
-    ) -> TurnCommit:
-        error = RegistrationError(
-            f"workflow {record.name!r} is not registered with this runtime; register it with "
-            "runtime.register_workflow(fn) or @runtime.workflow"
-        )
-        if record.history_len:  # (its start is in its history, not among the messages)
-            events = list(self.store.get_history(record.instance_id)[:1])
-        started = next((e for e in events if isinstance(e, ExecutionStarted)), None)
-        return _failed_turn(
-            turn.instance_id,
-            turn.version,
-            turn.history_len,
-            turn.execution_id,
-            failure_from_exception(error),
-            consumed,
-            parent=started.parent if started is not None else None,
-        )
-
-    def _load(self, record: InstanceRecord) -> _Cached | None:
-        fn = self._registry.workflows.get(record.name)
-        if fn is None:
-            return None
-        execution = WorkflowExecution(fn, instance_id=record.instance_id)
-        history: list[HistoryEvent] = []
-        if record.history_len:
-            history = self.store.get_history(record.instance_id)
-            execution.process(history, replaying=True)
-        return _Cached(
-            execution=execution,
-            name=record.name,
-            execution_id=record.execution_id,
-            version=record.version,
-            history_len=len(history),
-        )
-
-    def _prepare_fast(self, entry: _Pending) -> None:
-        cached = self._cache[entry.instance_id]
-        turn = TurnInput(
-            entry.instance_id, cached.name, cached.execution_id, cached.version, cached.history_len
-        )
-        self._prepare_turn(entry, cached, turn, [], [])
-
-    def _prepare_turn(
-        self,
-        entry: _Pending,
-        cached: _Cached,
-        turn: TurnInput,
-        events: list[HistoryEvent],
-        consumed: list[int],
-    ) -> None:
-        execution = cached.execution
-        now = _utcnow()
-        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
-        new_events.extend(e for _, e in entry.completions)
-        execution.process(new_events, replaying=False)
-        actions = execution.take_actions()
-        turn.parent = execution.parent
-        turn.created_children = execution.child_instance_ids
-        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
-        room = max(0, 2 * self.max_concurrent_activities - len(self._inflight) - self._planned)
-        lease_n = min(scheduled, room) if not self._draining else 0
-        self._planned += lease_n
-        still_running = self._inflight_by_instance.get(turn.instance_id, 0) > 0
-        # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
-        own = scheduled == 1 and lease_n == 1 and turn.instance_id not in self._own_out
-        output = build_turn(
-            turn,
-            new_events=new_events,
-            actions=actions,
-            status=execution.status(),
-            custom_status=execution.custom_status,
-            now=now,
-            consumed_messages=consumed,
-            consumed_activities=[item.id for item, _ in entry.completions],
-            lease_activities=lease_n,
-            keep_lease=lease_n > 0 or still_running,
-            own_activity=own,
-        )
-        entry.output = output
-        entry.commit = output.commit
-        entry.cached = cached
-        entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n:
-            self._activity_claim_due = True
-
-    def _after_commit(
-        self, entry: _Pending, ok: bool, version: int, activity_ids: list[int]
-    ) -> None:
-        iid = entry.instance_id
-        cached = entry.cached
-        commit = entry.commit
-        assert commit is not None
-        if not ok:
-            logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
-            self._evict(iid)
-            if entry.completions:
-                # Deliver its activity results through the inbox instead, where they are
-                # dropped if already delivered; else they would be lost, run again later.
-                with contextlib.suppress(StoreError):
-                    self.store.complete_activities(
-                        self.owner, [ActivityResult(i, e) for i, e in entry.completions]
-                    )
-            return
-        if cached is None or entry.output is None:
-            self._evict(iid)
-            return
-        if entry.output.is_final or commit.reset_history:
-            self._evict(iid)
-        else:
-            cached.execution.confirm_actions()
-            cached.version = version
-            cached.history_len = entry.history_len_after
-            cached.held = commit.keep_lease
-            if cached.held:
-                self._held.add(iid)
-            else:
-                self._held.discard(iid)
-            self._cache[iid] = cached
-            self._cache.move_to_end(iid)
-            self._trim_cache()
-        if not commit.keep_lease and self._claim_due:
-            self._wake.set()  # a claim may have waited for room
-        leased = [a for a in entry.output.activities if a.leased]
-        for row_id, activity in zip(activity_ids, leased, strict=False):
-            item = ActivityWorkItem(
-                id=row_id,
-                instance_id=activity.instance_id,
-                execution_id=activity.execution_id,
-                task_id=activity.task_id,
-                name=activity.name,
-                input=activity.input,
-                task_execution_id=activity.task_execution_id,
-            )
-            self._inflight[row_id] = item
-            self._leased_until[row_id] = self._commit_sent_at + self.lease_s
-            self._inflight_by_instance[iid] += 1
-            if activity.own:
-                self._own_out.add(iid)
-            self._submit_activity(item)
-
-    def _still_leased(self, item: ActivityWorkItem) -> bool:
-        """Whether this runtime surely still holds the activity's lease (any thread).
-
-        False after a pause (SIGSTOP, a VM freeze, a store outage) longer than the lease:
-        another worker may have run the activity and recorded its result meanwhile.
-        """
-        until = self._leased_until.get(item.id)
-        if until is not None and time.monotonic() < until:
-            return True
-        logger.warning(
-            "not starting activity %r of %s: its lease ran out before it started (was this "
-            "process paused?); another worker runs it",
-            item.name,
-            item.instance_id,
-        )
-        return False
-
-    def _forget_expired_activities(self, now: float) -> None:
-        """Stop tracking (and renewing) activities whose lease may have run out."""
-        for activity_id, until in list(self._leased_until.items()):
-            if until > now:
-                continue
-            del self._leased_until[activity_id]
-            item = self._inflight.pop(activity_id, None)
-            if item is not None:
-                if activity_id < 0:
-                    self._own_out.discard(item.instance_id)
-                self._inflight_by_instance[item.instance_id] -= 1
-                if self._inflight_by_instance[item.instance_id] <= 0:
-                    del self._inflight_by_instance[item.instance_id]
-
-    def _evict(self, instance_id: str) -> None:
-        self._cache.pop(instance_id, None)
-        self._held.discard(instance_id)
-
-    def _trim_cache(self) -> None:
-        while len(self._cache) > self._cache_size:
-            for iid, cached in self._cache.items():
-                if not cached.held:
-                    del self._cache[iid]
-                    break
-            else:
-                return
-
-    def _claim_activities(self) -> bool:
-        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
-        if not self._activity_claim_due or self._draining:
-            return False
-        free = self.max_concurrent_activities - len(self._inflight)
-        if free <= 0:
-            return False  # still due: _accept_completion wakes us when one finishes
-        self._activity_claim_due = False
-        sent_at = time.monotonic()
-        items = self.store.claim_activities(self.owner, free, self.lease_s)
-        if not items:
-            return False
-        with self._engine_lock:
-            for item in items:
-                self._inflight[item.id] = item
-                self._leased_until[item.id] = sent_at + self.lease_s
-                self._inflight_by_instance[item.instance_id] += 1
-                self._submit_activity(item)
-        if len(items) == free:
-            self._activity_claim_due = True
-        return True
-
-    def _renew_if_due(self) -> None:
-        now = time.monotonic()
-        if now < self._next_renew:
-            return
-        self._next_renew = now + self.lease_s / 3
-        self._forget_expired_activities(now)
-        held = sorted(self._held)
-        held.extend(self._remote_pending)
-        if not held and not self._inflight:
-            return
-        lost = self.store.renew_leases(self.owner, held, list(self._inflight), self.lease_s)
-        for activity_id in self._inflight:  # all unexpired when the request was sent
-            self._leased_until[activity_id] = now + self.lease_s
-        for iid in lost:
-            logger.warning("lost the lease of %s; another worker took it over", iid)
-            self._evict(iid)
-            for activity_id, item in self._inflight.items():
-                if activity_id < 0 and item.instance_id == iid:
-                    # an own task lives under the instance's lease: it went with it
-                    self._leased_until[activity_id] = now
+        engine = self._engine
+        if engine is not None and engine.remote is not None:
+            engine.remote.abandon(instance_id, retry_after_s)
 
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)
-
-
-def _for_run(message: InboxMessage, execution_id: str) -> bool:
-    return message.execution_id is None or message.execution_id == execution_id
 
 
 def _process_alive(pid: int) -> bool:

@@ -12,14 +12,11 @@ worker that lost its lease, or that worked on a stale copy, fails with
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
-
-import orjson
 
 from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
 from treadle.errors import FailureDetails
@@ -295,8 +292,8 @@ class CommitOutcome:
         ok: committed.
         version: the instance's version after the commit (if ok).
         new_activity_ids: ids of the tasks enqueued leased to the owner, in order (an own
-            task's id is negative: see :func:`next_own_task_id`).
-        error: why it was refused (lease lost), if not ok.
+            task's id is negative: see :func:`~treadle.store.own_tasks.next_own_task_id`).
+        error: why it was refused, if not ok (see :mod:`treadle.store.fencing`).
     """
 
     instance_id: str
@@ -491,64 +488,6 @@ instance row and its history only, no task row to insert and delete.
   whose lease expired while it had an own task.
 """
 """The contract of own tasks, shared by every store (see :class:`NewActivity`)."""
-
-_own_ids = itertools.count(-1, -1)
-
-
-def next_own_task_id() -> int:
-    """A new id for an own task: negative (task rows have positive ids), unique in this
-    process."""
-    return next(_own_ids)
-
-
-def own_task_json(task: NewActivity) -> str:
-    """How a store keeps an own task in its instance's row (JSON text)."""
-    return orjson.dumps(
-        {
-            "eid": task.execution_id,
-            "tid": task.task_id,
-            "name": task.name,
-            "inp": task.input,
-            "teid": task.task_execution_id,
-        }
-    ).decode()
-
-
-def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
-    """What a turn does to its instance's own task: (whether it writes the column, the new
-    value). It sets its own task if it has one; it clears the column if it consumes the own
-    task (a negative id) or cancels activities; otherwise it leaves it as it is. (The turn's
-    version fence says the column still holds the task this owner committed.)"""
-    own = next((a for a in turn.new_activities if a.own), None)
-    if own is not None:
-        return True, own_task_json(own)
-    clears = turn.cancel_activities or any(a < 0 for a in turn.consumed_activities)
-    return clears, None
-
-
-def own_task_from_json(instance_id: str, text: str) -> NewActivity:
-    """The task :func:`own_task_json` wrote, as an unleased task to enqueue."""
-    doc = orjson.loads(text)
-    return NewActivity(
-        instance_id=instance_id,
-        execution_id=doc["eid"],
-        task_id=int(doc["tid"]),
-        name=doc["name"],
-        input=doc["inp"],
-        task_execution_id=doc["teid"],
-    )
-
-
-def own_task_matches(text: str | None, item: ActivityWorkItem) -> bool:
-    """Whether an instance's own task (its JSON text, or None) is the task of ``item``."""
-    if text is None:
-        return False
-    doc = orjson.loads(text)
-    return bool(
-        doc["tid"] == item.task_id
-        and doc["eid"] == item.execution_id
-        and doc["teid"] == item.task_execution_id
-    )
 
 
 class WorkToken(NamedTuple):

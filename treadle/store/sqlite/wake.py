@@ -55,11 +55,12 @@ class WakeChannel:
         self._peers: list[str] = []
         self._listed_at = -_LISTING_TTL_S
         self._usable = hasattr(socket, "AF_UNIX")
+        self._closed = False
 
     def listen(self) -> None:
-        """Start receiving wake-ups in this process (idempotent)."""
+        """Start receiving wake-ups in this process (idempotent; nothing once closed)."""
         with self._lock:
-            if self._listener is not None or not self._usable:
+            if self._listener is not None or not self._usable or self._closed:
                 return
             try:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -85,12 +86,14 @@ class WakeChannel:
     def broadcast(self, orchestrations: bool = True, activities: bool = True) -> None:
         """Tell the other processes' waiters that something changed: instances or activities
         to claim, or (both False) a status alone, which concerns clients, not workers."""
-        if self._usable:
+        if self._usable and not self._closed:
             self._send(_PAYLOADS[(orchestrations, activities)])
 
     def close(self) -> None:
-        """Stop listening and remove this process's socket."""
+        """Stop listening and sending, and remove this process's socket, for good."""
+        atexit.unregister(self.close)
         with self._lock:
+            self._closed = True
             sock, self._listener = self._listener, None
             own, self._own = self._own, None
             sender, self._sender = self._sender, None
@@ -125,6 +128,8 @@ class WakeChannel:
         if not self._peers:
             return
         with self._lock:
+            if self._closed:
+                return
             if self._sender is None:
                 self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._sender.setblocking(False)

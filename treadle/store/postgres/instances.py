@@ -1,33 +1,39 @@
-"""Creating and paging instances for PostgresStore.
+"""Creating, reading and paging instances for PostgresStore, and sending them messages.
 
 A new instance id costs one statement (:data:`CREATE_SQL`): ``INSERT ... ON CONFLICT DO
 NOTHING`` of the instance and, joined to it, of its ExecutionStarted message, whose time the
 database fills in (its clock, like the instance's ``created_at``). An id in use, or a rerun
-from a given history, takes the locking path of :meth:`PostgresStore.create_instance`.
+from a given history, takes the locking path of :meth:`PostgresStore.create_instance`
+(:func:`create_instances_in`, which the general group commit also uses for children).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import pq
 
 from treadle.core.history import EPOCH
-from treadle.errors import InvalidInputError
-from treadle.store.base import InstanceRecord, NewInstance
-from treadle.store.postgres_turns import Conn, Db, insert_messages, utc
+from treadle.errors import InvalidInputError, WorkflowAlreadyExistsError
+from treadle.store.base import InstanceRecord, NewInstance, NewMessage
+from treadle.store.postgres.sql import Conn, Db, utc
 from treadle.store.serde import encode_event, instance_from_row
 
 __all__ = [
     "CREATE_SQL",
     "GET_SQL",
     "RECORD_COLUMNS",
+    "Refusals",
     "adopt_history",
+    "create_instances_in",
     "create_params",
     "decode_cursor",
     "encode_cursor",
+    "insert_messages",
     "instance_from_text",
+    "raise_if_refused",
 ]
 
 # The ExecutionStarted event is encoded here with a placeholder time, and the database puts
@@ -147,3 +153,114 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return EPOCH + timedelta(microseconds=int(micros)), after_id
     except ValueError as exc:
         raise InvalidInputError(f"bad page cursor {cursor!r}") from exc
+
+
+def _already_exists(instance_id: str, status: str) -> str:
+    return (
+        f"workflow instance {instance_id!r} already exists and is {status}; "
+        "wait for it to finish, terminate it, or choose another instance id"
+    )
+
+
+def raise_if_refused(refused: Sequence[tuple[NewInstance, str]]) -> None:
+    """Raise WorkflowAlreadyExistsError for the first refused instance, if any."""
+    if refused:
+        raise WorkflowAlreadyExistsError(refused[0][1])
+
+
+Refusals = list[tuple[NewInstance, str]]
+
+
+def create_instances_in(
+    db: Db,
+    conn: Conn,
+    news: Sequence[NewInstance],
+    statuses: dict[str, str],
+    now: datetime,
+) -> tuple[Refusals, Callable[[], Refusals]]:
+    """Create instances with their ExecutionStarted messages.
+
+    Args:
+        statuses: the locked statuses of existing instances with these ids; updated with the
+            instances created here.
+
+    Returns:
+        (instance, reason) for each id an unfinished instance already has; and a function
+        that returns those another transaction created meanwhile (nothing was written for
+        them), to call once the results are wanted (it waits for them).
+    """
+    refused: Refusals = []
+    create: list[NewInstance] = []
+    replace: list[str] = []
+    for new in news:
+        status = statuses.get(new.instance_id)
+        if status is not None and status not in Db.TERMINAL_NAMES:
+            refused.append((new, _already_exists(new.instance_id, status)))
+            continue
+        if status is not None:
+            replace.append(new.instance_id)
+        statuses[new.instance_id] = "PENDING"
+        create.append(new)
+    if replace:
+        db.delete_instances(conn, replace)
+    if not create:
+        return refused, lambda: []
+    events = [encode_event(n.started_event(now)) for n in create]
+    cursor = db.execute(
+        conn,
+        "WITH new AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], "
+        "  %(eids)s::text[], %(inputs)s::text[], %(parents)s::text[], %(events)s::text[], "
+        "  %(visible)s::timestamptz[]) WITH ORDINALITY "
+        "  AS n(instance_id, name, execution_id, input, parent, event, visible_at, ord)), "
+        "ins AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
+        "  created_at, updated_at, parent_instance_id) SELECT instance_id, name, 'PENDING', "
+        "  execution_id, input, %(created)s, %(created)s, parent FROM new ORDER BY ord "
+        "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id) "
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+        "SELECT new.instance_id, new.execution_id, new.event, new.visible_at "
+        "FROM new JOIN ins ON ins.instance_id = new.instance_id ORDER BY new.ord "
+        "RETURNING instance_id",
+        {
+            "ids": [n.instance_id for n in create],
+            "names": [n.name for n in create],
+            "eids": [n.execution_id for n in create],
+            "inputs": [n.input for n in create],
+            "parents": [n.parent.instance_id if n.parent else None for n in create],
+            "events": events,
+            "visible": [
+                max(now, utc(n.scheduled_start)) if n.scheduled_start else now for n in create
+            ],
+            "created": now,
+        },
+    )
+
+    def conflicts() -> Refusals:
+        # An id nobody had when we locked, inserted since by a concurrent transaction: it
+        # is brand new, so PENDING.
+        inserted = {r[0] for r in cursor.fetchall()}
+        lost = [n for n in create if n.instance_id not in inserted]
+        for new in lost:
+            statuses[new.instance_id] = "PENDING"
+        return [(n, _already_exists(n.instance_id, "PENDING")) for n in lost]
+
+    return refused, conflicts
+
+
+def insert_messages(db: Db, conn: Conn, messages: Sequence[NewMessage]) -> None:
+    """Insert messages, in order, for instances that exist (others are dropped)."""
+    if not messages:
+        return
+    db.execute(
+        conn,
+        "INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+        "SELECT m.iid, m.eid, m.event, COALESCE(m.visible_at, {now}) "
+        "FROM unnest(%(iids)s::text[], %(eids)s::text[], %(events)s::text[], "
+        "  %(visible)s::timestamptz[]) WITH ORDINALITY AS m(iid, eid, event, visible_at, ord) "
+        "JOIN instances i ON i.instance_id = m.iid ORDER BY m.ord FOR KEY SHARE OF i",
+        {
+            "iids": [m.instance_id for m in messages],
+            "eids": [m.execution_id for m in messages],
+            "events": [encode_event(m.event) for m in messages],
+            "visible": [utc(m.visible_at) if m.visible_at else None for m in messages],
+        },
+    )

@@ -1,4 +1,4 @@
-"""The one-statement group commit of PostgresStore: fence and write simple turns at once.
+"""The one-statement commits of PostgresStore: a single turn, and a group of simple turns.
 
 Most turns only append history, consume inbox messages and activity results, enqueue
 activities and send messages (timers to themselves, events and results to others). A group
@@ -14,21 +14,21 @@ so one round trip to the server, COMMIT included:
 - the NOTIFY, only if an accepted turn is one another worker or a client may act on (a
   change of status alone is marked for clients only).
 
-Why a turn was refused is read afterwards, only when one was.
+Why a turn was refused is read afterwards, only when one was (:mod:`.commit`).
 
 The turns travel as one JSON document (``orjson``; events as pre-encoded fragments, stored
 byte for byte as :func:`~treadle.store.serde.encode_event` wrote them).
 
 Turns that create child instances or reset their history (continue-as-new), groups with two
 turns of one instance, and messages to another instance of the same group take the general
-path of :mod:`treadle.store.postgres_turns` (a statement cannot see its own CTEs' writes, and
-could not lock a row that another of its CTEs updates).
+path of :mod:`.commit_transaction` (a statement cannot see its own CTEs' writes, and could not
+lock a row that another of its CTEs updates); :mod:`.commit` chooses.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,38 +36,31 @@ import orjson
 from psycopg import pq
 
 from treadle.store.base import (
-    ID_TAKEN,
-    CommitOutcome,
     InstanceRecord,
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
-    next_own_task_id,
-    own_task_update,
 )
-from treadle.store.postgres_instances import RECORD_COLUMNS, instance_from_text
-from treadle.store.postgres_listener import (
+from treadle.store.own_tasks import own_task_update
+from treadle.store.postgres.instances import RECORD_COLUMNS, instance_from_text
+from treadle.store.postgres.listener import (
     ACTIVITIES_SUFFIX,
     CHANNEL,
     ORCHESTRATIONS_SUFFIX,
     STATUS_SUFFIX,
     SUFFIXES,
 )
-from treadle.store.postgres_turns import Conn
 from treadle.store.serde import encode_event, encode_failure
 
 __all__ = [
-    "DELIVERED",
+    "commit_rows",
     "committed_record",
-    "is_simple",
-    "outcomes_from_rows",
-    "refusal_reasons",
+    "fits_single",
     "simple_commit",
     "simple_commit_sql",
     "single_commit",
 ]
 
-DELIVERED = "an activity result in the turn was already delivered (its task is gone)"
 _LEASE = "{now} + make_interval(secs => %(lease_s)s)"
 # A kept lease with more than half its time left stays as it is (renewals extend it): the
 # row's indexed columns then do not change, and the update can be HOT (no new index entries),
@@ -179,7 +172,7 @@ _TO_OTHERS = (
 )
 # The main query's reads of instances see the rows as they were before this statement.
 # New work wakes workers (of its kind) and clients; a change of status alone, clients only
-# (the payload's suffix says which, see treadle.store.postgres_listener).
+# (the payload's suffix says which, see .listener).
 _STATUS_CHANGED = "ok.st <> (SELECT b.status FROM instances b WHERE b.instance_id = ok.iid)"
 _WOKEN = (
     f"flags AS (SELECT bool_or(ok.wo) AS o, bool_or(ok.wa) AS a, bool_or({_STATUS_CHANGED}) "
@@ -323,21 +316,23 @@ def _single_sql(
     )
 
 
-def single_commit(
-    turn: TurnCommit, owner: str, lease_s: float
-) -> tuple[str, dict[str, Any]] | None:
-    """The statement that commits ``turn`` alone, if it only writes (or creates) its
-    instance's row and history, consumes inbox messages and cancels its activities (it sends
-    no messages, queues or consumes no activity rows and creates no other instance); else
-    None (then :func:`simple_commit` commits it)."""
-    if (
+def fits_single(turn: TurnCommit) -> bool:
+    """Whether :func:`single_commit` can commit ``turn`` alone: it only writes (or creates)
+    its instance's row and history, consumes inbox messages, cancels its activities or keeps
+    an own task (it sends no messages, queues or consumes no activity rows, creates no other
+    instance and keeps its history)."""
+    return not (
         turn.new_messages
         or turn.new_instances
         or turn.reset_history
         or any(a > 0 for a in turn.consumed_activities)
         or any(not a.own for a in turn.new_activities)
-    ):
-        return None
+    )
+
+
+def single_commit(turn: TurnCommit, owner: str, lease_s: float) -> tuple[str, dict[str, Any]]:
+    """The statement that commits ``turn`` alone (see :func:`fits_single`), and its
+    parameters."""
     sets_own, own_value = own_task_update(turn)
     gives = (gives_orchestration_work(turn), gives_activity_work(turn))
     suffix = None if gives == (False, False) else SUFFIXES[gives]
@@ -377,27 +372,6 @@ def single_commit(
         turn.status.is_terminal,
     )
     return sql, params
-
-
-def is_simple(turns: Sequence[TurnCommit]) -> bool:
-    """Whether one :func:`simple_commit` statement commits ``turns`` as applying them one
-    after the other would."""
-    ids = {t.instance_id for t in turns}
-    if len(ids) != len(turns):
-        return False
-    consumed = [a for t in turns for a in t.consumed_activities]
-    if len(set(consumed)) != len(consumed):
-        return False
-    for turn in turns:
-        if turn.new_instances or turn.reset_history:
-            return False
-        for message in turn.new_messages:
-            if message.instance_id != turn.instance_id and message.instance_id in ids:
-                return False
-        for task in turn.new_activities:
-            if task.instance_id != turn.instance_id:
-                return False
-    return True
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -512,82 +486,3 @@ def committed_record(result: pq.abc.PGresult) -> InstanceRecord | None:
         if result.get_value(row, 0) == b"k":
             return instance_from_text(result, row, 3)
     return None
-
-
-def outcomes_from_rows(
-    turns: Sequence[TurnCommit],
-    rows: Sequence[Any],
-    read_reasons: Callable[[list[TurnCommit]], list[str]],
-) -> list[CommitOutcome]:
-    """The outcome of each turn from the rows of :func:`simple_commit`'s statement.
-
-    Args:
-        read_reasons: says why each of the turns it is given was refused (see
-            :func:`refusal_reasons`); called only if some were.
-    """
-    versions: dict[int, int] = {}
-    leased: list[int] = []
-    for kind, k, value in rows:
-        if kind == "k":
-            versions[k] = value
-        elif kind == "a":
-            leased.append(value)
-    leased.sort()  # identity values rise in (turn, task) order
-    refused = [k for k in range(len(turns)) if k not in versions]
-    reasons: dict[int, str] = {}
-    if refused:  # (reading them takes a round trip)
-        reasons = dict(zip(refused, read_reasons([turns[k] for k in refused]), strict=True))
-    outcomes: list[CommitOutcome] = []
-    taken = 0
-    for k, turn in enumerate(turns):
-        version = versions.get(k)
-        if version is None:
-            outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=reasons[k]))
-            continue
-        count = sum(1 for a in turn.new_activities if a.leased and not a.own)
-        ids = leased[taken : taken + count]
-        taken += count
-        if any(a.own for a in turn.new_activities):  # the first, and leased
-            ids.insert(0, next_own_task_id())
-        outcomes.append(
-            CommitOutcome(turn.instance_id, ok=True, version=version, new_activity_ids=ids)
-        )
-    return outcomes
-
-
-def refusal_reasons(conn: Conn, turns: Sequence[TurnCommit], owner: str) -> list[str]:
-    """Why each of ``turns`` was refused, read after the fact (a refused turn wrote nothing):
-    the checks of the fence, in the order the general path makes them."""
-    if not turns:
-        return []
-    fences = {
-        r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT instance_id, lease_owner, lease_expires_at >= now(), version "
-            "FROM instances WHERE instance_id = ANY(%s::text[])",
-            ([t.instance_id for t in turns],),
-        ).fetchall()
-    }
-    wanted = [a for t in turns for a in t.consumed_activities if a > 0]
-    present = {
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM activity_tasks WHERE id = ANY(%s::bigint[])", (wanted,)
-        ).fetchall()
-    }
-    reasons: list[str] = []
-    for turn in turns:
-        fence = fences.get(turn.instance_id)
-        if turn.create is not None:
-            reasons.append(ID_TAKEN)
-        elif fence is None:
-            reasons.append("the instance no longer exists")
-        elif fence[0] != owner or not fence[1]:
-            reasons.append(f"lease held by {fence[0]!r}")
-        elif fence[2] == turn.expected_version and not present.issuperset(
-            a for a in turn.consumed_activities if a > 0
-        ):
-            reasons.append(DELIVERED)
-        else:
-            reasons.append("the instance changed since it was read")
-    return reasons

@@ -12,7 +12,7 @@ statement casts). Rows come back as text, or typed by psycopg's own loaders
 (:func:`load_rows`).
 
 Errors are psycopg's own (``psycopg.errors`` classes from the result, OperationalError for a
-broken connection), so :meth:`PostgresStore._attempt` treats them as any other.
+broken connection), so :meth:`.Connections.attempt` treats them as any other.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ _INT8, _FLOAT8, _BOOL, _TIMESTAMPTZ, _UNKNOWN = 20, 701, 16, 1184, 0
 _INVALID_STATEMENT_NAME = "26000"
 _CANCEL_WAIT_S, _CANCEL_WAITS = 1.0, 5  # waits for the end of a cancelled statement
 
+# Process-wide caches, not registries: a statement's name is a function of its text and
+# parameter types, and what a connection has prepared dies with the connection (weak keys).
+# Two stores share nothing through them: a prepared statement lives in one session.
 _names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
 _counter = itertools.count(1)
 _prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (

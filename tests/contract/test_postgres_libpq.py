@@ -1,4 +1,4 @@
-"""Statements run through libpq directly (treadle.store.postgres_raw), on a real server."""
+"""Statements run through libpq directly (treadle.store.postgres.libpq), on a real server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
-from treadle.store.postgres_raw import (  # noqa: E402
+from treadle.store.postgres.libpq import (  # noqa: E402
     encode_param,
     execute_raw,
     load_rows,

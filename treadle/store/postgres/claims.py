@@ -2,7 +2,7 @@
 
 One statement leases the instances (``FOR NO KEY UPDATE SKIP LOCKED``, oldest waiting message
 first) and returns them with their visible messages, in autocommit mode: one round trip, with
-an asynchronous commit (see :data:`~treadle.store.postgres_turns.NOSYNC`).
+an asynchronous commit (see :data:`~.sql.NOSYNC`).
 
 Its messages come from the statement's snapshot, which may predate the commit that released
 an instance (we wait for no lock, but a commit can land between our snapshot and our lock).
@@ -19,8 +19,8 @@ from typing import Any
 from treadle.core import codec
 from treadle.core.history import event_from_dict
 from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
-from treadle.store.postgres_raw import load_rows
-from treadle.store.postgres_turns import NOSYNC, Conn, Db, enqueue_own_sql
+from treadle.store.postgres.libpq import load_rows
+from treadle.store.postgres.sql import NOSYNC, Conn, Db, enqueue_own_sql
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
 
 __all__ = ["claim_orchestrations_in"]

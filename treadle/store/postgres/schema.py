@@ -10,7 +10,6 @@ queue instead of racing, and a database newer than the code is refused with
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -18,23 +17,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from treadle.errors import InvalidInputError, SchemaVersionError, StoreError, StoreUnavailableError
+from treadle.errors import InvalidInputError, SchemaVersionError, StoreError
 from treadle.store.migrations import migration_sql
+from treadle.store.postgres.connection import configure_session, translate_error
 
 __all__ = [
     "SCHEMA_VERSION",
-    "configure_session",
     "migrate",
     "open_schema",
     "parse_postgres_url",
     "schema_status",
-    "translate_error",
 ]
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-_WARNED_ENCODINGS: set[str] = set()  # stores whose database's encoding was warned of
+# The databases (display URLs) whose encoding this process warned of: once each, for its life.
+_WARNED_ENCODINGS: set[str] = set()
 _LOCK_CLASS = 0x7EAD1E  # pg_advisory_xact_lock(class, hash of schema) guards migrations
 _DEFAULTS = {
     "connect_timeout": "10",
@@ -66,7 +65,7 @@ def parse_postgres_url(url: str) -> tuple[str, str | None, str]:
     options = [(k, v) for k, v in query if k not in ("schema", "client_encoding")]
     options += [(k, v) for k, v in _DEFAULTS.items() if k not in present]
     # Always UTF-8 on the wire: statements sent through libpq directly encode their text so
-    # (see postgres_raw), and the server converts to and from the database's encoding,
+    # (see .libpq), and the server converts to and from the database's encoding,
     # refusing a character that encoding cannot hold rather than storing mangled text.
     options.append(("client_encoding", "UTF8"))
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(options), ""))
@@ -77,59 +76,6 @@ def parse_postgres_url(url: str) -> tuple[str, str | None, str]:
         f" (schema {schema})" if schema else ""
     )
     return conninfo, schema, display
-
-
-# Connection failures that are not outages: the server answered and said no.
-_REFUSALS = (
-    (
-        r'database "[^"]*" does not exist',
-        "create the database (createdb NAME, or CREATE DATABASE) or fix the store URL",
-    ),
-    (r'role "[^"]*" does not exist', "fix the user name in the store URL"),
-    (
-        r"password authentication failed|no password supplied",
-        "check the user and password in the store URL (or ~/.pgpass)",
-    ),
-    (r"no pg_hba\.conf entry", "allow this host and user in the server's pg_hba.conf"),
-)
-
-
-def translate_error(exc: psycopg.Error, display: str, detail: str | None = None) -> StoreError:
-    """The treadle error for a psycopg error (the one mapping every PostgreSQL path uses).
-
-    Args:
-        detail: what went wrong, if the driver's message does not say it well.
-    """
-    text = str(exc).strip()
-    detail = detail or (text.splitlines()[0] if text else type(exc).__name__)
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        for marker, advice in _REFUSALS:
-            if re.search(marker, text):
-                return StoreUnavailableError(
-                    f"PostgreSQL at {display} refused the connection: {detail}; {advice}"
-                )
-        return StoreUnavailableError(
-            f"PostgreSQL at {display} is unavailable: {detail}; check that the server is "
-            "running and reachable (a running store reconnects once it is back)"
-        )
-    return StoreError(f"PostgreSQL error on {display}: {detail}")
-
-
-def configure_session(conn: psycopg.Connection[Any], schema: str | None) -> None:
-    """Per connection: times in UTC, the store's schema (if any) as the search path, and
-    generic plans for prepared statements.
-
-    The store's statements are written for generic plans (key lookups whatever the values),
-    and the busiest take milliseconds to plan: the server's default would plan each of them
-    five more times on every connection before settling for the generic plan.
-    """
-    path = sql.Identifier(schema).as_string(conn) if schema else None
-    conn.execute(
-        "SELECT set_config('TimeZone', 'UTC', false), "
-        "set_config('search_path', COALESCE(%s, current_setting('search_path')), false), "
-        "set_config('plan_cache_mode', 'force_generic_plan', false)",
-        (path,),
-    )
 
 
 def open_schema(conninfo: str, schema: str | None, display: str, *, apply: bool) -> tuple[str, int]:

@@ -10,7 +10,8 @@ counts are the store's change tokens, so a waiting worker or client wakes within
 of a millisecond of another process's commit and idles without polling.
 
 A commit of this process that changes an instance's status also wakes this process's clients
-on the same schema as soon as it returns (:meth:`ChangeListener.echo_status`): a client
+on the same schema as soon as it returns (:meth:`ChangeListener.echo_status`; the listeners of
+this process are found in :mod:`.local_listeners`): a client
 waiting on a workflow that a runtime of its own process runs need not wait for the
 notification's round trip through the server. A commit that ends an instance also hands its
 row, as the commit wrote it, to the listeners of this process that watch that instance
@@ -39,6 +40,7 @@ import psycopg
 from psycopg import pq
 
 from treadle.store.base import InstanceRecord, WorkToken
+from treadle.store.postgres.local_listeners import listeners_of, register, unregister
 
 __all__ = ["CHANNEL", "ChangeListener"]
 
@@ -55,10 +57,6 @@ SUFFIXES = {  # (instances to claim, activities to claim) -> the payload's suffi
     (False, False): STATUS_SUFFIX,
 }
 _FIRST_CONNECT_WAIT_S = 10.0
-# The listeners of this process, by (server, payload): a commit's status changes reach the
-# clients of this process at once (see ChangeListener.echo_status), not a round trip later.
-_LOCAL: dict[tuple[str, bytes], set[ChangeListener]] = {}
-_LOCAL_LOCK = threading.Lock()
 _BACKOFF_START_S = 0.05
 _BACKOFF_MAX_S = 1.0
 
@@ -102,10 +100,10 @@ class ChangeListener:
         self._wake_r.setblocking(False)
         self._key = (conninfo, self._payload)
         self._callbacks: list[Callable[[bool, bool], None]] = []
-        # instance id -> [watchers, the latest record a commit of this process handed over]
+        # instance id -> [watchers, the latest record a commit of this process handed over,
+        # commits of this process under way that may end it]
         self._watched: dict[str, list[Any]] = {}
-        with _LOCAL_LOCK:
-            _LOCAL.setdefault(self._key, set()).add(self)
+        register(self._key, self)  # unregistered by close
 
     @property
     def is_listening(self) -> bool:
@@ -170,10 +168,12 @@ class ChangeListener:
     def echo_status(self) -> None:
         """Wake the clients of this process on this schema now: a commit of ours changed an
         instance's status (its notification, still on its way, wakes them again)."""
-        with _LOCAL_LOCK:
-            listeners = list(_LOCAL.get(self._key, ()))
-        for listener in listeners:
-            listener._bump(orchestrations=False, activities=False)
+        for listener in listeners_of(self._key):
+            listener.wake_clients()
+
+    def wake_clients(self) -> None:
+        """Wake the clients waiting on this listener (not the workers): a status changed."""
+        self._bump(orchestrations=False, activities=False)
 
     def watch(self, instance_id: str) -> None:
         """Keep the records that this process's commits hand over for ``instance_id`` (see
@@ -205,43 +205,51 @@ class ChangeListener:
         listeners of this process that watch it: its notification can arrive before the
         commit returns, and a waiter woken by it had better wait for the record than read
         it again. The waiters are woken when it is done, whatever the outcome."""
-        with _LOCAL_LOCK:
-            listeners = list(_LOCAL.get(self._key, ()))
-        marked = []
-        for listener in listeners:
-            with listener._changed:
-                entry = listener._watched.get(instance_id)
-                if entry is not None:
-                    entry[2] += 1
-                    marked.append((listener, entry))
+        marked = [
+            done
+            for listener in listeners_of(self._key)
+            if (done := listener.begin_commit(instance_id)) is not None
+        ]
         try:
             yield
         finally:
-            for listener, entry in marked:
-                with listener._changed:
-                    entry[2] -= 1
-                listener._bump(orchestrations=False, activities=False)
+            for done in marked:
+                done()
+
+    def begin_commit(self, instance_id: str) -> Callable[[], None] | None:
+        """Mark a commit that may end ``instance_id`` as under way if it is watched here (see
+        :meth:`committing`); return the function that marks it done and wakes the clients."""
+        with self._changed:
+            entry = self._watched.get(instance_id)
+            if entry is None:
+                return None
+            entry[2] += 1
+
+        def done() -> None:
+            with self._changed:
+                entry[2] -= 1
+            self.wake_clients()
+
+        return done
 
     def echo_record(self, record: InstanceRecord) -> None:
         """Like :meth:`echo_status`, and hand ``record`` (the row as a commit of this
         process just wrote it) to the listeners of this process that watch its instance."""
-        with _LOCAL_LOCK:
-            listeners = list(_LOCAL.get(self._key, ()))
-        for listener in listeners:
-            with listener._changed:
-                entry = listener._watched.get(record.instance_id)
-                if entry is not None and (entry[1] is None or entry[1].version < record.version):
-                    entry[1] = record
-            listener._bump(orchestrations=False, activities=False)
+        for listener in listeners_of(self._key):
+            listener.receive_record(record)
+
+    def receive_record(self, record: InstanceRecord) -> None:
+        """Keep ``record`` if its instance is watched here and it is newer than the one
+        kept, and wake the clients (see :meth:`echo_record`)."""
+        with self._changed:
+            entry = self._watched.get(record.instance_id)
+            if entry is not None and (entry[1] is None or entry[1].version < record.version):
+                entry[1] = record
+        self.wake_clients()
 
     def close(self) -> None:
         """Stop the listener thread and close its connection."""
-        with _LOCAL_LOCK:
-            mine = _LOCAL.get(self._key)
-            if mine is not None:
-                mine.discard(self)
-                if not mine:
-                    del _LOCAL[self._key]
+        unregister(self._key, self)
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")

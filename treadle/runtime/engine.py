@@ -1,0 +1,457 @@
+"""The engine: one round of workflow work, and everything committed between rounds.
+
+A round (the dispatcher thread) takes the results of activities that finished here and the
+answers of remote workers, claims instances with new inbox messages, prepares each instance's
+turn (:mod:`treadle.runtime.prepare`), commits every turn of the round in one call to the
+store (group commit, :mod:`treadle.runtime.commits`), then acts on what was committed:
+keeps each execution in the cache, starts the activities the turns leased here, wakes the
+dispatcher for what may wait.
+
+An activity result for an instance held here is folded straight into the instance's next
+turn: committed inline on the activity's thread when nothing else waits (a chain then runs
+on one thread: activity, commit, next activity), else by the next round.
+
+Threads and locks: the engine lock serializes everything that prepares or commits turns:
+the dispatcher's rounds (:meth:`Engine.round`, from :mod:`treadle.runtime.dispatcher`), an
+activity thread's inline commit (:meth:`Engine.on_activity_done`) and a client thread's
+start (:meth:`Engine.start_here`). Under it they may touch the cache, the in-flight
+activities, the wake-ups and the remote executor. The store's claims run outside it, on
+the dispatcher, so that an inline commit need not wait for their round trips. The
+thread-local ``inline`` marks the activity thread that commits inline, which runs the next
+step itself.
+
+One engine serves one run of a runtime (from ``start`` to ``shutdown``): its state is the
+parts it owns (cache, in-flight activities, wake-ups, remote executor, activity executor) and
+the time the last commit was sent (the start of the leases that commit grants).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from treadle.clock import Clock, utcnow
+from treadle.core.history import HistoryEvent
+from treadle.core.replay import WorkflowExecution
+from treadle.errors import StoreError
+from treadle.runtime.activities import ActivityExecutor
+from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.commits import commit_or_isolate
+from treadle.runtime.inflight import InflightActivities
+from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.prepare import PendingTurn, TurnPreparer
+from treadle.runtime.registry import Registry
+from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
+from treadle.runtime.turns import TurnInput
+from treadle.runtime.wakeups import Wakeups
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    NewInstance,
+    OrchestrationWorkItem,
+    Store,
+    creatable,
+)
+
+__all__ = ["Engine"]
+
+logger = logging.getLogger(__name__)
+
+
+class Engine:
+    """Runs the workflow work of one run of a runtime (see the module).
+
+    Args:
+        store: the store, open.
+        registry: the workflow and activity functions (read at each use: registering
+            later takes effect).
+        options: the runtime's settings.
+        run: whether the runtime is stopping (set by its ``shutdown``).
+        clock: where every part reads the time.
+        remote: where work with no local function goes, if anywhere.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        options: RuntimeOptions,
+        run: RunState,
+        clock: Clock,
+        remote: RemoteWorkers | None,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self._registry = registry
+        self._options = options
+        self._run = run
+        self.lock = threading.Lock()
+        """Held while turns are prepared and committed (see the module)."""
+        self.wakeups = Wakeups(clock)
+        self.cache = InstanceCache(options.cache_size)
+        self.inflight = InflightActivities(
+            options.lease_s, options.max_concurrent_activities, clock
+        )
+        self.remote = (
+            RemoteExecutor(remote, self.wakeups.wake, clock) if remote is not None else None
+        )
+        self.prepare = TurnPreparer(
+            store=store,
+            registry=registry,
+            options=options,
+            run=run,
+            clock=clock,
+            cache=self.cache,
+            inflight=self.inflight,
+            wakeups=self.wakeups,
+            remote=self.remote,
+        )
+        self.executor = ActivityExecutor(
+            registry.activities,
+            options.max_concurrent_activities,
+            self.on_activity_done,
+            is_current=self.inflight.still_leased,
+            clock=clock,
+        )
+        self._inline = threading.local()
+        self._commit_sent_at = 0.0
+
+    # ---- activities --------------------------------------------------------------------
+    def on_activity_done(
+        self, item: ActivityWorkItem, event: HistoryEvent
+    ) -> ActivityWorkItem | None:
+        """An activity finished (called on its thread). Returns an activity for that thread
+        to run next, when committing the result scheduled one it can take at once."""
+        if self._run.stopping.is_set():
+            return None
+        self._inline.next = None
+        if self._try_inline(item, event):
+            following: ActivityWorkItem | None = self._inline.next
+            self._inline.next = None
+            return following
+        self.inflight.results.put((item, event))
+        self.wakeups.wake()
+        return None
+
+    def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
+        """A remote worker's activity finished (reported on a server thread): as
+        :meth:`on_activity_done`, but a local step that committing the result scheduled goes
+        to the activity threads, since the reporting thread runs no activities."""
+        following = self.on_activity_done(item, event)
+        if following is not None:
+            self.executor.submit(following)
+
+    def _submit_activity(self, item: ActivityWorkItem) -> None:
+        if self.remote is not None and item.name not in self._registry.activities:
+            self.remote.workers.submit_activity(item)
+            return
+        if (
+            getattr(self._inline, "active", False)
+            and getattr(self._inline, "next", None) is None
+            and self.executor.runs_on_thread(item)
+        ):
+            self._inline.next = item  # the activity thread committing this runs it next
+            return
+        self.executor.submit(item)
+
+    def _try_inline(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
+        """Commit an activity's result on the thread that ran it, if nothing else waits.
+
+        A chain of steps then runs on one thread (activity, commit, next activity) with no
+        hand-off to the dispatcher. Under load the engine lock is busy or completions are
+        queued, and results go to the dispatcher, which commits them in groups.
+        """
+        if self._run.draining or not self.inflight.results.empty() or len(self.inflight) > 1:
+            # Other activities are out: their results will come soon, and the dispatcher
+            # commits them all at once where each inline commit would take one round trip.
+            return False
+        cached = self.cache.get(item.instance_id)
+        if cached is None or not cached.held:
+            return False
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            pending: dict[str, PendingTurn] = {}
+            slow: list[ActivityResult] = []
+            self.inflight.begin_round()
+            self._inline.active = True
+            self._accept_completion(item, event, pending, slow)
+            try:
+                if slow:
+                    self.store.complete_activities(self._options.owner, slow)
+                self._commit_pending(pending)
+            except Exception:
+                logger.debug("inline commit failed; the dispatcher takes over", exc_info=True)
+                self.cache.evict(item.instance_id)
+                self.inflight.results.put((item, event))
+                self.wakeups.wake()
+        finally:
+            self._inline.active = False
+            self.lock.release()
+        return True
+
+    def _take_completions(
+        self, pending: dict[str, PendingTurn], slow: list[ActivityResult]
+    ) -> bool:
+        took = False
+        while True:
+            try:
+                item, event = self.inflight.results.get_nowait()
+            except queue.Empty:
+                return took
+            took = True
+            self._accept_completion(item, event, pending, slow)
+
+    def _accept_completion(
+        self,
+        item: ActivityWorkItem,
+        event: HistoryEvent,
+        pending: dict[str, PendingTurn],
+        slow: list[ActivityResult],
+    ) -> None:
+        """Route a result: into its instance's next turn if this runtime holds the instance,
+        else to the instance's inbox."""
+        if self.inflight.finish(item) and self.wakeups.activity_claim_due:
+            self.wakeups.wake()  # a claim may have waited for room
+        cached = self.cache.get(item.instance_id)
+        if cached is not None and cached.held and cached.execution_id == item.execution_id:
+            entry = pending.setdefault(item.instance_id, PendingTurn(item.instance_id))
+            entry.completions.append((item, event))
+        else:
+            slow.append(ActivityResult(item, event))
+
+    # ---- starts from clients of this process ------------------------------------------
+    def start_here(self, fn: Callable[..., Any], new: NewInstance) -> bool:
+        """Create ``new`` with its first turn, run now on the caller's thread, in one commit
+        (see ``WorkflowRuntime.start_here``, which checks that the runtime may take it)."""
+        if not self.lock.acquire(timeout=1.0):  # (real time: how long a client may block)
+            return False
+        try:
+            if self._run.draining:
+                return False
+            iid = new.instance_id
+            self.inflight.begin_round()
+            cached = CachedExecution(
+                execution=WorkflowExecution(fn, instance_id=iid),
+                name=new.name,
+                execution_id=new.execution_id,
+                version=0,
+                history_len=0,
+            )
+            entry = PendingTurn(iid)
+            turn = TurnInput(iid, new.name, new.execution_id, 0, 0)
+            started = new.started_event(utcnow(self._clock))
+            self.prepare.prepare_turn(entry, cached, turn, [started], [])
+            commit = entry.commit
+            assert commit is not None
+            if not creatable(commit):
+                self.inflight.begin_round()
+                return False
+            entry.commit = dataclasses.replace(commit, create=new)
+            self.wakeups.note_timers([entry.commit])
+            self._commit_sent_at = self._clock.monotonic()
+            options = self._options
+            outcome = self.store.commit_turns(options.owner, [entry.commit], options.lease_s)[0]
+            if not outcome.ok:
+                return False  # the id is in use: the store's start says what to do
+            self._after_commit(entry, True, outcome.version, outcome.new_activity_ids)
+            return True
+        finally:
+            self.lock.release()
+
+    # ---- one round ---------------------------------------------------------------------
+    def round(self) -> bool:
+        """One round of the dispatcher; whether it found anything to do."""
+        # The store's claims run outside the engine lock: an activity thread committing a
+        # step inline need not wait for them (they are round trips to the store).
+        claimed = self._claim_orchestrations()
+        with self.lock:
+            worked = self._round_locked(claimed)
+        worked = self._claim_activities() or worked
+        return worked
+
+    def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
+        """Lease instances with work (dispatcher thread, without the engine lock)."""
+        now_mono = self._clock.monotonic()
+        self.wakeups.periodic_claims(now_mono)
+        if not self.wakeups.claim_due or self._run.draining:
+            return []
+        options = self._options
+        limit = max(0, options.max_concurrent_workflows - self.cache.held_count)
+        if not limit:
+            return []  # still due: _after_commit wakes us when an instance is let go
+        self.wakeups.claim_due = False
+        exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
+        if self.remote is not None:
+            exclude.extend(self.remote.pending_ids())
+        claimed = self.store.claim_orchestrations(options.owner, limit, options.lease_s, exclude)
+        if len(claimed) == limit:
+            self.wakeups.claim_due = True
+        return claimed
+
+    def _round_locked(self, claimed: list[OrchestrationWorkItem]) -> bool:
+        pending: dict[str, PendingTurn] = {}
+        slow: list[ActivityResult] = []
+        self.inflight.begin_round()
+        try:
+            worked = self._take_completions(pending, slow)
+            worked = self._take_remote_results(pending) or worked
+            if slow:
+                self.store.complete_activities(self._options.owner, slow)
+            for item in claimed:
+                record = item.instance
+                entry = pending.setdefault(record.instance_id, PendingTurn(record.instance_id))
+                self.prepare.prepare_or_fail(
+                    entry,
+                    functools.partial(self.prepare.prepare_claimed, entry, item),
+                    (record.version, record.history_len, record.execution_id),
+                    [m.id for m in item.messages],
+                )
+            committed = self._commit_pending(pending)
+        except BaseException:
+            self._forget_round(pending, slow)
+            raise
+        worked = worked or bool(claimed) or committed
+        self._renew_if_due()
+        return worked
+
+    def _take_remote_results(self, pending: dict[str, PendingTurn]) -> bool:
+        """Take the remote workers' answers into the round."""
+        if self.remote is None:
+            return False
+        took = False
+        for iid, not_before in self.remote.take_abandoned():
+            took = True
+            self.wakeups.set_aside(iid, not_before)
+            with contextlib.suppress(StoreError):
+                self.store.release_leases(self._options.owner, [iid])
+            self.wakeups.claim_due = True
+        for iid, output in self.remote.take_results():
+            took = True
+            entry = pending.setdefault(iid, PendingTurn(iid))
+            entry.output = output
+            entry.commit = output.commit
+            if output.activities:
+                self.wakeups.activity_claim_due = True
+        return took
+
+    def _forget_round(self, pending: dict[str, PendingTurn], slow: list[ActivityResult]) -> None:
+        """After a round failed (the store went away): drop the cached workflow states that
+        took in its events, which may not be committed, and keep its activity results for
+        the next round."""
+        for iid, entry in pending.items():
+            self.cache.evict(iid)
+            for item, event in entry.completions:
+                self.inflight.results.put((item, event))
+        for result in slow:
+            self.inflight.results.put((result.task, result.event))
+
+    def _commit_pending(self, pending: dict[str, PendingTurn]) -> bool:
+        """Prepare the turns not prepared yet, commit them all at once, then act on them."""
+        for entry in pending.values():
+            if entry.commit is None and entry.completions:
+                cached = self.cache.get(entry.instance_id)
+                assert cached is not None  # (a result is taken in only for a cached instance)
+                self.prepare.prepare_or_fail(
+                    entry,
+                    functools.partial(self.prepare.prepare_fast, entry),
+                    (cached.version, cached.history_len, cached.execution_id),
+                    [],
+                )
+        commits = [e.commit for e in pending.values() if e.commit is not None]
+        if not commits:
+            return False
+        self.wakeups.note_timers(commits)
+        self._commit_sent_at = self._clock.monotonic()
+        outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
+        by_id = {o.instance_id: o for o in outcomes}
+        for entry in pending.values():
+            if entry.commit is not None:
+                outcome = by_id[entry.instance_id]
+                self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
+        return True
+
+    def _after_commit(
+        self, entry: PendingTurn, ok: bool, version: int, activity_ids: list[int]
+    ) -> None:
+        iid = entry.instance_id
+        cached = entry.cached
+        commit = entry.commit
+        assert commit is not None
+        if not ok:
+            logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
+            self.cache.evict(iid)
+            if entry.completions:
+                # Deliver its activity results through the inbox instead, where they are
+                # dropped if already delivered; else they would be lost, run again later.
+                with contextlib.suppress(StoreError):
+                    self.store.complete_activities(
+                        self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
+                    )
+            return
+        if cached is None or entry.output is None:
+            self.cache.evict(iid)
+            return
+        if entry.output.is_final or commit.reset_history:
+            self.cache.evict(iid)
+        else:
+            cached.execution.confirm_actions()
+            cached.version = version
+            cached.history_len = entry.history_len_after
+            cached.held = commit.keep_lease
+            self.cache.keep(iid, cached)
+        if not commit.keep_lease and self.wakeups.claim_due:
+            self.wakeups.wake()  # a claim may have waited for room
+        leased = [a for a in entry.output.activities if a.leased]
+        for row_id, activity in zip(activity_ids, leased, strict=False):
+            item = ActivityWorkItem(
+                id=row_id,
+                instance_id=activity.instance_id,
+                execution_id=activity.execution_id,
+                task_id=activity.task_id,
+                name=activity.name,
+                input=activity.input,
+                task_execution_id=activity.task_execution_id,
+            )
+            self.inflight.track(item, self._commit_sent_at, own=activity.own)
+            self._submit_activity(item)
+
+    def _claim_activities(self) -> bool:
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
+        if not self.wakeups.activity_claim_due or self._run.draining:
+            return False
+        free = self.inflight.free()
+        if free <= 0:
+            return False  # still due: _accept_completion wakes us when one finishes
+        self.wakeups.activity_claim_due = False
+        sent_at = self._clock.monotonic()
+        items = self.store.claim_activities(self._options.owner, free, self._options.lease_s)
+        if not items:
+            return False
+        with self.lock:
+            for item in items:
+                self.inflight.track(item, sent_at)
+                self._submit_activity(item)
+        if len(items) == free:
+            self.wakeups.activity_claim_due = True
+        return True
+
+    def _renew_if_due(self) -> None:
+        lost = self.inflight.renew_if_due(self.store, self._options.owner, self._held_instances)
+        for iid in lost:
+            logger.warning("lost the lease of %s; another worker took it over", iid)
+            self.cache.evict(iid)
+
+    def _held_instances(self) -> list[str]:
+        """The instances whose lease this runtime keeps: held, or out to a remote worker."""
+        held = self.cache.held_ids()
+        if self.remote is not None:
+            held.extend(self.remote.pending_ids())
+        return held

@@ -1,0 +1,172 @@
+"""In-flight activities: the activities this runtime leased and has not reported yet.
+
+An activity is in flight from the commit (or claim) that leased it to this runtime until its
+result is taken by the engine, or until its lease may have run out. No activity starts after
+its lease surely held: a process paused past the lease (SIGSTOP, a VM freeze, a store outage)
+must not run what another worker may have taken over meanwhile.
+
+Threads:
+- The engine, under the engine lock (the dispatcher in a round, an activity thread
+  committing inline, a client thread in ``start_here``): tracks, finishes, plans, renews and
+  expires. Only it changes the state below.
+- Activity threads: :meth:`InflightActivities.still_leased` just before an activity starts
+  (one dict read, safe without the lock), and ``results.put`` when one finished.
+- The thread that calls ``shutdown``: ``len()``, to wait for running activities.
+
+State: the items by activity row id (negative for an instance's own task), the time until
+which each lease surely holds, the count of activities out per instance, the instances whose
+own task is out, the activities leased by the turns of the current round, the time of the next
+lease renewal, and the queue of results waiting for the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections import defaultdict
+from collections.abc import Callable
+
+from treadle.clock import Clock
+from treadle.core.history import HistoryEvent
+from treadle.store.base import ActivityWorkItem, Store
+
+__all__ = ["InflightActivities"]
+
+logger = logging.getLogger(__name__)
+
+
+class InflightActivities:
+    """The activities leased to this runtime, their leases, and their results.
+
+    Args:
+        lease_s: how long a lease lasts without renewal.
+        max_concurrent: activities that run at once in this process.
+        clock: whose monotonic time the leases run out on.
+    """
+
+    def __init__(self, lease_s: float, max_concurrent: int, clock: Clock) -> None:
+        self._clock = clock
+        self._lease_s = lease_s
+        self._max_concurrent = max_concurrent
+        self._items: dict[int, ActivityWorkItem] = {}
+        # Monotonic time until which each in-flight activity's lease surely holds (granted or
+        # renewed by a request sent no earlier than lease_s before).
+        self._leased_until: dict[int, float] = {}
+        self._by_instance: defaultdict[str, int] = defaultdict(int)
+        self._own_out: set[str] = set()  # instances whose own task is running here
+        self._planned = 0
+        self._next_renew = -float("inf")
+        self.results: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = queue.SimpleQueue()
+        """Results of activities that finished, waiting for the dispatcher (any thread)."""
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def begin_round(self) -> None:
+        """Start planning the leases of a new round's turns."""
+        self._planned = 0
+
+    def plan(self, scheduled: int, *, draining: bool) -> int:
+        """How many of the ``scheduled`` activities of a turn this runtime leases and runs
+        itself (none while draining): up to twice what runs at once, counting those the
+        round's earlier turns took."""
+        if draining:
+            return 0
+        room = max(0, 2 * self._max_concurrent - len(self._items) - self._planned)
+        leased = min(scheduled, room)
+        self._planned += leased
+        return leased
+
+    def free(self) -> int:
+        """How many more activities may run at once."""
+        return self._max_concurrent - len(self._items)
+
+    def has_running(self, instance_id: str) -> bool:
+        """Whether an activity of the instance is in flight."""
+        return self._by_instance.get(instance_id, 0) > 0
+
+    def own_task_out(self, instance_id: str) -> bool:
+        """Whether the instance's own task (see ``OWN_TASK_RULES``) is in flight."""
+        return instance_id in self._own_out
+
+    def track(self, item: ActivityWorkItem, granted_at: float, *, own: bool = False) -> None:
+        """Count ``item`` in flight, leased by a request sent at monotonic ``granted_at``."""
+        self._items[item.id] = item
+        self._leased_until[item.id] = granted_at + self._lease_s
+        self._by_instance[item.instance_id] += 1
+        if own:
+            self._own_out.add(item.instance_id)
+
+    def finish(self, item: ActivityWorkItem) -> bool:
+        """Stop tracking ``item``, whose result came; whether it was still tracked."""
+        self._leased_until.pop(item.id, None)
+        if item.id < 0:
+            self._own_out.discard(item.instance_id)
+        if self._items.pop(item.id, None) is None:
+            return False
+        self._uncount(item.instance_id)
+        return True
+
+    def still_leased(self, item: ActivityWorkItem) -> bool:
+        """Whether this runtime surely still holds the activity's lease (any thread).
+
+        False after a pause (SIGSTOP, a VM freeze, a store outage) longer than the lease:
+        another worker may have run the activity and recorded its result meanwhile.
+        """
+        until = self._leased_until.get(item.id)
+        if until is not None and self._clock.monotonic() < until:
+            return True
+        logger.warning(
+            "not starting activity %r of %s: its lease ran out before it started (was this "
+            "process paused?); another worker runs it",
+            item.name,
+            item.instance_id,
+        )
+        return False
+
+    def forget_expired(self, now: float) -> None:
+        """Stop tracking (and renewing) activities whose lease may have run out by ``now``."""
+        for activity_id, until in list(self._leased_until.items()):
+            if until > now:
+                continue
+            del self._leased_until[activity_id]
+            item = self._items.pop(activity_id, None)
+            if item is not None:
+                if activity_id < 0:
+                    self._own_out.discard(item.instance_id)
+                self._uncount(item.instance_id)
+
+    def renew_if_due(self, store: Store, owner: str, held: Callable[[], list[str]]) -> list[str]:
+        """Renew the leases of the instances ``held`` gives and of the activities in flight,
+        every third of a lease; return the instances whose lease was lost.
+
+        An own task lives under its instance's lease: it is lost with it.
+        """
+        now = self._clock.monotonic()
+        if now < self._next_renew:
+            return []
+        self._next_renew = now + self._lease_s / 3
+        self.forget_expired(now)
+        instances = held()
+        if not instances and not self._items:
+            return []
+        lost = store.renew_leases(owner, instances, list(self._items), self._lease_s)
+        for activity_id in self._items:  # all unexpired when the request was sent
+            self._leased_until[activity_id] = now + self._lease_s
+        for iid in lost:
+            for activity_id, item in self._items.items():
+                if activity_id < 0 and item.instance_id == iid:
+                    self._leased_until[activity_id] = now
+        return lost
+
+    def clear(self) -> None:
+        """Forget every activity (the runtime stopped)."""
+        self._items.clear()
+        self._leased_until.clear()
+        self._own_out.clear()
+        self._by_instance.clear()
+
+    def _uncount(self, instance_id: str) -> None:
+        self._by_instance[instance_id] -= 1
+        if self._by_instance[instance_id] <= 0:
+            del self._by_instance[instance_id]

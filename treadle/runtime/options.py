@@ -1,0 +1,43 @@
+"""What every part of a running runtime reads: its settings, and whether it is stopping.
+
+Threads: :class:`RuntimeOptions` is frozen, read by any thread. :class:`RunState` is
+written by the thread that calls ``WorkflowRuntime.shutdown`` and read by every other one
+(a bool and an event: no lock needed).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+__all__ = ["RunState", "RuntimeOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """A runtime's settings for one run (see :class:`~treadle.runtime.WorkflowRuntime`)."""
+
+    owner: str
+    """The lease owner this runtime claims work as."""
+    lease_s: float
+    """How long a claim lasts without renewal."""
+    max_concurrent_activities: int
+    """Activities that run at once in this process."""
+    max_concurrent_workflows: int
+    """Instances this runtime holds at once."""
+    cache_size: int
+    """Idle instances whose live generator is kept."""
+    fail_unknown_workflows: bool
+    """Fail an instance whose workflow is not registered here (else leave it to others)."""
+
+
+class RunState:
+    """Whether the runtime is winding down (see the module)."""
+
+    __slots__ = ("draining", "stopping")
+
+    def __init__(self) -> None:
+        self.draining = False
+        """Take no new work; let the activities running finish and commit their results."""
+        self.stopping = threading.Event()
+        """Set when the runtime's threads must end."""

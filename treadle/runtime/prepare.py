@@ -1,0 +1,341 @@
+"""Preparing turns: what each instance of a round will commit, before the group commit.
+
+A claimed instance's turn resumes its cached generator with the new events, or replays its
+history first after a cache miss; an activity result for an instance held here is folded
+into the instance's next turn without a claim. An instance that cannot take a turn here is
+failed (a workflow not registered, a turn that raised), set aside (its start not visible
+yet, a workflow other workers have), or sent to a remote worker.
+
+Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
+committing a result inline, a client thread in ``start_here``). :class:`TurnPreparer` owns
+no state: it reads the store (histories) and may release an instance's lease, and touches
+the cache (loads, evicts), the in-flight activities (leases the turns plan), the wake-ups
+(claims due, instances set aside) and the remote executor (turns it sends).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from treadle.clock import Clock, utcnow
+from treadle.core.actions import ScheduleTask
+from treadle.core.history import (
+    ExecutionStarted,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestrationStatus,
+    OrchestratorStarted,
+)
+from treadle.core.replay import WorkflowExecution, failure_from_exception
+from treadle.errors import RegistrationError, StoreError
+from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.inflight import InflightActivities
+from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.registry import Registry
+from treadle.runtime.remote import RemoteExecutor
+from treadle.runtime.turns import (
+    TurnInput,
+    TurnOutput,
+    build_turn,
+    failed_turn,
+    terminal_commit,
+)
+from treadle.runtime.wakeups import Wakeups
+from treadle.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    InboxMessage,
+    InstanceRecord,
+    OrchestrationWorkItem,
+    Store,
+    TurnCommit,
+)
+
+__all__ = ["PendingTurn", "TurnPreparer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingTurn:
+    """One instance's turn in the current round, before it is committed."""
+
+    instance_id: str
+    """The instance."""
+    output: TurnOutput | None = None
+    """The built turn, when the workflow ran (None for a turn that only fails or consumes)."""
+    commit: TurnCommit | None = None
+    """What to commit; None while not prepared, or when nothing is."""
+    cached: CachedExecution | None = None
+    """The execution the turn advanced, to keep in the cache once committed."""
+    history_len_after: int = 0
+    """The run's history length once the turn is committed."""
+    completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
+    """Activity results folded into the turn."""
+
+
+class TurnPreparer:
+    """Prepares the turns of a round (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        options: RuntimeOptions,
+        run: RunState,
+        clock: Clock,
+        cache: InstanceCache,
+        inflight: InflightActivities,
+        wakeups: Wakeups,
+        remote: RemoteExecutor | None,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._options = options
+        self._run = run
+        self._clock = clock
+        self._cache = cache
+        self._inflight = inflight
+        self._wakeups = wakeups
+        self._remote = remote
+
+    def prepare_or_fail(
+        self,
+        entry: PendingTurn,
+        prepare: Callable[[], None],
+        fence: tuple[int, int, str],
+        consumed_messages: list[int],
+    ) -> None:
+        """Prepare one instance's turn; if that raises (anything but the store's errors,
+        which the round retries), fail that instance alone: the others of the round go on,
+        where the whole round would fail again and again. ``fence``: the version, history
+        length and execution id the instance is known at.
+
+        It runs on the dispatcher's and the activities' threads, never the main one: even a
+        KeyboardInterrupt or GeneratorExit here was raised by code, not by Ctrl-C.
+        """
+        try:
+            prepare()
+        except StoreError:
+            raise
+        except BaseException as exc:
+            iid = entry.instance_id
+            logger.exception("could not run a turn of workflow instance %s; failing it", iid)
+            cached = entry.cached or self._cache.get(iid)
+            parent = cached.execution.parent if cached is not None else None
+            self._cache.evict(iid)
+            details = failure_from_exception(exc)
+            details = dataclasses.replace(
+                details, message=f"treadle could not run a turn of this workflow: {details.message}"
+            )
+            entry.output = None  # (after the commit: nothing left to run)
+            entry.commit = failed_turn(
+                iid,
+                fence[0],
+                fence[1],
+                fence[2],
+                details,
+                consumed_messages,
+                now=utcnow(self._clock),
+                consumed_activities=[item.id for item, _ in entry.completions],
+                cancel_activities=True,
+                parent=parent,
+            )
+
+    def prepare_claimed(self, entry: PendingTurn, item: OrchestrationWorkItem) -> None:
+        """Prepare the turn of an instance the round claimed, with its new messages."""
+        record = item.instance
+        iid = record.instance_id
+        cached = self._cache.get(iid)
+        if (
+            cached is not None
+            and cached.execution_id == record.execution_id
+            and cached.version > record.version
+        ):
+            # A step of this instance was committed inline after the claim read it: the
+            # record is stale, the cache is not. Its messages wait in the inbox; claim again.
+            # (Results of its activities in this round are committed with the round.)
+            self._wakeups.claim_due = True
+            return
+        if cached is not None and (
+            cached.version != record.version or cached.execution_id != record.execution_id
+        ):
+            self._cache.evict(iid)
+            cached = None
+        if cached is None and entry.completions:
+            # the instance changed under us: deliver these results through its inbox
+            self._store.complete_activities(
+                self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
+            )
+            entry.completions.clear()
+        turn = TurnInput(iid, record.name, record.execution_id, record.version, record.history_len)
+        messages = item.messages
+        consumed = [m.id for m in messages]
+        if record.status.is_terminal:
+            entry.commit = terminal_commit(
+                turn,
+                status=record.status,
+                output=record.output,
+                failure=record.failure,
+                custom_status=record.custom_status,
+                consumed_messages=consumed,
+            )
+            return
+        events = [m.event for m in messages if _for_run(m, record.execution_id)]
+        has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
+        if not has_start:
+            self._prepare_unstarted(entry, turn, record, events, consumed)
+            return
+        if cached is None:
+            if self._remote is not None and record.name not in self._registry.workflows:
+                past = self._store.get_history(iid) if record.history_len else []
+                self._remote.send(record, turn, events, consumed, past)
+                return
+            cached = self._load(record)
+            if cached is None:
+                if self._options.fail_unknown_workflows:
+                    entry.commit = self._fail_unregistered(turn, record, consumed, events)
+                else:
+                    self._leave_for_others(record)
+                return
+        self.prepare_turn(entry, cached, turn, events, consumed)
+
+    def prepare_fast(self, entry: PendingTurn) -> None:
+        """Prepare the turn of a held instance from its activity results alone."""
+        cached = self._cache.get(entry.instance_id)
+        assert cached is not None  # (a result is folded in only for a cached instance)
+        turn = TurnInput(
+            entry.instance_id, cached.name, cached.execution_id, cached.version, cached.history_len
+        )
+        self.prepare_turn(entry, cached, turn, [], [])
+
+    def prepare_turn(
+        self,
+        entry: PendingTurn,
+        cached: CachedExecution,
+        turn: TurnInput,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        """Run the workflow on the turn's new events (``events``, then the activity results
+        of ``entry``) and build what the turn commits."""
+        execution = cached.execution
+        now = utcnow(self._clock)
+        new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
+        new_events.extend(e for _, e in entry.completions)
+        execution.process(new_events, replaying=False)
+        actions = execution.take_actions()
+        turn.parent = execution.parent
+        turn.created_children = execution.child_instance_ids
+        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
+        lease_n = self._inflight.plan(scheduled, draining=self._run.draining)
+        still_running = self._inflight.has_running(turn.instance_id)
+        # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
+        own = scheduled == 1 and lease_n == 1 and not self._inflight.own_task_out(turn.instance_id)
+        output = build_turn(
+            turn,
+            new_events=new_events,
+            actions=actions,
+            status=execution.status(),
+            custom_status=execution.custom_status,
+            now=now,
+            consumed_messages=consumed,
+            consumed_activities=[item.id for item, _ in entry.completions],
+            lease_activities=lease_n,
+            keep_lease=lease_n > 0 or still_running,
+            own_activity=own,
+        )
+        entry.output = output
+        entry.commit = output.commit
+        entry.cached = cached
+        entry.history_len_after = turn.history_len + len(output.commit.new_events)
+        if scheduled > lease_n:
+            self._wakeups.activity_claim_due = True
+
+    def _prepare_unstarted(
+        self,
+        entry: PendingTurn,
+        turn: TurnInput,
+        record: InstanceRecord,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+        if terminate is None:
+            # events for an instance whose start is not visible yet: wait for the start
+            self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 1.0)
+            self._store.release_leases(self._options.owner, [record.instance_id])
+            return
+        entry.commit = TurnCommit(
+            instance_id=turn.instance_id,
+            expected_version=turn.version,
+            new_events=[],
+            history_start=0,
+            status=OrchestrationStatus.TERMINATED,
+            execution_id=turn.execution_id,
+            output=terminate.input,
+            consumed_messages=consumed,
+        )
+
+    def _leave_for_others(self, record: InstanceRecord) -> None:
+        """Release an instance of a workflow this runtime does not have, for another one."""
+        if not self._wakeups.is_set_aside(record.instance_id):
+            logger.info(
+                "workflow %r of instance %s is not registered here; leaving it to other workers",
+                record.name,
+                record.instance_id,
+            )
+        self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 5.0)
+        self._store.release_leases(self._options.owner, [record.instance_id])
+
+    def _fail_unregistered(
+        self,
+        turn: TurnInput,
+        record: InstanceRecord,
+        consumed: list[int],
+        events: list[HistoryEvent],
+    ) -> TurnCommit:
+        error = RegistrationError(
+            f"workflow {record.name!r} is not registered with this runtime; register it with "
+            "runtime.register_workflow(fn) or @runtime.workflow"
+        )
+        if record.history_len:  # (its start is in its history, not among the messages)
+            events = list(self._store.get_history(record.instance_id)[:1])
+        started = next((e for e in events if isinstance(e, ExecutionStarted)), None)
+        return failed_turn(
+            turn.instance_id,
+            turn.version,
+            turn.history_len,
+            turn.execution_id,
+            failure_from_exception(error),
+            consumed,
+            now=utcnow(self._clock),
+            parent=started.parent if started is not None else None,
+        )
+
+    def _load(self, record: InstanceRecord) -> CachedExecution | None:
+        """The instance's execution rebuilt by replaying its history (a cache miss); None
+        if its workflow is not registered here."""
+        fn = self._registry.workflows.get(record.name)
+        if fn is None:
+            return None
+        execution = WorkflowExecution(fn, instance_id=record.instance_id)
+        history: list[HistoryEvent] = []
+        if record.history_len:
+            history = self._store.get_history(record.instance_id)
+            execution.process(history, replaying=True)
+        return CachedExecution(
+            execution=execution,
+            name=record.name,
+            execution_id=record.execution_id,
+            version=record.version,
+            history_len=len(history),
+        )
+
+
+def _for_run(message: InboxMessage, execution_id: str) -> bool:
+    return message.execution_id is None or message.execution_id == execution_id

@@ -1,0 +1,191 @@
+"""Claims and leases of SqliteStore: leasing instances and activity tasks, renewing and giving
+leases back, and moving own tasks to the queue when their instance's lease passes on.
+
+Claims look first with a cheap read, and take the write lock only when there is something to
+claim. Lease bookkeeping commits without an fsync (see :meth:`.Connections.write`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from treadle.store.base import ActivityWorkItem, InboxMessage, OrchestrationWorkItem
+from treadle.store.serde import INSTANCE_COLUMNS, decode_event, instance_from_row
+from treadle.store.sqlite.connection import Connections
+from treadle.store.sqlite.rows import enqueue_own_tasks
+
+__all__ = ["claim_activities", "claim_orchestrations", "release_leases", "renew_leases"]
+
+_LAPSED_OWN = (
+    "SELECT 1 FROM instances WHERE lease_owner IS NOT NULL AND lease_expires_at < ? "
+    "AND own_task IS NOT NULL"
+)
+"""Instances whose lease lapsed with an own task (uses the index instances_held)."""
+
+
+def claim_orchestrations(
+    db: Connections, owner: str, limit: int, lease_s: float, exclude: Sequence[str], now: float
+) -> list[OrchestrationWorkItem]:
+    """Lease instances with visible inbox messages; return them with those messages."""
+    excluded = set(exclude)
+    with db.errors():
+        # A cheap read first: most calls find nothing, and then take no write lock.
+        found = (
+            db.conn()
+            .execute(
+                "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
+                "OR i.lease_expires_at < ?) LIMIT ?",
+                (now, owner, now, len(excluded) + 1),
+            )
+            .fetchall()
+        )
+    if not found:
+        return []
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        candidates = conn.execute(
+            "SELECT i.instance_id FROM inbox m "
+            "JOIN instances i ON i.instance_id = m.instance_id "
+            "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
+            "OR i.lease_expires_at < ?) GROUP BY i.instance_id ORDER BY MIN(m.id) LIMIT ?",
+            (now, owner, now, limit + len(excluded)),
+        ).fetchall()
+        ids = [r[0] for r in candidates if r[0] not in excluded][:limit]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        # taken over from another owner, or from a lapsed lease: its own task, if any,
+        # goes to the queue (see OWN_TASK_RULES)
+        if enqueue_own_tasks(
+            conn,
+            "(lease_owner IS NULL OR lease_owner <> ? OR lease_expires_at < ?) "
+            f"AND instance_id IN ({marks})",
+            (owner, now, *ids),
+            now,
+        ):
+            db.gives(activities=True)
+        conn.execute(
+            f"UPDATE instances SET lease_owner = ?, lease_expires_at = ? "
+            f"WHERE instance_id IN ({marks})",
+            (owner, now + lease_s, *ids),
+        )
+        records = {
+            row[0]: instance_from_row(row)
+            for row in conn.execute(
+                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id IN ({marks})", ids
+            )
+        }
+        messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
+        for row in conn.execute(
+            f"SELECT id, instance_id, execution_id, event FROM inbox "
+            f"WHERE instance_id IN ({marks}) AND visible_at <= ? ORDER BY id",
+            (*ids, now),
+        ):
+            messages[row[1]].append(
+                InboxMessage(
+                    id=row[0],
+                    instance_id=row[1],
+                    event=decode_event(row[3]),
+                    execution_id=row[2],
+                )
+            )
+    return [OrchestrationWorkItem(records[iid], messages[iid]) for iid in ids]
+
+
+def claim_activities(
+    db: Connections, owner: str, limit: int, lease_s: float, now: float
+) -> list[ActivityWorkItem]:
+    """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+    if limit <= 0:
+        return []
+    with db.errors():
+        found = (
+            db.conn()
+            .execute(
+                "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
+                f"(lease_owner IS NULL OR lease_expires_at < ?) UNION ALL {_LAPSED_OWN} "
+                "LIMIT 1",
+                (now, now, now),
+            )
+            .fetchone()
+        )
+    if found is None:
+        return []
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        # own tasks of instances whose lease lapsed (their worker died): to the queue
+        if enqueue_own_tasks(conn, "lease_owner IS NOT NULL AND lease_expires_at < ?", (now,), now):
+            db.gives(activities=True)
+        rows = conn.execute(
+            "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
+            "FROM activity_tasks WHERE visible_at <= ? AND "
+            "(lease_owner IS NULL OR lease_expires_at < ?) ORDER BY id LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        if not rows:
+            return []
+        conn.executemany(
+            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            [(owner, now + lease_s, r[0]) for r in rows],
+        )
+    return [ActivityWorkItem(*r) for r in rows]
+
+
+def renew_leases(
+    db: Connections,
+    owner: str,
+    instance_ids: Sequence[str],
+    activity_ids: Sequence[int],
+    lease_s: float,
+    now: float,
+) -> list[str]:
+    """Extend leases; return the instance ids this owner no longer holds."""
+    lost: list[str] = []
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        for iid in instance_ids:
+            cur = conn.execute(
+                "UPDATE instances SET lease_expires_at = ? WHERE instance_id = ? "
+                "AND lease_owner = ? AND lease_expires_at >= ?",
+                (now + lease_s, iid, owner, now),
+            )
+            if cur.rowcount == 0:
+                lost.append(iid)
+        conn.executemany(  # own tasks (negative ids) live under their instance's lease
+            "UPDATE activity_tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+            [(now + lease_s, aid, owner) for aid in activity_ids if aid > 0],
+        )
+    return lost
+
+
+def release_leases(
+    db: Connections, owner: str, instance_ids: Sequence[str] | None, now: float
+) -> None:
+    """Give up this owner's leases (all of them when ``instance_ids`` is None); the own tasks
+    of the instances let go go to the queue (OWN_TASK_RULES)."""
+    with db.errors(), db.write(durable=False) as conn:
+        if instance_ids is None:
+            if enqueue_own_tasks(conn, "lease_owner = ?", (owner,), now):
+                db.gives(activities=True)
+            conn.execute(
+                "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE lease_owner = ?",
+                (owner,),
+            )
+            conn.execute(
+                "UPDATE activity_tasks SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE lease_owner = ?",
+                (owner,),
+            )
+        else:
+            marks = ",".join("?" * len(instance_ids))
+            if enqueue_own_tasks(
+                conn,
+                f"lease_owner = ? AND instance_id IN ({marks})",
+                (owner, *instance_ids),
+                now,
+            ):
+                db.gives(activities=True)
+            conn.executemany(
+                "UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE instance_id = ? AND lease_owner = ?",
+                [(iid, owner) for iid in instance_ids],
+            )
