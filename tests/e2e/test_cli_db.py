@@ -21,11 +21,11 @@ def _check_migrate_cycle(url: str) -> None:
     assert "schema version 0" in out and "not created" in out
     code, out = _run("--db", url, "db", "migrate")
     assert code == 0, out
-    assert "schema version 0 -> 2" in out
+    assert "schema version 0 -> 3" in out
     code, out = _run("--db", url, "db", "status")
-    assert code == 0 and "schema version 2" in out and "up to date" in out
+    assert code == 0 and "schema version 3" in out and "up to date" in out
     code, out = _run("--db", url, "db", "migrate")  # again: nothing to do
-    assert code == 0 and "schema version 2 -> 2" in out
+    assert code == 0 and "schema version 3 -> 3" in out
 
 
 def test_sqlite_status_and_migrate(tmp_path: Path) -> None:
@@ -70,6 +70,7 @@ def test_a_version_1_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> Non
         assert (task.instance_id, task.name) == ("old-1", "step")
         record = store.get_instance("old-1")
         assert record is not None and record.status.name == "RUNNING"
+        assert (record.app_id, record.waiting) == ("", None)  # (schema version 3)
     finally:
         store.close()
     code, out = _run("--db", f"sqlite:///{path}", "db", "status")

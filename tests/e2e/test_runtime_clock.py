@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -194,12 +194,21 @@ class _FailingClaims(SqliteStore):
             callback(True, False)
 
     def claim_orchestrations(
-        self, owner: str, limit: int, lease_s: float = 30.0, exclude: Any = ()
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float = 30.0,
+        exclude: Any = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
         self.claims_at.append(self._runtime_clock.monotonic())
         if self.failing:
             raise wf.StoreError("the claim statement failed")
-        return super().claim_orchestrations(owner, limit, lease_s, exclude)
+        return super().claim_orchestrations(
+            owner, limit, lease_s, exclude, app_id=app_id, names=names
+        )
 
 
 def test_the_dispatcher_backs_off_on_the_clock_after_an_error(

@@ -246,11 +246,11 @@ def _insert_activities(
         return lambda: {}
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at) "
-        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires "
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, app_id) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, app "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-        "  %s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
-        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, ord) "
+        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, app, ord) "
         "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
         (
             now,
@@ -262,6 +262,7 @@ def _insert_activities(
             [t.task_execution_id for _, t in tasks],
             [owner if t.leased else None for _, t in tasks],
             [lease_until if t.leased else None for _, t in tasks],
+            [t.app_id for _, t in tasks],
         ),
     )
     leased_turns = [index for index, t in tasks if t.leased]
