@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"commits"},
     {"prepare"},
-    {"cache", "inflight", "wakeups", "remote", "activities", "registry", "options"},
+    {"cache", "inflight", "wakeups", "remote", "activities", "registry", "options", "apps"},
     {"turns"},
 ]
 

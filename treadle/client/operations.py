@@ -74,11 +74,15 @@ class InstanceOperations:
         check_payloads: check that payloads are JSON text. Only a caller that makes them with
             :func:`treadle.core.codec.encode` (the Python client) turns it off, which spares
             parsing them once more.
+        app_id: the app the instances it starts belong to ("" for none): only that app's
+            workers run them (see :mod:`treadle.store.apps`).
     """
 
-    def __init__(self, store: Store, *, check_payloads: bool = True) -> None:
+    def __init__(self, store: Store, *, check_payloads: bool = True, app_id: str = "") -> None:
         self._store = store
         self._check_payloads = check_payloads
+        self.app_id = app_id
+        """The app of the instances this starts."""
 
     @property
     def store(self) -> Store:
@@ -119,6 +123,7 @@ class InstanceOperations:
             input=self._payload(input, "input"),
             execution_id=new_execution_id(),
             scheduled_start=start_at,
+            app_id=self.app_id,
         )
         for runtime in local_starts.starters(self._store.url):
             if runtime.start_here(new):

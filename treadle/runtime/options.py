@@ -27,8 +27,8 @@ class RuntimeOptions:
     """Instances this runtime holds at once."""
     cache_size: int
     """Idle instances whose live generator is kept."""
-    fail_unknown_workflows: bool
-    """Fail an instance whose workflow is not registered here (else leave it to others)."""
+    app_id: str = ""
+    """The app whose work this runtime takes ("" for none)."""
 
 
 class RunState:
