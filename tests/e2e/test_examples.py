@@ -55,6 +55,13 @@ EXPECTED = {
         '{"charge":"charged 42 after 3 attempts","gave_up":"ValueError: this never works"}',
     ],
     "typed_payloads_async_client.py": ['Workflow COMPLETED: "3 x lamp: 37.50 EUR"'],
+    "multi_app.py": [
+        "app billing ready\napp shipping ready",
+        '"receipt":"charged 37.50 EUR in app \'billing\'"',
+        '"parcels":["lamp packed in app \'shipping\'","desk packed in app \'shipping\'"]',
+        'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
+        "A call to app 'audit', which has no worker: \"TimeoutError\"",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

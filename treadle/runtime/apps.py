@@ -227,7 +227,7 @@ class Presence:
         for work, failure, before in plan.fails:
             failed = self._store.fail_waiting(work, failure, before)
             if failed:
-                logger.warning(
+                logger.info(
                     "failed %d call(s) to %s %r of app %r: %s",
                     failed,
                     work.kind.value,
