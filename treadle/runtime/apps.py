@@ -185,7 +185,7 @@ class Presence:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop_on_advance: Callable[[], None] | None = None
-        self._last_notes: list[tuple[WaitingWork, str]] | None = None
+        self._last_notes: list[tuple[object, ...]] | None = None
 
     def start(self) -> None:
         """Advertise the runtime now (before it claims anything), then every heartbeat."""
@@ -235,9 +235,14 @@ class Presence:
                     work.app_id,
                     failure.message,
                 )
-        if plan.notes != self._last_notes:
+        # Written when they change (which groups, which texts; not how many wait since when),
+        # and at the first heartbeat, which clears the notes a runtime gone since left.
+        notes: list[tuple[object, ...]] = [
+            (w.kind, w.app_id, w.name, w.caller_app_id, w.started, t) for w, t in plan.notes
+        ]
+        if notes != self._last_notes:
             self._store.note_waiting(plan.notes)
-            self._last_notes = plan.notes
+            self._last_notes = notes
 
     def _loop(self) -> None:
         next_beat = self._clock.monotonic() + HEARTBEAT_S
