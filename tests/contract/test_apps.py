@@ -12,6 +12,7 @@ from conftest import FakeClock
 from treadle.core.history import (
     EventRaised,
     ExecutionStarted,
+    ExecutionTerminated,
     OrchestrationStatus,
     ParentInfo,
     SubOrchestrationInstanceFailed,
@@ -322,3 +323,16 @@ def test_waiting_notes_are_set_cleared_and_dropped_by_a_claim(
     assert notes()["lone"] is None
     store.note_waiting([])
     assert set(notes().values()) == {None}
+
+
+def test_an_instance_asked_to_terminate_is_claimed_by_any_worker_of_its_app(
+    store: Store,
+) -> None:
+    start(store, "typo", "no_such_workflow")
+    start(store, "other-app", "no_such_workflow", app_id="billing")
+    assert _ids(store, names=[]) == []
+    for iid in ("typo", "other-app"):
+        store.send_message(NewMessage(iid, ExecutionTerminated(input='"stop"')))
+    assert _ids(store, names=[]) == ["typo"]
+    assert _ids(store, names=["wf"]) == ["typo"]
+    assert _ids(store, app_id="billing", names=[]) == ["other-app"]

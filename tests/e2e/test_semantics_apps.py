@@ -195,3 +195,30 @@ def test_app_ids_default_to_the_environment(
         assert wf.WorkflowRuntime(store_url).app_id == client.app_id == "chosen"
     with wf.WorkflowClient(store_url, app_id="") as client:
         assert wf.WorkflowRuntime(store_url, app_id="").app_id == client.app_id == ""
+
+
+def test_an_instance_nobody_runs_can_still_be_terminated(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    # Any worker of the instance's app takes a termination, whatever the workflow.
+    make_runtime()  # registers nothing
+    unknown = client.schedule_new_workflow("no_such_workflow")
+    waiting_reason(client, unknown)
+    client.terminate_workflow(unknown, output="typo")
+    state = finish(client, unknown)
+    assert (state.runtime_status, decoded(state.serialized_output)) == (
+        wf.WorkflowStatus.TERMINATED,
+        "typo",
+    )
+    # started by a worker that is gone since: terminated by one that does not have it
+    owner = make_runtime(start=False)
+    owner.register_workflow(lambda ctx, _: (yield ctx.wait_for_external_event("go")), name="w")
+    owner.start()
+    iid = client.schedule_new_workflow("w")
+    client.wait_for_workflow_start(iid, timeout_in_seconds=10)
+    owner.shutdown()
+    client.terminate_workflow(iid, output="stopped")
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.TERMINATED
+    kinds_ = [e.KIND for e in client.get_workflow_history(iid)]
+    assert kinds_[-2:] == ["ExecutionTerminated", "ExecutionCompleted"]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from treadle.clock import Clock, utcnow
-from treadle.core.actions import ScheduleTask
+from treadle.core.actions import CompleteOrchestration, ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -40,6 +40,7 @@ from treadle.runtime.turns import (
     TurnInput,
     TurnOutput,
     build_turn,
+    children_created,
     failed_turn,
     terminal_commit,
 )
@@ -204,8 +205,8 @@ class TurnPreparer:
                 self._remote.send(record, turn, events, consumed, past)
                 return
             cached = self._load(record)
-            if cached is None:  # (claims take only the workflows registered here)
-                self._leave_for_others(record)
+            if cached is None:  # (claimed for its termination, or the registry changed)
+                self._terminate_unrun(entry, turn, record, events, consumed)
                 return
         self.prepare_turn(entry, cached, turn, events, consumed)
 
@@ -301,6 +302,41 @@ class TurnPreparer:
             output=terminate.input,
             consumed_messages=consumed,
         )
+
+    def _terminate_unrun(
+        self,
+        entry: PendingTurn,
+        turn: TurnInput,
+        record: InstanceRecord,
+        events: list[HistoryEvent],
+        consumed: list[int],
+    ) -> None:
+        """End, as asked, an instance whose workflow is not registered here (claims take
+        such an instance when a termination waits for it, so that one nobody runs can be
+        terminated); without a termination, leave it to the workers that have it."""
+        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+        if terminate is None:
+            self._leave_for_others(record)
+            return
+        past = self._store.get_history(record.instance_id) if record.history_len else []
+        started = next((e for e in [*past, *events] if isinstance(e, ExecutionStarted)), None)
+        turn.parent = started.parent if started is not None else None
+        turn.created_children = children_created(past)
+        now = utcnow(self._clock)
+        ending = CompleteOrchestration(
+            id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
+        )
+        output = build_turn(
+            turn,
+            new_events=[OrchestratorStarted(timestamp=now), *events],
+            actions=[ending],
+            status=OrchestrationStatus.TERMINATED,
+            custom_status=record.custom_status,
+            now=now,
+            consumed_messages=consumed,
+        )
+        entry.output = output
+        entry.commit = output.commit
 
     def _leave_for_others(self, record: InstanceRecord) -> None:
         """Release an instance of a workflow this runtime does not have, for another one

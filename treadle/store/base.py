@@ -266,6 +266,10 @@ class TurnCommit:
     create: NewInstance | None = None
 
 
+TERMINATION_PREFIX = '{"kind":"ExecutionTerminated"'
+"""How the stored text of an ExecutionTerminated message begins (``event_to_json``): claims
+look for it (see :meth:`Store.claim_orchestrations`)."""
+
 ID_TAKEN = "an instance with this id already exists"
 """The refusal of a creating turn (:attr:`TurnCommit.create`) whose instance id is taken."""
 
@@ -417,7 +421,9 @@ class Store(Protocol):
         """Lease instances with visible inbox messages; return them with those messages.
 
         Only instances of ``app_id`` are claimed, and only of the workflows ``names`` (any
-        workflow when None), the work the claiming worker can do.
+        workflow when None), the work the claiming worker can do; but an instance of its app
+        with a termination waiting (:data:`TERMINATION_PREFIX`) is claimed whatever its
+        workflow, so that one nobody runs can still be terminated.
         """
         ...
 

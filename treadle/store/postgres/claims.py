@@ -19,7 +19,12 @@ from typing import Any
 
 from treadle.core import codec
 from treadle.core.history import event_from_dict
-from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
+from treadle.store.base import (
+    TERMINATION_PREFIX,
+    InboxMessage,
+    InstanceRecord,
+    OrchestrationWorkItem,
+)
 from treadle.store.postgres.libpq import load_rows
 from treadle.store.postgres.sql import NOSYNC, Conn, Db, enqueue_own_sql
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
@@ -35,7 +40,10 @@ _CLAIMABLE = "(i.lease_owner IS NULL OR i.lease_owner = %(owner)s OR i.lease_exp
 _KEPT = "(i.lease_owner = %(owner)s AND i.lease_expires_at >= {now}) IS TRUE"
 # The work of the claiming worker: of its app, and of one of its names (see _claim_sql).
 _MINE = "i.app_id = %(app)s{by_name}"
-_BY_NAME = " AND i.name = ANY(%(names)s::text[])"
+_BY_NAME = (  # (an instance asked to terminate is any worker's of its app: see the protocol)
+    " AND (i.name = ANY(%(names)s::text[]) OR EXISTS (SELECT 1 FROM inbox x "
+    f"WHERE x.instance_id = i.instance_id AND x.event LIKE '{TERMINATION_PREFIX}%%'))"
+)
 _CLAIM_SQL = (
     # The first `scan` visible messages of claimable instances, in id order (an index scan
     # that stops early, rather than grouping the whole inbox).
@@ -108,8 +116,6 @@ def claim_orchestrations_in(
     Each statement looks at a bounded number of messages; while that bound cuts the scan
     short and fewer than ``limit`` instances were claimed, another one continues after it.
     """
-    if names is not None and not names:
-        return []
     claim_sql = _claim_sql(names is not None)
     excluded = list(exclude)
     claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from treadle.store.base import ActivityWorkItem, InboxMessage, OrchestrationWorkItem
+from treadle.store.base import (
+    TERMINATION_PREFIX,
+    ActivityWorkItem,
+    InboxMessage,
+    OrchestrationWorkItem,
+)
 from treadle.store.serde import INSTANCE_COLUMNS, decode_event, instance_from_row
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.rows import enqueue_own_tasks
@@ -23,13 +28,20 @@ _LAPSED_OWN = (
 """Instances whose lease lapsed with an own task (uses the index instances_held)."""
 
 
-def _of_worker(table: str, app_id: str, names: Sequence[str] | None) -> tuple[str, list[object]]:
+def _of_worker(
+    table: str, app_id: str, names: Sequence[str] | None, *, terminations: bool = False
+) -> tuple[str, list[object]]:
     """The condition (and its parameters) that a row of ``table`` is work of this worker:
-    of its app, and (unless it takes any name) of one of its names."""
+    of its app, and (unless it takes any name) of one of its names; with ``terminations``,
+    an instance of its app asked to terminate is its work whatever its name."""
     if names is None:
         return f" AND {table}.app_id = ?", [app_id]
     marks = ",".join("?" * len(names))
-    return f" AND {table}.app_id = ? AND {table}.name IN ({marks})", [app_id, *names]
+    named = f"{table}.name IN ({marks})"
+    if terminations:
+        named = f"({named} OR EXISTS (SELECT 1 FROM inbox x WHERE x.instance_id = "
+        named += f"{table}.instance_id AND x.event LIKE '{TERMINATION_PREFIX}%'))"
+    return f" AND {table}.app_id = ? AND {named}", [app_id, *names]
 
 
 def claim_orchestrations(
@@ -44,11 +56,10 @@ def claim_orchestrations(
     names: Sequence[str] | None = None,
 ) -> list[OrchestrationWorkItem]:
     """Lease instances with visible inbox messages, of ``app_id`` and the workflows ``names``
-    (any when None); return them with those messages. Claiming one clears its waiting note."""
+    (any when None), or asked to terminate; return them with those messages. Claiming one
+    clears its waiting note."""
     excluded = set(exclude)
-    if names is not None and not names:
-        return []
-    mine, mine_params = _of_worker("i", app_id, names)
+    mine, mine_params = _of_worker("i", app_id, names, terminations=True)
     with db.errors():
         # A cheap read first: most calls find nothing, and then take no write lock.
         found = (
