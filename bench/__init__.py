@@ -5,6 +5,10 @@ while this process only starts workflows and waits with a WorkflowClient:
 
 - W1a: the seed's task chain, one workflow at a time: median and p99 latency.
 - W1b: the task chain, thousands at once: workflows/s and activities/s.
+- W1a and W1b again with the runtime and the client in one process (``python -m
+  bench.inproc``), as the README's first example and most embedded applications run: a start
+  is then taken by the runtime with its first turn. Printed as rows of their own
+  (``..., one process``).
 - W2: fan-out/fan-in of 100 and 1,000 items: wall time.
 - W3: one workflow of 1,000 to 10,000 sequential steps: wall time, ms per step, and
   time(10k)/time(1k) (target < 12: the cost of a step must not grow with history).
@@ -14,8 +18,8 @@ while this process only starts workflows and waits with a WorkflowClient:
 
 Options: ``--store sqlite|postgres|both``, ``--workers 1,2,4``, ``--quick``,
 ``--only W1,W3``, ``--json FILE``, ``--peer dbos`` (the same workloads on DBOS Transact, when
-``import dbos`` works), ``--profile DIR`` (py-spy samples of the workers and treadle's hot
-spots). PostgreSQL is at ``$TREADLE_BENCH_POSTGRES``, default
+``import dbos`` works), ``--profile DIR`` (py-spy samples of the workers and of the runs in
+one process, and treadle's hot spots). PostgreSQL is at ``$TREADLE_BENCH_POSTGRES``, default
 ``postgresql://postgres@127.0.0.1:5432/test``.
 """
 

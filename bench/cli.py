@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="sample the workers with py-spy into DIR and print treadle's hot spots",
+        help="sample the workers (and one-process runs) with py-spy into DIR; print hot spots",
     )
     return parser.parse_args(argv)
 
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         if procs.has_py_spy():
             report.header["profile"] = (
-                f"py-spy samples of the workers in {args.profile} "
-                "(the sampler slows the workers: take figures from a run without --profile)"
+                f"py-spy samples of the workers and one-process runs in {args.profile} "
+                "(the sampler slows them: take figures from a run without --profile)"
             )
         else:
             report.header["profile"] = "SKIPPED: py-spy is not on the PATH (pip install py-spy)"

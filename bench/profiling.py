@@ -1,4 +1,5 @@
-"""Hot spots in treadle's code, from py-spy's collapsed stacks of the worker processes.
+"""Hot spots in treadle's code, from py-spy's collapsed stacks of the worker processes
+(and of the runs in one process).
 
 py-spy (``record --format raw``) writes one line per distinct stack: frames joined by ``;``,
 outermost first, each ``function (file:line)``, then the sample count. Idle threads are not
@@ -83,17 +84,26 @@ def read_profiles(paths: Iterable[Path]) -> HotSpots:
     return spots
 
 
+def workload_of(stem: str) -> str:
+    """The workload a profile file is of, from its name: ``w1b_1w-w0`` (worker 0 of the W1b
+    run with one worker) is ``W1B``; ``w1b_one`` (the run in one process) ``W1B one process``.
+    """
+    tag, *_ = stem.split("-")
+    workload, *rest = tag.split("_")
+    return workload.upper() + (" one process" if "one" in rest else "")
+
+
 def print_hot_spots(profile_dir: Path, report: Report) -> None:
     """Print treadle's top functions for each profiled workload in ``profile_dir``."""
     by_workload: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(profile_dir.glob("*.txt")):
-        by_workload[path.stem.split("_")[0].split("-")[0].upper()].append(path)
+        by_workload[workload_of(path.stem)].append(path)
     for workload, paths in sorted(by_workload.items()):
         spots = read_profiles(paths)
         if not spots.total:
             continue
         report.note(
-            f"\nprofile {workload} ({len(paths)} worker file(s), {spots.total} busy samples; "
+            f"\nprofile {workload} ({len(paths)} process file(s), {spots.total} busy samples; "
             f"{spots.outside / spots.total:.0%} outside treadle)"
         )
         report.note("  own time (innermost treadle frame, with the library calls it makes):")

@@ -225,6 +225,29 @@ def _peaks(children: Sequence[procs.Child]) -> list[float]:
     return [c.exit.peak_mib for c in children if c.exit is not None]
 
 
+def start_and_wait(
+    client: wf.WorkflowClient,
+    workflow: str,
+    inputs: Sequence[Any],
+    expected: Sequence[Any],
+    timeout_s: float,
+) -> tuple[float, float]:
+    """Start ``workflow`` once per input, one after the other, then wait for all.
+
+    Returns:
+        the seconds from the first start to the last completion, and those the starts
+        alone took (one client, a durable commit each).
+
+    Raises:
+        BenchError: a workflow did not return what it should.
+    """
+    start = time.perf_counter()
+    ids = [client.schedule_new_workflow(workflow, input=x) for x in inputs]
+    scheduling_s = time.perf_counter() - start
+    _wait_all(client, ids, expected, timeout_s)
+    return time.perf_counter() - start, scheduling_s
+
+
 def _run_one(
     bench: Bench, tag: str, workers: int, workflow: str, inputs: Sequence[Any], expected: list[Any]
 ) -> tuple[float, list[float]]:
@@ -240,12 +263,37 @@ def _run_one(
             workers, url, bench.target.work_dir, tag, profile_dir=bench.profile_dir
         ) as children,
     ):
-        start = time.perf_counter()
-        ids = [client.schedule_new_workflow(workflow, input=x) for x in inputs]
-        bench.last_scheduling_s = time.perf_counter() - start
-        _wait_all(client, ids, expected, bench.sizes.timeout_s)
-        elapsed = time.perf_counter() - start
+        elapsed, bench.last_scheduling_s = start_and_wait(
+            client, workflow, inputs, expected, bench.sizes.timeout_s
+        )
     return elapsed, _peaks(children)
+
+
+def run_one_process(bench: Bench, workload: str, tag: str, args: Sequence[str]) -> dict[str, Any]:
+    """Run ``python -m bench.inproc --workload workload`` (runtime and client in one process)
+    on a fresh store; its JSON result, with ``peak_mib`` (its own VmHWM if it knew).
+
+    Raises:
+        BenchError: the process failed.
+    """
+    timeout_s = bench.sizes.timeout_s
+    url = bench.target.new_url(tag)
+    out = bench.target.work_dir / f"{tag}.json"
+    common = ["--workload", workload, "--url", url, "--out", str(out), "--timeout", str(timeout_s)]
+    child = procs.Child(
+        "bench.inproc",
+        [*common, *args],
+        bench.target.work_dir / f"{tag}.log",
+        stdout_to_log=True,
+    )
+    if bench.profile_dir is not None:
+        child.profile(bench.profile_dir / f"{tag}.txt")
+    info = child.wait(timeout_s * 2)
+    if info.returncode != 0 or not out.exists():
+        raise BenchError(f"bench.inproc exited with {info.returncode}: {child.log_tail()}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["peak_mib"] = result.get("peak_mib") or info.peak_mib
+    return result
 
 
 # ---- W1: the task chain -----------------------------------------------------------------
@@ -291,20 +339,8 @@ def w1a_one_process(bench: Bench) -> None:
     """W1a with the runtime and the client in one process (``bench.inproc``), as the seed
     runs them and as DBOS always runs: compared with the peer's W1a too."""
     sizes = bench.sizes
-    url = bench.target.new_url("w1a_one")
-    out = bench.target.work_dir / "w1a-one-process.json"
-    args = ["--url", url, "--out", str(out), "--size", str(sizes.w1a_runs)]
-    args += ["--warmup", str(sizes.w1a_warmup), "--timeout", str(sizes.timeout_s)]
-    child = procs.Child(
-        "bench.inproc",
-        args,
-        bench.target.work_dir / "w1a-one-process.log",
-        stdout_to_log=True,
-    )
-    info = child.wait(sizes.timeout_s * 2)
-    if info.returncode != 0 or not out.exists():
-        raise BenchError(f"bench.inproc exited with {info.returncode}: {child.log_tail()}")
-    result = json.loads(out.read_text())
+    args = ["--size", str(sizes.w1a_runs), "--warmup", str(sizes.w1a_warmup)]
+    result = run_one_process(bench, "W1a", "w1a_one", args)
     latencies_ms = result["latencies_ms"]
     n = sizes.w1a_runs
     for metric, value in (
@@ -325,7 +361,7 @@ def w1a_one_process(bench: Bench) -> None:
     bench.add(
         "W1a",
         "peak RSS, one process",
-        result.get("peak_mib") or info.peak_mib,
+        result["peak_mib"],
         "MiB",
         workers=None,
         better="lower",
@@ -368,6 +404,47 @@ def w1b_throughput(bench: Bench) -> None:
             better="higher",
         )
         bench.add_memory("W1b", peaks)
+    w1b_one_process(bench)
+
+
+def w1b_one_process(bench: Bench) -> None:
+    """W1b with the runtime and the client in one process (``bench.inproc``), as the README's
+    first example and most embedded applications run: each start is taken by the runtime
+    with its first turn. Compared with the peer's W1b too."""
+    n = bench.sizes.w1b_workflows
+    result = run_one_process(bench, "W1b", "w1b_one", ["--size", str(n)])
+    elapsed = float(result["elapsed_s"])
+    note = "runtime and client in one process; a start takes its first turn along"
+    bench.add(
+        "W1b",
+        "throughput, one process",
+        n / elapsed,
+        "wf/s",
+        size=n,
+        workers=None,
+        better="higher",
+        note=f"{note}; the {n:,} starts alone took {result['scheduling_s']:.2f} s",
+        pairs_with="throughput",
+    )
+    bench.add(
+        "W1b",
+        "activity throughput, one process",
+        3 * n / elapsed,
+        "act/s",
+        size=n,
+        workers=None,
+        better="higher",
+        pairs_with="activity throughput",
+    )
+    bench.add(
+        "W1b",
+        "peak RSS, one process",
+        result["peak_mib"],
+        "MiB",
+        workers=None,
+        better="lower",
+        pairs_with="peak RSS per worker",
+    )
 
 
 # ---- W2: fan-out/fan-in -----------------------------------------------------------------

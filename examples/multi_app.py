@@ -85,6 +85,8 @@ def serve_app() -> None:
 
 
 def main() -> None:
+    # Open the store (creating it if need be) before the other apps open it too.
+    print(f"apps on one store: {runtime.store.url}", file=sys.stderr)
     apps = [
         subprocess.Popen(
             [sys.executable, os.path.abspath(__file__)],

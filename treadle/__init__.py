@@ -22,7 +22,14 @@
 from __future__ import annotations
 
 from treadle.client import WorkflowClient, WorkflowPage, WorkflowState, WorkflowStatus
-from treadle.core.context import WorkflowActivityContext, WorkflowContext
+from treadle.core.context import WorkflowActivityContext, WorkflowContext, alternate_name
+from treadle.core.propagation import (
+    ActivityResult,
+    ChildWorkflowResult,
+    PropagatedHistory,
+    PropagationScope,
+    WorkflowResult,
+)
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import Task, when_all, when_any
 from treadle.errors import (
@@ -30,6 +37,7 @@ from treadle.errors import (
     InvalidInputError,
     LeaseLostError,
     NonDeterminismError,
+    PropagationNotFoundError,
     RegistrationError,
     SchemaVersionError,
     StoreError,
@@ -49,12 +57,17 @@ DaprWorkflowClient = WorkflowClient
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivityResult",
+    "ChildWorkflowResult",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
     "InvalidInputError",
     "LeaseLostError",
     "NonDeterminismError",
+    "PropagatedHistory",
+    "PropagationNotFoundError",
+    "PropagationScope",
     "RegistrationError",
     "RetryPolicy",
     "SchemaVersionError",
@@ -70,11 +83,13 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowPage",
+    "WorkflowResult",
     "WorkflowRuntime",
     "WorkflowState",
     "WorkflowStateError",
     "WorkflowStatus",
     "__version__",
+    "alternate_name",
     "when_all",
     "when_any",
 ]

@@ -34,7 +34,8 @@ class DaprWorkflowClient:
     Args:
         store: a store URL or object, as for :class:`treadle.WorkflowClient`.
         max_threads: store calls (waits included) running at once for this client.
-        host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
+        host, port, logger_options: accepted for Dapr compatibility and ignored (treadle
+            talks to the store; it logs through the ``treadle`` loggers).
         app_id: the app of the workflows it starts, as for :class:`treadle.WorkflowClient`.
     """
 
@@ -44,6 +45,7 @@ class DaprWorkflowClient:
         *,
         host: str | None = None,
         port: str | int | None = None,
+        logger_options: Any = None,
         max_threads: int = 64,
         app_id: str | None = None,
         **dapr_options: Any,
@@ -215,7 +217,7 @@ class DaprWorkflowClient:
         """Resume a suspended instance."""
         await self._run(self._sync.resume_workflow, instance_id)
 
-    async def purge_workflow(self, instance_id: str, *, recursive: bool = True) -> int:
+    async def purge_workflow(self, instance_id: str, recursive: bool = True) -> int:
         """Delete a finished instance's state (and its children's); return how many."""
         return await self._run(
             functools.partial(self._sync.purge_workflow, instance_id, recursive=recursive)

@@ -511,10 +511,16 @@ def _event_row(event: HistoryEvent, instance_id: str) -> list[str]:
     ids += [f"->#{data[k]}" for k in ("task_scheduled_id", "timer_id") if k in data]
     name = " ".join(str(data[k]) for k in ("name", "instance_id") if k in data)
     failure = data.get("failure")
+    version = data.get("version")
     if failure is not None:
         payload = f"{failure['error_type']}: {failure['message']}"
+    elif version is not None:  # a turn's workflow version and new patches
+        parts = [f"version {version['name']}"] if version.get("name") else []
+        if version.get("patches"):
+            parts.append("patches " + ", ".join(version["patches"]))
+        payload = "; ".join(parts)
     else:
-        keys = ("status", "input", "result", "fire_at", "reason")
+        keys = ("status", "input", "result", "fire_at", "reason", "description")
         payload = " ".join(str(data[k]) for k in keys if k in data)
     payload = payload.replace("\n", "\\n")
     if len(payload) > PAYLOAD_WIDTH:

@@ -8,7 +8,8 @@ The tree::
     │   ├── NonDeterminismError      workflow code changed under a running instance
     │   ├── WorkflowNotFoundError    no instance with that id
     │   ├── WorkflowAlreadyExistsError  an unfinished instance already has that id
-    │   └── WorkflowStateError       the instance's state forbids the call (purge a running one)
+    │   ├── WorkflowStateError       the instance's state forbids the call (purge a running one)
+    │   └── PropagationNotFoundError  a propagated history has no such workflow, activity or child
     ├── RegistrationError            unknown or duplicate workflow/activity name
     ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
     └── StoreError
@@ -56,7 +57,12 @@ class TaskFailedError(WorkflowError):
 
     def __init__(self, message: str, details: FailureDetails) -> None:
         super().__init__(message)
-        self.details = details
+        self._details = details
+
+    @property
+    def details(self) -> FailureDetails:
+        """The failure's type, message and stack trace."""
+        return self._details
 
 
 class NonDeterminismError(WorkflowError):
@@ -73,6 +79,11 @@ class WorkflowAlreadyExistsError(WorkflowError):
 
 class WorkflowStateError(WorkflowError):
     """The instance's current state does not allow the requested operation."""
+
+
+class PropagationNotFoundError(WorkflowError):
+    """A query of a propagated history found nothing of that name (see
+    ``ctx.get_propagated_history()``)."""
 
 
 class RegistrationError(TreadleError):

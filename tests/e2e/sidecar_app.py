@@ -2,10 +2,13 @@
 
 ``app_mixed`` calls ``sdk_shout``, which only the SDK worker registers; the SDK worker's
 ``sdk_calls_app_activity`` calls ``app_double``, which only this module registers.
+``app_propagated_summary`` reports the history an SDK workflow propagated to it;
+``app_propagates`` propagates its own to the SDK worker's ``sdk_audit``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -54,3 +57,25 @@ def app_chain(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
 def app_wait_event(ctx: wf.WorkflowContext, _: object) -> Workflow[dict[str, Any]]:
     data = yield ctx.wait_for_external_event("go")
     return {"got": data}
+
+
+@runtime.activity
+def app_propagated_summary(ctx: wf.WorkflowActivityContext, _: object) -> Any:
+    history = ctx.get_propagated_history()
+    if history is None:
+        return None
+    return {
+        "scope": history.scope.name,
+        "chain": [[w.app_id, w.instance_id, w.name] for w in history.get_workflows()],
+        "validated": [
+            [a.completed, json.loads(a.output or "null")]
+            for w in history.get_workflows()
+            for a in w.get_activities_by_name("sdk_validate")
+        ],
+    }
+
+
+@runtime.workflow
+def app_propagates(ctx: wf.WorkflowContext, _: object) -> Workflow[Any]:
+    yield ctx.call_activity("sdk_validate", input="app")
+    return (yield ctx.call_activity("sdk_audit", propagation=wf.PropagationScope.OWN_HISTORY))

@@ -74,8 +74,12 @@ def test_the_async_client_drives_instances(url: str, runtime: wf.WorkflowRuntime
             assert started is not None
             with pytest.raises(TimeoutError):
                 await client.wait_for_workflow_completion(waiting, timeout_in_seconds=0.2)
-            await client.pause_workflow(waiting)
+            await client.pause_workflow(waiting)  # visible when it returns
+            paused = await client.get_workflow_state(waiting)
+            assert paused is not None and paused.runtime_status is wf.WorkflowStatus.SUSPENDED
             await client.resume_workflow(waiting)
+            resumed = await client.get_workflow_state(waiting)
+            assert resumed is not None and resumed.runtime_status is wf.WorkflowStatus.RUNNING
             # many waits at once do not block one another or the loop
             waits = [
                 client.wait_for_workflow_completion(waiting, timeout_in_seconds=30)
@@ -97,7 +101,7 @@ def test_the_async_client_drives_instances(url: str, runtime: wf.WorkflowRuntime
             stopped = await client.schedule_new_workflow("waiter", instance_id="t-1")
             await client.wait_for_workflow_start(stopped, timeout_in_seconds=30)
             await client.terminate_workflow(stopped, output="bye")
-            ended = await client.wait_for_workflow_completion(stopped, timeout_in_seconds=30)
+            ended = await client.get_workflow_state(stopped)
             assert ended is not None and ended.runtime_status is wf.WorkflowStatus.TERMINATED
 
             assert await client.purge_workflow("t-1") == 1

@@ -45,10 +45,21 @@ def test_bench_quick_prints_header_and_one_line_per_measurement(tmp_path: Path) 
     def line(workload: str, metric: str, unit: str) -> str:
         return rf"(?m)^{workload}\s+treadle sqlite w=\d+\s+{metric}\s+(?:n=\d+\s+)?{NUMBER} {unit}"
 
+    def one_process(workload: str, metric: str, unit: str) -> str:
+        """A row of the run with the runtime and the client in one process (no worker count)."""
+        where = rf"{workload}\s+treadle sqlite\s+{metric}, one process"
+        return rf"(?m)^{where}\s+(?:n=\d+\s+)?{NUMBER} {unit}"
+
     assert re.search(line("W1a", "latency median", "ms"), out), out
     assert re.search(line("W1a", "latency p99", "ms"), out), out
     assert re.search(line("W1b", "throughput", "wf/s"), out), out
     assert re.search(line("W1b", "activity throughput", "act/s"), out), out
+    assert re.search(one_process("W1a", "latency median", "ms"), out), out
+    assert re.search(one_process("W1a", "latency p99", "ms"), out), out
+    assert re.search(one_process("W1b", "throughput", "wf/s"), out), out
+    assert re.search(one_process("W1b", "activity throughput", "act/s"), out), out
+    for workload in ("W1a", "W1b"):
+        assert re.search(one_process(workload, "peak RSS", "MiB"), out), out
     assert len(re.findall(line("W3", "wall time", "s"), out)) == 4, out
     assert len(re.findall(line("W3", "time per step", "ms"), out)) == 4, out
     for workload in ("W1a", "W1b", "W3"):
@@ -60,4 +71,6 @@ def test_bench_quick_prints_header_and_one_line_per_measurement(tmp_path: Path) 
 
     data = json.loads(results.read_text())
     assert {m["workload"] for m in data["measurements"]} == {"floor", "W1a", "W1b", "W3"}
+    one = [m for m in data["measurements"] if m["metric"] == "throughput, one process"]
+    assert [(m["workload"], m["workers"], m["unit"]) for m in one] == [("W1b", None, "wf/s")]
     assert data["errors"] == []

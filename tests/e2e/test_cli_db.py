@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from treadle.cli import main
+from treadle.store.sqlite import schema as sqlite_schema
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -15,26 +16,28 @@ def _run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _check_migrate_cycle(url: str) -> None:
+def _check_migrate_cycle(url: str, newest: int) -> None:
     code, out = _run("--db", url, "db", "status")
     assert code == 0, out
     assert "schema version 0" in out and "not created" in out
     code, out = _run("--db", url, "db", "migrate")
     assert code == 0, out
-    assert "schema version 0 -> 3" in out
+    assert f"schema version 0 -> {newest}" in out
     code, out = _run("--db", url, "db", "status")
-    assert code == 0 and "schema version 3" in out and "up to date" in out
+    assert code == 0 and f"schema version {newest}" in out and "up to date" in out
     code, out = _run("--db", url, "db", "migrate")  # again: nothing to do
-    assert code == 0 and "schema version 3 -> 3" in out
+    assert code == 0 and f"schema version {newest} -> {newest}" in out
 
 
 def test_sqlite_status_and_migrate(tmp_path: Path) -> None:
-    _check_migrate_cycle(f"sqlite:///{tmp_path / 'fresh.db'}")
+    _check_migrate_cycle(f"sqlite:///{tmp_path / 'fresh.db'}", sqlite_schema.SCHEMA_VERSION)
 
 
 @pytest.mark.postgres
 def test_postgres_status_and_migrate(postgres_schema_url: str) -> None:
-    _check_migrate_cycle(postgres_schema_url)
+    from treadle.store.postgres import SCHEMA_VERSION
+
+    _check_migrate_cycle(postgres_schema_url, SCHEMA_VERSION)
 
 
 def test_unreachable_postgres_is_a_clear_error() -> None:

@@ -55,6 +55,18 @@ EXPECTED = {
         '{"charge":"charged 42 after 3 attempts","gave_up":"ValueError: this never works"}',
     ],
     "typed_payloads_async_client.py": ['Workflow COMPLETED: "3 x lamp: 37.50 EUR"'],
+    "history_propagation.py": [
+        'm-42: COMPLETED: {"payment":"paid m-42","audit":"audited [\'checkout\'] (LINEAGE): '
+        'pay completed=True"}',
+        'x-13: COMPLETED: {"payment":"refused: invalid merchant"',
+    ],
+    "versioning.py": [
+        'lamp: started on v1 before the upgrade, COMPLETED: "lamp shipped by v1"',
+        'book: on v2, past the gift-wrap point before the patch, COMPLETED: "book shipped by v2"',
+        'vase: started after the patch, COMPLETED: "vase shipped by v2, gift-wrapped"',
+        "chair: on v1, which this release removed: STALLED (Version not available: v1)",
+        'chair: once v1 is back, COMPLETED: "chair shipped by v1"',
+    ],
     "multi_app.py": [
         "app billing ready\napp shipping ready",
         '"receipt":"charged 37.50 EUR in app \'billing\'"',

@@ -226,6 +226,19 @@ def test_raise_event_pause_and_resume(workflows: wf.WorkflowRuntime, http: Http)
     assert json.loads(done["properties"]["dapr.workflow.output"]) == {"k": [1, 2]}
 
 
+def test_pause_resume_and_terminate_show_when_they_return(
+    workflows: wf.WorkflowRuntime, http: Http
+) -> None:
+    http.post(f"{DAPR}/Waiter/start?instanceID=w-3")
+    wait_status(http, "w-3", "RUNNING")
+    assert http.post(f"{DAPR}/w-3/pause").status_code == 202
+    assert status(http, "w-3") == "SUSPENDED"
+    assert http.post(f"{DAPR}/w-3/resume").status_code == 202
+    assert status(http, "w-3") == "RUNNING"
+    assert http.post(f"{DAPR}/w-3/terminate").status_code == 202
+    assert status(http, "w-3") == "TERMINATED"
+
+
 def test_raise_event_with_empty_body_delivers_null(
     workflows: wf.WorkflowRuntime, http: Http
 ) -> None:

@@ -15,6 +15,7 @@ from treadle.core.history import (
     ExecutionSuspended,
     ExecutionTerminated,
     HistoryEvent,
+    OrchestrationStatus,
     OrchestratorStarted,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
@@ -27,6 +28,7 @@ from treadle.core.history import (
 )
 from treadle.core.replay import ReplayResult, WorkflowExecution, replay
 from treadle.core.tasks import Task
+from treadle.core.versioning import Stall, VersionedWorkflow, settle_turn
 from treadle.errors import FailureDetails
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -160,7 +162,7 @@ class Run:
 
     def __init__(
         self,
-        workflow: Callable[..., Any],
+        workflow: Callable[..., Any] | VersionedWorkflow,
         input: Any = None,
         *,
         name: str = "wf",
@@ -169,19 +171,35 @@ class Run:
         self.workflow = workflow
         self.execution = WorkflowExecution(workflow, instance_id=INSTANCE)
         self.history: list[HistoryEvent] = []
+        self.stall: Stall | None = None
         self.actions = self.turn(workflow_started(name, input), when=when)
 
     def turn(self, *events: HistoryEvent, when: datetime = T0) -> list[Any]:
         # list[Any]: tests unpack the actions and read the fields of the concrete kinds.
         assert not self.execution.is_complete, "the engine gives a finished run no more turns"
+        assert self.stall is None, "the engine gives a stalled run no more turns"
         batch: list[HistoryEvent] = [turn(when), *events]
         expected = replay(self.workflow, self.history, batch, instance_id=INSTANCE)
         self.execution.process(batch, replaying=False)
-        actions = self.execution.take_actions()
-        self.execution.confirm_actions()
+        settled = settle_turn(
+            batch,
+            self.execution.take_actions(),
+            recorded=self.execution.patches.recorded,
+            recorded_name=self.execution.recorded_version_name,
+            reported=self.execution.reported_version(),
+        )
+        actions = settled.actions
         assert_same_actions(actions, expected.actions)
+        assert settled.stall == expected.stall
+        if settled.stall is not None:
+            # the engine records the stall alone: the events wait for a worker that can go on
+            assert expected.status is OrchestrationStatus.STALLED
+            self.stall = settled.stall
+            self.history.append(settled.stall.to_event(when))
+            return []
+        self.execution.confirm_actions()
         assert self.execution.status() is expected.status
-        self.history.extend(batch)
+        self.history.extend(settled.new_events)
         for action in actions:
             event = action_to_event(action, when)
             if event is not None:

@@ -16,6 +16,7 @@ from treadle.core.actions import (
     CompleteOrchestration,
     CreateSubOrchestration,
     CreateTimer,
+    ReportVersionNotAvailable,
     ScheduleTask,
     SendEvent,
 )
@@ -42,6 +43,7 @@ from treadle.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    WorkflowVersion,
 )
 from treadle.errors import FailureDetails, InvalidInputError
 from treadle.server import grpc_codec as codec
@@ -120,6 +122,9 @@ SAMPLE_EVENTS: list[HistoryEvent] = [
     EventSent(event_id=6, timestamp=_at(14), instance_id="o-2", name="ping", input='"hi"'),
     ExecutionStalled(timestamp=_at(15), reason="VERSION_NOT_AVAILABLE", description="v2 missing"),
     ExecutionStalled(timestamp=_at(15), reason="PATCH_MISMATCH"),
+    OrchestratorStarted(timestamp=T0, version=WorkflowVersion("v1", ("p1", "p2"))),
+    OrchestratorStarted(timestamp=T0, version=WorkflowVersion(None, ("p1",))),
+    OrchestratorStarted(timestamp=T0, version=WorkflowVersion("v2")),
 ]
 
 
@@ -341,6 +346,7 @@ SAMPLE_ACTIONS: list[Action] = [
             EventRaised(name="more", input=None),
         ),
     ),
+    ReportVersionNotAvailable(id=14),
 ]
 
 
@@ -499,11 +505,8 @@ def test_completion_with_a_non_final_status_is_invalid_input(status: str) -> Non
         apb.WorkflowAction(
             id=2, createDetachedWorkflow=apb.CreateDetachedWorkflowAction(instanceId="d", name="w")
         ),
-        apb.WorkflowAction(
-            id=3, workflowVersionNotAvailable=apb.WorkflowVersionNotAvailableAction()
-        ),
     ],
-    ids=["terminateWorkflow", "createDetachedWorkflow", "workflowVersionNotAvailable"],
+    ids=["terminateWorkflow", "createDetachedWorkflow"],
 )
 def test_action_kinds_without_core_equivalent_are_invalid_input(
     action: apb.WorkflowAction,
@@ -547,3 +550,26 @@ def test_service_has_no_proto_package() -> None:
 def test_generated_modules_live_in_the_treadle_package() -> None:
     assert spb.WorkItem.__module__ == "treadle.server._proto.orchestrator_service_pb2"
     assert hpb.HistoryEvent.__module__ == "treadle.server._proto.history_events_pb2"
+
+
+def test_worker_version_as_the_sdk_sends_it() -> None:
+    # dapr-ext-workflow 1.18.3 sets WorkflowResponse.version only when it has a name or patches
+    response = spb.WorkflowResponse(
+        instanceId="o-1", version=opb.WorkflowVersion(patches=["p1", "p1", "p2"])
+    )
+    wire = spb.WorkflowResponse.FromString(response.SerializeToString())
+    assert codec.version_from_proto(wire.version) == WorkflowVersion(None, ("p1", "p1", "p2"))
+    named = opb.WorkflowVersion(name="v1")
+    assert codec.version_from_proto(named) == WorkflowVersion("v1")
+    assert codec.version_to_proto(WorkflowVersion("v1")) == named
+    assert not codec.version_to_proto(WorkflowVersion(None, ("p",))).HasField("name")
+
+
+def test_recorded_version_reaches_the_sdk_in_workflow_started() -> None:
+    event = OrchestratorStarted(timestamp=T0, version=WorkflowVersion("v1", ("p1",)))
+    proto = codec.history_event_to_proto(event)
+    assert proto.workflowStarted.version.name == "v1"
+    assert list(proto.workflowStarted.version.patches) == ["p1"]
+    assert not codec.history_event_to_proto(OrchestratorStarted()).workflowStarted.HasField(
+        "version"
+    )

@@ -25,15 +25,20 @@ from treadle.core.history import (
     EVENT_TYPES,
     EventSent,
     ExecutionCompleted,
+    ExecutionStarted,
     HistoryEvent,
     OrchestrationStatus,
     ParentInfo,
+    PropagatedChunk,
+    Propagation,
     SubOrchestrationInstanceCreated,
     TaskFailed,
     TaskScheduled,
     TimerCreated,
+    WorkflowVersion,
     event_from_dict,
     event_to_dict,
+    event_to_json,
 )
 from treadle.errors import FailureDetails
 
@@ -57,13 +62,54 @@ _PARENTS = st.builds(
     name=st.text(),
     app_id=st.none() | st.text(),
 )
+_CHUNK_EVENTS = st.lists(
+    st.one_of(
+        st.builds(
+            TaskScheduled,
+            event_id=st.integers(min_value=0, max_value=2**31),
+            timestamp=_DATETIMES,
+            name=st.text(),
+            input=st.none() | st.text(),
+        ),
+        st.builds(
+            ExecutionStarted,
+            timestamp=_DATETIMES,
+            name=st.text(),
+            instance_id=st.text(),
+            execution_id=st.text(),
+            parent=st.none() | _PARENTS,
+        ),
+    ),
+    max_size=3,
+).map(tuple)
+_PROPAGATIONS = st.builds(
+    Propagation,
+    scope=st.sampled_from([1, 2]),
+    chunks=st.lists(
+        st.builds(
+            PropagatedChunk,
+            app_id=st.text(min_size=1),
+            instance_id=st.text(),
+            workflow_name=st.text(),
+            events=_CHUNK_EVENTS,
+        ),
+        max_size=2,
+    ).map(tuple),
+)
+_VERSIONS = st.builds(
+    WorkflowVersion,
+    name=st.none() | st.text(),
+    patches=st.lists(st.text(), max_size=3).map(tuple),
+)
 _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
+    Propagation: _PROPAGATIONS,
     int: st.integers(min_value=-1, max_value=2**31),
     str: st.text(),
     bool: st.booleans(),
     datetime: _DATETIMES,
     FailureDetails: _FAILURES,
     ParentInfo: _PARENTS,
+    WorkflowVersion: _VERSIONS,
     OrchestrationStatus: st.sampled_from(OrchestrationStatus),
 }
 
@@ -106,6 +152,8 @@ def test_event_round_trips_through_json(cls: type[HistoryEvent], data: st.DataOb
     back = event_from_dict(codec.loads(codec.dumps(as_dict)))
     assert type(back) is cls
     assert back == event
+    # ... and so must the text the stores write
+    assert event_from_dict(codec.loads(event_to_json(event))) == event
 
 
 def test_to_dict_is_plain_json_and_omits_none() -> None:

@@ -9,12 +9,17 @@ import sys
 import treadle as wf
 
 EXPECTED = {
+    "ActivityResult",
+    "ChildWorkflowResult",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
     "InvalidInputError",
     "LeaseLostError",
     "NonDeterminismError",
+    "PropagatedHistory",
+    "PropagationNotFoundError",
+    "PropagationScope",
     "RegistrationError",
     "RetryPolicy",
     "SchemaVersionError",
@@ -30,11 +35,13 @@ EXPECTED = {
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowPage",
+    "WorkflowResult",
     "WorkflowRuntime",
     "WorkflowState",
     "WorkflowStateError",
     "WorkflowStatus",
     "__version__",
+    "alternate_name",
     "when_all",
     "when_any",
 }

@@ -132,6 +132,24 @@ def test_events_after_continue_as_new_in_the_same_batch_are_carried(save_events:
         assert _carried(completion) == []
 
 
+def test_carried_events_keep_the_order_they_were_raised_in_whatever_their_names() -> None:
+    # Bug fixed: they were carried grouped by name, in the names' alphabetical order.
+    def wf(ctx: WorkflowContext, _: object) -> Workflow[None]:
+        yield ctx.wait_for_external_event("go")
+        ctx.continue_as_new(None, save_events=True)
+
+    run = Run(wf)
+    run.turn(event_raised("zeta", 1), event_raised("alpha", 2), event_raised("Zeta", 3))
+    [completion] = run.turn(event_raised("mid", 4), event_raised("go"), event_raised("beta", 5))
+    assert _carried(completion) == [
+        ("zeta", "1"),
+        ("alpha", "2"),
+        ("Zeta", "3"),
+        ("mid", "4"),
+        ("beta", "5"),
+    ]
+
+
 def test_carried_events_in_the_next_run_are_delivered_in_order() -> None:
     eternal = eternal_workflow(save_events=True)
     run = Run(eternal, [])

@@ -8,7 +8,7 @@ import pytest
 
 from treadle.clock import ManualClock, SystemClock, utcnow
 from treadle.core.replay import WorkflowExecution
-from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.cache import IDLE_S, CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.base import ActivityWorkItem
@@ -94,16 +94,46 @@ def test_trimming_the_cache_drops_the_least_recently_used_executions_never_held_
         execution = WorkflowExecution(lambda ctx, _: None, instance_id="x")
         return CachedExecution(execution, "wf", "e-1", version=1, history_len=3, held=held)
 
-    cache.keep("held", cached(held=True))
-    cache.keep("a", cached(held=False))
-    cache.keep("b", cached(held=False))
+    cache.keep("held", cached(held=True), 0.0)
+    cache.keep("a", cached(held=False), 0.0)
+    cache.keep("b", cached(held=False), 0.0)
     assert cache.get("a") is None and cache.get("b") is not None
     assert cache.get("held") is not None and cache.held_ids() == ["held"]
-    cache.keep("held", cached(held=False))  # let go: now the oldest is "b"
-    cache.keep("c", cached(held=False))
+    cache.keep("held", cached(held=False), 0.0)  # let go: now the oldest is "b"
+    cache.keep("c", cached(held=False), 0.0)
     assert cache.get("b") is None and cache.held_count == 0
     cache.evict("held")
     assert cache.get("held") is None
+
+
+def test_an_idle_execution_is_resumed_no_more_a_held_one_always() -> None:
+    cache = InstanceCache(size=10)
+
+    def cached(held: bool) -> CachedExecution:
+        execution = WorkflowExecution(lambda ctx, _: None, instance_id="x")
+        return CachedExecution(execution, "wf", "e-1", version=1, history_len=3, held=held)
+
+    cache.keep("waits", cached(held=False), 100.0)
+    cache.keep("runs", cached(held=True), 100.0)
+    assert cache.resumable("waits", 100.0 + IDLE_S) is not None
+    assert cache.resumable("runs", 200.0) is not None
+    assert cache.resumable("waits", 100.0 + IDLE_S + 0.01) is None  # waited: replayed
+    assert cache.get("waits") is None and cache.get("runs") is not None
+    assert cache.resumable("unknown", 0.0) is None
+
+
+def test_an_instance_set_aside_as_stalled_is_let_back_when_code_may_have_come() -> None:
+    clock = ManualClock(START)
+    wakeups = Wakeups(clock)
+    wakeups.set_aside("stalled", clock.monotonic() + 30.0, stalled=True)
+    wakeups.set_aside("other", clock.monotonic() + 30.0)
+    assert wakeups.set_aside_ids(clock.monotonic()) == ["stalled", "other"]
+    wakeups.retry_stalled()
+    assert wakeups.claim_due and wakeups.event.is_set()
+    assert wakeups.set_aside_ids(clock.monotonic()) == ["other"]
+    wakeups.set_aside("stalled", clock.monotonic() + 30.0)  # set aside again, not as stalled
+    wakeups.retry_stalled()
+    assert sorted(wakeups.set_aside_ids(clock.monotonic())) == ["other", "stalled"]
 
 
 def test_an_instance_set_aside_is_let_back_when_its_time_is_up_on_the_clock() -> None:

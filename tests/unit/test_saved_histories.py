@@ -22,6 +22,7 @@ from treadle.core.context import WorkflowContext
 from treadle.core.history import HistoryEvent, OrchestrationStatus, event_from_dict
 from treadle.core.replay import replay
 from treadle.core.retry import RetryPolicy
+from treadle.core.versioning import VersionedWorkflow
 
 from .helpers import Workflow
 
@@ -56,10 +57,38 @@ def monitor(ctx: WorkflowContext, state: dict[str, list[Any]]) -> Workflow[None]
     ctx.continue_as_new({"seen": state["seen"] + [item]}, save_events=True)
 
 
+def order_v1(ctx: WorkflowContext, order: dict[str, Any]) -> Workflow[dict[str, Any]]:
+    reserved = yield ctx.call_activity("reserve", input=order)
+    return {"v": 1, "reserved": reserved}
+
+
+def order_v2(ctx: WorkflowContext, order: dict[str, Any]) -> Workflow[dict[str, Any]]:
+    reserved = yield ctx.call_activity("reserve", input=order)
+    insured = None
+    if ctx.is_patched("insure"):
+        insured = yield ctx.call_activity("insure", input=order)
+    yield ctx.wait_for_external_event("paid")
+    return {"v": 2, "reserved": reserved, "insured": insured}
+
+
+def order_v3(ctx: WorkflowContext, order: dict[str, Any]) -> Workflow[dict[str, Any]]:
+    yield ctx.create_timer(timedelta(days=1))
+    return {"v": 3}
+
+
+def order_versions() -> VersionedWorkflow:
+    """Today's versions of "order": the history ran v2 with the patch, v3 is the latest now."""
+    versions = VersionedWorkflow("order")
+    versions.add("v1", order_v1, is_latest=False)
+    versions.add("v2", order_v2, is_latest=False)
+    versions.add("v3", order_v3, is_latest=True)
+    return versions
+
+
 # ---- expectations --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Expected:
-    workflow: Callable[..., Any]
+    workflow: Callable[..., Any] | VersionedWorkflow
     status: OrchestrationStatus
     output: Any
     carryover: tuple[tuple[str, str | None], ...] = ()
@@ -79,6 +108,11 @@ EXPECTED = {
         OrchestrationStatus.CONTINUED_AS_NEW,
         {"seen": ["a", "b"]},
         carryover=(("work", '"c"'), ("work", "0")),
+    ),
+    "versioned_patched.json": Expected(
+        order_versions(),
+        OrchestrationStatus.COMPLETED,
+        {"v": 2, "reserved": "r-1", "insured": "i-1"},
     ),
 }
 

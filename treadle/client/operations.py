@@ -15,6 +15,7 @@ of threads at once.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from treadle.store.base import (
 
 __all__ = ["InstanceOperations", "PurgeOutcome"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class PurgeOutcome:
@@ -74,13 +77,25 @@ class InstanceOperations:
         check_payloads: check that payloads are JSON text. Only a caller that makes them with
             :func:`treadle.core.codec.encode` (the Python client) turns it off, which spares
             parsing them once more.
+        control_wait_s: how long a terminate, suspend or resume waits at most for a worker to
+            take it, so that the state read next shows it (see :meth:`suspend`).
         app_id: the app the instances it starts belong to ("" for none): only that app's
             workers run them (see :mod:`treadle.store.apps`).
     """
 
-    def __init__(self, store: Store, *, check_payloads: bool = True, app_id: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        check_payloads: bool = True,
+        control_wait_s: float = 10.0,
+        app_id: str = "",
+    ) -> None:
         self._store = store
         self._check_payloads = check_payloads
+        self.control_wait_s = control_wait_s
+        """How long :meth:`terminate`, :meth:`suspend` and :meth:`resume` wait at most for a
+        worker to take the request (0: not at all)."""
         self.app_id = app_id
         """The app of the instances this starts."""
 
@@ -321,7 +336,9 @@ class InstanceOperations:
         """
         text = self._payload(output, "output")
         self._signal(
-            instance_id, ExecutionTerminated(timestamp=_now(), input=text, recurse=recursive)
+            instance_id,
+            ExecutionTerminated(timestamp=_now(), input=text, recurse=recursive),
+            done=lambda r: r.status.is_terminal,
         )
 
     def suspend(self, instance_id: str, *, reason: str | None = None) -> None:
@@ -334,7 +351,12 @@ class InstanceOperations:
         Raises:
             WorkflowNotFoundError: no such instance.
         """
-        self._signal(instance_id, ExecutionSuspended(timestamp=_now(), input=reason or None))
+        self._signal(
+            instance_id,
+            ExecutionSuspended(timestamp=_now(), input=reason or None),
+            shown=OrchestrationStatus.SUSPENDED,
+            done=lambda r: r.status is OrchestrationStatus.SUSPENDED or r.status.is_terminal,
+        )
 
     def resume(self, instance_id: str, *, reason: str | None = None) -> None:
         """Resume a suspended instance. Resuming a finished instance does nothing.
@@ -345,13 +367,58 @@ class InstanceOperations:
         Raises:
             WorkflowNotFoundError: no such instance.
         """
-        self._signal(instance_id, ExecutionResumed(timestamp=_now(), input=reason or None))
+        self._signal(
+            instance_id,
+            ExecutionResumed(timestamp=_now(), input=reason or None),
+            shown=OrchestrationStatus.RUNNING,
+            done=lambda r: r.status is not OrchestrationStatus.SUSPENDED,
+        )
 
-    def _signal(self, instance_id: str, event: HistoryEvent) -> None:
-        """Send a control event (terminate, suspend, resume) unless the instance finished."""
+    def _signal(
+        self,
+        instance_id: str,
+        event: HistoryEvent,
+        *,
+        done: Callable[[InstanceRecord], bool],
+        shown: OrchestrationStatus | None = None,
+    ) -> None:
+        """Send a control event (terminate, suspend, resume) unless the instance finished,
+        and return once the instance's state shows it (``done``), as daprd's calls do.
+
+        An instance nobody holds shows a suspend or resume at once (the store changes its
+        status with the message). One a worker holds, and any one that a runtime of this
+        process may take, is waited for, at most :attr:`control_wait_s` seconds: its worker
+        takes the message within a turn. (A termination takes no workflow code, so a runtime
+        here gives up any turn it sent to a remote worker for the instance: that worker may
+        be gone.) Otherwise the message waits for the next worker that claims the instance.
+        """
         record = self._require(instance_id)
-        if not record.status.is_terminal:
-            self._store.send_message(NewMessage(record.instance_id, event))
+        if record.status.is_terminal:
+            return
+        iid = record.instance_id
+        leased = self._store.signal_instance(NewMessage(iid, event), shown_status=shown)
+        runtimes = local_starts.starters(self._store.url)
+        if isinstance(event, ExecutionTerminated):
+            for runtime in runtimes:
+                runtime.abandon_remote_turn(iid)
+        if not (leased or runtimes) or self.control_wait_s <= 0:
+            return
+        try:
+            wait_for(
+                self._store,
+                iid,
+                lambda r: done(r) or r.version > record.version + 1,
+                what="take the request",
+                timeout_s=self.control_wait_s,
+                check=None,
+            )
+        except TimeoutError:
+            logger.info(
+                "workflow %r has not taken the %s within %.3g s; it will when a worker runs it",
+                iid,
+                type(event).__name__,
+                self.control_wait_s,
+            )
 
     # ---- purging ---------------------------------------------------------------------
     def purge(self, instance_id: str, *, recursive: bool = True) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,10 @@ class WorkflowState:
             failure_details=record.failure,
             waiting_reason=record.waiting,
         )
+
+    def __str__(self) -> str:
+        """The state as indented JSON (as the Dapr SDK prints it)."""
+        return json.dumps(self.to_json(), indent=4, sort_keys=True)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of this state."""

@@ -32,7 +32,8 @@ class WorkflowClient:
         store: a store URL or object; default ``$TREADLE_STORE`` or ``sqlite:///treadle.db``.
             A store object stays open when the client closes (whoever made it may share it,
             with a runtime say); a store the client opened from a URL is closed with it.
-        host, port: accepted for Dapr compatibility and ignored (treadle talks to the store).
+        host, port, logger_options: accepted for Dapr compatibility and ignored (treadle
+            talks to the store; it logs through the ``treadle`` loggers).
         app_id: the app whose workers run the workflows this client starts, as a Dapr client
             starts them in its sidecar's app. Default ``$TREADLE_APP_ID``, else ``$APP_ID``
             (what ``dapr run --app-id`` sets), else none ("").
@@ -44,6 +45,7 @@ class WorkflowClient:
         *,
         host: str | None = None,
         port: str | int | None = None,
+        logger_options: Any = None,
         app_id: str | None = None,
         **_dapr_options: Any,
     ) -> None:
@@ -277,7 +279,7 @@ class WorkflowClient:
 
     suspend_workflow = pause_workflow
 
-    def purge_workflow(self, instance_id: str, *, recursive: bool = True) -> int:
+    def purge_workflow(self, instance_id: str, recursive: bool = True) -> int:
         """Delete a finished instance's state (and its children's, with ``recursive``).
 
         Returns:

@@ -2,7 +2,8 @@
 
 They mirror durabletask's ``OrchestratorAction`` so that local workflows and SDK workers
 (through ``treadle serve``) are committed by one code path. Every action but
-``CompleteOrchestration`` becomes a history event with the action's id as its event id.
+``CompleteOrchestration`` and ``ReportVersionNotAvailable`` becomes a history event with the
+action's id as its event id.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class ScheduleTask(Action):
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    propagation_scope: int = 0
+    """Hand the activity this workflow's history (a ``PropagationScope`` value; 0: no)."""
     app_id: str | None = None
 
 
@@ -68,6 +71,8 @@ class CreateSubOrchestration(Action):
     name: str
     instance_id: str
     input: str | None = None
+    propagation_scope: int = 0
+    """Hand the child this workflow's history (a ``PropagationScope`` value; 0: no)."""
     app_id: str | None = None
 
 
@@ -90,8 +95,15 @@ class CompleteOrchestration(Action):
     carryover_events: tuple[EventRaised, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportVersionNotAvailable(Action):
+    """The worker has no code for the version the instance runs: stall the instance until a
+    worker that has it takes it (durabletask's ``WorkflowVersionNotAvailableAction``)."""
+
+
 def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent | None:
-    """The history event that records ``action``, or None for ``CompleteOrchestration``."""
+    """The history event that records ``action``; None for ``CompleteOrchestration`` and
+    ``ReportVersionNotAvailable``, which end the turn instead."""
     match action:
         case ScheduleTask():
             return TaskScheduled(
@@ -100,6 +112,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 input=action.input,
                 task_execution_id=action.task_execution_id,
+                propagation_scope=action.propagation_scope,
                 app_id=action.app_id,
             )
         case CreateTimer():
@@ -111,6 +124,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 instance_id=action.instance_id,
                 input=action.input,
+                propagation_scope=action.propagation_scope,
                 app_id=action.app_id,
             )
         case SendEvent():
@@ -121,7 +135,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 name=action.name,
                 input=action.input,
             )
-        case CompleteOrchestration():
+        case CompleteOrchestration() | ReportVersionNotAvailable():
             return None
         case _:
             raise AssertionError(f"unhandled action {type(action).__name__}")

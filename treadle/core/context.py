@@ -6,10 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from treadle.core.history import Propagation
+from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
+from treadle.errors import RegistrationError
 
 if TYPE_CHECKING:
     from treadle.core.replay import WorkflowExecution
@@ -38,6 +41,37 @@ def _target_app(app_id: str | None) -> str | None:
     if not isinstance(app_id, str):
         raise TypeError(f"app_id is a str (an app id) or None, not {type(app_id).__name__}")
     return app_id or None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def alternate_name(name: str | None = None) -> Callable[[F], F]:
+    """Give a workflow or activity function the name it is registered under (the Dapr SDK's
+    decorator; put it below ``@runtime.workflow`` or ``@runtime.activity``)::
+
+        @runtime.workflow
+        @wf.alternate_name("add")
+        def add_numbers(ctx, pair): ...
+
+    Args:
+        name: the registered name (default: the function's own name).
+
+    Raises:
+        RegistrationError: the function has an alternate name already.
+    """
+
+    def decorate(fn: F) -> F:
+        existing = getattr(fn, "_dapr_alternate_name", None)
+        if existing is not None:
+            raise RegistrationError(
+                f"function {getattr(fn, '__name__', fn)!r} already has the alternate name "
+                f"{existing!r}; give it one name only"
+            )
+        fn._dapr_alternate_name = name or fn.__name__  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
 
 
 class WorkflowContext:
@@ -79,6 +113,7 @@ class WorkflowContext:
         input: Any = None,
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         """Schedule an activity; yield the returned task to get its result.
 
@@ -90,9 +125,16 @@ class WorkflowContext:
                 default the instance's own app. A call the target app cannot take (none of
                 its workers has the activity, or it has no running worker for a while) fails
                 with :class:`~treadle.errors.TaskFailedError`, under ``retry_policy``.
+            propagation: hand the activity this workflow's history (see
+                :class:`~treadle.core.propagation.PropagationScope`); it reads it with
+                ``ctx.get_propagated_history()``.
         """
         return self._execution.call_activity(
-            name_of(activity), input, retry_policy, app_id=_target_app(app_id)
+            name_of(activity),
+            input,
+            retry_policy,
+            scope_value(propagation),
+            app_id=_target_app(app_id),
         )
 
     def call_child_workflow(
@@ -103,6 +145,7 @@ class WorkflowContext:
         instance_id: str | None = None,
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
+        propagation: PropagationScope | None = None,
     ) -> Task[Any]:
         """Start a child workflow; yield the returned task to get its result.
 
@@ -114,9 +157,16 @@ class WorkflowContext:
             app_id: the app whose workers run the child (all apps share one store); by
                 default the parent's own app. A child the target app cannot take fails the
                 call as :meth:`call_activity` says.
+            propagation: hand the child this workflow's history (see
+                :class:`~treadle.core.propagation.PropagationScope`).
         """
         return self._execution.call_child_workflow(
-            name_of(workflow), input, instance_id, retry_policy, app_id=_target_app(app_id)
+            name_of(workflow),
+            input,
+            instance_id,
+            retry_policy,
+            scope_value(propagation),
+            app_id=_target_app(app_id),
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
@@ -143,9 +193,34 @@ class WorkflowContext:
         """
         self._execution.continue_as_new(new_input, save_events)
 
-    def set_custom_status(self, value: Any) -> None:
+    def is_patched(self, patch_name: str) -> bool:
+        """Whether to take the patched path of a change made while instances were running.
+
+        True for an instance that reaches this point for the first time (a new instance, or
+        one past this point only now), and recorded in its history then, so it stays true in
+        every replay; False for an instance whose history went past this point before the
+        patch existed. Keep the unpatched path until no such instance is left::
+
+            if ctx.is_patched("send-receipt"):
+                yield ctx.call_activity(send_receipt, input=order)
+
+        Patches are checked in order: once an instance recorded a patch, code that no longer
+        evaluates it (or evaluates the recorded patches in another order) stalls the instance
+        (STALLED) until code that does runs it.
+
+        Args:
+            patch_name: the patch's name, unique within the workflow.
+        """
+        return self._execution.is_patched(patch_name)
+
+    def set_custom_status(self, custom_status: Any) -> None:
         """Publish a JSON-serializable status, visible to clients while the workflow runs."""
-        self._execution.set_custom_status(value)
+        self._execution.set_custom_status(custom_status)
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the caller of this run propagated to it, or None if it propagated
+        none (``call_child_workflow(..., propagation=...)``)."""
+        return self._execution.propagated_history()
 
     @property
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -162,9 +237,23 @@ class WorkflowActivityContext:
         task_id: the call's sequence id within the workflow run.
         task_execution_id: stable across retries of the same call: use it for idempotency.
         name: the activity's registered name.
+        propagated: the history the caller propagated with the call, as stored (read it
+            with :meth:`get_propagated_history`).
     """
 
     workflow_id: str
     task_id: int
     task_execution_id: str
     name: str = ""
+    propagated: Propagation | None = None
+
+    def get_propagated_history(self) -> PropagatedHistory | None:
+        """The history the calling workflow propagated to this call, or None if it
+        propagated none (``call_activity(..., propagation=...)``)."""
+        if self.propagated is None:
+            return None
+        return PropagatedHistory.from_propagation(self.propagated)
+
+    def get_inner_context(self) -> WorkflowActivityContext:
+        """This context (the Dapr SDK returns its engine's; treadle has only this one)."""
+        return self

@@ -74,6 +74,53 @@ class ParentInfo:
     app_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PropagatedChunk:
+    """One workflow's events in a propagated history (see :mod:`treadle.core.propagation`).
+
+    Attributes:
+        app_id: the app the workflow ran in.
+        instance_id: the workflow instance.
+        workflow_name: its workflow's name.
+        events: its history events up to the call that propagated them, oldest first.
+    """
+
+    app_id: str
+    instance_id: str
+    workflow_name: str
+    events: tuple[HistoryEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Propagation:
+    """A history propagated to a child workflow or an activity, as stored.
+
+    Attributes:
+        scope: how it was produced (a :class:`~treadle.core.propagation.PropagationScope`
+            value: 1 the caller's own events, 2 with its ancestors' too).
+        chunks: one per workflow, the oldest ancestor first, the caller last.
+    """
+
+    scope: int
+    chunks: tuple[PropagatedChunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowVersion:
+    """The version a workflow turn ran, recorded in its ``OrchestratorStarted`` (durabletask's
+    ``WorkflowVersion``, where daprd records what the worker reports).
+
+    Attributes:
+        name: the version of a versioned workflow (``register_versioned_workflow``), if the
+            workflow is one.
+        patches: the patches (``ctx.is_patched``) first found true in that turn, in the order
+            the code evaluated them; the instance's patches are those of all its turns.
+    """
+
+    name: str | None = None
+    patches: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEvent:
     """Base of every history event.
@@ -90,9 +137,15 @@ class HistoryEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestratorStarted(HistoryEvent):
-    """A new turn of the workflow began; its timestamp is the workflow clock."""
+    """A new turn of the workflow began; its timestamp is the workflow clock.
+
+    Attributes:
+        version: the workflow version and the new patches of the turn, recorded once the turn
+            has run (None: an unversioned workflow that found no new patch).
+    """
 
     KIND: ClassVar[str] = "OrchestratorStarted"
+    version: WorkflowVersion | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +171,9 @@ class ExecutionStarted(HistoryEvent):
     input: str | None = None
     parent: ParentInfo | None = None
     scheduled_start: datetime | None = None
+    propagated: Propagation | None = None
+    """The history its caller propagated to this run (``call_child_workflow(...,
+    propagation=...)``, or the run before it continued as new), if any."""
     app_id: str | None = None
 
 
@@ -169,6 +225,9 @@ class TaskScheduled(HistoryEvent):
     name: str
     input: str | None = None
     task_execution_id: str = ""
+    propagation_scope: int = 0
+    """The history propagation asked for with the call (0: none; see
+    :class:`~treadle.core.propagation.PropagationScope`)."""
     app_id: str | None = None
 
 
@@ -222,6 +281,8 @@ class SubOrchestrationInstanceCreated(HistoryEvent):
     name: str
     instance_id: str
     input: str | None = None
+    propagation_scope: int = 0
+    """The history propagation asked for with the call (0: none)."""
     app_id: str | None = None
 
 
@@ -299,9 +360,15 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
-# The last field of the events that name an app, when unset: left out of the stored text, so
-# the events of an instance without apps are stored as they were before apps existed.
-_NO_APP = ',"app_id":null}'
+# Fields added last to their events, left out of the stored text when unset, so that events
+# which do not use them are stored as they were before the fields existed (a field added
+# later goes at the end of its event and here).
+_UNSET_LAST_FIELDS = (
+    ',"version":null}',
+    ',"propagated":null}',
+    ',"propagation_scope":0}',
+    ',"app_id":null}',
+)
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -315,10 +382,54 @@ def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, FailureDetails | ParentInfo):
             value = dataclasses.asdict(value)
+        elif isinstance(value, WorkflowVersion):
+            value = {"name": value.name, "patches": list(value.patches)}
         elif isinstance(value, OrchestrationStatus):
             value = value.name
+        elif isinstance(value, Propagation):
+            value = propagation_to_dict(value)
         out[name] = value
     return out
+
+
+def propagation_to_dict(value: Propagation) -> dict[str, Any]:
+    """A propagated history as a JSON-ready dict (its events as :func:`event_to_dict` gives
+    them)."""
+    return {
+        "scope": value.scope,
+        "chunks": [
+            {
+                "app_id": chunk.app_id,
+                "instance_id": chunk.instance_id,
+                "workflow_name": chunk.workflow_name,
+                "events": [event_to_dict(e) for e in chunk.events],
+            }
+            for chunk in value.chunks
+        ],
+    }
+
+
+def propagation_from_dict(data: dict[str, Any]) -> Propagation:
+    """Rebuild a propagated history from :func:`propagation_to_dict`'s output.
+
+    Raises:
+        ValueError: a chunk or an event is malformed.
+    """
+    try:
+        return Propagation(
+            scope=int(data["scope"]),
+            chunks=tuple(
+                PropagatedChunk(
+                    app_id=str(chunk["app_id"]),
+                    instance_id=str(chunk["instance_id"]),
+                    workflow_name=str(chunk["workflow_name"]),
+                    events=tuple(event_from_dict(e) for e in chunk["events"]),
+                )
+                for chunk in data["chunks"]
+            ),
+        )
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"bad propagated history: {exc!r}") from exc
 
 
 def event_to_json(event: HistoryEvent) -> str:
@@ -327,9 +438,17 @@ def event_to_json(event: HistoryEvent) -> str:
     Absent payloads appear as ``null`` and the status as its number; :func:`event_from_dict`
     reads both forms.
     """
+    if isinstance(event, ExecutionStarted) and event.propagated is not None:
+        # (the events nested in it need their kinds: the one-pass form has none)
+        return orjson.dumps(event_to_dict(event)).decode()
     body = orjson.dumps(event).decode()
-    if body.endswith(_NO_APP):
-        body = body[: -len(_NO_APP)] + "}"
+    trimmed = True
+    while trimmed:
+        trimmed = False
+        for unset in _UNSET_LAST_FIELDS:
+            if body.endswith(unset):
+                body = body[: -len(unset)] + "}"
+                trimmed = True
     return f'{{"kind":"{event.KIND}",{body[1:]}'
 
 
@@ -354,6 +473,10 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
                 value = FailureDetails(**value)
             elif name == "parent":
                 value = ParentInfo(**value)
+            elif name == "propagated":
+                value = propagation_from_dict(value)
+            elif name == "version":
+                value = _version_from_dict(value)
             elif name == "status":
                 value = (
                     OrchestrationStatus(value)
@@ -364,3 +487,17 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
         return cls(**kwargs)
     except (TypeError, KeyError, ValueError) as exc:
         raise ValueError(f"bad fields for history event {kind}: {exc!r}") from exc
+
+
+def _version_from_dict(data: object) -> WorkflowVersion:
+    if not isinstance(data, dict):
+        raise ValueError(f"a version is an object with a name and patches, not {data!r}")
+    patches = data.get("patches") or ()
+    name = data.get("name")
+    if not isinstance(patches, list | tuple) or not all(isinstance(p, str) for p in patches):
+        raise ValueError(f"patches must be a list of strings, not {patches!r}")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"a version name is a string, not {name!r}")
+    if set(data) - {"name", "patches"}:
+        raise ValueError(f"unknown version fields {sorted(set(data) - {'name', 'patches'})}")
+    return WorkflowVersion(name=name, patches=tuple(patches))

@@ -24,6 +24,7 @@ from treadle.core.actions import (
     CompleteOrchestration,
     CreateSubOrchestration,
     CreateTimer,
+    ReportVersionNotAvailable,
     ScheduleTask,
     SendEvent,
 )
@@ -43,6 +44,7 @@ from treadle.core.history import (
     OrchestratorCompleted,
     OrchestratorStarted,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
@@ -51,12 +53,15 @@ from treadle.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    WorkflowVersion,
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
+from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
-from treadle.errors import FailureDetails, NonDeterminismError
+from treadle.core.versioning import Patches, Stall, VersionedWorkflow, settle_turn
+from treadle.errors import FailureDetails, NonDeterminismError, RegistrationError
 
 logger = logging.getLogger("treadle.workflow")
 
@@ -114,6 +119,10 @@ class ReplayResult:
         output: the JSON text of the result, if completed.
         failure: the error that failed the workflow, if it failed.
         custom_status: the JSON text of the custom status, if set.
+        version: what the turn records in its ``OrchestratorStarted``: the version name and
+            the patches new in this turn (None if neither).
+        stall: why the instance stalls instead of going on (then ``status`` is STALLED and
+            ``actions`` is empty), or None.
     """
 
     actions: list[Action]
@@ -121,20 +130,38 @@ class ReplayResult:
     output: str | None = None
     failure: BaseException | None = None
     custom_status: str | None = None
+    version: WorkflowVersion | None = None
+    stall: Stall | None = None
 
 
 @dataclass(slots=True)
 class _EventBuffer:
     waiters: dict[str, deque[CompletableTask[Any]]] = field(default_factory=dict)
-    received: dict[str, deque[tuple[str, str | None]]] = field(default_factory=dict)
+    received: dict[str, deque[tuple[int, str, str | None]]] = field(default_factory=dict)
+    """Events nobody waited for yet, by lower-cased name: (arrival number, name, data)."""
+    arrivals: int = 0
+
+    def keep(self, key: str, name: str, data: str | None) -> None:
+        """Keep an event for a later wait, numbered in order of arrival."""
+        self.arrivals += 1
+        self.received.setdefault(key, deque()).append((self.arrivals, name, data))
+
+    def in_arrival_order(self) -> list[tuple[str, str | None]]:
+        """Every kept event, (name, data), in the order they arrived, whatever their names."""
+        kept = sorted(entry for queue in self.received.values() for entry in queue)
+        return [(name, data) for _, name, data in kept]
 
 
 class WorkflowExecution:
-    """The live state of one run of a workflow: its generator, pending tasks and actions."""
+    """The live state of one run of a workflow: its generator, pending tasks and actions.
+
+    ``workflow`` is the workflow function, or a :class:`VersionedWorkflow` whose version is
+    chosen when the run starts: the one its history recorded, else the latest.
+    """
 
     def __init__(
         self,
-        workflow: Callable[..., Any],
+        workflow: Callable[..., Any] | VersionedWorkflow,
         *,
         instance_id: str,
         resolve_workflow: Callable[[str], Callable[..., Any] | None] | None = None,
@@ -144,6 +171,8 @@ class WorkflowExecution:
         self.execution_id = ""
         self.name = ""
         self.parent: ParentInfo | None = None
+        self.propagated: Propagation | None = None
+        self._propagated_view: PropagatedHistory | None = None
         self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
@@ -152,6 +181,10 @@ class WorkflowExecution:
         self.is_suspended = False
         self.completion: CompleteOrchestration | None = None
         self.failure_exception: BaseException | None = None
+        self.version_name: str | None = None  # the version run, for a versioned workflow
+        self.recorded_version_name: str | None = None  # the one the first turn recorded
+        self.patches = Patches()
+        self.version_unavailable = False
         self.logger = _ReplaySafeLogger(self)
         self._resolve_workflow = resolve_workflow
         self._ctx = WorkflowContext(self)
@@ -183,8 +216,17 @@ class WorkflowExecution:
         return [self._pending_actions[k] for k in sorted(self._pending_actions)]
 
     def confirm_actions(self) -> None:
-        """Mark every pending action as recorded (after the engine committed them)."""
+        """Mark every pending action, and the turn's new patches, as recorded (after the
+        engine committed them)."""
         self._pending_actions.clear()
+        self.patches.confirm()
+
+    def reported_version(self) -> WorkflowVersion | None:
+        """The version this run runs and every patch its code found true, in order (what an
+        SDK worker reports at the end of a turn); None if neither."""
+        if self.version_name is None and not self.patches.found:
+            return None
+        return WorkflowVersion(self.version_name, tuple(self.patches.found))
 
     @property
     def is_complete(self) -> bool:
@@ -196,6 +238,9 @@ class WorkflowExecution:
         # history the changed code never reached) and are never held while suspended: they
         # record what the code already did, and holding them would re-issue those actions.
         is_record = isinstance(event, _ACTION_RECORDS)
+        if self.version_unavailable:
+            self._apply_without_code(event)
+            return
         if self.completion is not None and not (
             is_record or isinstance(event, OrchestratorStarted)
         ):
@@ -210,7 +255,7 @@ class WorkflowExecution:
             return
         match event:
             case OrchestratorStarted():
-                self.current_utc_datetime = event.timestamp
+                self._on_turn(event)
             case ExecutionStarted():
                 self._on_started(event)
             case TaskScheduled():
@@ -240,15 +285,47 @@ class WorkflowExecution:
             case _:
                 raise AssertionError(f"unhandled event {type(event).__name__}")
 
+    def _apply_without_code(self, event: HistoryEvent) -> None:
+        # No code for the recorded version: events wait in the inbox for a worker that has
+        # it, but a termination needs no code.
+        if isinstance(event, OrchestratorStarted):
+            self._on_turn(event)
+        elif isinstance(event, ExecutionTerminated) and self.completion is None:
+            self._pending_actions.clear()
+            self.version_unavailable = False
+            self._complete(OrchestrationStatus.TERMINATED, result=event.input)
+
     # ---- handlers ----------------------------------------------------------------------
+    def _on_turn(self, event: OrchestratorStarted) -> None:
+        self.current_utc_datetime = event.timestamp
+        version = event.version
+        if version is not None:
+            self.patches.on_turn(version)
+            if self.recorded_version_name is None and not self.name:
+                self.recorded_version_name = version.name
+
     def _on_started(self, event: ExecutionStarted) -> None:
         self.name = event.name
         self.parent = event.parent
+        self.propagated = event.propagated
         self.app_id = event.app_id
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
+        workflow = self.workflow
+        if isinstance(workflow, VersionedWorkflow):
+            try:
+                resolved = workflow.resolve(self.recorded_version_name)
+            except RegistrationError as exc:
+                self._fail(exc)
+                return
+            if resolved is None:
+                self.version_unavailable = True
+                action_id = self._next_id()
+                self._pending_actions[action_id] = ReportVersionNotAvailable(id=action_id)
+                return
+            self.version_name, workflow = resolved
         try:
-            out = call_with_input(self.workflow, self._ctx, event.input)
+            out = call_with_input(workflow, self._ctx, event.input)
         except _WORKFLOW_ERRORS as exc:
             self._fail(exc)
             return
@@ -373,7 +450,7 @@ class WorkflowExecution:
                 waiter.fail_with(exc)
             self._resume_if_ready()
         else:
-            self._events.received.setdefault(key, deque()).append((event.name, event.input))
+            self._events.keep(key, event.name, event.input)
 
     def _on_resumed(self) -> None:
         self.is_suspended = False
@@ -429,10 +506,10 @@ class WorkflowExecution:
             new_input, save_events = self._continue_as_new
             carry: tuple[EventRaised, ...] = ()
             if save_events:
+                # in the order they were raised: the next run sees them as this one did
                 carry = tuple(
                     EventRaised(name=name, input=data)
-                    for key in sorted(self._events.received)
-                    for name, data in self._events.received[key]
+                    for name, data in self._events.in_arrival_order()
                 )
             self._complete(OrchestrationStatus.CONTINUED_AS_NEW, result=new_input, carryover=carry)
             return
@@ -486,6 +563,7 @@ class WorkflowExecution:
         name: str,
         value: Any,
         retry_policy: RetryPolicy | None,
+        propagation_scope: int = 0,
         *,
         app_id: str | None = None,
     ) -> Task[Any]:
@@ -496,6 +574,7 @@ class WorkflowExecution:
             name=name,
             input=codec.encode(value),
             task_execution_id=f"{self.execution_id}:{action_id}",
+            propagation_scope=propagation_scope,
             app_id=app_id,
         )
         return self._schedule(action, retry_policy)
@@ -506,6 +585,7 @@ class WorkflowExecution:
         value: Any,
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
+        propagation_scope: int = 0,
         *,
         app_id: str | None = None,
     ) -> Task[Any]:
@@ -515,9 +595,22 @@ class WorkflowExecution:
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
         self.child_instance_ids.append(child_id)
         action = CreateSubOrchestration(
-            id=action_id, name=name, instance_id=child_id, input=codec.encode(value), app_id=app_id
+            id=action_id,
+            name=name,
+            instance_id=child_id,
+            input=codec.encode(value),
+            propagation_scope=propagation_scope,
+            app_id=app_id,
         )
         return self._schedule(action, retry_policy)
+
+    def propagated_history(self) -> PropagatedHistory | None:
+        """The query view of the history propagated to this run, if any."""
+        if self.propagated is None:
+            return None
+        if self._propagated_view is None:
+            self._propagated_view = PropagatedHistory.from_propagation(self.propagated)
+        return self._propagated_view
 
     def _schedule(
         self, action: ScheduleTask | CreateSubOrchestration, retry_policy: RetryPolicy | None
@@ -562,7 +655,7 @@ class WorkflowExecution:
         task: CompletableTask[Any] = CompletableTask()
         received = self._events.received.get(key)
         if received:
-            _, data = received.popleft()
+            _, _, data = received.popleft()
             if not received:
                 del self._events.received[key]
             try:
@@ -586,10 +679,19 @@ class WorkflowExecution:
         """Set the custom status (JSON-encoded)."""
         self.custom_status = codec.encode(value)
 
+    def is_patched(self, name: str) -> bool:
+        """Whether the code takes the patched path named ``name`` (see :class:`Patches`)."""
+        if not isinstance(name, str):
+            raise TypeError(f"a patch name is a str, not {type(name).__name__}")
+        return self.patches.is_patched(name, replaying=self.is_replaying)
+
     def status(self) -> OrchestrationStatus:
-        """RUNNING, SUSPENDED, or the final status."""
+        """RUNNING, SUSPENDED, STALLED (no code for the recorded version), or the final
+        status."""
         if self.completion is not None:
             return self.completion.status
+        if self.version_unavailable:
+            return OrchestrationStatus.STALLED
         return OrchestrationStatus.SUSPENDED if self.is_suspended else OrchestrationStatus.RUNNING
 
 
@@ -618,7 +720,7 @@ def _describe_action(action: Action) -> str:
 
 
 def replay(
-    workflow: Callable[..., Any],
+    workflow: Callable[..., Any] | VersionedWorkflow,
     history: Sequence[HistoryEvent],
     new_events: Sequence[HistoryEvent] = (),
     *,
@@ -626,16 +728,37 @@ def replay(
 ) -> ReplayResult:
     """Run ``workflow`` over recorded ``history`` then ``new_events``; return what it asks.
 
-    A pure function: no I/O, no clock. The actions returned are those not yet recorded.
+    A pure function: no I/O, no clock. The actions returned are those not yet recorded. The
+    turn is checked against history as the engine checks it before committing
+    (:func:`~treadle.core.versioning.settle_turn`): if it would stall the instance,
+    ``stall`` says why and no actions are returned.
     """
     execution = WorkflowExecution(workflow, instance_id=instance_id)
     execution.process(history, replaying=True)
     execution.process(new_events, replaying=False)
+    settled = settle_turn(
+        new_events,
+        execution.take_actions(),
+        recorded=execution.patches.recorded,
+        recorded_name=execution.recorded_version_name,
+        reported=execution.reported_version(),
+    )
+    version = next(
+        (e.version for e in settled.new_events if isinstance(e, OrchestratorStarted)), None
+    )
+    if settled.stall is not None:
+        return ReplayResult(
+            actions=[],
+            status=OrchestrationStatus.STALLED,
+            custom_status=execution.custom_status,
+            stall=settled.stall,
+        )
     completion = execution.completion
     return ReplayResult(
-        actions=execution.take_actions(),
+        actions=settled.actions,
         status=execution.status(),
         output=completion.result if completion is not None else None,
         failure=execution.failure_exception,
         custom_status=execution.custom_status,
+        version=version,
     )

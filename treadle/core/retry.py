@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from treadle.errors import InvalidInputError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How to retry a failed activity or child workflow.
 
@@ -42,6 +42,12 @@ class RetryPolicy:
             raise InvalidInputError("RetryPolicy.max_retry_interval must not be negative")
         if self.retry_timeout is not None and self.retry_timeout < timedelta(0):
             raise InvalidInputError("RetryPolicy.retry_timeout must not be negative")
+
+    @property
+    def obj(self) -> RetryPolicy:
+        """This policy (the Dapr SDK's ``obj`` is its engine's policy; treadle has only
+        this one)."""
+        return self
 
     def next_delay(
         self, attempts_made: int, first_attempt_at: datetime, now: datetime

@@ -134,6 +134,7 @@ class ActivityExecutor:
             task_id=item.task_id,
             task_execution_id=item.task_execution_id,
             name=item.name,
+            propagated=item.propagated,
         )
 
     def _run_sync(

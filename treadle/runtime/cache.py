@@ -10,6 +10,13 @@ dispatcher in a round, an activity thread committing a step inline, a client thr
 ``start_here``). Reads without the lock (:meth:`InstanceCache.get`,
 :attr:`InstanceCache.held_count`) are hints that the caller checks again under it.
 
+An instance not held here whose next turn comes more than :data:`IDLE_S` after its last one
+(it waited for a timer, an event, a child) replays its history instead of resuming its
+generator. One replay per such wait costs little next to the wait, and the turn then runs the
+code registered now, as with the Dapr SDK, which replays every turn: a workflow function
+changed in a running process (a patch, see :mod:`treadle.core.versioning`) takes effect at
+the next turn of an instance that waited, not only after a restart.
+
 State: the executions by instance id, least recently used first, and the ids of the instances
 whose lease this runtime keeps between turns ("held"), which trimming never drops.
 """
@@ -21,7 +28,11 @@ from dataclasses import dataclass
 
 from treadle.core.replay import WorkflowExecution
 
-__all__ = ["CachedExecution", "InstanceCache"]
+__all__ = ["IDLE_S", "CachedExecution", "InstanceCache"]
+
+IDLE_S = 1.0
+"""Seconds after its last turn the execution of an instance not held here is resumed no more
+(see the module)."""
 
 
 @dataclass(slots=True)
@@ -40,6 +51,8 @@ class CachedExecution:
     """Events in the run's stored history."""
     held: bool = False
     """This runtime keeps the instance's lease between turns."""
+    kept_at: float = 0.0
+    """The monotonic time of the instance's last committed turn."""
 
 
 class InstanceCache:
@@ -60,9 +73,21 @@ class InstanceCache:
         """The instance's execution, if cached."""
         return self._entries.get(instance_id)
 
-    def keep(self, instance_id: str, cached: CachedExecution) -> None:
-        """Store ``cached`` as the instance's execution after a committed turn (most
-        recently used now), held or not as ``cached.held`` says; trim the cache to size."""
+    def resumable(self, instance_id: str, now: float) -> CachedExecution | None:
+        """The instance's execution to resume its next turn from at monotonic time ``now``:
+        None if not cached, or if not held and idle longer than :data:`IDLE_S` (then it is
+        dropped: the turn replays the history)."""
+        cached = self._entries.get(instance_id)
+        if cached is not None and not cached.held and now - cached.kept_at > IDLE_S:
+            self.evict(instance_id)
+            return None
+        return cached
+
+    def keep(self, instance_id: str, cached: CachedExecution, now: float) -> None:
+        """Store ``cached`` as the instance's execution after a turn committed at monotonic
+        time ``now`` (most recently used now), held or not as ``cached.held`` says; trim the
+        cache to size."""
+        cached.kept_at = now
         if cached.held:
             self._held.add(instance_id)
         else:

@@ -33,8 +33,6 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from treadle.clock import Clock, utcnow
 from treadle.core.history import HistoryEvent
@@ -45,8 +43,8 @@ from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.prepare import PendingTurn, TurnPreparer
-from treadle.runtime.registry import Registry
+from treadle.runtime.prepare import STALL_RETRY_S, PendingTurn, TurnPreparer
+from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.turns import TurnInput
 from treadle.runtime.wakeups import Wakeups
@@ -101,7 +99,9 @@ class Engine:
             options.lease_s, options.max_concurrent_activities, clock
         )
         self.remote = (
-            RemoteExecutor(remote, self.wakeups.wake, clock) if remote is not None else None
+            RemoteExecutor(remote, self.wakeups.wake, clock, app_id=options.history_app_id)
+            if remote is not None
+            else None
         )
         self.prepare = TurnPreparer(
             store=store,
@@ -229,7 +229,7 @@ class Engine:
             slow.append(ActivityResult(item, event))
 
     # ---- starts from clients of this process ------------------------------------------
-    def start_here(self, fn: Callable[..., Any], new: NewInstance) -> bool:
+    def start_here(self, fn: Workflow, new: NewInstance) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one commit
         (see ``WorkflowRuntime.start_here``, which checks that the runtime may take it)."""
         if not self.lock.acquire(timeout=1.0):  # (real time: how long a client may block)
@@ -341,8 +341,16 @@ class Engine:
             with contextlib.suppress(StoreError):
                 self.store.release_leases(self._options.owner, [iid])
             self.wakeups.claim_due = True
-        for iid, output in self.remote.take_results():
+        for answer in self.remote.take_results():
             took = True
+            iid, output = answer.instance_id, answer.output
+            if answer.stalled:
+                retry_at = self._clock.monotonic() + STALL_RETRY_S
+                self.wakeups.set_aside(iid, retry_at, stalled=True)
+            if output is None:  # a stall already recorded: only let the instance go
+                with contextlib.suppress(StoreError):
+                    self.store.release_leases(self._options.owner, [iid])
+                continue
             entry = pending.setdefault(iid, PendingTurn(iid))
             entry.output = output
             entry.commit = output.commit
@@ -414,7 +422,7 @@ class Engine:
             cached.version = version
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
-            self.cache.keep(iid, cached)
+            self.cache.keep(iid, cached, self._clock.monotonic())
         if not commit.keep_lease and self.wakeups.claim_due:
             self.wakeups.wake()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]
@@ -427,6 +435,7 @@ class Engine:
                 name=activity.name,
                 input=activity.input,
                 task_execution_id=activity.task_execution_id,
+                propagated=activity.propagated,
             )
             self.inflight.track(item, self._commit_sent_at, own=activity.own)
             self._submit_activity(item)

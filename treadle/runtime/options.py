@@ -30,6 +30,12 @@ class RuntimeOptions:
     app_id: str = ""
     """The app whose work this runtime takes ("" for none)."""
 
+    @property
+    def history_app_id(self) -> str:
+        """The app id that tags the history this runtime's workflows propagate: its app, or
+        ``"treadle"`` for a runtime of no app (the Dapr SDK refuses an empty one)."""
+        return self.app_id or "treadle"
+
 
 class RunState:
     """Whether the runtime is winding down (see the module)."""

@@ -4,7 +4,8 @@ A claimed instance's turn resumes its cached generator with the new events, or r
 history first after a cache miss; an activity result for an instance held here is folded
 into the instance's next turn without a claim. An instance that cannot take a turn here is
 failed (a workflow not registered, a turn that raised), set aside (its start not visible
-yet, a workflow other workers have), or sent to a remote worker.
+yet, a workflow other workers have), stalled (no code here for the version or patches its
+history records: see :mod:`treadle.core.versioning`), or sent to a remote worker.
 
 Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
 committing a result inline, a client thread in ``start_here``). :class:`TurnPreparer` owns
@@ -30,6 +31,7 @@ from treadle.core.history import (
     OrchestratorStarted,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
+from treadle.core.versioning import Stall, settle_turn
 from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
@@ -37,11 +39,15 @@ from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor
 from treadle.runtime.turns import (
+    PropagationInput,
     TurnInput,
     TurnOutput,
     build_turn,
     children_created,
     failed_turn,
+    is_recorded_stall,
+    needs_past,
+    stall_commit,
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
@@ -56,9 +62,13 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["PendingTurn", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+STALL_RETRY_S = 5.0
+"""How long a runtime leaves an instance that stalled in its hands before trying it again
+(sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
 
 
 @dataclass(slots=True)
@@ -152,7 +162,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.get(iid)
+        cached = self._cache.resumable(iid, self._clock.monotonic())
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -194,21 +204,28 @@ class TurnPreparer:
                 consumed_messages=consumed,
             )
             return
-        events = [m.event for m in messages if _for_run(m, record.execution_id)]
+        events = _run_events(messages, record.execution_id, first_turn=record.history_len == 0)
         has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
         if not has_start:
             self._prepare_unstarted(entry, turn, record, events, consumed)
             return
+        if cached is None and record.name not in self._registry.workflows:
+            terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+            if terminate is not None:
+                self._terminate_here(entry, turn, record, events, consumed, terminate)
+                return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
                 past = self._store.get_history(iid) if record.history_len else []
                 self._remote.send(record, turn, events, consumed, past)
                 return
             cached = self._load(record)
-            if cached is None:  # (claimed for its termination, or the registry changed)
-                self._terminate_unrun(entry, turn, record, events, consumed)
+            if cached is None:  # (claims take only the workflows registered here)
+                self._leave_for_others(record)
                 return
-        self.prepare_turn(entry, cached, turn, events, consumed)
+        self.prepare_turn(
+            entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
+        )
 
     def prepare_fast(self, entry: PendingTurn) -> None:
         """Prepare the turn of a held instance from its activity results alone."""
@@ -231,15 +248,34 @@ class TurnPreparer:
         turn: TurnInput,
         events: list[HistoryEvent],
         consumed: list[int],
+        *,
+        stored_custom_status: str | None = None,
     ) -> None:
         """Run the workflow on the turn's new events (``events``, then the activity results
-        of ``entry``) and build what the turn commits."""
+        of ``entry``) and build what the turn commits. ``stored_custom_status``: the
+        instance's custom status as stored, if known (kept if the turn stalls)."""
         execution = cached.execution
         now = utcnow(self._clock)
+        custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         execution.process(new_events, replaying=False)
-        actions = execution.take_actions()
+        settled = settle_turn(
+            new_events,
+            execution.take_actions(),
+            recorded=execution.patches.recorded,
+            recorded_name=execution.recorded_version_name,
+            reported=execution.reported_version(),
+        )
+        if settled.stall is not None:
+            self._stall(entry, turn, settled.stall, custom_status_before)
+            return
+        new_events, actions = settled.new_events, settled.actions
+        propagation = None
+        if needs_past(actions, execution.propagated):
+            # (only the turns that hand history on read the run's stored events)
+            past = self._store.get_history(turn.instance_id) if turn.history_len else []
+            propagation = PropagationInput(past, execution.propagated, self._options.history_app_id)
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
@@ -261,6 +297,7 @@ class TurnPreparer:
             keep_lease=lease_n > 0 or still_running,
             own_activity=own,
             runs_here=self._runs_here,
+            propagation=propagation,
         )
         entry.output = output
         entry.commit = output.commit
@@ -276,6 +313,31 @@ class TurnPreparer:
         app = self._options.app_id if task.app_id is None else task.app_id
         return app == self._options.app_id and (
             self._remote is not None or task.name in self._registry.activities
+        )
+
+    def _stall(
+        self, entry: PendingTurn, turn: TurnInput, stall: Stall, custom_status: str | None
+    ) -> None:
+        """Stall the instance instead of committing its turn (see
+        :mod:`treadle.core.versioning`): its new messages, and the activity results folded
+        into the turn, wait in its inbox; this runtime leaves it alone for a while, or until
+        code it may need is registered here; another runtime may take it at once."""
+        iid = turn.instance_id
+        self._cache.evict(iid)
+        entry.cached = entry.output = None
+        if entry.completions:
+            self._store.complete_activities(
+                self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
+            )
+            entry.completions.clear()
+        self._wakeups.set_aside(iid, self._clock.monotonic() + STALL_RETRY_S, stalled=True)
+        history = self._store.get_history(iid) if turn.history_len else []
+        if is_recorded_stall(history, stall):
+            self._store.release_leases(self._options.owner, [iid])
+            return
+        logger.warning("workflow instance %s is stalled: %s", iid, stall.description)
+        entry.commit = stall_commit(
+            turn, stall, now=utcnow(self._clock), custom_status=custom_status
         )
 
     def _prepare_unstarted(
@@ -303,30 +365,28 @@ class TurnPreparer:
             consumed_messages=consumed,
         )
 
-    def _terminate_unrun(
+    def _terminate_here(
         self,
         entry: PendingTurn,
         turn: TurnInput,
         record: InstanceRecord,
         events: list[HistoryEvent],
         consumed: list[int],
+        terminate: ExecutionTerminated,
     ) -> None:
-        """End, as asked, an instance whose workflow is not registered here (claims take
-        such an instance when a termination waits for it, so that one nobody runs can be
-        terminated); without a termination, leave it to the workers that have it."""
-        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
-        if terminate is None:
-            self._leave_for_others(record)
-            return
-        past = self._store.get_history(record.instance_id) if record.history_len else []
-        started = next((e for e in [*past, *events] if isinstance(e, ExecutionStarted)), None)
-        turn.parent = started.parent if started is not None else None
+        """End an instance whose workflow does not run here (an SDK worker's, or another
+        runtime's) as its termination asks, without its code: ending it takes no decision of
+        the workflow's, and its worker may be gone (daprd forces the termination likewise)."""
+        past = self._store.get_history(turn.instance_id) if record.history_len else []
         turn.created_children = children_created(past)
+        turn.parent = next(
+            (e.parent for e in (*past, *events) if isinstance(e, ExecutionStarted)), None
+        )
         now = utcnow(self._clock)
         ending = CompleteOrchestration(
             id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
         )
-        output = build_turn(
+        entry.output = build_turn(
             turn,
             new_events=[OrchestratorStarted(timestamp=now), *events],
             actions=[ending],
@@ -335,8 +395,7 @@ class TurnPreparer:
             now=now,
             consumed_messages=consumed,
         )
-        entry.output = output
-        entry.commit = output.commit
+        entry.commit = entry.output.commit
 
     def _leave_for_others(self, record: InstanceRecord) -> None:
         """Release an instance of a workflow this runtime does not have, for another one
@@ -372,3 +431,19 @@ class TurnPreparer:
 
 def _for_run(message: InboxMessage, execution_id: str) -> bool:
     return message.execution_id is None or message.execution_id == execution_id
+
+
+def _run_events(
+    messages: list[InboxMessage], execution_id: str, *, first_turn: bool
+) -> list[HistoryEvent]:
+    """The events of the messages meant for the run, in the order the run must see them.
+
+    A run's first turn takes the messages addressed to that run first: its start, then the
+    events the run before it carried over (``continue_as_new(save_events=True)``), which
+    were raised before anything still waiting in the inbox for whichever run is current,
+    though the commit that continued the run queued them after it.
+    """
+    if not first_turn:
+        return [m.event for m in messages if _for_run(m, execution_id)]
+    own = [m.event for m in messages if m.execution_id == execution_id]
+    return own + [m.event for m in messages if m.execution_id is None]

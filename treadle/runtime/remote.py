@@ -23,6 +23,7 @@ State: the turns out by instance id, and the queues of answers and of abandoned 
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,11 +38,25 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    Propagation,
+    WorkflowVersion,
 )
-from treadle.runtime.turns import TurnInput, TurnOutput, build_turn, children_created
+from treadle.core.versioning import recorded_patches, recorded_version_name, settle_turn
+from treadle.runtime.turns import (
+    PropagationInput,
+    TurnInput,
+    TurnOutput,
+    build_turn,
+    children_created,
+    is_recorded_stall,
+    needs_past,
+    stall_commit,
+)
 from treadle.store.base import ActivityWorkItem, InstanceRecord
 
-__all__ = ["RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
+__all__ = ["RemoteAnswer", "RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,28 @@ class _RemotePending:
     new_events: list[HistoryEvent]
     consumed: list[int]
     status: OrchestrationStatus
+    custom_status: str | None
+    """The instance's custom status before the turn (kept if the turn stalls)."""
+    past: Sequence[HistoryEvent]
+    """The run's stored history."""
+    received: Propagation | None = None
+    """The history propagated to the run, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAnswer:
+    """A remote worker's answer to a turn, built into what to commit.
+
+    Attributes:
+        instance_id: the instance.
+        output: the turn to commit; None when the turn stalled the instance as its history
+            already records (nothing to commit: the instance is only let go).
+        stalled: the turn stalls the instance (see :mod:`treadle.core.versioning`).
+    """
+
+    instance_id: str
+    output: TurnOutput | None
+    stalled: bool = False
 
 
 class RemoteExecutor:
@@ -92,14 +129,25 @@ class RemoteExecutor:
         workers: where to send them.
         wake: wakes the dispatcher (called from the server's threads).
         clock: the time of each turn, and of the delays before a turn given up is sent again.
+        app_id: the app the workflows run in (it tags the history they propagate).
     """
 
-    def __init__(self, workers: RemoteWorkers, wake: Callable[[], None], clock: Clock) -> None:
+    def __init__(
+        self,
+        workers: RemoteWorkers,
+        wake: Callable[[], None],
+        clock: Clock,
+        *,
+        app_id: str = "treadle",
+    ) -> None:
         self._clock = clock
+        self._app_id = app_id
         self.workers = workers
         self._wake = wake
         self._pending: dict[str, _RemotePending] = {}
-        self._results: queue.SimpleQueue[tuple[str, list[Action], str | None]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[
+            tuple[str, list[Action], str | None, WorkflowVersion | None]
+        ] = queue.SimpleQueue()
         # (instance id, monotonic time before which it is not claimed again)
         self._abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
@@ -125,12 +173,11 @@ class RemoteExecutor:
             past: the run's stored history.
         """
         turn.created_children = children_created(past)
-        for event in past:
+        received: Propagation | None = None
+        for event in (*past, *events):
             if isinstance(event, ExecutionStarted):
                 turn.parent = event.parent
-        for event in events:
-            if isinstance(event, ExecutionStarted):
-                turn.parent = event.parent
+                received = event.propagated
         new_events: list[HistoryEvent] = [
             OrchestratorStarted(timestamp=utcnow(self._clock)),
             *events,
@@ -138,22 +185,38 @@ class RemoteExecutor:
         status = record.status
         if status is OrchestrationStatus.PENDING:
             status = OrchestrationStatus.RUNNING
+        elif status is OrchestrationStatus.STALLED:  # as its history left it
+            status = OrchestrationStatus.RUNNING
+            for event in past:
+                if isinstance(event, ExecutionSuspended):
+                    status = OrchestrationStatus.SUSPENDED
+                elif isinstance(event, ExecutionResumed):
+                    status = OrchestrationStatus.RUNNING
         for event in new_events:
             if isinstance(event, ExecutionSuspended):
                 status = OrchestrationStatus.SUSPENDED
             elif isinstance(event, ExecutionResumed):
                 status = OrchestrationStatus.RUNNING
-        self._pending[record.instance_id] = _RemotePending(turn, new_events, consumed, status)
+        self._pending[record.instance_id] = _RemotePending(
+            turn, new_events, consumed, status, record.custom_status, past, received
+        )
         self.workers.submit_orchestration(
             RemoteTurn(record.instance_id, record.execution_id, record.name, past, new_events)
         )
 
-    def complete(self, instance_id: str, actions: list[Action], custom_status: str | None) -> bool:
-        """A remote worker's actions for the instance's turn (any thread); False if no turn
-        of that instance is out (a late or duplicate answer)."""
+    def complete(
+        self,
+        instance_id: str,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None = None,
+    ) -> bool:
+        """A remote worker's actions for the instance's turn, with the version it ran and the
+        patches it found true (any thread); False if no turn of that instance is out (a late
+        or duplicate answer)."""
         if instance_id not in self._pending:
             return False
-        self._results.put((instance_id, actions, custom_status))
+        self._results.put((instance_id, actions, custom_status, version))
         self._wake()
         return True
 
@@ -175,24 +238,54 @@ class RemoteExecutor:
             if self._pending.pop(iid, None) is not None:
                 taken.append((iid, not_before))
 
-    def take_results(self) -> list[tuple[str, TurnOutput]]:
-        """The answered turns since last asked, each built into its commit (dispatcher)."""
-        taken: list[tuple[str, TurnOutput]] = []
+    def take_results(self) -> list[RemoteAnswer]:
+        """The answered turns since last asked, each checked against the run's history as
+        daprd checks it (:func:`~treadle.core.versioning.settle_turn`) and built into its
+        commit (dispatcher)."""
+        taken: list[RemoteAnswer] = []
         while True:
             try:
-                iid, actions, custom_status = self._results.get_nowait()
+                iid, actions, custom_status, version = self._results.get_nowait()
             except queue.Empty:
                 return taken
             remote = self._pending.pop(iid, None)
             if remote is None:
                 continue
-            output = build_turn(
-                remote.turn,
-                new_events=remote.new_events,
-                actions=actions,
-                status=remote.status,
-                custom_status=custom_status,
-                now=utcnow(self._clock),
-                consumed_messages=remote.consumed,
-            )
-            taken.append((iid, output))
+            taken.append(self._answer(iid, remote, actions, custom_status, version))
+
+    def _answer(
+        self,
+        iid: str,
+        remote: _RemotePending,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None,
+    ) -> RemoteAnswer:
+        settled = settle_turn(
+            remote.new_events,
+            actions,
+            recorded=recorded_patches(remote.past),
+            recorded_name=recorded_version_name(remote.past),
+            reported=version,
+        )
+        now = utcnow(self._clock)
+        stall = settled.stall
+        if stall is not None:
+            if is_recorded_stall(remote.past, stall):
+                return RemoteAnswer(iid, None, stalled=True)
+            logger.warning("workflow instance %s is stalled: %s", iid, stall.description)
+            commit = stall_commit(remote.turn, stall, now=now, custom_status=remote.custom_status)
+            return RemoteAnswer(iid, TurnOutput(commit, [], is_final=False), stalled=True)
+        output = build_turn(
+            remote.turn,
+            new_events=settled.new_events,
+            actions=settled.actions,
+            status=remote.status,
+            custom_status=custom_status,
+            now=now,
+            consumed_messages=remote.consumed,
+            propagation=PropagationInput(remote.past, remote.received, self._app_id)
+            if needs_past(settled.actions, remote.received)
+            else None,
+        )
+        return RemoteAnswer(iid, output)

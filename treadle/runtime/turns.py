@@ -27,16 +27,20 @@ from treadle.core.actions import (
 from treadle.core.history import (
     EventRaised,
     ExecutionCompleted,
+    ExecutionStalled,
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
     TimerFired,
 )
+from treadle.core.propagation import assemble, carried_over
+from treadle.core.versioning import Stall
 from treadle.errors import FailureDetails
 from treadle.store.base import (
     NewActivity,
@@ -73,6 +77,58 @@ class TurnInput:
     app_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PropagationInput:
+    """What a turn that propagates history builds it from (see
+    :mod:`treadle.core.propagation`).
+
+    Attributes:
+        past: the run's stored history (the turn's new events follow it).
+        received: the history the run itself received, if any.
+        app_id: the app the workflow runs in.
+    """
+
+    past: Sequence[HistoryEvent]
+    received: Propagation | None
+    app_id: str
+
+
+def needs_past(actions: Sequence[Action], received: Propagation | None) -> bool:
+    """Whether building a turn with ``actions`` needs a :class:`PropagationInput`: a call
+    propagates history, or the run continues as new with a history it received."""
+    for action in actions:
+        if isinstance(action, ScheduleTask | CreateSubOrchestration) and action.propagation_scope:
+            return True
+        if (
+            isinstance(action, CompleteOrchestration)
+            and action.status is OrchestrationStatus.CONTINUED_AS_NEW
+            and received is not None
+        ):
+            return True
+    return False
+
+
+def _propagated(
+    propagation: PropagationInput | None,
+    scope: int,
+    turn: TurnInput,
+    events: Sequence[HistoryEvent],
+) -> Propagation | None:
+    """The history a call of the turn propagates: the run's events up to the call's own
+    (the last of ``events``)."""
+    if not scope:
+        return None
+    if propagation is None:
+        raise AssertionError("a turn that propagates history is built with its run's history")
+    return assemble(
+        scope,
+        own_events=[*propagation.past, *events],
+        received=propagation.received,
+        app_id=propagation.app_id,
+        instance_id=turn.instance_id,
+    )
+
+
 @dataclass(slots=True)
 class TurnOutput:
     """A built turn: the commit, plus what the runtime must do once it is committed.
@@ -102,6 +158,7 @@ def build_turn(
     keep_lease: bool = False,
     own_activity: bool = False,
     runs_here: Callable[[NewActivity], bool] | None = None,
+    propagation: PropagationInput | None = None,
 ) -> TurnOutput:
     """Build the commit of one turn.
 
@@ -118,9 +175,11 @@ def build_turn(
             (the first ones it can run).
         keep_lease: keep the instance lease after the commit.
         own_activity: the first activity leased is the instance's own task (kept in its
-            row; see :data:`treadle.store.base.OWN_TASK_RULES`), if the turn keeps the lease.
+            row; see :data:`treadle.store.base.OWN_TASK_RULES`), if the turn keeps the lease
+            (and it propagates no history).
         runs_here: which activities the committing worker can run (of its app, registered
             there); None: all of them. Only those are leased to it.
+        propagation: the run's history, if :func:`needs_past` says the turn needs it.
     """
     events: list[HistoryEvent] = list(new_events)
     activities: list[NewActivity] = []
@@ -138,6 +197,7 @@ def build_turn(
             events.append(event)
         match action:
             case ScheduleTask():
+                propagated = _propagated(propagation, action.propagation_scope, turn, events)
                 task = NewActivity(
                     instance_id=iid,
                     execution_id=exec_id,
@@ -145,10 +205,11 @@ def build_turn(
                     name=action.name,
                     input=action.input,
                     task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
+                    propagated=propagated,
                     app_id=turn.app_id if action.app_id is None else action.app_id,
                 )
                 if leased_n < lease_activities and (runs_here is None or runs_here(task)):
-                    own = own_activity and keep_lease and leased_n == 0
+                    own = own_activity and keep_lease and leased_n == 0 and propagated is None
                     task = dataclasses.replace(task, leased=True, own=own)
                     leased_n += 1
                 activities.append(task)
@@ -168,6 +229,7 @@ def build_turn(
                         input=action.input,
                         execution_id=new_execution_id(),
                         parent=parent,
+                        propagated=_propagated(propagation, action.propagation_scope, turn, events),
                         app_id=turn.app_id if action.app_id is None else action.app_id,
                     )
                 )
@@ -203,6 +265,7 @@ def build_turn(
         now=now,
         consumed_messages=consumed_messages,
         consumed_activities=consumed_activities,
+        propagation=propagation,
     )
 
 
@@ -217,10 +280,19 @@ def _finish(
     now: datetime,
     consumed_messages: Sequence[int],
     consumed_activities: Sequence[int],
+    propagation: PropagationInput | None,
 ) -> TurnOutput:
     iid = turn.instance_id
     if completion.status is OrchestrationStatus.CONTINUED_AS_NEW:
         new_exec = new_execution_id()
+        handed_on = None
+        if propagation is not None:
+            handed_on = carried_over(
+                propagation.received,
+                own_events=[*propagation.past, *events],
+                app_id=propagation.app_id,
+                instance_id=iid,
+            )
         start = ExecutionStarted(
             timestamp=now,
             name=turn.name,
@@ -228,6 +300,7 @@ def _finish(
             execution_id=new_exec,
             input=completion.result,
             parent=turn.parent,
+            propagated=handed_on,
             app_id=turn.app_id or None,
         )
         messages.append(NewMessage(iid, start, execution_id=new_exec))
@@ -374,4 +447,38 @@ def terminal_commit(
         failure=failure,
         custom_status=custom_status,
         consumed_messages=consumed_messages,
+    )
+
+
+def stall_commit(
+    turn: TurnInput,
+    stall: Stall,
+    *,
+    now: datetime,
+    custom_status: str | None,
+) -> TurnCommit:
+    """A turn that stalls its instance instead of going on (see
+    :mod:`treadle.core.versioning`): it records ``ExecutionStalled``, sets the status to
+    STALLED with the reason as the failure details, keeps the custom status as it was, and
+    consumes nothing, so the turn's messages wait in the inbox for a worker with the code."""
+    return TurnCommit(
+        instance_id=turn.instance_id,
+        expected_version=turn.version,
+        new_events=[stall.to_event(now)],
+        history_start=turn.history_len,
+        status=OrchestrationStatus.STALLED,
+        execution_id=turn.execution_id,
+        failure=FailureDetails(message=stall.description, error_type=stall.reason),
+        custom_status=custom_status,
+    )
+
+
+def is_recorded_stall(history: Sequence[HistoryEvent], stall: Stall) -> bool:
+    """Whether the run's history already ends with this stall (then nothing is committed
+    again: the instance is only let go, as daprd records a repeated stall once)."""
+    last = history[-1] if history else None
+    return (
+        isinstance(last, ExecutionStalled)
+        and last.reason == stall.reason
+        and last.description == stall.description
     )

@@ -13,14 +13,16 @@ Threads:
 - Whichever thread holds the engine lock: :meth:`Wakeups.note_timers` and the flags.
 - The store's notification thread, or the watcher thread: :meth:`Wakeups.on_store_work`;
   the watcher runs :meth:`Wakeups.watch`.
-- Any thread: :meth:`Wakeups.wake`.
+- Any thread: :meth:`Wakeups.wake`, :meth:`Wakeups.retry_stalled` (a flag the dispatcher
+  reads when it next lists the instances set aside).
 
 The flags are plain booleans set from several threads (a store of a bool is atomic); the
 earliest timer has a lock of its own, as two threads may move it at once.
 
 State: the wake event, the two claim flags, the next periodic claim, the earliest timer this
 runtime committed, the store's next wake-up as last asked and when it was asked, and the
-instances set aside until a time.
+instances set aside until a time (among them those that stalled here, let back early when
+code they may wait for arrives).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Wakeups:
         self._timer_lock = threading.Lock()
         self._timer_at = math.inf  # monotonic time of the earliest timer this runtime set
         self._set_aside: dict[str, float] = {}
+        self._stalled: set[str] = set()  # those set aside because they stalled here
+        self._retry_stalled = False
 
     def wake(self) -> None:
         """Wake the dispatcher (any thread)."""
@@ -86,9 +90,19 @@ class Wakeups:
             self._next_periodic = now + 1.0
             self.claim_due = self.activity_claim_due = True
 
-    def set_aside(self, instance_id: str, until: float) -> None:
-        """Claim no message of ``instance_id`` before monotonic time ``until`` (dispatcher)."""
+    def set_aside(self, instance_id: str, until: float, *, stalled: bool = False) -> None:
+        """Claim no message of ``instance_id`` before monotonic time ``until`` (dispatcher);
+        ``stalled``: until then, or until :meth:`retry_stalled`, whichever comes first."""
         self._set_aside[instance_id] = until
+        if stalled:
+            self._stalled.add(instance_id)
+
+    def retry_stalled(self) -> None:
+        """Let the instances set aside as stalled be claimed again at once (any thread): the
+        code they wait for may be here now."""
+        self._retry_stalled = True
+        self.claim_due = True
+        self.event.set()
 
     def is_set_aside(self, instance_id: str) -> bool:
         """Whether ``instance_id`` was set aside and not let back yet (dispatcher)."""
@@ -96,7 +110,12 @@ class Wakeups:
 
     def set_aside_ids(self, now: float) -> list[str]:
         """The instances still set aside at ``now``; forgets those whose time is up."""
+        if self._retry_stalled:
+            self._retry_stalled = False
+            for iid in self._stalled:
+                self._set_aside.pop(iid, None)
         self._set_aside = {i: t for i, t in self._set_aside.items() if t > now}
+        self._stalled.intersection_update(self._set_aside)
         return list(self._set_aside)
 
     def note_timers(self, commits: Sequence[TurnCommit]) -> None:

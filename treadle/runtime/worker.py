@@ -19,7 +19,8 @@ imports go one way, down this list:
 - ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
   ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
   ``activities`` (the threads that run activities), ``registry`` (the functions),
-  ``options`` (settings, and whether the run is stopping).
+  ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
+  SDK's constructor options, mapped onto treadle's).
 - ``turns``: a turn's actions to a store commit (no state).
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
@@ -48,9 +49,11 @@ from typing import Any, TypeVar, overload
 
 from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
-from treadle.core.history import HistoryEvent
+from treadle.core.history import HistoryEvent, WorkflowVersion
+from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
+from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
@@ -103,6 +106,16 @@ class WorkflowRuntime:
             after errors, instances set aside, renewals, idle waits); default the real
             time. A :class:`~treadle.clock.ManualClock` shared with the store lets a test
             step time (see :mod:`treadle.clock`).
+        maximum_concurrent_activity_work_items: the Dapr SDK's name of
+            ``max_concurrent_activities`` (it wins when given).
+        maximum_concurrent_orchestration_work_items: the Dapr SDK's name of
+            ``max_concurrent_workflows`` (it wins when given).
+        logger_options: the Dapr SDK's ``LoggerOptions`` (level, handler, formatter): they
+            configure the ``treadle`` loggers.
+        worker_ready_timeout: the default wait of :meth:`wait_for_worker_ready`.
+        host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
+            compatibility and unused: treadle talks to its store, not to a sidecar, and runs
+            each synchronous activity on a thread of its own (up to the activity limit).
     """
 
     def __init__(
@@ -119,7 +132,28 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
+        host: str | None = None,
+        port: str | None = None,
+        logger_options: Any = None,
+        interceptors: Any = None,
+        maximum_concurrent_activity_work_items: int | None = None,
+        maximum_concurrent_orchestration_work_items: int | None = None,
+        maximum_thread_pool_workers: int | None = None,
+        worker_ready_timeout: float | None = None,
     ) -> None:
+        max_concurrent_activities = concurrency(
+            max_concurrent_activities,
+            maximum_concurrent_activity_work_items,
+            "maximum_concurrent_activity_work_items",
+        )
+        max_concurrent_workflows = concurrency(
+            max_concurrent_workflows,
+            maximum_concurrent_orchestration_work_items,
+            "maximum_concurrent_orchestration_work_items",
+        )
+        if logger_options is not None:
+            apply_logger_options(logger_options)
+        self.worker_ready_timeout = 30.0 if worker_ready_timeout is None else worker_ready_timeout
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be >= 1")
         if max_concurrent_workflows < 1:
@@ -178,6 +212,75 @@ class WorkflowRuntime:
 
         return deco(__fn) if __fn is not None else deco
 
+    def register_versioned_workflow(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        version_name: str | None = None,
+        is_latest: bool,
+    ) -> None:
+        """Register ``fn`` as a version of the workflow ``name`` (the Dapr SDK's signature).
+
+        New instances of ``name`` run the version registered with ``is_latest=True`` (the
+        last one so registered); a running instance keeps the version it started with. A
+        version may be added while the runtime runs; an instance stalled for want of it goes
+        on at once.
+
+        Args:
+            fn: the workflow function of this version.
+            name: the workflow name every version shares (what clients start).
+            version_name: this version's name, recorded in the instances that run it;
+                default ``fn.__name__``.
+            is_latest: new instances run this version from now on.
+
+        Raises:
+            RegistrationError: ``name`` is registered without versions, or the version name
+                is taken by another function.
+        """
+        self._registry.add_versioned_workflow(
+            fn, name=name, version_name=version_name, is_latest=is_latest
+        )
+        engine = self._engine
+        if engine is not None:
+            engine.wakeups.retry_stalled()
+
+    @overload
+    def versioned_workflow(
+        self, __fn: F, *, name: str, version_name: str | None = None, is_latest: bool
+    ) -> F: ...
+
+    @overload
+    def versioned_workflow(
+        self, __fn: None = None, *, name: str, version_name: str | None = None, is_latest: bool
+    ) -> Callable[[F], F]: ...
+
+    def versioned_workflow(
+        self,
+        __fn: F | None = None,
+        *,
+        name: str,
+        version_name: str | None = None,
+        is_latest: bool,
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_versioned_workflow`:
+        ``@runtime.versioned_workflow(name="order", is_latest=True)``."""
+
+        def deco(fn: F) -> F:
+            self.register_versioned_workflow(
+                fn, name=name, version_name=version_name, is_latest=is_latest
+            )
+            return fn
+
+        return deco(__fn) if __fn is not None else deco
+
+    def retry_stalled(self) -> None:
+        """Give the instances this runtime stalled another try at once (thread-safe): a
+        worker that may have their code connected (``treadle serve`` calls it)."""
+        engine = self._engine
+        if engine is not None:
+            engine.wakeups.retry_stalled()
+
     @overload
     def activity(self, __fn: F, *, name: str | None = None) -> F: ...
 
@@ -201,8 +304,19 @@ class WorkflowRuntime:
         Raises:
             RegistrationError: a name is already registered here to another function.
         """
-        for name, fn in other._registry.workflows.items():
-            self._registry.add_workflow(fn, name)
+        for name, workflow in other._registry.workflows.items():
+            if not isinstance(workflow, VersionedWorkflow):
+                self._registry.add_workflow(workflow, name)
+                continue
+            for version_name, fn in workflow.versions.items():
+                self._registry.add_versioned_workflow(
+                    fn, name=name, version_name=version_name, is_latest=False
+                )
+            if workflow.latest is not None:
+                latest = workflow.versions[workflow.latest]
+                self._registry.add_versioned_workflow(
+                    latest, name=name, version_name=workflow.latest, is_latest=True
+                )
         for name, fn in other._registry.activities.items():
             self._registry.add_activity(fn, name)
 
@@ -265,6 +379,23 @@ class WorkflowRuntime:
             self._threads.append(thread)
         if self.local_starts:
             local.add(store.url, self)
+
+    def wait_for_worker_ready(self, timeout: float | None = None) -> bool:
+        """Whether the runtime is working (started, its threads running), waiting up to
+        ``timeout`` seconds (default ``worker_ready_timeout``) for another thread to start
+        it. :meth:`start` returns once it is: this is for the Dapr SDK's callers.
+
+        Returns:
+            True once it works; False if it did not within ``timeout``.
+        """
+        limit = self.worker_ready_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            if self._engine is not None and all(t.is_alive() for t in self._threads):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: take no new work, let running activities finish (up to
@@ -371,9 +502,14 @@ class WorkflowRuntime:
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
-        self, instance_id: str, actions: list[Action], custom_status: str | None
+        self,
+        instance_id: str,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None = None,
     ) -> bool:
-        """Report the actions a remote worker returned for a turn (thread-safe).
+        """Report the actions a remote worker returned for a turn (thread-safe), with the
+        version it ran and every patch it found true (``WorkflowResponse.version``).
 
         Returns:
             False if no turn of that instance is outstanding (a late or duplicate answer).
@@ -381,7 +517,7 @@ class WorkflowRuntime:
         engine = self._engine
         if engine is None or engine.remote is None:
             return False
-        return engine.remote.complete(instance_id, actions, custom_status)
+        return engine.remote.complete(instance_id, actions, custom_status, version)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
@@ -402,10 +538,17 @@ def _is_store_object(value: object) -> bool:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (dead, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": the state follows the last ")" (comm may hold one)
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): os.kill said it exists
+    return state not in (b"Z", b"X")

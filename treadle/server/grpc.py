@@ -51,7 +51,7 @@ from treadle.errors import (
 )
 from treadle.runtime import WorkflowRuntime
 from treadle.server._proto import orchestrator_service_pb2 as spb
-from treadle.server.grpc_codec import action_from_proto, failure_from_proto
+from treadle.server.grpc_codec import action_from_proto, failure_from_proto, version_from_proto
 from treadle.server.grpc_instances import InstanceService, RpcFailure, json_payload
 from treadle.server.grpc_values import optional_string
 from treadle.server.grpc_workers import SidecarWorkers, Ticket, activity_request, workflow_request
@@ -155,6 +155,7 @@ class SidecarService:
         stream = self._workers.connect(context.peer())
         context.add_callback(lambda: self._workers.disconnect(stream))
         logger.info("SDK worker connected: stream %d from %s", stream.id, stream.peer)
+        self._runtime.retry_stalled()  # it may have the code a stalled instance waits for
         try:
             while context.is_active() and not stream.closed:
                 ticket = self._workers.next_ticket(stream, _STREAM_POLL_S)
@@ -215,7 +216,8 @@ class SidecarService:
             return spb.CompleteTaskResponse()
         with self._lock:
             self._turn_failures.pop(iid, None)
-        self._runtime.complete_remote_turn(iid, actions, custom_status)
+        version = version_from_proto(request.version) if request.HasField("version") else None
+        self._runtime.complete_remote_turn(iid, actions, custom_status, version)
         return spb.CompleteTaskResponse()
 
     def _reject_turn(self, iid: str, failure: FailureDetails, custom_status: str | None) -> None:

@@ -20,6 +20,7 @@ from treadle.core.actions import (
     CompleteOrchestration,
     CreateSubOrchestration,
     CreateTimer,
+    ReportVersionNotAvailable,
     ScheduleTask,
     SendEvent,
 )
@@ -27,7 +28,14 @@ from treadle.core.history import EventRaised, OrchestrationStatus
 from treadle.errors import InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
-from treadle.server.grpc_events import history_event_from_proto, history_event_to_proto, target_app
+from treadle.server.grpc_events import (
+    history_event_from_proto,
+    history_event_to_proto,
+    propagation_to_proto,
+    target_app,
+    version_from_proto,
+    version_to_proto,
+)
 from treadle.server.grpc_values import (
     INDEFINITE_FIRE_AT,
     datetime_from_proto,
@@ -50,8 +58,11 @@ __all__ = [
     "failure_to_proto",
     "history_event_from_proto",
     "history_event_to_proto",
+    "propagation_to_proto",
     "status_from_proto",
     "status_to_proto",
+    "version_from_proto",
+    "version_to_proto",
 ]
 
 # What a worker may end an execution with (TERMINATED: the SDK's answer to executionTerminated).
@@ -68,13 +79,14 @@ _COMPLETION_STATUSES = frozenset(
 def action_from_proto(action: apb.WorkflowAction) -> Action:
     """Convert a worker's ``WorkflowAction`` (durabletask: ``OrchestratorAction``) to an action.
 
-    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent`` and
-    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``).
+    Handles ``scheduleTask``, ``createTimer``, ``createChildWorkflow``, ``sendEvent``,
+    ``completeWorkflow`` (with ``carryoverEvents``, which must all be ``eventRaised``) and
+    ``workflowVersionNotAvailable`` (the worker has no code for the instance's version).
 
     Raises:
         InvalidInputError: the action is empty, of a kind the core has no equivalent for
-            (``terminateWorkflow``, ``createDetachedWorkflow``, ``workflowVersionNotAvailable``),
-            or malformed (a completion status a workflow cannot end with, a bad carryover event).
+            (``terminateWorkflow``, ``createDetachedWorkflow``), or malformed (a completion
+            status a workflow cannot end with, a bad carryover event).
     """
     kind = action.WhichOneof("workflowActionType")
     match kind:
@@ -85,6 +97,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=task.name,
                 input=optional_string(task, "input"),
                 task_execution_id=task.taskExecutionId,
+                propagation_scope=propagation_scope(action.id, task.historyPropagationScope),
                 app_id=_target_of(action, task),
             )
         case "createTimer":
@@ -96,6 +109,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 name=child.name,
                 instance_id=child.instanceId,
                 input=optional_string(child, "input"),
+                propagation_scope=propagation_scope(action.id, child.historyPropagationScope),
                 app_id=_target_of(action, child),
             )
         case "sendEvent":
@@ -108,13 +122,30 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
             )
         case "completeWorkflow":
             return _complete_from_proto(action.id, action.completeWorkflow)
+        case "workflowVersionNotAvailable":
+            return ReportVersionNotAvailable(id=action.id)
         case None:
             raise InvalidInputError(f"action {action.id} is empty: it sets no action type")
         case _:
             raise InvalidInputError(
                 f"action {action.id}: {kind} has no treadle equivalent; treadle serve supports "
-                "scheduleTask, createTimer, createChildWorkflow, sendEvent and completeWorkflow"
+                "scheduleTask, createTimer, createChildWorkflow, sendEvent, completeWorkflow and "
+                "workflowVersionNotAvailable"
             )
+
+
+def propagation_scope(action_id: int, value: int) -> int:
+    """A ``HistoryPropagationScope`` as the core keeps it (0 none, 1 own history, 2 lineage).
+
+    Raises:
+        InvalidInputError: it is none of those.
+    """
+    if value not in (0, 1, 2):
+        raise InvalidInputError(
+            f"action {action_id}: historyPropagationScope {value} is not a scope this sidecar "
+            "knows (NONE, OWN_HISTORY or LINEAGE)"
+        )
+    return value
 
 
 def _target_of(
@@ -172,6 +203,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     name=action.name,
                     input=string_value(action.input),
                     taskExecutionId=action.task_execution_id,
+                    historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
                     router=_router_to(action.app_id),
                 ),
             )
@@ -187,6 +219,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     instanceId=action.instance_id,
                     name=action.name,
                     input=string_value(action.input),
+                    historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
                     router=_router_to(action.app_id),
                 ),
             )
@@ -210,6 +243,11 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     ),
                     carryoverEvents=[history_event_to_proto(e) for e in action.carryover_events],
                 ),
+            )
+        case ReportVersionNotAvailable():
+            return apb.WorkflowAction(
+                id=action.id,
+                workflowVersionNotAvailable=apb.WorkflowVersionNotAvailableAction(),
             )
         case _:
             raise InvalidInputError(f"action {type(action).__name__} has no protobuf form")

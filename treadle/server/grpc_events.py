@@ -3,8 +3,9 @@
 The oneof names are those of the protocol revision that dapr-ext-workflow 1.18.3 speaks
 (``workflowStarted``, ``childWorkflowInstanceCreated``...); older durabletask names them
 ``orchestratorStarted``, ``subOrchestrationInstanceCreated``... with the same field numbers.
-Fields the core does not model (versions, trace contexts, timer origins, tags,
-attestations) are dropped on the way in and left unset on the way out.
+The ``version`` of ``workflowStarted`` (a turn's workflow version and patches) is kept both
+ways, as daprd records it. Fields the core does not model (task versions, trace contexts,
+timer origins, tags, attestations) are dropped on the way in and left unset on the way out.
 
 Apps travel in the envelope's ``router`` as daprd sends them: on ``executionStarted`` the source
 is the parent's app (the instance's own for a top-level one) and the target the instance's app,
@@ -30,6 +31,7 @@ from treadle.core.history import (
     OrchestratorCompleted,
     OrchestratorStarted,
     ParentInfo,
+    Propagation,
     SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
@@ -38,6 +40,7 @@ from treadle.core.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+    WorkflowVersion,
 )
 from treadle.errors import InvalidInputError
 from treadle.server._proto import history_events_pb2 as hpb
@@ -53,7 +56,14 @@ from treadle.server.grpc_values import (
     string_value,
 )
 
-__all__ = ["history_event_from_proto", "history_event_to_proto", "target_app"]
+__all__ = [
+    "history_event_from_proto",
+    "history_event_to_proto",
+    "propagation_to_proto",
+    "target_app",
+    "version_from_proto",
+    "version_to_proto",
+]
 
 # The names of the StalledReason enum, the first being its default (PATCH_MISMATCH).
 _STALLED_REASONS: tuple[str, ...] = tuple(opb.StalledReason.keys())
@@ -70,7 +80,7 @@ def history_event_to_proto(event: HistoryEvent) -> hpb.HistoryEvent:
     """
     match event:
         case OrchestratorStarted():
-            out = hpb.HistoryEvent(workflowStarted=hpb.WorkflowStartedEvent())
+            out = hpb.HistoryEvent(workflowStarted=_orchestrator_started_to_proto(event))
         case OrchestratorCompleted():
             out = hpb.HistoryEvent(workflowCompleted=hpb.WorkflowCompletedEvent())
         case ExecutionStarted():
@@ -161,6 +171,27 @@ def target_app(router: opb.TaskRouter) -> str | None:
     return (router.targetAppID or None) if router.HasField("targetAppID") else None
 
 
+def propagation_to_proto(value: Propagation) -> hpb.PropagatedHistory:
+    """A propagated history as daprd sends it to SDK workers: each chunk's events serialized
+    one by one (``rawEvents``), with its app id, instance id and workflow name.
+
+    Raises:
+        InvalidInputError: an event has no protobuf form.
+    """
+    return hpb.PropagatedHistory(
+        scope=value.scope,  # type: ignore[arg-type]
+        chunks=[
+            hpb.PropagatedHistoryChunk(
+                rawEvents=[history_event_to_proto(e).SerializeToString() for e in chunk.events],
+                appId=chunk.app_id,
+                instanceId=chunk.instance_id,
+                workflowName=chunk.workflow_name,
+            )
+            for chunk in value.chunks
+        ],
+    )
+
+
 def _execution_started_to_proto(event: ExecutionStarted) -> hpb.ExecutionStartedEvent:
     started = hpb.ExecutionStartedEvent(
         name=event.name,
@@ -195,9 +226,12 @@ def _execution_completed_to_proto(event: ExecutionCompleted) -> hpb.ExecutionCom
 
 
 def _task_scheduled_to_proto(event: TaskScheduled) -> hpb.TaskScheduledEvent:
-    return hpb.TaskScheduledEvent(
+    scheduled = hpb.TaskScheduledEvent(
         name=event.name, input=string_value(event.input), taskExecutionId=event.task_execution_id
     )
+    if event.propagation_scope:
+        scheduled.historyPropagationScope = event.propagation_scope  # type: ignore[assignment]
+    return scheduled
 
 
 def _task_completed_to_proto(event: TaskCompleted) -> hpb.TaskCompletedEvent:
@@ -219,9 +253,12 @@ def _task_failed_to_proto(event: TaskFailed) -> hpb.TaskFailedEvent:
 def _child_created_to_proto(
     event: SubOrchestrationInstanceCreated,
 ) -> hpb.ChildWorkflowInstanceCreatedEvent:
-    return hpb.ChildWorkflowInstanceCreatedEvent(
+    created = hpb.ChildWorkflowInstanceCreatedEvent(
         instanceId=event.instance_id, name=event.name, input=string_value(event.input)
     )
+    if event.propagation_scope:
+        created.historyPropagationScope = event.propagation_scope  # type: ignore[assignment]
+    return created
 
 
 def _execution_stalled_to_proto(event: ExecutionStalled) -> hpb.ExecutionStalledEvent:
@@ -235,6 +272,12 @@ def _execution_stalled_to_proto(event: ExecutionStalled) -> hpb.ExecutionStalled
     if description:
         stalled.description = description
     return stalled
+
+
+def _scope(value: int) -> int:
+    """A recorded propagation scope; one this codec does not know is kept as none (the
+    event records a call already made)."""
+    return value if value in (1, 2) else 0
 
 
 def history_event_from_proto(event: hpb.HistoryEvent) -> HistoryEvent:
@@ -254,7 +297,29 @@ def history_event_from_proto(event: hpb.HistoryEvent) -> HistoryEvent:
 
 
 def _orchestrator_started(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> HistoryEvent:
-    return OrchestratorStarted(event_id=event_id, timestamp=ts)
+    started = event.workflowStarted
+    version = version_from_proto(started.version) if started.HasField("version") else None
+    return OrchestratorStarted(event_id=event_id, timestamp=ts, version=version)
+
+
+def _orchestrator_started_to_proto(event: OrchestratorStarted) -> hpb.WorkflowStartedEvent:
+    if event.version is None:
+        return hpb.WorkflowStartedEvent()
+    return hpb.WorkflowStartedEvent(version=version_to_proto(event.version))
+
+
+def version_to_proto(version: WorkflowVersion) -> opb.WorkflowVersion:
+    """The protobuf ``WorkflowVersion`` of a recorded version (name and patches)."""
+    out = opb.WorkflowVersion(patches=list(version.patches))
+    if version.name is not None:
+        out.name = version.name
+    return out
+
+
+def version_from_proto(version: opb.WorkflowVersion) -> WorkflowVersion:
+    """A protobuf ``WorkflowVersion`` (a worker's answer, or a recorded turn's) as the core's."""
+    name = version.name if version.HasField("name") else None
+    return WorkflowVersion(name=name, patches=tuple(version.patches))
 
 
 def _orchestrator_completed(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> HistoryEvent:
@@ -340,6 +405,7 @@ def _task_scheduled(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> His
         name=scheduled.name,
         input=optional_string(scheduled, "input"),
         task_execution_id=scheduled.taskExecutionId,
+        propagation_scope=_scope(scheduled.historyPropagationScope),
         app_id=target_app(event.router) if event.HasField("router") else None,
     )
 
@@ -392,6 +458,7 @@ def _child_created(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> Hist
         name=created.name,
         instance_id=created.instanceId,
         input=optional_string(created, "input"),
+        propagation_scope=_scope(created.historyPropagationScope),
         app_id=target_app(event.router) if event.HasField("router") else None,
     )
 

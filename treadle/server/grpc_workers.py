@@ -26,6 +26,7 @@ from treadle.core.history import (
     EventSent,
     ExecutionCompleted,
     ExecutionResumed,
+    ExecutionStarted,
     ExecutionSuspended,
     HistoryEvent,
     OrchestratorCompleted,
@@ -33,7 +34,7 @@ from treadle.core.history import (
 from treadle.runtime.remote import RemoteTurn
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_service_pb2 as spb
-from treadle.server.grpc_codec import history_event_to_proto
+from treadle.server.grpc_codec import history_event_to_proto, propagation_to_proto
 from treadle.server.grpc_values import string_value
 from treadle.store.base import ActivityWorkItem
 
@@ -89,17 +90,22 @@ def workflow_request(turn: RemoteTurn) -> spb.WorkflowRequest:
         InvalidInputError: an event has no protobuf form.
     """
     past, new = events_for_sdk(turn.past_events, turn.new_events)
-    return spb.WorkflowRequest(
+    request = spb.WorkflowRequest(
         instanceId=turn.instance_id,
         executionId=string_value(turn.execution_id),
         pastEvents=[history_event_to_proto(e) for e in past],
         newEvents=[history_event_to_proto(e) for e in new],
     )
+    # The history propagated to the run travels beside its events, as daprd sends it.
+    received = next((e.propagated for e in (*past, *new) if isinstance(e, ExecutionStarted)), None)
+    if received is not None:
+        request.propagatedHistory.CopyFrom(propagation_to_proto(received))
+    return request
 
 
 def activity_request(item: ActivityWorkItem) -> spb.ActivityRequest:
     """The ``ActivityRequest`` for a claimed activity."""
-    return spb.ActivityRequest(
+    request = spb.ActivityRequest(
         name=item.name,
         input=string_value(item.input),
         workflowInstance=opb.WorkflowInstance(
@@ -108,6 +114,9 @@ def activity_request(item: ActivityWorkItem) -> spb.ActivityRequest:
         taskId=item.task_id,
         taskExecutionId=item.task_execution_id,
     )
+    if item.propagated is not None:
+        request.propagatedHistory.CopyFrom(propagation_to_proto(item.propagated))
+    return request
 
 
 @dataclass(eq=False, slots=True)

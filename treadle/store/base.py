@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from treadle.core.history import ExecutionStarted, HistoryEvent, OrchestrationStatus, ParentInfo
+from treadle.core.history import (
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestrationStatus,
+    ParentInfo,
+    Propagation,
+)
 from treadle.errors import FailureDetails
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 
@@ -102,6 +108,10 @@ class NewActivity:
         leased: enqueue already leased to the committing owner (it will run it itself).
         own: keep it in the instance's row instead of the task queue, held under the
             instance's lease (see :data:`OWN_TASK_RULES`). Only with ``leased`` and
+            ``keep_lease``, and at most one per instance at a time; never with
+            ``propagated``.
+        propagated: the history the calling workflow hands the activity
+            (``call_activity(..., propagation=...)``), if any.
             ``keep_lease``, and at most one per instance at a time.
         app_id: the app whose workers run it ("" for none); a task is claimed only by
             workers of its app (see :mod:`treadle.store.apps`).
@@ -115,6 +125,7 @@ class NewActivity:
     task_execution_id: str
     leased: bool = False
     own: bool = False
+    propagated: Propagation | None = None
     app_id: str = ""
 
 
@@ -130,6 +141,7 @@ class ActivityWorkItem:
         name: the activity's name.
         input: JSON text of its input.
         task_execution_id: stable across retries.
+        propagated: the history the calling workflow handed it, if any.
     """
 
     id: int
@@ -139,6 +151,7 @@ class ActivityWorkItem:
     name: str
     input: str | None
     task_execution_id: str
+    propagated: Propagation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +199,8 @@ class NewInstance:
             with no ExecutionStarted message.
         activities: activity tasks to enqueue with such a history.
         messages: messages (timers) to queue with such a history.
+        propagated: the history its parent hands it (``call_child_workflow(...,
+            propagation=...)``), carried by its ExecutionStarted.
         app_id: the app whose workers run it ("" for none).
     """
 
@@ -198,6 +213,7 @@ class NewInstance:
     history: Sequence[HistoryEvent] = ()
     activities: Sequence[NewActivity] = ()
     messages: Sequence[NewMessage] = ()
+    propagated: Propagation | None = None
     app_id: str = ""
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
@@ -210,6 +226,7 @@ class NewInstance:
             input=self.input,
             parent=self.parent,
             scheduled_start=self.scheduled_start,
+            propagated=self.propagated,
             app_id=self.app_id or None,
         )
 
@@ -389,6 +406,27 @@ class Store(Protocol):
 
     def send_message(self, message: NewMessage) -> None:
         """Put a message in an existing instance's inbox.
+
+        Raises:
+            WorkflowNotFoundError: no instance has that id.
+        """
+        ...
+
+    def signal_instance(
+        self, message: NewMessage, *, shown_status: OrchestrationStatus | None = None
+    ) -> bool:
+        """Put a control message (terminate, suspend, resume) in an instance's inbox, as
+        :meth:`send_message` does, and say whether a worker holds the instance's lease.
+
+        With ``shown_status`` (SUSPENDED or RUNNING), an instance that nobody holds (no
+        lease, or an expired one) and that is RUNNING or SUSPENDED shows that status at once,
+        in the same transaction: no turn of it can be under way (a commit needs a live lease,
+        and the version moves on, fencing off one computed before), and its next turn takes
+        this message and commits that status itself (unless it finishes the instance).
+
+        Returns:
+            whether a worker holds the instance's live lease (its turn will take the message
+            shortly; the status shown is the worker's to change).
 
         Raises:
             WorkflowNotFoundError: no instance has that id.

@@ -25,10 +25,17 @@ __all__ = ["LocalStarter", "add", "remove", "shared", "starters"]
 
 
 class LocalStarter(Protocol):
-    """A runtime that can start instances itself (see the module)."""
+    """A runtime that can start instances itself (see the module), and give up a turn it sent
+    to a remote worker."""
 
     def start_here(self, new: NewInstance) -> bool:
         """Create ``new`` with its first turn; False if this runtime does not take it."""
+        ...
+
+    def abandon_remote_turn(self, instance_id: str, *, retry_after_s: float = 0.0) -> None:
+        """Give up the instance's turn out to a remote worker, if one is: the instance is
+        claimed again, with the messages that came since (a termination must not wait for a
+        worker that may be gone)."""
         ...
 
 

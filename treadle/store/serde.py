@@ -10,9 +10,12 @@ from treadle.core import codec
 from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
+    Propagation,
     SubOrchestrationInstanceFailed,
     event_from_dict,
     event_to_json,
+    propagation_from_dict,
+    propagation_to_dict,
 )
 from treadle.errors import FailureDetails
 from treadle.store.base import InstanceRecord, NewInstance, NewMessage
@@ -26,6 +29,16 @@ def encode_event(event: HistoryEvent) -> str:
 def decode_event(text: str | bytes) -> HistoryEvent:
     """A history event from :func:`encode_event`'s text."""
     return event_from_dict(codec.loads(text))
+
+
+def encode_propagation(value: Propagation | None) -> str | None:
+    """JSON text of a propagated history (an activity task's), or None."""
+    return None if value is None else codec.dumps(propagation_to_dict(value))
+
+
+def decode_propagation(text: str | bytes | None) -> Propagation | None:
+    """A propagated history from :func:`encode_propagation`'s text."""
+    return None if not text else propagation_from_dict(codec.loads(text))
 
 
 def encode_failure(failure: FailureDetails | None) -> str | None:

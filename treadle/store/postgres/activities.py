@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from treadle.store.base import ActivityResult, ActivityWorkItem
 from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.sql import NOSYNC, enqueue_own_sql
-from treadle.store.serde import encode_event
+from treadle.store.serde import decode_propagation, encode_event
 
 __all__ = ["claim_activities", "complete_activities", "rescue_own_tasks"]
 
@@ -38,7 +38,7 @@ def claim_activities(
         "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
         "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
         "FROM picked p, nosync WHERE a.id = p.id RETURNING a.id, a.instance_id, "
-        "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id",
+        "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, a.propagated",
         {
             "limit": limit,
             "owner": owner,
@@ -47,7 +47,10 @@ def claim_activities(
             "names": list(names or ()),
         },
     )
-    return [ActivityWorkItem(*r) for r in sorted(rows)]
+    return [
+        ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+        for r in sorted(rows)
+    ]
 
 
 def rescue_own_tasks(connections: Connections) -> None:

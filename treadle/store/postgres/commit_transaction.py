@@ -31,7 +31,13 @@ from treadle.store.fencing import Fence, refusal
 from treadle.store.own_tasks import next_own_task_id, own_task_update
 from treadle.store.postgres.instances import create_instances_in, insert_messages
 from treadle.store.postgres.sql import Conn, Db
-from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch
+from treadle.store.serde import (
+    child_refused,
+    encode_event,
+    encode_failure,
+    encode_propagation,
+    to_epoch,
+)
 
 __all__ = ["commit_turns_in"]
 
@@ -246,11 +252,11 @@ def _insert_activities(
         return lambda: {}
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, app_id) "
-        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, app "
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[]) WITH ORDINALITY "
-        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, app, ord) "
+        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, ord) "
         "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
         (
             now,
@@ -262,6 +268,7 @@ def _insert_activities(
             [t.task_execution_id for _, t in tasks],
             [owner if t.leased else None for _, t in tasks],
             [lease_until if t.leased else None for _, t in tasks],
+            [encode_propagation(t.propagated) for _, t in tasks],
             [t.app_id for _, t in tasks],
         ),
     )

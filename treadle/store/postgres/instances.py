@@ -19,7 +19,7 @@ from treadle.core.history import EPOCH
 from treadle.errors import InvalidInputError, WorkflowAlreadyExistsError
 from treadle.store.base import InstanceRecord, NewInstance, NewMessage
 from treadle.store.postgres.sql import Conn, Db, utc
-from treadle.store.serde import encode_event, instance_from_row
+from treadle.store.serde import encode_event, encode_propagation, instance_from_row
 
 __all__ = [
     "CREATE_SQL",
@@ -98,11 +98,11 @@ def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
     if new.activities:
         conn.execute(
             "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-            "task_execution_id, visible_at, app_id) "
-            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp(), app "
+            "task_execution_id, visible_at, propagated, app_id) "
+            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp(), prop, app "
             "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-            "  %s::text[], %s::text[]) WITH ORDINALITY "
-            "  AS a(iid, eid, task_id, name, input, teid, app, ord) ORDER BY ord",
+            "  %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "  AS a(iid, eid, task_id, name, input, teid, prop, app, ord) ORDER BY ord",
             (
                 [t.instance_id for t in new.activities],
                 [t.execution_id for t in new.activities],
@@ -110,6 +110,7 @@ def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
                 [t.name for t in new.activities],
                 [t.input for t in new.activities],
                 [t.task_execution_id for t in new.activities],
+                [encode_propagation(t.propagated) for t in new.activities],
                 [t.app_id for t in new.activities],
             ),
         )

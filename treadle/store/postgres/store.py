@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from treadle.core.history import HistoryEvent
+from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
     FailureDetails,
     StoreUnavailableError,
@@ -231,6 +231,7 @@ class PostgresStore:
         Raises:
             WorkflowNotFoundError: no instance has that id.
         """
+        # (a share lock, unlike signal_instance: events do not wait for a commit under way)
         rows = self._db.statement(
             "WITH target AS (SELECT instance_id, status FROM instances "
             "  WHERE instance_id = %(iid)s FOR KEY SHARE), "
@@ -240,12 +241,43 @@ class PostgresStore:
             "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
             "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1) "
             "SELECT {notify_orch} FROM sent",
+            _message_params(message),
+            idempotent=False,
+        )
+        if not rows:  # nothing was written
+            raise WorkflowNotFoundError(
+                f"no workflow instance with id {message.instance_id!r}; "
+                "check the id (list them with `treadle workflow list`)"
+            )
+
+    def signal_instance(
+        self, message: NewMessage, *, shown_status: OrchestrationStatus | None = None
+    ) -> bool:
+        """Queue a control message; show its status at once if nobody holds the instance
+        (see Store). One statement: the instance's row is locked while it decides.
+
+        Raises:
+            WorkflowNotFoundError: no instance has that id.
+        """
+        rows = self._db.statement(
+            "WITH target AS (SELECT instance_id, status, "
+            "  lease_owner IS NOT NULL AND lease_expires_at >= {now} AS leased "
+            "  FROM instances WHERE instance_id = %(iid)s FOR NO KEY UPDATE), "
+            "sent AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
+            "  SELECT t.instance_id, %(eid)s, %(event)s, CASE WHEN t.status = 'PENDING' "
+            "  AND %(delay)s THEN GREATEST(COALESCE(%(visible)s, {now}), (SELECT "
+            "  MIN(m.visible_at) FROM inbox m WHERE m.instance_id = t.instance_id)) "
+            "  ELSE COALESCE(%(visible)s, {now}) END FROM target t RETURNING 1), "
+            "shown AS (UPDATE instances i SET status = %(shown)s::text, "
+            "  version = i.version + 1, updated_at = {now} FROM target t "
+            "  WHERE i.instance_id = t.instance_id AND %(shown)s::text IS NOT NULL "
+            "  AND NOT t.leased AND t.status IN ('RUNNING', 'SUSPENDED') "
+            "  AND t.status <> %(shown)s::text "
+            "  RETURNING 1) "
+            "SELECT t.leased, {notify_orch} FROM target t, sent",
             {
-                "iid": message.instance_id,
-                "eid": message.execution_id,
-                "event": encode_event(message.event),
-                "delay": message.event.KIND != "ExecutionTerminated",
-                "visible": utc(message.visible_at) if message.visible_at else None,
+                **_message_params(message),
+                "shown": shown_status.name if shown_status is not None else None,
             },
             idempotent=False,
         )
@@ -254,6 +286,7 @@ class PostgresStore:
                 f"no workflow instance with id {message.instance_id!r}; "
                 "check the id (list them with `treadle workflow list`)"
             )
+        return bool(rows[0][0])
 
     def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
         """Delete a finished instance and, if ``recursive``, its finished descendants.
@@ -530,3 +563,14 @@ class PostgresStore:
 
 STORE_CLASS = PostgresStore
 """The store class of this backend (for :func:`treadle.store.open_store`)."""
+
+
+def _message_params(message: NewMessage) -> dict[str, Any]:
+    """The parameters of the statements that put ``message`` in its instance's inbox."""
+    return {
+        "iid": message.instance_id,
+        "eid": message.execution_id,
+        "event": encode_event(message.event),
+        "delay": message.event.KIND != "ExecutionTerminated",
+        "visible": utc(message.visible_at) if message.visible_at else None,
+    }

@@ -15,7 +15,12 @@ from treadle.store.base import (
     InboxMessage,
     OrchestrationWorkItem,
 )
-from treadle.store.serde import INSTANCE_COLUMNS, decode_event, instance_from_row
+from treadle.store.serde import (
+    INSTANCE_COLUMNS,
+    decode_event,
+    decode_propagation,
+    instance_from_row,
+)
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.rows import enqueue_own_tasks
 
@@ -158,8 +163,8 @@ def claim_activities(
         if enqueue_own_tasks(conn, "lease_owner IS NOT NULL AND lease_expires_at < ?", (now,), now):
             db.gives(activities=True)
         rows = conn.execute(
-            "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id "
-            "FROM activity_tasks t WHERE visible_at <= ? AND "
+            "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
+            "propagated FROM activity_tasks t WHERE visible_at <= ? AND "
             f"(lease_owner IS NULL OR lease_expires_at < ?){mine} ORDER BY id LIMIT ?",
             (now, now, *mine_params, limit),
         ).fetchall()
@@ -169,7 +174,10 @@ def claim_activities(
             "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
             [(owner, now + lease_s, r[0]) for r in rows],
         )
-    return [ActivityWorkItem(*r) for r in rows]
+    return [
+        ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+        for r in rows
+    ]
 
 
 def renew_leases(

@@ -19,7 +19,7 @@ from treadle.store.base import (
     NewMessage,
 )
 from treadle.store.own_tasks import own_task_from_json, own_task_matches
-from treadle.store.serde import encode_event, from_epoch, to_epoch
+from treadle.store.serde import encode_event, encode_propagation, from_epoch, to_epoch
 
 __all__ = [
     "TERMINAL_NAMES",
@@ -133,8 +133,8 @@ def insert_activity(
     leased = task.leased and owner is not None
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, app_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -145,6 +145,7 @@ def insert_activity(
             now,
             owner if leased else None,
             now + lease_s if leased else None,
+            encode_propagation(task.propagated),
             task.app_id,
         ),
     )

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from treadle.core.history import HistoryEvent
+from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
     FailureDetails,
     InvalidInputError,
@@ -192,18 +192,28 @@ class SqliteStore:
 
     def send_message(self, message: NewMessage) -> None:
         """Put a message in an existing instance's inbox (see Store)."""
+        self.signal_instance(message)
+
+    def signal_instance(
+        self, message: NewMessage, *, shown_status: OrchestrationStatus | None = None
+    ) -> bool:
+        """Queue a control message; show its status at once if nobody holds the instance
+        (see Store)."""
         now = self._clock()
         with self._db.errors(), self._db.write(kinds=(True, False)) as conn:
             row = conn.execute(
-                "SELECT status FROM instances WHERE instance_id = ?", (message.instance_id,)
+                "SELECT status, lease_owner IS NOT NULL AND lease_expires_at >= ? "
+                "FROM instances WHERE instance_id = ?",
+                (now, message.instance_id),
             ).fetchone()
             if row is None:
                 raise WorkflowNotFoundError(
                     f"no workflow instance with id {message.instance_id!r}; "
                     "check the id (list them with `treadle workflow list`)"
                 )
+            status, leased = row[0], bool(row[1])
             visible = to_epoch(message.visible_at) if message.visible_at else now
-            if row[0] == "PENDING" and message.event.KIND != "ExecutionTerminated":
+            if status == "PENDING" and message.event.KIND != "ExecutionTerminated":
                 start = conn.execute(
                     "SELECT MIN(visible_at) FROM inbox WHERE instance_id = ?",
                     (message.instance_id,),
@@ -211,6 +221,18 @@ class SqliteStore:
                 if start[0] is not None:
                     visible = max(visible, start[0])
             insert_message(conn, message, visible)
+            if (
+                shown_status is not None
+                and not leased
+                and status in _SHOWABLE
+                and status != shown_status.name
+            ):
+                conn.execute(
+                    "UPDATE instances SET status = ?, version = version + 1, updated_at = ? "
+                    "WHERE instance_id = ?",
+                    (shown_status.name, now, message.instance_id),
+                )
+            return leased
 
     def purge_instance(self, instance_id: str, *, recursive: bool = True) -> int:
         """Delete a finished instance and, if ``recursive``, its finished descendants."""
@@ -464,3 +486,7 @@ def migrate(url: str) -> int:
 
 STORE_CLASS = SqliteStore
 """The store class of this backend (for :func:`treadle.store.open_store`)."""
+
+
+# The statuses a control message may show at once (see Store.signal_instance).
+_SHOWABLE = frozenset({"RUNNING", "SUSPENDED"})

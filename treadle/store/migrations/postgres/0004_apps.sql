@@ -1,4 +1,4 @@
--- schema version 3: apps and workers (see treadle/store/apps.py). Every instance and activity
+-- schema version 4: apps and workers (see treadle/store/apps.py). Every instance and activity
 -- task belongs to an app ('' for none) and is claimed only by its app's workers, an instance
 -- says why it waits for a worker (waiting), and workers advertise what they take (workers).
 ALTER TABLE instances ADD COLUMN IF NOT EXISTS app_id text NOT NULL DEFAULT '';
