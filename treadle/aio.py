@@ -36,6 +36,7 @@ class DaprWorkflowClient:
         max_threads: store calls (waits included) running at once for this client.
         host, port, logger_options: accepted for Dapr compatibility and ignored (treadle
             talks to the store; it logs through the ``treadle`` loggers).
+        app_id: the app of the workflows it starts, as for :class:`treadle.WorkflowClient`.
     """
 
     def __init__(
@@ -46,11 +47,12 @@ class DaprWorkflowClient:
         port: str | int | None = None,
         logger_options: Any = None,
         max_threads: int = 64,
+        app_id: str | None = None,
         **dapr_options: Any,
     ) -> None:
         if max_threads < 1:
             raise ValueError("max_threads must be >= 1")
-        self._sync = sync.WorkflowClient(store, host=host, port=port, **dapr_options)
+        self._sync = sync.WorkflowClient(store, host=host, port=port, app_id=app_id, **dapr_options)
         self._threads = ThreadPoolExecutor(max_threads, thread_name_prefix="treadle-aio")
 
     @property

@@ -263,6 +263,10 @@ def history(session: Session, instance_id: str, fmt: str) -> None:
     "--input", "input_", metavar="JSON", callback=_json, help="The workflow's input, as JSON."
 )
 @click.option("--id", "instance_id", help="Instance id (default: a new UUID).")
+@click.option(
+    "--app-id",
+    help="The app whose workers run it (default: $TREADLE_APP_ID, else $APP_ID, else none).",
+)
 @click.option("--wait", is_flag=True, help="Wait for the instance to finish; print its state.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to --wait (default: none).")
 @_OUTPUT
@@ -272,6 +276,7 @@ def run(
     name: str,
     input_: Any,
     instance_id: str | None,
+    app_id: str | None,
     wait: bool,
     timeout: float | None,
     fmt: str,
@@ -279,6 +284,8 @@ def run(
     """Start workflow NAME (a worker must have it registered). Prints the instance id; with
     --wait, the final state, and exits 1 unless it COMPLETED."""
     client = session.client()
+    if app_id is not None:
+        client = WorkflowClient(client.store, app_id=app_id)  # (the store stays the session's)
     iid = client.schedule_new_workflow(name, input=input_, instance_id=instance_id)
     if not wait:
         click.echo(iid)
@@ -490,8 +497,10 @@ def _echo_state(state: WorkflowState, fmt: str) -> None:
         ["output", state.serialized_output or ""],
         ["custom_status", state.serialized_custom_status or ""],
         ["failure", "" if failure is None else f"{failure.error_type}: {failure.message}"],
+        ["waiting", state.waiting_reason or ""],
     ]
-    _echo_table(None, [[f"{k}:", v] for k, v in rows if v or k not in ("custom_status", "failure")])
+    optional = ("custom_status", "failure", "waiting")
+    _echo_table(None, [[f"{k}:", v] for k, v in rows if v or k not in optional])
 
 
 def _event_row(event: HistoryEvent, instance_id: str) -> list[str]:
@@ -559,6 +568,11 @@ def _echo_json(value: Any) -> None:
     help="Run the workflows and activities registered on this runtime in-process.",
 )
 @click.option(
+    "--app-id",
+    help="The app this sidecar serves (Dapr's app id; apps share the store): it runs that "
+    "app's work only. Default: $TREADLE_APP_ID, else $APP_ID, else none.",
+)
+@click.option(
     "--max-payload-bytes",
     default=4 * 1024 * 1024,
     show_default=True,
@@ -587,6 +601,7 @@ def serve(
     http_port: int,
     no_http: bool,
     app: str | None,
+    app_id: str | None,
     max_payload_bytes: int,
     shutdown_timeout: float,
     log_level: str,
@@ -606,6 +621,7 @@ def serve(
         grpc_port=grpc_port,
         http_port=None if no_http else http_port,
         app=app,
+        app_id=app_id,
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
     )

@@ -19,6 +19,7 @@ from treadle.core.history import (
     ExecutionCompleted,
     HistoryEvent,
     OrchestratorStarted,
+    ParentInfo,
     TaskCompleted,
     TaskScheduled,
     TimerCreated,
@@ -81,8 +82,10 @@ class Staged:
 Stage = Callable[[Store, Clock], Staged]
 
 
-def task(iid: str, task_id: int, *, own: bool = False, leased: bool = True) -> NewActivity:
-    """An activity task of ``iid``'s first run."""
+def task(
+    iid: str, task_id: int, *, own: bool = False, leased: bool = True, app_id: str = ""
+) -> NewActivity:
+    """An activity task of ``iid``'s first run (for ``app_id``'s workers)."""
     return NewActivity(
         instance_id=iid,
         execution_id=f"{iid}-e1",
@@ -92,6 +95,7 @@ def task(iid: str, task_id: int, *, own: bool = False, leased: bool = True) -> N
         task_execution_id=f"{iid}-t{task_id}",
         leased=leased,
         own=own,
+        app_id=app_id,
     )
 
 
@@ -208,7 +212,7 @@ def last(store: Store, clock: Clock) -> Staged:
 
 
 def _creating(clock: Clock) -> TurnCommit:
-    new = new_instance("o-1", input='"in"')
+    new = new_instance("o-1", input='"in"', app_id="orders")
     return TurnCommit(
         instance_id="o-1",
         expected_version=0,
@@ -217,7 +221,7 @@ def _creating(clock: Clock) -> TurnCommit:
         status=RUNNING,
         execution_id=new.execution_id,
         keep_lease=True,
-        new_activities=[task("o-1", 1, own=True)],
+        new_activities=[task("o-1", 1, own=True, app_id="orders")],
         create=new,
     )
 
@@ -255,11 +259,26 @@ def simple_group(store: Store, clock: Clock) -> Staged:
     event = NewMessage("c", EventRaised(name="hello", input='"from a"'))
     a_one = first_turn(
         items["a"],
-        activities=[task("a", 1), task("a", 2, leased=False)],
+        activities=[task("a", 1), task("a", 2, leased=False, app_id="billing")],
         messages=[timer, event],
     )
     clock.advance(2)
     return Staged([[a_one, b_two]], [None, None])
+
+
+def children_in_apps(store: Store, clock: Clock) -> Staged:
+    """A turn that starts a child in another app and queues an activity for a third."""
+    start(store, "p", app_id="orders")
+    item = store.claim_orchestrations(OWNER, 10, 30, app_id="orders")[0]
+    parent = ParentInfo("p", "p-e1", 2, "wf", app_id="orders")
+    child = new_instance("p-child", parent=parent, app_id="shipping")
+    one = first_turn(
+        item,
+        activities=[task("p", 1, leased=False, app_id="billing")],
+        new_instances=[child],
+    )
+    clock.advance(1)
+    return Staged([[one]], [None])
 
 
 def _refused(store: Store, clock: Clock) -> dict[str, TurnCommit]:

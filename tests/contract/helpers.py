@@ -36,6 +36,7 @@ def new_instance(
     execution_id: str | None = None,
     parent: ParentInfo | None = None,
     scheduled_start: datetime | None = None,
+    app_id: str = "",
 ) -> NewInstance:
     return NewInstance(
         instance_id=instance_id,
@@ -44,6 +45,7 @@ def new_instance(
         execution_id=execution_id or f"{instance_id}-e1",
         parent=parent,
         scheduled_start=scheduled_start,
+        app_id=app_id,
     )
 
 

@@ -17,14 +17,14 @@ TABLES = {
     "instances": (
         "instance_id, name, status, execution_id, input, output, custom_status, failure, "
         "created_at, updated_at, parent_instance_id, history_len, version, lease_owner, "
-        "lease_expires_at, own_task",
+        "lease_expires_at, own_task, app_id, waiting",
         "instance_id",
     ),
     "history": ("instance_id, seq, event", "instance_id, seq"),
     "inbox": ("id, instance_id, execution_id, event, visible_at", "instance_id, id"),
     "activity_tasks": (
         "id, instance_id, execution_id, task_id, name, input, task_execution_id, visible_at, "
-        "lease_owner, lease_expires_at",
+        "lease_owner, lease_expires_at, app_id",
         "id",
     ),
 }

@@ -112,6 +112,7 @@ SCENARIOS = {
     "creating turn": Scenario(scenarios.creating, [SINGLE, GROUP]),
     "creating turn, id taken": Scenario(scenarios.creating_taken, [SINGLE, GROUP]),
     "simple group": Scenario(scenarios.simple_group, [GROUP, GENERAL]),
+    "children in other apps": Scenario(scenarios.children_in_apps, [GENERAL]),
     "refusals in a group": Scenario(scenarios.refusals_in_a_group, [GROUP, GENERAL]),
     "refusals alone": Scenario(scenarios.refusals_alone, [SINGLE, GROUP, GENERAL]),
 }

@@ -136,6 +136,25 @@ def state_of(client: wf.WorkflowClient, instance_id: str) -> wf.WorkflowState:
     return state
 
 
+def waiting_reason(client: wf.WorkflowClient, instance_id: str, timeout: float = 8.0) -> str:
+    """Wait for the instance (which may not exist yet) to say why it waits for a worker (a
+    runtime's presence thread notes it within a heartbeat or two); return what it says."""
+
+    def reason() -> str | None:
+        state = client.get_workflow_state(instance_id)
+        return None if state is None else state.waiting_reason
+
+    found = wait_until(
+        reason,
+        timeout,
+        interval=0.05,
+        what=f"a waiting reason in the state of {instance_id!r}",
+        state=lambda: client.get_workflow_state(instance_id),
+    )
+    assert found is not None  # (wait_until returns only something truthy)
+    return found
+
+
 def decoded(payload: str | None) -> Any:
     """The value of a state's JSON payload (``serialized_output`` and the like).
 

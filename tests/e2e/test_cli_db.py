@@ -73,6 +73,7 @@ def test_a_version_1_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> Non
         assert (task.instance_id, task.name) == ("old-1", "step")
         record = store.get_instance("old-1")
         assert record is not None and record.status.name == "RUNNING"
+        assert (record.app_id, record.waiting) == ("", None)  # (schema version 3)
     finally:
         store.close()
     code, out = _run("--db", f"sqlite:///{path}", "db", "status")

@@ -67,6 +67,13 @@ EXPECTED = {
         "chair: on v1, which this release removed: STALLED (Version not available: v1)",
         'chair: once v1 is back, COMPLETED: "chair shipped by v1"',
     ],
+    "multi_app.py": [
+        "app billing ready\napp shipping ready",
+        '"receipt":"charged 37.50 EUR in app \'billing\'"',
+        '"parcels":["lamp packed in app \'shipping\'","desk packed in app \'shipping\'"]',
+        'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
+        "A call to app 'audit', which has no worker: \"TimeoutError\"",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

@@ -19,7 +19,7 @@ import treadle as wf
 from treadle.store import local_starts as local
 from treadle.store.base import InstanceRecord
 
-from .helpers import Gate, Workflow, finish, kinds, status_of, wait_until
+from .helpers import Gate, Workflow, finish, kinds, status_of, wait_until, waiting_reason
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -115,9 +115,10 @@ def test_starts_the_runtime_does_not_take_go_through_the_store(
     assert status_of(client, iid) is wf.WorkflowStatus.PENDING
     assert kinds(client, iid) == []
     assert json.loads(finish(client, iid).serialized_output or "null") == [2, 4]
-    # a workflow this runtime does not have: the store's start, and the usual failure
+    # a workflow this runtime does not have: the store's start; it waits for a worker
     unknown = client.schedule_new_workflow("nowhere")
-    assert finish(client, unknown).runtime_status is wf.WorkflowStatus.FAILED
+    assert "'nowhere'" in waiting_reason(client, unknown)
+    assert status_of(client, unknown) is wf.WorkflowStatus.PENDING
 
 
 def test_without_local_starts_or_once_stopped_the_store_starts_them(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ import pytest
 
 import treadle as wf
 from treadle.clock import ManualClock
+from treadle.runtime.apps import HEARTBEAT_S
 from treadle.store.base import OrchestrationWorkItem, Store
 from treadle.store.sqlite import SqliteStore
 
-from .helpers import finish, status_of, wait_until
+from .helpers import finish, status_of, wait_until, waiting_reason
 
 START = datetime(2031, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 STILL_S = 0.3  # how long a negative check watches a runtime whose clock stands still
@@ -87,31 +88,27 @@ def test_a_timer_fires_when_the_clock_reaches_it_not_before(
     assert state.serialized_output == f'"{(START + timedelta(hours=1)).isoformat()}"'
 
 
-def test_an_instance_left_to_other_workers_is_set_aside_on_the_clock(
+def test_a_workflow_nobody_has_waits_noted_on_the_clock_until_it_is_registered(
     make_store: Callable[..., Store],
     runtimes: Callable[..., wf.WorkflowRuntime],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = ManualClock(START)
     store = make_store(clock=clock)
-    runtime = runtimes(store, clock=clock, fail_unknown_workflows=False)
-    with (
-        caplog.at_level(logging.INFO, logger="treadle.runtime"),
-        runtime,
-        wf.WorkflowClient(store) as client,
-    ):
+    runtime = runtimes(store, clock=clock)
+    with runtime, wf.WorkflowClient(store) as client:
         iid = client.schedule_new_workflow("now")
-        wait_until(
-            lambda: any("leaving it to other workers" in r.message for r in caplog.records),
-            what="the runtime to leave the instance to other workers",
-        )
-        runtime.register_workflow(_now_iso, name="now")  # it could run it now, but...
-        clock.advance(4.9)  # ...it set the instance aside for 5 s on its clock
         time.sleep(STILL_S)
-        assert status_of(client, iid) is wf.WorkflowStatus.PENDING
-        clock.advance(1.0)  # let back, and claimed by the claims made once a second
-        state = finish(client, iid, timeout=3.0)  # (not the 5 s of a real-time set-aside)
+        state = client.get_workflow_state(iid)
+        assert state is not None and state.runtime_status is wf.WorkflowStatus.PENDING
+        assert state.waiting_reason is None  # (no heartbeat yet: the clock stands still)
+        clock.advance(HEARTBEAT_S)  # a heartbeat: the runtime sweeps, and notes the wait
+        reason = waiting_reason(client, iid)
+        assert "workflow 'now'" in reason and "register_workflow" in reason
+        runtime.register_workflow(_now_iso, name="now")  # taken by the next claim
+        clock.advance(1.0)  # (claims are made once a second)
+        state = finish(client, iid, timeout=3.0)
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
+    assert state.waiting_reason is None  # the claim cleared it
 
 
 def test_an_activity_whose_lease_ran_out_on_the_clock_is_not_started(
@@ -194,12 +191,21 @@ class _FailingClaims(SqliteStore):
             callback(True, False)
 
     def claim_orchestrations(
-        self, owner: str, limit: int, lease_s: float = 30.0, exclude: Any = ()
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float = 30.0,
+        exclude: Any = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
         self.claims_at.append(self._runtime_clock.monotonic())
         if self.failing:
             raise wf.StoreError("the claim statement failed")
-        return super().claim_orchestrations(owner, limit, lease_s, exclude)
+        return super().claim_orchestrations(
+            owner, limit, lease_s, exclude, app_id=app_id, names=names
+        )
 
 
 def test_the_dispatcher_backs_off_on_the_clock_after_an_error(

@@ -11,7 +11,15 @@ import pytest
 
 import treadle as wf
 
-from .helpers import Workflow, decoded, events_of, finish
+from .helpers import (
+    Workflow,
+    decoded,
+    events_of,
+    finish,
+    state_of,
+    status_of,
+    waiting_reason,
+)
 
 
 class InventoryError(Exception):
@@ -179,41 +187,48 @@ def test_workflow_failing_before_its_first_yield(
     assert "missing" in state.failure_details.message
 
 
-def test_unregistered_workflow_fails_with_a_message_naming_it(
+def test_an_unregistered_workflow_waits_saying_so(
     runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
 ) -> None:
+    # No worker fails it as unregistered: one that has it may start at any time.
     iid = client.schedule_new_workflow("no_such_workflow", input=1)
-    state = finish(client, iid)
-    assert state.runtime_status is wf.WorkflowStatus.FAILED
-    failure = state.failure_details
-    assert failure is not None
-    assert failure.error_type == "RegistrationError"
-    assert "'no_such_workflow' is not registered" in failure.message
-    assert "register_workflow" in failure.message
+    reason = waiting_reason(client, iid)
+    assert "'no_such_workflow'" in reason and "register_workflow" in reason
+    assert status_of(client, iid) is wf.WorkflowStatus.PENDING
 
 
 @pytest.mark.parametrize(
     ("kind", "hint"),
     [("activity", "register_activity"), ("child workflow", "register_workflow")],
 )
-def test_an_unregistered_activity_or_child_is_a_task_failed_error_naming_it(
-    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient, kind: str, hint: str
+def test_an_unregistered_activity_or_child_waits_saying_so_until_a_worker_has_it(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+    kind: str,
+    hint: str,
 ) -> None:
-    @runtime.workflow
-    def caller(ctx: wf.WorkflowContext, _: object) -> Workflow[list[str] | str]:
-        call = ctx.call_activity if kind == "activity" else ctx.call_child_workflow
-        try:
-            yield call("no_such_task", input=1)
-        except wf.TaskFailedError as e:
-            return [e.details.error_type, e.details.message]
-        return "not reached"
+    runtime = make_runtime(start=False)
 
-    state = finish(client, client.schedule_new_workflow(caller))
-    assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    error_type, message = decoded(state.serialized_output)
-    assert error_type == "RegistrationError"
-    assert "'no_such_task' is not registered" in message
-    assert hint in message
+    @runtime.workflow
+    def caller(ctx: wf.WorkflowContext, _: object) -> Workflow[Any]:
+        call = ctx.call_activity if kind == "activity" else ctx.call_child_workflow
+        return (yield call("late_task", input=1))
+
+    runtime.start()
+    iid = client.schedule_new_workflow(caller)
+    waiter = iid if kind == "activity" else f"{iid}:0001"  # (the child waits, for a child)
+    reason = waiting_reason(client, waiter)
+    assert "'late_task'" in reason and hint in reason
+    assert status_of(client, iid) is wf.WorkflowStatus.RUNNING
+    late = make_runtime(start=False)
+    if kind == "activity":
+        late.register_activity(lambda ctx, n: n + 1, name="late_task")
+    else:
+        late.register_workflow(lambda ctx, n: n + 1, name="late_task")
+    late.start()
+    state = finish(client, iid)
+    assert (state.runtime_status, state.serialized_output) == (wf.WorkflowStatus.COMPLETED, "2")
+    assert state_of(client, waiter).waiting_reason is None
 
 
 def test_activity_result_that_is_not_json_fails_the_task(

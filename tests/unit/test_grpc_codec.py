@@ -80,6 +80,15 @@ SAMPLE_EVENTS: list[HistoryEvent] = [
         parent=ParentInfo(instance_id="o-1", execution_id="e-1", task_scheduled_id=1, name="order"),
         scheduled_start=_at(60),
     ),
+    ExecutionStarted(
+        timestamp=T0,
+        name="child",
+        instance_id="o-1:0002",
+        execution_id="e-3",
+        parent=ParentInfo("o-1", "e-1", 2, "order", app_id="orders"),
+        app_id="shipping",
+    ),
+    ExecutionStarted(timestamp=T0, name="top", instance_id="t", execution_id="e", app_id="a"),
     ExecutionCompleted(timestamp=_at(2), status=OrchestrationStatus.COMPLETED, result='"ok"'),
     ExecutionCompleted(timestamp=_at(2), status=OrchestrationStatus.FAILED, failure=BOOM),
     ExecutionCompleted(timestamp=_at(2), status=OrchestrationStatus.CONTINUED_AS_NEW, result="3"),
@@ -89,6 +98,7 @@ SAMPLE_EVENTS: list[HistoryEvent] = [
     ExecutionResumed(timestamp=_at(5)),
     TaskScheduled(event_id=1, timestamp=_at(6), name="charge", input="12", task_execution_id="x"),
     TaskScheduled(event_id=2, timestamp=_at(6), name="noinput"),
+    TaskScheduled(event_id=7, timestamp=_at(6), name="charge", app_id="billing"),
     TaskCompleted(
         timestamp=_at(7), task_scheduled_id=1, result='{"a": [1, 2]}', task_execution_id="x"
     ),
@@ -100,6 +110,9 @@ SAMPLE_EVENTS: list[HistoryEvent] = [
     TimerFired(timestamp=_at(3600), timer_id=3, fire_at=_at(3600)),
     SubOrchestrationInstanceCreated(
         event_id=5, timestamp=_at(10), name="child", instance_id="o-1:0005", input="[]"
+    ),
+    SubOrchestrationInstanceCreated(
+        event_id=8, timestamp=_at(10), name="child", instance_id="o-1:0008", app_id="shipping"
     ),
     SubOrchestrationInstanceCompleted(timestamp=_at(11), task_scheduled_id=5, result="null"),
     SubOrchestrationInstanceFailed(timestamp=_at(12), task_scheduled_id=5, failure=BOOM),
@@ -312,10 +325,12 @@ def test_sdk_shaped_history_converts() -> None:
 SAMPLE_ACTIONS: list[Action] = [
     ScheduleTask(id=1, name="charge", input='{"amount": 5}', task_execution_id="5f0c"),
     ScheduleTask(id=2, name="noinput"),
+    ScheduleTask(id=14, name="charge", task_execution_id="5f0d", app_id="billing"),
     CreateTimer(id=3, fire_at=_at(30)),
     CreateTimer(id=4, fire_at=codec.INDEFINITE_FIRE_AT),
     CreateSubOrchestration(id=5, name="child", instance_id="o-1:0005", input='"x"'),
     CreateSubOrchestration(id=6, name="child", instance_id="fixed-id"),
+    CreateSubOrchestration(id=15, name="child", instance_id="o-1:000f", app_id="shipping"),
     SendEvent(id=7, instance_id="o-2", name="ping", input="1"),
     SendEvent(id=8, instance_id="o-2", name="ping"),
     CompleteOrchestration(id=9, status=OrchestrationStatus.COMPLETED, result='"done"'),
@@ -380,6 +395,62 @@ def test_sdk_shaped_actions_convert() -> None:
         result="",
         failure=FailureDetails(message="bad", error_type="TypeError"),
     )
+
+
+def test_sdk_calls_to_another_app_carry_it_in_their_router() -> None:
+    # dapr-ext-workflow sets the router on the call and on the action, with its own app as the
+    # source and the app the code named as the target.
+    router = opb.TaskRouter(sourceAppID="orders", targetAppID="billing")
+    schedule = apb.WorkflowAction(
+        id=1,
+        router=router,
+        scheduleTask=apb.ScheduleTaskAction(name="charge", router=router, taskExecutionId="t"),
+    )
+    assert codec.action_from_proto(schedule) == ScheduleTask(
+        id=1, name="charge", task_execution_id="t", app_id="billing"
+    )
+    child = apb.WorkflowAction(
+        id=2,
+        router=opb.TaskRouter(sourceAppID="orders", targetAppID="shipping"),
+        createChildWorkflow=apb.CreateChildWorkflowAction(name="ship", instanceId="o:2"),
+    )
+    assert codec.action_from_proto(child) == CreateSubOrchestration(
+        id=2, name="ship", instance_id="o:2", app_id="shipping"
+    )
+    own = apb.WorkflowAction(
+        id=3,
+        createChildWorkflow=apb.CreateChildWorkflowAction(
+            name="ship", instanceId="o:3", router=opb.TaskRouter(sourceAppID="orders")
+        ),
+    )
+    assert codec.action_from_proto(own) == CreateSubOrchestration(
+        id=3, name="ship", instance_id="o:3", app_id=None
+    )
+
+
+def test_execution_started_tells_the_sdk_its_app_as_daprd_does() -> None:
+    # The SDK takes its app id from this router: the target if set, else the source.
+    child = ExecutionStarted(
+        name="ship",
+        instance_id="o:2",
+        execution_id="e",
+        parent=ParentInfo("o", "e0", 2, "order", app_id="orders"),
+        app_id="shipping",
+    )
+    message = codec.history_event_to_proto(child)
+    assert message.router.sourceAppID == "orders"
+    assert message.router.targetAppID == "shipping"
+    assert message.executionStarted.parentInstance.appID == "orders"
+    top = codec.history_event_to_proto(
+        ExecutionStarted(name="order", instance_id="o", execution_id="e", app_id="orders")
+    )
+    assert (top.router.sourceAppID, top.router.targetAppID) == ("orders", "orders")
+    plain = codec.history_event_to_proto(
+        ExecutionStarted(name="o", instance_id="o", execution_id="e")
+    )
+    assert not plain.HasField("router")
+    scheduled = codec.history_event_to_proto(TaskScheduled(name="charge", app_id="billing"))
+    assert scheduled.router.targetAppID == "billing"
 
 
 def test_continue_as_new_carryover_events() -> None:

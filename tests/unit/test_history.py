@@ -60,6 +60,7 @@ _PARENTS = st.builds(
     execution_id=st.text(),
     task_scheduled_id=st.integers(min_value=0, max_value=2**31),
     name=st.text(),
+    app_id=st.none() | st.text(),
 )
 _CHUNK_EVENTS = st.lists(
     st.one_of(

@@ -18,7 +18,17 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"commits"},
     {"prepare"},
-    {"cache", "inflight", "wakeups", "remote", "activities", "registry", "options", "dapr_options"},
+    {
+        "cache",
+        "inflight",
+        "wakeups",
+        "remote",
+        "activities",
+        "registry",
+        "options",
+        "dapr_options",
+        "apps",
+    },
     {"turns"},
 ]
 

@@ -79,16 +79,25 @@ class InstanceOperations:
             parsing them once more.
         control_wait_s: how long a terminate, suspend or resume waits at most for a worker to
             take it, so that the state read next shows it (see :meth:`suspend`).
+        app_id: the app the instances it starts belong to ("" for none): only that app's
+            workers run them (see :mod:`treadle.store.apps`).
     """
 
     def __init__(
-        self, store: Store, *, check_payloads: bool = True, control_wait_s: float = 10.0
+        self,
+        store: Store,
+        *,
+        check_payloads: bool = True,
+        control_wait_s: float = 10.0,
+        app_id: str = "",
     ) -> None:
         self._store = store
         self._check_payloads = check_payloads
         self.control_wait_s = control_wait_s
         """How long :meth:`terminate`, :meth:`suspend` and :meth:`resume` wait at most for a
         worker to take the request (0: not at all)."""
+        self.app_id = app_id
+        """The app of the instances this starts."""
 
     @property
     def store(self) -> Store:
@@ -129,6 +138,7 @@ class InstanceOperations:
             input=self._payload(input, "input"),
             execution_id=new_execution_id(),
             scheduled_start=start_at,
+            app_id=self.app_id,
         )
         for runtime in local_starts.starters(self._store.url):
             if runtime.start_here(new):

@@ -40,6 +40,7 @@ def rerun_instance(
             name=source.name,
             input=new_input if overwrite_input else source.input,
             execution_id=execution_id,
+            app_id=source.app_id,
         )
     plan = plan_rerun(
         store.get_history(source.instance_id),
@@ -54,6 +55,7 @@ def rerun_instance(
         name=source.name,
         input=source.input,
         execution_id=execution_id,
+        app_id=source.app_id,  # (in the source's app, as its history says)
         history=plan.history,
         activities=[
             NewActivity(
@@ -63,6 +65,7 @@ def rerun_instance(
                 name=e.name,
                 input=e.input,
                 task_execution_id=f"{execution_id}:{e.event_id}",
+                app_id=source.app_id if e.app_id is None else e.app_id,
             )
             for e in plan.activities
         ],

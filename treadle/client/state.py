@@ -28,6 +28,9 @@ class WorkflowState:
         serialized_output: its output as JSON text.
         serialized_custom_status: its custom status as JSON text.
         failure_details: error_type, message and stack_trace if it failed.
+        waiting_reason: why it waits for a worker, while no running worker can take its work
+            (its workflow, or an activity it called, registered by no running worker of its
+            app); None otherwise. Not in the Dapr SDK's state.
     """
 
     instance_id: str
@@ -39,6 +42,7 @@ class WorkflowState:
     serialized_output: str | None
     serialized_custom_status: str | None
     failure_details: FailureDetails | None
+    waiting_reason: str | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord, *, fetch_payloads: bool = True) -> WorkflowState:
@@ -53,6 +57,7 @@ class WorkflowState:
             serialized_output=record.output if fetch_payloads else None,
             serialized_custom_status=record.custom_status if fetch_payloads else None,
             failure_details=record.failure,
+            waiting_reason=record.waiting,
         )
 
     def __str__(self) -> str:
@@ -71,6 +76,7 @@ class WorkflowState:
             "serialized_input": self.serialized_input,
             "serialized_output": self.serialized_output,
             "serialized_custom_status": self.serialized_custom_status,
+            "waiting_reason": self.waiting_reason,
             "failure_details": None
             if failure is None
             else {

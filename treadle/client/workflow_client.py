@@ -18,6 +18,7 @@ from treadle.core import codec
 from treadle.core.context import name_of
 from treadle.core.history import HistoryEvent
 from treadle.store import Store, open_store
+from treadle.store.apps import default_app_id
 
 __all__ = ["WorkflowClient"]
 
@@ -33,6 +34,9 @@ class WorkflowClient:
             with a runtime say); a store the client opened from a URL is closed with it.
         host, port, logger_options: accepted for Dapr compatibility and ignored (treadle
             talks to the store; it logs through the ``treadle`` loggers).
+        app_id: the app whose workers run the workflows this client starts, as a Dapr client
+            starts them in its sidecar's app. Default ``$TREADLE_APP_ID``, else ``$APP_ID``
+            (what ``dapr run --app-id`` sets), else none ("").
     """
 
     def __init__(
@@ -42,13 +46,20 @@ class WorkflowClient:
         host: str | None = None,
         port: str | int | None = None,
         logger_options: Any = None,
+        app_id: str | None = None,
         **_dapr_options: Any,
     ) -> None:
         self._store = open_store(store)
         self._owns_store = store is None or isinstance(store, str)
+        app = default_app_id() if app_id is None else app_id
         # Its payloads come from codec.encode: JSON by construction, not parsed again.
-        self._ops = InstanceOperations(self._store, check_payloads=False)
-        self._wire_ops = InstanceOperations(self._store)
+        self._ops = InstanceOperations(self._store, check_payloads=False, app_id=app)
+        self._wire_ops = InstanceOperations(self._store, app_id=app)
+
+    @property
+    def app_id(self) -> str:
+        """The app of the workflows this client starts ("" for none)."""
+        return self._ops.app_id
 
     @property
     def store(self) -> Store:

@@ -37,13 +37,19 @@ class Action:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleTask(Action):
-    """Run an activity."""
+    """Run an activity.
+
+    Attributes:
+        app_id: the app whose workers run it (durabletask's router ``targetAppID``); None
+            runs it in the calling instance's own app.
+    """
 
     name: str
     input: str | None = None
     task_execution_id: str = ""
     propagation_scope: int = 0
     """Hand the activity this workflow's history (a ``PropagationScope`` value; 0: no)."""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,13 +61,19 @@ class CreateTimer(Action):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSubOrchestration(Action):
-    """Start a child workflow."""
+    """Start a child workflow.
+
+    Attributes:
+        app_id: the app whose workers run the child (durabletask's router ``targetAppID``);
+            None runs it in the parent's own app.
+    """
 
     name: str
     instance_id: str
     input: str | None = None
     propagation_scope: int = 0
     """Hand the child this workflow's history (a ``PropagationScope`` value; 0: no)."""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +113,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 input=action.input,
                 task_execution_id=action.task_execution_id,
                 propagation_scope=action.propagation_scope,
+                app_id=action.app_id,
             )
         case CreateTimer():
             return TimerCreated(event_id=action.id, timestamp=timestamp, fire_at=action.fire_at)
@@ -112,6 +125,7 @@ def action_to_event(action: Action, timestamp: datetime = EPOCH) -> HistoryEvent
                 instance_id=action.instance_id,
                 input=action.input,
                 propagation_scope=action.propagation_scope,
+                app_id=action.app_id,
             )
         case SendEvent():
             return EventSent(

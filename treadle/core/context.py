@@ -34,6 +34,15 @@ def name_of(target: str | Callable[..., Any]) -> str:
     return name
 
 
+def _target_app(app_id: str | None) -> str | None:
+    """The app a call names (None: the caller's own app; so is an empty name)."""
+    if app_id is None:
+        return None
+    if not isinstance(app_id, str):
+        raise TypeError(f"app_id is a str (an app id) or None, not {type(app_id).__name__}")
+    return app_id or None
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -112,13 +121,20 @@ class WorkflowContext:
             activity: the activity function, or its registered name.
             input: a JSON-serializable input.
             retry_policy: retry failed attempts durably, if given.
-            app_id: accepted for Dapr compatibility; treadle runs activities of one store.
+            app_id: the app whose workers run the activity (all apps share one store); by
+                default the instance's own app. A call the target app cannot take (none of
+                its workers has the activity, or it has no running worker for a while) fails
+                with :class:`~treadle.errors.TaskFailedError`, under ``retry_policy``.
             propagation: hand the activity this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`); it reads it with
                 ``ctx.get_propagated_history()``.
         """
         return self._execution.call_activity(
-            name_of(activity), input, retry_policy, scope_value(propagation)
+            name_of(activity),
+            input,
+            retry_policy,
+            scope_value(propagation),
+            app_id=_target_app(app_id),
         )
 
     def call_child_workflow(
@@ -138,12 +154,19 @@ class WorkflowContext:
             input: a JSON-serializable input.
             instance_id: the child's id (default ``f"{parent_id}:{seq:04x}"``).
             retry_policy: retry a failed child durably, if given.
-            app_id: accepted for Dapr compatibility.
+            app_id: the app whose workers run the child (all apps share one store); by
+                default the parent's own app. A child the target app cannot take fails the
+                call as :meth:`call_activity` says.
             propagation: hand the child this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`).
         """
         return self._execution.call_child_workflow(
-            name_of(workflow), input, instance_id, retry_policy, scope_value(propagation)
+            name_of(workflow),
+            input,
+            instance_id,
+            retry_policy,
+            scope_value(propagation),
+            app_id=_target_app(app_id),
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:

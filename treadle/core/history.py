@@ -64,12 +64,14 @@ class ParentInfo:
         execution_id: the parent's execution id at the time the child was created.
         task_scheduled_id: the parent's sequence id for the child call.
         name: the parent's workflow name.
+        app_id: the parent's app (durabletask's ``ParentInstanceInfo.appID``), if it has one.
     """
 
     instance_id: str
     execution_id: str
     task_scheduled_id: int
     name: str = ""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,12 @@ class OrchestratorCompleted(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionStarted(HistoryEvent):
-    """An execution of the workflow started (first event of every run)."""
+    """An execution of the workflow started (first event of every run).
+
+    Attributes:
+        app_id: the app the instance runs in (the target of durabletask's router on this
+            event; the source is the parent's app, or this one), if it has one.
+    """
 
     KIND: ClassVar[str] = "ExecutionStarted"
     name: str
@@ -167,6 +174,7 @@ class ExecutionStarted(HistoryEvent):
     propagated: Propagation | None = None
     """The history its caller propagated to this run (``call_child_workflow(...,
     propagation=...)``, or the run before it continued as new), if any."""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,7 +214,12 @@ class ExecutionResumed(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskScheduled(HistoryEvent):
-    """The workflow scheduled an activity (event_id = the action's sequence id)."""
+    """The workflow scheduled an activity (event_id = the action's sequence id).
+
+    Attributes:
+        app_id: the app asked to run it (``call_activity(app_id=...)``); None: the
+            instance's own app.
+    """
 
     KIND: ClassVar[str] = "TaskScheduled"
     name: str
@@ -215,6 +228,7 @@ class TaskScheduled(HistoryEvent):
     propagation_scope: int = 0
     """The history propagation asked for with the call (0: none; see
     :class:`~treadle.core.propagation.PropagationScope`)."""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,7 +270,12 @@ class TimerFired(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubOrchestrationInstanceCreated(HistoryEvent):
-    """The workflow started a child workflow (event_id = the action's sequence id)."""
+    """The workflow started a child workflow (event_id = the action's sequence id).
+
+    Attributes:
+        app_id: the app asked to run the child (``call_child_workflow(app_id=...)``); None:
+            the parent's own app.
+    """
 
     KIND: ClassVar[str] = "SubOrchestrationInstanceCreated"
     name: str
@@ -264,6 +283,7 @@ class SubOrchestrationInstanceCreated(HistoryEvent):
     input: str | None = None
     propagation_scope: int = 0
     """The history propagation asked for with the call (0: none)."""
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -343,7 +363,12 @@ _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
 # later goes at the end of its event and here).
-_UNSET_LAST_FIELDS = (',"version":null}', ',"propagated":null}', ',"propagation_scope":0}')
+_UNSET_LAST_FIELDS = (
+    ',"version":null}',
+    ',"propagated":null}',
+    ',"propagation_scope":0}',
+    ',"app_id":null}',
+)
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:

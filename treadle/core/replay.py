@@ -173,6 +173,7 @@ class WorkflowExecution:
         self.parent: ParentInfo | None = None
         self.propagated: Propagation | None = None
         self._propagated_view: PropagatedHistory | None = None
+        self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -307,6 +308,7 @@ class WorkflowExecution:
         self.name = event.name
         self.parent = event.parent
         self.propagated = event.propagated
+        self.app_id = event.app_id
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         workflow = self.workflow
@@ -417,22 +419,7 @@ class WorkflowExecution:
         if retry is not None:
             retry.attempts += 1
             new_id = self._next_id()
-            if isinstance(retry.action, ScheduleTask):
-                action: ScheduleTask | CreateSubOrchestration = ScheduleTask(
-                    id=new_id,
-                    name=retry.action.name,
-                    input=retry.action.input,
-                    task_execution_id=retry.action.task_execution_id,
-                    propagation_scope=retry.action.propagation_scope,
-                )
-            else:
-                action = CreateSubOrchestration(
-                    id=new_id,
-                    name=retry.action.name,
-                    instance_id=retry.action.instance_id,
-                    input=retry.action.input,
-                    propagation_scope=retry.action.propagation_scope,
-                )
+            action = dataclasses.replace(retry.action, id=new_id)  # same call, same app
             retry.action = action
             self._pending_actions[new_id] = action
             self._tasks[new_id] = retry.task
@@ -577,8 +564,10 @@ class WorkflowExecution:
         value: Any,
         retry_policy: RetryPolicy | None,
         propagation_scope: int = 0,
+        *,
+        app_id: str | None = None,
     ) -> Task[Any]:
-        """Record a ScheduleTask action and return its task."""
+        """Record a ScheduleTask action (for ``app_id``'s workers, if given); return its task."""
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
@@ -586,6 +575,7 @@ class WorkflowExecution:
             input=codec.encode(value),
             task_execution_id=f"{self.execution_id}:{action_id}",
             propagation_scope=propagation_scope,
+            app_id=app_id,
         )
         return self._schedule(action, retry_policy)
 
@@ -596,8 +586,11 @@ class WorkflowExecution:
         instance_id: str | None,
         retry_policy: RetryPolicy | None,
         propagation_scope: int = 0,
+        *,
+        app_id: str | None = None,
     ) -> Task[Any]:
-        """Record a CreateSubOrchestration action and return its task."""
+        """Record a CreateSubOrchestration action (for ``app_id``'s workers, if given); return
+        its task."""
         action_id = self._next_id()
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
         self.child_instance_ids.append(child_id)
@@ -607,6 +600,7 @@ class WorkflowExecution:
             instance_id=child_id,
             input=codec.encode(value),
             propagation_scope=propagation_scope,
+            app_id=app_id,
         )
         return self._schedule(action, retry_policy)
 

@@ -48,6 +48,7 @@ from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.turns import TurnInput
 from treadle.runtime.wakeups import Wakeups
+from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -98,7 +99,7 @@ class Engine:
             options.lease_s, options.max_concurrent_activities, clock
         )
         self.remote = (
-            RemoteExecutor(remote, self.wakeups.wake, clock, app_id=options.app_id)
+            RemoteExecutor(remote, self.wakeups.wake, clock, app_id=options.history_app_id)
             if remote is not None
             else None
         )
@@ -246,7 +247,7 @@ class Engine:
                 history_len=0,
             )
             entry = PendingTurn(iid)
-            turn = TurnInput(iid, new.name, new.execution_id, 0, 0)
+            turn = TurnInput(iid, new.name, new.execution_id, 0, 0, app_id=self._options.app_id)
             started = new.started_event(utcnow(self._clock))
             self.prepare.prepare_turn(entry, cached, turn, [started], [])
             commit = entry.commit
@@ -291,7 +292,14 @@ class Engine:
         exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self.remote is not None:
             exclude.extend(self.remote.pending_ids())
-        claimed = self.store.claim_orchestrations(options.owner, limit, options.lease_s, exclude)
+        claimed = self.store.claim_orchestrations(
+            options.owner,
+            limit,
+            options.lease_s,
+            exclude,
+            app_id=options.app_id,
+            names=self.names(WorkKind.WORKFLOW),
+        )
         if len(claimed) == limit:
             self.wakeups.claim_due = True
         return claimed
@@ -441,7 +449,13 @@ class Engine:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
         sent_at = self._clock.monotonic()
-        items = self.store.claim_activities(self._options.owner, free, self._options.lease_s)
+        items = self.store.claim_activities(
+            self._options.owner,
+            free,
+            self._options.lease_s,
+            app_id=self._options.app_id,
+            names=self.names(WorkKind.ACTIVITY),
+        )
         if not items:
             return False
         with self.lock:
@@ -451,6 +465,26 @@ class Engine:
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True
+
+    def names(self, kind: WorkKind) -> list[str] | None:
+        """The names of ``kind`` this runtime takes: those registered here (read at each
+        claim: a name registered later is taken from then on), or any (None) when work it
+        has no function for goes to remote workers."""
+        if self.remote is not None:
+            return None
+        table = self._registry.workflows if kind is WorkKind.WORKFLOW else self._registry.activities
+        return sorted(table)
+
+    def advertisement(self) -> WorkerInfo:
+        """What this runtime takes, as it advertises it in the store."""
+        workflows = self.names(WorkKind.WORKFLOW)
+        activities = self.names(WorkKind.ACTIVITY)
+        return WorkerInfo(
+            owner=self._options.owner,
+            app_id=self._options.app_id,
+            workflows=None if workflows is None else tuple(workflows),
+            activities=None if activities is None else tuple(activities),
+        )
 
     def _renew_if_due(self) -> None:
         lost = self.inflight.renew_if_due(self.store, self._options.owner, self._held_instances)

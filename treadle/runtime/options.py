@@ -7,11 +7,10 @@ written by the thread that calls ``WorkflowRuntime.shutdown`` and read by every 
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["RunState", "RuntimeOptions", "default_app_id"]
+__all__ = ["RunState", "RuntimeOptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +27,14 @@ class RuntimeOptions:
     """Instances this runtime holds at once."""
     cache_size: int
     """Idle instances whose live generator is kept."""
-    fail_unknown_workflows: bool
-    """Fail an instance whose workflow is not registered here (else leave it to others)."""
-    app_id: str = "treadle"
-    """The app the runtime's workflows run in: it tags the history they propagate."""
+    app_id: str = ""
+    """The app whose work this runtime takes ("" for none)."""
 
-
-def default_app_id() -> str:
-    """The app id of a runtime: ``$TREADLE_APP_ID``, else ``$APP_ID`` (what ``dapr run``
-    sets), else ``"treadle"`` (never empty: the Dapr SDK refuses a propagated history whose
-    app id is)."""
-    return os.environ.get("TREADLE_APP_ID") or os.environ.get("APP_ID") or "treadle"
+    @property
+    def history_app_id(self) -> str:
+        """The app id that tags the history this runtime's workflows propagate: its app, or
+        ``"treadle"`` for a runtime of no app (the Dapr SDK refuses an empty one)."""
+        return self.app_id or "treadle"
 
 
 class RunState:

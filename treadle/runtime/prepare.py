@@ -32,7 +32,7 @@ from treadle.core.history import (
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.core.versioning import Stall, settle_turn
-from treadle.errors import RegistrationError, StoreError
+from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
@@ -56,6 +56,7 @@ from treadle.store.base import (
     ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
+    NewActivity,
     OrchestrationWorkItem,
     Store,
     TurnCommit,
@@ -183,7 +184,14 @@ class TurnPreparer:
                 self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
             )
             entry.completions.clear()
-        turn = TurnInput(iid, record.name, record.execution_id, record.version, record.history_len)
+        turn = TurnInput(
+            iid,
+            record.name,
+            record.execution_id,
+            record.version,
+            record.history_len,
+            app_id=self._options.app_id,
+        )
         messages = item.messages
         consumed = [m.id for m in messages]
         if record.status.is_terminal:
@@ -212,11 +220,8 @@ class TurnPreparer:
                 self._remote.send(record, turn, events, consumed, past)
                 return
             cached = self._load(record)
-            if cached is None:
-                if self._options.fail_unknown_workflows:
-                    entry.commit = self._fail_unregistered(turn, record, consumed, events)
-                else:
-                    self._leave_for_others(record)
+            if cached is None:  # (claims take only the workflows registered here)
+                self._leave_for_others(record)
                 return
         self.prepare_turn(
             entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
@@ -227,7 +232,12 @@ class TurnPreparer:
         cached = self._cache.get(entry.instance_id)
         assert cached is not None  # (a result is folded in only for a cached instance)
         turn = TurnInput(
-            entry.instance_id, cached.name, cached.execution_id, cached.version, cached.history_len
+            entry.instance_id,
+            cached.name,
+            cached.execution_id,
+            cached.version,
+            cached.history_len,
+            app_id=self._options.app_id,
         )
         self.prepare_turn(entry, cached, turn, [], [])
 
@@ -265,10 +275,11 @@ class TurnPreparer:
         if needs_past(actions, execution.propagated):
             # (only the turns that hand history on read the run's stored events)
             past = self._store.get_history(turn.instance_id) if turn.history_len else []
-            propagation = PropagationInput(past, execution.propagated, self._options.app_id)
+            propagation = PropagationInput(past, execution.propagated, self._options.history_app_id)
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
-        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask))
+        # (activities of another app, or not registered here, go to the queue for others)
+        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a))
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
@@ -285,6 +296,7 @@ class TurnPreparer:
             lease_activities=lease_n,
             keep_lease=lease_n > 0 or still_running,
             own_activity=own,
+            runs_here=self._runs_here,
             propagation=propagation,
         )
         entry.output = output
@@ -293,6 +305,15 @@ class TurnPreparer:
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n:
             self._wakeups.activity_claim_due = True
+
+    def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:
+        """Whether this runtime runs ``task`` (an action, or the task it becomes): of its
+        app (a call naming no app is of the caller's, which is this runtime's), and
+        registered here, or any activity for a sidecar's remote workers."""
+        app = self._options.app_id if task.app_id is None else task.app_id
+        return app == self._options.app_id and (
+            self._remote is not None or task.name in self._registry.activities
+        )
 
     def _stall(
         self, entry: PendingTurn, turn: TurnInput, stall: Stall, custom_status: str | None
@@ -377,7 +398,8 @@ class TurnPreparer:
         entry.commit = entry.output.commit
 
     def _leave_for_others(self, record: InstanceRecord) -> None:
-        """Release an instance of a workflow this runtime does not have, for another one."""
+        """Release an instance of a workflow this runtime does not have, for another one
+        (only if the registry changed between the claim and the turn)."""
         if not self._wakeups.is_set_aside(record.instance_id):
             logger.info(
                 "workflow %r of instance %s is not registered here; leaving it to other workers",
@@ -386,31 +408,6 @@ class TurnPreparer:
             )
         self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 5.0)
         self._store.release_leases(self._options.owner, [record.instance_id])
-
-    def _fail_unregistered(
-        self,
-        turn: TurnInput,
-        record: InstanceRecord,
-        consumed: list[int],
-        events: list[HistoryEvent],
-    ) -> TurnCommit:
-        error = RegistrationError(
-            f"workflow {record.name!r} is not registered with this runtime; register it with "
-            "runtime.register_workflow(fn) or @runtime.workflow"
-        )
-        if record.history_len:  # (its start is in its history, not among the messages)
-            events = list(self._store.get_history(record.instance_id)[:1])
-        started = next((e for e in events if isinstance(e, ExecutionStarted)), None)
-        return failed_turn(
-            turn.instance_id,
-            turn.version,
-            turn.history_len,
-            turn.execution_id,
-            failure_from_exception(error),
-            consumed,
-            now=utcnow(self._clock),
-            parent=started.parent if started is not None else None,
-        )
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
         """The instance's execution rebuilt by replaying its history (a cache miss); None

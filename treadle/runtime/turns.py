@@ -10,7 +10,8 @@ turn's time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,6 +63,8 @@ class TurnInput:
         history_len: events already stored for the run.
         parent: the parent, for a child workflow.
         created_children: ids of children this run created (for recursive terminate).
+        app_id: the app the instance belongs to ("" for none): where its calls that name
+            no app go.
     """
 
     instance_id: str
@@ -71,6 +74,7 @@ class TurnInput:
     history_len: int
     parent: ParentInfo | None = None
     created_children: list[str] = field(default_factory=list)
+    app_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,7 @@ def build_turn(
     lease_activities: int = 0,
     keep_lease: bool = False,
     own_activity: bool = False,
+    runs_here: Callable[[NewActivity], bool] | None = None,
     propagation: PropagationInput | None = None,
 ) -> TurnOutput:
     """Build the commit of one turn.
@@ -166,11 +171,14 @@ def build_turn(
         now: the turn's time.
         consumed_messages: inbox rows applied.
         consumed_activities: activity rows whose results are in ``new_events``.
-        lease_activities: how many of the new activities the committing worker runs itself.
+        lease_activities: how many of the new activities the committing worker runs itself
+            (the first ones it can run).
         keep_lease: keep the instance lease after the commit.
-        own_activity: the first activity is the instance's own task (kept in its row; see
-            :data:`treadle.store.base.OWN_TASK_RULES`), if it is leased and the turn keeps
-            the lease (and propagates no history).
+        own_activity: the first activity leased is the instance's own task (kept in its
+            row; see :data:`treadle.store.base.OWN_TASK_RULES`), if the turn keeps the lease
+            (and it propagates no history).
+        runs_here: which activities the committing worker can run (of its app, registered
+            there); None: all of them. Only those are leased to it.
         propagation: the run's history, if :func:`needs_past` says the turn needs it.
     """
     events: list[HistoryEvent] = list(new_events)
@@ -179,6 +187,7 @@ def build_turn(
     instances: list[NewInstance] = []
     completion: CompleteOrchestration | None = None
     iid, exec_id = turn.instance_id, turn.execution_id
+    leased_n = 0
     for action in actions:
         if isinstance(action, CompleteOrchestration):
             completion = action
@@ -189,23 +198,21 @@ def build_turn(
         match action:
             case ScheduleTask():
                 propagated = _propagated(propagation, action.propagation_scope, turn, events)
-                activities.append(
-                    NewActivity(
-                        instance_id=iid,
-                        execution_id=exec_id,
-                        task_id=action.id,
-                        name=action.name,
-                        input=action.input,
-                        task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
-                        leased=len(activities) < lease_activities,
-                        own=own_activity
-                        and keep_lease
-                        and not activities
-                        and lease_activities > 0
-                        and propagated is None,
-                        propagated=propagated,
-                    )
+                task = NewActivity(
+                    instance_id=iid,
+                    execution_id=exec_id,
+                    task_id=action.id,
+                    name=action.name,
+                    input=action.input,
+                    task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
+                    propagated=propagated,
+                    app_id=turn.app_id if action.app_id is None else action.app_id,
                 )
+                if leased_n < lease_activities and (runs_here is None or runs_here(task)):
+                    own = own_activity and keep_lease and leased_n == 0 and propagated is None
+                    task = dataclasses.replace(task, leased=True, own=own)
+                    leased_n += 1
+                activities.append(task)
             case CreateTimer():
                 fired = TimerFired(
                     timestamp=action.fire_at, timer_id=action.id, fire_at=action.fire_at
@@ -214,7 +221,7 @@ def build_turn(
                     NewMessage(iid, fired, execution_id=exec_id, visible_at=action.fire_at)
                 )
             case CreateSubOrchestration():
-                parent = ParentInfo(iid, exec_id, action.id, turn.name)
+                parent = ParentInfo(iid, exec_id, action.id, turn.name, turn.app_id or None)
                 instances.append(
                     NewInstance(
                         instance_id=action.instance_id,
@@ -223,6 +230,7 @@ def build_turn(
                         execution_id=new_execution_id(),
                         parent=parent,
                         propagated=_propagated(propagation, action.propagation_scope, turn, events),
+                        app_id=turn.app_id if action.app_id is None else action.app_id,
                     )
                 )
             case SendEvent():
@@ -293,6 +301,7 @@ def _finish(
             input=completion.result,
             parent=turn.parent,
             propagated=handed_on,
+            app_id=turn.app_id or None,
         )
         messages.append(NewMessage(iid, start, execution_id=new_exec))
         for carried in completion.carryover_events:

@@ -43,6 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -51,14 +52,16 @@ from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
+from treadle.runtime.apps import Presence
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
-from treadle.runtime.options import RunState, RuntimeOptions, default_app_id
+from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteWorkers
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
+from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
 
@@ -80,10 +83,20 @@ class WorkflowRuntime:
             over after this long (at once if it ran on this host).
         cache_size: how many idle instances keep their live generator in memory.
         remote: where to send workflows and activities with no local function (the
-            ``treadle serve`` gRPC work-item stream); without it they fail as unregistered.
-        fail_unknown_workflows: fail an instance whose workflow is not registered here
-            (default, for a clear error on a typo); False leaves it to other workers, for
-            deployments where workers register different workflows on one store.
+            ``treadle serve`` gRPC work-item stream): the runtime then takes every workflow
+            and activity of its app. Without it, it takes only those registered here.
+        fail_unknown_workflows: kept for compatibility; it no longer has an effect. A runtime
+            takes only the workflows and activities registered with it, so it never fails
+            another worker's instance or activity as unregistered: what no running worker
+            has waits, and says why in its state (``WorkflowState.waiting_reason``), until a
+            worker that has it starts.
+        app_id: the app this runtime runs (Dapr's app id; all apps share the store): it takes
+            only the instances and activities of its app, and a call that names no app
+            (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
+            else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
+        app_wait: how long a call this app makes to another app waits for a worker there
+            that takes it, before it fails with ``TaskFailedError`` (under the call's retry
+            policy); see :mod:`treadle.runtime.apps`.
         local_starts: a client of this process on the same store URL hands this runtime
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
@@ -117,6 +130,8 @@ class WorkflowRuntime:
         fail_unknown_workflows: bool = True,
         local_starts: bool = True,
         clock: Clock | None = None,
+        app_id: str | None = None,
+        app_wait: timedelta = timedelta(seconds=60),
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
@@ -145,10 +160,17 @@ class WorkflowRuntime:
             raise ValueError("max_concurrent_workflows must be >= 1")
         if lease_s <= 0:
             raise ValueError("lease_s must be > 0")
+        if app_id is not None and not isinstance(app_id, str):
+            raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
+        if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
+            raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
         self.local_starts = local_starts
+        self.app_id = default_app_id() if app_id is None else app_id
+        """The app this runtime runs ("" for none)."""
+        self.app_wait = app_wait
         self._registry = Registry()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_workflows = max_concurrent_workflows
@@ -163,6 +185,7 @@ class WorkflowRuntime:
         self._threads: list[threading.Thread] = []
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._stop_on_advance: Callable[[], None] | None = None
+        self._presence: Presence | None = None
         self._start_gate = threading.Lock()  # held by the one start_here under way
 
     # ---- registration ----------------------------------------------------------------
@@ -326,8 +349,7 @@ class WorkflowRuntime:
             max_concurrent_activities=self.max_concurrent_activities,
             max_concurrent_workflows=self.max_concurrent_workflows,
             cache_size=self._cache_size,
-            fail_unknown_workflows=self.fail_unknown_workflows,
-            app_id=default_app_id(),
+            app_id=self.app_id,
         )
         self._run = run = RunState()
         self._engine = engine = Engine(
@@ -339,6 +361,9 @@ class WorkflowRuntime:
             remote=self._remote,
         )
         self._release_dead_local_owners(store)
+        # advertised before the first claim: nobody takes its work as no one's meanwhile
+        self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
+        self._presence.start()
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
             (dispatch, (engine, run, self._clock), "dispatcher")
@@ -397,6 +422,9 @@ class WorkflowRuntime:
             thread.join(timeout=10)
         self._threads.clear()
         engine.executor.shutdown(wait=False)
+        if self._presence is not None:
+            self._presence.stop()
+            self._presence = None
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
         if self._store is not None and not _is_store_object(self._store_arg):
@@ -453,6 +481,7 @@ class WorkflowRuntime:
         if (
             fn is None
             or engine is None
+            or new.app_id != self.app_id
             or self._run.draining
             or new.scheduled_start is not None
             or new.parent is not None

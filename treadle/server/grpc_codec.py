@@ -32,6 +32,7 @@ from treadle.server.grpc_events import (
     history_event_from_proto,
     history_event_to_proto,
     propagation_to_proto,
+    target_app,
     version_from_proto,
     version_to_proto,
 )
@@ -97,6 +98,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 input=optional_string(task, "input"),
                 task_execution_id=task.taskExecutionId,
                 propagation_scope=propagation_scope(action.id, task.historyPropagationScope),
+                app_id=_target_of(action, task),
             )
         case "createTimer":
             return CreateTimer(id=action.id, fire_at=datetime_from_proto(action.createTimer.fireAt))
@@ -108,6 +110,7 @@ def action_from_proto(action: apb.WorkflowAction) -> Action:
                 instance_id=child.instanceId,
                 input=optional_string(child, "input"),
                 propagation_scope=propagation_scope(action.id, child.historyPropagationScope),
+                app_id=_target_of(action, child),
             )
         case "sendEvent":
             send = action.sendEvent
@@ -143,6 +146,18 @@ def propagation_scope(action_id: int, value: int) -> int:
             "knows (NONE, OWN_HISTORY or LINEAGE)"
         )
     return value
+
+
+def _target_of(
+    action: apb.WorkflowAction, call: apb.ScheduleTaskAction | apb.CreateChildWorkflowAction
+) -> str | None:
+    """The app a call is routed to: the call's router, else the action's (the SDK sets both)."""
+    for holder in (call, action):
+        if holder.HasField("router"):
+            app = target_app(holder.router)
+            if app is not None:
+                return app
+    return None
 
 
 def _complete_from_proto(action_id: int, complete: apb.CompleteWorkflowAction) -> Action:
@@ -189,6 +204,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     input=string_value(action.input),
                     taskExecutionId=action.task_execution_id,
                     historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
+                    router=_router_to(action.app_id),
                 ),
             )
         case CreateTimer():
@@ -204,6 +220,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
                     name=action.name,
                     input=string_value(action.input),
                     historyPropagationScope=action.propagation_scope or None,  # type: ignore[arg-type]
+                    router=_router_to(action.app_id),
                 ),
             )
         case SendEvent():
@@ -234,3 +251,7 @@ def action_to_proto(action: Action) -> apb.WorkflowAction:
             )
         case _:
             raise InvalidInputError(f"action {type(action).__name__} has no protobuf form")
+
+
+def _router_to(app_id: str | None) -> opb.TaskRouter | None:
+    return None if app_id is None else opb.TaskRouter(targetAppID=app_id)

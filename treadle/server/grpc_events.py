@@ -4,9 +4,13 @@ The oneof names are those of the protocol revision that dapr-ext-workflow 1.18.3
 (``workflowStarted``, ``childWorkflowInstanceCreated``...); older durabletask names them
 ``orchestratorStarted``, ``subOrchestrationInstanceCreated``... with the same field numbers.
 The ``version`` of ``workflowStarted`` (a turn's workflow version and patches) is kept both
-ways, as daprd records it. Fields the core does not model (task versions, routers, trace
-contexts, timer origins, tags, attestations) are dropped on the way in and left unset on the
-way out.
+ways, as daprd records it. Fields the core does not model (task versions, trace contexts,
+timer origins, tags, attestations) are dropped on the way in and left unset on the way out.
+
+Apps travel in the envelope's ``router`` as daprd sends them: on ``executionStarted`` the source
+is the parent's app (the instance's own for a top-level one) and the target the instance's app,
+which is where the SDK learns its app id; on ``taskScheduled`` and
+``childWorkflowInstanceCreated`` the target is the app the call named.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ __all__ = [
     "history_event_from_proto",
     "history_event_to_proto",
     "propagation_to_proto",
+    "target_app",
     "version_from_proto",
     "version_to_proto",
 ]
@@ -141,9 +146,29 @@ def history_event_to_proto(event: HistoryEvent) -> hpb.HistoryEvent:
             out = hpb.HistoryEvent(executionStalled=_execution_stalled_to_proto(event))
         case _:
             raise InvalidInputError(f"history event {type(event).__name__} has no protobuf form")
+    router = _router_of(event)
+    if router is not None:
+        out.router.CopyFrom(router)
     out.eventId = event.event_id
     out.timestamp.CopyFrom(datetime_to_proto(event.timestamp))
     return out
+
+
+def _router_of(event: HistoryEvent) -> opb.TaskRouter | None:
+    """The ``router`` daprd puts on an event naming apps, or None."""
+    match event:
+        case ExecutionStarted(app_id=str(app)):
+            source = event.parent.app_id if event.parent is not None else None
+            return opb.TaskRouter(sourceAppID=source or app, targetAppID=app)
+        case TaskScheduled(app_id=str(app)) | SubOrchestrationInstanceCreated(app_id=str(app)):
+            return opb.TaskRouter(targetAppID=app)
+        case _:
+            return None
+
+
+def target_app(router: opb.TaskRouter) -> str | None:
+    """The app a ``router`` sends work to (its ``targetAppID``), or None when it names none."""
+    return (router.targetAppID or None) if router.HasField("targetAppID") else None
 
 
 def propagation_to_proto(value: Propagation) -> hpb.PropagatedHistory:
@@ -184,6 +209,7 @@ def _execution_started_to_proto(event: ExecutionStarted) -> hpb.ExecutionStarted
                     instanceId=event.parent.instance_id,
                     executionId=string_value(event.parent.execution_id),
                 ),
+                appID=event.parent.app_id,
             )
         )
     if event.scheduled_start is not None:
@@ -310,7 +336,9 @@ def _execution_started(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> 
             execution_id=info.workflowInstance.executionId.value,
             task_scheduled_id=info.taskScheduledId,
             name=info.name.value,
+            app_id=info.appID or None,
         )
+    app = (event.router.targetAppID or event.router.sourceAppID) if event.HasField("router") else ""
     return ExecutionStarted(
         event_id=event_id,
         timestamp=ts,
@@ -324,6 +352,7 @@ def _execution_started(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> 
             if started.HasField("scheduledStartTimestamp")
             else None
         ),
+        app_id=app or None,
     )
 
 
@@ -377,6 +406,7 @@ def _task_scheduled(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> His
         input=optional_string(scheduled, "input"),
         task_execution_id=scheduled.taskExecutionId,
         propagation_scope=_scope(scheduled.historyPropagationScope),
+        app_id=target_app(event.router) if event.HasField("router") else None,
     )
 
 
@@ -429,6 +459,7 @@ def _child_created(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> Hist
         instance_id=created.instanceId,
         input=optional_string(created, "input"),
         propagation_scope=_scope(created.historyPropagationScope),
+        app_id=target_app(event.router) if event.HasField("router") else None,
     )
 
 

@@ -40,6 +40,9 @@ class ServeOptions:
         grpc_port: the gRPC port (0 picks a free one).
         http_port: the HTTP port (0 picks a free one; None serves no HTTP).
         app: ``MODULE:RUNTIME`` of a runtime whose workflows and activities run in-process.
+        app_id: the app served (one sidecar per app, all on one store): its runtime takes
+            that app's work only, and the instances started through it belong to it. None:
+            ``$TREADLE_APP_ID``, else ``$APP_ID``, else none.
         max_payload_bytes: the largest request body or message accepted.
         api_token: the token every call must carry (None: the environment's
             ``TREADLE_API_TOKEN`` / ``DAPR_API_TOKEN``, or none).
@@ -51,6 +54,7 @@ class ServeOptions:
     grpc_port: int = 50001
     http_port: int | None = 3500
     app: str | None = None
+    app_id: str | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     api_token: str | None = None
     shutdown_timeout_s: float = 10.0
@@ -98,10 +102,12 @@ def run_server(
     token = options.api_token or api_token_from_env()
     store = open_store(options.db)
     workers = SidecarWorkers()
-    runtime = WorkflowRuntime(store, remote=workers, max_concurrent_activities=256)
+    runtime = WorkflowRuntime(
+        store, remote=workers, max_concurrent_activities=256, app_id=options.app_id
+    )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
-    client = WorkflowClient(store)
+    client = WorkflowClient(store, app_id=runtime.app_id)
     grpc_server, grpc_port = create_server(
         runtime,
         client,
@@ -122,6 +128,8 @@ def run_server(
         http_where = f"{options.host}:{http.port}" if http is not None else "off"
         echo(f"treadle serve: grpc {options.host}:{grpc_port} http {http_where}")
         echo(f"store: {redact_url(store.url)}; auth: {'api token' if token else 'none'}")
+        if runtime.app_id:
+            echo(f"app id: {runtime.app_id}")
         if options.app:
             echo(f"in-process workflows: {', '.join(runtime.workflow_names) or '(none)'}")
             echo(f"in-process activities: {', '.join(runtime.activity_names) or '(none)'}")

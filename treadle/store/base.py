@@ -26,6 +26,7 @@ from treadle.core.history import (
     Propagation,
 )
 from treadle.errors import FailureDetails
+from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class InstanceRecord:
         parent_instance_id: the parent's id, for a child workflow.
         history_len: number of history events of the current run.
         version: bumped by every committed turn (the commit fence).
+        app_id: the app whose workers run it ("" for none).
+        waiting: why it waits for a worker, while no running worker can take its work
+            (a workflow or an activity nobody registered, an app with no worker), else None.
     """
 
     instance_id: str
@@ -61,6 +65,8 @@ class InstanceRecord:
     parent_instance_id: str | None = None
     history_len: int = 0
     version: int = 0
+    app_id: str = ""
+    waiting: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,9 @@ class NewActivity:
             ``propagated``.
         propagated: the history the calling workflow hands the activity
             (``call_activity(..., propagation=...)``), if any.
+            ``keep_lease``, and at most one per instance at a time.
+        app_id: the app whose workers run it ("" for none); a task is claimed only by
+            workers of its app (see :mod:`treadle.store.apps`).
     """
 
     instance_id: str
@@ -117,6 +126,7 @@ class NewActivity:
     leased: bool = False
     own: bool = False
     propagated: Propagation | None = None
+    app_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +201,7 @@ class NewInstance:
         messages: messages (timers) to queue with such a history.
         propagated: the history its parent hands it (``call_child_workflow(...,
             propagation=...)``), carried by its ExecutionStarted.
+        app_id: the app whose workers run it ("" for none).
     """
 
     instance_id: str
@@ -203,6 +214,7 @@ class NewInstance:
     activities: Sequence[NewActivity] = ()
     messages: Sequence[NewMessage] = ()
     propagated: Propagation | None = None
+    app_id: str = ""
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
         """The ExecutionStarted event that begins this instance's first run."""
@@ -215,6 +227,7 @@ class NewInstance:
             parent=self.parent,
             scheduled_start=self.scheduled_start,
             propagated=self.propagated,
+            app_id=self.app_id or None,
         )
 
 
@@ -269,6 +282,10 @@ class TurnCommit:
     cancel_activities: bool = False
     create: NewInstance | None = None
 
+
+TERMINATION_PREFIX = '{"kind":"ExecutionTerminated"'
+"""How the stored text of an ExecutionTerminated message begins (``event_to_json``): claims
+look for it (see :meth:`Store.claim_orchestrations`)."""
 
 ID_TAKEN = "an instance with this id already exists"
 """The refusal of a creating turn (:attr:`TurnCommit.create`) whose instance id is taken."""
@@ -430,9 +447,22 @@ class Store(Protocol):
 
     # ---- workers ------------------------------------------------------------------
     def claim_orchestrations(
-        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible inbox messages; return them with those messages."""
+        """Lease instances with visible inbox messages; return them with those messages.
+
+        Only instances of ``app_id`` are claimed, and only of the workflows ``names`` (any
+        workflow when None), the work the claiming worker can do; but an instance of its app
+        with a termination waiting (:data:`TERMINATION_PREFIX`) is claimed whatever its
+        workflow, so that one nobody runs can still be terminated.
+        """
         ...
 
     def commit_turns(
@@ -447,8 +477,17 @@ class Store(Protocol):
         """
         ...
 
-    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
-        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+    def claim_activities(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired), of
+        ``app_id`` and of the activities ``names`` (any activity when None)."""
         ...
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
@@ -499,6 +538,39 @@ class Store(Protocol):
         Returns:
             the current change token, to pass as ``since`` next time.
         """
+        ...
+
+    # ---- apps and workers (see treadle.store.apps) -------------------------------------
+    def advertise_worker(self, worker: WorkerInfo, *, stopped: bool = False) -> None:
+        """Record what ``worker`` takes, heard from now (a heartbeat); ``stopped``: it shut
+        down. Advertisements of workers stopped or silent for a day are forgotten."""
+        ...
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every advertisement kept (live, stopped or silent), by owner."""
+        ...
+
+    def waiting_work(self, visible_before: datetime) -> list[WaitingWork]:
+        """The work nobody holds that became visible before ``visible_before``, grouped by
+        kind, app, name, the caller's app and (instances) whether they started: unfinished
+        instances with visible messages, and activity tasks."""
+        ...
+
+    def fail_waiting(
+        self, work: WaitingWork, failure: FailureDetails, visible_before: datetime
+    ) -> int:
+        """Fail the calls of ``work``'s group (its kind, app, name and caller's app) that
+        still wait, visible before ``visible_before``: each activity task is deleted and its
+        caller gets a TaskFailed; each child instance that has not started is FAILED with
+        ``failure`` and its parent gets a SubOrchestrationInstanceFailed. Top-level and
+        started instances are left alone. Returns how many calls failed."""
+        ...
+
+    def note_waiting(self, notes: Sequence[tuple[WaitingWork, str]]) -> None:
+        """Set the ``waiting`` note of the instances that wait in each group (the instances
+        themselves for workflows, the calling ones for activities; up to
+        :data:`~treadle.store.apps.NOTED_PER_GROUP` a group) to its text, and clear every other
+        instance's note."""
         ...
 
     def close(self) -> None:

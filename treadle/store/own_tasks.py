@@ -32,15 +32,16 @@ def next_own_task_id() -> int:
 
 def own_task_json(task: NewActivity) -> str:
     """How a store keeps an own task in its instance's row (JSON text)."""
-    return orjson.dumps(
-        {
-            "eid": task.execution_id,
-            "tid": task.task_id,
-            "name": task.name,
-            "inp": task.input,
-            "teid": task.task_execution_id,
-        }
-    ).decode()
+    doc = {
+        "eid": task.execution_id,
+        "tid": task.task_id,
+        "name": task.name,
+        "inp": task.input,
+        "teid": task.task_execution_id,
+    }
+    if task.app_id:  # (the tasks of no app are kept as they were before apps existed)
+        doc["app"] = task.app_id
+    return orjson.dumps(doc).decode()
 
 
 def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
@@ -65,6 +66,7 @@ def own_task_from_json(instance_id: str, text: str) -> NewActivity:
         name=doc["name"],
         input=doc["inp"],
         task_execution_id=doc["teid"],
+        app_id=doc.get("app", ""),
     )
 
 

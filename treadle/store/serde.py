@@ -76,7 +76,7 @@ def from_epoch(value: float) -> datetime:
 
 INSTANCE_COLUMNS = (
     "instance_id, name, status, execution_id, input, output, custom_status, failure, "
-    "created_at, updated_at, parent_instance_id, history_len, version"
+    "created_at, updated_at, parent_instance_id, history_len, version, app_id, waiting"
 )
 
 
@@ -98,6 +98,8 @@ def instance_from_row(row: Any) -> InstanceRecord:
         parent_instance_id=row[10],
         history_len=row[11],
         version=row[12],
+        app_id=row[13],
+        waiting=row[14],
     )
 
 

@@ -18,18 +18,34 @@ __all__ = ["claim_activities", "complete_activities", "rescue_own_tasks"]
 
 
 def claim_activities(
-    connections: Connections, owner: str, limit: int, lease_s: float
+    connections: Connections,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    *,
+    app_id: str = "",
+    names: Sequence[str] | None = None,
 ) -> list[ActivityWorkItem]:
-    """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+    """Lease visible activity tasks that nobody holds (or whose lease expired), of
+    ``app_id`` and the activities ``names`` (any when None)."""
+    if names is not None and not names:
+        return []
+    by_name = "" if names is None else "  AND name = ANY(%(names)s::text[]) "
     rows = connections.statement(
         "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
-        "  AND (lease_owner IS NULL OR lease_expires_at < {now}) "
-        f"  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
+        "  AND (lease_owner IS NULL OR lease_expires_at < {now}) AND app_id = %(app)s "
+        f"{by_name}  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
         "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
         "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
         "FROM picked p, nosync WHERE a.id = p.id RETURNING a.id, a.instance_id, "
         "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, a.propagated",
-        {"limit": limit, "owner": owner, "lease_s": float(lease_s)},
+        {
+            "limit": limit,
+            "owner": owner,
+            "lease_s": float(lease_s),
+            "app": app_id,
+            "names": list(names or ()),
+        },
     )
     return [
         ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))

@@ -13,12 +13,18 @@ snapshot has its messages read again, by a statement whose snapshot follows our 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from treadle.core import codec
 from treadle.core.history import event_from_dict
-from treadle.store.base import InboxMessage, InstanceRecord, OrchestrationWorkItem
+from treadle.store.base import (
+    TERMINATION_PREFIX,
+    InboxMessage,
+    InstanceRecord,
+    OrchestrationWorkItem,
+)
 from treadle.store.postgres.libpq import load_rows
 from treadle.store.postgres.sql import NOSYNC, Conn, Db, enqueue_own_sql
 from treadle.store.serde import INSTANCE_COLUMNS, instance_from_row
@@ -32,13 +38,19 @@ _MESSAGES = (
 )
 _CLAIMABLE = "(i.lease_owner IS NULL OR i.lease_owner = %(owner)s OR i.lease_expires_at < {now})"
 _KEPT = "(i.lease_owner = %(owner)s AND i.lease_expires_at >= {now}) IS TRUE"
+# The work of the claiming worker: of its app, and of one of its names (see _claim_sql).
+_MINE = "i.app_id = %(app)s{by_name}"
+_BY_NAME = (  # (an instance asked to terminate is any worker's of its app: see the protocol)
+    " AND (i.name = ANY(%(names)s::text[]) OR EXISTS (SELECT 1 FROM inbox x "
+    f"WHERE x.instance_id = i.instance_id AND x.event LIKE '{TERMINATION_PREFIX}%%'))"
+)
 _CLAIM_SQL = (
     # The first `scan` visible messages of claimable instances, in id order (an index scan
     # that stops early, rather than grouping the whole inbox).
     "WITH seen AS (SELECT m.id, m.instance_id FROM inbox m WHERE m.id > %(after)s "
     "  AND m.visible_at <= {now} AND m.instance_id <> ALL(%(exclude)s::text[]) "
     "  AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = m.instance_id "
-    f"  AND {_CLAIMABLE}) ORDER BY m.id LIMIT %(scan)s), "
+    f"  AND {_CLAIMABLE} AND {_MINE}) ORDER BY m.id LIMIT %(scan)s), "
     # Oldest first, each locked by a lookup of its own, until `limit` are held: the ordered
     # subquery is the outer side of a nested loop, which keeps its order.
     "picked AS (SELECT p.* FROM (SELECT instance_id, MIN(id) AS first_id FROM seen "
@@ -46,11 +58,11 @@ _CLAIM_SQL = (
     "  r.first_id, i.lease_owner AS old_owner, i.lease_expires_at AS old_expires, "
     # taken over (from another owner, or from a lapsed lease): its own task goes to the queue
     f"  CASE WHEN NOT {_KEPT} THEN i.own_task END AS own_task "
-    f"  FROM instances i WHERE i.instance_id = r.instance_id AND {_CLAIMABLE} "
+    f"  FROM instances i WHERE i.instance_id = r.instance_id AND {_CLAIMABLE} AND {_MINE} "
     "  FOR NO KEY UPDATE SKIP LOCKED) p LIMIT %(limit)s), "
     f"{NOSYNC}, "
     "claimed AS (UPDATE instances i SET lease_owner = %(owner)s, "
-    "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s), "
+    "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s), waiting = NULL, "
     "  own_task = CASE WHEN p.own_task IS NULL THEN i.own_task END, "
     "  version = CASE WHEN p.own_task IS NULL THEN i.version ELSE i.version + 1 END "
     "  FROM picked p, nosync WHERE i.instance_id = p.instance_id "
@@ -89,13 +101,22 @@ def _messages(instance_id: str, text: str | None) -> list[InboxMessage]:
 
 
 def claim_orchestrations_in(
-    db: Db, conn: Conn, owner: str, limit: int, lease_s: float, exclude: Sequence[str]
+    db: Db,
+    conn: Conn,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    exclude: Sequence[str],
+    *,
+    app_id: str = "",
+    names: Sequence[str] | None = None,
 ) -> list[OrchestrationWorkItem]:
     """Claim instances (see Store.claim_orchestrations) in autocommit statements.
 
     Each statement looks at a bounded number of messages; while that bound cuts the scan
     short and fewer than ``limit`` instances were claimed, another one continues after it.
     """
+    claim_sql = _claim_sql(names is not None)
     excluded = list(exclude)
     claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []
     after = 0
@@ -108,8 +129,10 @@ def claim_orchestrations_in(
             "lease_s": float(lease_s),
             "after": after,
             "scan": scan,
+            "app": app_id,
+            "names": list(names or ()),
         }
-        rows = load_rows(conn, db.execute_raw(conn, _CLAIM_SQL, params))
+        rows = load_rows(conn, db.execute_raw(conn, claim_sql, params))
         seen, last_id = rows[0][-2:]
         found = _read_claims(db, conn, owner, [r for r in rows if r[0] is not None])
         claimed.extend(found)
@@ -117,6 +140,12 @@ def claim_orchestrations_in(
             return [OrchestrationWorkItem(rec, msgs) for _, rec, msgs in claimed if msgs]
         after = last_id
         excluded.extend(rec.instance_id for _, rec, _ in found)
+
+
+@functools.lru_cache(maxsize=2)
+def _claim_sql(by_name: bool) -> str:
+    """The claim statement, for a worker that takes some workflow names or any."""
+    return _CLAIM_SQL.replace("{by_name}", _BY_NAME if by_name else "")
 
 
 def _read_claims(

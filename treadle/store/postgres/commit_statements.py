@@ -73,7 +73,7 @@ _KEPT_LEASE = (
 _CREATED_COLUMNS = (
     "instances (instance_id, name, status, execution_id, input, output, failure, "
     "  custom_status, created_at, updated_at, history_len, version, own_task, lease_owner, "
-    "  lease_expires_at)"
+    "  lease_expires_at, app_id)"
 )
 
 # The parts of the statement, each used only by the groups that need it (a data-modifying
@@ -118,7 +118,8 @@ _CREATED = (
     f"created AS (INSERT INTO {_CREATED_COLUMNS} "
     "  SELECT t.iid, %(name)s, t.st, t.eid, COALESCE(t.inp, %(input)s), t.res, t.fail, t.cs, "
     "  {now}, {now}, t.hl, 1, CASE WHEN t.so THEN t.own END, "
-    f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END FROM t "
+    f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END, %(app)s "
+    "  FROM t "
     "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, version), "
     "ok AS (SELECT t.*, c.version AS new_version FROM t JOIN created c ON c.instance_id = t.iid)"
 )
@@ -143,13 +144,13 @@ _CANCELLED = (
 # Identity values rise in insertion order, which is (turn, task) order.
 _ACTIVITIES = (
     "acts AS (INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-    "  task_execution_id, visible_at, lease_owner, lease_expires_at, propagated) "
+    "  task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
     "  SELECT a.iid, a.eid, a.tid, a.name, a.inp, a.teid, {now}, "
     "  CASE WHEN a.leased THEN %(owner)s END, "
-    f"  CASE WHEN a.leased THEN {_LEASE} END, a.prop "
+    f"  CASE WHEN a.leased THEN {_LEASE} END, a.prop, a.app "
     "  FROM ok, ROWS FROM (json_to_recordset(ok.na) AS (iid text, eid text, tid integer, "
-    "  name text, inp text, teid text, leased boolean, prop text)) WITH ORDINALITY "
-    "  AS a(iid, eid, tid, name, inp, teid, leased, prop, n) ORDER BY ok.k, a.n "
+    "  name text, inp text, teid text, leased boolean, prop text, app text)) WITH ORDINALITY "
+    "  AS a(iid, eid, tid, name, inp, teid, leased, prop, app, n) ORDER BY ok.k, a.n "
     "  RETURNING id, instance_id, lease_owner IS NOT NULL AS leased)"
 )
 _SENT = (
@@ -245,7 +246,7 @@ _SINGLE_OK = (
 _SINGLE_CREATED = (
     f"ok AS (INSERT INTO {_CREATED_COLUMNS} VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
     "  COALESCE(%(inp)s, %(input)s), %(res)s, %(fail)s, %(cs)s, {now}, {now}, %(hl)s, 1, "
-    "  {own}, {owner}, {expires}) "
+    "  {own}, {owner}, {expires}, %(app)s) "
     "  ON CONFLICT (instance_id) DO NOTHING "
     "  RETURNING version AS new_version, status AS st{record})"
 )
@@ -361,6 +362,7 @@ def single_commit(turn: TurnCommit, owner: str, lease_s: float) -> tuple[str, di
     if created is not None:
         params["name"] = created.name
         params["input"] = created.input
+        params["app"] = created.app_id
     sql = _single_sql(
         sets_own,
         turn.keep_lease,
@@ -436,6 +438,7 @@ def simple_commit(
                         "teid": a.task_execution_id,
                         "leased": a.leased,
                         "prop": encode_propagation(a.propagated),
+                        "app": a.app_id,
                     }
                     for a in queued
                 ],
@@ -463,6 +466,7 @@ def simple_commit(
     if created is not None:
         params["name"] = created.name
         params["input"] = created.input
+        params["app"] = created.app_id
     return simple_commit_sql(frozenset(parts)), params
 
 

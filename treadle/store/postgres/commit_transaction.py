@@ -252,11 +252,11 @@ def _insert_activities(
         return lambda: {}
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated) "
-        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop "
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[]) WITH ORDINALITY "
-        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, ord) "
+        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, ord) "
         "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
         (
             now,
@@ -269,6 +269,7 @@ def _insert_activities(
             [owner if t.leased else None for _, t in tasks],
             [lease_until if t.leased else None for _, t in tasks],
             [encode_propagation(t.propagated) for _, t in tasks],
+            [t.app_id for _, t in tasks],
         ),
     )
     leased_turns = [index for index, t in tasks if t.leased]

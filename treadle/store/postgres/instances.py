@@ -42,8 +42,8 @@ _STARTED_AT = '"timestamp":"' + EPOCH.isoformat() + '"'
 _ISO_UTC = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
 CREATE_SQL = (
     "WITH created AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
-    "  created_at, updated_at, parent_instance_id) VALUES (%(iid)s, %(name)s, 'PENDING', "
-    "  %(eid)s, %(input)s, {now}, {now}, %(parent)s) "
+    "  created_at, updated_at, parent_instance_id, app_id) VALUES (%(iid)s, %(name)s, "
+    "  'PENDING', %(eid)s, %(input)s, {now}, {now}, %(parent)s, %(app)s) "
     "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, created_at), "
     "started AS (INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
     "  SELECT instance_id, %(eid)s, %(head)s || "
@@ -59,7 +59,7 @@ RECORD_COLUMNS = (
     "instance_id, name, status, execution_id, input, output, custom_status, failure, "
     "(extract(epoch FROM created_at) * 1000000)::bigint, "
     "(extract(epoch FROM updated_at) * 1000000)::bigint, "
-    "parent_instance_id, history_len, version"
+    "parent_instance_id, history_len, version, app_id, waiting"
 )
 _N_RECORD_COLUMNS = len(RECORD_COLUMNS.split(", "))
 # One instance, read through libpq (the clients' waits read it after every wake-up).
@@ -98,12 +98,11 @@ def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
     if new.activities:
         conn.execute(
             "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-            "task_execution_id, visible_at, propagated) "
-            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp(), prop "
+            "task_execution_id, visible_at, propagated, app_id) "
+            "SELECT iid, eid, task_id, name, input, teid, clock_timestamp(), prop, app "
             "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-            "  %s::text[], %s::text[]) WITH ORDINALITY "
-            "  AS a(iid, eid, task_id, name, input, teid, prop, ord) "
-            "ORDER BY ord",
+            "  %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "  AS a(iid, eid, task_id, name, input, teid, prop, app, ord) ORDER BY ord",
             (
                 [t.instance_id for t in new.activities],
                 [t.execution_id for t in new.activities],
@@ -112,6 +111,7 @@ def adopt_history(db: Db, conn: Conn, new: NewInstance) -> None:
                 [t.input for t in new.activities],
                 [t.task_execution_id for t in new.activities],
                 [encode_propagation(t.propagated) for t in new.activities],
+                [t.app_id for t in new.activities],
             ),
         )
     insert_messages(db, conn, list(new.messages))
@@ -132,6 +132,7 @@ def create_params(new: NewInstance) -> dict[str, Any] | None:
         "eid": new.execution_id,
         "input": new.input,
         "parent": new.parent.instance_id if new.parent else None,
+        "app": new.app_id,
         "head": event[: at + len('"timestamp":"')],
         "tail": '"' + event[at + len(_STARTED_AT) :],
         "start": utc(new.scheduled_start) if new.scheduled_start else None,
@@ -212,11 +213,12 @@ def create_instances_in(
         conn,
         "WITH new AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], "
         "  %(eids)s::text[], %(inputs)s::text[], %(parents)s::text[], %(events)s::text[], "
-        "  %(visible)s::timestamptz[]) WITH ORDINALITY "
-        "  AS n(instance_id, name, execution_id, input, parent, event, visible_at, ord)), "
+        "  %(visible)s::timestamptz[], %(apps)s::text[]) WITH ORDINALITY "
+        "  AS n(instance_id, name, execution_id, input, parent, event, visible_at, app, ord)), "
         "ins AS (INSERT INTO instances (instance_id, name, status, execution_id, input, "
-        "  created_at, updated_at, parent_instance_id) SELECT instance_id, name, 'PENDING', "
-        "  execution_id, input, %(created)s, %(created)s, parent FROM new ORDER BY ord "
+        "  created_at, updated_at, parent_instance_id, app_id) SELECT instance_id, name, "
+        "  'PENDING', execution_id, input, %(created)s, %(created)s, parent, app FROM new "
+        "  ORDER BY ord "
         "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id) "
         "INSERT INTO inbox (instance_id, execution_id, event, visible_at) "
         "SELECT new.instance_id, new.execution_id, new.event, new.visible_at "
@@ -233,6 +235,7 @@ def create_instances_in(
                 max(now, utc(n.scheduled_start)) if n.scheduled_start else now for n in create
             ],
             "created": now,
+            "apps": [n.app_id for n in create],
         },
     )
 

@@ -41,10 +41,10 @@ def enqueue_own_sql(source: str) -> str:
     ``source``: a CTE or table with ``instance_id`` and ``own_task`` (JSON text or NULL)."""
     return (
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "  task_execution_id, visible_at) "
-        "SELECT m.instance_id, o.eid, o.tid, o.name, o.inp, o.teid, {now} "
+        "  task_execution_id, visible_at, app_id) "
+        "SELECT m.instance_id, o.eid, o.tid, o.name, o.inp, o.teid, {now}, COALESCE(o.app, '') "
         f"FROM {source} m, json_to_record(m.own_task::json) "
-        "  AS o(eid text, tid integer, name text, inp text, teid text) "
+        "  AS o(eid text, tid integer, name text, inp text, teid text, app text) "
         "WHERE m.own_task IS NOT NULL"
     )
 

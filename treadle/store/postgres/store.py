@@ -40,10 +40,12 @@ from typing import Any
 
 from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
+    FailureDetails,
     StoreUnavailableError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -57,6 +59,7 @@ from treadle.store.base import (
     TurnCommit,
     WorkToken,
 )
+from treadle.store.postgres import apps as app_rows
 from treadle.store.postgres.activities import (
     claim_activities,
     complete_activities,
@@ -334,9 +337,17 @@ class PostgresStore:
 
     # ---- workers ------------------------------------------------------------------------
     def claim_orchestrations(
-        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible inbox messages; return them with those messages.
+        """Lease instances with visible inbox messages, of ``app_id`` and the workflows
+        ``names`` (any when None); return them with those messages.
 
         Instances come oldest waiting message first; instances another worker holds are
         skipped, not waited for.
@@ -344,7 +355,9 @@ class PostgresStore:
         if limit <= 0:
             return []
         return self._db.run(
-            lambda db, conn: claim_orchestrations_in(db, conn, owner, limit, lease_s, exclude)
+            lambda db, conn: claim_orchestrations_in(
+                db, conn, owner, limit, lease_s, exclude, app_id=app_id, names=names
+            )
         )
 
     def commit_turns(
@@ -370,15 +383,47 @@ class PostgresStore:
         """
         return commit_turns(self._db, self._listener, owner, turns, lease_s, path=path)
 
-    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
-        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
+    def claim_activities(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired), of
+        ``app_id`` and the activities ``names`` (any when None)."""
         if limit <= 0:
             return []
         # once a second (every time under a test clock, which jumps)
         if self._clock is not None or time.monotonic() >= self._next_rescue:
             self._next_rescue = time.monotonic() + 1.0
             rescue_own_tasks(self._db)
-        return claim_activities(self._db, owner, limit, lease_s)
+        return claim_activities(self._db, owner, limit, lease_s, app_id=app_id, names=names)
+
+    # ---- apps and workers ----------------------------------------------------------------
+    def advertise_worker(self, worker: WorkerInfo, *, stopped: bool = False) -> None:
+        """Record what ``worker`` takes, heard from now; ``stopped``: it shut down."""
+        app_rows.advertise_worker(self._db, worker, stopped)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every advertisement kept, by owner."""
+        return app_rows.list_workers(self._db)
+
+    def waiting_work(self, visible_before: datetime) -> list[WaitingWork]:
+        """The work nobody holds, visible before ``visible_before``, in groups."""
+        return app_rows.waiting_work(self._db, utc(visible_before))
+
+    def fail_waiting(
+        self, work: WaitingWork, failure: FailureDetails, visible_before: datetime
+    ) -> int:
+        """Fail the waiting calls of ``work``'s group; return how many."""
+        return app_rows.fail_waiting(self._db, work, failure, utc(visible_before))
+
+    def note_waiting(self, notes: Sequence[tuple[WaitingWork, str]]) -> None:
+        """Set the waiting notes of the groups' instances; clear every other one."""
+        app_rows.note_waiting(self._db, notes)
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically.

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from treadle.store.base import ActivityWorkItem, InboxMessage, OrchestrationWorkItem
+from treadle.store.base import (
+    TERMINATION_PREFIX,
+    ActivityWorkItem,
+    InboxMessage,
+    OrchestrationWorkItem,
+)
 from treadle.store.serde import (
     INSTANCE_COLUMNS,
     decode_event,
@@ -28,11 +33,38 @@ _LAPSED_OWN = (
 """Instances whose lease lapsed with an own task (uses the index instances_held)."""
 
 
+def _of_worker(
+    table: str, app_id: str, names: Sequence[str] | None, *, terminations: bool = False
+) -> tuple[str, list[object]]:
+    """The condition (and its parameters) that a row of ``table`` is work of this worker:
+    of its app, and (unless it takes any name) of one of its names; with ``terminations``,
+    an instance of its app asked to terminate is its work whatever its name."""
+    if names is None:
+        return f" AND {table}.app_id = ?", [app_id]
+    marks = ",".join("?" * len(names))
+    named = f"{table}.name IN ({marks})"
+    if terminations:
+        named = f"({named} OR EXISTS (SELECT 1 FROM inbox x WHERE x.instance_id = "
+        named += f"{table}.instance_id AND x.event LIKE '{TERMINATION_PREFIX}%'))"
+    return f" AND {table}.app_id = ? AND {named}", [app_id, *names]
+
+
 def claim_orchestrations(
-    db: Connections, owner: str, limit: int, lease_s: float, exclude: Sequence[str], now: float
+    db: Connections,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    exclude: Sequence[str],
+    now: float,
+    *,
+    app_id: str = "",
+    names: Sequence[str] | None = None,
 ) -> list[OrchestrationWorkItem]:
-    """Lease instances with visible inbox messages; return them with those messages."""
+    """Lease instances with visible inbox messages, of ``app_id`` and the workflows ``names``
+    (any when None), or asked to terminate; return them with those messages. Claiming one
+    clears its waiting note."""
     excluded = set(exclude)
+    mine, mine_params = _of_worker("i", app_id, names, terminations=True)
     with db.errors():
         # A cheap read first: most calls find nothing, and then take no write lock.
         found = (
@@ -40,8 +72,8 @@ def claim_orchestrations(
             .execute(
                 "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
                 "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
-                "OR i.lease_expires_at < ?) LIMIT ?",
-                (now, owner, now, len(excluded) + 1),
+                f"OR i.lease_expires_at < ?){mine} LIMIT ?",
+                (now, owner, now, *mine_params, len(excluded) + 1),
             )
             .fetchall()
         )
@@ -52,8 +84,9 @@ def claim_orchestrations(
             "SELECT i.instance_id FROM inbox m "
             "JOIN instances i ON i.instance_id = m.instance_id "
             "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
-            "OR i.lease_expires_at < ?) GROUP BY i.instance_id ORDER BY MIN(m.id) LIMIT ?",
-            (now, owner, now, limit + len(excluded)),
+            f"OR i.lease_expires_at < ?){mine} GROUP BY i.instance_id ORDER BY MIN(m.id) "
+            "LIMIT ?",
+            (now, owner, now, *mine_params, limit + len(excluded)),
         ).fetchall()
         ids = [r[0] for r in candidates if r[0] not in excluded][:limit]
         if not ids:
@@ -70,7 +103,7 @@ def claim_orchestrations(
         ):
             db.gives(activities=True)
         conn.execute(
-            f"UPDATE instances SET lease_owner = ?, lease_expires_at = ? "
+            f"UPDATE instances SET lease_owner = ?, lease_expires_at = ?, waiting = NULL "
             f"WHERE instance_id IN ({marks})",
             (owner, now + lease_s, *ids),
         )
@@ -98,19 +131,28 @@ def claim_orchestrations(
 
 
 def claim_activities(
-    db: Connections, owner: str, limit: int, lease_s: float, now: float
+    db: Connections,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    now: float,
+    *,
+    app_id: str = "",
+    names: Sequence[str] | None = None,
 ) -> list[ActivityWorkItem]:
-    """Lease visible activity tasks that nobody holds (or whose lease expired)."""
-    if limit <= 0:
+    """Lease visible activity tasks that nobody holds (or whose lease expired), of
+    ``app_id`` and the activities ``names`` (any when None)."""
+    if limit <= 0 or (names is not None and not names):
         return []
+    mine, mine_params = _of_worker("t", app_id, names)
     with db.errors():
         found = (
             db.conn()
             .execute(
-                "SELECT 1 FROM activity_tasks WHERE visible_at <= ? AND "
-                f"(lease_owner IS NULL OR lease_expires_at < ?) UNION ALL {_LAPSED_OWN} "
-                "LIMIT 1",
-                (now, now, now),
+                "SELECT 1 FROM activity_tasks t WHERE visible_at <= ? AND "
+                f"(lease_owner IS NULL OR lease_expires_at < ?){mine} "
+                f"UNION ALL {_LAPSED_OWN} LIMIT 1",
+                (now, now, *mine_params, now),
             )
             .fetchone()
         )
@@ -122,9 +164,9 @@ def claim_activities(
             db.gives(activities=True)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            "propagated FROM activity_tasks WHERE visible_at <= ? AND "
-            "(lease_owner IS NULL OR lease_expires_at < ?) ORDER BY id LIMIT ?",
-            (now, now, limit),
+            "propagated FROM activity_tasks t WHERE visible_at <= ? AND "
+            f"(lease_owner IS NULL OR lease_expires_at < ?){mine} ORDER BY id LIMIT ?",
+            (now, now, *mine_params, limit),
         ).fetchall()
         if not rows:
             return []

@@ -47,8 +47,8 @@ def insert_instance(
     owner, expires = lease if lease is not None else (None, None)
     cur = conn.execute(
         "INSERT INTO instances (instance_id, name, status, execution_id, input, created_at, "
-        "updated_at, parent_instance_id, lease_owner, lease_expires_at) "
-        "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?)"
+        "updated_at, parent_instance_id, lease_owner, lease_expires_at, app_id) "
+        "VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)"
         + (" ON CONFLICT (instance_id) DO NOTHING" if lease is not None else ""),
         (
             new.instance_id,
@@ -60,6 +60,7 @@ def insert_instance(
             new.parent.instance_id if new.parent else None,
             owner,
             expires,
+            new.app_id,
         ),
     )
     return cur.rowcount == 1
@@ -132,8 +133,8 @@ def insert_activity(
     leased = task.leased and owner is not None
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -145,6 +146,7 @@ def insert_activity(
             owner if leased else None,
             now + lease_s if leased else None,
             encode_propagation(task.propagated),
+            task.app_id,
         ),
     )
     return int(cur.lastrowid or 0)

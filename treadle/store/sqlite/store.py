@@ -20,11 +20,13 @@ from datetime import datetime
 
 from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
+    FailureDetails,
     InvalidInputError,
     StoreUnavailableError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -45,6 +47,7 @@ from treadle.store.serde import (
     instance_from_row,
     to_epoch,
 )
+from treadle.store.sqlite import apps as app_rows
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
@@ -287,10 +290,20 @@ class SqliteStore:
 
     # ---- workers ------------------------------------------------------------------------
     def claim_orchestrations(
-        self, owner: str, limit: int, lease_s: float, exclude: Sequence[str] = ()
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible inbox messages; return them with those messages."""
-        return claim_orchestrations(self._db, owner, limit, lease_s, exclude, self._clock())
+        """Lease instances with visible inbox messages, of ``app_id`` and the workflows
+        ``names`` (any when None); return them with those messages."""
+        return claim_orchestrations(
+            self._db, owner, limit, lease_s, exclude, self._clock(), app_id=app_id, names=names
+        )
 
     def commit_turns(
         self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
@@ -298,9 +311,46 @@ class SqliteStore:
         """Commit many turns in one transaction; a turn whose fence fails is refused alone."""
         return commit_turns(self._db, owner, turns, self._clock(), lease_s)
 
-    def claim_activities(self, owner: str, limit: int, lease_s: float) -> list[ActivityWorkItem]:
-        """Lease visible activity tasks that nobody holds (or whose lease expired)."""
-        return claim_activities(self._db, owner, limit, lease_s, self._clock())
+    def claim_activities(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[ActivityWorkItem]:
+        """Lease visible activity tasks that nobody holds (or whose lease expired), of
+        ``app_id`` and the activities ``names`` (any when None)."""
+        return claim_activities(
+            self._db, owner, limit, lease_s, self._clock(), app_id=app_id, names=names
+        )
+
+    # ---- apps and workers ----------------------------------------------------------------
+    def advertise_worker(self, worker: WorkerInfo, *, stopped: bool = False) -> None:
+        """Record what ``worker`` takes, heard from now; ``stopped``: it shut down."""
+        app_rows.advertise_worker(self._db, worker, stopped, self._clock())
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every advertisement kept, by owner."""
+        return app_rows.list_workers(self._db)
+
+    def waiting_work(self, visible_before: datetime) -> list[WaitingWork]:
+        """The work nobody holds, visible before ``visible_before``, in groups."""
+        return app_rows.waiting_work(self._db, to_epoch(visible_before), self._clock())
+
+    def fail_waiting(
+        self, work: WaitingWork, failure: FailureDetails, visible_before: datetime
+    ) -> int:
+        """Fail the waiting calls of ``work``'s group; return how many."""
+        return app_rows.fail_waiting(
+            self._db, work, failure, to_epoch(visible_before), self._clock()
+        )
+
+    def note_waiting(self, notes: Sequence[tuple[WaitingWork, str]]) -> None:
+        """Set the waiting notes of the groups' instances; clear every other one."""
+        now = self._clock()
+        app_rows.note_waiting(self._db, notes, now, now)
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:
         """Deliver activity results to their inboxes and delete the tasks, atomically."""
