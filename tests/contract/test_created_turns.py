@@ -11,8 +11,9 @@ import pytest
 from treadle.core.history import OrchestrationStatus, OrchestratorStarted, TaskScheduled
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import ID_TAKEN, NewActivity, NewInstance, Store, TurnCommit, creatable
+from treadle.store.capabilities import StartGrouping
 
-from .helpers import COMPLETED, RUNNING, finish, kinds, new_instance, start
+from .helpers import COMPLETED, RUNNING, finish, kinds, new_instance, run_first_turn, start
 
 OWNER = "w1"
 
@@ -112,16 +113,62 @@ def _fields(commit: TurnCommit) -> dict[str, Any]:
     return {name: getattr(commit, name) for name in TurnCommit.__dataclass_fields__}
 
 
-def test_a_creating_turn_is_committed_alone(store: Store) -> None:
+def test_a_creating_turn_is_committed_alone_unless_the_store_groups_starts(store: Store) -> None:
+    """A store without StartGrouping refuses a creating turn among others; one with it
+    commits each turn of such a group on its own. No store takes a creating turn that
+    creates other instances, alone or in a group."""
     pair = [_creating(new_instance("c-4")), _creating(new_instance("c-5"))]
-    with pytest.raises(ValueError, match="committed alone"):
-        store.commit_turns(OWNER, pair)
+    if isinstance(store, StartGrouping):
+        assert [o.ok for o in store.commit_turns(OWNER, pair)] == [True, True]
+    else:
+        with pytest.raises(ValueError, match="committed alone"):
+            store.commit_turns(OWNER, pair)
+        assert store.get_instance("c-4") is None
     spawning = TurnCommit(
         **{**_fields(_creating(new_instance("c-6"))), "new_instances": [new_instance("c-7")]}
     )
     with pytest.raises(ValueError, match="creates no other instance"):
         store.commit_turns(OWNER, [spawning])
-    assert store.get_instance("c-4") is None and store.get_instance("c-6") is None
+    with pytest.raises(ValueError, match="creates no other instance"):
+        store.commit_turns(OWNER, [_creating(new_instance("c-8")), spawning])
+    assert store.get_instance("c-6") is None and store.get_instance("c-8") is None
+
+
+def test_a_store_that_groups_starts_commits_each_turn_of_the_group_on_its_own(
+    store: Store,
+) -> None:
+    """A start committed with another instance's turn (how a runtime's start carries the
+    engine's turns along): each is written as if alone, and a start whose id is in use is
+    refused without holding up the other turns."""
+    if not isinstance(store, StartGrouping):
+        pytest.skip(f"{type(store).__name__} commits a creating turn alone")
+    start(store, "busy")
+    run_first_turn(store, OWNER, keep_lease=True)
+    record = store.get_instance("busy")
+    assert record is not None
+    step = TurnCommit(
+        instance_id="busy",
+        expected_version=record.version,
+        new_events=[OrchestratorStarted()],
+        history_start=record.history_len,
+        status=RUNNING,
+        execution_id=record.execution_id,
+        keep_lease=True,
+    )
+    fresh, taken, stepped = store.commit_turns(
+        OWNER, [_creating(new_instance("c-9")), _creating(new_instance("busy")), step]
+    )
+    assert fresh.ok and fresh.version == 1, fresh
+    assert not taken.ok and taken.error == ID_TAKEN
+    assert stepped.ok and stepped.version == record.version + 1, stepped
+    assert kinds(store.get_history("c-9")) == [
+        "OrchestratorStarted",
+        "ExecutionStarted",
+        "TaskScheduled",
+    ]
+    after = store.get_instance("busy")
+    assert after is not None and after.history_len == record.history_len + 1
+    assert after.name == "wf" and after.execution_id == record.execution_id
 
 
 def test_a_creating_turn_wakes_no_client(store: Store) -> None:

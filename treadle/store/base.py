@@ -258,8 +258,9 @@ class TurnCommit:
             leased to the owner, as if it had been created with ``create`` and claimed
             (``expected_version`` 0, no ExecutionStarted message: the event is in
             ``new_events``). Refused with :data:`ID_TAKEN` if any instance has the id.
-            Such a turn is committed alone and neither creates instances nor resets its
-            history (see :func:`creatable`).
+            Such a turn neither creates instances nor resets its history (see
+            :func:`creatable`), and is committed alone unless the store groups starts
+            (:class:`~treadle.store.capabilities.StartGrouping`).
     """
 
     instance_id: str
@@ -302,14 +303,16 @@ def creatable(turn: TurnCommit) -> bool:
     )
 
 
-def check_creating(turns: Sequence[TurnCommit]) -> None:
-    """Refuse a group with a creating turn (:attr:`TurnCommit.create`) that is not alone
-    or not :func:`creatable`.
+def check_creating(turns: Sequence[TurnCommit], *, grouped: bool = False) -> None:
+    """Refuse a group with a creating turn (:attr:`TurnCommit.create`) that is not
+    :func:`creatable`, or that is not alone unless ``grouped`` (a store that commits creating
+    turns among others: :class:`~treadle.store.capabilities.StartGrouping`).
 
     Raises:
         ValueError: it is.
     """
-    if any(t.create is not None for t in turns) and not (len(turns) == 1 and creatable(turns[0])):
+    creating = [t for t in turns if t.create is not None]
+    if creating and not (all(map(creatable, creating)) and (grouped or len(turns) == 1)):
         raise ValueError(
             "a turn that creates its instance is committed alone, creates no other instance "
             "and keeps its history (see treadle.store.base.creatable)"

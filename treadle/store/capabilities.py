@@ -7,6 +7,9 @@ and client use that when it is there, checking with ``isinstance`` (never ``geta
   LISTEN/NOTIFY thread), so a runtime needs no thread of its own waiting on the store.
 - :class:`InstanceWatcher`: a commit of this process that ends an instance hands its row
   to a waiting client of the same process, sparing it a read.
+- :class:`StartGrouping`: ``commit_turns`` takes a turn that creates its instance in a group
+  with other turns, so a start from a client of the runtime's process carries the engine's
+  other turns along in its one durable commit.
 
 A backend module (``treadle.store.sqlite``, ``treadle.store.postgres``) satisfies
 :class:`Backend`: :func:`treadle.store.open_store` and the ``treadle db`` commands find the
@@ -17,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from treadle.store.base import InstanceRecord, Store
 
-__all__ = ["Backend", "HandedRecord", "InstanceWatcher", "WorkNotifier"]
+__all__ = ["Backend", "HandedRecord", "InstanceWatcher", "StartGrouping", "WorkNotifier"]
 
 HandedRecord = Callable[[], tuple[InstanceRecord | None, bool]]
 """Gives the latest row a commit of this process wrote for a watched instance (None until
@@ -46,6 +49,22 @@ class InstanceWatcher(Protocol):
         """While open, a commit of this process that ends ``instance_id`` hands over its row:
         the function yielded gives it (see :data:`HandedRecord`)."""
         ...
+
+
+@runtime_checkable
+class StartGrouping(Protocol):
+    """A store whose ``commit_turns`` also takes turns that create their instance
+    (:attr:`~treadle.store.base.TurnCommit.create`, each :func:`~treadle.store.base.creatable`)
+    in a group with other turns, each committed or refused on its own as any turn of a group.
+
+    SQLite has it: every commit of a process goes through one writer and pays a durable flush
+    of its own, so one commit for a start and the engine's other turns saves one. PostgreSQL
+    has not: its commits run side by side on the server, and a creating turn is committed
+    alone there.
+    """
+
+    groups_starts: Literal[True]
+    """Marks the capability (a Protocol checked with ``isinstance`` needs a member)."""
 
 
 class Backend(Protocol):

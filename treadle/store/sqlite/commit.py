@@ -57,10 +57,11 @@ def commit_turns(
     db: Connections, owner: str, turns: Sequence[TurnCommit], now: float, lease_s: float
 ) -> list[CommitOutcome]:
     """Commit ``turns`` in one transaction (see :meth:`~treadle.store.base.Store.commit_turns`);
-    a turn whose fence fails is refused alone."""
+    a turn whose fence fails is refused alone. Turns that create their instance may be among
+    others (see :class:`~treadle.store.capabilities.StartGrouping`)."""
     if not turns:
         return []
-    check_creating(turns)
+    check_creating(turns, grouped=True)
     with db.errors(), db.write(notify=False) as conn:
         return [_commit_turn(db, conn, owner, turn, now, lease_s) for turn in turns]
 

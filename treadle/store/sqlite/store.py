@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Literal
 
 from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
@@ -81,6 +82,10 @@ class SqliteStore:
             private in-memory database shared by the threads of this process.
         clock: seconds since the epoch (injected by tests).
     """
+
+    groups_starts: Literal[True] = True
+    """Turns that create their instance are committed in a group with others (see
+    :class:`~treadle.store.capabilities.StartGrouping`)."""
 
     def __init__(
         self, url: str = "sqlite:///treadle.db", *, clock: Callable[[], float] | None = None
@@ -308,7 +313,10 @@ class SqliteStore:
     def commit_turns(
         self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
     ) -> list[CommitOutcome]:
-        """Commit many turns in one transaction; a turn whose fence fails is refused alone."""
+        """Commit many turns in one transaction; a turn whose fence fails is refused alone.
+
+        Turns that create their instance may be among them (see :attr:`groups_starts`).
+        """
         return commit_turns(self._db, owner, turns, self._clock(), lease_s)
 
     def claim_activities(
