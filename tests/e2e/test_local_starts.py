@@ -101,6 +101,37 @@ def test_a_finished_instance_id_is_reused_and_a_running_one_refused(
     assert json.loads(finish(client, "busy").serialized_output or "null") == [8, 16]
 
 
+def test_a_start_does_not_wait_for_the_round_under_way(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+    client: wf.WorkflowClient,
+    gates: Callable[[], Gate],
+) -> None:
+    """While the dispatcher is inside a round (held here in a workflow's turn), a start from
+    this process still commits its first turn with the instance and returns; the runtime
+    runs its activity once the round is over."""
+    gate = gates()
+    runtime = make_runtime(start=False)
+
+    def held(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+        gate.hold()  # in the dispatcher's round, which holds the engine lock
+        return n
+        yield  # a generator all the same
+
+    runtime.register_workflow(held, name="held")
+    runtime.register_workflow(_child, name="child")
+    runtime.register_activity(lambda ctx, n: 2 * n, name="double")
+    runtime.start()
+    # a start time makes it a start through the store, whose first turn the dispatcher runs
+    first = client.schedule_new_workflow("held", input=1, start_at=datetime.now(timezone.utc))
+    gate.wait_entered()
+    iid = client.schedule_new_workflow("child", input=4)
+    assert kinds(client, iid) == ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled"]
+    assert not gate.opened.is_set()  # the round is still under way
+    gate.open()
+    assert finish(client, first).serialized_output == "1"
+    assert finish(client, iid).serialized_output == "8"
+
+
 def test_starts_the_runtime_does_not_take_go_through_the_store(
     chain_runtime: tuple[wf.WorkflowRuntime, Gate], client: wf.WorkflowClient
 ) -> None:

@@ -15,6 +15,7 @@ LAYERS: list[set[str]] = [
     {"__init__", "loading"},
     {"worker"},
     {"dispatcher"},
+    {"starts"},
     {"engine"},
     {"commits"},
     {"prepare"},

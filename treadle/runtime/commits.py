@@ -3,7 +3,9 @@
 The turns of a round go to the store in one call. If the store refuses the statement itself
 (not an outage: a value it cannot hold, say), they are committed one by one, and the workflow
 whose turn the store refuses is failed alone: retried, that turn would fail for ever and
-hold up the turns committed with it.
+hold up the turns committed with it. A start's first turn that creates its instance (see
+:mod:`treadle.runtime.starts`) is only refused: there is no instance to fail, and the
+client's start through the store says what was wrong.
 
 Threads: the one that holds the engine lock. No state of its own: it calls the store and
 rewrites the refused :class:`~treadle.runtime.prepare.PendingTurn` entries.
@@ -45,7 +47,7 @@ def commit_or_isolate(
     except StoreUnavailableError:
         raise
     except StoreError as exc:
-        if len(commits) == 1:
+        if len(commits) == 1 and commits[0].create is None:
             return [_refused(store, options, pending[commits[0].instance_id], exc, clock)]
     outcomes: list[CommitOutcome] = []
     for commit in commits:
@@ -54,7 +56,10 @@ def commit_or_isolate(
         except StoreUnavailableError:
             raise
         except StoreError as exc:
-            outcomes.append(_refused(store, options, pending[commit.instance_id], exc, clock))
+            if commit.create is not None:  # a start: not taken (see the module)
+                outcomes.append(CommitOutcome(commit.instance_id, ok=False, error=str(exc)))
+            else:
+                outcomes.append(_refused(store, options, pending[commit.instance_id], exc, clock))
     return outcomes
 
 

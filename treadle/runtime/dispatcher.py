@@ -1,10 +1,12 @@
 """The runtime's background threads: the dispatcher, and the watcher of a store that cannot
 call back.
 
-The dispatcher runs the engine's rounds until the runtime stops. After an error it runs the
-same round again after a pause that doubles, from 0.05 s up to 5 s; an error that keeps
-coming back is logged whole once, then in one line. Idle, it sleeps until a wake-up (see
-:mod:`treadle.runtime.wakeups`).
+The dispatcher runs the engine's rounds until the runtime stops; before each, it may leave
+the engine's turns a moment to a client of this process starting workflows in a loop, whose
+starts commit them along (:meth:`~treadle.runtime.starts.LocalStarts.await_starts`). After
+an error it runs the same round again after a pause that doubles, from 0.05 s up to 5 s; an
+error that keeps coming back is logged whole once, then in one line. Idle, it sleeps until
+a wake-up (see :mod:`treadle.runtime.wakeups`).
 
 Threads: :func:`dispatch` is the dispatcher thread, :func:`watch` the watcher thread. No
 state of their own beyond the loop's (the pause, the last error); they read whether the run
@@ -21,6 +23,7 @@ from treadle.core.replay import failure_from_exception
 from treadle.errors import StoreUnavailableError
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState
+from treadle.runtime.starts import LocalStarts
 
 __all__ = ["dispatch", "watch"]
 
@@ -30,7 +33,7 @@ _FIRST_PAUSE_S = 0.05
 _LONGEST_PAUSE_S = 5.0
 
 
-def dispatch(engine: Engine, run: RunState, clock: Clock) -> None:
+def dispatch(engine: Engine, starts: LocalStarts, run: RunState, clock: Clock) -> None:
     """The dispatcher thread: the engine's rounds until ``run`` stops (see the module)."""
     wakeups = engine.wakeups
     backoff = _FIRST_PAUSE_S
@@ -38,7 +41,8 @@ def dispatch(engine: Engine, run: RunState, clock: Clock) -> None:
     while not run.stopping.is_set():
         wakeups.event.clear()
         try:
-            worked = engine.round()
+            starts.await_starts()
+            worked = engine.round(starts.take_handed_over)
             backoff, last_error = _FIRST_PAUSE_S, ""
         except StoreUnavailableError as exc:
             logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)

@@ -11,14 +11,19 @@ An activity result for an instance held here is folded straight into the instanc
 turn: committed inline on the activity's thread when nothing else waits (a chain then runs
 on one thread: activity, commit, next activity), else by the next round.
 
+A start from a client of this process (:mod:`treadle.runtime.starts`) is committed on the
+client's thread, then taken on (:meth:`Engine.adopt`) under the engine lock; or, on a store
+that groups starts, it commits the engine's waiting turns along
+(:meth:`Engine.commit_with_start`).
+
 Threads and locks: the engine lock serializes everything that prepares or commits turns:
 the dispatcher's rounds (:meth:`Engine.round`, from :mod:`treadle.runtime.dispatcher`), an
-activity thread's inline commit (:meth:`Engine.on_activity_done`) and a client thread's
-start (:meth:`Engine.start_here`). Under it they may touch the cache, the in-flight
-activities, the wake-ups and the remote executor. The store's claims run outside it, on
-the dispatcher, so that an inline commit need not wait for their round trips. The
-thread-local ``inline`` marks the activity thread that commits inline, which runs the next
-step itself.
+activity thread's inline commit (:meth:`Engine.on_activity_done`), and a client thread
+taking on its start or committing the engine's turns with it. Under it they may touch the
+cache, the in-flight activities, the wake-ups and the remote executor. The store's claims
+run outside it, on the dispatcher, so that an inline commit need not wait for their round
+trips. The thread-local ``inline`` marks the activity thread that commits inline, which
+runs the next step itself.
 
 One engine serves one run of a runtime (from ``start`` to ``shutdown``): its state is the
 parts it owns (cache, in-flight activities, wake-ups, remote executor, activity executor) and
@@ -28,34 +33,31 @@ the time the last commit was sent (the start of the leases that commit grants).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
-from treadle.clock import Clock, utcnow
+from treadle.clock import Clock
 from treadle.core.history import HistoryEvent
-from treadle.core.replay import WorkflowExecution
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
-from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.cache import InstanceCache
 from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.prepare import STALL_RETRY_S, PendingTurn, TurnPreparer
-from treadle.runtime.registry import Registry, Workflow
+from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
+from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
-from treadle.runtime.turns import TurnInput
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
-    NewInstance,
+    CommitOutcome,
     OrchestrationWorkItem,
     Store,
-    creatable,
 )
 
 __all__ = ["Engine"]
@@ -229,52 +231,63 @@ class Engine:
             slow.append(ActivityResult(item, event))
 
     # ---- starts from clients of this process ------------------------------------------
-    def start_here(self, fn: Workflow, new: NewInstance) -> bool:
-        """Create ``new`` with its first turn, run now on the caller's thread, in one commit
-        (see ``WorkflowRuntime.start_here``, which checks that the runtime may take it)."""
-        if not self.lock.acquire(timeout=1.0):  # (real time: how long a client may block)
-            return False
+    def adopt(self, entry: PendingTurn, outcome: CommitOutcome, sent_at: float) -> None:
+        """Take on a start committed on a client's thread without the engine lock (the lock
+        is held now): cache and hold its instance and run its first activities, whose leases
+        hold from ``sent_at`` (the clock's monotonic time the commit was sent)."""
+        assert entry.commit is not None
+        self.wakeups.note_timers([entry.commit])
+        self._after_commit(entry, True, outcome.version, outcome.new_activity_ids, sent_at=sent_at)
+
+    def commit_with_start(self, entry: PendingTurn) -> bool | None:
+        """Commit a start (``entry``, its creating first turn prepared) with the turns the
+        engine has ready, in one commit, then act on them all as a round does: the results
+        of activities waiting for the dispatcher, whose next turns ride along. For a store
+        that groups starts; the caller holds the engine lock.
+
+        Returns:
+            True if the start was committed, False if not (its id is in use). None if no
+            turn was committed because one raised KeyboardInterrupt on the main thread
+            (see :class:`~treadle.runtime.prepare.TurnInterrupted`): they are left to the
+            dispatcher, and the caller commits the start alone.
+
+        Raises:
+            StoreError: the store failed; whether the start was committed is unknown.
+        """
+        iid = entry.instance_id
+        pending: dict[str, PendingTurn] = {}
+        slow: list[ActivityResult] = []
+        self.inflight.begin_round()
         try:
-            if self._run.draining:
-                return False
-            iid = new.instance_id
-            self.inflight.begin_round()
-            cached = CachedExecution(
-                execution=WorkflowExecution(fn, instance_id=iid),
-                name=new.name,
-                execution_id=new.execution_id,
-                version=0,
-                history_len=0,
-            )
-            entry = PendingTurn(iid)
-            turn = TurnInput(iid, new.name, new.execution_id, 0, 0, app_id=self._options.app_id)
-            started = new.started_event(utcnow(self._clock))
-            self.prepare.prepare_turn(entry, cached, turn, [started], [])
-            commit = entry.commit
-            assert commit is not None
-            if not creatable(commit):
-                self.inflight.begin_round()
-                return False
-            entry.commit = dataclasses.replace(commit, create=new)
-            self.wakeups.note_timers([entry.commit])
-            self._commit_sent_at = self._clock.monotonic()
-            options = self._options
-            outcome = self.store.commit_turns(options.owner, [entry.commit], options.lease_s)[0]
-            if not outcome.ok:
-                return False  # the id is in use: the store's start says what to do
-            self._after_commit(entry, True, outcome.version, outcome.new_activity_ids)
-            return True
-        finally:
-            self.lock.release()
+            self._take_completions(pending, slow)
+            if slow:
+                self.store.complete_activities(self._options.owner, slow)
+            ours = pending.setdefault(iid, entry) is entry  # (else its id is in use here)
+            outcomes = self._commit_pending(pending)
+        except TurnInterrupted:
+            self._forget_round(pending, slow)
+            self.wakeups.wake()
+            return None
+        except BaseException:
+            self._forget_round(pending, slow)
+            self.wakeups.wake()
+            raise
+        if self.wakeups.claim_due or self.wakeups.activity_claim_due:
+            self.wakeups.wake()
+        outcome = outcomes.get(iid)
+        return ours and outcome is not None and outcome.ok
 
     # ---- one round ---------------------------------------------------------------------
-    def round(self) -> bool:
-        """One round of the dispatcher; whether it found anything to do."""
+    def round(self, take_first: Callable[[], bool] = lambda: False) -> bool:
+        """One round of the dispatcher; whether it found anything to do. ``take_first`` is
+        called first under the engine lock, and says whether it did anything: the starts
+        handed to the dispatcher are taken on then, before the instances the round claimed,
+        whose records may show them (see :mod:`treadle.runtime.starts`)."""
         # The store's claims run outside the engine lock: an activity thread committing a
         # step inline need not wait for them (they are round trips to the store).
         claimed = self._claim_orchestrations()
         with self.lock:
-            worked = self._round_locked(claimed)
+            worked = self._round_locked(claimed, take_first)
         worked = self._claim_activities() or worked
         return worked
 
@@ -304,13 +317,16 @@ class Engine:
             self.wakeups.claim_due = True
         return claimed
 
-    def _round_locked(self, claimed: list[OrchestrationWorkItem]) -> bool:
+    def _round_locked(
+        self, claimed: list[OrchestrationWorkItem], take_first: Callable[[], bool]
+    ) -> bool:
         pending: dict[str, PendingTurn] = {}
         slow: list[ActivityResult] = []
         self.inflight.begin_round()
         try:
-            worked = self._take_completions(pending, slow)
-            worked = self._take_remote_results(pending) or worked
+            worked = take_first()
+            worked = self._take_completions(pending, slow) or worked
+            worked = self.prepare.take_remote_answers(pending) or worked
             if slow:
                 self.store.complete_activities(self._options.owner, slow)
             for item in claimed:
@@ -326,37 +342,9 @@ class Engine:
         except BaseException:
             self._forget_round(pending, slow)
             raise
-        worked = worked or bool(claimed) or committed
+        worked = worked or bool(claimed) or bool(committed)
         self._renew_if_due()
         return worked
-
-    def _take_remote_results(self, pending: dict[str, PendingTurn]) -> bool:
-        """Take the remote workers' answers into the round."""
-        if self.remote is None:
-            return False
-        took = False
-        for iid, not_before in self.remote.take_abandoned():
-            took = True
-            self.wakeups.set_aside(iid, not_before)
-            with contextlib.suppress(StoreError):
-                self.store.release_leases(self._options.owner, [iid])
-            self.wakeups.claim_due = True
-        for answer in self.remote.take_results():
-            took = True
-            iid, output = answer.instance_id, answer.output
-            if answer.stalled:
-                retry_at = self._clock.monotonic() + STALL_RETRY_S
-                self.wakeups.set_aside(iid, retry_at, stalled=True)
-            if output is None:  # a stall already recorded: only let the instance go
-                with contextlib.suppress(StoreError):
-                    self.store.release_leases(self._options.owner, [iid])
-                continue
-            entry = pending.setdefault(iid, PendingTurn(iid))
-            entry.output = output
-            entry.commit = output.commit
-            if output.activities:
-                self.wakeups.activity_claim_due = True
-        return took
 
     def _forget_round(self, pending: dict[str, PendingTurn], slow: list[ActivityResult]) -> None:
         """After a round failed (the store went away): drop the cached workflow states that
@@ -369,8 +357,9 @@ class Engine:
         for result in slow:
             self.inflight.results.put((result.task, result.event))
 
-    def _commit_pending(self, pending: dict[str, PendingTurn]) -> bool:
-        """Prepare the turns not prepared yet, commit them all at once, then act on them."""
+    def _commit_pending(self, pending: dict[str, PendingTurn]) -> dict[str, CommitOutcome]:
+        """Prepare the turns not prepared yet, commit them all at once, then act on them;
+        the outcomes by instance id (none: nothing to commit)."""
         for entry in pending.values():
             if entry.commit is None and entry.completions:
                 cached = self.cache.get(entry.instance_id)
@@ -383,7 +372,7 @@ class Engine:
                 )
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
-            return False
+            return {}
         self.wakeups.note_timers(commits)
         self._commit_sent_at = self._clock.monotonic()
         outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
@@ -392,15 +381,25 @@ class Engine:
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]
                 self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
-        return True
+        return by_id
 
     def _after_commit(
-        self, entry: PendingTurn, ok: bool, version: int, activity_ids: list[int]
+        self,
+        entry: PendingTurn,
+        ok: bool,
+        version: int,
+        activity_ids: list[int],
+        *,
+        sent_at: float | None = None,
     ) -> None:
+        """Act on a committed (or refused) turn; ``sent_at``: when its commit was sent, if
+        not with the last one."""
         iid = entry.instance_id
         cached = entry.cached
         commit = entry.commit
         assert commit is not None
+        if not ok and commit.create is not None:
+            return  # a start refused (its id is in use): what is cached under the id stays
         if not ok:
             logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
             self.cache.evict(iid)
@@ -437,7 +436,8 @@ class Engine:
                 task_execution_id=activity.task_execution_id,
                 propagated=activity.propagated,
             )
-            self.inflight.track(item, self._commit_sent_at, own=activity.own)
+            granted_at = self._commit_sent_at if sent_at is None else sent_at
+            self.inflight.track(item, granted_at, own=activity.own)
             self._submit_activity(item)
 
     def _claim_activities(self) -> bool:

@@ -9,6 +9,11 @@ Threads:
 - The engine, under the engine lock (the dispatcher in a round, an activity thread
   committing inline, a client thread in ``start_here``): tracks, finishes, plans, renews and
   expires. Only it changes the state below.
+- A client thread preparing a start's first turn without the engine lock
+  (:mod:`treadle.runtime.starts`): :meth:`InflightActivities.plan` with ``counted=False``,
+  :meth:`InflightActivities.has_running` and :meth:`InflightActivities.own_task_out` for
+  its new instance (reads of a length, a dict and a set, safe without the lock: bounds, not
+  promises).
 - Activity threads: :meth:`InflightActivities.still_leased` just before an activity starts
   (one dict read, safe without the lock), and ``results.put`` when one finished.
 - The thread that calls ``shutdown``: ``len()``, to wait for running activities.
@@ -66,16 +71,22 @@ class InflightActivities:
         """Start planning the leases of a new round's turns."""
         self._planned = 0
 
-    def plan(self, scheduled: int, *, draining: bool) -> int:
+    def plan(self, scheduled: int, *, draining: bool, counted: bool = True) -> int:
         """How many of the ``scheduled`` activities of a turn this runtime leases and runs
         itself (none while draining): up to twice what runs at once, counting those the
-        round's earlier turns took."""
+        round's earlier turns took. ``counted=False``: a start's first turn, prepared
+        without the engine lock, reads the counts as a bound and adds nothing to them."""
         if draining:
             return 0
         room = max(0, 2 * self._max_concurrent - len(self._items) - self._planned)
         leased = min(scheduled, room)
-        self._planned += leased
+        if counted:
+            self._planned += leased
         return leased
+
+    def renewal_due(self, now: float) -> bool:
+        """Whether the leases are due for renewal at monotonic ``now``."""
+        return now >= self._next_renew
 
     def free(self) -> int:
         """How many more activities may run at once."""

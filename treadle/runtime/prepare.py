@@ -8,16 +8,21 @@ yet, a workflow other workers have), stalled (no code here for the version or pa
 history records: see :mod:`treadle.core.versioning`), or sent to a remote worker.
 
 Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
-committing a result inline, a client thread in ``start_here``). :class:`TurnPreparer` owns
-no state: it reads the store (histories) and may release an instance's lease, and touches
-the cache (loads, evicts), the in-flight activities (leases the turns plan), the wake-ups
-(claims due, instances set aside) and the remote executor (turns it sends).
+committing a result inline, a client thread whose start carries the engine's turns along).
+:class:`TurnPreparer` owns no state: it reads the store (histories) and may release an
+instance's lease, and touches the cache (loads, evicts), the in-flight activities (leases
+the turns plan), the wake-ups (claims due, instances set aside) and the remote executor
+(turns it sends). A client thread also prepares a start's first turn without the engine lock
+(:meth:`TurnPreparer.prepare_turn` with ``alone=True``): that touches only the new
+instance's own execution, reads the in-flight counts as a bound, and may set a claim flag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,7 +67,7 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,12 @@ class PendingTurn:
     """The run's history length once the turn is committed."""
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
     """Activity results folded into the turn."""
+
+
+class TurnInterrupted(BaseException):
+    """A KeyboardInterrupt in a turn prepared on the main thread (a start there carrying the
+    engine's turns along): Ctrl-C, or the workflow's own code; the caller leaves the turns
+    to the dispatcher, whose thread tells which (see :meth:`TurnPreparer.prepare_or_fail`)."""
 
 
 class TurnPreparer:
@@ -127,14 +138,21 @@ class TurnPreparer:
         where the whole round would fail again and again. ``fence``: the version, history
         length and execution id the instance is known at.
 
-        It runs on the dispatcher's and the activities' threads, never the main one: even a
-        KeyboardInterrupt or GeneratorExit here was raised by code, not by Ctrl-C.
+        On the dispatcher's and the activities' threads even a KeyboardInterrupt or
+        GeneratorExit here was raised by code, not by Ctrl-C. On the main thread (a start
+        there carrying the engine's turns along) a KeyboardInterrupt may be Ctrl-C: it
+        raises :class:`TurnInterrupted` and fails nothing.
         """
         try:
             prepare()
         except StoreError:
             raise
         except BaseException as exc:
+            if (
+                isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()
+            ):
+                raise TurnInterrupted from exc
             iid = entry.instance_id
             logger.exception("could not run a turn of workflow instance %s; failing it", iid)
             cached = entry.cached or self._cache.get(iid)
@@ -157,6 +175,35 @@ class TurnPreparer:
                 cancel_activities=True,
                 parent=parent,
             )
+
+    def take_remote_answers(self, pending: dict[str, PendingTurn]) -> bool:
+        """Take the remote workers' answers into the round, each a prepared turn, and set
+        aside the instances whose turn they gave up or stalled; whether there were any."""
+        if self._remote is None:
+            return False
+        took = False
+        for iid, not_before in self._remote.take_abandoned():
+            took = True
+            self._wakeups.set_aside(iid, not_before)
+            with contextlib.suppress(StoreError):
+                self._store.release_leases(self._options.owner, [iid])
+            self._wakeups.claim_due = True
+        for answer in self._remote.take_results():
+            took = True
+            iid, output = answer.instance_id, answer.output
+            if answer.stalled:
+                retry_at = self._clock.monotonic() + STALL_RETRY_S
+                self._wakeups.set_aside(iid, retry_at, stalled=True)
+            if output is None:  # a stall already recorded: only let the instance go
+                with contextlib.suppress(StoreError):
+                    self._store.release_leases(self._options.owner, [iid])
+                continue
+            entry = pending.setdefault(iid, PendingTurn(iid))
+            entry.output = output
+            entry.commit = output.commit
+            if output.activities:
+                self._wakeups.activity_claim_due = True
+        return took
 
     def prepare_claimed(self, entry: PendingTurn, item: OrchestrationWorkItem) -> None:
         """Prepare the turn of an instance the round claimed, with its new messages."""
@@ -250,10 +297,13 @@ class TurnPreparer:
         consumed: list[int],
         *,
         stored_custom_status: str | None = None,
+        alone: bool = False,
     ) -> None:
         """Run the workflow on the turn's new events (``events``, then the activity results
         of ``entry``) and build what the turn commits. ``stored_custom_status``: the
-        instance's custom status as stored, if known (kept if the turn stalls)."""
+        instance's custom status as stored, if known (kept if the turn stalls). ``alone``: a
+        start's first turn, prepared on a client's thread without the engine lock (see the
+        module); if it would stall, nothing is prepared (``entry.commit`` stays None)."""
         execution = cached.execution
         now = utcnow(self._clock)
         custom_status_before = stored_custom_status or execution.custom_status
@@ -268,7 +318,8 @@ class TurnPreparer:
             reported=execution.reported_version(),
         )
         if settled.stall is not None:
-            self._stall(entry, turn, settled.stall, custom_status_before)
+            if not alone:  # (a start that would stall goes through the store instead)
+                self._stall(entry, turn, settled.stall, custom_status_before)
             return
         new_events, actions = settled.new_events, settled.actions
         propagation = None
@@ -280,7 +331,7 @@ class TurnPreparer:
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
         scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a))
-        lease_n = self._inflight.plan(scheduled, draining=self._run.draining)
+        lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
         own = scheduled == 1 and lease_n == 1 and not self._inflight.own_task_out(turn.instance_id)

@@ -151,6 +151,10 @@ class RemoteExecutor:
         # (instance id, monotonic time before which it is not claimed again)
         self._abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
 
+    def has_answers(self) -> bool:
+        """Whether answers or abandoned turns wait for the dispatcher (any thread)."""
+        return not (self._results.empty() and self._abandoned.empty())
+
     def pending_ids(self) -> list[str]:
         """The instances whose turn is out (dispatcher)."""
         return list(self._pending)

@@ -90,6 +90,11 @@ class Wakeups:
             self._next_periodic = now + 1.0
             self.claim_due = self.activity_claim_due = True
 
+    def claims_due(self, now: float) -> bool:
+        """Whether the next round claims anything (either flag, or the periodic claims due
+        at monotonic ``now``)."""
+        return self.claim_due or self.activity_claim_due or now >= self._next_periodic
+
     def set_aside(self, instance_id: str, until: float, *, stalled: bool = False) -> None:
         """Claim no message of ``instance_id`` before monotonic time ``until`` (dispatcher);
         ``stalled``: until then, or until :meth:`retry_stalled`, whichever comes first."""

@@ -14,8 +14,10 @@ imports go one way, down this list:
   client (``start_here``) and the server (remote workers) call.
 - ``dispatcher``: the dispatcher thread (rounds, pauses after errors, idle waits) and the
   watcher thread.
-- ``engine``: one round, inline commits, starts; the engine lock. ``commits``: the group
-  commit and the isolation of a refused turn. ``prepare``: each instance's turn.
+- ``starts``: starts from clients of this process, committed on the client's thread, and
+  the pace of a client starting workflows in a loop.
+- ``engine``: one round, inline commits, taking on starts; the engine lock. ``commits``: the
+  group commit and the isolation of a refused turn. ``prepare``: each instance's turn.
 - ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
   ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
   ``activities`` (the threads that run activities), ``registry`` (the functions),
@@ -24,13 +26,14 @@ imports go one way, down this list:
 - ``turns``: a turn's actions to a store commit (no state).
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
-bounds on how long a caller's thread blocks are real time (``shutdown``'s timeout, the
-engine lock's wait in ``start_here``).
+bounds on how long a thread blocks are real time (``shutdown``'s timeout, and the pace of
+local starts with the dispatcher's short waits for them: see :mod:`treadle.runtime.starts`).
 
 Threads: the application's (register, start, shutdown), client threads of this process
 (``start_here``) and the server's threads (``complete_remote_*``, ``abandon_remote_turn``)
 call this facade. It owns the registry, the settings, the store it opened, and the engine,
-threads and store hook of the current run; a run's work state lives in its engine.
+local starts, threads and store hook of the current run; a run's work state lives in its
+engine.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteWorkers
+from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
@@ -182,11 +186,11 @@ class WorkflowRuntime:
         # The current run (from start to shutdown): its state, its engine, its threads.
         self._run = RunState()
         self._engine: Engine | None = None
+        self._starts: LocalStarts | None = None
         self._threads: list[threading.Thread] = []
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._stop_on_advance: Callable[[], None] | None = None
         self._presence: Presence | None = None
-        self._start_gate = threading.Lock()  # held by the one start_here under way
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -360,13 +364,14 @@ class WorkflowRuntime:
             clock=self._clock,
             remote=self._remote,
         )
+        self._starts = starts = LocalStarts(engine, options, run, self._clock)
         self._release_dead_local_owners(store)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
         self._presence.start()
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
-            (dispatch, (engine, run, self._clock), "dispatcher")
+            (dispatch, (engine, starts, run, self._clock), "dispatcher")
         ]
         if isinstance(store, WorkNotifier):  # the store wakes the dispatcher itself, a hop sooner
             with contextlib.suppress(StoreError):
@@ -398,14 +403,15 @@ class WorkflowRuntime:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop gracefully: take no new work, let running activities finish (up to
-        ``timeout`` seconds) and commit their results, then release every lease. Activities
-        still running after that are left to be retried by the next runtime.
+        """Stop gracefully: take no new work, let running activities and starts from clients
+        under way finish (up to ``timeout`` seconds) and commit their results, then release
+        every lease. Activities still running after that are left to be retried by the next
+        runtime.
 
         ``timeout`` is real seconds, whatever the runtime's clock: it bounds how long this
         call blocks."""
-        engine = self._engine
-        if engine is None:
+        engine, starts = self._engine, self._starts
+        if engine is None or starts is None:
             return
         local.remove(self.store.url, self)
         if self._stop_on_work is not None:
@@ -413,7 +419,7 @@ class WorkflowRuntime:
             self._stop_on_work = None
         self._run.draining = True
         deadline = time.monotonic() + timeout
-        while engine.inflight and time.monotonic() < deadline:
+        while starts.busy(deadline) and time.monotonic() < deadline:
             engine.wakeups.wake()
             time.sleep(0.01)
         self._run.stopping.set()
@@ -421,6 +427,7 @@ class WorkflowRuntime:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        starts.drop_handed_over()  # (left after the timeout: their leases go below)
         engine.executor.shutdown(wait=False)
         if self._presence is not None:
             self._presence.stop()
@@ -433,7 +440,7 @@ class WorkflowRuntime:
         if self._stop_on_advance is not None:
             self._stop_on_advance()
             self._stop_on_advance = None
-        self._engine = None
+        self._engine = self._starts = None
 
     def __enter__(self) -> WorkflowRuntime:
         self.start()
@@ -466,22 +473,24 @@ class WorkflowRuntime:
 
         A client of this process calls it (see :mod:`treadle.store.local_starts`): the instance
         is durable when this returns True, as after ``Store.create_instance``, and this
-        runtime holds it, so its first activities are already running. False (nothing was
-        written): the runtime does not take it (stopping, full, not its workflow, a
-        scheduled or child start, an id in use, a first turn that creates instances), and
-        the client creates the instance in the store instead; so also while another start
-        is under way here.
+        runtime holds it: its first activities are running, or handed to the dispatcher's
+        next round if the engine was busy (see :mod:`treadle.runtime.starts`). False
+        (nothing was written): the runtime does not take it (stopping, full, not its
+        workflow, a scheduled or child start, an id in use, a first turn that creates
+        instances), and the client creates the instance in the store instead; so also while
+        another start is under way here.
 
         Raises:
             StoreError: the store failed; whether the instance exists is then unknown, as
                 for a failed ``create_instance``.
         """
         fn = self._registry.workflows.get(new.name)
-        engine = self._engine
+        engine, starts = self._engine, self._starts
         if (
             fn is None
             or engine is None
             or new.app_id != self.app_id
+            or starts is None
             or self._run.draining
             or new.scheduled_start is not None
             or new.parent is not None
@@ -490,15 +499,8 @@ class WorkflowRuntime:
         ):
             return False
         # One start at a time: the others take the store's start at once, side by side (and
-        # commit together on PostgreSQL), instead of queueing behind the engine one commit
-        # at a time. This one waits for the engine at most one round or inline commit
-        # (a workflow calling a client, against the rules, would wait for itself: 1 s).
-        if not self._start_gate.acquire(blocking=False):
-            return False
-        try:
-            return engine.start_here(fn, new)
-        finally:
-            self._start_gate.release()
+        # commit together on PostgreSQL). None waits for the engine's round under way.
+        return starts.start(fn, new)
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
