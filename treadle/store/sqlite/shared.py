@@ -32,8 +32,15 @@ class Shared:
     def __init__(self, key: str, is_file: bool) -> None:
         self.key = key
         self.write_lock = threading.Lock()
-        self.changed = threading.Condition()
+        waiters = threading.Lock()
+        self.changed = threading.Condition(waiters)
+        """Notified on every wake-up: clients wait on it (``generation``)."""
+        self.work_changed = threading.Condition(waiters)
+        """Notified on wake-ups that give work only: workers wait on it (``work_generation``),
+        so a commit that only changes a status (most steps of a busy runtime) wakes no
+        worker thread for nothing."""
         self.generation = 0  # every wake-up
+        self.work_generation = 0  # those that give work of either kind
         self.orchestrations = 0  # those of instances to claim
         self.activities = 0  # those of activity tasks to claim
         self.wake = WakeChannel(key, self.notify_local) if is_file else None
@@ -43,9 +50,12 @@ class Shared:
         """Wake this process's waiters: workers of the kinds of work given, clients always."""
         with self.changed:
             self.generation += 1
-            self.orchestrations += orchestrations
-            self.activities += activities
             self.changed.notify_all()
+            if orchestrations or activities:
+                self.orchestrations += orchestrations
+                self.activities += activities
+                self.work_generation += 1
+                self.work_changed.notify_all()
 
     def notify(self, orchestrations: bool = True, activities: bool = True) -> None:
         """Wake the waiters of this process and of the others on the same file."""

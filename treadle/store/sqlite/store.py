@@ -456,10 +456,11 @@ class SqliteStore:
         """Block until the change token differs from ``since`` or ``timeout_s`` passed.
 
         Commits that others act on wake the waiter at once, in this process and in others
-        on the same file (a datagram, see :mod:`.wake`); any commit of
-        another connection is also seen within 20 ms (``PRAGMA data_version``), or within
-        :data:`WORK_POLL_S` by a ``work_only`` waiter that has the wake-ups. Returns the
-        current token (of the kind ``work_only`` says, as :meth:`change_token`).
+        on the same file (a datagram, see :mod:`.wake`): a ``work_only`` waiter only those
+        that give work; any commit of another connection is also seen within 20 ms
+        (``PRAGMA data_version``), or within :data:`WORK_POLL_S` by a ``work_only`` waiter
+        that has the wake-ups. Returns the current token (of the kind ``work_only`` says,
+        as :meth:`change_token`).
         """
         if self._db.closed:
             raise StoreUnavailableError(f"the store {self.url!r} was closed")
@@ -467,8 +468,10 @@ class SqliteStore:
         here = self._shared
         if here.wake is not None:
             here.wake.listen()
+        # A worker waits for wake-ups that give work only (see Shared.work_changed).
+        changed = here.work_changed if work_only else here.changed
         while True:
-            generation = here.generation  # every wake-up moves it
+            generation = self._generation(work_only)
             token = self.change_token(work_only)
             if since is not None and token != since:
                 return token
@@ -476,9 +479,14 @@ class SqliteStore:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return token
-            with here.changed:
-                if here.generation == generation:
-                    here.changed.wait(min(remaining, 0.02))
+            with changed:
+                if self._generation(work_only) == generation:
+                    changed.wait(min(remaining, 0.02))
+
+    def _generation(self, work_only: bool) -> int:
+        """The count of this process's wake-ups a waiter of that kind hears of."""
+        here = self._shared
+        return here.work_generation if work_only else here.generation
 
 
 def migrate(url: str) -> int:
