@@ -6,8 +6,9 @@ the entry's version; the engine drops it (:meth:`InstanceCache.evict`) whenever 
 longer hold.
 
 Threads: the cache is changed only under the engine lock, by whichever thread holds it (the
-dispatcher in a round, an activity thread committing a step inline, a client thread in
-``start_here``). Reads without the lock (:meth:`InstanceCache.get`,
+dispatcher in a round, an activity thread committing a step inline, a client thread taking
+on its start or committing the engine's turns with it: see :mod:`treadle.runtime.starts`).
+Reads without the lock (:meth:`InstanceCache.get`,
 :attr:`InstanceCache.held_count`) are hints that the caller checks again under it.
 
 An instance not held here whose next turn comes more than :data:`IDLE_S` after its last one

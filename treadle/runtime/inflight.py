@@ -7,8 +7,10 @@ must not run what another worker may have taken over meanwhile.
 
 Threads:
 - The engine, under the engine lock (the dispatcher in a round, an activity thread
-  committing inline, a client thread in ``start_here``): tracks, finishes, plans, renews and
-  expires. Only it changes the state below.
+  committing inline, a client thread taking on its start or committing the engine's turns
+  with it): tracks, finishes, plans, renews and expires. Only it changes the state below.
+- The dispatcher, without the lock: :meth:`InflightActivities.renewal_due` (one float read,
+  a hint: see :mod:`treadle.runtime.starts`).
 - A client thread preparing a start's first turn without the engine lock
   (:mod:`treadle.runtime.starts`): :meth:`InflightActivities.plan` with ``counted=False``,
   :meth:`InflightActivities.has_running` and :meth:`InflightActivities.own_task_out` for

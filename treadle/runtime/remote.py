@@ -14,6 +14,7 @@ Threads:
   (:meth:`RemoteExecutor.send`) and takes the answers and abandoned turns
   (:meth:`RemoteExecutor.take_results`, :meth:`RemoteExecutor.take_abandoned`). Only it
   changes the turns out, and reads them (for renewals and claims) outside a round too.
+- Any thread: :meth:`RemoteExecutor.has_answers` (whether the queues are empty, a hint).
 - The server's threads: :meth:`RemoteExecutor.complete` and :meth:`RemoteExecutor.abandon`
   put what they bring on a queue and wake the dispatcher; ``complete`` reads the turns out
   without the lock, as a hint (the dispatcher drops an answer for a turn no longer out).

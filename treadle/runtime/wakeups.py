@@ -10,7 +10,10 @@ Threads:
 - The dispatcher: :meth:`Wakeups.idle_timeout`, :meth:`Wakeups.periodic_claims`, and the
   instances set aside (:meth:`Wakeups.set_aside`, :meth:`Wakeups.set_aside_ids`), which
   only it touches (in a round, under the engine lock, or just before, without it).
-- Whichever thread holds the engine lock: :meth:`Wakeups.note_timers` and the flags.
+- Whichever thread holds the engine lock: :meth:`Wakeups.note_timers` and the flags; a
+  client thread preparing a start's first turn sets a flag without it.
+- The dispatcher, before a round and without the lock: :meth:`Wakeups.claims_due` (reads,
+  a hint: see :mod:`treadle.runtime.starts`).
 - The store's notification thread, or the watcher thread: :meth:`Wakeups.on_store_work`;
   the watcher runs :meth:`Wakeups.watch`.
 - Any thread: :meth:`Wakeups.wake`, :meth:`Wakeups.retry_stalled` (a flag the dispatcher
