@@ -25,8 +25,8 @@ start takes; a client that waits for its workflow between starts never does (a w
 steps take longer than its start). While a client starts workflows in a loop, the dispatcher
 leaves the results of activities to its starts (:meth:`LocalStarts.await_starts`): it waits
 while a start is under way and, after one, as long as a start takes, looking again as
-often; it goes on at once when its round has more to do than commit activity results, and
-waits no longer than ``_PATIENCE_S`` in all.
+often; it goes on at once when its round has more to do than commit activity results or
+the runtime is shutting down, and waits no longer than ``_PATIENCE_S`` in all.
 
 Threads:
 - Client threads: :meth:`LocalStarts.start`, one at a time (the start gate: a start that
@@ -224,7 +224,7 @@ class LocalStarts:
             return
         now = time.monotonic()
         deadline = now + _PATIENCE_S
-        while now < deadline and not self._run.stopping.is_set() and not self._other_work():
+        while now < deadline and not self._run.draining and not self._other_work():
             took = self._took
             if not self._streaming:
                 return
