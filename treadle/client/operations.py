@@ -16,7 +16,6 @@ of threads at once.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +33,7 @@ from treadle.core.history import (
     OrchestrationStatus,
 )
 from treadle.errors import InvalidInputError, WorkflowNotFoundError, WorkflowStateError
-from treadle.store import local_starts
+from treadle.store import ids, local_starts
 from treadle.store.base import (
     InstancePage,
     InstanceQuery,
@@ -129,7 +128,9 @@ class InstanceOperations:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
             InvalidInputError: a bad id, name, input or start time.
         """
-        iid = validate_instance_id(instance_id) if instance_id is not None else uuid.uuid4().hex
+        iid = (
+            validate_instance_id(instance_id) if instance_id is not None else ids.new_instance_id()
+        )
         if start_at is not None and start_at.tzinfo is None:
             raise InvalidInputError("start_at must be a timezone-aware datetime (UTC)")
         new = NewInstance(
@@ -188,7 +189,7 @@ class InstanceOperations:
         new_id = (
             validate_instance_id(new_instance_id)
             if new_instance_id is not None
-            else uuid.uuid4().hex
+            else ids.new_instance_id()
         )
         new_input = self._payload(input, "input") if overwrite_input else None
         self._store.create_instance(
