@@ -19,6 +19,7 @@ from treadle.core.context import name_of
 from treadle.core.history import HistoryEvent
 from treadle.store import Store, open_store
 from treadle.store.apps import default_app_id
+from treadle.store.base import InstanceRecord
 
 __all__ = ["WorkflowClient"]
 
@@ -163,11 +164,7 @@ class WorkflowClient:
             InvalidInputError: a malformed id.
         """
         record = self._ops.get(instance_id)
-        return (
-            None
-            if record is None
-            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
-        )
+        return _state_of(record, fetch_payloads)
 
     def wait_for_workflow_start(
         self, instance_id: str, *, fetch_payloads: bool = False, timeout_in_seconds: float = 0
@@ -181,11 +178,7 @@ class WorkflowClient:
             TimeoutError: the time ran out first.
         """
         record = self._ops.wait_for_start(instance_id, timeout_s=_limit(timeout_in_seconds))
-        return (
-            None
-            if record is None
-            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
-        )
+        return _state_of(record, fetch_payloads)
 
     def wait_for_workflow_completion(
         self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: float = 0
@@ -199,11 +192,7 @@ class WorkflowClient:
             TimeoutError: the time ran out first.
         """
         record = self._ops.wait_for_completion(instance_id, timeout_s=_limit(timeout_in_seconds))
-        return (
-            None
-            if record is None
-            else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
-        )
+        return _state_of(record, fetch_payloads)
 
     def list_workflows(
         self,
@@ -294,3 +283,10 @@ class WorkflowClient:
 def _limit(timeout_in_seconds: float) -> float | None:
     """The Dapr SDK's timeout (0 or less: none) as a limit for the operations."""
     return timeout_in_seconds if timeout_in_seconds and timeout_in_seconds > 0 else None
+
+
+def _state_of(record: InstanceRecord | None, fetch_payloads: bool) -> WorkflowState | None:
+    """The state of ``record`` (None for no instance)."""
+    return (
+        None if record is None else WorkflowState.from_record(record, fetch_payloads=fetch_payloads)
+    )
