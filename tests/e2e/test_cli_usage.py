@@ -123,13 +123,13 @@ def test_run_wait_says_when_no_worker_takes_it(
     monkeypatch.setattr(cli_module, "NO_WORKER_NOTICE_S", 0.2)
     result = treadle(
         "--db", store_url, "workflow", "run", "nobody_has_it", "--id", "p-1", "--wait",
-        "--timeout", "0.6",
+        "--timeout", "2",
     )  # fmt: skip
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == "started 'nobody_has_it' as instance p-1; waiting for it to finish"
     assert "no worker has started instance p-1 after 0.2 s" in lines[1]
-    assert "did not finish within 0.6 s (status PENDING)" in result.stderr
+    assert "did not finish within 2 s (status PENDING)" in result.stderr
 
 
 def test_python_dash_m_treadle(tmp_path: Path) -> None:
