@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -201,6 +203,28 @@ PAUSED_WORKER = textwrap.dedent(
 )
 
 
+def _pause_outside_a_write(pid: int, database: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no write transaction on ``database``.
+
+    A process stopped inside a write holds SQLite's write lock, and every other process
+    waits for it (the hazard of pausing a SQLite writer, not what the test is about): its
+    heartbeats, renewals and commits write a few times a second, so a pause can land there.
+    """
+    for _ in range(100):
+        os.kill(pid, signal.SIGSTOP)
+        probe = sqlite3.connect(database, timeout=0.05, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the worker held the write lock at each of 100 pauses")
+
+
 def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
     tmp_path: Path,
     store_url: str,
@@ -213,7 +237,7 @@ def test_a_process_paused_past_its_lease_does_not_start_what_others_took_over(
     iid = client.schedule_new_workflow("both")
     proc = spawn(script, store_url, str(marks))
     wait_until(lambda: marks.exists() and "first" in marks.read_text(), timeout=20)
-    os.kill(proc.pid, signal.SIGSTOP)
+    _pause_outside_a_write(proc.pid, tmp_path / "treadle.db")
     try:
         # Another worker takes the waiting "second" over once its lease ran out, runs it
         # and delivers its result; it gives "first" back.
