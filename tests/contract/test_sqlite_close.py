@@ -3,9 +3,12 @@ the process does not crash (closing a connection under a running statement would
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 import treadle as wf
 from treadle.errors import StoreError, StoreUnavailableError
@@ -60,3 +63,24 @@ def test_a_client_leaves_open_a_store_it_was_given(tmp_path: Path) -> None:
         assert "was closed" in str(exc)
     else:
         raise AssertionError("the client's own store stayed open")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (sqlite3.OperationalError("database is locked"), StoreUnavailableError),
+        (sqlite3.OperationalError("database table is locked"), StoreUnavailableError),
+        (sqlite3.OperationalError("no such table: x"), StoreError),
+        (sqlite3.IntegrityError("UNIQUE constraint failed"), StoreError),
+    ],
+)
+def test_a_locked_database_is_an_outage_not_a_refusal(
+    tmp_path: Path, error: sqlite3.Error, expected: type[StoreError]
+) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/locked.db")
+    try:
+        with pytest.raises(expected) as raised, store._db.errors():
+            raise error
+        assert type(raised.value) is expected
+    finally:
+        store.close()

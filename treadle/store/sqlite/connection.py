@@ -191,9 +191,19 @@ class Connections:
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
-        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`."""
+        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`: a database
+        still locked by another process after the busy timeout is an outage
+        (:class:`~treadle.errors.StoreUnavailableError`, retried by workers), not a refusal."""
         try:
             yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StoreUnavailableError(
+                    f"SQLite database {self.url} is locked by another process (a writer "
+                    f"frozen or very slow?): {exc}"
+                ) from exc
+            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
 
