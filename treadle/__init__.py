@@ -50,6 +50,7 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.runtime import WorkflowRuntime
+from treadle.store.retention import RetentionPolicy
 
 DaprWorkflowContext = WorkflowContext
 DaprWorkflowClient = WorkflowClient
@@ -69,6 +70,7 @@ __all__ = [
     "PropagationNotFoundError",
     "PropagationScope",
     "RegistrationError",
+    "RetentionPolicy",
     "RetryPolicy",
     "SchemaVersionError",
     "StoreError",

@@ -223,6 +223,32 @@ class DaprWorkflowClient:
             functools.partial(self._sync.purge_workflow, instance_id, recursive=recursive)
         )
 
+    async def purge_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        finished_before: datetime | None = None,
+        recursive: bool = True,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the finished instances matching the filters (see
+        :meth:`treadle.WorkflowClient.purge_workflows`); return how many."""
+        return await self._run(
+            functools.partial(
+                self._sync.purge_workflows,
+                status=status,
+                name=name,
+                created_from=created_from,
+                created_to=created_to,
+                finished_before=finished_before,
+                recursive=recursive,
+                dry_run=dry_run,
+            )
+        )
+
 
 WorkflowClient = DaprWorkflowClient
 """The same class under treadle's own name (``treadle.aio.WorkflowClient``)."""

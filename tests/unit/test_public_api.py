@@ -21,6 +21,7 @@ EXPECTED = {
     "PropagationNotFoundError",
     "PropagationScope",
     "RegistrationError",
+    "RetentionPolicy",
     "RetryPolicy",
     "SchemaVersionError",
     "StoreError",

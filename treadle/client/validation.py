@@ -9,6 +9,8 @@ same check first and maps the error.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +21,7 @@ __all__ = [
     "MAX_INSTANCE_ID_LENGTH",
     "MAX_NAME_LENGTH",
     "check_json",
+    "parse_duration",
     "validate_instance_id",
     "validate_name",
 ]
@@ -89,3 +92,28 @@ def check_json(text: str | None, what: str) -> str | None:
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"{what} is not valid JSON: {exc}") from None
     return text
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: Any, what: str) -> timedelta:
+    """A duration from outside, such as ``"7d"``, ``"1h30m"`` or ``"90s"`` (units s, m, h, d,
+    w), as a timedelta.
+
+    Args:
+        text: the duration.
+        what: how to call it in the message (``"--older-than"``).
+
+    Raises:
+        InvalidInputError: it is not such a duration.
+    """
+    value = text.strip().lower() if isinstance(text, str) else ""
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise InvalidInputError(
+            f"{what} {text!r} is not a duration; write a number and a unit (s, m, h, d, w), "
+            "such as 7d or 1h30m"
+        )
+    return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))

@@ -279,6 +279,46 @@ class WorkflowClient:
         """
         return self._ops.purge(instance_id, recursive=recursive)
 
+    def purge_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        finished_before: datetime | None = None,
+        recursive: bool = True,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the finished instances that match every filter given (and their children,
+        with ``recursive``), in short batches; needs no worker running.
+
+        Unfinished instances are never purged, nor an instance whose child has not finished.
+
+        Args:
+            status: only these (any finished status if None).
+            name: only this workflow.
+            created_from: created at or after.
+            created_to: created before.
+            finished_before: finished before (an aware datetime).
+            dry_run: delete nothing; count what would be deleted (children not counted).
+
+        Returns:
+            how many instances were deleted (or, with ``dry_run``, match).
+        """
+        wanted = (
+            [] if status is None else [status] if isinstance(status, WorkflowStatus) else status
+        )
+        return self._ops.purge_matching(
+            statuses=[s.to_orchestration_status() for s in wanted],
+            name=name,
+            created_from=created_from,
+            created_to=created_to,
+            finished_before=finished_before,
+            recursive=recursive,
+            dry_run=dry_run,
+        ).deleted
+
 
 def _limit(timeout_in_seconds: float) -> float | None:
     """The Dapr SDK's timeout (0 or less: none) as a limit for the operations."""

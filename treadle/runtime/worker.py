@@ -24,6 +24,7 @@ imports go one way, down this list:
   ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
   SDK's constructor options, mapped onto treadle's).
 - ``turns``: a turn's actions to a store commit (no state).
+- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
 bounds on how long a thread blocks are real time (``shutdown``'s timeout, and the pace of
@@ -45,7 +46,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -56,6 +57,7 @@ from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
+from treadle.runtime.chores import Chores
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
@@ -68,6 +70,7 @@ from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
+from treadle.store.retention import RetentionPolicy
 
 __all__ = ["WorkflowRuntime"]
 
@@ -98,6 +101,10 @@ class WorkflowRuntime:
             only the instances and activities of its app, and a call that names no app
             (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
             else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
+        retention: how long finished instances are kept, per status: a
+            :class:`~treadle.store.retention.RetentionPolicy` or ``{"COMPLETED":
+            timedelta(days=7), "FAILED": timedelta(days=30)}``; the runtime holding the
+            store's retention lease purges older ones continuously (None: kept for ever).
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
             policy); see :mod:`treadle.runtime.apps`.
@@ -136,6 +143,7 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
+        retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
@@ -168,6 +176,12 @@ class WorkflowRuntime:
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
+        self.retention = (
+            RetentionPolicy.from_mapping(retention)
+            if retention is not None and not isinstance(retention, RetentionPolicy)
+            else retention
+        )
+        """The retention policy this runtime applies (when it holds the retention lease)."""
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
@@ -191,6 +205,7 @@ class WorkflowRuntime:
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._stop_on_advance: Callable[[], None] | None = None
         self._presence: Presence | None = None
+        self._chores: Chores | None = None
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
@@ -369,6 +384,8 @@ class WorkflowRuntime:
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
         self._presence.start()
+        self._chores = Chores(store, self.owner, self._clock, self.retention)
+        self._chores.start()
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
             (dispatch, (engine, starts, run, self._clock), "dispatcher")
@@ -432,6 +449,9 @@ class WorkflowRuntime:
         if self._presence is not None:
             self._presence.stop()
             self._presence = None
+        if self._chores is not None:
+            self._chores.stop()
+            self._chores = None
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
         if self._store is not None and not _is_store_object(self._store_arg):

@@ -16,6 +16,8 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
                                                           200 {"workflows", "next_page_token"}
     GET  /api/v1/workflows/{id}                           200 WorkflowState.to_json()
     GET  /api/v1/workflows/{id}/history                   200 [event_to_dict(...), ...]
+    POST /api/v1/workflows/purge?status=&name=&older_than=7d&created_to=&dry_run=true
+                                                          200 {"purged": n, "complete": bool}
     Operations:
     GET  /healthz                                         200 {"status": "ok"} / 503
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
@@ -62,6 +64,7 @@ from treadle.client import (
     check_json,
     validate_instance_id,
 )
+from treadle.client.validation import parse_duration
 from treadle.core import codec
 from treadle.core.history import event_to_dict
 from treadle.errors import (
@@ -188,6 +191,14 @@ def _routes(api: _Handlers) -> list[Route]:
     routes += [
         Route(path, _guard(handler, code), methods=["GET"]) for path, handler, code in api_v1
     ]
+    routes.insert(
+        0,
+        Route(
+            "/api/v1/workflows/purge",
+            _guard(api.purge_matching, "ERR_PURGE_WORKFLOW"),
+            methods=["POST"],
+        ),
+    )
     routes += [
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/v1.0/healthz", api.dapr_healthz, methods=["GET"]),
@@ -287,6 +298,29 @@ class _Handlers:
         return _json(202, {})
 
     # ---- JSON API ------------------------------------------------------------------------
+    async def purge_matching(self, request: Request) -> Response:
+        query = request.query_params
+        statuses = _parse_statuses(query.getlist("status"))
+        older_than = query.get("older_than")
+        dry_run = query.get("dry_run", "false").lower()
+        if dry_run not in ("true", "false", "1", "0"):
+            raise _ApiError(400, "ERR_BAD_REQUEST", f"dry_run={dry_run!r}: use true or false")
+        outcome = await run_in_threadpool(
+            functools.partial(
+                self.ops.purge_matching,
+                statuses=[s.to_orchestration_status() for s in statuses],
+                name=query.get("name") or None,
+                created_from=_parse_time(query.get("created_from"), "created_from"),
+                created_to=_parse_time(query.get("created_to"), "created_to"),
+                finished_before=datetime.now(timezone.utc)
+                - parse_duration(older_than, "older_than")
+                if older_than
+                else None,
+                dry_run=dry_run in ("true", "1"),
+            )
+        )
+        return _json(200, {"purged": outcome.deleted, "complete": outcome.complete})
+
     async def list_workflows(self, request: Request) -> Response:
         query = request.query_params
         statuses = _parse_statuses(query.getlist("status"))
