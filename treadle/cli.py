@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.client.validation import parse_duration
 from treadle.core import codec
@@ -152,6 +153,9 @@ class _Group(click.Group):
 def main(ctx: click.Context, db: str) -> None:
     """treadle: durable workflows with the Dapr workflow programming model."""
     ctx.obj = Session(db=db, ctx=ctx)
+
+
+main.add_command(schedule)
 
 
 @main.group()

@@ -50,6 +50,7 @@ PLACES: dict[str, str] = {
     "treadle": "facade",  # the package's __init__ alone
     "treadle.__main__": "facade",
     "treadle.cli": "cli",
+    "treadle.cli_schedules": "cli",
     "treadle.server": "server",
     "treadle.client": "client",
     "treadle.aio": "client",  # the asyncio client

@@ -8,10 +8,11 @@ API use too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from treadle.client.operations import InstanceOperations
+from treadle.client.schedules import ScheduleDescription, ScheduleOperations
 from treadle.client.state import WorkflowPage, WorkflowState
 from treadle.client.status import WorkflowStatus
 from treadle.core import codec
@@ -55,6 +56,7 @@ class WorkflowClient:
         app = default_app_id() if app_id is None else app_id
         # Its payloads come from codec.encode: JSON by construction, not parsed again.
         self._ops = InstanceOperations(self._store, check_payloads=False, app_id=app)
+        self._schedules: ScheduleOperations | None = None
         self._wire_ops = InstanceOperations(self._store, app_id=app)
 
     @property
@@ -318,6 +320,108 @@ class WorkflowClient:
             recursive=recursive,
             dry_run=dry_run,
         ).deleted
+
+    # ---- schedules (see treadle.store.schedules) ------------------------------------------
+    @property
+    def schedules(self) -> ScheduleOperations:
+        """The schedule operations with JSON-text inputs (the HTTP API's and the CLI's)."""
+        if self._schedules is None:
+            self._schedules = ScheduleOperations(self._store, app_id=self._ops.app_id)
+        return self._schedules
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., Any],
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        input: Any = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        overlap: str = "skip",
+        catchup_window: timedelta = timedelta(hours=1),
+        time_zone: str = "UTC",
+        replace: bool = False,
+    ) -> str:
+        """Create a durable schedule that starts ``workflow`` at every slot; return its id.
+
+        Every running runtime of the store fires its slots, each exactly once; the instance
+        a slot starts has the id ``{schedule_id}@{slot}`` (``nightly@2026-12-07T03:00:00Z``).
+
+        Args:
+            schedule_id: the schedule's id (no ``@``).
+            workflow: the workflow function, or its registered name.
+            cron: a 5-field cron expression (``"*/5 * * * *"``), read in ``time_zone``.
+            every: or an interval (a second or more), counted from ``start_at`` (or now).
+            input: a JSON-serializable input every instance gets.
+            start_at: no slot before this (an aware datetime).
+            end_at: no slot after this.
+            overlap: when the instance its last slot started has not finished: ``"skip"``
+                the slot, ``"buffer_one"`` (the slot waits for it; one at most), or
+                ``"allow"`` (start anyway).
+            catchup_window: slots missed while no runtime ran fire if at most this old.
+            time_zone: the IANA zone the cron expression is read in (``"Europe/Paris"``).
+            replace: replace a schedule with this id (else it is refused).
+
+        Raises:
+            InvalidInputError: a bad id, name, input or spec.
+            ScheduleAlreadyExistsError: the id is taken (and not ``replace``).
+        """
+        return self.schedules.create(
+            schedule_id,
+            name_of(workflow),
+            cron=cron,
+            every=every,
+            input=codec.encode(input),
+            start_at=start_at,
+            end_at=end_at,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            time_zone=time_zone,
+            replace=replace,
+        )
+
+    def get_schedule(self, schedule_id: str) -> ScheduleDescription | None:
+        """The schedule (its spec, next slot and latest runs), or None if there is none."""
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self) -> list[ScheduleDescription]:
+        """Every schedule, by id."""
+        return self.schedules.list()
+
+    def pause_schedule(self, schedule_id: str) -> None:
+        """Stop firing a schedule until it is resumed.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.pause(schedule_id)
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        """Fire a paused schedule again, from its next slot after now.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.resume(schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> str:
+        """Start the schedule's workflow now (whatever its overlap policy); return the
+        instance id.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        return self.schedules.trigger(schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the instances it started stay.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.delete(schedule_id)
 
 
 def _limit(timeout_in_seconds: float) -> float | None:

@@ -28,6 +28,7 @@ from treadle.store.retention import (
     RetentionPolicy,
     purge_by_filter,
 )
+from treadle.store.schedules import ScheduleStore, fire_due
 
 __all__ = ["RETENTION_BATCHES", "SCHEDULE_POLL_S", "Chores"]
 
@@ -64,8 +65,12 @@ class Chores:
         self._owner = owner
         self._clock = clock
         self._retention = retention if isinstance(store, Maintenance) else None
-        self._schedules = False  # (schedules come with treadle.store.schedules)
+        self._schedules = schedules and isinstance(store, ScheduleStore)
         self._next_retention = 0.0
+        self._poll_s = min(
+            SCHEDULE_POLL_S,
+            self._retention.interval.total_seconds() if self._retention else SCHEDULE_POLL_S,
+        )
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,6 +104,8 @@ class Chores:
     def run_once(self) -> None:
         """One pass: fire the due schedules, and apply retention if its time has come."""
         store = self._store
+        if self._schedules and isinstance(store, ScheduleStore):
+            fire_due(store, utcnow(self._clock))
         policy = self._retention
         if policy is None or not isinstance(store, Maintenance):
             return
@@ -123,5 +130,5 @@ class Chores:
             except Exception:
                 logger.exception("schedule or retention chore failed")
             with contextlib.suppress(Exception):
-                self._wake.wait(SCHEDULE_POLL_S)
+                self._wake.wait(self._poll_s)
                 self._wake.clear()

@@ -16,6 +16,7 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
                                                           200 {"workflows", "next_page_token"}
     GET  /api/v1/workflows/{id}                           200 WorkflowState.to_json()
     GET  /api/v1/workflows/{id}/history                   200 [event_to_dict(...), ...]
+    Schedules under /api/v1/schedules: see treadle.server.http_schedules.
     POST /api/v1/workflows/purge?status=&name=&older_than=7d&created_to=&dry_run=true
                                                           200 {"purged": n, "complete": bool}
     Operations:
@@ -69,11 +70,14 @@ from treadle.core import codec
 from treadle.core.history import event_to_dict
 from treadle.errors import (
     InvalidInputError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
     StoreUnavailableError,
     WorkflowAlreadyExistsError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.server.http_schedules import ScheduleHandlers
 from treadle.server.metrics import CONTENT_TYPE, ServerMetrics
 
 __all__ = ["DAPR_API_PREFIXES", "create_app", "dapr_workflow_json"]
@@ -191,6 +195,10 @@ def _routes(api: _Handlers) -> list[Route]:
     routes += [
         Route(path, _guard(handler, code), methods=["GET"]) for path, handler, code in api_v1
     ]
+    routes += [
+        Route(path, _guard(handler, code), methods=[method])
+        for method, path, handler, code in ScheduleHandlers(api.client).routes()
+    ]
     routes.insert(
         0,
         Route(
@@ -232,6 +240,10 @@ def _guard(handler: Handler, op_code: str) -> Handler:
             return _error(409, op_code, str(exc))
         except InvalidInputError as exc:
             return _error(400, "ERR_BAD_REQUEST", str(exc))
+        except ScheduleNotFoundError as exc:
+            return _error(404, "ERR_SCHEDULE_NOT_FOUND", str(exc))
+        except ScheduleAlreadyExistsError as exc:
+            return _error(409, op_code, str(exc))
         except StoreUnavailableError as exc:
             return _error(503, op_code, f"the workflow store is unavailable: {exc}")
         except Exception as exc:
@@ -250,6 +262,7 @@ class _Handlers:
 
     def __init__(self, client: WorkflowClient, metrics: ServerMetrics, max_body: int) -> None:
         self.ops = client.operations
+        self.client = client
         self.metrics = metrics
         self.max_body = max_body
 

@@ -60,12 +60,12 @@ from treadle.store.base import (
     WorkToken,
 )
 from treadle.store.postgres import apps as app_rows
-from treadle.store.postgres import maintenance
 from treadle.store.postgres.activities import (
     claim_activities,
     complete_activities,
     rescue_own_tasks,
 )
+from treadle.store.postgres.chores import ChoreMethods
 from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.commit import CommitPath, commit_turns
 from treadle.store.postgres.connection import Connections
@@ -83,7 +83,6 @@ from treadle.store.postgres.instances import (
 from treadle.store.postgres.listener import ChangeListener
 from treadle.store.postgres.schema import open_schema, parse_postgres_url
 from treadle.store.postgres.sql import NOSYNC, Conn, Db, enqueue_own_sql, utc
-from treadle.store.retention import PurgeFilter
 from treadle.store.serde import (
     INSTANCE_COLUMNS,
     decode_event,
@@ -94,7 +93,7 @@ from treadle.store.serde import (
 __all__ = ["STORE_CLASS", "PostgresStore"]
 
 
-class PostgresStore:
+class PostgresStore(ChoreMethods):
     """The PostgreSQL store, for many workers on many hosts.
 
     Args:
@@ -325,18 +324,6 @@ class PostgresStore:
             return lambda: len(rows)
 
         return self._db.write(work)
-
-    # ---- retention (see treadle.store.retention) ------------------------------------------
-    def purge_finished(self, which: PurgeFilter, limit: int, *, dry_run: bool = False) -> list[str]:
-        """Delete (or find) up to ``limit`` finished instances matching ``which``."""
-        return maintenance.purge_finished(self._db, which, limit, dry_run)
-
-    def reclaim_space(self) -> None:
-        """Nothing to do: PostgreSQL's autovacuum reuses the space of deleted rows."""
-
-    def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
-        """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
-        return maintenance.try_lease(self._db, name, owner, lease_s)
 
     def child_instance_ids(self, instance_id: str) -> list[str]:
         """Ids of instances whose parent is ``instance_id``."""

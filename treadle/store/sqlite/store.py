@@ -41,7 +41,6 @@ from treadle.store.base import (
     TurnCommit,
     WorkToken,
 )
-from treadle.store.retention import PurgeFilter
 from treadle.store.serde import (
     INSTANCE_COLUMNS,
     decode_event,
@@ -50,7 +49,7 @@ from treadle.store.serde import (
     to_epoch,
 )
 from treadle.store.sqlite import apps as app_rows
-from treadle.store.sqlite import maintenance
+from treadle.store.sqlite.chores import ChoreMethods
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
@@ -76,7 +75,7 @@ WORK_POLL_S = 0.25
 arrive (see :meth:`SqliteStore.change_token`)."""
 
 
-class SqliteStore:
+class SqliteStore(ChoreMethods):
     """The embedded SQLite store.
 
     Args:
@@ -280,19 +279,6 @@ class SqliteStore:
             for iid in ids:
                 delete_instance(conn, iid)
             return len(ids)
-
-    # ---- retention (see treadle.store.retention) ------------------------------------------
-    def purge_finished(self, which: PurgeFilter, limit: int, *, dry_run: bool = False) -> list[str]:
-        """Delete (or find) up to ``limit`` finished instances matching ``which``."""
-        return maintenance.purge_finished(self._db, which, limit, dry_run)
-
-    def reclaim_space(self) -> None:
-        """Give freed pages back to the file system (``PRAGMA incremental_vacuum``)."""
-        maintenance.reclaim_space(self._db)
-
-    def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
-        """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
-        return maintenance.try_lease(self._db, name, owner, lease_s, self._clock())
 
     def child_instance_ids(self, instance_id: str) -> list[str]:
         """Ids of instances whose parent is ``instance_id``."""
