@@ -74,6 +74,20 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "retention.py": [
+        "Finished: 3 COMPLETED, 1 FAILED.",
+        "After the retention period: 0 COMPLETED, 1 FAILED (kept 30 days).",
+        "A dry run would purge 1 FAILED instance(s).",
+        "Purged 1 FAILED instance(s).",
+    ],
+    "schedules.py": [
+        "Daily report: next at 09:00 in Paris.",
+        "Heartbeat instances: 3 or more, such as heartbeat@",
+        'Its output: "heartbeat report sent"',
+        "The schedule records its slots: True.",
+        "Triggered by hand: daily@<now>",
+        "Schedules left: 0.",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",
