@@ -50,6 +50,7 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.runtime import WorkflowRuntime
+from treadle.store.queues import Queue
 from treadle.store.retention import RetentionPolicy
 
 DaprWorkflowContext = WorkflowContext
@@ -69,6 +70,7 @@ __all__ = [
     "PropagatedHistory",
     "PropagationNotFoundError",
     "PropagationScope",
+    "Queue",
     "RegistrationError",
     "RetentionPolicy",
     "RetryPolicy",

@@ -20,6 +20,7 @@ EXPECTED = {
     "PropagatedHistory",
     "PropagationNotFoundError",
     "PropagationScope",
+    "Queue",
     "RegistrationError",
     "RetentionPolicy",
     "RetryPolicy",

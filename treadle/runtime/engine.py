@@ -59,6 +59,7 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
+from treadle.store.queues import QueueStore
 
 __all__ = ["Engine"]
 
@@ -441,7 +442,8 @@ class Engine:
             self._submit_activity(item)
 
     def _claim_activities(self) -> bool:
-        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock):
+        those of activities on no queue, then each queue's within its limits."""
         if not self.wakeups.activity_claim_due or self._run.draining:
             return False
         free = self.inflight.free()
@@ -449,13 +451,19 @@ class Engine:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
         sent_at = self._clock.monotonic()
+        names = self.names(WorkKind.ACTIVITY)
+        queued = self._registry.queued
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         items = self.store.claim_activities(
             self._options.owner,
             free,
             self._options.lease_s,
             app_id=self._options.app_id,
-            names=self.names(WorkKind.ACTIVITY),
+            names=names,
         )
+        if queued and len(items) < free:
+            items += self._claim_queued(free - len(items))
         if not items:
             return False
         with self.lock:
@@ -465,6 +473,28 @@ class Engine:
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True
+
+    def _claim_queued(self, free: int) -> list[ActivityWorkItem]:
+        """Lease tasks of the queues of the activities registered here, within their limits;
+        look again when a limit held some back (dispatcher thread)."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        items: list[ActivityWorkItem] = []
+        for queued in self._registry.queues():
+            if free - len(items) <= 0:
+                break
+            claim = store.claim_queued(
+                self._options.owner,
+                queued,
+                free - len(items),
+                self._options.lease_s,
+                app_id=self._options.app_id,
+            )
+            items += claim.items
+            if claim.retry_after_s is not None:
+                self.wakeups.claim_activities_after(claim.retry_after_s)
+        return items
 
     def names(self, kind: WorkKind) -> list[str] | None:
         """The names of ``kind`` this runtime takes: those registered here (read at each

@@ -70,6 +70,7 @@ from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
+from treadle.store.queues import Queue
 from treadle.store.retention import RetentionPolicy
 
 __all__ = ["WorkflowRuntime"]
@@ -212,9 +213,34 @@ class WorkflowRuntime:
         """Register a workflow function (a generator function taking ``ctx, input``)."""
         self._registry.add_workflow(fn, name)
 
-    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register an activity function (``ctx, input``; sync or ``async def``)."""
-        self._registry.add_activity(fn, name)
+    def register_activity(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register an activity function (``ctx, input``; sync or ``async def``).
+
+        Args:
+            queue: run it on this queue, whose limits hold across every worker of the store
+                (see :mod:`treadle.store.queues`).
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``activity:<name>``): at most ``concurrency`` running at once, at most
+                ``rate_limit`` starting per ``period``.
+            priority: on its queue, tasks of higher priority are taken first.
+        """
+        if queue is not None and (concurrency is not None or rate_limit is not None):
+            raise ValueError("give queue= or concurrency=/rate_limit=, not both")
+        own_limits = concurrency is not None or rate_limit is not None
+        if queue is None and priority and not own_limits:
+            raise ValueError("priority orders the tasks of a queue: give queue= as well")
+        limits = (concurrency, rate_limit, period) if own_limits else None
+        self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
 
     @overload
     def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
@@ -301,16 +327,21 @@ class WorkflowRuntime:
             engine.wakeups.retry_stalled()
 
     @overload
-    def activity(self, __fn: F, *, name: str | None = None) -> F: ...
+    def activity(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def activity(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def activity(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...)``."""
+    def activity(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_activity(fn, name=name)
+            self.register_activity(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco

@@ -1,13 +1,16 @@
-"""The retention and schedule methods of PostgresStore (see :mod:`treadle.store.retention` and
-:mod:`treadle.store.schedules`), a mixin of the store class kept apart from its core."""
+"""The retention, schedule and queue methods of PostgresStore, a mixin of the store class kept
+apart from its core (see :mod:`treadle.store.retention`, :mod:`treadle.store.schedules` and
+:mod:`treadle.store.queues`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from treadle.store.postgres import maintenance as maintenance_rows
+from treadle.store.postgres import queues as queue_rows
 from treadle.store.postgres import schedules as schedule_rows
 from treadle.store.postgres.connection import Connections
+from treadle.store.queues import QueueClaim, QueuedNames
 from treadle.store.retention import PurgeFilter
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
 
@@ -65,3 +68,16 @@ class ChoreMethods:
     def schedule_runs(self, schedule_id: str, limit: int) -> list[ScheduleRun]:
         """The schedule's latest runs, newest first."""
         return schedule_rows.schedule_runs(self._db, schedule_id, limit)
+
+    # ---- queues (see treadle.store.queues) -------------------------------------------------
+    def claim_queued(
+        self,
+        owner: str,
+        queued: QueuedNames,
+        limit: int,
+        lease_s: float,
+        *,
+        app_id: str = "",
+    ) -> QueueClaim:
+        """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
+        return queue_rows.claim_queued(self._db, owner, queued, limit, lease_s, app_id)

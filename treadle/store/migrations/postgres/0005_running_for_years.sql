@@ -1,4 +1,4 @@
--- schema version 5: retention, schedules and store-wide leases.
+-- schema version 5: retention, schedules, store-wide leases and queue limits.
 -- instances_finished finds finished instances by the time they finished (updated_at), for
 -- purges by age. It is partial: a running instance's turns never write it.
 CREATE INDEX IF NOT EXISTS instances_finished ON instances (updated_at)
@@ -33,3 +33,10 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     fired_at    timestamptz NOT NULL,
     PRIMARY KEY (schedule_id, slot)
 );
+-- the claims of activity tasks of a queue with a rate limit (see treadle/store/queues.py),
+-- kept for the queue's period
+CREATE TABLE IF NOT EXISTS queue_starts (
+    queue      text NOT NULL,
+    started_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_starts_by ON queue_starts (queue, started_at);

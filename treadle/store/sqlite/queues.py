@@ -1,0 +1,105 @@
+"""Queued activity tasks on SqliteStore: claims within a queue's limits (see
+:mod:`treadle.store.queues`). Every claim is one write transaction: SQLite's single writer
+serializes the claims of every worker, so counting and leasing happen together."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from treadle.store.base import ActivityWorkItem
+from treadle.store.queues import QueueClaim, QueuedNames, queue_room
+from treadle.store.serde import decode_propagation
+from treadle.store.sqlite.connection import Connections
+
+__all__ = ["CONCURRENCY_RETRY_S", "claim_queued"]
+
+CONCURRENCY_RETRY_S = 0.02
+"""How soon a worker looks again at a queue whose concurrency limit held tasks back (a task
+finishing in another process wakes nobody here)."""
+
+
+def claim_queued(
+    db: Connections,
+    owner: str,
+    queued: QueuedNames,
+    limit: int,
+    lease_s: float,
+    app_id: str,
+    now: float,
+) -> QueueClaim:
+    """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        return _claim(conn, owner, queued, limit, lease_s, app_id, now)
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    owner: str,
+    queued: QueuedNames,
+    limit: int,
+    lease_s: float,
+    app_id: str,
+    now: float,
+) -> QueueClaim:
+    queue = queued.queue
+    names = sorted(queued.priorities)
+    marks = ",".join("?" * len(names))
+    of_queue = f"app_id = ? AND name IN ({marks})"
+    running = 0
+    if queue.concurrency is not None:
+        row = conn.execute(
+            f"SELECT COUNT(*) FROM activity_tasks WHERE {of_queue} "
+            "AND lease_owner IS NOT NULL AND lease_expires_at >= ?",
+            (app_id, *names, now),
+        ).fetchone()
+        running = int(row[0])
+    starts: list[float] = []
+    if queue.rate_limit is not None:
+        conn.execute(
+            "DELETE FROM queue_starts WHERE queue = ? AND started_at <= ?",
+            (queue.name, now - queue.period.total_seconds()),
+        )
+        starts = [
+            r[0]
+            for r in conn.execute(
+                "SELECT started_at FROM queue_starts WHERE queue = ? ORDER BY started_at",
+                (queue.name,),
+            )
+        ]
+    room, wait = queue_room(queue, running, starts, now)
+    take = min(limit, room)
+    free = f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) AND {of_queue}"
+    items: list[ActivityWorkItem] = []
+    if take > 0:
+        order: list[Any] = []
+        for name in names:
+            order += [name, queued.priorities[name]]
+        cases = " ".join("WHEN ? THEN ?" for _ in names)
+        rows = conn.execute(
+            "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
+            f"propagated FROM activity_tasks WHERE {free} "
+            f"ORDER BY CASE name {cases} ELSE 0 END DESC, id LIMIT ?",
+            (now, now, app_id, *names, *order, take),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            [(owner, now + lease_s, r[0]) for r in rows],
+        )
+        if queue.rate_limit is not None and rows:
+            conn.executemany(
+                "INSERT INTO queue_starts (queue, started_at) VALUES (?, ?)",
+                [(queue.name, now)] * len(rows),
+            )
+        items = [
+            ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+            for r in rows
+        ]
+        if len(items) == limit:
+            return QueueClaim(items)  # the worker is full: it looks again when one finishes
+    waiting = conn.execute(
+        f"SELECT 1 FROM activity_tasks WHERE {free} LIMIT 1", (now, now, app_id, *names)
+    ).fetchone()
+    if waiting is None:
+        return QueueClaim(items)
+    return QueueClaim(items, wait if wait is not None else CONCURRENCY_RETRY_S)
