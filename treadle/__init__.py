@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from treadle.client import WorkflowClient, WorkflowPage, WorkflowState, WorkflowStatus
 from treadle.core.context import WorkflowActivityContext, WorkflowContext, alternate_name
+from treadle.core.fanout import when_all_bounded
 from treadle.core.propagation import (
     ActivityResult,
     ChildWorkflowResult,
@@ -95,5 +96,6 @@ __all__ = [
     "__version__",
     "alternate_name",
     "when_all",
+    "when_all_bounded",
     "when_any",
 ]

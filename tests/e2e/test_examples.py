@@ -74,6 +74,12 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "queues.py": [
+        'Workflow COMPLETED: {"sent":12,"squares":2470}',
+        "within the limit of 2: True.",
+        "12 mails at 5 a second took 2 s or more.",
+        "within max_concurrent=3: True.",
+    ],
     "retention.py": [
         "Finished: 3 COMPLETED, 1 FAILED.",
         "After the retention period: 0 COMPLETED, 1 FAILED (kept 30 days).",

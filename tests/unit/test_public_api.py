@@ -45,6 +45,7 @@ EXPECTED = {
     "__version__",
     "alternate_name",
     "when_all",
+    "when_all_bounded",
     "when_any",
 }
 

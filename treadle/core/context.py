@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from treadle.core.fanout import when_all_bounded
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
@@ -135,6 +137,25 @@ class WorkflowContext:
             retry_policy,
             scope_value(propagation),
             app_id=_target_app(app_id),
+        )
+
+    def map_activity(
+        self,
+        activity: str | Callable[..., Any],
+        inputs: Iterable[Any],
+        *,
+        max_concurrent: int,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Generator[Task[Any], Any, list[Any]]:
+        """Call ``activity`` once per input, at most ``max_concurrent`` in flight; use with
+        ``yield from``, which gives the results in the order of ``inputs`` (see
+        :func:`treadle.core.fanout.when_all_bounded`)."""
+        return when_all_bounded(
+            (
+                functools.partial(self.call_activity, activity, input=i, retry_policy=retry_policy)
+                for i in inputs
+            ),
+            max_concurrent=max_concurrent,
         )
 
     def call_child_workflow(
