@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from conftest import FakeClock
 
-from treadle.core.history import TaskCompleted
+from treadle.core.history import OrchestrationStatus, TaskCompleted
 from treadle.store.base import ActivityResult, ActivityWorkItem, NewActivity, Store
 from treadle.store.queues import Queue, QueuedNames, QueueStore
 
@@ -104,3 +104,31 @@ def test_racing_claimers_never_exceed_the_limit(make_store: Callable[..., Store]
         thread.join(timeout=60)
     assert not errors, errors
     assert len(claimed) == 3 == len(set(claimed))  # never more than the limit leased
+
+
+def test_a_workflow_queue_admits_instances_within_its_limit(store: Store, clock: FakeClock) -> None:
+    assert isinstance(store, QueueStore)
+    for n in range(4):
+        start(store, f"r-{n}", "report")
+        clock.advance(1)
+    start(store, "urgent", "alert")
+    queued = QueuedNames(Queue("jobs", concurrency=2), {"report": 0, "alert": 9})
+    # nothing is admitted yet: the admitted claim takes none of them
+    assert store.claim_admitted("w1", 10, 30, names=["report", "alert"]) == []
+    assert store.admit_queued(queued) is not None  # two admitted, three wait
+    claimed = store.claim_admitted("w1", 10, 30, names=["report", "alert"])
+    assert sorted(c.instance.instance_id for c in claimed) == ["r-0", "urgent"]
+    assert store.admit_queued(queued) is not None  # still full: nobody else admitted
+    assert store.claim_admitted("w2", 10, 30, names=["report", "alert"]) == []
+    (outcome,) = store.commit_turns(
+        "w1",
+        [
+            turn(c, started_events(c), status=OrchestrationStatus.COMPLETED)
+            for c in claimed
+            if c.instance.instance_id == "urgent"
+        ],
+    )
+    assert outcome.ok
+    assert store.admit_queued(queued) is not None  # its slot ended: r-1 is admitted
+    (next_one,) = store.claim_admitted("w2", 10, 30, names=["report", "alert"])
+    assert next_one.instance.instance_id == "r-1"

@@ -306,17 +306,46 @@ class Engine:
         exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self.remote is not None:
             exclude.extend(self.remote.pending_ids())
+        names = self.names(WorkKind.WORKFLOW)
+        queued = self._registry.queued_workflows
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         claimed = self.store.claim_orchestrations(
             options.owner,
             limit,
             options.lease_s,
             exclude,
             app_id=options.app_id,
-            names=self.names(WorkKind.WORKFLOW),
+            names=names,
         )
+        if queued and len(claimed) < limit:
+            claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
         return claimed
+
+    def _claim_admitted(
+        self, limit: int, exclude: list[str], claimed: list[OrchestrationWorkItem]
+    ) -> list[OrchestrationWorkItem]:
+        """Admit the waiting instances of the queues of the workflows registered here within
+        their limits, then claim those of their instances that started or were admitted
+        (dispatcher thread); look again when a limit held some back."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        options = self._options
+        for queued in self._registry.workflow_queues():
+            retry = store.admit_queued(queued, app_id=options.app_id)
+            if retry is not None:
+                self.wakeups.claim_instances_after(retry)
+        return store.claim_admitted(
+            options.owner,
+            limit,
+            options.lease_s,
+            [*exclude, *(c.instance.instance_id for c in claimed)],
+            app_id=options.app_id,
+            names=sorted(self._registry.queued_workflows),
+        )
 
     def _round_locked(
         self, claimed: list[OrchestrationWorkItem], take_first: Callable[[], bool]

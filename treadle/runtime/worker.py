@@ -209,9 +209,30 @@ class WorkflowRuntime:
         self._chores: Chores | None = None
 
     # ---- registration ----------------------------------------------------------------
-    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register a workflow function (a generator function taking ``ctx, input``)."""
-        self._registry.add_workflow(fn, name)
+    def register_workflow(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register a workflow function (a generator function taking ``ctx, input``).
+
+        Args:
+            queue: start its instances on this queue, whose limits hold across every worker
+                of the store (see :mod:`treadle.store.queues`): an instance over the limit
+                waits, PENDING, until one running finishes.
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``workflow:<name>``): at most ``concurrency`` instances running at once, at
+                most ``rate_limit`` starting per ``period``.
+            priority: on its queue, instances of higher priority start first.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_workflow(fn, name, queue=queue, limits=limits, priority=priority)
 
     def register_activity(
         self,
@@ -234,25 +255,25 @@ class WorkflowRuntime:
                 ``rate_limit`` starting per ``period``.
             priority: on its queue, tasks of higher priority are taken first.
         """
-        if queue is not None and (concurrency is not None or rate_limit is not None):
-            raise ValueError("give queue= or concurrency=/rate_limit=, not both")
-        own_limits = concurrency is not None or rate_limit is not None
-        if queue is None and priority and not own_limits:
-            raise ValueError("priority orders the tasks of a queue: give queue= as well")
-        limits = (concurrency, rate_limit, period) if own_limits else None
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
         self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
 
     @overload
-    def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
+    def workflow(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def workflow(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def workflow(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...)``."""
+    def workflow(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_workflow(fn, name=name)
+            self.register_workflow(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco
@@ -539,6 +560,7 @@ class WorkflowRuntime:
         engine, starts = self._engine, self._starts
         if (
             fn is None
+            or new.name in self._registry.queued_workflows  # (admitted by its queue first)
             or engine is None
             or new.app_id != self.app_id
             or starts is None
@@ -588,6 +610,26 @@ class WorkflowRuntime:
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)
+
+
+def _limits(
+    queue: Queue | None,
+    concurrency: int | None,
+    rate_limit: int | None,
+    period: timedelta,
+    priority: int,
+) -> tuple[int | None, int | None, timedelta] | None:
+    """The limits of a queue of its own, from registration options (None: none asked for).
+
+    Raises:
+        ValueError: options that contradict each other.
+    """
+    own = concurrency is not None or rate_limit is not None
+    if queue is not None and own:
+        raise ValueError("give queue= or concurrency=/rate_limit=, not both")
+    if queue is None and priority and not own:
+        raise ValueError("priority orders the work of a queue: give queue= as well")
+    return (concurrency, rate_limit, period) if own else None
 
 
 def _process_alive(pid: int) -> bool:

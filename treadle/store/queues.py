@@ -17,6 +17,12 @@ Claims of a queue are serialized across workers (SQLite's single writer; a trans
 advisory lock per queue on PostgreSQL), so two workers never both take the last free slot.
 Tasks of activities with no queue are claimed as before, by the plain claim, which leaves
 queued names out: work that uses no limits pays nothing for them.
+
+Workflows go on queues too (``register_workflow(fn, concurrency=2)``): a new instance of one
+waits, PENDING, until :meth:`QueueStore.admit_queued` gives it a slot within the limits
+(``queue_slots``; a slot is live while its instance has not finished, so the concurrency of a
+workflow queue counts running instances), and only then is it claimed, by
+:meth:`QueueStore.claim_admitted`. Its later turns need no admission.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-from treadle.store.base import ActivityWorkItem
+from treadle.store.base import ActivityWorkItem, OrchestrationWorkItem
 
 __all__ = ["Queue", "QueueClaim", "QueueStore", "QueuedNames"]
 
@@ -88,7 +94,8 @@ class QueueClaim:
 
 @runtime_checkable
 class QueueStore(Protocol):
-    """A store that claims queued activity tasks within their limits (see the module)."""
+    """A store that claims queued activity tasks and admits queued workflow instances within
+    their limits (see the module)."""
 
     def claim_queued(
         self,
@@ -101,6 +108,27 @@ class QueueStore(Protocol):
     ) -> QueueClaim:
         """Lease up to ``limit`` visible tasks of ``queued``'s activities that nobody holds,
         no more than the queue's limits leave room for, highest priority then oldest first."""
+        ...
+
+    def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
+        """Admit waiting (PENDING, never started) instances of ``queued``'s workflows, no
+        more than the queue's limits leave room for, highest priority then oldest first: each
+        gets a slot, live until it finishes. Returns when to look again if some still wait
+        (None: none wait)."""
+        ...
+
+    def claim_admitted(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        """``claim_orchestrations`` of ``names``, leaving out the instances that have not
+        started and that their queue has not admitted."""
         ...
 
 

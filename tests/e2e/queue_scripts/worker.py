@@ -1,7 +1,8 @@
 """A worker process for the queue tests: ``python worker.py STORE_URL LOG MODE``.
 
 Its activity ``work`` is on a queue (MODE ``concurrency``: at most 3 at once; ``rate``: at
-most 10 starts a second) and appends ``start``/``end`` lines with the time to LOG, so the test
+most 10 starts a second), or the workflow ``one`` that calls it is (``workflows``: at most 2
+instances at once); ``work`` appends ``start``/``end`` lines with the time to LOG, so the test
 measures what the activities saw. Runs until its stdin closes.
 """
 
@@ -27,9 +28,13 @@ def _note(kind: str, n: int) -> None:
 
 def work(ctx: wf.WorkflowActivityContext, n: int) -> int:
     _note("start", n)
-    time.sleep(0.1 if mode == "concurrency" else 0.0)
+    time.sleep(0.0 if mode == "rate" else 0.1)
     _note("end", n)
     return n
+
+
+def one(ctx: wf.WorkflowContext, n: int) -> Generator[Any, Any, int]:
+    return (yield ctx.call_activity(work, input=n))
 
 
 def fan_out(ctx: wf.WorkflowContext, count: int) -> Generator[Any, Any, int]:
@@ -39,7 +44,10 @@ def fan_out(ctx: wf.WorkflowContext, count: int) -> Generator[Any, Any, int]:
 
 runtime = wf.WorkflowRuntime(url, max_concurrent_activities=8)
 runtime.register_workflow(fan_out)
-if mode == "concurrency":
+if mode == "workflows":  # at most 2 instances of `one` running at once
+    runtime.register_workflow(one, concurrency=2)
+    runtime.register_activity(work)
+elif mode == "concurrency":
     runtime.register_activity(work, concurrency=3)
 else:
     runtime.register_activity(

@@ -4,11 +4,14 @@ apart from its core (see :mod:`treadle.store.retention`, :mod:`treadle.store.sch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from treadle.store.base import OrchestrationWorkItem
 from treadle.store.postgres import maintenance as maintenance_rows
 from treadle.store.postgres import queues as queue_rows
 from treadle.store.postgres import schedules as schedule_rows
+from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.connection import Connections
 from treadle.store.queues import QueueClaim, QueuedNames
 from treadle.store.retention import PurgeFilter
@@ -81,3 +84,35 @@ class ChoreMethods:
     ) -> QueueClaim:
         """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
         return queue_rows.claim_queued(self._db, owner, queued, limit, lease_s, app_id)
+
+    def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
+        """Admit waiting instances of ``queued``'s workflows within its queue's limits."""
+        return queue_rows.admit_queued(self._db, queued, app_id)
+
+    def claim_admitted(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        """Claim instances of ``names`` as ``claim_orchestrations`` does, but only those that
+        started or that their queue admitted."""
+        if limit <= 0:
+            return []
+        return self._db.run(
+            lambda db, conn: claim_orchestrations_in(
+                db,
+                conn,
+                owner,
+                limit,
+                lease_s,
+                exclude,
+                app_id=app_id,
+                names=names,
+                admitted=True,
+            )
+        )

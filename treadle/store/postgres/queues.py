@@ -14,7 +14,7 @@ from treadle.store.postgres.sql import Conn, Db
 from treadle.store.queues import QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
 
-__all__ = ["CONCURRENCY_RETRY_S", "claim_queued"]
+__all__ = ["CONCURRENCY_RETRY_S", "admit_queued", "claim_queued"]
 
 CONCURRENCY_RETRY_S = 0.02
 """How soon a worker looks again at a queue whose concurrency limit held tasks back."""
@@ -112,5 +112,96 @@ def claim_queued(
             return lambda: QueueClaim(items)
         retry = wait if wait is not None else CONCURRENCY_RETRY_S
         return lambda: QueueClaim(items, retry)
+
+    return connections.write(work)
+
+
+_TERMINAL = "('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
+
+
+def admit_queued(connections: Connections, queued: QueuedNames, app_id: str) -> float | None:
+    """Admit waiting instances of ``queued``'s workflows within its queue's limits (a slot
+    each); return when to look again if some still wait (None: none wait)."""
+    queue = queued.queue
+    names = sorted(queued.priorities)
+    params: dict[str, Any] = {
+        "app": app_id,
+        "names": names,
+        "queue": queue.name,
+        "lock": _LOCK_CLASS,
+        "period": queue.period.total_seconds(),
+        "prio_names": names,
+        "prios": [queued.priorities[n] for n in names],
+    }
+
+    def work(db: Db, conn: Conn) -> Callable[[], float | None]:
+        db.execute(conn, "SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(queue)s))", params)
+        # slots end with their instance (finished, purged, or replaced under its id)
+        db.execute(
+            conn,
+            "DELETE FROM queue_slots s WHERE s.queue = %(queue)s AND NOT EXISTS (SELECT 1 "
+            "FROM instances i WHERE i.instance_id = s.instance_id AND i.created_at <= "
+            f"s.admitted_at AND i.status NOT IN {_TERMINAL})",
+            params,
+        )
+        row = db.execute(
+            conn,
+            "SELECT extract(epoch FROM {now})::float8, "
+            "(SELECT count(*) FROM queue_slots WHERE queue = %(queue)s)",
+            params,
+        ).fetchone()
+        assert row is not None
+        now, running = float(row[0]), int(row[1])
+        starts: list[float] = []
+        if queue.rate_limit is not None:
+            db.execute(
+                conn,
+                "DELETE FROM queue_starts WHERE queue = %(queue)s "
+                "AND started_at <= {now} - make_interval(secs => %(period)s)",
+                params,
+            )
+            starts = [
+                float(r[0])
+                for r in db.execute(
+                    conn,
+                    "SELECT extract(epoch FROM started_at)::float8 FROM queue_starts "
+                    "WHERE queue = %(queue)s ORDER BY started_at",
+                    params,
+                ).fetchall()
+            ]
+        room, wait = queue_room(queue, running, starts, now)
+        waiting = db.execute(
+            conn,
+            "SELECT i.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+            "WHERE m.visible_at <= {now} AND i.status = 'PENDING' AND i.app_id = %(app)s "
+            "AND i.name = ANY(%(names)s::text[]) AND NOT EXISTS (SELECT 1 FROM queue_slots q "
+            "WHERE q.instance_id = i.instance_id AND q.admitted_at >= i.created_at) "
+            "GROUP BY i.instance_id, i.name ORDER BY COALESCE((SELECT p.prio FROM "
+            "unnest(%(prio_names)s::text[], %(prios)s::int[]) AS p(name, prio) "
+            "WHERE p.name = i.name), 0) DESC, MIN(m.id) LIMIT %(more)s",
+            {**params, "more": room + 1},
+        ).fetchall()
+        admit = [r[0] for r in waiting[:room]]
+        if admit:
+            db.execute(
+                conn,
+                "INSERT INTO queue_slots (instance_id, queue, admitted_at) "
+                "SELECT unnest(%(ids)s::text[]), %(queue)s, {now} "
+                "ON CONFLICT (instance_id) DO UPDATE SET queue = excluded.queue, "
+                "admitted_at = excluded.admitted_at",
+                {**params, "ids": admit},
+            )
+            db.orchestrations = True  # the admitted ones are work for workers
+            if queue.rate_limit is not None:
+                db.execute(
+                    conn,
+                    "INSERT INTO queue_starts (queue, started_at) "
+                    "SELECT %(queue)s, {now} FROM generate_series(1, %(n)s)",
+                    {**params, "n": len(admit)},
+                )
+        if len(waiting) <= room:
+            return lambda: None
+        retry = wait if wait is not None else CONCURRENCY_RETRY_S
+        return lambda: retry
 
     return connections.write(work)

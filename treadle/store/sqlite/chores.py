@@ -4,15 +4,17 @@ apart from its core (see :mod:`treadle.store.retention`, :mod:`treadle.store.sch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from treadle.store.base import OrchestrationWorkItem
 from treadle.store.queues import QueueClaim, QueuedNames
 from treadle.store.retention import PurgeFilter
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
 from treadle.store.sqlite import maintenance as maintenance_rows
 from treadle.store.sqlite import queues as queue_rows
 from treadle.store.sqlite import schedules as schedule_rows
+from treadle.store.sqlite.claims import claim_orchestrations
 from treadle.store.sqlite.connection import Connections
 
 __all__ = ["ChoreMethods"]
@@ -87,4 +89,34 @@ class ChoreMethods:
         """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
         return queue_rows.claim_queued(
             self._db, owner, queued, limit, lease_s, app_id, self._clock()
+        )
+
+    def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
+        """Admit waiting instances of ``queued``'s workflows within its queue's limits."""
+        return queue_rows.admit_queued(self._db, queued, app_id, self._clock())
+
+    def claim_admitted(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        """Claim instances of ``names`` as ``claim_orchestrations`` does, but only those that
+        started or that their queue admitted."""
+        if limit <= 0:
+            return []
+        return claim_orchestrations(
+            self._db,
+            owner,
+            limit,
+            lease_s,
+            exclude,
+            self._clock(),
+            app_id=app_id,
+            names=names,
+            admitted=True,
         )

@@ -40,3 +40,12 @@ CREATE TABLE IF NOT EXISTS queue_starts (
     started_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_starts_by ON queue_starts (queue, started_at)
+;
+-- the instances of a workflow on a queue admitted to run (see treadle/store/queues.py): a
+-- slot is live while its instance runs, and ends when the instance finishes
+CREATE TABLE IF NOT EXISTS queue_slots (
+    instance_id TEXT PRIMARY KEY,
+    queue       TEXT NOT NULL,
+    admitted_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_slots_by ON queue_slots (queue)
