@@ -59,7 +59,7 @@ def _run(
             state = client.wait_for_workflow_completion(iid, timeout_in_seconds=90)
             assert state is not None and state.runtime_status is wf.WorkflowStatus.COMPLETED
     if not separate:
-        assert state.serialized_output == str(sum(range(n)))
+        assert state is not None and state.serialized_output == str(sum(range(n)))
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.close()

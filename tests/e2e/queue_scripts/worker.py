@@ -34,7 +34,8 @@ def work(ctx: wf.WorkflowActivityContext, n: int) -> int:
 
 
 def one(ctx: wf.WorkflowContext, n: int) -> Generator[Any, Any, int]:
-    return (yield ctx.call_activity(work, input=n))
+    result: int = yield ctx.call_activity(work, input=n)
+    return result
 
 
 def fan_out(ctx: wf.WorkflowContext, count: int) -> Generator[Any, Any, int]:
