@@ -84,7 +84,7 @@ def in_process_sidecar(
         store.close()
 
 
-def grpc_error(method: Callable[[Any], Any], request: Message) -> grpc.RpcError:
+def grpc_error(method: Callable[..., Any], request: Message) -> grpc.RpcError:
     """The error a gRPC call fails with (it must fail)."""
     with pytest.raises(grpc.RpcError) as info:
         method(request, timeout=10)
