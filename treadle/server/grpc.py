@@ -7,6 +7,8 @@ half streams the runtime's remote work (:class:`~treadle.server.grpc_workers.Sid
 the SDK workers over ``GetWorkItems`` and hands their answers back to the runtime, which commits
 them the same way as the turns of local workflows.
 
+A message that does not decode is INVALID_ARGUMENT, with one line in the log.
+
 Errors never crash the server: treadle's errors become gRPC statuses (see
 :mod:`treadle.server.grpc_instances` for the codes), anything unexpected is logged and answered
 with INTERNAL. With an API token, every call must carry the ``dapr-api-token`` metadata, else
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -391,10 +393,40 @@ def _address(host: str, port: int) -> str:
 
 
 # ---- the wrappers that turn exceptions into statuses ---------------------------------------
+class _Undecodable:
+    """What the deserializer hands on for bytes that are not a valid request message: gRPC
+    itself would log a traceback and answer INTERNAL; the method answers INVALID_ARGUMENT."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _deserializer(request_type: type[Req]) -> Callable[[bytes], Req | _Undecodable]:
+    def decode(data: bytes) -> Req | _Undecodable:
+        try:
+            return request_type.FromString(data)
+        except Exception as exc:  # DecodeError, or anything else the bytes provoke
+            return _Undecodable(
+                f"the request is not a valid {request_type.__name__} message ({exc}); "
+                "send the protobuf message of the durabletask protocol"
+            )
+
+    return decode
+
+
+def _refuse_undecodable(request: _Undecodable, context: grpc.ServicerContext) -> NoReturn:
+    logger.info("refused a call with INVALID_ARGUMENT: %s", request.message)
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+
+
 def _unary(
     fn: Callable[[Req, grpc.ServicerContext], Resp], request_type: type[Req]
-) -> grpc.RpcMethodHandler[Req, Resp]:
-    def behavior(request: Req, context: grpc.ServicerContext) -> Resp:
+) -> grpc.RpcMethodHandler[Req | _Undecodable, Resp]:
+    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Resp:
+        if isinstance(request, _Undecodable):
+            _refuse_undecodable(request, context)
         try:
             return fn(request, context)
         except Exception as exc:
@@ -403,15 +435,17 @@ def _unary(
 
     return grpc.unary_unary_rpc_method_handler(
         behavior,
-        request_deserializer=request_type.FromString,
+        request_deserializer=_deserializer(request_type),
         response_serializer=_serialize,
     )
 
 
 def _stream(
     fn: Callable[[Req, grpc.ServicerContext], Iterator[Resp]], request_type: type[Req]
-) -> grpc.RpcMethodHandler[Req, Resp]:
-    def behavior(request: Req, context: grpc.ServicerContext) -> Iterator[Resp]:
+) -> grpc.RpcMethodHandler[Req | _Undecodable, Resp]:
+    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Iterator[Resp]:
+        if isinstance(request, _Undecodable):
+            _refuse_undecodable(request, context)
         try:
             yield from fn(request, context)
             return
@@ -421,7 +455,7 @@ def _stream(
 
     return grpc.unary_stream_rpc_method_handler(
         behavior,
-        request_deserializer=request_type.FromString,
+        request_deserializer=_deserializer(request_type),
         response_serializer=_serialize,
     )
 

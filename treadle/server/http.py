@@ -27,7 +27,8 @@ Dapr's codes: 400 for bad input (malformed instance id, a workflow or event name
 printable or longer than 1024 characters, invalid JSON body), 404
 ``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an unfinished instance has the id (start) or has not
 finished (purge), 413 for a body over the limit, 401 without the API token, 503 when the store
-is unreachable. Where daprd answers 500
+is unreachable. A client that disconnects before sending its whole body is logged at INFO and
+counted in ``/metrics`` with status 499, never as a 500. Where daprd answers 500
 for a caller's mistake (already exists, purge of a running instance, unknown instance on raise
 event, pause or resume) treadle answers the 4xx above, with daprd's error code.
 
@@ -49,7 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,6 +81,9 @@ logger = logging.getLogger(__name__)
 DAPR_API_PREFIXES = ("/v1.0", "/v1.0-beta1", "/v1.0-alpha1")
 TOKEN_HEADER = "dapr-api-token"
 DEFAULT_PAGE_SIZE = 100
+CLIENT_CLOSED_REQUEST = 499
+"""The status counted in ``/metrics`` for a request whose client disconnected before sending
+all of it (nginx's code; the client never sees it)."""
 MAX_PAGE_SIZE = 1000
 _OPEN_PATHS = frozenset({"/healthz", "/v1.0/healthz", "/v1.0/healthz/outbound"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -223,6 +227,15 @@ def _guard(handler: Handler, op_code: str) -> Handler:
             return _error(400, "ERR_BAD_REQUEST", str(exc))
         except StoreUnavailableError as exc:
             return _error(503, op_code, f"the workflow store is unavailable: {exc}")
+        except ClientDisconnect:
+            # The caller went away before sending its whole request: nothing to answer, and
+            # nothing went wrong here (a stalled one is cut off by the server's read timeout).
+            logger.info(
+                "%s %s: the client disconnected before sending the whole request",
+                request.method,
+                request.url.path,
+            )
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except Exception as exc:
             logger.exception("%s %s failed", request.method, request.url.path)
             return _error(500, op_code, f"internal error: {type(exc).__name__}: {exc}")
