@@ -101,18 +101,22 @@ def test_a_stalled_request_is_cut_off_by_the_read_timeout(served: Served, sent: 
 
 
 def test_an_undecodable_grpc_message_is_invalid_argument_with_one_line(served: Served) -> None:
+    garbage = b"\xff\xff\xff\xff"
     with grpc.insecure_channel(served.address) as channel:
-        for method in ("StartInstance", "CompleteActivityTask", "GetWorkItems"):
-            call = (
-                channel.unary_stream(f"/TaskHubSidecarService/{method}")
-                if method == "GetWorkItems"
-                else channel.unary_unary(f"/TaskHubSidecarService/{method}")
-            )
+        errors: dict[str, grpc.RpcError] = {}
+        for method in ("StartInstance", "CompleteActivityTask"):
+            unary: grpc.UnaryUnaryMultiCallable[bytes, bytes]
+            unary = channel.unary_unary(f"/TaskHubSidecarService/{method}")
             with pytest.raises(grpc.RpcError) as info:
-                result = call(b"\xff\xff\xff\xff", timeout=10)
-                if method == "GetWorkItems":
-                    next(iter(result))
-            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, method
-            assert "not a valid" in (info.value.details() or ""), info.value.details()
+                unary(garbage, timeout=10)
+            errors[method] = info.value
+        stream: grpc.UnaryStreamMultiCallable[bytes, bytes]
+        stream = channel.unary_stream("/TaskHubSidecarService/GetWorkItems")
+        with pytest.raises(grpc.RpcError) as info:
+            next(iter(stream(garbage, timeout=10)))
+        errors["GetWorkItems"] = info.value
+    for method, error in errors.items():
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, method
+        assert "not a valid" in (error.details() or ""), error.details()
     log = served.logs()
     assert "Traceback" not in log and "Exception deserializing" not in log, log
