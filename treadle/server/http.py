@@ -20,6 +20,7 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
     GET  /healthz                                         200 {"status": "ok"} / 503
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
+    GET  /openapi.json                                    200 this API as an OpenAPI 3 document
 
 Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
 text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
@@ -73,6 +74,7 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.server.metrics import CONTENT_TYPE, ServerMetrics
+from treadle.server.openapi import openapi_document
 
 __all__ = ["DAPR_API_PREFIXES", "create_app", "dapr_workflow_json"]
 
@@ -118,7 +120,7 @@ def create_app(
     if max_body_bytes < 0:
         raise ValueError("max_body_bytes must be >= 0")
     metrics = metrics if metrics is not None else ServerMetrics(client)
-    api = _Handlers(client, metrics, max_body_bytes)
+    api = _Handlers(client, metrics, max_body_bytes, requires_token=bool(api_token))
     middleware = [Middleware(_MetricsMiddleware, metrics=metrics)]
     if api_token:
         middleware.append(Middleware(_TokenMiddleware, token=api_token))
@@ -188,6 +190,7 @@ def _routes(api: _Handlers) -> list[Route]:
         ("/api/v1/workflows/{instance_id}", api.get_state, "ERR_GET_WORKFLOW"),
         ("/api/v1/workflows/{instance_id}/history", api.history, "ERR_GET_WORKFLOW_HISTORY"),
         ("/metrics", api.metrics_text, "ERR_METRICS"),
+        ("/openapi.json", api.openapi_json, "ERR_OPENAPI"),
     ]
     routes += [
         Route(path, _guard(handler, code), methods=["GET"]) for path, handler, code in api_v1
@@ -250,10 +253,14 @@ class _Handlers:
     payloads on as the JSON text received; that layer checks ids, names and payloads.
     """
 
-    def __init__(self, client: WorkflowClient, metrics: ServerMetrics, max_body: int) -> None:
+    def __init__(
+        self, client: WorkflowClient, metrics: ServerMetrics, max_body: int, *, requires_token: bool
+    ) -> None:
         self.ops = client.operations
         self.metrics = metrics
         self.max_body = max_body
+        self.requires_token = requires_token
+        self.openapi: bytes | None = None
 
     # ---- Dapr workflow API ---------------------------------------------------------------
     async def start(self, request: Request) -> Response:
@@ -345,6 +352,14 @@ class _Handlers:
     async def metrics_text(self, request: Request) -> Response:
         body = await run_in_threadpool(self.metrics.render)
         return Response(body, media_type=CONTENT_TYPE)
+
+    async def openapi_json(self, request: Request) -> Response:
+        if self.openapi is None:  # (built from the routes of the app serving it)
+            document = openapi_document(
+                request.app.routes, requires_token=self.requires_token, open_paths=_OPEN_PATHS
+            )
+            self.openapi = codec.dumps(document).encode()
+        return Response(self.openapi, media_type="application/json")
 
     # ---- helpers -------------------------------------------------------------------------
     async def _state(self, request: Request) -> WorkflowState:
