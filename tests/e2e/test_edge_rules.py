@@ -15,14 +15,18 @@ from typing import Any
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from google.protobuf.wrappers_pb2 import StringValue
 
 import treadle as wf
+from treadle.cli import main
 from treadle.core.history import ExecutionSuspended
 from treadle.errors import InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
 from treadle.server._proto import orchestrator_service_pb2 as spb
+from treadle.store import open_store
+from treadle.store.base import NewInstance
 
 from .conftest import EVERY_BACKEND
 from .helpers import Workflow, finish, wait_until
@@ -206,3 +210,24 @@ def test_an_sdk_workers_invalid_child_workflow_fails_the_turn_and_creates_nothin
     listed = sorted(s.instance_id for s in sidecar.client.list_workflows().states)
     assert listed == sorted(bad_actions)
     assert sidecar.store.get_instance("child-ok") is None
+
+
+def test_the_command_line_refuses_what_the_store_cannot_hold(store_url: str) -> None:
+    runner = CliRunner()
+    store = open_store(store_url)
+    try:
+        store.create_instance(NewInstance("one", "echo", None, "e1"))
+    finally:
+        store.close()
+    for args in (
+        ["workflow", "list", "--name", "a\x01b"],
+        ["workflow", "list", "--page-token", "1|a\x01b"],
+        ["workflow", "get", "x" * 300],
+        ["workflow", "raise-event", "one", "bad\tname"],
+        ["workflow", "run", "echo", "--id", "tab\tid"],
+    ):
+        result = runner.invoke(main, ["--db", store_url, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert "Error:" in result.output and "Traceback" not in result.output, result.output
+    listed = runner.invoke(main, ["--db", store_url, "workflow", "list", "-o", "json"])
+    assert listed.exit_code == 0 and '"one"' in listed.output
