@@ -188,8 +188,9 @@ class SidecarService:
         An answer treadle cannot use (an action it cannot parse, one that breaks the rules of
         :mod:`treadle.core.validation` such as a child workflow id no API could reach, a custom
         status with a NUL character, or the SDK's own failure report with action id -1) abandons
-        the turn, which is sent again a little later; after
-        :data:`MAX_TURN_ATTEMPTS` such answers the instance fails with the last reason.
+        the turn, which is sent again a little later; after :data:`MAX_TURN_ATTEMPTS` such
+        answers the instance fails with the last reason. An answer that matches no turn handed
+        to the caller is NOT_FOUND (see :mod:`treadle.server.grpc_workers`).
         """
         iid = request.instanceId
         turn = self._workers.take_workflow(request.completionToken, iid, context.peer())
@@ -244,7 +245,8 @@ class SidecarService:
         """``CompleteActivityTask``: an activity's result or failure.
 
         A result that is not JSON is recorded as the activity's failure (so the workflow does
-        not wait forever) and answered with INVALID_ARGUMENT.
+        not wait forever) and answered with INVALID_ARGUMENT. A result that matches no activity
+        handed to the caller is NOT_FOUND and recorded nowhere.
         """
         item = self._workers.take_activity(
             request.completionToken, request.instanceId, request.taskId, context.peer()
