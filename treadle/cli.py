@@ -22,9 +22,9 @@ import click
 
 from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
-from treadle.client.validation import parse_duration
 from treadle.core import codec
 from treadle.core.history import HistoryEvent, event_to_dict
+from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
@@ -634,6 +634,14 @@ def _echo_json(value: Any) -> None:
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+    "--http-read-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds an HTTP client may go without sending a byte of its request before the "
+    "connection is closed.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -651,6 +659,7 @@ def serve(
     app_id: str | None,
     max_payload_bytes: int,
     shutdown_timeout: float,
+    http_read_timeout: float,
     log_level: str,
 ) -> None:
     """Serve as a Dapr workflow sidecar for the official Dapr SDKs, until SIGINT or SIGTERM.
@@ -671,6 +680,7 @@ def serve(
         app_id=app_id,
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
+        http_read_timeout_s=http_read_timeout,
     )
     try:
         run_server(options, echo=click.echo)

@@ -15,8 +15,8 @@ import click
 
 from treadle.client import WorkflowClient
 from treadle.client.schedules import ScheduleDescription
-from treadle.client.validation import parse_duration
 from treadle.core import codec
+from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError
 
 __all__ = ["schedule"]

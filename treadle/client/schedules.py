@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from treadle.client.validation import check_json, validate_name
 from treadle.core.schedules import Overlap, ScheduleSpec, next_slot
+from treadle.core.validation import check_json, validate_name
 from treadle.errors import InvalidInputError, ScheduleNotFoundError, StoreError
 from treadle.store.base import Store
 from treadle.store.schedules import (

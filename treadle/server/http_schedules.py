@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from treadle.client import WorkflowClient
-from treadle.client.validation import parse_duration
 from treadle.core import codec
+from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, ScheduleNotFoundError
 
 __all__ = ["ScheduleHandlers"]
@@ -86,21 +86,36 @@ class ScheduleHandlers:
     def routes(self) -> list[tuple[str, str, Any, str]]:
         """(method, path, handler, error code) of each route."""
         return [
-            ("POST", "/api/v1/schedules", self.create, "ERR_CREATE_SCHEDULE"),
-            ("GET", "/api/v1/schedules", self.list, "ERR_LIST_SCHEDULES"),
-            ("GET", "/api/v1/schedules/{schedule_id}", self.get, "ERR_GET_SCHEDULE"),
-            ("POST", "/api/v1/schedules/{schedule_id}/pause", self.pause, "ERR_PAUSE_SCHEDULE"),
-            ("POST", "/api/v1/schedules/{schedule_id}/resume", self.resume, "ERR_RESUME_SCHEDULE"),
+            ("POST", "/api/v1/schedules", self.create_schedule, "ERR_CREATE_SCHEDULE"),
+            ("GET", "/api/v1/schedules", self.list_schedules, "ERR_LIST_SCHEDULES"),
+            ("GET", "/api/v1/schedules/{schedule_id}", self.get_schedule, "ERR_GET_SCHEDULE"),
+            (
+                "POST",
+                "/api/v1/schedules/{schedule_id}/pause",
+                self.pause_schedule,
+                "ERR_PAUSE_SCHEDULE",
+            ),
+            (
+                "POST",
+                "/api/v1/schedules/{schedule_id}/resume",
+                self.resume_schedule,
+                "ERR_RESUME_SCHEDULE",
+            ),
             (
                 "POST",
                 "/api/v1/schedules/{schedule_id}/trigger",
-                self.trigger,
+                self.trigger_schedule,
                 "ERR_TRIGGER_SCHEDULE",
             ),
-            ("DELETE", "/api/v1/schedules/{schedule_id}", self.delete, "ERR_DELETE_SCHEDULE"),
+            (
+                "DELETE",
+                "/api/v1/schedules/{schedule_id}",
+                self.delete_schedule,
+                "ERR_DELETE_SCHEDULE",
+            ),
         ]
 
-    async def create(self, request: Request) -> Response:
+    async def create_schedule(self, request: Request) -> Response:
         """Create a schedule from the JSON body."""
         try:
             body = orjson.loads(await request.body())
@@ -140,12 +155,12 @@ class ScheduleHandlers:
         assert described is not None
         return _json(201, described.to_json())
 
-    async def list(self, request: Request) -> Response:
+    async def list_schedules(self, request: Request) -> Response:
         """Every schedule."""
         described = await run_in_threadpool(self._client.schedules.list)
         return _json(200, [d.to_json() for d in described])
 
-    async def get(self, request: Request) -> Response:
+    async def get_schedule(self, request: Request) -> Response:
         """One schedule with its latest runs."""
         schedule_id = request.path_params["schedule_id"]
         described = await run_in_threadpool(self._client.schedules.get, schedule_id)
@@ -153,24 +168,24 @@ class ScheduleHandlers:
             raise ScheduleNotFoundError(f"no schedule with id {schedule_id!r}")
         return _json(200, described.to_json())
 
-    async def pause(self, request: Request) -> Response:
+    async def pause_schedule(self, request: Request) -> Response:
         """Pause a schedule."""
         await run_in_threadpool(self._client.schedules.pause, request.path_params["schedule_id"])
         return _json(200, {})
 
-    async def resume(self, request: Request) -> Response:
+    async def resume_schedule(self, request: Request) -> Response:
         """Resume a schedule."""
         await run_in_threadpool(self._client.schedules.resume, request.path_params["schedule_id"])
         return _json(200, {})
 
-    async def trigger(self, request: Request) -> Response:
+    async def trigger_schedule(self, request: Request) -> Response:
         """Start the schedule's workflow now."""
         iid = await run_in_threadpool(
             self._client.schedules.trigger, request.path_params["schedule_id"]
         )
         return _json(202, {"instanceID": iid})
 
-    async def delete(self, request: Request) -> Response:
+    async def delete_schedule(self, request: Request) -> Response:
         """Delete a schedule."""
         await run_in_threadpool(self._client.schedules.delete, request.path_params["schedule_id"])
         return _json(200, {})
