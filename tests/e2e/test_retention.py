@@ -16,6 +16,7 @@ import treadle as wf
 from treadle.cli import main
 from treadle.clock import ManualClock
 from treadle.store.base import Store
+from treadle.store.retention import Maintenance
 
 from .helpers import finish, wait_until
 from .test_http_api import Http
@@ -143,3 +144,18 @@ def test_retention_policy_from_a_mapping_on_the_runtime(tmp_path: Path) -> None:
     assert runtime.retention == wf.RetentionPolicy(completed=timedelta(days=7))
     with pytest.raises(ValueError, match="not a finished status"):
         wf.WorkflowRuntime(f"sqlite:///{tmp_path / 'r.db'}", retention={"PENDING": timedelta(1)})
+
+
+def test_a_policy_set_on_the_store_is_applied_by_its_runtimes(
+    make_store: Callable[..., Store],
+) -> None:
+    clock = ManualClock(START)
+    store = make_store(clock=clock)
+    assert isinstance(store, Maintenance)
+    store.retention = wf.RetentionPolicy(completed=timedelta(hours=1))
+    runtime = wf.WorkflowRuntime(store, clock=clock)  # given no policy of its own
+    runtime.register_workflow(_echo, name="echo")
+    with runtime, wf.WorkflowClient(store) as client:
+        finish(client, client.schedule_new_workflow("echo", input=1))
+        clock.advance(timedelta(hours=2))
+        wait_until(lambda: _left(client) == set(), what="the COMPLETED one purged")

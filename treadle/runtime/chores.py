@@ -48,7 +48,8 @@ class Chores:
         store: the runtime's store.
         owner: the runtime's lease owner.
         clock: the runtime's clock.
-        retention: the retention policy, or None for none.
+        retention: the retention policy, or None for the store's (``store.retention``), if
+            any.
         schedules: fire due schedules.
     """
 
@@ -64,7 +65,7 @@ class Chores:
         self._store = store
         self._owner = owner
         self._clock = clock
-        self._retention = retention if isinstance(store, Maintenance) else None
+        self._retention = (retention or store.retention) if isinstance(store, Maintenance) else None
         self._schedules = schedules and isinstance(store, ScheduleStore)
         self._next_retention = 0.0
         self._poll_s = min(

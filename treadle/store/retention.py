@@ -137,6 +137,10 @@ class RetentionPolicy:
 class Maintenance(Protocol):
     """A store that purges by filter in batches and keeps small named leases."""
 
+    retention: RetentionPolicy | None
+    """The retention policy set on the store (``store.retention = RetentionPolicy(...)``):
+    a runtime on it that was given none applies this one."""
+
     def purge_finished(self, which: PurgeFilter, limit: int, *, dry_run: bool = False) -> list[str]:
         """Delete up to ``limit`` finished instances matching ``which`` (the ones that
         finished first), in one short transaction; return their ids. With ``dry_run``, find

@@ -14,7 +14,7 @@ from treadle.store.postgres import schedules as schedule_rows
 from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.connection import Connections
 from treadle.store.queues import QueueClaim, QueuedNames
-from treadle.store.retention import PurgeFilter
+from treadle.store.retention import PurgeFilter, RetentionPolicy
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
 
 __all__ = ["ChoreMethods"]
@@ -24,6 +24,9 @@ class ChoreMethods:
     """Retention and schedules on the store's connections (``_db``)."""
 
     _db: Connections
+    retention: RetentionPolicy | None = None
+    """The retention policy set on the store: runtimes on it given none apply it (see
+    :class:`~treadle.store.retention.Maintenance`)."""
 
     # ---- retention (see treadle.store.retention) ------------------------------------------
     def purge_finished(self, which: PurgeFilter, limit: int, *, dry_run: bool = False) -> list[str]:

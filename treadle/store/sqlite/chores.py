@@ -9,7 +9,7 @@ from datetime import datetime
 
 from treadle.store.base import OrchestrationWorkItem
 from treadle.store.queues import QueueClaim, QueuedNames
-from treadle.store.retention import PurgeFilter
+from treadle.store.retention import PurgeFilter, RetentionPolicy
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
 from treadle.store.sqlite import maintenance as maintenance_rows
 from treadle.store.sqlite import queues as queue_rows
@@ -24,6 +24,9 @@ class ChoreMethods:
     """Retention and schedules on the store's connections (``_db``) and clock (``_clock``)."""
 
     _db: Connections
+    retention: RetentionPolicy | None = None
+    """The retention policy set on the store: runtimes on it given none apply it (see
+    :class:`~treadle.store.retention.Maintenance`)."""
     _clock: Callable[[], float]
 
     # ---- retention (see treadle.store.retention) ------------------------------------------
