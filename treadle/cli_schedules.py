@@ -25,7 +25,9 @@ __all__ = ["schedule"]
 class _Session(Protocol):
     """What a command needs of the CLI's session (:class:`treadle.cli.Session`)."""
 
-    def client(self) -> WorkflowClient: ...
+    def client(self) -> WorkflowClient:
+        """The command's client (opened on first use)."""
+        ...
 
 
 def _client() -> WorkflowClient:
