@@ -273,7 +273,7 @@ def _first_divergence(
             instance_id,
             index,
             f"the output {completed.result}",
-            f"returned {done.result} now",
+            f"returned {done.result}",
         )
     return None
 
