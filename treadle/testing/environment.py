@@ -202,7 +202,7 @@ class WorkflowTestEnvironment:
         deadline = time.monotonic() + limit
         stuck_since: float | None = None
         while not done():
-            moved, waiting = self._step(until)
+            moved, waiting = self._step(until, done)
             now = time.monotonic()
             if moved or waiting:
                 stuck_since = None
@@ -222,16 +222,19 @@ class WorkflowTestEnvironment:
             if not moved:
                 time.sleep(_LOOK_S)
 
-    def _step(self, until: float | None) -> tuple[bool, bool]:
-        """One look: run what the test scheduled for now; if nothing is due or running,
-        jump the clock to the next thing due (no later than ``until``). Returns (whether the
-        clock moved or an action ran, whether work is under way)."""
+    def _step(self, until: float | None, done: Callable[[], bool]) -> tuple[bool, bool]:
+        """One look: run what the test scheduled for now; if nothing is due or running (and
+        so nothing changes until the clock moves) and ``done()`` does not hold yet, jump the
+        clock to the next thing due (no later than ``until``). Returns (whether the clock
+        moved or an action ran, whether work is under way)."""
         with self._drive:
             if self._run_due():
                 return True, True
             busy, due = self.store.work_outlook()
             if busy:
                 return False, True
+            if done():  # (it came true since the caller looked: time must not move now)
+                return True, False
             candidates = [t for t in (due, self._later[0][0] if self._later else None) if t]
             if until is not None:
                 candidates = [min(t, until) for t in candidates] or [until]

@@ -233,9 +233,11 @@ def _first_divergence(
         reported=execution.reported_version(),
     )
     if settled.stall is not None:
-        return _divergence(
-            instance_id, last, "the versions and patches it recorded", settled.stall.description
+        recorded = f"version {execution.recorded_version_name!r} with patches " + (
+            f"[{', '.join(execution.patches.recorded)}]"
         )
+        actual = f"stalls there ({settled.stall.description.rstrip('.')})"
+        return _divergence(instance_id, last, recorded, actual)
     ended = next(((i, e) for i, e in enumerate(events) if isinstance(e, ExecutionCompleted)), None)
     unrecorded = [a for a in actions if not isinstance(a, CompleteOrchestration)]
     if ended is None:
