@@ -76,6 +76,11 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "testing_workflows.py": [
+        "event 5: history recorded TaskScheduled (call_activity('charge')) at step 2, but the "
+        "workflow called call_activity('notify') now",
+        "4 passed",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",
