@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -48,7 +49,7 @@ RELEASE_2_PATCHED = RELEASE_1.replace(
 )
 
 
-def shipping(ctx: wf.DaprWorkflowContext, order: str) -> Workflow[str]:
+def shipping(ctx: wf.DaprWorkflowContext, order: str) -> Workflow[Any]:
     packed = yield ctx.call_activity("pack", input=order)
     label = yield ctx.call_activity("label", input=packed)
     return label

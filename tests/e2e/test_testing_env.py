@@ -42,7 +42,7 @@ def approval(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[str]:
     return f"approved by {approved.get_result()} at {ctx.current_utc_datetime.isoformat()}"
 
 
-def waits_for_ever(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[str]:
+def waits_for_ever(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[Any]:
     return (yield ctx.wait_for_external_event("never"))
 
 
@@ -159,7 +159,7 @@ def test_a_wait_for_what_nothing_will_bring_fails_at_once_saying_so() -> None:
 
 
 def test_a_wait_ends_at_its_real_time_limit_naming_the_virtual_time() -> None:
-    release = []
+    release: list[bool] = []
 
     def slow(ctx: wf.WorkflowActivityContext, _: Any) -> str:
         deadline = time.monotonic() + 10
@@ -167,7 +167,7 @@ def test_a_wait_ends_at_its_real_time_limit_naming_the_virtual_time() -> None:
             time.sleep(0.01)
         return "done"
 
-    def calls_slow(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[str]:
+    def calls_slow(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[Any]:
         return (yield ctx.call_activity(slow))
 
     with WorkflowTestEnvironment() as env:
@@ -188,7 +188,7 @@ def test_child_workflows_and_parallel_timers_skip_too() -> None:
         yield ctx.create_timer(timedelta(days=days))
         return ctx.current_utc_datetime.date().isoformat()
 
-    def parent(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[list[str]]:
+    def parent(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[Any]:
         return (yield wf.when_all([ctx.call_child_workflow(child, input=d) for d in (9, 1, 5)]))
 
     with WorkflowTestEnvironment() as env:
