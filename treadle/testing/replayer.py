@@ -57,6 +57,7 @@ class Divergence:
     message: str
 
     def __str__(self) -> str:
+        """The message (what ``assert result.ok, result.divergence`` shows)."""
         return self.message
 
 
