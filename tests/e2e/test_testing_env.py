@@ -198,3 +198,38 @@ def test_child_workflows_and_parallel_timers_skip_too() -> None:
         state = env.client.wait_for_workflow_completion(iid)
     assert state is not None
     assert state.serialized_output == '["2030-01-10","2030-01-02","2030-01-06"]'
+
+
+def ship_v1(ctx: wf.DaprWorkflowContext, item: str) -> Workflow[Any]:
+    packed = yield ctx.call_activity("pack", input=item)
+    if ctx.is_patched("insure"):
+        yield ctx.call_activity("insure", input=item)
+    yield ctx.create_timer(timedelta(days=2))
+    return packed
+
+
+def ship_v2(ctx: wf.DaprWorkflowContext, item: str) -> Workflow[Any]:
+    return (yield ctx.call_activity("pack", input=item))
+
+
+def test_a_versioned_run_replays_with_the_versions_and_patches_it_recorded() -> None:
+    with WorkflowTestEnvironment() as env:
+        env.register_versioned_workflow(ship_v1, name="ship", version_name="v1", is_latest=True)
+        env.replace_activity("pack", lambda ctx, item: f"packed {item}")
+        env.replace_activity("insure", lambda ctx, item: None)
+        iid = env.client.schedule_new_workflow("ship", input="lamp")
+        state = env.client.wait_for_workflow_completion(iid)
+        assert state is not None and state.serialized_output == '"packed lamp"'
+        saved = env.client.export_workflow_history(iid)
+        result = Replayer(env.runtime).replay(saved)  # the runtime's own registrations
+        assert result.ok, result.divergence
+        # the next release: v2 is the latest, v1 kept for the instances that run it
+        env.register_versioned_workflow(ship_v2, name="ship", version_name="v2", is_latest=True)
+        result = Replayer(env.runtime).replay(saved)
+        assert result.ok, result.divergence
+
+    with WorkflowTestEnvironment() as env:  # a release that dropped v1 too early
+        env.register_versioned_workflow(ship_v2, name="ship", version_name="v2", is_latest=True)
+        result = Replayer(env.runtime).replay(saved)
+    assert result.divergence is not None
+    assert result.divergence.actual == "stalls there (Version not available: v1)"
