@@ -153,6 +153,7 @@ def test_a_wait_for_what_nothing_will_bring_fails_at_once_saying_so() -> None:
             env.client.wait_for_workflow_completion(iid)
         assert f"instance {iid!r} to finish" in str(caught.value)
         assert time.monotonic() - started < 10
+        assert env.client.wait_for_workflow_completion("nobody") is None
         env.client.raise_workflow_event(iid, "never", data="came")
         state = env.client.wait_for_workflow_completion(iid)
     assert state is not None and state.serialized_output == '"came"'

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.clock import ManualClock
 from treadle.core.context import name_of
-from treadle.errors import WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.store.sqlite import SqliteStore
 
@@ -275,7 +274,8 @@ class TestWorkflowClient(WorkflowClient):
     def wait_for_workflow_completion(
         self, instance_id: str, *, fetch_payloads: bool = True, timeout_in_seconds: float = 0
     ) -> WorkflowState | None:
-        """Wait, moving the virtual clock, until the instance has finished.
+        """Wait, moving the virtual clock, until the instance has finished; None if there is
+        no such instance.
 
         Raises:
             TimeoutError: it did not finish within the real time allowed, or it waits for
@@ -303,10 +303,8 @@ class TestWorkflowClient(WorkflowClient):
 
         def done() -> bool:
             state = self.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
-            if state is None:
-                raise WorkflowNotFoundError(f"no workflow instance {instance_id!r}")
             found[0] = state
-            return state.runtime_status in statuses
+            return state is None or state.runtime_status in statuses  # (None: no instance)
 
         limit = timedelta(seconds=timeout_in_seconds) if timeout_in_seconds > 0 else None
         env._drive_until(done, what=f"instance {instance_id!r} to {verb}", timeout=limit)
