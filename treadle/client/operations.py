@@ -391,7 +391,9 @@ class InstanceOperations:
         process may take, is waited for, at most :attr:`control_wait_s` seconds: its worker
         takes the message within a turn. (A termination takes no workflow code, so a runtime
         here gives up any turn it sent to a remote worker for the instance: that worker may
-        be gone.) Otherwise the message waits for the next worker that claims the instance.
+        be gone. A suspend or resume gives up only a turn no remote worker has received yet,
+        and is recorded without one while none is connected.) Otherwise the message waits for
+        the next worker that claims the instance.
         """
         record = self._require(instance_id)
         if record.status.is_terminal:
@@ -399,9 +401,11 @@ class InstanceOperations:
         iid = record.instance_id
         leased = self._store.signal_instance(NewMessage(iid, event), shown_status=shown)
         runtimes = local_starts.starters(self._store.url)
-        if isinstance(event, ExecutionTerminated):
-            for runtime in runtimes:
+        for runtime in runtimes:
+            if isinstance(event, ExecutionTerminated):
                 runtime.abandon_remote_turn(iid)
+            else:
+                runtime.withdraw_remote_turn(iid)
         if not (leased or runtimes) or self.control_wait_s <= 0:
             return
         try:

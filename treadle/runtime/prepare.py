@@ -263,6 +263,11 @@ class TurnPreparer:
                 return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
+                controls = self._remote.controls_turn(record, turn, messages)
+                if controls is not None:  # the other messages wait: claim again for them
+                    entry.output, entry.commit = controls, controls.commit
+                    self._wakeups.claim_due = True
+                    return
                 past = self._store.get_history(iid) if record.history_len else []
                 self._remote.send(record, turn, events, consumed, past)
                 return
