@@ -9,7 +9,8 @@ The tree::
     │   ├── WorkflowNotFoundError    no instance with that id
     │   ├── WorkflowAlreadyExistsError  an unfinished instance already has that id
     │   ├── WorkflowStateError       the instance's state forbids the call (purge a running one)
-    │   └── PropagationNotFoundError  a propagated history has no such workflow, activity or child
+    │   ├── PropagationNotFoundError  a propagated history has no such workflow, activity or child
+    │   └── CompensationError        a saga's compensation failed (.failures)
     ├── RegistrationError            unknown or duplicate workflow/activity name
     ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
     └── StoreError
@@ -63,6 +64,23 @@ class TaskFailedError(WorkflowError):
     def details(self) -> FailureDetails:
         """The failure's type, message and stack trace."""
         return self._details
+
+
+class CompensationError(WorkflowError):
+    """One or more compensations of a saga failed (after their retries); raised inside the
+    workflow by ``Saga.compensate()``.
+
+    Attributes:
+        failures: each compensation's failure, in the order they ran.
+    """
+
+    def __init__(self, failures: list[TaskFailedError]) -> None:
+        reasons = "; ".join(str(f) for f in failures)
+        super().__init__(
+            f"{len(failures)} compensation(s) failed: {reasons}; the steps they undo are "
+            "still in effect: fix the cause and undo them by hand, or rerun the workflow"
+        )
+        self.failures = list(failures)
 
 
 class NonDeterminismError(WorkflowError):

@@ -42,6 +42,7 @@ EXPECTED = {
         'Timed out: "order B-2 cancelled: no approval in time"',
     ],
     "compensation.py": [
+        "Booked a flight to Lisbon for trip ",
         "Cancelled hotel-456.\nCancelled flight-123.",
         '"compensated":["hotel-456","flight-123"]',
         "no cars left in Lisbon",

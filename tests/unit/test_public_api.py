@@ -11,6 +11,7 @@ import treadle as wf
 EXPECTED = {
     "ActivityResult",
     "ChildWorkflowResult",
+    "CompensationError",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
@@ -22,6 +23,7 @@ EXPECTED = {
     "PropagationScope",
     "RegistrationError",
     "RetryPolicy",
+    "Saga",
     "SchemaVersionError",
     "StoreError",
     "StoreUnavailableError",

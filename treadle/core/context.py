@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import string
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from treadle.core.deterministic import DeterministicRandom, workflow_random, workflow_uuid
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
@@ -44,6 +47,7 @@ def _target_app(app_id: str | None) -> str | None:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def alternate_name(name: str | None = None) -> Callable[[F], F]:
@@ -81,10 +85,14 @@ class WorkflowContext:
     ``is_replaying`` come from that history, so the workflow stays deterministic.
     """
 
-    __slots__ = ("_execution",)
+    __slots__ = ("_execution", "_random_count", "_uuid_count")
 
     def __init__(self, execution: WorkflowExecution) -> None:
         self._execution = execution
+        # Calls so far in this run: the same in every replay, since the code makes the same
+        # calls in the same order (see treadle.core.deterministic).
+        self._uuid_count = 0
+        self._random_count = 0
 
     @property
     def instance_id(self) -> str:
@@ -95,6 +103,52 @@ class WorkflowContext:
     def current_utc_datetime(self) -> datetime:
         """The workflow clock: the time of the current turn, as recorded in history."""
         return self._execution.current_utc_datetime
+
+    def now(self) -> datetime:
+        """The workflow clock (:attr:`current_utc_datetime`): use it, never
+        ``datetime.now()``, which gives another time on every replay."""
+        return self._execution.current_utc_datetime
+
+    def uuid4(self) -> uuid.UUID:
+        """A new UUID that every replay gives again (the Dapr SDK's ``uuid4()``); use it,
+        never ``uuid.uuid4()``, in workflow code. Each call gives another one."""
+        value = workflow_uuid(self.instance_id, self.current_utc_datetime, self._uuid_count)
+        self._uuid_count += 1
+        return value
+
+    def new_guid(self) -> uuid.UUID:
+        """The same as :meth:`uuid4` (the name other durabletask SDKs use)."""
+        return self.uuid4()
+
+    def random(self) -> DeterministicRandom:
+        """A random generator that every replay gives again, with the common methods of
+        :class:`random.Random` (``random()``, ``randint``, ``choice``, ``shuffle``...); use
+        it, never the ``random`` module, in workflow code. Each call gives a generator of its
+        own (the Dapr SDK's gives the same numbers to every call of one turn)."""
+        value = workflow_random(self.instance_id, self.current_utc_datetime, self._random_count)
+        self._random_count += 1
+        return value
+
+    def random_int(self, min_value: int = 0, max_value: int = 2**31 - 1) -> int:
+        """A random int N with ``min_value <= N <= max_value``, the same in every replay."""
+        if min_value > max_value:
+            raise ValueError(f"min_value ({min_value}) must be <= max_value ({max_value})")
+        return self.random().randint(min_value, max_value)
+
+    def random_choice(self, sequence: Sequence[T]) -> T:
+        """A random element of a non-empty sequence, the same in every replay."""
+        return self.random().choice(sequence)
+
+    def random_string(self, length: int, *, alphabet: str | None = None) -> str:
+        """A random string of ``length`` characters of ``alphabet`` (default: ASCII letters
+        and digits), the same in every replay."""
+        if length < 0:
+            raise ValueError(f"length must be non-negative, not {length}")
+        chars = alphabet if alphabet is not None else string.ascii_letters + string.digits
+        if not chars:
+            raise ValueError("alphabet must not be empty")
+        rnd = self.random()
+        return "".join(rnd.choice(chars) for _ in range(length))
 
     @property
     def is_replaying(self) -> bool:
