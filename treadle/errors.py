@@ -5,6 +5,7 @@ The tree::
     TreadleError
     ├── WorkflowError
     │   ├── TaskFailedError          an activity or child workflow failed (.details)
+    │   │   └── TaskTimeoutError     an activity ran past its timeout (a TimeoutError too)
     │   ├── NonDeterminismError      workflow code changed under a running instance
     │   ├── WorkflowNotFoundError    no instance with that id
     │   ├── WorkflowAlreadyExistsError  an unfinished instance already has that id
@@ -64,6 +65,12 @@ class TaskFailedError(WorkflowError):
     def details(self) -> FailureDetails:
         """The failure's type, message and stack trace."""
         return self._details
+
+
+class TaskTimeoutError(TaskFailedError, TimeoutError):
+    """An activity call ran past its timeout (``call_activity(..., timeout=...)``) on its
+    last attempt; raised inside the calling workflow. It is a :class:`TaskFailedError` and
+    the built-in :class:`TimeoutError` alike, so either ``except`` catches it."""
 
 
 class CompensationError(WorkflowError):

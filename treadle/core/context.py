@@ -6,7 +6,7 @@ import logging
 import string
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -168,6 +168,7 @@ class WorkflowContext:
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Schedule an activity; yield the returned task to get its result.
 
@@ -182,6 +183,10 @@ class WorkflowContext:
             propagation: hand the activity this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`); it reads it with
                 ``ctx.get_propagated_history()``.
+            timeout: fail each attempt still running this long after it was scheduled
+                (start-to-close, as an activity starts at once when a worker is free) with a
+                :class:`~treadle.errors.TaskTimeoutError`, retried under ``retry_policy``; the
+                running activity sees ``ctx.is_cancelled``, and its late result is dropped.
         """
         return self._execution.call_activity(
             name_of(activity),
@@ -189,6 +194,7 @@ class WorkflowContext:
             retry_policy,
             scope_value(propagation),
             app_id=_target_app(app_id),
+            timeout=timeout,
         )
 
     def call_child_workflow(
@@ -300,6 +306,16 @@ class WorkflowActivityContext:
     task_execution_id: str
     name: str = ""
     propagated: Propagation | None = None
+    cancelled: Callable[[], bool] = field(default=lambda: False, repr=False, compare=False)
+    """Asked by :attr:`is_cancelled` (the runtime's flag for this run of the activity)."""
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the activity should stop: its instance was terminated or finished, or this
+        attempt ran past its timeout. Its result will not be recorded; a long activity checks
+        this between pieces of work and returns early (an ``async def`` activity is also
+        cancelled: :class:`asyncio.CancelledError` is raised at its ``await``)."""
+        return self.cancelled()
 
     def get_propagated_history(self) -> PropagatedHistory | None:
         """The history the calling workflow propagated to this call, or None if it

@@ -61,7 +61,12 @@ from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.core.versioning import Patches, Stall, VersionedWorkflow, settle_turn
-from treadle.errors import FailureDetails, NonDeterminismError, RegistrationError
+from treadle.errors import (
+    FailureDetails,
+    NonDeterminismError,
+    RegistrationError,
+    TaskTimeoutError,
+)
 
 logger = logging.getLogger("treadle.workflow")
 
@@ -107,6 +112,8 @@ class _Retry:
     policy: RetryPolicy
     first_attempt_at: datetime
     attempts: int = 1
+    timeout: timedelta | None = None
+    """Each attempt's start-to-close timeout, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +201,10 @@ class WorkflowExecution:
         self._retries: dict[int, _Retry] = {}
         self._retry_timers: dict[int, _Retry] = {}
         self._event_timeouts: dict[int, tuple[str, CompletableTask[Any]]] = {}
+        # timer id -> (the activity call it bounds, its timeout, the activity's name)
+        self._task_timeouts: dict[int, tuple[int, timedelta, str]] = {}
+        self.timed_out_tasks: set[int] = set()
+        """Activity calls (ids) whose timeout passed: their late results are dropped."""
         self._events = _EventBuffer()
         self._suspended_events: list[HistoryEvent] = []
         self._generator: Generator[Any, Any, Any] | None = None
@@ -227,6 +238,16 @@ class WorkflowExecution:
         if self.version_name is None and not self.patches.found:
             return None
         return WorkflowVersion(self.version_name, tuple(self.patches.found))
+
+    def without_late_results(self, events: list[HistoryEvent]) -> list[HistoryEvent]:
+        """``events`` without the results of activity calls that ran past their timeout
+        (dropped, not recorded: replay reaches the same state without them)."""
+        late = self.timed_out_tasks
+        return [
+            e
+            for e in events
+            if not (isinstance(e, TaskCompleted | TaskFailed) and e.task_scheduled_id in late)
+        ]
 
     @property
     def is_complete(self) -> bool:
@@ -387,7 +408,7 @@ class WorkflowExecution:
         task = self._tasks.pop(task_id, None)
         self._retries.pop(task_id, None)
         if task is None:
-            return  # a duplicate or stale result: activities are at-least-once
+            return  # a duplicate or stale result (at-least-once), or one after its timeout
         try:
             value = codec.decode(result)
         except Exception as exc:
@@ -396,7 +417,9 @@ class WorkflowExecution:
             task.complete(value)
         self._resume_if_ready()
 
-    def _on_failure(self, task_id: int, failure: FailureDetails) -> None:
+    def _on_failure(
+        self, task_id: int, failure: FailureDetails, *, timed_out: bool = False
+    ) -> None:
         task = self._tasks.pop(task_id, None)
         if task is None:
             return
@@ -411,7 +434,11 @@ class WorkflowExecution:
                 self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
                 self._retry_timers[timer_id] = retry
                 return
-        task.fail(f"{failure.error_type}: {failure.message}", failure)
+        message = f"{failure.error_type}: {failure.message}"
+        if timed_out:
+            task.fail_with(TaskTimeoutError(message, failure))
+        else:
+            task.fail(message, failure)
         self._resume_if_ready()
 
     def _on_timer_fired(self, event: TimerFired) -> None:
@@ -424,6 +451,12 @@ class WorkflowExecution:
             self._pending_actions[new_id] = action
             self._tasks[new_id] = retry.task
             self._retries[new_id] = retry
+            if retry.timeout is not None:
+                self._arm_timeout(new_id, retry.timeout, action.name)
+            return
+        bounded = self._task_timeouts.pop(event.timer_id, None)
+        if bounded is not None:
+            self._on_task_timeout(*bounded)
             return
         timeout = self._event_timeouts.pop(event.timer_id, None)
         if timeout is not None:
@@ -438,6 +471,19 @@ class WorkflowExecution:
         if task is not None:
             task.complete(None)
             self._resume_if_ready()
+
+    def _on_task_timeout(self, task_id: int, timeout: timedelta, name: str) -> None:
+        """The attempt ``task_id`` has run past its timeout: fail it (a retry follows under
+        its policy); its result, should it come later, is dropped."""
+        if task_id not in self._tasks:
+            return  # it finished in time
+        self.timed_out_tasks.add(task_id)
+        failure = FailureDetails(
+            f"activity {name!r} (step {task_id}) did not finish within its timeout of "
+            f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
+            "TimeoutError",
+        )
+        self._on_failure(task_id, failure, timed_out=True)
 
     def _on_event_raised(self, event: EventRaised) -> None:
         key = event.name.lower()
@@ -566,8 +612,12 @@ class WorkflowExecution:
         propagation_scope: int = 0,
         *,
         app_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
-        """Record a ScheduleTask action (for ``app_id``'s workers, if given); return its task."""
+        """Record a ScheduleTask action (for ``app_id``'s workers, if given), and a timer
+        that fails each attempt still running after ``timeout``; return its task."""
+        if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= ZERO):
+            raise ValueError(f"an activity's timeout is a positive timedelta, not {timeout!r}")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
@@ -577,7 +627,7 @@ class WorkflowExecution:
             propagation_scope=propagation_scope,
             app_id=app_id,
         )
-        return self._schedule(action, retry_policy)
+        return self._schedule(action, retry_policy, timeout)
 
     def call_child_workflow(
         self,
@@ -613,7 +663,10 @@ class WorkflowExecution:
         return self._propagated_view
 
     def _schedule(
-        self, action: ScheduleTask | CreateSubOrchestration, retry_policy: RetryPolicy | None
+        self,
+        action: ScheduleTask | CreateSubOrchestration,
+        retry_policy: RetryPolicy | None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         task: CompletableTask[Any] = CompletableTask()
         self._pending_actions[action.id] = action
@@ -624,8 +677,18 @@ class WorkflowExecution:
                 action=action,
                 policy=retry_policy,
                 first_attempt_at=self.current_utc_datetime,
+                timeout=timeout,
             )
+        if timeout is not None:
+            self._arm_timeout(action.id, timeout, action.name)
         return task
+
+    def _arm_timeout(self, action_id: int, timeout: timedelta, name: str) -> None:
+        """A timer that fails the attempt ``action_id`` if it is still running then."""
+        timer_id = self._next_id()
+        fire_at = self.current_utc_datetime + timeout
+        self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
+        self._task_timeouts[timer_id] = (action_id, timeout, name)
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
         """Record a CreateTimer action and return its task."""
@@ -694,6 +757,8 @@ class WorkflowExecution:
             return OrchestrationStatus.STALLED
         return OrchestrationStatus.SUSPENDED if self.is_suspended else OrchestrationStatus.RUNNING
 
+
+ZERO = timedelta(0)
 
 _ACTION_RECORDS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
 

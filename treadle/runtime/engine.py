@@ -411,6 +411,10 @@ class Engine:
                         self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
                     )
             return
+        if commit.status.is_terminal or commit.reset_history:
+            self.executor.cancel(iid)  # the run is over: its activities' results are moot
+        elif entry.timed_out:
+            self.executor.cancel(iid, entry.timed_out)
         if cached is None or entry.output is None:
             self.cache.evict(iid)
             return

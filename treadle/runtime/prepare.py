@@ -92,6 +92,9 @@ class PendingTurn:
     """The run's history length once the turn is committed."""
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
     """Activity results folded into the turn."""
+    timed_out: list[int] = field(default_factory=list)
+    """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
+    committed."""
 
 
 class TurnInterrupted(BaseException):
@@ -314,7 +317,11 @@ class TurnPreparer:
         custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
+        timed_out_before = set(execution.timed_out_tasks)
         execution.process(new_events, replaying=False)
+        if execution.timed_out_tasks:
+            new_events = execution.without_late_results(new_events)
+            entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
         settled = settle_turn(
             new_events,
             execution.take_actions(),

@@ -1,0 +1,131 @@
+"""Activity timeouts and cancellation: an activity call that runs past its timeout fails with
+a TimeoutError (retried under its policy), the running attempt is told to stop, and its late
+result is never recorded; terminating an instance tells its running activities (sync and
+``async def``) to stop, and drops their results. On every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import treadle as wf
+
+from .helpers import Workflow, decoded, finish, kinds, wait_until
+
+SHORT = timedelta(milliseconds=300)
+
+
+class Slow:
+    """An activity whose first ``slow`` attempts (per call) outlast any timeout here, polling
+    ``ctx.is_cancelled`` (bounded: 10 s); later attempts return at once."""
+
+    def __init__(self, slow: int) -> None:
+        self.slow = slow
+        self.lock = threading.Lock()
+        self.attempts: Counter[str] = Counter()
+        self.saw_cancel: list[int] = []  # the attempts told to stop
+        self.finished: list[int] = []  # the attempts that returned
+
+    def __call__(self, ctx: wf.WorkflowActivityContext, value: str) -> str:
+        with self.lock:
+            self.attempts[ctx.task_execution_id] += 1
+            attempt = self.attempts[ctx.task_execution_id]
+        if attempt <= self.slow:
+            deadline = time.monotonic() + 10
+            while not ctx.is_cancelled and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if ctx.is_cancelled:
+                self.saw_cancel.append(attempt)
+        self.finished.append(attempt)
+        return f"{value} on attempt {attempt}"
+
+
+def _register(runtime: wf.WorkflowRuntime, slow: Slow, attempts: int) -> None:
+    runtime.register_activity(slow, name="slow")
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(milliseconds=20), max_number_of_attempts=attempts
+    )
+
+    @runtime.workflow(name="bounded")
+    def bounded(ctx: wf.WorkflowContext, value: str) -> Workflow[Any]:
+        try:
+            return (
+                yield ctx.call_activity("slow", input=value, timeout=SHORT, retry_policy=policy)
+            )
+        except TimeoutError as exc:
+            assert isinstance(exc, wf.TaskFailedError)
+            return {"timed_out": exc.details.error_type, "message": exc.details.message}
+
+
+def test_an_activity_past_its_timeout_is_retried_and_told_to_stop(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    slow = Slow(slow=1)
+    _register(runtime, slow, attempts=3)
+    iid = client.schedule_new_workflow("bounded", input="job")
+    assert decoded(finish(client, iid).serialized_output) == "job on attempt 2"
+    wait_until(lambda: slow.finished == [2, 1] or slow.finished == [1, 2], what="both attempts")
+    assert slow.saw_cancel == [1]
+    # the first attempt's late result is not in the history
+    assert kinds(client, iid).count("TaskCompleted") == 1
+    assert kinds(client, iid).count("TaskFailed") == 0
+
+
+def test_an_activity_past_its_timeout_on_every_attempt_fails_with_timeout_error(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    slow = Slow(slow=5)
+    _register(runtime, slow, attempts=2)
+    iid = client.schedule_new_workflow("bounded", input="job")
+    out = decoded(finish(client, iid).serialized_output)
+    assert out["timed_out"] == "TimeoutError"
+    assert "did not finish within its timeout of 0:00:00.300000" in out["message"]
+    wait_until(lambda: sorted(slow.saw_cancel) == [1, 2], what="both attempts told to stop")
+
+
+def test_terminate_tells_running_activities_to_stop(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    started = {"sync": threading.Event(), "async": threading.Event()}
+    stopped: list[str] = []
+
+    def sync_worker(ctx: wf.WorkflowActivityContext, _: Any) -> str:
+        started["sync"].set()
+        deadline = time.monotonic() + 10
+        while not ctx.is_cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stopped.append("sync" if ctx.is_cancelled else "sync ran out")
+        return "late"
+
+    async def async_worker(ctx: wf.WorkflowActivityContext, _: Any) -> str:
+        started["async"].set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            stopped.append("async")
+            raise
+        return "late"
+
+    runtime.register_activity(sync_worker, name="sync_worker")
+    runtime.register_activity(async_worker, name="async_worker")
+
+    @runtime.workflow(name="busy")
+    def busy(ctx: wf.WorkflowContext, _: Any) -> Workflow[Any]:
+        return (
+            yield wf.when_all([ctx.call_activity("sync_worker"), ctx.call_activity("async_worker")])
+        )
+
+    iid = client.schedule_new_workflow("busy")
+    for event in started.values():
+        assert event.wait(10), "the activities never started"
+    client.terminate_workflow(iid, output="stopped")
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.TERMINATED
+    wait_until(lambda: sorted(stopped) == ["async", "sync"], what="both activities to stop")
+    time.sleep(0.2)  # (their results, had they been kept, would be in by now)
+    assert "TaskCompleted" not in kinds(client, iid)
+    assert decoded(client.get_workflow_state(iid).serialized_output) == "stopped"  # type: ignore[union-attr]
