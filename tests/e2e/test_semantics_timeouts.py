@@ -129,3 +129,75 @@ def test_terminate_tells_running_activities_to_stop(
     time.sleep(0.2)  # (their results, had they been kept, would be in by now)
     assert "TaskCompleted" not in kinds(client, iid)
     assert decoded(client.get_workflow_state(iid).serialized_output) == "stopped"  # type: ignore[union-attr]
+
+
+def test_a_workflow_past_its_timeout_fails_with_timeout_error(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    told: list[str] = []
+    started = threading.Event()
+
+    def waits(ctx: wf.WorkflowActivityContext, _: Any) -> None:
+        started.set()
+        deadline = time.monotonic() + 10
+        while not ctx.is_cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        told.append("stopped" if ctx.is_cancelled else "ran out")
+
+    runtime.register_activity(waits, name="waits")
+
+    @runtime.workflow(name="stuck")
+    def stuck(ctx: wf.WorkflowContext, _: Any) -> Workflow[Any]:
+        yield wf.when_all([ctx.call_activity("waits"), ctx.wait_for_external_event("never")])
+
+    iid = client.schedule_new_workflow("stuck", timeout=timedelta(milliseconds=500))
+    state = finish(client, iid)
+    assert state.runtime_status is wf.WorkflowStatus.FAILED
+    assert state.failure_details is not None
+    assert state.failure_details.error_type == "TimeoutError"
+    assert "did not finish by" in state.failure_details.message
+    wait_until(lambda: told == ["stopped"], what="the activity to be told to stop")
+    quick = client.schedule_new_workflow("stuck", timeout=timedelta(hours=1))
+    client.wait_for_workflow_start(quick, timeout_in_seconds=10)
+    client.terminate_workflow(quick)  # (a long timeout does not end a run early)
+    assert finish(client, quick).runtime_status is wf.WorkflowStatus.TERMINATED
+
+
+def test_a_child_past_its_timeout_is_retried_under_the_parents_policy(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    lock = threading.Lock()
+    calls: list[str] = []
+
+    def step(ctx: wf.WorkflowActivityContext, _: Any) -> str:
+        with lock:
+            calls.append(ctx.workflow_id)
+            first = len(calls) == 1
+        if first:  # the first child's step outlasts its timeout, until told to stop
+            deadline = time.monotonic() + 10
+            while not ctx.is_cancelled and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return "too late"
+        return "in time"
+
+    runtime.register_activity(step, name="step")
+
+    @runtime.workflow(name="child")
+    def child(ctx: wf.WorkflowContext, _: Any) -> Workflow[Any]:
+        return (yield ctx.call_activity("step"))
+
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(milliseconds=20), max_number_of_attempts=2
+    )
+
+    @runtime.workflow(name="parent")
+    def parent(ctx: wf.WorkflowContext, _: Any) -> Workflow[Any]:
+        return (
+            yield ctx.call_child_workflow(
+                "child", timeout=timedelta(milliseconds=500), retry_policy=policy
+            )
+        )
+
+    iid = client.schedule_new_workflow("parent")
+    assert decoded(finish(client, iid).serialized_output) == "in time"
+    assert len(calls) == 2

@@ -29,6 +29,7 @@ EXPECTED = {
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
+    "TaskTimeoutError",
     "TreadleError",
     "WorkflowActivityContext",
     "WorkflowAlreadyExistsError",

@@ -206,6 +206,7 @@ class WorkflowContext:
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Start a child workflow; yield the returned task to get its result.
 
@@ -219,6 +220,10 @@ class WorkflowContext:
                 call as :meth:`call_activity` says.
             propagation: hand the child this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`).
+            timeout: fail the child (its run) with a TimeoutError if it has not finished this
+                long after it started; the call then fails with a
+                :class:`~treadle.errors.TaskFailedError` whose ``details.error_type`` is
+                ``"TimeoutError"``, retried under ``retry_policy``.
         """
         return self._execution.call_child_workflow(
             name_of(workflow),
@@ -227,6 +232,7 @@ class WorkflowContext:
             retry_policy,
             scope_value(propagation),
             app_id=_target_app(app_id),
+            timeout=timeout,
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:

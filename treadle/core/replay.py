@@ -54,6 +54,7 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
     WorkflowVersion,
+    run_timeout_failure,
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
@@ -181,6 +182,7 @@ class WorkflowExecution:
         self.propagated: Propagation | None = None
         self._propagated_view: PropagatedHistory | None = None
         self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
+        self.timeout_at: datetime | None = None  # the run's deadline, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -300,7 +302,7 @@ class WorkflowExecution:
             case ExecutionResumed():
                 self._on_resumed()
             case ExecutionTerminated():
-                self._complete(OrchestrationStatus.TERMINATED, result=event.input)
+                self._on_terminated(event)
             case OrchestratorCompleted() | ExecutionCompleted() | ExecutionStalled():
                 pass
             case _:
@@ -314,6 +316,13 @@ class WorkflowExecution:
         elif isinstance(event, ExecutionTerminated) and self.completion is None:
             self._pending_actions.clear()
             self.version_unavailable = False
+            self._on_terminated(event)
+
+    def _on_terminated(self, event: ExecutionTerminated) -> None:
+        if event.timed_out:  # the run's timeout passed: it fails, as a TimeoutError
+            failure = run_timeout_failure(self.name, self.timeout_at)
+            self._complete(OrchestrationStatus.FAILED, failure=failure, stop=True)
+        else:
             self._complete(OrchestrationStatus.TERMINATED, result=event.input)
 
     # ---- handlers ----------------------------------------------------------------------
@@ -330,6 +339,7 @@ class WorkflowExecution:
         self.parent = event.parent
         self.propagated = event.propagated
         self.app_id = event.app_id
+        self.timeout_at = event.timeout_at
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         workflow = self.workflow
@@ -579,10 +589,12 @@ class WorkflowExecution:
         result: str | None = None,
         failure: FailureDetails | None = None,
         carryover: tuple[EventRaised, ...] = (),
+        stop: bool = False,
     ) -> None:
         if self.completion is not None:
             return
-        if self._generator is not None and status is OrchestrationStatus.TERMINATED:
+        stop = stop or status is OrchestrationStatus.TERMINATED
+        if self._generator is not None and stop:
             try:  # (runs the code's finally blocks)
                 self._generator.close()
             except _WORKFLOW_ERRORS as exc:  # it yielded again, or raised: terminated anyway
@@ -616,8 +628,7 @@ class WorkflowExecution:
     ) -> Task[Any]:
         """Record a ScheduleTask action (for ``app_id``'s workers, if given), and a timer
         that fails each attempt still running after ``timeout``; return its task."""
-        if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= ZERO):
-            raise ValueError(f"an activity's timeout is a positive timedelta, not {timeout!r}")
+        _check_timeout(timeout, "an activity's")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
@@ -638,9 +649,11 @@ class WorkflowExecution:
         propagation_scope: int = 0,
         *,
         app_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Record a CreateSubOrchestration action (for ``app_id``'s workers, if given); return
         its task."""
+        _check_timeout(timeout, "a child workflow's")
         action_id = self._next_id()
         child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
         self.child_instance_ids.append(child_id)
@@ -651,6 +664,7 @@ class WorkflowExecution:
             input=codec.encode(value),
             propagation_scope=propagation_scope,
             app_id=app_id,
+            timeout=timeout,
         )
         return self._schedule(action, retry_policy)
 
@@ -759,6 +773,12 @@ class WorkflowExecution:
 
 
 ZERO = timedelta(0)
+
+
+def _check_timeout(timeout: timedelta | None, whose: str) -> None:
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= ZERO):
+        raise ValueError(f"{whose} timeout is a positive timedelta, not {timeout!r}")
+
 
 _ACTION_RECORDS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
 

@@ -34,6 +34,7 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    run_timeout_failure,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.core.versioning import Stall, settle_turn
@@ -449,6 +450,12 @@ class TurnPreparer:
         ending = CompleteOrchestration(
             id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
         )
+        if terminate.timed_out:  # (its timeout passed: FAILED, as a TimeoutError)
+            started = next(e for e in (*past, *events) if isinstance(e, ExecutionStarted))
+            failure = run_timeout_failure(record.name, started.timeout_at)
+            ending = CompleteOrchestration(
+                id=-1, status=OrchestrationStatus.FAILED, failure=failure
+            )
         entry.output = build_turn(
             turn,
             new_events=[OrchestratorStarted(timestamp=now), *events],

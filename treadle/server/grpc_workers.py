@@ -28,6 +28,7 @@ from treadle.core.history import (
     ExecutionResumed,
     ExecutionStarted,
     ExecutionSuspended,
+    ExecutionTerminated,
     HistoryEvent,
     OrchestratorCompleted,
 )
@@ -66,7 +67,9 @@ def events_for_sdk(
 
     def keep(event: HistoryEvent) -> bool:
         nonlocal suspended
-        if isinstance(event, _HIDDEN):
+        if isinstance(event, _HIDDEN) or (
+            isinstance(event, ExecutionTerminated) and event.timed_out
+        ):
             return False
         if isinstance(event, ExecutionSuspended):
             if suspended:

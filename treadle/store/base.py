@@ -202,6 +202,7 @@ class NewInstance:
         propagated: the history its parent hands it (``call_child_workflow(...,
             propagation=...)``), carried by its ExecutionStarted.
         app_id: the app whose workers run it ("" for none).
+        timeout_at: when its first run fails with a TimeoutError if not finished, if ever.
     """
 
     instance_id: str
@@ -215,6 +216,7 @@ class NewInstance:
     messages: Sequence[NewMessage] = ()
     propagated: Propagation | None = None
     app_id: str = ""
+    timeout_at: datetime | None = None
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
         """The ExecutionStarted event that begins this instance's first run."""
@@ -228,6 +230,7 @@ class NewInstance:
             scheduled_start=self.scheduled_start,
             propagated=self.propagated,
             app_id=self.app_id or None,
+            timeout_at=self.timeout_at,
         )
 
 
