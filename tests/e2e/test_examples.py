@@ -75,6 +75,12 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "timeouts.py": [
+        "Attempt 1 for lamp was told to stop.",
+        'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
+        "Report FAILED: TimeoutError",
+        "crunch was told to stop.",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",
