@@ -50,6 +50,9 @@ class ScheduleTask(Action):
     propagation_scope: int = 0
     """Hand the activity this workflow's history (a ``PropagationScope`` value; 0: no)."""
     app_id: str | None = None
+    heartbeat_timeout: timedelta | None = None
+    """How long the activity may go without a heartbeat before another worker takes it over
+    (its lease lasts at most this long; each ``ctx.heartbeat()`` renews it), if set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -169,6 +169,7 @@ class WorkflowContext:
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
         timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Schedule an activity; yield the returned task to get its result.
 
@@ -187,6 +188,10 @@ class WorkflowContext:
                 (start-to-close, as an activity starts at once when a worker is free) with a
                 :class:`~treadle.errors.TaskTimeoutError`, retried under ``retry_policy``; the
                 running activity sees ``ctx.is_cancelled``, and its late result is dropped.
+            heartbeat_timeout: for a long activity that calls ``ctx.heartbeat(details)``: a
+                worker holds it at most this long past its last heartbeat, so the activity of
+                a worker that died (or hangs) runs again after this, not after the whole
+                lease, and the new attempt gets the last details (``ctx.heartbeat_details``).
         """
         return self._execution.call_activity(
             name_of(activity),
@@ -195,6 +200,7 @@ class WorkflowContext:
             scope_value(propagation),
             app_id=_target_app(app_id),
             timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
         )
 
     def call_child_workflow(
@@ -312,8 +318,27 @@ class WorkflowActivityContext:
     task_execution_id: str
     name: str = ""
     propagated: Propagation | None = None
+    heartbeat_details: Any = None
+    """The details of the last heartbeat of an attempt that did not finish (its worker
+    died, or stopped heartbeating), to go on from; None if there was none."""
     cancelled: Callable[[], bool] = field(default=lambda: False, repr=False, compare=False)
     """Asked by :attr:`is_cancelled` (the runtime's flag for this run of the activity)."""
+    record_heartbeat: Callable[[Any], None] = field(
+        default=lambda details: None, repr=False, compare=False
+    )
+    """Called by :meth:`heartbeat` (the runtime's recorder for this run of the activity)."""
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Say that the activity is alive, with JSON-serializable progress ``details``.
+
+        With ``call_activity(..., heartbeat_timeout=...)``, each heartbeat keeps the activity
+        from being taken over for that long, and its details go to the attempt that takes it
+        over if this one dies (``heartbeat_details``). Each call writes to the store: call it
+        every few seconds of work, not in a tight loop. If the activity has been taken over
+        meanwhile, or its run ended, :attr:`is_cancelled` turns true. Without a heartbeat
+        timeout it does nothing.
+        """
+        self.record_heartbeat(details)
 
     @property
     def is_cancelled(self) -> bool:

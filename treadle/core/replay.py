@@ -625,10 +625,12 @@ class WorkflowExecution:
         *,
         app_id: str | None = None,
         timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Record a ScheduleTask action (for ``app_id``'s workers, if given), and a timer
         that fails each attempt still running after ``timeout``; return its task."""
         _check_timeout(timeout, "an activity's")
+        _check_timeout(heartbeat_timeout, "an activity's heartbeat")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
@@ -637,6 +639,7 @@ class WorkflowExecution:
             task_execution_id=f"{self.execution_id}:{action_id}",
             propagation_scope=propagation_scope,
             app_id=app_id,
+            heartbeat_timeout=heartbeat_timeout,
         )
         return self._schedule(action, retry_policy, timeout)
 

@@ -44,6 +44,8 @@ class ActivityExecutor:
         done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
         is_current: asked just before an item starts; an item it refuses is dropped, not run
             (its lease ran out while it waited).
+        heartbeat: records a heartbeat of a running item (on its thread) with its details as
+            JSON text; False if the item is no longer held here (it is then told to stop).
         clock: the time of each result (its event's timestamp).
     """
 
@@ -54,12 +56,14 @@ class ActivityExecutor:
         done: Done,
         *,
         is_current: Callable[[ActivityWorkItem], bool] | None = None,
+        heartbeat: Callable[[ActivityWorkItem, str | None], bool] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
         self._is_current = is_current or (lambda item: True)
+        self._heartbeat = heartbeat
         self._max_threads = max_concurrent
         # A plain queue and long-lived threads: cheaper per item than ThreadPoolExecutor,
         # which builds a Future and takes a semaphore on every submit.
@@ -162,8 +166,19 @@ class ActivityExecutor:
             task_execution_id=item.task_execution_id,
             name=item.name,
             propagated=item.propagated,
+            heartbeat_details=None
+            if item.heartbeat_details is None
+            else codec.decode(item.heartbeat_details),
             cancelled=running.cancelled.is_set,
+            record_heartbeat=lambda details: self._beat(running, details),
         )
+
+    def _beat(self, running: _Running, details: Any) -> None:
+        """An activity's ``ctx.heartbeat(details)`` (on its thread)."""
+        if self._heartbeat is None or running.item.heartbeat_s is None:
+            return
+        if not self._heartbeat(running.item, codec.encode(details)):
+            running.cancelled.set()
 
     def _started(self, item: ActivityWorkItem) -> _Running:
         running = _Running(item)

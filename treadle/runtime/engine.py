@@ -121,6 +121,7 @@ class Engine:
             options.max_concurrent_activities,
             self.on_activity_done,
             is_current=self.inflight.still_leased,
+            heartbeat=self.on_heartbeat,
             clock=clock,
         )
         self._inline = threading.local()
@@ -142,6 +143,23 @@ class Engine:
         self.inflight.results.put((item, event))
         self.wakeups.wake()
         return None
+
+    def on_heartbeat(self, item: ActivityWorkItem, details: str | None) -> bool:
+        """A running activity's heartbeat (on its thread): keep its details and extend its
+        lease; False if it is no longer held here (it should stop: see
+        :meth:`Store.heartbeat_activity`)."""
+        lease_s = self.inflight.heartbeat_lease_s(item)
+        if lease_s is None:
+            return True  # (its lease is renewed with the others, or it is over)
+        sent_at = self._clock.monotonic()
+        try:
+            held = self.store.heartbeat_activity(self._options.owner, item.id, details, lease_s)
+        except StoreError as exc:  # (an outage: the lease may run out; the activity goes on)
+            logger.warning("could not record a heartbeat of activity %r: %s", item.name, exc)
+            return True
+        if held:
+            self.inflight.heartbeat_renewed(item, sent_at)
+        return held
 
     def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """A remote worker's activity finished (reported on a server thread): as
@@ -462,9 +480,18 @@ class Engine:
         )
         if not items:
             return False
+        remote_beats = [
+            i.id
+            for i in items
+            if i.heartbeat_s is not None and i.name not in self._registry.activities
+        ]
+        if remote_beats:  # (an SDK worker does not heartbeat: such a task keeps a full lease)
+            self.store.renew_leases(self._options.owner, [], remote_beats, self._options.lease_s)
         with self.lock:
             for item in items:
-                self.inflight.track(item, sent_at)
+                self.inflight.track(
+                    item, sent_at, heartbeats=item.name in self._registry.activities
+                )
                 self._submit_activity(item)
         if len(items) == free:
             self.wakeups.activity_claim_due = True

@@ -343,7 +343,11 @@ class TurnPreparer:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a))
+        scheduled = sum(
+            1
+            for a in actions
+            if isinstance(a, ScheduleTask) and self._runs_here(a) and a.heartbeat_timeout is None
+        )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
@@ -367,7 +371,9 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n:
+        if scheduled > lease_n or any(
+            isinstance(a, ScheduleTask) and a.heartbeat_timeout is not None for a in actions
+        ):
             self._wakeups.activity_claim_due = True
 
     def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:

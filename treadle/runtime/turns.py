@@ -207,8 +207,15 @@ def build_turn(
                     task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
                     propagated=propagated,
                     app_id=turn.app_id if action.app_id is None else action.app_id,
+                    heartbeat_s=None
+                    if action.heartbeat_timeout is None
+                    else action.heartbeat_timeout.total_seconds(),
                 )
-                if leased_n < lease_activities and (runs_here is None or runs_here(task)):
+                if (
+                    leased_n < lease_activities
+                    and (runs_here is None or runs_here(task))
+                    and task.heartbeat_s is None  # (claimed, with a lease of its own length)
+                ):
                     own = own_activity and keep_lease and leased_n == 0 and propagated is None
                     task = dataclasses.replace(task, leased=True, own=own)
                     leased_n += 1

@@ -63,6 +63,7 @@ from treadle.store.postgres import apps as app_rows
 from treadle.store.postgres.activities import (
     claim_activities,
     complete_activities,
+    heartbeat_activity,
     rescue_own_tasks,
 )
 from treadle.store.postgres.claims import claim_orchestrations_in
@@ -456,6 +457,12 @@ class PostgresStore:
         )
         held = {r[0] for r in rows}
         return [iid for iid in instance_ids if iid not in held]
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record an activity's heartbeat (see :meth:`Store.heartbeat_activity`)."""
+        return heartbeat_activity(self._db, owner, activity_id, details, lease_s)
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""

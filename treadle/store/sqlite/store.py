@@ -52,6 +52,7 @@ from treadle.store.sqlite import apps as app_rows
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
+    heartbeat_activity,
     release_leases,
     renew_leases,
 )
@@ -388,6 +389,12 @@ class SqliteStore:
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         release_leases(self._db, owner, instance_ids, self._clock())
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record an activity's heartbeat (see :meth:`Store.heartbeat_activity`)."""
+        return heartbeat_activity(self._db, owner, activity_id, details, lease_s, self._clock())
 
     def lease_owners(self) -> list[str]:
         """Owners currently holding any lease."""
