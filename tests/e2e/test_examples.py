@@ -75,6 +75,13 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "heartbeats.py": [
+        "Stuck after batch 3 (no more heartbeats).",
+        "Attempt starts after batch 3.",
+        'Import COMPLETED: "imported batches 4 to 10 in this attempt"',
+        "Taken over long before the lease: True.",
+        "The stuck attempt was taken over; it gives up.",
+    ],
     "timeouts.py": [
         "Attempt 1 for lamp was told to stop.",
         'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',

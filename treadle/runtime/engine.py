@@ -149,8 +149,8 @@ class Engine:
         lease; False if it is no longer held here (it should stop: see
         :meth:`Store.heartbeat_activity`)."""
         lease_s = self.inflight.heartbeat_lease_s(item)
-        if lease_s is None:
-            return True  # (its lease is renewed with the others, or it is over)
+        if lease_s is None:  # no longer tracked (its lease lapsed, or it was taken over)
+            return item.heartbeat_s is None
         sent_at = self._clock.monotonic()
         try:
             held = self.store.heartbeat_activity(self._options.owner, item.id, details, lease_s)

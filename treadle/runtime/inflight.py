@@ -119,6 +119,8 @@ class InflightActivities:
         """Count ``item`` in flight, leased by a request sent at monotonic ``granted_at``;
         ``heartbeats``: it runs here and has a heartbeat timeout, so only its heartbeats
         renew its lease (see :meth:`heartbeat_renewed`)."""
+        if item.id in self._items:  # claimed again here once its heartbeats stopped
+            self._uncount(self._items[item.id].instance_id)
         self._items[item.id] = item
         lease_s = self._lease_s
         if heartbeats and item.heartbeat_s is not None:
