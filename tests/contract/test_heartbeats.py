@@ -45,3 +45,19 @@ def test_a_task_without_a_heartbeat_timeout_keeps_the_whole_lease(
     assert task.heartbeat_s is None
     clock.advance(29)
     assert store.claim_activities("w2", 10, 30) == []
+
+
+def test_renewing_activity_leases_names_the_ones_no_longer_held(
+    store: Store, clock: FakeClock
+) -> None:
+    _schedule(store, heartbeat_s=None)
+    (task,) = store.claim_activities("w1", 10, 5)
+    assert store.renew_activity_leases("w1", [task.id], 5) == []
+    clock.advance(4)
+    assert store.claim_activities("w2", 10, 5) == []  # renewed: still held
+    assert store.renew_activity_leases("w2", [task.id], 5) == [task.id]  # not its holder
+    clock.advance(6)
+    (again,) = store.claim_activities("w2", 10, 5)  # lapsed: taken over
+    assert again.id == task.id
+    assert store.renew_activity_leases("w1", [task.id], 5) == [task.id]
+    assert store.renew_activity_leases("w1", [], 5) == []

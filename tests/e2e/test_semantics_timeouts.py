@@ -6,10 +6,13 @@ result is never recorded; terminating an instance tells its running activities (
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import treadle as wf
@@ -201,3 +204,55 @@ def test_a_child_past_its_timeout_is_retried_under_the_parents_policy(
     iid = client.schedule_new_workflow("parent")
     assert decoded(finish(client, iid).serialized_output) == "in time"
     assert len(calls) == 2
+
+
+ACTIVITY_WORKER = textwrap.dedent(
+    """
+    import sys
+    import time
+    from pathlib import Path
+
+    import treadle as wf
+
+    STORE, MARKS = sys.argv[1], Path(sys.argv[2])
+    runtime = wf.WorkflowRuntime(STORE, lease_s=3)
+
+
+    @runtime.activity(name="far_away")
+    def far_away(ctx, _):
+        (MARKS / "started").write_text("")
+        deadline = time.monotonic() + 20
+        while not ctx.is_cancelled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (MARKS / ("stopped" if ctx.is_cancelled else "ran out")).write_text("")
+        return "late"
+
+
+    with runtime:
+        sys.stdin.read()  # until the test closes it (or kills this process)
+    """
+)
+
+
+def test_terminate_tells_an_activity_in_another_process_to_stop(
+    tmp_path: Path,
+    store_url: str,
+    spawn: Callable[..., Any],
+    runtime: wf.WorkflowRuntime,
+    client: wf.WorkflowClient,
+) -> None:
+    script = tmp_path / "activity_worker.py"
+    script.write_text(ACTIVITY_WORKER)
+    spawn(script, store_url, str(tmp_path))
+
+    @runtime.workflow(name="remote_step")
+    def remote_step(ctx: wf.WorkflowContext, _: Any) -> Workflow[Any]:
+        return (yield ctx.call_activity("far_away"))  # registered in the other process only
+
+    iid = client.schedule_new_workflow("remote_step")
+    wait_until((tmp_path / "started").exists, timeout=30, what="the other process's activity")
+    client.terminate_workflow(iid)
+    assert finish(client, iid).runtime_status is wf.WorkflowStatus.TERMINATED
+    # its lease renewal (every lease_s / 3) finds its task gone
+    wait_until((tmp_path / "stopped").exists, timeout=10, what="the activity to be told to stop")
+    assert "TaskCompleted" not in kinds(client, iid)

@@ -135,16 +135,24 @@ class ActivityExecutor:
                 self._loop, self._loop_thread = loop, thread
             return self._loop
 
-    def cancel(self, instance_id: str, task_ids: Collection[int] | None = None) -> None:
-        """Tell the instance's running activities (those of ``task_ids`` only, if given) to
-        stop: their context's ``is_cancelled`` turns true, and an ``async def`` one is
-        cancelled at its next ``await`` (any thread). Their results are dropped."""
+    def cancel(
+        self,
+        instance_id: str,
+        task_ids: Collection[int] | None = None,
+        *,
+        item: ActivityWorkItem | None = None,
+    ) -> None:
+        """Tell the instance's running activities (those of ``task_ids`` only, or the one
+        running ``item``, if given) to stop: their context's ``is_cancelled`` turns true, and
+        an ``async def`` one is cancelled at its next ``await`` (any thread). Their results
+        are dropped."""
         with self._lock:
             hit = [
                 r
                 for r in self._running.values()
                 if r.item.instance_id == instance_id
                 and (task_ids is None or r.item.task_id in task_ids)
+                and (item is None or r.item is item)
             ]
             for running in hit:
                 running.cancelled.set()

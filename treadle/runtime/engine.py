@@ -519,6 +519,9 @@ class Engine:
 
     def _renew_if_due(self) -> None:
         lost = self.inflight.renew_if_due(self.store, self._options.owner, self._held_instances)
+        gone, self.inflight.lost_activities = self.inflight.lost_activities, []
+        for item in gone:  # (ended by another process, or taken over): tell it to stop
+            self.executor.cancel(item.instance_id, item=item)
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self.cache.evict(iid)

@@ -71,6 +71,9 @@ class InflightActivities:
         self._next_renew = -float("inf")
         self.results: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = queue.SimpleQueue()
         """Results of activities that finished, waiting for the dispatcher (any thread)."""
+        self.lost_activities: list[ActivityWorkItem] = []
+        """Activities whose lease a renewal found gone (taken over, or their run ended), for
+        the engine to tell to stop (engine)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -198,8 +201,14 @@ class InflightActivities:
         renewed = [a for a in self._items if a not in self._heartbeats]
         if not instances and not renewed:
             return []
-        lost = store.renew_leases(owner, instances, renewed, self._lease_s)
+        lost = store.renew_leases(owner, instances, [], self._lease_s) if instances else []
+        tasks = [a for a in renewed if a > 0]  # (own tasks live under their instance's lease)
+        gone = set(store.renew_activity_leases(owner, tasks, self._lease_s))
+        self.lost_activities.extend(self._items[a] for a in tasks if a in gone)
         for activity_id in renewed:  # all unexpired when the request was sent
+            if activity_id in gone:
+                self._leased_until[activity_id] = now  # not renewed: forgotten next time
+                continue
             self._leased_until[activity_id] = now + self._lease_s
         for iid in lost:
             for activity_id, item in self._items.items():

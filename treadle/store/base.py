@@ -522,6 +522,17 @@ class Store(Protocol):
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         ...
 
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend this owner's leases of activity tasks (positive ids) by ``lease_s`` from now.
+
+        Returns:
+            the ids it no longer holds: taken over by another worker, or gone (their run
+            ended: terminated, failed, timed out or completed). Those should stop.
+        """
+        ...
+
     def heartbeat_activity(
         self, owner: str, activity_id: int, details: str | None, lease_s: float
     ) -> bool:

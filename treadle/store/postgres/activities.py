@@ -58,6 +58,20 @@ def claim_activities(
     ]
 
 
+def renew_activity_leases(
+    connections: Connections, owner: str, activity_ids: Sequence[int], lease_s: float
+) -> list[int]:
+    """Extend this owner's leases of activity tasks; return the ids it no longer holds."""
+    rows = connections.statement(
+        f"WITH {NOSYNC} UPDATE activity_tasks SET lease_expires_at = {{now}} + "
+        "  make_interval(secs => %(lease_s)s) FROM nosync "
+        "WHERE id = ANY(%(ids)s::bigint[]) AND lease_owner = %(owner)s RETURNING id",
+        {"lease_s": float(lease_s), "ids": list(activity_ids), "owner": owner},
+    )
+    held = {r[0] for r in rows}
+    return [a for a in activity_ids if a not in held]
+
+
 def heartbeat_activity(
     connections: Connections, owner: str, activity_id: int, details: str | None, lease_s: float
 ) -> bool:

@@ -64,6 +64,7 @@ from treadle.store.postgres.activities import (
     claim_activities,
     complete_activities,
     heartbeat_activity,
+    renew_activity_leases,
     rescue_own_tasks,
 )
 from treadle.store.postgres.claims import claim_orchestrations_in
@@ -457,6 +458,14 @@ class PostgresStore:
         )
         held = {r[0] for r in rows}
         return [iid for iid in instance_ids if iid not in held]
+
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend activity leases (see :meth:`Store.renew_activity_leases`)."""
+        if not activity_ids:
+            return []
+        return renew_activity_leases(self._db, owner, activity_ids, lease_s)
 
     def heartbeat_activity(
         self, owner: str, activity_id: int, details: str | None, lease_s: float

@@ -183,6 +183,22 @@ def claim_activities(
     ]
 
 
+def renew_activity_leases(
+    db: Connections, owner: str, activity_ids: Sequence[int], lease_s: float, now: float
+) -> list[int]:
+    """Extend this owner's leases of activity tasks; return the ids it no longer holds."""
+    lost: list[int] = []
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        for aid in activity_ids:
+            cur = conn.execute(
+                "UPDATE activity_tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+                (now + lease_s, aid, owner),
+            )
+            if cur.rowcount == 0:
+                lost.append(aid)
+    return lost
+
+
 def heartbeat_activity(
     db: Connections, owner: str, activity_id: int, details: str | None, lease_s: float, now: float
 ) -> bool:

@@ -54,6 +54,7 @@ from treadle.store.sqlite.claims import (
     claim_orchestrations,
     heartbeat_activity,
     release_leases,
+    renew_activity_leases,
     renew_leases,
 )
 from treadle.store.sqlite.commit import commit_turns
@@ -389,6 +390,14 @@ class SqliteStore:
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         release_leases(self._db, owner, instance_ids, self._clock())
+
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend activity leases (see :meth:`Store.renew_activity_leases`)."""
+        if not activity_ids:
+            return []
+        return renew_activity_leases(self._db, owner, activity_ids, lease_s, self._clock())
 
     def heartbeat_activity(
         self, owner: str, activity_id: int, details: str | None, lease_s: float
