@@ -52,9 +52,7 @@ def import_rows(ctx: wf.WorkflowActivityContext, batches: int) -> str:
 @runtime.workflow
 def nightly_import(ctx: wf.DaprWorkflowContext, batches: int):
     return (
-        yield ctx.call_activity(
-            import_rows, input=batches, heartbeat_timeout=timedelta(seconds=1)
-        )
+        yield ctx.call_activity(import_rows, input=batches, heartbeat_timeout=timedelta(seconds=1))
     )
 
 
