@@ -13,7 +13,7 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from treadle import client as sync
@@ -84,6 +84,7 @@ class DaprWorkflowClient:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: Any = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id (see
         :meth:`treadle.WorkflowClient.schedule_new_workflow`)."""
@@ -95,6 +96,7 @@ class DaprWorkflowClient:
                 instance_id=instance_id,
                 start_at=start_at,
                 reuse_id_policy=reuse_id_policy,
+                timeout=timeout,
             )
         )
 

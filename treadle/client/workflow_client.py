@@ -8,7 +8,7 @@ API use too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from treadle.client.operations import InstanceOperations
@@ -93,6 +93,7 @@ class WorkflowClient:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: Any = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id.
 
@@ -104,16 +105,20 @@ class WorkflowClient:
             instance_id: the id to use (default: a new UUID).
             start_at: do not start before this time (an aware datetime).
             reuse_id_policy: accepted for Dapr compatibility.
+            timeout: fail the run with a TimeoutError (status FAILED; its running activities
+                are told to stop, its children terminated) if it has not finished this long
+                after it started. A run that continues as new starts without one.
 
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
-            InvalidInputError: bad id, name, input or start time.
+            InvalidInputError: bad id, name, input, start time or timeout.
         """
         return self._ops.create(
             name_of(workflow),
             input=codec.encode(input),
             instance_id=instance_id,
             start_at=start_at,
+            timeout=timeout,
         )
 
     def rerun_workflow_from_event(

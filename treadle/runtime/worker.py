@@ -545,6 +545,15 @@ class WorkflowRuntime:
         if engine is not None and engine.remote is not None:
             engine.remote.abandon(instance_id, retry_after_s)
 
+    def withdraw_remote_turn(self, instance_id: str) -> bool:
+        """Give up the instance's turn if it waits for a remote worker to receive it
+        (thread-safe): a suspend or resume then need not wait for a worker that has gone.
+        Whether it was given up."""
+        engine = self._engine
+        if engine is None or engine.remote is None:
+            return False
+        return engine.remote.withdraw_unsent(instance_id)
+
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)

@@ -52,7 +52,9 @@ from treadle.store.sqlite import apps as app_rows
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
+    heartbeat_activity,
     release_leases,
+    renew_activity_leases,
     renew_leases,
 )
 from treadle.store.sqlite.commit import commit_turns
@@ -388,6 +390,20 @@ class SqliteStore:
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         release_leases(self._db, owner, instance_ids, self._clock())
+
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend activity leases (see :meth:`Store.renew_activity_leases`)."""
+        if not activity_ids:
+            return []
+        return renew_activity_leases(self._db, owner, activity_ids, lease_s, self._clock())
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record an activity's heartbeat (see :meth:`Store.heartbeat_activity`)."""
+        return heartbeat_activity(self._db, owner, activity_id, details, lease_s, self._clock())
 
     def lease_owners(self) -> list[str]:
         """Owners currently holding any lease."""
