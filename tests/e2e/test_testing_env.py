@@ -16,7 +16,7 @@ import pytest
 import treadle as wf
 from treadle.testing import DEFAULT_START, Replayer, WorkflowTestEnvironment
 
-from .helpers import Workflow
+from .helpers import Workflow, wait_until
 
 RETRY = wf.RetryPolicy(
     first_retry_interval=timedelta(hours=1), max_number_of_attempts=4, backoff_coefficient=2.0
@@ -234,3 +234,35 @@ def test_a_versioned_run_replays_with_the_versions_and_patches_it_recorded() -> 
         result = Replayer(env.runtime).replay(saved)
     assert result.divergence is not None
     assert result.divergence.actual == "stalls there (Version not available: v1)"
+
+
+def test_an_activity_timeout_fires_when_a_fake_takes_longer_in_virtual_time() -> None:
+    # While an activity runs, time stands still; a fake that "takes" 6 minutes moves it.
+    def quote(ctx: wf.WorkflowActivityContext, item: str) -> str:
+        return f"{item}: 12.50 EUR"
+
+    def quoting(ctx: wf.DaprWorkflowContext, item: str) -> Workflow[Any]:
+        try:
+            return (yield ctx.call_activity(quote, input=item, timeout=timedelta(minutes=5)))
+        except wf.TaskTimeoutError:
+            return f"timed out at {ctx.current_utc_datetime.isoformat()}"
+
+    with WorkflowTestEnvironment() as env:
+        cancelled: list[bool] = []
+
+        def slow_quote(ctx: wf.WorkflowActivityContext, item: str) -> str:
+            env.clock.advance(timedelta(minutes=6))
+            deadline = time.monotonic() + 10
+            while not ctx.is_cancelled and time.monotonic() < deadline:
+                time.sleep(0.005)
+            cancelled.append(ctx.is_cancelled)
+            return "too late"
+
+        env.register_workflow(quoting)
+        env.replace_activity(quote, slow_quote)
+        iid = env.client.schedule_new_workflow(quoting, input="lamp")
+        state = env.client.wait_for_workflow_completion(iid)
+        wait_until(lambda: bool(cancelled), what="the timed-out attempt to stop")
+    assert state is not None
+    assert state.serialized_output == '"timed out at 2030-01-01T00:06:00+00:00"'
+    assert cancelled == [True]
