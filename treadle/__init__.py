@@ -32,8 +32,10 @@ from treadle.core.propagation import (
     WorkflowResult,
 )
 from treadle.core.retry import RetryPolicy
+from treadle.core.saga import Saga
 from treadle.core.tasks import Task, when_all, when_any
 from treadle.errors import (
+    CompensationError,
     FailureDetails,
     InvalidInputError,
     LeaseLostError,
@@ -44,6 +46,7 @@ from treadle.errors import (
     StoreError,
     StoreUnavailableError,
     TaskFailedError,
+    TaskTimeoutError,
     TreadleError,
     WorkflowAlreadyExistsError,
     WorkflowError,
@@ -62,6 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivityResult",
     "ChildWorkflowResult",
+    "CompensationError",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
@@ -75,11 +79,13 @@ __all__ = [
     "RegistrationError",
     "RetentionPolicy",
     "RetryPolicy",
+    "Saga",
     "SchemaVersionError",
     "StoreError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
+    "TaskTimeoutError",
     "TreadleError",
     "WorkflowActivityContext",
     "WorkflowAlreadyExistsError",

@@ -131,6 +131,14 @@ class Registry:
         _mark(fn, name)
         return resolved
 
+    def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` the activity ``name``, in place of whatever is registered there.
+
+        Raises:
+            RegistrationError: fn is not callable.
+        """
+        self.activities[_checked_name("activity", fn, name)] = fn
+
     def queues(self) -> list[QueuedNames]:
         """The queues of the activities registered here, each with its activities'
         priorities, by queue name."""
