@@ -110,7 +110,12 @@ class ActivityExecutor:
             if item is None:
                 return
             while item is not None:  # ``done`` may hand back the next step to run here
-                item = self._run_sync(self._activities.get(item.name), item)
+                running = item
+                try:
+                    item = self._run_sync(self._activities.get(running.name), running)
+                except BaseException:  # (not from user code: _run_sync catches all of that)
+                    logger.exception("activity thread error running %r; going on", running.name)
+                    item = None
             with self._lock:
                 self._idle += 1
 
@@ -172,7 +177,7 @@ class ActivityExecutor:
     def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> ActivityWorkItem | None:
         try:
             return self._done(item, event)
-        except Exception:
+        except BaseException:  # (the thread must live on: its queue would wait for ever)
             logger.exception("could not report the result of activity %r", item.name)
             return None
 
@@ -196,10 +201,12 @@ class ActivityExecutor:
                 self._loop = None
 
 
-# What an activity raising fails it with. SystemExit and KeyboardInterrupt too (sys.exit()
-# in an activity, say): raised on a worker thread they would end it, and the activities
-# queued for it would wait for ever (not asyncio's CancelledError: a shutdown, not a failure).
-_ACTIVITY_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# What an activity raising fails it with: anything. SystemExit, KeyboardInterrupt,
+# GeneratorExit, a bare BaseException, asyncio's CancelledError: raised by an activity's code
+# on a worker thread, not by Ctrl-C (which Python delivers to the main thread only) nor by a
+# shutdown (which stops the event loop without cancelling its tasks). Let through, they would
+# end the thread, and the activities queued for it, and the instance, would wait for ever.
+_ACTIVITY_ERRORS = (BaseException,)
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

@@ -56,6 +56,7 @@ from treadle.runtime.turns import (
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
+from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -67,9 +68,13 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+START_TURN_LIMIT_S = 1.0
+"""How long a start's first turn may run on a client's thread: past that, the instance is
+recorded without it, and the dispatcher runs it (see :mod:`treadle.runtime.starts`)."""
 
 STALL_RETRY_S = 5.0
 """How long a runtime leaves an instance that stalled in its hands before trying it again
@@ -115,7 +120,9 @@ class TurnPreparer:
         inflight: InflightActivities,
         wakeups: Wakeups,
         remote: RemoteExecutor | None,
+        watchdog: TurnWatchdog,
     ) -> None:
+        self._watchdog = watchdog
         self._store = store
         self._registry = registry
         self._options = options
@@ -309,7 +316,11 @@ class TurnPreparer:
         custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
-        execution.process(new_events, replaying=False)
+        watched = self._watchdog.begin(turn.instance_id, START_TURN_LIMIT_S if alone else None)
+        try:
+            execution.process(new_events, replaying=False)
+        finally:
+            self._watchdog.end(watched)
         settled = settle_turn(
             new_events,
             execution.take_actions(),
@@ -470,7 +481,11 @@ class TurnPreparer:
         history: list[HistoryEvent] = []
         if record.history_len:
             history = self._store.get_history(record.instance_id)
-            execution.process(history, replaying=True)
+            watched = self._watchdog.begin(record.instance_id)
+            try:
+                execution.process(history, replaying=True)
+            finally:
+                self._watchdog.end(watched)
         return CachedExecution(
             execution=execution,
             name=record.name,

@@ -48,6 +48,7 @@ stretch or shrink.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import queue
 import threading
@@ -66,6 +67,8 @@ from treadle.store.base import CommitOutcome, NewInstance, creatable
 from treadle.store.capabilities import StartGrouping
 
 __all__ = ["LocalStarts"]
+
+logger = logging.getLogger(__name__)
 
 _PATIENCE_S = 0.1  # the longest the dispatcher leaves its turns to a client's starts
 _LOOK_S = (0.0001, 0.001)  # how often it looks again meanwhile: as long as a start takes
@@ -179,7 +182,18 @@ class LocalStarts:
         entry = PendingTurn(iid)
         turn = TurnInput(iid, new.name, new.execution_id, 0, 0, app_id=self._options.app_id)
         started = new.started_event(utcnow(self._clock))
-        engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
+        try:
+            engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is (
+                threading.main_thread()
+            ):
+                raise  # (maybe Ctrl-C: see TurnPreparer.prepare_or_fail)
+            # The first turn raised (workflow code raising BaseException) or ran past its
+            # limit: the instance is created through the store, and the dispatcher runs
+            # the turn again, failing the instance if it raises there too.
+            logger.info("first turn of %s not run on the client's thread: %r", iid, exc)
+            return False
         commit = entry.commit
         if commit is None or not creatable(commit):
             return False
