@@ -140,7 +140,7 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
-        turn_timeout: timedelta | None = timedelta(seconds=60),
+        turn_timeout: timedelta | None = timedelta(seconds=30),
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
