@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from treadle.errors import InvalidInputError, StoreError, StoreUnavailableError
 from treadle.store.sqlite.shared import Shared
 
-__all__ = ["Connections", "parse_sqlite_url"]
+__all__ = ["Connections", "parse_sqlite_url", "translate_error"]
 
 
 def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
@@ -51,6 +51,49 @@ def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
     if not path:
         raise InvalidInputError(f"store URL {url!r} names no file (expected sqlite:///path.db)")
     return path, False, synchronous
+
+
+# SQLite's primary result codes that mean an outage, not a refusal (see Connections.errors),
+# and the messages that name them (for Pythons whose sqlite3 errors carry no code)
+_OUTAGES = {
+    5: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_BUSY
+    6: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_LOCKED
+    7: "ran out of memory",  # SQLITE_NOMEM
+    8: "cannot be written (read-only file or file system?)",  # SQLITE_READONLY
+    10: "had an I/O error (disk full, removed or failing?)",  # SQLITE_IOERR
+    11: "is damaged (restore it from a backup)",  # SQLITE_CORRUPT
+    13: "is full (no space left on its disk, or its size limit reached): free some space",
+    14: "cannot be opened (file or directory removed, or no permission?)",  # SQLITE_CANTOPEN
+    15: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_PROTOCOL
+    26: "is not a database (overwritten?)",  # SQLITE_NOTADB
+}
+_OUTAGE_TEXTS = (
+    ("locked", 5),
+    ("busy", 5),
+    ("disk is full", 13),
+    ("disk i/o error", 10),
+    ("unable to open", 14),
+    ("readonly", 8),
+    ("out of memory", 7),
+    ("malformed", 11),
+    ("not a database", 26),
+)
+
+
+def translate_error(exc: sqlite3.Error, url: str) -> StoreError:
+    """The treadle error for a ``sqlite3`` error on the store ``url``: an outage
+    (:class:`~treadle.errors.StoreUnavailableError`) or a refusal (see
+    :meth:`Connections.errors`)."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # (Python 3.10: no code on the exception)
+        text = str(exc).lower()
+        code = next((c for marker, c in _OUTAGE_TEXTS if marker in text), 1)
+    what = _OUTAGES.get(code & 0xFF)
+    if what is not None:
+        return StoreUnavailableError(
+            f"SQLite database {url} {what}: {exc}; workers wait and retry until it is back"
+        )
+    return StoreError(f"SQLite error on {url}: {exc}")
 
 
 class Connections:
@@ -191,21 +234,19 @@ class Connections:
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
-        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`: a database
-        still locked by another process after the busy timeout is an outage
-        (:class:`~treadle.errors.StoreUnavailableError`, retried by workers), not a refusal."""
+        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`.
+
+        An outage is :class:`~treadle.errors.StoreUnavailableError`, which workers wait out
+        and retry, never failing a workflow over it: a database still locked by another
+        process after the busy timeout, a full disk, an I/O error, a file that cannot be
+        opened or written (read-only), no memory, a damaged file. The rest is a plain
+        :class:`~treadle.errors.StoreError`: a refusal of what was asked (a value too big
+        for SQLite, a constraint), which no retry would change.
+        """
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise StoreUnavailableError(
-                    f"SQLite database {self.url} is locked by another process (a writer "
-                    f"frozen or very slow?): {exc}"
-                ) from exc
-            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
+            raise translate_error(exc, self.url) from exc
 
     def data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another
