@@ -126,7 +126,8 @@ def _fault_trigger(url: str, errcode: str) -> Callable[[bool], None]:
             "END IF; RETURN NEW; END $$"
         )
         conn.execute(
-            "CREATE TRIGGER fault BEFORE INSERT ON history FOR EACH ROW EXECUTE FUNCTION raise_fault()"
+            "CREATE TRIGGER fault BEFORE INSERT ON history "
+            "FOR EACH ROW EXECUTE FUNCTION raise_fault()"
         )
 
     def switch(on: bool) -> None:
