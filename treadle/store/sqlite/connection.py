@@ -139,6 +139,11 @@ class Connections:
                 check_same_thread=False,
                 timeout=30.0,
             )
+            # Incremental auto-vacuum, so that purges can give space back to the disk (see
+            # SqliteStore.purge_instance): it takes effect on a new file only, so before
+            # journal_mode=WAL, which writes the file's first page. A file made without it
+            # keeps its mode until VACUUMed (see the README).
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if not self.is_uri:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -247,6 +252,26 @@ class Connections:
             yield
         except sqlite3.Error as exc:
             raise translate_error(exc, self.url) from exc
+
+    def reclaim(self, pages: int) -> None:
+        """Give the file's free pages back to the disk once there are at least ``pages``
+        (after a purge; up to eight times that many at a time). Needs a file made with
+        incremental auto-vacuum: in another, it does nothing."""
+        conn = self.conn()
+        with self.errors():
+            if conn.execute("PRAGMA freelist_count").fetchone()[0] < pages:
+                return
+            with self.shared.write_lock:
+                # A script: execute() would step the pragma once, which frees one page.
+                try:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages) * 8}); COMMIT;"
+                    )
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
 
     def data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another
