@@ -24,6 +24,7 @@ EXPECTED = {
     "RetryPolicy",
     "SchemaVersionError",
     "StoreError",
+    "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
-from treadle.errors import InvalidInputError, StoreError, StoreUnavailableError
+from treadle.errors import InvalidInputError, StoreError, StoreLostError, StoreUnavailableError
 from treadle.store.sqlite.shared import Shared
 
 __all__ = ["Connections", "parse_sqlite_url", "translate_error"]
@@ -96,6 +96,15 @@ def translate_error(exc: sqlite3.Error, url: str) -> StoreError:
     return StoreError(f"SQLite error on {url}: {exc}")
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None if there is none."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Connections:
     """One store's connections to its database: one per thread, and its write transactions.
 
@@ -124,6 +133,10 @@ class Connections:
         # activities to claim, a changed status (see write and gives)
         self._pending = [False, False, False]
         self._keepalive: sqlite3.Connection | None = None
+        # the file's identity (device, inode) when this store opened it, and the error
+        # once the file at the path is no longer that one (see check_file)
+        self._identity: tuple[int, int] | None = None
+        self.lost: str | None = None
         if is_uri:  # an in-memory database lives while a connection to it is open
             self._keepalive = self._connect()
 
@@ -157,6 +170,16 @@ class Connections:
                 f"cannot open SQLite database {self.database!r}: cannot create its directory "
                 f"({exc.strerror or exc}); choose a path this process can write"
             ) from exc
+        if not self.is_uri:
+            # (after journal_mode=WAL: the file exists now, even a new one)
+            if self._identity is None:
+                self._identity = _identity(self.database)
+            try:
+                self.check_file()
+            except StoreLostError:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                raise
         with self._connections_lock:
             self._connections.append((threading.current_thread(), conn))
         return conn
@@ -168,6 +191,8 @@ class Connections:
             StoreUnavailableError: the store was closed.
         """
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if self.lost is not None:
+            raise StoreLostError(self.lost)
         if self.closed:
             if conn is not None:  # left open by close(): this thread may have been using it
                 self._local.conn = None
@@ -220,6 +245,8 @@ class Connections:
             before = conn.total_changes
             try:
                 yield conn
+                if self._identity is not None:
+                    self.check_file()  # (one stat a commit: see check_file)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -252,6 +279,36 @@ class Connections:
             yield
         except sqlite3.Error as exc:
             raise translate_error(exc, self.url) from exc
+
+    def check_file(self) -> None:
+        """Check that the path still names the file this store opened.
+
+        Deleted or replaced (``rm``, ``mv`` over it, a restore from a backup), the file this
+        store writes is no longer the one any other process opens: a write would be
+        acknowledged and lost. Checked before every commit (a ``stat`` of the path, about
+        a microsecond, against a commit's fsync) and as each thread connects.
+
+        Raises:
+            StoreLostError: the file is gone or another; from now on every call of this
+                store raises it.
+        """
+        if self._identity is None or self.lost is not None:
+            if self.lost is not None:
+                raise StoreLostError(self.lost)
+            return
+        try:
+            now = _identity(self.database)
+        except OSError:  # (cannot tell: no permission to look, say)
+            return
+        if now == self._identity:
+            return
+        what = "was deleted" if now is None else "was replaced by another file"
+        self.lost = (
+            f"SQLite database {self.database!r} (store {self.url}) {what} while this "
+            "process had it open; nothing more is written to it, since no other process "
+            "would read it. Restore the file (or keep the new one) and restart this process"
+        )
+        raise StoreLostError(self.lost)
 
     def reclaim(self, pages: int) -> None:
         """Give the file's free pages back to the disk once there are at least ``pages``
