@@ -74,6 +74,11 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "turn_timeout.py": [
+        'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
+        'healthy: COMPLETED: {"value":40,"share":0.25}',
+        "stuck: FAILED: TurnTimeout",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",
