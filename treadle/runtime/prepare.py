@@ -155,6 +155,7 @@ class TurnPreparer:
         except StoreError:
             raise
         except BaseException as exc:
+            self._watchdog.forget()
             if (
                 isinstance(exc, KeyboardInterrupt)
                 and threading.current_thread() is threading.main_thread()

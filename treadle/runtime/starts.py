@@ -185,6 +185,7 @@ class LocalStarts:
         try:
             engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
         except BaseException as exc:
+            engine.watchdog.forget()
             if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is (
                 threading.main_thread()
             ):

@@ -120,37 +120,53 @@ class TurnWatchdog:
             _interrupt(turn.thread, None)  # one not delivered yet would land after the turn
             raise TurnTimeout(_message(turn))
 
+    def forget(self) -> None:
+        """Drop this thread's interrupted turn, if its :meth:`end` was cut short (by the
+        interruption itself, landing there): called where the interruption is caught."""
+        with self._lock:
+            turn = self._turns.get(threading.get_ident())
+            if turn is not None and turn.interrupted:
+                del self._turns[turn.thread]
+
     def _watch(self, stopping: threading.Event) -> None:
         assert self.limit_s is not None
         tick = min(_TICK_S, self.limit_s / 4)
         while not stopping.wait(tick):
-            now = time.monotonic()
-            with self._lock:
-                late = [t for t in self._turns.values() if now >= t.deadline]
-                for turn in late:
-                    if not turn.interrupted:
-                        turn.interrupted = True
-                        turn.warned_at = now
-                        if turn.is_start:
-                            logger.warning(
-                                "workflow instance %r: the first turn of its start ran longer "
-                                "than %g s; it is recorded without it, and its first turn "
-                                "runs in the dispatcher",
-                                turn.instance_id,
-                                turn.limit_s,
-                            )
-                        else:
-                            logger.error("%s; interrupting it", _message(turn))
-                        _interrupt(turn.thread, TurnTimeout)
-                    elif now - turn.warned_at >= turn.limit_s:
-                        turn.warned_at = now
-                        logger.error(
-                            "workflow instance %s: its turn still runs %.0f s after it was "
-                            "interrupted (blocked in a native call?); the workflows of this "
-                            "runtime wait for it",
+            try:
+                self._look()
+            except Exception:  # (the watchdog must go on)
+                logger.exception("turn watchdog error")
+
+    def _look(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            turns = list(self._turns.values())  # (one C call: begin() adds without the lock)
+            for turn in turns:
+                if now < turn.deadline:
+                    continue
+                if not turn.interrupted:
+                    turn.interrupted = True
+                    turn.warned_at = now
+                    if turn.is_start:
+                        logger.warning(
+                            "workflow instance %r: the first turn of its start ran longer "
+                            "than %g s; it is recorded without it, and its first turn runs "
+                            "in the dispatcher",
                             turn.instance_id,
-                            now - turn.deadline,
+                            turn.limit_s,
                         )
+                    else:
+                        logger.error("%s; interrupting it", _message(turn))
+                    _interrupt(turn.thread, TurnTimeout)
+                elif now - turn.warned_at >= turn.limit_s:
+                    turn.warned_at = now
+                    logger.error(
+                        "workflow instance %r: its turn still runs %.0f s after it was "
+                        "interrupted (blocked in a native call?); the workflows of this "
+                        "runtime wait for it",
+                        turn.instance_id,
+                        now - turn.deadline,
+                    )
 
 
 def _message(turn: _Turn) -> str:
