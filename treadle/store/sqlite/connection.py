@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
@@ -96,6 +97,9 @@ def translate_error(exc: sqlite3.Error, url: str) -> StoreError:
     return StoreError(f"SQLite error on {url}: {exc}")
 
 
+_CHECK_S = 0.1  # how often a commit that does not sync checks the file (see check_file)
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     """(device, inode) of the file at ``path``, None if there is none."""
     try:
@@ -136,6 +140,7 @@ class Connections:
         # the file's identity (device, inode) when this store opened it, and the error
         # once the file at the path is no longer that one (see check_file)
         self._identity: tuple[int, int] | None = None
+        self._check_due = 0.0  # (time.monotonic) when a commit that does not sync checks
         self.lost: str | None = None
         if is_uri:  # an in-memory database lives while a connection to it is open
             self._keepalive = self._connect()
@@ -233,7 +238,8 @@ class Connections:
         expiring. The next durable commit syncs it along with its own changes.
         """
         conn = self.conn()
-        relax = not durable and self.synchronous in ("FULL", "EXTRA")
+        durable_level = self.synchronous in ("FULL", "EXTRA")
+        relax = not durable and durable_level
         with self.shared.write_lock:
             try:
                 if relax:
@@ -245,8 +251,10 @@ class Connections:
             before = conn.total_changes
             try:
                 yield conn
-                if self._identity is not None:
-                    self.check_file()  # (one stat a commit: see check_file)
+                if self._identity is not None and (
+                    (durable and durable_level) or time.monotonic() >= self._check_due
+                ):
+                    self.check_file()  # (see check_file: when, and what it costs)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -285,8 +293,11 @@ class Connections:
 
         Deleted or replaced (``rm``, ``mv`` over it, a restore from a backup), the file this
         store writes is no longer the one any other process opens: a write would be
-        acknowledged and lost. Checked before every commit (a ``stat`` of the path, about
-        a microsecond, against a commit's fsync) and as each thread connects.
+        acknowledged and lost. Checked as each thread connects, and before every commit
+        that syncs (``synchronous=full``, the default: a ``stat`` of the path, microseconds,
+        against the commit's fsync, milliseconds); before a commit that does not sync (lease
+        bookkeeping, or every commit under ``synchronous=normal``, which gives up the last
+        commits on power loss anyway) at most every ``_CHECK_S``.
 
         Raises:
             StoreLostError: the file is gone or another; from now on every call of this
@@ -296,6 +307,7 @@ class Connections:
             if self.lost is not None:
                 raise StoreLostError(self.lost)
             return
+        self._check_due = time.monotonic() + _CHECK_S
         try:
             now = _identity(self.database)
         except OSError:  # (cannot tell: no permission to look, say)
