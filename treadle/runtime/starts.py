@@ -18,7 +18,11 @@ with the instance in one of two ways:
   dispatcher, whose next round takes it on first (:meth:`LocalStarts.take_handed_over`).
 
 Either way the instance and its first turn are durable when the start returns, and the
-activities the turn leased start only after that commit.
+activities the turn leased start only after that commit. A first turn that raises (workflow
+code raising a ``BaseException``) or runs past ``START_TURN_LIMIT_S`` (interrupted by the
+turn watchdog, :mod:`treadle.runtime.watchdog`) commits nothing: the start goes through the
+store, so it returns once the instance is recorded whatever its first turn does, and the
+dispatcher runs that turn under the runtime's full limit.
 
 A client starting workflows in a loop begins each start sooner after the last one than a
 start takes; a client that waits for its workflow between starts never does (a workflow's
@@ -57,6 +61,7 @@ from dataclasses import dataclass
 
 from treadle.clock import Clock, utcnow
 from treadle.core.replay import WorkflowExecution
+from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
@@ -186,10 +191,11 @@ class LocalStarts:
             engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
         except BaseException as exc:
             engine.watchdog.forget()
-            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is (
-                threading.main_thread()
+            if isinstance(exc, StoreError) or (
+                isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()
             ):
-                raise  # (maybe Ctrl-C: see TurnPreparer.prepare_or_fail)
+                raise  # (the store's error; or maybe Ctrl-C: see TurnPreparer.prepare_or_fail)
             # The first turn raised (workflow code raising BaseException) or ran past its
             # limit: the instance is created through the store, and the dispatcher runs
             # the turn again, failing the instance if it raises there too.
