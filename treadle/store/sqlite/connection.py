@@ -160,8 +160,10 @@ class Connections:
             # Incremental auto-vacuum, so that purges can give space back to the disk (see
             # SqliteStore.purge_instance): it takes effect on a new file only, so before
             # journal_mode=WAL, which writes the file's first page. A file made without it
-            # keeps its mode until VACUUMed (see the README).
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # keeps its mode until VACUUMed (see the README). Set on an empty file only:
+            # setting it counts as a change, which would wake every process on the file.
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if not self.is_uri:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
