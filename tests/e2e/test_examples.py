@@ -95,6 +95,11 @@ EXPECTED = {
         "Report FAILED: TimeoutError",
         "crunch was told to stop.",
     ],
+    "turn_timeout.py": [
+        'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
+        'healthy: COMPLETED: {"value":40,"share":0.25}',
+        "stuck: FAILED: TurnTimeout",
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

@@ -69,7 +69,11 @@ from treadle.store.sqlite.rows import (
 from treadle.store.sqlite.schema import apply_migrations, schema_status
 from treadle.store.sqlite.shared import acquire, release
 
-__all__ = ["STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
+__all__ = ["RECLAIM_PAGES", "STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
+
+RECLAIM_PAGES = 256
+"""A purge that leaves at least this many free pages in the file (1 MiB of 4 KiB pages)
+gives them back to the disk, up to eight times as many at a time."""
 
 WORK_POLL_S = 0.25
 """How often a worker's change token looks at other connections' commits while wake-ups
@@ -279,7 +283,8 @@ class SqliteStore:
                 )
             for iid in ids:
                 delete_instance(conn, iid)
-            return len(ids)
+        self._db.reclaim(RECLAIM_PAGES)
+        return len(ids)
 
     def child_instance_ids(self, instance_id: str) -> list[str]:
         """Ids of instances whose parent is ``instance_id``."""
