@@ -228,6 +228,10 @@ class WorkflowExecution:
             return None
         return WorkflowVersion(self.version_name, tuple(self.patches.found))
 
+    def awaited_event_names(self) -> list[str]:
+        """The names (lower-cased) of the external events the code waits for now, sorted."""
+        return sorted(name for name, waiters in self._events.waiters.items() if waiters)
+
     @property
     def is_complete(self) -> bool:
         """Whether the run has finished (any final status)."""

@@ -158,6 +158,10 @@ class SqliteStore:
         if query.created_to:
             clauses.append("created_at < ?")
             params.append(to_epoch(query.created_to))
+        if query.id_prefix:
+            # The range lets SQLite use the primary key; substr keeps it exact.
+            clauses.append("instance_id >= ? AND substr(instance_id, 1, ?) = ?")
+            params.extend([query.id_prefix, len(query.id_prefix), query.id_prefix])
         if query.cursor:
             try:
                 created_s, after_id = query.cursor.split("|", 1)
@@ -182,6 +186,19 @@ class SqliteStore:
         rows = rows[:limit]
         cursor = f"{rows[-1][8]!r}|{rows[-1][0]}" if more and rows else None
         return InstancePage([instance_from_row(r) for r in rows], cursor)
+
+    def count_instances(self) -> list[tuple[str, OrchestrationStatus, int]]:
+        """How many instances each workflow name has in each status (see InstanceCounter)."""
+        with self._db.errors():
+            rows = (
+                self._db.conn()
+                .execute(
+                    "SELECT name, status, count(*) FROM instances "
+                    "GROUP BY name, status ORDER BY name, status"
+                )
+                .fetchall()
+            )
+        return [(r[0], OrchestrationStatus[r[1]], r[2]) for r in rows]
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history, oldest first."""
