@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from treadle.core.history import (
+    EPOCH,
     EventRaised,
     EventSent,
     ExecutionCompleted,
@@ -159,12 +160,14 @@ class _Folder:
         self.turn = 0
         self.turn_fired: list[Step] = []  # timers fired in the current turn
         self.position = 0
+        self.turn_at = EPOCH
 
     def apply(self, event: HistoryEvent) -> None:
         match event:
             case OrchestratorStarted():
                 self.turn += 1
                 self.turn_fired = []
+                self.turn_at = event.timestamp
             case ExecutionStarted():
                 self._on_started(event)
             case TaskScheduled():
@@ -208,7 +211,8 @@ class _Folder:
     def _on_started(self, event: ExecutionStarted) -> None:
         out = self.out
         out.name, out.instance_id = event.name, event.instance_id
-        out.started_at = event.timestamp
+        # (an event recorded without a time falls back on its turn's)
+        out.started_at = event.timestamp if event.timestamp > EPOCH else self.turn_at
         out.status = OrchestrationStatus.RUNNING
 
     def _on_lifecycle(self, event: HistoryEvent) -> None:
@@ -228,7 +232,8 @@ class _Folder:
 
     def _on_task_scheduled(self, event: TaskScheduled) -> None:
         key = event.task_execution_id or f"name:{event.name}"
-        previous = self.by_execution.get(key)
+        # A worker that gives each attempt an id of its own is matched by name instead.
+        previous = self.by_execution.get(key) or self.by_execution.get(f"name:{event.name}")
         if previous is not None and previous.outcome is Outcome.FAILED and self._retrying(previous):
             # A retry: the same step again, after the backoff timer that just fired.
             previous.attempts += 1
@@ -237,7 +242,7 @@ class _Folder:
             return
         step = self._add(StepKind.ACTIVITY, event.name, event.event_id, event.timestamp)
         step.detail, step.execution_key = event.input, key
-        self.by_execution[key] = step
+        self.by_execution[key] = self.by_execution[f"name:{event.name}"] = step
 
     def _retrying(self, failed: Step) -> bool:
         """Whether a timer created after ``failed`` failed fired in this turn (its backoff);
