@@ -60,3 +60,13 @@ def approval(ctx: wf.WorkflowContext, order: str) -> Generator[Any, Any, dict[st
 def markup(ctx: wf.WorkflowContext, text: str) -> Generator[Any, Any, str]:
     yield ctx.create_timer(timedelta(milliseconds=1))
     return text
+
+
+@runtime.activity
+def refuse(ctx: wf.WorkflowActivityContext, why: str) -> None:
+    raise ValueError(why)
+
+
+@runtime.workflow
+def doomed(ctx: wf.WorkflowContext, why: str) -> Generator[Any, Any, None]:
+    yield ctx.call_activity(refuse, input=why)

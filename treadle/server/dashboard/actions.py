@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from treadle.client import InstanceOperations, check_json
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
+from treadle.server.dashboard.forms import Form, FormTooLarge, read_form
 from treadle.server.dashboard.pages import Pages, instance_url
 
 __all__ = ["ACTIONS", "Actions"]
@@ -50,7 +50,10 @@ class Actions:
         """``POST /ui/instances/{id}/{action}``: confirm, then do it."""
         iid = request.path_params["instance_id"]
         action = request.path_params["action"]
-        form = await request.form()
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.pages.render(request, "refused.html", status=413, reason=str(exc))
         reason = self.pages.guard.cross_site_reason(request, _field(form, "csrf"))
         if reason is not None:
             return self.pages.render(request, "refused.html", status=403, reason=reason)
@@ -59,7 +62,7 @@ class Actions:
                 request, "refused.html", status=404, reason=f"there is no action {action!r}"
             )
         if _field(form, "confirmed") != "1":
-            fields = [(k, v) for k, v in form.multi_items() if k not in ("csrf", "confirmed")]
+            fields = [(k, v) for k, v in form.items() if k not in ("csrf", "confirmed")]
             return self.pages.render(
                 request,
                 "confirm.html",
@@ -75,7 +78,7 @@ class Actions:
             return _back(instance_url(iid), error=f"{ACTIONS[action]} failed: {exc}")
         return _back(target, notice=f"{ACTIONS[action]}: done.")
 
-    def _do(self, action: str, iid: str, form: FormData) -> str:
+    def _do(self, action: str, iid: str, form: Form) -> str:
         """Run the action; return the page to go to next."""
         ops = self.ops
         match action:
@@ -98,7 +101,7 @@ class Actions:
                 return instance_url(self._restart(iid))
         return instance_url(iid)
 
-    def _rerun(self, iid: str, form: FormData) -> str:
+    def _rerun(self, iid: str, form: Form) -> str:
         text = _field(form, "input") or ""
         event_id = _field(form, "event_id") or "0"
         if not event_id.isdigit():
@@ -117,12 +120,11 @@ class Actions:
         return self.ops.create(record.name, input=record.input)
 
 
-def _field(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value if isinstance(value, str) else None
+def _field(form: Form, name: str) -> str | None:
+    return form.get(name)
 
 
-def _describe(action: str, iid: str, form: FormData) -> str:
+def _describe(action: str, iid: str, form: Form) -> str:
     if action == "raise-event":
         data = _field(form, "event_data") or "no data"
         return f"Raise event {_field(form, 'event_name')!r} on {iid} with {data}?"

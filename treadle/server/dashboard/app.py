@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from treadle.client import WorkflowClient
 from treadle.server.dashboard.actions import Actions
 from treadle.server.dashboard.downloads import Downloads
+from treadle.server.dashboard.forms import read_form
 from treadle.server.dashboard.pages import Pages, WorkflowLookup
 from treadle.server.dashboard.security import SECURITY_HEADERS, Guard
 
@@ -116,14 +117,14 @@ class _Login:
         )
 
     async def submit(self, request: Request) -> Response:
-        form = await request.form()
+        form = await read_form(request)
         guard = self.pages.guard
         token_field, csrf, target = form.get("token"), form.get("csrf"), form.get("next")
-        reason = guard.cross_site_reason(request, csrf if isinstance(csrf, str) else None)
+        reason = guard.cross_site_reason(request, csrf)
         if reason is not None:
             return self.pages.render(request, "refused.html", status=403, reason=reason)
-        next_url = _safe_next(target if isinstance(target, str) else None)
-        if not isinstance(token_field, str) or not guard.check_token(token_field):
+        next_url = _safe_next(target)
+        if token_field is None or not guard.check_token(token_field):
             return self.pages.render(
                 request,
                 "login.html",
@@ -136,11 +137,8 @@ class _Login:
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
-        csrf = form.get("csrf")
-        reason = self.pages.guard.cross_site_reason(
-            request, csrf if isinstance(csrf, str) else None
-        )
+        form = await read_form(request)
+        reason = self.pages.guard.cross_site_reason(request, form.get("csrf"))
         if reason is not None:
             return self.pages.render(request, "refused.html", status=403, reason=reason)
         response = RedirectResponse("/ui/login", status_code=303)
