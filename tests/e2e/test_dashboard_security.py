@@ -72,7 +72,12 @@ def test_markup_in_a_workflow_output_is_shown_as_text(browser: Any, served_api: 
     served_api.wait_status(iid, "COMPLETED")
     page = browser.new_page(base_url=served_api.base)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     response = page.goto(f"/ui/instances/{iid}")
     assert response is not None
     policy = response.headers["content-security-policy"]
