@@ -57,6 +57,7 @@ from treadle.store.sqlite.claims import (
 )
 from treadle.store.sqlite.commit import commit_turns
 from treadle.store.sqlite.connection import Connections, parse_sqlite_url
+from treadle.store.sqlite.prefix import prefix_filter
 from treadle.store.sqlite.rows import (
     TERMINAL_NAMES,
     clear_own_task,
@@ -158,10 +159,12 @@ class SqliteStore:
         if query.created_to:
             clauses.append("created_at < ?")
             params.append(to_epoch(query.created_to))
+        order = "created_at DESC, instance_id DESC"
         if query.id_prefix:
-            # The range lets SQLite use the primary key; substr keeps it exact.
-            clauses.append("instance_id >= ? AND substr(instance_id, 1, ?) = ?")
-            params.extend([query.id_prefix, len(query.id_prefix), query.id_prefix])
+            with self._db.errors():
+                clause, more_params, order = prefix_filter(self._db.conn(), query.id_prefix)
+            clauses.append(clause)
+            params.extend(more_params)
         if query.cursor:
             try:
                 created_s, after_id = query.cursor.split("|", 1)
@@ -176,8 +179,7 @@ class SqliteStore:
             rows = (
                 self._db.conn()
                 .execute(
-                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} "
-                    "ORDER BY created_at DESC, instance_id DESC LIMIT ?",
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY {order} LIMIT ?",
                     (*params, limit + 1),
                 )
                 .fetchall()
