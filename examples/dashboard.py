@@ -8,10 +8,11 @@ list and the order's page answer. The order's page shows it waiting on the event
 ``approve``: the dashboard runs in this process, beside the workflows' code.
 
 Run: ``python examples/dashboard.py`` (add ``--serve`` to keep the dashboard open until
-the order is approved from its page, or Ctrl-C). The same dashboard, for any store: ``treadle dashboard --db URL``, or ``/`` of
-``treadle serve``.
+the order is approved from its page, or Ctrl-C). The same dashboard, for any store:
+``treadle dashboard --db URL``, or ``/`` of ``treadle serve``.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -97,10 +98,8 @@ def main() -> None:
                 print("The order's page shows it waiting on event 'approve'.")
             if "--serve" in sys.argv:
                 print(f"Open {base}/ ; raise 'approve' from the order's page, or press Ctrl-C.")
-                try:
+                with contextlib.suppress(KeyboardInterrupt):
                     client.wait_for_workflow_completion(iid, timeout_in_seconds=0)
-                except KeyboardInterrupt:
-                    pass
         finally:
             server.stop()
         client.raise_workflow_event(iid, "approve", data="alice")
