@@ -83,11 +83,12 @@ class Api:
         self.http.close()
 
 
-def screenshot(page: Any, directory: Path, name: str) -> Path:
-    """Save a screenshot of the page in ``directory``; with ``TREADLE_UPDATE_SCREENSHOTS=1``
-    also as ``docs/<name>`` (the README's pictures)."""
+def screenshot(what: Any, directory: Path, name: str) -> Path:
+    """Save a screenshot of a page (as the window shows it) or of an element of it in
+    ``directory``; with ``TREADLE_UPDATE_SCREENSHOTS=1`` also as ``docs/<name>`` (the
+    README's pictures)."""
     path = directory / name
-    page.screenshot(path=str(path), full_page=False)
+    what.screenshot(path=str(path))
     if os.environ.get("TREADLE_UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / name)

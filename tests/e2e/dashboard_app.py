@@ -70,3 +70,24 @@ def refuse(ctx: wf.WorkflowActivityContext, why: str) -> None:
 @runtime.workflow
 def doomed(ctx: wf.WorkflowContext, why: str) -> Generator[Any, Any, None]:
     yield ctx.call_activity(refuse, input=why)
+
+
+@runtime.activity
+def summarize(ctx: wf.WorkflowActivityContext, values: list[Any]) -> str:
+    return f"{len(values)} results"
+
+
+@runtime.workflow
+def pipeline(ctx: wf.WorkflowContext, n: int) -> Generator[Any, Any, str]:
+    """A step, a fan-out of two kinds (one retried), a child, a timer, a last step."""
+    first = yield ctx.call_activity(square, input=n)
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(milliseconds=20), max_number_of_attempts=5
+    )
+    tasks = [ctx.call_activity(square, input=i) for i in range(n)]
+    tasks.append(ctx.call_activity(flaky, input=f"{ctx.instance_id}-flaky", retry_policy=policy))
+    results = yield wf.when_all(tasks)
+    shipped = yield ctx.call_child_workflow(child_step, input="parcel")
+    yield ctx.create_timer(timedelta(milliseconds=30))
+    summary: str = yield ctx.call_activity(summarize, input=[first, *results, shipped])
+    return summary

@@ -132,7 +132,6 @@ def test_a_fan_out_is_one_group_in_the_graph_and_one_bar_in_the_timeline(
     text = group.text_content() or ""
     assert "square \u00d730" in text and "30 ✓" in text
     assert page.locator("svg.treadle-graph g.node-timer").count() == 1
-    screenshot(page, tmp_path, "dashboard-graph.png")
 
     page.click("#tab-timeline")
     bars = page.locator("svg.treadle-timeline g.bar")
@@ -142,6 +141,23 @@ def test_a_fan_out_is_one_group_in_the_graph_and_one_bar_in_the_timeline(
         page.click("#download-json")
     events = json.loads(Path(download.value.path()).read_text())
     assert events[0]["kind"] == "OrchestratorStarted" and len(events) > 60
+
+
+def test_the_graph_of_a_pipeline_shows_parallel_groups_retries_and_children(
+    page: Any, api: Api, tmp_path: Path
+) -> None:
+    iid = api.start("pipeline", "200", "pipeline-1")
+    api.wait_status(iid, "COMPLETED")
+    page.goto(f"/ui/instances/{iid}?view=graph")
+    graph = page.locator("svg.treadle-graph")
+    activities = graph.locator("g.node-activity")
+    texts = [t or "" for t in activities.evaluate_all("nodes => nodes.map(n => n.textContent)")]
+    assert any("square \u00d7200" in t for t in texts)
+    assert any("flaky" in t and "3 attempts" in t for t in texts)
+    screenshot(page.locator("#view"), tmp_path, "dashboard-graph.png")
+    page.click("svg.treadle-graph a")  # the child workflow's node links to its page
+    assert "/ui/instances/pipeline-1%3A" in page.url
+    assert page.locator("#status").inner_text() == "COMPLETED"
 
 
 def test_retries_show_as_attempts(page: Any, instances: dict[str, str]) -> None:
