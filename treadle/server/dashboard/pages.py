@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +31,7 @@ from treadle.core.visual import (
 from treadle.core.visual.awaiting import awaited_events
 from treadle.errors import InvalidInputError
 from treadle.server.dashboard import views
+from treadle.server.dashboard.cache import HistoryCache
 from treadle.server.dashboard.filters import STATUSES, ListFilters
 from treadle.server.dashboard.security import Guard
 from treadle.store.base import InstancePage
@@ -57,6 +58,7 @@ class Pages:
     env: Environment
     guard: Guard
     lookup: WorkflowLookup | None
+    histories: HistoryCache = field(default_factory=HistoryCache)
 
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         """Render a template with the values every page needs."""
@@ -146,7 +148,7 @@ class Pages:
             return None
         if record is None:
             return None
-        return WorkflowState.from_record(record), self.ops.get_history(record.instance_id)
+        return WorkflowState.from_record(record), self.histories.get(record, self.ops.get_history)
 
     def _instance_values(self, state: WorkflowState, history: list[HistoryEvent]) -> dict[str, Any]:
         now = datetime.now(timezone.utc)
