@@ -157,7 +157,7 @@ def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_LANE_H, _TL_W, _AXIS_H = 24, 880, 26
+_LANE_H, _TL_W, _AXIS_H, _CHAR_W = 24, 880, 26, 6.5
 
 
 def render_timeline_svg(timeline: Timeline) -> str:
@@ -167,7 +167,8 @@ def render_timeline_svg(timeline: Timeline) -> str:
     height = _MARGIN * 2 + _AXIS_H + max(1, timeline.lanes) * _LANE_H
     parts = [_open(_TL_W, height, "timeline")]
     parts.append(_axis(timeline.total_s, scale, height))
-    for bar in timeline.bars:
+    room = _label_room(timeline, scale)
+    for index, bar in enumerate(timeline.bars):
         x = _MARGIN + bar.start_s * scale
         w = max(2.0, (bar.end_s - bar.start_s) * scale)
         y = _MARGIN + _AXIS_H + bar.lane * _LANE_H
@@ -175,19 +176,36 @@ def render_timeline_svg(timeline: Timeline) -> str:
         took = format_duration(bar.end_s - bar.start_s)
         attempts = f", {bar.attempts} attempts" if bar.attempts > 1 else ""
         tip = f"{bar.label}: {took}{attempts} ({bar.outcome.value})"
-        label = _fit(f"{bar.label} {took}{attempts}", 60)
-        text_w = len(label) * 6.5
-        text_x = x + 4 if x + 4 + text_w < _TL_W else max(_MARGIN, x + w - text_w)
+        # The label runs from the bar's start up to the next bar of its lane, cut to fit.
+        chars = int((room[index] - 6) / _CHAR_W)
+        label = _fit(f"{bar.label} {took}{attempts}", chars) if chars >= 4 else ""
         parts.append(
             f'<g class="bar bar-{bar.kind.value} outcome-{bar.outcome.value}">'
             f"<title>{escape(tip)}</title>"
             f'<rect x="{x:.1f}" y="{y + 2:.1f}" width="{w:.1f}" height="{_LANE_H - 4}" rx="3" '
             f'fill="{stroke}" fill-opacity="0.35" stroke="{stroke}"/>'
-            f'<text x="{text_x:.1f}" y="{y + _LANE_H / 2 + 4:.1f}" fill="currentColor" '
+            f'<text x="{x + 4:.1f}" y="{y + _LANE_H / 2 + 4:.1f}" fill="currentColor" '
             f'font-size="11">{escape(label)}</text></g>'
         )
     parts.append("</svg>\n")
     return "".join(parts)
+
+
+def _label_room(timeline: Timeline, scale: float) -> list[float]:
+    """For each bar, the width from its start to the next bar's start in its lane (or to
+    the picture's right edge)."""
+    room = [0.0] * len(timeline.bars)
+    by_lane: dict[int, list[int]] = {}
+    for index, bar in enumerate(timeline.bars):
+        by_lane.setdefault(bar.lane, []).append(index)
+    for indexes in by_lane.values():
+        ordered = sorted(indexes, key=lambda i: timeline.bars[i].start_s)
+        for here, after in zip(ordered, [*ordered[1:], None], strict=True):
+            end = (
+                _TL_W - _MARGIN if after is None else _MARGIN + timeline.bars[after].start_s * scale
+            )
+            room[here] = end - (_MARGIN + timeline.bars[here].start_s * scale)
+    return room
 
 
 def _axis(total: float, scale: float, height: float) -> str:
