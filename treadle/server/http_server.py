@@ -9,6 +9,8 @@ import threading
 
 from starlette.types import ASGIApp
 
+from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
+
 __all__ = ["HttpServer"]
 
 logger = logging.getLogger(__name__)
@@ -17,12 +19,28 @@ logger = logging.getLogger(__name__)
 class HttpServer:
     """uvicorn serving an ASGI app in a thread, on a socket bound up front (so port 0 works).
 
+    Args:
+        app: what to serve.
+        host: the address to listen on.
+        port: the port (0 or None: a free one; :attr:`port` says which).
+        read_timeout_s: a connection that sends nothing for this long while a request of it
+            is awaited is closed (see :mod:`treadle.server.http_protocol`).
+
     Raises:
         RuntimeError: the port cannot be bound.
     """
 
-    def __init__(self, app: ASGIApp, host: str, port: int | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int | None,
+        *,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ) -> None:
         import uvicorn
+
+        from treadle.server.http_protocol import read_timeout_protocol
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -34,7 +52,13 @@ class HttpServer:
             raise RuntimeError(f"cannot listen on {host}:{port} for HTTP: {exc}") from exc
         self._socket.listen(1024)  # connections wait in the backlog until uvicorn runs
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app,
+            http=read_timeout_protocol(read_timeout_s),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="treadle-http", daemon=True)
 
