@@ -235,3 +235,36 @@ def test_running_instances_appear_in_the_list_without_a_reload(page: Any, api: A
     api.start("approval", '"chair"', "order-live")
     page.locator("table.instances a", has_text=re.compile(r"^order-live$")).wait_for()
     assert page.evaluate("() => window.notReloaded === true")
+
+
+def test_rerun_start_anew_and_purge_from_the_page(
+    page: Any, instances: dict[str, str], api: Api
+) -> None:
+    source = instances["retries"]
+    page.goto(f"/ui/instances/{source}")
+    page.select_option(
+        "#rerun-from",
+        label=next(o for o in page.locator("#rerun-from option").all_inner_texts() if "flaky" in o),
+    )
+    page.fill("#rerun-input", '"k2"')
+    page.click("#do-rerun")
+    page.click("form.confirm button[type=submit]")
+    rerun_id = page.url.split("/ui/instances/")[1].split("?")[0]
+    assert rerun_id != source
+    # The chosen attempt ran again with the new input (its retries keep the code's input).
+    assert "done after" in str(api.wait_status(rerun_id, "COMPLETED")["serialized_output"])
+    history = api.http.get(f"/api/v1/workflows/{rerun_id}/history").json()
+    assert any(e["kind"] == "TaskScheduled" and e.get("input") == '"k2"' for e in history)
+
+    page.goto(f"/ui/instances/{instances['fan_out']}")
+    page.click("#do-restart")
+    page.click("form.confirm button[type=submit]")
+    again = page.url.split("/ui/instances/")[1].split("?")[0]
+    assert again != instances["fan_out"]
+    assert api.wait_status(again, "COMPLETED")["serialized_input"] == "30"
+
+    page.goto(f"/ui/instances/{again}")
+    page.click("#do-purge")
+    page.click("form.confirm button[type=submit]")
+    assert page.url.split("?")[0].endswith("/")
+    assert api.http.get(f"/api/v1/workflows/{again}").status_code == 404

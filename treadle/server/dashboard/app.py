@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from treadle.client import WorkflowClient
 from treadle.server.dashboard.actions import Actions
 from treadle.server.dashboard.downloads import Downloads
-from treadle.server.dashboard.forms import read_form
+from treadle.server.dashboard.forms import FormTooLarge, read_form
 from treadle.server.dashboard.pages import Pages, WorkflowLookup
 from treadle.server.dashboard.security import SECURITY_HEADERS, Guard
 
@@ -117,7 +117,10 @@ class _Login:
         )
 
     async def submit(self, request: Request) -> Response:
-        form = await read_form(request)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.pages.render(request, "refused.html", status=413, reason=str(exc))
         guard = self.pages.guard
         token_field, csrf, target = form.get("token"), form.get("csrf"), form.get("next")
         reason = guard.cross_site_reason(request, csrf)
@@ -137,7 +140,10 @@ class _Login:
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = await read_form(request)
+        try:
+            form = await read_form(request)
+        except FormTooLarge as exc:
+            return self.pages.render(request, "refused.html", status=413, reason=str(exc))
         reason = self.pages.guard.cross_site_reason(request, form.get("csrf"))
         if reason is not None:
             return self.pages.render(request, "refused.html", status=403, reason=reason)
