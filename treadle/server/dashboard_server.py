@@ -65,6 +65,7 @@ def run_dashboard(
 
 def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
+        """Stop serving."""
         stop.set()
 
     return handler

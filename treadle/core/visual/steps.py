@@ -163,6 +163,7 @@ class _Folder:
         self.turn_at = EPOCH
 
     def apply(self, event: HistoryEvent) -> None:
+        """Fold one event into the steps."""
         match event:
             case OrchestratorStarted():
                 self.turn += 1

@@ -88,6 +88,8 @@ def _guarded(
     async def dispatch(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        """Send a visitor without the session cookie to the login page (or refuse a live
+        part or a POST), and add the security headers to every response."""
         path = request.url.path
         if not path.startswith(_OPEN) and not guard.is_logged_in(request):
             if request.method == "GET" and not path.startswith("/ui/live/"):
@@ -112,11 +114,14 @@ class _Login:
         self.pages = pages
 
     async def form(self, request: Request) -> Response:
+        """``GET /ui/login``: the token form."""
         return self.pages.render(
             request, "login.html", next=_safe_next(request.query_params.get("next"))
         )
 
     async def submit(self, request: Request) -> Response:
+        """``POST /ui/login``: check the token, set the cookie, go where the visitor was
+        going."""
         try:
             form = await read_form(request)
         except FormTooLarge as exc:
@@ -140,6 +145,7 @@ class _Login:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """``POST /ui/logout``: drop the cookie."""
         try:
             form = await read_form(request)
         except FormTooLarge as exc:

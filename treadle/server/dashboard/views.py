@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from treadle.client import WorkflowStatus
 from treadle.core.history import HistoryEvent, TaskScheduled, event_to_dict
 from treadle.core.visual import Step, StepKind, Steps, format_duration
 
@@ -22,6 +21,7 @@ __all__ = [
     "Paging",
     "StepRow",
     "WaitingItem",
+    "as_json_download",
     "event_rows",
     "pretty_json",
     "rerun_points",
@@ -195,11 +195,6 @@ def rerun_points(history: list[HistoryEvent]) -> list[tuple[int, str]]:
             seen.add(event.event_id)
             points.append((event.event_id, f"{event.event_id}: {event.name}"))
     return points
-
-
-def status_name(status: WorkflowStatus) -> str:
-    """The status as shown (and as a CSS class suffix, lower-cased)."""
-    return status.name
 
 
 def _cut(text: str) -> str:
