@@ -84,6 +84,11 @@ def test_dashboard_serves_a_store_alone(tmp_path: Path) -> None:
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert httpx.get(f"{base}ui/instances/{iid}?view=graph", timeout=10).status_code == 200
         assert httpx.get(f"{base}api/v1/workflows", timeout=10).status_code == 404  # no APIs
+        # Without a token, a host name (as a DNS-rebinding page would use) is refused.
+        port = base.rsplit(":", 1)[1].strip("/")
+        rebound = httpx.get(base, headers={"host": f"rebind.example:{port}"}, timeout=10)
+        assert rebound.status_code == 403 and "TREADLE_API_TOKEN" in rebound.text
+        assert httpx.get(base, headers={"host": f"localhost:{port}"}, timeout=10).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)

@@ -74,7 +74,9 @@ def fetch_best_of(
         for path in paths:
             for _ in range(rounds):
                 transport = httpx.ASGITransport(app=make_app())
-                async with httpx.AsyncClient(transport=transport, base_url="http://d") as http:
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://127.0.0.1"
+                ) as http:
                     began = time.perf_counter()
                     response = await http.get(path)
                     took = time.perf_counter() - began

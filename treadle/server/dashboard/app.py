@@ -91,10 +91,13 @@ def _guarded(
         """Send a visitor without the session cookie to the login page (or refuse a live
         part or a POST), and add the security headers to every response."""
         path = request.url.path
-        if not path.startswith(_OPEN) and not guard.is_logged_in(request):
+        refusal = guard.host_refusal(request)
+        if refusal is not None:
+            response: Response = Response(refusal, status_code=403, media_type="text/plain")
+        elif not path.startswith(_OPEN) and not guard.is_logged_in(request):
             if request.method == "GET" and not path.startswith("/ui/live/"):
                 target = path + (f"?{request.url.query}" if request.url.query else "")
-                response: Response = RedirectResponse(
+                response = RedirectResponse(
                     f"/ui/login?next={quote(target, safe='')}", status_code=303
                 )
             else:

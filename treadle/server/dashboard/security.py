@@ -8,6 +8,10 @@ sites, and the headers that keep a page from running anything but its own script
   is refused when the browser says it came from another site (``Origin``,
   ``Sec-Fetch-Site``), token or not, and whether an API token is set or not: a dashboard on
   a loopback port is still reachable from any page the user opens.
+- Without an API token, only requests addressed to ``localhost`` or to an IP address are
+  answered: a page of another site cannot reach the dashboard by pointing a host name of
+  its own at the dashboard's address (DNS rebinding), which would make it same-origin.
+  Behind a host name, set a token.
 - Every response gets a Content-Security-Policy that allows scripts, styles and images from
   the server alone (no inline script), and forbids framing.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -67,6 +72,21 @@ class Guard:
         sent = request.cookies.get(COOKIE, "")
         return hmac.compare_digest(sent.encode(), self.session_value().encode())
 
+    def host_refusal(self, request: Request) -> str | None:
+        """Why a request is refused for its ``Host`` (None if it is not): without a token,
+        only ``localhost`` and IP addresses are answered."""
+        if self._token is not None:
+            return None
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0][1:]
+        if name.lower() == "localhost" or _is_ip(name):
+            return None
+        return (
+            f"this dashboard has no API token, so it answers only requests to localhost or "
+            f"an IP address, not to {name!r}; start the server with TREADLE_API_TOKEN set to "
+            "serve it under a host name"
+        )
+
     def check_token(self, given: str) -> bool:
         """Whether ``given`` is the API token (in constant time)."""
         return self._token is not None and hmac.compare_digest(given.encode(), self._token.encode())
@@ -101,3 +121,11 @@ class Guard:
 
     def _derive(self, what: bytes) -> str:
         return hmac.new(self._secret, what, hashlib.sha256).hexdigest()
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
