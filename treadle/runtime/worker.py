@@ -60,7 +60,7 @@ from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.registry import Registry
+from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
@@ -314,6 +314,10 @@ class WorkflowRuntime:
             return fn
 
         return deco(__fn) if __fn is not None else deco
+
+    def registered_workflow(self, name: str) -> Workflow | None:
+        """The function (or versions) registered under the workflow name ``name``, or None."""
+        return self._registry.workflows.get(name)
 
     def register_from(self, other: WorkflowRuntime) -> None:
         """Register here every workflow and activity registered on ``other``, by the same names.

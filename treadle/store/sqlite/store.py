@@ -59,6 +59,7 @@ from treadle.store.sqlite.claims import (
 )
 from treadle.store.sqlite.commit import commit_turns
 from treadle.store.sqlite.connection import Connections, parse_sqlite_url
+from treadle.store.sqlite.prefix import prefix_filter
 from treadle.store.sqlite.rows import (
     TERMINAL_NAMES,
     clear_own_task,
@@ -164,6 +165,12 @@ class SqliteStore:
         if query.created_to:
             clauses.append("created_at < ?")
             params.append(to_epoch(query.created_to))
+        order = "created_at DESC, instance_id DESC"
+        if query.id_prefix:
+            with self._db.errors():
+                clause, more_params, order = prefix_filter(self._db.conn(), query.id_prefix)
+            clauses.append(clause)
+            params.extend(more_params)
         if query.cursor:
             try:
                 created_s, after_id = query.cursor.split("|", 1)
@@ -178,8 +185,7 @@ class SqliteStore:
             rows = (
                 self._db.conn()
                 .execute(
-                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} "
-                    "ORDER BY created_at DESC, instance_id DESC LIMIT ?",
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY {order} LIMIT ?",
                     (*params, limit + 1),
                 )
                 .fetchall()
@@ -188,6 +194,19 @@ class SqliteStore:
         rows = rows[:limit]
         cursor = f"{rows[-1][8]!r}|{rows[-1][0]}" if more and rows else None
         return InstancePage([instance_from_row(r) for r in rows], cursor)
+
+    def count_instances(self) -> list[tuple[str, OrchestrationStatus, int]]:
+        """How many instances each workflow name has in each status (see InstanceCounter)."""
+        with self._db.errors():
+            rows = (
+                self._db.conn()
+                .execute(
+                    "SELECT name, status, count(*) FROM instances "
+                    "GROUP BY name, status ORDER BY name, status"
+                )
+                .fetchall()
+            )
+        return [(r[0], OrchestrationStatus[r[1]], r[2]) for r in rows]
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history, oldest first."""
