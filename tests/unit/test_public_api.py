@@ -28,6 +28,7 @@ EXPECTED = {
     "Saga",
     "SchemaVersionError",
     "StoreError",
+    "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",

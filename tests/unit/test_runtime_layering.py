@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
         "dapr_options",
         "apps",
         "chores",
+        "watchdog",
     },
     {"turns"},
 ]

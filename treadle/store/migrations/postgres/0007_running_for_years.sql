@@ -1,4 +1,4 @@
--- schema version 5: retention, schedules, store-wide leases and queue limits.
+-- schema version 7: retention, schedules, store-wide leases and queue limits.
 -- instances_finished finds finished instances by the time they finished (updated_at), for
 -- purges by age. It is partial: a running instance's turns never write it.
 CREATE INDEX IF NOT EXISTS instances_finished ON instances (updated_at)
