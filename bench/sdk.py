@@ -143,7 +143,8 @@ class _Proc:
 
     def describe(self) -> str:
         """Its command and pid."""
-        return f"{Path(str(self.proc.args[1] if len(self.proc.args) > 1 else '?')).name} (pid {self.pid})"
+        args = list(self.proc.args)  # type: ignore[arg-type]
+        return f"{Path(str(args[1] if len(args) > 1 else '?')).name} (pid {self.pid})"
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of its stderr."""

@@ -10,8 +10,8 @@ treadle's: the SDK's generated protobuf modules cannot share a process with trea
 prints one line of JSON: how many activities it ran. ``client``
 and ``both`` (a client and a worker in one process, as the SDK's own examples run) print
 ``READY`` once ready, wait for a line on stdin, run the workload, print one line of JSON with
-its wall figures (and how many activities it ran), and exit. The driver (``bench/sdk.py``) reads the processes' CPU time from
-``/proc`` between ``READY`` and the JSON line.
+its wall figures (and how many activities it ran), and exit. The driver (``bench/sdk.py``)
+reads the processes' CPU time from ``/proc`` between ``READY`` and the JSON line.
 """
 
 from __future__ import annotations
