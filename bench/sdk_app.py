@@ -147,7 +147,7 @@ def main() -> int:
     if rt is not None:
         rt.start()
         rt.wait_for_worker_ready(timeout=30)
-    if opts.role == "worker":
+    if rt is not None and opts.role == "worker":
         print("READY", flush=True)
         sys.stdin.read()
         rt.shutdown()
