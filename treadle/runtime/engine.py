@@ -227,6 +227,9 @@ class Engine:
         if cached is not None and cached.held and cached.execution_id == item.execution_id:
             entry = pending.setdefault(item.instance_id, PendingTurn(item.instance_id))
             entry.completions.append((item, event))
+        elif self.remote is not None and self.remote.holds(item.instance_id, item.execution_id):
+            self.remote.add_result(item, event)  # for its next remote turn (_send_held_turns)
+            self.wakeups.wake()
         else:
             slow.append(ActivityResult(item, event))
 
@@ -339,12 +342,23 @@ class Engine:
                     [m.id for m in item.messages],
                 )
             committed = self._commit_pending(pending)
+            worked = self._send_held_turns() or worked
         except BaseException:
             self._forget_round(pending, slow)
             raise
         worked = worked or bool(claimed) or bool(committed)
         self._renew_if_due()
         return worked
+
+    def _send_held_turns(self) -> bool:
+        """Send the next turns of the remote instances held here whose activity results came
+        (folded into the turn: no inbox write, no claim); whether there were any."""
+        if self.remote is None:
+            return False
+        ready = self.remote.ready()
+        for iid in ready:
+            self.remote.send_held(iid, self._options.app_id)
+        return bool(ready)
 
     def _forget_round(self, pending: dict[str, PendingTurn], slow: list[ActivityResult]) -> None:
         """After a round failed (the store went away): drop the cached workflow states that
@@ -403,6 +417,8 @@ class Engine:
         if not ok:
             logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
             self.cache.evict(iid)
+            if self.remote is not None:
+                self.prepare.deliver(self.remote.release(iid))
             if entry.completions:
                 # Deliver its activity results through the inbox instead, where they are
                 # dropped if already delivered; else they would be lost, run again later.
@@ -411,10 +427,16 @@ class Engine:
                         self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
                     )
             return
-        if cached is None or entry.output is None:
+        if entry.remote is not None and self.remote is not None and entry.output is not None:
+            self.remote.committed(entry.remote, version, commit.keep_lease)
+            if not commit.keep_lease or entry.output.is_final or commit.reset_history:
+                self.prepare.deliver(self.remote.release(iid))
+            elif self.remote.ready():
+                self.wakeups.wake()  # results came while the turn was out: the next turn
+        elif cached is None or entry.output is None:
             self.cache.evict(iid)
             return
-        if entry.output.is_final or commit.reset_history:
+        elif entry.output.is_final or commit.reset_history:
             self.cache.evict(iid)
         else:
             cached.execution.confirm_actions()
@@ -491,10 +513,13 @@ class Engine:
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self.cache.evict(iid)
+            if self.remote is not None:
+                self.prepare.deliver(self.remote.release(iid))
 
     def _held_instances(self) -> list[str]:
         """The instances whose lease this runtime keeps: held, or out to a remote worker."""
         held = self.cache.held_ids()
         if self.remote is not None:
             held.extend(self.remote.pending_ids())
+            held.extend(self.remote.held_ids())
         return held
