@@ -32,7 +32,8 @@ def start(stub: stubs.TaskHubSidecarServiceStub, iid: str, name: str, data: int)
 
 def finish(stub: stubs.TaskHubSidecarServiceStub, iid: str) -> opb.WorkflowState:
     request = spb.GetInstanceRequest(instanceId=iid, getInputsAndOutputs=True)
-    return stub.WaitForInstanceCompletion(request, timeout=60).workflowState
+    response: spb.GetInstanceResponse = stub.WaitForInstanceCompletion(request, timeout=60)
+    return response.workflowState
 
 
 def results_per_task(stub: stubs.TaskHubSidecarServiceStub, iid: str) -> tuple[int, Counter[int]]:

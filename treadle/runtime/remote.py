@@ -7,19 +7,28 @@ function for, and the server reports each outcome back with
 :meth:`~treadle.runtime.WorkflowRuntime.complete_remote_activity`. Commits go through the
 same code path as local workflows.
 
-:class:`RemoteExecutor` keeps the turns out to remote workers until they answer.
+:class:`RemoteExecutor` keeps the turns out to remote workers until they answer, and holds an
+instance between its turns while its activities are out (the runtime keeps its lease), with its
+history (:class:`~treadle.runtime.remote_history.RemoteHistory`): an activity result then goes
+into the instance's next turn, sent at once, as a local workflow's result is folded into its
+next step; the turn's commit consumes the activity. Nothing of a turn is acted on before it is
+committed: its activities are handed to the workers once it is.
 
 Threads:
-- The dispatcher, in a round under the engine lock: sends turns
-  (:meth:`RemoteExecutor.send`) and takes the answers and abandoned turns
-  (:meth:`RemoteExecutor.take_results`, :meth:`RemoteExecutor.take_abandoned`). Only it
-  changes the turns out, and reads them (for renewals and claims) outside a round too.
+- Whoever holds the engine lock (the dispatcher in a round; a thread committing a result
+  inline or a start): sends turns (:meth:`RemoteExecutor.send`,
+  :meth:`RemoteExecutor.send_held`), takes the answers and abandoned turns
+  (:meth:`RemoteExecutor.take_results`, :meth:`RemoteExecutor.take_abandoned`), and holds and
+  releases instances. The dispatcher reads the turns out and the instances held (for renewals
+  and claims) outside a round too.
 - Any thread: :meth:`RemoteExecutor.has_answers` (whether the queues are empty, a hint).
 - The server's threads: :meth:`RemoteExecutor.complete` and :meth:`RemoteExecutor.abandon`
   put what they bring on a queue and wake the dispatcher; ``complete`` reads the turns out
   without the lock, as a hint (the dispatcher drops an answer for a turn no longer out).
 
-State: the turns out by instance id, and the queues of answers and of abandoned turns.
+State: the turns out and the instances held, by instance id (an instance whose turn is out is
+held too: results that come meanwhile wait there for its next turn), and the queues of answers
+and of abandoned turns.
 """
 
 from __future__ import annotations
