@@ -40,7 +40,8 @@ import threading
 from collections.abc import Callable
 
 from treadle.clock import Clock
-from treadle.core.history import HistoryEvent
+from treadle.core.actions import Action
+from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.cache import InstanceCache
@@ -146,10 +147,62 @@ class Engine:
     def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """A remote worker's activity finished (reported on a server thread): as
         :meth:`on_activity_done`, but a local step that committing the result scheduled goes
-        to the activity threads, since the reporting thread runs no activities."""
+        to the activity threads, since the reporting thread runs no activities. The result of
+        a remote instance held here goes into its next turn, sent from this thread when the
+        engine lock is free (no hand-off to the dispatcher)."""
+        remote = self.remote
+        if (
+            remote is not None
+            and not self._run.stopping.is_set()
+            and remote.holds(item.instance_id, item.execution_id)
+            and self.lock.acquire(blocking=False)
+        ):
+            try:
+                if remote.holds(item.instance_id, item.execution_id):
+                    if self.inflight.finish(item) and self.wakeups.activity_claim_due:
+                        self.wakeups.wake()
+                    if remote.add_result(item, event):
+                        remote.send_held(item.instance_id, self._options.app_id)
+                    return
+            finally:
+                self.lock.release()
         following = self.on_activity_done(item, event)
         if following is not None:
             self.executor.submit(following)
+
+    def on_remote_answer(
+        self,
+        instance_id: str,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None,
+    ) -> bool:
+        """A remote worker's answer to a turn (a server thread): committed on this thread
+        when the engine lock is free, with any other answers waiting, else by the dispatcher;
+        False if no turn of that instance is out."""
+        remote = self.remote
+        assert remote is not None
+        if not remote.complete(instance_id, actions, custom_status, version, wake=False):
+            return False
+        if self._run.stopping.is_set() or not self.lock.acquire(blocking=False):
+            self.wakeups.wake()
+            return True
+        pending: dict[str, PendingTurn] = {}
+        try:
+            self.inflight.begin_round()
+            self.prepare.take_remote_answers(pending)
+            self._commit_pending(pending)
+            self._send_held_turns()
+        except Exception:
+            logger.debug("inline commit of remote answers failed; the dispatcher takes over",
+                         exc_info=True)  # fmt: skip
+            self._forget_round(pending, [])
+            self.wakeups.wake()
+        finally:
+            self.lock.release()
+        if self.wakeups.claim_due or self.wakeups.activity_claim_due:
+            self.wakeups.wake()
+        return True
 
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self.remote is not None and item.name not in self._registry.activities:
@@ -228,8 +281,9 @@ class Engine:
             entry = pending.setdefault(item.instance_id, PendingTurn(item.instance_id))
             entry.completions.append((item, event))
         elif self.remote is not None and self.remote.holds(item.instance_id, item.execution_id):
-            self.remote.add_result(item, event)  # for its next remote turn (_send_held_turns)
-            self.wakeups.wake()
+            # for its next remote turn (_send_held_turns)
+            if self.remote.add_result(item, event):
+                self.wakeups.wake()
         else:
             slow.append(ActivityResult(item, event))
 

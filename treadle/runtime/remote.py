@@ -186,6 +186,7 @@ class RemoteExecutor:
         self._wake = wake
         self._pending: dict[str, _RemotePending] = {}
         self._held: dict[str, _Held] = {}
+        self._ready: dict[str, None] = {}  # held, results waiting, no turn out (in order)
         self._results: queue.SimpleQueue[
             tuple[str, list[Action], str | None, WorkflowVersion | None]
         ] = queue.SimpleQueue()
@@ -222,13 +223,19 @@ class RemoteExecutor:
         held = self._held.get(instance_id)
         return held is not None and held.history.execution_id == execution_id
 
-    def add_result(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
-        """Keep an activity result of a held instance for its next turn (see :meth:`holds`)."""
-        self._held[item.instance_id].waiting.append((item, event))
+    def add_result(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
+        """Keep an activity result of a held instance for its next turn (see :meth:`holds`);
+        whether that turn is due now (no turn of the instance is out)."""
+        iid = item.instance_id
+        self._held[iid].waiting.append((item, event))
+        if iid in self._pending:
+            return False
+        self._ready[iid] = None
+        return True
 
     def ready(self) -> list[str]:
         """The held instances with results waiting and no turn out: their next turns are due."""
-        return [iid for iid, h in self._held.items() if h.waiting and iid not in self._pending]
+        return list(self._ready)
 
     def send_held(self, instance_id: str, app_id: str) -> None:
         """Send a held instance's next turn, made of the results waiting for it."""
@@ -263,10 +270,13 @@ class RemoteExecutor:
         held.version = version
         held.status = output.commit.status
         held.custom_status = output.commit.custom_status
+        if held.waiting:
+            self._ready[iid] = None
 
     def release(self, instance_id: str) -> list[Completion]:
         """Stop holding the instance (its lease is let go or lost; it finished); the results
         that waited for its next turn, to deliver through its inbox."""
+        self._ready.pop(instance_id, None)
         held = self._held.pop(instance_id, None)
         return held.waiting if held is not None else []
 
@@ -319,6 +329,7 @@ class RemoteExecutor:
     ) -> None:
         history = held.history
         completions, held.waiting = held.waiting, []
+        self._ready.pop(iid, None)
         turn.created_children = list(history.children)
         turn.parent = history.parent
         new_events: list[HistoryEvent] = [
@@ -346,14 +357,18 @@ class RemoteExecutor:
         actions: list[Action],
         custom_status: str | None,
         version: WorkflowVersion | None = None,
+        *,
+        wake: bool = True,
     ) -> bool:
         """A remote worker's actions for the instance's turn, with the version it ran and the
         patches it found true (any thread); False if no turn of that instance is out (a late
-        or duplicate answer)."""
+        or duplicate answer). ``wake=False``: the caller takes the answer in itself, or wakes
+        the dispatcher."""
         if instance_id not in self._pending:
             return False
         self._results.put((instance_id, actions, custom_status, version))
-        self._wake()
+        if wake:
+            self._wake()
         return True
 
     def abandon(self, instance_id: str, retry_after_s: float) -> None:
