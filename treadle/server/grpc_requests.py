@@ -17,6 +17,7 @@ encoded whole, as before.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -85,6 +86,8 @@ class _Encoded:
     """The history propagated to the run (from its ExecutionStarted)."""
     data: bytes
     """The ``pastEvents`` entries of the events shown to the SDK, serialized."""
+    recent: dict[int, tuple[HistoryEvent, bytes]]
+    """The last turn's new events, serialized, by ``id``: they are the next turn's past."""
 
 
 class WorkItemEncoder:
@@ -109,22 +112,26 @@ class WorkItemEncoder:
         with self._lock:
             entry = self._entries.get(turn.instance_id)
         if entry is None or not _continues(entry, turn.execution_id, past):
-            entry = _Encoded(turn.execution_id, 0, None, False, False, None, b"")
+            entry = _Encoded(turn.execution_id, 0, None, False, False, None, b"", {})
         entry = _extend(entry, past)
-        with self._lock:
-            self._entries[turn.instance_id] = entry
-            self._entries.move_to_end(turn.instance_id)
-            while len(self._entries) > self._kept:
-                self._entries.popitem(last=False)
         suspended, started, received = entry.suspended, entry.started, entry.received
         new_parts: list[bytes] = []
+        recent: dict[int, tuple[HistoryEvent, bytes]] = {}
         for event in turn.new_events:
             keep, suspended = keep_for_sdk(event, suspended)
             if not keep:
                 continue
             if not started and isinstance(event, ExecutionStarted):
                 started, received = True, event.propagated
-            new_parts.append(_field(_NEW, history_event_to_proto(event).SerializeToString()))
+            encoded = history_event_to_proto(event).SerializeToString()
+            recent[id(event)] = (event, encoded)
+            new_parts.append(_field(_NEW, encoded))
+        entry = dataclasses.replace(entry, recent=recent)
+        with self._lock:
+            self._entries[turn.instance_id] = entry
+            self._entries.move_to_end(turn.instance_id)
+            while len(self._entries) > self._kept:
+                self._entries.popitem(last=False)
         head = spb.WorkflowRequest(
             instanceId=turn.instance_id, executionId=string_value(turn.execution_id)
         )
@@ -164,7 +171,12 @@ def _extend(entry: _Encoded, past: Sequence[HistoryEvent]) -> _Encoded:
             continue
         if not started and isinstance(event, ExecutionStarted):
             started, received = True, event.propagated
-        parts.append(_field(_PAST, history_event_to_proto(event).SerializeToString()))
+        known = entry.recent.get(id(event))
+        if known is not None and known[0] is event:
+            encoded = known[1]  # sent with the last turn as a new event
+        else:
+            encoded = history_event_to_proto(event).SerializeToString()
+        parts.append(_field(_PAST, encoded))
     return _Encoded(
         entry.execution_id,
         len(past),
@@ -173,6 +185,7 @@ def _extend(entry: _Encoded, past: Sequence[HistoryEvent]) -> _Encoded:
         started,
         received,
         b"".join(parts),
+        {},
     )
 
 
