@@ -44,6 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "beside the same workloads embedded (CPU per step of the server and of the SDK)",
     )
     parser.add_argument(
+        "--sdk-ab",
+        type=Path,
+        metavar="DIR",
+        help="with --sdk: also run each SDK workload with `treadle serve` from the treadle "
+        "source tree DIR (another checkout), alternating with this one: an A/B in one run",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -165,7 +172,10 @@ def run_store(target: StoreTarget, args: argparse.Namespace, sizes: Sizes, repor
         label = f"sdk-{args.sdk}"
         report.note(f"== {label}: the official SDK through treadle serve on {target.kind} ==")
         through = Bench(label, target, report, sizes, args.workers)
-        sdk.run_sdk_workloads(through, args.sdk, args.only)
+        other = None
+        if args.sdk_ab is not None:
+            other = Bench(f"{label}@{args.sdk_ab.name}", target, report, sizes, args.workers)
+        sdk.run_sdk_workloads(through, args.sdk, args.only, other=other, other_tree=args.sdk_ab)
         report.compare(target.kind, label, sdk.TOPOLOGY)
     if args.peer == "dbos":
         if not peer_dbos.available():

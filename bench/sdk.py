@@ -156,10 +156,16 @@ class _Proc:
 
 
 @contextlib.contextmanager
-def served(url: str, work_dir: Path, tag: str) -> Iterator[tuple[_Proc, str]]:
-    """``treadle serve`` on ``url`` (gRPC on a free port, no HTTP); (process, address)."""
+def served(
+    url: str, work_dir: Path, tag: str, tree: Path | None = None
+) -> Iterator[tuple[_Proc, str]]:
+    """``treadle serve`` on ``url`` (gRPC on a free port, no HTTP), from the treadle source
+    tree ``tree`` (None: the one the bench runs); (process, address)."""
     argv = [sys.executable, "-m", "treadle.cli", "--db", url, "serve"]
-    server = _Proc([*argv, "--grpc-port", "0", "--no-http"], work_dir / f"{tag}-serve.log")
+    env = None
+    if tree is not None:
+        env = {"PYTHONPATH": f"{tree.resolve()}{os.pathsep}{BENCH_ROOT}"}
+    server = _Proc([*argv, "--grpc-port", "0", "--no-http"], work_dir / f"{tag}-serve.log", env)
     try:
         line = server.read_line(60.0, _READY)
         match = _READY.search(line)
@@ -200,10 +206,11 @@ def run_sdk(
     args: Sequence[str],
     *,
     workers: int = 1,
+    tree: Path | None = None,
 ) -> SdkRun:
     """Run ``workload`` through ``treadle serve`` on a fresh store with ``sdk``: one process
     with a client and a worker, or (``workers`` > 1) a client process and that many worker
-    processes.
+    processes. ``tree``: run ``treadle serve`` from that source tree (an A/B).
 
     Raises:
         BenchError: the SDK is not usable, or a process failed.
@@ -214,7 +221,9 @@ def run_sdk(
     argv, env = command
     work = bench.target.work_dir
     timeout_s = bench.sizes.timeout_s
-    with served(bench.target.new_url(tag), work, tag) as (server, address):
+    if tree is not None:
+        tag = f"{tag}_ab"
+    with served(bench.target.new_url(tag), work, tag, tree) as (server, address):
         common = [*argv, "--address", address, "--timeout", str(timeout_s)]
         pool: list[_Proc] = []
         client: _Proc | None = None
@@ -290,11 +299,11 @@ def _check_count(run: SdkRun, expected: int, what: str) -> None:
         )
 
 
-def sdk_w1a(bench: Bench, sdk: str) -> None:
+def sdk_w1a(bench: Bench, sdk: str, tree: Path | None = None) -> None:
     """W1a through the SDK: one task chain at a time; median and p99 latency, CPU per step."""
     sizes = bench.sizes
     args = ["--size", str(sizes.w1a_runs), "--warmup", str(sizes.w1a_warmup)]
-    run = run_sdk(bench, sdk, "W1a", f"sdk_{sdk}_w1a", args)
+    run = run_sdk(bench, sdk, "W1a", f"sdk_{sdk}_w1a", args, tree=tree)
     latencies = run.result["latencies_ms"]
     n = sizes.w1a_runs
     _check_count(run, 3 * (n + sizes.w1a_warmup), "W1a")
@@ -303,15 +312,14 @@ def sdk_w1a(bench: Bench, sdk: str) -> None:
     _add_cpu(bench, "W1a", run, 3 * (n + sizes.w1a_warmup), n, 1)
 
 
-def sdk_w1b(bench: Bench, sdk: str) -> None:
+def sdk_w1b(bench: Bench, sdk: str, tree: Path | None = None) -> None:
     """W1b through the SDK, once per worker count: workflows/s, CPU per step, and each
     worker's share (every activity run exactly once)."""
     n = bench.sizes.w1b_workflows
     base: float | None = None
     for count in bench.workers:
-        run = run_sdk(
-            bench, sdk, "W1b", f"sdk_{sdk}_w1b_{count}w", ["--size", str(n)], workers=count
-        )
+        tag = f"sdk_{sdk}_w1b_{count}w"
+        run = run_sdk(bench, sdk, "W1b", tag, ["--size", str(n)], workers=count, tree=tree)
         _check_count(run, 3 * n, f"W1b with {count} SDK workers")
         rate = n / float(run.result["elapsed_s"])
         topology = (
@@ -332,11 +340,12 @@ def sdk_w1b(bench: Bench, sdk: str) -> None:
         _add_cpu(bench, "W1b", run, 3 * n, n, count)
 
 
-def sdk_w3(bench: Bench, sdk: str) -> None:
+def sdk_w3(bench: Bench, sdk: str, tree: Path | None = None) -> None:
     """W3 through the SDK: one chain of N steps per N; time and CPU per step. (The SDK
     replays the whole history at every step, so its own cost per step grows with N.)"""
     for steps in bench.sizes.sdk_w3_steps:
-        run = run_sdk(bench, sdk, "W3", f"sdk_{sdk}_w3_{steps}", ["--size", str(steps)])
+        tag = f"sdk_{sdk}_w3_{steps}"
+        run = run_sdk(bench, sdk, "W3", tag, ["--size", str(steps)], tree=tree)
         _check_count(run, steps, "W3")
         elapsed = float(run.result["elapsed_s"])
         bench.add("W3", "wall time", elapsed, "s", size=steps, better="lower")
@@ -348,12 +357,24 @@ def sdk_w3(bench: Bench, sdk: str) -> None:
 SDK_WORKLOADS = {"W1a": sdk_w1a, "W1b": sdk_w1b, "W3": sdk_w3}
 
 
-def run_sdk_workloads(bench: Bench, sdk: str, only: set[str]) -> None:
-    """Run the selected SDK workloads; a failing one is reported and skipped."""
+def run_sdk_workloads(
+    bench: Bench,
+    sdk: str,
+    only: set[str],
+    *,
+    other: Bench | None = None,
+    other_tree: Path | None = None,
+) -> None:
+    """Run the selected SDK workloads; a failing one is reported and skipped. With ``other``,
+    each workload runs again right after, with ``treadle serve`` from ``other_tree``."""
     for name, workload in SDK_WORKLOADS.items():
         if name not in only:
             continue
-        try:
-            workload(bench, sdk)
-        except Exception as exc:
-            bench.report.error(bench.engine, bench.target.kind, name, exc)
+        runs: list[tuple[Bench, Path | None]] = [(bench, None)]
+        if other is not None:
+            runs.append((other, other_tree))
+        for which, tree in runs:
+            try:
+                workload(which, sdk, tree)
+            except Exception as exc:
+                which.report.error(which.engine, which.target.kind, name, exc)
