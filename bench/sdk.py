@@ -41,6 +41,8 @@ TOPOLOGY = (
 )
 
 _READY = re.compile(r"treadle serve: grpc (\S+):(\d+)")
+_SDK_READY = re.compile(r"^READY$")
+_JSON = re.compile(r"^\{")  # (the JS SDK logs on stdout too)
 _JS_SDK = "@dapr/durabletask-js"
 
 
@@ -232,20 +234,20 @@ def run_sdk(
                 for i in range(workers):
                     pool.append(_Proc([*common, "--role", "worker"], work / f"{tag}-w{i}.log", env))
                 for proc in pool:
-                    proc.read_line(60.0)
+                    proc.read_line(60.0, _SDK_READY)
             role = "both" if workers == 1 else "client"
             client = _Proc(
                 [*common, "--role", role, "--workload", workload, *args],
                 work / f"{tag}-client.log",
                 env,
             )
-            client.read_line(60.0)
+            client.read_line(60.0, _SDK_READY)
             sdk_pids = [client.pid, *(p.pid for p in pool)]
             server_before = cpu_seconds(server.pid)
             sdk_before = sum(cpu_seconds(pid) for pid in sdk_pids)
             start = time.perf_counter()
             client.send("go")
-            result: dict[str, Any] = json.loads(client.read_line(timeout_s * 2))
+            result: dict[str, Any] = json.loads(client.read_line(timeout_s * 2, _JSON))
             wall_s = time.perf_counter() - start
             server_cpu = cpu_seconds(server.pid) - server_before
             sdk_cpu = sum(cpu_seconds(pid) for pid in sdk_pids) - sdk_before
@@ -253,7 +255,7 @@ def run_sdk(
             per_worker: list[int] = []
             for proc in pool:
                 proc.close_stdin()
-                per_worker.append(int(json.loads(proc.read_line(60.0))["activities"]))
+                per_worker.append(int(json.loads(proc.read_line(60.0, _JSON))["activities"]))
         finally:
             for proc in [*pool, *([client] if client is not None else [])]:
                 proc.stop()
