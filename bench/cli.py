@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(command, str)
                 else f"{args.sdk}: {' '.join(command[0])} (through treadle serve)"
             )
+            if args.sdk_ab is not None:
+                report.header["sdk A/B"] = (
+                    f"each SDK workload again right after, with treadle serve from "
+                    f"{args.sdk_ab} (rows sdk-{args.sdk}@{args.sdk_ab.name})"
+                )
         report.print_header()
         for target in targets:
             run_store(target, args, sizes, report)
