@@ -75,7 +75,13 @@ def sdk_command(sdk: str) -> tuple[list[str], dict[str, str]] | str:
 class _Proc:
     """A child process that prints ``READY``, then lines of JSON."""
 
-    def __init__(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path = BENCH_ROOT,
+    ) -> None:
         self.log = log
         self._log = log.open("wb")
         full_env = child_env()
@@ -88,7 +94,7 @@ class _Proc:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=full_env,
-            cwd=BENCH_ROOT,
+            cwd=cwd,
             text=True,
         )
 
