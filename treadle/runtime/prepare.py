@@ -299,6 +299,12 @@ class TurnPreparer:
                 return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
+                if self._remote.is_ahead(record):
+                    # A turn of it was committed or sent after the claim read it (answers
+                    # are committed on the server's threads): the record is stale. Its
+                    # messages wait in the inbox; claim again.
+                    self._wakeups.claim_due = True
+                    return
                 controls = self._remote.controls_turn(record, turn, messages)
                 if controls is not None:  # the other messages wait: claim again for them
                     entry.output, entry.commit = controls, controls.commit

@@ -226,6 +226,20 @@ class RemoteExecutor:
             return None
         return held.history
 
+    def is_ahead(self, record: InstanceRecord) -> bool:
+        """Whether this executor is past a claimed record: a turn of its run is out, or one
+        was committed after the claim read the record (the claim then ran outside the engine
+        lock while a server thread committed)."""
+        iid = record.instance_id
+        if iid in self._pending:
+            return True
+        held = self._held.get(iid)
+        return (
+            held is not None
+            and held.history.execution_id == record.execution_id
+            and held.version > record.version
+        )
+
     def holds(self, instance_id: str, execution_id: str) -> bool:
         """Whether an activity result of that run goes into the instance's next remote turn
         (the instance is held here) rather than through its inbox."""
