@@ -31,8 +31,10 @@ from treadle.core.propagation import (
     WorkflowResult,
 )
 from treadle.core.retry import RetryPolicy
+from treadle.core.saga import Saga
 from treadle.core.tasks import Task, when_all, when_any
 from treadle.errors import (
+    CompensationError,
     FailureDetails,
     InvalidInputError,
     LeaseLostError,
@@ -44,6 +46,7 @@ from treadle.errors import (
     StoreLostError,
     StoreUnavailableError,
     TaskFailedError,
+    TaskTimeoutError,
     TreadleError,
     WorkflowAlreadyExistsError,
     WorkflowError,
@@ -60,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivityResult",
     "ChildWorkflowResult",
+    "CompensationError",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
@@ -71,12 +75,14 @@ __all__ = [
     "PropagationScope",
     "RegistrationError",
     "RetryPolicy",
+    "Saga",
     "SchemaVersionError",
     "StoreError",
     "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
+    "TaskTimeoutError",
     "TreadleError",
     "WorkflowActivityContext",
     "WorkflowAlreadyExistsError",

@@ -44,6 +44,7 @@ EXPECTED = {
         'Timed out: "order B-2 cancelled: no approval in time"',
     ],
     "compensation.py": [
+        "Booked a flight to Lisbon for trip ",
         "Cancelled hotel-456.\nCancelled flight-123.",
         '"compensated":["hotel-456","flight-123"]',
         "no cars left in Lisbon",
@@ -80,6 +81,24 @@ EXPECTED = {
         'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
         'healthy: COMPLETED: {"value":40,"share":0.25}',
         "stuck: FAILED: TurnTimeout",
+    ],
+    "testing_workflows.py": [
+        "event 5: history recorded TaskScheduled (call_activity('charge')) at step 2, but the "
+        "workflow called call_activity('notify') now",
+        "4 passed",
+    ],
+    "heartbeats.py": [
+        "Stuck after batch 3 (no more heartbeats).",
+        "Attempt starts after batch 3.",
+        'Import COMPLETED: "imported batches 4 to 10 in this attempt"',
+        "Taken over long before the lease: True.",
+        "The stuck attempt was taken over; it gives up.",
+    ],
+    "timeouts.py": [
+        "Attempt 1 for lamp was told to stop.",
+        'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
+        "Report FAILED: TimeoutError",
+        "crunch was told to stop.",
     ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
