@@ -17,7 +17,7 @@ import inspect
 import logging
 import queue
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,13 +233,15 @@ class ActivityExecutor:
         try:
             # a task of its own, which cancel() can cancel without cancelling this one
             task = asyncio.ensure_future(
-                call_with_input(fn, self._context(item, running), item.input)
+                _guarded(call_with_input(fn, self._context(item, running), item.input))
             )
             with self._lock:
                 running.task = task
             if running.cancelled.is_set():
                 task.cancel()
-            out = await task
+            out, raised = await task
+            if raised is not None:
+                raise raised
             event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except asyncio.CancelledError as exc:
             if not running.cancelled.is_set() and _cancelling():
@@ -297,6 +299,18 @@ class _Running:
     item: ActivityWorkItem
     cancelled: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Future[Any] | None = None
+
+
+async def _guarded(coro: Awaitable[Any]) -> tuple[Any, BaseException | None]:
+    """Await an async activity in its own task: its result, or what it raised (but a
+    CancelledError). A task whose code raises KeyboardInterrupt or SystemExit re-raises it
+    out of the event loop, which would end the loop's thread and every async activity."""
+    try:
+        return await coro, None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return None, exc
 
 
 def _cancelling() -> bool:
