@@ -436,8 +436,11 @@ class TurnPreparer:
         app (a call naming no app is of the caller's, which is this runtime's), and
         registered here, or any activity for a sidecar's remote workers."""
         app = self._options.app_id if task.app_id is None else task.app_id
-        return app == self._options.app_id and (
-            self._remote is not None or task.name in self._registry.activities
+        # (an activity on a queue is claimed within the queue's limits, never leased here)
+        return (
+            app == self._options.app_id
+            and (self._remote is not None or task.name in self._registry.activities)
+            and task.name not in self._registry.queued
         )
 
     def _stall(
