@@ -191,6 +191,11 @@ class DaprWorkflowClient:
         """The history events of the instance's current run, oldest first."""
         return await self._run(self._sync.get_workflow_history, instance_id)
 
+    async def export_workflow_history(self, instance_id: str) -> str:
+        """The instance's current run as a history file (see
+        :meth:`WorkflowClient.export_workflow_history`)."""
+        return await self._run(self._sync.export_workflow_history, instance_id)
+
     async def raise_workflow_event(
         self, instance_id: str, event_name: str, *, data: Any = None
     ) -> None:

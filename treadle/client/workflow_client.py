@@ -17,6 +17,7 @@ from treadle.client.status import WorkflowStatus
 from treadle.core import codec
 from treadle.core.context import name_of
 from treadle.core.history import HistoryEvent
+from treadle.core.history_file import dump_history
 from treadle.store import Store, open_store
 from treadle.store.apps import default_app_id
 from treadle.store.base import InstanceRecord
@@ -232,6 +233,19 @@ class WorkflowClient:
             WorkflowNotFoundError: no such instance.
         """
         return self._ops.get_history(instance_id)
+
+    def export_workflow_history(self, instance_id: str) -> str:
+        """The instance's current run as a history file (JSON text, the versioned format of
+        :mod:`treadle.core.history_file`): what ``treadle workflow export`` prints and
+        :class:`treadle.testing.Replayer` replays.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        events = self.get_workflow_history(instance_id)
+        state = self.get_workflow_state(instance_id, fetch_payloads=False)
+        status = state.runtime_status.name if state is not None else None
+        return dump_history(instance_id, events, status=status)
 
     # ---- signalling ------------------------------------------------------------------
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:

@@ -439,6 +439,28 @@ class SqliteStore:
         times = [t for t in (a, b, c) if t is not None]
         return from_epoch(min(times)) if times else None
 
+    def work_outlook(self) -> tuple[bool, float | None]:
+        """Whether work is due or running now (a message visible, an activity task in the
+        table or in an instance's row), and the earliest future time a message becomes
+        visible (None: none).
+
+        What :class:`treadle.testing.WorkflowTestEnvironment` reads to jump its virtual
+        clock to the next timer when nothing else is left to do.
+        """
+        now = self._clock()
+        with self._db.errors():
+            conn = self._db.conn()
+            busy = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM inbox WHERE visible_at <= ?) "
+                "OR EXISTS (SELECT 1 FROM activity_tasks) "
+                "OR EXISTS (SELECT 1 FROM instances WHERE own_task IS NOT NULL)",
+                (now,),
+            ).fetchone()[0]
+            due = conn.execute(
+                "SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)
+            ).fetchone()[0]
+        return bool(busy), due
+
     def change_token(self, work_only: bool = False) -> object:
         """An opaque value that changes whenever anything in the database may have changed.
 
