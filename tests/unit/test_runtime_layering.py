@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "options",
         "dapr_options",
         "apps",
+        "watchdog",
     },
     {"turns"},
 ]
