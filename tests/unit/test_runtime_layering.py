@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
         "chores",
         "watchdog",
     },
-    {"turns"},
+    {"turns", "remote_history"},
 ]
 
 

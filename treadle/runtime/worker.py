@@ -619,7 +619,7 @@ class WorkflowRuntime:
         engine = self._engine
         if engine is None or engine.remote is None:
             return False
-        return engine.remote.complete(instance_id, actions, custom_status, version)
+        return engine.on_remote_answer(instance_id, actions, custom_status, version)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
