@@ -362,13 +362,30 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
-# later goes at the end of its event and here).
-_UNSET_LAST_FIELDS = (
-    ',"version":null}',
-    ',"propagated":null}',
-    ',"propagation_scope":0}',
-    ',"app_id":null}',
-)
+# later goes at the end of its event and here): each name and the JSON text of its unset value.
+_UNSET_LAST_FIELDS: dict[str, str] = {
+    "version": "null",
+    "propagated": "null",
+    "propagation_scope": "0",
+    "app_id": "null",
+}
+
+
+def _trailing_unset(cls: type[HistoryEvent]) -> tuple[tuple[str, bool, int], ...]:
+    """The fields at the end of ``cls`` that are left out when unset, last first: each
+    name, whether its unset value is 0 (else None), and the length of its text when unset
+    (``,"name":value``)."""
+    out: list[tuple[str, bool, int]] = []
+    for name in reversed(_FIELDS[cls]):
+        text = _UNSET_LAST_FIELDS.get(name)
+        if text is None:
+            break
+        out.append((name, text == "0", len(name) + len(text) + 4))
+    return tuple(out)
+
+
+_TRAILING_UNSET = {cls: _trailing_unset(cls) for cls in EVENT_TYPES.values()}
+_KIND_PREFIX = {cls: f'{{"kind":"{cls.KIND}",' for cls in EVENT_TYPES.values()}
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -441,15 +458,16 @@ def event_to_json(event: HistoryEvent) -> str:
     if isinstance(event, ExecutionStarted) and event.propagated is not None:
         # (the events nested in it need their kinds: the one-pass form has none)
         return orjson.dumps(event_to_dict(event)).decode()
-    body = orjson.dumps(event).decode()
-    trimmed = True
-    while trimmed:
-        trimmed = False
-        for unset in _UNSET_LAST_FIELDS:
-            if body.endswith(unset):
-                body = body[: -len(unset)] + "}"
-                trimmed = True
-    return f'{{"kind":"{event.KIND}",{body[1:]}'
+    cls = type(event)
+    text = orjson.dumps(event).decode()
+    end = -1  # (the closing brace)
+    for name, zero, length in _TRAILING_UNSET[cls]:
+        value = getattr(event, name)
+        if value is None if not zero else (type(value) is int and value == 0):
+            end -= length
+        else:
+            break
+    return f"{_KIND_PREFIX[cls]}{text[1:end]}}}"
 
 
 def event_from_dict(data: dict[str, Any]) -> HistoryEvent:

@@ -61,7 +61,6 @@ from treadle.store.base import (
     ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
-    NewActivity,
     OrchestrationWorkItem,
     Store,
     TurnCommit,
@@ -330,7 +329,9 @@ class TurnPreparer:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a))
+        scheduled = sum(
+            1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a.name, a.app_id)
+        )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
@@ -357,13 +358,13 @@ class TurnPreparer:
         if scheduled > lease_n:
             self._wakeups.activity_claim_due = True
 
-    def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:
-        """Whether this runtime runs ``task`` (an action, or the task it becomes): of its
-        app (a call naming no app is of the caller's, which is this runtime's), and
-        registered here, or any activity for a sidecar's remote workers."""
-        app = self._options.app_id if task.app_id is None else task.app_id
+    def _runs_here(self, name: str, app_id: str | None) -> bool:
+        """Whether this runtime runs the activity ``name`` of ``app_id`` (None: the caller's,
+        which is this runtime's): of its app, and registered here, or any activity for a
+        sidecar's remote workers."""
+        app = self._options.app_id if app_id is None else app_id
         return app == self._options.app_id and (
-            self._remote is not None or task.name in self._registry.activities
+            self._remote is not None or name in self._registry.activities
         )
 
     def _stall(
