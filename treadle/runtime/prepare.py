@@ -208,7 +208,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.resumable(iid, self._clock.monotonic())
+        cached = self._cache.resumable(iid, self._registry.workflow_generation)
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -464,6 +464,7 @@ class TurnPreparer:
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
         """The instance's execution rebuilt by replaying its history (a cache miss); None
         if its workflow is not registered here."""
+        generation = self._registry.workflow_generation  # (read before the code)
         fn = self._registry.workflows.get(record.name)
         if fn is None:
             return None
@@ -478,6 +479,7 @@ class TurnPreparer:
             execution_id=record.execution_id,
             version=record.version,
             history_len=len(history),
+            registry_generation=generation,
         )
 
 
