@@ -256,7 +256,8 @@ def test_terminal_statuses() -> None:
 
 def _stored_text_by_suffixes(event: HistoryEvent) -> str:
     """The stored text as first defined: the one-pass JSON with each unset trailing field
-    (version, propagated, propagation_scope, app_id) cut off its end, one at a time."""
+    (version, propagated, propagation_scope, app_id, timeout_at, timed_out) cut off its end,
+    one at a time."""
     if isinstance(event, ExecutionStarted) and event.propagated is not None:
         return codec.dumps(event_to_dict(event))
     body = orjson.dumps(event).decode()
@@ -265,6 +266,8 @@ def _stored_text_by_suffixes(event: HistoryEvent) -> str:
         ',"propagated":null}',
         ',"propagation_scope":0}',
         ',"app_id":null}',
+        ',"timeout_at":null}',
+        ',"timed_out":false}',
     )
     trimmed = True
     while trimmed:
@@ -291,6 +294,8 @@ def test_stored_text_leaves_out_unset_trailing_fields(
         "propagated": None,
         "propagation_scope": 0,
         "app_id": None,
+        "timeout_at": None,
+        "timed_out": False,
     }
     unset = dataclasses.replace(
         event, **{name: value for name, value in trailing.items() if hasattr(event, name)}

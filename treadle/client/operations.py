@@ -4,7 +4,7 @@ JSON text.
 Every edge goes through :class:`InstanceOperations`: the Python
 :class:`~treadle.client.WorkflowClient` (which encodes Python values to JSON text first), the
 gRPC sidecar service and the HTTP API (which pass on the JSON text they received). So ids and
-names are checked in one place (:mod:`treadle.client.validation`), a payload is stored as the
+names are checked in one place (:mod:`treadle.core.validation`), a payload is stored as the
 JSON text given and never re-encoded, an operation on a finished instance does the same
 whoever asks, and every start offers itself first to a runtime of this process on the same
 store (:mod:`treadle.store.local_starts`), which commits it with its first turn.
@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
-from treadle.client.validation import check_json, validate_instance_id, validate_name
 from treadle.client.waiting import wait_for
 from treadle.core.history import (
     EventRaised,
@@ -31,6 +30,12 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
+)
+from treadle.core.validation import (
+    check_json,
+    validate_instance_id,
+    validate_name,
+    validate_token,
 )
 from treadle.errors import InvalidInputError, WorkflowNotFoundError, WorkflowStateError
 from treadle.store import ids, local_starts
@@ -111,6 +116,7 @@ class InstanceOperations:
         input: str | None = None,
         instance_id: str | None = None,
         start_at: datetime | None = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id. The start is durable when this returns.
 
@@ -123,16 +129,25 @@ class InstanceOperations:
             input: the input as JSON text (None or empty: no input).
             instance_id: the id to use (default: a new UUID).
             start_at: do not start before this time (an aware datetime).
+            timeout: fail its run with a TimeoutError if it has not finished this long after
+                it was started (or after ``start_at``).
 
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
-            InvalidInputError: a bad id, name, input or start time.
+            InvalidInputError: a bad id, name, input, start time or timeout.
         """
         iid = (
             validate_instance_id(instance_id) if instance_id is not None else ids.new_instance_id()
         )
         if start_at is not None and start_at.tzinfo is None:
             raise InvalidInputError("start_at must be a timezone-aware datetime (UTC)")
+        timeout_at = None
+        if timeout is not None:
+            if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
+                raise InvalidInputError(
+                    f"a workflow's timeout is a positive timedelta, not {timeout!r}"
+                )
+            timeout_at = max(start_at or _now(), _now()) + timeout
         new = NewInstance(
             instance_id=iid,
             name=validate_name(name, "workflow name"),
@@ -140,6 +155,7 @@ class InstanceOperations:
             execution_id=new_execution_id(),
             scheduled_start=start_at,
             app_id=self.app_id,
+            timeout_at=timeout_at,
         )
         for runtime in local_starts.starters(self._store.url):
             if runtime.start_here(new):
@@ -280,10 +296,15 @@ class InstanceOperations:
             continuation_token: where the previous page ended.
 
         Raises:
-            InvalidInputError: a page size below 1.
+            InvalidInputError: a page size below 1, a name no workflow can have, or a token
+                that is not one a page returned.
         """
         if page_size < 1:
             raise InvalidInputError("page_size must be >= 1")
+        if name is not None:
+            validate_name(name, "workflow name filter")
+        if continuation_token is not None:
+            validate_token(continuation_token, "continuation token")
         return self._store.list_instances(
             InstanceQuery(
                 statuses=matching(statuses),
@@ -391,7 +412,9 @@ class InstanceOperations:
         process may take, is waited for, at most :attr:`control_wait_s` seconds: its worker
         takes the message within a turn. (A termination takes no workflow code, so a runtime
         here gives up any turn it sent to a remote worker for the instance: that worker may
-        be gone.) Otherwise the message waits for the next worker that claims the instance.
+        be gone. A suspend or resume gives up only a turn no remote worker has received yet,
+        and is recorded without one while none is connected.) Otherwise the message waits for
+        the next worker that claims the instance.
         """
         record = self._require(instance_id)
         if record.status.is_terminal:
@@ -399,9 +422,11 @@ class InstanceOperations:
         iid = record.instance_id
         leased = self._store.signal_instance(NewMessage(iid, event), shown_status=shown)
         runtimes = local_starts.starters(self._store.url)
-        if isinstance(event, ExecutionTerminated):
-            for runtime in runtimes:
+        for runtime in runtimes:
+            if isinstance(event, ExecutionTerminated):
                 runtime.abandon_remote_turn(iid)
+            else:
+                runtime.withdraw_remote_turn(iid)
         if not (leased or runtimes) or self.control_wait_s <= 0:
             return
         try:

@@ -175,6 +175,19 @@ class ExecutionStarted(HistoryEvent):
     """The history its caller propagated to this run (``call_child_workflow(...,
     propagation=...)``, or the run before it continued as new), if any."""
     app_id: str | None = None
+    timeout_at: datetime | None = None
+    """When the run fails with a TimeoutError if it has not finished by then, if ever
+    (``schedule_new_workflow(..., timeout=)``, ``call_child_workflow(..., timeout=)``)."""
+
+
+def run_timeout_failure(name: str, timeout_at: datetime | None) -> FailureDetails:
+    """Why a run that ran past its timeout failed."""
+    when = "its deadline" if timeout_at is None else timeout_at.isoformat()
+    return FailureDetails(
+        f"workflow {name!r} did not finish by {when} (its timeout); its running activities "
+        "were told to stop. Give it a longer timeout, or look at what it waited for",
+        "TimeoutError",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +207,9 @@ class ExecutionTerminated(HistoryEvent):
     KIND: ClassVar[str] = "ExecutionTerminated"
     input: str | None = None
     recurse: bool = True
+    timed_out: bool = False
+    """The run's timeout passed (see ``ExecutionStarted.timeout_at``): it ends FAILED with
+    a TimeoutError, not TERMINATED."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,28 +375,29 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
-_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
+_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start", "timeout_at"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
-# later goes at the end of its event and here): each name and the JSON text of its unset value.
-_UNSET_LAST_FIELDS: dict[str, str] = {
-    "version": "null",
-    "propagated": "null",
-    "propagation_scope": "0",
-    "app_id": "null",
+# later goes at the end of its event and here), each with its unset value.
+_UNSET_LAST_FIELDS: dict[str, object] = {
+    "version": None,
+    "propagated": None,
+    "propagation_scope": 0,
+    "app_id": None,
+    "timeout_at": None,
+    "timed_out": False,
 }
 
 
-def _trailing_unset(cls: type[HistoryEvent]) -> tuple[tuple[str, bool, int], ...]:
+def _trailing_unset(cls: type[HistoryEvent]) -> tuple[tuple[str, object, int], ...]:
     """The fields at the end of ``cls`` that are left out when unset, last first: each
-    name, whether its unset value is 0 (else None), and the length of its text when unset
-    (``,"name":value``)."""
-    out: list[tuple[str, bool, int]] = []
+    name, its unset value, and the length of its text when unset (``,"name":value``)."""
+    out: list[tuple[str, object, int]] = []
     for name in reversed(_FIELDS[cls]):
-        text = _UNSET_LAST_FIELDS.get(name)
-        if text is None:
+        if name not in _UNSET_LAST_FIELDS:
             break
-        out.append((name, text == "0", len(name) + len(text) + 4))
+        unset = _UNSET_LAST_FIELDS[name]
+        out.append((name, unset, len(name) + len(orjson.dumps(unset)) + 4))
     return tuple(out)
 
 
@@ -461,12 +478,11 @@ def event_to_json(event: HistoryEvent) -> str:
     cls = type(event)
     text = orjson.dumps(event).decode()
     end = -1  # (the closing brace)
-    for name, zero, length in _TRAILING_UNSET[cls]:
+    for name, unset, length in _TRAILING_UNSET[cls]:
         value = getattr(event, name)
-        if value is None if not zero else (type(value) is int and value == 0):
-            end -= length
-        else:
+        if type(value) is not type(unset) or value != unset:
             break
+        end -= length
     return f"{_KIND_PREFIX[cls]}{text[1:end]}}}"
 
 
