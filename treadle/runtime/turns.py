@@ -156,7 +156,7 @@ def build_turn(
     lease_activities: int = 0,
     keep_lease: bool = False,
     own_activity: bool = False,
-    runs_here: Callable[[str, str], bool] | None = None,
+    runs_here: Callable[[str, str | None], bool] | None = None,
     propagation: PropagationInput | None = None,
 ) -> TurnOutput:
     """Build the commit of one turn.
