@@ -62,11 +62,15 @@ class Chores:
         *,
         schedules: bool = True,
     ) -> None:
-        self._store = store
         self._owner = owner
         self._clock = clock
-        self._retention = (retention or store.retention) if isinstance(store, Maintenance) else None
-        self._schedules = schedules and isinstance(store, ScheduleStore)
+        # (the protocol checks once: isinstance with a runtime-checkable protocol is slow)
+        self._maintenance = store if isinstance(store, Maintenance) else None
+        self._retention = (
+            (retention or self._maintenance.retention) if self._maintenance is not None else None
+        )
+        self._schedule_store = store if schedules and isinstance(store, ScheduleStore) else None
+        self._schedules = self._schedule_store is not None
         self._next_retention = 0.0
         self._poll_s = min(
             SCHEDULE_POLL_S,
@@ -104,11 +108,10 @@ class Chores:
 
     def run_once(self) -> None:
         """One pass: fire the due schedules, and apply retention if its time has come."""
-        store = self._store
-        if self._schedules and isinstance(store, ScheduleStore):
-            fire_due(store, utcnow(self._clock))
-        policy = self._retention
-        if policy is None or not isinstance(store, Maintenance):
+        if self._schedule_store is not None:
+            fire_due(self._schedule_store, utcnow(self._clock))
+        policy, store = self._retention, self._maintenance
+        if policy is None or store is None:
             return
         now = self._clock.monotonic()
         if now < self._next_retention:

@@ -18,9 +18,11 @@ stays blocked.
 
 Threads: any thread running a turn calls :meth:`~TurnWatchdog.begin` and
 :meth:`~TurnWatchdog.end` (one turn per thread at a time); the watchdog's own thread looks
-at the turns under way a few times a second. State: the turns under way by thread, under
-the watchdog's lock, which also orders an interruption before the end of the turn it
-interrupts (an interruption never lands after its turn ended: see :meth:`TurnWatchdog.end`).
+at the turns under way a few times a second. State: the turns under way by thread (each
+thread adds and removes its own, without a lock: one dict operation each); the watchdog
+looks at them and interrupts under its lock, which a turn's end takes only when the turn is
+past its deadline, to order an interruption before the end of the turn it interrupts (an
+interruption never lands after its turn ended: see :meth:`TurnWatchdog.end`).
 These times are real (``time.monotonic``), not the runtime's clock: they bound CPU time.
 """
 
@@ -30,6 +32,9 @@ import ctypes
 import logging
 import threading
 import time
+
+_monotonic = time.monotonic
+_get_ident = threading.get_ident
 
 __all__ = ["TurnTimeout", "TurnWatchdog"]
 
@@ -62,7 +67,7 @@ class _Turn:
         self.instance_id = instance_id
         self.limit_s = limit_s
         self.is_start = is_start
-        self.deadline = time.monotonic() + limit_s
+        self.deadline = _monotonic() + limit_s
         self.thread = thread
         self.interrupted = False
         self.warned_at = 0.0
@@ -97,10 +102,11 @@ class TurnWatchdog:
         limit = self.limit_s
         if limit is None:
             return None
-        if start_limit_s is not None:
-            limit = min(limit, start_limit_s)
-        turn = _Turn(instance_id, limit, threading.get_ident(), start_limit_s is not None)
-        self._turns[turn.thread] = turn
+        if start_limit_s is None:
+            turn = _Turn(instance_id, limit, _get_ident(), False)
+        else:
+            turn = _Turn(instance_id, min(limit, start_limit_s), _get_ident(), True)
+        self._turns[turn.thread] = turn  # (only this thread writes its key: no lock)
         return turn
 
     def end(self, turn: _Turn | None) -> None:
@@ -112,9 +118,15 @@ class TurnWatchdog:
         """
         if turn is None:
             return
-        with self._lock:  # (no interruption after this: the watchdog looks under the lock)
-            if self._turns.get(turn.thread) is turn:
-                del self._turns[turn.thread]
+        turns = self._turns
+        if turns.get(turn.thread) is turn:  # (only this thread writes its key)
+            del turns[turn.thread]
+        # Removed, the turn is seen by no later look of the watchdog. A look under way saw
+        # it only if it took its time (under the lock) before the removal, so before the
+        # time read here: a turn that ends before its deadline is interrupted by none.
+        if not turn.interrupted and _monotonic() < turn.deadline:
+            return
+        with self._lock:  # (a look under way is over once this is taken)
             interrupted = turn.interrupted
         if interrupted:
             _interrupt(turn.thread, None)  # one not delivered yet would land after the turn
@@ -138,9 +150,9 @@ class TurnWatchdog:
                 logger.exception("turn watchdog error")
 
     def _look(self) -> None:
-        now = time.monotonic()
         with self._lock:
-            turns = list(self._turns.values())  # (one C call: begin() adds without the lock)
+            now = _monotonic()  # (taken under the lock, before the copy: see end)
+            turns = list(self._turns.values())  # (one C call: turns come and go without it)
             for turn in turns:
                 if now < turn.deadline:
                     continue

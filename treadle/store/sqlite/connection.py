@@ -253,10 +253,18 @@ class Connections:
             before = conn.total_changes
             try:
                 yield conn
-                if self._identity is not None and (
-                    (durable and durable_level) or time.monotonic() >= self._check_due
-                ):
-                    self.check_file()  # (see check_file: when, and what it costs)
+                identity = self._identity  # (see check_file: when, and what it costs)
+                if identity is None:
+                    pass
+                elif durable and durable_level:
+                    try:  # (check_file's test, inline: this is every syncing commit)
+                        st = os.stat(self.database)
+                    except OSError:
+                        st = None
+                    if st is None or st.st_ino != identity[1] or st.st_dev != identity[0]:
+                        self.check_file()
+                elif time.monotonic() >= self._check_due:
+                    self.check_file()
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
