@@ -36,21 +36,26 @@ __all__ = ["commit_turns"]
 
 
 @functools.lru_cache(maxsize=8)
-def _turn_sql(sets_own: bool, lease: str) -> str:
+@functools.cache
+def _turn_sql(sets_own: bool, lease: str, same_status: bool = False) -> str:
     """A turn's fenced instance update: with the own task column or not; ``lease`` "set"
-    assigns the lease columns, "keep" leaves them (its fence asks for half a lease left)."""
+    assigns the lease columns, "keep" leaves them (its fence asks for half a lease left).
+    ``same_status`` (with "keep"): the status is not assigned, and the fence asks for it
+    (its first parameter) instead, since assigning it rewrites the entries of the indexes on
+    it even when unchanged (instances_status, instances_name_status: pages a step)."""
     sql = (
-        "UPDATE instances SET status = ?, execution_id = ?, input = COALESCE(?, input), "
+        "UPDATE instances SET execution_id = ?, input = COALESCE(?, input), "
         "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
         "version = version + 1"
     )
+    if not same_status:
+        sql = sql.replace("SET ", "SET status = ?, ", 1)
     if sets_own:
         sql += ", own_task = ?"
     if lease == "set":
         sql += ", lease_owner = ?, lease_expires_at = ?"
-    return sql + (
-        " WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? AND version = ?"
-    )
+    sql += " WHERE instance_id = ? AND lease_owner = ? AND lease_expires_at >= ? AND version = ?"
+    return (sql + " AND status = ?") if same_status else sql
 
 
 def commit_turns(
@@ -147,9 +152,16 @@ def _update_instance(
         values += (own_value,)
     fence = (iid, owner, now, turn.expected_version)
     cur = None
-    if keep:
+    if keep and turn.history_start and not turn.reset_history:
         # A lease with more than half its time left is kept as it is: assigning the
         # lease columns rewrites their index even when unchanged (one more page a step).
+        # A turn that goes on from an earlier one keeps its status, most often: the fence
+        # asks for it unchanged, and it is not assigned (else the "set" update below).
+        cur = conn.execute(
+            _turn_sql(sets_own, "keep", same_status=True),
+            (*values[1:], iid, owner, now + lease_s / 2, fence[3], values[0]),
+        )
+    elif keep:
         cur = conn.execute(
             _turn_sql(sets_own, "keep"), (*values, iid, owner, now + lease_s / 2, fence[3])
         )
