@@ -12,6 +12,9 @@ Metrics:
         STALLED), counted on scrape; finished ones grow without bound and are not counted.
     ``treadle_workflow_instances_capped{status}``: 1 when that count reached the cap.
     ``treadle_store_up``: 1 when the last count could read the store, else 0.
+
+With ``also``, the registry of the server's runtime (:mod:`treadle.runtime.metrics`: Dapr's
+workflow and activity metrics, takeovers, commits, waiting work) is served with these.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class ServerMetrics:
         client: when given, instances by status are counted on scrape through it.
         count_cap: stop counting a status after this many instances (keeps a scrape cheap).
         cache_s: reuse the instance counts for this long between scrapes.
+        also: another registry whose metrics are rendered with these (the runtime's).
     """
 
     def __init__(
@@ -55,8 +59,11 @@ class ServerMetrics:
         *,
         count_cap: int = 10_000,
         cache_s: float = 5.0,
+        also: CollectorRegistry | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        if also is not None:
+            self.registry.register(_Forward(also))
         self.http_requests = Counter(
             "treadle_http_requests",
             "HTTP requests, by route template, method and status code.",
@@ -79,6 +86,17 @@ class ServerMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format (may query the store: call off-loop)."""
         return generate_latest(self.registry)
+
+
+class _Forward(Collector):
+    """The metrics of another registry, collected on scrape."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        """Every metric of the other registry."""
+        return self._registry.collect()
 
 
 class InstanceCountCollector(Collector):

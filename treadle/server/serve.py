@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from treadle.client import WorkflowClient
 from treadle.errors import InvalidInputError
@@ -25,6 +26,9 @@ from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, c
 from treadle.server.grpc_workers import SidecarWorkers
 from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
 from treadle.store import open_store, redact_url
+
+if TYPE_CHECKING:
+    from treadle.runtime.metrics import WorkerMetrics
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
 
@@ -111,7 +115,11 @@ def run_server(
     store = open_store(options.db)
     workers = SidecarWorkers()
     runtime = WorkflowRuntime(
-        store, remote=workers, max_concurrent_activities=256, app_id=options.app_id
+        store,
+        remote=workers,
+        max_concurrent_activities=256,
+        app_id=options.app_id,
+        metrics=options.http_port is not None,  # served with the server's at /metrics
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
@@ -128,7 +136,7 @@ def run_server(
     http: _HttpServer | None = None
     try:
         if options.http_port is not None:
-            http = _HttpServer(client, options, token)
+            http = _HttpServer(client, options, token, runtime.metrics)
         runtime.start()
         grpc_server.start()
         if http is not None:
@@ -164,13 +172,26 @@ def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
 class _HttpServer:
     """uvicorn serving the HTTP API in a thread, on a socket bound up front (so port 0 works)."""
 
-    def __init__(self, client: WorkflowClient, options: ServeOptions, token: str | None) -> None:
+    def __init__(
+        self,
+        client: WorkflowClient,
+        options: ServeOptions,
+        token: str | None,
+        runtime_metrics: WorkerMetrics | None,
+    ) -> None:
         import uvicorn
 
         from treadle.server.http import create_app
         from treadle.server.http_protocol import read_timeout_protocol
+        from treadle.server.metrics import ServerMetrics
 
-        app = create_app(client, api_token=token, max_body_bytes=options.max_payload_bytes)
+        also = runtime_metrics.registry if runtime_metrics is not None else None
+        app = create_app(
+            client,
+            api_token=token,
+            max_body_bytes=options.max_payload_bytes,
+            metrics=ServerMetrics(client, also=also),
+        )
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
