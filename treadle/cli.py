@@ -283,6 +283,41 @@ def export(session: Session, instance_id: str) -> None:
 
 # ---- actions -----------------------------------------------------------------------------
 @workflow.command()
+@click.argument("instance_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid text (a flowchart) or an SVG picture.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file (default: print).",
+)
+@pass_session
+def graph(session: Session, instance_id: str, fmt: str, path: str | None) -> None:
+    """Draw an instance's graph: its steps in order, parallel ones side by side, large
+    fan-outs as one group with counts, colour by outcome (the dashboard's picture)."""
+    from treadle.core.visual import build_graph, fold, render_graph_svg, render_mermaid
+
+    client = session.reader()
+    _require_state(client, instance_id)
+    drawn = build_graph(fold(client.get_workflow_history(instance_id)))
+    text = render_mermaid(drawn) if fmt == "mermaid" else render_graph_svg(drawn)
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+    click.echo(f"wrote {path}")
+
+
+@workflow.command()
 @click.argument("name")
 @click.option(
     "--input", "input_", metavar="JSON", callback=_json, help="The workflow's input, as JSON."
@@ -705,6 +740,34 @@ def serve(
     )
     try:
         run_server(options, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# ---- dashboard ----------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP port (0: a free port).",
+)
+@pass_session
+def dashboard(session: Session, host: str, port: int) -> None:
+    """Serve the web dashboard of the store alone (no gRPC, no workers), until SIGINT or
+    SIGTERM. `treadle serve` serves it too, at /.
+
+    Set TREADLE_API_TOKEN or DAPR_API_TOKEN to have it ask for that token.
+    Prints "treadle dashboard: http://HOST:PORT/" once listening."""
+    from treadle.server.dashboard_server import run_dashboard
+
+    missing = _missing_store(session.db)
+    if missing is not None:
+        raise click.ClickException(missing)
+    try:
+        run_dashboard(session.db, host=host, port=port, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 

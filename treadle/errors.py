@@ -17,7 +17,8 @@ The tree::
     └── StoreError
         ├── LeaseLostError           another worker owns the instance now
         ├── SchemaVersionError       the database schema is newer than this code
-        └── StoreUnavailableError    the database cannot be reached
+        ├── StoreUnavailableError    the database cannot be reached (an outage: retried)
+        └── StoreLostError           the database file was deleted or replaced under it
 
 This module imports only the standard library.
 """
@@ -133,3 +134,9 @@ class SchemaVersionError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database could not be reached."""
+
+
+class StoreLostError(StoreError):
+    """The store's database file was deleted or replaced while it was open: what would be
+    written now would go where no one reads it, so nothing is. A runtime stops; restore the
+    file (or start on the new one) and restart the process."""

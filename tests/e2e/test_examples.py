@@ -12,6 +12,14 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    "dashboard.py": [
+        "quote COMPLETED: 390",
+        's0n0["price \u00d720<br/>20 ✓',
+        "Graph written to ",
+        "answers 200",
+        "The order's page shows it waiting on event 'approve'.",
+        'order COMPLETED: "A-1 reserved, approved by alice"',
+    ],
     "rerun.py": [
         "First run FAILED: ValueError: not a database URL: 'warehouse'",
         "Rerunning from event 3 (load) with a corrected target.",
@@ -104,6 +112,11 @@ EXPECTED = {
         "1.0",
         'dapr_runtime_workflow_activity_execution_count{activity_name="reserve",app_id="",'
         'status="success"} 1.0',
+    ],
+    "turn_timeout.py": [
+        'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
+        'healthy: COMPLETED: {"value":40,"share":0.25}',
+        "stuck: FAILED: TurnTimeout",
     ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",

@@ -26,6 +26,7 @@ EXPECTED = {
     "Saga",
     "SchemaVersionError",
     "StoreError",
+    "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",

@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
         "apps",
         "metrics",
         "logs",
+        "watchdog",
     },
     {"turns"},
 ]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from treadle.client.counts import count_by_name
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
 from treadle.client.waiting import wait_for
@@ -283,6 +284,7 @@ class InstanceOperations:
         created_to: datetime | None = None,
         page_size: int = 100,
         continuation_token: str | None = None,
+        id_prefix: str | None = None,
     ) -> InstancePage:
         """A page of instances, newest first, filtered by status, name and creation time.
 
@@ -294,6 +296,7 @@ class InstanceOperations:
             created_to: created before.
             page_size: at most this many (1 or more).
             continuation_token: where the previous page ended.
+            id_prefix: only instances whose id starts with this.
 
         Raises:
             InvalidInputError: a page size below 1, a name no workflow can have, or a token
@@ -313,8 +316,14 @@ class InstanceOperations:
                 created_to=created_to,
                 limit=page_size,
                 cursor=continuation_token,
+                id_prefix=id_prefix or None,
             )
         )
+
+    def count_by_name(self) -> dict[str, dict[WorkflowStatus, int]] | None:
+        """How many instances each workflow name has in each status (None if the store
+        cannot count)."""
+        return count_by_name(self._store)
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history events, oldest first.

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +122,12 @@ class ActivityExecutor:
             if item is None:
                 return
             while item is not None:  # ``done`` may hand back the next step to run here
-                item = self._run_sync(self._activities.get(item.name), item)
+                running = item
+                try:
+                    item = self._run_sync(self._activities.get(running.name), running)
+                except BaseException:  # (not from user code: _run_sync catches all of that)
+                    logger.exception("activity thread error running %r; going on", running.name)
+                    item = None
             with self._lock:
                 self._idle += 1
 
@@ -237,19 +242,19 @@ class ActivityExecutor:
         try:
             # a task of its own, which cancel() can cancel without cancelling this one
             task = asyncio.ensure_future(
-                call_with_input(fn, self._context(item, running), item.input)
+                _guarded(call_with_input(fn, self._context(item, running), item.input))
             )
             with self._lock:
                 running.task = task
             if running.cancelled.is_set():
                 task.cancel()
-            out = await task
-            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
-        except asyncio.CancelledError as exc:
-            if not running.cancelled.is_set():
-                raise  # not ours: the loop is stopping
-            event = _failed(item, exc, self._clock)  # (dropped: its task was given up)
-        except _ACTIVITY_ERRORS as exc:
+            ok, out = await task
+            event: HistoryEvent = (
+                _completed(item, codec.encode(out), self._clock)
+                if ok
+                else _failed(item, out, self._clock)
+            )
+        except _ACTIVITY_ERRORS as exc:  # (a task cancelled before it ran, an encoding error)
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
@@ -262,7 +267,7 @@ class ActivityExecutor:
     def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> ActivityWorkItem | None:
         try:
             return self._done(item, event)
-        except Exception:
+        except BaseException:  # (the thread must live on: its queue would wait for ever)
             logger.exception("could not report the result of activity %r", item.name)
             return None
 
@@ -286,10 +291,22 @@ class ActivityExecutor:
                 self._loop = None
 
 
-# What an activity raising fails it with. SystemExit and KeyboardInterrupt too (sys.exit()
-# in an activity, say): raised on a worker thread they would end it, and the activities
-# queued for it would wait for ever (not asyncio's CancelledError: a shutdown, not a failure).
-_ACTIVITY_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# What an activity raising fails it with: anything. SystemExit, KeyboardInterrupt,
+# GeneratorExit, a bare BaseException, asyncio's CancelledError: raised by an activity's code
+# on a worker thread, not by Ctrl-C (which Python delivers to the main thread only) nor by a
+# shutdown (which stops the event loop without cancelling its tasks). Let through, they would
+# end the thread, and the activities queued for it, and the instance, would wait for ever.
+_ACTIVITY_ERRORS = (BaseException,)
+
+
+async def _guarded(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """``(True, result)``, or ``(False, exception)`` for anything the activity raised: a
+    KeyboardInterrupt or SystemExit left to its asyncio task would escape the task and stop
+    the event loop, and with it every async activity of the runtime."""
+    try:
+        return True, await awaitable
+    except BaseException as exc:
+        return False, exc
 
 
 @dataclass(slots=True, eq=False)

@@ -53,6 +53,7 @@ from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.wakeups import Wakeups
+from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import (
     ActivityResult,
@@ -109,6 +110,8 @@ class Engine:
             if remote is not None
             else None
         )
+        self.watchdog = TurnWatchdog(options.turn_limit_s)
+        """Stops a workflow turn that runs past its limit (started with the run's threads)."""
         self.prepare = TurnPreparer(
             store=store,
             registry=registry,
@@ -119,6 +122,7 @@ class Engine:
             inflight=self.inflight,
             wakeups=self.wakeups,
             remote=self.remote,
+            watchdog=self.watchdog,
         )
         self.executor = ActivityExecutor(
             registry.activities,

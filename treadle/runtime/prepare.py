@@ -57,6 +57,7 @@ from treadle.runtime.turns import (
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
+from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -68,9 +69,13 @@ from treadle.store.base import (
     TurnCommit,
 )
 
-__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+START_TURN_LIMIT_S = 1.0
+"""How long a start's first turn may run on a client's thread: past that, the instance is
+recorded without it, and the dispatcher runs it (see :mod:`treadle.runtime.starts`)."""
 
 STALL_RETRY_S = 5.0
 """How long a runtime leaves an instance that stalled in its hands before trying it again
@@ -119,7 +124,9 @@ class TurnPreparer:
         inflight: InflightActivities,
         wakeups: Wakeups,
         remote: RemoteExecutor | None,
+        watchdog: TurnWatchdog,
     ) -> None:
+        self._watchdog = watchdog
         self._store = store
         self._registry = registry
         self._options = options
@@ -152,6 +159,7 @@ class TurnPreparer:
         except StoreError:
             raise
         except BaseException as exc:
+            self._watchdog.forget()
             if (
                 isinstance(exc, KeyboardInterrupt)
                 and threading.current_thread() is threading.main_thread()
@@ -319,7 +327,11 @@ class TurnPreparer:
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         timed_out_before = set(execution.timed_out_tasks)
-        execution.process(new_events, replaying=False)
+        watched = self._watchdog.begin(turn.instance_id, START_TURN_LIMIT_S if alone else None)
+        try:
+            execution.process(new_events, replaying=False)
+        finally:
+            self._watchdog.end(watched)
         if execution.timed_out_tasks:
             new_events = execution.without_late_results(new_events)
             entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
@@ -495,7 +507,11 @@ class TurnPreparer:
         history: list[HistoryEvent] = []
         if record.history_len:
             history = self._store.get_history(record.instance_id)
-            execution.process(history, replaying=True)
+            watched = self._watchdog.begin(record.instance_id)
+            try:
+                execution.process(history, replaying=True)
+            finally:
+                self._watchdog.end(watched)
         return CachedExecution(
             execution=execution,
             name=record.name,

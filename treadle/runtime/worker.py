@@ -63,7 +63,7 @@ from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.registry import Registry
+from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
@@ -107,6 +107,10 @@ class WorkflowRuntime:
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
             policy); see :mod:`treadle.runtime.apps`.
+        turn_timeout: how long one turn of a workflow (its code between two yields, or the
+            replay of its history) may run; one that runs longer (a loop that never yields)
+            is interrupted and its instance FAILED with ``TurnTimeout``, and the runtime's
+            other workflows go on. None: no limit. See :mod:`treadle.runtime.watchdog`.
         local_starts: a client of this process on the same store URL hands this runtime
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
@@ -145,6 +149,7 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
+        turn_timeout: timedelta | None = timedelta(seconds=30),
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
@@ -179,6 +184,11 @@ class WorkflowRuntime:
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
+        if turn_timeout is not None and (
+            not isinstance(turn_timeout, timedelta) or turn_timeout <= timedelta(0)
+        ):
+            raise ValueError(f"turn_timeout must be a timedelta > 0 or None, got {turn_timeout!r}")
+        self.turn_timeout = turn_timeout
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
@@ -333,6 +343,10 @@ class WorkflowRuntime:
 
         return deco(__fn) if __fn is not None else deco
 
+    def registered_workflow(self, name: str) -> Workflow | None:
+        """The function (or versions) registered under the workflow name ``name``, or None."""
+        return self._registry.workflows.get(name)
+
     def register_from(self, other: WorkflowRuntime) -> None:
         """Register here every workflow and activity registered on ``other``, by the same names.
 
@@ -393,6 +407,7 @@ class WorkflowRuntime:
             max_concurrent_workflows=self.max_concurrent_workflows,
             cache_size=self._cache_size,
             app_id=self.app_id,
+            turn_limit_s=None if self.turn_timeout is None else self.turn_timeout.total_seconds(),
         )
         self._run = run = RunState()
         self._engine = engine = Engine(
@@ -407,6 +422,7 @@ class WorkflowRuntime:
         if self.metrics is not None and self.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.metrics_port)
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
+        engine.watchdog.start(run.stopping)
         self._release_dead_local_owners(store)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)

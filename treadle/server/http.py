@@ -21,6 +21,8 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
     GET  /openapi.json                                    200 this API as an OpenAPI 3 document
+    Dashboard (HTML, for people; see treadle.server.dashboard):
+    GET  /, /ui/...
 
 Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
 text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
@@ -73,6 +75,8 @@ from treadle.errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.server.dashboard import create_dashboard, is_dashboard_path
+from treadle.server.dashboard.pages import WorkflowLookup
 from treadle.server.metrics import CONTENT_TYPE, ServerMetrics
 from treadle.server.openapi import openapi_document
 
@@ -99,6 +103,8 @@ def create_app(
     api_token: str | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
     metrics: ServerMetrics | None = None,
+    dashboard: bool = True,
+    lookup: WorkflowLookup | None = None,
 ) -> Starlette:
     """Build the ASGI app serving the Dapr workflow HTTP API and treadle's JSON API.
 
@@ -110,6 +116,10 @@ def create_app(
         max_body_bytes: larger request bodies get 413.
         metrics: where to count; default a fresh :class:`ServerMetrics` that also counts the
             client's unfinished instances on scrape.
+        dashboard: serve the web dashboard at ``/`` and under ``/ui/``
+            (:mod:`treadle.server.dashboard`; it asks for ``api_token`` itself, once).
+        lookup: the workflow code registered under a name, for the dashboard (see
+            :func:`~treadle.server.dashboard.create_dashboard`).
 
     Returns:
         the Starlette app; ``app.state.client`` and ``app.state.metrics`` hold its parts.
@@ -124,6 +134,9 @@ def create_app(
     middleware = [Middleware(_MetricsMiddleware, metrics=metrics)]
     if api_token:
         middleware.append(Middleware(_TokenMiddleware, token=api_token))
+    if dashboard:
+        ui = create_dashboard(client, api_token=api_token, lookup=lookup)
+        middleware.append(Middleware(_DashboardRouter, dashboard=ui))
     app = Starlette(
         routes=_routes(api),
         middleware=middleware,
@@ -444,8 +457,10 @@ class _TokenMiddleware:
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not (
-            scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD")
+        if (
+            scope["type"] == "http"
+            and not (scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD"))
+            and not is_dashboard_path(scope["path"])  # it asks for the token itself
         ):
             # Header values arrive as latin-1 text; compare the raw bytes in constant time.
             sent = Headers(scope=scope).get(TOKEN_HEADER)
@@ -458,6 +473,20 @@ class _TokenMiddleware:
                 )
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class _DashboardRouter:
+    """Sends the dashboard's paths (``/`` and ``/ui/...``) to the dashboard app."""
+
+    def __init__(self, app: ASGIApp, dashboard: ASGIApp) -> None:
+        self.app = app
+        self.dashboard = dashboard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_dashboard_path(scope["path"]):
+            await self.dashboard(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
