@@ -97,7 +97,17 @@ def test_serve_logs_json_and_serves_the_runtime_metrics(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 202
         wait_until(lambda: FAILED.search(_get(f"{base}/metrics")), what="the failed run counted")
-        assert "treadle_http_requests_total" in _get(f"{base}/metrics")
+        _get(f"{base}/v1.0/workflows/dapr/obs-1")
+        text = _get(f"{base}/metrics")
+        assert "treadle_http_requests_total" in text
+        assert re.search(r'operation="get_workflow",status="success"\} 1\.0$', text, re.M)
+        created = re.compile(
+            r'^dapr_runtime_workflow_operation_count\{.*operation="create_workflow",'
+            r'status="success"\} 1\.0$',
+            re.M,
+        )
+        assert created.search(text), text
+        assert "dapr_runtime_workflow_operation_latency_bucket" in text
         [line] = wait_until(lambda: _failure_lines(served.logs(), "obs-1"), what="the JSON line")
         assert line["error_type"] == "ValueError"
         assert line["workflow_name"] == "obs_fails"

@@ -5,8 +5,12 @@ Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=Tru
 (the ``treadle[metrics]`` extra).
 
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
-``workflow_name`` or ``activity_name`` and ``status``; counters without a ``_total``
-suffix and latencies in milliseconds, as Dapr exports them):
+``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counters without a
+``_total`` suffix and latencies in milliseconds, as Dapr exports them):
+    ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP API by
+        ``operation`` (``create_workflow``, ``get_workflow``, ``add_event``,
+        ``purge_workflow``) and status ``success`` or ``failed``.
+    ``dapr_runtime_workflow_operation_latency``: their latency in milliseconds.
     ``dapr_runtime_workflow_execution_count``: finished runs, by status ``success``,
         ``failed`` or ``terminated``.
     ``dapr_runtime_workflow_execution_latency``: milliseconds from a run's start to its end.
@@ -74,6 +78,7 @@ LATENCY_BUCKETS_MS = (
 )
 """Histogram buckets of the Dapr latencies, in milliseconds."""
 
+OPERATION_COUNT = "dapr_runtime_workflow_operation_count"
 EXECUTION_COUNT = "dapr_runtime_workflow_execution_count"
 ACTIVITY_COUNT = "dapr_runtime_workflow_activity_execution_count"
 
@@ -110,6 +115,13 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS_MS,
             registry=self.registry,
         )
+        self._operation_latency = Histogram(
+            "dapr_runtime_workflow_operation_latency",
+            "The latencies of responses to workflow operation requests, in milliseconds.",
+            ["app_id", "namespace", "operation", "status"],
+            buckets=LATENCY_BUCKETS_MS,
+            registry=self.registry,
+        )
         self.takeovers = Counter(
             "treadle_lease_takeovers",
             "Workflow instances claimed from another worker whose lease lapsed.",
@@ -137,6 +149,13 @@ class WorkerMetrics:
         self._counts.add(ACTIVITY_COUNT, labels)
         self._activity_latency.labels(*labels).observe(seconds * 1000.0)
 
+    def operation(self, operation: str, status: str, seconds: float) -> None:
+        """A request of Dapr's ``operation`` (``create_workflow``, ...) was answered with
+        ``status`` (``success`` or ``failed``) after ``seconds``."""
+        labels = (*self._base, operation, status)
+        self._counts.add(OPERATION_COUNT, labels)
+        self._operation_latency.labels(*labels).observe(seconds * 1000.0)
+
     def render(self) -> bytes:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
         return generate_latest(self.registry)
@@ -157,6 +176,10 @@ class WorkerMetrics:
 
 
 _COUNT_LABELS = {
+    OPERATION_COUNT: (
+        "The number of successful/failed workflow operation requests.",
+        ("app_id", "namespace", "operation", "status"),
+    ),
     EXECUTION_COUNT: (
         "The number of successful/failed/terminated workflow executions.",
         ("app_id", "namespace", "workflow_name", "status"),

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from treadle.client import WorkflowClient
 from treadle.errors import InvalidInputError
@@ -28,11 +27,6 @@ from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
 from treadle.server.http_server import HttpServer
 from treadle.server.metrics import ServerMetrics
 from treadle.store import open_store, redact_url
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-    from treadle.runtime.metrics import WorkerMetrics
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
 
@@ -146,7 +140,7 @@ def run_server(
                     api_token=token,
                     max_body_bytes=options.max_payload_bytes,
                     lookup=runtime.registered_workflow,
-                    metrics=ServerMetrics(client, also=_registry(runtime.metrics)),
+                    metrics=ServerMetrics(client, runtime=runtime.metrics),
                 ),
                 options.host,
                 options.http_port,
@@ -182,8 +176,3 @@ def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
         stop.set()
 
     return handler
-
-
-def _registry(metrics: WorkerMetrics | None) -> CollectorRegistry | None:
-    """The registry of the runtime's metrics, served with the server's own."""
-    return metrics.registry if metrics is not None else None
