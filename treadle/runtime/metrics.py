@@ -5,7 +5,7 @@ Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=Tru
 (the ``treadle[metrics]`` extra).
 
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
-``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counters without a
+``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counts without a
 ``_total`` suffix and latencies in milliseconds, as Dapr exports them):
     ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP API by
         ``operation`` (``create_workflow``, ``get_workflow``, ``add_event``,
@@ -29,10 +29,13 @@ Treadle's own:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,11 +43,10 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Histogram,
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from treadle.store.apps import WaitingWork
@@ -78,10 +80,6 @@ LATENCY_BUCKETS_MS = (
 )
 """Histogram buckets of the Dapr latencies, in milliseconds."""
 
-OPERATION_COUNT = "dapr_runtime_workflow_operation_count"
-EXECUTION_COUNT = "dapr_runtime_workflow_execution_count"
-ACTIVITY_COUNT = "dapr_runtime_workflow_activity_execution_count"
-
 
 class WorkerMetrics:
     """The metrics of one runtime, in a private registry (see the module).
@@ -99,37 +97,11 @@ class WorkerMetrics:
     ) -> None:
         self.registry = CollectorRegistry()
         self._base = (app_id, os.environ.get("NAMESPACE", ""))
-        self._counts = _Counts()
-        self.registry.register(self._counts)
-        self._execution_latency = Histogram(
-            "dapr_runtime_workflow_execution_latency",
-            "The total time taken to run a workflow to completion, in milliseconds.",
-            ["app_id", "namespace", "workflow_name", "status"],
-            buckets=LATENCY_BUCKETS_MS,
-            registry=self.registry,
-        )
-        self._activity_latency = Histogram(
-            "dapr_runtime_workflow_activity_execution_latency",
-            "The time taken to run an activity attempt, in milliseconds.",
-            ["app_id", "namespace", "activity_name", "status"],
-            buckets=LATENCY_BUCKETS_MS,
-            registry=self.registry,
-        )
-        self._operation_latency = Histogram(
-            "dapr_runtime_workflow_operation_latency",
-            "The latencies of responses to workflow operation requests, in milliseconds.",
-            ["app_id", "namespace", "operation", "status"],
-            buckets=LATENCY_BUCKETS_MS,
-            registry=self.registry,
-        )
+        self._series = _Series()
+        self.registry.register(self._series)
         self.takeovers = Counter(
             "treadle_lease_takeovers",
             "Workflow instances claimed from another worker whose lease lapsed.",
-            registry=self.registry,
-        )
-        self.commit_latency = Histogram(
-            "treadle_commit_latency_seconds",
-            "How long committing a round's workflow turns took.",
             registry=self.registry,
         )
         if waiting is not None:
@@ -138,23 +110,21 @@ class WorkerMetrics:
 
     def workflow_finished(self, name: str, status: str, seconds: float | None) -> None:
         """A run of the workflow ``name`` ended with ``status`` after ``seconds`` (if known)."""
-        labels = (*self._base, name, status)
-        self._counts.add(EXECUTION_COUNT, labels)
-        if seconds is not None:
-            self._execution_latency.labels(*labels).observe(seconds * 1000.0)
+        ms = None if seconds is None else seconds * 1000.0
+        self._series.add(_EXECUTION, (*self._base, name, status), ms)
 
     def activity_finished(self, name: str, status: str, seconds: float) -> None:
         """An attempt of the activity ``name`` ended with ``status`` after ``seconds``."""
-        labels = (*self._base, name, status)
-        self._counts.add(ACTIVITY_COUNT, labels)
-        self._activity_latency.labels(*labels).observe(seconds * 1000.0)
+        self._series.add(_ACTIVITY, (*self._base, name, status), seconds * 1000.0)
 
     def operation(self, operation: str, status: str, seconds: float) -> None:
         """A request of Dapr's ``operation`` (``create_workflow``, ...) was answered with
         ``status`` (``success`` or ``failed``) after ``seconds``."""
-        labels = (*self._base, operation, status)
-        self._counts.add(OPERATION_COUNT, labels)
-        self._operation_latency.labels(*labels).observe(seconds * 1000.0)
+        self._series.add(_OPERATION, (*self._base, operation, status), seconds * 1000.0)
+
+    def commit_took(self, seconds: float) -> None:
+        """A group commit of turns took ``seconds``."""
+        self._series.add(_COMMIT, (), seconds)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
@@ -175,44 +145,114 @@ class WorkerMetrics:
             server.server_close()
 
 
-_COUNT_LABELS = {
-    OPERATION_COUNT: (
-        "The number of successful/failed workflow operation requests.",
-        ("app_id", "namespace", "operation", "status"),
-    ),
-    EXECUTION_COUNT: (
-        "The number of successful/failed/terminated workflow executions.",
-        ("app_id", "namespace", "workflow_name", "status"),
-    ),
-    ACTIVITY_COUNT: (
-        "The number of successful/failed activity executions.",
-        ("app_id", "namespace", "activity_name", "status"),
-    ),
-}
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """A counter and a histogram over the same labels (Dapr's ``*_count`` and
+    ``*_latency``), or a histogram alone (no counter name)."""
+
+    counter: str | None
+    counter_doc: str
+    histogram: str
+    histogram_doc: str
+    labels: tuple[str, ...]
+    bounds: tuple[float, ...]
 
 
-class _Counts(Collector):
-    """Dapr's counters, exported under their exact names (no ``_total`` suffix)."""
+_DAPR = ("app_id", "namespace")
+_OPERATION = _Family(
+    "dapr_runtime_workflow_operation_count",
+    "The number of successful/failed workflow operation requests.",
+    "dapr_runtime_workflow_operation_latency",
+    "The latencies of responses for workflow operation requests, in milliseconds.",
+    (*_DAPR, "operation", "status"),
+    LATENCY_BUCKETS_MS,
+)
+_EXECUTION = _Family(
+    "dapr_runtime_workflow_execution_count",
+    "The number of successful/failed/terminated workflow executions.",
+    "dapr_runtime_workflow_execution_latency",
+    "The total time taken to run a workflow to completion, in milliseconds.",
+    (*_DAPR, "workflow_name", "status"),
+    LATENCY_BUCKETS_MS,
+)
+_ACTIVITY = _Family(
+    "dapr_runtime_workflow_activity_execution_count",
+    "The number of successful/failed activity executions.",
+    "dapr_runtime_workflow_activity_execution_latency",
+    "The time taken to run an activity attempt, in milliseconds.",
+    (*_DAPR, "activity_name", "status"),
+    LATENCY_BUCKETS_MS,
+)
+_COMMIT = _Family(
+    None,
+    "",
+    "treadle_commit_latency_seconds",
+    "How long committing a round's workflow turns took.",
+    (),
+    (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+_FAMILIES = (_OPERATION, _EXECUTION, _ACTIVITY, _COMMIT)
+
+
+class _Cell:
+    """The values of one label set: how many, and the histogram of those measured."""
+
+    __slots__ = ("buckets", "count", "measured", "total")
+
+    def __init__(self, size: int) -> None:
+        self.count = 0
+        self.measured = 0
+        self.total = 0.0
+        self.buckets = [0] * (size + 1)  # the last one: above every bound
+
+
+class _Series(Collector):
+    """Counters and histograms kept in plain dicts under one lock: a record is a dict lookup
+    and a bisection (``prometheus_client``'s own cost several times that). Dapr's counters
+    are exported under their exact names, without a ``_total`` suffix (as untyped series:
+    ``prometheus_client`` would add the suffix to a counter's)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: dict[str, dict[tuple[str, ...], int]] = {n: {} for n in _COUNT_LABELS}
+        self._cells: dict[_Family, dict[tuple[str, ...], _Cell]] = {f: {} for f in _FAMILIES}
 
-    def add(self, name: str, labels: tuple[str, ...]) -> None:
-        """Count one under ``labels``."""
+    def add(self, family: _Family, labels: tuple[str, ...], value: float | None) -> None:
+        """Count one under ``labels``, and measure ``value`` if given."""
         with self._lock:
-            values = self._values[name]
-            values[labels] = values.get(labels, 0) + 1
+            cells = self._cells[family]
+            cell = cells.get(labels)
+            if cell is None:
+                cell = cells[labels] = _Cell(len(family.bounds))
+            cell.count += 1
+            if value is not None:
+                cell.measured += 1
+                cell.total += value
+                cell.buckets[bisect.bisect_left(family.bounds, value)] += 1
 
     def collect(self) -> Iterable[Metric]:
-        """The counters' current values."""
+        """The counters' and histograms' current values."""
         with self._lock:
-            snapshot = {n: dict(v) for n, v in self._values.items()}
-        for name, (doc, keys) in _COUNT_LABELS.items():
-            metric = Metric(name, doc, "counter")
-            for labels, value in snapshot[name].items():
-                metric.add_sample(name, dict(zip(keys, labels, strict=True)), value)
-            yield metric
+            snapshot = {
+                f: [(k, c.count, c.measured, c.total, list(c.buckets)) for k, c in cells.items()]
+                for f, cells in self._cells.items()
+            }
+        for family, rows in snapshot.items():
+            keys = list(family.labels)
+            if family.counter is not None:
+                # untyped: prometheus_client names a counter family ``*_total``
+                counter = Metric(family.counter, family.counter_doc, "untyped")
+                for labels, count, _, _, _ in rows:
+                    counter.add_sample(family.counter, dict(zip(keys, labels, strict=True)), count)
+                yield counter
+            histogram = HistogramMetricFamily(family.histogram, family.histogram_doc, labels=keys)
+            for labels, _, measured, total, buckets in rows:
+                if measured:
+                    cumulative = list(itertools.accumulate(buckets))
+                    edges = [str(float(b)) for b in family.bounds] + ["+Inf"]
+                    histogram.add_metric(
+                        list(labels), list(zip(edges, cumulative, strict=True)), total
+                    )
+            yield histogram
 
 
 class _QueueCollector(Collector):

@@ -73,7 +73,7 @@ class Observer:
         """The turns of ``pending`` were committed (``outcomes``) in ``seconds``."""
         metrics = self.metrics
         if metrics is not None:
-            metrics.commit_latency.observe(seconds)
+            metrics.commit_took(seconds)
         for entry in pending.values():
             commit = entry.commit
             if commit is None or not commit.status.is_terminal:
