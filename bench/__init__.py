@@ -19,8 +19,10 @@ while this process only starts workflows and waits with a WorkflowClient:
 Options: ``--store sqlite|postgres|both``, ``--workers 1,2,4``, ``--quick``,
 ``--only W1,W3``, ``--json FILE``, ``--peer dbos`` (the same workloads on DBOS Transact, when
 ``import dbos`` works), ``--profile DIR`` (py-spy samples of the workers and of the runs in
-one process, and treadle's hot spots). PostgreSQL is at ``$TREADLE_BENCH_POSTGRES``, default
-``postgresql://postgres@127.0.0.1:5432/test``.
+one process, and treadle's hot spots), ``--sdk python|js`` (W1a, W1b and W3 through
+``treadle serve`` with an official Dapr SDK, beside the embedded figures: :mod:`bench.sdk`),
+``--sdk-ab DIR`` (each SDK workload again with the server of another checkout). PostgreSQL
+is at ``$TREADLE_BENCH_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/test``.
 """
 
 from __future__ import annotations

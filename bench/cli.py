@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import observability, peer_dbos, procs, profiling
+from bench import observability, peer_dbos, procs, profiling, sdk
 from bench.report import Measurement, Report, machine_facts
 from bench.stores import DEFAULT_POSTGRES_URL, PostgresTarget, SqliteTarget, StoreTarget
 from bench.workloads import Bench, Sizes, run_treadle
@@ -37,6 +37,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--peer", choices=("dbos",), help="run the same workloads on a peer")
+    parser.add_argument(
+        "--sdk",
+        choices=("python", "js"),
+        help="run W1a, W1b and W3 through `treadle serve` with this official Dapr SDK too, "
+        "beside the same workloads embedded (CPU per step of the server and of the SDK)",
+    )
+    parser.add_argument(
+        "--sdk-ab",
+        type=Path,
+        metavar="DIR",
+        help="with --sdk: also run each SDK workload with `treadle serve` from the treadle "
+        "source tree DIR (another checkout), alternating with this one: an A/B in one run",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -101,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(header=machine_facts())
     report.header["sizes"] = "quick" if args.quick else "full"
     report.header["workers"] = ",".join(map(str, args.workers)) + " (W1b, W2; others use 1)"
+    if args.sdk is not None:
+        args.only &= set(sdk.SDK_WORKLOADS)
     report.header["workloads"] = ",".join(w for w in WORKLOADS if w in args.only)
     targets = open_targets(args.store, report)
     if args.profile is not None:
@@ -117,6 +132,18 @@ def main(argv: list[str] | None = None) -> int:
             report.header[f"store {target.kind}"] = target.facts()
         if args.peer == "dbos":
             report.header["peer"] = peer_dbos.describe()
+        if args.sdk is not None:
+            command = sdk.sdk_command(args.sdk)
+            report.header["sdk"] = (
+                f"SKIPPED: {command}"
+                if isinstance(command, str)
+                else f"{args.sdk}: {' '.join(command[0])} (through treadle serve)"
+            )
+            if args.sdk_ab is not None:
+                report.header["sdk A/B"] = (
+                    f"each SDK workload again right after, with treadle serve from "
+                    f"{args.sdk_ab} (rows sdk-{args.sdk}@{args.sdk_ab.name})"
+                )
         report.print_header()
         for target in targets:
             run_store(target, args, sizes, report)
@@ -159,6 +186,15 @@ def run_store(target: StoreTarget, args: argparse.Namespace, sizes: Sizes, repor
     run_treadle(bench, args.only)
     if profile_dir is not None:
         profiling.print_hot_spots(profile_dir, report)
+    if args.sdk is not None:
+        label = f"sdk-{args.sdk}"
+        report.note(f"== {label}: the official SDK through treadle serve on {target.kind} ==")
+        through = Bench(label, target, report, sizes, args.workers)
+        other = None
+        if args.sdk_ab is not None:
+            other = Bench(f"{label}@{args.sdk_ab.name}", target, report, sizes, args.workers)
+        sdk.run_sdk_workloads(through, args.sdk, args.only, other=other, other_tree=args.sdk_ab)
+        report.compare(target.kind, label, sdk.TOPOLOGY)
     if args.peer == "dbos":
         if not peer_dbos.available():
             report.note("== dbos: SKIPPED: `import dbos` failed (pip install dbos to compare) ==")

@@ -49,6 +49,20 @@ def peak_rss_mib(pid: int | str = "self") -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """The CPU time (user and system) a live process has used, from ``/proc/<pid>/stat``;
+    0.0 where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 class ChildError(RuntimeError):
     """A child process failed to start or ended badly."""
 

@@ -33,6 +33,8 @@ class Sizes:
         w1b_workflows: workflows started at once.
         w2_items: fan-out widths.
         w3_steps: chain lengths; the ratio is last/first.
+        sdk_w3_steps: chain lengths through an SDK (which replays the whole history at
+            every step, so its cost grows with the square of the length).
         w4_steps: the chain that is interrupted.
         w4_kill_after: completed steps after which the worker is killed.
         timeout_s: how long any single wait may take before the workload fails.
@@ -43,6 +45,7 @@ class Sizes:
     w1b_workflows: int
     w2_items: tuple[int, ...]
     w3_steps: tuple[int, ...]
+    sdk_w3_steps: tuple[int, ...]
     w4_steps: int
     w4_kill_after: int
     timeout_s: float
@@ -50,12 +53,14 @@ class Sizes:
     @classmethod
     def full(cls) -> Sizes:
         """The default sizes."""
-        return cls(200, 10, 2000, (100, 1000), (1000, 2000, 4000, 10_000), 2000, 1000, 900.0)
+        return cls(
+            200, 10, 2000, (100, 1000), (1000, 2000, 4000, 10_000), (300, 1000), 2000, 1000, 900.0
+        )
 
     @classmethod
     def quick(cls) -> Sizes:
         """Small sizes for a CI smoke run."""
-        return cls(20, 3, 200, (100,), (100, 200, 400, 1000), 200, 100, 120.0)
+        return cls(20, 3, 200, (100,), (100, 200, 400, 1000), (50,), 200, 100, 120.0)
 
 
 class BenchError(RuntimeError):
@@ -75,6 +80,7 @@ class Bench:
         profile_dir: where to write py-spy profiles of the workers, if profiling.
         in_process: the engine runs in the process that starts the workflows (a peer).
         last_scheduling_s: how long the starts of the last throughput run took alone.
+        last_cpu_s: the CPU time of the worker processes and of the driver in the last run.
     """
 
     engine: str
@@ -85,6 +91,7 @@ class Bench:
     profile_dir: Path | None = None
     in_process: bool = False
     last_scheduling_s: float = 0.0
+    last_cpu_s: tuple[float, float] = (0.0, 0.0)
 
     def add(
         self,
@@ -263,10 +270,33 @@ def _run_one(
             workers, url, bench.target.work_dir, tag, profile_dir=bench.profile_dir
         ) as children,
     ):
+        before = _cpu(children)
         elapsed, bench.last_scheduling_s = start_and_wait(
             client, workflow, inputs, expected, bench.sizes.timeout_s
         )
+        after = _cpu(children)
+        bench.last_cpu_s = (after[0] - before[0], after[1] - before[1])
     return elapsed, _peaks(children)
+
+
+def _cpu(children: Sequence[procs.Child]) -> tuple[float, float]:
+    """CPU seconds so far of the worker processes together, and of this process."""
+    return sum(procs.cpu_seconds(c.pid) for c in children), time.process_time()
+
+
+def add_cpu_per_step(bench: Bench, workload: str, steps: int, size: int, workers: int) -> None:
+    """Print the last run's CPU per step (activity) of the workers and of the driver."""
+    worker_s, driver_s = bench.last_cpu_s
+    bench.add(
+        workload,
+        "worker CPU per step",
+        worker_s / steps * 1e3,
+        "ms",
+        size=size,
+        workers=workers,
+        better="lower",
+        note=f"driver (client) {driver_s / steps * 1e3:.3f} ms per step",
+    )
 
 
 def run_one_process(bench: Bench, workload: str, tag: str, args: Sequence[str]) -> dict[str, Any]:
@@ -327,10 +357,14 @@ def w1a_latency(bench: Bench) -> None:
         wf.WorkflowClient(url) as client,
         procs.workers(1, url, bench.target.work_dir, "w1a", profile_dir=bench.profile_dir) as ch,
     ):
+        before = _cpu(ch)
         latencies_ms = time_task_chains(client, sizes.w1a_runs, sizes.w1a_warmup, sizes.timeout_s)
+        after = _cpu(ch)
+        bench.last_cpu_s = (after[0] - before[0], after[1] - before[1])
     n = sizes.w1a_runs
     bench.add("W1a", "latency median", median(latencies_ms), "ms", size=n, better="lower")
     bench.add("W1a", "latency p99", percentile(latencies_ms, 99), "ms", size=n, better="lower")
+    add_cpu_per_step(bench, "W1a", 3 * (n + sizes.w1a_warmup), n, 1)
     bench.add_memory("W1a", _peaks(ch))
     w1a_one_process(bench)
 
@@ -403,6 +437,7 @@ def w1b_throughput(bench: Bench) -> None:
             workers=count,
             better="higher",
         )
+        add_cpu_per_step(bench, "W1b", 3 * n, n, count)
         bench.add_memory("W1b", peaks)
     w1b_one_process(bench)
 
@@ -489,6 +524,7 @@ def w3_long_chain(bench: Bench) -> None:
         times[steps] = elapsed
         bench.add("W3", "wall time", elapsed, "s", size=steps, better="lower")
         bench.add("W3", "time per step", elapsed / steps * 1000, "ms", size=steps, better="lower")
+        add_cpu_per_step(bench, "W3", steps, steps, 1)
         bench.add_memory("W3", peaks, size=steps)
     bench.add_w3_ratio(times)
 

@@ -19,9 +19,11 @@ from typing import Any
 
 import click
 
+from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.core import codec
 from treadle.core.history import HistoryEvent, event_to_dict
+from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
@@ -168,6 +170,9 @@ class _Group(click.Group):
 def main(ctx: click.Context, db: str) -> None:
     """treadle: durable workflows with the Dapr workflow programming model."""
     ctx.obj = Session(db=db, ctx=ctx)
+
+
+main.add_command(schedule)
 
 
 @main.group()
@@ -436,15 +441,57 @@ def resume(session: Session, instance_id: str) -> None:
 
 
 @workflow.command()
-@click.argument("instance_id")
-@click.option("--recursive/--no-recursive", default=True, help="Also purge its children.")
+@click.argument("instance_id", required=False)
+@click.option("--recursive/--no-recursive", default=True, help="Also purge their children.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["COMPLETED", "FAILED", "TERMINATED"], case_sensitive=False),
+    help="Purge the finished instances with this status (repeatable), not one instance.",
+)
+@click.option("--name", help="Only instances of this workflow.")
+@click.option("--older-than", help="Only instances that finished this long ago (7d, 12h, 30m).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
 @pass_session
-def purge(session: Session, instance_id: str, recursive: bool) -> None:
-    """Delete a finished instance's state."""
-    count = session.client().purge_workflow(instance_id, recursive=recursive)
-    if count == 0:
-        raise _not_found(instance_id)
-    click.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+def purge(
+    session: Session,
+    instance_id: str | None,
+    recursive: bool,
+    statuses: Sequence[str],
+    name: str | None,
+    older_than: str | None,
+    dry_run: bool,
+) -> None:
+    """Delete a finished instance's state, or every finished instance matching the filters
+    (--status, --name, --older-than); no worker needs to run."""
+    by_filter = bool(statuses or name or older_than)
+    if instance_id is not None and (by_filter or dry_run):
+        raise click.UsageError("give an INSTANCE_ID or filters (--status, --name, --older-than)")
+    if instance_id is not None:
+        count = session.client().purge_workflow(instance_id, recursive=recursive)
+        if count == 0:
+            raise _not_found(instance_id)
+    elif not by_filter:
+        raise click.UsageError(
+            "say what to purge: an INSTANCE_ID, or filters such as --status COMPLETED "
+            "--older-than 7d"
+        )
+    else:
+        before = None
+        if older_than is not None:
+            before = datetime.now(timezone.utc) - parse_duration(older_than, "--older-than")
+        count = session.client().purge_workflows(
+            status=[WorkflowStatus[s.upper()] for s in statuses] or None,
+            name=name,
+            finished_before=before,
+            recursive=recursive,
+            dry_run=dry_run,
+        )
+    plural = "s" if count != 1 else ""
+    click.echo(
+        f"would purge {count} instance{plural}" if dry_run else f"purged {count} instance{plural}"
+    )
 
 
 def _wait_for_end(

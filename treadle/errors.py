@@ -12,6 +12,9 @@ The tree::
     │   ├── WorkflowStateError       the instance's state forbids the call (purge a running one)
     │   ├── PropagationNotFoundError  a propagated history has no such workflow, activity or child
     │   └── CompensationError        a saga's compensation failed (.failures)
+    ├── ScheduleError
+    │   ├── ScheduleNotFoundError    no schedule with that id
+    │   └── ScheduleAlreadyExistsError  a schedule already has that id
     ├── RegistrationError            unknown or duplicate workflow/activity name
     ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
     └── StoreError
@@ -110,6 +113,18 @@ class WorkflowStateError(WorkflowError):
 class PropagationNotFoundError(WorkflowError):
     """A query of a propagated history found nothing of that name (see
     ``ctx.get_propagated_history()``)."""
+
+
+class ScheduleError(TreadleError):
+    """A schedule operation failed."""
+
+
+class ScheduleNotFoundError(ScheduleError):
+    """No schedule has that id."""
+
+
+class ScheduleAlreadyExistsError(ScheduleError):
+    """A schedule already has that id."""
 
 
 class RegistrationError(TreadleError):

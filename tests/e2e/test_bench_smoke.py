@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark: ``python -m bench --quick --only W1,W3`` runs and prints.
+"""Smoke test of the benchmark: ``python -m bench --quick --only W1,W3`` (and with ``--sdk
+python``) runs and prints.
 
 It checks that the expected lines are there, never what the figures are.
 """
@@ -6,6 +7,7 @@ It checks that the expected lines are there, never what the figures are.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -73,4 +75,53 @@ def test_bench_quick_prints_header_and_one_line_per_measurement(tmp_path: Path) 
     assert {m["workload"] for m in data["measurements"]} == {"floor", "W1a", "W1b", "W3"}
     one = [m for m in data["measurements"] if m["metric"] == "throughput, one process"]
     assert [(m["workload"], m["workers"], m["unit"]) for m in one] == [("W1b", None, "wf/s")]
+    assert data["errors"] == []
+
+
+def test_bench_sdk_runs_the_workloads_through_treadle_serve(tmp_path: Path) -> None:
+    """``--sdk python`` at a tiny size: each workload's lines through the SDK, with the CPU per
+    step of the server and of the SDK, beside the embedded figures."""
+    from sdk_env import sdk_python
+
+    venv = sdk_python().parent.parent
+    results = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--sdk",
+            "python",
+            "--only",
+            "W1a,W3",
+            "--store",
+            "sqlite",
+            "--json",
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "TREADLE_SDK_VENV": str(venv)},
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{proc.stderr}"
+    assert "sdk-python: the official SDK through treadle serve on sqlite" in out
+
+    def line(workload: str, metric: str, unit: str) -> str:
+        where = rf"{workload}\s+sdk-python sqlite w=1\s+{metric}"
+        return rf"(?m)^{where}\s+(?:n=\d+\s+)?{NUMBER} {unit}"
+
+    assert re.search(line("W1a", "latency median", "ms"), out), out
+    for workload in ("W1a", "W3"):
+        assert re.search(line(workload, "server CPU per step", "ms"), out), out
+        assert re.search(line(workload, "SDK CPU per step", "ms"), out), out
+    assert re.search(line("W3", "time per step", "ms"), out), out
+    assert re.search(r"(?m)^W1a\s+treadle sqlite w=1\s+worker CPU per step", out), out
+    assert "treadle vs sdk-python on sqlite" in out
+    data = json.loads(results.read_text())
+    engines = {(m["engine"], m["workload"]) for m in data["measurements"]}
+    assert {("sdk-python", "W1a"), ("sdk-python", "W3"), ("treadle", "W1a")} <= engines
     assert data["errors"] == []

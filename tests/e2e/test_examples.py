@@ -85,6 +85,26 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "queues.py": [
+        'Workflow COMPLETED: {"sent":12,"squares":2470}',
+        "within the limit of 2: True.",
+        "12 mails at 5 a second took 2 s or more.",
+        "within max_concurrent=3: True.",
+    ],
+    "retention.py": [
+        "Finished: 3 COMPLETED, 1 FAILED.",
+        "After the retention period: 0 COMPLETED, 1 FAILED (kept 30 days).",
+        "A dry run would purge 1 FAILED instance(s).",
+        "Purged 1 FAILED instance(s).",
+    ],
+    "schedules.py": [
+        "Daily report: next at 09:00 in Paris.",
+        "Heartbeat instances: 3 or more, such as heartbeat@",
+        'Its output: "heartbeat report sent"',
+        "The schedule records its slots: True.",
+        "Triggered by hand: daily@<now>",
+        "Schedules left: 0.",
+    ],
     "testing_workflows.py": [
         "event 5: history recorded TaskScheduled (call_activity('charge')) at step 2, but the "
         "workflow called call_activity('notify') now",

@@ -21,7 +21,9 @@ EXPECTED = {
     "PropagatedHistory",
     "PropagationNotFoundError",
     "PropagationScope",
+    "Queue",
     "RegistrationError",
+    "RetentionPolicy",
     "RetryPolicy",
     "Saga",
     "SchemaVersionError",
@@ -47,6 +49,7 @@ EXPECTED = {
     "__version__",
     "alternate_name",
     "when_all",
+    "when_all_bounded",
     "when_any",
 }
 

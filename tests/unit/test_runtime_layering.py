@@ -31,9 +31,10 @@ LAYERS: list[set[str]] = [
         "apps",
         "metrics",
         "logs",
+        "chores",
         "watchdog",
     },
-    {"turns"},
+    {"turns", "remote_history"},
 ]
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from treadle.client.counts import count_by_name
@@ -49,24 +48,11 @@ from treadle.store.base import (
     Store,
     new_execution_id,
 )
+from treadle.store.retention import PurgeFilter, PurgeOutcome, purge_by_filter
 
 __all__ = ["InstanceOperations", "PurgeOutcome"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeOutcome:
-    """What :meth:`InstanceOperations.purge_matching` did.
-
-    Attributes:
-        deleted: how many instances were deleted (children included).
-        complete: every matching instance could be deleted (False if a child of one has not
-            finished).
-    """
-
-    deleted: int
-    complete: bool
 
 
 class InstanceOperations:
@@ -471,52 +457,38 @@ class InstanceOperations:
         self,
         *,
         statuses: Sequence[OrchestrationStatus] = (),
+        name: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        finished_before: datetime | None = None,
         recursive: bool = True,
+        dry_run: bool = False,
     ) -> PurgeOutcome:
         """Delete the finished instances that match a filter (and their children, with
-        ``recursive``); unfinished ones are left alone.
+        ``recursive``), in short batches; unfinished ones, and instances with an unfinished
+        child, are left alone.
 
         Args:
             statuses: only these, as the Dapr API reports them (any finished one if empty;
                 none if every one given is unfinished).
+            name: only this workflow.
             created_from: created at or after.
             created_to: created before.
+            finished_before: finished before.
+            dry_run: delete nothing; count the matching instances.
         """
         wanted = matching(statuses)
         finished = tuple(s for s in wanted if s.is_terminal)
         if wanted and not finished:
             return PurgeOutcome(0, True)  # only unfinished statuses asked for
-        query = InstanceQuery(
-            statuses=finished or tuple(s for s in OrchestrationStatus if s.is_terminal),
+        which = PurgeFilter(
+            statuses=finished,
+            name=validate_name(name, "workflow name") if name is not None else None,
             created_from=created_from,
             created_to=created_to,
-            limit=100,
+            finished_before=finished_before,
         )
-        ids: list[str] = []
-        while True:
-            page = self._store.list_instances(query)
-            ids.extend(r.instance_id for r in page.instances)
-            if page.next_cursor is None:
-                break
-            query = InstanceQuery(
-                statuses=query.statuses,
-                created_from=query.created_from,
-                created_to=query.created_to,
-                limit=query.limit,
-                cursor=page.next_cursor,
-            )
-        deleted = 0
-        complete = True
-        for iid in ids:
-            if self._store.get_instance(iid) is None:  # purged already, as someone's child
-                continue
-            try:
-                deleted += self._store.purge_instance(iid, recursive=recursive)
-            except WorkflowStateError:
-                complete = False
-        return PurgeOutcome(deleted, complete)
+        return purge_by_filter(self._store, which, recursive=recursive, dry_run=dry_run)
 
     def _payload(self, text: str | None, what: str) -> str | None:
         if self._check_payloads:

@@ -248,13 +248,17 @@ class ActivityExecutor:
                 running.task = task
             if running.cancelled.is_set():
                 task.cancel()
-            ok, out = await task
-            event: HistoryEvent = (
-                _completed(item, codec.encode(out), self._clock)
-                if ok
-                else _failed(item, out, self._clock)
-            )
-        except _ACTIVITY_ERRORS as exc:  # (a task cancelled before it ran, an encoding error)
+            out, raised = await task
+            if raised is not None:
+                raise raised
+            event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
+        except asyncio.CancelledError as exc:
+            if not running.cancelled.is_set() and _cancelling():
+                raise  # not ours, nor the activity's: this task is being cancelled
+            # ours (dropped: its task was given up), or raised by the activity's own code,
+            # which fails it like any other exception
+            event = _failed(item, exc, self._clock)
+        except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
@@ -299,16 +303,6 @@ class ActivityExecutor:
 _ACTIVITY_ERRORS = (BaseException,)
 
 
-async def _guarded(awaitable: Awaitable[Any]) -> tuple[bool, Any]:
-    """``(True, result)``, or ``(False, exception)`` for anything the activity raised: a
-    KeyboardInterrupt or SystemExit left to its asyncio task would escape the task and stop
-    the event loop, and with it every async activity of the runtime."""
-    try:
-        return True, await awaitable
-    except BaseException as exc:
-        return False, exc
-
-
 @dataclass(slots=True, eq=False)
 class _Running:
     """An activity running now: its stop flag, and its asyncio task if it is async."""
@@ -316,6 +310,26 @@ class _Running:
     item: ActivityWorkItem
     cancelled: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Future[Any] | None = None
+
+
+async def _guarded(coro: Awaitable[Any]) -> tuple[Any, BaseException | None]:
+    """Await an async activity in its own task: its result, or what it raised (but a
+    CancelledError). A task whose code raises KeyboardInterrupt or SystemExit re-raises it
+    out of the event loop, which would end the loop's thread and every async activity."""
+    try:
+        return await coro, None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return None, exc
+
+
+def _cancelling() -> bool:
+    """Whether the running asyncio task is being cancelled (Python 3.11+; on 3.10, which
+    cannot tell, False: a CancelledError is then the activity's own)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

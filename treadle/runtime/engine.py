@@ -41,7 +41,8 @@ import time
 from collections.abc import Callable
 
 from treadle.clock import Clock
-from treadle.core.history import HistoryEvent
+from treadle.core.actions import Action
+from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.cache import InstanceCache
@@ -62,6 +63,7 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
+from treadle.store.queues import QueueStore
 
 __all__ = ["Engine"]
 
@@ -173,10 +175,62 @@ class Engine:
     def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """A remote worker's activity finished (reported on a server thread): as
         :meth:`on_activity_done`, but a local step that committing the result scheduled goes
-        to the activity threads, since the reporting thread runs no activities."""
+        to the activity threads, since the reporting thread runs no activities. The result of
+        a remote instance held here goes into its next turn, sent from this thread when the
+        engine lock is free (no hand-off to the dispatcher)."""
+        remote = self.remote
+        if (
+            remote is not None
+            and not self._run.stopping.is_set()
+            and remote.holds(item.instance_id, item.execution_id)
+            and self.lock.acquire(blocking=False)
+        ):
+            try:
+                if remote.holds(item.instance_id, item.execution_id):
+                    if self.inflight.finish(item) and self.wakeups.activity_claim_due:
+                        self.wakeups.wake()
+                    if remote.add_result(item, event):
+                        remote.send_held(item.instance_id, self._options.app_id)
+                    return
+            finally:
+                self.lock.release()
         following = self.on_activity_done(item, event)
         if following is not None:
             self.executor.submit(following)
+
+    def on_remote_answer(
+        self,
+        instance_id: str,
+        actions: list[Action],
+        custom_status: str | None,
+        version: WorkflowVersion | None,
+    ) -> bool:
+        """A remote worker's answer to a turn (a server thread): committed on this thread
+        when the engine lock is free, with any other answers waiting, else by the dispatcher;
+        False if no turn of that instance is out."""
+        remote = self.remote
+        assert remote is not None
+        if not remote.complete(instance_id, actions, custom_status, version, wake=False):
+            return False
+        if self._run.stopping.is_set() or not self.lock.acquire(blocking=False):
+            self.wakeups.wake()
+            return True
+        pending: dict[str, PendingTurn] = {}
+        try:
+            self.inflight.begin_round()
+            self.prepare.take_remote_answers(pending)
+            self._commit_pending(pending)
+            self._send_held_turns()
+        except Exception:
+            logger.debug("inline commit of remote answers failed; the dispatcher takes over",
+                         exc_info=True)  # fmt: skip
+            self._forget_round(pending, [])
+            self.wakeups.wake()
+        finally:
+            self.lock.release()
+        if self.wakeups.claim_due or self.wakeups.activity_claim_due:
+            self.wakeups.wake()
+        return True
 
     def _submit_activity(self, item: ActivityWorkItem) -> None:
         if self.remote is not None and item.name not in self._registry.activities:
@@ -254,6 +308,10 @@ class Engine:
         if cached is not None and cached.held and cached.execution_id == item.execution_id:
             entry = pending.setdefault(item.instance_id, PendingTurn(item.instance_id))
             entry.completions.append((item, event))
+        elif self.remote is not None and self.remote.holds(item.instance_id, item.execution_id):
+            # for its next remote turn (_send_held_turns)
+            if self.remote.add_result(item, event):
+                self.wakeups.wake()
         else:
             slow.append(ActivityResult(item, event))
 
@@ -332,20 +390,49 @@ class Engine:
         exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self.remote is not None:
             exclude.extend(self.remote.pending_ids())
+        names = self.names(WorkKind.WORKFLOW)
+        queued = self._registry.queued_workflows
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         claimed = self.store.claim_orchestrations(
             options.owner,
             limit,
             options.lease_s,
             exclude,
             app_id=options.app_id,
-            names=self.names(WorkKind.WORKFLOW),
+            names=names,
         )
+        if queued and len(claimed) < limit:
+            claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
         for item in claimed:
             if item.taken_from is not None:
                 self.observer.taken_over(item)
         return claimed
+
+    def _claim_admitted(
+        self, limit: int, exclude: list[str], claimed: list[OrchestrationWorkItem]
+    ) -> list[OrchestrationWorkItem]:
+        """Admit the waiting instances of the queues of the workflows registered here within
+        their limits, then claim those of their instances that started or were admitted
+        (dispatcher thread); look again when a limit held some back."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        options = self._options
+        for queued in self._registry.workflow_queues():
+            retry = store.admit_queued(queued, app_id=options.app_id)
+            if retry is not None:
+                self.wakeups.claim_instances_after(retry)
+        return store.claim_admitted(
+            options.owner,
+            limit,
+            options.lease_s,
+            [*exclude, *(c.instance.instance_id for c in claimed)],
+            app_id=options.app_id,
+            names=sorted(self._registry.queued_workflows),
+        )
 
     def _round_locked(
         self, claimed: list[OrchestrationWorkItem], take_first: Callable[[], bool]
@@ -369,12 +456,23 @@ class Engine:
                     [m.id for m in item.messages],
                 )
             committed = self._commit_pending(pending)
+            worked = self._send_held_turns() or worked
         except BaseException:
             self._forget_round(pending, slow)
             raise
         worked = worked or bool(claimed) or bool(committed)
         self._renew_if_due()
         return worked
+
+    def _send_held_turns(self) -> bool:
+        """Send the next turns of the remote instances held here whose activity results came
+        (folded into the turn: no inbox write, no claim); whether there were any."""
+        if self.remote is None:
+            return False
+        ready = self.remote.ready()
+        for iid in ready:
+            self.remote.send_held(iid, self._options.app_id)
+        return bool(ready)
 
     def _forget_round(self, pending: dict[str, PendingTurn], slow: list[ActivityResult]) -> None:
         """After a round failed (the store went away): drop the cached workflow states that
@@ -435,6 +533,8 @@ class Engine:
         if not ok:
             logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
             self.cache.evict(iid)
+            if self.remote is not None:
+                self.prepare.deliver(self.remote.release(iid))
             if entry.completions:
                 # Deliver its activity results through the inbox instead, where they are
                 # dropped if already delivered; else they would be lost, run again later.
@@ -447,10 +547,16 @@ class Engine:
             self.executor.cancel(iid)  # the run is over: its activities' results are moot
         elif entry.timed_out:
             self.executor.cancel(iid, entry.timed_out)
-        if cached is None or entry.output is None:
+        if entry.remote is not None and self.remote is not None and entry.output is not None:
+            self.remote.committed(entry.remote, version, commit.keep_lease)
+            if not commit.keep_lease or entry.output.is_final or commit.reset_history:
+                self.prepare.deliver(self.remote.release(iid))
+            elif self.remote.ready():
+                self.wakeups.wake()  # results came while the turn was out: the next turn
+        elif cached is None or entry.output is None:
             self.cache.evict(iid)
             return
-        if entry.output.is_final or commit.reset_history:
+        elif entry.output.is_final or commit.reset_history:
             self.cache.evict(iid)
         else:
             cached.execution.confirm_actions()
@@ -477,7 +583,8 @@ class Engine:
             self._submit_activity(item)
 
     def _claim_activities(self) -> bool:
-        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock):
+        those of activities on no queue, then each queue's within its limits."""
         if not self.wakeups.activity_claim_due or self._run.draining:
             return False
         free = self.inflight.free()
@@ -485,13 +592,19 @@ class Engine:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
         sent_at = self._clock.monotonic()
+        names = self.names(WorkKind.ACTIVITY)
+        queued = self._registry.queued
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         items = self.store.claim_activities(
             self._options.owner,
             free,
             self._options.lease_s,
             app_id=self._options.app_id,
-            names=self.names(WorkKind.ACTIVITY),
+            names=names,
         )
+        if queued and len(items) < free:
+            items += self._claim_queued(free - len(items))
         if not items:
             return False
         remote_beats = [
@@ -510,6 +623,28 @@ class Engine:
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True
+
+    def _claim_queued(self, free: int) -> list[ActivityWorkItem]:
+        """Lease tasks of the queues of the activities registered here, within their limits;
+        look again when a limit held some back (dispatcher thread)."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        items: list[ActivityWorkItem] = []
+        for queued in self._registry.queues():
+            if free - len(items) <= 0:
+                break
+            claim = store.claim_queued(
+                self._options.owner,
+                queued,
+                free - len(items),
+                self._options.lease_s,
+                app_id=self._options.app_id,
+            )
+            items += claim.items
+            if claim.retry_after_s is not None:
+                self.wakeups.claim_activities_after(claim.retry_after_s)
+        return items
 
     def names(self, kind: WorkKind) -> list[str] | None:
         """The names of ``kind`` this runtime takes: those registered here (read at each
@@ -539,10 +674,13 @@ class Engine:
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self.cache.evict(iid)
+            if self.remote is not None:
+                self.prepare.deliver(self.remote.release(iid))
 
     def _held_instances(self) -> list[str]:
         """The instances whose lease this runtime keeps: held, or out to a remote worker."""
         held = self.cache.held_ids()
         if self.remote is not None:
             held.extend(self.remote.pending_ids())
+            held.extend(self.remote.held_ids())
         return held

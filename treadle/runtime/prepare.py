@@ -43,7 +43,8 @@ from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteExecutor
+from treadle.runtime.remote import Completion, RemoteAnswer, RemoteExecutor
+from treadle.runtime.remote_history import RemoteHistory
 from treadle.runtime.turns import (
     PropagationInput,
     TurnInput,
@@ -98,6 +99,8 @@ class PendingTurn:
     """The run's history length once the turn is committed."""
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
     """Activity results folded into the turn."""
+    remote: RemoteAnswer | None = None
+    """The remote worker's answer the turn commits, for a remote turn."""
     timed_out: list[int] = field(default_factory=list)
     """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
     committed."""
@@ -194,18 +197,21 @@ class TurnPreparer:
         if self._remote is None:
             return False
         took = False
-        for iid, not_before in self._remote.take_abandoned():
+        for iid, not_before, completions in self._remote.take_abandoned():
             took = True
             self._wakeups.set_aside(iid, not_before)
+            self.deliver(completions)
             with contextlib.suppress(StoreError):
                 self._store.release_leases(self._options.owner, [iid])
             self._wakeups.claim_due = True
-        for answer in self._remote.take_results():
+        for answer in self._remote.take_results(self._plan_remote, self._runs_here):
             took = True
             iid, output = answer.instance_id, answer.output
             if answer.stalled:
                 retry_at = self._clock.monotonic() + STALL_RETRY_S
                 self._wakeups.set_aside(iid, retry_at, stalled=True)
+                # (a stalled turn consumes no results: they wait in the inbox)
+                self.deliver(answer.completions + self._remote.release(iid))
             if output is None:  # a stall already recorded: only let the instance go
                 with contextlib.suppress(StoreError):
                     self._store.release_leases(self._options.owner, [iid])
@@ -213,9 +219,35 @@ class TurnPreparer:
             entry = pending.setdefault(iid, PendingTurn(iid))
             entry.output = output
             entry.commit = output.commit
-            if output.activities:
+            entry.remote = answer
+            if not answer.stalled:
+                entry.completions.extend(answer.completions)
+            if len(output.activities) > sum(1 for a in output.activities if a.leased):
                 self._wakeups.activity_claim_due = True
         return took
+
+    def _plan_remote(self, instance_id: str, scheduled: int) -> tuple[int, bool, bool]:
+        """How many of a remote turn's activities this runtime leases (see
+        :data:`~treadle.runtime.remote.Plan`)."""
+        still_running = self._inflight.has_running(instance_id)
+        assert self._remote is not None
+        if not self._remote.workers.has_workers():
+            return 0, False, still_running  # (queued: another sidecar's workers may take it)
+        lease_n = self._inflight.plan(scheduled, draining=self._run.draining)
+        own = not self._inflight.own_task_out(instance_id)
+        return lease_n, own, still_running
+
+    def deliver(self, completions: list[Completion]) -> None:
+        """Record activity results through their instances' inboxes (best effort: a result
+        not recorded is run again once its lease expires)."""
+        if not completions:
+            return
+        try:
+            self._store.complete_activities(
+                self._options.owner, [ActivityResult(i, e) for i, e in completions]
+            )
+        except StoreError:
+            logger.warning("could not record %d activity results", len(completions), exc_info=True)
 
     def prepare_claimed(self, entry: PendingTurn, item: OrchestrationWorkItem) -> None:
         """Prepare the turn of an instance the round claimed, with its new messages."""
@@ -275,13 +307,24 @@ class TurnPreparer:
                 return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
+                if self._remote.is_ahead(record):
+                    # A turn of it was committed or sent after the claim read it (answers
+                    # are committed on the server's threads): the record is stale. Its
+                    # messages wait in the inbox; claim again.
+                    self._wakeups.claim_due = True
+                    return
                 controls = self._remote.controls_turn(record, turn, messages)
                 if controls is not None:  # the other messages wait: claim again for them
                     entry.output, entry.commit = controls, controls.commit
                     self._wakeups.claim_due = True
+                    self.deliver(self._remote.release(iid))  # (its next turn reads history)
                     return
-                past = self._store.get_history(iid) if record.history_len else []
-                self._remote.send(record, turn, events, consumed, past)
+                history = self._remote.history_for(record)
+                if history is None:
+                    self.deliver(self._remote.release(iid))  # (held at another version)
+                    past = self._store.get_history(iid) if record.history_len else []
+                    history = RemoteHistory.of(record.execution_id, past)
+                self._remote.send(record, turn, events, consumed, history)
                 return
             cached = self._load(record)
             if cached is None:  # (claims take only the workflows registered here)
@@ -393,8 +436,11 @@ class TurnPreparer:
         app (a call naming no app is of the caller's, which is this runtime's), and
         registered here, or any activity for a sidecar's remote workers."""
         app = self._options.app_id if task.app_id is None else task.app_id
-        return app == self._options.app_id and (
-            self._remote is not None or task.name in self._registry.activities
+        # (an activity on a queue is claimed within the queue's limits, never leased here)
+        return (
+            app == self._options.app_id
+            and (self._remote is not None or task.name in self._registry.activities)
+            and task.name not in self._registry.queued
         )
 
     def _stall(

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from treadle.core.context import name_of
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import RegistrationError
+from treadle.store.queues import Queue, QueuedNames
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,9 +32,22 @@ class Registry:
     def __init__(self) -> None:
         self.workflows: dict[str, Workflow] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
+        self.queued: dict[str, tuple[Queue, int]] = {}
+        """The activities on a queue (see :mod:`treadle.store.queues`): queue and priority."""
+        self.queued_workflows: dict[str, tuple[Queue, int]] = {}
+        """The workflows on a queue: queue and priority."""
 
-    def add_workflow(self, fn: Callable[..., Any], name: str | None = None) -> str:
-        """Register a workflow function; return its name.
+    def add_workflow(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        queue: Queue | None = None,
+        limits: tuple[int | None, int | None, timedelta] | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Register a workflow function (on ``queue``, or on a queue of its own with
+        ``limits``, as :meth:`add_activity`); return its name.
 
         Raises:
             RegistrationError: the name is taken by another function or by versions, or fn
@@ -47,6 +62,11 @@ class Registry:
                 "register_versioned_workflow, or under another name"
             )
         _check_free("workflow", resolved, existing, fn)
+        if limits is not None:
+            queue = Queue(f"workflow:{resolved}", *limits)
+        if queue is not None:
+            self._check_queue(queue)
+            self.queued_workflows[resolved] = (queue, priority)
         self.workflows[resolved] = fn
         _mark(fn, name)
         return resolved
@@ -82,15 +102,32 @@ class Registry:
         _mark(fn, name)  # scheduling by either version's function starts the workflow
         return version
 
-    def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
-        """Register an activity function; return its name.
+    def add_activity(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        queue: Queue | None = None,
+        limits: tuple[int | None, int | None, timedelta] | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Register an activity function (on ``queue``, with ``priority`` there); return its
+        name. ``limits`` (concurrency, rate limit, period) puts it on a queue of its own,
+        ``activity:<name>``.
 
         Raises:
-            RegistrationError: the name is taken by another function, or fn is not callable.
+            RegistrationError: the name is taken by another function, fn is not callable, or
+                another queue of the same name has other limits.
         """
         resolved = _checked_name("activity", fn, name)
         _check_free("activity", resolved, self.activities.get(resolved), fn)
+        if limits is not None:
+            queue = Queue(f"activity:{resolved}", *limits)
+        if queue is not None:
+            self._check_queue(queue)
         self.activities[resolved] = fn
+        if queue is not None:
+            self.queued[resolved] = (queue, priority)
         _mark(fn, name)
         return resolved
 
@@ -101,6 +138,30 @@ class Registry:
             RegistrationError: fn is not callable.
         """
         self.activities[_checked_name("activity", fn, name)] = fn
+
+    def queues(self) -> list[QueuedNames]:
+        """The queues of the activities registered here, each with its activities'
+        priorities, by queue name."""
+        return _grouped(self.queued)
+
+    def workflow_queues(self) -> list[QueuedNames]:
+        """The queues of the workflows registered here, likewise."""
+        return _grouped(self.queued_workflows)
+
+    def _check_queue(self, queue: Queue) -> None:
+        for other, _ in [*self.queued.values(), *self.queued_workflows.values()]:
+            if other.name == queue.name and other != queue:
+                raise RegistrationError(
+                    f"queue {queue.name!r} is registered with other limits ({other}); "
+                    "give everything on it the same Queue"
+                )
+
+
+def _grouped(queued: dict[str, tuple[Queue, int]]) -> list[QueuedNames]:
+    by_queue: dict[str, tuple[Queue, dict[str, int]]] = {}
+    for name, (queue, priority) in sorted(queued.items()):
+        by_queue.setdefault(queue.name, (queue, {}))[1][name] = priority
+    return [QueuedNames(q, names) for _, (q, names) in sorted(by_queue.items())]
 
 
 def _checked_name(kind: str, fn: Callable[..., Any], name: str | None) -> str:

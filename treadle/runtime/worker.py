@@ -26,6 +26,7 @@ imports go one way, down this list:
 - ``turns``: a turn's actions to a store commit (no state).
 - ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
   metrics, imported only when a runtime has them.
+- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
 bounds on how long a thread blocks are real time (``shutdown``'s timeout, and the pace of
@@ -47,7 +48,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -58,6 +59,7 @@ from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
+from treadle.runtime.chores import Chores
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
@@ -71,6 +73,8 @@ from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
+from treadle.store.queues import Queue
+from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
@@ -104,6 +108,10 @@ class WorkflowRuntime:
             only the instances and activities of its app, and a call that names no app
             (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
             else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
+        retention: how long finished instances are kept, per status: a
+            :class:`~treadle.store.retention.RetentionPolicy` or ``{"COMPLETED":
+            timedelta(days=7), "FAILED": timedelta(days=30)}``; the runtime holding the
+            store's retention lease purges older ones continuously (None: kept for ever).
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
             policy); see :mod:`treadle.runtime.apps`.
@@ -149,6 +157,7 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
+        retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
         turn_timeout: timedelta | None = timedelta(seconds=30),
         host: str | None = None,
         port: str | None = None,
@@ -184,6 +193,12 @@ class WorkflowRuntime:
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
+        self.retention = (
+            RetentionPolicy.from_mapping(retention)
+            if retention is not None and not isinstance(retention, RetentionPolicy)
+            else retention
+        )
+        """The retention policy this runtime applies (when it holds the retention lease)."""
         if turn_timeout is not None and (
             not isinstance(turn_timeout, timedelta) or turn_timeout <= timedelta(0)
         ):
@@ -218,6 +233,7 @@ class WorkflowRuntime:
         """The port its metrics are served on, if served (the one bound, once started)."""
         if metrics or metrics_port is not None:
             self.enable_metrics(metrics_port)
+        self._chores: Chores | None = None
 
     def enable_metrics(self, port: int | None = None) -> WorkerMetrics:
         """Keep Prometheus metrics (as ``metrics=True``), and serve them on ``port`` if given
@@ -231,13 +247,54 @@ class WorkflowRuntime:
         return self.metrics
 
     # ---- registration ----------------------------------------------------------------
-    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register a workflow function (a generator function taking ``ctx, input``)."""
-        self._registry.add_workflow(fn, name)
+    def register_workflow(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register a workflow function (a generator function taking ``ctx, input``).
 
-    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register an activity function (``ctx, input``; sync or ``async def``)."""
-        self._registry.add_activity(fn, name)
+        Args:
+            queue: start its instances on this queue, whose limits hold across every worker
+                of the store (see :mod:`treadle.store.queues`): an instance over the limit
+                waits, PENDING, until one running finishes.
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``workflow:<name>``): at most ``concurrency`` instances running at once, at
+                most ``rate_limit`` starting per ``period``.
+            priority: on its queue, instances of higher priority start first.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_workflow(fn, name, queue=queue, limits=limits, priority=priority)
+
+    def register_activity(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register an activity function (``ctx, input``; sync or ``async def``).
+
+        Args:
+            queue: run it on this queue, whose limits hold across every worker of the store
+                (see :mod:`treadle.store.queues`).
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``activity:<name>``): at most ``concurrency`` running at once, at most
+                ``rate_limit`` starting per ``period``.
+            priority: on its queue, tasks of higher priority are taken first.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
 
     def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` the activity ``name``, in place of the function registered under that
@@ -245,16 +302,21 @@ class WorkflowRuntime:
         self._registry.replace_activity(name, fn)
 
     @overload
-    def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
+    def workflow(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def workflow(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def workflow(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...)``."""
+    def workflow(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_workflow(fn, name=name)
+            self.register_workflow(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco
@@ -329,16 +391,21 @@ class WorkflowRuntime:
             engine.wakeups.retry_stalled()
 
     @overload
-    def activity(self, __fn: F, *, name: str | None = None) -> F: ...
+    def activity(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def activity(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def activity(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...)``."""
+    def activity(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_activity(fn, name=name)
+            self.register_activity(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco
@@ -427,6 +494,8 @@ class WorkflowRuntime:
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
         self._presence.start()
+        self._chores = Chores(store, self.owner, self._clock, self.retention)
+        self._chores.start()
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
             (dispatch, (engine, starts, run, self._clock), "dispatcher")
@@ -490,6 +559,9 @@ class WorkflowRuntime:
         if self._presence is not None:
             self._presence.stop()
             self._presence = None
+        if self._chores is not None:
+            self._chores.stop()
+            self._chores = None
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
         if self._store is not None and not _is_store_object(self._store_arg):
@@ -548,6 +620,7 @@ class WorkflowRuntime:
         engine, starts = self._engine, self._starts
         if (
             fn is None
+            or new.name in self._registry.queued_workflows  # (admitted by its queue first)
             or engine is None
             or new.app_id != self.app_id
             or starts is None
@@ -579,7 +652,7 @@ class WorkflowRuntime:
         engine = self._engine
         if engine is None or engine.remote is None:
             return False
-        return engine.remote.complete(instance_id, actions, custom_status, version)
+        return engine.on_remote_answer(instance_id, actions, custom_status, version)
 
     def complete_remote_activity(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """Report a remote activity's TaskCompleted/TaskFailed (thread-safe)."""
@@ -606,6 +679,26 @@ class WorkflowRuntime:
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)
+
+
+def _limits(
+    queue: Queue | None,
+    concurrency: int | None,
+    rate_limit: int | None,
+    period: timedelta,
+    priority: int,
+) -> tuple[int | None, int | None, timedelta] | None:
+    """The limits of a queue of its own, from registration options (None: none asked for).
+
+    Raises:
+        ValueError: options that contradict each other.
+    """
+    own = concurrency is not None or rate_limit is not None
+    if queue is not None and own:
+        raise ValueError("give queue= or concurrency=/rate_limit=, not both")
+    if queue is None and priority and not own:
+        raise ValueError("priority orders the work of a queue: give queue= as well")
+    return (concurrency, rate_limit, period) if own else None
 
 
 def _process_alive(pid: int) -> bool:

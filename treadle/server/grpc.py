@@ -49,8 +49,9 @@ from treadle.runtime import WorkflowRuntime
 from treadle.server._proto import orchestrator_service_pb2 as spb
 from treadle.server.grpc_codec import action_from_proto, failure_from_proto, version_from_proto
 from treadle.server.grpc_instances import InstanceService, RpcFailure, json_payload
+from treadle.server.grpc_requests import WorkItemEncoder
 from treadle.server.grpc_values import optional_string
-from treadle.server.grpc_workers import SidecarWorkers, Ticket, activity_request, workflow_request
+from treadle.server.grpc_workers import SidecarWorkers, Ticket, activity_request
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -135,6 +136,7 @@ class SidecarService:
         self.instances = InstanceService(client)
         self._lock = threading.Lock()
         self._turn_failures: dict[str, int] = {}
+        self._encoder = WorkItemEncoder()
 
     def hello(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
         """``Hello``: the SDK's connection check."""
@@ -143,8 +145,9 @@ class SidecarService:
     # ---- the work-item stream ---------------------------------------------------------
     def get_work_items(
         self, request: spb.GetWorkItemsRequest, context: grpc.ServicerContext
-    ) -> Iterator[spb.WorkItem]:
-        """``GetWorkItems``: stream this worker's share of the remote work until it leaves.
+    ) -> Iterator[bytes]:
+        """``GetWorkItems``: stream this worker's share of the remote work until it leaves,
+        each ``WorkItem`` serialized (see :mod:`treadle.server.grpc_requests`).
 
         Whatever it received and did not answer is sent again to the next worker.
         """
@@ -164,20 +167,19 @@ class SidecarService:
             self._workers.disconnect(stream)
             logger.info("SDK worker disconnected: stream %d from %s", stream.id, stream.peer)
 
-    def _work_item(self, ticket: Ticket) -> spb.WorkItem | None:
+    def _work_item(self, ticket: Ticket) -> bytes | None:
         if ticket.activity is not None:
             return spb.WorkItem(
                 activityRequest=activity_request(ticket.activity), completionToken=ticket.token
-            )
+            ).SerializeToString()
         assert ticket.turn is not None
         try:
-            request = workflow_request(ticket.turn)
+            return self._encoder.workflow_item(ticket.turn, ticket.token)
         except Exception:
             logger.exception("cannot send workflow %r to a worker", ticket.turn.instance_id)
             self._workers.forget(ticket)
             self._runtime.abandon_remote_turn(ticket.turn.instance_id, retry_after_s=5.0)
             return None
-        return spb.WorkItem(workflowRequest=request, completionToken=ticket.token)
 
     # ---- answers ------------------------------------------------------------------------
     def complete_workflow_task(
@@ -214,6 +216,8 @@ class SidecarService:
             return spb.CompleteTaskResponse()
         with self._lock:
             self._turn_failures.pop(iid, None)
+        if any(isinstance(a, CompleteOrchestration) for a in actions):
+            self._encoder.forget(iid)
         version = version_from_proto(request.version) if request.HasField("version") else None
         self._runtime.complete_remote_turn(iid, actions, custom_status, version)
         return spb.CompleteTaskResponse()
@@ -443,9 +447,11 @@ def _unary(
 
 
 def _stream(
-    fn: Callable[[Req, grpc.ServicerContext], Iterator[Resp]], request_type: type[Req]
-) -> grpc.RpcMethodHandler[Req | _Undecodable, Resp]:
-    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Iterator[Resp]:
+    fn: Callable[[Req, grpc.ServicerContext], Iterator[bytes]], request_type: type[Req]
+) -> grpc.RpcMethodHandler[Req | _Undecodable, bytes]:
+    """A server-streaming method whose responses are already serialized."""
+
+    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Iterator[bytes]:
         if isinstance(request, _Undecodable):
             _refuse_undecodable(request, context)
         try:
@@ -458,7 +464,7 @@ def _stream(
     return grpc.unary_stream_rpc_method_handler(
         behavior,
         request_deserializer=_deserializer(request_type),
-        response_serializer=_serialize,
+        response_serializer=None,
     )
 
 

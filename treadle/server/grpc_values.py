@@ -60,6 +60,9 @@ def string_value(value: str | None) -> wrappers_pb2.StringValue | None:
     return None if value is None else wrappers_pb2.StringValue(value=value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def optional_string(message: Message, field: str) -> str | None:
     """The text of the ``StringValue`` field ``field`` of ``message``, or ``None`` if unset."""
     if not message.HasField(field):
@@ -77,9 +80,11 @@ def datetime_to_proto(value: datetime) -> timestamp_pb2.Timestamp:
         value = value.replace(tzinfo=timezone.utc)
     if value == INDEFINITE_FIRE_AT:
         return timestamp_pb2.Timestamp(seconds=_SENTINEL_SECONDS, nanos=_SENTINEL_NANOS)
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
+    # (Timestamp.FromDatetime goes through a time tuple: several times slower)
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def datetime_from_proto(value: timestamp_pb2.Timestamp) -> datetime:

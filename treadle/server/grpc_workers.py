@@ -165,6 +165,8 @@ class WorkStream:
         queue: tickets assigned to it and not sent yet.
         outstanding: tickets sent on it and not completed, by token.
         closed: it was disconnected; it takes no more work.
+        wakeup: notified when work is dealt to it or it is closed (on the queues' lock: a
+            submission wakes the one stream it went to, not every stream).
     """
 
     id: int
@@ -172,6 +174,7 @@ class WorkStream:
     queue: deque[Ticket] = field(default_factory=deque)
     outstanding: dict[str, Ticket] = field(default_factory=dict)
     closed: bool = False
+    wakeup: threading.Condition = field(default_factory=threading.Condition)
 
 
 class SidecarWorkers:
@@ -183,7 +186,8 @@ class SidecarWorkers:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._unassigned: deque[Ticket] = deque()
         self._streams: list[WorkStream] = []
         self._next_stream = 0
@@ -241,7 +245,12 @@ class SidecarWorkers:
     def connect(self, peer: str = "") -> WorkStream:
         """Register a new stream; work waiting for a worker is shared out again."""
         with self._cond:
-            stream = WorkStream(next(self._stream_ids), peer, closed=self._closed)
+            stream = WorkStream(
+                next(self._stream_ids),
+                peer,
+                closed=self._closed,
+                wakeup=threading.Condition(self._lock),
+            )
             if not self._closed:
                 self._streams.append(stream)
                 waiting = list(self._unassigned)
@@ -254,7 +263,7 @@ class SidecarWorkers:
         or once the stream is closed."""
         with self._cond:
             if not stream.queue and not stream.closed:
-                self._cond.wait(timeout)
+                stream.wakeup.wait(timeout)
             if stream.closed or not stream.queue:
                 return None
             ticket = stream.queue.popleft()
@@ -278,7 +287,7 @@ class SidecarWorkers:
             for ticket in back:
                 ticket.stream = None
             self._assign(back, front=True)
-            self._cond.notify_all()
+            stream.wakeup.notify_all()
 
     def close(self) -> None:
         """Close every stream (server shutdown); later streams are closed at once."""
@@ -286,7 +295,7 @@ class SidecarWorkers:
             self._closed = True
             for stream in list(self._streams):
                 stream.closed = True
-            self._cond.notify_all()
+                stream.wakeup.notify_all()
 
     # ---- completions ------------------------------------------------------------------------
     def take_workflow(self, token: str, instance_id: str, peer: str) -> RemoteTurn | None:
@@ -386,7 +395,7 @@ class SidecarWorkers:
                 stream.queue.extendleft(reversed(mine))
             else:
                 stream.queue.extend(mine)
-        self._cond.notify_all()
+            stream.wakeup.notify()
 
     def _forget(self, ticket: Ticket) -> None:
         if self._tickets.pop(ticket.token, None) is None:

@@ -67,6 +67,7 @@ from treadle.store.postgres.activities import (
     renew_activity_leases,
     rescue_own_tasks,
 )
+from treadle.store.postgres.chores import ChoreMethods
 from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.commit import CommitPath, commit_turns
 from treadle.store.postgres.connection import Connections
@@ -94,7 +95,7 @@ from treadle.store.serde import (
 __all__ = ["STORE_CLASS", "PostgresStore"]
 
 
-class PostgresStore:
+class PostgresStore(ChoreMethods):
     """The PostgreSQL store, for many workers on many hosts.
 
     Args:

@@ -49,6 +49,7 @@ from treadle.store.serde import (
     to_epoch,
 )
 from treadle.store.sqlite import apps as app_rows
+from treadle.store.sqlite.chores import ChoreMethods
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
@@ -81,7 +82,7 @@ WORK_POLL_S = 0.25
 arrive (see :meth:`SqliteStore.change_token`)."""
 
 
-class SqliteStore:
+class SqliteStore(ChoreMethods):
     """The embedded SQLite store.
 
     Args:
