@@ -1,0 +1,85 @@
+"""The reliability suite's workflows, and the outputs they must end with.
+
+``journey`` uses every kind of step the suite exercises: an activity, a durable timer (checked
+never to fire early), two child workflows (each a fan-out of activities), an external event,
+and a last activity. ``chain`` is a short task chain (the soak's, and the races').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import treadle as wf
+
+TIMER_S = 0.3
+CHILDREN = 2
+FAN = 3
+
+Workflow = Generator[Any, Any, Any]
+
+
+def child(ctx: wf.WorkflowContext, y: int) -> Workflow:
+    """A fan-out of ``FAN`` doublings, summed."""
+    parts = yield wf.when_all([ctx.call_activity("double", input=y + i) for i in range(FAN)])
+    return sum(parts)
+
+
+def journey(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """Activity, timer, children, event, activity."""
+    a = yield ctx.call_activity("inc", input=x)
+    due = ctx.current_utc_datetime + timedelta(seconds=TIMER_S)
+    yield ctx.create_timer(due)
+    on_time = ctx.current_utc_datetime >= due
+    kids = yield wf.when_all(
+        [
+            ctx.call_child_workflow(child, input=a + k, instance_id=f"{ctx.instance_id}.c{k}")
+            for k in range(CHILDREN)
+        ]
+    )
+    event = yield ctx.wait_for_external_event("go")
+    b = yield ctx.call_activity("inc", input=sum(kids) + int(event))
+    return {"out": b, "timer_on_time": on_time}
+
+
+def chain(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """Three increments."""
+    for _ in range(3):
+        x = yield ctx.call_activity("inc", input=x)
+    return x
+
+
+def waiter(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """Waits for an event "go", then a child chain; returns both (the races' workflow)."""
+    event = yield ctx.wait_for_external_event("go")
+    got = yield ctx.call_child_workflow(chain, input=x, instance_id=f"{ctx.instance_id}.c")
+    return [event, got]
+
+
+WORKFLOWS = [journey, child, chain, waiter]
+
+
+def child_output(y: int) -> int:
+    """What ``child(y)`` returns."""
+    return sum(2 * (y + i) for i in range(FAN))
+
+
+def journey_output(x: int, event: int) -> dict[str, Any]:
+    """What ``journey(x)`` returns when its event carries ``event``."""
+    a = x + 1
+    kids = sum(child_output(a + k) for k in range(CHILDREN))
+    return {"out": kids + event + 1, "timer_on_time": True}
+
+
+def journey_expected(iid: str, x: int, event: int) -> dict[str, object]:
+    """Every instance a ``journey`` start makes, with its output: itself and its children."""
+    out: dict[str, object] = {iid: journey_output(x, event)}
+    for k in range(CHILDREN):
+        out[f"{iid}.c{k}"] = child_output(x + 1 + k)
+    return out
+
+
+def journey_executions() -> int:
+    """Distinct activity tasks one ``journey`` runs (its children's included)."""
+    return 2 + CHILDREN * FAN
