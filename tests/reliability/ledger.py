@@ -42,6 +42,9 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
 )
+from treadle.core.replay import replay
+
+from .workloads import WORKFLOWS
 
 ENDED = frozenset(
     {
@@ -184,6 +187,7 @@ class Figures:
     reruns_after_recorded_completion: int = 0
     duplicate_rate: float = 0.0
     output_mismatches: int = 0
+    replay_mismatches: int = 0
     recovery_latency_p50_s: float | None = None
     recovery_latency_p99_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -217,6 +221,36 @@ class Figures:
         assert self.duplicate_history_commits == 0, detail
         assert self.reruns_after_recorded_completion == 0, detail
         assert self.output_mismatches == 0, detail
+        assert self.replay_mismatches == 0, detail
+
+
+def brief(event: HistoryEvent) -> str:
+    """One history event in a few characters: its kind and the ids that matter."""
+    if isinstance(event, TaskScheduled | TimerCreated | SubOrchestrationInstanceCreated):
+        return f"{event.KIND}#{event.event_id}"
+    if isinstance(
+        event,
+        TaskCompleted
+        | TaskFailed
+        | SubOrchestrationInstanceCompleted
+        | SubOrchestrationInstanceFailed,
+    ):
+        return f"{event.KIND}->{event.task_scheduled_id}"
+    if isinstance(event, TimerFired):
+        return f"TimerFired->{event.timer_id}"
+    return event.KIND
+
+
+def replays_to(history: list[HistoryEvent], name: str, output: str | None) -> bool:
+    """Whether ``history`` replays through the suite's workflow ``name`` to ``output``: one
+    consistent run, with nothing a stale writer slipped in."""
+    workflow = {w.__name__: w for w in WORKFLOWS}.get(name)
+    if workflow is None:
+        return True  # not one of the suite's
+    result = replay(workflow, history)
+    return result.failure is None and json.loads(result.output or "null") == json.loads(
+        output or "null"
+    )
 
 
 def duplicate_commits(history: list[HistoryEvent], raised: Iterable[str] = ()) -> int:
@@ -307,6 +341,7 @@ def check(
     raised: Mapping[str, Iterable[str]] | None = None,
     expect_status: Mapping[str, wf.WorkflowStatus] | None = None,
     acknowledged: int | None = None,
+    same: Callable[[object, object], bool] = lambda got, want: got == want,
 ) -> Figures:
     """Compare the store with what the test expects and with the ledger.
 
@@ -318,6 +353,7 @@ def check(
         expect_status: instances that must end otherwise than COMPLETED (terminated ones).
         acknowledged: the starts the test made (by default, one per expected instance;
             children come from their parents' starts).
+        same: whether an output (decoded) is the one expected.
     """
     figures = Figures(
         test=test,
@@ -333,7 +369,8 @@ def check(
         wanted = expect_status.get(iid, wf.WorkflowStatus.COMPLETED)
         if state is not None and state.runtime_status not in ENDED:
             figures.stuck += 1
-            figures.problems.append(f"{iid} stuck {state.runtime_status.name}")
+            events = " ".join(brief(e) for e in client.get_workflow_history(iid))
+            figures.problems.append(f"{iid} stuck {state.runtime_status.name}: {events}")
         elif state is None or status is not wanted:
             figures.lost += 1
             detail = "missing" if state is None else state.runtime_status.name
@@ -342,14 +379,21 @@ def check(
             figures.problems.append(f"{iid} lost ({detail})")
         elif wanted is wf.WorkflowStatus.COMPLETED:
             figures.completed += 1
-            if json.loads(state.serialized_output or "null") != want:
+            got = json.loads(state.serialized_output or "null")
+            if not same(got, want):
                 figures.output_mismatches += 1
                 figures.problems.append(f"{iid} output {state.serialized_output} != {want}")
         if state is not None:
-            dup = duplicate_commits(client.get_workflow_history(iid), raised.get(iid, ()))
+            history = client.get_workflow_history(iid)
+            dup = duplicate_commits(history, raised.get(iid, ()))
             if dup:
                 figures.duplicate_history_commits += dup
                 figures.problems.append(f"{iid}: {dup} duplicate commits in its history")
+            if status is wf.WorkflowStatus.COMPLETED and not replays_to(
+                history, state.name, state.serialized_output
+            ):
+                figures.replay_mismatches += 1
+                figures.problems.append(f"{iid}: its history does not replay to its output")
 
     rows = ledger.rows()
     starts = [r for r in rows if r[0] == "start"]

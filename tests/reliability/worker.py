@@ -6,7 +6,7 @@ shutdown) or it is killed, and writes every activity execution to the witness le
 
 - ``--lease S``: the runtime's lease (default 3 s);
 - ``--skew S``: the runtime's (and the SQLite store's) clock runs S seconds ahead (or behind);
-- ``--faults SPEC``: install the stores' fault hook (see :mod:`reliability.faults`);
+- ``--faults MODE:P``: install the stores' fault hook (see :mod:`reliability.faults`);
 - ``--no-check``: skip the history read at each activity's start (the soak: no redo check);
 - ``--work S``: each activity's "work" (default 0.02 s).
 
@@ -144,10 +144,6 @@ def main() -> None:
     runtime_logger.setLevel(logging.DEBUG)
     runtime_logger.addHandler(_FencedLog(args.ledger + ".fenced"))
 
-    if args.faults:
-        from reliability import faults
-
-        faults.install(args.faults)
     clock = SkewedClock(args.skew) if args.skew else None
     ledger = Ledger(args.ledger)
     checker = None if args.no_check else wf.WorkflowClient(open_store(args.store, None, 2))
@@ -164,6 +160,11 @@ def main() -> None:
     runtime.register_activity(activities.inc, name="inc")
     runtime.register_activity(activities.double, name="double")
     with runtime:
+        if args.faults:  # once started: a store failing at start-up stops the process
+            from reliability import faults
+
+            backend = "postgres" if args.store.startswith("postgres") else "sqlite"
+            faults.install(args.faults, backend)
         print("READY", flush=True)
         sys.stdin.read()  # run until killed, or until the test closes our stdin
     store.close()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
 from treadle.errors import InvalidInputError, StoreError, StoreUnavailableError
+from treadle.store import faults
 from treadle.store.sqlite.shared import Shared
 
 __all__ = ["Connections", "parse_sqlite_url"]
@@ -172,7 +173,12 @@ class Connections:
             before = conn.total_changes
             try:
                 yield conn
+                fault = faults.hook
+                if fault is not None:
+                    fault("before")
                 conn.execute("COMMIT")
+                if fault is not None:
+                    fault("after")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
