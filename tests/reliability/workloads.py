@@ -2,7 +2,8 @@
 
 ``journey`` uses every kind of step the suite exercises: an activity, a durable timer (checked
 never to fire early), two child workflows (each a fan-out of activities), an external event,
-and a last activity. ``chain`` is a short task chain (the soak's, and the races').
+and a last activity. ``chain`` is a short task chain (the soak's); ``waiter`` and its child
+``napper`` wait for events (the control-plane races').
 """
 
 from __future__ import annotations
@@ -50,14 +51,22 @@ def chain(ctx: wf.WorkflowContext, x: int) -> Workflow:
     return x
 
 
+def napper(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """Waits for an event "wake", then returns x + 3 (a child that ends only when told)."""
+    yield ctx.wait_for_external_event("wake")
+    return x + 3
+
+
 def waiter(ctx: wf.WorkflowContext, x: int) -> Workflow:
-    """Waits for an event "go", then a child chain; returns both (the races' workflow)."""
+    """The races' workflow: waits for "go", then for a child ``napper``, then an activity;
+    returns [the event's payload, x + 4]."""
     event = yield ctx.wait_for_external_event("go")
-    got = yield ctx.call_child_workflow(chain, input=x, instance_id=f"{ctx.instance_id}.c")
-    return [event, got]
+    got = yield ctx.call_child_workflow(napper, input=x, instance_id=f"{ctx.instance_id}.c")
+    last = yield ctx.call_activity("inc", input=got)
+    return [event, last]
 
 
-WORKFLOWS = [journey, child, chain, waiter]
+WORKFLOWS = [journey, child, chain, waiter, napper]
 
 
 def child_output(y: int) -> int:
