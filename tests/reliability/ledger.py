@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -75,18 +76,23 @@ CREATE TABLE IF NOT EXISTS witness (
 
 
 class Ledger:
-    """One process's handle on the witness ledger (thread-safe: a connection per call)."""
+    """One process's handle on the witness ledger (thread-safe: a connection per thread)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        with self._connect() as conn:
-            conn.execute(_SCHEMA)
+        self._local = threading.local()
+        conn = self._connect()
+        conn.execute(_SCHEMA)
+        conn.execute("CREATE INDEX IF NOT EXISTS witness_task ON witness (instance, task_id)")
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=60000")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
         return conn
 
     def _append(
@@ -117,8 +123,10 @@ class Ledger:
             )
             conn.execute("COMMIT")
             return attempt
-        finally:
-            conn.close()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def witness_start(
         self,
@@ -151,17 +159,20 @@ class Ledger:
     def rows(self) -> list[tuple[Any, ...]]:
         """Every row, in the order written: (kind, instance, task_id, execution, attempt,
         pid, t, redo)."""
-        with self._connect() as conn:
-            return conn.execute(
+        return (
+            self._connect()
+            .execute(
                 "SELECT kind, instance, task_id, execution, attempt, pid, t, redo "
                 "FROM witness ORDER BY seq"
-            ).fetchall()
+            )
+            .fetchall()
+        )
 
     def returns(self) -> int:
         """Executions that returned so far (for waiting on progress)."""
-        with self._connect() as conn:
-            (n,) = conn.execute("SELECT count(*) FROM witness WHERE kind = 'return'").fetchone()
-            return int(n)
+        conn = self._connect()
+        (n,) = conn.execute("SELECT count(*) FROM witness WHERE kind = 'return'").fetchone()
+        return int(n)
 
 
 @dataclass(frozen=True)
@@ -397,6 +408,9 @@ def check(
 
     rows = ledger.rows()
     starts = [r for r in rows if r[0] == "start"]
+    lean = not starts
+    if lean:  # a lean ledger (the soak): returns only, no redo check made
+        starts = [r for r in rows if r[0] == "return"]
     redo = [r for r in starts if r[7] == 1]
     figures.reruns_after_recorded_completion = len(redo)
     figures.problems += [f"re-run after its completion was recorded: {r}" for r in redo[:10]]
@@ -406,7 +420,9 @@ def check(
     figures.recovery_latency_p50_s = percentile(latencies, 0.50)
     figures.recovery_latency_p99_s = percentile(latencies, 0.99)
     figures.extra["executions"] = len(starts)
-    figures.extra["inconclusive_redo_checks"] = sum(1 for r in starts if r[7] is None)
+    figures.extra["inconclusive_redo_checks"] = (
+        None if lean else sum(1 for r in starts if r[7] is None)
+    )
     if faults:
         figures.extra["faults"] = dict(Counter(f.kind for f in faults))
     return figures

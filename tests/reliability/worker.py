@@ -7,7 +7,8 @@ shutdown) or it is killed, and writes every activity execution to the witness le
 - ``--lease S``: the runtime's lease (default 3 s);
 - ``--skew S``: the runtime's (and the SQLite store's) clock runs S seconds ahead (or behind);
 - ``--faults MODE:P``: install the stores' fault hook (see :mod:`reliability.faults`);
-- ``--no-check``: skip the history read at each activity's start (the soak: no redo check);
+- ``--no-check``: skip the history read at each activity's start (no redo check);
+- ``--lean``: witness only each execution's return (the soak);
 - ``--work S``: each activity's "work" (default 0.02 s).
 
 Its runtime's notices of being fenced out (a turn refused, a lease found lost, an activity not
@@ -80,8 +81,11 @@ def open_store(url: str, clock: SkewedClock | None, max_size: int) -> Store:
 class Activities:
     """The activities: each witnesses its start and its return in the ledger."""
 
-    def __init__(self, ledger: Ledger, checker: wf.WorkflowClient | None, work_s: float) -> None:
+    def __init__(
+        self, ledger: Ledger, checker: wf.WorkflowClient | None, work_s: float, lean: bool
+    ) -> None:
         self._ledger = ledger
+        self._lean = lean
         self._checker = checker
         self._work_s = work_s
 
@@ -97,7 +101,8 @@ class Activities:
                 time.sleep(0.2)
 
     def _run(self, ctx: wf.WorkflowActivityContext, value: Any) -> Any:
-        self._ledger.witness_start(ctx, self._history if self._checker is not None else None)
+        if not self._lean:
+            self._ledger.witness_start(ctx, self._history if self._checker is not None else None)
         if self._work_s:
             time.sleep(self._work_s)
         self._ledger.witness_return(ctx)
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--skew", type=float, default=0.0)
     parser.add_argument("--faults", default="")
     parser.add_argument("--no-check", action="store_true")
+    parser.add_argument("--lean", action="store_true")
     parser.add_argument("--work", type=float, default=0.02)
     parser.add_argument("--activities", type=int, default=8)
     args = parser.parse_args()
@@ -146,9 +152,11 @@ def main() -> None:
 
     clock = SkewedClock(args.skew) if args.skew else None
     ledger = Ledger(args.ledger)
-    checker = None if args.no_check else wf.WorkflowClient(open_store(args.store, None, 2))
+    checker = (
+        None if args.no_check or args.lean else wf.WorkflowClient(open_store(args.store, None, 2))
+    )
     store = open_store(args.store, clock, 10)
-    activities = Activities(ledger, checker, args.work)
+    activities = Activities(ledger, checker, args.work, args.lean)
     runtime = wf.WorkflowRuntime(
         store,
         lease_s=args.lease,

@@ -2,8 +2,8 @@
 
 ``journey`` uses every kind of step the suite exercises: an activity, a durable timer (checked
 never to fire early), two child workflows (each a fan-out of activities), an external event,
-and a last activity. ``chain`` is a short task chain (the soak's); ``waiter`` and its child
-``napper`` wait for events (the control-plane races').
+and a last activity. ``chain`` is a short task chain, ``hop`` one activity (the soak's);
+``waiter`` and its child ``napper`` wait for events (the control-plane races').
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def journey(ctx: wf.WorkflowContext, x: int) -> Workflow:
     return {"out": b, "timer_on_time": on_time}
 
 
+def hop(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """One increment (the soak's workflow)."""
+    return (yield ctx.call_activity("inc", input=x))
+
+
 def chain(ctx: wf.WorkflowContext, x: int) -> Workflow:
     """Three increments."""
     for _ in range(3):
@@ -66,7 +71,7 @@ def waiter(ctx: wf.WorkflowContext, x: int) -> Workflow:
     return [event, last]
 
 
-WORKFLOWS = [journey, child, chain, waiter, napper]
+WORKFLOWS = [journey, child, chain, hop, waiter, napper]
 
 
 def child_output(y: int) -> int:
