@@ -9,7 +9,8 @@ work is done. By hand, with ``treadle serve --app async_http_api:runtime`` runni
     curl -s localhost:3500/v1.0/workflows/dapr/o-1
 
 This script does the same: it starts ``treadle serve`` on free ports with this file's runtime
-loaded through ``--app``, then drives it with plain HTTP requests.
+loaded through ``--app``, then drives it with plain HTTP requests, and reads the API's own
+description at ``/openapi.json``.
 
 Run: ``python examples/async_http_api.py``.
 """
@@ -63,7 +64,8 @@ def main() -> None:
     try:
         assert serve.stdout is not None
         line = serve.stdout.readline()  # "treadle serve: grpc 127.0.0.1:N http 127.0.0.1:M"
-        base = f"http://{line.split(' http ')[1].strip()}/v1.0/workflows/dapr"
+        root = f"http://{line.split(' http ')[1].strip()}"
+        base = f"{root}/v1.0/workflows/dapr"
         instance_id = f"order-{int(time.time() * 1000)}"
         status, body = call(
             "POST", f"{base}/process_order/start?instanceID={instance_id}",
@@ -78,6 +80,10 @@ def main() -> None:
             time.sleep(WORK_S / 2)
         print(f"Output: {body['properties']['dapr.workflow.output']}")
         print(f"Custom status: {body['properties']['dapr.workflow.custom_status']}")
+        # The whole HTTP API, described for client generators and API fuzzers:
+        status, spec = call("GET", f"{root}/openapi.json")
+        start = spec["paths"]["/v1.0/workflows/{component}/{name}/start"]["post"]
+        print(f"OpenAPI {spec['openapi']}: {len(spec['paths'])} paths; start: {start['summary']}")
     finally:
         serve.terminate()
         serve.wait(timeout=30)

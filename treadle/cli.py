@@ -587,6 +587,14 @@ def _echo_json(value: Any) -> None:
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+    "--http-read-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds an HTTP client may go without sending a byte of its request before the "
+    "connection is closed.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -604,6 +612,7 @@ def serve(
     app_id: str | None,
     max_payload_bytes: int,
     shutdown_timeout: float,
+    http_read_timeout: float,
     log_level: str,
 ) -> None:
     """Serve as a Dapr workflow sidecar for the official Dapr SDKs, until SIGINT or SIGTERM.
@@ -624,6 +633,7 @@ def serve(
         app_id=app_id,
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
+        http_read_timeout_s=http_read_timeout,
     )
     try:
         run_server(options, echo=click.echo)

@@ -26,6 +26,8 @@ EXPECTED = {
         "runtimeStatus=COMPLETED",
         'Output: {"order":{"item":"lamp","quantity":2},"reservation":"reserved 2 x lamp"}',
         'Custom status: "done"',
+        "OpenAPI 3.0.3: ",
+        "start: Start a workflow instance",
     ],
     "task_chaining.py": [
         "Workflow COMPLETED, result: [11,22,20]",

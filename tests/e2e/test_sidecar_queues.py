@@ -69,30 +69,39 @@ def test_a_closed_streams_work_goes_back_to_the_front_for_the_others() -> None:
     assert workers.pending == 3
 
 
-def test_completions_match_by_token_or_else_by_ids() -> None:
+def test_completions_match_by_token_or_else_by_ids_on_the_callers_connection() -> None:
     workers = SidecarWorkers()
-    stream = workers.connect()
+    stream = workers.connect("ipv4:127.0.0.1:1000")
     workers.submit_orchestration(turn("w"))
     workers.submit_activity(activity("w", 7))
     first = workers.next_ticket(stream, 0)
     second = workers.next_ticket(stream, 0)
     assert first is not None and second is not None
-    assert workers.take_activity("", "w", 8) is None  # no such task
-    assert workers.take_activity("", "w", 7) is second.activity  # no token: by ids
-    assert workers.take_workflow(first.token, "w") is first.turn
-    assert workers.take_workflow(first.token, "w") is None  # a duplicate answer
+    assert workers.take_activity("", "w", 8, stream.peer) is None  # no such task
+    assert workers.take_activity("", "w", 7, "ipv4:127.0.0.1:2000") is None  # not its stream
+    assert workers.take_activity("", "w", 7, stream.peer) is second.activity  # no token: ids
+    assert workers.take_workflow(first.token, "w", "anyone") is first.turn  # the token proves it
+    assert workers.take_workflow(first.token, "w", "anyone") is None  # a duplicate answer
     assert workers.pending == 0 and not stream.outstanding
 
 
-def test_a_token_for_another_instance_falls_back_to_the_instance_id() -> None:
+def test_work_never_handed_out_cannot_be_completed() -> None:
+    # Regression: any client could complete a queued turn by instance id, or with a token
+    # of another instance, and so record a forged output for an instance it was never given.
     workers = SidecarWorkers()
-    stream = workers.connect()
+    workers.submit_orchestration(turn("queued"))  # no worker yet: never sent
+    workers.submit_activity(activity("queued", 1))
+    assert workers.take_workflow("", "queued", "") is None
+    assert workers.take_activity("", "queued", 1, "") is None
+    stream = workers.connect("ipv4:127.0.0.1:1000")
     workers.submit_orchestration(turn("p"))
-    workers.submit_orchestration(turn("q"))
-    p = workers.next_ticket(stream, 0)
-    assert p is not None and p.turn is not None
-    assert workers.take_workflow(p.token, "q") is not p.turn
-    assert workers.pending == 1
+    sent = [workers.next_ticket(stream, 0) for _ in range(3)]
+    p = next(t for t in sent if t is not None and t.instance_id == "p")
+    assert workers.take_workflow(p.token, "queued", stream.peer) is None  # another's token
+    assert workers.take_workflow("made-up", "p", stream.peer) is None
+    assert workers.pending == 3
+    others = {t.token for t in sent if t is not None and t is not p}
+    assert len(p.token) >= 20 and p.token not in others
 
 
 def test_closing_ends_every_stream() -> None:

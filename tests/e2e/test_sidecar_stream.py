@@ -169,7 +169,16 @@ def test_an_action_with_a_bad_payload_is_refused_and_the_turn_sent_again(
     stream.cancel()
 
 
-def test_answers_for_nothing_outstanding_are_ignored(stub: stubs.TaskHubSidecarServiceStub) -> None:
-    stub.CompleteWorkflowTask(spb.WorkflowResponse(instanceId="ghost", actions=[complete("1")]))
-    stub.CompleteActivityTask(spb.ActivityResponse(instanceId="ghost", taskId=3))
+def test_answers_for_nothing_outstanding_are_refused(stub: stubs.TaskHubSidecarServiceStub) -> None:
+    for call, request in (
+        (
+            stub.CompleteWorkflowTask,
+            spb.WorkflowResponse(instanceId="ghost", actions=[complete("1")]),
+        ),
+        (stub.CompleteActivityTask, spb.ActivityResponse(instanceId="ghost", taskId=3)),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            call(request)
+        assert info.value.code() is grpc.StatusCode.NOT_FOUND
+        assert "unknown instance ID/task ID combo" in (info.value.details() or "")
     assert not stub.GetInstance(spb.GetInstanceRequest(instanceId="ghost")).exists

@@ -4,9 +4,9 @@
   Python values.
 - :class:`InstanceOperations` (:mod:`treadle.client.operations`): the same operations with
   payloads as JSON text; the client, the gRPC sidecar and the HTTP API all go through it.
-- :mod:`treadle.client.validation`: the checks of ids, names and payloads they share;
-  :mod:`treadle.client.waiting`: the loop of every Wait call; :mod:`treadle.client.rerun`:
-  the new instance of a rerun.
+- :mod:`treadle.core.validation`: the checks of ids, names and payloads they share (with
+  the workflow context, hence in the core); :mod:`treadle.client.waiting`: the loop of every
+  Wait call; :mod:`treadle.client.rerun`: the new instance of a rerun.
 - :class:`WorkflowState`, :class:`WorkflowPage` (:mod:`treadle.client.state`) and
   :class:`WorkflowStatus` (:mod:`treadle.client.status`): what they report.
 
@@ -18,14 +18,14 @@ from __future__ import annotations
 from treadle.client.operations import InstanceOperations, PurgeOutcome
 from treadle.client.state import WorkflowPage, WorkflowState
 from treadle.client.status import WorkflowStatus
-from treadle.client.validation import (
+from treadle.client.workflow_client import WorkflowClient
+from treadle.core.validation import (
     MAX_INSTANCE_ID_LENGTH,
     MAX_NAME_LENGTH,
     check_json,
     validate_instance_id,
     validate_name,
 )
-from treadle.client.workflow_client import WorkflowClient
 
 __all__ = [
     "MAX_INSTANCE_ID_LENGTH",

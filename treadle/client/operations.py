@@ -4,7 +4,7 @@ JSON text.
 Every edge goes through :class:`InstanceOperations`: the Python
 :class:`~treadle.client.WorkflowClient` (which encodes Python values to JSON text first), the
 gRPC sidecar service and the HTTP API (which pass on the JSON text they received). So ids and
-names are checked in one place (:mod:`treadle.client.validation`), a payload is stored as the
+names are checked in one place (:mod:`treadle.core.validation`), a payload is stored as the
 JSON text given and never re-encoded, an operation on a finished instance does the same
 whoever asks, and every start offers itself first to a runtime of this process on the same
 store (:mod:`treadle.store.local_starts`), which commits it with its first turn.
@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
-from treadle.client.validation import check_json, validate_instance_id, validate_name
 from treadle.client.waiting import wait_for
 from treadle.core.history import (
     EventRaised,
@@ -31,6 +30,12 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
+)
+from treadle.core.validation import (
+    check_json,
+    validate_instance_id,
+    validate_name,
+    validate_token,
 )
 from treadle.errors import InvalidInputError, WorkflowNotFoundError, WorkflowStateError
 from treadle.store import ids, local_starts
@@ -280,10 +285,15 @@ class InstanceOperations:
             continuation_token: where the previous page ended.
 
         Raises:
-            InvalidInputError: a page size below 1.
+            InvalidInputError: a page size below 1, a name no workflow can have, or a token
+                that is not one a page returned.
         """
         if page_size < 1:
             raise InvalidInputError("page_size must be >= 1")
+        if name is not None:
+            validate_name(name, "workflow name filter")
+        if continuation_token is not None:
+            validate_token(continuation_token, "continuation token")
         return self._store.list_instances(
             InstanceQuery(
                 statuses=matching(statuses),

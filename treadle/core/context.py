@@ -152,13 +152,18 @@ class WorkflowContext:
         Args:
             workflow: the workflow function, or its registered name.
             input: a JSON-serializable input.
-            instance_id: the child's id (default ``f"{parent_id}:{seq:04x}"``).
+            instance_id: the child's id (default ``f"{parent_id}:{seq:04x}"``, with the
+                parent's id shortened and hashed where that would pass 256 characters).
             retry_policy: retry a failed child durably, if given.
             app_id: the app whose workers run the child (all apps share one store); by
                 default the parent's own app. A child the target app cannot take fails the
                 call as :meth:`call_activity` says.
             propagation: hand the child this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`).
+
+        Raises:
+            InvalidInputError: an ``instance_id`` or workflow name no instance can have (empty,
+                with control characters, or too long; see :mod:`treadle.core.validation`).
         """
         return self._execution.call_child_workflow(
             name_of(workflow),

@@ -60,6 +60,7 @@ from treadle.core.inputs import call_with_input
 from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
+from treadle.core.validation import default_child_id, validate_instance_id, validate_name
 from treadle.core.versioning import Patches, Stall, VersionedWorkflow, settle_turn
 from treadle.errors import FailureDetails, NonDeterminismError, RegistrationError
 
@@ -591,8 +592,11 @@ class WorkflowExecution:
     ) -> Task[Any]:
         """Record a CreateSubOrchestration action (for ``app_id``'s workers, if given); return
         its task."""
+        validate_name(name, "child workflow name")
+        if instance_id:
+            validate_instance_id(instance_id, "child workflow instance id")
         action_id = self._next_id()
-        child_id = instance_id or f"{self.instance_id}:{action_id:04x}"
+        child_id = instance_id or default_child_id(self.instance_id, action_id)
         self.child_instance_ids.append(child_id)
         action = CreateSubOrchestration(
             id=action_id,

@@ -7,6 +7,8 @@ half streams the runtime's remote work (:class:`~treadle.server.grpc_workers.Sid
 the SDK workers over ``GetWorkItems`` and hands their answers back to the runtime, which commits
 them the same way as the turns of local workflows.
 
+A message that does not decode is INVALID_ARGUMENT, with one line in the log.
+
 Errors never crash the server: treadle's errors become gRPC statuses (see
 :mod:`treadle.server.grpc_instances` for the codes), anything unexpected is logged and answered
 with INTERNAL. With an API token, every call must carry the ``dapr-api-token`` metadata, else
@@ -23,22 +25,16 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from treadle.client import WorkflowClient
-from treadle.core import codec
-from treadle.core.actions import (
-    Action,
-    CompleteOrchestration,
-    CreateSubOrchestration,
-    ScheduleTask,
-    SendEvent,
-)
+from treadle.core.actions import CompleteOrchestration
 from treadle.core.history import HistoryEvent, OrchestrationStatus, TaskCompleted, TaskFailed
+from treadle.core.validation import check_action, check_text
 from treadle.errors import (
     FailureDetails,
     InvalidInputError,
@@ -189,21 +185,23 @@ class SidecarService:
     ) -> spb.CompleteTaskResponse:
         """``CompleteWorkflowTask`` / ``CompleteOrchestratorTask``: a turn's actions.
 
-        An answer treadle cannot use (an action it cannot parse, or the SDK's own failure
-        report with action id -1) abandons the turn, which is sent again a little later; after
-        :data:`MAX_TURN_ATTEMPTS` such answers the instance fails with the last reason.
+        An answer treadle cannot use (an action it cannot parse, one that breaks the rules of
+        :mod:`treadle.core.validation` such as a child workflow id no API could reach, a custom
+        status with a NUL character, or the SDK's own failure report with action id -1) abandons
+        the turn, which is sent again a little later; after :data:`MAX_TURN_ATTEMPTS` such
+        answers the instance fails with the last reason. An answer that matches no turn handed
+        to the caller is NOT_FOUND (see :mod:`treadle.server.grpc_workers`).
         """
         iid = request.instanceId
-        turn = self._workers.take_workflow(request.completionToken, iid)
+        turn = self._workers.take_workflow(request.completionToken, iid, context.peer())
         if turn is None:
-            logger.info("ignoring an answer for workflow %r: no turn of it is outstanding", iid)
-            return spb.CompleteTaskResponse()
+            raise _not_outstanding(f"workflow {iid!r}", request.completionToken)
         custom_status = optional_string(request, "customStatus")
         try:
-            actions = [action_from_proto(a) for a in request.actions]
-            for action in actions:
-                _check_payloads(action)
+            actions = [check_action(action_from_proto(a)) for a in request.actions]
+            check_text(custom_status, "custom status")
         except InvalidInputError as exc:
+            custom_status = None  # (it may be what was wrong)
             reason = f"the SDK worker answered with an action treadle cannot run: {exc}"
             self._reject_turn(iid, FailureDetails(reason, "InvalidInputError"), custom_status)
             raise InvalidInputError(f"workflow {iid!r}: {exc}") from None
@@ -247,17 +245,15 @@ class SidecarService:
         """``CompleteActivityTask``: an activity's result or failure.
 
         A result that is not JSON is recorded as the activity's failure (so the workflow does
-        not wait forever) and answered with INVALID_ARGUMENT.
+        not wait forever) and answered with INVALID_ARGUMENT. A result that matches no activity
+        handed to the caller is NOT_FOUND and recorded nowhere.
         """
         item = self._workers.take_activity(
-            request.completionToken, request.instanceId, request.taskId
+            request.completionToken, request.instanceId, request.taskId, context.peer()
         )
         if item is None:
-            logger.info(
-                "ignoring a result for activity %d of %r: it is not outstanding",
-                request.taskId, request.instanceId,
-            )  # fmt: skip
-            return spb.CompleteTaskResponse()
+            what = f"activity {request.taskId} of workflow {request.instanceId!r}"
+            raise _not_outstanding(what, request.completionToken)
         now = datetime.now(timezone.utc)
         event: HistoryEvent
         error: InvalidInputError | None = None
@@ -382,15 +378,57 @@ def create_server(
     return server, bound
 
 
+def _not_outstanding(what: str, token: str) -> RpcFailure:
+    """The answer to a completion that matches no work handed to the caller. (The phrase
+    "unknown instance ID/task ID combo" is daprd's: the Python SDK logs it as a late answer.)"""
+    logger.info("refused an answer for %s: it matches no outstanding work item", what)
+    given = "its completion token names" if token else "this connection has"
+    return RpcFailure(
+        grpc.StatusCode.NOT_FOUND,
+        f"unknown instance ID/task ID combo: {given} no outstanding work item for {what} "
+        "(a late or repeated answer, or work this worker was not given); nothing was recorded",
+    )
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 # ---- the wrappers that turn exceptions into statuses ---------------------------------------
+class _Undecodable:
+    """What the deserializer hands on for bytes that are not a valid request message: gRPC
+    itself would log a traceback and answer INTERNAL; the method answers INVALID_ARGUMENT."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _deserializer(request_type: type[Req]) -> Callable[[bytes], Req | _Undecodable]:
+    def decode(data: bytes) -> Req | _Undecodable:
+        try:
+            return request_type.FromString(data)
+        except Exception as exc:  # DecodeError, or anything else the bytes provoke
+            return _Undecodable(
+                f"the request is not a valid {request_type.__name__} message ({exc}); "
+                "send the protobuf message of the durabletask protocol"
+            )
+
+    return decode
+
+
+def _refuse_undecodable(request: _Undecodable, context: grpc.ServicerContext) -> NoReturn:
+    logger.info("refused a call with INVALID_ARGUMENT: %s", request.message)
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+
+
 def _unary(
     fn: Callable[[Req, grpc.ServicerContext], Resp], request_type: type[Req]
-) -> grpc.RpcMethodHandler[Req, Resp]:
-    def behavior(request: Req, context: grpc.ServicerContext) -> Resp:
+) -> grpc.RpcMethodHandler[Req | _Undecodable, Resp]:
+    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Resp:
+        if isinstance(request, _Undecodable):
+            _refuse_undecodable(request, context)
         try:
             return fn(request, context)
         except Exception as exc:
@@ -399,15 +437,17 @@ def _unary(
 
     return grpc.unary_unary_rpc_method_handler(
         behavior,
-        request_deserializer=request_type.FromString,
+        request_deserializer=_deserializer(request_type),
         response_serializer=_serialize,
     )
 
 
 def _stream(
     fn: Callable[[Req, grpc.ServicerContext], Iterator[Resp]], request_type: type[Req]
-) -> grpc.RpcMethodHandler[Req, Resp]:
-    def behavior(request: Req, context: grpc.ServicerContext) -> Iterator[Resp]:
+) -> grpc.RpcMethodHandler[Req | _Undecodable, Resp]:
+    def behavior(request: Req | _Undecodable, context: grpc.ServicerContext) -> Iterator[Resp]:
+        if isinstance(request, _Undecodable):
+            _refuse_undecodable(request, context)
         try:
             yield from fn(request, context)
             return
@@ -417,7 +457,7 @@ def _stream(
 
     return grpc.unary_stream_rpc_method_handler(
         behavior,
-        request_deserializer=request_type.FromString,
+        request_deserializer=_deserializer(request_type),
         response_serializer=_serialize,
     )
 
@@ -451,21 +491,3 @@ def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
         grpc.StatusCode.INTERNAL,
         f"internal error in treadle serve ({type(exc).__name__}: {exc}); see the server log",
     )
-
-
-def _check_payloads(action: Action) -> None:
-    """Raise InvalidInputError if a payload the worker sent in ``action`` is not JSON."""
-    texts: list[tuple[str, str | None]] = []
-    match action:
-        case ScheduleTask() | CreateSubOrchestration() | SendEvent():
-            texts.append(("input", action.input))
-        case CompleteOrchestration():
-            texts.append(("result", action.result))
-            texts.extend(("carried-over event data", e.input) for e in action.carryover_events)
-    for what, text in texts:
-        try:
-            codec.decode(text)
-        except InvalidInputError as exc:
-            raise InvalidInputError(
-                f"action {action.id}: its {what} is not valid JSON ({exc.__cause__ or exc})"
-            ) from None

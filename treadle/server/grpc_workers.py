@@ -5,9 +5,15 @@ submits workflow turns and activities, and every ``GetWorkItems`` stream (one pe
 worker) takes them in turn. Each submission becomes a ticket with a completion token; a ticket
 stays outstanding on the stream that received it until a ``Complete*Task`` call takes it back.
 When a stream closes (the worker disconnected or was killed), its outstanding and unsent tickets
-go back to the front of the queue, to the next connected worker. A completion is matched by its
-token when the SDK echoes one, else by instance id (and task id for an activity), as the Dapr
-sidecar does (the JavaScript SDK sends no token).
+go back to the front of the queue, to the next connected worker.
+
+A completion must answer work the server handed out: with a token (the Python SDK echoes the
+one sent with the work item), that of a ticket sent to a worker; tokens are random, so only a
+worker that received the item knows its token. Without one (the JavaScript SDK sends none), by
+instance id (and task id for an activity) of a ticket outstanding on a stream of the caller's
+own connection (the peer address the SDK's one channel shares between its stream and its
+answers). Anything else is refused: a client with the API token cannot complete work it was
+never given.
 
 This module also builds the ``WorkflowRequest`` and ``ActivityRequest`` messages, and hides from
 the SDK the history events it does not understand (:func:`events_for_sdk`).
@@ -16,8 +22,8 @@ the SDK the history events it does not understand (:func:`events_for_sdk`).
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
-import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -128,12 +134,14 @@ class Ticket:
         turn: the workflow turn, for a workflow work item.
         activity: the activity, for an activity work item.
         stream: the stream it was sent on and awaits an answer from (None while queued).
+        sent: it was sent to a worker at least once (so its token is known outside).
     """
 
     token: str
     turn: RemoteTurn | None = None
     activity: ActivityWorkItem | None = None
     stream: WorkStream | None = None
+    sent: bool = False
 
     @property
     def instance_id(self) -> str:
@@ -179,8 +187,6 @@ class SidecarWorkers:
         self._tickets: dict[str, Ticket] = {}
         self._workflow_tokens: dict[str, str] = {}
         self._activity_tokens: dict[tuple[str, int], list[str]] = {}
-        self._token_prefix = uuid.uuid4().hex[:8]
-        self._counter = itertools.count(1)
         self._stream_ids = itertools.count(1)
         self._closed = False
 
@@ -234,6 +240,7 @@ class SidecarWorkers:
                 return None
             ticket = stream.queue.popleft()
             ticket.stream = stream
+            ticket.sent = True
             stream.outstanding[ticket.token] = ticket
             return ticket
 
@@ -263,44 +270,64 @@ class SidecarWorkers:
             self._cond.notify_all()
 
     # ---- completions ------------------------------------------------------------------------
-    def take_workflow(self, token: str, instance_id: str) -> RemoteTurn | None:
+    def take_workflow(self, token: str, instance_id: str, peer: str) -> RemoteTurn | None:
         """Take back the outstanding turn a ``WorkflowResponse`` answers.
 
-        Matched by ``token`` when it names a turn of ``instance_id``, else by the instance id.
+        With a ``token``: the turn of ``instance_id`` sent with that token. Without one: the
+        turn of ``instance_id``, if it is outstanding on a stream from ``peer`` (the caller's
+        address).
 
         Returns:
-            the turn, or None if no turn of that instance is outstanding (a late or duplicate
-            answer).
+            the turn, or None if no such turn is outstanding (a late or duplicate answer, or
+            one for work this caller was never given).
         """
         with self._cond:
-            ticket = self._tickets.get(token) if token else None
-            if ticket is None or ticket.turn is None or ticket.instance_id != instance_id:
+            if token:
+                ticket = self._tickets.get(token)
+                if ticket is None or not ticket.sent or ticket.instance_id != instance_id:
+                    return None
+            else:
                 found = self._workflow_tokens.get(instance_id)
                 ticket = self._tickets.get(found) if found is not None else None
-            if ticket is None or ticket.turn is None:
+                if ticket is None or ticket.stream is None or ticket.stream.peer != peer:
+                    return None
+            if ticket.turn is None:
                 return None
             self._forget(ticket)
             return ticket.turn
 
-    def take_activity(self, token: str, instance_id: str, task_id: int) -> ActivityWorkItem | None:
+    def take_activity(
+        self, token: str, instance_id: str, task_id: int, peer: str
+    ) -> ActivityWorkItem | None:
         """Take back the outstanding activity an ``ActivityResponse`` answers.
 
-        Matched by ``token`` when it names an activity of that instance and task, else by the
-        instance and task ids (the oldest such activity).
+        With a ``token``: the activity of that instance and task sent with that token.
+        Without one: the oldest activity of that instance and task outstanding on a stream
+        from ``peer`` (the caller's address).
 
         Returns:
-            the activity, or None if none is outstanding (a late or duplicate answer).
+            the activity, or None if none is outstanding (a late or duplicate answer, or one
+            for work this caller was never given).
         """
         with self._cond:
-            ticket = self._tickets.get(token) if token else None
+            ticket: Ticket | None = None
+            if token:
+                ticket = self._tickets.get(token)
+                if ticket is None or not ticket.sent:
+                    return None
+            else:
+                for candidate in self._activity_tokens.get((instance_id, task_id), []):
+                    held = self._tickets[candidate]
+                    if held.stream is not None and held.stream.peer == peer:
+                        ticket = held
+                        break
             item = ticket.activity if ticket is not None else None
-            if item is None or (item.instance_id, item.task_id) != (instance_id, task_id):
-                tokens = self._activity_tokens.get((instance_id, task_id), [])
-                ticket = self._tickets.get(tokens[0]) if tokens else None
-            if ticket is None or ticket.activity is None:
+            if ticket is None or item is None:
+                return None
+            if (item.instance_id, item.task_id) != (instance_id, task_id):
                 return None
             self._forget(ticket)
-            return ticket.activity
+            return item
 
     def forget(self, ticket: Ticket) -> None:
         """Drop a ticket that cannot be sent (its turn is given back to the runtime)."""
@@ -311,7 +338,8 @@ class SidecarWorkers:
     def _new_ticket(
         self, *, turn: RemoteTurn | None = None, activity: ActivityWorkItem | None = None
     ) -> Ticket:
-        ticket = Ticket(f"{self._token_prefix}-{next(self._counter)}", turn, activity)
+        # random: a token is the proof that its work item was handed to the caller
+        ticket = Ticket(secrets.token_urlsafe(16), turn, activity)
         self._tickets[ticket.token] = ticket
         return ticket
 

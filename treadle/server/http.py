@@ -20,6 +20,7 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
     GET  /healthz                                         200 {"status": "ok"} / 503
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
+    GET  /openapi.json                                    200 this API as an OpenAPI 3 document
 
 Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
 text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
@@ -27,7 +28,8 @@ Dapr's codes: 400 for bad input (malformed instance id, a workflow or event name
 printable or longer than 1024 characters, invalid JSON body), 404
 ``ERR_INSTANCE_ID_NOT_FOUND``, 409 when an unfinished instance has the id (start) or has not
 finished (purge), 413 for a body over the limit, 401 without the API token, 503 when the store
-is unreachable. Where daprd answers 500
+is unreachable. A client that disconnects before sending its whole body is logged at INFO and
+counted in ``/metrics`` with status 499, never as a 500. Where daprd answers 500
 for a caller's mistake (already exists, purge of a running instance, unknown instance on raise
 event, pause or resume) treadle answers the 4xx above, with daprd's error code.
 
@@ -49,7 +51,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,6 +74,7 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.server.metrics import CONTENT_TYPE, ServerMetrics
+from treadle.server.openapi import openapi_document
 
 __all__ = ["DAPR_API_PREFIXES", "create_app", "dapr_workflow_json"]
 
@@ -80,6 +83,9 @@ logger = logging.getLogger(__name__)
 DAPR_API_PREFIXES = ("/v1.0", "/v1.0-beta1", "/v1.0-alpha1")
 TOKEN_HEADER = "dapr-api-token"
 DEFAULT_PAGE_SIZE = 100
+CLIENT_CLOSED_REQUEST = 499
+"""The status counted in ``/metrics`` for a request whose client disconnected before sending
+all of it (nginx's code; the client never sees it)."""
 MAX_PAGE_SIZE = 1000
 _OPEN_PATHS = frozenset({"/healthz", "/v1.0/healthz", "/v1.0/healthz/outbound"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -114,7 +120,7 @@ def create_app(
     if max_body_bytes < 0:
         raise ValueError("max_body_bytes must be >= 0")
     metrics = metrics if metrics is not None else ServerMetrics(client)
-    api = _Handlers(client, metrics, max_body_bytes)
+    api = _Handlers(client, metrics, max_body_bytes, requires_token=bool(api_token))
     middleware = [Middleware(_MetricsMiddleware, metrics=metrics)]
     if api_token:
         middleware.append(Middleware(_TokenMiddleware, token=api_token))
@@ -184,6 +190,7 @@ def _routes(api: _Handlers) -> list[Route]:
         ("/api/v1/workflows/{instance_id}", api.get_state, "ERR_GET_WORKFLOW"),
         ("/api/v1/workflows/{instance_id}/history", api.history, "ERR_GET_WORKFLOW_HISTORY"),
         ("/metrics", api.metrics_text, "ERR_METRICS"),
+        ("/openapi.json", api.openapi_json, "ERR_OPENAPI"),
     ]
     routes += [
         Route(path, _guard(handler, code), methods=["GET"]) for path, handler, code in api_v1
@@ -223,6 +230,15 @@ def _guard(handler: Handler, op_code: str) -> Handler:
             return _error(400, "ERR_BAD_REQUEST", str(exc))
         except StoreUnavailableError as exc:
             return _error(503, op_code, f"the workflow store is unavailable: {exc}")
+        except ClientDisconnect:
+            # The caller went away before sending its whole request: nothing to answer, and
+            # nothing went wrong here (a stalled one is cut off by the server's read timeout).
+            logger.info(
+                "%s %s: the client disconnected before sending the whole request",
+                request.method,
+                request.url.path,
+            )
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except Exception as exc:
             logger.exception("%s %s failed", request.method, request.url.path)
             return _error(500, op_code, f"internal error: {type(exc).__name__}: {exc}")
@@ -237,10 +253,14 @@ class _Handlers:
     payloads on as the JSON text received; that layer checks ids, names and payloads.
     """
 
-    def __init__(self, client: WorkflowClient, metrics: ServerMetrics, max_body: int) -> None:
+    def __init__(
+        self, client: WorkflowClient, metrics: ServerMetrics, max_body: int, *, requires_token: bool
+    ) -> None:
         self.ops = client.operations
         self.metrics = metrics
         self.max_body = max_body
+        self.requires_token = requires_token
+        self.openapi: bytes | None = None
 
     # ---- Dapr workflow API ---------------------------------------------------------------
     async def start(self, request: Request) -> Response:
@@ -332,6 +352,14 @@ class _Handlers:
     async def metrics_text(self, request: Request) -> Response:
         body = await run_in_threadpool(self.metrics.render)
         return Response(body, media_type=CONTENT_TYPE)
+
+    async def openapi_json(self, request: Request) -> Response:
+        if self.openapi is None:  # (built from the routes of the app serving it)
+            document = openapi_document(
+                request.app.routes, requires_token=self.requires_token, open_paths=_OPEN_PATHS
+            )
+            self.openapi = codec.dumps(document).encode()
+        return Response(self.openapi, media_type="application/json")
 
     # ---- helpers -------------------------------------------------------------------------
     async def _state(self, request: Request) -> WorkflowState:

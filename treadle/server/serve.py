@@ -23,6 +23,7 @@ from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
 from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
 from treadle.server.grpc_workers import SidecarWorkers
+from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
 from treadle.store import open_store, redact_url
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
@@ -47,6 +48,8 @@ class ServeOptions:
         api_token: the token every call must carry (None: the environment's
             ``TREADLE_API_TOKEN`` / ``DAPR_API_TOKEN``, or none).
         shutdown_timeout_s: how long running activities may finish on shutdown.
+        http_read_timeout_s: how long an HTTP connection may go without sending a byte while
+            the server waits for its request (headers or body) before it is closed.
     """
 
     db: str
@@ -58,6 +61,7 @@ class ServeOptions:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     api_token: str | None = None
     shutdown_timeout_s: float = 10.0
+    http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -66,6 +70,10 @@ class ServeOptions:
                 raise ValueError(f"{name} must be between 0 and 65535, got {port}")
         if self.max_payload_bytes < 1:
             raise ValueError("max_payload_bytes must be >= 1")
+        if not self.http_read_timeout_s > 0:
+            raise ValueError(
+                f"http_read_timeout_s must be > 0 seconds, got {self.http_read_timeout_s}"
+            )
 
 
 def load_app_runtime(target: str) -> WorkflowRuntime:
@@ -160,6 +168,7 @@ class _HttpServer:
         import uvicorn
 
         from treadle.server.http import create_app
+        from treadle.server.http_protocol import read_timeout_protocol
 
         app = create_app(client, api_token=token, max_body_bytes=options.max_payload_bytes)
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
@@ -174,7 +183,13 @@ class _HttpServer:
             ) from exc
         self._socket.listen(1024)  # connections wait in the backlog until uvicorn runs
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app,
+            http=read_timeout_protocol(options.http_read_timeout_s),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="treadle-http", daemon=True)
 

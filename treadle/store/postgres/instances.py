@@ -154,7 +154,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         micros, after_id = cursor.split("|", 1)
         return EPOCH + timedelta(microseconds=int(micros)), after_id
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InvalidInputError(f"bad page cursor {cursor!r}") from exc
 
 
