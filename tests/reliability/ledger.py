@@ -7,7 +7,7 @@ the instance, the task id, the attempt (how many executions of that task the led
 seen, plus one), the process id and the time (the machine's real clock, whatever clock the
 runtime was given). A start row also says whether the task's completion was already in the
 instance's history when it began (``redo``: 1 yes, 0 no, NULL when that read was too slow to
-tell; see :meth:`Ledger.witness_start`).
+tell, -1 when not checked; see :meth:`Ledger.witness_start`).
 
 After the faults stop and the system drains, :func:`check` compares the store with what the
 test expects and with the ledger, and gives the figures every test prints as one JSON line
@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS witness (
     attempt INTEGER NOT NULL,
     pid INTEGER NOT NULL,
     t REAL NOT NULL,
-    redo INTEGER                   -- start rows: completion already in history (NULL: unknown)
+    redo INTEGER                   -- start rows: completion already in history (NULL: unknown,
+                                   -- -1: not checked)
 )
 """
 
@@ -143,7 +144,7 @@ class Ledger:
         process may have been paused, and lost its lease meanwhile).
         """
         began = time.time()
-        redo: int | None = None
+        redo: int | None = -1  # not checked
         if history is not None:
             events = history(ctx.workflow_id)
             done = any(
