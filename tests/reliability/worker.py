@@ -9,7 +9,8 @@ shutdown) or it is killed, and writes every activity execution to the witness le
 - ``--faults MODE:P``: install the stores' fault hook (see :mod:`reliability.faults`);
 - ``--no-check``: skip the history read at each activity's start (no redo check);
 - ``--lean``: witness only each execution's return (the soak);
-- ``--work S``: each activity's "work" (default 0.02 s).
+- ``--work S``: each activity's "work" (default 0.02 s);
+- ``--turn-timeout S``: the runtime's ``turn_timeout``.
 
 Its runtime's notices of being fenced out (a turn refused, a lease found lost, an activity not
 started because its lease ran out) are appended to ``LEDGER.fenced``.
@@ -20,8 +21,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import treadle as wf
@@ -116,6 +119,12 @@ class Activities:
         """2x."""
         return int(self._run(ctx, 2 * x))
 
+    def suicide(self, ctx: wf.WorkflowActivityContext, x: int) -> int:
+        """Kills the process running it, every time (poison work)."""
+        self._ledger.witness_start(ctx, None)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
 
 class _FencedLog(logging.Handler):
     """Appends the runtime's notices of being fenced out to a file."""
@@ -141,6 +150,7 @@ def main() -> None:
     parser.add_argument("--lean", action="store_true")
     parser.add_argument("--work", type=float, default=0.02)
     parser.add_argument("--activities", type=int, default=8)
+    parser.add_argument("--turn-timeout", type=float, default=None)
     args = parser.parse_args()
 
     logging.basicConfig(format=f"%(asctime)s {os.getpid()} %(name)s %(levelname)s %(message)s")
@@ -157,16 +167,21 @@ def main() -> None:
     )
     store = open_store(args.store, clock, 10)
     activities = Activities(ledger, checker, args.work, args.lean)
+    options: dict[str, Any] = {}
+    if args.turn_timeout is not None:
+        options["turn_timeout"] = timedelta(seconds=args.turn_timeout)
     runtime = wf.WorkflowRuntime(
         store,
         lease_s=args.lease,
         max_concurrent_activities=args.activities,
         clock=clock,
+        **options,
     )
     for workflow in workloads.WORKFLOWS:
         runtime.register_workflow(workflow)
     runtime.register_activity(activities.inc, name="inc")
     runtime.register_activity(activities.double, name="double")
+    runtime.register_activity(activities.suicide, name="suicide")
     with runtime:
         if args.faults:  # once started: a store failing at start-up stops the process
             from reliability import faults

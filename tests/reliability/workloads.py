@@ -71,7 +71,19 @@ def waiter(ctx: wf.WorkflowContext, x: int) -> Workflow:
     return [event, last]
 
 
-WORKFLOWS = [journey, child, chain, hop, waiter, napper]
+def doomed(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """Calls an activity that kills the process running it (poison work)."""
+    return (yield ctx.call_activity("suicide", input=x))
+
+
+def spinner(ctx: wf.WorkflowContext, x: int) -> Workflow:
+    """One activity, then a loop that never yields (poison work)."""
+    yield ctx.call_activity("inc", input=x)
+    while True:
+        pass
+
+
+WORKFLOWS = [journey, child, chain, hop, waiter, napper, doomed, spinner]
 
 
 def child_output(y: int) -> int:
