@@ -45,10 +45,12 @@ def run_journeys(
     fault: Callable[[float], None] = lambda now: None,
     done: Callable[[], bool] = lambda: True,
     prefix: str = "j",
+    before_drain: Callable[[], None] = lambda: None,
 ) -> Run:
     """Start ``journeys`` over ``start_s`` seconds, calling ``fault(now)`` every 50 ms until
     the starts and events are sent, 80% of the activities ran and ``done()`` says the test
-    injected what it must; then drain (workers that exit are restarted meanwhile)."""
+    injected what it must; then ``before_drain()`` (the faults stop), and drain (workers that
+    exit are restarted meanwhile)."""
     run = Run(journeys)
     pending: list[tuple[float, str, int]] = []
     total = journeys * journey_executions()
@@ -79,5 +81,6 @@ def run_journeys(
     run.chaos_s = time.monotonic() - began
     for _, iid, x in pending:
         send_event(iid, x)
+    before_drain()
     run.drain_s = drain(client, list(run.expected), DRAIN_S, workers.respawn_exited)
     return run

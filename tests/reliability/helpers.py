@@ -73,7 +73,8 @@ def unfinished(client: wf.WorkflowClient, ids: Iterable[str]) -> list[str]:
         try:
             state = client.get_workflow_state(iid, fetch_payloads=False)
         except StoreUnavailableError:
-            return list(ids)
+            left.append(iid)  # cannot tell now: look again next time
+            continue
         if state is None or state.runtime_status not in ENDED:
             left.append(iid)
     return left

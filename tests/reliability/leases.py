@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import psycopg
@@ -56,16 +57,36 @@ class Leases:
             out.setdefault(owner, {})[iid] = version
         return out
 
-    def taken_over(self, owner: str, held: dict[str, int]) -> list[str]:
-        """The instances of ``held`` another runtime committed a turn of, or leases, since."""
+    def tasks_of(self, owner: str) -> set[int]:
+        """The activity task rows ``owner`` leases."""
+        rows = self._rows("SELECT id FROM activity_tasks WHERE lease_owner = %s", (owner,))
+        return {int(r[0]) for r in rows}
+
+    def taken_over(
+        self, owner: str, held: dict[str, int], tasks: AbstractSet[int] = frozenset()
+    ) -> list[str]:
+        """What of ``held`` (instances) and ``tasks`` another runtime took since: an
+        instance another committed a turn of (its version moved) or leases; a task another
+        leases, or completed (its row is gone)."""
         rows = self._rows(
             "SELECT instance_id, version, lease_owner FROM instances ORDER BY instance_id"
         )
-        return [
+        taken = [
             iid
             for iid, version, holder in rows
             if iid in held and (version != held[iid] or holder not in (None, owner))
         ]
+        if tasks:
+            present = {
+                int(task_id): holder
+                for task_id, holder in self._rows("SELECT id, lease_owner FROM activity_tasks")
+            }
+            taken += [
+                f"task {t}"
+                for t in sorted(tasks)
+                if t not in present or present[t] not in (None, owner)
+            ]
+        return taken
 
     def pause(self, pid: int) -> None:
         """SIGSTOP ``pid`` at a moment it holds no SQLite write transaction.

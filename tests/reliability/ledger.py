@@ -99,6 +99,20 @@ class Ledger:
     def _append(
         self, kind: str, ctx: wf.WorkflowActivityContext, t: float, redo: int | None
     ) -> int:
+        """Append a row, retrying for a while if the file is locked (another worker may be
+        paused inside a write of its own)."""
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                return self._append_once(kind, ctx, t, redo)
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _append_once(
+        self, kind: str, ctx: wf.WorkflowActivityContext, t: float, redo: int | None
+    ) -> int:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -133,6 +147,7 @@ class Ledger:
         self,
         ctx: wf.WorkflowActivityContext,
         history: Callable[[str], list[HistoryEvent]] | None,
+        margin_s: float = 0.5,
     ) -> int:
         """Record that an execution began; return its attempt number.
 
@@ -141,16 +156,30 @@ class Ledger:
         activity runs under its lease, which no one else can complete it under, so a
         completion seen then was recorded before it began (a re-run after a recorded
         completion), unless the read itself took longer than :data:`LATE_CHECK_S` (the
-        process may have been paused, and lost its lease meanwhile).
+        process may have been paused, and lost its lease meanwhile), or the completion is
+        stamped later than ``margin_s`` before this execution began (a pause may have come
+        between the start and the read; ``margin_s`` covers the skew of the workers'
+        clocks, which stamp completions).
         """
         began = time.time()
         redo: int | None = -1  # not checked
         if history is not None:
             events = history(ctx.workflow_id)
-            done = any(
-                isinstance(e, TaskCompleted) and e.task_scheduled_id == ctx.task_id for e in events
-            )
-            redo = None if time.time() - began > LATE_CHECK_S else int(done)
+            done = [
+                e
+                for e in events
+                if isinstance(e, TaskCompleted) and e.task_scheduled_id == ctx.task_id
+            ]
+            if time.time() - began > LATE_CHECK_S:
+                redo = None
+            elif not done:
+                redo = 0
+            else:
+                # The process may have been paused between the start of the activity and
+                # this look (a fencing test does that): only a completion stamped well
+                # before this execution began proves a redo.
+                stamped = done[0].timestamp.timestamp()
+                redo = 1 if stamped < began - margin_s else None
         return self._append("start", ctx, began, redo)
 
     def witness_return(self, ctx: wf.WorkflowActivityContext) -> None:
@@ -400,7 +429,8 @@ def check(
             dup = duplicate_commits(history, raised.get(iid, ()))
             if dup:
                 figures.duplicate_history_commits += dup
-                figures.problems.append(f"{iid}: {dup} duplicate commits in its history")
+                events = " ".join(brief(e) for e in history)
+                figures.problems.append(f"{iid}: {dup} duplicate commits in its history: {events}")
             if status is wf.WorkflowStatus.COMPLETED and not replays_to(
                 history, state.name, state.serialized_output
             ):

@@ -45,7 +45,15 @@ def test_commits_failing_before_during_or_after_lose_and_repeat_nothing(
     # the client's commits too (more often: it makes few)
     injector = faults.install(f"{mode}:{CLIENT_PROBABILITY}", backend)
     try:
-        run = run_journeys(client, workers, ledger, scaled(40, 5), START_S * scale(), rng)
+        run = run_journeys(
+            client,
+            workers,
+            ledger,
+            scaled(40, 5),
+            START_S * scale(),
+            rng,
+            before_drain=faults.uninstall,  # the faults stop, then the system drains
+        )
     finally:
         faults.uninstall()
         exit_codes = workers.stop()

@@ -10,7 +10,8 @@ shutdown) or it is killed, and writes every activity execution to the witness le
 - ``--no-check``: skip the history read at each activity's start (no redo check);
 - ``--lean``: witness only each execution's return (the soak);
 - ``--work S``: each activity's "work" (default 0.02 s);
-- ``--turn-timeout S``: the runtime's ``turn_timeout``.
+- ``--turn-timeout S``: the runtime's ``turn_timeout``;
+- ``--redo-margin S``: see :meth:`reliability.ledger.Ledger.witness_start`.
 
 Its runtime's notices of being fenced out (a turn refused, a lease found lost, an activity not
 started because its lease ran out) are appended to ``LEDGER.fenced``.
@@ -85,9 +86,15 @@ class Activities:
     """The activities: each witnesses its start and its return in the ledger."""
 
     def __init__(
-        self, ledger: Ledger, checker: wf.WorkflowClient | None, work_s: float, lean: bool
+        self,
+        ledger: Ledger,
+        checker: wf.WorkflowClient | None,
+        work_s: float,
+        lean: bool,
+        redo_margin_s: float = 0.5,
     ) -> None:
         self._ledger = ledger
+        self._margin_s = redo_margin_s
         self._lean = lean
         self._checker = checker
         self._work_s = work_s
@@ -105,7 +112,9 @@ class Activities:
 
     def _run(self, ctx: wf.WorkflowActivityContext, value: Any) -> Any:
         if not self._lean:
-            self._ledger.witness_start(ctx, self._history if self._checker is not None else None)
+            self._ledger.witness_start(
+                ctx, self._history if self._checker is not None else None, self._margin_s
+            )
         if self._work_s:
             time.sleep(self._work_s)
         self._ledger.witness_return(ctx)
@@ -151,6 +160,7 @@ def main() -> None:
     parser.add_argument("--work", type=float, default=0.02)
     parser.add_argument("--activities", type=int, default=8)
     parser.add_argument("--turn-timeout", type=float, default=None)
+    parser.add_argument("--redo-margin", type=float, default=0.5)
     args = parser.parse_args()
 
     logging.basicConfig(format=f"%(asctime)s {os.getpid()} %(name)s %(levelname)s %(message)s")
@@ -166,7 +176,7 @@ def main() -> None:
         None if args.no_check or args.lean else wf.WorkflowClient(open_store(args.store, None, 2))
     )
     store = open_store(args.store, clock, 10)
-    activities = Activities(ledger, checker, args.work, args.lean)
+    activities = Activities(ledger, checker, args.work, args.lean, args.redo_margin)
     options: dict[str, Any] = {}
     if args.turn_timeout is not None:
         options["turn_timeout"] = timedelta(seconds=args.turn_timeout)
