@@ -31,8 +31,10 @@ from treadle.core.propagation import (
     WorkflowResult,
 )
 from treadle.core.retry import RetryPolicy
+from treadle.core.saga import Saga
 from treadle.core.tasks import Task, when_all, when_any
 from treadle.errors import (
+    CompensationError,
     FailureDetails,
     InvalidInputError,
     LeaseLostError,
@@ -43,6 +45,7 @@ from treadle.errors import (
     StoreError,
     StoreUnavailableError,
     TaskFailedError,
+    TaskTimeoutError,
     TreadleError,
     WorkflowAlreadyExistsError,
     WorkflowError,
@@ -59,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivityResult",
     "ChildWorkflowResult",
+    "CompensationError",
     "DaprWorkflowClient",
     "DaprWorkflowContext",
     "FailureDetails",
@@ -70,11 +74,13 @@ __all__ = [
     "PropagationScope",
     "RegistrationError",
     "RetryPolicy",
+    "Saga",
     "SchemaVersionError",
     "StoreError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
+    "TaskTimeoutError",
     "TreadleError",
     "WorkflowActivityContext",
     "WorkflowAlreadyExistsError",

@@ -13,7 +13,7 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from treadle import client as sync
@@ -84,6 +84,7 @@ class DaprWorkflowClient:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: Any = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id (see
         :meth:`treadle.WorkflowClient.schedule_new_workflow`)."""
@@ -95,6 +96,7 @@ class DaprWorkflowClient:
                 instance_id=instance_id,
                 start_at=start_at,
                 reuse_id_policy=reuse_id_policy,
+                timeout=timeout,
             )
         )
 
@@ -188,6 +190,11 @@ class DaprWorkflowClient:
     async def get_workflow_history(self, instance_id: str) -> list[HistoryEvent]:
         """The history events of the instance's current run, oldest first."""
         return await self._run(self._sync.get_workflow_history, instance_id)
+
+    async def export_workflow_history(self, instance_id: str) -> str:
+        """The instance's current run as a history file (see
+        :meth:`WorkflowClient.export_workflow_history`)."""
+        return await self._run(self._sync.export_workflow_history, instance_id)
 
     async def raise_workflow_event(
         self, instance_id: str, event_name: str, *, data: Any = None

@@ -29,6 +29,7 @@ from treadle.runtime.loading import load_runtime
 from treadle.store import DEFAULT_STORE_URL, redact_url
 from treadle.store import migrate as store_migrate
 from treadle.store import schema_status as store_schema_status
+from treadle.testing import Replayer
 
 PAYLOAD_WIDTH = 60
 """History payloads longer than this are shortened in table output."""
@@ -256,6 +257,14 @@ def history(session: Session, instance_id: str, fmt: str) -> None:
     _echo_table(["TIME (UTC)", "KIND", "IDS", "NAME", "PAYLOAD"], rows)
 
 
+@workflow.command()
+@click.argument("instance_id")
+@pass_session
+def export(session: Session, instance_id: str) -> None:
+    """Print an instance's history as a history file (versioned JSON) for `treadle replay`."""
+    click.echo(session.reader().export_workflow_history(instance_id), nl=False)
+
+
 # ---- actions -----------------------------------------------------------------------------
 @workflow.command()
 @click.argument("name")
@@ -449,6 +458,35 @@ def worker(session: Session, target: str, shutdown_timeout: float) -> None:
         click.echo("shutting down")
         runtime.shutdown(timeout=shutdown_timeout)
         click.echo("stopped")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--app",
+    "target",
+    required=True,
+    metavar="MODULE:RUNTIME",
+    help="The WorkflowRuntime whose registered workflows replay the histories.",
+)
+def replay(files: tuple[str, ...], target: str) -> None:
+    """Replay history files (from `treadle workflow export`) against today's code.
+
+    Prints OK or the first divergence of each; exits 1 if any diverges."""
+    replayer = Replayer(_load_runtime(target))
+    try:
+        report = replayer.replay_files(files)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for result in report.results:
+        name = result.source or result.instance_id
+        click.echo(f"OK  {name}" if result.ok else f"DIVERGED  {name}: {result.divergence}")
+    failures = len(report.failures)
+    click.echo(f"{len(report.results) - failures} OK, {failures} diverged")
+    if failures:
+        raise SystemExit(1)
 
 
 def _load_runtime(target: str) -> WorkflowRuntime:

@@ -5,11 +5,13 @@ The tree::
     TreadleError
     ├── WorkflowError
     │   ├── TaskFailedError          an activity or child workflow failed (.details)
+    │   │   └── TaskTimeoutError     an activity ran past its timeout (a TimeoutError too)
     │   ├── NonDeterminismError      workflow code changed under a running instance
     │   ├── WorkflowNotFoundError    no instance with that id
     │   ├── WorkflowAlreadyExistsError  an unfinished instance already has that id
     │   ├── WorkflowStateError       the instance's state forbids the call (purge a running one)
-    │   └── PropagationNotFoundError  a propagated history has no such workflow, activity or child
+    │   ├── PropagationNotFoundError  a propagated history has no such workflow, activity or child
+    │   └── CompensationError        a saga's compensation failed (.failures)
     ├── RegistrationError            unknown or duplicate workflow/activity name
     ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
     └── StoreError
@@ -63,6 +65,29 @@ class TaskFailedError(WorkflowError):
     def details(self) -> FailureDetails:
         """The failure's type, message and stack trace."""
         return self._details
+
+
+class TaskTimeoutError(TaskFailedError, TimeoutError):
+    """An activity call ran past its timeout (``call_activity(..., timeout=...)``) on its
+    last attempt; raised inside the calling workflow. It is a :class:`TaskFailedError` and
+    the built-in :class:`TimeoutError` alike, so either ``except`` catches it."""
+
+
+class CompensationError(WorkflowError):
+    """One or more compensations of a saga failed (after their retries); raised inside the
+    workflow by ``Saga.compensate()``.
+
+    Attributes:
+        failures: each compensation's failure, in the order they ran.
+    """
+
+    def __init__(self, failures: list[TaskFailedError]) -> None:
+        reasons = "; ".join(str(f) for f in failures)
+        super().__init__(
+            f"{len(failures)} compensation(s) failed: {reasons}; the steps they undo are "
+            "still in effect: fix the cause and undo them by hand, or rerun the workflow"
+        )
+        self.failures = list(failures)
 
 
 class NonDeterminismError(WorkflowError):

@@ -94,6 +94,9 @@ def test_the_async_client_drives_instances(url: str, runtime: wf.WorkflowRuntime
             assert {s.instance_id for s in page.states} == {"d-1", "w-1"}
             history = await client.get_workflow_history("d-1")
             assert [e.KIND for e in history][:2] == ["OrchestratorStarted", "ExecutionStarted"]
+            exported = json.loads(await client.export_workflow_history("d-1"))
+            assert (exported["format"], exported["instance_id"]) == ("treadle.history", "d-1")
+            assert len(exported["events"]) == len(history)
             rerun = await client.rerun_workflow_from_event("d-1", 0, new_instance_id="d-2")
             again = await client.wait_for_workflow_completion(rerun, timeout_in_seconds=30)
             assert again is not None and again.serialized_output == "42"

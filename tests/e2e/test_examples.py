@@ -44,6 +44,7 @@ EXPECTED = {
         'Timed out: "order B-2 cancelled: no approval in time"',
     ],
     "compensation.py": [
+        "Booked a flight to Lisbon for trip ",
         "Cancelled hotel-456.\nCancelled flight-123.",
         '"compensated":["hotel-456","flight-123"]',
         "no cars left in Lisbon",
@@ -75,6 +76,24 @@ EXPECTED = {
         '"parcels":["lamp packed in app \'shipping\'","desk packed in app \'shipping\'"]',
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
+    ],
+    "testing_workflows.py": [
+        "event 5: history recorded TaskScheduled (call_activity('charge')) at step 2, but the "
+        "workflow called call_activity('notify') now",
+        "4 passed",
+    ],
+    "heartbeats.py": [
+        "Stuck after batch 3 (no more heartbeats).",
+        "Attempt starts after batch 3.",
+        'Import COMPLETED: "imported batches 4 to 10 in this attempt"',
+        "Taken over long before the lease: True.",
+        "The stuck attempt was taken over; it gives up.",
+    ],
+    "timeouts.py": [
+        "Attempt 1 for lamp was told to stop.",
+        'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
+        "Report FAILED: TimeoutError",
+        "crunch was told to stop.",
     ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",

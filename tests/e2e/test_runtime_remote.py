@@ -32,6 +32,12 @@ class _HeldWorkers:
     def submit_activity(self, item: ActivityWorkItem) -> None:
         self.sent.put(item)
 
+    def has_workers(self) -> bool:
+        return True
+
+    def withdraw_orchestration(self, instance_id: str) -> bool:
+        return False
+
     def report_next(self) -> None:
         item = self.sent.get(timeout=10)
         assert item.name == "remote_double" and self.runtime is not None

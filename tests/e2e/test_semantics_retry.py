@@ -10,6 +10,7 @@ from typing import Any
 
 import treadle as wf
 from treadle.core.history import TimerCreated
+from treadle.testing import DEFAULT_START, WorkflowTestEnvironment
 
 from .helpers import Workflow, decoded, events_of, finish, kinds, wait_until
 
@@ -70,26 +71,34 @@ def test_activity_failing_twice_succeeds_on_the_third_attempt(
     assert len(events_of(client, iid, "TaskFailed")) == 2
 
 
-def test_retry_waits_are_durable_timers_with_backoff(
-    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
-) -> None:
-    flaky = Flaky(failures=2)
-    _register(runtime, flaky, attempts=3, interval_ms=100)
-    iid = client.schedule_new_workflow("caller", input="job")
-    finish(client, iid)
+def test_retry_waits_are_durable_timers_with_backoff() -> None:
+    # On the test environment's virtual clock: hour-long backoffs, exact, in milliseconds.
+    flaky = Flaky(failures=4)
+    policy = wf.RetryPolicy(
+        first_retry_interval=timedelta(hours=1),
+        max_number_of_attempts=5,
+        backoff_coefficient=2.0,
+        max_retry_interval=timedelta(hours=3),
+    )
 
-    history = client.get_workflow_history(iid)
+    def caller(ctx: wf.WorkflowContext, value: str) -> Workflow[Any]:
+        return (yield ctx.call_activity("flaky", input=value, retry_policy=policy))
+
+    with WorkflowTestEnvironment() as env:
+        env.register_workflow(caller)
+        env.register_activity(flaky, name="flaky")
+        iid = env.client.schedule_new_workflow(caller, input="job")
+        state = env.client.wait_for_workflow_completion(iid)
+        history = env.client.get_workflow_history(iid)
+    assert state is not None and decoded(state.serialized_output) == "job ok on attempt 5"
+    # 1 h, 2 h, then 4 h capped at 3 h, twice
+    assert env.now() == DEFAULT_START + timedelta(hours=1 + 2 + 3 + 3)
+
     order = [e.KIND for e in history if e.KIND != "OrchestratorStarted"]
+    attempt = ["TaskScheduled", "TaskFailed", "TimerCreated", "TimerFired"]
     assert order == [
         "ExecutionStarted",
-        "TaskScheduled",
-        "TaskFailed",
-        "TimerCreated",
-        "TimerFired",
-        "TaskScheduled",
-        "TaskFailed",
-        "TimerCreated",
-        "TimerFired",
+        *attempt * 4,
         "TaskScheduled",
         "TaskCompleted",
         "ExecutionCompleted",
@@ -102,7 +111,7 @@ def test_retry_waits_are_durable_timers_with_backoff(
         elif isinstance(event, TimerCreated):
             assert turn_time is not None
             waits.append(event.fire_at - turn_time)
-    assert waits == [timedelta(milliseconds=100), timedelta(milliseconds=200)]
+    assert waits == [timedelta(hours=h) for h in (1, 2, 3, 3)]
 
 
 def test_exhausted_retries_raise_the_last_attempts_failure(

@@ -1,11 +1,13 @@
 """Pause, resume and terminate through ``treadle serve`` with the official Python SDK: each is
-visible when it returns, and a terminate of instances whose SDK worker has gone ends them
+visible when it returns (a pause or resume at once even while the instance's turn waits for
+a worker that has gone), and a terminate of instances whose SDK worker has gone ends them
 TERMINATED (a worker that connects later and lacks their workflow does not fail them); on
 SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,17 @@ def test_control_calls_are_visible_and_a_workerless_terminate_ends_terminated(
             reply = stub.GetInstance(spb.GetInstanceRequest(instanceId=iid), timeout=10)
             return int(reply.workflowState.workflowStatus)
 
+        # an event's turn waits for a worker: a pause and a resume act at once all the same
+        stub.RaiseEvent(spb.RaiseEventRequest(instanceId="ctl-1", name="go"), timeout=10)
+        for call, request_type, shown in (
+            (stub.SuspendInstance, spb.SuspendRequest, opb.ORCHESTRATION_STATUS_SUSPENDED),
+            (stub.ResumeInstance, spb.ResumeRequest, opb.ORCHESTRATION_STATUS_RUNNING),
+        ):
+            began = time.monotonic()
+            call(request_type(instanceId="ctl-1"), timeout=30)
+            took = time.monotonic() - began
+            assert status("ctl-1") == shown, served.logs()
+            assert took < 3.0, f"{call} took {took:.1f} s with no worker\n{served.logs()}"
         stub.TerminateInstance(spb.TerminateRequest(instanceId="ctl-1"), timeout=30)
         assert status("ctl-1") == TERMINATED, served.logs()
         stub.TerminateInstance(

@@ -7,6 +7,7 @@ annotations only (every import statement counts):
     facade    treadle/__init__.py, treadle/__main__.py: the public API, may import anything
     cli       treadle/cli: argument parsing; it starts the server (``treadle serve``)
     server    treadle/server (with its generated treadle/server/_proto)
+    testing   treadle/testing: the replayer and the test environment (runtime and client)
     client    treadle/client, treadle/aio   } side by side: neither imports the other
     runtime   treadle/runtime               }
     store     treadle/store
@@ -41,8 +42,13 @@ LAYERS: dict[str, frozenset[str]] = {
     "client": frozenset({"store", "core", "clock", "errors"}),
     "runtime": frozenset({"store", "core", "clock", "errors"}),
     "server": frozenset({"client", "runtime", "store", "core", "clock", "errors"}),
-    "cli": frozenset({"server", "client", "runtime", "store", "core", "clock", "errors"}),
-    "facade": frozenset({"cli", "server", "client", "runtime", "store", "core", "clock", "errors"}),
+    "testing": frozenset({"client", "runtime", "store", "core", "clock", "errors"}),
+    "cli": frozenset(
+        {"server", "testing", "client", "runtime", "store", "core", "clock", "errors"}
+    ),
+    "facade": frozenset(
+        {"cli", "server", "testing", "client", "runtime", "store", "core", "clock", "errors"}
+    ),
 }
 STDLIB_ONLY = frozenset({"errors", "clock"})
 PLACES: dict[str, str] = {
@@ -50,6 +56,7 @@ PLACES: dict[str, str] = {
     "treadle": "facade",  # the package's __init__ alone
     "treadle.__main__": "facade",
     "treadle.cli": "cli",
+    "treadle.testing": "testing",
     "treadle.server": "server",
     "treadle.client": "client",
     "treadle.aio": "client",  # the asyncio client

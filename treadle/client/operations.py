@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
@@ -116,6 +116,7 @@ class InstanceOperations:
         input: str | None = None,
         instance_id: str | None = None,
         start_at: datetime | None = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id. The start is durable when this returns.
 
@@ -128,16 +129,25 @@ class InstanceOperations:
             input: the input as JSON text (None or empty: no input).
             instance_id: the id to use (default: a new UUID).
             start_at: do not start before this time (an aware datetime).
+            timeout: fail its run with a TimeoutError if it has not finished this long after
+                it was started (or after ``start_at``).
 
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
-            InvalidInputError: a bad id, name, input or start time.
+            InvalidInputError: a bad id, name, input, start time or timeout.
         """
         iid = (
             validate_instance_id(instance_id) if instance_id is not None else ids.new_instance_id()
         )
         if start_at is not None and start_at.tzinfo is None:
             raise InvalidInputError("start_at must be a timezone-aware datetime (UTC)")
+        timeout_at = None
+        if timeout is not None:
+            if not isinstance(timeout, timedelta) or timeout <= timedelta(0):
+                raise InvalidInputError(
+                    f"a workflow's timeout is a positive timedelta, not {timeout!r}"
+                )
+            timeout_at = max(start_at or _now(), _now()) + timeout
         new = NewInstance(
             instance_id=iid,
             name=validate_name(name, "workflow name"),
@@ -145,6 +155,7 @@ class InstanceOperations:
             execution_id=new_execution_id(),
             scheduled_start=start_at,
             app_id=self.app_id,
+            timeout_at=timeout_at,
         )
         for runtime in local_starts.starters(self._store.url):
             if runtime.start_here(new):
@@ -401,7 +412,9 @@ class InstanceOperations:
         process may take, is waited for, at most :attr:`control_wait_s` seconds: its worker
         takes the message within a turn. (A termination takes no workflow code, so a runtime
         here gives up any turn it sent to a remote worker for the instance: that worker may
-        be gone.) Otherwise the message waits for the next worker that claims the instance.
+        be gone. A suspend or resume gives up only a turn no remote worker has received yet,
+        and is recorded without one while none is connected.) Otherwise the message waits for
+        the next worker that claims the instance.
         """
         record = self._require(instance_id)
         if record.status.is_terminal:
@@ -409,9 +422,11 @@ class InstanceOperations:
         iid = record.instance_id
         leased = self._store.signal_instance(NewMessage(iid, event), shown_status=shown)
         runtimes = local_starts.starters(self._store.url)
-        if isinstance(event, ExecutionTerminated):
-            for runtime in runtimes:
+        for runtime in runtimes:
+            if isinstance(event, ExecutionTerminated):
                 runtime.abandon_remote_turn(iid)
+            else:
+                runtime.withdraw_remote_turn(iid)
         if not (leased or runtimes) or self.control_wait_s <= 0:
             return
         try:

@@ -8,7 +8,7 @@ API use too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from treadle.client.operations import InstanceOperations
@@ -17,6 +17,7 @@ from treadle.client.status import WorkflowStatus
 from treadle.core import codec
 from treadle.core.context import name_of
 from treadle.core.history import HistoryEvent
+from treadle.core.history_file import dump_history
 from treadle.store import Store, open_store
 from treadle.store.apps import default_app_id
 from treadle.store.base import InstanceRecord
@@ -92,6 +93,7 @@ class WorkflowClient:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         reuse_id_policy: Any = None,
+        timeout: timedelta | None = None,
     ) -> str:
         """Start a workflow instance; return its id.
 
@@ -103,16 +105,20 @@ class WorkflowClient:
             instance_id: the id to use (default: a new UUID).
             start_at: do not start before this time (an aware datetime).
             reuse_id_policy: accepted for Dapr compatibility.
+            timeout: fail the run with a TimeoutError (status FAILED; its running activities
+                are told to stop, its children terminated) if it has not finished this long
+                after it started. A run that continues as new starts without one.
 
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
-            InvalidInputError: bad id, name, input or start time.
+            InvalidInputError: bad id, name, input, start time or timeout.
         """
         return self._ops.create(
             name_of(workflow),
             input=codec.encode(input),
             instance_id=instance_id,
             start_at=start_at,
+            timeout=timeout,
         )
 
     def rerun_workflow_from_event(
@@ -227,6 +233,19 @@ class WorkflowClient:
             WorkflowNotFoundError: no such instance.
         """
         return self._ops.get_history(instance_id)
+
+    def export_workflow_history(self, instance_id: str) -> str:
+        """The instance's current run as a history file (JSON text, the versioned format of
+        :mod:`treadle.core.history_file`): what ``treadle workflow export`` prints and
+        :class:`treadle.testing.Replayer` replays.
+
+        Raises:
+            WorkflowNotFoundError: no such instance.
+        """
+        events = self.get_workflow_history(instance_id)
+        state = self.get_workflow_state(instance_id, fetch_payloads=False)
+        status = state.runtime_status.name if state is not None else None
+        return dump_history(instance_id, events, status=status)
 
     # ---- signalling ------------------------------------------------------------------
     def raise_workflow_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:

@@ -9,7 +9,7 @@ action's id as its event id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from treadle.core.history import (
     EPOCH,
@@ -50,6 +50,9 @@ class ScheduleTask(Action):
     propagation_scope: int = 0
     """Hand the activity this workflow's history (a ``PropagationScope`` value; 0: no)."""
     app_id: str | None = None
+    heartbeat_timeout: timedelta | None = None
+    """How long the activity may go without a heartbeat before another worker takes it over
+    (its lease lasts at most this long; each ``ctx.heartbeat()`` renews it), if set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +77,9 @@ class CreateSubOrchestration(Action):
     propagation_scope: int = 0
     """Hand the child this workflow's history (a ``PropagationScope`` value; 0: no)."""
     app_id: str | None = None
+    timeout: timedelta | None = None
+    """Fail the child's run with a TimeoutError if it has not finished this long after it
+    was started, if set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

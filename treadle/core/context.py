@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import string
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from treadle.core.deterministic import DeterministicRandom, workflow_random, workflow_uuid
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
@@ -44,6 +47,7 @@ def _target_app(app_id: str | None) -> str | None:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def alternate_name(name: str | None = None) -> Callable[[F], F]:
@@ -81,10 +85,14 @@ class WorkflowContext:
     ``is_replaying`` come from that history, so the workflow stays deterministic.
     """
 
-    __slots__ = ("_execution",)
+    __slots__ = ("_execution", "_random_count", "_uuid_count")
 
     def __init__(self, execution: WorkflowExecution) -> None:
         self._execution = execution
+        # Calls so far in this run: the same in every replay, since the code makes the same
+        # calls in the same order (see treadle.core.deterministic).
+        self._uuid_count = 0
+        self._random_count = 0
 
     @property
     def instance_id(self) -> str:
@@ -95,6 +103,52 @@ class WorkflowContext:
     def current_utc_datetime(self) -> datetime:
         """The workflow clock: the time of the current turn, as recorded in history."""
         return self._execution.current_utc_datetime
+
+    def now(self) -> datetime:
+        """The workflow clock (:attr:`current_utc_datetime`): use it, never
+        ``datetime.now()``, which gives another time on every replay."""
+        return self._execution.current_utc_datetime
+
+    def uuid4(self) -> uuid.UUID:
+        """A new UUID that every replay gives again (the Dapr SDK's ``uuid4()``); use it,
+        never ``uuid.uuid4()``, in workflow code. Each call gives another one."""
+        value = workflow_uuid(self.instance_id, self.current_utc_datetime, self._uuid_count)
+        self._uuid_count += 1
+        return value
+
+    def new_guid(self) -> uuid.UUID:
+        """The same as :meth:`uuid4` (the name other durabletask SDKs use)."""
+        return self.uuid4()
+
+    def random(self) -> DeterministicRandom:
+        """A random generator that every replay gives again, with the common methods of
+        :class:`random.Random` (``random()``, ``randint``, ``choice``, ``shuffle``...); use
+        it, never the ``random`` module, in workflow code. Each call gives a generator of its
+        own (the Dapr SDK's gives the same numbers to every call of one turn)."""
+        value = workflow_random(self.instance_id, self.current_utc_datetime, self._random_count)
+        self._random_count += 1
+        return value
+
+    def random_int(self, min_value: int = 0, max_value: int = 2**31 - 1) -> int:
+        """A random int N with ``min_value <= N <= max_value``, the same in every replay."""
+        if min_value > max_value:
+            raise ValueError(f"min_value ({min_value}) must be <= max_value ({max_value})")
+        return self.random().randint(min_value, max_value)
+
+    def random_choice(self, sequence: Sequence[T]) -> T:
+        """A random element of a non-empty sequence, the same in every replay."""
+        return self.random().choice(sequence)
+
+    def random_string(self, length: int, *, alphabet: str | None = None) -> str:
+        """A random string of ``length`` characters of ``alphabet`` (default: ASCII letters
+        and digits), the same in every replay."""
+        if length < 0:
+            raise ValueError(f"length must be non-negative, not {length}")
+        chars = alphabet if alphabet is not None else string.ascii_letters + string.digits
+        if not chars:
+            raise ValueError("alphabet must not be empty")
+        rnd = self.random()
+        return "".join(rnd.choice(chars) for _ in range(length))
 
     @property
     def is_replaying(self) -> bool:
@@ -114,6 +168,8 @@ class WorkflowContext:
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
+        timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Schedule an activity; yield the returned task to get its result.
 
@@ -128,6 +184,14 @@ class WorkflowContext:
             propagation: hand the activity this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`); it reads it with
                 ``ctx.get_propagated_history()``.
+            timeout: fail each attempt still running this long after it was scheduled
+                (start-to-close, as an activity starts at once when a worker is free) with a
+                :class:`~treadle.errors.TaskTimeoutError`, retried under ``retry_policy``; the
+                running activity sees ``ctx.is_cancelled``, and its late result is dropped.
+            heartbeat_timeout: for a long activity that calls ``ctx.heartbeat(details)``: a
+                worker holds it at most this long past its last heartbeat, so the activity of
+                a worker that died (or hangs) runs again after this, not after the whole
+                lease, and the new attempt gets the last details (``ctx.heartbeat_details``).
         """
         return self._execution.call_activity(
             name_of(activity),
@@ -135,6 +199,8 @@ class WorkflowContext:
             retry_policy,
             scope_value(propagation),
             app_id=_target_app(app_id),
+            timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
         )
 
     def call_child_workflow(
@@ -146,6 +212,7 @@ class WorkflowContext:
         retry_policy: RetryPolicy | None = None,
         app_id: str | None = None,
         propagation: PropagationScope | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Start a child workflow; yield the returned task to get its result.
 
@@ -160,6 +227,10 @@ class WorkflowContext:
                 call as :meth:`call_activity` says.
             propagation: hand the child this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`).
+            timeout: fail the child (its run) with a TimeoutError if it has not finished this
+                long after it started; the call then fails with a
+                :class:`~treadle.errors.TaskFailedError` whose ``details.error_type`` is
+                ``"TimeoutError"``, retried under ``retry_policy``.
 
         Raises:
             InvalidInputError: an ``instance_id`` or workflow name no instance can have (empty,
@@ -172,6 +243,7 @@ class WorkflowContext:
             retry_policy,
             scope_value(propagation),
             app_id=_target_app(app_id),
+            timeout=timeout,
         )
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
@@ -251,6 +323,35 @@ class WorkflowActivityContext:
     task_execution_id: str
     name: str = ""
     propagated: Propagation | None = None
+    heartbeat_details: Any = None
+    """The details of the last heartbeat of an attempt that did not finish (its worker
+    died, or stopped heartbeating), to go on from; None if there was none."""
+    cancelled: Callable[[], bool] = field(default=lambda: False, repr=False, compare=False)
+    """Asked by :attr:`is_cancelled` (the runtime's flag for this run of the activity)."""
+    record_heartbeat: Callable[[Any], None] = field(
+        default=lambda details: None, repr=False, compare=False
+    )
+    """Called by :meth:`heartbeat` (the runtime's recorder for this run of the activity)."""
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Say that the activity is alive, with JSON-serializable progress ``details``.
+
+        With ``call_activity(..., heartbeat_timeout=...)``, each heartbeat keeps the activity
+        from being taken over for that long, and its details go to the attempt that takes it
+        over if this one dies (``heartbeat_details``). Each call writes to the store: call it
+        every few seconds of work, not in a tight loop. If the activity has been taken over
+        meanwhile, or its run ended, :attr:`is_cancelled` turns true. Without a heartbeat
+        timeout it does nothing.
+        """
+        self.record_heartbeat(details)
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the activity should stop: its instance was terminated or finished, or this
+        attempt ran past its timeout. Its result will not be recorded; a long activity checks
+        this between pieces of work and returns early (an ``async def`` activity is also
+        cancelled: :class:`asyncio.CancelledError` is raised at its ``await``)."""
+        return self.cancelled()
 
     def get_propagated_history(self) -> PropagatedHistory | None:
         """The history the calling workflow propagated to this call, or None if it

@@ -175,6 +175,19 @@ class ExecutionStarted(HistoryEvent):
     """The history its caller propagated to this run (``call_child_workflow(...,
     propagation=...)``, or the run before it continued as new), if any."""
     app_id: str | None = None
+    timeout_at: datetime | None = None
+    """When the run fails with a TimeoutError if it has not finished by then, if ever
+    (``schedule_new_workflow(..., timeout=)``, ``call_child_workflow(..., timeout=)``)."""
+
+
+def run_timeout_failure(name: str, timeout_at: datetime | None) -> FailureDetails:
+    """Why a run that ran past its timeout failed."""
+    when = "its deadline" if timeout_at is None else timeout_at.isoformat()
+    return FailureDetails(
+        f"workflow {name!r} did not finish by {when} (its timeout); its running activities "
+        "were told to stop. Give it a longer timeout, or look at what it waited for",
+        "TimeoutError",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +207,9 @@ class ExecutionTerminated(HistoryEvent):
     KIND: ClassVar[str] = "ExecutionTerminated"
     input: str | None = None
     recurse: bool = True
+    timed_out: bool = False
+    """The run's timeout passed (see ``ExecutionStarted.timeout_at``): it ends FAILED with
+    a TimeoutError, not TERMINATED."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,7 +375,7 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
-_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start"})
+_DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start", "timeout_at"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
 # later goes at the end of its event and here).
@@ -368,6 +384,8 @@ _UNSET_LAST_FIELDS = (
     ',"propagated":null}',
     ',"propagation_scope":0}',
     ',"app_id":null}',
+    ',"timeout_at":null}',
+    ',"timed_out":false}',
 )
 
 

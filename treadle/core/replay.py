@@ -54,6 +54,7 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
     WorkflowVersion,
+    run_timeout_failure,
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
@@ -62,7 +63,12 @@ from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.core.validation import default_child_id, validate_instance_id, validate_name
 from treadle.core.versioning import Patches, Stall, VersionedWorkflow, settle_turn
-from treadle.errors import FailureDetails, NonDeterminismError, RegistrationError
+from treadle.errors import (
+    FailureDetails,
+    NonDeterminismError,
+    RegistrationError,
+    TaskTimeoutError,
+)
 
 logger = logging.getLogger("treadle.workflow")
 
@@ -108,6 +114,8 @@ class _Retry:
     policy: RetryPolicy
     first_attempt_at: datetime
     attempts: int = 1
+    timeout: timedelta | None = None
+    """Each attempt's start-to-close timeout, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +183,7 @@ class WorkflowExecution:
         self.propagated: Propagation | None = None
         self._propagated_view: PropagatedHistory | None = None
         self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
+        self.timeout_at: datetime | None = None  # the run's deadline, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -195,6 +204,10 @@ class WorkflowExecution:
         self._retries: dict[int, _Retry] = {}
         self._retry_timers: dict[int, _Retry] = {}
         self._event_timeouts: dict[int, tuple[str, CompletableTask[Any]]] = {}
+        # timer id -> (the activity call it bounds, its timeout, the activity's name)
+        self._task_timeouts: dict[int, tuple[int, timedelta, str]] = {}
+        self.timed_out_tasks: set[int] = set()
+        """Activity calls (ids) whose timeout passed: their late results are dropped."""
         self._events = _EventBuffer()
         self._suspended_events: list[HistoryEvent] = []
         self._generator: Generator[Any, Any, Any] | None = None
@@ -228,6 +241,16 @@ class WorkflowExecution:
         if self.version_name is None and not self.patches.found:
             return None
         return WorkflowVersion(self.version_name, tuple(self.patches.found))
+
+    def without_late_results(self, events: list[HistoryEvent]) -> list[HistoryEvent]:
+        """``events`` without the results of activity calls that ran past their timeout
+        (dropped, not recorded: replay reaches the same state without them)."""
+        late = self.timed_out_tasks
+        return [
+            e
+            for e in events
+            if not (isinstance(e, TaskCompleted | TaskFailed) and e.task_scheduled_id in late)
+        ]
 
     @property
     def is_complete(self) -> bool:
@@ -280,7 +303,7 @@ class WorkflowExecution:
             case ExecutionResumed():
                 self._on_resumed()
             case ExecutionTerminated():
-                self._complete(OrchestrationStatus.TERMINATED, result=event.input)
+                self._on_terminated(event)
             case OrchestratorCompleted() | ExecutionCompleted() | ExecutionStalled():
                 pass
             case _:
@@ -294,6 +317,13 @@ class WorkflowExecution:
         elif isinstance(event, ExecutionTerminated) and self.completion is None:
             self._pending_actions.clear()
             self.version_unavailable = False
+            self._on_terminated(event)
+
+    def _on_terminated(self, event: ExecutionTerminated) -> None:
+        if event.timed_out:  # the run's timeout passed: it fails, as a TimeoutError
+            failure = run_timeout_failure(self.name, self.timeout_at)
+            self._complete(OrchestrationStatus.FAILED, failure=failure, stop=True)
+        else:
             self._complete(OrchestrationStatus.TERMINATED, result=event.input)
 
     # ---- handlers ----------------------------------------------------------------------
@@ -310,6 +340,7 @@ class WorkflowExecution:
         self.parent = event.parent
         self.propagated = event.propagated
         self.app_id = event.app_id
+        self.timeout_at = event.timeout_at
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         workflow = self.workflow
@@ -388,7 +419,7 @@ class WorkflowExecution:
         task = self._tasks.pop(task_id, None)
         self._retries.pop(task_id, None)
         if task is None:
-            return  # a duplicate or stale result: activities are at-least-once
+            return  # a duplicate or stale result (at-least-once), or one after its timeout
         try:
             value = codec.decode(result)
         except Exception as exc:
@@ -397,7 +428,9 @@ class WorkflowExecution:
             task.complete(value)
         self._resume_if_ready()
 
-    def _on_failure(self, task_id: int, failure: FailureDetails) -> None:
+    def _on_failure(
+        self, task_id: int, failure: FailureDetails, *, timed_out: bool = False
+    ) -> None:
         task = self._tasks.pop(task_id, None)
         if task is None:
             return
@@ -412,7 +445,11 @@ class WorkflowExecution:
                 self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
                 self._retry_timers[timer_id] = retry
                 return
-        task.fail(f"{failure.error_type}: {failure.message}", failure)
+        message = f"{failure.error_type}: {failure.message}"
+        if timed_out:
+            task.fail_with(TaskTimeoutError(message, failure))
+        else:
+            task.fail(message, failure)
         self._resume_if_ready()
 
     def _on_timer_fired(self, event: TimerFired) -> None:
@@ -425,6 +462,12 @@ class WorkflowExecution:
             self._pending_actions[new_id] = action
             self._tasks[new_id] = retry.task
             self._retries[new_id] = retry
+            if retry.timeout is not None:
+                self._arm_timeout(new_id, retry.timeout, action.name)
+            return
+        bounded = self._task_timeouts.pop(event.timer_id, None)
+        if bounded is not None:
+            self._on_task_timeout(*bounded)
             return
         timeout = self._event_timeouts.pop(event.timer_id, None)
         if timeout is not None:
@@ -439,6 +482,19 @@ class WorkflowExecution:
         if task is not None:
             task.complete(None)
             self._resume_if_ready()
+
+    def _on_task_timeout(self, task_id: int, timeout: timedelta, name: str) -> None:
+        """The attempt ``task_id`` has run past its timeout: fail it (a retry follows under
+        its policy); its result, should it come later, is dropped."""
+        if task_id not in self._tasks:
+            return  # it finished in time
+        self.timed_out_tasks.add(task_id)
+        failure = FailureDetails(
+            f"activity {name!r} (step {task_id}) did not finish within its timeout of "
+            f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
+            "TimeoutError",
+        )
+        self._on_failure(task_id, failure, timed_out=True)
 
     def _on_event_raised(self, event: EventRaised) -> None:
         key = event.name.lower()
@@ -534,10 +590,12 @@ class WorkflowExecution:
         result: str | None = None,
         failure: FailureDetails | None = None,
         carryover: tuple[EventRaised, ...] = (),
+        stop: bool = False,
     ) -> None:
         if self.completion is not None:
             return
-        if self._generator is not None and status is OrchestrationStatus.TERMINATED:
+        stop = stop or status is OrchestrationStatus.TERMINATED
+        if self._generator is not None and stop:
             try:  # (runs the code's finally blocks)
                 self._generator.close()
             except _WORKFLOW_ERRORS as exc:  # it yielded again, or raised: terminated anyway
@@ -567,8 +625,13 @@ class WorkflowExecution:
         propagation_scope: int = 0,
         *,
         app_id: str | None = None,
+        timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
     ) -> Task[Any]:
-        """Record a ScheduleTask action (for ``app_id``'s workers, if given); return its task."""
+        """Record a ScheduleTask action (for ``app_id``'s workers, if given), and a timer
+        that fails each attempt still running after ``timeout``; return its task."""
+        _check_timeout(timeout, "an activity's")
+        _check_timeout(heartbeat_timeout, "an activity's heartbeat")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
@@ -577,8 +640,9 @@ class WorkflowExecution:
             task_execution_id=f"{self.execution_id}:{action_id}",
             propagation_scope=propagation_scope,
             app_id=app_id,
+            heartbeat_timeout=heartbeat_timeout,
         )
-        return self._schedule(action, retry_policy)
+        return self._schedule(action, retry_policy, timeout)
 
     def call_child_workflow(
         self,
@@ -589,9 +653,11 @@ class WorkflowExecution:
         propagation_scope: int = 0,
         *,
         app_id: str | None = None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         """Record a CreateSubOrchestration action (for ``app_id``'s workers, if given); return
         its task."""
+        _check_timeout(timeout, "a child workflow's")
         validate_name(name, "child workflow name")
         if instance_id:
             validate_instance_id(instance_id, "child workflow instance id")
@@ -605,6 +671,7 @@ class WorkflowExecution:
             input=codec.encode(value),
             propagation_scope=propagation_scope,
             app_id=app_id,
+            timeout=timeout,
         )
         return self._schedule(action, retry_policy)
 
@@ -617,7 +684,10 @@ class WorkflowExecution:
         return self._propagated_view
 
     def _schedule(
-        self, action: ScheduleTask | CreateSubOrchestration, retry_policy: RetryPolicy | None
+        self,
+        action: ScheduleTask | CreateSubOrchestration,
+        retry_policy: RetryPolicy | None,
+        timeout: timedelta | None = None,
     ) -> Task[Any]:
         task: CompletableTask[Any] = CompletableTask()
         self._pending_actions[action.id] = action
@@ -628,8 +698,18 @@ class WorkflowExecution:
                 action=action,
                 policy=retry_policy,
                 first_attempt_at=self.current_utc_datetime,
+                timeout=timeout,
             )
+        if timeout is not None:
+            self._arm_timeout(action.id, timeout, action.name)
         return task
+
+    def _arm_timeout(self, action_id: int, timeout: timedelta, name: str) -> None:
+        """A timer that fails the attempt ``action_id`` if it is still running then."""
+        timer_id = self._next_id()
+        fire_at = self.current_utc_datetime + timeout
+        self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
+        self._task_timeouts[timer_id] = (action_id, timeout, name)
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
         """Record a CreateTimer action and return its task."""
@@ -697,6 +777,14 @@ class WorkflowExecution:
         if self.version_unavailable:
             return OrchestrationStatus.STALLED
         return OrchestrationStatus.SUSPENDED if self.is_suspended else OrchestrationStatus.RUNNING
+
+
+ZERO = timedelta(0)
+
+
+def _check_timeout(timeout: timedelta | None, whose: str) -> None:
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= ZERO):
+        raise ValueError(f"{whose} timeout is a positive timedelta, not {timeout!r}")
 
 
 _ACTION_RECORDS = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)

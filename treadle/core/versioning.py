@@ -35,6 +35,7 @@ from treadle.core.history import (
     OrchestrationStatus,
     OrchestratorStarted,
     WorkflowVersion,
+    run_timeout_failure,
 )
 from treadle.errors import RegistrationError
 
@@ -263,6 +264,9 @@ def _is_termination(action: Action) -> bool:
 
 
 def _terminated(event: ExecutionTerminated) -> CompleteOrchestration:
+    if event.timed_out:
+        failure = run_timeout_failure("", None)
+        return CompleteOrchestration(id=-1, status=OrchestrationStatus.FAILED, failure=failure)
     return CompleteOrchestration(id=-1, status=OrchestrationStatus.TERMINATED, result=event.input)
 
 

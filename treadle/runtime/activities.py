@@ -17,7 +17,8 @@ import inspect
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from treadle.clock import Clock, SystemClock, utcnow
@@ -43,6 +44,8 @@ class ActivityExecutor:
         done: called from a worker thread with the item and its TaskCompleted/TaskFailed.
         is_current: asked just before an item starts; an item it refuses is dropped, not run
             (its lease ran out while it waited).
+        heartbeat: records a heartbeat of a running item (on its thread) with its details as
+            JSON text; False if the item is no longer held here (it is then told to stop).
         clock: the time of each result (its event's timestamp).
     """
 
@@ -53,12 +56,14 @@ class ActivityExecutor:
         done: Done,
         *,
         is_current: Callable[[ActivityWorkItem], bool] | None = None,
+        heartbeat: Callable[[ActivityWorkItem, str | None], bool] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
         self._is_current = is_current or (lambda item: True)
+        self._heartbeat = heartbeat
         self._max_threads = max_concurrent
         # A plain queue and long-lived threads: cheaper per item than ThreadPoolExecutor,
         # which builds a Future and takes a semaphore on every submit.
@@ -71,6 +76,8 @@ class ActivityExecutor:
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._async_names: dict[str, tuple[Callable[..., Any], bool]] = {}
+        # the activities running now, by activity row id: their stop flags (see cancel)
+        self._running: dict[int, _Running] = {}
 
     def submit(self, item: ActivityWorkItem) -> None:
         """Start running ``item`` (returns at once)."""
@@ -128,27 +135,84 @@ class ActivityExecutor:
                 self._loop, self._loop_thread = loop, thread
             return self._loop
 
-    def _context(self, item: ActivityWorkItem) -> WorkflowActivityContext:
+    def cancel(
+        self,
+        instance_id: str,
+        task_ids: Collection[int] | None = None,
+        *,
+        item: ActivityWorkItem | None = None,
+    ) -> None:
+        """Tell the instance's running activities (those of ``task_ids`` only, or the one
+        running ``item``, if given) to stop: their context's ``is_cancelled`` turns true, and
+        an ``async def`` one is cancelled at its next ``await`` (any thread). Their results
+        are dropped."""
+        with self._lock:
+            hit = [
+                r
+                for r in self._running.values()
+                if r.item.instance_id == instance_id
+                and (task_ids is None or r.item.task_id in task_ids)
+                and (item is None or r.item is item)
+            ]
+            for running in hit:
+                running.cancelled.set()
+                task = running.task
+                if task is not None and self._loop is not None:
+                    self._loop.call_soon_threadsafe(task.cancel)
+        for running in hit:
+            logger.info(
+                "told activity %r (step %d) of %s to stop",
+                running.item.name,
+                running.item.task_id,
+                instance_id,
+            )
+
+    def _context(self, item: ActivityWorkItem, running: _Running) -> WorkflowActivityContext:
         return WorkflowActivityContext(
             workflow_id=item.instance_id,
             task_id=item.task_id,
             task_execution_id=item.task_execution_id,
             name=item.name,
             propagated=item.propagated,
+            heartbeat_details=None
+            if item.heartbeat_details is None
+            else codec.decode(item.heartbeat_details),
+            cancelled=running.cancelled.is_set,
+            record_heartbeat=lambda details: self._beat(running, details),
         )
+
+    def _beat(self, running: _Running, details: Any) -> None:
+        """An activity's ``ctx.heartbeat(details)`` (on its thread)."""
+        if self._heartbeat is None or running.item.heartbeat_s is None:
+            return
+        if not self._heartbeat(running.item, codec.encode(details)):
+            running.cancelled.set()
+
+    def _started(self, item: ActivityWorkItem) -> _Running:
+        running = _Running(item)
+        with self._lock:
+            self._running[item.id] = running
+        return running
+
+    def _ended(self, item: ActivityWorkItem) -> None:
+        with self._lock:
+            self._running.pop(item.id, None)
 
     def _run_sync(
         self, fn: Callable[..., Any] | None, item: ActivityWorkItem
     ) -> ActivityWorkItem | None:
         if not self._is_current(item):
             return None
+        running = self._started(item)
         try:
             if fn is None:
                 raise _unregistered(item.name)
-            out = call_with_input(fn, self._context(item), item.input)
+            out = call_with_input(fn, self._context(item, running), item.input)
             event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
+        finally:
+            self._ended(item)
         return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
@@ -160,11 +224,26 @@ class ActivityExecutor:
     async def _run_async_now(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
         if not self._is_current(item):
             return
+        running = self._started(item)
         try:
-            out = await call_with_input(fn, self._context(item), item.input)
+            # a task of its own, which cancel() can cancel without cancelling this one
+            task = asyncio.ensure_future(
+                call_with_input(fn, self._context(item, running), item.input)
+            )
+            with self._lock:
+                running.task = task
+            if running.cancelled.is_set():
+                task.cancel()
+            out = await task
             event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
+        except asyncio.CancelledError as exc:
+            if not running.cancelled.is_set():
+                raise  # not ours: the loop is stopping
+            event = _failed(item, exc, self._clock)  # (dropped: its task was given up)
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
+        finally:
+            self._ended(item)
         following = self._report(item, event)
         if following is not None:  # a sync step scheduled by this result: to the threads
             self.submit(following)
@@ -200,6 +279,15 @@ class ActivityExecutor:
 # in an activity, say): raised on a worker thread they would end it, and the activities
 # queued for it would wait for ever (not asyncio's CancelledError: a shutdown, not a failure).
 _ACTIVITY_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+
+@dataclass(slots=True, eq=False)
+class _Running:
+    """An activity running now: its stop flag, and its asyncio task if it is async."""
+
+    item: ActivityWorkItem
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    task: asyncio.Future[Any] | None = None
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

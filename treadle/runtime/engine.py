@@ -121,6 +121,7 @@ class Engine:
             options.max_concurrent_activities,
             self.on_activity_done,
             is_current=self.inflight.still_leased,
+            heartbeat=self.on_heartbeat,
             clock=clock,
         )
         self._inline = threading.local()
@@ -142,6 +143,23 @@ class Engine:
         self.inflight.results.put((item, event))
         self.wakeups.wake()
         return None
+
+    def on_heartbeat(self, item: ActivityWorkItem, details: str | None) -> bool:
+        """A running activity's heartbeat (on its thread): keep its details and extend its
+        lease; False if it is no longer held here (it should stop: see
+        :meth:`Store.heartbeat_activity`)."""
+        lease_s = self.inflight.heartbeat_lease_s(item)
+        if lease_s is None:  # no longer tracked (its lease lapsed, or it was taken over)
+            return item.heartbeat_s is None
+        sent_at = self._clock.monotonic()
+        try:
+            held = self.store.heartbeat_activity(self._options.owner, item.id, details, lease_s)
+        except StoreError as exc:  # (an outage: the lease may run out; the activity goes on)
+            logger.warning("could not record a heartbeat of activity %r: %s", item.name, exc)
+            return True
+        if held:
+            self.inflight.heartbeat_renewed(item, sent_at)
+        return held
 
     def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """A remote worker's activity finished (reported on a server thread): as
@@ -411,6 +429,10 @@ class Engine:
                         self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
                     )
             return
+        if commit.status.is_terminal or commit.reset_history:
+            self.executor.cancel(iid)  # the run is over: its activities' results are moot
+        elif entry.timed_out:
+            self.executor.cancel(iid, entry.timed_out)
         if cached is None or entry.output is None:
             self.cache.evict(iid)
             return
@@ -458,9 +480,18 @@ class Engine:
         )
         if not items:
             return False
+        remote_beats = [
+            i.id
+            for i in items
+            if i.heartbeat_s is not None and i.name not in self._registry.activities
+        ]
+        if remote_beats:  # (an SDK worker does not heartbeat: such a task keeps a full lease)
+            self.store.renew_leases(self._options.owner, [], remote_beats, self._options.lease_s)
         with self.lock:
             for item in items:
-                self.inflight.track(item, sent_at)
+                self.inflight.track(
+                    item, sent_at, heartbeats=item.name in self._registry.activities
+                )
                 self._submit_activity(item)
         if len(items) == free:
             self.wakeups.activity_claim_due = True
@@ -488,6 +519,9 @@ class Engine:
 
     def _renew_if_due(self) -> None:
         lost = self.inflight.renew_if_due(self.store, self._options.owner, self._held_instances)
+        gone, self.inflight.lost_activities = self.inflight.lost_activities, []
+        for item in gone:  # (ended by another process, or taken over): tell it to stop
+            self.executor.cancel(item.instance_id, item=item)
         for iid in lost:
             logger.warning("lost the lease of %s; another worker took it over", iid)
             self.cache.evict(iid)

@@ -17,7 +17,10 @@ Threads:
   its new instance (reads of a length, a dict and a set, safe without the lock: bounds, not
   promises).
 - Activity threads: :meth:`InflightActivities.still_leased` just before an activity starts
-  (one dict read, safe without the lock), and ``results.put`` when one finished.
+  (one dict read, safe without the lock), and ``results.put`` when one finished;
+  :meth:`InflightActivities.heartbeat_lease_s` and :meth:`InflightActivities.heartbeat_renewed`
+  when an activity heartbeats (a dict read, and one dict item set: atomic without the lock,
+  and at worst a lease thought shorter than it is).
 - The thread that calls ``shutdown``: ``len()``, to wait for running activities.
 
 State: the items by activity row id (negative for an instance's own task), the time until
@@ -61,10 +64,16 @@ class InflightActivities:
         self._leased_until: dict[int, float] = {}
         self._by_instance: defaultdict[str, int] = defaultdict(int)
         self._own_out: set[str] = set()  # instances whose own task is running here
+        # Activities whose lease only their heartbeats renew: id -> the lease each one grants
+        # (their heartbeat timeout, at most a lease).
+        self._heartbeats: dict[int, float] = {}
         self._planned = 0
         self._next_renew = -float("inf")
         self.results: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = queue.SimpleQueue()
         """Results of activities that finished, waiting for the dispatcher (any thread)."""
+        self.lost_activities: list[ActivityWorkItem] = []
+        """Activities whose lease a renewal found gone (taken over, or their run ended), for
+        the engine to tell to stop (engine)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -102,17 +111,44 @@ class InflightActivities:
         """Whether the instance's own task (see ``OWN_TASK_RULES``) is in flight."""
         return instance_id in self._own_out
 
-    def track(self, item: ActivityWorkItem, granted_at: float, *, own: bool = False) -> None:
-        """Count ``item`` in flight, leased by a request sent at monotonic ``granted_at``."""
+    def track(
+        self,
+        item: ActivityWorkItem,
+        granted_at: float,
+        *,
+        own: bool = False,
+        heartbeats: bool = False,
+    ) -> None:
+        """Count ``item`` in flight, leased by a request sent at monotonic ``granted_at``;
+        ``heartbeats``: it runs here and has a heartbeat timeout, so only its heartbeats
+        renew its lease (see :meth:`heartbeat_renewed`)."""
+        if item.id in self._items:  # claimed again here once its heartbeats stopped
+            self._uncount(self._items[item.id].instance_id)
         self._items[item.id] = item
-        self._leased_until[item.id] = granted_at + self._lease_s
+        lease_s = self._lease_s
+        if heartbeats and item.heartbeat_s is not None:
+            lease_s = min(lease_s, item.heartbeat_s)
+            self._heartbeats[item.id] = lease_s
+        self._leased_until[item.id] = granted_at + lease_s
         self._by_instance[item.instance_id] += 1
         if own:
             self._own_out.add(item.instance_id)
 
+    def heartbeat_lease_s(self, item: ActivityWorkItem) -> float | None:
+        """How long a heartbeat of ``item`` extends its lease; None if its heartbeats renew
+        nothing (it has no heartbeat timeout, or it is no longer tracked)."""
+        return self._heartbeats.get(item.id)
+
+    def heartbeat_renewed(self, item: ActivityWorkItem, sent_at: float) -> None:
+        """A heartbeat sent at monotonic ``sent_at`` renewed ``item``'s lease."""
+        lease_s = self._heartbeats.get(item.id)
+        if lease_s is not None and item.id in self._leased_until:
+            self._leased_until[item.id] = sent_at + lease_s
+
     def finish(self, item: ActivityWorkItem) -> bool:
         """Stop tracking ``item``, whose result came; whether it was still tracked."""
         self._leased_until.pop(item.id, None)
+        self._heartbeats.pop(item.id, None)
         if item.id < 0:
             self._own_out.discard(item.instance_id)
         if self._items.pop(item.id, None) is None:
@@ -143,6 +179,7 @@ class InflightActivities:
             if until > now:
                 continue
             del self._leased_until[activity_id]
+            self._heartbeats.pop(activity_id, None)
             item = self._items.pop(activity_id, None)
             if item is not None:
                 if activity_id < 0:
@@ -161,10 +198,17 @@ class InflightActivities:
         self._next_renew = now + self._lease_s / 3
         self.forget_expired(now)
         instances = held()
-        if not instances and not self._items:
+        renewed = [a for a in self._items if a not in self._heartbeats]
+        if not instances and not renewed:
             return []
-        lost = store.renew_leases(owner, instances, list(self._items), self._lease_s)
-        for activity_id in self._items:  # all unexpired when the request was sent
+        lost = store.renew_leases(owner, instances, [], self._lease_s) if instances else []
+        tasks = [a for a in renewed if a > 0]  # (own tasks live under their instance's lease)
+        gone = set(store.renew_activity_leases(owner, tasks, self._lease_s))
+        self.lost_activities.extend(self._items[a] for a in tasks if a in gone)
+        for activity_id in renewed:  # all unexpired when the request was sent
+            if activity_id in gone:
+                self._leased_until[activity_id] = now  # not renewed: forgotten next time
+                continue
             self._leased_until[activity_id] = now + self._lease_s
         for iid in lost:
             for activity_id, item in self._items.items():
@@ -176,6 +220,7 @@ class InflightActivities:
         """Forget every activity (the runtime stopped)."""
         self._items.clear()
         self._leased_until.clear()
+        self._heartbeats.clear()
         self._own_out.clear()
         self._by_instance.clear()
 

@@ -34,6 +34,7 @@ from treadle.core.history import (
     HistoryEvent,
     OrchestrationStatus,
     OrchestratorStarted,
+    run_timeout_failure,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
 from treadle.core.versioning import Stall, settle_turn
@@ -92,6 +93,9 @@ class PendingTurn:
     """The run's history length once the turn is committed."""
     completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
     """Activity results folded into the turn."""
+    timed_out: list[int] = field(default_factory=list)
+    """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
+    committed."""
 
 
 class TurnInterrupted(BaseException):
@@ -263,6 +267,11 @@ class TurnPreparer:
                 return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
+                controls = self._remote.controls_turn(record, turn, messages)
+                if controls is not None:  # the other messages wait: claim again for them
+                    entry.output, entry.commit = controls, controls.commit
+                    self._wakeups.claim_due = True
+                    return
                 past = self._store.get_history(iid) if record.history_len else []
                 self._remote.send(record, turn, events, consumed, past)
                 return
@@ -309,7 +318,11 @@ class TurnPreparer:
         custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
+        timed_out_before = set(execution.timed_out_tasks)
         execution.process(new_events, replaying=False)
+        if execution.timed_out_tasks:
+            new_events = execution.without_late_results(new_events)
+            entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
         settled = settle_turn(
             new_events,
             execution.take_actions(),
@@ -330,7 +343,11 @@ class TurnPreparer:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(1 for a in actions if isinstance(a, ScheduleTask) and self._runs_here(a))
+        scheduled = sum(
+            1
+            for a in actions
+            if isinstance(a, ScheduleTask) and self._runs_here(a) and a.heartbeat_timeout is None
+        )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
@@ -354,7 +371,9 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n:
+        if scheduled > lease_n or any(
+            isinstance(a, ScheduleTask) and a.heartbeat_timeout is not None for a in actions
+        ):
             self._wakeups.activity_claim_due = True
 
     def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:
@@ -437,6 +456,12 @@ class TurnPreparer:
         ending = CompleteOrchestration(
             id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
         )
+        if terminate.timed_out:  # (its timeout passed: FAILED, as a TimeoutError)
+            started = next(e for e in (*past, *events) if isinstance(e, ExecutionStarted))
+            failure = run_timeout_failure(record.name, started.timeout_at)
+            ending = CompleteOrchestration(
+                id=-1, status=OrchestrationStatus.FAILED, failure=failure
+            )
         entry.output = build_turn(
             turn,
             new_events=[OrchestratorStarted(timestamp=now), *events],

@@ -94,6 +94,14 @@ class Registry:
         _mark(fn, name)
         return resolved
 
+    def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` the activity ``name``, in place of whatever is registered there.
+
+        Raises:
+            RegistrationError: fn is not callable.
+        """
+        self.activities[_checked_name("activity", fn, name)] = fn
+
 
 def _checked_name(kind: str, fn: Callable[..., Any], name: str | None) -> str:
     if not callable(fn):

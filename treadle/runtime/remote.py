@@ -53,7 +53,7 @@ from treadle.runtime.turns import (
     needs_past,
     stall_commit,
 )
-from treadle.store.base import ActivityWorkItem, InstanceRecord
+from treadle.store.base import ActivityWorkItem, InboxMessage, InstanceRecord
 
 __all__ = ["RemoteAnswer", "RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
 
@@ -88,6 +88,15 @@ class RemoteWorkers(Protocol):
 
     def submit_activity(self, item: ActivityWorkItem) -> None:
         """Queue an activity for a remote worker (returns at once)."""
+        ...
+
+    def has_workers(self) -> bool:
+        """Whether a remote worker is connected to take work now."""
+        ...
+
+    def withdraw_orchestration(self, instance_id: str) -> bool:
+        """Take back the instance's queued turn if no worker has received it yet (it is then
+        never sent); False if a worker has it, or there is none."""
         ...
 
 
@@ -230,6 +239,59 @@ class RemoteExecutor:
         than ``retry_after_s`` seconds from now."""
         self._abandoned.put((instance_id, self._clock.monotonic() + retry_after_s))
         self._wake()
+
+    def withdraw_unsent(self, instance_id: str) -> bool:
+        """Give up the instance's turn if it still waits for a worker to receive it (any
+        thread): the instance is claimed again at once, with the messages that came since.
+        A suspend or resume then need not wait for a worker that has gone (see
+        :meth:`controls_turn`). Whether the turn was given up."""
+        if instance_id not in self._pending:  # (a hint, read without the lock)
+            return False
+        if not self.workers.withdraw_orchestration(instance_id):
+            return False
+        self.abandon(instance_id, 0.0)
+        return True
+
+    def controls_turn(
+        self, record: InstanceRecord, turn: TurnInput, messages: Sequence[InboxMessage]
+    ) -> TurnOutput | None:
+        """The turn that records the suspends and resumes among ``messages`` without the
+        workflow's code, while no remote worker is connected (dispatcher); None if there are
+        none, a worker is connected, or the instance is not running or suspended.
+
+        A suspend or resume takes no decision of the workflow's: the SDK replays the recorded
+        events the next time a worker runs the instance. The other messages stay in the
+        inbox for that worker; one raised before the suspend then reaches the workflow once it
+        is resumed, as one raised while it is suspended does.
+        """
+        if (
+            record.history_len == 0
+            or record.status not in (OrchestrationStatus.RUNNING, OrchestrationStatus.SUSPENDED)
+            or self.workers.has_workers()
+        ):
+            return None
+        controls = [
+            m
+            for m in messages
+            if isinstance(m.event, (ExecutionSuspended, ExecutionResumed))
+            and m.execution_id in (None, record.execution_id)
+        ]
+        if not controls:
+            return None
+        status = record.status
+        for message in controls:
+            suspended = isinstance(message.event, ExecutionSuspended)
+            status = OrchestrationStatus.SUSPENDED if suspended else OrchestrationStatus.RUNNING
+        now = utcnow(self._clock)
+        return build_turn(
+            turn,
+            new_events=[OrchestratorStarted(timestamp=now), *(m.event for m in controls)],
+            actions=[],
+            status=status,
+            custom_status=record.custom_status,
+            now=now,
+            consumed_messages=[m.id for m in controls],
+        )
 
     def take_abandoned(self) -> list[tuple[str, float]]:
         """The turns given up since last asked that were still out, each with the monotonic

@@ -207,8 +207,15 @@ def build_turn(
                     task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
                     propagated=propagated,
                     app_id=turn.app_id if action.app_id is None else action.app_id,
+                    heartbeat_s=None
+                    if action.heartbeat_timeout is None
+                    else action.heartbeat_timeout.total_seconds(),
                 )
-                if leased_n < lease_activities and (runs_here is None or runs_here(task)):
+                if (
+                    leased_n < lease_activities
+                    and (runs_here is None or runs_here(task))
+                    and task.heartbeat_s is None  # (claimed, with a lease of its own length)
+                ):
                     own = own_activity and keep_lease and leased_n == 0 and propagated is None
                     task = dataclasses.replace(task, leased=True, own=own)
                     leased_n += 1
@@ -231,6 +238,7 @@ def build_turn(
                         parent=parent,
                         propagated=_propagated(propagation, action.propagation_scope, turn, events),
                         app_id=turn.app_id if action.app_id is None else action.app_id,
+                        timeout_at=None if action.timeout is None else now + action.timeout,
                     )
                 )
             case SendEvent():
@@ -239,6 +247,7 @@ def build_turn(
             case _:
                 raise AssertionError(f"unhandled action {type(action).__name__}")
     if completion is None:
+        messages.extend(_run_timeouts(new_events, iid, exec_id))
         commit = TurnCommit(
             instance_id=iid,
             expected_version=turn.version,
@@ -335,7 +344,7 @@ def _finish(
     )
     if turn.parent is not None:
         messages.append(result_for_parent(turn.parent, completion, now))
-    if completion.status is OrchestrationStatus.TERMINATED and _terminates_children(events):
+    if _terminates_children(completion, events):
         for child_id in turn.created_children:
             terminate = ExecutionTerminated(timestamp=now, input=None, recurse=True)
             messages.append(NewMessage(child_id, terminate))
@@ -358,10 +367,31 @@ def _finish(
     return TurnOutput(commit, [], is_final=True)
 
 
-def _terminates_children(events: Sequence[HistoryEvent]) -> bool:
-    """Whether the termination that ended this turn asked to end the children too."""
+def _terminates_children(completion: CompleteOrchestration, events: Sequence[HistoryEvent]) -> bool:
+    """Whether the run ends its children: a termination that asked to (a termination from
+    the workflow's own code does), or the run's timeout."""
     terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
+    if completion.status is not OrchestrationStatus.TERMINATED:
+        return terminate is not None and terminate.timed_out
     return terminate is None or terminate.recurse
+
+
+def _run_timeouts(
+    new_events: Sequence[HistoryEvent], instance_id: str, execution_id: str
+) -> list[NewMessage]:
+    """The message that ends the run when its timeout passes, in the turn that starts it."""
+    return [
+        NewMessage(
+            instance_id,
+            ExecutionTerminated(timestamp=e.timeout_at, recurse=True, timed_out=True),
+            execution_id=execution_id,
+            visible_at=e.timeout_at,
+        )
+        for e in new_events
+        if isinstance(e, ExecutionStarted)
+        and e.timeout_at is not None
+        and e.execution_id == execution_id
+    ]
 
 
 def result_for_parent(

@@ -201,6 +201,11 @@ class WorkflowRuntime:
         """Register an activity function (``ctx, input``; sync or ``async def``)."""
         self._registry.add_activity(fn, name)
 
+    def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` the activity ``name``, in place of the function registered under that
+        name (if any): a fake for a test. Attempts already running finish with the old one."""
+        self._registry.replace_activity(name, fn)
+
     @overload
     def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
 
@@ -333,6 +338,12 @@ class WorkflowRuntime:
     def activity_names(self) -> list[str]:
         """Names of the registered activities."""
         return sorted(self._registry.activities)
+
+    @property
+    def registered_workflows(self) -> dict[str, Callable[..., Any] | VersionedWorkflow]:
+        """The registered workflows by name (a copy): a function, or the versions of a
+        versioned workflow (what :class:`treadle.testing.Replayer` replays with)."""
+        return dict(self._registry.workflows)
 
     @property
     def store(self) -> Store:
@@ -533,6 +544,15 @@ class WorkflowRuntime:
         engine = self._engine
         if engine is not None and engine.remote is not None:
             engine.remote.abandon(instance_id, retry_after_s)
+
+    def withdraw_remote_turn(self, instance_id: str) -> bool:
+        """Give up the instance's turn if it waits for a remote worker to receive it
+        (thread-safe): a suspend or resume then need not wait for a worker that has gone.
+        Whether it was given up."""
+        engine = self._engine
+        if engine is None or engine.remote is None:
+            return False
+        return engine.remote.withdraw_unsent(instance_id)
 
 
 def _is_store_object(value: object) -> bool:

@@ -34,6 +34,7 @@ from treadle.core.history import (
     ExecutionResumed,
     ExecutionStarted,
     ExecutionSuspended,
+    ExecutionTerminated,
     HistoryEvent,
     OrchestratorCompleted,
 )
@@ -72,7 +73,9 @@ def events_for_sdk(
 
     def keep(event: HistoryEvent) -> bool:
         nonlocal suspended
-        if isinstance(event, _HIDDEN):
+        if isinstance(event, _HIDDEN) or (
+            isinstance(event, ExecutionTerminated) and event.timed_out
+        ):
             return False
         if isinstance(event, ExecutionSuspended):
             if suspended:
@@ -205,6 +208,22 @@ class SidecarWorkers:
             key = (item.instance_id, item.task_id)
             self._activity_tokens.setdefault(key, []).append(ticket.token)
             self._assign([ticket], front=False)
+
+    def has_workers(self) -> bool:
+        """Whether an SDK worker is connected."""
+        with self._cond:
+            return bool(self._streams)
+
+    def withdraw_orchestration(self, instance_id: str) -> bool:
+        """Drop the instance's turn if it waits in a queue, sent to no worker yet (the
+        runtime gives it up and claims the instance again); False if a worker has it."""
+        with self._cond:
+            token = self._workflow_tokens.get(instance_id)
+            ticket = self._tickets.get(token) if token is not None else None
+            if ticket is None or ticket.stream is not None:
+                return False
+            self._forget(ticket)
+            return True
 
     # ---- streams (called by the gRPC service) ----------------------------------------------
     @property

@@ -127,6 +127,9 @@ class NewActivity:
     own: bool = False
     propagated: Propagation | None = None
     app_id: str = ""
+    heartbeat_s: float | None = None
+    """Its heartbeat timeout in seconds, if any (see :class:`ActivityWorkItem`); such a task
+    is never leased at commit nor kept as an own task."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,10 @@ class ActivityWorkItem:
         input: JSON text of its input.
         task_execution_id: stable across retries.
         propagated: the history the calling workflow handed it, if any.
+        heartbeat_s: its heartbeat timeout, if it has one: its lease lasts at most this long
+            and is renewed by its heartbeats (:meth:`Store.heartbeat_activity`).
+        heartbeat_details: JSON text of the details of its last heartbeat (of an attempt
+            that did not finish), if any.
     """
 
     id: int
@@ -152,6 +159,8 @@ class ActivityWorkItem:
     input: str | None
     task_execution_id: str
     propagated: Propagation | None = None
+    heartbeat_s: float | None = None
+    heartbeat_details: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +211,7 @@ class NewInstance:
         propagated: the history its parent hands it (``call_child_workflow(...,
             propagation=...)``), carried by its ExecutionStarted.
         app_id: the app whose workers run it ("" for none).
+        timeout_at: when its first run fails with a TimeoutError if not finished, if ever.
     """
 
     instance_id: str
@@ -215,6 +225,7 @@ class NewInstance:
     messages: Sequence[NewMessage] = ()
     propagated: Propagation | None = None
     app_id: str = ""
+    timeout_at: datetime | None = None
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
         """The ExecutionStarted event that begins this instance's first run."""
@@ -228,6 +239,7 @@ class NewInstance:
             scheduled_start=self.scheduled_start,
             propagated=self.propagated,
             app_id=self.app_id or None,
+            timeout_at=self.timeout_at,
         )
 
 
@@ -508,6 +520,29 @@ class Store(Protocol):
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
+        ...
+
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend this owner's leases of activity tasks (positive ids) by ``lease_s`` from now.
+
+        Returns:
+            the ids it no longer holds: taken over by another worker, or gone (their run
+            ended: terminated, failed, timed out or completed). Those should stop.
+        """
+        ...
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record a heartbeat of an activity this owner holds: keep ``details`` (JSON text)
+        for an attempt that takes it over, and extend its lease by ``lease_s`` from now.
+
+        Returns:
+            False if the owner no longer holds it (its lease lapsed and another worker took
+            it, or its run finished): the activity should stop, its result is dropped.
+        """
         ...
 
     def lease_owners(self) -> list[str]:

@@ -38,6 +38,11 @@ class LocalStarter(Protocol):
         worker that may be gone)."""
         ...
 
+    def withdraw_remote_turn(self, instance_id: str) -> bool:
+        """Give up the instance's turn if it waits for a remote worker to receive it (a
+        suspend or resume must not wait for a worker that has gone); whether it did."""
+        ...
+
 
 _LOCK = threading.Lock()
 _BY_URL: dict[str, tuple[LocalStarter, ...]] = {}

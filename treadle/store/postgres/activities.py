@@ -36,9 +36,12 @@ def claim_activities(
         "  AND (lease_owner IS NULL OR lease_expires_at < {now}) AND app_id = %(app)s "
         f"{by_name}  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
         "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
-        "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
+        # (a task with a heartbeat timeout: leased for at most that long)
+        "  lease_expires_at = {now} + make_interval(secs => "
+        "    LEAST(%(lease_s)s, COALESCE(a.heartbeat_s, %(lease_s)s))) "
         "FROM picked p, nosync WHERE a.id = p.id RETURNING a.id, a.instance_id, "
-        "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, a.propagated",
+        "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, a.propagated, "
+        "  a.heartbeat_s, a.heartbeat_details",
         {
             "limit": limit,
             "owner": owner,
@@ -48,9 +51,39 @@ def claim_activities(
         },
     )
     return [
-        ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+        ActivityWorkItem(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]), r[8], r[9]
+        )
         for r in sorted(rows)
     ]
+
+
+def renew_activity_leases(
+    connections: Connections, owner: str, activity_ids: Sequence[int], lease_s: float
+) -> list[int]:
+    """Extend this owner's leases of activity tasks; return the ids it no longer holds."""
+    rows = connections.statement(
+        f"WITH {NOSYNC} UPDATE activity_tasks SET lease_expires_at = {{now}} + "
+        "  make_interval(secs => %(lease_s)s) FROM nosync "
+        "WHERE id = ANY(%(ids)s::bigint[]) AND lease_owner = %(owner)s RETURNING id",
+        {"lease_s": float(lease_s), "ids": list(activity_ids), "owner": owner},
+    )
+    held = {r[0] for r in rows}
+    return [a for a in activity_ids if a not in held]
+
+
+def heartbeat_activity(
+    connections: Connections, owner: str, activity_id: int, details: str | None, lease_s: float
+) -> bool:
+    """Keep an activity's heartbeat details and extend its lease, if ``owner`` holds it."""
+    rows = connections.statement(
+        f"WITH {NOSYNC} UPDATE activity_tasks SET heartbeat_details = %(details)s, "
+        "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) FROM nosync "
+        "WHERE id = %(id)s AND lease_owner = %(owner)s AND lease_expires_at >= {now} "
+        "RETURNING id",
+        {"details": details, "lease_s": float(lease_s), "id": activity_id, "owner": owner},
+    )
+    return bool(rows)
 
 
 def rescue_own_tasks(connections: Connections) -> None:

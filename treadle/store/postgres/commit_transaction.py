@@ -252,11 +252,13 @@ def _insert_activities(
         return lambda: {}
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
-        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app "
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
+        "heartbeat_s) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app, hb "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
-        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY "
-        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, ord) "
+        "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], "
+        "  %s::double precision[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, hb, ord) "
         "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
         (
             now,
@@ -270,6 +272,7 @@ def _insert_activities(
             [lease_until if t.leased else None for _, t in tasks],
             [encode_propagation(t.propagated) for _, t in tasks],
             [t.app_id for _, t in tasks],
+            [t.heartbeat_s for _, t in tasks],
         ),
     )
     leased_turns = [index for index, t in tasks if t.leased]

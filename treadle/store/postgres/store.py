@@ -63,6 +63,8 @@ from treadle.store.postgres import apps as app_rows
 from treadle.store.postgres.activities import (
     claim_activities,
     complete_activities,
+    heartbeat_activity,
+    renew_activity_leases,
     rescue_own_tasks,
 )
 from treadle.store.postgres.claims import claim_orchestrations_in
@@ -456,6 +458,20 @@ class PostgresStore:
         )
         held = {r[0] for r in rows}
         return [iid for iid in instance_ids if iid not in held]
+
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend activity leases (see :meth:`Store.renew_activity_leases`)."""
+        if not activity_ids:
+            return []
+        return renew_activity_leases(self._db, owner, activity_ids, lease_s)
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record an activity's heartbeat (see :meth:`Store.heartbeat_activity`)."""
+        return heartbeat_activity(self._db, owner, activity_id, details, lease_s)
 
     def release_leases(self, owner: str, instance_ids: Sequence[str] | None = None) -> None:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""

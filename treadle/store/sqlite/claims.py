@@ -164,20 +164,52 @@ def claim_activities(
             db.gives(activities=True)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            "propagated FROM activity_tasks t WHERE visible_at <= ? AND "
-            f"(lease_owner IS NULL OR lease_expires_at < ?){mine} ORDER BY id LIMIT ?",
+            "propagated, heartbeat_s, heartbeat_details FROM activity_tasks t WHERE "
+            f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?){mine} "
+            "ORDER BY id LIMIT ?",
             (now, now, *mine_params, limit),
         ).fetchall()
         if not rows:
             return []
-        conn.executemany(
+        conn.executemany(  # (a task with a heartbeat timeout: leased for at most that long)
             "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
-            [(owner, now + lease_s, r[0]) for r in rows],
+            [(owner, now + min(lease_s, r[8] or lease_s), r[0]) for r in rows],
         )
     return [
-        ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+        ActivityWorkItem(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]), r[8], r[9]
+        )
         for r in rows
     ]
+
+
+def renew_activity_leases(
+    db: Connections, owner: str, activity_ids: Sequence[int], lease_s: float, now: float
+) -> list[int]:
+    """Extend this owner's leases of activity tasks; return the ids it no longer holds."""
+    lost: list[int] = []
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        for aid in activity_ids:
+            cur = conn.execute(
+                "UPDATE activity_tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+                (now + lease_s, aid, owner),
+            )
+            if cur.rowcount == 0:
+                lost.append(aid)
+    return lost
+
+
+def heartbeat_activity(
+    db: Connections, owner: str, activity_id: int, details: str | None, lease_s: float, now: float
+) -> bool:
+    """Keep an activity's heartbeat details and extend its lease, if ``owner`` holds it."""
+    with db.errors(), db.write(notify=False, durable=False) as conn:
+        cur = conn.execute(
+            "UPDATE activity_tasks SET heartbeat_details = ?, lease_expires_at = ? "
+            "WHERE id = ? AND lease_owner = ? AND lease_expires_at >= ?",
+            (details, now + lease_s, activity_id, owner, now),
+        )
+        return cur.rowcount == 1
 
 
 def renew_leases(

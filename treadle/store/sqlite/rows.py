@@ -133,8 +133,8 @@ def insert_activity(
     leased = task.leased and owner is not None
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
+        "heartbeat_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -147,6 +147,7 @@ def insert_activity(
             now + lease_s if leased else None,
             encode_propagation(task.propagated),
             task.app_id,
+            task.heartbeat_s,
         ),
     )
     return int(cur.lastrowid or 0)

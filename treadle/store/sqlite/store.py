@@ -52,7 +52,9 @@ from treadle.store.sqlite import apps as app_rows
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
+    heartbeat_activity,
     release_leases,
+    renew_activity_leases,
     renew_leases,
 )
 from treadle.store.sqlite.commit import commit_turns
@@ -389,6 +391,20 @@ class SqliteStore:
         """Give up this owner's leases (all of them when ``instance_ids`` is None)."""
         release_leases(self._db, owner, instance_ids, self._clock())
 
+    def renew_activity_leases(
+        self, owner: str, activity_ids: Sequence[int], lease_s: float
+    ) -> list[int]:
+        """Extend activity leases (see :meth:`Store.renew_activity_leases`)."""
+        if not activity_ids:
+            return []
+        return renew_activity_leases(self._db, owner, activity_ids, lease_s, self._clock())
+
+    def heartbeat_activity(
+        self, owner: str, activity_id: int, details: str | None, lease_s: float
+    ) -> bool:
+        """Record an activity's heartbeat (see :meth:`Store.heartbeat_activity`)."""
+        return heartbeat_activity(self._db, owner, activity_id, details, lease_s, self._clock())
+
     def lease_owners(self) -> list[str]:
         """Owners currently holding any lease."""
         with self._db.errors():
@@ -422,6 +438,28 @@ class SqliteStore:
             ).fetchone()[0]
         times = [t for t in (a, b, c) if t is not None]
         return from_epoch(min(times)) if times else None
+
+    def work_outlook(self) -> tuple[bool, float | None]:
+        """Whether work is due or running now (a message visible, an activity task in the
+        table or in an instance's row), and the earliest future time a message becomes
+        visible (None: none).
+
+        What :class:`treadle.testing.WorkflowTestEnvironment` reads to jump its virtual
+        clock to the next timer when nothing else is left to do.
+        """
+        now = self._clock()
+        with self._db.errors():
+            conn = self._db.conn()
+            busy = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM inbox WHERE visible_at <= ?) "
+                "OR EXISTS (SELECT 1 FROM activity_tasks) "
+                "OR EXISTS (SELECT 1 FROM instances WHERE own_task IS NOT NULL)",
+                (now,),
+            ).fetchone()[0]
+            due = conn.execute(
+                "SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)
+            ).fetchone()[0]
+        return bool(busy), due
 
     def change_token(self, work_only: bool = False) -> object:
         """An opaque value that changes whenever anything in the database may have changed.
