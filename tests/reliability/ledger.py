@@ -205,6 +205,17 @@ class Ledger:
         return int(n)
 
 
+def emit_line(text: str) -> None:
+    """Print one figures line (and append it to ``$TREADLE_RELIABILITY_RESULTS`` if set);
+    the terminal summary repeats it."""
+    EMITTED.append(text)
+    print(text, flush=True)
+    target = os.environ.get(RESULTS_ENV)
+    if target:
+        with open(target, "a") as f:
+            f.write(text + "\n")
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault the test injected: when (``time.time()``), what, and the process it hit."""
@@ -244,13 +255,7 @@ class Figures:
 
     def emit(self) -> None:
         """Print the JSON line (and append it to ``$TREADLE_RELIABILITY_RESULTS`` if set)."""
-        text = self.line()
-        EMITTED.append(text)
-        print(text, flush=True)
-        target = os.environ.get(RESULTS_ENV)
-        if target:
-            with open(target, "a") as f:
-                f.write(text + "\n")
+        emit_line(self.line())
 
     def assert_sound(self, context: str = "") -> None:
         """Fail unless nothing was lost, stuck, committed twice or re-run after completion."""

@@ -21,7 +21,7 @@ import treadle as wf
 from treadle.store import open_store
 
 from .helpers import drain
-from .ledger import EMITTED, Ledger
+from .ledger import Ledger, emit_line
 from .procs import Workers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
@@ -69,9 +69,7 @@ def _parked(client: wf.WorkflowClient, iid: str, tick: object = None) -> wf.Work
 
 
 def _emit(**fields: object) -> None:
-    line = json.dumps(fields)
-    EMITTED.append(line)
-    print(line)
+    emit_line(json.dumps(fields))
 
 
 def _reason(state: wf.WorkflowState | None) -> str:

@@ -30,7 +30,7 @@ from treadle.errors import StoreError, TreadleError
 from treadle.store import InstanceQuery, open_store
 
 from .helpers import drain
-from .ledger import EMITTED, Ledger, check
+from .ledger import Ledger, check, emit_line
 from .procs import Workers
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
@@ -97,9 +97,7 @@ def _start_chains(
 
 
 def _emit(**fields: object) -> None:
-    line = json.dumps(fields)
-    EMITTED.append(line)
-    print(line)
+    emit_line(json.dumps(fields))
 
 
 def test_disk_full_then_space_returns_the_same_worker_finishes_everything(tmp_path: Path) -> None:
