@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
         "dapr_options",
         "apps",
     },
-    {"turns"},
+    {"turns", "remote_history"},
 ]
 
 
