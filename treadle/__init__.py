@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from treadle.client import WorkflowClient, WorkflowPage, WorkflowState, WorkflowStatus
 from treadle.core.context import WorkflowActivityContext, WorkflowContext, alternate_name
+from treadle.core.fanout import when_all_bounded
 from treadle.core.propagation import (
     ActivityResult,
     ChildWorkflowResult,
@@ -43,6 +44,7 @@ from treadle.errors import (
     RegistrationError,
     SchemaVersionError,
     StoreError,
+    StoreLostError,
     StoreUnavailableError,
     TaskFailedError,
     TaskTimeoutError,
@@ -53,6 +55,8 @@ from treadle.errors import (
     WorkflowStateError,
 )
 from treadle.runtime import WorkflowRuntime
+from treadle.store.queues import Queue
+from treadle.store.retention import RetentionPolicy
 
 DaprWorkflowContext = WorkflowContext
 DaprWorkflowClient = WorkflowClient
@@ -72,11 +76,14 @@ __all__ = [
     "PropagatedHistory",
     "PropagationNotFoundError",
     "PropagationScope",
+    "Queue",
     "RegistrationError",
+    "RetentionPolicy",
     "RetryPolicy",
     "Saga",
     "SchemaVersionError",
     "StoreError",
+    "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
@@ -97,5 +104,6 @@ __all__ = [
     "__version__",
     "alternate_name",
     "when_all",
+    "when_all_bounded",
     "when_any",
 ]

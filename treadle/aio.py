@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from treadle import client as sync
 from treadle.client import WorkflowPage, WorkflowState, WorkflowStatus
+from treadle.client.schedules import ScheduleDescription
 from treadle.core.history import HistoryEvent
 from treadle.store import Store
 
@@ -229,6 +230,89 @@ class DaprWorkflowClient:
         return await self._run(
             functools.partial(self._sync.purge_workflow, instance_id, recursive=recursive)
         )
+
+    async def purge_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        finished_before: datetime | None = None,
+        recursive: bool = True,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the finished instances matching the filters (see
+        :meth:`treadle.WorkflowClient.purge_workflows`); return how many."""
+        return await self._run(
+            functools.partial(
+                self._sync.purge_workflows,
+                status=status,
+                name=name,
+                created_from=created_from,
+                created_to=created_to,
+                finished_before=finished_before,
+                recursive=recursive,
+                dry_run=dry_run,
+            )
+        )
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., Any],
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        input: Any = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        overlap: str = "skip",
+        catchup_window: timedelta = timedelta(hours=1),
+        time_zone: str = "UTC",
+        replace: bool = False,
+    ) -> str:
+        """Create a durable schedule (see :meth:`treadle.WorkflowClient.create_schedule`)."""
+        return await self._run(
+            functools.partial(
+                self._sync.create_schedule,
+                schedule_id,
+                workflow,
+                cron=cron,
+                every=every,
+                input=input,
+                start_at=start_at,
+                end_at=end_at,
+                overlap=overlap,
+                catchup_window=catchup_window,
+                time_zone=time_zone,
+                replace=replace,
+            )
+        )
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleDescription | None:
+        """The schedule, or None."""
+        return await self._run(self._sync.get_schedule, schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleDescription]:
+        """Every schedule, by id."""
+        return await self._run(self._sync.list_schedules)
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        """Stop firing a schedule until it is resumed."""
+        await self._run(self._sync.pause_schedule, schedule_id)
+
+    async def resume_schedule(self, schedule_id: str) -> None:
+        """Fire a paused schedule again, from its next slot after now."""
+        await self._run(self._sync.resume_schedule, schedule_id)
+
+    async def trigger_schedule(self, schedule_id: str) -> str:
+        """Start the schedule's workflow now; return the instance id."""
+        return await self._run(self._sync.trigger_schedule, schedule_id)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule."""
+        await self._run(self._sync.delete_schedule, schedule_id)
 
 
 WorkflowClient = DaprWorkflowClient

@@ -20,9 +20,11 @@ from typing import Any
 
 import click
 
+from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.core import codec
 from treadle.core.history import HistoryEvent, event_to_dict
+from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
@@ -154,6 +156,9 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = Session(db=db, ctx=ctx)
 
 
+main.add_command(schedule)
+
+
 @main.group()
 def db() -> None:
     """Inspect and migrate the store's schema."""
@@ -266,6 +271,41 @@ def export(session: Session, instance_id: str) -> None:
 
 
 # ---- actions -----------------------------------------------------------------------------
+@workflow.command()
+@click.argument("instance_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid text (a flowchart) or an SVG picture.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file (default: print).",
+)
+@pass_session
+def graph(session: Session, instance_id: str, fmt: str, path: str | None) -> None:
+    """Draw an instance's graph: its steps in order, parallel ones side by side, large
+    fan-outs as one group with counts, colour by outcome (the dashboard's picture)."""
+    from treadle.core.visual import build_graph, fold, render_graph_svg, render_mermaid
+
+    client = session.reader()
+    _require_state(client, instance_id)
+    drawn = build_graph(fold(client.get_workflow_history(instance_id)))
+    text = render_mermaid(drawn) if fmt == "mermaid" else render_graph_svg(drawn)
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+    click.echo(f"wrote {path}")
+
+
 @workflow.command()
 @click.argument("name")
 @click.option(
@@ -385,15 +425,57 @@ def resume(session: Session, instance_id: str) -> None:
 
 
 @workflow.command()
-@click.argument("instance_id")
-@click.option("--recursive/--no-recursive", default=True, help="Also purge its children.")
+@click.argument("instance_id", required=False)
+@click.option("--recursive/--no-recursive", default=True, help="Also purge their children.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["COMPLETED", "FAILED", "TERMINATED"], case_sensitive=False),
+    help="Purge the finished instances with this status (repeatable), not one instance.",
+)
+@click.option("--name", help="Only instances of this workflow.")
+@click.option("--older-than", help="Only instances that finished this long ago (7d, 12h, 30m).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
 @pass_session
-def purge(session: Session, instance_id: str, recursive: bool) -> None:
-    """Delete a finished instance's state."""
-    count = session.client().purge_workflow(instance_id, recursive=recursive)
-    if count == 0:
-        raise _not_found(instance_id)
-    click.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+def purge(
+    session: Session,
+    instance_id: str | None,
+    recursive: bool,
+    statuses: Sequence[str],
+    name: str | None,
+    older_than: str | None,
+    dry_run: bool,
+) -> None:
+    """Delete a finished instance's state, or every finished instance matching the filters
+    (--status, --name, --older-than); no worker needs to run."""
+    by_filter = bool(statuses or name or older_than)
+    if instance_id is not None and (by_filter or dry_run):
+        raise click.UsageError("give an INSTANCE_ID or filters (--status, --name, --older-than)")
+    if instance_id is not None:
+        count = session.client().purge_workflow(instance_id, recursive=recursive)
+        if count == 0:
+            raise _not_found(instance_id)
+    elif not by_filter:
+        raise click.UsageError(
+            "say what to purge: an INSTANCE_ID, or filters such as --status COMPLETED "
+            "--older-than 7d"
+        )
+    else:
+        before = None
+        if older_than is not None:
+            before = datetime.now(timezone.utc) - parse_duration(older_than, "--older-than")
+        count = session.client().purge_workflows(
+            status=[WorkflowStatus[s.upper()] for s in statuses] or None,
+            name=name,
+            finished_before=before,
+            recursive=recursive,
+            dry_run=dry_run,
+        )
+    plural = "s" if count != 1 else ""
+    click.echo(
+        f"would purge {count} instance{plural}" if dry_run else f"purged {count} instance{plural}"
+    )
 
 
 def _wait_for_end(
@@ -675,6 +757,34 @@ def serve(
     )
     try:
         run_server(options, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# ---- dashboard ----------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP port (0: a free port).",
+)
+@pass_session
+def dashboard(session: Session, host: str, port: int) -> None:
+    """Serve the web dashboard of the store alone (no gRPC, no workers), until SIGINT or
+    SIGTERM. `treadle serve` serves it too, at /.
+
+    Set TREADLE_API_TOKEN or DAPR_API_TOKEN to have it ask for that token.
+    Prints "treadle dashboard: http://HOST:PORT/" once listening."""
+    from treadle.server.dashboard_server import run_dashboard
+
+    missing = _missing_store(session.db)
+    if missing is not None:
+        raise click.ClickException(missing)
+    try:
+        run_dashboard(session.db, host=host, port=port, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
 

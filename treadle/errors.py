@@ -12,12 +12,16 @@ The tree::
     │   ├── WorkflowStateError       the instance's state forbids the call (purge a running one)
     │   ├── PropagationNotFoundError  a propagated history has no such workflow, activity or child
     │   └── CompensationError        a saga's compensation failed (.failures)
+    ├── ScheduleError
+    │   ├── ScheduleNotFoundError    no schedule with that id
+    │   └── ScheduleAlreadyExistsError  a schedule already has that id
     ├── RegistrationError            unknown or duplicate workflow/activity name
     ├── InvalidInputError            bad input at an edge (HTTP, gRPC, CLI, payload)
     └── StoreError
         ├── LeaseLostError           another worker owns the instance now
         ├── SchemaVersionError       the database schema is newer than this code
-        └── StoreUnavailableError    the database cannot be reached
+        ├── StoreUnavailableError    the database cannot be reached (an outage: retried)
+        └── StoreLostError           the database file was deleted or replaced under it
 
 This module imports only the standard library.
 """
@@ -111,6 +115,18 @@ class PropagationNotFoundError(WorkflowError):
     ``ctx.get_propagated_history()``)."""
 
 
+class ScheduleError(TreadleError):
+    """A schedule operation failed."""
+
+
+class ScheduleNotFoundError(ScheduleError):
+    """No schedule has that id."""
+
+
+class ScheduleAlreadyExistsError(ScheduleError):
+    """A schedule already has that id."""
+
+
 class RegistrationError(TreadleError):
     """A workflow or activity name is unknown, or registered twice."""
 
@@ -133,3 +149,9 @@ class SchemaVersionError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database could not be reached."""
+
+
+class StoreLostError(StoreError):
+    """The store's database file was deleted or replaced while it was open: what would be
+    written now would go where no one reads it, so nothing is. A runtime stops; restore the
+    file (or start on the new one) and restart the process."""

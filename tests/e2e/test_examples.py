@@ -12,6 +12,14 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
+    "dashboard.py": [
+        "quote COMPLETED: 390",
+        's0n0["price \u00d720<br/>20 ✓',
+        "Graph written to ",
+        "answers 200",
+        "The order's page shows it waiting on event 'approve'.",
+        'order COMPLETED: "A-1 reserved, approved by alice"',
+    ],
     "rerun.py": [
         "First run FAILED: ValueError: not a database URL: 'warehouse'",
         "Rerunning from event 3 (load) with a corrected target.",
@@ -77,6 +85,26 @@ EXPECTED = {
         'COMPLETED: {"id":"A-2","status":"not shipped","why":"card expired for order A-2"}',
         "A call to app 'audit', which has no worker: \"TimeoutError\"",
     ],
+    "queues.py": [
+        'Workflow COMPLETED: {"sent":12,"squares":2470}',
+        "within the limit of 2: True.",
+        "12 mails at 5 a second took 2 s or more.",
+        "within max_concurrent=3: True.",
+    ],
+    "retention.py": [
+        "Finished: 3 COMPLETED, 1 FAILED.",
+        "After the retention period: 0 COMPLETED, 1 FAILED (kept 30 days).",
+        "A dry run would purge 1 FAILED instance(s).",
+        "Purged 1 FAILED instance(s).",
+    ],
+    "schedules.py": [
+        "Daily report: next at 09:00 in Paris.",
+        "Heartbeat instances: 3 or more, such as heartbeat@",
+        'Its output: "heartbeat report sent"',
+        "The schedule records its slots: True.",
+        "Triggered by hand: daily@<now>",
+        "Schedules left: 0.",
+    ],
     "testing_workflows.py": [
         "event 5: history recorded TaskScheduled (call_activity('charge')) at step 2, but the "
         "workflow called call_activity('notify') now",
@@ -94,6 +122,11 @@ EXPECTED = {
         'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
         "Report FAILED: TimeoutError",
         "crunch was told to stop.",
+    ],
+    "turn_timeout.py": [
+        'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
+        'healthy: COMPLETED: {"value":40,"share":0.25}',
+        "stuck: FAILED: TurnTimeout",
     ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",

@@ -62,7 +62,13 @@ def test_every_operation_answers_with_a_response_it_declares(sidecar: InProcessS
     sidecar.client.schedule_new_workflow("unregistered", instance_id="abc")
     sidecar.client.operations.control_wait_s = 0  # (nobody runs it: do not wait for a worker)
     document = _document(sidecar)
-    values = {"component": "dapr", "instance_id": "abc", "name": "wf", "event_name": "ev"}
+    values = {
+        "component": "dapr",
+        "instance_id": "abc",
+        "name": "wf",
+        "event_name": "ev",
+        "schedule_id": "abc",
+    }
     for path, item in document["paths"].items():
         url = re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
         for method, operation in item.items():

@@ -334,3 +334,32 @@ def test_workflow_code_raising_what_no_workflow_should_fails_that_instance_only(
     if raised in (GeneratorExit, KeyboardInterrupt):
         assert "could not run a turn of this workflow" in failure.message
     assert [s.serialized_output for s in states[1:]] == ["2", "3"]
+
+
+def test_nan_in_a_payload_is_refused_never_turned_into_null(
+    runtime: wf.WorkflowRuntime, client: wf.WorkflowClient
+) -> None:
+    @runtime.activity
+    def measure(ctx: wf.WorkflowActivityContext, n: int) -> float:
+        return float("nan")
+
+    @runtime.workflow
+    def flow(ctx: wf.WorkflowContext, n: int) -> Workflow[Any]:
+        try:
+            yield ctx.call_activity(measure, input=n)
+        except wf.TaskFailedError as e:
+            if n == 1:
+                return float("inf")  # the workflow's own output
+            return e.details.error_type + ": " + e.details.message
+        return "not reached"
+
+    state = finish(client, client.schedule_new_workflow(flow, input=0))
+    assert state.runtime_status is wf.WorkflowStatus.COMPLETED, state
+    out = decoded(state.serialized_output)
+    assert out.startswith("InvalidInputError: ") and "nan at the top" in out
+    state = finish(client, client.schedule_new_workflow(flow, input=1))
+    assert state.runtime_status is wf.WorkflowStatus.FAILED, state
+    assert state.failure_details is not None
+    assert "inf at the top" in state.failure_details.message
+    with pytest.raises(wf.InvalidInputError, match="nan at \\['x'\\]"):
+        client.schedule_new_workflow(flow, input={"x": float("nan")})

@@ -12,7 +12,7 @@ from sdk_env import sdk_python
 
 import treadle as wf
 
-from .helpers import finish, wait_until
+from .helpers import finish, kinds
 from .sidecar import sdk_process, serve
 
 pytestmark = pytest.mark.timeout(300)  # the first SDK test builds the SDK venv
@@ -36,15 +36,12 @@ def test_an_sdk_workflow_past_its_timeout_fails_with_timeout_error(
         worker = ["worker.py", "--marker", str(markers), "--address", served.address, "--hang"]
         with sdk_process(python, *worker, log=tmp_path / "w.log"):
             iid = client.schedule_new_workflow(
-                "sdk_slow_chain", input=4, timeout=timedelta(seconds=2)
+                "sdk_slow_chain", input=4, timeout=timedelta(seconds=3)
             )
-            wait_until(
-                lambda: list(markers.glob("started-*-4")),
-                timeout=60,
-                what="the SDK worker's activity to start",
-                state=served.logs,
-            )
-            state = finish(client, iid, timeout=30)
+            state = finish(client, iid, timeout=60)
+            # (the SDK ran the first turn: the timeout is queued by it; the activity may not
+            # have started by the deadline on a loaded machine)
+            assert "TaskScheduled" in kinds(client, iid), served.logs()
         assert state.runtime_status is wf.WorkflowStatus.FAILED, served.logs()
         assert state.failure_details is not None
         assert state.failure_details.error_type == "TimeoutError"

@@ -6,6 +6,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import json
+import math
+import re
 from types import SimpleNamespace
 
 import pydantic
@@ -139,3 +142,28 @@ _JSON = st.recursive(
 @given(_JSON)
 def test_json_values_round_trip(value: object) -> None:
     assert codec.decode(codec.encode(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        (float("nan"), "nan at the top"),
+        ({"a": [1, float("inf")]}, "inf at ['a'][1]"),
+        ((1, float("-inf")), "-inf at [1]"),
+        (SimpleNamespace(x=float("nan")), "nan at ['x']"),
+        ([{"k": None, "v": float("nan")}], "nan at [0]['v']"),
+    ],
+)
+def test_nan_and_infinity_are_refused_not_turned_into_null(value: object, where: str) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(where)):
+        codec.encode(value)
+
+
+def test_nulls_and_finite_floats_still_encode() -> None:
+    assert codec.encode({"a": None, "b": 1.5, "c": "null"}) == '{"a":null,"b":1.5,"c":"null"}'
+
+
+def test_nan_and_infinity_from_python_json_decode() -> None:
+    # Python's json (the Dapr Python SDK's encoder) writes NaN and Infinity as bare words
+    value = codec.decode(json.dumps([float("nan"), float("inf"), -float("inf"), "NaN"]))
+    assert math.isnan(value[0]) and value[1:] == [float("inf"), -float("inf"), "NaN"]

@@ -56,6 +56,7 @@ PLACES: dict[str, str] = {
     "treadle": "facade",  # the package's __init__ alone
     "treadle.__main__": "facade",
     "treadle.cli": "cli",
+    "treadle.cli_schedules": "cli",
     "treadle.testing": "testing",
     "treadle.server": "server",
     "treadle.client": "client",

@@ -21,11 +21,14 @@ EXPECTED = {
     "PropagatedHistory",
     "PropagationNotFoundError",
     "PropagationScope",
+    "Queue",
     "RegistrationError",
+    "RetentionPolicy",
     "RetryPolicy",
     "Saga",
     "SchemaVersionError",
     "StoreError",
+    "StoreLostError",
     "StoreUnavailableError",
     "Task",
     "TaskFailedError",
@@ -46,6 +49,7 @@ EXPECTED = {
     "__version__",
     "alternate_name",
     "when_all",
+    "when_all_bounded",
     "when_any",
 }
 

@@ -29,6 +29,8 @@ LAYERS: list[set[str]] = [
         "options",
         "dapr_options",
         "apps",
+        "chores",
+        "watchdog",
     },
     {"turns", "remote_history"},
 ]

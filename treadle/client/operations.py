@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from treadle.client.counts import count_by_name
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
 from treadle.client.waiting import wait_for
@@ -48,24 +48,11 @@ from treadle.store.base import (
     Store,
     new_execution_id,
 )
+from treadle.store.retention import PurgeFilter, PurgeOutcome, purge_by_filter
 
 __all__ = ["InstanceOperations", "PurgeOutcome"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeOutcome:
-    """What :meth:`InstanceOperations.purge_matching` did.
-
-    Attributes:
-        deleted: how many instances were deleted (children included).
-        complete: every matching instance could be deleted (False if a child of one has not
-            finished).
-    """
-
-    deleted: int
-    complete: bool
 
 
 class InstanceOperations:
@@ -283,6 +270,7 @@ class InstanceOperations:
         created_to: datetime | None = None,
         page_size: int = 100,
         continuation_token: str | None = None,
+        id_prefix: str | None = None,
     ) -> InstancePage:
         """A page of instances, newest first, filtered by status, name and creation time.
 
@@ -294,6 +282,7 @@ class InstanceOperations:
             created_to: created before.
             page_size: at most this many (1 or more).
             continuation_token: where the previous page ended.
+            id_prefix: only instances whose id starts with this.
 
         Raises:
             InvalidInputError: a page size below 1, a name no workflow can have, or a token
@@ -313,8 +302,14 @@ class InstanceOperations:
                 created_to=created_to,
                 limit=page_size,
                 cursor=continuation_token,
+                id_prefix=id_prefix or None,
             )
         )
+
+    def count_by_name(self) -> dict[str, dict[WorkflowStatus, int]] | None:
+        """How many instances each workflow name has in each status (None if the store
+        cannot count)."""
+        return count_by_name(self._store)
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history events, oldest first.
@@ -462,52 +457,38 @@ class InstanceOperations:
         self,
         *,
         statuses: Sequence[OrchestrationStatus] = (),
+        name: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        finished_before: datetime | None = None,
         recursive: bool = True,
+        dry_run: bool = False,
     ) -> PurgeOutcome:
         """Delete the finished instances that match a filter (and their children, with
-        ``recursive``); unfinished ones are left alone.
+        ``recursive``), in short batches; unfinished ones, and instances with an unfinished
+        child, are left alone.
 
         Args:
             statuses: only these, as the Dapr API reports them (any finished one if empty;
                 none if every one given is unfinished).
+            name: only this workflow.
             created_from: created at or after.
             created_to: created before.
+            finished_before: finished before.
+            dry_run: delete nothing; count the matching instances.
         """
         wanted = matching(statuses)
         finished = tuple(s for s in wanted if s.is_terminal)
         if wanted and not finished:
             return PurgeOutcome(0, True)  # only unfinished statuses asked for
-        query = InstanceQuery(
-            statuses=finished or tuple(s for s in OrchestrationStatus if s.is_terminal),
+        which = PurgeFilter(
+            statuses=finished,
+            name=validate_name(name, "workflow name") if name is not None else None,
             created_from=created_from,
             created_to=created_to,
-            limit=100,
+            finished_before=finished_before,
         )
-        ids: list[str] = []
-        while True:
-            page = self._store.list_instances(query)
-            ids.extend(r.instance_id for r in page.instances)
-            if page.next_cursor is None:
-                break
-            query = InstanceQuery(
-                statuses=query.statuses,
-                created_from=query.created_from,
-                created_to=query.created_to,
-                limit=query.limit,
-                cursor=page.next_cursor,
-            )
-        deleted = 0
-        complete = True
-        for iid in ids:
-            if self._store.get_instance(iid) is None:  # purged already, as someone's child
-                continue
-            try:
-                deleted += self._store.purge_instance(iid, recursive=recursive)
-            except WorkflowStateError:
-                complete = False
-        return PurgeOutcome(deleted, complete)
+        return purge_by_filter(self._store, which, recursive=recursive, dry_run=dry_run)
 
     def _payload(self, text: str | None, what: str) -> str | None:
         if self._check_payloads:

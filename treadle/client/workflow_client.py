@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from treadle.client.operations import InstanceOperations
+from treadle.client.schedules import ScheduleDescription, ScheduleOperations
 from treadle.client.state import WorkflowPage, WorkflowState
 from treadle.client.status import WorkflowStatus
 from treadle.core import codec
@@ -56,6 +57,7 @@ class WorkflowClient:
         app = default_app_id() if app_id is None else app_id
         # Its payloads come from codec.encode: JSON by construction, not parsed again.
         self._ops = InstanceOperations(self._store, check_payloads=False, app_id=app)
+        self._schedules: ScheduleOperations | None = None
         self._wire_ops = InstanceOperations(self._store, app_id=app)
 
     @property
@@ -297,6 +299,148 @@ class WorkflowClient:
             WorkflowStateError: the instance or a child has not finished.
         """
         return self._ops.purge(instance_id, recursive=recursive)
+
+    def purge_workflows(
+        self,
+        *,
+        status: WorkflowStatus | list[WorkflowStatus] | None = None,
+        name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        finished_before: datetime | None = None,
+        recursive: bool = True,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete the finished instances that match every filter given (and their children,
+        with ``recursive``), in short batches; needs no worker running.
+
+        Unfinished instances are never purged, nor an instance whose child has not finished.
+
+        Args:
+            status: only these (any finished status if None).
+            name: only this workflow.
+            created_from: created at or after.
+            created_to: created before.
+            finished_before: finished before (an aware datetime).
+            dry_run: delete nothing; count what would be deleted (children not counted).
+
+        Returns:
+            how many instances were deleted (or, with ``dry_run``, match).
+        """
+        wanted = (
+            [] if status is None else [status] if isinstance(status, WorkflowStatus) else status
+        )
+        return self._ops.purge_matching(
+            statuses=[s.to_orchestration_status() for s in wanted],
+            name=name,
+            created_from=created_from,
+            created_to=created_to,
+            finished_before=finished_before,
+            recursive=recursive,
+            dry_run=dry_run,
+        ).deleted
+
+    # ---- schedules (see treadle.store.schedules) ------------------------------------------
+    @property
+    def schedules(self) -> ScheduleOperations:
+        """The schedule operations with JSON-text inputs (the HTTP API's and the CLI's)."""
+        if self._schedules is None:
+            self._schedules = ScheduleOperations(self._store, app_id=self._ops.app_id)
+        return self._schedules
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., Any],
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        input: Any = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        overlap: str = "skip",
+        catchup_window: timedelta = timedelta(hours=1),
+        time_zone: str = "UTC",
+        replace: bool = False,
+    ) -> str:
+        """Create a durable schedule that starts ``workflow`` at every slot; return its id.
+
+        Every running runtime of the store fires its slots, each exactly once; the instance
+        a slot starts has the id ``{schedule_id}@{slot}`` (``nightly@2026-12-07T03:00:00Z``).
+
+        Args:
+            schedule_id: the schedule's id (no ``@``).
+            workflow: the workflow function, or its registered name.
+            cron: a 5-field cron expression (``"*/5 * * * *"``), read in ``time_zone``.
+            every: or an interval (a second or more), counted from ``start_at`` (or now).
+            input: a JSON-serializable input every instance gets.
+            start_at: no slot before this (an aware datetime).
+            end_at: no slot after this.
+            overlap: when the instance its last slot started has not finished: ``"skip"``
+                the slot, ``"buffer_one"`` (the slot waits for it; one at most), or
+                ``"allow"`` (start anyway).
+            catchup_window: slots missed while no runtime ran fire if at most this old.
+            time_zone: the IANA zone the cron expression is read in (``"Europe/Paris"``).
+            replace: replace a schedule with this id (else it is refused).
+
+        Raises:
+            InvalidInputError: a bad id, name, input or spec.
+            ScheduleAlreadyExistsError: the id is taken (and not ``replace``).
+        """
+        return self.schedules.create(
+            schedule_id,
+            name_of(workflow),
+            cron=cron,
+            every=every,
+            input=codec.encode(input),
+            start_at=start_at,
+            end_at=end_at,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            time_zone=time_zone,
+            replace=replace,
+        )
+
+    def get_schedule(self, schedule_id: str) -> ScheduleDescription | None:
+        """The schedule (its spec, next slot and latest runs), or None if there is none."""
+        return self.schedules.get(schedule_id)
+
+    def list_schedules(self) -> list[ScheduleDescription]:
+        """Every schedule, by id."""
+        return self.schedules.list()
+
+    def pause_schedule(self, schedule_id: str) -> None:
+        """Stop firing a schedule until it is resumed.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.pause(schedule_id)
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        """Fire a paused schedule again, from its next slot after now.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.resume(schedule_id)
+
+    def trigger_schedule(self, schedule_id: str) -> str:
+        """Start the schedule's workflow now (whatever its overlap policy); return the
+        instance id.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        return self.schedules.trigger(schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the instances it started stay.
+
+        Raises:
+            ScheduleNotFoundError: no such schedule.
+        """
+        self.schedules.delete(schedule_id)
 
 
 def _limit(timeout_in_seconds: float) -> float | None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import string
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from treadle.core.deterministic import DeterministicRandom, workflow_random, workflow_uuid
+from treadle.core.fanout import when_all_bounded
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
 from treadle.core.retry import RetryPolicy
@@ -201,6 +203,25 @@ class WorkflowContext:
             app_id=_target_app(app_id),
             timeout=timeout,
             heartbeat_timeout=heartbeat_timeout,
+        )
+
+    def map_activity(
+        self,
+        activity: str | Callable[..., Any],
+        inputs: Iterable[Any],
+        *,
+        max_concurrent: int,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Generator[Task[Any], Any, list[Any]]:
+        """Call ``activity`` once per input, at most ``max_concurrent`` in flight; use with
+        ``yield from``, which gives the results in the order of ``inputs`` (see
+        :func:`treadle.core.fanout.when_all_bounded`)."""
+        return when_all_bounded(
+            (
+                functools.partial(self.call_activity, activity, input=i, retry_policy=retry_policy)
+                for i in inputs
+            ),
+            max_concurrent=max_concurrent,
         )
 
     def call_child_workflow(

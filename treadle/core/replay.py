@@ -242,6 +242,10 @@ class WorkflowExecution:
             return None
         return WorkflowVersion(self.version_name, tuple(self.patches.found))
 
+    def awaited_event_names(self) -> list[str]:
+        """The names (lower-cased) of the external events the code waits for now, sorted."""
+        return sorted(name for name, waiters in self._events.waiters.items() if waiters)
+
     def without_late_results(self, events: list[HistoryEvent]) -> list[HistoryEvent]:
         """``events`` without the results of activity calls that ran past their timeout
         (dropped, not recorded: replay reaches the same state without them)."""

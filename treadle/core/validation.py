@@ -17,6 +17,8 @@ same check first and maps the error.
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -38,6 +40,7 @@ __all__ = [
     "check_json",
     "check_text",
     "default_child_id",
+    "parse_duration",
     "validate_instance_id",
     "validate_name",
     "validate_token",
@@ -211,3 +214,28 @@ def _check_app(app_id: str | None) -> None:
 
 def _short(text: str) -> str:
     return text if len(text) <= 80 else f"{text[:60]}…({len(text)} characters)"
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: Any, what: str) -> timedelta:
+    """A duration from outside, such as ``"7d"``, ``"1h30m"`` or ``"90s"`` (units s, m, h, d,
+    w), as a timedelta.
+
+    Args:
+        text: the duration.
+        what: how to call it in the message (``"--older-than"``).
+
+    Raises:
+        InvalidInputError: it is not such a duration.
+    """
+    value = text.strip().lower() if isinstance(text, str) else ""
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise InvalidInputError(
+            f"{what} {text!r} is not a duration; write a number and a unit (s, m, h, d, w), "
+            "such as 7d or 1h30m"
+        )
+    return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))

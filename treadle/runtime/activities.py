@@ -17,7 +17,7 @@ import inspect
 import logging
 import queue
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +117,12 @@ class ActivityExecutor:
             if item is None:
                 return
             while item is not None:  # ``done`` may hand back the next step to run here
-                item = self._run_sync(self._activities.get(item.name), item)
+                running = item
+                try:
+                    item = self._run_sync(self._activities.get(running.name), running)
+                except BaseException:  # (not from user code: _run_sync catches all of that)
+                    logger.exception("activity thread error running %r; going on", running.name)
+                    item = None
             with self._lock:
                 self._idle += 1
 
@@ -228,18 +233,22 @@ class ActivityExecutor:
         try:
             # a task of its own, which cancel() can cancel without cancelling this one
             task = asyncio.ensure_future(
-                call_with_input(fn, self._context(item, running), item.input)
+                _guarded(call_with_input(fn, self._context(item, running), item.input))
             )
             with self._lock:
                 running.task = task
             if running.cancelled.is_set():
                 task.cancel()
-            out = await task
+            out, raised = await task
+            if raised is not None:
+                raise raised
             event: HistoryEvent = _completed(item, codec.encode(out), self._clock)
         except asyncio.CancelledError as exc:
-            if not running.cancelled.is_set():
-                raise  # not ours: the loop is stopping
-            event = _failed(item, exc, self._clock)  # (dropped: its task was given up)
+            if not running.cancelled.is_set() and _cancelling():
+                raise  # not ours, nor the activity's: this task is being cancelled
+            # ours (dropped: its task was given up), or raised by the activity's own code,
+            # which fails it like any other exception
+            event = _failed(item, exc, self._clock)
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
         finally:
@@ -251,7 +260,7 @@ class ActivityExecutor:
     def _report(self, item: ActivityWorkItem, event: HistoryEvent) -> ActivityWorkItem | None:
         try:
             return self._done(item, event)
-        except Exception:
+        except BaseException:  # (the thread must live on: its queue would wait for ever)
             logger.exception("could not report the result of activity %r", item.name)
             return None
 
@@ -275,10 +284,30 @@ class ActivityExecutor:
                 self._loop = None
 
 
-# What an activity raising fails it with. SystemExit and KeyboardInterrupt too (sys.exit()
-# in an activity, say): raised on a worker thread they would end it, and the activities
-# queued for it would wait for ever (not asyncio's CancelledError: a shutdown, not a failure).
-_ACTIVITY_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# What an activity raising fails it with: anything. SystemExit, KeyboardInterrupt,
+# GeneratorExit, a bare BaseException, asyncio's CancelledError: raised by an activity's code
+# on a worker thread, not by Ctrl-C (which Python delivers to the main thread only) nor by a
+# shutdown (which stops the event loop without cancelling its tasks). Let through, they would
+# end the thread, and the activities queued for it, and the instance, would wait for ever.
+_ACTIVITY_ERRORS = (BaseException,)
+
+
+class _Flag:
+    """A flag set from any thread and read by the activity (a ``threading.Event`` without
+    ``wait``, which nothing here needs: cheaper to make for every activity run)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Raise the flag."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """Whether the flag was raised."""
+        return self._set
 
 
 @dataclass(slots=True, eq=False)
@@ -286,8 +315,28 @@ class _Running:
     """An activity running now: its stop flag, and its asyncio task if it is async."""
 
     item: ActivityWorkItem
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: _Flag = field(default_factory=_Flag)
     task: asyncio.Future[Any] | None = None
+
+
+async def _guarded(coro: Awaitable[Any]) -> tuple[Any, BaseException | None]:
+    """Await an async activity in its own task: its result, or what it raised (but a
+    CancelledError). A task whose code raises KeyboardInterrupt or SystemExit re-raises it
+    out of the event loop, which would end the loop's thread and every async activity."""
+    try:
+        return await coro, None
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return None, exc
+
+
+def _cancelling() -> bool:
+    """Whether the running asyncio task is being cancelled (Python 3.11+; on 3.10, which
+    cannot tell, False: a CancelledError is then the activity's own)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

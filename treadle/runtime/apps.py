@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from treadle.clock import Clock
-from treadle.errors import FailureDetails, StoreError
+from treadle.errors import FailureDetails, StoreError, StoreLostError
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.base import Store
 
@@ -255,6 +255,8 @@ class Presence:
             next_beat = self._clock.monotonic() + HEARTBEAT_S
             try:
                 self.beat()
+            except StoreLostError:
+                return  # (the dispatcher says so, and stops the run)
             except Exception:
                 logger.warning(
                     "could not advertise this worker or sweep waiting work", exc_info=True

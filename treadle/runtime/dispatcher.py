@@ -6,7 +6,8 @@ the engine's turns a moment to a client of this process starting workflows in a 
 starts commit them along (:meth:`~treadle.runtime.starts.LocalStarts.await_starts`). After
 an error it runs the same round again after a pause that doubles, from 0.05 s up to 5 s; an
 error that keeps coming back is logged whole once, then in one line. Idle, it sleeps until
-a wake-up (see :mod:`treadle.runtime.wakeups`).
+a wake-up (see :mod:`treadle.runtime.wakeups`). If the store is lost (its SQLite file deleted
+or replaced: :class:`~treadle.errors.StoreLostError`), it logs that and stops the run.
 
 Threads: :func:`dispatch` is the dispatcher thread, :func:`watch` the watcher thread. No
 state of their own beyond the loop's (the pause, the last error); they read whether the run
@@ -20,7 +21,7 @@ import logging
 
 from treadle.clock import Clock
 from treadle.core.replay import failure_from_exception
-from treadle.errors import StoreUnavailableError
+from treadle.errors import StoreLostError, StoreUnavailableError
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState
 from treadle.runtime.starts import LocalStarts
@@ -44,6 +45,12 @@ def dispatch(engine: Engine, starts: LocalStarts, run: RunState, clock: Clock) -
             starts.await_starts()
             worked = engine.round(starts.take_handed_over)
             backoff, last_error = _FIRST_PAUSE_S, ""
+        except StoreLostError as exc:
+            # (the file was deleted or replaced: whatever this runtime wrote now would be
+            # lost, acknowledged; it stops instead, for the operator to restore the file)
+            logger.critical("the workflow runtime stops: %s", exc)
+            run.stopping.set()
+            return
         except StoreUnavailableError as exc:
             logger.warning("store unavailable, retrying in %.1fs: %s", backoff, exc)
             _pause(engine, run, clock, backoff)

@@ -52,6 +52,7 @@ from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.wakeups import Wakeups
+from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import (
     ActivityResult,
@@ -60,6 +61,7 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
+from treadle.store.queues import QueueStore
 
 __all__ = ["Engine"]
 
@@ -106,6 +108,8 @@ class Engine:
             if remote is not None
             else None
         )
+        self.watchdog = TurnWatchdog(options.turn_limit_s)
+        """Stops a workflow turn that runs past its limit (started with the run's threads)."""
         self.prepare = TurnPreparer(
             store=store,
             registry=registry,
@@ -116,6 +120,7 @@ class Engine:
             inflight=self.inflight,
             wakeups=self.wakeups,
             remote=self.remote,
+            watchdog=self.watchdog,
         )
         self.executor = ActivityExecutor(
             registry.activities,
@@ -380,17 +385,46 @@ class Engine:
         exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self.remote is not None:
             exclude.extend(self.remote.pending_ids())
+        names = self.names(WorkKind.WORKFLOW)
+        queued = self._registry.queued_workflows
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         claimed = self.store.claim_orchestrations(
             options.owner,
             limit,
             options.lease_s,
             exclude,
             app_id=options.app_id,
-            names=self.names(WorkKind.WORKFLOW),
+            names=names,
         )
+        if queued and len(claimed) < limit:
+            claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
         return claimed
+
+    def _claim_admitted(
+        self, limit: int, exclude: list[str], claimed: list[OrchestrationWorkItem]
+    ) -> list[OrchestrationWorkItem]:
+        """Admit the waiting instances of the queues of the workflows registered here within
+        their limits, then claim those of their instances that started or were admitted
+        (dispatcher thread); look again when a limit held some back."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        options = self._options
+        for queued in self._registry.workflow_queues():
+            retry = store.admit_queued(queued, app_id=options.app_id)
+            if retry is not None:
+                self.wakeups.claim_instances_after(retry)
+        return store.claim_admitted(
+            options.owner,
+            limit,
+            options.lease_s,
+            [*exclude, *(c.instance.instance_id for c in claimed)],
+            app_id=options.app_id,
+            names=sorted(self._registry.queued_workflows),
+        )
 
     def _round_locked(
         self, claimed: list[OrchestrationWorkItem], take_first: Callable[[], bool]
@@ -519,7 +553,7 @@ class Engine:
             cached.version = version
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
-            self.cache.keep(iid, cached, self._clock.monotonic())
+            self.cache.keep(iid, cached)
         if not commit.keep_lease and self.wakeups.claim_due:
             self.wakeups.wake()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]
@@ -539,7 +573,8 @@ class Engine:
             self._submit_activity(item)
 
     def _claim_activities(self) -> bool:
-        """Lease activity tasks (dispatcher thread; the store call without the engine lock)."""
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock):
+        those of activities on no queue, then each queue's within its limits."""
         if not self.wakeups.activity_claim_due or self._run.draining:
             return False
         free = self.inflight.free()
@@ -547,13 +582,19 @@ class Engine:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
         sent_at = self._clock.monotonic()
+        names = self.names(WorkKind.ACTIVITY)
+        queued = self._registry.queued
+        if queued and names is not None:
+            names = [n for n in names if n not in queued]
         items = self.store.claim_activities(
             self._options.owner,
             free,
             self._options.lease_s,
             app_id=self._options.app_id,
-            names=self.names(WorkKind.ACTIVITY),
+            names=names,
         )
+        if queued and len(items) < free:
+            items += self._claim_queued(free - len(items))
         if not items:
             return False
         remote_beats = [
@@ -572,6 +613,28 @@ class Engine:
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True
+
+    def _claim_queued(self, free: int) -> list[ActivityWorkItem]:
+        """Lease tasks of the queues of the activities registered here, within their limits;
+        look again when a limit held some back (dispatcher thread)."""
+        store = self.store
+        if not isinstance(store, QueueStore):
+            return []
+        items: list[ActivityWorkItem] = []
+        for queued in self._registry.queues():
+            if free - len(items) <= 0:
+                break
+            claim = store.claim_queued(
+                self._options.owner,
+                queued,
+                free - len(items),
+                self._options.lease_s,
+                app_id=self._options.app_id,
+            )
+            items += claim.items
+            if claim.retry_after_s is not None:
+                self.wakeups.claim_activities_after(claim.retry_after_s)
+        return items
 
     def names(self, kind: WorkKind) -> list[str] | None:
         """The names of ``kind`` this runtime takes: those registered here (read at each

@@ -29,6 +29,9 @@ class RuntimeOptions:
     """Idle instances whose live generator is kept."""
     app_id: str = ""
     """The app whose work this runtime takes ("" for none)."""
+    turn_limit_s: float | None = 30.0
+    """How long a workflow turn may run before it is stopped and its instance failed (real
+    seconds; None: no limit). See :mod:`treadle.runtime.watchdog`."""
 
     @property
     def history_app_id(self) -> str:

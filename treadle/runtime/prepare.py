@@ -58,20 +58,24 @@ from treadle.runtime.turns import (
     terminal_commit,
 )
 from treadle.runtime.wakeups import Wakeups
+from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
-    NewActivity,
     OrchestrationWorkItem,
     Store,
     TurnCommit,
 )
 
-__all__ = ["STALL_RETRY_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
+__all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
+
+START_TURN_LIMIT_S = 1.0
+"""How long a start's first turn may run on a client's thread: past that, the instance is
+recorded without it, and the dispatcher runs it (see :mod:`treadle.runtime.starts`)."""
 
 STALL_RETRY_S = 5.0
 """How long a runtime leaves an instance that stalled in its hands before trying it again
@@ -122,7 +126,9 @@ class TurnPreparer:
         inflight: InflightActivities,
         wakeups: Wakeups,
         remote: RemoteExecutor | None,
+        watchdog: TurnWatchdog,
     ) -> None:
+        self._watchdog = watchdog
         self._store = store
         self._registry = registry
         self._options = options
@@ -155,6 +161,7 @@ class TurnPreparer:
         except StoreError:
             raise
         except BaseException as exc:
+            self._watchdog.forget()
             if (
                 isinstance(exc, KeyboardInterrupt)
                 and threading.current_thread() is threading.main_thread()
@@ -245,7 +252,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.resumable(iid, self._clock.monotonic())
+        cached = self._cache.resumable(iid, self._registry.workflow_generation)
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -362,7 +369,11 @@ class TurnPreparer:
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
         new_events.extend(e for _, e in entry.completions)
         timed_out_before = set(execution.timed_out_tasks)
-        execution.process(new_events, replaying=False)
+        watched = self._watchdog.begin(turn.instance_id, START_TURN_LIMIT_S if alone else None)
+        try:
+            execution.process(new_events, replaying=False)
+        finally:
+            self._watchdog.end(watched)
         if execution.timed_out_tasks:
             new_events = execution.without_late_results(new_events)
             entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
@@ -389,7 +400,9 @@ class TurnPreparer:
         scheduled = sum(
             1
             for a in actions
-            if isinstance(a, ScheduleTask) and self._runs_here(a) and a.heartbeat_timeout is None
+            if isinstance(a, ScheduleTask)
+            and self._runs_here(a.name, a.app_id)
+            and a.heartbeat_timeout is None
         )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
@@ -419,13 +432,16 @@ class TurnPreparer:
         ):
             self._wakeups.activity_claim_due = True
 
-    def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:
-        """Whether this runtime runs ``task`` (an action, or the task it becomes): of its
-        app (a call naming no app is of the caller's, which is this runtime's), and
-        registered here, or any activity for a sidecar's remote workers."""
-        app = self._options.app_id if task.app_id is None else task.app_id
-        return app == self._options.app_id and (
-            self._remote is not None or task.name in self._registry.activities
+    def _runs_here(self, name: str, app_id: str | None) -> bool:
+        """Whether this runtime runs the activity ``name`` of ``app_id`` (None: the caller's,
+        which is this runtime's): of its app, and registered here, or any activity for a
+        sidecar's remote workers."""
+        app = self._options.app_id if app_id is None else app_id
+        # (an activity on a queue is claimed within the queue's limits, never leased here)
+        return (
+            app == self._options.app_id
+            and (self._remote is not None or name in self._registry.activities)
+            and name not in self._registry.queued
         )
 
     def _stall(
@@ -531,6 +547,7 @@ class TurnPreparer:
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
         """The instance's execution rebuilt by replaying its history (a cache miss); None
         if its workflow is not registered here."""
+        generation = self._registry.workflow_generation  # (read before the code)
         fn = self._registry.workflows.get(record.name)
         if fn is None:
             return None
@@ -538,13 +555,18 @@ class TurnPreparer:
         history: list[HistoryEvent] = []
         if record.history_len:
             history = self._store.get_history(record.instance_id)
-            execution.process(history, replaying=True)
+            watched = self._watchdog.begin(record.instance_id)
+            try:
+                execution.process(history, replaying=True)
+            finally:
+                self._watchdog.end(watched)
         return CachedExecution(
             execution=execution,
             name=record.name,
             execution_id=record.execution_id,
             version=record.version,
             history_len=len(history),
+            registry_generation=generation,
         )
 
 

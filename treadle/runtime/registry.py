@@ -5,18 +5,22 @@ A workflow name maps to its function, or to the versions registered under it
 
 Threads: filled by the application (``register_*``), usually before the runtime starts; read
 by the engine's threads (plain dict reads: a function or version registered while the runtime
-runs is found at the next lookup).
+runs is found at the next lookup). :attr:`Registry.workflow_generation` changes with every
+workflow registration: the generator cache (:mod:`treadle.runtime.cache`) compares it to
+know when the code registered may have changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from treadle.core.context import name_of
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import RegistrationError
+from treadle.store.queues import Queue, QueuedNames
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,9 +34,24 @@ class Registry:
     def __init__(self) -> None:
         self.workflows: dict[str, Workflow] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
+        self.workflow_generation = 0
+        """Changes whenever a workflow or a version of one is registered."""
+        self.queued: dict[str, tuple[Queue, int]] = {}
+        """The activities on a queue (see :mod:`treadle.store.queues`): queue and priority."""
+        self.queued_workflows: dict[str, tuple[Queue, int]] = {}
+        """The workflows on a queue: queue and priority."""
 
-    def add_workflow(self, fn: Callable[..., Any], name: str | None = None) -> str:
-        """Register a workflow function; return its name.
+    def add_workflow(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        queue: Queue | None = None,
+        limits: tuple[int | None, int | None, timedelta] | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Register a workflow function (on ``queue``, or on a queue of its own with
+        ``limits``, as :meth:`add_activity`); return its name.
 
         Raises:
             RegistrationError: the name is taken by another function or by versions, or fn
@@ -47,7 +66,13 @@ class Registry:
                 "register_versioned_workflow, or under another name"
             )
         _check_free("workflow", resolved, existing, fn)
+        if limits is not None:
+            queue = Queue(f"workflow:{resolved}", *limits)
+        if queue is not None:
+            self._check_queue(queue)
+            self.queued_workflows[resolved] = (queue, priority)
         self.workflows[resolved] = fn
+        self.workflow_generation += 1
         _mark(fn, name)
         return resolved
 
@@ -79,18 +104,36 @@ class Registry:
         versions = existing if existing is not None else VersionedWorkflow(name)
         versions.add(version, fn, is_latest=is_latest)
         self.workflows[name] = versions
+        self.workflow_generation += 1
         _mark(fn, name)  # scheduling by either version's function starts the workflow
         return version
 
-    def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
-        """Register an activity function; return its name.
+    def add_activity(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        queue: Queue | None = None,
+        limits: tuple[int | None, int | None, timedelta] | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Register an activity function (on ``queue``, with ``priority`` there); return its
+        name. ``limits`` (concurrency, rate limit, period) puts it on a queue of its own,
+        ``activity:<name>``.
 
         Raises:
-            RegistrationError: the name is taken by another function, or fn is not callable.
+            RegistrationError: the name is taken by another function, fn is not callable, or
+                another queue of the same name has other limits.
         """
         resolved = _checked_name("activity", fn, name)
         _check_free("activity", resolved, self.activities.get(resolved), fn)
+        if limits is not None:
+            queue = Queue(f"activity:{resolved}", *limits)
+        if queue is not None:
+            self._check_queue(queue)
         self.activities[resolved] = fn
+        if queue is not None:
+            self.queued[resolved] = (queue, priority)
         _mark(fn, name)
         return resolved
 
@@ -101,6 +144,30 @@ class Registry:
             RegistrationError: fn is not callable.
         """
         self.activities[_checked_name("activity", fn, name)] = fn
+
+    def queues(self) -> list[QueuedNames]:
+        """The queues of the activities registered here, each with its activities'
+        priorities, by queue name."""
+        return _grouped(self.queued)
+
+    def workflow_queues(self) -> list[QueuedNames]:
+        """The queues of the workflows registered here, likewise."""
+        return _grouped(self.queued_workflows)
+
+    def _check_queue(self, queue: Queue) -> None:
+        for other, _ in [*self.queued.values(), *self.queued_workflows.values()]:
+            if other.name == queue.name and other != queue:
+                raise RegistrationError(
+                    f"queue {queue.name!r} is registered with other limits ({other}); "
+                    "give everything on it the same Queue"
+                )
+
+
+def _grouped(queued: dict[str, tuple[Queue, int]]) -> list[QueuedNames]:
+    by_queue: dict[str, tuple[Queue, dict[str, int]]] = {}
+    for name, (queue, priority) in sorted(queued.items()):
+        by_queue.setdefault(queue.name, (queue, {}))[1][name] = priority
+    return [QueuedNames(q, names) for _, (q, names) in sorted(by_queue.items())]
 
 
 def _checked_name(kind: str, fn: Callable[..., Any], name: str | None) -> str:

@@ -18,7 +18,11 @@ with the instance in one of two ways:
   dispatcher, whose next round takes it on first (:meth:`LocalStarts.take_handed_over`).
 
 Either way the instance and its first turn are durable when the start returns, and the
-activities the turn leased start only after that commit.
+activities the turn leased start only after that commit. A first turn that raises (workflow
+code raising a ``BaseException``) or runs past ``START_TURN_LIMIT_S`` (interrupted by the
+turn watchdog, :mod:`treadle.runtime.watchdog`) commits nothing: the start goes through the
+store, so it returns once the instance is recorded whatever its first turn does, and the
+dispatcher runs that turn under the runtime's full limit.
 
 A client starting workflows in a loop begins each start sooner after the last one than a
 start takes; a client that waits for its workflow between starts never does (a workflow's
@@ -48,6 +52,7 @@ stretch or shrink.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import queue
 import threading
@@ -56,6 +61,7 @@ from dataclasses import dataclass
 
 from treadle.clock import Clock, utcnow
 from treadle.core.replay import WorkflowExecution
+from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
@@ -66,6 +72,8 @@ from treadle.store.base import CommitOutcome, NewInstance, creatable
 from treadle.store.capabilities import StartGrouping
 
 __all__ = ["LocalStarts"]
+
+logger = logging.getLogger(__name__)
 
 _PATIENCE_S = 0.1  # the longest the dispatcher leaves its turns to a client's starts
 _LOOK_S = (0.0001, 0.001)  # how often it looks again meanwhile: as long as a start takes
@@ -109,9 +117,11 @@ class LocalStarts:
         # committed alone while the engine lock was taken, for the dispatcher's next round
         self._handed_over: queue.SimpleQueue[_Committed] = queue.SimpleQueue()
 
-    def start(self, fn: Workflow, new: NewInstance) -> bool:
+    def start(self, fn: Workflow, new: NewInstance, registry_generation: int) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one
         commit (client thread; see ``WorkflowRuntime.start_here``, which checks the rest).
+        ``registry_generation``: the registry's workflow generation when ``fn`` was read
+        (see :mod:`treadle.runtime.cache`).
 
         Returns:
             True: the instance and its first turn are committed. False: nothing was
@@ -128,7 +138,7 @@ class LocalStarts:
         try:
             if self._run.draining:  # (shutdown waits for a start that holds the gate)
                 return False
-            return self._start(fn, new)
+            return self._start(fn, new, registry_generation)
         finally:
             self._ended_at = time.monotonic()
             self._took = self._ended_at - begun
@@ -166,7 +176,7 @@ class LocalStarts:
             took = True
             self._engine.adopt(started.entry, started.outcome, started.sent_at)
 
-    def _start(self, fn: Workflow, new: NewInstance) -> bool:
+    def _start(self, fn: Workflow, new: NewInstance, registry_generation: int) -> bool:
         engine = self._engine
         iid = new.instance_id
         cached = CachedExecution(
@@ -175,11 +185,25 @@ class LocalStarts:
             execution_id=new.execution_id,
             version=0,
             history_len=0,
+            registry_generation=registry_generation,
         )
         entry = PendingTurn(iid)
         turn = TurnInput(iid, new.name, new.execution_id, 0, 0, app_id=self._options.app_id)
         started = new.started_event(utcnow(self._clock))
-        engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
+        try:
+            engine.prepare.prepare_turn(entry, cached, turn, [started], [], alone=True)
+        except BaseException as exc:
+            engine.watchdog.forget()
+            if isinstance(exc, StoreError) or (
+                isinstance(exc, KeyboardInterrupt)
+                and threading.current_thread() is threading.main_thread()
+            ):
+                raise  # (the store's error; or maybe Ctrl-C: see TurnPreparer.prepare_or_fail)
+            # The first turn raised (workflow code raising BaseException) or ran past its
+            # limit: the instance is created through the store, and the dispatcher runs
+            # the turn again, failing the instance if it raises there too.
+            logger.info("first turn of %s not run on the client's thread: %r", iid, exc)
+            return False
         commit = entry.commit
         if commit is None or not creatable(commit):
             return False

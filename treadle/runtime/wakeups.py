@@ -87,6 +87,18 @@ class Wakeups:
         self._stale = True
         self.event.set()
 
+    def claim_activities_after(self, seconds: float) -> None:
+        """Claim activity tasks again in ``seconds`` (a queue's limits held some back:
+        dispatcher)."""
+        with self._timer_lock:
+            self._timer_at = min(self._timer_at, self._clock.monotonic() + seconds)
+
+    def claim_instances_after(self, seconds: float) -> None:
+        """Claim instances again in ``seconds`` (a queue's limits held some back:
+        dispatcher)."""
+        with self._timer_lock:
+            self._timer_at = min(self._timer_at, self._clock.monotonic() + seconds)
+
     def periodic_claims(self, now: float) -> None:
         """Claim both kinds of work once a second in any case (dispatcher)."""
         if now >= self._next_periodic:

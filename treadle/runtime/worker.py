@@ -24,6 +24,7 @@ imports go one way, down this list:
   ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
   SDK's constructor options, mapped onto treadle's).
 - ``turns``: a turn's actions to a store commit (no state).
+- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
 bounds on how long a thread blocks are real time (``shutdown``'s timeout, and the pace of
@@ -45,7 +46,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -56,11 +57,12 @@ from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
+from treadle.runtime.chores import Chores
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.registry import Registry
+from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
@@ -68,6 +70,8 @@ from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
+from treadle.store.queues import Queue
+from treadle.store.retention import RetentionPolicy
 
 __all__ = ["WorkflowRuntime"]
 
@@ -98,9 +102,17 @@ class WorkflowRuntime:
             only the instances and activities of its app, and a call that names no app
             (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
             else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
+        retention: how long finished instances are kept, per status: a
+            :class:`~treadle.store.retention.RetentionPolicy` or ``{"COMPLETED":
+            timedelta(days=7), "FAILED": timedelta(days=30)}``; the runtime holding the
+            store's retention lease purges older ones continuously (None: kept for ever).
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
             policy); see :mod:`treadle.runtime.apps`.
+        turn_timeout: how long one turn of a workflow (its code between two yields, or the
+            replay of its history) may run; one that runs longer (a loop that never yields)
+            is interrupted and its instance FAILED with ``TurnTimeout``, and the runtime's
+            other workflows go on. None: no limit. See :mod:`treadle.runtime.watchdog`.
         local_starts: a client of this process on the same store URL hands this runtime
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
@@ -136,6 +148,8 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
+        retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
+        turn_timeout: timedelta | None = timedelta(seconds=30),
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
@@ -168,6 +182,17 @@ class WorkflowRuntime:
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
+        self.retention = (
+            RetentionPolicy.from_mapping(retention)
+            if retention is not None and not isinstance(retention, RetentionPolicy)
+            else retention
+        )
+        """The retention policy this runtime applies (when it holds the retention lease)."""
+        if turn_timeout is not None and (
+            not isinstance(turn_timeout, timedelta) or turn_timeout <= timedelta(0)
+        ):
+            raise ValueError(f"turn_timeout must be a timedelta > 0 or None, got {turn_timeout!r}")
+        self.turn_timeout = turn_timeout
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
@@ -191,15 +216,57 @@ class WorkflowRuntime:
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._stop_on_advance: Callable[[], None] | None = None
         self._presence: Presence | None = None
+        self._chores: Chores | None = None
 
     # ---- registration ----------------------------------------------------------------
-    def register_workflow(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register a workflow function (a generator function taking ``ctx, input``)."""
-        self._registry.add_workflow(fn, name)
+    def register_workflow(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register a workflow function (a generator function taking ``ctx, input``).
 
-    def register_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
-        """Register an activity function (``ctx, input``; sync or ``async def``)."""
-        self._registry.add_activity(fn, name)
+        Args:
+            queue: start its instances on this queue, whose limits hold across every worker
+                of the store (see :mod:`treadle.store.queues`): an instance over the limit
+                waits, PENDING, until one running finishes.
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``workflow:<name>``): at most ``concurrency`` instances running at once, at
+                most ``rate_limit`` starting per ``period``.
+            priority: on its queue, instances of higher priority start first.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_workflow(fn, name, queue=queue, limits=limits, priority=priority)
+
+    def register_activity(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Register an activity function (``ctx, input``; sync or ``async def``).
+
+        Args:
+            queue: run it on this queue, whose limits hold across every worker of the store
+                (see :mod:`treadle.store.queues`).
+            concurrency, rate_limit, period: or limits of its own (a queue named
+                ``activity:<name>``): at most ``concurrency`` running at once, at most
+                ``rate_limit`` starting per ``period``.
+            priority: on its queue, tasks of higher priority are taken first.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
 
     def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` the activity ``name``, in place of the function registered under that
@@ -207,16 +274,21 @@ class WorkflowRuntime:
         self._registry.replace_activity(name, fn)
 
     @overload
-    def workflow(self, __fn: F, *, name: str | None = None) -> F: ...
+    def workflow(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def workflow(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def workflow(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def workflow(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...)``."""
+    def workflow(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_workflow(fn, name=name)
+            self.register_workflow(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco
@@ -291,19 +363,28 @@ class WorkflowRuntime:
             engine.wakeups.retry_stalled()
 
     @overload
-    def activity(self, __fn: F, *, name: str | None = None) -> F: ...
+    def activity(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
 
     @overload
-    def activity(self, __fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+    def activity(
+        self, __fn: None = None, *, name: str | None = None, **limits: Any
+    ) -> Callable[[F], F]: ...
 
-    def activity(self, __fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...)``."""
+    def activity(
+        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...,
+        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
 
         def deco(fn: F) -> F:
-            self.register_activity(fn, name=name)
+            self.register_activity(fn, name=name, **limits)
             return fn
 
         return deco(__fn) if __fn is not None else deco
+
+    def registered_workflow(self, name: str) -> Workflow | None:
+        """The function (or versions) registered under the workflow name ``name``, or None."""
+        return self._registry.workflows.get(name)
 
     def register_from(self, other: WorkflowRuntime) -> None:
         """Register here every workflow and activity registered on ``other``, by the same names.
@@ -365,6 +446,7 @@ class WorkflowRuntime:
             max_concurrent_workflows=self.max_concurrent_workflows,
             cache_size=self._cache_size,
             app_id=self.app_id,
+            turn_limit_s=None if self.turn_timeout is None else self.turn_timeout.total_seconds(),
         )
         self._run = run = RunState()
         self._engine = engine = Engine(
@@ -376,10 +458,13 @@ class WorkflowRuntime:
             remote=self._remote,
         )
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
+        engine.watchdog.start(run.stopping)
         self._release_dead_local_owners(store)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
         self._presence.start()
+        self._chores = Chores(store, self.owner, self._clock, self.retention)
+        self._chores.start()
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
             (dispatch, (engine, starts, run, self._clock), "dispatcher")
@@ -443,6 +528,9 @@ class WorkflowRuntime:
         if self._presence is not None:
             self._presence.stop()
             self._presence = None
+        if self._chores is not None:
+            self._chores.stop()
+            self._chores = None
         with contextlib.suppress(StoreError):
             self.store.release_leases(self.owner)
         if self._store is not None and not _is_store_object(self._store_arg):
@@ -495,10 +583,12 @@ class WorkflowRuntime:
             StoreError: the store failed; whether the instance exists is then unknown, as
                 for a failed ``create_instance``.
         """
+        generation = self._registry.workflow_generation  # (read before the code)
         fn = self._registry.workflows.get(new.name)
         engine, starts = self._engine, self._starts
         if (
             fn is None
+            or new.name in self._registry.queued_workflows  # (admitted by its queue first)
             or engine is None
             or new.app_id != self.app_id
             or starts is None
@@ -511,7 +601,7 @@ class WorkflowRuntime:
             return False
         # One start at a time: the others take the store's start at once, side by side (and
         # commit together on PostgreSQL). None waits for the engine's round under way.
-        return starts.start(fn, new)
+        return starts.start(fn, new, generation)
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
@@ -557,6 +647,26 @@ class WorkflowRuntime:
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)
+
+
+def _limits(
+    queue: Queue | None,
+    concurrency: int | None,
+    rate_limit: int | None,
+    period: timedelta,
+    priority: int,
+) -> tuple[int | None, int | None, timedelta] | None:
+    """The limits of a queue of its own, from registration options (None: none asked for).
+
+    Raises:
+        ValueError: options that contradict each other.
+    """
+    own = concurrency is not None or rate_limit is not None
+    if queue is not None and own:
+        raise ValueError("give queue= or concurrency=/rate_limit=, not both")
+    if queue is None and priority and not own:
+        raise ValueError("priority orders the work of a queue: give queue= as well")
+    return (concurrency, rate_limit, period) if own else None
 
 
 def _process_alive(pid: int) -> bool:

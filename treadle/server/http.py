@@ -16,11 +16,16 @@ workflow component: Dapr documents ``dapr``; any name is accepted and ignored)::
                                                           200 {"workflows", "next_page_token"}
     GET  /api/v1/workflows/{id}                           200 WorkflowState.to_json()
     GET  /api/v1/workflows/{id}/history                   200 [event_to_dict(...), ...]
+    Schedules under /api/v1/schedules: see treadle.server.http_schedules.
+    POST /api/v1/workflows/purge?status=&name=&older_than=7d&created_to=&dry_run=true
+                                                          200 {"purged": n, "complete": bool}
     Operations:
     GET  /healthz                                         200 {"status": "ok"} / 503
     GET  /v1.0/healthz, /v1.0/healthz/outbound            204 / 500 (as daprd; SDKs probe it)
     GET  /metrics                                         200 Prometheus text
     GET  /openapi.json                                    200 this API as an OpenAPI 3 document
+    Dashboard (HTML, for people; see treadle.server.dashboard):
+    GET  /, /ui/...
 
 Request bodies (a start's input, an event's data) must be JSON or empty; they are stored as the
 text received, as daprd does. Errors are JSON ``{"errorCode": "ERR_...", "message": ...}`` with
@@ -66,13 +71,19 @@ from treadle.client import (
 )
 from treadle.core import codec
 from treadle.core.history import event_to_dict
+from treadle.core.validation import parse_duration
 from treadle.errors import (
     InvalidInputError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
     StoreUnavailableError,
     WorkflowAlreadyExistsError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from treadle.server.dashboard import create_dashboard, is_dashboard_path
+from treadle.server.dashboard.pages import WorkflowLookup
+from treadle.server.http_schedules import ScheduleHandlers
 from treadle.server.metrics import CONTENT_TYPE, ServerMetrics
 from treadle.server.openapi import openapi_document
 
@@ -99,6 +110,8 @@ def create_app(
     api_token: str | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
     metrics: ServerMetrics | None = None,
+    dashboard: bool = True,
+    lookup: WorkflowLookup | None = None,
 ) -> Starlette:
     """Build the ASGI app serving the Dapr workflow HTTP API and treadle's JSON API.
 
@@ -110,6 +123,10 @@ def create_app(
         max_body_bytes: larger request bodies get 413.
         metrics: where to count; default a fresh :class:`ServerMetrics` that also counts the
             client's unfinished instances on scrape.
+        dashboard: serve the web dashboard at ``/`` and under ``/ui/``
+            (:mod:`treadle.server.dashboard`; it asks for ``api_token`` itself, once).
+        lookup: the workflow code registered under a name, for the dashboard (see
+            :func:`~treadle.server.dashboard.create_dashboard`).
 
     Returns:
         the Starlette app; ``app.state.client`` and ``app.state.metrics`` hold its parts.
@@ -124,6 +141,9 @@ def create_app(
     middleware = [Middleware(_MetricsMiddleware, metrics=metrics)]
     if api_token:
         middleware.append(Middleware(_TokenMiddleware, token=api_token))
+    if dashboard:
+        ui = create_dashboard(client, api_token=api_token, lookup=lookup)
+        middleware.append(Middleware(_DashboardRouter, dashboard=ui))
     app = Starlette(
         routes=_routes(api),
         middleware=middleware,
@@ -196,6 +216,18 @@ def _routes(api: _Handlers) -> list[Route]:
         Route(path, _guard(handler, code), methods=["GET"]) for path, handler, code in api_v1
     ]
     routes += [
+        Route(path, _guard(handler, code), methods=[method])
+        for method, path, handler, code in ScheduleHandlers(api.client).routes()
+    ]
+    routes.insert(
+        0,
+        Route(
+            "/api/v1/workflows/purge",
+            _guard(api.purge_matching, "ERR_PURGE_WORKFLOW"),
+            methods=["POST"],
+        ),
+    )
+    routes += [
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/v1.0/healthz", api.dapr_healthz, methods=["GET"]),
         Route("/v1.0/healthz/outbound", api.dapr_healthz, methods=["GET"]),
@@ -228,6 +260,10 @@ def _guard(handler: Handler, op_code: str) -> Handler:
             return _error(409, op_code, str(exc))
         except InvalidInputError as exc:
             return _error(400, "ERR_BAD_REQUEST", str(exc))
+        except ScheduleNotFoundError as exc:
+            return _error(404, "ERR_SCHEDULE_NOT_FOUND", str(exc))
+        except ScheduleAlreadyExistsError as exc:
+            return _error(409, op_code, str(exc))
         except StoreUnavailableError as exc:
             return _error(503, op_code, f"the workflow store is unavailable: {exc}")
         except ClientDisconnect:
@@ -257,6 +293,7 @@ class _Handlers:
         self, client: WorkflowClient, metrics: ServerMetrics, max_body: int, *, requires_token: bool
     ) -> None:
         self.ops = client.operations
+        self.client = client
         self.metrics = metrics
         self.max_body = max_body
         self.requires_token = requires_token
@@ -307,6 +344,29 @@ class _Handlers:
         return _json(202, {})
 
     # ---- JSON API ------------------------------------------------------------------------
+    async def purge_matching(self, request: Request) -> Response:
+        query = request.query_params
+        statuses = _parse_statuses(query.getlist("status"))
+        older_than = query.get("older_than")
+        dry_run = query.get("dry_run", "false").lower()
+        if dry_run not in ("true", "false", "1", "0"):
+            raise _ApiError(400, "ERR_BAD_REQUEST", f"dry_run={dry_run!r}: use true or false")
+        outcome = await run_in_threadpool(
+            functools.partial(
+                self.ops.purge_matching,
+                statuses=[s.to_orchestration_status() for s in statuses],
+                name=query.get("name") or None,
+                created_from=_parse_time(query.get("created_from"), "created_from"),
+                created_to=_parse_time(query.get("created_to"), "created_to"),
+                finished_before=datetime.now(timezone.utc)
+                - parse_duration(older_than, "older_than")
+                if older_than
+                else None,
+                dry_run=dry_run in ("true", "1"),
+            )
+        )
+        return _json(200, {"purged": outcome.deleted, "complete": outcome.complete})
+
     async def list_workflows(self, request: Request) -> Response:
         query = request.query_params
         statuses = _parse_statuses(query.getlist("status"))
@@ -444,8 +504,10 @@ class _TokenMiddleware:
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not (
-            scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD")
+        if (
+            scope["type"] == "http"
+            and not (scope["path"] in _OPEN_PATHS and scope["method"] in ("GET", "HEAD"))
+            and not is_dashboard_path(scope["path"])  # it asks for the token itself
         ):
             # Header values arrive as latin-1 text; compare the raw bytes in constant time.
             sent = Headers(scope=scope).get(TOKEN_HEADER)
@@ -458,6 +520,20 @@ class _TokenMiddleware:
                 )
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class _DashboardRouter:
+    """Sends the dashboard's paths (``/`` and ``/ui/...``) to the dashboard app."""
+
+    def __init__(self, app: ASGIApp, dashboard: ASGIApp) -> None:
+        self.app = app
+        self.dashboard = dashboard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_dashboard_path(scope["path"]):
+            await self.dashboard(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

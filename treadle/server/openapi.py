@@ -112,6 +112,62 @@ OPERATIONS: dict[str, Operation] = {
     "purge": Operation(
         "Delete a finished instance's state.", ok=_ACCEPTED, errors=("400", "404", "409")
     ),
+    "purge_matching": Operation(
+        "Delete the finished instances matching the filters, in short batches.",
+        query=(
+            {
+                "name": "status",
+                "schema": {"type": "array", "items": {"type": "string", "enum": _STATUSES}},
+                "style": "form",
+                "explode": True,
+                "description": "Only these statuses (finished ones are purged).",
+            },
+            {"name": "name", "schema": _NAME, "description": "Only this workflow."},
+            {"name": "created_from", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "created_to", "schema": {"type": "string", "format": "date-time"}},
+            {
+                "name": "older_than",
+                "schema": _STRING,
+                "description": "Finished at least this long ago (7d, 12h, 30m, 90s).",
+            },
+            {"name": "dry_run", "schema": {"type": "boolean"}, "description": "Count only."},
+        ),
+        ok=("200", _json("What was purged", _ref("Purged"))),
+        errors=("400",),
+    ),
+    "create_schedule": Operation(
+        "Create a durable schedule (a JSON body: schedule_id, workflow, cron or every, ...).",
+        body=True,
+        ok=("201", _json("The schedule", _ref("Schedule"))),
+        errors=("400", "409"),
+    ),
+    "list_schedules": Operation(
+        "Every schedule.",
+        ok=("200", _json("The schedules", {"type": "array", "items": _ref("Schedule")})),
+    ),
+    "get_schedule": Operation(
+        "A schedule with its latest runs.",
+        ok=("200", _json("The schedule", _ref("Schedule"))),
+        errors=("400", "404"),
+    ),
+    "pause_schedule": Operation(
+        "Pause a schedule.", ok=("200", _json("Paused", {"type": "object"})), errors=("400", "404")
+    ),
+    "resume_schedule": Operation(
+        "Resume a schedule from its next slot.",
+        ok=("200", _json("Resumed", {"type": "object"})),
+        errors=("400", "404"),
+    ),
+    "trigger_schedule": Operation(
+        "Start the schedule's workflow now.",
+        ok=("202", _json("Started", _ref("Started"))),
+        errors=("400", "404"),
+    ),
+    "delete_schedule": Operation(
+        "Delete a schedule (its instances stay).",
+        ok=("200", _json("Deleted", {"type": "object"})),
+        errors=("400", "404"),
+    ),
     "list_workflows": Operation(
         "A page of instances, newest first.",
         query=(
@@ -168,8 +224,8 @@ OPERATIONS: dict[str, Operation] = {
 _ERRORS = {
     "400": "Bad input: an id, name, filter, token or body that breaks the rules",
     "401": "Missing or wrong dapr-api-token header",
-    "404": "No such instance",
-    "409": "The instance's state does not allow it",
+    "404": "No such instance (or schedule)",
+    "409": "The instance's state does not allow it (or the schedule id is taken)",
     "413": "Body over the limit",
     "500": "Not ready (daprd's health answer)",
     "503": "The store is unavailable",
@@ -243,6 +299,34 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["kind"],
         "properties": {"kind": _STRING},
         "additionalProperties": True,
+    },
+    "Purged": {
+        "type": "object",
+        "required": ["purged", "complete"],
+        "properties": {"purged": {"type": "integer"}, "complete": {"type": "boolean"}},
+    },
+    "Schedule": {
+        "type": "object",
+        "required": ["schedule_id", "workflow", "spec", "paused", "next_slot", "recent_runs"],
+        "properties": {
+            "schedule_id": _STRING,
+            "workflow": _STRING,
+            "spec": {"type": "object", "additionalProperties": True},
+            "input": {"type": "string", "nullable": True},
+            "paused": {"type": "boolean"},
+            "next_slot": {"type": "string", "format": "date-time", "nullable": True},
+            "created_at": {"type": "string", "format": "date-time"},
+            "recent_runs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "slot": {"type": "string", "format": "date-time"},
+                        "instance_id": {"type": "string", "nullable": True},
+                    },
+                },
+            },
+        },
     },
     "Health": {
         "type": "object",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
 from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
 from treadle.server.grpc_workers import SidecarWorkers
+from treadle.server.http import create_app
 from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
+from treadle.server.http_server import HttpServer
 from treadle.store import open_store, redact_url
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
@@ -125,10 +126,20 @@ def run_server(
         max_payload_bytes=options.max_payload_bytes,
         api_token=token,
     )
-    http: _HttpServer | None = None
+    http: HttpServer | None = None
     try:
         if options.http_port is not None:
-            http = _HttpServer(client, options, token)
+            http = HttpServer(
+                create_app(
+                    client,
+                    api_token=token,
+                    max_body_bytes=options.max_payload_bytes,
+                    lookup=runtime.registered_workflow,
+                ),
+                options.host,
+                options.http_port,
+                read_timeout_s=options.http_read_timeout_s,
+            )
         runtime.start()
         grpc_server.start()
         if http is not None:
@@ -159,50 +170,3 @@ def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
         stop.set()
 
     return handler
-
-
-class _HttpServer:
-    """uvicorn serving the HTTP API in a thread, on a socket bound up front (so port 0 works)."""
-
-    def __init__(self, client: WorkflowClient, options: ServeOptions, token: str | None) -> None:
-        import uvicorn
-
-        from treadle.server.http import create_app
-        from treadle.server.http_protocol import read_timeout_protocol
-
-        app = create_app(client, api_token=token, max_body_bytes=options.max_payload_bytes)
-        family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._socket.bind((options.host, options.http_port or 0))
-        except OSError as exc:
-            self._socket.close()
-            raise RuntimeError(
-                f"cannot listen on {options.host}:{options.http_port} for HTTP: {exc}"
-            ) from exc
-        self._socket.listen(1024)  # connections wait in the backlog until uvicorn runs
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            http=read_timeout_protocol(options.http_read_timeout_s),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="treadle-http", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self._server.run(sockets=[self._socket])
-        except Exception:
-            logger.exception("the HTTP server stopped with an error")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()

@@ -362,6 +362,7 @@ class InstanceQuery:
         created_to: created before.
         limit: page size.
         cursor: where the previous page ended (from :class:`InstancePage`).
+        id_prefix: only instances whose id starts with this.
     """
 
     statuses: tuple[OrchestrationStatus, ...] = ()
@@ -370,6 +371,7 @@ class InstanceQuery:
     created_to: datetime | None = None
     limit: int = 100
     cursor: str | None = None
+    id_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

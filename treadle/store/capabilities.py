@@ -7,6 +7,8 @@ and client use that when it is there, checking with ``isinstance`` (never ``geta
   LISTEN/NOTIFY thread), so a runtime needs no thread of its own waiting on the store.
 - :class:`InstanceWatcher`: a commit of this process that ends an instance hands its row
   to a waiting client of the same process, sparing it a read.
+- :class:`InstanceCounter`: counts instances by workflow name and status in one query (the
+  dashboard's summary).
 - :class:`StartGrouping`: ``commit_turns`` takes a turn that creates its instance in a group
   with other turns, so a start from a client of the runtime's process carries the engine's
   other turns along in its one durable commit.
@@ -22,9 +24,17 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol, runtime_checkable
 
+from treadle.core.history import OrchestrationStatus
 from treadle.store.base import InstanceRecord, Store
 
-__all__ = ["Backend", "HandedRecord", "InstanceWatcher", "StartGrouping", "WorkNotifier"]
+__all__ = [
+    "Backend",
+    "HandedRecord",
+    "InstanceCounter",
+    "InstanceWatcher",
+    "StartGrouping",
+    "WorkNotifier",
+]
 
 HandedRecord = Callable[[], tuple[InstanceRecord | None, bool]]
 """Gives the latest row a commit of this process wrote for a watched instance (None until
@@ -48,6 +58,15 @@ class InstanceWatcher(Protocol):
     def watching(self, instance_id: str) -> AbstractContextManager[HandedRecord]:
         """While open, a commit of this process that ends ``instance_id`` hands over its row:
         the function yielded gives it (see :data:`HandedRecord`)."""
+        ...
+
+
+@runtime_checkable
+class InstanceCounter(Protocol):
+    """A store that counts its instances by workflow name and status."""
+
+    def count_instances(self) -> list[tuple[str, OrchestrationStatus, int]]:
+        """(workflow name, status, how many), ordered by name then status."""
         ...
 
 

@@ -110,13 +110,16 @@ def claim_orchestrations_in(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    admitted: bool = False,
 ) -> list[OrchestrationWorkItem]:
-    """Claim instances (see Store.claim_orchestrations) in autocommit statements.
+    """Claim instances (see Store.claim_orchestrations) in autocommit statements;
+    ``admitted``: only those that started or that their queue admitted (see
+    :mod:`treadle.store.queues`).
 
     Each statement looks at a bounded number of messages; while that bound cuts the scan
     short and fewer than ``limit`` instances were claimed, another one continues after it.
     """
-    claim_sql = _claim_sql(names is not None)
+    claim_sql = _claim_sql(names is not None, admitted)
     excluded = list(exclude)
     claimed: list[tuple[Any, InstanceRecord, list[InboxMessage]]] = []
     after = 0
@@ -142,10 +145,19 @@ def claim_orchestrations_in(
         excluded.extend(rec.instance_id for _, rec, _ in found)
 
 
-@functools.lru_cache(maxsize=2)
-def _claim_sql(by_name: bool) -> str:
-    """The claim statement, for a worker that takes some workflow names or any."""
-    return _CLAIM_SQL.replace("{by_name}", _BY_NAME if by_name else "")
+_ADMITTED = (
+    " AND (i.status <> 'PENDING' OR EXISTS (SELECT 1 FROM queue_slots q "
+    "WHERE q.instance_id = i.instance_id AND q.admitted_at >= i.created_at))"
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _claim_sql(by_name: bool, admitted: bool = False) -> str:
+    """The claim statement, for a worker that takes some workflow names or any (and, with
+    ``admitted``, only instances that started or that their queue admitted)."""
+    return _CLAIM_SQL.replace(
+        "{by_name}", (_BY_NAME if by_name else "") + (_ADMITTED if admitted else "")
+    )
 
 
 def _read_claims(

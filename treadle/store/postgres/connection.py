@@ -287,6 +287,10 @@ def translate_error(exc: psycopg.Error, display: str, detail: str | None = None)
     """
     text = str(exc).strip()
     detail = detail or (text.splitlines()[0] if text else type(exc).__name__)
+    if (getattr(exc, "sqlstate", None) or "").startswith("54"):
+        # program limit exceeded (a value too big for PostgreSQL, say): a refusal no retry
+        # changes, though psycopg files it under OperationalError with the outages
+        return StoreError(f"PostgreSQL error on {display}: {detail}")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         for marker, advice in _REFUSALS:
             if re.search(marker, text):

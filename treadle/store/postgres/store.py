@@ -67,6 +67,7 @@ from treadle.store.postgres.activities import (
     renew_activity_leases,
     rescue_own_tasks,
 )
+from treadle.store.postgres.chores import ChoreMethods
 from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.commit import CommitPath, commit_turns
 from treadle.store.postgres.connection import Connections
@@ -94,7 +95,7 @@ from treadle.store.serde import (
 __all__ = ["STORE_CLASS", "PostgresStore"]
 
 
-class PostgresStore:
+class PostgresStore(ChoreMethods):
     """The PostgreSQL store, for many workers on many hosts.
 
     Args:
@@ -197,6 +198,9 @@ class PostgresStore:
         if query.created_to:
             clauses.append("created_at < %(created_to)s")
             params["created_to"] = utc(query.created_to)
+        if query.id_prefix:
+            clauses.append("starts_with(instance_id, %(id_prefix)s)")
+            params["id_prefix"] = query.id_prefix
         if query.cursor:
             params["after_at"], params["after_id"] = decode_cursor(query.cursor)
             clauses.append("(created_at, instance_id) < (%(after_at)s, %(after_id)s)")
@@ -214,6 +218,16 @@ class PostgresStore:
         records = [instance_from_row(r) for r in rows[:limit]]
         cursor = encode_cursor(records[-1]) if more and records else None
         return InstancePage(records, cursor)
+
+    def count_instances(self) -> list[tuple[str, OrchestrationStatus, int]]:
+        """How many instances each workflow name has in each status (see InstanceCounter)."""
+        rows = self._db.run(
+            lambda db, conn: conn.execute(
+                "SELECT name, status, count(*) FROM instances "
+                "GROUP BY name, status ORDER BY name, status"
+            ).fetchall()
+        )
+        return [(r[0], OrchestrationStatus[r[1]], int(r[2])) for r in rows]
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history, oldest first."""

@@ -33,6 +33,14 @@ _LAPSED_OWN = (
 """Instances whose lease lapsed with an own task (uses the index instances_held)."""
 
 
+ADMITTED_SQL = (
+    "(i.status <> 'PENDING' OR EXISTS (SELECT 1 FROM queue_slots q "
+    "WHERE q.instance_id = i.instance_id AND q.admitted_at >= i.created_at))"
+)
+"""An instance that started, or whose queue admitted it (a live slot: not one left by an
+earlier instance of the same id)."""
+
+
 def _of_worker(
     table: str, app_id: str, names: Sequence[str] | None, *, terminations: bool = False
 ) -> tuple[str, list[object]]:
@@ -59,12 +67,16 @@ def claim_orchestrations(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    admitted: bool = False,
 ) -> list[OrchestrationWorkItem]:
     """Lease instances with visible inbox messages, of ``app_id`` and the workflows ``names``
     (any when None), or asked to terminate; return them with those messages. Claiming one
-    clears its waiting note."""
+    clears its waiting note. ``admitted``: only instances that started, or that a queue
+    admitted (see :mod:`treadle.store.queues`)."""
     excluded = set(exclude)
     mine, mine_params = _of_worker("i", app_id, names, terminations=True)
+    if admitted:
+        mine += f" AND {ADMITTED_SQL}"
     with db.errors():
         # A cheap read first: most calls find nothing, and then take no write lock.
         found = (

@@ -12,14 +12,15 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
-from treadle.errors import InvalidInputError, StoreError, StoreUnavailableError
+from treadle.errors import InvalidInputError, StoreError, StoreLostError, StoreUnavailableError
 from treadle.store.sqlite.shared import Shared
 
-__all__ = ["Connections", "parse_sqlite_url"]
+__all__ = ["Connections", "parse_sqlite_url", "translate_error"]
 
 
 def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
@@ -53,6 +54,61 @@ def parse_sqlite_url(url: str) -> tuple[str, bool, str]:
     return path, False, synchronous
 
 
+# SQLite's primary result codes that mean an outage, not a refusal (see Connections.errors),
+# and the messages that name them (for Pythons whose sqlite3 errors carry no code)
+_OUTAGES = {
+    5: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_BUSY
+    6: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_LOCKED
+    7: "ran out of memory",  # SQLITE_NOMEM
+    8: "cannot be written (read-only file or file system?)",  # SQLITE_READONLY
+    10: "had an I/O error (disk full, removed or failing?)",  # SQLITE_IOERR
+    11: "is damaged (restore it from a backup)",  # SQLITE_CORRUPT
+    13: "is full (no space left on its disk, or its size limit reached): free some space",
+    14: "cannot be opened (file or directory removed, or no permission?)",  # SQLITE_CANTOPEN
+    15: "is locked by another process (a writer frozen or very slow?)",  # SQLITE_PROTOCOL
+    26: "is not a database (overwritten?)",  # SQLITE_NOTADB
+}
+_OUTAGE_TEXTS = (
+    ("locked", 5),
+    ("busy", 5),
+    ("disk is full", 13),
+    ("disk i/o error", 10),
+    ("unable to open", 14),
+    ("readonly", 8),
+    ("out of memory", 7),
+    ("malformed", 11),
+    ("not a database", 26),
+)
+
+
+def translate_error(exc: sqlite3.Error, url: str) -> StoreError:
+    """The treadle error for a ``sqlite3`` error on the store ``url``: an outage
+    (:class:`~treadle.errors.StoreUnavailableError`) or a refusal (see
+    :meth:`Connections.errors`)."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # (Python 3.10: no code on the exception)
+        text = str(exc).lower()
+        code = next((c for marker, c in _OUTAGE_TEXTS if marker in text), 1)
+    what = _OUTAGES.get(code & 0xFF)
+    if what is not None:
+        return StoreUnavailableError(
+            f"SQLite database {url} {what}: {exc}; workers wait and retry until it is back"
+        )
+    return StoreError(f"SQLite error on {url}: {exc}")
+
+
+_CHECK_S = 0.1  # how often a commit that does not sync checks the file (see check_file)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None if there is none."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Connections:
     """One store's connections to its database: one per thread, and its write transactions.
 
@@ -81,6 +137,11 @@ class Connections:
         # activities to claim, a changed status (see write and gives)
         self._pending = [False, False, False]
         self._keepalive: sqlite3.Connection | None = None
+        # the file's identity (device, inode) when this store opened it, and the error
+        # once the file at the path is no longer that one (see check_file)
+        self._identity: tuple[int, int] | None = None
+        self._check_due = 0.0  # (time.monotonic) when a commit that does not sync checks
+        self.lost: str | None = None
         if is_uri:  # an in-memory database lives while a connection to it is open
             self._keepalive = self._connect()
 
@@ -96,6 +157,13 @@ class Connections:
                 check_same_thread=False,
                 timeout=30.0,
             )
+            # Incremental auto-vacuum, so that purges can give space back to the disk (see
+            # SqliteStore.purge_instance): it takes effect on a new file only, so before
+            # journal_mode=WAL, which writes the file's first page. A file made without it
+            # keeps its mode until VACUUMed (see the README). Set on an empty file only:
+            # setting it counts as a change, which would wake every process on the file.
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if not self.is_uri:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -109,6 +177,16 @@ class Connections:
                 f"cannot open SQLite database {self.database!r}: cannot create its directory "
                 f"({exc.strerror or exc}); choose a path this process can write"
             ) from exc
+        if not self.is_uri:
+            # (after journal_mode=WAL: the file exists now, even a new one)
+            if self._identity is None:
+                self._identity = _identity(self.database)
+            try:
+                self.check_file()
+            except StoreLostError:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                raise
         with self._connections_lock:
             self._connections.append((threading.current_thread(), conn))
         return conn
@@ -120,6 +198,8 @@ class Connections:
             StoreUnavailableError: the store was closed.
         """
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if self.lost is not None:
+            raise StoreLostError(self.lost)
         if self.closed:
             if conn is not None:  # left open by close(): this thread may have been using it
                 self._local.conn = None
@@ -160,7 +240,8 @@ class Connections:
         expiring. The next durable commit syncs it along with its own changes.
         """
         conn = self.conn()
-        relax = not durable and self.synchronous in ("FULL", "EXTRA")
+        durable_level = self.synchronous in ("FULL", "EXTRA")
+        relax = not durable and durable_level
         with self.shared.write_lock:
             try:
                 if relax:
@@ -172,6 +253,10 @@ class Connections:
             before = conn.total_changes
             try:
                 yield conn
+                if self._identity is not None and (
+                    (durable and durable_level) or time.monotonic() >= self._check_due
+                ):
+                    self.check_file()  # (see check_file: when, and what it costs)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -191,21 +276,73 @@ class Connections:
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
-        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`: a database
-        still locked by another process after the busy timeout is an outage
-        (:class:`~treadle.errors.StoreUnavailableError`, retried by workers), not a refusal."""
+        """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`.
+
+        An outage is :class:`~treadle.errors.StoreUnavailableError`, which workers wait out
+        and retry, never failing a workflow over it: a database still locked by another
+        process after the busy timeout, a full disk, an I/O error, a file that cannot be
+        opened or written (read-only), no memory, a damaged file. The rest is a plain
+        :class:`~treadle.errors.StoreError`: a refusal of what was asked (a value too big
+        for SQLite, a constraint), which no retry would change.
+        """
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise StoreUnavailableError(
-                    f"SQLite database {self.url} is locked by another process (a writer "
-                    f"frozen or very slow?): {exc}"
-                ) from exc
-            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.url}: {exc}") from exc
+            raise translate_error(exc, self.url) from exc
+
+    def check_file(self) -> None:
+        """Check that the path still names the file this store opened.
+
+        Deleted or replaced (``rm``, ``mv`` over it, a restore from a backup), the file this
+        store writes is no longer the one any other process opens: a write would be
+        acknowledged and lost. Checked as each thread connects, and before every commit
+        that syncs (``synchronous=full``, the default: a ``stat`` of the path, microseconds,
+        against the commit's fsync, milliseconds); before a commit that does not sync (lease
+        bookkeeping, or every commit under ``synchronous=normal``, which gives up the last
+        commits on power loss anyway) at most every ``_CHECK_S``.
+
+        Raises:
+            StoreLostError: the file is gone or another; from now on every call of this
+                store raises it.
+        """
+        if self._identity is None or self.lost is not None:
+            if self.lost is not None:
+                raise StoreLostError(self.lost)
+            return
+        self._check_due = time.monotonic() + _CHECK_S
+        try:
+            now = _identity(self.database)
+        except OSError:  # (cannot tell: no permission to look, say)
+            return
+        if now == self._identity:
+            return
+        what = "was deleted" if now is None else "was replaced by another file"
+        self.lost = (
+            f"SQLite database {self.database!r} (store {self.url}) {what} while this "
+            "process had it open; nothing more is written to it, since no other process "
+            "would read it. Restore the file (or keep the new one) and restart this process"
+        )
+        raise StoreLostError(self.lost)
+
+    def reclaim(self, pages: int) -> None:
+        """Give the file's free pages back to the disk once there are at least ``pages``
+        (after a purge; up to eight times that many at a time). Needs a file made with
+        incremental auto-vacuum: in another, it does nothing."""
+        conn = self.conn()
+        with self.errors():
+            if conn.execute("PRAGMA freelist_count").fetchone()[0] < pages:
+                return
+            with self.shared.write_lock:
+                # A script: execute() would step the pragma once, which frees one page.
+                try:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages) * 8}); COMMIT;"
+                    )
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
 
     def data_version(self) -> int:
         """``PRAGMA data_version`` of this thread's connection: it moves when another

@@ -49,6 +49,7 @@ from treadle.store.serde import (
     to_epoch,
 )
 from treadle.store.sqlite import apps as app_rows
+from treadle.store.sqlite.chores import ChoreMethods
 from treadle.store.sqlite.claims import (
     claim_activities,
     claim_orchestrations,
@@ -59,6 +60,7 @@ from treadle.store.sqlite.claims import (
 )
 from treadle.store.sqlite.commit import commit_turns
 from treadle.store.sqlite.connection import Connections, parse_sqlite_url
+from treadle.store.sqlite.prefix import prefix_filter
 from treadle.store.sqlite.rows import (
     TERMINAL_NAMES,
     clear_own_task,
@@ -69,14 +71,18 @@ from treadle.store.sqlite.rows import (
 from treadle.store.sqlite.schema import apply_migrations, schema_status
 from treadle.store.sqlite.shared import acquire, release
 
-__all__ = ["STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
+__all__ = ["RECLAIM_PAGES", "STORE_CLASS", "WORK_POLL_S", "SqliteStore", "migrate"]
+
+RECLAIM_PAGES = 256
+"""A purge that leaves at least this many free pages in the file (1 MiB of 4 KiB pages)
+gives them back to the disk, up to eight times as many at a time."""
 
 WORK_POLL_S = 0.25
 """How often a worker's change token looks at other connections' commits while wake-ups
 arrive (see :meth:`SqliteStore.change_token`)."""
 
 
-class SqliteStore:
+class SqliteStore(ChoreMethods):
     """The embedded SQLite store.
 
     Args:
@@ -160,6 +166,12 @@ class SqliteStore:
         if query.created_to:
             clauses.append("created_at < ?")
             params.append(to_epoch(query.created_to))
+        order = "created_at DESC, instance_id DESC"
+        if query.id_prefix:
+            with self._db.errors():
+                clause, more_params, order = prefix_filter(self._db.conn(), query.id_prefix)
+            clauses.append(clause)
+            params.extend(more_params)
         if query.cursor:
             try:
                 created_s, after_id = query.cursor.split("|", 1)
@@ -174,8 +186,7 @@ class SqliteStore:
             rows = (
                 self._db.conn()
                 .execute(
-                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} "
-                    "ORDER BY created_at DESC, instance_id DESC LIMIT ?",
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY {order} LIMIT ?",
                     (*params, limit + 1),
                 )
                 .fetchall()
@@ -184,6 +195,19 @@ class SqliteStore:
         rows = rows[:limit]
         cursor = f"{rows[-1][8]!r}|{rows[-1][0]}" if more and rows else None
         return InstancePage([instance_from_row(r) for r in rows], cursor)
+
+    def count_instances(self) -> list[tuple[str, OrchestrationStatus, int]]:
+        """How many instances each workflow name has in each status (see InstanceCounter)."""
+        with self._db.errors():
+            rows = (
+                self._db.conn()
+                .execute(
+                    "SELECT name, status, count(*) FROM instances "
+                    "GROUP BY name, status ORDER BY name, status"
+                )
+                .fetchall()
+            )
+        return [(r[0], OrchestrationStatus[r[1]], r[2]) for r in rows]
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current run's history, oldest first."""
@@ -279,7 +303,8 @@ class SqliteStore:
                 )
             for iid in ids:
                 delete_instance(conn, iid)
-            return len(ids)
+        self._db.reclaim(RECLAIM_PAGES)
+        return len(ids)
 
     def child_instance_ids(self, instance_id: str) -> list[str]:
         """Ids of instances whose parent is ``instance_id``."""

@@ -1,0 +1,125 @@
+"""The retention, schedule and queue methods of SqliteStore, a mixin of the store class kept
+apart from its core (see :mod:`treadle.store.retention`, :mod:`treadle.store.schedules` and
+:mod:`treadle.store.queues`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from treadle.store.base import OrchestrationWorkItem
+from treadle.store.queues import QueueClaim, QueuedNames
+from treadle.store.retention import PurgeFilter, RetentionPolicy
+from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
+from treadle.store.sqlite import maintenance as maintenance_rows
+from treadle.store.sqlite import queues as queue_rows
+from treadle.store.sqlite import schedules as schedule_rows
+from treadle.store.sqlite.claims import claim_orchestrations
+from treadle.store.sqlite.connection import Connections
+
+__all__ = ["ChoreMethods"]
+
+
+class ChoreMethods:
+    """Retention and schedules on the store's connections (``_db``) and clock (``_clock``)."""
+
+    _db: Connections
+    retention: RetentionPolicy | None = None
+    """The retention policy set on the store: runtimes on it given none apply it (see
+    :class:`~treadle.store.retention.Maintenance`)."""
+    _clock: Callable[[], float]
+
+    # ---- retention (see treadle.store.retention) ------------------------------------------
+    def purge_finished(self, which: PurgeFilter, limit: int, *, dry_run: bool = False) -> list[str]:
+        """Delete (or find) up to ``limit`` finished instances matching ``which``."""
+        return maintenance_rows.purge_finished(self._db, which, limit, dry_run)
+
+    def reclaim_space(self) -> None:
+        """Give freed pages back to the file system (``PRAGMA incremental_vacuum``)."""
+        maintenance_rows.reclaim_space(self._db)
+
+    def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
+        """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
+        return maintenance_rows.try_lease(self._db, name, owner, lease_s, self._clock())
+
+    # ---- schedules (see treadle.store.schedules) -------------------------------------------
+    def put_schedule(self, record: ScheduleRecord, *, replace: bool = False) -> None:
+        """Create (or replace) a schedule."""
+        schedule_rows.put_schedule(self._db, record, replace, self._clock())
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
+        return schedule_rows.get_schedule(self._db, schedule_id)
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        return schedule_rows.list_schedules(self._db)
+
+    def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_slot: datetime | None
+    ) -> bool:
+        """Pause or resume a schedule; False if there is none."""
+        return schedule_rows.set_schedule_paused(
+            self._db, schedule_id, paused, next_slot, self._clock()
+        )
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule and its runs; False if there was none."""
+        return schedule_rows.delete_schedule(self._db, schedule_id)
+
+    def due_schedules(self, now: datetime, limit: int) -> list[ScheduleRecord]:
+        """Unpaused schedules with a due or buffered slot."""
+        return schedule_rows.due_schedules(self._db, now, limit)
+
+    def fire_slot(self, firing: SlotFiring) -> bool:
+        """Fire a slot exactly once; False if another runtime did."""
+        return schedule_rows.fire_slot(self._db, firing, self._clock())
+
+    def schedule_runs(self, schedule_id: str, limit: int) -> list[ScheduleRun]:
+        """The schedule's latest runs, newest first."""
+        return schedule_rows.schedule_runs(self._db, schedule_id, limit)
+
+    # ---- queues (see treadle.store.queues) -------------------------------------------------
+    def claim_queued(
+        self,
+        owner: str,
+        queued: QueuedNames,
+        limit: int,
+        lease_s: float,
+        *,
+        app_id: str = "",
+    ) -> QueueClaim:
+        """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
+        return queue_rows.claim_queued(
+            self._db, owner, queued, limit, lease_s, app_id, self._clock()
+        )
+
+    def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
+        """Admit waiting instances of ``queued``'s workflows within its queue's limits."""
+        return queue_rows.admit_queued(self._db, queued, app_id, self._clock())
+
+    def claim_admitted(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+        *,
+        app_id: str = "",
+        names: Sequence[str] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        """Claim instances of ``names`` as ``claim_orchestrations`` does, but only those that
+        started or that their queue admitted."""
+        if limit <= 0:
+            return []
+        return claim_orchestrations(
+            self._db,
+            owner,
+            limit,
+            lease_s,
+            exclude,
+            self._clock(),
+            app_id=app_id,
+            names=names,
+            admitted=True,
+        )
