@@ -303,12 +303,30 @@ class ActivityExecutor:
 _ACTIVITY_ERRORS = (BaseException,)
 
 
+class _Flag:
+    """A flag set from any thread and read by the activity (a ``threading.Event`` without
+    ``wait``, which nothing here needs: cheaper to make for every activity run)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Raise the flag."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """Whether the flag was raised."""
+        return self._set
+
+
 @dataclass(slots=True, eq=False)
 class _Running:
     """An activity running now: its stop flag, and its asyncio task if it is async."""
 
     item: ActivityWorkItem
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: _Flag = field(default_factory=_Flag)
     task: asyncio.Future[Any] | None = None
 
 

@@ -563,7 +563,7 @@ class Engine:
             cached.version = version
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
-            self.cache.keep(iid, cached, self._clock.monotonic())
+            self.cache.keep(iid, cached)
         if not commit.keep_lease and self.wakeups.claim_due:
             self.wakeups.wake()  # a claim may have waited for room
         leased = [a for a in entry.output.activities if a.leased]

@@ -616,6 +616,7 @@ class WorkflowRuntime:
             StoreError: the store failed; whether the instance exists is then unknown, as
                 for a failed ``create_instance``.
         """
+        generation = self._registry.workflow_generation  # (read before the code)
         fn = self._registry.workflows.get(new.name)
         engine, starts = self._engine, self._starts
         if (
@@ -633,7 +634,7 @@ class WorkflowRuntime:
             return False
         # One start at a time: the others take the store's start at once, side by side (and
         # commit together on PostgreSQL). None waits for the engine's round under way.
-        return starts.start(fn, new)
+        return starts.start(fn, new, generation)
 
     # ---- remote workers ----------------------------------------------------------------
     def complete_remote_turn(
