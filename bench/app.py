@@ -6,7 +6,6 @@ them on their runtime with :func:`build_runtime`.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Generator
 from typing import Any
@@ -123,10 +122,8 @@ def build_runtime(
     store_url: str, *, execution_log: ExecutionLog | None = None
 ) -> wf.WorkflowRuntime:
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
-    # the observability A/B (bench.observability): metrics on, logs at INFO
+    # the observability A/B (bench.observability): metrics on or off
     observed = os.environ.get("TREADLE_BENCH_OBSERVABILITY") == "1"
-    if observed:
-        logging.getLogger("treadle").setLevel(logging.INFO)
     runtime = wf.WorkflowRuntime(store_url, metrics=observed)
     for workflow in (task_chain, batch_processing, long_chain, recovery_chain):
         runtime.register_workflow(workflow)

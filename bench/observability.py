@@ -24,7 +24,7 @@ from bench.workloads import (
 )
 
 ENV = "TREADLE_BENCH_OBSERVABILITY"
-"""``1``: the benchmark's runtimes keep Prometheus metrics (and log at INFO)."""
+"""``1``: the benchmark's runtimes keep Prometheus metrics."""
 
 WORKLOADS: dict[str, Workload] = {"W1b": w1b_throughput, "W3": w3_long_chain}
 
