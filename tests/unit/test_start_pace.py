@@ -64,14 +64,14 @@ class _Pace:
         self.meanwhile: list[Any] = []
         monkeypatch.setattr(self.starts, "_start", self._start)
 
-    def _start(self, fn: Workflow, new: NewInstance) -> bool:
+    def _start(self, fn: Workflow, new: NewInstance, registry_generation: int = 0) -> bool:
         self.time.now += self.took
         if self.meanwhile:
             self.meanwhile.pop()()
         return True
 
     def start(self) -> None:
-        assert self.starts.start(cast(Workflow, None), cast(NewInstance, None))
+        assert self.starts.start(cast(Workflow, None), cast(NewInstance, None), 0)
 
     def dispatcher_waits(self) -> float:
         """How long the dispatcher's ``await_starts`` waited."""
