@@ -8,7 +8,7 @@ and a purge cannot race a message into a deleted instance's inbox.
 
 A group commit reads and locks every instance it touches in one statement, checks each
 turn's fence in Python, then writes all accepted turns with one statement per kind of row
-(history, inbox deletes, activity tasks, messages, children, instance updates), pipelined:
+(history, inbox deletes, activity tasks, children, messages, instance updates), pipelined:
 a commit of any number of turns costs two round trips (three when it creates children).
 Groups of simple turns are committed by one statement instead (:mod:`.commit_statements`).
 Turns are applied in "batches" of distinct instances so that the result is the one
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from treadle.store.base import (
     CommitOutcome,
+    NewMessage,
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
@@ -63,14 +64,19 @@ class _Batch:
     turns: list[tuple[int, TurnCommit]] = dataclasses.field(default_factory=list)
     instance_ids: set[str] = dataclasses.field(default_factory=set)
     child_ids: set[str] = dataclasses.field(default_factory=set)
+    messaged_ids: set[str] = dataclasses.field(default_factory=set)
 
     def admits(self, turn: TurnCommit) -> bool:
-        """Whether ``turn`` can join without changing what applying turns in order gives."""
+        """Whether ``turn`` can join without changing what applying turns in order gives
+        (a batch creates its children before it writes its messages)."""
         own = turn.instance_id
         return (
             own not in self.instance_ids
             and own not in self.child_ids
-            and not any(c.instance_id in self.instance_ids for c in turn.new_instances)
+            and not any(
+                c.instance_id in self.instance_ids or c.instance_id in self.messaged_ids
+                for c in turn.new_instances
+            )
             and not any(m.instance_id in self.child_ids for m in turn.new_messages)
         )
 
@@ -78,6 +84,7 @@ class _Batch:
         self.turns.append((index, turn))
         self.instance_ids.add(turn.instance_id)
         self.child_ids.update(c.instance_id for c in turn.new_instances)
+        self.messaged_ids.update(m.instance_id for m in turn.new_messages)
 
 
 def commit_turns_in(
@@ -197,12 +204,15 @@ def _write_batch(
     if cancelled:
         conn.execute("DELETE FROM activity_tasks WHERE instance_id = ANY(%s::text[])", (cancelled,))
     read_leased = _insert_activities(conn, batch, owner, now, lease_until)
-    insert_messages(db, conn, [m for t in turns for m in t.new_messages])
+    # Children first: the turns' messages to them (a termination of the children of a
+    # parent ending in the turn that creates them) reach them, and are not dropped.
     children = [c for t in turns for c in t.new_instances]
+    refusals: list[NewMessage] = []
     if children:
         refused, conflicts = create_instances_in(db, conn, children, statuses, now)
         refused += conflicts()  # the parents hear of these in this same transaction
-        insert_messages(db, conn, [child_refused(c, why, to_epoch(now)) for c, why in refused])
+        refusals = [child_refused(c, why, to_epoch(now)) for c, why in refused]
+    insert_messages(db, conn, [*(m for t in turns for m in t.new_messages), *refusals])
     for turn in turns:  # children of later batches see these turns' outcome
         statuses[turn.instance_id] = turn.status.name
     own_updates = [own_task_update(t) for t in turns]  # (sets the column, its value)

@@ -16,6 +16,7 @@ from treadle.core.history import OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import (
     CommitOutcome,
+    NewMessage,
     TurnCommit,
     check_creating,
     gives_activity_work,
@@ -96,15 +97,20 @@ def _commit_turn(
         row_id = insert_activity(conn, task, owner, now, lease_s)
         if task.leased:
             leased_ids.append(row_id)
-    for message in turn.new_messages:
-        visible = to_epoch(message.visible_at) if message.visible_at else now
-        if message.instance_id == iid or _instance_exists(conn, message.instance_id):
-            insert_message(conn, message, visible)
+    # Children first: the turn's messages to them (a termination of the children of a
+    # parent ending in the turn that creates them) reach them, and are not dropped.
+    refusals: list[NewMessage] = []
     for child in turn.new_instances:
         try:
             create_instance(conn, child, now)
         except WorkflowAlreadyExistsError as exc:
-            insert_message(conn, child_refused(child, str(exc), now), now)
+            refusals.append(child_refused(child, str(exc), now))
+    for message in turn.new_messages:
+        visible = to_epoch(message.visible_at) if message.visible_at else now
+        if message.instance_id == iid or _instance_exists(conn, message.instance_id):
+            insert_message(conn, message, visible)
+    for refusal in refusals:
+        insert_message(conn, refusal, now)
     db.gives(  # woken after the commit (see Connections.write)
         orchestrations=gives_orchestration_work(turn),
         activities=gives_activity_work(turn),
