@@ -50,7 +50,7 @@ from treadle.store.postgres.listener import (
     STATUS_SUFFIX,
     SUFFIXES,
 )
-from treadle.store.postgres.sql import enqueue_own_sql
+from treadle.store.postgres.sql import orphans_sql
 from treadle.store.serde import encode_event, encode_failure, encode_propagation
 
 __all__ = [
@@ -186,20 +186,7 @@ _WOKEN = (
     f"  WHEN f.a THEN '{ACTIVITIES_SUFFIX}' ELSE '{STATUS_SUFFIX}' END) "
     "  FROM flags f WHERE f.o OR f.a OR f.s)"
 )
-# An own task the row held that an accepted turn leaves with nobody to run it (see
-# own_task_orphaned): queued, as a release of the lease would. The read of `instances` sees
-# the row as it was before this statement (the own task the turn's update replaced).
-_ORPHANS = (
-    "orphans AS ("
-    + enqueue_own_sql(
-        "(SELECT b.instance_id, b.own_task FROM ok, instances b "
-        "  WHERE ok.orph AND b.instance_id = ok.iid)"
-    )
-    + " RETURNING 1), "
-    f"orphans_woken AS (SELECT pg_notify('{CHANNEL}', %(notify_payload)s || "
-    f"  '{ACTIVITIES_SUFFIX}') WHERE EXISTS (SELECT 1 FROM orphans))"
-)
-_SINGLE_ORPHAN = "b.instance_id = %(iid)s"  # (the single turn's instance)
+# (see orphans_sql)
 _ORPHANS_WOKEN = " UNION ALL SELECT 'n', NULL, count(*){nulls} FROM orphans_woken"
 # One row per accepted turn ('k'), per task enqueued leased ('a'), and one for the NOTIFY.
 _RESULT = (
@@ -240,7 +227,7 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
     if "others" in parts:
         ctes.append(_TO_OTHERS)
     if "orph" in parts:
-        ctes.append(_ORPHANS)
+        ctes.append(orphans_sql("ok.orph AND b.instance_id = ok.iid"))
     # no client waits on an instance that did not exist: a creating turn wakes workers only
     ctes.append(_WOKEN.replace(_STATUS_CHANGED, "false") if "create" in parts else _WOKEN)
     result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
@@ -324,7 +311,7 @@ def _single_sql(
     if cancels:
         ctes.append(_SINGLE_CANCELLED)
     if orphans:
-        ctes.append(_ORPHANS.replace("ok.orph AND b.instance_id = ok.iid", _SINGLE_ORPHAN))
+        ctes.append(orphans_sql("b.instance_id = %(iid)s"))
     notify = f"SELECT pg_notify('{CHANNEL}', %(notify_payload)s || '{suffix or STATUS_SUFFIX}')"
     if suffix is not None:
         ctes.append(f"woken AS ({notify} FROM ok)")
