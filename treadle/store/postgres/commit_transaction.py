@@ -29,9 +29,9 @@ from treadle.store.base import (
     gives_orchestration_work,
 )
 from treadle.store.fencing import Fence, refusal
-from treadle.store.own_tasks import next_own_task_id, own_task_update
+from treadle.store.own_tasks import next_own_task_id, own_task_orphaned, own_task_update
 from treadle.store.postgres.instances import create_instances_in, insert_messages
-from treadle.store.postgres.sql import Conn, Db
+from treadle.store.postgres.sql import Conn, Db, enqueue_own_sql
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -50,6 +50,7 @@ class _Fence:
     version: int
     owner: str | None
     expires: datetime | None
+    own_task: str | None = None
 
     def seen(self, now: datetime) -> Fence:
         """The fence a turn is checked against (see :func:`~treadle.store.fencing.refusal`)."""
@@ -97,7 +98,8 @@ def commit_turns_in(
     """
     ids = {t.instance_id for t in turns} | {c.instance_id for t in turns for c in t.new_instances}
     locked = conn.execute(
-        "SELECT instance_id, status, version, lease_owner, lease_expires_at FROM instances "
+        "SELECT instance_id, status, version, lease_owner, lease_expires_at, own_task "
+        "FROM instances "
         "WHERE instance_id = ANY(%s::text[]) ORDER BY instance_id FOR NO KEY UPDATE",
         (sorted(ids),),
     )
@@ -117,7 +119,8 @@ def commit_turns_in(
     rows = locked.fetchall()
     present = {r[0] for r in tasks.fetchall()} if tasks is not None else set()
     statuses: dict[str, str] = {r[0]: r[1] for r in rows}
-    fences = {r[0]: _Fence(r[2], r[3], r[4]) for r in rows}
+    fences = {r[0]: _Fence(r[2], r[3], r[4], r[5]) for r in rows}
+    orphans: list[tuple[str, str]] = []  # (instance, own task): see own_task_orphaned
     lease_until = now + timedelta(seconds=lease_s)
     outcomes: list[CommitOutcome] = []
     batches = [_Batch()]
@@ -139,6 +142,11 @@ def commit_turns_in(
         batches[-1].add(index, turn)
         fence.version += 1
         fence.owner, fence.expires = (owner, lease_until) if turn.keep_lease else (None, None)
+        if own_task_orphaned(turn) and fence.own_task is not None:
+            orphans.append((turn.instance_id, fence.own_task))
+        sets_own, own_value = own_task_update(turn)
+        if sets_own:
+            fence.own_task = own_value
         own_ids = [next_own_task_id()] if any(a.own for a in turn.new_activities) else []
         outcomes.append(
             CommitOutcome(
@@ -154,6 +162,16 @@ def commit_turns_in(
         for batch in batches
         if batch.turns
     ]
+    if orphans:  # nobody would run them: queued, as a release of the lease would
+        db.execute(
+            conn,
+            enqueue_own_sql(
+                "(SELECT * FROM unnest(%(iids)s::text[], %(owns)s::text[]) "
+                "  AS x(instance_id, own_task))"
+            ),
+            {"iids": [o[0] for o in orphans], "owns": [o[1] for o in orphans]},
+        )
+        db.activities = True
 
     def result() -> list[CommitOutcome]:
         for read in readers:
