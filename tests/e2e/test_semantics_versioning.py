@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import treadle as wf
 from treadle.cli import main
+from treadle.clock import ManualClock
 from treadle.core.history import ExecutionStalled, OrchestratorStarted, WorkflowVersion
 from treadle.runtime import prepare
 from treadle.server.http import create_app
@@ -298,3 +299,45 @@ def test_stalled_instances_are_found_by_the_cli_and_http_filters(
         assert dapr["runtimeStatus"] == "STALLED"
     finally:
         http.close()
+
+
+def test_a_waiting_instance_resumes_its_generator_until_a_workflow_is_registered(
+    make_runtime: Release, client: wf.WorkflowClient
+) -> None:
+    body_runs: list[str] = []  # one entry each time the code runs from its start
+
+    def counted(ctx: wf.DaprWorkflowContext, item: str) -> Workflow[list[str]]:
+        body_runs.append(item)
+        ctx.set_custom_status("first")
+        first = yield ctx.wait_for_external_event("go")
+        ctx.set_custom_status("second")
+        second = yield ctx.wait_for_external_event("go")
+        return [first, second]
+
+    def other(ctx: wf.DaprWorkflowContext, item: str) -> Workflow[str]:
+        return item
+        yield
+
+    clock = ManualClock()
+    runtime = make_runtime(start=False, clock=clock)
+    runtime.register_workflow(counted, name="order")
+    runtime.start()
+    iid = client.schedule_new_workflow("order", input="lamp")
+    custom_status_is(client, iid, "first")
+    clock.advance(3600)  # an hour's wait by the runtime's clock: the generator is kept
+    client.raise_workflow_event(iid, "go", data="a")
+    custom_status_is(client, iid, "second")
+    assert body_runs == ["lamp"]  # resumed, not replayed
+
+    runtime.register_workflow(other, name="other")  # the code registered may have changed
+    client.raise_workflow_event(iid, "go", data="b")
+    assert decoded(finish(client, iid).serialized_output) == ["a", "b"]
+    assert body_runs == ["lamp", "lamp"]  # replayed with the code registered now
+
+
+def custom_status_is(client: wf.WorkflowClient, instance_id: str, status: str) -> None:
+    wait_until(
+        lambda: state_of(client, instance_id).serialized_custom_status == f'"{status}"',
+        what=f"{instance_id}'s custom status to be {status!r}",
+        state=lambda: state_of(client, instance_id).serialized_custom_status,
+    )

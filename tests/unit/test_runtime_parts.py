@@ -8,8 +8,9 @@ import pytest
 
 from treadle.clock import ManualClock, SystemClock, utcnow
 from treadle.core.replay import WorkflowExecution
-from treadle.runtime.cache import IDLE_S, CachedExecution, InstanceCache
+from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
+from treadle.runtime.registry import Registry
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.base import ActivityWorkItem
 
@@ -94,32 +95,45 @@ def test_trimming_the_cache_drops_the_least_recently_used_executions_never_held_
         execution = WorkflowExecution(lambda ctx, _: None, instance_id="x")
         return CachedExecution(execution, "wf", "e-1", version=1, history_len=3, held=held)
 
-    cache.keep("held", cached(held=True), 0.0)
-    cache.keep("a", cached(held=False), 0.0)
-    cache.keep("b", cached(held=False), 0.0)
+    cache.keep("held", cached(held=True))
+    cache.keep("a", cached(held=False))
+    cache.keep("b", cached(held=False))
     assert cache.get("a") is None and cache.get("b") is not None
     assert cache.get("held") is not None and cache.held_ids() == ["held"]
-    cache.keep("held", cached(held=False), 0.0)  # let go: now the oldest is "b"
-    cache.keep("c", cached(held=False), 0.0)
+    cache.keep("held", cached(held=False))  # let go: now the oldest is "b"
+    cache.keep("c", cached(held=False))
     assert cache.get("b") is None and cache.held_count == 0
     cache.evict("held")
     assert cache.get("held") is None
 
 
-def test_an_idle_execution_is_resumed_no_more_a_held_one_always() -> None:
+def test_an_execution_is_resumed_until_a_workflow_is_registered_a_held_one_always() -> None:
     cache = InstanceCache(size=10)
 
     def cached(held: bool) -> CachedExecution:
         execution = WorkflowExecution(lambda ctx, _: None, instance_id="x")
-        return CachedExecution(execution, "wf", "e-1", version=1, history_len=3, held=held)
+        return CachedExecution(
+            execution, "wf", "e-1", version=1, history_len=3, held=held, registry_generation=4
+        )
 
-    cache.keep("waits", cached(held=False), 100.0)
-    cache.keep("runs", cached(held=True), 100.0)
-    assert cache.resumable("waits", 100.0 + IDLE_S) is not None
-    assert cache.resumable("runs", 200.0) is not None
-    assert cache.resumable("waits", 100.0 + IDLE_S + 0.01) is None  # waited: replayed
+    cache.keep("waits", cached(held=False))
+    cache.keep("runs", cached(held=True))
+    assert cache.resumable("waits", 4) is not None  # however long it waited
+    assert cache.resumable("runs", 5) is not None
+    assert cache.resumable("waits", 5) is None  # a workflow was registered since: replayed
     assert cache.get("waits") is None and cache.get("runs") is not None
-    assert cache.resumable("unknown", 0.0) is None
+    assert cache.resumable("unknown", 4) is None
+
+
+def test_registering_a_workflow_or_a_version_changes_the_generation() -> None:
+    registry = Registry()
+    seen = [registry.workflow_generation]
+    registry.add_workflow(lambda ctx, _: None, "plain")
+    seen.append(registry.workflow_generation)
+    registry.add_versioned_workflow(lambda ctx, _: None, name="v", version_name="1", is_latest=True)
+    seen.append(registry.workflow_generation)
+    registry.add_activity(lambda ctx, _: None, "act")  # (activities hold no generator state)
+    assert len(set(seen)) == 3 and registry.workflow_generation == seen[-1]
 
 
 def test_an_instance_set_aside_as_stalled_is_let_back_when_code_may_have_come() -> None:

@@ -378,15 +378,31 @@ _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at", "scheduled_start", "timeout_at"})
 # Fields added last to their events, left out of the stored text when unset, so that events
 # which do not use them are stored as they were before the fields existed (a field added
-# later goes at the end of its event and here).
-_UNSET_LAST_FIELDS = (
-    ',"version":null}',
-    ',"propagated":null}',
-    ',"propagation_scope":0}',
-    ',"app_id":null}',
-    ',"timeout_at":null}',
-    ',"timed_out":false}',
-)
+# later goes at the end of its event and here), each with its unset value.
+_UNSET_LAST_FIELDS: dict[str, object] = {
+    "version": None,
+    "propagated": None,
+    "propagation_scope": 0,
+    "app_id": None,
+    "timeout_at": None,
+    "timed_out": False,
+}
+
+
+def _trailing_unset(cls: type[HistoryEvent]) -> tuple[tuple[str, object, int], ...]:
+    """The fields at the end of ``cls`` that are left out when unset, last first: each
+    name, its unset value, and the length of its text when unset (``,"name":value``)."""
+    out: list[tuple[str, object, int]] = []
+    for name in reversed(_FIELDS[cls]):
+        if name not in _UNSET_LAST_FIELDS:
+            break
+        unset = _UNSET_LAST_FIELDS[name]
+        out.append((name, unset, len(name) + len(orjson.dumps(unset)) + 4))
+    return tuple(out)
+
+
+_TRAILING_UNSET = {cls: _trailing_unset(cls) for cls in EVENT_TYPES.values()}
+_KIND_PREFIX = {cls: f'{{"kind":"{cls.KIND}",' for cls in EVENT_TYPES.values()}
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
@@ -459,15 +475,15 @@ def event_to_json(event: HistoryEvent) -> str:
     if isinstance(event, ExecutionStarted) and event.propagated is not None:
         # (the events nested in it need their kinds: the one-pass form has none)
         return orjson.dumps(event_to_dict(event)).decode()
-    body = orjson.dumps(event).decode()
-    trimmed = True
-    while trimmed:
-        trimmed = False
-        for unset in _UNSET_LAST_FIELDS:
-            if body.endswith(unset):
-                body = body[: -len(unset)] + "}"
-                trimmed = True
-    return f'{{"kind":"{event.KIND}",{body[1:]}'
+    cls = type(event)
+    text = orjson.dumps(event).decode()
+    end = -1  # (the closing brace)
+    for name, unset, length in _TRAILING_UNSET[cls]:
+        value = getattr(event, name)
+        if type(value) is not type(unset) or value != unset:
+            break
+        end -= length
+    return f"{_KIND_PREFIX[cls]}{text[1:end]}}}"
 
 
 def event_from_dict(data: dict[str, Any]) -> HistoryEvent:

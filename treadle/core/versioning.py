@@ -178,6 +178,8 @@ def recorded_patches(history: Iterable[HistoryEvent]) -> list[str]:
 def new_patches(recorded: Sequence[str], reported: Sequence[str]) -> tuple[str, ...]:
     """The patches of ``reported`` not yet in ``recorded`` (counted with repeats, in order):
     what a turn records (daprd's compaction)."""
+    if len(reported) >= len(recorded) and list(reported[: len(recorded)]) == list(recorded):
+        return tuple(reported[len(recorded) :])  # (the usual case: the recorded ones first)
     left = Counter(recorded)
     fresh: list[str] = []
     for patch in reported:
@@ -240,8 +242,12 @@ def settle_turn(
         recorded_name: the version name the run's history recorded, if any.
         reported: the version the worker ran and every patch it found true, in order.
     """
+    unavailable = any(isinstance(a, ReportVersionNotAvailable) for a in actions)
+    if reported is None and not recorded and not unavailable:
+        # (an unversioned run that found no patch: nothing to check, nothing to record)
+        return SettledTurn(list(new_events), list(actions))
     stall: Stall | None = None
-    if any(isinstance(a, ReportVersionNotAvailable) for a in actions):
+    if unavailable:
         stall = Stall(VERSION_NOT_AVAILABLE, f"Version not available: {recorded_name or ''}")
     else:
         stall = patch_mismatch(recorded, reported.patches if reported is not None else ())

@@ -11,12 +11,12 @@ on its start or committing the engine's turns with it: see :mod:`treadle.runtime
 Reads without the lock (:meth:`InstanceCache.get`,
 :attr:`InstanceCache.held_count`) are hints that the caller checks again under it.
 
-An instance not held here whose next turn comes more than :data:`IDLE_S` after its last one
-(it waited for a timer, an event, a child) replays its history instead of resuming its
-generator. One replay per such wait costs little next to the wait, and the turn then runs the
-code registered now, as with the Dapr SDK, which replays every turn: a workflow function
-changed in a running process (a patch, see :mod:`treadle.core.versioning`) takes effect at
-the next turn of an instance that waited, not only after a restart.
+An instance not held here whose next turn comes after a workflow (or a version of one) was
+registered on the runtime replays its history instead of resuming its generator: the turn then
+runs the code registered now, as with the Dapr SDK, which replays every turn. Otherwise the
+generator is resumed however long the instance waited (a timer, an event, a child), so a
+workflow that waits many times costs O(n), not O(n^2). A held instance (its lease kept between
+turns, in the middle of its steps) always resumes.
 
 State: the executions by instance id, least recently used first, and the ids of the instances
 whose lease this runtime keeps between turns ("held"), which trimming never drops.
@@ -29,11 +29,7 @@ from dataclasses import dataclass
 
 from treadle.core.replay import WorkflowExecution
 
-__all__ = ["IDLE_S", "CachedExecution", "InstanceCache"]
-
-IDLE_S = 1.0
-"""Seconds after its last turn the execution of an instance not held here is resumed no more
-(see the module)."""
+__all__ = ["CachedExecution", "InstanceCache"]
 
 
 @dataclass(slots=True)
@@ -52,8 +48,8 @@ class CachedExecution:
     """Events in the run's stored history."""
     held: bool = False
     """This runtime keeps the instance's lease between turns."""
-    kept_at: float = 0.0
-    """The monotonic time of the instance's last committed turn."""
+    registry_generation: int = 0
+    """The registry's workflow generation when the execution began (see the module)."""
 
 
 class InstanceCache:
@@ -74,21 +70,24 @@ class InstanceCache:
         """The instance's execution, if cached."""
         return self._entries.get(instance_id)
 
-    def resumable(self, instance_id: str, now: float) -> CachedExecution | None:
-        """The instance's execution to resume its next turn from at monotonic time ``now``:
-        None if not cached, or if not held and idle longer than :data:`IDLE_S` (then it is
-        dropped: the turn replays the history)."""
+    def resumable(self, instance_id: str, registry_generation: int) -> CachedExecution | None:
+        """The instance's execution to resume its next turn from, the registry's workflow
+        generation being ``registry_generation`` now: None if not cached, or if not held and
+        a workflow was registered since the execution began (then it is dropped: the turn
+        replays the history with the code registered now)."""
         cached = self._entries.get(instance_id)
-        if cached is not None and not cached.held and now - cached.kept_at > IDLE_S:
+        if (
+            cached is not None
+            and not cached.held
+            and cached.registry_generation != registry_generation
+        ):
             self.evict(instance_id)
             return None
         return cached
 
-    def keep(self, instance_id: str, cached: CachedExecution, now: float) -> None:
-        """Store ``cached`` as the instance's execution after a turn committed at monotonic
-        time ``now`` (most recently used now), held or not as ``cached.held`` says; trim the
-        cache to size."""
-        cached.kept_at = now
+    def keep(self, instance_id: str, cached: CachedExecution) -> None:
+        """Store ``cached`` as the instance's execution after a committed turn (most recently
+        used now), held or not as ``cached.held`` says; trim the cache to size."""
         if cached.held:
             self._held.add(instance_id)
         else:

@@ -64,7 +64,6 @@ from treadle.store.base import (
     ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
-    NewActivity,
     OrchestrationWorkItem,
     Store,
     TurnCommit,
@@ -253,7 +252,7 @@ class TurnPreparer:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
         iid = record.instance_id
-        cached = self._cache.resumable(iid, self._clock.monotonic())
+        cached = self._cache.resumable(iid, self._registry.workflow_generation)
         if (
             cached is not None
             and cached.execution_id == record.execution_id
@@ -401,7 +400,9 @@ class TurnPreparer:
         scheduled = sum(
             1
             for a in actions
-            if isinstance(a, ScheduleTask) and self._runs_here(a) and a.heartbeat_timeout is None
+            if isinstance(a, ScheduleTask)
+            and self._runs_here(a.name, a.app_id)
+            and a.heartbeat_timeout is None
         )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
@@ -431,16 +432,16 @@ class TurnPreparer:
         ):
             self._wakeups.activity_claim_due = True
 
-    def _runs_here(self, task: ScheduleTask | NewActivity) -> bool:
-        """Whether this runtime runs ``task`` (an action, or the task it becomes): of its
-        app (a call naming no app is of the caller's, which is this runtime's), and
-        registered here, or any activity for a sidecar's remote workers."""
-        app = self._options.app_id if task.app_id is None else task.app_id
+    def _runs_here(self, name: str, app_id: str | None) -> bool:
+        """Whether this runtime runs the activity ``name`` of ``app_id`` (None: the caller's,
+        which is this runtime's): of its app, and registered here, or any activity for a
+        sidecar's remote workers."""
+        app = self._options.app_id if app_id is None else app_id
         # (an activity on a queue is claimed within the queue's limits, never leased here)
         return (
             app == self._options.app_id
-            and (self._remote is not None or task.name in self._registry.activities)
-            and task.name not in self._registry.queued
+            and (self._remote is not None or name in self._registry.activities)
+            and name not in self._registry.queued
         )
 
     def _stall(
@@ -546,6 +547,7 @@ class TurnPreparer:
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
         """The instance's execution rebuilt by replaying its history (a cache miss); None
         if its workflow is not registered here."""
+        generation = self._registry.workflow_generation  # (read before the code)
         fn = self._registry.workflows.get(record.name)
         if fn is None:
             return None
@@ -564,6 +566,7 @@ class TurnPreparer:
             execution_id=record.execution_id,
             version=record.version,
             history_len=len(history),
+            registry_generation=generation,
         )
 
 

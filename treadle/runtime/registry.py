@@ -5,7 +5,9 @@ A workflow name maps to its function, or to the versions registered under it
 
 Threads: filled by the application (``register_*``), usually before the runtime starts; read
 by the engine's threads (plain dict reads: a function or version registered while the runtime
-runs is found at the next lookup).
+runs is found at the next lookup). :attr:`Registry.workflow_generation` changes with every
+workflow registration: the generator cache (:mod:`treadle.runtime.cache`) compares it to
+know when the code registered may have changed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Registry:
     def __init__(self) -> None:
         self.workflows: dict[str, Workflow] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
+        self.workflow_generation = 0
+        """Changes whenever a workflow or a version of one is registered."""
         self.queued: dict[str, tuple[Queue, int]] = {}
         """The activities on a queue (see :mod:`treadle.store.queues`): queue and priority."""
         self.queued_workflows: dict[str, tuple[Queue, int]] = {}
@@ -68,6 +72,7 @@ class Registry:
             self._check_queue(queue)
             self.queued_workflows[resolved] = (queue, priority)
         self.workflows[resolved] = fn
+        self.workflow_generation += 1
         _mark(fn, name)
         return resolved
 
@@ -99,6 +104,7 @@ class Registry:
         versions = existing if existing is not None else VersionedWorkflow(name)
         versions.add(version, fn, is_latest=is_latest)
         self.workflows[name] = versions
+        self.workflow_generation += 1
         _mark(fn, name)  # scheduling by either version's function starts the workflow
         return version
 

@@ -61,7 +61,7 @@ from treadle.runtime.turns import (
     needs_past,
     stall_commit,
 )
-from treadle.store.base import ActivityWorkItem, InboxMessage, InstanceRecord, NewActivity
+from treadle.store.base import ActivityWorkItem, InboxMessage, InstanceRecord
 
 __all__ = ["Completion", "RemoteAnswer", "RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
 
@@ -162,8 +162,9 @@ class RemoteAnswer:
     history: RemoteHistory | None = None
 
 
-RunsHere = Callable[[ScheduleTask | NewActivity], bool]
-"""Whether this runtime runs an activity (of its app): only those are leased to it."""
+RunsHere = Callable[[str, str | None], bool]
+"""Whether this runtime runs an activity, by name and app (None: the caller's): only those
+are leased to it."""
 
 Plan = Callable[[str, int], tuple[int, bool, bool]]
 """How many of a turn's ``n`` activities this runtime leases (``plan(instance_id, n)``), whether
@@ -511,7 +512,11 @@ class RemoteExecutor:
             commit = stall_commit(remote.turn, stall, now=now, custom_status=remote.custom_status)
             output = TurnOutput(commit, [], is_final=False)
             return RemoteAnswer(iid, output, stalled=True, completions=remote.completions)
-        scheduled = sum(1 for a in settled.actions if isinstance(a, ScheduleTask) and runs_here(a))
+        scheduled = sum(
+            1
+            for a in settled.actions
+            if isinstance(a, ScheduleTask) and runs_here(a.name, a.app_id)
+        )
         lease_n, own, still_running = plan(iid, scheduled)
         output = build_turn(
             remote.turn,

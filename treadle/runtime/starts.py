@@ -117,9 +117,11 @@ class LocalStarts:
         # committed alone while the engine lock was taken, for the dispatcher's next round
         self._handed_over: queue.SimpleQueue[_Committed] = queue.SimpleQueue()
 
-    def start(self, fn: Workflow, new: NewInstance) -> bool:
+    def start(self, fn: Workflow, new: NewInstance, registry_generation: int) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one
         commit (client thread; see ``WorkflowRuntime.start_here``, which checks the rest).
+        ``registry_generation``: the registry's workflow generation when ``fn`` was read
+        (see :mod:`treadle.runtime.cache`).
 
         Returns:
             True: the instance and its first turn are committed. False: nothing was
@@ -136,7 +138,7 @@ class LocalStarts:
         try:
             if self._run.draining:  # (shutdown waits for a start that holds the gate)
                 return False
-            return self._start(fn, new)
+            return self._start(fn, new, registry_generation)
         finally:
             self._ended_at = time.monotonic()
             self._took = self._ended_at - begun
@@ -174,7 +176,7 @@ class LocalStarts:
             took = True
             self._engine.adopt(started.entry, started.outcome, started.sent_at)
 
-    def _start(self, fn: Workflow, new: NewInstance) -> bool:
+    def _start(self, fn: Workflow, new: NewInstance, registry_generation: int) -> bool:
         engine = self._engine
         iid = new.instance_id
         cached = CachedExecution(
@@ -183,6 +185,7 @@ class LocalStarts:
             execution_id=new.execution_id,
             version=0,
             history_len=0,
+            registry_generation=registry_generation,
         )
         entry = PendingTurn(iid)
         turn = TurnInput(iid, new.name, new.execution_id, 0, 0, app_id=self._options.app_id)

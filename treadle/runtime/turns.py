@@ -10,7 +10,6 @@ turn's time).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,7 +156,7 @@ def build_turn(
     lease_activities: int = 0,
     keep_lease: bool = False,
     own_activity: bool = False,
-    runs_here: Callable[[NewActivity], bool] | None = None,
+    runs_here: Callable[[str, str | None], bool] | None = None,
     propagation: PropagationInput | None = None,
 ) -> TurnOutput:
     """Build the commit of one turn.
@@ -177,8 +176,8 @@ def build_turn(
         own_activity: the first activity leased is the instance's own task (kept in its
             row; see :data:`treadle.store.base.OWN_TASK_RULES`), if the turn keeps the lease
             (and it propagates no history).
-        runs_here: which activities the committing worker can run (of its app, registered
-            there); None: all of them. Only those are leased to it.
+        runs_here: which activities the committing worker can run, by name and app (of its
+            app, registered there); None: all of them. Only those are leased to it.
         propagation: the run's history, if :func:`needs_past` says the turn needs it.
     """
     events: list[HistoryEvent] = list(new_events)
@@ -198,28 +197,37 @@ def build_turn(
         match action:
             case ScheduleTask():
                 propagated = _propagated(propagation, action.propagation_scope, turn, events)
-                task = NewActivity(
-                    instance_id=iid,
-                    execution_id=exec_id,
-                    task_id=action.id,
-                    name=action.name,
-                    input=action.input,
-                    task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
-                    propagated=propagated,
-                    app_id=turn.app_id if action.app_id is None else action.app_id,
-                    heartbeat_s=None
+                app_id = turn.app_id if action.app_id is None else action.app_id
+                heartbeat_s = (
+                    None
                     if action.heartbeat_timeout is None
-                    else action.heartbeat_timeout.total_seconds(),
+                    else action.heartbeat_timeout.total_seconds()
                 )
-                if (
+                leased = (
                     leased_n < lease_activities
-                    and (runs_here is None or runs_here(task))
-                    and task.heartbeat_s is None  # (claimed, with a lease of its own length)
-                ):
-                    own = own_activity and keep_lease and leased_n == 0 and propagated is None
-                    task = dataclasses.replace(task, leased=True, own=own)
+                    and (runs_here is None or runs_here(action.name, app_id))
+                    and heartbeat_s is None  # (claimed, with a lease of its own length)
+                )
+                # (the first activity leased, if the turn keeps the lease: see own_activity)
+                own = leased and own_activity and keep_lease and leased_n == 0
+                own = own and propagated is None
+                activities.append(
+                    NewActivity(
+                        instance_id=iid,
+                        execution_id=exec_id,
+                        task_id=action.id,
+                        name=action.name,
+                        input=action.input,
+                        task_execution_id=action.task_execution_id or f"{exec_id}:{action.id}",
+                        leased=leased,
+                        own=own,
+                        propagated=propagated,
+                        app_id=app_id,
+                        heartbeat_s=heartbeat_s,
+                    )
+                )
+                if leased:
                     leased_n += 1
-                activities.append(task)
             case CreateTimer():
                 fired = TimerFired(
                     timestamp=action.fire_at, timer_id=action.id, fire_at=action.fire_at

@@ -88,10 +88,18 @@ class InboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class OrchestrationWorkItem:
-    """A claimed instance with the messages to apply in the next turn."""
+    """A claimed instance with the messages to apply in the next turn.
+
+    Attributes:
+        instance: the claimed instance.
+        messages: the messages to apply.
+        taken_from: the owner whose lapsed lease this claim took over, if any (a worker
+            that stopped without releasing it).
+    """
 
     instance: InstanceRecord
     messages: list[InboxMessage]
+    taken_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
