@@ -45,7 +45,7 @@ from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
-from treadle.runtime.cache import InstanceCache
+from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.observe import Observer
@@ -545,6 +545,8 @@ class Engine:
             return
         if commit.status.is_terminal or commit.reset_history:
             self.executor.cancel(iid)  # the run is over: its activities' results are moot
+        if commit.status.is_terminal and self._frees_slot(cached):
+            self.wakeups.wake_claims()  # its queue's slot is free: admit the next one now
         elif entry.timed_out:
             self.executor.cancel(iid, entry.timed_out)
         if entry.remote is not None and self.remote is not None and entry.output is not None:
@@ -581,6 +583,12 @@ class Engine:
             granted_at = self._commit_sent_at if sent_at is None else sent_at
             self.inflight.track(item, granted_at, own=activity.own)
             self._submit_activity(item)
+
+    def _frees_slot(self, cached: CachedExecution | None) -> bool:
+        """Whether an instance that ended held a workflow queue's slot (an instance of a
+        queued workflow; one whose name is not known here is taken to)."""
+        queued = self._registry.queued_workflows
+        return bool(queued) and (cached is None or cached.name in queued)
 
     def _claim_activities(self) -> bool:
         """Lease activity tasks (dispatcher thread; the store call without the engine lock):
