@@ -51,7 +51,7 @@ def test_held_sdk_workflows_fold_results_into_their_turns(
 ) -> None:
     db = None
     if store == "postgres":
-        db = request.getfixturevalue("postgres_url")
+        db = request.getfixturevalue("postgres_schema_url")
     python = sdk_python()
     with serve(tmp_path, db=db) as served:
         stub = served.stub()

@@ -266,3 +266,45 @@ def test_an_activity_timeout_fires_when_a_fake_takes_longer_in_virtual_time() ->
     assert state is not None
     assert state.serialized_output == '"timed out at 2030-01-01T00:06:00+00:00"'
     assert cancelled == [True]
+
+
+def stamp(ctx: wf.DaprWorkflowContext, _: Any) -> Workflow[str]:
+    return ctx.current_utc_datetime.isoformat()
+    yield  # (a generator)
+
+
+def test_schedule_slots_are_wake_ups_of_the_virtual_clock() -> None:
+    with WorkflowTestEnvironment() as env:
+        env.register_workflow(stamp)
+        env.client.create_schedule("nightly", stamp, cron="0 2 * * *")
+        env.client.create_schedule("hourly", stamp, every=timedelta(hours=1))
+        env.sleep(timedelta(days=2))  # nothing else to wait for: the slots move the clock
+        assert env.now() == DEFAULT_START + timedelta(days=2)
+        nightly = env.client.get_schedule("nightly")
+        hourly = env.client.get_schedule("hourly")
+        assert nightly is not None and hourly is not None
+        runs = [r.instance_id for r in nightly.recent_runs]
+        assert runs == [f"nightly@2030-01-0{d}T02:00:00Z" for d in (2, 1)], runs
+        assert hourly.recent_runs[0].slot == DEFAULT_START + timedelta(days=2)
+        for hour in range(1, 49):  # every slot of the two days fired once, none later
+            slot = DEFAULT_START + timedelta(hours=hour)
+            iid = f"hourly@{slot:%Y-%m-%dT%H:%M:%SZ}"
+            assert env.client.get_workflow_state(iid) is not None, iid
+        assert env.client.get_workflow_state("hourly@2030-01-03T01:00:00Z") is None
+        state = env.client.wait_for_workflow_completion("nightly@2030-01-02T02:00:00Z")
+    # each instance started at its slot, on the virtual clock
+    assert state is not None and state.serialized_output == '"2030-01-02T02:00:00+00:00"'
+
+
+def test_a_wait_for_a_workflow_moves_the_clock_over_schedule_slots_too() -> None:
+    with WorkflowTestEnvironment() as env:
+        env.register_workflow(ticks)
+        env.register_workflow(stamp)
+        env.client.create_schedule("nightly", stamp, cron="0 2 * * *")
+        iid = env.client.schedule_new_workflow(ticks, input=8)  # 8 x 6 h: two days
+        state = env.client.wait_for_workflow_completion(iid)
+        assert state is not None and state.runtime_status is wf.WorkflowStatus.COMPLETED
+        nightly = env.client.get_schedule("nightly")
+    assert nightly is not None
+    runs = nightly.recent_runs
+    assert [r.slot.day for r in runs] == [2, 1]  # the slots on the way fired, in order

@@ -37,6 +37,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from treadle.clock import Clock
@@ -44,9 +45,10 @@ from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
-from treadle.runtime.cache import InstanceCache
+from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
+from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
 from treadle.runtime.registry import Registry
@@ -90,8 +92,10 @@ class Engine:
         run: RunState,
         clock: Clock,
         remote: RemoteWorkers | None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer or Observer(None, clock)
         self._clock = clock
         self._registry = registry
         self._options = options
@@ -129,6 +133,7 @@ class Engine:
             is_current=self.inflight.still_leased,
             heartbeat=self.on_heartbeat,
             clock=clock,
+            observe=self.observer.activity_done if self.observer.metrics is not None else None,
         )
         self._inline = threading.local()
         self._commit_sent_at = 0.0
@@ -401,6 +406,9 @@ class Engine:
             claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
+        for item in claimed:
+            if item.taken_from is not None:
+                self.observer.taken_over(item)
         return claimed
 
     def _claim_admitted(
@@ -495,8 +503,10 @@ class Engine:
             return {}
         self.wakeups.note_timers(commits)
         self._commit_sent_at = self._clock.monotonic()
+        began = time.perf_counter()
         outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
         by_id = {o.instance_id: o for o in outcomes}
+        self.observer.committed(pending, by_id, time.perf_counter() - began)
         for entry in pending.values():
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]
@@ -535,6 +545,8 @@ class Engine:
             return
         if commit.status.is_terminal or commit.reset_history:
             self.executor.cancel(iid)  # the run is over: its activities' results are moot
+        if commit.status.is_terminal and self._frees_slot(cached):
+            self.wakeups.wake_claims()  # its queue's slot is free: admit the next one now
         elif entry.timed_out:
             self.executor.cancel(iid, entry.timed_out)
         if entry.remote is not None and self.remote is not None and entry.output is not None:
@@ -571,6 +583,12 @@ class Engine:
             granted_at = self._commit_sent_at if sent_at is None else sent_at
             self.inflight.track(item, granted_at, own=activity.own)
             self._submit_activity(item)
+
+    def _frees_slot(self, cached: CachedExecution | None) -> bool:
+        """Whether an instance that ended held a workflow queue's slot (an instance of a
+        queued workflow; one whose name is not known here is taken to)."""
+        queued = self._registry.queued_workflows
+        return bool(queued) and (cached is None or cached.name in queued)
 
     def _claim_activities(self) -> bool:
         """Lease activity tasks (dispatcher thread; the store call without the engine lock):

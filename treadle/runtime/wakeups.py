@@ -77,6 +77,11 @@ class Wakeups:
         """Wake the dispatcher (any thread)."""
         self.event.set()
 
+    def wake_claims(self) -> None:
+        """Claim instances in the next round, now (a queue's slot was freed here)."""
+        self.claim_due = True
+        self.event.set()
+
     def on_store_work(self, orchestrations: bool, activities: bool) -> None:
         """The store says new work may be there (the watcher, or the store's own thread
         through ``on_work``): wake the dispatcher to claim it."""

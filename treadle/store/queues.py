@@ -22,7 +22,10 @@ Workflows go on queues too (``register_workflow(fn, concurrency=2)``): a new ins
 waits, PENDING, until :meth:`QueueStore.admit_queued` gives it a slot within the limits
 (``queue_slots``; a slot is live while its instance has not finished, so the concurrency of a
 workflow queue counts running instances), and only then is it claimed, by
-:meth:`QueueStore.claim_admitted`. Its later turns need no admission.
+:meth:`QueueStore.claim_admitted`. Its later turns need no admission. The worker whose turn
+ends an instance of a queued workflow admits the next one at once (its admission's commit
+wakes the other workers to claim it); a slot freed otherwise (an instance purged or replaced)
+is seen by the workers' look every :data:`ADMISSION_RETRY_S` while instances wait.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ from typing import Protocol, runtime_checkable
 
 from treadle.store.base import ActivityWorkItem, OrchestrationWorkItem
 
-__all__ = ["Queue", "QueueClaim", "QueueStore", "QueuedNames"]
+__all__ = ["ADMISSION_RETRY_S", "Queue", "QueueClaim", "QueueStore", "QueuedNames"]
+
+ADMISSION_RETRY_S = 0.25
+"""How soon a worker looks again at a workflow queue whose concurrency limit holds instances
+back: the finish of a queued instance frees its slot and admits the next one at once (in the
+worker that ran it), so this look only finds slots freed otherwise (a purge)."""
 
 
 @dataclass(frozen=True, slots=True)

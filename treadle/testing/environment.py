@@ -5,9 +5,10 @@ process on a private in-memory store, with a virtual clock (a
 :class:`~treadle.clock.ManualClock`). The clock moves only while the test waits (for an
 instance to finish or start, or in :meth:`WorkflowTestEnvironment.sleep`), and then only when
 nothing can go on without it: when no message is due, no activity is waiting or running and
-no turn is under way, it jumps to the next timer (or retry, or delayed start, or event the
-test raised for later). So time is deterministic: the same test sees the same virtual times
-on every run, however fast the machine.
+no turn is under way, it jumps to the next timer (or retry, or delayed start, or schedule
+slot, or event the test raised for later); a schedule's slot fires when the clock reaches it.
+So time is deterministic: the same test sees the same virtual times on every run, however
+fast the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.clock import ManualClock
 from treadle.core.context import name_of
 from treadle.runtime import WorkflowRuntime
+from treadle.store.schedules import fire_due
 from treadle.store.sqlite import SqliteStore
 
 __all__ = ["DEFAULT_START", "TestWorkflowClient", "WorkflowTestEnvironment"]
@@ -229,12 +231,15 @@ class WorkflowTestEnvironment:
         with self._drive:
             if self._run_due():
                 return True, True
+            if fire_due(self.store, self.clock.now()):  # (the runtime's chores may be first)
+                return True, True
             busy, due = self.store.work_outlook()
             if busy:
                 return False, True
             if done():  # (it came true since the caller looked: time must not move now)
                 return True, False
-            candidates = [t for t in (due, self._later[0][0] if self._later else None) if t]
+            later = self._later[0][0] if self._later else None
+            candidates = [t for t in (due, later, self._next_slot()) if t]
             if until is not None:
                 candidates = [min(t, until) for t in candidates] or [until]
             now = self.clock.time()
@@ -243,7 +248,17 @@ class WorkflowTestEnvironment:
                 return False, False
             self.clock.advance(target - now)
             self._run_due()
+            fire_due(self.store, self.clock.now())  # before a wait ending now can look
             return True, True
+
+    def _next_slot(self) -> float | None:
+        """The earliest next slot of the schedules not paused (epoch seconds), if any."""
+        slots = [
+            r.next_slot.timestamp()
+            for r in self.store.list_schedules()
+            if not r.paused and r.next_slot is not None
+        ]
+        return min(slots, default=None)
 
     def _run_due(self) -> bool:
         ran = False

@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from treadle.errors import StoreError, StoreUnavailableError
+from treadle.store import faults
 from treadle.store.postgres.sql import Conn, Db, utc
 from treadle.store.serde import from_epoch
 
@@ -224,7 +225,14 @@ class Connections:
                 try:
                     if not _said_goodbye(conn):
                         attempt += 1
-                        return call(conn, progress)
+                        fault = faults.hook
+                        if fault is None:
+                            return call(conn, progress)
+                        fault("before")
+                        result = call(conn, progress)
+                        progress.committing = True
+                        fault("after")
+                        return result
                     conn.close()  # the pool replaces closed connections
                 finally:
                     self._pool.putconn(conn)

@@ -11,7 +11,7 @@ from typing import Any
 from treadle.store.base import ActivityWorkItem
 from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.sql import Conn, Db
-from treadle.store.queues import QueueClaim, QueuedNames, queue_room
+from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
 
 __all__ = ["CONCURRENCY_RETRY_S", "admit_queued", "claim_queued"]
@@ -201,7 +201,7 @@ def admit_queued(connections: Connections, queued: QueuedNames, app_id: str) -> 
                 )
         if len(waiting) <= room:
             return lambda: None
-        retry = wait if wait is not None else CONCURRENCY_RETRY_S
+        retry = wait if wait is not None else ADMISSION_RETRY_S
         return lambda: retry
 
     return connections.write(work)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote, urlparse
 
 from treadle.errors import InvalidInputError, StoreError, StoreLostError, StoreUnavailableError
+from treadle.store import faults
 from treadle.store.sqlite.shared import Shared
 
 __all__ = ["Connections", "parse_sqlite_url", "translate_error"]
@@ -265,7 +266,12 @@ class Connections:
                         self.check_file()
                 elif time.monotonic() >= self._check_due:
                     self.check_file()
+                fault = faults.hook
+                if fault is not None:
+                    fault("before")
                 conn.execute("COMMIT")
+                if fault is not None:
+                    fault("after")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from treadle.store.base import ActivityWorkItem
-from treadle.store.queues import QueueClaim, QueuedNames, queue_room
+from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
 from treadle.store.sqlite.connection import Connections
 
@@ -166,4 +166,4 @@ def admit_queued(db: Connections, queued: QueuedNames, app_id: str, now: float) 
             )
     if len(waiting) <= room:
         return None
-    return wait if wait is not None else CONCURRENCY_RETRY_S
+    return wait if wait is not None else ADMISSION_RETRY_S

@@ -1,0 +1,1 @@
+"""The fault suite: crashes, ambiguous commits, fencing, races, soak (marked ``reliability``)."""
