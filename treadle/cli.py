@@ -519,13 +519,25 @@ def _wait_for_end(
     type=click.FloatRange(min=0),
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
+@click.option(
+    "--max-activity-deliveries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Times an activity task may be handed out without its result coming back (its "
+    "worker crashed or was killed) before it is failed as ActivityPoisoned, not run again. "
+    "Default: the runtime's (10).",
+)
 @pass_session
-def worker(session: Session, target: str, shutdown_timeout: float) -> None:
+def worker(
+    session: Session, target: str, shutdown_timeout: float, max_activity_deliveries: int | None
+) -> None:
     """Run the WorkflowRuntime named RUNTIME in MODULE until SIGINT or SIGTERM.
 
     A runtime created without a store URL uses --db."""
     os.environ["TREADLE_STORE"] = session.db
     runtime = _load_runtime(target)
+    if max_activity_deliveries is not None:
+        runtime.max_activity_deliveries = max_activity_deliveries
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
