@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
         "apps",
         "chores",
         "watchdog",
+        "poison",
     },
     {"turns", "remote_history"},
 ]
