@@ -122,7 +122,9 @@ def build_runtime(
     store_url: str, *, execution_log: ExecutionLog | None = None
 ) -> wf.WorkflowRuntime:
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
-    runtime = wf.WorkflowRuntime(store_url)
+    # the observability A/B (bench.observability): metrics on or off
+    observed = os.environ.get("TREADLE_BENCH_OBSERVABILITY") == "1"
+    runtime = wf.WorkflowRuntime(store_url, metrics=observed)
     for workflow in (task_chain, batch_processing, long_chain, recovery_chain):
         runtime.register_workflow(workflow)
     for activity in (

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import peer_dbos, procs, profiling, sdk
+from bench import observability, peer_dbos, procs, profiling, sdk
 from bench.report import Measurement, Report, machine_facts
 from bench.stores import DEFAULT_POSTGRES_URL, PostgresTarget, SqliteTarget, StoreTarget
 from bench.workloads import Bench, Sizes, run_treadle
@@ -55,6 +55,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="sample the workers (and one-process runs) with py-spy into DIR; print hot spots",
+    )
+    parser.add_argument(
+        "--observability",
+        type=int,
+        nargs="?",
+        const=3,
+        metavar="ROUNDS",
+        help="instead of the workloads: W1b and W3 with the runtime's metrics off and on, "
+        "alternating, ROUNDS times each (default 3); prints the ratios",
     )
     return parser.parse_args(argv)
 
@@ -168,6 +177,10 @@ def run_store(target: StoreTarget, args: argparse.Namespace, sizes: Sizes, repor
             note=f"{1e3 / floor:,.0f} commits/s: the best a step that commits can do here",
         )
     )
+    if args.observability is not None:
+        report.note(f"== observability A/B on {target.kind} ==")
+        observability.run_ab(target, sizes, args.workers[:1], args.observability, report)
+        return
     report.note(f"== treadle on {target.kind} ==")
     bench = Bench("treadle", target, report, sizes, args.workers, profile_dir)
     run_treadle(bench, args.only)

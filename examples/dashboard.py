@@ -16,6 +16,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from datetime import timedelta
@@ -69,6 +70,20 @@ def order(ctx: wf.WorkflowContext, order_id: str):
     return f"{reserved}, approved by {approved_by}"
 
 
+def wait_for_approval(client: wf.DaprWorkflowClient, iid: str, timeout_s: float = 30) -> None:
+    """Wait until the order waits on its event: its child's completion is not enough (the
+    order's own turn that takes the child's result comes after it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = client.get_workflow_state(iid)
+        status = state.serialized_custom_status if state is not None else None
+        if status == '"waiting for approval"':
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"order {iid} not waiting for approval after {timeout_s}s: {status}")
+        time.sleep(0.01)
+
+
 def main() -> None:
     with runtime:
         client = wf.DaprWorkflowClient(STORE)
@@ -76,7 +91,7 @@ def main() -> None:
         state = client.wait_for_workflow_completion(fan_out, timeout_in_seconds=30)
         print(f"quote {state.runtime_status.name}: {state.serialized_output}")
         iid = client.schedule_new_workflow(order, input="A-1")
-        client.wait_for_workflow_completion(f"{iid}:0001", timeout_in_seconds=30)
+        wait_for_approval(client, iid)
 
         graph = build_graph(fold(client.get_workflow_history(fan_out)))
         print(render_mermaid(graph), end="")

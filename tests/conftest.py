@@ -14,11 +14,19 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from treadle.store.base import Store
 from treadle.store.sqlite import SqliteStore
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+# The property tests run real stores, replays and codecs: one example can take longer than
+# hypothesis's 200 ms deadline on a loaded machine, which fails the test without a bug; its
+# "too slow" health check (data generation timed by the wall clock) is the same. No deadline and
+# no timed health check anywhere; max_examples stays each test's own.
+settings.register_profile("treadle", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("treadle")
 
 
 class FakeClock:

@@ -8,7 +8,6 @@ subcommand. Treadle's errors print one line on stderr and exit 1; bad arguments 
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -28,6 +27,7 @@ from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
+from treadle.runtime.logs import configure_logging
 from treadle.store import DEFAULT_STORE_URL, redact_url
 from treadle.store import migrate as store_migrate
 from treadle.store import schema_status as store_schema_status
@@ -48,6 +48,22 @@ _OUTPUT = click.option(
     default="table",
     show_default=True,
     help="Output format; json is machine-readable.",
+)
+
+
+_LOG_LEVEL = click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level (the log goes to stderr).",
+)
+_LOG_FORMAT = click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log as text lines, or as one JSON object a line.",
 )
 
 
@@ -520,6 +536,7 @@ def _wait_for_end(
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+<<<<<<< HEAD
     "--max-activity-deliveries",
     type=click.IntRange(min=1),
     default=None,
@@ -530,14 +547,37 @@ def _wait_for_end(
 @pass_session
 def worker(
     session: Session, target: str, shutdown_timeout: float, max_activity_deliveries: int | None
+=======
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
+)
+@_LOG_LEVEL
+@_LOG_FORMAT
+@pass_session
+def worker(
+    session: Session,
+    target: str,
+    shutdown_timeout: float,
+    metrics_port: int | None,
+    log_level: str,
+    log_format: str,
+>>>>>>> main
 ) -> None:
     """Run the WorkflowRuntime named RUNTIME in MODULE until SIGINT or SIGTERM.
 
-    A runtime created without a store URL uses --db."""
+    A runtime created without a store URL uses --db. Instances that fail and leases taken
+    over are logged at INFO."""
+    configure_logging(log_level, log_format)
     os.environ["TREADLE_STORE"] = session.db
     runtime = _load_runtime(target)
+<<<<<<< HEAD
     if max_activity_deliveries is not None:
         runtime.max_activity_deliveries = max_activity_deliveries
+=======
+    if metrics_port is not None:
+        runtime.enable_metrics(metrics_port)
+>>>>>>> main
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -545,6 +585,8 @@ def worker(
     click.echo(f"treadle worker {runtime.owner} on {redact_url(runtime.store.url)}")
     click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")
     click.echo(f"activities: {', '.join(runtime.activity_names) or '(none)'}")
+    if runtime.metrics_port is not None:
+        click.echo(f"metrics: http://0.0.0.0:{runtime.metrics_port}/metrics")
     try:
         while not stop.wait(0.5):
             pass
@@ -726,13 +768,8 @@ def _echo_json(value: Any) -> None:
     help="Seconds an HTTP client may go without sending a byte of its request before the "
     "connection is closed.",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="Server log level (the log goes to stderr).",
-)
+@_LOG_LEVEL
+@_LOG_FORMAT
 @pass_session
 def serve(
     session: Session,
@@ -746,6 +783,7 @@ def serve(
     shutdown_timeout: float,
     http_read_timeout: float,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve as a Dapr workflow sidecar for the official Dapr SDKs, until SIGINT or SIGTERM.
 
@@ -753,9 +791,7 @@ def serve(
     Prints "treadle serve: grpc HOST:PORT http HOST:PORT" once listening."""
     from treadle.server.serve import ServeOptions, run_server
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format)
     options = ServeOptions(
         db=session.db,
         host=host,

@@ -98,3 +98,14 @@ def test_next_wakeup_includes_activity_lease_expiry(store: Store, clock: FakeClo
     store.commit_turns("w1", [turn(item, started_events(item), new_activities=[task])])
     store.claim_activities("w1", 10, 15)
     assert store.next_wakeup() == clock.now() + timedelta(seconds=15)
+
+
+def test_a_claim_names_the_owner_whose_lapsed_lease_it_took(store: Store, clock: FakeClock) -> None:
+    for iid in ("a", "b"):
+        start(store, iid)
+    first = store.claim_orchestrations("w1", 10, 10)
+    assert [i.taken_from for i in first] == [None, None]  # nobody held them
+    store.release_leases("w1", ["b"])  # given back: not a takeover
+    clock.advance(11)  # "a" lapsed
+    taken = {i.instance.instance_id: i.taken_from for i in store.claim_orchestrations("w2", 10, 10)}
+    assert taken == {"a": "w1", "b": None}

@@ -11,6 +11,7 @@ from conftest import FakeClock
 from treadle.core.history import (
     EventRaised,
     ExecutionStarted,
+    ExecutionTerminated,
     OrchestrationStatus,
     OrchestratorStarted,
     ParentInfo,
@@ -284,6 +285,55 @@ def test_commit_creates_child_instances(store: Store) -> None:
     assert (record.name, record.parent_instance_id, record.status.name) == ("child", "p", "PENDING")
     started = claim_one(store).messages[0].event
     assert isinstance(started, ExecutionStarted) and started.parent == parent
+
+
+def test_a_turn_messages_the_children_it_creates(store: Store) -> None:
+    """A parent ending (terminated) in the turn that creates a child: the child gets the
+    termination the turn sends it, after its start (it is not dropped as sent to an
+    instance that did not exist yet)."""
+    start(store, "p")
+    item = claim_one(store)
+    child = new_instance("p-c", "child", parent=ParentInfo("p", "p-e1", 1, "wf"))
+    end = NewMessage("p-c", ExecutionTerminated(recurse=True))
+    (outcome,) = store.commit_turns(
+        "w1",
+        [
+            turn(
+                item,
+                started_events(item),
+                status=OrchestrationStatus.TERMINATED,
+                new_instances=[child],
+                new_messages=[end],
+            )
+        ],
+    )
+    assert outcome.ok
+    got = claim_one(store)
+    assert got.instance.instance_id == "p-c"
+    assert kinds([m.event for m in got.messages]) == ["ExecutionStarted", "ExecutionTerminated"]
+
+
+def test_a_message_to_an_instance_a_later_turn_of_the_group_creates_is_dropped(
+    store: Store,
+) -> None:
+    """Turns of one group commit as if one after the other: a message sent to an id that
+    does not exist yet is dropped, even if a later turn of the group creates it."""
+    start(store, "a")
+    start(store, "b")
+    items = {i.instance.instance_id: i for i in store.claim_orchestrations("w1", 10, 30)}
+    hello = NewMessage("x", EventRaised(name="early"))
+    child = new_instance("x", parent=ParentInfo("b", "b-e1", 1, "wf"))
+    outcomes = store.commit_turns(
+        "w1",
+        [
+            turn(items["a"], started_events(items["a"]), new_messages=[hello]),
+            turn(items["b"], started_events(items["b"]), new_instances=[child]),
+        ],
+    )
+    assert [o.ok for o in outcomes] == [True, True]
+    got = claim_one(store)
+    assert got.instance.instance_id == "x"
+    assert kinds([m.event for m in got.messages]) == ["ExecutionStarted"]
 
 
 def test_a_child_whose_id_is_taken_fails_in_the_parent(store: Store) -> None:

@@ -123,6 +123,16 @@ EXPECTED = {
         "Report FAILED: TimeoutError",
         "crunch was told to stop.",
     ],
+    "observability.py": [
+        "Order of lamp: COMPLETED",
+        "Order of unicorn: FAILED",
+        "Logged at INFO by treadle.runtime.observe: "
+        "{'workflow_name': 'order', 'error_type': 'TaskFailedError'}",
+        'dapr_runtime_workflow_execution_count{app_id="",status="failed",workflow_name="order"} '
+        "1.0",
+        'dapr_runtime_workflow_activity_execution_count{activity_name="reserve",app_id="",'
+        'status="success"} 1.0',
+    ],
     "turn_timeout.py": [
         'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
         'healthy: COMPLETED: {"value":40,"share":0.25}',

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import treadle as wf
+from treadle.runtime import starts as local_starts_module
 from treadle.store import local_starts as local
 from treadle.store.base import CommitOutcome, InstanceRecord, TurnCommit
 from treadle.store.sqlite import SqliteStore
@@ -133,44 +134,101 @@ def test_a_start_does_not_wait_for_the_round_under_way(
     assert finish(client, iid).serialized_output == "8"
 
 
-class _CountingSqliteStore(SqliteStore):
-    """The SQLite store, counting its commits of turns."""
+class _RecordingSqliteStore(SqliteStore):
+    """The SQLite store, recording its commits of turns: the committing thread, and the
+    instance of each turn with whether the turn creates it."""
 
-    commits = 0
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.commits: list[tuple[str, list[tuple[str, bool]]]] = []
 
     def commit_turns(
         self, owner: str, turns: Sequence[TurnCommit], lease_s: float = 30.0
     ) -> list[CommitOutcome]:
-        self.commits += 1
+        turned = [(t.instance_id, t.create is not None) for t in turns]
+        self.commits.append((threading.current_thread().name, turned))
         return super().commit_turns(owner, turns, lease_s)
 
 
+def _held(ctx: wf.WorkflowContext, _: None) -> Workflow[None]:
+    yield ctx.call_activity("hold")
+
+
 def test_starts_in_a_loop_carry_the_engine_s_steps_in_their_commits(
-    store_url: str, client: wf.WorkflowClient
+    store_url: str,
+    client: wf.WorkflowClient,
+    gates: Callable[[], Gate],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """On SQLite a client starting workflows one after another commits the other workflows'
-    steps along with its starts: about one commit a workflow, where the starts and the
-    dispatcher's rounds took turns on the writer (1.6-2.0 commits a workflow)."""
+    """On SQLite a start from a client of this process commits the next turns of the
+    workflows whose activity results wait for the dispatcher along with its instance: one
+    commit a start, and none besides, however the threads are scheduled.
+
+    Whether a result waits for the next start or the dispatcher's round takes it first is a
+    race (the dispatcher leaves results to starts only while they come faster than they
+    take, a moment at most); here the dispatcher stays parked while the test starts, an
+    activity held out keeps the others' threads from committing their results themselves
+    (they do so only when no other activity is out), and each start comes once every result
+    but the held one waits. Then the commits are known exactly."""
     if not store_url.startswith("sqlite"):
         pytest.skip("PostgreSQL commits a start alone, beside the dispatcher's commits")
-    store = _CountingSqliteStore(store_url)
+    parked, release = threading.Event(), threading.Event()
+    waits_for_starts = local_starts_module.LocalStarts.await_starts
+
+    def park(self: local_starts_module.LocalStarts) -> None:
+        parked.set()
+        release.wait(30)  # (bounded: a failing test still shuts down)
+        waits_for_starts(self)
+
+    monkeypatch.setattr(local_starts_module.LocalStarts, "await_starts", park)
+    gate = gates()
+    store = _RecordingSqliteStore(store_url)
     runtime = wf.WorkflowRuntime(store)
     runtime.register_workflow(_chain, name="chain")
+    runtime.register_workflow(_held, name="held")
+    runtime.register_activity(lambda ctx, _: gate.hold(), name="hold")
     runtime.register_activity(lambda ctx, n: n + 1, name="gated")
     runtime.register_activity(lambda ctx, n: 2 * n, name="double")
-    n = 200
+    n = 20
     try:
         with runtime:
-            ids = [client.schedule_new_workflow("chain", input=i) for i in range(n)]
-            while_starting = store.commits
+            assert parked.wait(10), "the dispatcher never reached its wait for starts"
+            engine = runtime._engine
+            assert engine is not None
+            inflight = engine.inflight
+
+            def all_but_the_held_wait() -> bool:
+                return inflight.results.qsize() == len(inflight) - 1
+
+            held = client.schedule_new_workflow("held")
+            gate.wait_entered()
+            ids = []
+            for i in range(n):
+                ids.append(client.schedule_new_workflow("chain", input=i))
+                wait_until(
+                    all_but_the_held_wait,
+                    what=f"the activity results after start {i} to wait",
+                    state=lambda: (inflight.results.qsize(), len(inflight), store.commits[-1]),
+                )
+            while_starting = list(store.commits)
+            release.set()
+            gate.open()
             outputs = [json.loads(finish(client, iid).serialized_output or "null") for iid in ids]
+            finish(client, held)
     finally:
+        release.set()
         store.close()
     assert outputs == [[i + 1, 2 * (i + 1)] for i in range(n)]
-    # every start is one commit; the steps that come due meanwhile ride along, but for a few
-    # rounds of the dispatcher (while the engine was busy at a start); those left after the
-    # last start are committed as they come
-    assert n <= while_starting <= 1.3 * n, while_starting
+    # one commit a start, on the client's thread, none from the dispatcher or an activity
+    assert [thread for thread, _ in while_starting] == [threading.current_thread().name] * (n + 1)
+    assert while_starting[0][1] == [(held, True)]
+    for i, (_, turns) in enumerate(while_starting[1:]):
+        # start i creates chain i and carries the steps of the two chains before it:
+        # chain i-1's first result (its second activity scheduled), chain i-2's second
+        # (it completes)
+        carried = sorted(iid for iid, creates in turns if not creates)
+        assert [iid for iid, creates in turns if creates] == [ids[i]], turns
+        assert carried == sorted(ids[max(0, i - 2) : i]), (i, turns)
 
 
 def test_starts_the_runtime_does_not_take_go_through_the_store(

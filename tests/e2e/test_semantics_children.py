@@ -211,3 +211,41 @@ def test_recursive_purge_refuses_while_a_child_runs(
     with pytest.raises(wf.WorkflowStateError, match="'f:0001'"):
         client.purge_workflow("f")
     assert status_of(client, "f") is wf.WorkflowStatus.COMPLETED
+
+
+def test_a_child_created_in_the_turn_that_terminates_its_parent_ends_with_it(
+    make_runtime: Any, client: wf.WorkflowClient
+) -> None:
+    """The event that makes a parent create a child and a termination reach it together:
+    one turn creates the child and ends the parent, and the child ends with it (its
+    termination is not lost for being sent in the turn that creates it)."""
+
+    def register(runtime: wf.WorkflowRuntime) -> None:
+        @runtime.workflow
+        def napper(ctx: wf.WorkflowContext, _: object) -> Workflow[None]:
+            yield ctx.wait_for_external_event("never")
+
+        @runtime.workflow
+        def waiter(ctx: wf.WorkflowContext, _: object) -> Workflow[None]:
+            yield ctx.wait_for_external_event("go")
+            yield ctx.call_child_workflow(napper, instance_id="w.c")
+
+    first = make_runtime(start=False)
+    register(first)
+    first.start()
+    client.schedule_new_workflow("waiter", instance_id="w")
+    wait_until(lambda: status_of(client, "w") is wf.WorkflowStatus.RUNNING)
+    first.shutdown(timeout=5)
+    # nobody runs it now: the event and the termination wait together in its inbox
+    client.operations.control_wait_s = 0
+    client.raise_workflow_event("w", "go")
+    client.terminate_workflow("w")
+    second = make_runtime(start=False)
+    register(second)
+    second.start()
+
+    assert finish(client, "w").runtime_status is wf.WorkflowStatus.TERMINATED
+    assert [e.instance_id for e in events_of(client, "w", "SubOrchestrationInstanceCreated")] == [
+        "w.c"
+    ]
+    assert finish(client, "w.c").runtime_status is wf.WorkflowStatus.TERMINATED

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"dispatcher"},
     {"starts"},
     {"engine"},
-    {"commits"},
+    {"commits", "observe"},
     {"prepare"},
     {
         "cache",
@@ -29,6 +29,8 @@ LAYERS: list[set[str]] = [
         "options",
         "dapr_options",
         "apps",
+        "metrics",
+        "logs",
         "chores",
         "watchdog",
         "poison",

@@ -7,10 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from treadle.clock import ManualClock, SystemClock, utcnow
+from treadle.core.actions import CompleteOrchestration, CreateSubOrchestration
+from treadle.core.history import ExecutionTerminated, OrchestrationStatus
 from treadle.core.replay import WorkflowExecution
 from treadle.runtime.cache import CachedExecution, InstanceCache
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.registry import Registry
+from treadle.runtime.turns import TurnInput, build_turn
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.base import ActivityWorkItem
 
@@ -173,3 +176,26 @@ def test_claims_come_due_once_a_second_on_the_clock() -> None:
     clock.advance(0.1)
     wakeups.periodic_claims(clock.monotonic())
     assert wakeups.claim_due and wakeups.activity_claim_due
+
+
+def test_a_run_terminated_in_the_turn_that_creates_a_child_terminates_that_child() -> None:
+    # (an SDK worker's turn: the children it knew of were read before it created one)
+    turn = TurnInput("p", "wf", "p-e1", version=3, history_len=5, created_children=["p-old"])
+    output = build_turn(
+        turn,
+        new_events=[ExecutionTerminated(timestamp=START, recurse=True)],
+        actions=[
+            CreateSubOrchestration(id=1, name="child", instance_id="p-new"),
+            CompleteOrchestration(id=2, status=OrchestrationStatus.TERMINATED),
+        ],
+        status=OrchestrationStatus.RUNNING,
+        custom_status=None,
+        now=START,
+    )
+    assert [c.instance_id for c in output.commit.new_instances] == ["p-new"]
+    ended = [
+        m.instance_id
+        for m in output.commit.new_messages
+        if isinstance(m.event, ExecutionTerminated)
+    ]
+    assert ended == ["p-old", "p-new"]

@@ -184,6 +184,7 @@ class WorkflowExecution:
         self._propagated_view: PropagatedHistory | None = None
         self.app_id: str | None = None  # the app this run belongs to, from ExecutionStarted
         self.timeout_at: datetime | None = None  # the run's deadline, from ExecutionStarted
+        self.started_at: datetime = EPOCH  # when the run started, from ExecutionStarted
         self.child_instance_ids: list[str] = []
         self.current_utc_datetime: datetime = EPOCH
         self.is_replaying = False
@@ -345,6 +346,7 @@ class WorkflowExecution:
         self.propagated = event.propagated
         self.app_id = event.app_id
         self.timeout_at = event.timeout_at
+        self.started_at = event.timestamp
         self.execution_id = event.execution_id
         self.instance_id = event.instance_id or self.instance_id
         workflow = self.workflow

@@ -17,6 +17,7 @@ import inspect
 import logging
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from treadle.store.base import ActivityWorkItem
 logger = logging.getLogger(__name__)
 
 Done = Callable[[ActivityWorkItem, HistoryEvent], "ActivityWorkItem | None"]
+Observe = Callable[[ActivityWorkItem, HistoryEvent, float], None]
 
 
 class ActivityExecutor:
@@ -47,6 +49,7 @@ class ActivityExecutor:
         heartbeat: records a heartbeat of a running item (on its thread) with its details as
             JSON text; False if the item is no longer held here (it is then told to stop).
         clock: the time of each result (its event's timestamp).
+        observe: told of each attempt's outcome and how many seconds it ran, if given.
     """
 
     def __init__(
@@ -58,7 +61,9 @@ class ActivityExecutor:
         is_current: Callable[[ActivityWorkItem], bool] | None = None,
         heartbeat: Callable[[ActivityWorkItem, str | None], bool] | None = None,
         clock: Clock | None = None,
+        observe: Observe | None = None,
     ) -> None:
+        self._observe = observe
         self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
@@ -209,6 +214,7 @@ class ActivityExecutor:
         if not self._is_current(item):
             return None
         running = self._started(item)
+        began = time.perf_counter() if self._observe is not None else 0.0
         try:
             if fn is None:
                 raise _unregistered(item.name)
@@ -218,6 +224,8 @@ class ActivityExecutor:
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
+        if self._observe is not None:
+            self._observe(item, event, time.perf_counter() - began)
         return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
@@ -230,6 +238,7 @@ class ActivityExecutor:
         if not self._is_current(item):
             return
         running = self._started(item)
+        began = time.perf_counter() if self._observe is not None else 0.0
         try:
             # a task of its own, which cancel() can cancel without cancelling this one
             task = asyncio.ensure_future(
@@ -253,6 +262,8 @@ class ActivityExecutor:
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
+        if self._observe is not None:
+            self._observe(item, event, time.perf_counter() - began)
         following = self._report(item, event)
         if following is not None:  # a sync step scheduled by this result: to the threads
             self.submit(following)

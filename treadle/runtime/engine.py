@@ -37,6 +37,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from treadle.clock import Clock
@@ -47,6 +48,7 @@ from treadle.runtime.activities import ActivityExecutor
 from treadle.runtime.cache import InstanceCache
 from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
+from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.poison import SuspectClaims, is_poisoned, poisoned_failure
 from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
@@ -91,8 +93,10 @@ class Engine:
         run: RunState,
         clock: Clock,
         remote: RemoteWorkers | None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer or Observer(None, clock)
         self._clock = clock
         self._registry = registry
         self._options = options
@@ -131,6 +135,7 @@ class Engine:
             is_current=self.inflight.still_leased,
             heartbeat=self.on_heartbeat,
             clock=clock,
+            observe=self.observer.activity_done if self.observer.metrics is not None else None,
         )
         self._inline = threading.local()
         self._commit_sent_at = 0.0
@@ -403,6 +408,9 @@ class Engine:
             claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
+        for item in claimed:
+            if item.taken_from is not None:
+                self.observer.taken_over(item)
         return claimed
 
     def _claim_admitted(
@@ -497,8 +505,10 @@ class Engine:
             return {}
         self.wakeups.note_timers(commits)
         self._commit_sent_at = self._clock.monotonic()
+        began = time.perf_counter()
         outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
         by_id = {o.instance_id: o for o in outcomes}
+        self.observer.committed(pending, by_id, time.perf_counter() - began)
         for entry in pending.values():
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]

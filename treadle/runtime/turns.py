@@ -353,7 +353,10 @@ def _finish(
     if turn.parent is not None:
         messages.append(result_for_parent(turn.parent, completion, now))
     if _terminates_children(completion, events):
-        for child_id in turn.created_children:
+        # (with the children this very turn creates: an SDK worker's turn may create one
+        # and end the run together, and its created_children were read before the turn)
+        created = [*turn.created_children, *(c.instance_id for c in instances)]
+        for child_id in dict.fromkeys(created):
             terminate = ExecutionTerminated(timestamp=now, input=None, recurse=True)
             messages.append(NewMessage(child_id, terminate))
     commit = TurnCommit(

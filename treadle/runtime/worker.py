@@ -24,6 +24,8 @@ imports go one way, down this list:
   ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
   SDK's constructor options, mapped onto treadle's).
 - ``turns``: a turn's actions to a store commit (no state).
+- ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
+  metrics, imported only when a runtime has them.
 - ``chores``: store-wide chores (retention, schedules) on a thread of their own.
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
@@ -49,7 +51,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
@@ -61,6 +63,7 @@ from treadle.runtime.chores import Chores
 from treadle.runtime.dapr_options import apply_logger_options, concurrency
 from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
+from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
 from treadle.runtime.registry import Registry, Workflow
@@ -73,6 +76,9 @@ from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
 from treadle.store.queues import Queue
 from treadle.store.retention import RetentionPolicy
+
+if TYPE_CHECKING:
+    from treadle.runtime.metrics import WorkerMetrics
 
 __all__ = ["WorkflowRuntime"]
 
@@ -135,6 +141,9 @@ class WorkflowRuntime:
         logger_options: the Dapr SDK's ``LoggerOptions`` (level, handler, formatter): they
             configure the ``treadle`` loggers.
         worker_ready_timeout: the default wait of :meth:`wait_for_worker_ready`.
+        metrics: keep Prometheus metrics (:attr:`metrics`; needs ``treadle[metrics]``).
+        metrics_port: also serve them over HTTP on this port (0: any free one; implies
+            ``metrics``) while the runtime runs; :attr:`metrics_port` is the one it got.
         host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
             compatibility and unused: treadle talks to its store, not to a sidecar, and runs
             each synchronous activity on a thread of its own (up to the activity limit).
@@ -165,6 +174,8 @@ class WorkflowRuntime:
         maximum_concurrent_orchestration_work_items: int | None = None,
         maximum_thread_pool_workers: int | None = None,
         worker_ready_timeout: float | None = None,
+        metrics: bool = False,
+        metrics_port: int | None = None,
     ) -> None:
         max_concurrent_activities = concurrency(
             max_concurrent_activities,
@@ -233,7 +244,24 @@ class WorkflowRuntime:
         self._stop_on_work: Callable[[], None] | None = None  # see start
         self._stop_on_advance: Callable[[], None] | None = None
         self._presence: Presence | None = None
+        self.metrics: WorkerMetrics | None = None
+        """Its Prometheus metrics, if it keeps them (see :mod:`treadle.runtime.metrics`)."""
+        self.metrics_port = metrics_port
+        """The port its metrics are served on, if served (the one bound, once started)."""
+        if metrics or metrics_port is not None:
+            self.enable_metrics(metrics_port)
         self._chores: Chores | None = None
+
+    def enable_metrics(self, port: int | None = None) -> WorkerMetrics:
+        """Keep Prometheus metrics (as ``metrics=True``), and serve them on ``port`` if given
+        (as ``metrics_port``); call before :meth:`start`. Returns :attr:`metrics`."""
+        if self.metrics is None:
+            from treadle.runtime.metrics import WorkerMetrics
+
+            self.metrics = WorkerMetrics(self.app_id, lambda now: self.store.waiting_work(now))
+        if port is not None:
+            self.metrics_port = port
+        return self.metrics
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(
@@ -474,7 +502,10 @@ class WorkflowRuntime:
             run=run,
             clock=self._clock,
             remote=self._remote,
+            observer=Observer(self.metrics, self._clock),
         )
+        if self.metrics is not None and self.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.metrics_port)
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
         self._release_dead_local_owners(store)
@@ -557,6 +588,8 @@ class WorkflowRuntime:
         if self._stop_on_advance is not None:
             self._stop_on_advance()
             self._stop_on_advance = None
+        if self.metrics is not None:
+            self.metrics.close()
         self._engine = self._starts = None
 
     def __enter__(self) -> WorkflowRuntime:

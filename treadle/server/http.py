@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -481,6 +482,7 @@ class _MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        began = time.perf_counter()
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
@@ -494,6 +496,7 @@ class _MetricsMiddleware:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "other"
             self.metrics.http_requests.labels(route, method, str(status)).inc()
+            self.metrics.request(route, method, status, time.perf_counter() - began)
 
 
 class _TokenMiddleware:

@@ -12,6 +12,10 @@ Metrics:
         STALLED), counted on scrape; finished ones grow without bound and are not counted.
     ``treadle_workflow_instances_capped{status}``: 1 when that count reached the cap.
     ``treadle_store_up``: 1 when the last count could read the store, else 0.
+
+With ``runtime``, the metrics of the server's runtime (:mod:`treadle.runtime.metrics`:
+Dapr's workflow, activity and operation metrics, takeovers, commits, waiting work) are served
+with these, and the HTTP requests of Dapr's workflow operations are counted there too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from treadle.client import WorkflowClient, WorkflowStatus
+from treadle.runtime.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class ServerMetrics:
         client: when given, instances by status are counted on scrape through it.
         count_cap: stop counting a status after this many instances (keeps a scrape cheap).
         cache_s: reuse the instance counts for this long between scrapes.
+        runtime: the metrics of the server's runtime, rendered with these.
     """
 
     def __init__(
@@ -55,8 +61,12 @@ class ServerMetrics:
         *,
         count_cap: int = 10_000,
         cache_s: float = 5.0,
+        runtime: WorkerMetrics | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        self.runtime = runtime
+        if runtime is not None:
+            self.registry.register(_Forward(runtime.registry))
         self.http_requests = Counter(
             "treadle_http_requests",
             "HTTP requests, by route template, method and status code.",
@@ -76,9 +86,43 @@ class ServerMetrics:
         if client is not None:
             self.registry.register(InstanceCountCollector(client, cap=count_cap, cache_s=cache_s))
 
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count a request to a Dapr workflow operation (by its route template) in the
+        runtime's ``dapr_runtime_workflow_operation_*`` metrics, if there are some."""
+        runtime = self.runtime
+        if runtime is None or "/workflows/" not in route:
+            return
+        operation = _operation(route, method)
+        if operation is not None:
+            runtime.operation(operation, "success" if status < 400 else "failed", seconds)
+
     def render(self) -> bytes:
         """The registry in the Prometheus text format (may query the store: call off-loop)."""
         return generate_latest(self.registry)
+
+
+def _operation(route: str, method: str) -> str | None:
+    """Dapr's name of the workflow operation a route template serves, if it is one."""
+    if route.endswith("/start"):
+        return "create_workflow"
+    if "/raiseEvent/" in route:
+        return "add_event"
+    if route.endswith("/purge"):
+        return "purge_workflow"
+    if method == "GET" and route.endswith("/{instance_id}"):
+        return "get_workflow"
+    return None
+
+
+class _Forward(Collector):
+    """The metrics of another registry, collected on scrape."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        """Every metric of the other registry."""
+        return self._registry.collect()
 
 
 class InstanceCountCollector(Collector):

@@ -25,6 +25,7 @@ from treadle.server.grpc_workers import SidecarWorkers
 from treadle.server.http import create_app
 from treadle.server.http_protocol import DEFAULT_READ_TIMEOUT_S
 from treadle.server.http_server import HttpServer
+from treadle.server.metrics import ServerMetrics
 from treadle.store import open_store, redact_url
 
 __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
@@ -112,7 +113,11 @@ def run_server(
     store = open_store(options.db)
     workers = SidecarWorkers()
     runtime = WorkflowRuntime(
-        store, remote=workers, max_concurrent_activities=256, app_id=options.app_id
+        store,
+        remote=workers,
+        max_concurrent_activities=256,
+        app_id=options.app_id,
+        metrics=options.http_port is not None,  # served with the server's at /metrics
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
@@ -135,6 +140,7 @@ def run_server(
                     api_token=token,
                     max_body_bytes=options.max_payload_bytes,
                     lookup=runtime.registered_workflow,
+                    metrics=ServerMetrics(client, runtime=runtime.metrics),
                 ),
                 options.host,
                 options.http_port,

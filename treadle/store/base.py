@@ -88,10 +88,18 @@ class InboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class OrchestrationWorkItem:
-    """A claimed instance with the messages to apply in the next turn."""
+    """A claimed instance with the messages to apply in the next turn.
+
+    Attributes:
+        instance: the claimed instance.
+        messages: the messages to apply.
+        taken_from: the owner whose lapsed lease this claim took over, if any (a worker
+            that stopped without releasing it).
+    """
 
     instance: InstanceRecord
     messages: list[InboxMessage]
+    taken_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,8 +642,10 @@ instance row and its history only, no task row to insert and delete.
 - Whoever clears the own task records its result: a turn that consumes it (refused, like a
   consumed task row that is gone, if the instance's own task is no longer that task), or
   ``complete_activities`` (dropped if it is no longer that task).
-- A turn that cancels activities clears it; a turn that gives up the lease must have
-  consumed it.
+- A turn that cancels activities, or ends its run, clears it.
+- A turn that gives up the lease, or sets another own task, without consuming it (a worker
+  that did not see its commit of the task succeed) queues it as an ordinary task row in the
+  same commit, as a release of the lease does.
 - The task becomes an ordinary task row (unleased, for any worker) when the instance's lease
   passes to another owner (a claim of an instance held by another owner or whose lease
   expired), when the lease is released, and when a claim of activities finds an instance

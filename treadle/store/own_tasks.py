@@ -18,6 +18,7 @@ __all__ = [
     "own_task_from_json",
     "own_task_json",
     "own_task_matches",
+    "own_task_orphaned",
     "own_task_update",
 ]
 
@@ -47,13 +48,34 @@ def own_task_json(task: NewActivity) -> str:
 def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
     """What a turn does to its instance's own task: (whether it writes the column, the new
     value). It sets its own task if it has one; it clears the column if it consumes the own
-    task (a negative id) or cancels activities; otherwise it leaves it as it is. (The turn's
+    task (a negative id), cancels activities or gives the lease up (a task still there then
+    is queued, see :func:`own_task_orphaned`); otherwise it leaves it as it is. (The turn's
     version fence says the column still holds the task this owner committed.)"""
     own = next((a for a in turn.new_activities if a.own), None)
     if own is not None:
         return True, own_task_json(own)
-    clears = turn.cancel_activities or any(a < 0 for a in turn.consumed_activities)
+    clears = (
+        turn.cancel_activities
+        or not turn.keep_lease
+        or any(a < 0 for a in turn.consumed_activities)
+    )
     return clears, None
+
+
+def own_task_orphaned(turn: TurnCommit) -> bool:
+    """Whether an own task the instance's row may hold would be left with nobody to run it
+    by ``turn``: the turn neither consumes nor cancels it, and it gives the lease up or sets
+    another own task. A store then queues that task as an ordinary task row in the turn's
+    commit, as a release of the lease does (OWN_TASK_RULES).
+
+    A worker that knows of its own task never commits such a turn; one that does not (its
+    commit of the task succeeded, but it saw an error and dropped the turn) may. A turn that
+    ends its run drops the task instead (clears the column): its result would be moot."""
+    if turn.create is not None or turn.cancel_activities or turn.status.is_terminal:
+        return False
+    if any(a < 0 for a in turn.consumed_activities):
+        return False
+    return not turn.keep_lease or any(a.own for a in turn.new_activities)
 
 
 def own_task_from_json(instance_id: str, text: str) -> NewActivity:

@@ -140,9 +140,19 @@ def claim_orchestrations_in(
         found = _read_claims(db, conn, owner, [r for r in rows if r[0] is not None])
         claimed.extend(found)
         if seen < scan or len(claimed) >= limit:
-            return [OrchestrationWorkItem(rec, msgs) for _, rec, msgs in claimed if msgs]
+            return [
+                OrchestrationWorkItem(rec, msgs, _taken_from(row, owner))
+                for row, rec, msgs in claimed
+                if msgs
+            ]
         after = last_id
         excluded.extend(rec.instance_id for _, rec, _ in found)
+
+
+def _taken_from(row: Any, owner: str) -> str | None:
+    """The owner a claim statement's row took the instance from, if another one held it."""
+    previous: str | None = row[1]
+    return previous if previous is not None and previous != owner else None
 
 
 _ADMITTED = (

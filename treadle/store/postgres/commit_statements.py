@@ -41,7 +41,7 @@ from treadle.store.base import (
     gives_activity_work,
     gives_orchestration_work,
 )
-from treadle.store.own_tasks import own_task_update
+from treadle.store.own_tasks import own_task_orphaned, own_task_update
 from treadle.store.postgres.instances import RECORD_COLUMNS, instance_from_text
 from treadle.store.postgres.listener import (
     ACTIVITIES_SUFFIX,
@@ -50,6 +50,7 @@ from treadle.store.postgres.listener import (
     STATUS_SUFFIX,
     SUFFIXES,
 )
+from treadle.store.postgres.sql import orphans_sql
 from treadle.store.serde import encode_event, encode_failure, encode_propagation
 
 __all__ = [
@@ -84,7 +85,7 @@ _TURNS = (
     "t AS (SELECT * FROM json_to_recordset(%(turns)s::json) AS t(k integer, iid text, "
     "  v bigint, st text, eid text, inp text, res text, fail text, cs text, hs integer, "
     "  hl integer, keep boolean, wo boolean, wa boolean, cancel boolean, so boolean, "
-    "  own text, ev json, cm json, ca json, na json, nm json) "
+    "  own text, orph boolean, ev json, cm json, ca json, na json, nm json) "
     # (Ids travel as JSON arrays: json_to_recordset fills bigint[] columns slowly.)
     # Always true; it tells the planner that there are few turns (a set-returning function
     # counts as 100 rows), so that it looks instances up by key instead of scanning them.
@@ -186,6 +187,8 @@ _WOKEN = (
     f"  WHEN f.a THEN '{ACTIVITIES_SUFFIX}' ELSE '{STATUS_SUFFIX}' END) "
     "  FROM flags f WHERE f.o OR f.a OR f.s)"
 )
+# (see orphans_sql)
+_ORPHANS_WOKEN = " UNION ALL SELECT 'n', NULL, count(*){nulls} FROM orphans_woken"
 # One row per accepted turn ('k'), per task enqueued leased ('a'), and one for the NOTIFY.
 _RESULT = (
     "SELECT 'k', ok.k, ok.new_version FROM ok{leased} "
@@ -224,9 +227,13 @@ def simple_commit_sql(parts: frozenset[str]) -> str:
         ctes.append(_TO_SELF)
     if "others" in parts:
         ctes.append(_TO_OTHERS)
+    if "orph" in parts:
+        ctes.append(orphans_sql("ok.orph AND b.instance_id = ok.iid"))
     # no client waits on an instance that did not exist: a creating turn wakes workers only
     ctes.append(_WOKEN.replace(_STATUS_CHANGED, "false") if "create" in parts else _WOKEN)
     result = _RESULT.replace("{leased}", _LEASED if "na" in parts else "")
+    if "orph" in parts:
+        result += _ORPHANS_WOKEN.replace("{nulls}", "")
     return "WITH " + ", ".join(ctes) + " " + result
 
 
@@ -277,11 +284,13 @@ def _single_sql(
     suffix: str | None,
     create: bool,
     record: bool,
+    orphans: bool = False,
 ) -> str:
     """The statement of :func:`single_commit`; ``suffix``: the NOTIFY payload's suffix when
     the turn gives work, None to notify clients only if the status changed (never, for a
     turn that creates its instance: nobody can wait on an instance that did not exist);
-    ``record``: return the instance's row too (see :func:`committed_record`)."""
+    ``record``: return the instance's row too (see :func:`committed_record`); ``orphans``:
+    queue an own task the row held that the turn leaves (see :func:`own_task_orphaned`)."""
     returned = "".join(", " + c for c in _RECORD) if record else ""
     if create:
         ok = (
@@ -302,6 +311,8 @@ def _single_sql(
         ctes.append(_SINGLE_CONSUMED)
     if cancels:
         ctes.append(_SINGLE_CANCELLED)
+    if orphans:
+        ctes.append(orphans_sql("b.instance_id = %(iid)s"))
     notify = f"SELECT pg_notify('{CHANNEL}', %(notify_payload)s || '{suffix or STATUS_SUFFIX}')"
     if suffix is not None:
         ctes.append(f"woken AS ({notify} FROM ok)")
@@ -314,9 +325,10 @@ def _single_sql(
         )
     columns = "".join(f", ok.r{k}" for k in range(len(_RECORD))) if record else ""
     nulls = ", NULL" * len(_RECORD) if record else ""
+    woken = _ORPHANS_WOKEN.replace("{nulls}", nulls) if orphans else ""
     return (
         "WITH " + ", ".join(ctes) + f" SELECT 'k', 0, ok.new_version{columns} FROM ok "
-        f"UNION ALL SELECT 'n', NULL, count(*){nulls} FROM woken"
+        f"UNION ALL SELECT 'n', NULL, count(*){nulls} FROM woken{woken}"
     )
 
 
@@ -375,6 +387,7 @@ def single_commit(turn: TurnCommit, owner: str, lease_s: float) -> tuple[str, di
         suffix,
         created is not None,
         turn.status.is_terminal,
+        own_task_orphaned(turn),
     )
     return sql, params
 
@@ -395,6 +408,9 @@ def simple_commit(
     docs = []
     for k, t in enumerate(turns):
         sets_own, own_value = own_task_update(t)
+        orphans = own_task_orphaned(t)
+        if orphans:
+            parts.add("orph")
         queued = [a for a in t.new_activities if not a.own]
         rows = [a for a in t.consumed_activities if a > 0]  # negative: the own task
         for part, present in (
@@ -427,6 +443,7 @@ def simple_commit(
                 "cancel": t.cancel_activities,
                 "so": sets_own,
                 "own": own_value,
+                "orph": orphans,
                 # events are stored as encode_event wrote them: JSON fragments, not strings
                 "ev": [fragment(encode_event(e)) for e in t.new_events],
                 "cm": list(t.consumed_messages),

@@ -8,7 +8,7 @@ and a purge cannot race a message into a deleted instance's inbox.
 
 A group commit reads and locks every instance it touches in one statement, checks each
 turn's fence in Python, then writes all accepted turns with one statement per kind of row
-(history, inbox deletes, activity tasks, messages, children, instance updates), pipelined:
+(history, inbox deletes, activity tasks, children, messages, instance updates), pipelined:
 a commit of any number of turns costs two round trips (three when it creates children).
 Groups of simple turns are committed by one statement instead (:mod:`.commit_statements`).
 Turns are applied in "batches" of distinct instances so that the result is the one
@@ -23,14 +23,15 @@ from datetime import datetime, timedelta
 
 from treadle.store.base import (
     CommitOutcome,
+    NewMessage,
     TurnCommit,
     gives_activity_work,
     gives_orchestration_work,
 )
 from treadle.store.fencing import Fence, refusal
-from treadle.store.own_tasks import next_own_task_id, own_task_update
+from treadle.store.own_tasks import next_own_task_id, own_task_orphaned, own_task_update
 from treadle.store.postgres.instances import create_instances_in, insert_messages
-from treadle.store.postgres.sql import Conn, Db
+from treadle.store.postgres.sql import Conn, Db, enqueue_own_sql
 from treadle.store.serde import (
     child_refused,
     encode_event,
@@ -49,6 +50,7 @@ class _Fence:
     version: int
     owner: str | None
     expires: datetime | None
+    own_task: str | None = None
 
     def seen(self, now: datetime) -> Fence:
         """The fence a turn is checked against (see :func:`~treadle.store.fencing.refusal`)."""
@@ -63,14 +65,19 @@ class _Batch:
     turns: list[tuple[int, TurnCommit]] = dataclasses.field(default_factory=list)
     instance_ids: set[str] = dataclasses.field(default_factory=set)
     child_ids: set[str] = dataclasses.field(default_factory=set)
+    messaged_ids: set[str] = dataclasses.field(default_factory=set)
 
     def admits(self, turn: TurnCommit) -> bool:
-        """Whether ``turn`` can join without changing what applying turns in order gives."""
+        """Whether ``turn`` can join without changing what applying turns in order gives
+        (a batch creates its children before it writes its messages)."""
         own = turn.instance_id
         return (
             own not in self.instance_ids
             and own not in self.child_ids
-            and not any(c.instance_id in self.instance_ids for c in turn.new_instances)
+            and not any(
+                c.instance_id in self.instance_ids or c.instance_id in self.messaged_ids
+                for c in turn.new_instances
+            )
             and not any(m.instance_id in self.child_ids for m in turn.new_messages)
         )
 
@@ -78,6 +85,7 @@ class _Batch:
         self.turns.append((index, turn))
         self.instance_ids.add(turn.instance_id)
         self.child_ids.update(c.instance_id for c in turn.new_instances)
+        self.messaged_ids.update(m.instance_id for m in turn.new_messages)
 
 
 def commit_turns_in(
@@ -90,7 +98,8 @@ def commit_turns_in(
     """
     ids = {t.instance_id for t in turns} | {c.instance_id for t in turns for c in t.new_instances}
     locked = conn.execute(
-        "SELECT instance_id, status, version, lease_owner, lease_expires_at FROM instances "
+        "SELECT instance_id, status, version, lease_owner, lease_expires_at, own_task "
+        "FROM instances "
         "WHERE instance_id = ANY(%s::text[]) ORDER BY instance_id FOR NO KEY UPDATE",
         (sorted(ids),),
     )
@@ -110,7 +119,8 @@ def commit_turns_in(
     rows = locked.fetchall()
     present = {r[0] for r in tasks.fetchall()} if tasks is not None else set()
     statuses: dict[str, str] = {r[0]: r[1] for r in rows}
-    fences = {r[0]: _Fence(r[2], r[3], r[4]) for r in rows}
+    fences = {r[0]: _Fence(r[2], r[3], r[4], r[5]) for r in rows}
+    orphans: list[tuple[str, str]] = []  # (instance, own task): see own_task_orphaned
     lease_until = now + timedelta(seconds=lease_s)
     outcomes: list[CommitOutcome] = []
     batches = [_Batch()]
@@ -132,6 +142,11 @@ def commit_turns_in(
         batches[-1].add(index, turn)
         fence.version += 1
         fence.owner, fence.expires = (owner, lease_until) if turn.keep_lease else (None, None)
+        if own_task_orphaned(turn) and fence.own_task is not None:
+            orphans.append((turn.instance_id, fence.own_task))
+        sets_own, own_value = own_task_update(turn)
+        if sets_own:
+            fence.own_task = own_value
         own_ids = [next_own_task_id()] if any(a.own for a in turn.new_activities) else []
         outcomes.append(
             CommitOutcome(
@@ -147,6 +162,16 @@ def commit_turns_in(
         for batch in batches
         if batch.turns
     ]
+    if orphans:  # nobody would run them: queued, as a release of the lease would
+        db.execute(
+            conn,
+            enqueue_own_sql(
+                "(SELECT * FROM unnest(%(iids)s::text[], %(owns)s::text[]) "
+                "  AS x(instance_id, own_task))"
+            ),
+            {"iids": [o[0] for o in orphans], "owns": [o[1] for o in orphans]},
+        )
+        db.activities = True
 
     def result() -> list[CommitOutcome]:
         for read in readers:
@@ -197,12 +222,15 @@ def _write_batch(
     if cancelled:
         conn.execute("DELETE FROM activity_tasks WHERE instance_id = ANY(%s::text[])", (cancelled,))
     read_leased = _insert_activities(conn, batch, owner, now, lease_until)
-    insert_messages(db, conn, [m for t in turns for m in t.new_messages])
+    # Children first: the turns' messages to them (a termination of the children of a
+    # parent ending in the turn that creates them) reach them, and are not dropped.
     children = [c for t in turns for c in t.new_instances]
+    refusals: list[NewMessage] = []
     if children:
         refused, conflicts = create_instances_in(db, conn, children, statuses, now)
         refused += conflicts()  # the parents hear of these in this same transaction
-        insert_messages(db, conn, [child_refused(c, why, to_epoch(now)) for c, why in refused])
+        refusals = [child_refused(c, why, to_epoch(now)) for c, why in refused]
+    insert_messages(db, conn, [*(m for t in turns for m in t.new_messages), *refusals])
     for turn in turns:  # children of later batches see these turns' outcome
         statuses[turn.instance_id] = turn.status.name
     own_updates = [own_task_update(t) for t in turns]  # (sets the column, its value)

@@ -21,7 +21,7 @@ from treadle.store.postgres.listener import (
     SUFFIXES,
 )
 
-__all__ = ["NOSYNC", "Conn", "Db", "enqueue_own_sql", "utc"]
+__all__ = ["NOSYNC", "Conn", "Db", "enqueue_own_sql", "orphans_sql", "utc"]
 
 Conn = psycopg.Connection[Any]
 _NOTIFY_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s)"
@@ -47,6 +47,24 @@ def enqueue_own_sql(source: str) -> str:
         f"FROM {source} m, json_to_record(m.own_task::json) "
         "  AS o(eid text, tid integer, name text, inp text, teid text, app text) "
         "WHERE m.own_task IS NOT NULL"
+    )
+
+
+def orphans_sql(which: str) -> str:
+    """The CTEs ``orphans`` and ``orphans_woken`` of a commit statement (see
+    :mod:`.commit_statements`): queue the own tasks that its accepted turns (CTE ``ok``)
+    leave with nobody to run them (see :func:`~treadle.store.own_tasks.own_task_orphaned`),
+    as a release of the lease would, and wake activity workers if there were any.
+
+    Args:
+        which: the condition on ``b``, the rows of ``instances`` as they were before the
+            statement (holding the own task a turn's update replaced or cleared).
+    """
+    return (
+        "orphans AS ("
+        + enqueue_own_sql(f"(SELECT b.instance_id, b.own_task FROM ok, instances b WHERE {which})")
+        + " RETURNING 1), "
+        f"orphans_woken AS (SELECT {_NOTIFY_ACTIVITIES_SQL} WHERE EXISTS (SELECT 1 FROM orphans))"
     )
 
 

@@ -93,7 +93,7 @@ def claim_orchestrations(
         return []
     with db.errors(), db.write(notify=False, durable=False) as conn:
         candidates = conn.execute(
-            "SELECT i.instance_id FROM inbox m "
+            "SELECT i.instance_id, i.lease_owner FROM inbox m "
             "JOIN instances i ON i.instance_id = m.instance_id "
             "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
             f"OR i.lease_expires_at < ?){mine} GROUP BY i.instance_id ORDER BY MIN(m.id) "
@@ -101,6 +101,7 @@ def claim_orchestrations(
             (now, owner, now, *mine_params, limit + len(excluded)),
         ).fetchall()
         ids = [r[0] for r in candidates if r[0] not in excluded][:limit]
+        previous = {r[0]: r[1] for r in candidates if r[1] is not None and r[1] != owner}
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -139,7 +140,7 @@ def claim_orchestrations(
                     execution_id=row[2],
                 )
             )
-    return [OrchestrationWorkItem(records[iid], messages[iid]) for iid in ids]
+    return [OrchestrationWorkItem(records[iid], messages[iid], previous.get(iid)) for iid in ids]
 
 
 def claim_activities(

@@ -16,13 +16,19 @@ from treadle.core.history import OrchestrationStatus
 from treadle.errors import WorkflowAlreadyExistsError
 from treadle.store.base import (
     CommitOutcome,
+    NewMessage,
     TurnCommit,
     check_creating,
     gives_activity_work,
     gives_orchestration_work,
 )
 from treadle.store.fencing import Fence, refused_because
-from treadle.store.own_tasks import next_own_task_id, own_task_update
+from treadle.store.own_tasks import (
+    next_own_task_id,
+    own_task_from_json,
+    own_task_orphaned,
+    own_task_update,
+)
 from treadle.store.serde import child_refused, encode_event, encode_failure, to_epoch
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.rows import (
@@ -84,10 +90,13 @@ def _commit_turn(
     # A result is recorded by whoever deletes its task row; one whose row is gone went to
     # the inbox from another execution: recording it too would repeat it.
     tasks_present = _tasks_exist(conn, task_rows)
+    orphan = _own_task(conn, iid) if tasks_present and own_task_orphaned(turn) else None
     if not (tasks_present and _update_instance(conn, owner, turn, now, lease_s)):
         error = _refusal(conn, owner, turn, now, tasks_present=tasks_present)
         return CommitOutcome(iid, ok=False, error=error)
     _write_rows(conn, turn, task_rows)
+    if orphan is not None:  # nobody would run it (see own_task_orphaned): queue it
+        insert_activity(conn, own_task_from_json(iid, orphan), None, now, 0.0, delivered=True)
     leased_ids: list[int] = []
     for task in turn.new_activities:
         if task.own:
@@ -96,18 +105,23 @@ def _commit_turn(
         row_id = insert_activity(conn, task, owner, now, lease_s)
         if task.leased:
             leased_ids.append(row_id)
-    for message in turn.new_messages:
-        visible = to_epoch(message.visible_at) if message.visible_at else now
-        if message.instance_id == iid or _instance_exists(conn, message.instance_id):
-            insert_message(conn, message, visible)
+    # Children first: the turn's messages to them (a termination of the children of a
+    # parent ending in the turn that creates them) reach them, and are not dropped.
+    refusals: list[NewMessage] = []
     for child in turn.new_instances:
         try:
             create_instance(conn, child, now)
         except WorkflowAlreadyExistsError as exc:
-            insert_message(conn, child_refused(child, str(exc), now), now)
+            refusals.append(child_refused(child, str(exc), now))
+    for message in turn.new_messages:
+        visible = to_epoch(message.visible_at) if message.visible_at else now
+        if message.instance_id == iid or _instance_exists(conn, message.instance_id):
+            insert_message(conn, message, visible)
+    for refusal in refusals:
+        insert_message(conn, refusal, now)
     db.gives(  # woken after the commit (see Connections.write)
         orchestrations=gives_orchestration_work(turn),
-        activities=gives_activity_work(turn),
+        activities=gives_activity_work(turn) or orphan is not None,
         status=(  # its status may have changed: wake clients
             created is None  # (no client waits on an instance that did not exist)
             and (
@@ -207,6 +221,14 @@ def _tasks_exist(conn: sqlite3.Connection, task_ids: Sequence[int]) -> bool:
         f"SELECT COUNT(*) FROM activity_tasks WHERE id IN ({marks})", sorted(wanted)
     ).fetchone()
     return int(row[0]) == len(wanted)
+
+
+def _own_task(conn: sqlite3.Connection, instance_id: str) -> str | None:
+    """The own task the instance's row holds (JSON text), if any."""
+    row = conn.execute(
+        "SELECT own_task FROM instances WHERE instance_id = ?", (instance_id,)
+    ).fetchone()
+    return None if row is None else row[0]
 
 
 def _instance_exists(conn: sqlite3.Connection, instance_id: str) -> bool:

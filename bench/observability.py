@@ -1,0 +1,77 @@
+"""``python -m bench --observability N``: W1b and W3 with the runtime's metrics off and on.
+
+The runs alternate (off, on, then on, off, ...) for N rounds, so drift on a shared machine
+falls on both sides; the medians of each figure are compared as a ratio (on / off, so 0.95
+means 5% fewer workflows per second, or 5% more time per step where lower is better). The
+workers read :data:`ENV` (see :func:`bench.app.build_runtime`).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Sequence
+
+from bench.report import Measurement, Report
+from bench.stores import StoreTarget
+from bench.workloads import (
+    Bench,
+    Sizes,
+    Workload,
+    run_workloads,
+    w1b_throughput,
+    w3_long_chain,
+)
+
+ENV = "TREADLE_BENCH_OBSERVABILITY"
+"""``1``: the benchmark's runtimes keep Prometheus metrics."""
+
+WORKLOADS: dict[str, Workload] = {"W1b": w1b_throughput, "W3": w3_long_chain}
+
+Key = tuple[str, str, int | None, int | None, str]
+
+
+def run_ab(
+    target: StoreTarget, sizes: Sizes, workers: Sequence[int], rounds: int, report: Report
+) -> None:
+    """Run the A/B on ``target`` and add one ratio per figure to ``report``."""
+    figures: dict[Key, dict[str, list[float]]] = {}
+    before = os.environ.get(ENV)
+    try:
+        for i in range(rounds):
+            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                os.environ[ENV] = "1" if mode == "on" else "0"
+                report.note(f"-- observability A/B: round {i + 1}/{rounds}, metrics {mode} --")
+                sub = Report(header={})
+                bench = Bench("treadle", target, sub, sizes, workers)
+                run_workloads(bench, WORKLOADS, set(WORKLOADS))
+                report.errors.extend(sub.errors)
+                for m in sub.measurements:
+                    if m.better in ("higher", "lower"):
+                        key = (m.workload, m.metric, m.size, m.workers, m.better)
+                        figures.setdefault(key, {}).setdefault(mode, []).append(m.value)
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
+    for (workload, metric, size, count, better), modes in figures.items():
+        off, on = modes.get("off", []), modes.get("on", [])
+        if not off or not on:
+            continue
+        off_m, on_m = statistics.median(off), statistics.median(on)
+        ratio = on_m / off_m if off_m else float("nan")
+        report.add(
+            Measurement(
+                "treadle",
+                target.kind,
+                workload,
+                f"{metric}, metrics on / off",
+                ratio,
+                "x",
+                size=size,
+                workers=count,
+                note=f"medians off {off_m:.4g}, on {on_m:.4g} over {len(off)} runs each "
+                f"({better} is better)",
+            )
+        )

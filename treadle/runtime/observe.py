@@ -1,0 +1,144 @@
+"""What a runtime tells about its work: log records under ``treadle.*``, and metrics if on.
+
+Each instance that fails is logged at INFO (its id, workflow name, error type and message),
+and so is each lease taken over from a worker that stopped without releasing it. The
+records carry those values as attributes too (``instance_id``, ``workflow_name``,
+``error_type``, ``error_message``, ``previous_owner``), which ``treadle worker --log-format
+json`` writes as fields.
+
+With metrics on (see :mod:`treadle.runtime.metrics`), the same points count into them, with
+the commit latency and the activities' outcomes. With metrics off, a round pays one branch
+per committed turn (is it terminal?) and nothing else.
+
+Threads: :meth:`Observer.committed` and :meth:`Observer.taken_over` run on the thread that
+holds the engine lock; :meth:`Observer.activity_done` on activity threads. The metrics object
+takes its own locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from treadle.clock import Clock, utcnow
+from treadle.core.history import (
+    EPOCH,
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestrationStatus,
+    TaskFailed,
+)
+from treadle.runtime.prepare import PendingTurn
+from treadle.store.base import (
+    ActivityWorkItem,
+    CommitOutcome,
+    OrchestrationWorkItem,
+    TurnCommit,
+)
+
+if TYPE_CHECKING:
+    from treadle.runtime.metrics import WorkerMetrics
+
+__all__ = ["Observer"]
+
+logger = logging.getLogger("treadle.runtime.observe")
+
+_OUTCOMES = {
+    OrchestrationStatus.COMPLETED: "success",
+    OrchestrationStatus.FAILED: "failed",
+    OrchestrationStatus.TERMINATED: "terminated",
+}
+"""Dapr's status label of a finished run, by its status."""
+
+
+class Observer:
+    """Logs (and counts, with ``metrics``) what one runtime's engine does.
+
+    Args:
+        metrics: where to count, or None for logs only.
+        clock: the time a run finished (for its latency).
+    """
+
+    def __init__(self, metrics: WorkerMetrics | None, clock: Clock) -> None:
+        self.metrics = metrics
+        self._clock = clock
+
+    def committed(
+        self,
+        pending: Mapping[str, PendingTurn],
+        outcomes: Mapping[str, CommitOutcome],
+        seconds: float,
+    ) -> None:
+        """The turns of ``pending`` were committed (``outcomes``) in ``seconds``."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.commit_took(seconds)
+        for entry in pending.values():
+            commit = entry.commit
+            if commit is None or not commit.status.is_terminal:
+                continue
+            outcome = outcomes.get(entry.instance_id)
+            if outcome is not None and outcome.ok:
+                self._finished(entry, commit)
+
+    def _finished(self, entry: PendingTurn, commit: TurnCommit) -> None:
+        cached = entry.cached
+        name = cached.name if cached is not None else _started_name(commit.new_events)
+        if commit.status is OrchestrationStatus.FAILED:
+            failure = commit.failure
+            error_type = failure.error_type if failure is not None else ""
+            message = failure.message if failure is not None else ""
+            logger.info(
+                "workflow instance %s (%s) failed: %s: %s",
+                entry.instance_id,
+                name,
+                error_type,
+                message,
+                extra={
+                    "instance_id": entry.instance_id,
+                    "workflow_name": name,
+                    "error_type": error_type,
+                    "error_message": message,
+                },
+            )
+        metrics = self.metrics
+        if metrics is None:
+            return
+        status = _OUTCOMES.get(commit.status, commit.status.name.lower())
+        started = cached.execution.started_at if cached is not None else EPOCH
+        seconds = None
+        if started is not EPOCH:
+            seconds = max(0.0, (utcnow(self._clock) - started).total_seconds())
+        metrics.workflow_finished(name, status, seconds)
+
+    def taken_over(self, item: OrchestrationWorkItem) -> None:
+        """The claim of ``item`` took its instance from another owner's lapsed lease."""
+        record = item.instance
+        logger.info(
+            "took over workflow instance %s (%s) from %s, whose lease lapsed",
+            record.instance_id,
+            record.name,
+            item.taken_from,
+            extra={
+                "instance_id": record.instance_id,
+                "workflow_name": record.name,
+                "previous_owner": item.taken_from,
+            },
+        )
+        if self.metrics is not None:
+            self.metrics.takeovers.inc()
+
+    def activity_done(self, item: ActivityWorkItem, event: HistoryEvent, seconds: float) -> None:
+        """An attempt of the activity ``item`` ended with ``event`` after ``seconds``."""
+        if self.metrics is not None:
+            status = "failed" if isinstance(event, TaskFailed) else "success"
+            self.metrics.activity_finished(item.name, status, seconds)
+
+
+def _started_name(events: Iterable[HistoryEvent]) -> str:
+    """The workflow name in a turn's ExecutionStarted event, if it has one."""
+    for event in events:
+        if isinstance(event, ExecutionStarted):
+            return event.name
+    return ""
