@@ -536,7 +536,6 @@ def _wait_for_end(
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
-<<<<<<< HEAD
     "--max-activity-deliveries",
     type=click.IntRange(min=1),
     default=None,
@@ -544,10 +543,7 @@ def _wait_for_end(
     "worker crashed or was killed) before it is failed as ActivityPoisoned, not run again. "
     "Default: the runtime's (10).",
 )
-@pass_session
-def worker(
-    session: Session, target: str, shutdown_timeout: float, max_activity_deliveries: int | None
-=======
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
@@ -559,10 +555,10 @@ def worker(
     session: Session,
     target: str,
     shutdown_timeout: float,
+    max_activity_deliveries: int | None,
     metrics_port: int | None,
     log_level: str,
     log_format: str,
->>>>>>> main
 ) -> None:
     """Run the WorkflowRuntime named RUNTIME in MODULE until SIGINT or SIGTERM.
 
@@ -571,13 +567,10 @@ def worker(
     configure_logging(log_level, log_format)
     os.environ["TREADLE_STORE"] = session.db
     runtime = _load_runtime(target)
-<<<<<<< HEAD
     if max_activity_deliveries is not None:
         runtime.max_activity_deliveries = max_activity_deliveries
-=======
     if metrics_port is not None:
         runtime.enable_metrics(metrics_port)
->>>>>>> main
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
