@@ -536,6 +536,14 @@ def _wait_for_end(
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+    "--max-activity-deliveries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Times an activity task may be handed out without its result coming back (its "
+    "worker crashed or was killed) before it is failed as ActivityPoisoned, not run again. "
+    "Default: the runtime's (10).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
@@ -547,6 +555,7 @@ def worker(
     session: Session,
     target: str,
     shutdown_timeout: float,
+    max_activity_deliveries: int | None,
     metrics_port: int | None,
     log_level: str,
     log_format: str,
@@ -558,6 +567,8 @@ def worker(
     configure_logging(log_level, log_format)
     os.environ["TREADLE_STORE"] = session.db
     runtime = _load_runtime(target)
+    if max_activity_deliveries is not None:
+        runtime.max_activity_deliveries = max_activity_deliveries
     if metrics_port is not None:
         runtime.enable_metrics(metrics_port)
     stop = threading.Event()

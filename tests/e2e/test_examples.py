@@ -138,6 +138,12 @@ EXPECTED = {
         'healthy: COMPLETED: {"value":40,"share":0.25}',
         "stuck: FAILED: TurnTimeout",
     ],
+    "poison_activity.py": [
+        "The worker died 3 times.",
+        "healthy: COMPLETED: 2",
+        "healthy: COMPLETED: 4",
+        'import_file: COMPLETED: "parked: ActivityPoisoned"',
+    ],
     "suspend_resume.py": [
         "After suspend: SUSPENDED",
         "After raising the event while suspended: SUSPENDED",

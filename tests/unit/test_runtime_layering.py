@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
         "logs",
         "chores",
         "watchdog",
+        "poison",
     },
     {"turns", "remote_history"},
 ]

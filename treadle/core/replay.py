@@ -59,7 +59,7 @@ from treadle.core.history import (
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
 from treadle.core.propagation import PropagatedHistory
-from treadle.core.retry import RetryPolicy
+from treadle.core.retry import POISONED, RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.core.validation import default_child_id, validate_instance_id, validate_name
 from treadle.core.versioning import Patches, Stall, VersionedWorkflow, settle_turn
@@ -441,7 +441,7 @@ class WorkflowExecution:
         if task is None:
             return
         retry = self._retries.pop(task_id, None)
-        if retry is not None:
+        if retry is not None and failure.error_type != POISONED:  # (its attempts are spent)
             delay = retry.policy.next_delay(
                 retry.attempts, retry.first_attempt_at, self.current_utc_datetime
             )

@@ -7,6 +7,11 @@ from datetime import datetime, timedelta
 
 from treadle.errors import InvalidInputError
 
+POISONED = "ActivityPoisoned"
+"""The error type of an activity a runtime failed because its attempts kept killing their
+worker (see :mod:`treadle.runtime.poison`): its attempts are spent, no retry policy runs it
+again."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:

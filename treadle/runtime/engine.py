@@ -50,6 +50,7 @@ from treadle.runtime.commits import commit_or_isolate
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.poison import SuspectClaims, is_poisoned, poisoned_failure
 from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
@@ -113,6 +114,7 @@ class Engine:
             else None
         )
         self.watchdog = TurnWatchdog(options.turn_limit_s)
+        self.suspects = SuspectClaims()
         """Stops a workflow turn that runs past its limit (started with the run's threads)."""
         self.prepare = TurnPreparer(
             store=store,
@@ -595,7 +597,7 @@ class Engine:
         those of activities on no queue, then each queue's within its limits."""
         if not self.wakeups.activity_claim_due or self._run.draining:
             return False
-        free = self.inflight.free()
+        free = self.suspects.room(self.inflight.free(), self.inflight.holds)
         if free <= 0:
             return False  # still due: _accept_completion wakes us when one finishes
         self.wakeups.activity_claim_due = False
@@ -622,12 +624,18 @@ class Engine:
         ]
         if remote_beats:  # (an SDK worker does not heartbeat: such a task keeps a full lease)
             self.store.renew_leases(self._options.owner, [], remote_beats, self._options.lease_s)
+        limit = self._options.max_activity_deliveries
         with self.lock:
             for item in items:
                 self.inflight.track(
                     item, sent_at, heartbeats=item.name in self._registry.activities
                 )
-                self._submit_activity(item)
+                if is_poisoned(item, limit):  # its attempts kept killing their workers
+                    self.inflight.results.put((item, poisoned_failure(item, self._clock)))
+                    self.wakeups.wake()
+                else:
+                    self.suspects.claimed(item)
+                    self._submit_activity(item)
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True

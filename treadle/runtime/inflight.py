@@ -103,6 +103,10 @@ class InflightActivities:
         """How many more activities may run at once."""
         return self._max_concurrent - len(self._items)
 
+    def holds(self, activity_id: int) -> bool:
+        """Whether the activity task ``activity_id`` (its row id) is in flight here."""
+        return activity_id in self._items
+
     def has_running(self, instance_id: str) -> bool:
         """Whether an activity of the instance is in flight."""
         return self._by_instance.get(instance_id, 0) > 0

@@ -32,6 +32,10 @@ class RuntimeOptions:
     turn_limit_s: float | None = 30.0
     """How long a workflow turn may run before it is stopped and its instance failed (real
     seconds; None: no limit). See :mod:`treadle.runtime.watchdog`."""
+    max_activity_deliveries: int | None = 10
+    """How many times an activity task may be handed out without its result coming back
+    before it is failed instead of run again (None: no limit). See
+    :mod:`treadle.runtime.poison`."""
 
     @property
     def history_app_id(self) -> str:

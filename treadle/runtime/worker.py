@@ -65,6 +65,7 @@ from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
 from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
@@ -119,6 +120,11 @@ class WorkflowRuntime:
             replay of its history) may run; one that runs longer (a loop that never yields)
             is interrupted and its instance FAILED with ``TurnTimeout``, and the runtime's
             other workflows go on. None: no limit. See :mod:`treadle.runtime.watchdog`.
+        max_activity_deliveries: how many times an activity task may be handed to a worker
+            without its result coming back (the worker crashed or was killed while running
+            it) before it is failed, not run again: the calling workflow gets a
+            ``TaskFailedError`` of type ``ActivityPoisoned`` (no retry policy runs it again).
+            Default 10; None: no limit. See :mod:`treadle.runtime.poison`.
         local_starts: a client of this process on the same store URL hands this runtime
             the instances it starts (of workflows registered here): their first turn runs
             on the client's thread and is committed with the instance, in one durable
@@ -159,6 +165,7 @@ class WorkflowRuntime:
         app_wait: timedelta = timedelta(seconds=60),
         retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
         turn_timeout: timedelta | None = timedelta(seconds=30),
+        max_activity_deliveries: int | None = DEFAULT_MAX_DELIVERIES,
         host: str | None = None,
         port: str | None = None,
         logger_options: Any = None,
@@ -204,6 +211,16 @@ class WorkflowRuntime:
         ):
             raise ValueError(f"turn_timeout must be a timedelta > 0 or None, got {turn_timeout!r}")
         self.turn_timeout = turn_timeout
+        if max_activity_deliveries is not None and (
+            isinstance(max_activity_deliveries, bool)
+            or not isinstance(max_activity_deliveries, int)
+            or max_activity_deliveries < 1
+        ):
+            raise ValueError(
+                "max_activity_deliveries must be an int >= 1 or None, "
+                f"got {max_activity_deliveries!r}"
+            )
+        self.max_activity_deliveries = max_activity_deliveries
         self._store_arg = store
         self._store: Store | None = None
         self.fail_unknown_workflows = fail_unknown_workflows
@@ -475,6 +492,7 @@ class WorkflowRuntime:
             cache_size=self._cache_size,
             app_id=self.app_id,
             turn_limit_s=None if self.turn_timeout is None else self.turn_timeout.total_seconds(),
+            max_activity_deliveries=self.max_activity_deliveries,
         )
         self._run = run = RunState()
         self._engine = engine = Engine(

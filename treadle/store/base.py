@@ -157,6 +157,10 @@ class ActivityWorkItem:
             and is renewed by its heartbeats (:meth:`Store.heartbeat_activity`).
         heartbeat_details: JSON text of the details of its last heartbeat (of an attempt
             that did not finish), if any.
+        deliveries: how many times the task has been handed to a worker, this time included
+            (claims, and a lease taken with its creation); more than one means earlier
+            attempts never reported back (their worker crashed or was killed). 0 where the
+            store does not say (a task leased with the turn that created it).
     """
 
     id: int
@@ -169,6 +173,7 @@ class ActivityWorkItem:
     propagated: Propagation | None = None
     heartbeat_s: float | None = None
     heartbeat_details: str | None = None
+    deliveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,13 @@ def claim_activities(
         "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
         "  AND (lease_owner IS NULL OR lease_expires_at < {now}) AND app_id = %(app)s "
         f"{by_name}  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
-        "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
+        "UPDATE activity_tasks a SET lease_owner = %(owner)s, deliveries = a.deliveries + 1, "
         # (a task with a heartbeat timeout: leased for at most that long)
         "  lease_expires_at = {now} + make_interval(secs => "
         "    LEAST(%(lease_s)s, COALESCE(a.heartbeat_s, %(lease_s)s))) "
         "FROM picked p, nosync WHERE a.id = p.id RETURNING a.id, a.instance_id, "
         "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, a.propagated, "
-        "  a.heartbeat_s, a.heartbeat_details",
+        "  a.heartbeat_s, a.heartbeat_details, a.deliveries",
         {
             "limit": limit,
             "owner": owner,
@@ -52,7 +52,17 @@ def claim_activities(
     )
     return [
         ActivityWorkItem(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]), r[8], r[9]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            decode_propagation(r[7]),
+            r[8],
+            r[9],
+            r[10],
         )
         for r in sorted(rows)
     ]

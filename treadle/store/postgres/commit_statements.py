@@ -146,10 +146,11 @@ _CANCELLED = (
 _ACTIVITIES = (
     "acts AS (INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
     "  task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-    "  heartbeat_s) "
+    "  heartbeat_s, deliveries) "
     "  SELECT a.iid, a.eid, a.tid, a.name, a.inp, a.teid, {now}, "
     "  CASE WHEN a.leased THEN %(owner)s END, "
-    f"  CASE WHEN a.leased THEN {_LEASE} END, a.prop, a.app, a.hb "
+    f"  CASE WHEN a.leased THEN {_LEASE} END, a.prop, a.app, a.hb, "
+    "  CASE WHEN a.leased THEN 1 ELSE 0 END "
     "  FROM ok, ROWS FROM (json_to_recordset(ok.na) AS (iid text, eid text, tid integer, "
     "  name text, inp text, teid text, leased boolean, prop text, app text, "
     "  hb double precision)) WITH ORDINALITY "

@@ -281,8 +281,9 @@ def _insert_activities(
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
         "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-        "heartbeat_s) "
-        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app, hb "
+        "heartbeat_s, deliveries) "
+        "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app, hb, "
+        "  CASE WHEN owner IS NULL THEN 0 ELSE 1 END "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
         "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], "
         "  %s::double precision[]) WITH ORDINALITY "

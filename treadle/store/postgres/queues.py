@@ -86,10 +86,11 @@ def claim_queued(
                 "  %(prios)s::int[]) AS p(name, prio) WHERE p.name = activity_tasks.name), 0) "
                 "  DESC, id LIMIT %(take)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
+                "  deliveries = a.deliveries + 1, "
                 "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
                 "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
                 "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, "
-                "  a.propagated",
+                "  a.propagated, a.deliveries",
                 {**params, "take": take},
             ).fetchall()
             if queue.rate_limit is not None and rows:
@@ -100,7 +101,17 @@ def claim_queued(
                     {**params, "n": len(rows)},
                 )
         items = [
-            ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+            ActivityWorkItem(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                decode_propagation(r[7]),
+                deliveries=r[8],
+            )
             for r in sorted(rows)
         ]
         if len(items) == limit:

@@ -38,11 +38,12 @@ _NOTIFY_ACTIVITIES_SQL = f"pg_notify('{CHANNEL}', %(notify_payload)s || '{ACTIVI
 
 def enqueue_own_sql(source: str) -> str:
     """An INSERT that queues, as ordinary unleased tasks, the own tasks (OWN_TASK_RULES) of
-    ``source``: a CTE or table with ``instance_id`` and ``own_task`` (JSON text or NULL)."""
+    ``source``: a CTE or table with ``instance_id`` and ``own_task`` (JSON text or NULL).
+    Each was handed to its worker once already: one delivery."""
     return (
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
-        "  task_execution_id, visible_at, app_id) "
-        "SELECT m.instance_id, o.eid, o.tid, o.name, o.inp, o.teid, {now}, COALESCE(o.app, '') "
+        "  task_execution_id, visible_at, app_id, deliveries) "
+        "SELECT m.instance_id, o.eid, o.tid, o.name, o.inp, o.teid, {now}, COALESCE(o.app, ''), 1 "
         f"FROM {source} m, json_to_record(m.own_task::json) "
         "  AS o(eid text, tid integer, name text, inp text, teid text, app text) "
         "WHERE m.own_task IS NOT NULL"

@@ -177,7 +177,7 @@ def claim_activities(
             db.gives(activities=True)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            "propagated, heartbeat_s, heartbeat_details FROM activity_tasks t WHERE "
+            "propagated, heartbeat_s, heartbeat_details, deliveries FROM activity_tasks t WHERE "
             f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?){mine} "
             "ORDER BY id LIMIT ?",
             (now, now, *mine_params, limit),
@@ -185,12 +185,23 @@ def claim_activities(
         if not rows:
             return []
         conn.executemany(  # (a task with a heartbeat timeout: leased for at most that long)
-            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, "
+            "deliveries = deliveries + 1 WHERE id = ?",
             [(owner, now + min(lease_s, r[8] or lease_s), r[0]) for r in rows],
         )
     return [
         ActivityWorkItem(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]), r[8], r[9]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            decode_propagation(r[7]),
+            r[8],
+            r[9],
+            r[10] + 1,
         )
         for r in rows
     ]

@@ -101,7 +101,7 @@ def _commit_turn(
         return CommitOutcome(iid, ok=False, error=error)
     _write_rows(conn, turn, task_rows)
     if orphan is not None:  # nobody would run it (see own_task_orphaned): queue it
-        insert_activity(conn, own_task_from_json(iid, orphan), None, now, 0.0)
+        insert_activity(conn, own_task_from_json(iid, orphan), None, now, 0.0, delivered=True)
     leased_ids: list[int] = []
     for task in turn.new_activities:
         if task.own:

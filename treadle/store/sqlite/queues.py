@@ -78,12 +78,13 @@ def _claim(
         cases = " ".join("WHEN ? THEN ?" for _ in names)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            f"propagated FROM activity_tasks WHERE {free} "
+            f"propagated, deliveries FROM activity_tasks WHERE {free} "
             f"ORDER BY CASE name {cases} ELSE 0 END DESC, id LIMIT ?",
             (now, now, app_id, *names, *order, take),
         ).fetchall()
         conn.executemany(
-            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, "
+            "deliveries = deliveries + 1 WHERE id = ?",
             [(owner, now + lease_s, r[0]) for r in rows],
         )
         if queue.rate_limit is not None and rows:
@@ -92,7 +93,17 @@ def _claim(
                 [(queue.name, now)] * len(rows),
             )
         items = [
-            ActivityWorkItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_propagation(r[7]))
+            ActivityWorkItem(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                decode_propagation(r[7]),
+                deliveries=r[8] + 1,
+            )
             for r in rows
         ]
         if len(items) == limit:

@@ -127,14 +127,22 @@ def insert_message(conn: sqlite3.Connection, message: NewMessage, visible: float
 
 
 def insert_activity(
-    conn: sqlite3.Connection, task: NewActivity, owner: str | None, now: float, lease_s: float
+    conn: sqlite3.Connection,
+    task: NewActivity,
+    owner: str | None,
+    now: float,
+    lease_s: float,
+    *,
+    delivered: bool = False,
 ) -> int:
-    """Queue ``task`` (leased to ``owner`` if it says so and there is one); return its id."""
+    """Queue ``task`` (leased to ``owner`` if it says so and there is one); return its id.
+    ``delivered``: it was handed to a worker already (an own task whose worker died), which
+    counts as a delivery as a lease taken now does."""
     leased = task.leased and owner is not None
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
         "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-        "heartbeat_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "heartbeat_s, deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -148,6 +156,7 @@ def insert_activity(
             encode_propagation(task.propagated),
             task.app_id,
             task.heartbeat_s,
+            1 if leased or delivered else 0,
         ),
     )
     return int(cur.lastrowid or 0)
@@ -166,7 +175,7 @@ def enqueue_own_tasks(
     if not rows:
         return False
     for iid, text in rows:
-        insert_activity(conn, own_task_from_json(iid, text), None, now, 0.0)
+        insert_activity(conn, own_task_from_json(iid, text), None, now, 0.0, delivered=True)
     conn.executemany(
         "UPDATE instances SET own_task = NULL, version = version + 1 WHERE instance_id = ?",
         [(r[0],) for r in rows],
