@@ -144,3 +144,40 @@ def test_turn_timeout_is_validated() -> None:
         wf.WorkflowRuntime("sqlite://", turn_timeout=timedelta(0))
     with pytest.raises(ValueError, match="turn_timeout"):
         wf.WorkflowRuntime("sqlite://", turn_timeout=5)  # type: ignore[arg-type]
+
+
+def test_a_turn_limit_above_half_the_lease_still_fails_the_spinner(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    """A turn_timeout as long as the lease: the watchdog interrupts at half the lease, while
+    the lease still holds. (Interrupted after the lease ran out, the failure was fenced out,
+    and the instance was claimed and spun again for ever, starving every other workflow.)"""
+    runtime = make_runtime(start=False, turn_timeout=timedelta(seconds=2), lease_s=2.0)
+
+    @runtime.activity
+    def step(ctx: wf.WorkflowActivityContext, n: int) -> int:
+        return n
+
+    @runtime.workflow
+    def spinner(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+        yield ctx.call_activity(step, input=n)
+        spin()
+        return n
+
+    @runtime.workflow
+    def fine(ctx: wf.WorkflowContext, n: int) -> Workflow[int]:
+        got: int = yield ctx.call_activity(step, input=n)
+        return got
+
+    runtime.start()
+    spinning = client.schedule_new_workflow(spinner, input=1)
+    fines = [client.schedule_new_workflow(fine, input=n) for n in range(3)]
+    for n, iid in enumerate(fines):
+        state = finish(client, iid, timeout=20)
+        assert state.runtime_status is wf.WorkflowStatus.COMPLETED, state
+        assert decoded(state.serialized_output) == n
+    state = finish(client, spinning, timeout=20)
+    assert state.runtime_status is wf.WorkflowStatus.FAILED, state
+    assert state.failure_details is not None
+    assert state.failure_details.error_type == "TurnTimeout"
+    assert "ran longer than 1 s" in state.failure_details.message

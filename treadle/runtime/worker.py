@@ -119,7 +119,10 @@ class WorkflowRuntime:
         turn_timeout: how long one turn of a workflow (its code between two yields, or the
             replay of its history) may run; one that runs longer (a loop that never yields)
             is interrupted and its instance FAILED with ``TurnTimeout``, and the runtime's
-            other workflows go on. None: no limit. See :mod:`treadle.runtime.watchdog`.
+            other workflows go on. None: no limit. The limit applied is at most half the
+            lease (``lease_s``): a turn interrupted later would find its lease gone, its
+            failure refused, and the instance claimed and spun again, for ever. See
+            :mod:`treadle.runtime.watchdog`.
         max_activity_deliveries: how many times an activity task may be handed to a worker
             without its result coming back (the worker crashed or was killed while running
             it) before it is failed, not run again: the calling workflow gets a
@@ -479,6 +482,15 @@ class WorkflowRuntime:
         return self._store
 
     # ---- lifecycle -------------------------------------------------------------------
+
+    def _turn_limit_s(self) -> float | None:
+        """The watchdog's limit on one turn: ``turn_timeout``, at most half the lease, so a
+        spinning turn is failed while its lease still holds (else the failure is fenced out
+        and the instance spins again on its next claim)."""
+        if self.turn_timeout is None:
+            return None
+        return min(self.turn_timeout.total_seconds(), self.lease_s / 2)
+
     def start(self) -> None:
         """Start working in background threads; returns at once."""
         if self._engine is not None:
@@ -491,7 +503,7 @@ class WorkflowRuntime:
             max_concurrent_workflows=self.max_concurrent_workflows,
             cache_size=self._cache_size,
             app_id=self.app_id,
-            turn_limit_s=None if self.turn_timeout is None else self.turn_timeout.total_seconds(),
+            turn_limit_s=self._turn_limit_s(),
             max_activity_deliveries=self.max_activity_deliveries,
         )
         self._run = run = RunState()
