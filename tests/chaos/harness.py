@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
+from reliability.procs import ProcessSlots
 
 T = TypeVar("T")
 WORKER_SCRIPT = Path(__file__).with_name("chaos_worker.py")
@@ -46,30 +44,11 @@ def pid_of(owner: str) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
-class Workers:
-    """Worker processes (``chaos_worker.py``), one per slot, each restartable.
-
-    A slot's stdout and stderr go to ``worker-<slot>.log`` in ``directory`` (appended to
-    across restarts), shown by :meth:`tails` when something goes wrong.
-    """
+class Workers(ProcessSlots):
+    """Worker processes (``chaos_worker.py``), one per slot, each restartable."""
 
     def __init__(self, directory: Path, url: str, log: Path, lease_s: float, count: int) -> None:
-        self._directory = directory
-        self._args = [str(WORKER_SCRIPT), url, str(log), str(lease_s)]
-        self._outputs: list[IO[bytes]] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.respawned: list[tuple[int, int]] = []  # (slot, exit code) of unplanned exits
-        for slot in range(count):
-            self._outputs.append((directory / f"worker-{slot}.log").open("ab"))
-            self.procs.append(self._spawn(slot))
-
-    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, *self._args],
-            stdin=subprocess.PIPE,
-            stdout=self._outputs[slot],
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(directory, [[str(WORKER_SCRIPT), url, str(log), str(lease_s)]] * count)
 
     def slot_of(self, pid: int) -> int | None:
         """The slot whose current process has this pid."""
@@ -81,60 +60,6 @@ class Workers:
         proc.kill()
         proc.wait(timeout=10)
         self._close_stdin(proc)
-
-    def restart(self, slot: int) -> None:
-        """Start a new process in the slot (its previous one must be gone)."""
-        assert self.procs[slot].poll() is not None
-        self.procs[slot] = self._spawn(slot)
-
-    def respawn_exited(self) -> None:
-        """Like a supervisor: start again any process that exited on its own.
-
-        A worker cannot open its store while PostgreSQL restarts, and exits.
-        """
-        for slot, proc in enumerate(self.procs):
-            code = proc.poll()
-            if code is not None:
-                self._close_stdin(proc)
-                self.respawned.append((slot, code))
-                self.procs[slot] = self._spawn(slot)
-
-    def stop(self, timeout: float = 30.0) -> list[int | None]:
-        """Close every process's stdin (a clean shutdown); kill those that do not exit.
-
-        Returns:
-            each slot's exit code (None if it had to be killed).
-        """
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)  # in case the test stopped while one paused
-            self._close_stdin(proc)
-        codes: list[int | None] = []
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout=max(0.1, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                codes.append(None)
-        for output in self._outputs:
-            output.close()
-        return codes
-
-    def tails(self, lines: int = 15) -> str:
-        """The last lines each slot's processes wrote."""
-        parts = []
-        for slot in range(len(self.procs)):
-            text = (self._directory / f"worker-{slot}.log").read_text(errors="replace")
-            parts.append(f"--- worker {slot} ---\n" + "\n".join(text.splitlines()[-lines:]))
-        return "\n".join(parts)
-
-    @staticmethod
-    def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
 
 
 @dataclass(frozen=True)

@@ -23,45 +23,32 @@ from typing import IO
 WORKER = Path(__file__).with_name("worker.py")
 
 
-class Workers:
-    """Worker processes (``worker.py``), one per slot, each restartable.
-
-    A slot's output goes to ``worker-<slot>.log`` in ``directory`` (appended to across
-    restarts), shown by :meth:`tails` when something goes wrong.
+class ProcessSlots:
+    """Python processes, one per slot, each restartable; a slot's output goes to
+    ``worker-<slot>.log`` in ``directory`` (appended to across restarts), shown by
+    :meth:`tails` when something goes wrong. Shared by the fault suite and the chaos run.
 
     Args:
-        args: per slot, the worker's arguments (store URL, ledger, options).
+        commands: per slot, the script and its arguments, run with this Python.
     """
 
-    def __init__(self, directory: Path, args: list[list[str]]) -> None:
+    def __init__(self, directory: Path, commands: list[list[str]]) -> None:
         self._directory = directory
-        self._args = args
+        self._commands = commands
         self._outputs: list[IO[bytes]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.respawned: list[tuple[int, int]] = []  # (slot, exit code) of unplanned exits
-        for slot in range(len(args)):
+        for slot in range(len(commands)):
             self._outputs.append((directory / f"worker-{slot}.log").open("ab"))
             self.procs.append(self._spawn(slot))
 
     def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, str(WORKER), *self._args[slot]],
+            [sys.executable, *self._commands[slot]],
             stdin=subprocess.PIPE,
             stdout=self._outputs[slot],
             stderr=subprocess.STDOUT,
         )
-
-    def pids(self) -> list[int]:
-        """The current process of each slot."""
-        return [p.pid for p in self.procs]
-
-    def kill(self, slot: int) -> int:
-        """SIGKILL the slot's process and reap it; return its pid."""
-        proc = self.procs[slot]
-        proc.kill()
-        proc.wait(timeout=10)
-        self._close_stdin(proc)
-        return proc.pid
 
     def restart(self, slot: int) -> None:
         """Start a new process in the slot (its previous one must be gone)."""
@@ -113,6 +100,29 @@ class Workers:
         if proc.stdin is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
+
+
+class Workers(ProcessSlots):
+    """Worker processes (``worker.py``), one per slot, each restartable.
+
+    Args:
+        args: per slot, the worker's arguments (store URL, ledger, options).
+    """
+
+    def __init__(self, directory: Path, args: list[list[str]]) -> None:
+        super().__init__(directory, [[str(WORKER), *a] for a in args])
+
+    def pids(self) -> list[int]:
+        """The current process of each slot."""
+        return [p.pid for p in self.procs]
+
+    def kill(self, slot: int) -> int:
+        """SIGKILL the slot's process and reap it; return its pid."""
+        proc = self.procs[slot]
+        proc.kill()
+        proc.wait(timeout=10)
+        self._close_stdin(proc)
+        return proc.pid
 
 
 def free_port() -> int:
