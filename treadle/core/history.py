@@ -42,7 +42,9 @@ class OrchestrationStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether an instance in this status has finished for good."""
-        return self in _TERMINAL
+        # (by name: a str hashes in C, where an Enum member's hash is a Python call, and
+        # this is asked several times a turn)
+        return self._name_ in _TERMINAL_NAMES
 
 
 _TERMINAL = frozenset(
@@ -53,6 +55,7 @@ _TERMINAL = frozenset(
         OrchestrationStatus.CANCELED,
     }
 )
+_TERMINAL_NAMES = frozenset(s.name for s in _TERMINAL)
 
 
 @dataclass(frozen=True, slots=True)
