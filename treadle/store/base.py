@@ -138,6 +138,10 @@ class NewActivity:
     heartbeat_s: float | None = None
     """Its heartbeat timeout in seconds, if any (see :class:`ActivityWorkItem`); such a task
     is never leased at commit nor kept as an own task."""
+    timeout_s: float | None = None
+    """Its start-to-close timeout in seconds, if any: the claim that first takes it sets its
+    deadline (see :mod:`treadle.store.deadlines`); such a task is never leased at commit nor
+    kept as an own task."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from treadle.store.base import OrchestrationWorkItem
+from treadle.store.deadlines import EXPIRE_LIMIT
+from treadle.store.postgres import deadlines as deadline_rows
 from treadle.store.postgres import maintenance as maintenance_rows
 from treadle.store.postgres import queues as queue_rows
 from treadle.store.postgres import schedules as schedule_rows
@@ -39,6 +41,11 @@ class ChoreMethods:
     def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
         """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
         return maintenance_rows.try_lease(self._db, name, owner, lease_s)
+
+    # ---- activity deadlines (see treadle.store.deadlines) ----------------------------------
+    def expire_activity_deadlines(self, limit: int = EXPIRE_LIMIT) -> int:
+        """Fail up to ``limit`` activity attempts past their start-to-close deadline."""
+        return deadline_rows.expire_activity_deadlines(self._db, limit)
 
     # ---- schedules (see treadle.store.schedules) -------------------------------------------
     def put_schedule(self, record: ScheduleRecord, *, replace: bool = False) -> None:

@@ -11,6 +11,7 @@ from treadle.store.base import ActivityWorkItem
 from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
 from treadle.store.sqlite.connection import Connections
+from treadle.store.sqlite.deadlines import NOT_OVERDUE, START_DEADLINE
 
 __all__ = ["CONCURRENCY_RETRY_S", "admit_queued", "claim_queued"]
 
@@ -70,6 +71,7 @@ def _claim(
     room, wait = queue_room(queue, running, starts, now)
     take = min(limit, room)
     free = f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) AND {of_queue}"
+    claimable = f"{free} AND {NOT_OVERDUE}"
     items: list[ActivityWorkItem] = []
     if take > 0:
         order: list[Any] = []
@@ -78,14 +80,14 @@ def _claim(
         cases = " ".join("WHEN ? THEN ?" for _ in names)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            f"propagated, deliveries FROM activity_tasks WHERE {free} "
+            f"propagated, deliveries FROM activity_tasks WHERE {claimable} "
             f"ORDER BY CASE name {cases} ELSE 0 END DESC, id LIMIT ?",
-            (now, now, app_id, *names, *order, take),
+            (now, now, app_id, *names, now, *order, take),
         ).fetchall()
         conn.executemany(
             "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, "
-            "deliveries = deliveries + 1 WHERE id = ?",
-            [(owner, now + lease_s, r[0]) for r in rows],
+            f"deliveries = deliveries + 1, {START_DEADLINE} WHERE id = ?",
+            [(owner, now + lease_s, now, r[0]) for r in rows],
         )
         if queue.rate_limit is not None and rows:
             conn.executemany(
