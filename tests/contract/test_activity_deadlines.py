@@ -56,9 +56,7 @@ def test_time_waiting_to_be_claimed_does_not_count(store: Store, clock: FakeCloc
     assert event.task_execution_id == "te-1"
 
 
-def test_a_claim_after_its_worker_died_keeps_the_deadline(
-    store: Store, clock: FakeClock
-) -> None:
+def test_a_claim_after_its_worker_died_keeps_the_deadline(store: Store, clock: FakeClock) -> None:
     _schedule(store, timeout_s=5.0)
     (task,) = store.claim_activities("w1", 10, 1)
     clock.advance(2)  # w1 died: its lease lapsed
@@ -81,9 +79,7 @@ def test_no_claim_takes_an_attempt_past_its_deadline(store: Store, clock: FakeCl
     assert _expire(store) == 1
 
 
-def test_a_result_in_time_is_recorded_and_nothing_expires(
-    store: Store, clock: FakeClock
-) -> None:
+def test_a_result_in_time_is_recorded_and_nothing_expires(store: Store, clock: FakeClock) -> None:
     _schedule(store, timeout_s=2.0)
     (task,) = store.claim_activities("w1", 10, 30)
     clock.advance(1)

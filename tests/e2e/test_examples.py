@@ -120,6 +120,7 @@ EXPECTED = {
     "timeouts.py": [
         "Attempt 1 for lamp was told to stop.",
         'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
+        'Labels COMPLETED: ["label for lamp","label for desk","label for chair"]',
         "Report FAILED: TimeoutError",
         "crunch was told to stop.",
     ],
