@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from treadle.cli_queues import queue
 from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.core import codec
@@ -173,6 +174,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 
 main.add_command(schedule)
+main.add_command(queue)
 
 
 @main.group()

@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
         "chores",
         "watchdog",
         "poison",
+        "queue_limits",
     },
     {"turns", "remote_history"},
 ]

@@ -66,6 +66,7 @@ from treadle.runtime.engine import Engine
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
+from treadle.runtime.queue_limits import publish_queue_limits
 from treadle.runtime.registry import Registry, Workflow
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
@@ -518,6 +519,8 @@ class WorkflowRuntime:
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
         self._release_dead_local_owners(store)
+        queued = [*self._registry.queues(), *self._registry.workflow_queues()]
+        publish_queue_limits(store, queued, self.owner)  # (before the first claim)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
         self._presence.start()

@@ -11,6 +11,7 @@ from typing import Any
 from treadle.store.base import ActivityWorkItem
 from treadle.store.postgres.connection import Connections
 from treadle.store.postgres.deadlines import NOT_OVERDUE, START_DEADLINE
+from treadle.store.postgres.queue_limits import stored_queue
 from treadle.store.postgres.sql import Conn, Db
 from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
@@ -51,6 +52,8 @@ def claim_queued(
 
     def work(db: Db, conn: Conn) -> Callable[[], QueueClaim]:
         db.execute(conn, "SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(queue)s))", params)
+        queue = stored_queue(db, conn, queued.queue)  # (the store's limits, under the lock)
+        params["period"] = queue.period.total_seconds()
         row = db.execute(
             conn,
             "SELECT extract(epoch FROM {now})::float8, (SELECT count(*) FROM activity_tasks "
@@ -149,6 +152,8 @@ def admit_queued(connections: Connections, queued: QueuedNames, app_id: str) -> 
 
     def work(db: Db, conn: Conn) -> Callable[[], float | None]:
         db.execute(conn, "SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(queue)s))", params)
+        queue = stored_queue(db, conn, queued.queue)  # (the store's limits, under the lock)
+        params["period"] = queue.period.total_seconds()
         # slots end with their instance (finished, purged, or replaced under its id)
         db.execute(
             conn,

@@ -12,6 +12,7 @@ from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, que
 from treadle.store.serde import decode_propagation
 from treadle.store.sqlite.connection import Connections
 from treadle.store.sqlite.deadlines import NOT_OVERDUE, START_DEADLINE
+from treadle.store.sqlite.queue_limits import stored_queue
 
 __all__ = ["CONCURRENCY_RETRY_S", "admit_queued", "claim_queued"]
 
@@ -43,7 +44,7 @@ def _claim(
     app_id: str,
     now: float,
 ) -> QueueClaim:
-    queue = queued.queue
+    queue = stored_queue(conn, queued.queue)
     names = sorted(queued.priorities)
     marks = ",".join("?" * len(names))
     of_queue = f"app_id = ? AND name IN ({marks})"
@@ -124,10 +125,10 @@ _TERMINAL = "('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
 def admit_queued(db: Connections, queued: QueuedNames, app_id: str, now: float) -> float | None:
     """Admit waiting instances of ``queued``'s workflows within its queue's limits (a slot
     each); return when to look again if some still wait (None: none wait)."""
-    queue = queued.queue
     names = sorted(queued.priorities)
     marks = ",".join("?" * len(names))
     with db.errors(), db.write(kinds=(True, False)) as conn:
+        queue = stored_queue(conn, queued.queue)
         # slots end with their instance (finished, purged, or replaced under its id)
         conn.execute(
             "DELETE FROM queue_slots WHERE queue = ? AND NOT EXISTS (SELECT 1 FROM instances i "
