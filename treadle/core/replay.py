@@ -249,12 +249,13 @@ class WorkflowExecution:
         """``events`` without the results of activity calls that ran past their timeout
         (dropped, not recorded: replay reaches the same state without them)."""
         late = self.timed_out_tasks
-        kept = self._timeout_events
+        kept = {id(e) for e in self._timeout_events}  # (the timeouts themselves stay)
+        self._timeout_events.clear()
         return [
             e
             for e in events
             if not (isinstance(e, TaskCompleted | TaskFailed) and e.task_scheduled_id in late)
-            or any(e is k for k in kept)
+            or id(e) in kept
         ]
 
     @property
