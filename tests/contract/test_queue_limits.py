@@ -73,3 +73,18 @@ def test_a_queue_the_store_keeps_no_limits_for_is_claimed_under_the_registered_o
     claim = queues.claim_queued("w1", QueuedNames(Queue("mail", concurrency=2), {"mail": 0}), 9, 30)
     assert len(claim.items) == 2
     assert queues.list_queue_limits() == []
+
+
+def test_a_plain_claim_of_any_name_leaves_the_queued_names_out(store: Store) -> None:
+    _schedule(store, 2)  # two "mail" tasks
+    start(store, "o-2")
+    other = claim_one(store)
+    task = NewActivity("o-2", "o-2-e1", 1, "other", None, "te-o")
+    (outcome,) = store.commit_turns(
+        "w1", [turn(other, started_events(other), new_activities=[task])]
+    )
+    assert outcome.ok
+    # a sidecar takes any name, but the queued ones go through their queue's claim
+    taken = store.claim_activities("w1", 10, 30, except_names=["mail"])
+    assert [t.name for t in taken] == ["other"]
+    assert len(store.claim_activities("w1", 10, 30)) == 2

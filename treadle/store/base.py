@@ -519,9 +519,11 @@ class Store(Protocol):
         *,
         app_id: str = "",
         names: Sequence[str] | None = None,
+        except_names: Sequence[str] = (),
     ) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired), of
-        ``app_id`` and of the activities ``names`` (any activity when None)."""
+        ``app_id`` and of the activities ``names`` (any activity when None) but
+        ``except_names`` (those on a queue, claimed within its limits by ``claim_queued``)."""
         ...
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:

@@ -26,12 +26,15 @@ def claim_activities(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    except_names: Sequence[str] = (),
 ) -> list[ActivityWorkItem]:
     """Lease visible activity tasks that nobody holds (or whose lease expired), of
     ``app_id`` and the activities ``names`` (any when None)."""
     if names is not None and not names:
         return []
     by_name = "" if names is None else "  AND name = ANY(%(names)s::text[]) "
+    if except_names:  # (an empty list would make the condition NULL)
+        by_name += "  AND NOT (name = ANY(%(except)s::text[])) "
     rows = connections.statement(
         "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
         "  AND (lease_owner IS NULL OR lease_expires_at < {now}) AND app_id = %(app)s "
@@ -51,6 +54,7 @@ def claim_activities(
             "lease_s": float(lease_s),
             "app": app_id,
             "names": list(names or ()),
+            "except": list(except_names),
         },
     )
     return [

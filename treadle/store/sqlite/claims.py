@@ -153,12 +153,16 @@ def claim_activities(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    except_names: Sequence[str] = (),
 ) -> list[ActivityWorkItem]:
     """Lease visible activity tasks that nobody holds (or whose lease expired), of
-    ``app_id`` and the activities ``names`` (any when None)."""
+    ``app_id`` and the activities ``names`` (any when None) but ``except_names``."""
     if limit <= 0 or (names is not None and not names):
         return []
     mine, mine_params = _of_worker("t", app_id, names)
+    if except_names:
+        mine += f" AND t.name NOT IN ({','.join('?' * len(except_names))})"
+        mine_params = [*mine_params, *except_names]
     with db.errors():
         found = (
             db.conn()
