@@ -1,4 +1,4 @@
-"""The time an instance finished (``instances.finished_at``, schema version 9): only the write
+"""The time an instance finished (``instances.finished_at``, schema version 10): only the write
 that ends an instance sets it, and the index of finished instances (retention's purges) is on
 it, not on ``updated_at``, which every turn writes.
 
@@ -211,18 +211,18 @@ def test_postgres_makes_a_running_instance_s_turns_hot_updates(
     assert hot >= 20, (updates, hot)
 
 
-# ---- schema version 9: the rows finished before it ------------------------------------------
+# ---- schema version 10: the rows finished before it -----------------------------------------
 
 
-def test_sqlite_rows_finished_before_version_9_get_their_finish_time(tmp_path: Path) -> None:
-    path = tmp_path / "v8.db"
+def test_sqlite_rows_finished_before_version_10_get_their_finish_time(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
     conn = sqlite3.connect(path)
-    for version in range(1, 9):
+    for version in range(1, 10):
         for statement in migration_sql("sqlite", version).split(";"):
             if statement.strip():
                 conn.execute(statement)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.executemany("INSERT INTO schema_version VALUES (?)", [(v,) for v in range(1, 9)])
+    conn.executemany("INSERT INTO schema_version VALUES (?)", [(v,) for v in range(1, 10)])
     for iid, status, updated in [("done", "COMPLETED", 50.0), ("runs", "RUNNING", 60.0)]:
         conn.execute(
             "INSERT INTO instances (instance_id, name, status, execution_id, created_at, "
@@ -243,7 +243,7 @@ def test_sqlite_rows_finished_before_version_9_get_their_finish_time(tmp_path: P
 
 
 @pg
-def test_postgres_rows_finished_before_version_9_get_their_finish_time(
+def test_postgres_rows_finished_before_version_10_get_their_finish_time(
     postgres_url: str, postgres_schema_url: str
 ) -> None:
     import psycopg
@@ -254,13 +254,13 @@ def test_postgres_rows_finished_before_version_9_get_their_finish_time(
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
         conn.execute(f'SET search_path TO "{schema}"')
-        for version in range(1, 9):
+        for version in range(1, 10):
             conn.execute(migration_sql("postgres", version).encode())
         conn.execute(
             "CREATE TABLE schema_version (version integer PRIMARY KEY, "
             "applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        conn.execute("INSERT INTO schema_version (version) SELECT generate_series(1, 8)")
+        conn.execute("INSERT INTO schema_version (version) SELECT generate_series(1, 9)")
         conn.execute(
             "INSERT INTO instances (instance_id, name, status, execution_id, created_at, "
             "updated_at) VALUES ('done', 'wf', 'FAILED', 'e1', now(), "

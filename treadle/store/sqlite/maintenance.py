@@ -19,7 +19,7 @@ FINISHED_SQL = "status IN ('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
 INDEXED_SQL = "finished_at IS NOT NULL"
 """The predicate of the partial index ``instances_finished``, word for word (so the planner
 may use it): the instances that finished, by the time they did (``finished_at``, which only
-the write that ends an instance sets; see schema version 9)."""
+the write that ends an instance sets; see schema version 10)."""
 
 
 _NO_UNFINISHED_CHILD = (

@@ -1,4 +1,4 @@
--- schema version 9: finished_at, the time an instance finished (NULL while it has not), set
+-- schema version 10: finished_at, the time an instance finished (NULL while it has not), set
 -- only by a write that gives it a finished status. instances_finished indexes it instead of
 -- updated_at: every turn writes updated_at, and an update that changes an indexed column
 -- (or one in an index's predicate) cannot be HOT, so each turn of a running instance wrote

@@ -1,4 +1,4 @@
--- schema version 9: finished_at, the time an instance finished (NULL while it has not), set
+-- schema version 10: finished_at, the time an instance finished (NULL while it has not), set
 -- only by a write that gives it a finished status. instances_finished indexes it instead of
 -- updated_at, which every turn writes (as on PostgreSQL, where that made no turn HOT).
 ALTER TABLE instances ADD COLUMN finished_at REAL;
