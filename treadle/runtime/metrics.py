@@ -7,16 +7,19 @@ Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=Tru
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
 ``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counts without a
 ``_total`` suffix and latencies in milliseconds, as Dapr exports them):
-    ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP API by
-        ``operation`` (``create_workflow``, ``get_workflow``, ``add_event``,
-        ``purge_workflow``) and status ``success`` or ``failed``.
+    ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP and gRPC
+        APIs by ``operation`` (Dapr's ``create_workflow``, ``get_workflow``, ``add_event``,
+        ``purge_workflow``, and treadle's ``terminate_workflow``, ``suspend_workflow``,
+        ``resume_workflow``, which daprd does not count) and status ``success`` or
+        ``failed``.
     ``dapr_runtime_workflow_operation_latency``: their latency in milliseconds.
     ``dapr_runtime_workflow_execution_count``: finished runs, by status ``success``,
         ``failed`` or ``terminated``.
     ``dapr_runtime_workflow_execution_latency``: milliseconds from a run's start to its end.
     ``dapr_runtime_workflow_activity_execution_count``: activity attempts, by status
         ``success`` or ``failed``.
-    ``dapr_runtime_workflow_activity_execution_latency``: milliseconds an attempt ran.
+    ``dapr_runtime_workflow_activity_execution_latency``: milliseconds an attempt ran (for an
+        SDK worker's activity, from when ``treadle serve`` sent it to when the answer came).
 
 Treadle's own:
     ``treadle_lease_takeovers_total``: instances claimed from a worker whose lease lapsed.
@@ -51,12 +54,16 @@ from prometheus_client.registry import Collector
 
 from treadle.store.apps import WaitingWork
 
-__all__ = ["CONTENT_TYPE", "WorkerMetrics"]
+__all__ = ["CONTENT_TYPE", "DEFAULT_HOST", "WorkerMetrics", "serve_registry", "stop_serving"]
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :meth:`WorkerMetrics.render`'s output."""
+
+DEFAULT_HOST = "127.0.0.1"
+"""Where metrics are served unless told otherwise: this machine only (see the README)."""
+
 
 LATENCY_BUCKETS_MS = (
     1,
@@ -130,19 +137,36 @@ class WorkerMetrics:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
         return generate_latest(self.registry)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
-        """Serve ``/metrics`` over HTTP on ``port`` (0: any free one) in a daemon thread;
-        the port it listens on."""
-        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
-        self._server = server
-        return int(server.server_address[1])
+    def serve(self, port: int, addr: str = DEFAULT_HOST) -> int:
+        """Serve ``/metrics`` over HTTP on ``addr``:``port`` (0: any free port) in a daemon
+        thread; the port it listens on."""
+        self._server, bound = serve_registry(self.registry, port, addr)
+        return bound
 
     def close(self) -> None:
         """Stop serving, if serving."""
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        stop_serving(server)
+
+
+def serve_registry(registry: CollectorRegistry, port: int, addr: str) -> tuple[Any, int]:
+    """Serve ``registry`` at ``/metrics`` on ``addr``:``port`` in a daemon thread.
+
+    Returns:
+        the HTTP server (for :func:`stop_serving`) and the port it listens on.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    return server, int(server.server_address[1])
+
+
+def stop_serving(server: Any) -> None:
+    """Stop a server of :func:`serve_registry` (None: nothing to stop)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,9 @@ class PendingTurn:
     timed_out: list[int] = field(default_factory=list)
     """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
     committed."""
+    started: ExecutionStarted | None = None
+    """The run's start, for a turn that ends a run not cached here (a termination of an SDK
+    worker's run): its name and start time, for the metrics."""
 
 
 class TurnInterrupted(BaseException):
@@ -508,15 +511,15 @@ class TurnPreparer:
         the workflow's, and its worker may be gone (daprd forces the termination likewise)."""
         past = self._store.get_history(turn.instance_id) if record.history_len else []
         turn.created_children = children_created(past)
-        turn.parent = next(
-            (e.parent for e in (*past, *events) if isinstance(e, ExecutionStarted)), None
-        )
+        started = next((e for e in (*past, *events) if isinstance(e, ExecutionStarted)), None)
+        entry.started = started
+        turn.parent = started.parent if started is not None else None
         now = utcnow(self._clock)
         ending = CompleteOrchestration(
             id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
         )
         if terminate.timed_out:  # (its timeout passed: FAILED, as a TimeoutError)
-            started = next(e for e in (*past, *events) if isinstance(e, ExecutionStarted))
+            assert started is not None  # (a run with a timeout has started)
             failure = run_timeout_failure(record.name, started.timeout_at)
             ending = CompleteOrchestration(
                 id=-1, status=OrchestrationStatus.FAILED, failure=failure
