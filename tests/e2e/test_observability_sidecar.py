@@ -83,9 +83,7 @@ def test_sdk_operations_runs_and_activities_are_counted(tmp_path: Path, db: str)
         execution = "dapr_runtime_workflow_execution_count"
         samples = wait_until(  # (a run is counted once its last turn commits: may come later)
             lambda: (
-                got
-                if _value(got := _samples(url), execution, status="terminated") == 1.0
-                else None
+                got if _value(got := _samples(url), execution, status="terminated") == 1.0 else None
             ),
             timeout=30,
             what="the terminated run counted",
