@@ -5,6 +5,7 @@ counts runs and activity attempts under Dapr's names, takeovers, commits and wai
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -49,9 +50,9 @@ def _scrape_until(port: int, done: Callable[[Samples], bool]) -> Samples:
         time.sleep(0.05)
 
 
-def _samples(port: int) -> Samples:
+def _samples(port: int, host: str = "127.0.0.1") -> Samples:
     """Scrape ``/metrics`` on ``port``: each sample's value by name and sorted labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -188,3 +189,27 @@ def test_metrics_are_scraped_from_a_worker(
     assert age is not None and age >= 0.0
     assert _value(samples, "treadle_store_up") == 1.0
     assert _value(samples, "treadle_lease_takeovers_total") == 0.0
+
+
+def test_metrics_are_served_on_the_host_asked(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+) -> None:
+    runtime = make_runtime(start=False, metrics_port=0, metrics_host="::1")
+    _register(runtime)
+    runtime.start()
+    port = runtime.metrics_port
+    assert port
+    assert _value(_samples(port, "[::1]"), "treadle_store_up") == 1.0
+    with pytest.raises(OSError):  # (not on every interface: not on 127.0.0.1)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_metrics_are_served_on_this_machine_only_by_default(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+) -> None:
+    runtime = make_runtime(start=False, metrics_port=0)
+    _register(runtime)
+    assert runtime.metrics_host == "127.0.0.1"
+    runtime.start()
+    assert runtime.metrics_port
+    assert _value(_samples(runtime.metrics_port), "treadle_store_up") == 1.0

@@ -104,8 +104,12 @@ class WorkerMetrics:
     ) -> None:
         self.registry = CollectorRegistry()
         self._base = (app_id, os.environ.get("NAMESPACE", ""))
-        self._series = _Series()
+        self._series = _Series(self._base)
         self.registry.register(self._series)
+        self._executions = self._series.tables[_EXECUTION]
+        self._activities = self._series.tables[_ACTIVITY]
+        self._operations = self._series.tables[_OPERATION]
+        self._commits = self._series.tables[_COMMIT].cell(())
         self.takeovers = Counter(
             "treadle_lease_takeovers",
             "Workflow instances claimed from another worker whose lease lapsed.",
@@ -115,23 +119,35 @@ class WorkerMetrics:
             self.registry.register(_QueueCollector(waiting))
         self._server: Any = None
 
+    # The record methods run on the engine's and the activities' threads, once or twice a
+    # step: a dict lookup of the cell by its (name, status) and an update under its table's
+    # lock (see bench/results/metrics-overhead.txt).
     def workflow_finished(self, name: str, status: str, seconds: float | None) -> None:
         """A run of the workflow ``name`` ended with ``status`` after ``seconds`` (if known)."""
-        ms = None if seconds is None else seconds * 1000.0
-        self._series.add(_EXECUTION, (*self._base, name, status), ms)
+        table = self._executions
+        key = (name, status)
+        cell = table.cells.get(key) or table.cell(key)
+        if seconds is None:
+            cell.count_one()
+        else:
+            cell.record(seconds * 1000.0)
 
     def activity_finished(self, name: str, status: str, seconds: float) -> None:
         """An attempt of the activity ``name`` ended with ``status`` after ``seconds``."""
-        self._series.add(_ACTIVITY, (*self._base, name, status), seconds * 1000.0)
+        table = self._activities
+        key = (name, status)
+        (table.cells.get(key) or table.cell(key)).record(seconds * 1000.0)
 
     def operation(self, operation: str, status: str, seconds: float) -> None:
-        """A request of Dapr's ``operation`` (``create_workflow``, ...) was answered with
-        ``status`` (``success`` or ``failed``) after ``seconds``."""
-        self._series.add(_OPERATION, (*self._base, operation, status), seconds * 1000.0)
+        """A request of the workflow operation ``operation`` (``create_workflow``, ...) was
+        answered with ``status`` (``success`` or ``failed``) after ``seconds``."""
+        table = self._operations
+        key = (operation, status)
+        (table.cells.get(key) or table.cell(key)).record(seconds * 1000.0)
 
     def commit_took(self, seconds: float) -> None:
         """A group commit of turns took ``seconds``."""
-        self._series.add(_COMMIT, (), seconds)
+        self._commits.record(seconds)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
@@ -219,62 +235,98 @@ _FAMILIES = (_OPERATION, _EXECUTION, _ACTIVITY, _COMMIT)
 
 
 class _Cell:
-    """The values of one label set: how many, and the histogram of those measured."""
+    """The values of one label set: how many, and the histogram of those measured. Updated
+    under its table's lock."""
 
-    __slots__ = ("buckets", "count", "measured", "total")
+    __slots__ = ("_bounds", "_lock", "buckets", "count", "measured", "total")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, bounds: tuple[float, ...], lock: threading.Lock) -> None:
+        self._bounds = bounds
+        self._lock = lock
         self.count = 0
         self.measured = 0
         self.total = 0.0
-        self.buckets = [0] * (size + 1)  # the last one: above every bound
+        self.buckets = [0] * (len(bounds) + 1)  # the last one: above every bound
+
+    def record(self, value: float) -> None:
+        """Count one, measuring ``value``."""
+        i = bisect.bisect_left(self._bounds, value)
+        with self._lock:
+            self.count += 1
+            self.measured += 1
+            self.total += value
+            self.buckets[i] += 1
+
+    def count_one(self) -> None:
+        """Count one, not measured."""
+        with self._lock:
+            self.count += 1
+
+
+class _Table:
+    """The cells of one family by their own labels (after ``app_id`` and ``namespace``).
+
+    A cell, once made, stays: the record methods look it up without the lock (a dict read
+    is safe under the GIL) and make it under the lock the first time.
+    """
+
+    __slots__ = ("cells", "family", "lock")
+
+    def __init__(self, family: _Family) -> None:
+        self.family = family
+        self.lock = threading.Lock()
+        self.cells: dict[tuple[str, ...], _Cell] = {}
+
+    def cell(self, key: tuple[str, ...]) -> _Cell:
+        """The cell of ``key``, made if new."""
+        with self.lock:
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = _Cell(self.family.bounds, self.lock)
+            return cell
+
+    def snapshot(self) -> list[tuple[tuple[str, ...], int, int, float, list[int]]]:
+        """Each cell's labels, count, measured count, sum and buckets, at one moment."""
+        with self.lock:
+            return [
+                (k, c.count, c.measured, c.total, list(c.buckets)) for k, c in self.cells.items()
+            ]
 
 
 class _Series(Collector):
-    """Counters and histograms kept in plain dicts under one lock: a record is a dict lookup
-    and a bisection (``prometheus_client``'s own cost several times that). Dapr's counters
-    are exported under their exact names, without a ``_total`` suffix (as untyped series:
-    ``prometheus_client`` would add the suffix to a counter's)."""
+    """Counters and histograms kept in plain objects: a record is a dict lookup, a bisection
+    and a locked update (``prometheus_client``'s own cost several times that). Dapr's
+    counters are exported under their exact names, without a ``_total`` suffix (as untyped
+    series: ``prometheus_client`` would add the suffix to a counter's).
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cells: dict[_Family, dict[tuple[str, ...], _Cell]] = {f: {} for f in _FAMILIES}
+    Args:
+        base: the values of the labels every Dapr series starts with (app id, namespace).
+    """
 
-    def add(self, family: _Family, labels: tuple[str, ...], value: float | None) -> None:
-        """Count one under ``labels``, and measure ``value`` if given."""
-        with self._lock:
-            cells = self._cells[family]
-            cell = cells.get(labels)
-            if cell is None:
-                cell = cells[labels] = _Cell(len(family.bounds))
-            cell.count += 1
-            if value is not None:
-                cell.measured += 1
-                cell.total += value
-                cell.buckets[bisect.bisect_left(family.bounds, value)] += 1
+    def __init__(self, base: tuple[str, ...]) -> None:
+        self._base = base
+        self.tables = {f: _Table(f) for f in _FAMILIES}
 
     def collect(self) -> Iterable[Metric]:
         """The counters' and histograms' current values."""
-        with self._lock:
-            snapshot = {
-                f: [(k, c.count, c.measured, c.total, list(c.buckets)) for k, c in cells.items()]
-                for f, cells in self._cells.items()
-            }
-        for family, rows in snapshot.items():
+        for family, table in self.tables.items():
+            rows = table.snapshot()
+            base = self._base if family.labels else ()
             keys = list(family.labels)
             if family.counter is not None:
                 # untyped: prometheus_client names a counter family ``*_total``
                 counter = Metric(family.counter, family.counter_doc, "untyped")
-                for labels, count, _, _, _ in rows:
-                    counter.add_sample(family.counter, dict(zip(keys, labels, strict=True)), count)
+                for own, count, _, _, _ in rows:
+                    labels = dict(zip(keys, (*base, *own), strict=True))
+                    counter.add_sample(family.counter, labels, count)
                 yield counter
             histogram = HistogramMetricFamily(family.histogram, family.histogram_doc, labels=keys)
-            for labels, _, measured, total, buckets in rows:
+            edges = [str(float(b)) for b in family.bounds] + ["+Inf"]
+            for own, _, measured, total, buckets in rows:
                 if measured:
                     cumulative = list(itertools.accumulate(buckets))
-                    edges = [str(float(b)) for b in family.bounds] + ["+Inf"]
                     histogram.add_metric(
-                        list(labels), list(zip(edges, cumulative, strict=True)), total
+                        [*base, *own], list(zip(edges, cumulative, strict=True)), total
                     )
             yield histogram
 
