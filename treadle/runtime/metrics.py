@@ -2,7 +2,10 @@
 
 Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=True)`` or
 ``metrics_port=...``, ``treadle worker --metrics-port``); it needs ``prometheus-client``
-(the ``treadle[metrics]`` extra).
+(the ``treadle[metrics]`` extra), which it imports only when the metrics are first read or
+served (:attr:`WorkerMetrics.registry`): counting needs none of it, and its import costs a
+worker's start-up more than a thousand steps' counting (see
+``bench/results/metrics-overhead.txt``).
 
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
 ``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counts without a
@@ -40,26 +43,20 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    generate_latest,
-    start_http_server,
-)
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any
 
 from treadle.store.apps import WaitingWork
 
-__all__ = ["CONTENT_TYPE", "DEFAULT_HOST", "WorkerMetrics", "serve_registry", "stop_serving"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector as _Collector
+else:
+    _Collector = object  # (prometheus_client registers any object with collect())
+
+__all__ = ["DEFAULT_HOST", "WorkerMetrics", "serve_registry", "stop_serving"]
 
 logger = logging.getLogger(__name__)
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The media type of :meth:`WorkerMetrics.render`'s output."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Where metrics are served unless told otherwise: this machine only (see the README)."""
@@ -102,22 +99,33 @@ class WorkerMetrics:
         app_id: str = "",
         waiting: Callable[[datetime], list[WaitingWork]] | None = None,
     ) -> None:
-        self.registry = CollectorRegistry()
         self._base = (app_id, os.environ.get("NAMESPACE", ""))
         self._series = _Series(self._base)
-        self.registry.register(self._series)
         self._executions = self._series.tables[_EXECUTION]
         self._activities = self._series.tables[_ACTIVITY]
         self._operations = self._series.tables[_OPERATION]
         self._commits = self._series.tables[_COMMIT].cell(())
-        self.takeovers = Counter(
-            "treadle_lease_takeovers",
-            "Workflow instances claimed from another worker whose lease lapsed.",
-            registry=self.registry,
-        )
-        if waiting is not None:
-            self.registry.register(_QueueCollector(waiting))
+        self.takeovers = self._series.takeovers
+        """Instances claimed from a worker whose lease lapsed (``takeovers.inc()``)."""
+        self._waiting = waiting
+        self._registry: CollectorRegistry | None = None
+        self._registry_lock = threading.Lock()
         self._server: Any = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The ``prometheus_client`` registry of these metrics, made (and
+        ``prometheus_client`` imported) on first use."""
+        with self._registry_lock:
+            if self._registry is None:
+                from prometheus_client import CollectorRegistry
+
+                registry = CollectorRegistry()
+                registry.register(self._series)
+                if self._waiting is not None:
+                    registry.register(_QueueCollector(self._waiting))
+                self._registry = registry
+            return self._registry
 
     # The record methods run on the engine's and the activities' threads, once or twice a
     # step: a dict lookup of the cell by its (name, status) and an update under its table's
@@ -151,6 +159,8 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
     def serve(self, port: int, addr: str = DEFAULT_HOST) -> int:
@@ -174,6 +184,8 @@ def serve_registry(registry: CollectorRegistry, port: int, addr: str) -> tuple[A
     Raises:
         OSError: the address cannot be bound.
     """
+    from prometheus_client import start_http_server
+
     server, _thread = start_http_server(port, addr=addr, registry=registry)
     return server, int(server.server_address[1])
 
@@ -263,6 +275,21 @@ class _Cell:
             self.count += 1
 
 
+class _Tally:
+    """A count that only grows (thread-safe)."""
+
+    __slots__ = ("_lock", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def inc(self) -> None:
+        """Count one."""
+        with self._lock:
+            self.value += 1
+
+
 class _Table:
     """The cells of one family by their own labels (after ``app_id`` and ``namespace``).
 
@@ -293,7 +320,7 @@ class _Table:
             ]
 
 
-class _Series(Collector):
+class _Series(_Collector):
     """Counters and histograms kept in plain objects: a record is a dict lookup, a bisection
     and a locked update (``prometheus_client``'s own cost several times that). Dapr's
     counters are exported under their exact names, without a ``_total`` suffix (as untyped
@@ -306,9 +333,18 @@ class _Series(Collector):
     def __init__(self, base: tuple[str, ...]) -> None:
         self._base = base
         self.tables = {f: _Table(f) for f in _FAMILIES}
+        self.takeovers = _Tally()
 
     def collect(self) -> Iterable[Metric]:
         """The counters' and histograms' current values."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+        takeovers = CounterMetricFamily(
+            "treadle_lease_takeovers",
+            "Workflow instances claimed from another worker whose lease lapsed.",
+        )
+        takeovers.add_metric([], self.takeovers.value)
+        yield takeovers
         for family, table in self.tables.items():
             rows = table.snapshot()
             base = self._base if family.labels else ()
@@ -331,7 +367,7 @@ class _Series(Collector):
             yield histogram
 
 
-class _QueueCollector(Collector):
+class _QueueCollector(_Collector):
     """Reads the work nobody holds from the store on scrape."""
 
     def __init__(self, waiting: Callable[[datetime], list[WaitingWork]]) -> None:
@@ -354,6 +390,8 @@ class _QueueCollector(Collector):
     def _families(
         self, work: list[WaitingWork] | None, now: datetime | None = None
     ) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         depth = GaugeMetricFamily(
             "treadle_queue_depth",
             "Work nobody holds yet: instances with messages, or activity tasks, by name.",
