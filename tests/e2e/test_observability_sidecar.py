@@ -81,13 +81,14 @@ def test_sdk_operations_runs_and_activities_are_counted(tmp_path: Path, db: str)
             "nobody_failed": True,
         }, describe(result, served)
         execution = "dapr_runtime_workflow_execution_count"
-        samples = wait_until(  # (a run is counted once its last turn commits: may come later)
-            lambda: (
-                got if _value(got := _samples(url), execution, status="terminated") == 1.0 else None
-            ),
-            timeout=30,
-            what="the terminated run counted",
-        )
+
+        def terminated_counted() -> Samples | None:
+            got = _samples(url)
+            return got if _value(got, execution, status="terminated") == 1.0 else None
+
+        # (a run is counted once its last turn commits: that may come after the answer)
+        samples = wait_until(terminated_counted, timeout=30, what="the terminated run counted")
+        assert samples is not None
         op = "dapr_runtime_workflow_operation_count"
         for operation, status, count in (
             ("create_workflow", "success", 3),
