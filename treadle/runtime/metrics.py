@@ -4,7 +4,7 @@ Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=Tru
 ``metrics_port=...``, ``treadle worker --metrics-port``); it needs ``prometheus-client``
 (the ``treadle[metrics]`` extra), which it imports only when the metrics are first read or
 served (:attr:`WorkerMetrics.registry`): counting needs none of it, and its import costs a
-worker's start-up more than a thousand steps' counting (see
+worker's start-up thousands of steps' counting (see
 ``bench/results/metrics-overhead.txt``).
 
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
