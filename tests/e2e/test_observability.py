@@ -1,6 +1,7 @@
 """Logs and metrics of a real runtime, on SQLite and PostgreSQL: an instance that fails and a
 lease taken over are logged at INFO with their fields, and ``/metrics`` (a real HTTP endpoint)
-counts runs and activity attempts under Dapr's names, takeovers, commits and waiting work."""
+counts runs and activity attempts under Dapr's names, takeovers, commits and waiting work
+(workflows and activities)."""
 
 from __future__ import annotations
 
@@ -213,3 +214,23 @@ def test_metrics_are_served_on_this_machine_only_by_default(
     runtime.start()
     assert runtime.metrics_port
     assert _value(_samples(runtime.metrics_port), "treadle_store_up") == 1.0
+
+
+def test_an_activity_nobody_runs_is_a_waiting_activity(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    def bills(ctx: wf.DaprWorkflowContext, x: int) -> Any:
+        return (yield ctx.call_activity("bill", input=x, app_id="billing"))
+
+    runtime = make_runtime(start=False, metrics_port=0, app_wait=timedelta(seconds=60))
+    runtime.register_workflow(bills)
+    runtime.start()
+    assert runtime.metrics_port
+    client.schedule_new_workflow("bills", input=1)  # its call waits for the app "billing"
+    depth = "treadle_queue_depth"
+    samples = _scrape_until(
+        runtime.metrics_port, lambda got: _value(got, depth, kind="activity", name="bill") == 1.0
+    )
+    assert _value(samples, depth, kind="activity", name="bill") == 1.0
+    age = _value(samples, "treadle_queue_oldest_age_seconds", kind="activity", name="bill")
+    assert age is not None and age >= 0.0
