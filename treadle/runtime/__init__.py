@@ -26,7 +26,8 @@ imports go one way, down this list:
   the remote executor keeps for an instance it holds.
 - ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
   metrics, imported only when a runtime has them.
-- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
+- ``chores``: store-wide chores (retention, schedules, activity deadlines) on a thread of
+  their own.
 
 This module only re-exports the facade.
 """

@@ -55,6 +55,9 @@ class ServeOptions:
         metrics_port: also serve the Prometheus metrics on this port (0: a free one), besides
             the HTTP API's ``/metrics``; None: not.
         metrics_host: the address of ``metrics_port`` (None: ``host``).
+        activity_limits: activities its SDK workers run, each with how many may run at once
+            across every worker of the store (``--activity-limit NAME=N``: the activity goes
+            on the queue ``activity:NAME``, as ``register_activity(fn, concurrency=N)`` puts it).
     """
 
     db: str
@@ -69,6 +72,7 @@ class ServeOptions:
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     metrics_port: int | None = None
     metrics_host: str | None = None
+    activity_limits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port", "metrics_port"):
@@ -128,6 +132,8 @@ def run_server(
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
+    for name, concurrency in options.activity_limits:
+        runtime.limit_activity(name, concurrency=concurrency)
     client = WorkflowClient(store, app_id=runtime.app_id)
     grpc_server, grpc_port = create_server(
         runtime,
