@@ -136,6 +136,7 @@ class Engine:
             heartbeat=self.on_heartbeat,
             clock=clock,
             observe=self.observer.activity_done if self.observer.metrics is not None else None,
+            tracing=self.observer.tracing,
         )
         self._inline = threading.local()
         self._commit_sent_at = 0.0
@@ -500,6 +501,7 @@ class Engine:
                     (cached.version, cached.history_len, cached.execution_id),
                     [],
                 )
+        self.observer.stamp(pending)
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return {}

@@ -8,7 +8,9 @@ json`` writes as fields.
 
 With metrics on (see :mod:`treadle.runtime.metrics`), the same points count into them, with
 the commit latency and the activities' outcomes. With metrics off, a round pays one branch
-per committed turn (is it terminal?) and nothing else.
+per committed turn (is it terminal?) and nothing else. With traces on (see
+:mod:`treadle.runtime.tracing`), the turns are stamped with trace ids before their commit,
+and the spans of what they finished are emitted after it; off, that is one branch a round.
 
 Threads: :meth:`Observer.committed` and :meth:`Observer.taken_over` run on the thread that
 holds the engine lock; :meth:`Observer.activity_done` on activity threads. The metrics object
@@ -39,6 +41,7 @@ from treadle.store.base import (
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.tracing import Tracing
 
 __all__ = ["Observer"]
 
@@ -58,11 +61,24 @@ class Observer:
     Args:
         metrics: where to count, or None for logs only.
         clock: the time a run finished (for its latency).
+        tracing: where spans go, or None for no traces.
     """
 
-    def __init__(self, metrics: WorkerMetrics | None, clock: Clock) -> None:
+    def __init__(
+        self, metrics: WorkerMetrics | None, clock: Clock, tracing: Tracing | None = None
+    ) -> None:
         self.metrics = metrics
         self._clock = clock
+        self.tracing = tracing
+
+    def stamp(self, pending: Mapping[str, PendingTurn]) -> None:
+        """Before the turns of ``pending`` are committed: record their trace contexts (with
+        traces on)."""
+        tracing = self.tracing
+        if tracing is not None:
+            for entry in pending.values():
+                if entry.commit is not None:
+                    entry.commit = tracing.stamp(entry.commit)
 
     def committed(
         self,
@@ -74,6 +90,8 @@ class Observer:
         metrics = self.metrics
         if metrics is not None:
             metrics.commit_took(seconds)
+        if self.tracing is not None:
+            self.tracing.committed(pending, outcomes)
         for entry in pending.values():
             commit = entry.commit
             if commit is None or not commit.status.is_terminal:

@@ -79,6 +79,7 @@ from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.tracing import Tracing
 
 __all__ = ["WorkflowRuntime"]
 
@@ -147,6 +148,10 @@ class WorkflowRuntime:
         metrics: keep Prometheus metrics (:attr:`metrics`; needs ``treadle[metrics]``).
         metrics_port: also serve them over HTTP on this port (0: any free one; implies
             ``metrics``) while the runtime runs; :attr:`metrics_port` is the one it got.
+        tracing: emit OpenTelemetry spans of runs, activities and timers to the global
+            ``TracerProvider`` (needs ``treadle[otel]``; see :mod:`treadle.runtime.tracing`).
+        tracer_provider: the ``TracerProvider`` to emit them to instead (implies
+            ``tracing``).
         host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
             compatibility and unused: treadle talks to its store, not to a sidecar, and runs
             each synchronous activity on a thread of its own (up to the activity limit).
@@ -179,6 +184,8 @@ class WorkflowRuntime:
         worker_ready_timeout: float | None = None,
         metrics: bool = False,
         metrics_port: int | None = None,
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         max_concurrent_activities = concurrency(
             max_concurrent_activities,
@@ -253,6 +260,10 @@ class WorkflowRuntime:
         """The port its metrics are served on, if served (the one bound, once started)."""
         if metrics or metrics_port is not None:
             self.enable_metrics(metrics_port)
+        self.tracing: Tracing | None = None
+        """Its spans, if it emits them (see :mod:`treadle.runtime.tracing`)."""
+        if tracing or tracer_provider is not None:
+            self.enable_tracing(tracer_provider)
         self._chores: Chores | None = None
 
     def enable_metrics(self, port: int | None = None) -> WorkerMetrics:
@@ -265,6 +276,15 @@ class WorkflowRuntime:
         if port is not None:
             self.metrics_port = port
         return self.metrics
+
+    def enable_tracing(self, provider: Any = None) -> Tracing:
+        """Emit OpenTelemetry spans (as ``tracing=True``) to ``provider``, or to the global
+        ``TracerProvider`` if None; call before :meth:`start`. Returns :attr:`tracing`."""
+        if self.tracing is None:
+            from treadle.runtime.tracing import Tracing
+
+            self.tracing = Tracing(lambda iid: self.store.get_history(iid), provider)
+        return self.tracing
 
     # ---- registration ----------------------------------------------------------------
     def register_workflow(
@@ -514,7 +534,7 @@ class WorkflowRuntime:
             run=run,
             clock=self._clock,
             remote=self._remote,
-            observer=Observer(self.metrics, self._clock),
+            observer=Observer(self.metrics, self._clock, self.tracing),
         )
         if self.metrics is not None and self.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.metrics_port)
