@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
         "watchdog",
         "poison",
     },
-    {"turns", "remote_history"},
+    {"turns", "remote_history", "tracing"},
 ]
 
 

@@ -91,7 +91,7 @@ class Observer:
         if metrics is not None:
             metrics.commit_took(seconds)
         if self.tracing is not None:
-            self.tracing.committed(pending, outcomes)
+            self.tracing.committed((e.commit for e in pending.values()), outcomes)
         for entry in pending.values():
             commit = entry.commit
             if commit is None or not commit.status.is_terminal:

@@ -223,7 +223,7 @@ class LocalStarts:
         if not outcome.ok:
             return False  # the id is in use: the store's start says what to do
         if engine.observer.tracing is not None:
-            engine.observer.tracing.committed({iid: entry}, {iid: outcome})
+            engine.observer.tracing.committed([entry.commit], {iid: outcome})
         self._take_on(_Committed(entry, outcome, sent_at))
         return True
 

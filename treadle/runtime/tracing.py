@@ -43,9 +43,9 @@ import logging
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -72,9 +72,6 @@ from treadle.core.history import (
 )
 from treadle.errors import FailureDetails
 from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
-
-if TYPE_CHECKING:
-    from treadle.runtime.prepare import PendingTurn
 
 __all__ = ["ActivityAttempt", "Tracing", "span_context"]
 
@@ -248,15 +245,14 @@ class Tracing:
 
     # ---- after a commit: spans out ------------------------------------------------------
     def committed(
-        self, pending: Mapping[str, PendingTurn], outcomes: Mapping[str, CommitOutcome]
+        self, commits: Iterable[TurnCommit | None], outcomes: Mapping[str, CommitOutcome]
     ) -> None:
-        """The turns of ``pending`` were committed (``outcomes``): emit the spans of the
-        timers that fired and of the runs that ended."""
-        for entry in pending.values():
-            commit = entry.commit
+        """The turns ``commits`` were committed (``outcomes``, by instance id): emit the
+        spans of the timers that fired and of the runs that ended."""
+        for commit in commits:
             if commit is None:
                 continue
-            outcome = outcomes.get(entry.instance_id)
+            outcome = outcomes.get(commit.instance_id)
             if outcome is None or not outcome.ok:
                 continue
             try:
@@ -379,8 +375,8 @@ class Tracing:
                 started = event
             elif type(event) is TimerCreated:
                 timers[event.event_id] = event.timestamp
-            elif type(event) is TimerFired:
-                timers.pop(event.timer_id, None)  # type: ignore[attr-defined]
+            elif isinstance(event, TimerFired):
+                timers.pop(event.timer_id, None)
         if started is None or started.execution_id != execution_id:
             return None
         tc = started.trace
