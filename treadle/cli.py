@@ -548,6 +548,12 @@ def _wait_for_end(
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
 )
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it in MODULE or with opentelemetry-instrument; needs treadle[otel]).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -557,6 +563,7 @@ def worker(
     shutdown_timeout: float,
     max_activity_deliveries: int | None,
     metrics_port: int | None,
+    tracing: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -571,6 +578,8 @@ def worker(
         runtime.max_activity_deliveries = max_activity_deliveries
     if metrics_port is not None:
         runtime.enable_metrics(metrics_port)
+    if tracing:
+        runtime.enable_tracing()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -761,6 +770,12 @@ def _echo_json(value: Any) -> None:
     help="Seconds an HTTP client may go without sending a byte of its request before the "
     "connection is closed.",
 )
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it with opentelemetry-instrument or in --app; needs treadle[otel]).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -775,6 +790,7 @@ def serve(
     max_payload_bytes: int,
     shutdown_timeout: float,
     http_read_timeout: float,
+    tracing: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -795,6 +811,7 @@ def serve(
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
         http_read_timeout_s=http_read_timeout,
+        tracing=tracing,
     )
     try:
         run_server(options, echo=click.echo)

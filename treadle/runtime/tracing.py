@@ -353,7 +353,9 @@ class Tracing:
         """The trace context whose parent is the run span of ``execution_id`` (what a
         request to an SDK worker carries), if the run is traced."""
         run = self._run(instance_id, execution_id)
-        return None if run is None else TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
+        return (
+            None if run is None else TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
+        )
 
     # ---- the runs known -----------------------------------------------------------------
     def _remember(self, iid: str, run: _Run) -> None:

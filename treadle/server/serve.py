@@ -52,6 +52,8 @@ class ServeOptions:
         shutdown_timeout_s: how long running activities may finish on shutdown.
         http_read_timeout_s: how long an HTTP connection may go without sending a byte while
             the server waits for its request (headers or body) before it is closed.
+        tracing: emit OpenTelemetry spans to the global tracer provider, and carry the W3C
+            trace context to and from the SDKs (see :mod:`treadle.runtime.tracing`).
     """
 
     db: str
@@ -64,6 +66,7 @@ class ServeOptions:
     api_token: str | None = None
     shutdown_timeout_s: float = 10.0
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    tracing: bool = False
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -118,6 +121,7 @@ def run_server(
         max_concurrent_activities=256,
         app_id=options.app_id,
         metrics=options.http_port is not None,  # served with the server's at /metrics
+        tracing=options.tracing,
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
