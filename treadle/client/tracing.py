@@ -5,7 +5,8 @@ costs one dictionary lookup here and records no trace context: the worker that r
 first turn then makes the run span a root (with tracing on). With one, the start is a
 ``create_orchestration||NAME`` span (kind CLIENT, durabletask-go's name and attributes),
 child of the current span, and its context is the parent the run's ``ExecutionStarted``
-records, so the run's spans join the caller's trace.
+records, so the run's spans join the caller's trace. The span goes to the global
+``TracerProvider``; without one, the current span itself is the run's parent.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def create_span(name: str, instance_id: str) -> Iterator[TraceContext | None]:
         return
     from opentelemetry import trace
 
-    if not trace.get_current_span().get_span_context().is_valid:
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
         yield None
         return
     tracer = trace.get_tracer("treadle")
@@ -43,9 +45,8 @@ def create_span(name: str, instance_id: str) -> Iterator[TraceContext | None]:
         },
     ) as span:
         context = span.get_span_context()
-        if not context.is_valid:
-            yield None
-            return
+        if not context.is_valid:  # (no global tracer provider: the caller's span is the parent)
+            context = current
         state = context.trace_state.to_header() if context.trace_state else ""
         yield TraceContext(
             f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}",
