@@ -59,13 +59,14 @@ class InProcessSidecar:
 
 @contextlib.contextmanager
 def in_process_sidecar(
-    store_url: str, setup: Callable[[wf.WorkflowRuntime], None] | None = None
+    store_url: str, setup: Callable[[wf.WorkflowRuntime], None] | None = None, **options: Any
 ) -> Iterator[InProcessSidecar]:
     """Run the runtime, the gRPC server and the HTTP app on ``store_url``; ``setup`` may
-    register local workflows and activities before the runtime starts."""
+    register local workflows and activities before the runtime starts; ``options`` are more
+    options of the runtime."""
     store = open_store(store_url)
     workers = SidecarWorkers()
-    runtime = wf.WorkflowRuntime(store, remote=workers)
+    runtime = wf.WorkflowRuntime(store, remote=workers, **options)
     if setup is not None:
         setup(runtime)
     client = wf.WorkflowClient(store)

@@ -77,8 +77,12 @@ class Observer:
         tracing = self.tracing
         if tracing is not None:
             for entry in pending.values():
-                if entry.commit is not None:
-                    entry.commit = tracing.stamp(entry.commit)
+                commit = entry.commit
+                if commit is not None:
+                    entry.commit = tracing.stamp(commit)
+                    output = entry.output
+                    if output is not None and output.commit is commit:
+                        output.commit = entry.commit  # (a remote run's kept history grows by it)
 
     def committed(
         self,
