@@ -189,7 +189,9 @@ class Tracing:
     ) -> None:
         from treadle import __version__
 
-        self._tracer = (provider or trace.get_tracer_provider()).get_tracer("treadle", __version__)
+        self.provider = provider or trace.get_tracer_provider()
+        """Where the spans go."""
+        self._tracer = self.provider.get_tracer("treadle", __version__)
         inner = getattr(self._tracer, "id_generator", None)
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
