@@ -258,3 +258,65 @@ def test_tracing_off_records_no_trace_context(
     assert all('"trace"' not in event_to_json(e) for e in events)
     started = next(e for e in events if isinstance(e, ExecutionStarted))
     assert started.trace is None
+
+
+def inc(ctx: wf.WorkflowActivityContext, x: int) -> int:
+    return x + 1
+
+
+def loop(ctx: wf.WorkflowContext, n: int) -> Any:
+    n = yield ctx.call_activity(inc, input=n)
+    if n < 3:
+        ctx.continue_as_new(n)
+        return None
+    return n
+
+
+def test_runs_that_continue_as_new_are_one_trace_each_under_the_one_before(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    provider, exported = _exporter()
+    runtime = make_runtime(start=False, tracer_provider=provider)
+    runtime.register_activity(inc)
+    runtime.register_workflow(loop)
+    runtime.start()
+    iid = client.schedule_new_workflow(loop, input=0)
+    client.wait_for_workflow_completion(iid, timeout_in_seconds=WAIT_S)
+    spans = _spans_until(exported, _has("orchestration||loop", 3))
+    runs = sorted(_named(spans, "orchestration||loop"), key=lambda s: s.start_time or 0)
+    assert [r.attributes and r.attributes["durabletask.runtime_status"] for r in runs] == [
+        "CONTINUED_AS_NEW",
+        "CONTINUED_AS_NEW",
+        "COMPLETED",
+    ]
+    assert len({s.context.trace_id for s in spans}) == 1
+    assert runs[0].parent is None
+    assert runs[1].parent is not None and runs[1].parent.span_id == runs[0].context.span_id
+    assert runs[2].parent is not None and runs[2].parent.span_id == runs[1].context.span_id
+    activities = _named(spans, "activity||inc")
+    assert sorted(a.parent.span_id for a in activities if a.parent) == sorted(
+        r.context.span_id for r in runs
+    )
+
+
+def test_a_terminated_run_is_traced_as_terminated(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    provider, exported = _exporter()
+    runtime = make_runtime(start=False, tracer_provider=provider)
+    _register(runtime)
+    runtime.start()
+    iid = client.schedule_new_workflow(order, input="ada")
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:  # (waiting for its event)
+        state = client.get_workflow_state(iid)
+        if state is not None and state.serialized_custom_status == '"waiting"':
+            break
+        time.sleep(0.02)
+    client.terminate_workflow(iid)
+    client.wait_for_workflow_completion(iid, timeout_in_seconds=WAIT_S)
+    spans = _spans_until(exported, _has("orchestration||order"))
+    (run,) = _named(spans, "orchestration||order")
+    assert run.attributes is not None
+    assert run.attributes["durabletask.runtime_status"] == "TERMINATED"
+    assert run.status.status_code is StatusCode.UNSET

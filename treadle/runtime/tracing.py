@@ -86,9 +86,10 @@ _ENDS_RUN = frozenset(
         OrchestrationStatus.FAILED,
         OrchestrationStatus.TERMINATED,
         OrchestrationStatus.CANCELED,
-        OrchestrationStatus.CONTINUED_AS_NEW,
     }
 )
+"""The statuses a commit ends its run with (one that continues as new resets its history
+instead)."""
 
 
 def span_context(trace_parent: str, trace_state: str | None = None) -> SpanContext:
@@ -199,6 +200,7 @@ class Tracing:
         self._history = history
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._continued: dict[str, _Run] = {}  # runs whose continue-as-new is being committed
 
     # ---- before a commit: ids into history --------------------------------------------
     def stamp(self, commit: TurnCommit) -> TurnCommit:
@@ -217,7 +219,7 @@ class Tracing:
                         for n in commit.new_instances
                     ],
                 )
-        if commit.status is OrchestrationStatus.CONTINUED_AS_NEW:
+        if commit.reset_history and commit.new_messages:
             commit = self._stamp_next_run(commit)
         return commit
 
@@ -232,17 +234,32 @@ class Tracing:
         return commit
 
     def _stamp_next_run(self, commit: TurnCommit) -> TurnCommit:
-        run = self._run(commit.instance_id, commit.execution_id)
+        """A run that continues as new: the next run's parent is its span (emitted once the
+        commit is done, see :meth:`committed`)."""
+        iid = commit.instance_id
+        index, start = next(
+            (
+                (i, m.event)
+                for i, m in enumerate(commit.new_messages)
+                if m.instance_id == iid and type(m.event) is ExecutionStarted
+            ),
+            (-1, None),
+        )
+        if start is None:
+            return commit
+        with self._lock:
+            run = self._runs.get(iid)
+        if run is None:  # (the run before: its history is still the one stored)
+            run = self._load(iid, None)
         if run is None:
             return commit
-        # the next run's parent: this run's span
+        with self._lock:
+            self._continued[iid] = run
         after = TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
-        messages = [
-            dataclasses.replace(m, event=dataclasses.replace(m.event, trace=after))
-            if type(m.event) is ExecutionStarted and m.instance_id == commit.instance_id
-            else m
-            for m in commit.new_messages
-        ]
+        messages = list(commit.new_messages)
+        messages[index] = dataclasses.replace(
+            messages[index], event=dataclasses.replace(start, trace=after)
+        )
         return dataclasses.replace(commit, new_messages=messages)
 
     # ---- after a commit: spans out ------------------------------------------------------
@@ -283,7 +300,17 @@ class Tracing:
                 self._runs.pop(iid, None)
             if run is not None:
                 end = commit.new_events[-1].timestamp if commit.new_events else now
-                self._end_run(iid, run, commit, end)
+                self._end_run(iid, run, commit.status, commit.failure, end)
+        elif commit.reset_history:
+            with self._lock:
+                continued = self._continued.pop(iid, None)
+                self._runs.pop(iid, None)
+            if continued is not None:
+                end = next(
+                    (m.event.timestamp for m in commit.new_messages if m.instance_id == iid), None
+                )
+                status = OrchestrationStatus.CONTINUED_AS_NEW
+                self._end_run(iid, continued, status, None, end)
 
     def _timer(self, iid: str, run: _Run, event: TimerFired, now: datetime) -> None:
         created = run.timers.pop(event.timer_id, now)
@@ -301,7 +328,14 @@ class Tracing:
         )
         span.end(end_time=_ns(max(now, created)))
 
-    def _end_run(self, iid: str, run: _Run, commit: TurnCommit, end: datetime | None) -> None:
+    def _end_run(
+        self,
+        iid: str,
+        run: _Run,
+        status: OrchestrationStatus,
+        failure: FailureDetails | None,
+        end: datetime | None,
+    ) -> None:
         tc = run.trace
         if tc.is_root:
             context = otel_context.Context()
@@ -319,12 +353,12 @@ class Tracing:
                 "durabletask.task.name": run.name,
                 "durabletask.task.instance_id": iid,
                 "durabletask.task.execution_id": run.execution_id,
-                "durabletask.runtime_status": commit.status.name,
+                "durabletask.runtime_status": status.name,
             },
             start_time=_ns(run.started_at),
         )
-        if commit.status is OrchestrationStatus.FAILED:
-            _fail(span, commit.failure)
+        if status is OrchestrationStatus.FAILED:
+            _fail(span, failure)
         span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
 
     # ---- activities ---------------------------------------------------------------------
@@ -372,6 +406,11 @@ class Tracing:
             run = self._runs.get(iid)
         if run is not None and run.execution_id == execution_id:
             return run
+        return self._load(iid, execution_id)
+
+    def _load(self, iid: str, execution_id: str | None) -> _Run | None:
+        """The traced run of ``iid`` its stored history holds (if ``execution_id``, only
+        that run), now known here."""
         started: ExecutionStarted | None = None
         timers: dict[int, datetime] = {}
         for event in self._history(iid):
@@ -381,7 +420,7 @@ class Tracing:
                 timers[event.event_id] = event.timestamp
             elif isinstance(event, TimerFired):
                 timers.pop(event.timer_id, None)
-        if started is None or started.execution_id != execution_id:
+        if started is None or execution_id not in (None, started.execution_id):
             return None
         tc = started.trace
         if tc is None or not tc.span_id or not valid_traceparent(tc.trace_parent):
