@@ -142,9 +142,12 @@ def build_runtime(
 ) -> wf.WorkflowRuntime:
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
     # the observability A/B (bench.observability): metrics and traces on or off
-    observed = os.environ.get("TREADLE_BENCH_OBSERVABILITY") == "1"
-    provider = traced_provider() if observed else None
-    runtime = wf.WorkflowRuntime(store_url, metrics=observed, tracer_provider=provider)
+    # (``metrics``: metrics alone, to tell the two costs apart)
+    mode = os.environ.get("TREADLE_BENCH_OBSERVABILITY", "0")
+    provider = traced_provider() if mode == "1" else None
+    runtime = wf.WorkflowRuntime(
+        store_url, metrics=mode in ("1", "metrics"), tracer_provider=provider
+    )
     for workflow in (task_chain, batch_processing, long_chain, recovery_chain):
         runtime.register_workflow(workflow)
     for activity in (

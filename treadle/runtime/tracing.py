@@ -141,7 +141,7 @@ class _ChosenIds:
 class _Run:
     """What the tracer knows of one run: its trace context, and its timers' creation."""
 
-    __slots__ = ("execution_id", "name", "started_at", "timers", "trace")
+    __slots__ = ("_context", "execution_id", "name", "started_at", "timers", "trace")
 
     def __init__(self, started: ExecutionStarted, trace: TraceContext) -> None:
         self.execution_id = started.execution_id
@@ -149,6 +149,17 @@ class _Run:
         self.started_at = started.timestamp
         self.trace = trace
         self.timers: dict[int, datetime] = {}
+        self._context: otel_context.Context | None = None
+
+    @property
+    def context(self) -> otel_context.Context:
+        """The context whose span is the run span (the parent of its activities and timers),
+        made once."""
+        context = self._context
+        if context is None:
+            parent = span_context(self.trace.run_parent(), self.trace.trace_state)
+            context = self._context = trace.set_span_in_context(NonRecordingSpan(parent))
+        return context
 
 
 class ActivityAttempt:
@@ -316,7 +327,7 @@ class Tracing:
         created = run.timers.pop(event.timer_id, now)
         span = self._tracer.start_span(
             "timer",
-            context=trace.set_span_in_context(NonRecordingSpan(_run_span(run))),
+            context=run.context,
             kind=SpanKind.INTERNAL,
             attributes={
                 "durabletask.type": "timer",
@@ -374,7 +385,7 @@ class Tracing:
             return None
         span = self._tracer.start_span(
             f"activity||{item.name}",
-            context=trace.set_span_in_context(NonRecordingSpan(_run_span(run))),
+            context=run.context,
             kind=SpanKind.SERVER,
             attributes={
                 "durabletask.type": "activity",
@@ -429,10 +440,6 @@ class Tracing:
         run.timers = timers
         self._remember(iid, run)
         return run
-
-
-def _run_span(run: _Run) -> SpanContext:
-    return span_context(run.trace.run_parent(), run.trace.trace_state)
 
 
 def _with_span_id(tc: TraceContext | None) -> TraceContext:
