@@ -4,12 +4,15 @@ A ``StartInstance`` with a ``parentTraceContext`` (as an SDK client in a traced 
 it) makes that span the parent of treadle's run span; the SDK worker is handed the run's
 trace context in its ``ExecutionStartedEvent`` (``parentTraceContext``, ``workflowSpanID``)
 and, in each ``ActivityRequest``, the run span as ``parentTraceContext`` (where the Python
-SDK parents its ``activity`` span). Treadle's spans are read with the OpenTelemetry SDK's
-in-memory exporter. Run on SQLite and PostgreSQL.
+SDK parents its ``activity`` span). The official Python SDK does the same in
+``test_with_the_official_python_sdk`` (its worker's requests recorded in its process).
+Treadle's spans are read with the OpenTelemetry SDK's in-memory exporter. Run on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -18,6 +21,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sdk_env import sdk_python
 
 from treadle.core.history import ExecutionStarted
 from treadle.server._proto import orchestration_pb2 as opb
@@ -25,6 +29,7 @@ from treadle.server._proto import orchestrator_actions_pb2 as apb
 from treadle.server._proto import orchestrator_service_pb2 as spb
 
 from .conftest import EVERY_BACKEND
+from .sidecar import describe, last_line, run_sdk
 from .sidecar_inprocess import InProcessSidecar, in_process_sidecar
 
 pytestmark = pytest.mark.parametrize("backend", EVERY_BACKEND, indirect=True)
@@ -154,3 +159,28 @@ def test_a_malformed_traceparent_is_ignored(sidecar: InProcessSidecar) -> None:
     ]
     assert not started.HasField("parentTraceContext")
     stream.cancel()
+
+
+@pytest.mark.timeout(300)  # (the first SDK test builds the SDK venv)
+def test_with_the_official_python_sdk(
+    sidecar: InProcessSidecar, exporter: InMemorySpanExporter
+) -> None:
+    python = sdk_python()
+    result = run_sdk(
+        python, "tracing.py", "--address", f"127.0.0.1:{sidecar.port}", "--traceparent", TRACEPARENT
+    )
+    assert result.returncode == 0, describe(result)
+    out = json.loads(last_line(result.stdout))
+    assert out["status"] == "COMPLETED" and out["output"] == "2", out
+    (recorded,) = [
+        e for e in sidecar.store.get_history("sdk-traced-1") if isinstance(e, ExecutionStarted)
+    ]
+    assert recorded.trace is not None and recorded.trace.trace_parent == TRACEPARENT
+    # the SDK worker's activity span would be a child of treadle's run span
+    assert out["activity_traceparents"] == [f"00-{TRACE_ID}-{recorded.trace.span_id}-01"]
+    deadline = time.monotonic() + 10
+    while not exporter.get_finished_spans() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (run,) = [s for s in exporter.get_finished_spans() if s.name == "orchestration||sdk_traced"]
+    assert run.parent is not None and format(run.parent.span_id, "016x") == CLIENT_SPAN
+    assert format(run.context.span_id, "016x") == recorded.trace.span_id
