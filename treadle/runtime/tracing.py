@@ -216,7 +216,15 @@ class Tracing:
     # ---- before a commit: ids into history --------------------------------------------
     def stamp(self, commit: TurnCommit) -> TurnCommit:
         """``commit`` with trace contexts filled in: the run span's id in a new run's
-        ExecutionStarted, and the parent of the runs it starts (children, continue-as-new)."""
+        ExecutionStarted, and the parent of the runs it starts (children, continue-as-new).
+        If that fails (a history it needs cannot be read), ``commit`` as it was."""
+        try:
+            return self._stamp(commit)
+        except Exception:  # (tracing never fails a workflow)
+            logger.warning("could not trace %s", commit.instance_id, exc_info=True)
+            return commit
+
+    def _stamp(self, commit: TurnCommit) -> TurnCommit:
         if commit.history_start == 0 and not commit.reset_history:
             commit = self._stamp_start(commit)
         if commit.new_instances:
