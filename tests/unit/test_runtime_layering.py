@@ -14,11 +14,15 @@ RUNTIME = Path(__file__).resolve().parents[2] / "treadle" / "runtime"
 LAYERS: list[set[str]] = [
     {"__init__", "loading"},
     {"worker"},
+    {"registration", "owners"},
     {"dispatcher"},
     {"starts"},
     {"engine"},
-    {"commits", "observe"},
+    {"claims"},
+    {"commits", "observe", "outcomes"},
     {"prepare"},
+    {"detours"},
+    {"pending"},
     {
         "cache",
         "inflight",
@@ -35,7 +39,8 @@ LAYERS: list[set[str]] = [
         "watchdog",
         "poison",
     },
-    {"turns", "remote_history", "tracing"},
+    {"codeless_turns"},
+    {"turns", "remote_history", "remote_workers", "tracing"},
 ]
 
 
