@@ -118,21 +118,23 @@ class ExecutionLog:
         os.close(self._fd)
 
 
-def traced_provider() -> Any:
+def traced_provider(ratio: float = 1.0) -> Any:
     """An OpenTelemetry SDK tracer provider whose spans go through a batch processor to an
-    exporter that drops them: what tracing costs a worker, short of the network."""
+    exporter that drops them: what tracing costs a worker, short of the network. ``ratio``:
+    the share of traces sampled (``ParentBased(TraceIdRatioBased(ratio))``)."""
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         SpanExporter,
         SpanExportResult,
     )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Dropped(SpanExporter):
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Dropped()))
     return provider
 
@@ -142,11 +144,14 @@ def build_runtime(
 ) -> wf.WorkflowRuntime:
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
     # the observability A/B (bench.observability): metrics and traces on or off
-    # (``metrics``: metrics alone, to tell the two costs apart)
+    # (``metrics``: metrics alone, to tell the two costs apart; ``sampled``: metrics, and
+    # traces with one in ten sampled)
     mode = os.environ.get("TREADLE_BENCH_OBSERVABILITY", "0")
-    provider = traced_provider() if mode == "1" else None
+    provider = None
+    if mode in ("1", "sampled"):
+        provider = traced_provider(0.1 if mode == "sampled" else 1.0)
     runtime = wf.WorkflowRuntime(
-        store_url, metrics=mode in ("1", "metrics"), tracer_provider=provider
+        store_url, metrics=mode in ("1", "metrics", "sampled"), tracer_provider=provider
     )
     for workflow in (task_chain, batch_processing, long_chain, recovery_chain):
         runtime.register_workflow(workflow)
