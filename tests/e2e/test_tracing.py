@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode
 
 import treadle as wf
@@ -320,3 +321,32 @@ def test_a_terminated_run_is_traced_as_terminated(
     assert run.attributes is not None
     assert run.attributes["durabletask.runtime_status"] == "TERMINATED"
     assert run.status.status_code is StatusCode.UNSET
+
+
+def pair(ctx: wf.WorkflowContext, x: int) -> Any:
+    y = yield ctx.call_activity(inc, input=x)
+    return (yield ctx.call_activity(inc, input=y))
+
+
+def test_a_sampled_out_run_records_none_of_its_spans(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    # the run's sampling is decided when its trace context is made, so its activities
+    # (emitted before the run span) follow the same decision: no orphans either way
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runtime = make_runtime(start=False, tracer_provider=provider)
+    runtime.register_activity(inc)
+    runtime.register_workflow(pair)
+    runtime.start()
+    ids = [client.schedule_new_workflow(pair, input=i) for i in range(20)]
+    for iid in ids:
+        client.wait_for_workflow_completion(iid, timeout_in_seconds=WAIT_S)
+    runtime.shutdown(timeout=5)  # (its last spans are emitted by then)
+    spans = exporter.get_finished_spans()
+    runs = {s.context.span_id for s in spans if s.name == "orchestration||pair"}
+    activities = [s for s in spans if s.name == "activity||inc"]
+    assert 0 < len(runs) < 20  # (fails with probability 2 in a million)
+    assert len(activities) == 2 * len(runs)
+    assert all(a.parent is not None and a.parent.span_id in runs for a in activities)

@@ -26,6 +26,10 @@ turns, workers and restarts the run took, and its activities, timers and childre
 ``ExecutionStarted`` names it as parent) hang under it. Replay never reads the trace context:
 ids are chosen outside the workflow's code, when an event is first committed.
 
+A root run's sampling is decided when its trace context is made (by the SDK tracer's
+sampler), and recorded in its ``traceparent`` flags, so its activities and timers, emitted
+before it, follow the decision its run span gets at the end.
+
 Fixing the run span's id needs the OpenTelemetry SDK's tracer (its ``id_generator``): with
 another implementation the run span gets an id of its own and its children point at the one
 in history. A run started while tracing was off stays untraced.
@@ -208,6 +212,9 @@ class Tracing:
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
             self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
+        # (the SDK's sampler decides a root run's sampling when its trace context is made,
+        # so that its activities and timers, emitted before it, follow the same decision)
+        self._sampler = getattr(self._tracer, "sampler", None)
         self._history = history
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
@@ -246,7 +253,7 @@ class Tracing:
         events = list(commit.new_events)
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
-                tc = _with_span_id(event.trace)
+                tc = _with_span_id(event.trace, self._sampler)
                 events[i] = started = dataclasses.replace(event, trace=tc)
                 self._remember(commit.instance_id, _Run(started, tc))
                 return dataclasses.replace(commit, new_events=events)
@@ -357,6 +364,8 @@ class Tracing:
     ) -> None:
         tc = run.trace
         if tc.is_root:
+            if tc.trace_parent.endswith("-00"):
+                return  # (not sampled: nor were its activities and timers)
             context = otel_context.Context()
         else:
             parent = span_context(tc.trace_parent, tc.trace_state)
@@ -450,10 +459,15 @@ class Tracing:
         return run
 
 
-def _with_span_id(tc: TraceContext | None) -> TraceContext:
-    """``tc`` with a new run span id; a new root trace context if None (or malformed)."""
+def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:
+    """``tc`` with a new run span id; a new root trace context if None (or malformed), sampled
+    as ``sampler`` (the SDK tracer's, if any) decides for a root run span."""
     span_id = f"{random.getrandbits(64) or 1:016x}"
     if tc is None or not valid_traceparent(tc.trace_parent):
-        trace_id = f"{random.getrandbits(128) or 1:032x}"
-        return TraceContext(f"00-{trace_id}-{span_id}-01", span_id)
+        trace_id = random.getrandbits(128) or 1
+        sampled = sampler is None or sampler.should_sample(
+            None, trace_id, "orchestration", SpanKind.SERVER
+        ).decision.is_sampled()
+        flags = "01" if sampled else "00"
+        return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
     return dataclasses.replace(tc, span_id=span_id)
