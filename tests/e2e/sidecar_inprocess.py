@@ -46,13 +46,19 @@ class InProcessSidecar:
         # (the generated stub module carries no annotations)
         return stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]
 
-    def http(self, method: str, url: str, content: bytes | None = None) -> httpx.Response:
+    def http(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """One request to the HTTP app."""
 
         async def call() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                return await http.request(method, url, content=content)
+                return await http.request(method, url, content=content, headers=headers)
 
         return anyio.run(call)
 

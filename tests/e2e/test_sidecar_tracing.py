@@ -184,3 +184,24 @@ def test_with_the_official_python_sdk(
     (run,) = [s for s in exporter.get_finished_spans() if s.name == "orchestration||sdk_traced"]
     assert run.parent is not None and format(run.parent.span_id, "016x") == CLIENT_SPAN
     assert format(run.context.span_id, "016x") == recorded.trace.span_id
+
+
+def test_the_http_api_takes_the_w3c_headers(sidecar: InProcessSidecar) -> None:
+    started = sidecar.http(
+        "POST",
+        "/v1.0/workflows/dapr/wf/start?instanceID=t-3",
+        b"1",
+        headers={"traceparent": TRACEPARENT, "tracestate": "vendor=2"},
+    )
+    assert started.status_code == 202, started.text
+    sdk = sidecar.stub(own_connection=True)
+    stream = sdk.GetWorkItems(spb.GetWorkItemsRequest(), timeout=30)
+    item = next(stream)
+    (started_event,) = [
+        e.executionStarted
+        for e in item.workflowRequest.newEvents
+        if e.WhichOneof("eventType") == "executionStarted"
+    ]
+    assert started_event.parentTraceContext.traceParent == TRACEPARENT
+    assert started_event.parentTraceContext.traceState.value == "vendor=2"
+    stream.cancel()

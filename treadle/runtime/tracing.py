@@ -465,9 +465,12 @@ def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:
     span_id = f"{random.getrandbits(64) or 1:016x}"
     if tc is None or not valid_traceparent(tc.trace_parent):
         trace_id = random.getrandbits(128) or 1
-        sampled = sampler is None or sampler.should_sample(
-            None, trace_id, "orchestration", SpanKind.SERVER
-        ).decision.is_sampled()
+        sampled = (
+            sampler is None
+            or sampler.should_sample(
+                None, trace_id, "orchestration", SpanKind.SERVER
+            ).decision.is_sampled()
+        )
         flags = "01" if sampled else "00"
         return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
     return dataclasses.replace(tc, span_id=span_id)
