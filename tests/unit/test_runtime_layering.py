@@ -38,6 +38,7 @@ LAYERS: list[set[str]] = [
         "chores",
         "watchdog",
         "poison",
+        "queue_limits",
     },
     {"codeless_turns"},
     {"turns", "remote_history", "remote_workers", "tracing"},

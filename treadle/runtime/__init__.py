@@ -27,7 +27,8 @@ imports go one way, down this list:
 - ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
   metrics, imported only when a runtime has them; ``tracing``: the OpenTelemetry spans,
   imported only when a runtime emits them.
-- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
+- ``chores``: store-wide chores (retention, schedules, activity deadlines) on a thread of
+  their own.
 
 This module only re-exports the facade.
 """

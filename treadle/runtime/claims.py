@@ -157,6 +157,8 @@ class Claims:
             self._options.lease_s,
             app_id=self._options.app_id,
             names=names,
+            # (a sidecar takes any name: its queued ones go through their queues' claims)
+            except_names=sorted(queued) if queued and names is None else (),
         )
         if queued and len(items) < free:
             items += self._claim_queued(free - len(items))

@@ -306,6 +306,7 @@ class TurnPreparer:
             if isinstance(a, ScheduleTask)
             and self._detours.runs_here(a.name, a.app_id)
             and a.heartbeat_timeout is None
+            and a.timeout is None
         )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
@@ -331,7 +332,9 @@ class TurnPreparer:
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n or any(
-            isinstance(a, ScheduleTask) and a.heartbeat_timeout is not None for a in actions
+            isinstance(a, ScheduleTask)
+            and (a.heartbeat_timeout is not None or a.timeout is not None)
+            for a in actions
         ):
             self._wakeups.activity_claim_due = True
 

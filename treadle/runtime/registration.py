@@ -86,6 +86,28 @@ class Registrations:
         limits = _limits(queue, concurrency, rate_limit, period, priority)
         self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
 
+    def limit_activity(
+        self,
+        name: str,
+        *,
+        queue: Queue | None = None,
+        concurrency: int | None = None,
+        rate_limit: int | None = None,
+        period: timedelta = timedelta(seconds=1),
+        priority: int = 0,
+    ) -> None:
+        """Put the activity ``name``, run by SDK workers through ``treadle serve`` (no
+        function here), on a queue, as ``register_activity`` does for a function: this
+        runtime then claims its tasks for its SDK workers within the queue's limits
+        (``treadle serve --activity-limit NAME=N`` calls it).
+
+        Raises:
+            RegistrationError: neither a queue nor limits, or another queue of the same name
+                has other limits.
+        """
+        limits = _limits(queue, concurrency, rate_limit, period, priority)
+        self._registry.add_activity_queue(name, queue=queue, limits=limits, priority=priority)
+
     def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` the activity ``name``, in place of the function registered under that
         name (if any): a fake for a test. Attempts already running finish with the old one."""

@@ -201,10 +201,12 @@ def build_turn(
                     if action.heartbeat_timeout is None
                     else action.heartbeat_timeout.total_seconds()
                 )
+                timeout_s = None if action.timeout is None else action.timeout.total_seconds()
                 leased = (
                     leased_n < lease_activities
                     and (runs_here is None or runs_here(action.name, app_id))
                     and heartbeat_s is None  # (claimed, with a lease of its own length)
+                    and timeout_s is None  # (claimed: the claim starts its timeout)
                 )
                 # (the first activity leased, if the turn keeps the lease: see own_activity)
                 own = leased and own_activity and keep_lease and leased_n == 0
@@ -222,6 +224,7 @@ def build_turn(
                         propagated=propagated,
                         app_id=app_id,
                         heartbeat_s=heartbeat_s,
+                        timeout_s=timeout_s,
                     )
                 )
                 if leased:

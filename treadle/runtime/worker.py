@@ -47,6 +47,7 @@ from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.owners import release_dead_local_owners
 from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
+from treadle.runtime.queue_limits import publish_queue_limits
 from treadle.runtime.registration import Registrations
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
@@ -89,8 +90,9 @@ class WorkflowRuntime(Registrations):
             (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
             else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
         retention: how long finished instances are kept, per status: a
-            :class:`~treadle.store.retention.RetentionPolicy` or ``{"COMPLETED":
-            timedelta(days=7), "FAILED": timedelta(days=30)}``; the runtime holding the
+            :class:`~treadle.store.retention.RetentionPolicy`, ``{"COMPLETED":
+            timedelta(days=7), "FAILED": timedelta(days=30)}`` or ``"COMPLETED:7d,FAILED:30d"``
+            (default: the store's, as its URL's ``?retention=`` sets it); the runtime holding the
             store's retention lease purges older ones continuously (None: kept for ever).
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
@@ -149,7 +151,7 @@ class WorkflowRuntime(Registrations):
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
-        retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
+        retention: RetentionPolicy | Mapping[str, timedelta] | str | None = None,
         turn_timeout: timedelta | None = timedelta(seconds=30),
         max_activity_deliveries: int | None = DEFAULT_MAX_DELIVERIES,
         host: str | None = None,
@@ -188,11 +190,7 @@ class WorkflowRuntime(Registrations):
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
-        self.retention = (
-            RetentionPolicy.from_mapping(retention)
-            if retention is not None and not isinstance(retention, RetentionPolicy)
-            else retention
-        )
+        self.retention = RetentionPolicy.coerce(retention)
         """The retention policy this runtime applies (when it holds the retention lease)."""
         if turn_timeout is not None and (
             not isinstance(turn_timeout, timedelta) or turn_timeout <= timedelta(0)
@@ -318,6 +316,8 @@ class WorkflowRuntime(Registrations):
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
         release_dead_local_owners(store)
+        queued = [*self._registry.queues(), *self._registry.workflow_queues()]
+        publish_queue_limits(store, queued, self.owner)  # (before the first claim)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.claims.advertisement, self.app_wait, self._clock)
         self._presence.start()

@@ -54,6 +54,9 @@ class ServeOptions:
             the server waits for its request (headers or body) before it is closed.
         tracing: emit OpenTelemetry spans to the global tracer provider, and carry the W3C
             trace context to and from the SDKs (see :mod:`treadle.runtime.tracing`).
+        activity_limits: activities its SDK workers run, each with how many may run at once
+            across every worker of the store (``--activity-limit NAME=N``: the activity goes
+            on the queue ``activity:NAME``, as ``register_activity(fn, concurrency=N)`` puts it).
     """
 
     db: str
@@ -67,6 +70,7 @@ class ServeOptions:
     shutdown_timeout_s: float = 10.0
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     tracing: bool = False
+    activity_limits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -125,6 +129,8 @@ def run_server(
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
+    for name, concurrency in options.activity_limits:
+        runtime.limit_activity(name, concurrency=concurrency)
     client = WorkflowClient(store, app_id=runtime.app_id)
     grpc_server, grpc_port = create_server(
         runtime,
