@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", choices=("on", "off"), default="off")
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
-    os.environ[ENV] = "1" if args.metrics == "on" else "0"
+    os.environ[ENV] = "metrics" if args.metrics == "on" else "0"  # (metrics alone, no traces)
     if args.workload == "records":
         record_steps(args.size, metrics=args.metrics == "on")
         return 0

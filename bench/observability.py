@@ -1,4 +1,6 @@
-"""``python -m bench --observability N``: W1b and W3 with the runtime's metrics off and on.
+"""``python -m bench --observability N``: W1b and W3 with the runtime's metrics and traces off
+and on (on: Prometheus metrics, and OpenTelemetry spans through the SDK's batch processor to
+an exporter that drops them; see :func:`bench.app.traced_provider`).
 
 The runs alternate (off, on, then on, off, ...) for N rounds, so drift on a shared machine
 falls on both sides; the medians of each figure are compared as a ratio (on / off, so 0.95
@@ -29,7 +31,8 @@ from bench.workloads import (
 )
 
 ENV = "TREADLE_BENCH_OBSERVABILITY"
-"""``1``: the benchmark's runtimes keep Prometheus metrics."""
+"""``1``: the benchmark's runtimes keep Prometheus metrics and emit spans (``metrics``: keep
+metrics only; ``sampled``: metrics, and spans of one trace in ten)."""
 
 WORKLOADS: dict[str, Workload] = {"W1b": w1b_throughput, "W3": w3_long_chain}
 
@@ -46,7 +49,9 @@ def run_ab(
         for i in range(rounds):
             for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 os.environ[ENV] = "1" if mode == "on" else "0"
-                report.note(f"-- observability A/B: round {i + 1}/{rounds}, metrics {mode} --")
+                report.note(
+                    f"-- observability A/B: round {i + 1}/{rounds}, metrics+traces {mode} --"
+                )
                 sub = Report(header={})
                 bench = Bench("treadle", target, sub, sizes, workers)
                 run_workloads(bench, WORKLOADS, set(WORKLOADS))
@@ -72,7 +77,7 @@ def run_ab(
                 "treadle",
                 target.kind,
                 workload,
-                f"{metric}, metrics on / off",
+                f"{metric}, metrics+traces on / off",
                 ratio,
                 "x",
                 size=size,
@@ -110,7 +115,7 @@ def marginal_cpu_ratios(
                 "treadle",
                 target.kind,
                 workload,
-                f"marginal worker CPU per step (n={n1}..{n2}), metrics on / off",
+                f"marginal worker CPU per step (n={n1}..{n2}), metrics+traces on / off",
                 marginal["on"] / marginal["off"],
                 "x",
                 workers=count,

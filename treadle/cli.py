@@ -557,6 +557,12 @@ def _wait_for_end(
     help="Address to serve the metrics on (0.0.0.0: every interface, for a scraper on "
     "another host).",
 )
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it in MODULE or with opentelemetry-instrument; needs treadle[otel]).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -567,6 +573,7 @@ def worker(
     max_activity_deliveries: int | None,
     metrics_port: int | None,
     metrics_host: str,
+    tracing: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -581,6 +588,8 @@ def worker(
         runtime.max_activity_deliveries = max_activity_deliveries
     if metrics_port is not None:
         runtime.enable_metrics(metrics_port, metrics_host)
+    if tracing:
+        runtime.enable_tracing()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -783,6 +792,12 @@ def _echo_json(value: Any) -> None:
     "connection is closed.",
 )
 @click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it with opentelemetry-instrument or in --app; needs treadle[otel]).",
+)
+@click.option(
     "--activity-limit",
     "activity_limits",
     multiple=True,
@@ -806,6 +821,7 @@ def serve(
     metrics_port: int | None,
     metrics_host: str | None,
     http_read_timeout: float,
+    tracing: bool,
     activity_limits: tuple[str, ...],
     log_level: str,
     log_format: str,
@@ -829,6 +845,7 @@ def serve(
         http_read_timeout_s=http_read_timeout,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        tracing=tracing,
         activity_limits=tuple(_activity_limit(text) for text in activity_limits),
     )
     try:

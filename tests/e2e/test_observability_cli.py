@@ -129,3 +129,62 @@ def test_serve_logs_json_and_serves_the_runtime_metrics(tmp_path: Path) -> None:
         [line] = wait_until(lambda: _failure_lines(served.logs(), "obs-1"), what="the JSON line")
         assert line["error_type"] == "ValueError"
         assert line["workflow_name"] == "obs_fails"
+
+
+TRACED_APP = textwrap.dedent(
+    """
+    import os
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    import treadle as wf
+
+    provider = TracerProvider()
+    spans = open(os.environ["SPANS_FILE"], "w")
+    provider.add_span_processor(
+        SimpleSpanProcessor(ConsoleSpanExporter(out=spans, formatter=lambda s: s.name + "\\n"))
+    )
+    trace.set_tracer_provider(provider)
+    runtime = wf.WorkflowRuntime()
+
+
+    @runtime.activity
+    def traced_step(ctx, x):
+        return x + 1
+
+
+    @runtime.workflow
+    def traced(ctx, x):
+        return (yield ctx.call_activity(traced_step, input=x))
+    """
+)
+
+
+def test_worker_traces_with_the_tracing_flag(tmp_path: Path) -> None:
+    (tmp_path / "traced_app.py").write_text(TRACED_APP)
+    db = f"sqlite:///{tmp_path / 'treadle.db'}"
+    spans = tmp_path / "spans.txt"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+        "SPANS_FILE": str(spans),
+    }
+    cmd = [sys.executable, "-m", "treadle.cli", "--db", db, "worker", "traced_app:runtime"]
+    proc = subprocess.Popen(
+        [*cmd, "--tracing"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        assert "treadle worker" in proc.stdout.readline()
+        with wf.WorkflowClient(db) as client:
+            iid = client.schedule_new_workflow("traced", input=1)
+            client.wait_for_workflow_completion(iid, timeout_in_seconds=30)
+        wait_until(lambda: "orchestration||traced" in spans.read_text(), what="the run's span")
+        assert "activity||traced_step" in spans.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

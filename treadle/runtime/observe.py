@@ -10,7 +10,9 @@ With metrics on (see :mod:`treadle.runtime.metrics`), the same points count into
 the commit latency and the activities' outcomes; the runs of SDK workers (``treadle serve``)
 count here too, as their final turns commit (their activities are counted by the server).
 With metrics off, a round pays one branch per committed turn (is it terminal?) and nothing
-else.
+else. With traces on (see :mod:`treadle.runtime.tracing`), the turns are stamped with trace
+ids before their commit, and the spans of what they finished are emitted after it; off,
+that is one branch a round.
 
 Threads: :meth:`Observer.committed` and :meth:`Observer.taken_over` run on the thread that
 holds the engine lock; :meth:`Observer.activity_done` on activity threads. The metrics object
@@ -43,6 +45,7 @@ from treadle.store.base import (
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.tracing import Tracing
 
 __all__ = ["Observer"]
 
@@ -62,11 +65,28 @@ class Observer:
     Args:
         metrics: where to count, or None for logs only.
         clock: the time a run finished (for its latency).
+        tracing: where spans go, or None for no traces.
     """
 
-    def __init__(self, metrics: WorkerMetrics | None, clock: Clock) -> None:
+    def __init__(
+        self, metrics: WorkerMetrics | None, clock: Clock, tracing: Tracing | None = None
+    ) -> None:
         self.metrics = metrics
         self._clock = clock
+        self.tracing = tracing
+
+    def stamp(self, pending: Mapping[str, PendingTurn]) -> None:
+        """Before the turns of ``pending`` are committed: record their trace contexts (with
+        traces on)."""
+        tracing = self.tracing
+        if tracing is not None:
+            for entry in pending.values():
+                commit = entry.commit
+                if commit is not None:
+                    entry.commit = tracing.stamp(commit)
+                    output = entry.output
+                    if output is not None and output.commit is commit:
+                        output.commit = entry.commit  # (a remote run's kept history grows by it)
 
     def committed(
         self,
@@ -78,6 +98,8 @@ class Observer:
         metrics = self.metrics
         if metrics is not None:
             metrics.commit_took(seconds)
+        if self.tracing is not None:
+            self.tracing.committed((e.commit for e in pending.values()), outcomes)
         for entry in pending.values():
             commit = entry.commit
             # (a turn with no events ends no run: it only consumes messages of a finished one)

@@ -60,6 +60,7 @@ from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.tracing import Tracing
 
 __all__ = ["WorkflowRuntime"]
 
@@ -129,6 +130,10 @@ class WorkflowRuntime(Registrations):
             ``metrics``) while the runtime runs; :attr:`metrics_port` is the one it got.
         metrics_host: the address the metrics are served on: ``127.0.0.1`` (this machine
             only) by default; ``0.0.0.0`` (every interface) for a scraper elsewhere.
+        tracing: emit OpenTelemetry spans of runs, activities and timers to the global
+            ``TracerProvider`` (needs ``treadle[otel]``; see :mod:`treadle.runtime.tracing`).
+        tracer_provider: the ``TracerProvider`` to emit them to instead (implies
+            ``tracing``).
         host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
             compatibility and unused: treadle talks to its store, not to a sidecar, and runs
             each synchronous activity on a thread of its own (up to the activity limit).
@@ -162,6 +167,8 @@ class WorkflowRuntime(Registrations):
         metrics: bool = False,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         max_concurrent_activities = concurrency(
             max_concurrent_activities,
@@ -234,6 +241,10 @@ class WorkflowRuntime(Registrations):
         """The address its metrics are served on, if served."""
         if metrics or metrics_port is not None:
             self.enable_metrics(metrics_port)
+        self.tracing: Tracing | None = None
+        """Its spans, if it emits them (see :mod:`treadle.runtime.tracing`)."""
+        if tracing or tracer_provider is not None:
+            self.enable_tracing(tracer_provider)
         self._chores: Chores | None = None
 
     def enable_metrics(self, port: int | None = None, host: str | None = None) -> WorkerMetrics:
@@ -249,6 +260,15 @@ class WorkflowRuntime(Registrations):
         if host is not None:
             self.metrics_host = host
         return self.metrics
+
+    def enable_tracing(self, provider: Any = None) -> Tracing:
+        """Emit OpenTelemetry spans (as ``tracing=True``) to ``provider``, or to the global
+        ``TracerProvider`` if None; call before :meth:`start`. Returns :attr:`tracing`."""
+        if self.tracing is None:
+            from treadle.runtime.tracing import Tracing
+
+            self.tracing = Tracing(lambda iid: self.store.get_history(iid), provider)
+        return self.tracing
 
     def retry_stalled(self) -> None:
         """Give the instances this runtime stalled another try at once (thread-safe): a
@@ -297,7 +317,7 @@ class WorkflowRuntime(Registrations):
             run=run,
             clock=self._clock,
             remote=self._remote,
-            observer=Observer(self.metrics, self._clock),
+            observer=Observer(self.metrics, self._clock, self.tracing),
         )
         if self.metrics is not None and self.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)

@@ -171,8 +171,13 @@ class SidecarService:
 
     def _work_item(self, ticket: Ticket) -> bytes | None:
         if ticket.activity is not None:
+            item = ticket.activity
+            tracing = self._runtime.tracing
+            trace = (
+                None if tracing is None else tracing.run_parent(item.instance_id, item.execution_id)
+            )
             return spb.WorkItem(
-                activityRequest=activity_request(ticket.activity), completionToken=ticket.token
+                activityRequest=activity_request(item, trace), completionToken=ticket.token
             ).SerializeToString()
         assert ticket.turn is not None
         try:

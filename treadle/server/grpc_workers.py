@@ -38,12 +38,13 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestratorCompleted,
+    TraceContext,
 )
 from treadle.runtime.remote import RemoteTurn
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_service_pb2 as spb
 from treadle.server.grpc_codec import history_event_to_proto, propagation_to_proto
-from treadle.server.grpc_values import string_value
+from treadle.server.grpc_values import string_value, trace_to_proto
 from treadle.store.base import ActivityWorkItem
 
 __all__ = [
@@ -113,8 +114,11 @@ def workflow_request(turn: RemoteTurn) -> spb.WorkflowRequest:
     return request
 
 
-def activity_request(item: ActivityWorkItem) -> spb.ActivityRequest:
-    """The ``ActivityRequest`` for a claimed activity."""
+def activity_request(
+    item: ActivityWorkItem, trace: TraceContext | None = None
+) -> spb.ActivityRequest:
+    """The ``ActivityRequest`` for a claimed activity; ``trace``: its parent (the calling
+    run's span), if traced."""
     request = spb.ActivityRequest(
         name=item.name,
         input=string_value(item.input),
@@ -126,6 +130,8 @@ def activity_request(item: ActivityWorkItem) -> spb.ActivityRequest:
     )
     if item.propagated is not None:
         request.propagatedHistory.CopyFrom(propagation_to_proto(item.propagated))
+    if trace is not None:
+        request.parentTraceContext.CopyFrom(trace_to_proto(trace))
     return request
 
 

@@ -55,6 +55,8 @@ class ServeOptions:
         metrics_port: also serve the Prometheus metrics on this port (0: a free one), besides
             the HTTP API's ``/metrics``; None: not.
         metrics_host: the address of ``metrics_port`` (None: ``host``).
+        tracing: emit OpenTelemetry spans to the global tracer provider, and carry the W3C
+            trace context to and from the SDKs (see :mod:`treadle.runtime.tracing`).
         activity_limits: activities its SDK workers run, each with how many may run at once
             across every worker of the store (``--activity-limit NAME=N``: the activity goes
             on the queue ``activity:NAME``, as ``register_activity(fn, concurrency=N)`` puts it).
@@ -72,6 +74,7 @@ class ServeOptions:
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     metrics_port: int | None = None
     metrics_host: str | None = None
+    tracing: bool = False
     activity_limits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
@@ -129,6 +132,7 @@ def run_server(
         app_id=options.app_id,
         # served with the server's at /metrics (and on metrics_port)
         metrics=options.http_port is not None or options.metrics_port is not None,
+        tracing=options.tracing,
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
