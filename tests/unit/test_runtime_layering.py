@@ -42,6 +42,7 @@ LAYERS: list[set[str]] = [
     },
     {"codeless_turns"},
     {"turns", "remote_history", "remote_workers", "tracing"},
+    {"tracing_spans"},
 ]
 
 

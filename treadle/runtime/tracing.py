@@ -212,6 +212,7 @@ class Tracing:
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
             self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
+        self._spans = _spans(self._tracer)
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
@@ -340,7 +341,7 @@ class Tracing:
 
     def _timer(self, iid: str, run: _Run, event: TimerFired, now: datetime) -> None:
         created = run.timers.pop(event.timer_id, now)
-        span = self._tracer.start_span(
+        span = self._spans.start_span(
             "timer",
             context=run.context,
             kind=SpanKind.INTERNAL,
@@ -372,7 +373,7 @@ class Tracing:
             context = trace.set_span_in_context(NonRecordingSpan(parent))
         if self._ids is not None:
             self._ids.choose(int(tc.trace_id, 16), int(tc.span_id, 16))
-        span = self._tracer.start_span(
+        span = self._spans.start_span(
             f"orchestration||{run.name}",
             context=context,
             kind=SpanKind.SERVER,
@@ -400,7 +401,7 @@ class Tracing:
             return None
         if run is None:
             return None
-        span = self._tracer.start_span(
+        span = self._spans.start_span(
             f"activity||{item.name}",
             context=run.context,
             kind=SpanKind.SERVER,
@@ -457,6 +458,16 @@ class Tracing:
         run.timers = timers
         self._remember(iid, run)
         return run
+
+
+def _spans(tracer: trace.Tracer) -> Any:
+    """What starts treadle's spans: light ones with the OpenTelemetry SDK's tracer (see
+    :mod:`treadle.runtime.tracing_spans`), ``tracer`` itself without the SDK."""
+    try:
+        from treadle.runtime.tracing_spans import Spans
+    except ImportError:  # (no SDK installed: the tracer is not the SDK's)
+        return tracer
+    return Spans(tracer)
 
 
 def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:

@@ -1,0 +1,218 @@
+"""treadle's light spans (treadle.runtime.tracing_spans) export what the OpenTelemetry SDK's
+own spans do: an activity attempt's span, a timer's and a run's, recorded both ways through
+treadle's Tracing, compare equal in every exported field but their own ids and times."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
+
+from treadle.core.history import (
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestrationStatus,
+    TaskCompleted,
+    TaskFailed,
+    TimerCreated,
+    TimerFired,
+    TraceContext,
+)
+from treadle.errors import FailureDetails
+from treadle.runtime.tracing import Tracing
+from treadle.runtime.tracing_spans import Recorded
+from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+
+class _Starts(SpanProcessor):
+    """A processor that sees spans start: the SDK's own span path is then the one taken."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        self.started.append(span.name)
+
+
+def _tracing(light: bool, sampler: Any = None) -> tuple[Tracing, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": "svc"}), sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if not light:
+        provider.add_span_processor(_Starts())
+    started = ExecutionStarted(
+        timestamp=T0, name="order", instance_id="i1", execution_id="e1", input=None
+    )
+    tracing = Tracing(lambda iid: [started], provider)
+    # the run's first turn, stamped with its trace context
+    first = dataclasses.replace(started, trace=None if isinstance(sampler, ParentBased) else _remote())
+    tracing.stamp(_commit([first], 0))
+    return tracing, exporter
+
+
+def _commit(
+    events: list[HistoryEvent],
+    start: int,
+    status: OrchestrationStatus = OrchestrationStatus.RUNNING,
+    failure: FailureDetails | None = None,
+) -> TurnCommit:
+    return TurnCommit(
+        instance_id="i1",
+        expected_version=start,
+        new_events=events,
+        history_start=start,
+        status=status,
+        execution_id="e1",
+        failure=failure,
+    )
+
+
+def _remote() -> TraceContext:
+    return TraceContext(PARENT)
+
+
+def _item() -> ActivityWorkItem:
+    return ActivityWorkItem(
+        id=7, instance_id="i1", execution_id="e1", task_id=3, name="greet", input=None,
+        task_execution_id="x",
+    )  # fmt: skip
+
+
+def _fields(span: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    """The exported fields of ``span``; a parent among ``spans`` by its place there."""
+    assert span.context is not None
+    ours = {s.context.span_id: i for i, s in enumerate(spans) if s.context is not None}
+    parent: Any = span.parent
+    if parent is not None and parent.span_id in ours:
+        parent = ("span", ours[parent.span_id], parent.trace_id, parent.trace_flags)
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "trace_id": span.context.trace_id,
+        "flags": span.context.trace_flags,
+        "trace_state": span.context.trace_state,
+        "remote": span.context.is_remote,
+        "parent": parent,
+        "attributes": dict(span.attributes or {}),
+        "status": (span.status.status_code, span.status.description),
+        "events": [(e.name, dict(e.attributes or {})) for e in span.events],
+        "links": list(span.links),
+        "resource": span.resource.attributes,
+        "scope": span.instrumentation_scope,
+        "info": span._instrumentation_info,
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+        "json": _without_ids(span.to_json()),
+    }
+
+
+def _without_ids(text: str) -> str:
+    data = json.loads(text)
+    for key in ("start_time", "end_time"):
+        data.pop(key)
+    data["context"].pop("span_id")
+    data.pop("parent_id")
+    for event in data["events"]:
+        event.pop("timestamp")
+    return json.dumps(data, sort_keys=True)
+
+
+def _attempt(tracing: Tracing, outcome: HistoryEvent) -> None:
+    attempt = tracing.activity_started(_item())
+    assert attempt is not None
+    with tracing.provider.get_tracer("app").start_as_current_span("inside"):
+        pass
+    trace.get_current_span().set_attribute("app.key", "value")
+    attempt.end(outcome)
+
+
+def _run_all(tracing: Tracing) -> None:
+    _attempt(tracing, TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    failure = FailureDetails(message="boom", error_type="ValueError")
+    _attempt(tracing, TaskFailed(timestamp=T0, task_scheduled_id=3, failure=failure))
+    fire_at = T0 + timedelta(seconds=5)
+    created = TimerCreated(event_id=4, timestamp=T0, fire_at=fire_at)
+    fired = TimerFired(timestamp=fire_at, timer_id=4, fire_at=fire_at)
+    ok = {"i1": CommitOutcome(instance_id="i1", ok=True)}
+    tracing.committed([_commit([created], 1)], ok)
+    tracing.committed([_commit([fired], 2, OrchestrationStatus.FAILED, failure)], ok)
+
+
+def _exported(light: bool, sampler: Any = None) -> Sequence[ReadableSpan]:
+    tracing, exporter = _tracing(light, sampler)
+    assert tracing._spans.light() is light  # type: ignore[attr-defined]
+    _run_all(tracing)
+    return exporter.get_finished_spans()
+
+
+class _Tagging(Sampler):
+    """Samples every span, with an attribute of its own."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, {**(attributes or {}), "by": name})
+
+    def get_description(self) -> str:
+        return "tagging"
+
+
+@pytest.mark.parametrize("sampler", [None, ParentBased(ALWAYS_OFF), _Tagging()])
+def test_light_spans_export_what_the_sdk_spans_do(sampler: Any) -> None:
+    sdk = _exported(light=False, sampler=sampler)
+    light = _exported(light=True, sampler=sampler)
+    assert [s.name for s in sdk] == [s.name for s in light]
+    for old, new in zip(sdk, light, strict=True):
+        assert _fields(new, light) == _fields(old, sdk)
+    if isinstance(sampler, ParentBased):
+        assert light == ()  # (a root run not sampled: nor is anything under it)
+        return
+    names = [s.name for s in light]
+    assert names == ["inside", "activity||greet"] * 2 + ["timer", "orchestration||order"]
+    inside, activity = light[0], light[1]
+    assert inside.parent is not None and activity.context is not None
+    assert inside.parent.span_id == activity.context.span_id
+    assert activity.attributes is not None and activity.attributes["app.key"] == "value"
+    assert light[3].status.description == "ValueError: boom"
+    if sampler is not None:
+        assert activity.attributes["by"] == "activity||greet"
+
+
+def test_the_current_span_while_an_attempt_runs_is_the_attempt_span() -> None:
+    tracing, _ = _tracing(light=True)
+    attempt = tracing.activity_started(_item())
+    assert attempt is not None
+    current = trace.get_current_span()
+    assert isinstance(current, Recorded) and current.is_recording()
+    attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    assert not current.is_recording()
+    assert trace.get_current_span() is not current
