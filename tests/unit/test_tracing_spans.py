@@ -68,7 +68,8 @@ def _tracing(light: bool, sampler: Any = None) -> tuple[Tracing, InMemorySpanExp
     )
     tracing = Tracing(lambda iid: [started], provider)
     # the run's first turn, stamped with its trace context
-    first = dataclasses.replace(started, trace=None if isinstance(sampler, ParentBased) else _remote())
+    root = isinstance(sampler, ParentBased)
+    first = dataclasses.replace(started, trace=None if root else _remote())
     tracing.stamp(_commit([first], 0))
     return tracing, exporter
 
@@ -162,7 +163,7 @@ def _run_all(tracing: Tracing) -> None:
 
 def _exported(light: bool, sampler: Any = None) -> Sequence[ReadableSpan]:
     tracing, exporter = _tracing(light, sampler)
-    assert tracing._spans.light() is light  # type: ignore[attr-defined]
+    assert tracing.spans.light() is light
     _run_all(tracing)
     return exporter.get_finished_spans()
 

@@ -212,7 +212,9 @@ class Tracing:
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
             self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
-        self._spans = _spans(self._tracer)
+        self.spans = _spans(self._tracer)
+        """What starts its spans: :class:`~treadle.runtime.tracing_spans.Spans`, or the
+        tracer itself without the OpenTelemetry SDK."""
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
@@ -341,7 +343,7 @@ class Tracing:
 
     def _timer(self, iid: str, run: _Run, event: TimerFired, now: datetime) -> None:
         created = run.timers.pop(event.timer_id, now)
-        span = self._spans.start_span(
+        span = self.spans.start_span(
             "timer",
             context=run.context,
             kind=SpanKind.INTERNAL,
@@ -373,7 +375,7 @@ class Tracing:
             context = trace.set_span_in_context(NonRecordingSpan(parent))
         if self._ids is not None:
             self._ids.choose(int(tc.trace_id, 16), int(tc.span_id, 16))
-        span = self._spans.start_span(
+        span = self.spans.start_span(
             f"orchestration||{run.name}",
             context=context,
             kind=SpanKind.SERVER,
@@ -401,7 +403,7 @@ class Tracing:
             return None
         if run is None:
             return None
-        span = self._spans.start_span(
+        span = self.spans.start_span(
             f"activity||{item.name}",
             context=run.context,
             kind=SpanKind.SERVER,

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -63,6 +64,10 @@ class Spans:
             and hasattr(tracer, "_span_limits")
             and hasattr(tracer, "_instrumentation_scope")
         )
+        self._processors: object = None  # (the processors last checked, and the answer)
+        self._quiet = False
+        self._sampler: object = None  # (the sampler last checked, and the answer)
+        self._parent_based = False
 
     def light(self) -> bool:
         """Whether a span started now would be a light one."""
@@ -72,10 +77,27 @@ class Spans:
         processor = tracer.span_processor  # type: ignore[attr-defined]
         if type(processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
             return False
-        return all(
-            type(p).on_start in _NO_OP_START and type(p)._on_ending in _NO_OP_ENDING
-            for p in processor._span_processors
-        )
+        processors = processor._span_processors  # (a new tuple when one is added)
+        if processors is not self._processors:
+            self._quiet = all(
+                type(p).on_start in _NO_OP_START and type(p)._on_ending in _NO_OP_ENDING
+                for p in processors
+            )
+            self._processors = processors
+        return self._quiet
+
+    def _follows_remote_parent(self, sampler: object) -> bool:
+        """Whether ``sampler`` samples a span with a remote parent as the parent was (the
+        SDK's default ``ParentBased``, whatever its root sampler)."""
+        if sampler is not self._sampler:
+            self._parent_based = (
+                isinstance(sampler, ParentBased)
+                and type(sampler).should_sample is ParentBased.should_sample
+                and getattr(sampler, "_remote_parent_sampled", None) is ALWAYS_ON
+                and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+            )
+            self._sampler = sampler
+        return self._parent_based
 
     def start_span(
         self,
@@ -99,8 +121,18 @@ class Spans:
         else:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
-        sampled = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        flags = TraceFlags.SAMPLED if sampled.decision.is_sampled() else TraceFlags.DEFAULT
+        sampler = tracer.sampler
+        recording: bool
+        extra: types.Attributes
+        if parent is not None and parent.is_remote and self._follows_remote_parent(sampler):
+            # (what ParentBased's ALWAYS_ON and ALWAYS_OFF answer, without asking them)
+            sampled = recording = parent.trace_flags.sampled
+            trace_state, extra = parent.trace_state, attributes
+        else:
+            result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
+            sampled, recording = result.decision.is_sampled(), result.decision.is_recording()
+            trace_state, extra = result.trace_state, result.attributes
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         if random_trace_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
         span_context = SpanContext(
@@ -108,11 +140,11 @@ class Spans:
             tracer.id_generator.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(flags),
-            trace_state=sampled.trace_state,
+            trace_state=trace_state,
         )
-        if not sampled.decision.is_recording():
+        if not recording:
             return trace.NonRecordingSpan(span_context)
-        return Recorded(self, name, span_context, parent, kind, sampled.attributes, start_time)
+        return Recorded(self, name, span_context, parent, kind, extra, start_time)
 
 
 class Recorded(trace.Span):
@@ -147,21 +179,17 @@ class Recorded(trace.Span):
         self._end_time = end_time if end_time is not None else time_ns()
         tracer: Any = self._spans._tracer
         limits = tracer._span_limits
-        attributes = BoundedAttributes(
-            limits.max_span_attributes,
-            self._attributes,
-            immutable=True,
-            max_value_len=limits.max_span_attribute_length,
-        )
         tracer.span_processor.on_end(
             ReadableSpan(
                 name=self._name,
                 context=self._context,
                 parent=self._parent,
                 resource=tracer.resource,
-                attributes=attributes,
-                events=BoundedList.from_seq(limits.max_events, self._events),
-                links=BoundedList.from_seq(limits.max_links, self._links),
+                attributes=_bounded(self._attributes, limits),
+                events=BoundedList.from_seq(limits.max_events, self._events)
+                if self._events
+                else (),
+                links=BoundedList.from_seq(limits.max_links, self._links) if self._links else (),
                 kind=self._kind,
                 status=self._status,
                 start_time=self._start_time,
@@ -258,3 +286,25 @@ class Recorded(trace.Span):
             recorded.update(attributes)
         self.add_event("exception", recorded, timestamp)
 
+
+_PLAIN = frozenset({str, bool, int, float})
+
+
+def _bounded(attributes: dict[str, Any], limits: Any) -> types.Attributes:
+    """``attributes`` as the SDK's span would export them, bounded by ``limits``: as they are
+    when within the limits and of plain types (nothing then to clean, drop or cut; exporters
+    read a span's attributes as a read-only mapping either way)."""
+    if (
+        limits.max_span_attribute_length is None
+        and (limits.max_span_attributes is None or len(attributes) <= limits.max_span_attributes)
+        and all(
+            type(value) in _PLAIN and type(key) is str and key for key, value in attributes.items()
+        )
+    ):
+        return attributes
+    return BoundedAttributes(
+        limits.max_span_attributes,
+        attributes,
+        immutable=True,
+        max_value_len=limits.max_span_attribute_length,
+    )
