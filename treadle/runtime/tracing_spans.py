@@ -294,14 +294,14 @@ def _bounded(attributes: dict[str, Any], limits: Any) -> types.Attributes:
     """``attributes`` as the SDK's span would export them, bounded by ``limits``: as they are
     when within the limits and of plain types (nothing then to clean, drop or cut; exporters
     read a span's attributes as a read-only mapping either way)."""
-    if (
-        limits.max_span_attribute_length is None
-        and (limits.max_span_attributes is None or len(attributes) <= limits.max_span_attributes)
-        and all(
-            type(value) in _PLAIN and type(key) is str and key for key, value in attributes.items()
-        )
+    if limits.max_span_attribute_length is None and (
+        limits.max_span_attributes is None or len(attributes) <= limits.max_span_attributes
     ):
-        return attributes
+        for key, value in attributes.items():
+            if type(value) not in _PLAIN or type(key) is not str or not key:
+                break
+        else:
+            return attributes
     return BoundedAttributes(
         limits.max_span_attributes,
         attributes,
