@@ -14,7 +14,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -57,9 +57,13 @@ class _Starts(SpanProcessor):
         self.started.append(span.name)
 
 
-def _tracing(light: bool, sampler: Any = None) -> tuple[Tracing, InMemorySpanExporter]:
+def _tracing(
+    light: bool, sampler: Any = None, limits: SpanLimits | None = None
+) -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource({"service.name": "svc"}), sampler=sampler)
+    provider = TracerProvider(
+        resource=Resource({"service.name": "svc"}), sampler=sampler, span_limits=limits
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     if not light:
         provider.add_span_processor(_Starts())
@@ -161,8 +165,10 @@ def _run_all(tracing: Tracing) -> None:
     tracing.committed([_commit([fired], 2, OrchestrationStatus.FAILED, failure)], ok)
 
 
-def _exported(light: bool, sampler: Any = None) -> Sequence[ReadableSpan]:
-    tracing, exporter = _tracing(light, sampler)
+def _exported(
+    light: bool, sampler: Any = None, limits: SpanLimits | None = None
+) -> Sequence[ReadableSpan]:
+    tracing, exporter = _tracing(light, sampler, limits)
     assert tracing.spans.light() is light
     _run_all(tracing)
     return exporter.get_finished_spans()
@@ -206,6 +212,16 @@ def test_light_spans_export_what_the_sdk_spans_do(sampler: Any) -> None:
     assert light[3].status.description == "ValueError: boom"
     if sampler is not None:
         assert activity.attributes["by"] == "activity||greet"
+
+
+def test_light_spans_are_bounded_as_the_sdk_spans_are() -> None:
+    limits = SpanLimits(max_span_attributes=3, max_span_attribute_length=4, max_events=1)
+    sdk = _exported(light=False, limits=limits)
+    light = _exported(light=True, limits=limits)
+    assert [_fields(s, sdk) for s in sdk] == [_fields(s, light) for s in light]
+    activity = light[1]
+    assert activity.dropped_attributes == 2
+    assert activity.attributes is not None and activity.attributes["app.key"] == "valu"
 
 
 def test_the_current_span_while_an_attempt_runs_is_the_attempt_span() -> None:

@@ -34,6 +34,10 @@ Fixing the run span's id needs the OpenTelemetry SDK's tracer (its ``id_generato
 another implementation the run span gets an id of its own and its children point at the one
 in history. A run started while tracing was off stays untraced.
 
+With the OpenTelemetry SDK's tracer, the spans are recorded by
+:mod:`treadle.runtime.tracing_spans` (the same exported data, for a third of the SDK's
+per-span cost), and by the tracer's ``start_span`` otherwise.
+
 Threads: :meth:`Tracing.stamp` and :meth:`Tracing.committed` run on the thread that holds the
 engine lock; :meth:`Tracing.activity_started` on activity threads. The runs known here are a
 dict under a lock; a run not known (started by another worker, or before a restart) is read
