@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -58,13 +58,14 @@ class _Starts(SpanProcessor):
 
 
 def _tracing(
-    light: bool, sampler: Any = None, limits: SpanLimits | None = None
+    light: bool, sampler: Any = None, limits: SpanLimits | None = None, batch: bool = False
 ) -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource({"service.name": "svc"}), sampler=sampler, span_limits=limits
     )
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
     if not light:
         provider.add_span_processor(_Starts())
     started = ExecutionStarted(
@@ -166,11 +167,13 @@ def _run_all(tracing: Tracing) -> None:
 
 
 def _exported(
-    light: bool, sampler: Any = None, limits: SpanLimits | None = None
+    light: bool, sampler: Any = None, limits: SpanLimits | None = None, batch: bool = False
 ) -> Sequence[ReadableSpan]:
-    tracing, exporter = _tracing(light, sampler, limits)
+    tracing, exporter = _tracing(light, sampler, limits, batch)
     assert tracing.spans.light() is light
     _run_all(tracing)
+    flush = getattr(tracing.provider, "force_flush", None)
+    assert flush is not None and flush()
     return exporter.get_finished_spans()
 
 
@@ -212,6 +215,13 @@ def test_light_spans_export_what_the_sdk_spans_do(sampler: Any) -> None:
     assert light[3].status.description == "ValueError: boom"
     if sampler is not None:
         assert activity.attributes["by"] == "activity||greet"
+
+
+def test_a_batch_processor_exports_light_spans_as_the_sdk_spans() -> None:
+    sdk = _exported(light=False, batch=True)
+    light = _exported(light=True, batch=True)
+    assert len(light) == 6
+    assert [_fields(s, sdk) for s in sdk] == [_fields(s, light) for s in light]
 
 
 def test_light_spans_are_bounded_as_the_sdk_spans_are() -> None:
