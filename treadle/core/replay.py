@@ -58,6 +58,7 @@ from treadle.core.history import (
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
+from treadle.core.legacy_timeouts import LegacyTimeouts, at_timeout, shift_action, shift_keys
 from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import POISONED, RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
@@ -207,6 +208,7 @@ class WorkflowExecution:
         self.timed_out_tasks: set[int] = set()
         """Activity calls (ids) whose timeout passed: their late results are dropped."""
         self._timeout_events: list[HistoryEvent] = []  # the failures that recorded them
+        self._legacy = LegacyTimeouts()  # timeouts recorded as timers (schema 8 and before)
         self._events = _EventBuffer()
         self._suspended_events: list[HistoryEvent] = []
         self._generator: Generator[Any, Any, Any] | None = None
@@ -291,7 +293,7 @@ class WorkflowExecution:
             case TaskScheduled():
                 self._match_action(event, ScheduleTask, event.name)
             case TimerCreated():
-                self._match_action(event, CreateTimer, None)
+                self._on_timer_created(event)
             case SubOrchestrationInstanceCreated():
                 self._match_action(event, CreateSubOrchestration, event.name)
             case EventSent():
@@ -394,6 +396,73 @@ class WorkflowExecution:
                 f"but the workflow {_describe_action(action)}; the workflow code "
                 "changed while the instance was running: version it or start a new instance"
             )
+        self._legacy.on_record(action)
+
+    def _on_timer_created(self, event: TimerCreated) -> None:
+        # A timer right after a timed call may be that call's timeout, recorded as a timer
+        # by the code of schema 8 and before (see treadle.core.legacy_timeouts).
+        timer_id, fire_at, now = event.event_id, event.fire_at, self.current_utc_datetime
+        legacy = self._legacy
+        pending = self._pending_actions.get(timer_id)
+        if not isinstance(pending, CreateTimer):
+            twin = legacy.twin_of(timer_id, fire_at)
+            if twin is not None:  # the code's timer is this one, the one before was the call's
+                self._take_legacy_timer(twin[0], twin[1], fire_at - now)
+                legacy.on_record(CreateTimer(id=timer_id, fire_at=fire_at))
+                return
+        call = legacy.timed_call_before(timer_id)
+        if call is not None:
+            timed = at_timeout(fire_at, call, now)
+            if not isinstance(pending, CreateTimer) or (timed and pending.fire_at != fire_at):
+                self._take_legacy_timer(timer_id, call, fire_at - now)
+                legacy.on_record(CreateTimer(id=timer_id, fire_at=fire_at))
+                return
+            self._match_action(event, CreateTimer, None)
+            if timed:  # (the code's timer, unless the next record is the code's)
+                legacy.twin = (timer_id, call, fire_at)
+            return
+        self._match_action(event, CreateTimer, None)
+
+    def _take_legacy_timer(self, timer_id: int, call: ScheduleTask, timeout: timedelta) -> None:
+        """Take the recorded timer ``timer_id`` as the timeout of the attempt ``call``: its
+        firing fails the attempt if still running, and every action the code made from that id
+        on moves up one id."""
+        self._shift_ids(timer_id)
+        self._legacy.arm(timer_id, call, timeout)
+        self._timed_calls.discard(call.id)  # (its timeout is the timer's, not the store's)
+
+    def _shift_ids(self, first: int) -> None:
+        self._sequence += 1
+        moved = {
+            a.id: a
+            for a in (
+                shift_action(a, first, self.instance_id, self.execution_id)
+                for a in self._pending_actions.values()
+            )
+        }
+        renamed = {
+            old.instance_id: new.instance_id
+            for old, new in zip(self._pending_actions.values(), moved.values(), strict=True)
+            if isinstance(old, CreateSubOrchestration) and isinstance(new, CreateSubOrchestration)
+        }
+        self._pending_actions = moved
+        self.child_instance_ids = [renamed.get(c, c) for c in self.child_instance_ids]
+        if self.completion is not None and self.completion.id >= first:
+            completion = moved.get(self.completion.id + 1)
+            assert isinstance(completion, CompleteOrchestration)
+            self.completion = completion
+        self._tasks = shift_keys(self._tasks, first)
+        self._retries = shift_keys(self._retries, first)
+        self._retry_timers = shift_keys(self._retry_timers, first)
+        self._event_timeouts = shift_keys(self._event_timeouts, first)
+        self._timed_calls = {i + 1 if i >= first else i for i in self._timed_calls}
+        for retry in {
+            id(r): r for r in (*self._retries.values(), *self._retry_timers.values())
+        }.values():
+            if retry.action.id >= first:
+                shifted = moved.get(retry.action.id + 1)
+                assert isinstance(shifted, ScheduleTask | CreateSubOrchestration)
+                retry.action = shifted
 
     def _discard_completion(self) -> None:
         # History records an action the code did not make. If the code has already finished,
@@ -491,6 +560,10 @@ class WorkflowExecution:
             if isinstance(action, ScheduleTask) and action.timeout is not None:
                 self._timed_calls.add(new_id)
             return
+        legacy = self._legacy.timers.pop(event.timer_id, None)
+        if legacy is not None:
+            self._on_legacy_timeout(legacy.task_id, legacy.timeout, legacy.name)
+            return
         timeout = self._event_timeouts.pop(event.timer_id, None)
         if timeout is not None:
             key, waiter = timeout
@@ -504,6 +577,20 @@ class WorkflowExecution:
         if task is not None:
             task.complete(None)
             self._resume_if_ready()
+
+    def _on_legacy_timeout(self, task_id: int, timeout: timedelta, name: str) -> None:
+        """The attempt ``task_id`` has run past the timeout a timer of an old history kept:
+        fail it (a retry follows under its policy); its result, should it come later, is
+        dropped."""
+        if task_id not in self._tasks:
+            return  # it finished in time
+        self.timed_out_tasks.add(task_id)
+        failure = FailureDetails(
+            f"activity {name!r} (step {task_id}) did not finish within its timeout of "
+            f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
+            "TimeoutError",
+        )
+        self._on_failure(task_id, failure, timed_out=True)
 
     def _on_event_raised(self, event: EventRaised) -> None:
         key = event.name.lower()
