@@ -3,8 +3,8 @@ timeouts moved into the store) and stop mid-way, as a user upgrading would.
 
 Run with the old treadle first on the path (``git archive debadc3``)::
 
-    PYTHONPATH=OLD:tests/e2e python tests/e2e/legacy_timeouts_old.py midway STORE_URL DIR
-    PYTHONPATH=OLD:tests/e2e python tests/e2e/legacy_timeouts_old.py export STORE_URL DIR OUT
+    PYTHONPATH=OLD python tests/e2e/legacy_timeouts_old.py midway STORE_URL DIR
+    PYTHONPATH=OLD python tests/e2e/legacy_timeouts_old.py export STORE_URL DIR OUT
 
 ``midway``: start one instance of each workflow (ids are the workflow names), wait until each
 is where the test expects it (its timeout timers recorded; ``retried`` on its second attempt,
@@ -14,15 +14,17 @@ open the gate, run each to completion and write its history to ``OUT/legacy_time
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import legacy_timeouts_app as app
-
 import treadle as wf
+
+# (the script's directory is first on sys.path)
+app: Any = importlib.import_module("legacy_timeouts_app")
 
 
 def _kinds(client: wf.WorkflowClient, instance_id: str) -> list[str]:
