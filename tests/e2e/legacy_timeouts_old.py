@@ -9,7 +9,8 @@ Run with the old treadle first on the path (``git archive debadc3``)::
 ``midway``: start one instance of each workflow (ids are the workflow names), wait until each
 is where the test expects it (its timeout timers recorded; ``retried`` on its second attempt,
 ``fired`` past its timeout), then kill the process (``os._exit``: no clean stop). ``export``:
-open the gate, run each to completion and write its history to ``OUT/legacy_timeouts_NAME.json``.
+open the gate, run each to completion and write its history to ``OUT/NAME.json`` (as saved in
+``tests/histories/legacy_timeouts``).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> None:
         name = workflow.__name__
         state: Any = client.wait_for_workflow_completion(name, timeout_in_seconds=60)
         assert state.runtime_status.name == "COMPLETED", (name, state)
-        (out / f"legacy_timeouts_{name}.json").write_text(client.export_workflow_history(name))
+        (out / f"{name}.json").write_text(client.export_workflow_history(name))
     print("exported", flush=True)
     os._exit(0)
 

@@ -2,7 +2,7 @@
 (CreateTimer right after the ScheduleTask): the calls already made keep their timers, and the
 code's later actions line up with history, whole or turn by turn.
 
-``tests/histories/legacy_timeouts_*.json`` were recorded by the code of schema 8 running
+``tests/histories/legacy_timeouts/*.json`` were recorded by the code of schema 8 running
 ``tests/e2e/legacy_timeouts_app.py`` (see ``tests/e2e/legacy_timeouts_old.py``); the other
 histories here are written by hand the way that code recorded them.
 """
@@ -51,7 +51,7 @@ from .helpers import (
 )
 
 TESTS = Path(__file__).resolve().parents[1]
-SAVED = sorted((TESTS / "histories").glob("legacy_timeouts_*.json"))
+SAVED = sorted((TESTS / "histories" / "legacy_timeouts").glob("*.json"))
 
 
 def _app() -> ModuleType:
@@ -75,7 +75,7 @@ def _saved(path: Path) -> tuple[Any, list[HistoryEvent]]:
 
 # ---- histories the old code recorded ------------------------------------------------------
 def test_every_workflow_has_a_saved_history() -> None:
-    assert {p.stem.removeprefix("legacy_timeouts_") for p in SAVED} == set(app.EXPECTED)
+    assert {p.stem for p in SAVED} == set(app.EXPECTED)
 
 
 @pytest.mark.parametrize("path", SAVED, ids=lambda p: p.stem)
@@ -117,7 +117,7 @@ def test_upgraded_at_any_turn_the_ids_line_up_whole_or_turn_by_turn(path: Path) 
 
 
 def test_the_call_made_after_the_upgrade_takes_the_next_id() -> None:
-    workflow, events = _saved(TESTS / "histories" / "legacy_timeouts_single.json")
+    workflow, events = _saved(TESTS / "histories" / "legacy_timeouts" / "single.json")
     first_result = next(i for i, e in enumerate(events) if e.KIND == "TaskCompleted")
     history, incoming = events[: first_result - 1], events[first_result - 1 : first_result + 1]
     result = replay(workflow, history, incoming, instance_id="single")

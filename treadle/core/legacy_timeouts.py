@@ -23,17 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from treadle.core.actions import Action, CreateSubOrchestration, ScheduleTask
+from treadle.core.actions import Action, CreateSubOrchestration, CreateTimer, ScheduleTask
+from treadle.core.history import TimerCreated
 from treadle.core.validation import default_child_id
 
-_CLOSE = timedelta(milliseconds=1)
-
-
-def at_timeout(fire_at: datetime, call: ScheduleTask, now: datetime) -> bool:
-    """Whether a timer recorded at ``now`` (the turn's time) firing at ``fire_at`` fires
-    when the timeout of ``call`` (made in that turn) would have."""
-    return call.timeout is not None and abs(fire_at - (now + call.timeout)) <= _CLOSE
-
+_CLOSE = timedelta(milliseconds=1)  # (a recorded time: the turn's time + the timeout)
 
 V = TypeVar("V")
 
@@ -56,33 +50,46 @@ class LegacyTimeouts:
     last_record: Action | None = None
     """The action the last action record in history matched."""
     twin: tuple[int, ScheduleTask, datetime] | None = None
-    """A timer the code made right after a timed call, firing when the call's timeout would
-    have: matched as the code's timer, unless the next record shows it was the call's."""
+    """A recorded timer matched to the code's timer made right after a timed call, firing
+    when the call's timeout would have: the code's, unless the next record is the code's."""
 
     def on_record(self, action: Action) -> None:
         """An action record in history matched ``action``."""
         self.last_record = action
-        self.twin = None
+        if self.twin is not None and self.twin[0] != action.id:
+            self.twin = None
 
-    def timed_call_before(self, timer_id: int) -> ScheduleTask | None:
-        """The timed call the last record matched, if its id is just before ``timer_id``."""
-        call = self.last_record
-        if isinstance(call, ScheduleTask) and call.timeout is not None and call.id == timer_id - 1:
-            return call
-        return None
-
-    def twin_of(self, timer_id: int, fire_at: datetime) -> tuple[int, ScheduleTask] | None:
-        """If the recorded timer ``timer_id`` (which the code did not make) follows one
-        taken as the code's that was in fact the timeout of the call before it (they fire at
-        the same time): that timer's id and the call."""
+    def timer_created(
+        self, event: TimerCreated, pending: Action | None, now: datetime
+    ) -> int | None:
+        """Whether the recorded timer ``event`` (recorded at ``now``) is the timeout of the
+        timed call before it rather than the code's timer ``pending`` (the action the code
+        made at its id): if so, take it as that and return the id from which the code's
+        actions move up one; else None (then match it with ``pending``)."""
+        timer_id, fire_at = event.event_id, event.fire_at
         twin, self.twin = self.twin, None
-        if twin is None or twin[0] != timer_id - 1 or twin[2] != fire_at:
+        if (
+            not isinstance(pending, CreateTimer)
+            and twin is not None
+            and (twin[0], twin[2]) == (timer_id - 1, fire_at)
+        ):  # the timer before was the call's, this one is the code's
+            self._take(twin[0], twin[1], fire_at - now)
+            return twin[0]
+        call = self.last_record
+        if not isinstance(call, ScheduleTask) or call.timeout is None or call.id != timer_id - 1:
             return None
-        return twin[0], twin[1]
+        at_timeout = abs(fire_at - (now + call.timeout)) <= _CLOSE
+        if isinstance(pending, CreateTimer):
+            if pending.fire_at == fire_at and at_timeout:  # either: the code's, unless...
+                self.twin = (timer_id, call, fire_at)
+            if pending.fire_at == fire_at or not at_timeout:
+                return None
+        self._take(timer_id, call, fire_at - now)
+        return timer_id
 
-    def arm(self, timer_id: int, call: ScheduleTask, timeout: timedelta) -> None:
-        """Take timer ``timer_id`` as the timeout of the attempt ``call``."""
+    def _take(self, timer_id: int, call: ScheduleTask, timeout: timedelta) -> None:
         self.timers[timer_id] = LegacyTimeout(call.id, call.name, timeout)
+        self.last_record = None
 
 
 def shift_keys(ids: dict[int, V], first: int) -> dict[int, V]:
@@ -90,9 +97,25 @@ def shift_keys(ids: dict[int, V], first: int) -> dict[int, V]:
     return {(k + 1 if k >= first else k): v for k, v in ids.items()}
 
 
-def shift_action(action: Action, first: int, instance_id: str, execution_id: str) -> Action:
-    """``action`` moved up one id if its id is ``first`` or later, with what is named after
-    its id (an activity's execution id, a child's default instance id) renamed."""
+def shift_actions(
+    actions: dict[int, Action], first: int, instance_id: str, execution_id: str
+) -> tuple[dict[int, Action], dict[str, str]]:
+    """``actions`` (by id) with every one from id ``first`` on moved up one id, with what is
+    named after its id (an activity's execution id, a child's default instance id) renamed;
+    and the children's instance ids renamed (old -> new)."""
+    moved: dict[int, Action] = {}
+    renamed: dict[str, str] = {}
+    for action in actions.values():
+        new = _shift_action(action, first, instance_id, execution_id)
+        moved[new.id] = new
+        old_child = action.instance_id if isinstance(action, CreateSubOrchestration) else None
+        new_child = new.instance_id if isinstance(new, CreateSubOrchestration) else None
+        if old_child is not None and new_child is not None and old_child != new_child:
+            renamed[old_child] = new_child
+    return moved, renamed
+
+
+def _shift_action(action: Action, first: int, instance_id: str, execution_id: str) -> Action:
     old = action.id
     if old < first:
         return action

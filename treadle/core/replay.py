@@ -58,7 +58,7 @@ from treadle.core.history import (
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
-from treadle.core.legacy_timeouts import LegacyTimeouts, at_timeout, shift_action, shift_keys
+from treadle.core.legacy_timeouts import LegacyTimeouts, shift_actions, shift_keys
 from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import POISONED, RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
@@ -401,54 +401,24 @@ class WorkflowExecution:
     def _on_timer_created(self, event: TimerCreated) -> None:
         # A timer right after a timed call may be that call's timeout, recorded as a timer
         # by the code of schema 8 and before (see treadle.core.legacy_timeouts).
-        timer_id, fire_at, now = event.event_id, event.fire_at, self.current_utc_datetime
-        legacy = self._legacy
-        pending = self._pending_actions.get(timer_id)
-        if not isinstance(pending, CreateTimer):
-            twin = legacy.twin_of(timer_id, fire_at)
-            if twin is not None:  # the code's timer is this one, the one before was the call's
-                self._take_legacy_timer(twin[0], twin[1], fire_at - now)
-                legacy.on_record(CreateTimer(id=timer_id, fire_at=fire_at))
-                return
-        call = legacy.timed_call_before(timer_id)
-        if call is not None:
-            timed = at_timeout(fire_at, call, now)
-            if not isinstance(pending, CreateTimer) or (timed and pending.fire_at != fire_at):
-                self._take_legacy_timer(timer_id, call, fire_at - now)
-                legacy.on_record(CreateTimer(id=timer_id, fire_at=fire_at))
-                return
+        pending = self._pending_actions.get(event.event_id)
+        taken = self._legacy.timer_created(event, pending, self.current_utc_datetime)
+        if taken is None:
             self._match_action(event, CreateTimer, None)
-            if timed:  # (the code's timer, unless the next record is the code's)
-                legacy.twin = (timer_id, call, fire_at)
             return
-        self._match_action(event, CreateTimer, None)
-
-    def _take_legacy_timer(self, timer_id: int, call: ScheduleTask, timeout: timedelta) -> None:
-        """Take the recorded timer ``timer_id`` as the timeout of the attempt ``call``: its
-        firing fails the attempt if still running, and every action the code made from that id
-        on moves up one id."""
-        self._shift_ids(timer_id)
-        self._legacy.arm(timer_id, call, timeout)
-        self._timed_calls.discard(call.id)  # (its timeout is the timer's, not the store's)
+        self._shift_ids(taken)
+        self._timed_calls.discard(self._legacy.timers[taken].task_id)  # (not the store's)
 
     def _shift_ids(self, first: int) -> None:
+        """Move every action the code made from id ``first`` on (none recorded yet) up one id,
+        and what is kept by their ids with them."""
         self._sequence += 1
-        moved = {
-            a.id: a
-            for a in (
-                shift_action(a, first, self.instance_id, self.execution_id)
-                for a in self._pending_actions.values()
-            )
-        }
-        renamed = {
-            old.instance_id: new.instance_id
-            for old, new in zip(self._pending_actions.values(), moved.values(), strict=True)
-            if isinstance(old, CreateSubOrchestration) and isinstance(new, CreateSubOrchestration)
-        }
-        self._pending_actions = moved
+        self._pending_actions, renamed = shift_actions(
+            self._pending_actions, first, self.instance_id, self.execution_id
+        )
         self.child_instance_ids = [renamed.get(c, c) for c in self.child_instance_ids]
         if self.completion is not None and self.completion.id >= first:
-            completion = moved.get(self.completion.id + 1)
+            completion = self._pending_actions[self.completion.id + 1]
             assert isinstance(completion, CompleteOrchestration)
             self.completion = completion
         self._tasks = shift_keys(self._tasks, first)
@@ -459,10 +429,10 @@ class WorkflowExecution:
         for retry in {
             id(r): r for r in (*self._retries.values(), *self._retry_timers.values())
         }.values():
-            if retry.action.id >= first:
-                shifted = moved.get(retry.action.id + 1)
-                assert isinstance(shifted, ScheduleTask | CreateSubOrchestration)
-                retry.action = shifted
+            if retry.action.id >= first:  # (the attempt the code has just made)
+                action = self._pending_actions[retry.action.id + 1]
+                assert isinstance(action, ScheduleTask | CreateSubOrchestration)
+                retry.action = action
 
     def _discard_completion(self) -> None:
         # History records an action the code did not make. If the code has already finished,
