@@ -7,7 +7,7 @@ them on their runtime with :func:`build_runtime`.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import treadle as wf
@@ -118,13 +118,41 @@ class ExecutionLog:
         os.close(self._fd)
 
 
+def traced_provider(ratio: float = 1.0) -> Any:
+    """An OpenTelemetry SDK tracer provider whose spans go through a batch processor to an
+    exporter that drops them: what tracing costs a worker, short of the network. ``ratio``:
+    the share of traces sampled (``ParentBased(TraceIdRatioBased(ratio))``)."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(BatchSpanProcessor(Dropped()))
+    return provider
+
+
 def build_runtime(
     store_url: str, *, execution_log: ExecutionLog | None = None
 ) -> wf.WorkflowRuntime:
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
-    # the observability A/B (bench.observability): metrics on or off
-    observed = os.environ.get("TREADLE_BENCH_OBSERVABILITY") == "1"
-    runtime = wf.WorkflowRuntime(store_url, metrics=observed)
+    # the observability A/B (bench.observability): metrics and traces on or off
+    # (``metrics``: metrics alone, to tell the two costs apart; ``sampled``: metrics, and
+    # traces with one in ten sampled)
+    mode = os.environ.get("TREADLE_BENCH_OBSERVABILITY", "0")
+    provider = None
+    if mode in ("1", "sampled"):
+        provider = traced_provider(0.1 if mode == "sampled" else 1.0)
+    runtime = wf.WorkflowRuntime(
+        store_url, metrics=mode in ("1", "metrics", "sampled"), tracer_provider=provider
+    )
     for workflow in (task_chain, batch_processing, long_chain, recovery_chain):
         runtime.register_workflow(workflow)
     for activity in (

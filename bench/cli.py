@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="?",
         const=3,
         metavar="ROUNDS",
-        help="instead of the workloads: W1b and W3 with the runtime's metrics off and on, "
-        "alternating, ROUNDS times each (default 3); prints the ratios",
+        help="instead of the workloads: W1b and W3 with the runtime's metrics and traces off "
+        "and on, alternating, ROUNDS times each (default 3); prints the ratios",
     )
     return parser.parse_args(argv)
 

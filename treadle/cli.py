@@ -550,6 +550,19 @@ def _wait_for_end(
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
 )
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve the metrics on (0.0.0.0: every interface, for a scraper on "
+    "another host).",
+)
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it in MODULE or with opentelemetry-instrument; needs treadle[otel]).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -559,6 +572,8 @@ def worker(
     shutdown_timeout: float,
     max_activity_deliveries: int | None,
     metrics_port: int | None,
+    metrics_host: str,
+    tracing: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -572,7 +587,9 @@ def worker(
     if max_activity_deliveries is not None:
         runtime.max_activity_deliveries = max_activity_deliveries
     if metrics_port is not None:
-        runtime.enable_metrics(metrics_port)
+        runtime.enable_metrics(metrics_port, metrics_host)
+    if tracing:
+        runtime.enable_tracing()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -581,7 +598,8 @@ def worker(
     click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")
     click.echo(f"activities: {', '.join(runtime.activity_names) or '(none)'}")
     if runtime.metrics_port is not None:
-        click.echo(f"metrics: http://0.0.0.0:{runtime.metrics_port}/metrics")
+        where = _url_host(runtime.metrics_host)
+        click.echo(f"metrics: http://{where}:{runtime.metrics_port}/metrics")
     try:
         while not stop.wait(0.5):
             pass
@@ -756,12 +774,28 @@ def _echo_json(value: Any) -> None:
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve Prometheus metrics on this port at /metrics (0: a free port), besides "
+    "the HTTP API's /metrics (the only place with --no-http).",
+)
+@click.option(
+    "--metrics-host",
+    help="Address to serve --metrics-port on. Default: --host.",
+)
+@click.option(
     "--http-read-timeout",
     default=30.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds an HTTP client may go without sending a byte of its request before the "
     "connection is closed.",
+)
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Emit OpenTelemetry spans of runs, activities and timers to the global tracer "
+    "provider (configure it with opentelemetry-instrument or in --app; needs treadle[otel]).",
 )
 @click.option(
     "--activity-limit",
@@ -784,7 +818,10 @@ def serve(
     app_id: str | None,
     max_payload_bytes: int,
     shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str | None,
     http_read_timeout: float,
+    tracing: bool,
     activity_limits: tuple[str, ...],
     log_level: str,
     log_format: str,
@@ -806,12 +843,20 @@ def serve(
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
         http_read_timeout_s=http_read_timeout,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        tracing=tracing,
         activity_limits=tuple(_activity_limit(text) for text in activity_limits),
     )
     try:
         run_server(options, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _url_host(host: str) -> str:
+    """``host`` as written in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _activity_limit(text: str) -> tuple[str, int]:

@@ -17,7 +17,7 @@ TABLES = {
     "instances": (
         "instance_id, name, status, execution_id, input, output, custom_status, failure, "
         "created_at, updated_at, parent_instance_id, history_len, version, lease_owner, "
-        "lease_expires_at, own_task, app_id, waiting",
+        "lease_expires_at, own_task, app_id, waiting, finished_at",
         "instance_id",
     ),
     "history": ("instance_id, seq, event", "instance_id, seq"),
@@ -28,6 +28,11 @@ TABLES = {
         "id",
     ),
 }
+
+
+def column(table: str, name: str) -> int:
+    """The place of column ``name`` in the rows of ``table`` that :func:`read_rows` reads."""
+    return [c.strip() for c in TABLES[table][0].split(",")].index(name)
 
 
 def read_rows(store: Store) -> Rows:

@@ -23,7 +23,7 @@ from treadle.store.apps import WaitingWork, WorkerInfo, WorkKind
 from treadle.store.base import NewActivity, NewInstance, NewMessage, Store
 
 from .helpers import RUNNING, new_instance, start, started_events, turn
-from .rows import read_rows
+from .rows import column, read_rows
 
 NO_WORKER = FailureDetails(message="no worker", error_type="RegistrationError")
 
@@ -116,7 +116,8 @@ def test_a_child_is_created_in_its_app(store: Store) -> None:
     assert started.app_id == "shipping"
     assert started.parent is not None and started.parent.app_id == "orders"
     rows = read_rows(store)["instances"]
-    assert {(r[0], r[-2]) for r in rows} == {("p", "orders"), ("p-child", "shipping")}
+    app = column("instances", "app_id")
+    assert {(r[0], r[app]) for r in rows} == {("p", "orders"), ("p-child", "shipping")}
 
 
 # ---- workers' advertisements ---------------------------------------------------------------
@@ -270,6 +271,8 @@ def test_failing_a_waiting_child_fails_it_and_tells_its_parent(
     child = store.get_instance("c-ship")
     assert child is not None
     assert (child.status, child.failure) == (OrchestrationStatus.FAILED, NO_WORKER)
+    (row,) = [r for r in read_rows(store)["instances"] if r[0] == "c-ship"]
+    assert row[column("instances", "finished_at")] is not None  # (see test_finished_at.py)
     assert store.claim_orchestrations("w2", 10, 30, app_id="shipping") == []
     (item,) = store.claim_orchestrations("w1", 10, 30, app_id="orders", names=["wf"])
     (told,) = item.messages

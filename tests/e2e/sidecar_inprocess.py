@@ -46,26 +46,33 @@ class InProcessSidecar:
         # (the generated stub module carries no annotations)
         return stubs.TaskHubSidecarServiceStub(channel)  # type: ignore[no-untyped-call]
 
-    def http(self, method: str, url: str, content: bytes | None = None) -> httpx.Response:
+    def http(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """One request to the HTTP app."""
 
         async def call() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                return await http.request(method, url, content=content)
+                return await http.request(method, url, content=content, headers=headers)
 
         return anyio.run(call)
 
 
 @contextlib.contextmanager
 def in_process_sidecar(
-    store_url: str, setup: Callable[[wf.WorkflowRuntime], None] | None = None
+    store_url: str, setup: Callable[[wf.WorkflowRuntime], None] | None = None, **options: Any
 ) -> Iterator[InProcessSidecar]:
     """Run the runtime, the gRPC server and the HTTP app on ``store_url``; ``setup`` may
-    register local workflows and activities before the runtime starts."""
+    register local workflows and activities before the runtime starts; ``options`` are more
+    options of the runtime."""
     store = open_store(store_url)
     workers = SidecarWorkers()
-    runtime = wf.WorkflowRuntime(store, remote=workers)
+    runtime = wf.WorkflowRuntime(store, remote=workers, **options)
     if setup is not None:
         setup(runtime)
     client = wf.WorkflowClient(store)

@@ -4,12 +4,14 @@ at its HTTP ``/metrics`` along with its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -66,7 +68,7 @@ def test_worker_logs_json_and_serves_metrics(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line, f"the worker exited: {seen} {log.read_text()}"
             seen.append(line)
-            found = re.search(r"metrics: http://\S+:(\d+)/metrics", line)
+            found = re.search(r"metrics: http://127\.0\.0\.1:(\d+)/metrics", line)
             port = int(found.group(1)) if found else None
         with wf.WorkflowClient(db) as client:
             iid = client.schedule_new_workflow("obs_fails", input=7)
@@ -108,6 +110,81 @@ def test_serve_logs_json_and_serves_the_runtime_metrics(tmp_path: Path) -> None:
         )
         assert created.search(text), text
         assert "dapr_runtime_workflow_operation_latency_bucket" in text
+        _get(f"{base}/api/v1/workflows/obs-1")  # treadle's own API: not a Dapr operation
+        for action in ("pause", "resume", "terminate", "purge"):
+            request = urllib.request.Request(
+                f"{base}/v1.0/workflows/dapr/obs-1/{action}", data=b"", method="POST"
+            )
+            with contextlib.suppress(urllib.error.HTTPError):  # (a finished run: refused)
+                urllib.request.urlopen(request, timeout=10).close()
+        text = _get(f"{base}/metrics")
+        for operation in ("suspend", "resume", "terminate", "purge"):
+            assert re.search(
+                rf'^dapr_runtime_workflow_operation_count\{{.*operation="{operation}_workflow",'
+                r'status="(success|failed)"\} 1\.0$',
+                text,
+                re.M,
+            ), (operation, text)
+        assert re.search(r'operation="get_workflow",status="success"\} 1\.0$', text, re.M)
         [line] = wait_until(lambda: _failure_lines(served.logs(), "obs-1"), what="the JSON line")
         assert line["error_type"] == "ValueError"
         assert line["workflow_name"] == "obs_fails"
+
+
+TRACED_APP = textwrap.dedent(
+    """
+    import os
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    import treadle as wf
+
+    provider = TracerProvider()
+    spans = open(os.environ["SPANS_FILE"], "w")
+    provider.add_span_processor(
+        SimpleSpanProcessor(ConsoleSpanExporter(out=spans, formatter=lambda s: s.name + "\\n"))
+    )
+    trace.set_tracer_provider(provider)
+    runtime = wf.WorkflowRuntime()
+
+
+    @runtime.activity
+    def traced_step(ctx, x):
+        return x + 1
+
+
+    @runtime.workflow
+    def traced(ctx, x):
+        return (yield ctx.call_activity(traced_step, input=x))
+    """
+)
+
+
+def test_worker_traces_with_the_tracing_flag(tmp_path: Path) -> None:
+    (tmp_path / "traced_app.py").write_text(TRACED_APP)
+    db = f"sqlite:///{tmp_path / 'treadle.db'}"
+    spans = tmp_path / "spans.txt"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+        "SPANS_FILE": str(spans),
+    }
+    cmd = [sys.executable, "-m", "treadle.cli", "--db", db, "worker", "traced_app:runtime"]
+    proc = subprocess.Popen(
+        [*cmd, "--tracing"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        assert "treadle worker" in proc.stdout.readline()
+        with wf.WorkflowClient(db) as client:
+            iid = client.schedule_new_workflow("traced", input=1)
+            client.wait_for_workflow_completion(iid, timeout_in_seconds=30)
+        wait_until(lambda: "orchestration||traced" in spans.read_text(), what="the run's span")
+        assert "activity||traced_step" in spans.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -36,6 +36,7 @@ from treadle.core.history import (
     TaskFailed,
     TaskScheduled,
     TimerCreated,
+    TraceContext,
     WorkflowVersion,
     event_from_dict,
     event_to_dict,
@@ -102,6 +103,17 @@ _VERSIONS = st.builds(
     name=st.none() | st.text(),
     patches=st.lists(st.text(), max_size=3).map(tuple),
 )
+_HEX = "0123456789abcdef"
+_TRACES = st.builds(
+    TraceContext,
+    trace_parent=st.builds(
+        "00-{}-{}-01".format,
+        st.text(_HEX, min_size=32, max_size=32),
+        st.text(_HEX, min_size=16, max_size=16),
+    ),
+    span_id=st.text(_HEX, min_size=16, max_size=16) | st.just(""),
+    trace_state=st.none() | st.text(),
+)
 _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     Propagation: _PROPAGATIONS,
     int: st.integers(min_value=-1, max_value=2**31),
@@ -110,6 +122,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     datetime: _DATETIMES,
     FailureDetails: _FAILURES,
     ParentInfo: _PARENTS,
+    TraceContext: _TRACES,
     WorkflowVersion: _VERSIONS,
     OrchestrationStatus: st.sampled_from(OrchestrationStatus),
 }
@@ -256,7 +269,8 @@ def test_terminal_statuses() -> None:
 
 def _stored_text_by_suffixes(event: HistoryEvent) -> str:
     """The stored text as first defined: the one-pass JSON with each unset trailing field
-    (version, propagated, propagation_scope, app_id, timeout_at, timed_out) cut off its end,
+    (version, propagated, propagation_scope, app_id, timeout_at, timed_out, trace) cut off its
+    end,
     one at a time."""
     if isinstance(event, ExecutionStarted) and event.propagated is not None:
         return codec.dumps(event_to_dict(event))
@@ -268,6 +282,7 @@ def _stored_text_by_suffixes(event: HistoryEvent) -> str:
         ',"app_id":null}',
         ',"timeout_at":null}',
         ',"timed_out":false}',
+        ',"trace":null}',
     )
     trimmed = True
     while trimmed:
@@ -296,6 +311,7 @@ def test_stored_text_leaves_out_unset_trailing_fields(
         "app_id": None,
         "timeout_at": None,
         "timed_out": False,
+        "trace": None,
     }
     unset = dataclasses.replace(
         event, **{name: value for name, value in trailing.items() if hasattr(event, name)}

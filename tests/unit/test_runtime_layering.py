@@ -41,7 +41,7 @@ LAYERS: list[set[str]] = [
         "queue_limits",
     },
     {"codeless_turns"},
-    {"turns", "remote_history", "remote_workers"},
+    {"turns", "remote_history", "remote_workers", "tracing"},
 ]
 
 

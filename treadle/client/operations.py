@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from treadle.client.counts import count_by_name
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
+from treadle.client.tracing import create_span
 from treadle.client.waiting import wait_for
 from treadle.core.history import (
     EventRaised,
@@ -30,6 +31,7 @@ from treadle.core.history import (
     ExecutionTerminated,
     HistoryEvent,
     OrchestrationStatus,
+    TraceContext,
 )
 from treadle.core.validation import (
     check_json,
@@ -104,6 +106,7 @@ class InstanceOperations:
         instance_id: str | None = None,
         start_at: datetime | None = None,
         timeout: timedelta | None = None,
+        trace: TraceContext | None = None,
     ) -> str:
         """Start a workflow instance; return its id. The start is durable when this returns.
 
@@ -118,6 +121,9 @@ class InstanceOperations:
             start_at: do not start before this time (an aware datetime).
             timeout: fail its run with a TimeoutError if it has not finished this long after
                 it was started (or after ``start_at``).
+            trace: the trace context of the start's caller (an SDK client's, through
+                ``treadle serve``); default: the current OpenTelemetry span's, if any (see
+                :mod:`treadle.client.tracing`).
 
         Raises:
             WorkflowAlreadyExistsError: an unfinished instance has this id.
@@ -135,19 +141,22 @@ class InstanceOperations:
                     f"a workflow's timeout is a positive timedelta, not {timeout!r}"
                 )
             timeout_at = max(start_at or _now(), _now()) + timeout
-        new = NewInstance(
-            instance_id=iid,
-            name=validate_name(name, "workflow name"),
-            input=self._payload(input, "input"),
-            execution_id=new_execution_id(),
-            scheduled_start=start_at,
-            app_id=self.app_id,
-            timeout_at=timeout_at,
-        )
-        for runtime in local_starts.starters(self._store.url):
-            if runtime.start_here(new):
-                return iid
-        self._store.create_instance(new)
+        name = validate_name(name, "workflow name")
+        with create_span(name, iid) as traced:
+            new = NewInstance(
+                instance_id=iid,
+                name=name,
+                input=self._payload(input, "input"),
+                execution_id=new_execution_id(),
+                scheduled_start=start_at,
+                app_id=self.app_id,
+                timeout_at=timeout_at,
+                trace=trace if trace is not None else traced,
+            )
+            for runtime in local_starts.starters(self._store.url):
+                if runtime.start_here(new):
+                    return iid
+            self._store.create_instance(new)
         return iid
 
     def rerun(

@@ -6,9 +6,11 @@ Runs on the caller's thread and blocks it; it holds no state between calls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import cast
 
 from treadle.client.status import WorkflowStatus
 from treadle.store.base import InstanceRecord, Store
@@ -46,8 +48,8 @@ def wait_for(
     # A store that can hand over the final row a commit of this process wrote (a runtime of
     # this process ran the workflow) spares the read after the last wake-up.
     watching: AbstractContextManager[HandedRecord | None] = (
-        store.watching(instance_id)
-        if isinstance(store, InstanceWatcher)
+        cast(InstanceWatcher, store).watching(instance_id)
+        if _watches(type(store))
         else contextlib.nullcontext()
     )
     with watching as handed:
@@ -81,3 +83,10 @@ def wait_for(
 def _seconds(value: float | None) -> str:
     """A duration for a message: at most 3 decimals, no trailing zeros (0.4999 as 0.5)."""
     return f"{value or 0:.3f}".rstrip("0").rstrip(".")
+
+
+@functools.cache
+def _watches(store_type: type) -> bool:
+    """Whether stores of ``store_type`` are :class:`InstanceWatcher` (asked once a type: an
+    isinstance check of a runtime-checkable protocol reads every member, at every wait)."""
+    return issubclass(store_type, InstanceWatcher)

@@ -42,7 +42,9 @@ class OrchestrationStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """Whether an instance in this status has finished for good."""
-        return self in _TERMINAL
+        # (by name: a str hashes in C, where an Enum member's hash is a Python call, and
+        # this is asked several times a turn)
+        return self._name_ in _TERMINAL_NAMES
 
 
 _TERMINAL = frozenset(
@@ -53,6 +55,7 @@ _TERMINAL = frozenset(
         OrchestrationStatus.CANCELED,
     }
 )
+_TERMINAL_NAMES = frozenset(s.name for s in _TERMINAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,59 @@ class ParentInfo:
     task_scheduled_id: int
     name: str = ""
     app_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """A run's W3C trace context, as recorded in its ``ExecutionStarted`` (durabletask's
+    ``parentTraceContext`` and ``workflowSpanID``), so that its spans form one trace across
+    turns, workers and restarts.
+
+    Attributes:
+        trace_parent: the W3C ``traceparent`` of the run span's parent (the client's
+            ``create_orchestration`` span, the parent workflow's run span, or an SDK
+            client's context). A run with no parent records its own span here: its
+            parent-id is ``span_id``.
+        span_id: the run span's id (16 hex digits), chosen when the run's first turn is
+            committed; "" until then.
+        trace_state: the W3C ``tracestate`` that came with ``trace_parent``, if any.
+    """
+
+    trace_parent: str
+    span_id: str = ""
+    trace_state: str | None = None
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id (32 hex digits) of ``trace_parent``."""
+        return self.trace_parent[3:35]
+
+    @property
+    def parent_span_id(self) -> str:
+        """The parent-id (16 hex digits) of ``trace_parent``."""
+        return self.trace_parent[36:52]
+
+    @property
+    def is_root(self) -> bool:
+        """Whether the run span has no parent (see ``trace_parent``)."""
+        return self.parent_span_id == self.span_id
+
+    def run_parent(self) -> str:
+        """The W3C ``traceparent`` of the run span itself (the parent of its activities,
+        timers and children)."""
+        return f"{self.trace_parent[:36]}{self.span_id}{self.trace_parent[52:]}"
+
+
+def valid_traceparent(text: str) -> bool:
+    """Whether ``text`` is a version-00 W3C ``traceparent`` with non-zero ids."""
+    if len(text) != 55 or text[:3] != "00-" or text[35] != "-" or text[52] != "-":
+        return False
+    trace_id, span_id, flags = text[3:35], text[36:52], text[53:]
+    try:
+        int(flags, 16)
+        return int(trace_id, 16) != 0 and int(span_id, 16) != 0 and text.islower()
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +234,9 @@ class ExecutionStarted(HistoryEvent):
     timeout_at: datetime | None = None
     """When the run fails with a TimeoutError if it has not finished by then, if ever
     (``schedule_new_workflow(..., timeout=)``, ``call_child_workflow(..., timeout=)``)."""
+    trace: TraceContext | None = None
+    """The run's trace context, if it was traced (see :class:`TraceContext`); replay does
+    not read it."""
 
 
 def run_timeout_failure(name: str, timeout_at: datetime | None) -> FailureDetails:
@@ -386,6 +445,7 @@ _UNSET_LAST_FIELDS: dict[str, object] = {
     "app_id": None,
     "timeout_at": None,
     "timed_out": False,
+    "trace": None,
 }
 
 
@@ -414,7 +474,7 @@ def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
             continue
         if isinstance(value, datetime):
             value = value.isoformat()
-        elif isinstance(value, FailureDetails | ParentInfo):
+        elif isinstance(value, FailureDetails | ParentInfo | TraceContext):
             value = dataclasses.asdict(value)
         elif isinstance(value, WorkflowVersion):
             value = {"name": value.name, "patches": list(value.patches)}
@@ -507,6 +567,8 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
                 value = FailureDetails(**value)
             elif name == "parent":
                 value = ParentInfo(**value)
+            elif name == "trace":
+                value = TraceContext(**value)
             elif name == "propagated":
                 value = propagation_from_dict(value)
             elif name == "version":

@@ -92,7 +92,10 @@ def plan_rerun(
     kept: list[HistoryEvent] = []
     for event in history[:cut]:
         if isinstance(event, ExecutionStarted):
-            event = replace(event, instance_id=instance_id, execution_id=execution_id, parent=None)
+            # (untraced: its run span would otherwise take the id of the source's)
+            event = replace(
+                event, instance_id=instance_id, execution_id=execution_id, parent=None, trace=None
+            )
         kept.append(event)
     kept.append(chosen)
     done = {e.task_scheduled_id for e in kept if isinstance(e, _RESULTS)}

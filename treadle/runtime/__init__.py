@@ -25,7 +25,8 @@ imports go one way, down this list:
   ``treadle serve`` implements to run work in SDK workers; ``remote_history``: the history
   the remote executor keeps for an instance it holds.
 - ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
-  metrics, imported only when a runtime has them.
+  metrics, imported only when a runtime has them; ``tracing``: the OpenTelemetry spans,
+  imported only when a runtime emits them.
 - ``chores``: store-wide chores (retention, schedules, activity deadlines) on a thread of
   their own.
 

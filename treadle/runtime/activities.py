@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treadle.clock import Clock, SystemClock, utcnow
 from treadle.core import codec
@@ -30,6 +30,9 @@ from treadle.core.inputs import call_with_input
 from treadle.core.replay import failure_from_exception
 from treadle.errors import FailureDetails, RegistrationError
 from treadle.store.base import ActivityWorkItem
+
+if TYPE_CHECKING:
+    from treadle.runtime.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class ActivityExecutor:
             JSON text; False if the item is no longer held here (it is then told to stop).
         clock: the time of each result (its event's timestamp).
         observe: told of each attempt's outcome and how many seconds it ran, if given.
+        tracing: makes a span of each attempt, if given.
     """
 
     def __init__(
@@ -62,8 +66,10 @@ class ActivityExecutor:
         heartbeat: Callable[[ActivityWorkItem, str | None], bool] | None = None,
         clock: Clock | None = None,
         observe: Observe | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._observe = observe
+        self._tracing = tracing
         self._clock = clock or SystemClock()
         self._activities = activities
         self._done = done
@@ -215,6 +221,7 @@ class ActivityExecutor:
             return None
         running = self._started(item)
         began = time.perf_counter() if self._observe is not None else 0.0
+        attempt = self._tracing.activity_started(item) if self._tracing is not None else None
         try:
             if fn is None:
                 raise _unregistered(item.name)
@@ -224,6 +231,8 @@ class ActivityExecutor:
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
+        if attempt is not None:
+            attempt.end(event)
         if self._observe is not None:
             self._observe(item, event, time.perf_counter() - began)
         return self._report(item, event)
@@ -239,6 +248,7 @@ class ActivityExecutor:
             return
         running = self._started(item)
         began = time.perf_counter() if self._observe is not None else 0.0
+        attempt = self._tracing.activity_started(item) if self._tracing is not None else None
         try:
             # a task of its own, which cancel() can cancel without cancelling this one
             task = asyncio.ensure_future(
@@ -262,6 +272,8 @@ class ActivityExecutor:
             event = _failed(item, exc, self._clock)
         finally:
             self._ended(item)
+        if attempt is not None:
+            attempt.end(event)
         if self._observe is not None:
             self._observe(item, event, time.perf_counter() - began)
         following = self._report(item, event)

@@ -164,6 +164,7 @@ class Engine:
             heartbeat=self.claims.heartbeat,
             clock=clock,
             observe=self.observer.activity_done if self.observer.metrics is not None else None,
+            tracing=self.observer.tracing,
         )
         self.outcomes = Outcomes(
             store=store,
@@ -456,6 +457,7 @@ class Engine:
                     (cached.version, cached.history_len, cached.execution_id),
                     [],
                 )
+        self.observer.stamp(pending)
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return {}

@@ -218,9 +218,12 @@ class LocalStarts:
                 return taken
         sent_at = self._clock.monotonic()
         options = self._options
+        engine.observer.stamp({iid: entry})
         (outcome,) = engine.store.commit_turns(options.owner, [entry.commit], options.lease_s)
         if not outcome.ok:
             return False  # the id is in use: the store's start says what to do
+        if engine.observer.tracing is not None:
+            engine.observer.tracing.committed([entry.commit], {iid: outcome})
         self._take_on(_Committed(entry, outcome, sent_at))
         return True
 

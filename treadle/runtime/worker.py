@@ -60,6 +60,7 @@ from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.tracing import Tracing
 
 __all__ = ["WorkflowRuntime"]
 
@@ -127,6 +128,12 @@ class WorkflowRuntime(Registrations):
         metrics: keep Prometheus metrics (:attr:`metrics`; needs ``treadle[metrics]``).
         metrics_port: also serve them over HTTP on this port (0: any free one; implies
             ``metrics``) while the runtime runs; :attr:`metrics_port` is the one it got.
+        metrics_host: the address the metrics are served on: ``127.0.0.1`` (this machine
+            only) by default; ``0.0.0.0`` (every interface) for a scraper elsewhere.
+        tracing: emit OpenTelemetry spans of runs, activities and timers to the global
+            ``TracerProvider`` (needs ``treadle[otel]``; see :mod:`treadle.runtime.tracing`).
+        tracer_provider: the ``TracerProvider`` to emit them to instead (implies
+            ``tracing``).
         host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
             compatibility and unused: treadle talks to its store, not to a sidecar, and runs
             each synchronous activity on a thread of its own (up to the activity limit).
@@ -159,6 +166,9 @@ class WorkflowRuntime(Registrations):
         worker_ready_timeout: float | None = None,
         metrics: bool = False,
         metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         max_concurrent_activities = concurrency(
             max_concurrent_activities,
@@ -227,20 +237,38 @@ class WorkflowRuntime(Registrations):
         """Its Prometheus metrics, if it keeps them (see :mod:`treadle.runtime.metrics`)."""
         self.metrics_port = metrics_port
         """The port its metrics are served on, if served (the one bound, once started)."""
+        self.metrics_host = metrics_host
+        """The address its metrics are served on, if served."""
         if metrics or metrics_port is not None:
             self.enable_metrics(metrics_port)
+        self.tracing: Tracing | None = None
+        """Its spans, if it emits them (see :mod:`treadle.runtime.tracing`)."""
+        if tracing or tracer_provider is not None:
+            self.enable_tracing(tracer_provider)
         self._chores: Chores | None = None
 
-    def enable_metrics(self, port: int | None = None) -> WorkerMetrics:
+    def enable_metrics(self, port: int | None = None, host: str | None = None) -> WorkerMetrics:
         """Keep Prometheus metrics (as ``metrics=True``), and serve them on ``port`` if given
-        (as ``metrics_port``); call before :meth:`start`. Returns :attr:`metrics`."""
+        (as ``metrics_port``), on ``host`` if given (as ``metrics_host``); call before
+        :meth:`start`. Returns :attr:`metrics`."""
         if self.metrics is None:
             from treadle.runtime.metrics import WorkerMetrics
 
             self.metrics = WorkerMetrics(self.app_id, lambda now: self.store.waiting_work(now))
         if port is not None:
             self.metrics_port = port
+        if host is not None:
+            self.metrics_host = host
         return self.metrics
+
+    def enable_tracing(self, provider: Any = None) -> Tracing:
+        """Emit OpenTelemetry spans (as ``tracing=True``) to ``provider``, or to the global
+        ``TracerProvider`` if None; call before :meth:`start`. Returns :attr:`tracing`."""
+        if self.tracing is None:
+            from treadle.runtime.tracing import Tracing
+
+            self.tracing = Tracing(lambda iid: self.store.get_history(iid), provider)
+        return self.tracing
 
     def retry_stalled(self) -> None:
         """Give the instances this runtime stalled another try at once (thread-safe): a
@@ -289,10 +317,10 @@ class WorkflowRuntime(Registrations):
             run=run,
             clock=self._clock,
             remote=self._remote,
-            observer=Observer(self.metrics, self._clock),
+            observer=Observer(self.metrics, self._clock, self.tracing),
         )
         if self.metrics is not None and self.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(self.metrics_port)
+            self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
         release_dead_local_owners(store)

@@ -54,6 +54,8 @@ from treadle.server.grpc_values import (
     status_from_proto,
     status_to_proto,
     string_value,
+    trace_from_proto,
+    trace_to_proto,
 )
 
 __all__ = [
@@ -214,6 +216,10 @@ def _execution_started_to_proto(event: ExecutionStarted) -> hpb.ExecutionStarted
         )
     if event.scheduled_start is not None:
         started.scheduledStartTimestamp.CopyFrom(datetime_to_proto(event.scheduled_start))
+    if event.trace is not None:
+        started.parentTraceContext.CopyFrom(trace_to_proto(event.trace))
+        if event.trace.span_id:
+            started.workflowSpanID.value = event.trace.span_id
     return started
 
 
@@ -353,6 +359,9 @@ def _execution_started(event: hpb.HistoryEvent, event_id: int, ts: datetime) -> 
             else None
         ),
         app_id=app or None,
+        trace=trace_from_proto(started.parentTraceContext, started.workflowSpanID.value)
+        if started.HasField("parentTraceContext")
+        else None,
     )
 
 

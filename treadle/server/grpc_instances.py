@@ -35,7 +35,7 @@ from treadle.server.grpc_codec import (
     status_from_proto,
     status_to_proto,
 )
-from treadle.server.grpc_values import optional_string, string_value
+from treadle.server.grpc_values import optional_string, string_value, trace_from_proto
 from treadle.store.base import InstanceRecord
 
 __all__ = ["InstanceService", "RpcFailure", "json_payload", "workflow_state"]
@@ -119,6 +119,9 @@ class InstanceService:
             instance_id=request.instanceId or None,
             start_at=datetime_from_proto(request.scheduledStartTimestamp)
             if request.HasField("scheduledStartTimestamp")
+            else None,
+            trace=trace_from_proto(request.parentTraceContext)
+            if request.HasField("parentTraceContext")
             else None,
         )
         return spb.CreateInstanceResponse(instanceId=iid)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from google.protobuf import timestamp_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from treadle.core.history import OrchestrationStatus
+from treadle.core.history import OrchestrationStatus, TraceContext, valid_traceparent
 from treadle.errors import FailureDetails, InvalidInputError
 from treadle.server._proto import orchestration_pb2 as opb
 
@@ -31,6 +31,8 @@ __all__ = [
     "status_from_proto",
     "status_to_proto",
     "string_value",
+    "trace_from_proto",
+    "trace_to_proto",
 ]
 
 INDEFINITE_FIRE_AT = datetime.max.replace(tzinfo=timezone.utc)
@@ -137,3 +139,23 @@ def failure_from_proto(failure: opb.TaskFailureDetails) -> FailureDetails:
         error_type=failure.errorType,
         stack_trace=failure.stackTrace.value if failure.HasField("stackTrace") else None,
     )
+
+
+def trace_to_proto(trace: TraceContext, span_id: str = "") -> opb.TraceContext:
+    """A ``TraceContext`` message: W3C ``traceParent`` and ``traceState`` (and the
+    deprecated ``spanID``, if given)."""
+    return opb.TraceContext(
+        traceParent=trace.trace_parent, spanID=span_id, traceState=string_value(trace.trace_state)
+    )
+
+
+def trace_from_proto(message: opb.TraceContext, span_id: str = "") -> TraceContext | None:
+    """The trace context of a ``TraceContext`` message whose ``traceParent`` is a valid W3C
+    ``traceparent`` (anything else: None, as if untraced); ``span_id``: the run span's id, if
+    the message comes with one (``ExecutionStartedEvent.workflowSpanID``)."""
+    parent = message.traceParent
+    if not valid_traceparent(parent):
+        return None
+    state = message.traceState.value if message.HasField("traceState") else ""
+    valid_span = len(span_id) == 16 and all(c in "0123456789abcdef" for c in span_id)
+    return TraceContext(parent, span_id if valid_span else "", state or None)

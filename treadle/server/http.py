@@ -71,7 +71,7 @@ from treadle.client import (
     validate_instance_id,
 )
 from treadle.core import codec
-from treadle.core.history import event_to_dict
+from treadle.core.history import TraceContext, event_to_dict, valid_traceparent
 from treadle.core.validation import parse_duration
 from treadle.errors import (
     InvalidInputError,
@@ -308,8 +308,11 @@ class _Handlers:
         if instance_id is not None:
             _check_new_instance_id(instance_id)
         text = _json_text(await self._read_body(request))
+        trace = _trace_context(request)  # (W3C headers, as daprd reads them)
         iid = await run_in_threadpool(
-            functools.partial(self.ops.create, name, input=text, instance_id=instance_id)
+            functools.partial(
+                self.ops.create, name, input=text, instance_id=instance_id, trace=trace
+            )
         )
         self.metrics.workflows_started.inc()
         return _json(202, {"instanceID": iid})
@@ -581,6 +584,15 @@ def _not_found(instance_id: str) -> _ApiError:
         "ERR_INSTANCE_ID_NOT_FOUND",
         f"unable to find workflow with the provided instance ID: {instance_id}",
     )
+
+
+def _trace_context(request: Request) -> TraceContext | None:
+    """The trace context of a request's W3C ``traceparent`` (and ``tracestate``) headers, if
+    it has a valid one."""
+    parent = request.headers.get("traceparent", "")
+    if not valid_traceparent(parent):
+        return None
+    return TraceContext(parent, "", request.headers.get("tracestate") or None)
 
 
 def _json_text(body: bytes) -> str | None:

@@ -24,6 +24,7 @@ from treadle.core.history import (
     OrchestrationStatus,
     ParentInfo,
     Propagation,
+    TraceContext,
 )
 from treadle.errors import FailureDetails
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
@@ -229,6 +230,7 @@ class NewInstance:
             propagation=...)``), carried by its ExecutionStarted.
         app_id: the app whose workers run it ("" for none).
         timeout_at: when its first run fails with a TimeoutError if not finished, if ever.
+        trace: the trace context its ExecutionStarted records, if traced.
     """
 
     instance_id: str
@@ -243,6 +245,7 @@ class NewInstance:
     propagated: Propagation | None = None
     app_id: str = ""
     timeout_at: datetime | None = None
+    trace: TraceContext | None = None
 
     def started_event(self, timestamp: datetime) -> ExecutionStarted:
         """The ExecutionStarted event that begins this instance's first run."""
@@ -257,6 +260,7 @@ class NewInstance:
             propagated=self.propagated,
             app_id=self.app_id or None,
             timeout_at=self.timeout_at,
+            trace=self.trace,
         )
 
 

@@ -209,7 +209,8 @@ def fail_waiting(
         db.execute(
             conn,
             "UPDATE instances SET status = 'FAILED', failure = %(failure)s, updated_at = {now}, "
-            "version = version + 1, waiting = NULL WHERE instance_id = ANY(%(ids)s::text[])",
+            "finished_at = {now}, version = version + 1, waiting = NULL "
+            "WHERE instance_id = ANY(%(ids)s::text[])",
             {"ids": ids, "failure": encode_failure(failure)},
         )
         db.execute(conn, "DELETE FROM inbox WHERE instance_id = ANY(%(ids)s::text[])", {"ids": ids})

@@ -70,11 +70,22 @@ _KEPT_LEASE = (
     "WHEN i.lease_expires_at > {now} + make_interval(secs => %(lease_s)s / 2) "
     f"THEN i.lease_expires_at ELSE {_LEASE} END"
 )
+# finished_at as a turn of status `st` leaves it: now if the status is a finished one, else
+# NULL. Only the turn that ends an instance changes it (no index holds updated_at, which
+# every turn writes): a running instance's turn changes no indexed column, and can be HOT.
+_TERMINAL = "('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
+
+
+def _finished_at(st: str) -> str:
+    """SQL for finished_at after a write of the status ``st`` (SQL)."""
+    return f"CASE WHEN {st} IN {_TERMINAL} THEN {{now}} END"
+
+
 # The columns a turn that creates its instance (TurnCommit.create) fills.
 _CREATED_COLUMNS = (
     "instances (instance_id, name, status, execution_id, input, output, failure, "
     "  custom_status, created_at, updated_at, history_len, version, own_task, lease_owner, "
-    "  lease_expires_at, app_id)"
+    "  lease_expires_at, app_id, finished_at)"
 )
 
 # The parts of the statement, each used only by the groups that need it (a data-modifying
@@ -104,6 +115,7 @@ _OK = (
     "ok AS (UPDATE instances i SET status = t.st, execution_id = t.eid, "
     "  input = COALESCE(t.inp, i.input), output = t.res, failure = t.fail, "
     "  custom_status = t.cs, updated_at = {now}, history_len = t.hl, version = i.version + 1, "
+    f"  finished_at = {_finished_at('t.st')}, "
     # the own task (OWN_TASK_RULES): set, cleared (consumed, cancelled) or left
     "  own_task = CASE WHEN t.so THEN t.own ELSE i.own_task END, "
     "  lease_owner = CASE WHEN t.keep THEN %(owner)s END, "
@@ -119,8 +131,8 @@ _CREATED = (
     f"created AS (INSERT INTO {_CREATED_COLUMNS} "
     "  SELECT t.iid, %(name)s, t.st, t.eid, COALESCE(t.inp, %(input)s), t.res, t.fail, t.cs, "
     "  {now}, {now}, t.hl, 1, CASE WHEN t.so THEN t.own END, "
-    f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END, %(app)s "
-    "  FROM t "
+    f"  CASE WHEN t.keep THEN %(owner)s END, CASE WHEN t.keep THEN {_LEASE} END, %(app)s, "
+    f"  {_finished_at('t.st')} FROM t "
     "  ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id, version), "
     "ok AS (SELECT t.*, c.version AS new_version FROM t JOIN created c ON c.instance_id = t.iid)"
 )
@@ -246,6 +258,7 @@ _SINGLE_OK = (
     "ok AS (UPDATE instances i SET status = %(st)s, execution_id = %(eid)s, "
     "  input = COALESCE(%(inp)s, i.input), output = %(res)s, failure = %(fail)s, "
     "  custom_status = %(cs)s, updated_at = {now}, history_len = %(hl)s, "
+    f"  finished_at = {_finished_at('%(st)s::text')}, "
     "  version = i.version + 1{own}, lease_owner = {owner}, lease_expires_at = {expires} "
     "  WHERE i.instance_id = %(iid)s AND (i.lease_owner = %(owner)s) IS TRUE "
     "  AND i.lease_expires_at >= {now} AND i.version = %(v)s "
@@ -256,7 +269,7 @@ _SINGLE_OK = (
 _SINGLE_CREATED = (
     f"ok AS (INSERT INTO {_CREATED_COLUMNS} VALUES (%(iid)s, %(name)s, %(st)s, %(eid)s, "
     "  COALESCE(%(inp)s, %(input)s), %(res)s, %(fail)s, %(cs)s, {now}, {now}, %(hl)s, 1, "
-    "  {own}, {owner}, {expires}, %(app)s) "
+    f"  {{own}}, {{owner}}, {{expires}}, %(app)s, {_finished_at('%(st)s::text')}) "
     "  ON CONFLICT (instance_id) DO NOTHING "
     "  RETURNING version AS new_version, status AS st{record})"
 )

@@ -238,6 +238,9 @@ def _write_batch(
         "UPDATE instances i SET status = u.status, execution_id = u.eid, "
         "input = COALESCE(u.input, i.input), output = u.output, failure = u.failure, "
         "custom_status = u.custom_status, updated_at = %s, history_len = u.history_len, "
+        # set only by the turn that ends the instance (see commit_statements)
+        "finished_at = CASE WHEN u.status IN ('COMPLETED', 'FAILED', 'TERMINATED', "
+        "  'CANCELED') THEN %s END, "
         "version = i.version + 1, lease_owner = u.owner, "
         # a kept lease with more than half its time left stays as it is (as on the other
         # paths: see commit_statements)
@@ -250,6 +253,7 @@ def _write_batch(
         "  history_len, owner, expires, so, own) "
         "WHERE i.instance_id = u.iid",
         (
+            now,
             now,
             now + timedelta(seconds=lease_s / 2),
             [t.instance_id for t in turns],

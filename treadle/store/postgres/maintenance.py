@@ -18,7 +18,12 @@ from treadle.store.retention import PurgeFilter
 __all__ = ["purge_finished", "try_lease"]
 
 FINISHED_SQL = "status IN ('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
-"""The predicate of the partial index ``instances_finished`` (so the planner may use it)."""
+"""Whether an instance has finished, by its status."""
+
+INDEXED_SQL = "finished_at IS NOT NULL"
+"""The predicate of the partial index ``instances_finished``, word for word (so the planner
+may use it): the instances that finished, by the time they did (``finished_at``, which only
+the write that ends an instance sets; see schema version 10)."""
 
 
 _NO_UNFINISHED_CHILD = (
@@ -28,7 +33,7 @@ _NO_UNFINISHED_CHILD = (
 
 
 def _filter_sql(which: PurgeFilter) -> tuple[str, dict[str, Any]]:
-    clauses = [FINISHED_SQL, "status = ANY(%(statuses)s::text[])"]
+    clauses = [INDEXED_SQL, "status = ANY(%(statuses)s::text[])"]
     params: dict[str, Any] = {"statuses": [s.name for s in which.finished_statuses]}
     if which.name is not None:
         clauses.append("name = %(name)s")
@@ -40,7 +45,7 @@ def _filter_sql(which: PurgeFilter) -> tuple[str, dict[str, Any]]:
         clauses.append("created_at < %(created_to)s")
         params["created_to"] = utc(which.created_to)
     if which.finished_before is not None:
-        clauses.append("updated_at < %(finished_before)s")
+        clauses.append("finished_at < %(finished_before)s")
         params["finished_before"] = utc(which.finished_before)
     # a parent whose child still runs is kept: the child reports to it when it finishes
     clauses.append(_NO_UNFINISHED_CHILD)
@@ -56,7 +61,7 @@ def purge_finished(
     params["limit"] = limit
     select = (
         f"SELECT instance_id FROM instances WHERE {where} "
-        "ORDER BY updated_at, instance_id LIMIT %(limit)s"
+        "ORDER BY finished_at, instance_id LIMIT %(limit)s"
     )
     if dry_run:
         rows = connections.run(lambda db, conn: db.execute(conn, select, params).fetchall())

@@ -206,8 +206,8 @@ def _fail_children(
         )
         conn.execute(
             "UPDATE instances SET status = 'FAILED', failure = ?, updated_at = ?, "
-            "version = version + 1, waiting = NULL WHERE instance_id = ?",
-            (encode_failure(failure), now, iid),
+            "finished_at = ?, version = version + 1, waiting = NULL WHERE instance_id = ?",
+            (encode_failure(failure), now, now, iid),
         )
         conn.execute("DELETE FROM inbox WHERE instance_id = ?", (iid,))
         parent = started.parent if started is not None else None

@@ -48,14 +48,16 @@ def _turn_sql(sets_own: bool, lease: str, same_status: bool = False) -> str:
     assigns the lease columns, "keep" leaves them (its fence asks for half a lease left).
     ``same_status`` (with "keep"): the status is not assigned, and the fence asks for it
     (its first parameter) instead, since assigning it rewrites the entries of the indexes on
-    it even when unchanged (instances_status, instances_name_status: pages a step)."""
+    it even when unchanged (instances_status, instances_name_status: pages a step).
+    Assigned, the status comes with finished_at (the time, if it is a finished one; else
+    NULL): only the turn that ends an instance changes that indexed column."""
     sql = (
         "UPDATE instances SET execution_id = ?, input = COALESCE(?, input), "
         "output = ?, failure = ?, custom_status = ?, updated_at = ?, history_len = ?, "
         "version = version + 1"
     )
     if not same_status:
-        sql = sql.replace("SET ", "SET status = ?, ", 1)
+        sql = sql.replace("SET ", "SET status = ?, finished_at = ?, ", 1)
     if sets_own:
         sql += ", own_task = ?"
     if lease == "set":
@@ -151,8 +153,8 @@ def _update_instance(
     iid = turn.instance_id
     keep = turn.keep_lease
     history_len = (0 if turn.reset_history else turn.history_start) + len(turn.new_events)
+    status = (turn.status.name, now if turn.status.is_terminal else None)
     values: tuple[object, ...] = (
-        turn.status.name,
         turn.execution_id,
         turn.input,
         turn.output,
@@ -173,15 +175,16 @@ def _update_instance(
         # asks for it unchanged, and it is not assigned (else the "set" update below).
         cur = conn.execute(
             _turn_sql(sets_own, "keep", same_status=True),
-            (*values[1:], iid, owner, now + lease_s / 2, fence[3], values[0]),
+            (*values, iid, owner, now + lease_s / 2, fence[3], status[0]),
         )
     elif keep:
         cur = conn.execute(
-            _turn_sql(sets_own, "keep"), (*values, iid, owner, now + lease_s / 2, fence[3])
+            _turn_sql(sets_own, "keep"),
+            (*status, *values, iid, owner, now + lease_s / 2, fence[3]),
         )
     if cur is None or cur.rowcount == 0:
         lease = (owner, now + lease_s) if keep else (None, None)
-        cur = conn.execute(_turn_sql(sets_own, "set"), (*values, *lease, *fence))
+        cur = conn.execute(_turn_sql(sets_own, "set"), (*status, *values, *lease, *fence))
     return cur.rowcount == 1
 
 

@@ -15,6 +15,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlparse
 
 from treadle.errors import InvalidInputError, StoreError, StoreLostError, StoreUnavailableError
@@ -110,6 +112,28 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+class _Translating:
+    """The context manager of :meth:`Connections.errors`: a class, where a generator made
+    and run at each use costs several calls, and every store call opens one."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise translate_error(exc, self._url) from exc
+
+
 class Connections:
     """One store's connections to its database: one per thread, and its write transactions.
 
@@ -125,6 +149,7 @@ class Connections:
         self, url: str, database: str, is_uri: bool, synchronous: str, shared: Shared
     ) -> None:
         self.url = url
+        self._errors = _Translating(url)
         self.database = database
         self.is_uri = is_uri
         self.synchronous = synchronous
@@ -288,8 +313,7 @@ class Connections:
         elif changed and any(pending):
             self.shared.notify(orchestrations=pending[0], activities=pending[1])
 
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
+    def errors(self) -> AbstractContextManager[None]:
         """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`.
 
         An outage is :class:`~treadle.errors.StoreUnavailableError`, which workers wait out
@@ -299,10 +323,7 @@ class Connections:
         :class:`~treadle.errors.StoreError`: a refusal of what was asked (a value too big
         for SQLite, a constraint), which no retry would change.
         """
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.url) from exc
+        return self._errors
 
     def check_file(self) -> None:
         """Check that the path still names the file this store opened.

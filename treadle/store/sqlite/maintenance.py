@@ -14,8 +14,12 @@ from treadle.store.sqlite.rows import delete_instance
 __all__ = ["purge_finished", "reclaim_space", "try_lease"]
 
 FINISHED_SQL = "status IN ('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
-"""The predicate of the partial index ``instances_finished``, word for word (SQLite uses a
-partial index only for a query that repeats its predicate)."""
+"""Whether an instance has finished, by its status."""
+
+INDEXED_SQL = "finished_at IS NOT NULL"
+"""The predicate of the partial index ``instances_finished``, word for word (so the planner
+may use it): the instances that finished, by the time they did (``finished_at``, which only
+the write that ends an instance sets; see schema version 10)."""
 
 
 _NO_UNFINISHED_CHILD = (
@@ -27,7 +31,7 @@ _NO_UNFINISHED_CHILD = (
 def filter_sql(which: PurgeFilter) -> tuple[str, list[Any]]:
     """The WHERE clause (and its parameters) of the finished instances ``which`` matches."""
     statuses = [s.name for s in which.finished_statuses]
-    clauses = [FINISHED_SQL, f"status IN ({','.join('?' * len(statuses))})"]
+    clauses = [INDEXED_SQL, f"status IN ({','.join('?' * len(statuses))})"]
     params: list[Any] = list(statuses)
     if which.name is not None:
         clauses.append("name = ?")
@@ -39,7 +43,7 @@ def filter_sql(which: PurgeFilter) -> tuple[str, list[Any]]:
         clauses.append("created_at < ?")
         params.append(to_epoch(which.created_to))
     if which.finished_before is not None:
-        clauses.append("updated_at < ?")
+        clauses.append("finished_at < ?")
         params.append(to_epoch(which.finished_before))
     # a parent whose child still runs is kept: the child reports to it when it finishes
     clauses.append(_NO_UNFINISHED_CHILD)
@@ -51,7 +55,7 @@ def purge_finished(db: Connections, which: PurgeFilter, limit: int, dry_run: boo
     ones that finished first, in one transaction; return their ids."""
     where, params = filter_sql(which)
     query = (
-        f"SELECT instance_id FROM instances WHERE {where} ORDER BY updated_at, instance_id LIMIT ?"
+        f"SELECT instance_id FROM instances WHERE {where} ORDER BY finished_at, instance_id LIMIT ?"
     )
     if dry_run:
         with db.errors():

@@ -1,0 +1,476 @@
+"""OpenTelemetry traces of one runtime (a worker): a span per run, activity attempt and timer.
+
+Imported only when a runtime is asked for traces (``WorkflowRuntime(tracing=True)`` or
+``tracer_provider=...``, ``treadle worker --tracing``); it needs ``opentelemetry-api`` (the
+``treadle[otel]`` extra) and a configured ``TracerProvider`` to export anything.
+
+Names and attributes are those of Dapr's durabletask SDKs (``durabletask-go``, which daprd
+runs, and ``durabletask-dotnet``)::
+
+    orchestration||NAME   kind SERVER    one per run, from its ExecutionStarted to its end
+    activity||NAME        kind SERVER    one per activity attempt, around the function
+    timer                 kind INTERNAL  from the timer's creation to the turn it fired in
+    create_orchestration||NAME  kind CLIENT  the client's start (treadle.client.tracing)
+
+with ``durabletask.type`` (``orchestration``, ``activity``, ``timer``),
+``durabletask.task.name``, ``durabletask.task.instance_id``, ``durabletask.task.task_id``
+(activities and timers), ``durabletask.fire_at`` (timers) and ``durabletask.runtime_status``
+(runs: ``COMPLETED``, ``FAILED``, ``TERMINATED``, ``CONTINUED_AS_NEW``). A failed run or
+attempt has status ERROR with the error's message, and an ``exception`` event with its type.
+
+The trace lives in history, as durabletask-go keeps it: a run's ``ExecutionStarted`` records
+its parent's ``traceparent`` and the run span's id (:class:`~treadle.core.history.TraceContext`,
+written with the run's first turn), and the run span is emitted once, when the run ends, with
+that id and the start time its history records. So the run span is one span however many
+turns, workers and restarts the run took, and its activities, timers and children (whose
+``ExecutionStarted`` names it as parent) hang under it. Replay never reads the trace context:
+ids are chosen outside the workflow's code, when an event is first committed.
+
+A root run's sampling is decided when its trace context is made (by the SDK tracer's
+sampler), and recorded in its ``traceparent`` flags, so its activities and timers, emitted
+before it, follow the decision its run span gets at the end.
+
+Fixing the run span's id needs the OpenTelemetry SDK's tracer (its ``id_generator``): with
+another implementation the run span gets an id of its own and its children point at the one
+in history. A run started while tracing was off stays untraced.
+
+Threads: :meth:`Tracing.stamp` and :meth:`Tracing.committed` run on the thread that holds the
+engine lock; :meth:`Tracing.activity_started` on activity threads. The runs known here are a
+dict under a lock; a run not known (started by another worker, or before a restart) is read
+from its stored history once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+from treadle.core.history import (
+    ExecutionStarted,
+    HistoryEvent,
+    OrchestrationStatus,
+    TaskFailed,
+    TimerCreated,
+    TimerFired,
+    TraceContext,
+    valid_traceparent,
+)
+from treadle.errors import FailureDetails
+from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
+
+__all__ = ["ActivityAttempt", "Tracing", "span_context"]
+
+logger = logging.getLogger(__name__)
+
+MAX_RUNS = 10_000
+"""How many runs' trace contexts a runtime keeps (the least recently used go first)."""
+
+_ENDS_RUN = frozenset(
+    {
+        OrchestrationStatus.COMPLETED,
+        OrchestrationStatus.FAILED,
+        OrchestrationStatus.TERMINATED,
+        OrchestrationStatus.CANCELED,
+    }
+)
+"""The statuses a commit ends its run with (one that continues as new resets its history
+instead)."""
+
+
+def span_context(trace_parent: str, trace_state: str | None = None) -> SpanContext:
+    """The remote span context of a W3C ``traceparent`` (and ``tracestate``)."""
+    state = TraceState.from_header([trace_state]) if trace_state else None
+    return SpanContext(
+        trace_id=int(trace_parent[3:35], 16),
+        span_id=int(trace_parent[36:52], 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(trace_parent[53:55], 16)),
+        trace_state=state,
+    )
+
+
+def _ns(when: datetime) -> int:
+    return int(when.timestamp() * 1e9)
+
+
+class _ChosenIds:
+    """The SDK tracer's id generator, made to return the ids of a run span kept in history
+    (durabletask-go sets them on the span; Python's SDK takes them from its generator)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._local = threading.local()
+
+    def choose(self, trace_id: int, span_id: int) -> None:
+        """Make the next span this thread starts have these ids."""
+        self._local.ids = (trace_id, span_id)
+
+    def generate_trace_id(self) -> int:
+        """The chosen trace id (a root run span's), or a new one."""
+        ids = getattr(self._local, "ids", None)
+        return ids[0] if ids is not None else int(self._inner.generate_trace_id())
+
+    def is_trace_id_random(self) -> bool:
+        """As the generator it wraps says (the SDK asks it)."""
+        return bool(getattr(self._inner, "is_trace_id_random", lambda: False)())
+
+    def generate_span_id(self) -> int:
+        """The chosen span id, once, or a new one."""
+        ids = getattr(self._local, "ids", None)
+        if ids is not None:
+            self._local.ids = None
+            return int(ids[1])
+        return int(self._inner.generate_span_id())
+
+
+class _Run:
+    """What the tracer knows of one run: its trace context, and its timers' creation."""
+
+    __slots__ = ("_context", "execution_id", "name", "started_at", "timers", "trace")
+
+    def __init__(self, started: ExecutionStarted, trace: TraceContext) -> None:
+        self.execution_id = started.execution_id
+        self.name = started.name
+        self.started_at = started.timestamp
+        self.trace = trace
+        self.timers: dict[int, datetime] = {}
+        self._context: otel_context.Context | None = None
+
+    @property
+    def context(self) -> otel_context.Context:
+        """The context whose span is the run span (the parent of its activities and timers),
+        made once."""
+        context = self._context
+        if context is None:
+            parent = span_context(self.trace.run_parent(), self.trace.trace_state)
+            context = self._context = trace.set_span_in_context(NonRecordingSpan(parent))
+        return context
+
+
+class ActivityAttempt:
+    """One activity attempt's span, current on its thread while the activity runs."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def end(self, event: HistoryEvent) -> None:
+        """The attempt ended with ``event`` (TaskCompleted or TaskFailed)."""
+        otel_context.detach(self._token)
+        if isinstance(event, TaskFailed):
+            _fail(self._span, event.failure)
+        self._span.end()
+
+
+def _fail(span: Span, failure: FailureDetails | None) -> None:
+    error_type = failure.error_type if failure is not None else ""
+    message = failure.message if failure is not None else ""
+    span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
+    span.add_event("exception", {"exception.type": error_type, "exception.message": message})
+
+
+class Tracing:
+    """The spans of one runtime (see the module).
+
+    Args:
+        history: reads an instance's stored history (of its current run).
+        provider: the ``TracerProvider`` to use; None for the global one.
+    """
+
+    def __init__(
+        self,
+        history: Callable[[str], Sequence[HistoryEvent]],
+        provider: trace.TracerProvider | None = None,
+    ) -> None:
+        from treadle import __version__
+
+        self.provider = provider or trace.get_tracer_provider()
+        """Where the spans go."""
+        self._tracer = self.provider.get_tracer("treadle", __version__)
+        inner = getattr(self._tracer, "id_generator", None)
+        self._ids = _ChosenIds(inner) if inner is not None else None
+        if self._ids is not None:
+            self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
+        # (the SDK's sampler decides a root run's sampling when its trace context is made,
+        # so that its activities and timers, emitted before it, follow the same decision)
+        self._sampler = getattr(self._tracer, "sampler", None)
+        self._history = history
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._continued: dict[str, _Run] = {}  # runs whose continue-as-new is being committed
+
+    # ---- before a commit: ids into history --------------------------------------------
+    def stamp(self, commit: TurnCommit) -> TurnCommit:
+        """``commit`` with trace contexts filled in: the run span's id in a new run's
+        ExecutionStarted, and the parent of the runs it starts (children, continue-as-new).
+        If that fails (a history it needs cannot be read), ``commit`` as it was."""
+        try:
+            return self._stamp(commit)
+        except Exception:  # (tracing never fails a workflow)
+            logger.warning("could not trace %s", commit.instance_id, exc_info=True)
+            return commit
+
+    def _stamp(self, commit: TurnCommit) -> TurnCommit:
+        if commit.history_start == 0 and not commit.reset_history:
+            commit = self._stamp_start(commit)
+        if commit.new_instances:
+            run = self._run(commit.instance_id, commit.execution_id)
+            if run is not None:
+                child = TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
+                commit = dataclasses.replace(
+                    commit,
+                    new_instances=[
+                        dataclasses.replace(n, trace=child) if n.trace is None else n
+                        for n in commit.new_instances
+                    ],
+                )
+        if commit.reset_history and commit.new_messages:
+            commit = self._stamp_next_run(commit)
+        return commit
+
+    def _stamp_start(self, commit: TurnCommit) -> TurnCommit:
+        events = list(commit.new_events)
+        for i, event in enumerate(events):
+            if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
+                tc = _with_span_id(event.trace, self._sampler)
+                events[i] = started = dataclasses.replace(event, trace=tc)
+                self._remember(commit.instance_id, _Run(started, tc))
+                return dataclasses.replace(commit, new_events=events)
+        return commit
+
+    def _stamp_next_run(self, commit: TurnCommit) -> TurnCommit:
+        """A run that continues as new: the next run's parent is its span (emitted once the
+        commit is done, see :meth:`committed`)."""
+        iid = commit.instance_id
+        index, start = next(
+            (
+                (i, m.event)
+                for i, m in enumerate(commit.new_messages)
+                if m.instance_id == iid and type(m.event) is ExecutionStarted
+            ),
+            (-1, None),
+        )
+        if start is None:
+            return commit
+        with self._lock:
+            run = self._runs.get(iid)
+        if run is None:  # (the run before: its history is still the one stored)
+            run = self._load(iid, None)
+        if run is None:
+            return commit
+        with self._lock:
+            self._continued[iid] = run
+        after = TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
+        messages = list(commit.new_messages)
+        messages[index] = dataclasses.replace(
+            messages[index], event=dataclasses.replace(start, trace=after)
+        )
+        return dataclasses.replace(commit, new_messages=messages)
+
+    # ---- after a commit: spans out ------------------------------------------------------
+    def committed(
+        self, commits: Iterable[TurnCommit | None], outcomes: Mapping[str, CommitOutcome]
+    ) -> None:
+        """The turns ``commits`` were committed (``outcomes``, by instance id): emit the
+        spans of the timers that fired and of the runs that ended."""
+        for commit in commits:
+            if commit is None:
+                continue
+            outcome = outcomes.get(commit.instance_id)
+            if outcome is None or not outcome.ok:
+                continue
+            try:
+                self._committed(commit)
+            except Exception:  # (tracing never fails a workflow)
+                logger.warning("could not trace %s", commit.instance_id, exc_info=True)
+
+    def _committed(self, commit: TurnCommit) -> None:
+        iid = commit.instance_id
+        run: _Run | None = None
+        now = commit.new_events[0].timestamp if commit.new_events else None
+        for event in commit.new_events:
+            kind = type(event)
+            if kind is TimerCreated:
+                run = run or self._run(iid, commit.execution_id)
+                if run is not None:
+                    run.timers[event.event_id] = event.timestamp
+            elif kind is TimerFired:
+                run = run or self._run(iid, commit.execution_id)
+                if run is not None:
+                    assert isinstance(event, TimerFired)
+                    self._timer(iid, run, event, now or event.timestamp)
+        if commit.status in _ENDS_RUN:
+            run = run or self._run(iid, commit.execution_id)
+            with self._lock:
+                self._runs.pop(iid, None)
+            if run is not None:
+                end = commit.new_events[-1].timestamp if commit.new_events else now
+                self._end_run(iid, run, commit.status, commit.failure, end)
+        elif commit.reset_history:
+            with self._lock:
+                continued = self._continued.pop(iid, None)
+                self._runs.pop(iid, None)
+            if continued is not None:
+                end = next(
+                    (m.event.timestamp for m in commit.new_messages if m.instance_id == iid), None
+                )
+                status = OrchestrationStatus.CONTINUED_AS_NEW
+                self._end_run(iid, continued, status, None, end)
+
+    def _timer(self, iid: str, run: _Run, event: TimerFired, now: datetime) -> None:
+        created = run.timers.pop(event.timer_id, now)
+        span = self._tracer.start_span(
+            "timer",
+            context=run.context,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "durabletask.type": "timer",
+                "durabletask.fire_at": event.fire_at.isoformat(),
+                "durabletask.task.task_id": event.timer_id,
+                "durabletask.task.instance_id": iid,
+            },
+            start_time=_ns(created),
+        )
+        span.end(end_time=_ns(max(now, created)))
+
+    def _end_run(
+        self,
+        iid: str,
+        run: _Run,
+        status: OrchestrationStatus,
+        failure: FailureDetails | None,
+        end: datetime | None,
+    ) -> None:
+        tc = run.trace
+        if tc.is_root:
+            if tc.trace_parent.endswith("-00"):
+                return  # (not sampled: nor were its activities and timers)
+            context = otel_context.Context()
+        else:
+            parent = span_context(tc.trace_parent, tc.trace_state)
+            context = trace.set_span_in_context(NonRecordingSpan(parent))
+        if self._ids is not None:
+            self._ids.choose(int(tc.trace_id, 16), int(tc.span_id, 16))
+        span = self._tracer.start_span(
+            f"orchestration||{run.name}",
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes={
+                "durabletask.type": "orchestration",
+                "durabletask.task.name": run.name,
+                "durabletask.task.instance_id": iid,
+                "durabletask.task.execution_id": run.execution_id,
+                "durabletask.runtime_status": status.name,
+            },
+            start_time=_ns(run.started_at),
+        )
+        if status is OrchestrationStatus.FAILED:
+            _fail(span, failure)
+        span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
+
+    # ---- activities ---------------------------------------------------------------------
+    def activity_started(self, item: ActivityWorkItem) -> ActivityAttempt | None:
+        """Start the span of an attempt of ``item`` (current until it ends), if its run is
+        traced."""
+        try:
+            run = self._run(item.instance_id, item.execution_id)
+        except Exception:
+            logger.warning("could not read the trace of %s", item.instance_id, exc_info=True)
+            return None
+        if run is None:
+            return None
+        span = self._tracer.start_span(
+            f"activity||{item.name}",
+            context=run.context,
+            kind=SpanKind.SERVER,
+            attributes={
+                "durabletask.type": "activity",
+                "durabletask.task.name": item.name,
+                "durabletask.task.task_id": item.task_id,
+                "durabletask.task.instance_id": item.instance_id,
+            },
+        )
+        return ActivityAttempt(span)
+
+    def run_parent(self, instance_id: str, execution_id: str) -> TraceContext | None:
+        """The trace context whose parent is the run span of ``execution_id`` (what a
+        request to an SDK worker carries), if the run is traced."""
+        run = self._run(instance_id, execution_id)
+        return (
+            None if run is None else TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
+        )
+
+    # ---- the runs known -----------------------------------------------------------------
+    def _remember(self, iid: str, run: _Run) -> None:
+        with self._lock:
+            self._runs[iid] = run
+            self._runs.move_to_end(iid)
+            if len(self._runs) > MAX_RUNS:
+                self._runs.popitem(last=False)
+
+    def _run(self, iid: str, execution_id: str) -> _Run | None:
+        with self._lock:
+            run = self._runs.get(iid)
+        if run is not None and run.execution_id == execution_id:
+            return run
+        return self._load(iid, execution_id)
+
+    def _load(self, iid: str, execution_id: str | None) -> _Run | None:
+        """The traced run of ``iid`` its stored history holds (if ``execution_id``, only
+        that run), now known here."""
+        started: ExecutionStarted | None = None
+        timers: dict[int, datetime] = {}
+        for event in self._history(iid):
+            if type(event) is ExecutionStarted:
+                started = event
+            elif type(event) is TimerCreated:
+                timers[event.event_id] = event.timestamp
+            elif isinstance(event, TimerFired):
+                timers.pop(event.timer_id, None)
+        if started is None or execution_id not in (None, started.execution_id):
+            return None
+        tc = started.trace
+        if tc is None or not tc.span_id or not valid_traceparent(tc.trace_parent):
+            return None
+        run = _Run(started, tc)
+        run.timers = timers
+        self._remember(iid, run)
+        return run
+
+
+def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:
+    """``tc`` with a new run span id; a new root trace context if None (or malformed), sampled
+    as ``sampler`` (the SDK tracer's, if any) decides for a root run span."""
+    span_id = f"{random.getrandbits(64) or 1:016x}"
+    if tc is None or not valid_traceparent(tc.trace_parent):
+        trace_id = random.getrandbits(128) or 1
+        sampled = (
+            sampler is None
+            or sampler.should_sample(
+                None, trace_id, "orchestration", SpanKind.SERVER
+            ).decision.is_sampled()
+        )
+        flags = "01" if sampled else "00"
+        return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
+    return dataclasses.replace(tc, span_id=span_id)
