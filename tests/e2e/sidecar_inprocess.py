@@ -19,6 +19,7 @@ import pytest
 from google.protobuf.message import Message
 
 import treadle as wf
+from treadle.clock import Clock
 from treadle.server._proto import orchestrator_service_pb2_grpc as stubs
 from treadle.server.grpc import create_server
 from treadle.server.grpc_workers import SidecarWorkers
@@ -59,13 +60,17 @@ class InProcessSidecar:
 
 @contextlib.contextmanager
 def in_process_sidecar(
-    store_url: str, setup: Callable[[wf.WorkflowRuntime], None] | None = None
+    store_url: str,
+    setup: Callable[[wf.WorkflowRuntime], None] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> Iterator[InProcessSidecar]:
     """Run the runtime, the gRPC server and the HTTP app on ``store_url``; ``setup`` may
-    register local workflows and activities before the runtime starts."""
+    register local workflows and activities before the runtime starts; ``clock``: the
+    runtime's clock (a :class:`~treadle.clock.ManualClock` holds back its periodic claims)."""
     store = open_store(store_url)
     workers = SidecarWorkers()
-    runtime = wf.WorkflowRuntime(store, remote=workers)
+    runtime = wf.WorkflowRuntime(store, remote=workers, clock=clock)
     if setup is not None:
         setup(runtime)
     client = wf.WorkflowClient(store)

@@ -390,8 +390,8 @@ class Engine:
             return []  # still due: _after_commit wakes us when an instance is let go
         self.wakeups.claim_due = False
         exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
-        if self.remote is not None:
-            exclude.extend(self.remote.pending_ids())
+        out = self.remote.pass_over() if self.remote is not None else []
+        exclude.extend(out)
         names = self.names(WorkKind.WORKFLOW)
         queued = self._registry.queued_workflows
         if queued and names is not None:
@@ -408,6 +408,8 @@ class Engine:
             claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
+        if self.remote is not None and self.remote.passed_over_since(out):
+            self.wakeups.wake_claims()
         for item in claimed:
             if item.taken_from is not None:
                 self.observer.taken_over(item)
@@ -552,7 +554,8 @@ class Engine:
         elif entry.timed_out:
             self.executor.cancel(iid, entry.timed_out)
         if entry.remote is not None and self.remote is not None and entry.output is not None:
-            self.remote.committed(entry.remote, version, commit.keep_lease)
+            if self.remote.committed(entry.remote, version, commit.keep_lease):
+                self.wakeups.wake_claims()  # messages may wait in its inbox: claim it
             if not commit.keep_lease or entry.output.is_final or commit.reset_history:
                 self.prepare.deliver(self.remote.release(iid))
             elif self.remote.ready():
