@@ -2,11 +2,11 @@
 next turn as soon as that turn is committed.
 
 Regression: the dispatcher's claim leaves out the instances whose turn is out, and the claim
-the event's inbox write asked for ran while the turn was out; after the turn was committed
-the instance waited for the next periodic claim (a second later) with the event in its
-inbox, while the instance was held with an activity out (the activity's result goes straight
-into the next turn; the event did not). Here the runtime's clock never moves, so a periodic claim never comes: the next turn
-must come from the commit itself. Run on SQLite and PostgreSQL.
+the event's inbox write asked for ran while the turn was out. After the turn's commit the
+instance, held with an activity out (whose result goes straight into its next turn), waited
+with the event in its inbox for the next periodic claim, a second later (on PostgreSQL).
+Here the runtime's clock never moves, so no periodic claim comes: the next turn must come
+from the commit itself. Run on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def test_an_event_raised_while_the_turn_is_out_comes_with_the_next_turn(
         assert task.WhichOneof("request") == "activityRequest"
 
         second = next(stream)  # (the stream's deadline bounds the wait)
-        raised = [e.eventRaised for e in second.workflowRequest.newEvents if e.HasField("eventRaised")]
+        news = second.workflowRequest.newEvents
+        raised = [e.eventRaised for e in news if e.HasField("eventRaised")]
         assert [(e.name, e.input.value) for e in raised] == [("go", "5")]
         done = apb.WorkflowAction(
             id=1,
