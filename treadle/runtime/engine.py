@@ -408,8 +408,6 @@ class Engine:
             claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
         if len(claimed) == limit:
             self.wakeups.claim_due = True
-        if self.remote is not None and self.remote.passed_over_since(out):
-            self.wakeups.wake_claims()
         for item in claimed:
             if item.taken_from is not None:
                 self.observer.taken_over(item)

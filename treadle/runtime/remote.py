@@ -220,13 +220,6 @@ class RemoteExecutor:
         self._passed_over.update(out)
         return out
 
-    def passed_over_since(self, out: list[str]) -> bool:
-        """After the claim that left ``out`` out: whether one of them stopped being out
-        before :meth:`pass_over` marked it (its commit asked for no claim): claim again."""
-        again = [i for i in out if i in self._passed_over and i not in self._pending]
-        self._passed_over.difference_update(again)
-        return bool(again)
-
     def held_ids(self) -> list[str]:
         """The instances held here between remote turns, whose lease is kept (dispatcher)."""
         return [iid for iid in self._held if iid not in self._pending]
@@ -292,8 +285,8 @@ class RemoteExecutor:
 
     def committed(self, answer: RemoteAnswer, version: int, keep_lease: bool) -> bool:
         """A remote turn was committed at ``version``: keep its instance held with the run's
-        history grown by the turn, if it keeps the lease and goes on. Whether a claim left the
-        instance out while the turn was out (see :meth:`pass_over`): claim it again now."""
+        history grown by the turn, if it keeps the lease and goes on. Whether it stays held and a
+        claim left it out while the turn was out (see :meth:`pass_over`): claim it now."""
         iid = answer.instance_id
         claim = iid in self._passed_over
         self._passed_over.discard(iid)
@@ -307,7 +300,7 @@ class RemoteExecutor:
             or output.is_final
             or output.commit.reset_history
         ):
-            return claim
+            return False
         held.history = answer.history
         held.history.extend(output.commit.new_events)
         held.version = version
