@@ -4,7 +4,9 @@ few in flight.
 ``send_mail`` may run at most 2 at once and start at most 5 times a second, however many
 workers run it (the store counts for all of them); the workflow sends 12 mails, and the
 activity itself records how many ran at once. ``map_activity`` then runs 20 lookups with at
-most 3 in flight, from inside the workflow, deterministically.
+most 3 in flight, from inside the workflow, deterministically. The queue's limits live in the
+store, so every worker claims under the same ones; the example shows them, and pins others as
+an operator would (``treadle queue set mail --concurrency 1``).
 
 Run: ``python examples/queues.py``.
 """
@@ -79,6 +81,19 @@ def main() -> None:
             f"Lookups in flight at once, at most: {peak['lookup']}; within max_concurrent=3: "
             f"{peak['lookup'] <= 3}."
         )
+
+        # The limits live in the store, for every worker: the last worker to start wrote them
+        # (this one). An operator may pin others for all workers at once (treadle queue set).
+        (mail,) = client.list_queue_limits()
+        mine = mail.updated_by == runtime.owner
+        print(
+            f"The store keeps queue {mail.queue.name!r} at concurrency "
+            f"{mail.queue.concurrency}, registered by this worker: {mine}."
+        )
+        client.set_queue_limits(wf.Queue("mail", concurrency=1, rate_limit=5))
+        (mail,) = client.list_queue_limits()
+        print(f"Pinned for every worker: concurrency {mail.queue.concurrency} ({mail.pinned}).")
+        client.release_queue_limits("mail")  # the next worker's registration sets them again
 
 
 if __name__ == "__main__":

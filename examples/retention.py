@@ -1,10 +1,10 @@
 """Retention: finished workflows are purged after a while, by a policy or on demand.
 
-The runtime keeps COMPLETED instances for a moment (seconds here, days in real life) and
-FAILED ones for 30 days: whichever runtime of the store holds the retention lease purges
-older ones continuously, in short batches. A purge by filter (the client's
-``purge_workflows``, ``treadle workflow purge --status COMPLETED --older-than 7d``) needs no
-runtime at all.
+The store URL says to keep COMPLETED instances for a moment (seconds here, days in real life:
+``?retention=COMPLETED:7d,FAILED:30d``) and FAILED ones for 30 days: whichever runtime of the
+store holds the retention lease purges older ones continuously, in short batches. A purge by
+filter (the client's ``purge_workflows``, ``treadle workflow purge --status COMPLETED
+--older-than 7d``) needs no runtime at all.
 
 Run: ``python examples/retention.py``.
 """
@@ -12,21 +12,20 @@ Run: ``python examples/retention.py``.
 import os
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import treadle as wf
 
 STORE = os.environ.get("TREADLE_STORE") or (
     f"sqlite:///{os.path.join(tempfile.gettempdir(), 'treadle-examples', 'retention.db')}"
 )
-KEEP = timedelta(seconds=0.5 if os.environ.get("EXAMPLE_FAST") == "1" else 2)
+KEEP = "0.5s" if os.environ.get("EXAMPLE_FAST") == "1" else "2s"
 
-runtime = wf.WorkflowRuntime(
-    STORE,
-    retention=wf.RetentionPolicy(
-        completed=KEEP, failed=timedelta(days=30), interval=timedelta(seconds=0.2)
-    ),
-)
+# The policy in the store URL (the same as retention=wf.RetentionPolicy(completed=...,
+# failed=timedelta(days=30), interval=...) on the runtime): every runtime opened on this URL
+# applies it.
+POLICY = f"retention=COMPLETED:{KEEP},FAILED:30d,interval:0.2s"
+runtime = wf.WorkflowRuntime(f"{STORE}{'&' if '?' in STORE else '?'}{POLICY}")
 
 
 @runtime.workflow

@@ -4,6 +4,11 @@
 it with a TimeoutError, the retry policy tries again, and the second attempt answers. The hung
 attempt sees ``ctx.is_cancelled`` turn true and gives up; its result would be dropped.
 
+The timeout counts from when a worker takes the attempt (start-to-close), not from when the
+workflow scheduled it: ``labels`` prints three labels on a printer queue that runs one at a
+time, 0.5 s each, with a 1 s timeout per label. The third waits 1 s for the printer, then
+prints in 0.5 s: none of them times out.
+
 ``nightly_report`` is started with ``timeout=``: it waits for an approval that never comes, so
 when the timeout passes the run fails with a TimeoutError, and its running activity
 (``crunch``) is told to stop, as it is when an instance is terminated.
@@ -57,6 +62,21 @@ def crunch(ctx: wf.WorkflowActivityContext, _: None) -> None:
         crunch_stopped.set()
 
 
+printer = wf.Queue("printer", concurrency=1)  # one label at a time, across all workers
+
+
+@runtime.activity(queue=printer)
+def print_label(ctx: wf.WorkflowActivityContext, item: str) -> str:
+    time.sleep(0.5)  # printing
+    return f"label for {item}"
+
+
+@runtime.workflow
+def labels(ctx: wf.DaprWorkflowContext, items: list[str]):
+    calls = [ctx.call_activity(print_label, input=i, timeout=timedelta(seconds=1)) for i in items]
+    return (yield wf.when_all(calls))
+
+
 @runtime.workflow
 def quote(ctx: wf.DaprWorkflowContext, item: str):
     return (
@@ -82,6 +102,10 @@ def main() -> None:
         iid = client.schedule_new_workflow(quote, input="lamp")
         state = client.wait_for_workflow_completion(iid, timeout_in_seconds=30)
         print(f"Quote {state.runtime_status.name}: {state.serialized_output}")
+
+        iid = client.schedule_new_workflow(labels, input=["lamp", "desk", "chair"])
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=30)
+        print(f"Labels {state.runtime_status.name}: {state.serialized_output}")
 
         iid = client.schedule_new_workflow(nightly_report, timeout=timedelta(seconds=1))
         state = client.wait_for_workflow_completion(iid, timeout_in_seconds=30)

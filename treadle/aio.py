@@ -21,6 +21,7 @@ from treadle.client import WorkflowPage, WorkflowState, WorkflowStatus
 from treadle.client.schedules import ScheduleDescription
 from treadle.core.history import HistoryEvent
 from treadle.store import Store
+from treadle.store.queues import Queue, QueueLimits
 
 __all__ = ["DaprWorkflowClient", "WorkflowClient"]
 
@@ -313,6 +314,19 @@ class DaprWorkflowClient:
     async def delete_schedule(self, schedule_id: str) -> None:
         """Delete a schedule."""
         await self._run(self._sync.delete_schedule, schedule_id)
+
+    async def list_queue_limits(self) -> list[QueueLimits]:
+        """The limits of every queue, as the store keeps them, by name."""
+        return await self._run(self._sync.list_queue_limits)
+
+    async def set_queue_limits(self, queue: Queue) -> QueueLimits | None:
+        """Set and pin a queue's limits for every worker (see
+        :meth:`treadle.WorkflowClient.set_queue_limits`)."""
+        return await self._run(self._sync.set_queue_limits, queue)
+
+    async def release_queue_limits(self, name: str) -> bool:
+        """Unpin a queue's limits (the next registration replaces them)."""
+        return await self._run(self._sync.release_queue_limits, name)
 
 
 WorkflowClient = DaprWorkflowClient

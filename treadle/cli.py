@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from treadle.cli_queues import queue
 from treadle.cli_schedules import schedule
 from treadle.client import WorkflowClient, WorkflowState, WorkflowStatus
 from treadle.core import codec
@@ -173,6 +174,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 
 main.add_command(schedule)
+main.add_command(queue)
 
 
 @main.group()
@@ -761,6 +763,14 @@ def _echo_json(value: Any) -> None:
     help="Seconds an HTTP client may go without sending a byte of its request before the "
     "connection is closed.",
 )
+@click.option(
+    "--activity-limit",
+    "activity_limits",
+    multiple=True,
+    metavar="NAME=N",
+    help="At most N tasks of the activity NAME (run by the SDK workers) at once, across every "
+    "worker of the store; repeat for more activities.",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -775,6 +785,7 @@ def serve(
     max_payload_bytes: int,
     shutdown_timeout: float,
     http_read_timeout: float,
+    activity_limits: tuple[str, ...],
     log_level: str,
     log_format: str,
 ) -> None:
@@ -795,11 +806,23 @@ def serve(
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
         http_read_timeout_s=http_read_timeout,
+        activity_limits=tuple(_activity_limit(text) for text in activity_limits),
     )
     try:
         run_server(options, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _activity_limit(text: str) -> tuple[str, int]:
+    """``NAME=N`` of ``--activity-limit``, checked."""
+    name, _, count = text.rpartition("=")
+    if not name or not count.isdigit() or int(count) < 1:
+        raise InvalidInputError(
+            f"--activity-limit {text!r}: write NAME=N, an activity name and a whole number "
+            "of 1 or more (such as send_mail=5)"
+        )
+    return name, int(count)
 
 
 # ---- dashboard ----------------------------------------------------------------------------

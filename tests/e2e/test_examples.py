@@ -90,6 +90,8 @@ EXPECTED = {
         "within the limit of 2: True.",
         "12 mails at 5 a second took 2 s or more.",
         "within max_concurrent=3: True.",
+        "The store keeps queue 'mail' at concurrency 2, registered by this worker: True.",
+        "Pinned for every worker: concurrency 1 (True).",
     ],
     "retention.py": [
         "Finished: 3 COMPLETED, 1 FAILED.",
@@ -120,6 +122,7 @@ EXPECTED = {
     "timeouts.py": [
         "Attempt 1 for lamp was told to stop.",
         'Quote COMPLETED: "lamp: 12.50 EUR (attempt 2)"',
+        'Labels COMPLETED: ["label for lamp","label for desk","label for chair"]',
         "Report FAILED: TimeoutError",
         "crunch was told to stop.",
     ],

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import treadle as wf
 from treadle.cli import main
 from treadle.clock import ManualClock
+from treadle.store import open_store
 from treadle.store.base import Store
 from treadle.store.retention import Maintenance
 
@@ -159,3 +160,55 @@ def test_a_policy_set_on_the_store_is_applied_by_its_runtimes(
         finish(client, client.schedule_new_workflow("echo", input=1))
         clock.advance(timedelta(hours=2))
         wait_until(lambda: _left(client) == set(), what="the COMPLETED one purged")
+
+
+def _with_option(url: str, option: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{option}"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_policy_in_the_store_url_is_applied_by_its_runtimes(store_url: str) -> None:
+    url = _with_option(store_url, "retention=completed:0s,FAILED:30d,interval:1s")
+    store = open_store(url)
+    try:
+        assert isinstance(store, Maintenance)
+        assert store.retention == wf.RetentionPolicy(
+            completed=timedelta(0), failed=timedelta(days=30), interval=timedelta(seconds=1)
+        )
+    finally:
+        store.close()
+    runtime = wf.WorkflowRuntime(url)  # given no policy of its own: the URL's
+    runtime.register_workflow(_echo, name="echo")
+    runtime.register_workflow(_boom, name="boom")
+    with runtime, wf.WorkflowClient(store_url) as client:
+        done = client.schedule_new_workflow("echo", input=1)
+        failed = client.schedule_new_workflow("boom")
+        finish(client, done)
+        finish(client, failed)
+        wait_until(lambda: _left(client) == {failed}, what="the COMPLETED one purged")
+
+
+@pytest.mark.parametrize(
+    "retention, message",
+    [
+        ("COMPLETED", "'COMPLETED' is not STATUS:DURATION"),
+        ("RUNNING:7d", "'RUNNING' is not a finished status"),
+        ("COMPLETED:7x", "'7x' is not a duration"),
+        ("interval:0s", "interval: a positive timedelta"),
+    ],
+)
+def test_a_bad_retention_in_the_store_url_names_what_is_wrong(
+    tmp_path: Path, retention: str, message: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}?retention={retention}"
+    with pytest.raises(wf.InvalidInputError, match=message) as caught:
+        open_store(url)
+    assert str(tmp_path) in str(caught.value)  # (the URL, without the option)
+    assert not (tmp_path / "r.db").exists()  # refused before anything was opened
+
+
+def test_retention_as_text_on_the_runtime(tmp_path: Path) -> None:
+    runtime = wf.WorkflowRuntime(f"sqlite:///{tmp_path / 'r.db'}", retention="COMPLETED:7d")
+    assert runtime.retention == wf.RetentionPolicy(completed=timedelta(days=7))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import treadle as wf
+from treadle.core.history import TaskFailed
 
 from .helpers import Workflow, decoded, finish, kinds, wait_until
 
@@ -73,9 +74,10 @@ def test_an_activity_past_its_timeout_is_retried_and_told_to_stop(
     assert decoded(finish(client, iid).serialized_output) == "job on attempt 2"
     wait_until(lambda: slow.finished == [2, 1] or slow.finished == [1, 2], what="both attempts")
     assert slow.saw_cancel == [1]
-    # the first attempt's late result is not in the history
+    # the first attempt's late result is not in the history, its timeout is
     assert kinds(client, iid).count("TaskCompleted") == 1
-    assert kinds(client, iid).count("TaskFailed") == 0
+    (failed,) = [e for e in client.get_workflow_history(iid) if isinstance(e, TaskFailed)]
+    assert failed.failure.error_type == "TimeoutError"
 
 
 def test_an_activity_past_its_timeout_on_every_attempt_fails_with_timeout_error(

@@ -57,6 +57,7 @@ PLACES: dict[str, str] = {
     "treadle.__main__": "facade",
     "treadle.cli": "cli",
     "treadle.cli_schedules": "cli",
+    "treadle.cli_queues": "cli",
     "treadle.testing": "testing",
     "treadle.server": "server",
     "treadle.client": "client",

@@ -14,11 +14,15 @@ RUNTIME = Path(__file__).resolve().parents[2] / "treadle" / "runtime"
 LAYERS: list[set[str]] = [
     {"__init__", "loading"},
     {"worker"},
+    {"registration", "owners"},
     {"dispatcher"},
     {"starts"},
     {"engine"},
-    {"commits", "observe"},
+    {"claims"},
+    {"commits", "observe", "outcomes"},
     {"prepare"},
+    {"detours"},
+    {"pending"},
     {
         "cache",
         "inflight",
@@ -34,8 +38,10 @@ LAYERS: list[set[str]] = [
         "chores",
         "watchdog",
         "poison",
+        "queue_limits",
     },
-    {"turns", "remote_history"},
+    {"codeless_turns"},
+    {"turns", "remote_history", "remote_workers"},
 ]
 
 

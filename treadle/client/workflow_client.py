@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from treadle.client.operations import InstanceOperations
+from treadle.client.queues import OPERATOR, check_queue, queue_store
 from treadle.client.schedules import ScheduleDescription, ScheduleOperations
 from treadle.client.state import WorkflowPage, WorkflowState
 from treadle.client.status import WorkflowStatus
@@ -22,6 +23,7 @@ from treadle.core.history_file import dump_history
 from treadle.store import Store, open_store
 from treadle.store.apps import default_app_id
 from treadle.store.base import InstanceRecord
+from treadle.store.queues import Queue, QueueLimits
 
 __all__ = ["WorkflowClient"]
 
@@ -441,6 +443,29 @@ class WorkflowClient:
             ScheduleNotFoundError: no such schedule.
         """
         self.schedules.delete(schedule_id)
+
+    # ---- queues (see treadle.store.queues) ------------------------------------------------
+    def list_queue_limits(self) -> list[QueueLimits]:
+        """The limits of every queue, as the store keeps them for every worker, by name
+        (each with whether an operator pinned them, who wrote them last, and when)."""
+        return queue_store(self._store).list_queue_limits()
+
+    def set_queue_limits(self, queue: Queue) -> QueueLimits | None:
+        """Set and pin the limits of a queue for every worker of the store at once (for
+        example ``wf.Queue("payments", concurrency=5)``): workers' registrations no longer
+        change them until :meth:`release_queue_limits`. Returns the limits it replaced.
+
+        Raises:
+            TypeError: ``queue`` is not a ``wf.Queue``.
+        """
+        return queue_store(self._store).put_queue_limits(
+            check_queue(queue), by=OPERATOR, pinned=True
+        )
+
+    def release_queue_limits(self, name: str) -> bool:
+        """Unpin a queue's limits: they hold until a worker registering the queue starts,
+        whose registration replaces them. False if the store has no limits for it."""
+        return queue_store(self._store).release_queue_limits(name)
 
 
 def _limit(timeout_in_seconds: float) -> float | None:

@@ -53,6 +53,9 @@ class ScheduleTask(Action):
     heartbeat_timeout: timedelta | None = None
     """How long the activity may go without a heartbeat before another worker takes it over
     (its lease lasts at most this long; each ``ctx.heartbeat()`` renews it), if set."""
+    timeout: timedelta | None = None
+    """Fail each attempt with a TimeoutError once it has run this long (start-to-close: from
+    when a worker takes it, not from when it was scheduled), if set."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

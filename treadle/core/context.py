@@ -186,10 +186,12 @@ class WorkflowContext:
             propagation: hand the activity this workflow's history (see
                 :class:`~treadle.core.propagation.PropagationScope`); it reads it with
                 ``ctx.get_propagated_history()``.
-            timeout: fail each attempt still running this long after it was scheduled
-                (start-to-close, as an activity starts at once when a worker is free) with a
-                :class:`~treadle.errors.TaskTimeoutError`, retried under ``retry_policy``; the
-                running activity sees ``ctx.is_cancelled``, and its late result is dropped.
+            timeout: fail each attempt that has run this long (start-to-close: counted from
+                when a worker takes the attempt, so time spent waiting behind a queue's
+                limits or for a free worker does not count, and each retry gets the whole
+                timeout) with a :class:`~treadle.errors.TaskTimeoutError`, retried under
+                ``retry_policy``; the running activity sees ``ctx.is_cancelled``, and its late
+                result is dropped.
             heartbeat_timeout: for a long activity that calls ``ctx.heartbeat(details)``: a
                 worker holds it at most this long past its last heartbeat, so the activity of
                 a worker that died (or hangs) runs again after this, not after the whole

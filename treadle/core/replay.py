@@ -114,8 +114,6 @@ class _Retry:
     policy: RetryPolicy
     first_attempt_at: datetime
     attempts: int = 1
-    timeout: timedelta | None = None
-    """Each attempt's start-to-close timeout, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +203,10 @@ class WorkflowExecution:
         self._retries: dict[int, _Retry] = {}
         self._retry_timers: dict[int, _Retry] = {}
         self._event_timeouts: dict[int, tuple[str, CompletableTask[Any]]] = {}
-        # timer id -> (the activity call it bounds, its timeout, the activity's name)
-        self._task_timeouts: dict[int, tuple[int, timedelta, str]] = {}
+        self._timed_calls: set[int] = set()  # activity calls (ids) with a timeout
         self.timed_out_tasks: set[int] = set()
         """Activity calls (ids) whose timeout passed: their late results are dropped."""
+        self._timeout_events: list[HistoryEvent] = []  # the failures that recorded them
         self._events = _EventBuffer()
         self._suspended_events: list[HistoryEvent] = []
         self._generator: Generator[Any, Any, Any] | None = None
@@ -251,10 +249,13 @@ class WorkflowExecution:
         """``events`` without the results of activity calls that ran past their timeout
         (dropped, not recorded: replay reaches the same state without them)."""
         late = self.timed_out_tasks
+        kept = {id(e) for e in self._timeout_events}  # (the timeouts themselves stay)
+        self._timeout_events.clear()
         return [
             e
             for e in events
             if not (isinstance(e, TaskCompleted | TaskFailed) and e.task_scheduled_id in late)
+            or id(e) in kept
         ]
 
     @property
@@ -297,7 +298,9 @@ class WorkflowExecution:
                 self._match_action(event, SendEvent, event.name)
             case TaskCompleted() | SubOrchestrationInstanceCompleted():
                 self._on_result(event.task_scheduled_id, event.result)
-            case TaskFailed() | SubOrchestrationInstanceFailed():
+            case TaskFailed():
+                self._on_task_failed(event)
+            case SubOrchestrationInstanceFailed():
                 self._on_failure(event.task_scheduled_id, event.failure)
             case TimerFired():
                 self._on_timer_fired(event)
@@ -422,6 +425,7 @@ class WorkflowExecution:
         self._pending_actions[completion.id] = self.completion
 
     def _on_result(self, task_id: int, result: str | None) -> None:
+        self._timed_calls.discard(task_id)
         task = self._tasks.pop(task_id, None)
         self._retries.pop(task_id, None)
         if task is None:
@@ -433,6 +437,22 @@ class WorkflowExecution:
         else:
             task.complete(value)
         self._resume_if_ready()
+
+    def _on_task_failed(self, event: TaskFailed) -> None:
+        """An activity attempt failed; one with a timeout that failed with a TimeoutError
+        ran past it (the store fails an attempt still running at its deadline: see
+        :mod:`treadle.store.deadlines`), and its result, should it come later, is dropped."""
+        task_id = event.task_scheduled_id
+        timed_out = (
+            task_id in self._timed_calls
+            and task_id in self._tasks
+            and event.failure.error_type == "TimeoutError"
+        )
+        self._timed_calls.discard(task_id)
+        if timed_out:
+            self.timed_out_tasks.add(task_id)
+            self._timeout_events.append(event)
+        self._on_failure(task_id, event.failure, timed_out=timed_out)
 
     def _on_failure(
         self, task_id: int, failure: FailureDetails, *, timed_out: bool = False
@@ -468,12 +488,8 @@ class WorkflowExecution:
             self._pending_actions[new_id] = action
             self._tasks[new_id] = retry.task
             self._retries[new_id] = retry
-            if retry.timeout is not None:
-                self._arm_timeout(new_id, retry.timeout, action.name)
-            return
-        bounded = self._task_timeouts.pop(event.timer_id, None)
-        if bounded is not None:
-            self._on_task_timeout(*bounded)
+            if isinstance(action, ScheduleTask) and action.timeout is not None:
+                self._timed_calls.add(new_id)
             return
         timeout = self._event_timeouts.pop(event.timer_id, None)
         if timeout is not None:
@@ -488,19 +504,6 @@ class WorkflowExecution:
         if task is not None:
             task.complete(None)
             self._resume_if_ready()
-
-    def _on_task_timeout(self, task_id: int, timeout: timedelta, name: str) -> None:
-        """The attempt ``task_id`` has run past its timeout: fail it (a retry follows under
-        its policy); its result, should it come later, is dropped."""
-        if task_id not in self._tasks:
-            return  # it finished in time
-        self.timed_out_tasks.add(task_id)
-        failure = FailureDetails(
-            f"activity {name!r} (step {task_id}) did not finish within its timeout of "
-            f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
-            "TimeoutError",
-        )
-        self._on_failure(task_id, failure, timed_out=True)
 
     def _on_event_raised(self, event: EventRaised) -> None:
         key = event.name.lower()
@@ -634,8 +637,9 @@ class WorkflowExecution:
         timeout: timedelta | None = None,
         heartbeat_timeout: timedelta | None = None,
     ) -> Task[Any]:
-        """Record a ScheduleTask action (for ``app_id``'s workers, if given), and a timer
-        that fails each attempt still running after ``timeout``; return its task."""
+        """Record a ScheduleTask action (for ``app_id``'s workers, if given), each attempt
+        of which the store fails with a TimeoutError once it has run for ``timeout``; return
+        its task."""
         _check_timeout(timeout, "an activity's")
         _check_timeout(heartbeat_timeout, "an activity's heartbeat")
         action_id = self._next_id()
@@ -647,8 +651,11 @@ class WorkflowExecution:
             propagation_scope=propagation_scope,
             app_id=app_id,
             heartbeat_timeout=heartbeat_timeout,
+            timeout=timeout,
         )
-        return self._schedule(action, retry_policy, timeout)
+        if timeout is not None:
+            self._timed_calls.add(action_id)
+        return self._schedule(action, retry_policy)
 
     def call_child_workflow(
         self,
@@ -693,7 +700,6 @@ class WorkflowExecution:
         self,
         action: ScheduleTask | CreateSubOrchestration,
         retry_policy: RetryPolicy | None,
-        timeout: timedelta | None = None,
     ) -> Task[Any]:
         task: CompletableTask[Any] = CompletableTask()
         self._pending_actions[action.id] = action
@@ -704,18 +710,8 @@ class WorkflowExecution:
                 action=action,
                 policy=retry_policy,
                 first_attempt_at=self.current_utc_datetime,
-                timeout=timeout,
             )
-        if timeout is not None:
-            self._arm_timeout(action.id, timeout, action.name)
         return task
-
-    def _arm_timeout(self, action_id: int, timeout: timedelta, name: str) -> None:
-        """A timer that fails the attempt ``action_id`` if it is still running then."""
-        timer_id = self._next_id()
-        fire_at = self.current_utc_datetime + timeout
-        self._pending_actions[timer_id] = CreateTimer(id=timer_id, fire_at=fire_at)
-        self._task_timeouts[timer_id] = (action_id, timeout, name)
 
     def create_timer(self, fire_at: datetime | timedelta) -> Task[None]:
         """Record a CreateTimer action and return its task."""

@@ -1,5 +1,7 @@
-"""Store-wide chores a runtime takes its share of: applying the retention policy, and firing
-the schedules that are due.
+"""Store-wide chores a runtime takes its share of: applying the retention policy, firing
+the schedules that are due, and failing activity attempts past their start-to-close deadline
+(see :mod:`treadle.store.deadlines`; every runtime does it, about once a second: a deadline's
+expiry is one transaction that only one runtime's can commit).
 
 Threads: :class:`Chores` owns the ``treadle-chores`` thread; :meth:`Chores.run_once` is what
 it does on each pass, also called by tests directly.
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from treadle.clock import Clock, utcnow
 from treadle.errors import StoreError
 from treadle.store.base import Store
+from treadle.store.deadlines import ActivityDeadlines
 from treadle.store.retention import (
     RETENTION_LEASE,
     Maintenance,
@@ -71,6 +74,7 @@ class Chores:
         )
         self._schedule_store = store if schedules and isinstance(store, ScheduleStore) else None
         self._schedules = self._schedule_store is not None
+        self._deadlines = store if isinstance(store, ActivityDeadlines) else None
         self._next_retention = 0.0
         self._poll_s = min(
             SCHEDULE_POLL_S,
@@ -84,7 +88,7 @@ class Chores:
     @property
     def needed(self) -> bool:
         """Whether there is anything for the thread to do."""
-        return self._retention is not None or self._schedules
+        return self._retention is not None or self._schedules or self._deadlines is not None
 
     def start(self) -> None:
         """Start the thread (if there is anything to do)."""
@@ -107,7 +111,12 @@ class Chores:
             self._stop_on_advance = None
 
     def run_once(self) -> None:
-        """One pass: fire the due schedules, and apply retention if its time has come."""
+        """One pass: fail the activity attempts past their deadline, fire the due schedules,
+        and apply retention if its time has come."""
+        if self._deadlines is not None:
+            expired = self._deadlines.expire_activity_deadlines()
+            if expired:
+                logger.info("%d activity attempt(s) ran past their timeout", expired)
         if self._schedule_store is not None:
             fire_due(self._schedule_store, utcnow(self._clock))
         policy, store = self._retention, self._maintenance
@@ -130,7 +139,10 @@ class Chores:
             try:
                 self.run_once()
             except StoreError:
-                logger.warning("could not fire schedules or apply retention", exc_info=True)
+                logger.warning(
+                    "could not expire activity deadlines, fire schedules or apply retention",
+                    exc_info=True,
+                )
             except Exception:
                 logger.exception("schedule or retention chore failed")
             with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ hold up the turns committed with it. A start's first turn that creates its insta
 client's start through the store says what was wrong.
 
 Threads: the one that holds the engine lock. No state of its own: it calls the store and
-rewrites the refused :class:`~treadle.runtime.prepare.PendingTurn` entries.
+rewrites the refused :class:`~treadle.runtime.pending.PendingTurn` entries.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 
 from treadle.clock import Clock, utcnow
 from treadle.errors import FailureDetails, StoreError, StoreUnavailableError
+from treadle.runtime.codeless_turns import failed_turn
 from treadle.runtime.options import RuntimeOptions
-from treadle.runtime.prepare import PendingTurn
-from treadle.runtime.turns import failed_turn
+from treadle.runtime.pending import PendingTurn
 from treadle.store.base import CommitOutcome, Store, TurnCommit
 
 __all__ = ["commit_or_isolate"]

@@ -3,9 +3,9 @@
 A round (the dispatcher thread) takes the results of activities that finished here and the
 answers of remote workers, claims instances with new inbox messages, prepares each instance's
 turn (:mod:`treadle.runtime.prepare`), commits every turn of the round in one call to the
-store (group commit, :mod:`treadle.runtime.commits`), then acts on what was committed:
-keeps each execution in the cache, starts the activities the turns leased here, wakes the
-dispatcher for what may wait.
+store (group commit, :mod:`treadle.runtime.commits`), then acts on what was committed
+(:mod:`treadle.runtime.outcomes`): keeps each execution in the cache, starts the activities
+the turns leased here, wakes the dispatcher for what may wait.
 
 An activity result for an instance held here is folded straight into the instance's next
 turn: committed inline on the activity's thread when nothing else waits (a chain then runs
@@ -21,18 +21,18 @@ the dispatcher's rounds (:meth:`Engine.round`, from :mod:`treadle.runtime.dispat
 activity thread's inline commit (:meth:`Engine.on_activity_done`), and a client thread
 taking on its start or committing the engine's turns with it. Under it they may touch the
 cache, the in-flight activities, the wake-ups and the remote executor. The store's claims
-run outside it, on the dispatcher, so that an inline commit need not wait for their round
-trips. The thread-local ``inline`` marks the activity thread that commits inline, which
-runs the next step itself.
+(:mod:`treadle.runtime.claims`) run outside it, on the dispatcher, so that an inline commit
+need not wait for their round trips. The thread-local ``inline`` marks the activity thread
+that commits inline, which runs the next step itself.
 
 One engine serves one run of a runtime (from ``start`` to ``shutdown``): its state is the
-parts it owns (cache, in-flight activities, wake-ups, remote executor, activity executor) and
-the time the last commit was sent (the start of the leases that commit grants).
+parts it owns (cache, in-flight activities, wake-ups, remote executor, activity executor,
+suspect claims, watchdog), the parts that own none (the turn preparer, the claims, the
+outcomes), the engine lock and the thread-local ``inline``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import queue
@@ -43,20 +43,22 @@ from collections.abc import Callable
 from treadle.clock import Clock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
-from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
-from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.cache import InstanceCache
+from treadle.runtime.claims import Claims
 from treadle.runtime.commits import commit_or_isolate
+from treadle.runtime.detours import Detours
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.outcomes import Outcomes
+from treadle.runtime.pending import PendingTurn, TurnInterrupted
 from treadle.runtime.poison import SuspectClaims, is_poisoned, poisoned_failure
-from treadle.runtime.prepare import PendingTurn, TurnInterrupted, TurnPreparer
+from treadle.runtime.prepare import TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.wakeups import Wakeups
 from treadle.runtime.watchdog import TurnWatchdog
-from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -64,7 +66,6 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
-from treadle.store.queues import QueueStore
 
 __all__ = ["Engine"]
 
@@ -114,8 +115,20 @@ class Engine:
             else None
         )
         self.watchdog = TurnWatchdog(options.turn_limit_s)
-        self.suspects = SuspectClaims()
         """Stops a workflow turn that runs past its limit (started with the run's threads)."""
+        self.suspects = SuspectClaims()
+        self.detours = Detours(
+            store=store,
+            registry=registry,
+            options=options,
+            run=run,
+            clock=clock,
+            cache=self.cache,
+            inflight=self.inflight,
+            wakeups=self.wakeups,
+            remote=self.remote,
+        )
+        """Prepares the turns that do not run the workflow here (remote answers, stalls)."""
         self.prepare = TurnPreparer(
             store=store,
             registry=registry,
@@ -127,18 +140,45 @@ class Engine:
             wakeups=self.wakeups,
             remote=self.remote,
             watchdog=self.watchdog,
+            detours=self.detours,
         )
+        self.claims = Claims(
+            store=store,
+            registry=registry,
+            options=options,
+            run=run,
+            clock=clock,
+            cache=self.cache,
+            inflight=self.inflight,
+            wakeups=self.wakeups,
+            remote=self.remote,
+            observer=self.observer,
+            suspects=self.suspects,
+        )
+        """Leases work and renews leases, without the engine lock."""
         self.executor = ActivityExecutor(
             registry.activities,
             options.max_concurrent_activities,
             self.on_activity_done,
             is_current=self.inflight.still_leased,
-            heartbeat=self.on_heartbeat,
+            heartbeat=self.claims.heartbeat,
             clock=clock,
             observe=self.observer.activity_done if self.observer.metrics is not None else None,
         )
+        self.outcomes = Outcomes(
+            store=store,
+            registry=registry,
+            options=options,
+            cache=self.cache,
+            inflight=self.inflight,
+            wakeups=self.wakeups,
+            remote=self.remote,
+            detours=self.detours,
+            executor=self.executor,
+            submit=self._submit_activity,
+        )
+        """Acts on what commits did (see :mod:`treadle.runtime.outcomes`)."""
         self._inline = threading.local()
-        self._commit_sent_at = 0.0
 
     # ---- activities --------------------------------------------------------------------
     def on_activity_done(
@@ -156,23 +196,6 @@ class Engine:
         self.inflight.results.put((item, event))
         self.wakeups.wake()
         return None
-
-    def on_heartbeat(self, item: ActivityWorkItem, details: str | None) -> bool:
-        """A running activity's heartbeat (on its thread): keep its details and extend its
-        lease; False if it is no longer held here (it should stop: see
-        :meth:`Store.heartbeat_activity`)."""
-        lease_s = self.inflight.heartbeat_lease_s(item)
-        if lease_s is None:  # no longer tracked (its lease lapsed, or it was taken over)
-            return item.heartbeat_s is None
-        sent_at = self._clock.monotonic()
-        try:
-            held = self.store.heartbeat_activity(self._options.owner, item.id, details, lease_s)
-        except StoreError as exc:  # (an outage: the lease may run out; the activity goes on)
-            logger.warning("could not record a heartbeat of activity %r: %s", item.name, exc)
-            return True
-        if held:
-            self.inflight.heartbeat_renewed(item, sent_at)
-        return held
 
     def on_remote_activity_done(self, item: ActivityWorkItem, event: HistoryEvent) -> None:
         """A remote worker's activity finished (reported on a server thread): as
@@ -220,13 +243,13 @@ class Engine:
         pending: dict[str, PendingTurn] = {}
         try:
             self.inflight.begin_round()
-            self.prepare.take_remote_answers(pending)
+            self.detours.take_remote_answers(pending)
             self._commit_pending(pending)
             self._send_held_turns()
         except Exception:
             logger.debug("inline commit of remote answers failed; the dispatcher takes over",
                          exc_info=True)  # fmt: skip
-            self._forget_round(pending, [])
+            self.outcomes.forget_round(pending, [])
             self.wakeups.wake()
         finally:
             self.lock.release()
@@ -324,7 +347,9 @@ class Engine:
         hold from ``sent_at`` (the clock's monotonic time the commit was sent)."""
         assert entry.commit is not None
         self.wakeups.note_timers([entry.commit])
-        self._after_commit(entry, True, outcome.version, outcome.new_activity_ids, sent_at=sent_at)
+        self.outcomes.after_commit(
+            entry, True, outcome.version, outcome.new_activity_ids, sent_at=sent_at
+        )
 
     def commit_with_start(self, entry: PendingTurn) -> bool | None:
         """Commit a start (``entry``, its creating first turn prepared) with the turns the
@@ -335,7 +360,7 @@ class Engine:
         Returns:
             True if the start was committed, False if not (its id is in use). None if no
             turn was committed because one raised KeyboardInterrupt on the main thread
-            (see :class:`~treadle.runtime.prepare.TurnInterrupted`): they are left to the
+            (see :class:`~treadle.runtime.pending.TurnInterrupted`): they are left to the
             dispatcher, and the caller commits the start alone.
 
         Raises:
@@ -352,11 +377,11 @@ class Engine:
             ours = pending.setdefault(iid, entry) is entry  # (else its id is in use here)
             outcomes = self._commit_pending(pending)
         except TurnInterrupted:
-            self._forget_round(pending, slow)
+            self.outcomes.forget_round(pending, slow)
             self.wakeups.wake()
             return None
         except BaseException:
-            self._forget_round(pending, slow)
+            self.outcomes.forget_round(pending, slow)
             self.wakeups.wake()
             raise
         if self.wakeups.claim_due or self.wakeups.activity_claim_due:
@@ -372,69 +397,11 @@ class Engine:
         whose records may show them (see :mod:`treadle.runtime.starts`)."""
         # The store's claims run outside the engine lock: an activity thread committing a
         # step inline need not wait for them (they are round trips to the store).
-        claimed = self._claim_orchestrations()
+        claimed = self.claims.orchestrations()
         with self.lock:
             worked = self._round_locked(claimed, take_first)
         worked = self._claim_activities() or worked
         return worked
-
-    def _claim_orchestrations(self) -> list[OrchestrationWorkItem]:
-        """Lease instances with work (dispatcher thread, without the engine lock)."""
-        now_mono = self._clock.monotonic()
-        self.wakeups.periodic_claims(now_mono)
-        if not self.wakeups.claim_due or self._run.draining:
-            return []
-        options = self._options
-        limit = max(0, options.max_concurrent_workflows - self.cache.held_count)
-        if not limit:
-            return []  # still due: _after_commit wakes us when an instance is let go
-        self.wakeups.claim_due = False
-        exclude = self.wakeups.set_aside_ids(now_mono)  # instances set aside for a while
-        out = self.remote.pass_over() if self.remote is not None else []
-        exclude.extend(out)
-        names = self.names(WorkKind.WORKFLOW)
-        queued = self._registry.queued_workflows
-        if queued and names is not None:
-            names = [n for n in names if n not in queued]
-        claimed = self.store.claim_orchestrations(
-            options.owner,
-            limit,
-            options.lease_s,
-            exclude,
-            app_id=options.app_id,
-            names=names,
-        )
-        if queued and len(claimed) < limit:
-            claimed += self._claim_admitted(limit - len(claimed), exclude, claimed)
-        if len(claimed) == limit:
-            self.wakeups.claim_due = True
-        for item in claimed:
-            if item.taken_from is not None:
-                self.observer.taken_over(item)
-        return claimed
-
-    def _claim_admitted(
-        self, limit: int, exclude: list[str], claimed: list[OrchestrationWorkItem]
-    ) -> list[OrchestrationWorkItem]:
-        """Admit the waiting instances of the queues of the workflows registered here within
-        their limits, then claim those of their instances that started or were admitted
-        (dispatcher thread); look again when a limit held some back."""
-        store = self.store
-        if not isinstance(store, QueueStore):
-            return []
-        options = self._options
-        for queued in self._registry.workflow_queues():
-            retry = store.admit_queued(queued, app_id=options.app_id)
-            if retry is not None:
-                self.wakeups.claim_instances_after(retry)
-        return store.claim_admitted(
-            options.owner,
-            limit,
-            options.lease_s,
-            [*exclude, *(c.instance.instance_id for c in claimed)],
-            app_id=options.app_id,
-            names=sorted(self._registry.queued_workflows),
-        )
 
     def _round_locked(
         self, claimed: list[OrchestrationWorkItem], take_first: Callable[[], bool]
@@ -445,7 +412,7 @@ class Engine:
         try:
             worked = take_first()
             worked = self._take_completions(pending, slow) or worked
-            worked = self.prepare.take_remote_answers(pending) or worked
+            worked = self.detours.take_remote_answers(pending) or worked
             if slow:
                 self.store.complete_activities(self._options.owner, slow)
             for item in claimed:
@@ -460,10 +427,10 @@ class Engine:
             committed = self._commit_pending(pending)
             worked = self._send_held_turns() or worked
         except BaseException:
-            self._forget_round(pending, slow)
+            self.outcomes.forget_round(pending, slow)
             raise
         worked = worked or bool(claimed) or bool(committed)
-        self._renew_if_due()
+        self.outcomes.renew_if_due()
         return worked
 
     def _send_held_turns(self) -> bool:
@@ -475,17 +442,6 @@ class Engine:
         for iid in ready:
             self.remote.send_held(iid, self._options.app_id)
         return bool(ready)
-
-    def _forget_round(self, pending: dict[str, PendingTurn], slow: list[ActivityResult]) -> None:
-        """After a round failed (the store went away): drop the cached workflow states that
-        took in its events, which may not be committed, and keep its activity results for
-        the next round."""
-        for iid, entry in pending.items():
-            self.cache.evict(iid)
-            for item, event in entry.completions:
-                self.inflight.results.put((item, event))
-        for result in slow:
-            self.inflight.results.put((result.task, result.event))
 
     def _commit_pending(self, pending: dict[str, PendingTurn]) -> dict[str, CommitOutcome]:
         """Prepare the turns not prepared yet, commit them all at once, then act on them;
@@ -504,7 +460,7 @@ class Engine:
         if not commits:
             return {}
         self.wakeups.note_timers(commits)
-        self._commit_sent_at = self._clock.monotonic()
+        sent_at = self._clock.monotonic()
         began = time.perf_counter()
         outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
         by_id = {o.instance_id: o for o in outcomes}
@@ -512,119 +468,18 @@ class Engine:
         for entry in pending.values():
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]
-                self._after_commit(entry, outcome.ok, outcome.version, outcome.new_activity_ids)
+                self.outcomes.after_commit(
+                    entry, outcome.ok, outcome.version, outcome.new_activity_ids, sent_at=sent_at
+                )
         return by_id
 
-    def _after_commit(
-        self,
-        entry: PendingTurn,
-        ok: bool,
-        version: int,
-        activity_ids: list[int],
-        *,
-        sent_at: float | None = None,
-    ) -> None:
-        """Act on a committed (or refused) turn; ``sent_at``: when its commit was sent, if
-        not with the last one."""
-        iid = entry.instance_id
-        cached = entry.cached
-        commit = entry.commit
-        assert commit is not None
-        if not ok and commit.create is not None:
-            return  # a start refused (its id is in use): what is cached under the id stays
-        if not ok:
-            logger.debug("turn of %s refused (lease lost or stale); dropping its cache", iid)
-            self.cache.evict(iid)
-            if self.remote is not None:
-                self.prepare.deliver(self.remote.release(iid))
-            if entry.completions:
-                # Deliver its activity results through the inbox instead, where they are
-                # dropped if already delivered; else they would be lost, run again later.
-                with contextlib.suppress(StoreError):
-                    self.store.complete_activities(
-                        self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
-                    )
-            return
-        if commit.status.is_terminal or commit.reset_history:
-            self.executor.cancel(iid)  # the run is over: its activities' results are moot
-        if commit.status.is_terminal and self._frees_slot(cached):
-            self.wakeups.wake_claims()  # its queue's slot is free: admit the next one now
-        elif entry.timed_out:
-            self.executor.cancel(iid, entry.timed_out)
-        if entry.remote is not None and self.remote is not None and entry.output is not None:
-            if self.remote.committed(entry.remote, version, commit.keep_lease):
-                self.wakeups.wake_claims()  # messages may wait in its inbox: claim it
-            if not commit.keep_lease or entry.output.is_final or commit.reset_history:
-                self.prepare.deliver(self.remote.release(iid))
-            elif self.remote.ready():
-                self.wakeups.wake()  # results came while the turn was out: the next turn
-        elif cached is None or entry.output is None:
-            self.cache.evict(iid)
-            return
-        elif entry.output.is_final or commit.reset_history:
-            self.cache.evict(iid)
-        else:
-            cached.execution.confirm_actions()
-            cached.version = version
-            cached.history_len = entry.history_len_after
-            cached.held = commit.keep_lease
-            self.cache.keep(iid, cached)
-        if not commit.keep_lease and self.wakeups.claim_due:
-            self.wakeups.wake()  # a claim may have waited for room
-        leased = [a for a in entry.output.activities if a.leased]
-        for row_id, activity in zip(activity_ids, leased, strict=False):
-            item = ActivityWorkItem(
-                id=row_id,
-                instance_id=activity.instance_id,
-                execution_id=activity.execution_id,
-                task_id=activity.task_id,
-                name=activity.name,
-                input=activity.input,
-                task_execution_id=activity.task_execution_id,
-                propagated=activity.propagated,
-            )
-            granted_at = self._commit_sent_at if sent_at is None else sent_at
-            self.inflight.track(item, granted_at, own=activity.own)
-            self._submit_activity(item)
-
-    def _frees_slot(self, cached: CachedExecution | None) -> bool:
-        """Whether an instance that ended held a workflow queue's slot (an instance of a
-        queued workflow; one whose name is not known here is taken to)."""
-        queued = self._registry.queued_workflows
-        return bool(queued) and (cached is None or cached.name in queued)
-
     def _claim_activities(self) -> bool:
-        """Lease activity tasks (dispatcher thread; the store call without the engine lock):
-        those of activities on no queue, then each queue's within its limits."""
-        if not self.wakeups.activity_claim_due or self._run.draining:
+        """Lease activity tasks (dispatcher thread; the store call without the engine lock),
+        then track and run them under it."""
+        claim = self.claims.activities()
+        if claim is None:
             return False
-        free = self.suspects.room(self.inflight.free(), self.inflight.holds)
-        if free <= 0:
-            return False  # still due: _accept_completion wakes us when one finishes
-        self.wakeups.activity_claim_due = False
-        sent_at = self._clock.monotonic()
-        names = self.names(WorkKind.ACTIVITY)
-        queued = self._registry.queued
-        if queued and names is not None:
-            names = [n for n in names if n not in queued]
-        items = self.store.claim_activities(
-            self._options.owner,
-            free,
-            self._options.lease_s,
-            app_id=self._options.app_id,
-            names=names,
-        )
-        if queued and len(items) < free:
-            items += self._claim_queued(free - len(items))
-        if not items:
-            return False
-        remote_beats = [
-            i.id
-            for i in items
-            if i.heartbeat_s is not None and i.name not in self._registry.activities
-        ]
-        if remote_beats:  # (an SDK worker does not heartbeat: such a task keeps a full lease)
-            self.store.renew_leases(self._options.owner, [], remote_beats, self._options.lease_s)
+        items, sent_at, free = claim
         limit = self._options.max_activity_deliveries
         with self.lock:
             for item in items:
@@ -640,64 +495,3 @@ class Engine:
         if len(items) == free:
             self.wakeups.activity_claim_due = True
         return True
-
-    def _claim_queued(self, free: int) -> list[ActivityWorkItem]:
-        """Lease tasks of the queues of the activities registered here, within their limits;
-        look again when a limit held some back (dispatcher thread)."""
-        store = self.store
-        if not isinstance(store, QueueStore):
-            return []
-        items: list[ActivityWorkItem] = []
-        for queued in self._registry.queues():
-            if free - len(items) <= 0:
-                break
-            claim = store.claim_queued(
-                self._options.owner,
-                queued,
-                free - len(items),
-                self._options.lease_s,
-                app_id=self._options.app_id,
-            )
-            items += claim.items
-            if claim.retry_after_s is not None:
-                self.wakeups.claim_activities_after(claim.retry_after_s)
-        return items
-
-    def names(self, kind: WorkKind) -> list[str] | None:
-        """The names of ``kind`` this runtime takes: those registered here (read at each
-        claim: a name registered later is taken from then on), or any (None) when work it
-        has no function for goes to remote workers."""
-        if self.remote is not None:
-            return None
-        table = self._registry.workflows if kind is WorkKind.WORKFLOW else self._registry.activities
-        return sorted(table)
-
-    def advertisement(self) -> WorkerInfo:
-        """What this runtime takes, as it advertises it in the store."""
-        workflows = self.names(WorkKind.WORKFLOW)
-        activities = self.names(WorkKind.ACTIVITY)
-        return WorkerInfo(
-            owner=self._options.owner,
-            app_id=self._options.app_id,
-            workflows=None if workflows is None else tuple(workflows),
-            activities=None if activities is None else tuple(activities),
-        )
-
-    def _renew_if_due(self) -> None:
-        lost = self.inflight.renew_if_due(self.store, self._options.owner, self._held_instances)
-        gone, self.inflight.lost_activities = self.inflight.lost_activities, []
-        for item in gone:  # (ended by another process, or taken over): tell it to stop
-            self.executor.cancel(item.instance_id, item=item)
-        for iid in lost:
-            logger.warning("lost the lease of %s; another worker took it over", iid)
-            self.cache.evict(iid)
-            if self.remote is not None:
-                self.prepare.deliver(self.remote.release(iid))
-
-    def _held_instances(self) -> list[str]:
-        """The instances whose lease this runtime keeps: held, or out to a remote worker."""
-        held = self.cache.held_ids()
-        if self.remote is not None:
-            held.extend(self.remote.pending_ids())
-            held.extend(self.remote.held_ids())
-        return held

@@ -29,7 +29,7 @@ from treadle.core.history import (
     OrchestrationStatus,
     TaskFailed,
 )
-from treadle.runtime.prepare import PendingTurn
+from treadle.runtime.pending import PendingTurn
 from treadle.store.base import (
     ActivityWorkItem,
     CommitOutcome,

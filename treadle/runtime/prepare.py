@@ -5,110 +5,67 @@ history first after a cache miss; an activity result for an instance held here i
 into the instance's next turn without a claim. An instance that cannot take a turn here is
 failed (a workflow not registered, a turn that raised), set aside (its start not visible
 yet, a workflow other workers have), stalled (no code here for the version or patches its
-history records: see :mod:`treadle.core.versioning`), or sent to a remote worker.
+history records: see :mod:`treadle.core.versioning`), or sent to a remote worker; all but
+the failure and the sending are :mod:`treadle.runtime.detours`, as are remote answers.
 
 Threads: the one that holds the engine lock (the dispatcher in a round, an activity thread
 committing a result inline, a client thread whose start carries the engine's turns along).
 :class:`TurnPreparer` owns no state: it reads the store (histories) and may release an
 instance's lease, and touches the cache (loads, evicts), the in-flight activities (leases
 the turns plan), the wake-ups (claims due, instances set aside) and the remote executor
-(turns it sends). A client thread also prepares a start's first turn without the engine lock
-(:meth:`TurnPreparer.prepare_turn` with ``alone=True``): that touches only the new
-instance's own execution, reads the in-flight counts as a bound, and may set a claim flag.
+(turns it sends), and hands the turns that do not run the workflow here to its
+:class:`~treadle.runtime.detours.Detours`. A client thread also prepares a start's first
+turn without the engine lock (:meth:`TurnPreparer.prepare_turn` with ``alone=True``): that
+touches only the new instance's own execution, reads the in-flight counts as a bound, and
+may set a claim flag.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from treadle.clock import Clock, utcnow
-from treadle.core.actions import CompleteOrchestration, ScheduleTask
+from treadle.core.actions import ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
-    OrchestrationStatus,
     OrchestratorStarted,
-    run_timeout_failure,
 )
 from treadle.core.replay import WorkflowExecution, failure_from_exception
-from treadle.core.versioning import Stall, settle_turn
+from treadle.core.versioning import settle_turn
 from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution, InstanceCache
+from treadle.runtime.codeless_turns import failed_turn, terminal_commit
+from treadle.runtime.detours import Detours
 from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.registry import Registry
-from treadle.runtime.remote import Completion, RemoteAnswer, RemoteExecutor
-from treadle.runtime.remote_history import RemoteHistory
-from treadle.runtime.turns import (
-    PropagationInput,
-    TurnInput,
-    TurnOutput,
-    build_turn,
-    children_created,
-    failed_turn,
-    is_recorded_stall,
-    needs_past,
-    stall_commit,
-    terminal_commit,
+from treadle.runtime.pending import (
+    STALL_RETRY_S,
+    START_TURN_LIMIT_S,
+    PendingTurn,
+    TurnInterrupted,
 )
+from treadle.runtime.registry import Registry
+from treadle.runtime.remote import RemoteExecutor
+from treadle.runtime.remote_history import RemoteHistory
+from treadle.runtime.turns import PropagationInput, TurnInput, build_turn, needs_past
 from treadle.runtime.wakeups import Wakeups
 from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.base import (
     ActivityResult,
-    ActivityWorkItem,
     InboxMessage,
     InstanceRecord,
     OrchestrationWorkItem,
     Store,
-    TurnCommit,
 )
 
 __all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
 logger = logging.getLogger(__name__)
-
-START_TURN_LIMIT_S = 1.0
-"""How long a start's first turn may run on a client's thread: past that, the instance is
-recorded without it, and the dispatcher runs it (see :mod:`treadle.runtime.starts`)."""
-
-STALL_RETRY_S = 5.0
-"""How long a runtime leaves an instance that stalled in its hands before trying it again
-(sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
-
-
-@dataclass(slots=True)
-class PendingTurn:
-    """One instance's turn in the current round, before it is committed."""
-
-    instance_id: str
-    """The instance."""
-    output: TurnOutput | None = None
-    """The built turn, when the workflow ran (None for a turn that only fails or consumes)."""
-    commit: TurnCommit | None = None
-    """What to commit; None while not prepared, or when nothing is."""
-    cached: CachedExecution | None = None
-    """The execution the turn advanced, to keep in the cache once committed."""
-    history_len_after: int = 0
-    """The run's history length once the turn is committed."""
-    completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
-    """Activity results folded into the turn."""
-    remote: RemoteAnswer | None = None
-    """The remote worker's answer the turn commits, for a remote turn."""
-    timed_out: list[int] = field(default_factory=list)
-    """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
-    committed."""
-
-
-class TurnInterrupted(BaseException):
-    """A KeyboardInterrupt in a turn prepared on the main thread (a start there carrying the
-    engine's turns along): Ctrl-C, or the workflow's own code; the caller leaves the turns
-    to the dispatcher, whose thread tells which (see :meth:`TurnPreparer.prepare_or_fail`)."""
 
 
 class TurnPreparer:
@@ -127,8 +84,10 @@ class TurnPreparer:
         wakeups: Wakeups,
         remote: RemoteExecutor | None,
         watchdog: TurnWatchdog,
+        detours: Detours,
     ) -> None:
         self._watchdog = watchdog
+        self._detours = detours
         self._store = store
         self._registry = registry
         self._options = options
@@ -190,64 +149,6 @@ class TurnPreparer:
                 parent=parent,
             )
 
-    def take_remote_answers(self, pending: dict[str, PendingTurn]) -> bool:
-        """Take the remote workers' answers into the round, each a prepared turn, and set
-        aside the instances whose turn they gave up or stalled; whether there were any."""
-        if self._remote is None:
-            return False
-        took = False
-        for iid, not_before, completions in self._remote.take_abandoned():
-            took = True
-            self._wakeups.set_aside(iid, not_before)
-            self.deliver(completions)
-            with contextlib.suppress(StoreError):
-                self._store.release_leases(self._options.owner, [iid])
-            self._wakeups.claim_due = True
-        for answer in self._remote.take_results(self._plan_remote, self._runs_here):
-            took = True
-            iid, output = answer.instance_id, answer.output
-            if answer.stalled:
-                retry_at = self._clock.monotonic() + STALL_RETRY_S
-                self._wakeups.set_aside(iid, retry_at, stalled=True)
-                # (a stalled turn consumes no results: they wait in the inbox)
-                self.deliver(answer.completions + self._remote.release(iid))
-            if output is None:  # a stall already recorded: only let the instance go
-                with contextlib.suppress(StoreError):
-                    self._store.release_leases(self._options.owner, [iid])
-                continue
-            entry = pending.setdefault(iid, PendingTurn(iid))
-            entry.output = output
-            entry.commit = output.commit
-            entry.remote = answer
-            if not answer.stalled:
-                entry.completions.extend(answer.completions)
-            if len(output.activities) > sum(1 for a in output.activities if a.leased):
-                self._wakeups.activity_claim_due = True
-        return took
-
-    def _plan_remote(self, instance_id: str, scheduled: int) -> tuple[int, bool, bool]:
-        """How many of a remote turn's activities this runtime leases (see
-        :data:`~treadle.runtime.remote.Plan`)."""
-        still_running = self._inflight.has_running(instance_id)
-        assert self._remote is not None
-        if not self._remote.workers.has_workers():
-            return 0, False, still_running  # (queued: another sidecar's workers may take it)
-        lease_n = self._inflight.plan(scheduled, draining=self._run.draining)
-        own = not self._inflight.own_task_out(instance_id)
-        return lease_n, own, still_running
-
-    def deliver(self, completions: list[Completion]) -> None:
-        """Record activity results through their instances' inboxes (best effort: a result
-        not recorded is run again once its lease expires)."""
-        if not completions:
-            return
-        try:
-            self._store.complete_activities(
-                self._options.owner, [ActivityResult(i, e) for i, e in completions]
-            )
-        except StoreError:
-            logger.warning("could not record %d activity results", len(completions), exc_info=True)
-
     def prepare_claimed(self, entry: PendingTurn, item: OrchestrationWorkItem) -> None:
         """Prepare the turn of an instance the round claimed, with its new messages."""
         record = item.instance
@@ -297,12 +198,12 @@ class TurnPreparer:
         events = _run_events(messages, record.execution_id, first_turn=record.history_len == 0)
         has_start = record.history_len > 0 or any(isinstance(e, ExecutionStarted) for e in events)
         if not has_start:
-            self._prepare_unstarted(entry, turn, record, events, consumed)
+            self._detours.prepare_unstarted(entry, turn, record, events, consumed)
             return
         if cached is None and record.name not in self._registry.workflows:
             terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
             if terminate is not None:
-                self._terminate_here(entry, turn, record, events, consumed, terminate)
+                self._detours.terminate_here(entry, turn, record, events, consumed, terminate)
                 return
         if cached is None:
             if self._remote is not None and record.name not in self._registry.workflows:
@@ -316,18 +217,20 @@ class TurnPreparer:
                 if controls is not None:  # the other messages wait: claim again for them
                     entry.output, entry.commit = controls, controls.commit
                     self._wakeups.claim_due = True
-                    self.deliver(self._remote.release(iid))  # (its next turn reads history)
+                    self._detours.deliver(
+                        self._remote.release(iid)
+                    )  # (its next turn reads history)
                     return
                 history = self._remote.history_for(record)
                 if history is None:
-                    self.deliver(self._remote.release(iid))  # (held at another version)
+                    self._detours.deliver(self._remote.release(iid))  # (held at another version)
                     past = self._store.get_history(iid) if record.history_len else []
                     history = RemoteHistory.of(record.execution_id, past)
                 self._remote.send(record, turn, events, consumed, history)
                 return
             cached = self._load(record)
             if cached is None:  # (claims take only the workflows registered here)
-                self._leave_for_others(record)
+                self._detours.leave_for_others(record)
                 return
         self.prepare_turn(
             entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
@@ -386,7 +289,7 @@ class TurnPreparer:
         )
         if settled.stall is not None:
             if not alone:  # (a start that would stall goes through the store instead)
-                self._stall(entry, turn, settled.stall, custom_status_before)
+                self._detours.stall(entry, turn, settled.stall, custom_status_before)
             return
         new_events, actions = settled.new_events, settled.actions
         propagation = None
@@ -401,8 +304,9 @@ class TurnPreparer:
             1
             for a in actions
             if isinstance(a, ScheduleTask)
-            and self._runs_here(a.name, a.app_id)
+            and self._detours.runs_here(a.name, a.app_id)
             and a.heartbeat_timeout is None
+            and a.timeout is None
         )
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
@@ -420,7 +324,7 @@ class TurnPreparer:
             lease_activities=lease_n,
             keep_lease=lease_n > 0 or still_running,
             own_activity=own,
-            runs_here=self._runs_here,
+            runs_here=self._detours.runs_here,
             propagation=propagation,
         )
         entry.output = output
@@ -428,121 +332,11 @@ class TurnPreparer:
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if scheduled > lease_n or any(
-            isinstance(a, ScheduleTask) and a.heartbeat_timeout is not None for a in actions
+            isinstance(a, ScheduleTask)
+            and (a.heartbeat_timeout is not None or a.timeout is not None)
+            for a in actions
         ):
             self._wakeups.activity_claim_due = True
-
-    def _runs_here(self, name: str, app_id: str | None) -> bool:
-        """Whether this runtime runs the activity ``name`` of ``app_id`` (None: the caller's,
-        which is this runtime's): of its app, and registered here, or any activity for a
-        sidecar's remote workers."""
-        app = self._options.app_id if app_id is None else app_id
-        # (an activity on a queue is claimed within the queue's limits, never leased here)
-        return (
-            app == self._options.app_id
-            and (self._remote is not None or name in self._registry.activities)
-            and name not in self._registry.queued
-        )
-
-    def _stall(
-        self, entry: PendingTurn, turn: TurnInput, stall: Stall, custom_status: str | None
-    ) -> None:
-        """Stall the instance instead of committing its turn (see
-        :mod:`treadle.core.versioning`): its new messages, and the activity results folded
-        into the turn, wait in its inbox; this runtime leaves it alone for a while, or until
-        code it may need is registered here; another runtime may take it at once."""
-        iid = turn.instance_id
-        self._cache.evict(iid)
-        entry.cached = entry.output = None
-        if entry.completions:
-            self._store.complete_activities(
-                self._options.owner, [ActivityResult(i, e) for i, e in entry.completions]
-            )
-            entry.completions.clear()
-        self._wakeups.set_aside(iid, self._clock.monotonic() + STALL_RETRY_S, stalled=True)
-        history = self._store.get_history(iid) if turn.history_len else []
-        if is_recorded_stall(history, stall):
-            self._store.release_leases(self._options.owner, [iid])
-            return
-        logger.warning("workflow instance %s is stalled: %s", iid, stall.description)
-        entry.commit = stall_commit(
-            turn, stall, now=utcnow(self._clock), custom_status=custom_status
-        )
-
-    def _prepare_unstarted(
-        self,
-        entry: PendingTurn,
-        turn: TurnInput,
-        record: InstanceRecord,
-        events: list[HistoryEvent],
-        consumed: list[int],
-    ) -> None:
-        terminate = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
-        if terminate is None:
-            # events for an instance whose start is not visible yet: wait for the start
-            self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 1.0)
-            self._store.release_leases(self._options.owner, [record.instance_id])
-            return
-        entry.commit = TurnCommit(
-            instance_id=turn.instance_id,
-            expected_version=turn.version,
-            new_events=[],
-            history_start=0,
-            status=OrchestrationStatus.TERMINATED,
-            execution_id=turn.execution_id,
-            output=terminate.input,
-            consumed_messages=consumed,
-        )
-
-    def _terminate_here(
-        self,
-        entry: PendingTurn,
-        turn: TurnInput,
-        record: InstanceRecord,
-        events: list[HistoryEvent],
-        consumed: list[int],
-        terminate: ExecutionTerminated,
-    ) -> None:
-        """End an instance whose workflow does not run here (an SDK worker's, or another
-        runtime's) as its termination asks, without its code: ending it takes no decision of
-        the workflow's, and its worker may be gone (daprd forces the termination likewise)."""
-        past = self._store.get_history(turn.instance_id) if record.history_len else []
-        turn.created_children = children_created(past)
-        turn.parent = next(
-            (e.parent for e in (*past, *events) if isinstance(e, ExecutionStarted)), None
-        )
-        now = utcnow(self._clock)
-        ending = CompleteOrchestration(
-            id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
-        )
-        if terminate.timed_out:  # (its timeout passed: FAILED, as a TimeoutError)
-            started = next(e for e in (*past, *events) if isinstance(e, ExecutionStarted))
-            failure = run_timeout_failure(record.name, started.timeout_at)
-            ending = CompleteOrchestration(
-                id=-1, status=OrchestrationStatus.FAILED, failure=failure
-            )
-        entry.output = build_turn(
-            turn,
-            new_events=[OrchestratorStarted(timestamp=now), *events],
-            actions=[ending],
-            status=OrchestrationStatus.TERMINATED,
-            custom_status=record.custom_status,
-            now=now,
-            consumed_messages=consumed,
-        )
-        entry.commit = entry.output.commit
-
-    def _leave_for_others(self, record: InstanceRecord) -> None:
-        """Release an instance of a workflow this runtime does not have, for another one
-        (only if the registry changed between the claim and the turn)."""
-        if not self._wakeups.is_set_aside(record.instance_id):
-            logger.info(
-                "workflow %r of instance %s is not registered here; leaving it to other workers",
-                record.name,
-                record.instance_id,
-            )
-        self._wakeups.set_aside(record.instance_id, self._clock.monotonic() + 5.0)
-        self._store.release_leases(self._options.owner, [record.instance_id])
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
         """The instance's execution rebuilt by replaying its history (a cache miss); None

@@ -137,6 +137,30 @@ class Registry:
         _mark(fn, name)
         return resolved
 
+    def add_activity_queue(
+        self,
+        name: str,
+        *,
+        queue: Queue | None = None,
+        limits: tuple[int | None, int | None, timedelta] | None = None,
+        priority: int = 0,
+    ) -> None:
+        """Put the activity ``name``, whose code runs elsewhere (SDK workers behind
+        ``treadle serve``), on ``queue`` (or, with ``limits``, on ``activity:<name>``).
+
+        Raises:
+            RegistrationError: no name, no queue, or another queue of the same name has other
+                limits.
+        """
+        if not name or not isinstance(name, str):
+            raise RegistrationError("an activity queue needs the activity's name")
+        if limits is not None:
+            queue = Queue(f"activity:{name}", *limits)
+        if queue is None:
+            raise RegistrationError(f"activity {name!r}: give a queue, or its limits")
+        self._check_queue(queue)
+        self.queued[name] = (queue, priority)
+
     def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` the activity ``name``, in place of whatever is registered there.
 

@@ -37,7 +37,6 @@ import logging
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from treadle.clock import Clock, utcnow
 from treadle.core.actions import Action, ScheduleTask
@@ -51,65 +50,15 @@ from treadle.core.history import (
     WorkflowVersion,
 )
 from treadle.core.versioning import settle_turn
+from treadle.runtime.codeless_turns import is_recorded_stall, stall_commit
 from treadle.runtime.remote_history import RemoteHistory
-from treadle.runtime.turns import (
-    PropagationInput,
-    TurnInput,
-    TurnOutput,
-    build_turn,
-    is_recorded_stall,
-    needs_past,
-    stall_commit,
-)
+from treadle.runtime.remote_workers import Completion, RemoteTurn, RemoteWorkers
+from treadle.runtime.turns import PropagationInput, TurnInput, TurnOutput, build_turn, needs_past
 from treadle.store.base import ActivityWorkItem, InboxMessage, InstanceRecord
 
 __all__ = ["Completion", "RemoteAnswer", "RemoteExecutor", "RemoteTurn", "RemoteWorkers"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteTurn:
-    """A workflow turn to run in a remote worker.
-
-    Attributes:
-        instance_id: the instance.
-        execution_id: its current run.
-        name: the workflow name.
-        past_events: the run's stored history.
-        new_events: this turn's events (OrchestratorStarted first).
-    """
-
-    instance_id: str
-    execution_id: str
-    name: str
-    past_events: Sequence[HistoryEvent]
-    new_events: Sequence[HistoryEvent]
-
-
-class RemoteWorkers(Protocol):
-    """Where the runtime sends work it cannot run in-process."""
-
-    def submit_orchestration(self, turn: RemoteTurn) -> None:
-        """Queue a workflow turn for a remote worker (returns at once)."""
-        ...
-
-    def submit_activity(self, item: ActivityWorkItem) -> None:
-        """Queue an activity for a remote worker (returns at once)."""
-        ...
-
-    def has_workers(self) -> bool:
-        """Whether a remote worker is connected to take work now."""
-        ...
-
-    def withdraw_orchestration(self, instance_id: str) -> bool:
-        """Take back the instance's queued turn if no worker has received it yet (it is then
-        never sent); False if a worker has it, or there is none."""
-        ...
-
-
-Completion = tuple[ActivityWorkItem, HistoryEvent]
-"""An activity's result: the activity and its TaskCompleted or TaskFailed."""
 
 
 @dataclass(slots=True)
@@ -214,8 +163,9 @@ class RemoteExecutor:
 
     def pass_over(self) -> list[str]:
         """The instances whose turn is out, for a claim to leave out (dispatcher, without the
-        engine lock). A message that came for one waits in its inbox: the commit of its turn
-        then asks for a claim (:meth:`committed`), else it would wait for a periodic one."""
+        engine lock). A message that came for one waits in its inbox: if the instance stays
+        held after its turn, the turn's commit asks for a claim (:meth:`committed`), else the
+        message would wait for a periodic one."""
         out = list(self._pending)
         self._passed_over.update(out)
         return out

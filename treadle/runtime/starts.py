@@ -65,7 +65,7 @@ from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution
 from treadle.runtime.engine import Engine
 from treadle.runtime.options import RunState, RuntimeOptions
-from treadle.runtime.prepare import PendingTurn
+from treadle.runtime.pending import PendingTurn
 from treadle.runtime.registry import Workflow
 from treadle.runtime.turns import TurnInput
 from treadle.store.base import CommitOutcome, NewInstance, creatable

@@ -2,7 +2,8 @@
 
 Local workflows and SDK workers (``treadle serve``) both end a turn with a list of actions;
 this module is the single place that turns them into history events, activity tasks, timers,
-child instances and messages, so both are committed the same way.
+child instances and messages, so both are committed the same way. The commits of turns
+that run no workflow code (failures, stalls) are :mod:`treadle.runtime.codeless_turns`.
 
 Threads: any. These are functions of their arguments only (no state; the caller gives the
 turn's time).
@@ -26,7 +27,6 @@ from treadle.core.actions import (
 from treadle.core.history import (
     EventRaised,
     ExecutionCompleted,
-    ExecutionStalled,
     ExecutionStarted,
     ExecutionTerminated,
     HistoryEvent,
@@ -34,12 +34,10 @@ from treadle.core.history import (
     ParentInfo,
     Propagation,
     SubOrchestrationInstanceCompleted,
-    SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
     TimerFired,
 )
 from treadle.core.propagation import assemble, carried_over
-from treadle.core.versioning import Stall
 from treadle.errors import FailureDetails
 from treadle.store.base import (
     NewActivity,
@@ -203,10 +201,12 @@ def build_turn(
                     if action.heartbeat_timeout is None
                     else action.heartbeat_timeout.total_seconds()
                 )
+                timeout_s = None if action.timeout is None else action.timeout.total_seconds()
                 leased = (
                     leased_n < lease_activities
                     and (runs_here is None or runs_here(action.name, app_id))
                     and heartbeat_s is None  # (claimed, with a lease of its own length)
+                    and timeout_s is None  # (claimed: the claim starts its timeout)
                 )
                 # (the first activity leased, if the turn keeps the lease: see own_activity)
                 own = leased and own_activity and keep_lease and leased_n == 0
@@ -224,6 +224,7 @@ def build_turn(
                         propagated=propagated,
                         app_id=app_id,
                         heartbeat_s=heartbeat_s,
+                        timeout_s=timeout_s,
                     )
                 )
                 if leased:
@@ -425,101 +426,3 @@ def result_for_parent(
             timestamp=now, task_scheduled_id=parent.task_scheduled_id, failure=failure
         )
     return NewMessage(parent.instance_id, event, execution_id=parent.execution_id)
-
-
-def failed_turn(
-    instance_id: str,
-    version: int,
-    history_start: int,
-    execution_id: str,
-    failure: FailureDetails,
-    consumed_messages: Sequence[int],
-    *,
-    now: datetime,
-    consumed_activities: Sequence[int] = (),
-    cancel_activities: bool = False,
-    parent: ParentInfo | None = None,
-) -> TurnCommit:
-    """A turn that fails its instance without running its workflow (no new events): it
-    consumes the given messages and activity results, lets go of the instance, and tells
-    the parent workflow, if any, that its child failed (at ``now``)."""
-    told = []
-    if parent is not None:
-        ending = CompleteOrchestration(id=-1, status=OrchestrationStatus.FAILED, failure=failure)
-        told.append(result_for_parent(parent, ending, now))
-    return TurnCommit(
-        instance_id=instance_id,
-        expected_version=version,
-        new_events=[],
-        history_start=history_start,
-        status=OrchestrationStatus.FAILED,
-        execution_id=execution_id,
-        failure=failure,
-        consumed_messages=consumed_messages,
-        consumed_activities=consumed_activities,
-        cancel_activities=cancel_activities,
-        new_messages=told,
-    )
-
-
-def children_created(history: Sequence[HistoryEvent]) -> list[str]:
-    """Ids of the child instances a run's history created."""
-    return [e.instance_id for e in history if isinstance(e, SubOrchestrationInstanceCreated)]
-
-
-def terminal_commit(
-    turn: TurnInput,
-    *,
-    status: OrchestrationStatus,
-    output: str | None,
-    failure: FailureDetails | None,
-    custom_status: str | None,
-    consumed_messages: Sequence[int],
-) -> TurnCommit:
-    """A commit that only consumes messages of a finished instance, changing nothing else."""
-    return TurnCommit(
-        instance_id=turn.instance_id,
-        expected_version=turn.version,
-        new_events=[],
-        history_start=turn.history_len,
-        status=status,
-        execution_id=turn.execution_id,
-        output=output,
-        failure=failure,
-        custom_status=custom_status,
-        consumed_messages=consumed_messages,
-    )
-
-
-def stall_commit(
-    turn: TurnInput,
-    stall: Stall,
-    *,
-    now: datetime,
-    custom_status: str | None,
-) -> TurnCommit:
-    """A turn that stalls its instance instead of going on (see
-    :mod:`treadle.core.versioning`): it records ``ExecutionStalled``, sets the status to
-    STALLED with the reason as the failure details, keeps the custom status as it was, and
-    consumes nothing, so the turn's messages wait in the inbox for a worker with the code."""
-    return TurnCommit(
-        instance_id=turn.instance_id,
-        expected_version=turn.version,
-        new_events=[stall.to_event(now)],
-        history_start=turn.history_len,
-        status=OrchestrationStatus.STALLED,
-        execution_id=turn.execution_id,
-        failure=FailureDetails(message=stall.description, error_type=stall.reason),
-        custom_status=custom_status,
-    )
-
-
-def is_recorded_stall(history: Sequence[HistoryEvent], stall: Stall) -> bool:
-    """Whether the run's history already ends with this stall (then nothing is committed
-    again: the instance is only let go, as daprd records a repeated stall once)."""
-    last = history[-1] if history else None
-    return (
-        isinstance(last, ExecutionStalled)
-        and last.reason == stall.reason
-        and last.description == stall.description
-    )

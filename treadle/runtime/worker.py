@@ -5,28 +5,8 @@ activities that finished in this process, claims instances with new inbox messag
 instance's turn (resuming its cached generator, or replaying its history after a cache miss),
 and commits every turn of the round in one transaction (group commit). An activity result for
 an instance this runtime holds is folded straight into that instance's next turn, so a step
-of a chain costs one commit.
-
-The runtime is split by the state each part owns, each module saying which threads touch it;
-imports go one way, down this list:
-
-- ``worker`` (this module): registration and lifecycle, the facade the application, the
-  client (``start_here``) and the server (remote workers) call.
-- ``dispatcher``: the dispatcher thread (rounds, pauses after errors, idle waits) and the
-  watcher thread.
-- ``starts``: starts from clients of this process, committed on the client's thread, and
-  the pace of a client starting workflows in a loop.
-- ``engine``: one round, inline commits, taking on starts; the engine lock. ``commits``: the
-  group commit and the isolation of a refused turn. ``prepare``: each instance's turn.
-- ``cache`` (live generators), ``inflight`` (activities leased here and their leases),
-  ``wakeups`` (when to look for work), ``remote`` (turns out to SDK workers),
-  ``activities`` (the threads that run activities), ``registry`` (the functions),
-  ``options`` (settings, and whether the run is stopping), ``dapr_options`` (the Dapr
-  SDK's constructor options, mapped onto treadle's).
-- ``turns``: a turn's actions to a store commit (no state).
-- ``observe``: the logs (and metrics) of the engine's work; ``metrics``: the Prometheus
-  metrics, imported only when a runtime has them.
-- ``chores``: store-wide chores (retention, schedules) on a thread of their own.
+of a chain costs one commit. The runtime's modules, their threads and their state are listed
+in :mod:`treadle.runtime`.
 
 Every timestamp and deadline comes from the runtime's clock (:mod:`treadle.clock`); only the
 bounds on how long a thread blocks are real time (``shutdown``'s timeout, and the pace of
@@ -34,8 +14,9 @@ local starts with the dispatcher's short waits for them: see :mod:`treadle.runti
 
 Threads: the application's (register, start, shutdown), client threads of this process
 (``start_here``) and the server's threads (``complete_remote_*``, ``abandon_remote_turn``)
-call this facade. It owns the registry, the settings, the store it opened, and the engine,
-local starts, threads and store hook of the current run; a run's work state lives in its
+call this facade. It owns the settings, the store it opened, and the engine, local starts,
+threads and store hook of the current run (the registry is its
+:class:`~treadle.runtime.registration.Registrations` part); a run's work state lives in its
 engine.
 """
 
@@ -51,12 +32,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
-from treadle.core.versioning import VersionedWorkflow
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
 from treadle.runtime.chores import Chores
@@ -65,8 +45,10 @@ from treadle.runtime.dispatcher import dispatch, watch
 from treadle.runtime.engine import Engine
 from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
+from treadle.runtime.owners import release_dead_local_owners
 from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
-from treadle.runtime.registry import Registry, Workflow
+from treadle.runtime.queue_limits import publish_queue_limits
+from treadle.runtime.registration import Registrations
 from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
@@ -74,7 +56,6 @@ from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
 from treadle.store.base import ActivityWorkItem, NewInstance
 from treadle.store.capabilities import WorkNotifier
-from treadle.store.queues import Queue
 from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
@@ -84,10 +65,8 @@ __all__ = ["WorkflowRuntime"]
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-class WorkflowRuntime:
+class WorkflowRuntime(Registrations):
     """Runs registered workflows and activities against a store.
 
     Args:
@@ -110,8 +89,9 @@ class WorkflowRuntime:
             (``call_activity(..., app_id=...)``) stays in it. Default ``$TREADLE_APP_ID``,
             else ``$APP_ID`` (what ``dapr run --app-id`` sets), else none ("").
         retention: how long finished instances are kept, per status: a
-            :class:`~treadle.store.retention.RetentionPolicy` or ``{"COMPLETED":
-            timedelta(days=7), "FAILED": timedelta(days=30)}``; the runtime holding the
+            :class:`~treadle.store.retention.RetentionPolicy`, ``{"COMPLETED":
+            timedelta(days=7), "FAILED": timedelta(days=30)}`` or ``"COMPLETED:7d,FAILED:30d"``
+            (default: the store's, as its URL's ``?retention=`` sets it); the runtime holding the
             store's retention lease purges older ones continuously (None: kept for ever).
         app_wait: how long a call this app makes to another app waits for a worker there
             that takes it, before it fails with ``TaskFailedError`` (under the call's retry
@@ -166,7 +146,7 @@ class WorkflowRuntime:
         clock: Clock | None = None,
         app_id: str | None = None,
         app_wait: timedelta = timedelta(seconds=60),
-        retention: RetentionPolicy | Mapping[str, timedelta] | None = None,
+        retention: RetentionPolicy | Mapping[str, timedelta] | str | None = None,
         turn_timeout: timedelta | None = timedelta(seconds=30),
         max_activity_deliveries: int | None = DEFAULT_MAX_DELIVERIES,
         host: str | None = None,
@@ -203,11 +183,7 @@ class WorkflowRuntime:
             raise TypeError(f"app_id must be a str, not {type(app_id).__name__}")
         if not isinstance(app_wait, timedelta) or app_wait < timedelta(0):
             raise ValueError(f"app_wait must be a timedelta >= 0, got {app_wait!r}")
-        self.retention = (
-            RetentionPolicy.from_mapping(retention)
-            if retention is not None and not isinstance(retention, RetentionPolicy)
-            else retention
-        )
+        self.retention = RetentionPolicy.coerce(retention)
         """The retention policy this runtime applies (when it holds the retention lease)."""
         if turn_timeout is not None and (
             not isinstance(turn_timeout, timedelta) or turn_timeout <= timedelta(0)
@@ -231,7 +207,7 @@ class WorkflowRuntime:
         self.app_id = default_app_id() if app_id is None else app_id
         """The app this runtime runs ("" for none)."""
         self.app_wait = app_wait
-        self._registry = Registry()
+        super().__init__()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_workflows = max_concurrent_workflows
         self.lease_s = lease_s
@@ -266,213 +242,12 @@ class WorkflowRuntime:
             self.metrics_port = port
         return self.metrics
 
-    # ---- registration ----------------------------------------------------------------
-    def register_workflow(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        queue: Queue | None = None,
-        concurrency: int | None = None,
-        rate_limit: int | None = None,
-        period: timedelta = timedelta(seconds=1),
-        priority: int = 0,
-    ) -> None:
-        """Register a workflow function (a generator function taking ``ctx, input``).
-
-        Args:
-            queue: start its instances on this queue, whose limits hold across every worker
-                of the store (see :mod:`treadle.store.queues`): an instance over the limit
-                waits, PENDING, until one running finishes.
-            concurrency, rate_limit, period: or limits of its own (a queue named
-                ``workflow:<name>``): at most ``concurrency`` instances running at once, at
-                most ``rate_limit`` starting per ``period``.
-            priority: on its queue, instances of higher priority start first.
-        """
-        limits = _limits(queue, concurrency, rate_limit, period, priority)
-        self._registry.add_workflow(fn, name, queue=queue, limits=limits, priority=priority)
-
-    def register_activity(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        queue: Queue | None = None,
-        concurrency: int | None = None,
-        rate_limit: int | None = None,
-        period: timedelta = timedelta(seconds=1),
-        priority: int = 0,
-    ) -> None:
-        """Register an activity function (``ctx, input``; sync or ``async def``).
-
-        Args:
-            queue: run it on this queue, whose limits hold across every worker of the store
-                (see :mod:`treadle.store.queues`).
-            concurrency, rate_limit, period: or limits of its own (a queue named
-                ``activity:<name>``): at most ``concurrency`` running at once, at most
-                ``rate_limit`` starting per ``period``.
-            priority: on its queue, tasks of higher priority are taken first.
-        """
-        limits = _limits(queue, concurrency, rate_limit, period, priority)
-        self._registry.add_activity(fn, name, queue=queue, limits=limits, priority=priority)
-
-    def replace_activity(self, name: str, fn: Callable[..., Any]) -> None:
-        """Make ``fn`` the activity ``name``, in place of the function registered under that
-        name (if any): a fake for a test. Attempts already running finish with the old one."""
-        self._registry.replace_activity(name, fn)
-
-    @overload
-    def workflow(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
-
-    @overload
-    def workflow(
-        self, __fn: None = None, *, name: str | None = None, **limits: Any
-    ) -> Callable[[F], F]: ...
-
-    def workflow(
-        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
-    ) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_workflow`: ``@runtime.workflow(name=...,
-        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
-
-        def deco(fn: F) -> F:
-            self.register_workflow(fn, name=name, **limits)
-            return fn
-
-        return deco(__fn) if __fn is not None else deco
-
-    def register_versioned_workflow(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str,
-        version_name: str | None = None,
-        is_latest: bool,
-    ) -> None:
-        """Register ``fn`` as a version of the workflow ``name`` (the Dapr SDK's signature).
-
-        New instances of ``name`` run the version registered with ``is_latest=True`` (the
-        last one so registered); a running instance keeps the version it started with. A
-        version may be added while the runtime runs; an instance stalled for want of it goes
-        on at once.
-
-        Args:
-            fn: the workflow function of this version.
-            name: the workflow name every version shares (what clients start).
-            version_name: this version's name, recorded in the instances that run it;
-                default ``fn.__name__``.
-            is_latest: new instances run this version from now on.
-
-        Raises:
-            RegistrationError: ``name`` is registered without versions, or the version name
-                is taken by another function.
-        """
-        self._registry.add_versioned_workflow(
-            fn, name=name, version_name=version_name, is_latest=is_latest
-        )
-        engine = self._engine
-        if engine is not None:
-            engine.wakeups.retry_stalled()
-
-    @overload
-    def versioned_workflow(
-        self, __fn: F, *, name: str, version_name: str | None = None, is_latest: bool
-    ) -> F: ...
-
-    @overload
-    def versioned_workflow(
-        self, __fn: None = None, *, name: str, version_name: str | None = None, is_latest: bool
-    ) -> Callable[[F], F]: ...
-
-    def versioned_workflow(
-        self,
-        __fn: F | None = None,
-        *,
-        name: str,
-        version_name: str | None = None,
-        is_latest: bool,
-    ) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_versioned_workflow`:
-        ``@runtime.versioned_workflow(name="order", is_latest=True)``."""
-
-        def deco(fn: F) -> F:
-            self.register_versioned_workflow(
-                fn, name=name, version_name=version_name, is_latest=is_latest
-            )
-            return fn
-
-        return deco(__fn) if __fn is not None else deco
-
     def retry_stalled(self) -> None:
         """Give the instances this runtime stalled another try at once (thread-safe): a
         worker that may have their code connected (``treadle serve`` calls it)."""
         engine = self._engine
         if engine is not None:
             engine.wakeups.retry_stalled()
-
-    @overload
-    def activity(self, __fn: F, *, name: str | None = None, **limits: Any) -> F: ...
-
-    @overload
-    def activity(
-        self, __fn: None = None, *, name: str | None = None, **limits: Any
-    ) -> Callable[[F], F]: ...
-
-    def activity(
-        self, __fn: F | None = None, *, name: str | None = None, **limits: Any
-    ) -> F | Callable[[F], F]:
-        """Decorator form of :meth:`register_activity`: ``@runtime.activity(name=...,
-        queue=..., concurrency=..., rate_limit=..., period=..., priority=...)``."""
-
-        def deco(fn: F) -> F:
-            self.register_activity(fn, name=name, **limits)
-            return fn
-
-        return deco(__fn) if __fn is not None else deco
-
-    def registered_workflow(self, name: str) -> Workflow | None:
-        """The function (or versions) registered under the workflow name ``name``, or None."""
-        return self._registry.workflows.get(name)
-
-    def register_from(self, other: WorkflowRuntime) -> None:
-        """Register here every workflow and activity registered on ``other``, by the same names.
-
-        ``treadle serve --app`` uses it to run an application's functions in its own runtime.
-
-        Raises:
-            RegistrationError: a name is already registered here to another function.
-        """
-        for name, workflow in other._registry.workflows.items():
-            if not isinstance(workflow, VersionedWorkflow):
-                self._registry.add_workflow(workflow, name)
-                continue
-            for version_name, fn in workflow.versions.items():
-                self._registry.add_versioned_workflow(
-                    fn, name=name, version_name=version_name, is_latest=False
-                )
-            if workflow.latest is not None:
-                latest = workflow.versions[workflow.latest]
-                self._registry.add_versioned_workflow(
-                    latest, name=name, version_name=workflow.latest, is_latest=True
-                )
-        for name, fn in other._registry.activities.items():
-            self._registry.add_activity(fn, name)
-
-    @property
-    def workflow_names(self) -> list[str]:
-        """Names of the registered workflows."""
-        return sorted(self._registry.workflows)
-
-    @property
-    def activity_names(self) -> list[str]:
-        """Names of the registered activities."""
-        return sorted(self._registry.activities)
-
-    @property
-    def registered_workflows(self) -> dict[str, Callable[..., Any] | VersionedWorkflow]:
-        """The registered workflows by name (a copy): a function, or the versions of a
-        versioned workflow (what :class:`treadle.testing.Replayer` replays with)."""
-        return dict(self._registry.workflows)
 
     @property
     def store(self) -> Store:
@@ -520,9 +295,11 @@ class WorkflowRuntime:
             self.metrics_port = self.metrics.serve(self.metrics_port)
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
-        self._release_dead_local_owners(store)
+        release_dead_local_owners(store)
+        queued = [*self._registry.queues(), *self._registry.workflow_queues()]
+        publish_queue_limits(store, queued, self.owner)  # (before the first claim)
         # advertised before the first claim: nobody takes its work as no one's meanwhile
-        self._presence = Presence(store, engine.advertisement, self.app_wait, self._clock)
+        self._presence = Presence(store, engine.claims.advertisement, self.app_wait, self._clock)
         self._presence.start()
         self._chores = Chores(store, self.owner, self._clock, self.retention)
         self._chores.start()
@@ -616,19 +393,6 @@ class WorkflowRuntime:
     ) -> None:
         self.shutdown()
 
-    def _release_dead_local_owners(self, store: Store) -> None:
-        """Free the leases of runtimes on this host whose process is gone (after kill -9)."""
-        host = socket.gethostname()
-        for owner in store.lease_owners():
-            parts = owner.rsplit(":", 2)
-            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-                continue
-            pid = int(parts[1])
-            if pid == os.getpid() or _process_alive(pid):
-                continue
-            logger.info("releasing the leases of %s (its process is gone)", owner)
-            store.release_leases(owner)
-
     # ---- starts from clients of this process ------------------------------------------
     def start_here(self, new: NewInstance) -> bool:
         """Create ``new`` with its first turn, run now on the caller's thread, in one commit.
@@ -710,40 +474,3 @@ class WorkflowRuntime:
 
 def _is_store_object(value: object) -> bool:
     return value is not None and not isinstance(value, str)
-
-
-def _limits(
-    queue: Queue | None,
-    concurrency: int | None,
-    rate_limit: int | None,
-    period: timedelta,
-    priority: int,
-) -> tuple[int | None, int | None, timedelta] | None:
-    """The limits of a queue of its own, from registration options (None: none asked for).
-
-    Raises:
-        ValueError: options that contradict each other.
-    """
-    own = concurrency is not None or rate_limit is not None
-    if queue is not None and own:
-        raise ValueError("give queue= or concurrency=/rate_limit=, not both")
-    if queue is None and priority and not own:
-        raise ValueError("priority orders the work of a queue: give queue= as well")
-    return (concurrency, rate_limit, period) if own else None
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs: a zombie (dead, not yet reaped by its parent) does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ...": the state follows the last ")" (comm may hold one)
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): os.kill said it exists
-    return state not in (b"Z", b"X")

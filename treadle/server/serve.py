@@ -52,6 +52,9 @@ class ServeOptions:
         shutdown_timeout_s: how long running activities may finish on shutdown.
         http_read_timeout_s: how long an HTTP connection may go without sending a byte while
             the server waits for its request (headers or body) before it is closed.
+        activity_limits: activities its SDK workers run, each with how many may run at once
+            across every worker of the store (``--activity-limit NAME=N``: the activity goes
+            on the queue ``activity:NAME``, as ``register_activity(fn, concurrency=N)`` puts it).
     """
 
     db: str
@@ -64,6 +67,7 @@ class ServeOptions:
     api_token: str | None = None
     shutdown_timeout_s: float = 10.0
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    activity_limits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -121,6 +125,8 @@ def run_server(
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
+    for name, concurrency in options.activity_limits:
+        runtime.limit_activity(name, concurrency=concurrency)
     client = WorkflowClient(store, app_id=runtime.app_id)
     grpc_server, grpc_port = create_server(
         runtime,

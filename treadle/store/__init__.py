@@ -3,12 +3,16 @@
 URLs: ``sqlite:///relative.db``, ``sqlite:////absolute/path.db``, ``memory://`` (SQLite in
 memory, this process only), ``postgresql://user@host:5432/db`` (needs ``treadle[postgres]``).
 With no URL, ``$TREADLE_STORE`` is used, else ``sqlite:///treadle.db``.
+
+Any URL may say ``?retention=COMPLETED:7d,FAILED:30d`` (see
+:meth:`~treadle.store.retention.RetentionPolicy.parse`): the store's retention policy, which
+every runtime on it given none of its own applies.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from treadle.errors import InvalidInputError
 from treadle.store.base import (
@@ -74,13 +78,43 @@ def open_store(store: str | Store | None = None) -> Store:
     """Open the store named by a URL (or return ``store`` if it already is one).
 
     Raises:
-        InvalidInputError: the URL's scheme is not supported.
+        InvalidInputError: the URL's scheme is not supported, or an option of it is not valid
+            (such as ``?retention=``).
     """
     if store is not None and not isinstance(store, str):
         return store
-    url = resolve_store_url(store)
+    url, retention = _split_retention(resolve_store_url(store))
+    policy = None
+    if retention is not None:
+        from treadle.store.retention import RetentionPolicy
+
+        try:
+            policy = RetentionPolicy.parse(retention)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"store URL {redact_url(url)!r}: {exc}") from None
     opened: Store = _backend(url).STORE_CLASS(url)
+    if policy is not None:
+        from treadle.store.retention import Maintenance
+
+        if isinstance(opened, Maintenance):
+            opened.retention = policy
     return opened
+
+
+def _split_retention(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``retention`` option, and that option's text (None if absent).
+
+    The other options are kept as written (re-encoding them could change what a backend
+    reads, such as a PostgreSQL ``options=`` value)."""
+    base, sep, query = url.partition("?")
+    if not sep or "retention" not in query:
+        return url, None
+    options = query.split("&")
+    given = [o for o in options if o.partition("=")[0] == "retention"]
+    if not given:
+        return url, None
+    kept = "&".join(o for o in options if o.partition("=")[0] != "retention")
+    return (f"{base}?{kept}" if kept else base), unquote_plus(given[-1].partition("=")[2])
 
 
 def _backend(url: str) -> Backend:

@@ -138,6 +138,10 @@ class NewActivity:
     heartbeat_s: float | None = None
     """Its heartbeat timeout in seconds, if any (see :class:`ActivityWorkItem`); such a task
     is never leased at commit nor kept as an own task."""
+    timeout_s: float | None = None
+    """Its start-to-close timeout in seconds, if any: the claim that first takes it sets its
+    deadline (see :mod:`treadle.store.deadlines`); such a task is never leased at commit nor
+    kept as an own task."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,9 +519,11 @@ class Store(Protocol):
         *,
         app_id: str = "",
         names: Sequence[str] | None = None,
+        except_names: Sequence[str] = (),
     ) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired), of
-        ``app_id`` and of the activities ``names`` (any activity when None)."""
+        ``app_id`` and of the activities ``names`` (any activity when None) but
+        ``except_names`` (those on a queue, claimed within its limits by ``claim_queued``)."""
         ...
 
     def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> None:

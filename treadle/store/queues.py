@@ -26,18 +26,34 @@ workflow queue counts running instances), and only then is it claimed, by
 ends an instance of a queued workflow admits the next one at once (its admission's commit
 wakes the other workers to claim it); a slot freed otherwise (an instance purged or replaced)
 is seen by the workers' look every :data:`ADMISSION_RETRY_S` while instances wait.
+
+The limits of a queue live in the store (``queue_limits``), so every worker claims under the
+same ones: each worker writes the limits it registered when it starts (the last one to start
+wins, and a worker whose registration changes what another registered logs a warning), unless
+an operator pinned them (:meth:`QueueStore.put_queue_limits` with ``pinned``, which the
+client's ``set_queue_limits`` and ``treadle queue set`` call): registrations then leave them
+alone until released. Every claim and admission reads the stored limits of its queue in its
+own transaction; a queue with no stored limits (a store written by an older treadle) is
+claimed under the worker's registered ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from treadle.store.base import ActivityWorkItem, OrchestrationWorkItem
 
-__all__ = ["ADMISSION_RETRY_S", "Queue", "QueueClaim", "QueueStore", "QueuedNames"]
+__all__ = [
+    "ADMISSION_RETRY_S",
+    "Queue",
+    "QueueClaim",
+    "QueueLimits",
+    "QueueStore",
+    "QueuedNames",
+]
 
 ADMISSION_RETRY_S = 0.25
 """How soon a worker looks again at a workflow queue whose concurrency limit holds instances
@@ -100,6 +116,23 @@ class QueueClaim:
     retry_after_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's limits as the store keeps them.
+
+    Attributes:
+        queue: the queue and its limits.
+        pinned: set by an operator: workers' registrations do not change them.
+        updated_by: who wrote them last (a worker's owner id, or ``"operator"``).
+        updated_at: when.
+    """
+
+    queue: Queue
+    pinned: bool
+    updated_by: str
+    updated_at: datetime
+
+
 @runtime_checkable
 class QueueStore(Protocol):
     """A store that claims queued activity tasks and admits queued workflow instances within
@@ -116,6 +149,21 @@ class QueueStore(Protocol):
     ) -> QueueClaim:
         """Lease up to ``limit`` visible tasks of ``queued``'s activities that nobody holds,
         no more than the queue's limits leave room for, highest priority then oldest first."""
+        ...
+
+    def put_queue_limits(self, queue: Queue, *, by: str, pinned: bool) -> QueueLimits | None:
+        """Store ``queue``'s limits for every worker, and return the ones stored before (None:
+        none). A registration (``pinned=False``) leaves limits an operator pinned alone (and
+        returns them); ``pinned=True`` always writes, and pins."""
+        ...
+
+    def list_queue_limits(self) -> list[QueueLimits]:
+        """The stored limits of every queue, by name."""
+        ...
+
+    def release_queue_limits(self, name: str) -> bool:
+        """Unpin the queue's limits (the next registration replaces them); False if the
+        store has none for it."""
         ...
 
     def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:

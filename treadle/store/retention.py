@@ -11,12 +11,13 @@ incremental_vacuum``, where the database has ``auto_vacuum=incremental``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from treadle.core.history import OrchestrationStatus
-from treadle.errors import StoreError, WorkflowStateError
+from treadle.core.validation import parse_duration
+from treadle.errors import InvalidInputError, StoreError, WorkflowStateError
 from treadle.store.base import Store
 
 __all__ = [
@@ -119,6 +120,49 @@ class RetentionPolicy:
                 )
             values[name] = value
         return cls(**values)
+
+    @classmethod
+    def parse(cls, text: str) -> RetentionPolicy:
+        """A policy from text, as a store URL's ``?retention=`` gives it:
+        ``"COMPLETED:7d,FAILED:30d"`` (statuses in any case; durations as ``parse_duration``
+        reads them: s, m, h, d, w), and optionally ``interval:1m``.
+
+        Raises:
+            InvalidInputError: a part is not ``STATUS:DURATION``, names no finished status,
+                or a duration is not one.
+        """
+        keep: dict[str, timedelta] = {}
+        interval: timedelta | None = None
+        for part in (p.strip() for p in text.split(",")):
+            key, sep, value = part.partition(":")
+            if not sep or not key.strip():
+                raise InvalidInputError(
+                    f"retention {text!r}: {part!r} is not STATUS:DURATION; write it as "
+                    "COMPLETED:7d,FAILED:30d (statuses COMPLETED, FAILED, TERMINATED)"
+                )
+            duration = parse_duration(value, f"retention {key.strip()}:")
+            if key.strip().lower() == "interval":
+                interval = duration
+            else:
+                keep[key.strip()] = duration
+        try:
+            policy = cls.from_mapping(keep)
+            return policy if interval is None else replace(policy, interval=interval)
+        except ValueError as exc:
+            reason = str(exc).removeprefix("retention: ")
+            raise InvalidInputError(f"retention {text!r}: {reason}") from None
+
+    @classmethod
+    def coerce(
+        cls, value: RetentionPolicy | Mapping[str, timedelta] | str | None
+    ) -> RetentionPolicy | None:
+        """A policy from any form the API takes: a policy, ``{"COMPLETED": timedelta}``,
+        the text form of :meth:`parse`, or None."""
+        if value is None or isinstance(value, RetentionPolicy):
+            return value
+        if isinstance(value, str):
+            return cls.parse(value)
+        return cls.from_mapping(value)
 
     def filters(self, now: datetime) -> list[PurgeFilter]:
         """The purges the policy asks for at ``now``."""

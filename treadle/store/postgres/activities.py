@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from treadle.store.base import ActivityResult, ActivityWorkItem
 from treadle.store.postgres.connection import Connections
+from treadle.store.postgres.deadlines import NOT_OVERDUE, START_DEADLINE
 from treadle.store.postgres.sql import NOSYNC, enqueue_own_sql
 from treadle.store.serde import decode_propagation, encode_event
 
@@ -25,17 +26,22 @@ def claim_activities(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    except_names: Sequence[str] = (),
 ) -> list[ActivityWorkItem]:
     """Lease visible activity tasks that nobody holds (or whose lease expired), of
     ``app_id`` and the activities ``names`` (any when None)."""
     if names is not None and not names:
         return []
     by_name = "" if names is None else "  AND name = ANY(%(names)s::text[]) "
+    if except_names:  # (an empty list would make the condition NULL)
+        by_name += "  AND NOT (name = ANY(%(except)s::text[])) "
     rows = connections.statement(
         "WITH picked AS (SELECT id FROM activity_tasks WHERE visible_at <= {now} "
         "  AND (lease_owner IS NULL OR lease_expires_at < {now}) AND app_id = %(app)s "
-        f"{by_name}  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), {NOSYNC} "
+        f"{by_name}  AND {NOT_OVERDUE} ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+        f"{NOSYNC} "
         "UPDATE activity_tasks a SET lease_owner = %(owner)s, deliveries = a.deliveries + 1, "
+        f"  {START_DEADLINE}, "
         # (a task with a heartbeat timeout: leased for at most that long)
         "  lease_expires_at = {now} + make_interval(secs => "
         "    LEAST(%(lease_s)s, COALESCE(a.heartbeat_s, %(lease_s)s))) "
@@ -48,6 +54,7 @@ def claim_activities(
             "lease_s": float(lease_s),
             "app": app_id,
             "names": list(names or ()),
+            "except": list(except_names),
         },
     )
     return [

@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from treadle.store.base import OrchestrationWorkItem
+from treadle.store.deadlines import EXPIRE_LIMIT
+from treadle.store.postgres import deadlines as deadline_rows
 from treadle.store.postgres import maintenance as maintenance_rows
+from treadle.store.postgres import queue_limits as queue_limit_rows
 from treadle.store.postgres import queues as queue_rows
 from treadle.store.postgres import schedules as schedule_rows
 from treadle.store.postgres.claims import claim_orchestrations_in
 from treadle.store.postgres.connection import Connections
-from treadle.store.queues import QueueClaim, QueuedNames
+from treadle.store.queues import Queue, QueueClaim, QueuedNames, QueueLimits
 from treadle.store.retention import PurgeFilter, RetentionPolicy
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
 
@@ -39,6 +42,11 @@ class ChoreMethods:
     def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
         """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
         return maintenance_rows.try_lease(self._db, name, owner, lease_s)
+
+    # ---- activity deadlines (see treadle.store.deadlines) ----------------------------------
+    def expire_activity_deadlines(self, limit: int = EXPIRE_LIMIT) -> int:
+        """Fail up to ``limit`` activity attempts past their start-to-close deadline."""
+        return deadline_rows.expire_activity_deadlines(self._db, limit)
 
     # ---- schedules (see treadle.store.schedules) -------------------------------------------
     def put_schedule(self, record: ScheduleRecord, *, replace: bool = False) -> None:
@@ -87,6 +95,18 @@ class ChoreMethods:
     ) -> QueueClaim:
         """Lease up to ``limit`` tasks of ``queued`` within its queue's limits."""
         return queue_rows.claim_queued(self._db, owner, queued, limit, lease_s, app_id)
+
+    def put_queue_limits(self, queue: Queue, *, by: str, pinned: bool) -> QueueLimits | None:
+        """Store a queue's limits for every worker (see :meth:`QueueStore.put_queue_limits`)."""
+        return queue_limit_rows.put_queue_limits(self._db, queue, by, pinned)
+
+    def list_queue_limits(self) -> list[QueueLimits]:
+        """The stored limits of every queue, by name."""
+        return queue_limit_rows.list_queue_limits(self._db)
+
+    def release_queue_limits(self, name: str) -> bool:
+        """Unpin a queue's limits; False if the store has none for it."""
+        return queue_limit_rows.release_queue_limits(self._db, name)
 
     def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
         """Admit waiting instances of ``queued``'s workflows within its queue's limits."""

@@ -146,15 +146,15 @@ _CANCELLED = (
 _ACTIVITIES = (
     "acts AS (INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
     "  task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-    "  heartbeat_s, deliveries) "
+    "  heartbeat_s, deliveries, timeout_s) "
     "  SELECT a.iid, a.eid, a.tid, a.name, a.inp, a.teid, {now}, "
     "  CASE WHEN a.leased THEN %(owner)s END, "
     f"  CASE WHEN a.leased THEN {_LEASE} END, a.prop, a.app, a.hb, "
-    "  CASE WHEN a.leased THEN 1 ELSE 0 END "
+    "  CASE WHEN a.leased THEN 1 ELSE 0 END, a.tmo "
     "  FROM ok, ROWS FROM (json_to_recordset(ok.na) AS (iid text, eid text, tid integer, "
     "  name text, inp text, teid text, leased boolean, prop text, app text, "
-    "  hb double precision)) WITH ORDINALITY "
-    "  AS a(iid, eid, tid, name, inp, teid, leased, prop, app, hb, n) ORDER BY ok.k, a.n "
+    "  hb double precision, tmo double precision)) WITH ORDINALITY "
+    "  AS a(iid, eid, tid, name, inp, teid, leased, prop, app, hb, tmo, n) ORDER BY ok.k, a.n "
     "  RETURNING id, instance_id, lease_owner IS NOT NULL AS leased)"
 )
 _SENT = (
@@ -460,6 +460,7 @@ def simple_commit(
                         "prop": encode_propagation(a.propagated),
                         "app": a.app_id,
                         "hb": a.heartbeat_s,
+                        "tmo": a.timeout_s,
                     }
                     for a in queued
                 ],

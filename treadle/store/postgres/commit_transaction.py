@@ -281,13 +281,13 @@ def _insert_activities(
     cursor = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
         "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-        "heartbeat_s, deliveries) "
+        "heartbeat_s, deliveries, timeout_s) "
         "SELECT iid, eid, task_id, name, input, teid, %s, owner, expires, prop, app, hb, "
-        "  CASE WHEN owner IS NULL THEN 0 ELSE 1 END "
+        "  CASE WHEN owner IS NULL THEN 0 ELSE 1 END, tmo "
         "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], "
         "  %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], "
-        "  %s::double precision[]) WITH ORDINALITY "
-        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, hb, ord) "
+        "  %s::double precision[], %s::double precision[]) WITH ORDINALITY "
+        "  AS a(iid, eid, task_id, name, input, teid, owner, expires, prop, app, hb, tmo, ord) "
         "ORDER BY ord RETURNING id, lease_owner IS NOT NULL",
         (
             now,
@@ -302,6 +302,7 @@ def _insert_activities(
             [encode_propagation(t.propagated) for _, t in tasks],
             [t.app_id for _, t in tasks],
             [t.heartbeat_s for _, t in tasks],
+            [t.timeout_s for _, t in tasks],
         ),
     )
     leased_turns = [index for index, t in tasks if t.leased]

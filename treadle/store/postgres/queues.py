@@ -10,6 +10,8 @@ from typing import Any
 
 from treadle.store.base import ActivityWorkItem
 from treadle.store.postgres.connection import Connections
+from treadle.store.postgres.deadlines import NOT_OVERDUE, START_DEADLINE
+from treadle.store.postgres.queue_limits import stored_queue
 from treadle.store.postgres.sql import Conn, Db
 from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
@@ -50,6 +52,8 @@ def claim_queued(
 
     def work(db: Db, conn: Conn) -> Callable[[], QueueClaim]:
         db.execute(conn, "SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(queue)s))", params)
+        queue = stored_queue(db, conn, queued.queue)  # (the store's limits, under the lock)
+        params["period"] = queue.period.total_seconds()
         row = db.execute(
             conn,
             "SELECT extract(epoch FROM {now})::float8, (SELECT count(*) FROM activity_tasks "
@@ -81,12 +85,13 @@ def claim_queued(
         if take > 0:
             rows = db.execute(
                 conn,
-                f"WITH picked AS (SELECT id FROM activity_tasks WHERE {_FREE} "
+                f"WITH picked AS (SELECT id FROM activity_tasks WHERE {_FREE} AND {NOT_OVERDUE} "
                 "  ORDER BY COALESCE((SELECT p.prio FROM unnest(%(prio_names)s::text[], "
                 "  %(prios)s::int[]) AS p(name, prio) WHERE p.name = activity_tasks.name), 0) "
                 "  DESC, id LIMIT %(take)s FOR UPDATE SKIP LOCKED) "
                 "UPDATE activity_tasks a SET lease_owner = %(owner)s, "
                 "  deliveries = a.deliveries + 1, "
+                f"  {START_DEADLINE}, "
                 "  lease_expires_at = {now} + make_interval(secs => %(lease_s)s) "
                 "FROM picked p WHERE a.id = p.id RETURNING a.id, a.instance_id, "
                 "  a.execution_id, a.task_id, a.name, a.input, a.task_execution_id, "
@@ -147,6 +152,8 @@ def admit_queued(connections: Connections, queued: QueuedNames, app_id: str) -> 
 
     def work(db: Db, conn: Conn) -> Callable[[], float | None]:
         db.execute(conn, "SELECT pg_advisory_xact_lock(%(lock)s, hashtext(%(queue)s))", params)
+        queue = stored_queue(db, conn, queued.queue)  # (the store's limits, under the lock)
+        params["period"] = queue.period.total_seconds()
         # slots end with their instance (finished, purged, or replaced under its id)
         db.execute(
             conn,

@@ -407,6 +407,7 @@ class PostgresStore(ChoreMethods):
         *,
         app_id: str = "",
         names: Sequence[str] | None = None,
+        except_names: Sequence[str] = (),
     ) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired), of
         ``app_id`` and the activities ``names`` (any when None)."""
@@ -416,7 +417,15 @@ class PostgresStore(ChoreMethods):
         if self._clock is not None or time.monotonic() >= self._next_rescue:
             self._next_rescue = time.monotonic() + 1.0
             rescue_own_tasks(self._db)
-        return claim_activities(self._db, owner, limit, lease_s, app_id=app_id, names=names)
+        return claim_activities(
+            self._db,
+            owner,
+            limit,
+            lease_s,
+            app_id=app_id,
+            names=names,
+            except_names=except_names,
+        )
 
     # ---- apps and workers ----------------------------------------------------------------
     def advertise_worker(self, worker: WorkerInfo, *, stopped: bool = False) -> None:

@@ -8,10 +8,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from treadle.store.base import OrchestrationWorkItem
-from treadle.store.queues import QueueClaim, QueuedNames
+from treadle.store.deadlines import EXPIRE_LIMIT
+from treadle.store.queues import Queue, QueueClaim, QueuedNames, QueueLimits
 from treadle.store.retention import PurgeFilter, RetentionPolicy
 from treadle.store.schedules import ScheduleRecord, ScheduleRun, SlotFiring
+from treadle.store.sqlite import deadlines as deadline_rows
 from treadle.store.sqlite import maintenance as maintenance_rows
+from treadle.store.sqlite import queue_limits as queue_limit_rows
 from treadle.store.sqlite import queues as queue_rows
 from treadle.store.sqlite import schedules as schedule_rows
 from treadle.store.sqlite.claims import claim_orchestrations
@@ -41,6 +44,11 @@ class ChoreMethods:
     def try_lease(self, name: str, owner: str, lease_s: float) -> bool:
         """Take or renew the store-wide lease ``name``; return whether ``owner`` holds it."""
         return maintenance_rows.try_lease(self._db, name, owner, lease_s, self._clock())
+
+    # ---- activity deadlines (see treadle.store.deadlines) ----------------------------------
+    def expire_activity_deadlines(self, limit: int = EXPIRE_LIMIT) -> int:
+        """Fail up to ``limit`` activity attempts past their start-to-close deadline."""
+        return deadline_rows.expire_activity_deadlines(self._db, self._clock(), limit)
 
     # ---- schedules (see treadle.store.schedules) -------------------------------------------
     def put_schedule(self, record: ScheduleRecord, *, replace: bool = False) -> None:
@@ -93,6 +101,18 @@ class ChoreMethods:
         return queue_rows.claim_queued(
             self._db, owner, queued, limit, lease_s, app_id, self._clock()
         )
+
+    def put_queue_limits(self, queue: Queue, *, by: str, pinned: bool) -> QueueLimits | None:
+        """Store a queue's limits for every worker (see :meth:`QueueStore.put_queue_limits`)."""
+        return queue_limit_rows.put_queue_limits(self._db, queue, by, pinned, self._clock())
+
+    def list_queue_limits(self) -> list[QueueLimits]:
+        """The stored limits of every queue, by name."""
+        return queue_limit_rows.list_queue_limits(self._db)
+
+    def release_queue_limits(self, name: str) -> bool:
+        """Unpin a queue's limits; False if the store has none for it."""
+        return queue_limit_rows.release_queue_limits(self._db, name)
 
     def admit_queued(self, queued: QueuedNames, *, app_id: str = "") -> float | None:
         """Admit waiting instances of ``queued``'s workflows within its queue's limits."""

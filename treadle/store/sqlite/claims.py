@@ -22,6 +22,7 @@ from treadle.store.serde import (
     instance_from_row,
 )
 from treadle.store.sqlite.connection import Connections
+from treadle.store.sqlite.deadlines import NOT_OVERDUE, START_DEADLINE
 from treadle.store.sqlite.rows import enqueue_own_tasks
 
 __all__ = ["claim_activities", "claim_orchestrations", "release_leases", "renew_leases"]
@@ -152,12 +153,16 @@ def claim_activities(
     *,
     app_id: str = "",
     names: Sequence[str] | None = None,
+    except_names: Sequence[str] = (),
 ) -> list[ActivityWorkItem]:
     """Lease visible activity tasks that nobody holds (or whose lease expired), of
-    ``app_id`` and the activities ``names`` (any when None)."""
+    ``app_id`` and the activities ``names`` (any when None) but ``except_names``."""
     if limit <= 0 or (names is not None and not names):
         return []
     mine, mine_params = _of_worker("t", app_id, names)
+    if except_names:
+        mine += f" AND t.name NOT IN ({','.join('?' * len(except_names))})"
+        mine_params = [*mine_params, *except_names]
     with db.errors():
         found = (
             db.conn()
@@ -179,15 +184,15 @@ def claim_activities(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
             "propagated, heartbeat_s, heartbeat_details, deliveries FROM activity_tasks t WHERE "
             f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?){mine} "
-            "ORDER BY id LIMIT ?",
-            (now, now, *mine_params, limit),
+            f"AND {NOT_OVERDUE} ORDER BY id LIMIT ?",
+            (now, now, *mine_params, now, limit),
         ).fetchall()
         if not rows:
             return []
         conn.executemany(  # (a task with a heartbeat timeout: leased for at most that long)
             "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, "
-            "deliveries = deliveries + 1 WHERE id = ?",
-            [(owner, now + min(lease_s, r[8] or lease_s), r[0]) for r in rows],
+            f"deliveries = deliveries + 1, {START_DEADLINE} WHERE id = ?",
+            [(owner, now + min(lease_s, r[8] or lease_s), now, r[0]) for r in rows],
         )
     return [
         ActivityWorkItem(

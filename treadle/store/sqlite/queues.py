@@ -11,6 +11,8 @@ from treadle.store.base import ActivityWorkItem
 from treadle.store.queues import ADMISSION_RETRY_S, QueueClaim, QueuedNames, queue_room
 from treadle.store.serde import decode_propagation
 from treadle.store.sqlite.connection import Connections
+from treadle.store.sqlite.deadlines import NOT_OVERDUE, START_DEADLINE
+from treadle.store.sqlite.queue_limits import stored_queue
 
 __all__ = ["CONCURRENCY_RETRY_S", "admit_queued", "claim_queued"]
 
@@ -42,7 +44,7 @@ def _claim(
     app_id: str,
     now: float,
 ) -> QueueClaim:
-    queue = queued.queue
+    queue = stored_queue(conn, queued.queue)
     names = sorted(queued.priorities)
     marks = ",".join("?" * len(names))
     of_queue = f"app_id = ? AND name IN ({marks})"
@@ -70,6 +72,7 @@ def _claim(
     room, wait = queue_room(queue, running, starts, now)
     take = min(limit, room)
     free = f"visible_at <= ? AND (lease_owner IS NULL OR lease_expires_at < ?) AND {of_queue}"
+    claimable = f"{free} AND {NOT_OVERDUE}"
     items: list[ActivityWorkItem] = []
     if take > 0:
         order: list[Any] = []
@@ -78,14 +81,14 @@ def _claim(
         cases = " ".join("WHEN ? THEN ?" for _ in names)
         rows = conn.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input, task_execution_id, "
-            f"propagated, deliveries FROM activity_tasks WHERE {free} "
+            f"propagated, deliveries FROM activity_tasks WHERE {claimable} "
             f"ORDER BY CASE name {cases} ELSE 0 END DESC, id LIMIT ?",
-            (now, now, app_id, *names, *order, take),
+            (now, now, app_id, *names, now, *order, take),
         ).fetchall()
         conn.executemany(
             "UPDATE activity_tasks SET lease_owner = ?, lease_expires_at = ?, "
-            "deliveries = deliveries + 1 WHERE id = ?",
-            [(owner, now + lease_s, r[0]) for r in rows],
+            f"deliveries = deliveries + 1, {START_DEADLINE} WHERE id = ?",
+            [(owner, now + lease_s, now, r[0]) for r in rows],
         )
         if queue.rate_limit is not None and rows:
             conn.executemany(
@@ -122,10 +125,10 @@ _TERMINAL = "('COMPLETED', 'FAILED', 'TERMINATED', 'CANCELED')"
 def admit_queued(db: Connections, queued: QueuedNames, app_id: str, now: float) -> float | None:
     """Admit waiting instances of ``queued``'s workflows within its queue's limits (a slot
     each); return when to look again if some still wait (None: none wait)."""
-    queue = queued.queue
     names = sorted(queued.priorities)
     marks = ",".join("?" * len(names))
     with db.errors(), db.write(kinds=(True, False)) as conn:
+        queue = stored_queue(conn, queued.queue)
         # slots end with their instance (finished, purged, or replaced under its id)
         conn.execute(
             "DELETE FROM queue_slots WHERE queue = ? AND NOT EXISTS (SELECT 1 FROM instances i "

@@ -142,7 +142,7 @@ def insert_activity(
     cur = conn.execute(
         "INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, input, "
         "task_execution_id, visible_at, lease_owner, lease_expires_at, propagated, app_id, "
-        "heartbeat_s, deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "heartbeat_s, deliveries, timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.instance_id,
             task.execution_id,
@@ -157,6 +157,7 @@ def insert_activity(
             task.app_id,
             task.heartbeat_s,
             1 if leased or delivered else 0,
+            task.timeout_s,
         ),
     )
     return int(cur.lastrowid or 0)

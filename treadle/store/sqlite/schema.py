@@ -16,7 +16,7 @@ from treadle.store.sqlite.connection import parse_sqlite_url
 
 __all__ = ["SCHEMA_VERSION", "apply_migrations", "schema_status"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def apply_migrations(conn: sqlite3.Connection, database: str) -> None:

@@ -354,11 +354,19 @@ class SqliteStore(ChoreMethods):
         *,
         app_id: str = "",
         names: Sequence[str] | None = None,
+        except_names: Sequence[str] = (),
     ) -> list[ActivityWorkItem]:
         """Lease visible activity tasks that nobody holds (or whose lease expired), of
         ``app_id`` and the activities ``names`` (any when None)."""
         return claim_activities(
-            self._db, owner, limit, lease_s, self._clock(), app_id=app_id, names=names
+            self._db,
+            owner,
+            limit,
+            lease_s,
+            self._clock(),
+            app_id=app_id,
+            names=names,
+            except_names=except_names,
         )
 
     # ---- apps and workers ----------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""A turn of the current round, from its preparation to its commit, and the limits on turns.
+
+:class:`PendingTurn` carries one instance's turn through a round: prepared
+(:mod:`treadle.runtime.prepare`, :mod:`treadle.runtime.detours`), committed
+(:mod:`treadle.runtime.commits`), then acted on (:mod:`treadle.runtime.outcomes`).
+
+Threads: a pending turn belongs to the round that made it: to the thread that holds the
+engine lock, or the client thread preparing its start's first turn. No state of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from treadle.core.history import HistoryEvent
+from treadle.runtime.cache import CachedExecution
+from treadle.runtime.remote import RemoteAnswer
+from treadle.runtime.turns import TurnOutput
+from treadle.store.base import ActivityWorkItem, TurnCommit
+
+__all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted"]
+
+START_TURN_LIMIT_S = 1.0
+"""How long a start's first turn may run on a client's thread: past that, the instance is
+recorded without it, and the dispatcher runs it (see :mod:`treadle.runtime.starts`)."""
+
+STALL_RETRY_S = 5.0
+"""How long a runtime leaves an instance that stalled in its hands before trying it again
+(sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
+
+
+@dataclass(slots=True)
+class PendingTurn:
+    """One instance's turn in the current round, before it is committed."""
+
+    instance_id: str
+    """The instance."""
+    output: TurnOutput | None = None
+    """The built turn, when the workflow ran (None for a turn that only fails or consumes)."""
+    commit: TurnCommit | None = None
+    """What to commit; None while not prepared, or when nothing is."""
+    cached: CachedExecution | None = None
+    """The execution the turn advanced, to keep in the cache once committed."""
+    history_len_after: int = 0
+    """The run's history length once the turn is committed."""
+    completions: list[tuple[ActivityWorkItem, HistoryEvent]] = field(default_factory=list)
+    """Activity results folded into the turn."""
+    remote: RemoteAnswer | None = None
+    """The remote worker's answer the turn commits, for a remote turn."""
+    timed_out: list[int] = field(default_factory=list)
+    """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
+    committed."""
+
+
+class TurnInterrupted(BaseException):
+    """A KeyboardInterrupt in a turn prepared on the main thread (a start there carrying the
+    engine's turns along): Ctrl-C, or the workflow's own code; the caller leaves the turns
+    to the dispatcher, whose thread tells which (see
+    :meth:`~treadle.runtime.prepare.TurnPreparer.prepare_or_fail`)."""
