@@ -35,7 +35,8 @@ class FailureFields(logging.Handler):
 logging.getLogger("treadle").setLevel(logging.INFO)
 logging.getLogger("treadle").addHandler(FailureFields())
 
-runtime = wf.WorkflowRuntime(STORE, metrics_port=0)  # 0: any free port
+# 0: any free port; on 127.0.0.1 (this machine only): "0.0.0.0" for a scraper elsewhere
+runtime = wf.WorkflowRuntime(STORE, metrics_port=0, metrics_host="127.0.0.1")
 
 
 @runtime.activity

@@ -550,6 +550,13 @@ def _wait_for_end(
     type=click.IntRange(0, 65535),
     help="Serve Prometheus metrics on this port at /metrics (0: a free port).",
 )
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve the metrics on (0.0.0.0: every interface, for a scraper on "
+    "another host).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 @pass_session
@@ -559,6 +566,7 @@ def worker(
     shutdown_timeout: float,
     max_activity_deliveries: int | None,
     metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -572,7 +580,7 @@ def worker(
     if max_activity_deliveries is not None:
         runtime.max_activity_deliveries = max_activity_deliveries
     if metrics_port is not None:
-        runtime.enable_metrics(metrics_port)
+        runtime.enable_metrics(metrics_port, metrics_host)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -581,7 +589,8 @@ def worker(
     click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")
     click.echo(f"activities: {', '.join(runtime.activity_names) or '(none)'}")
     if runtime.metrics_port is not None:
-        click.echo(f"metrics: http://0.0.0.0:{runtime.metrics_port}/metrics")
+        where = _url_host(runtime.metrics_host)
+        click.echo(f"metrics: http://{where}:{runtime.metrics_port}/metrics")
     try:
         while not stop.wait(0.5):
             pass
@@ -756,6 +765,16 @@ def _echo_json(value: Any) -> None:
     help="Seconds to let running activities finish on SIGINT/SIGTERM.",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve Prometheus metrics on this port at /metrics (0: a free port), besides "
+    "the HTTP API's /metrics (the only place with --no-http).",
+)
+@click.option(
+    "--metrics-host",
+    help="Address to serve --metrics-port on. Default: --host.",
+)
+@click.option(
     "--http-read-timeout",
     default=30.0,
     show_default=True,
@@ -784,6 +803,8 @@ def serve(
     app_id: str | None,
     max_payload_bytes: int,
     shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str | None,
     http_read_timeout: float,
     activity_limits: tuple[str, ...],
     log_level: str,
@@ -806,12 +827,19 @@ def serve(
         max_payload_bytes=max_payload_bytes,
         shutdown_timeout_s=shutdown_timeout,
         http_read_timeout_s=http_read_timeout,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
         activity_limits=tuple(_activity_limit(text) for text in activity_limits),
     )
     try:
         run_server(options, echo=click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _url_host(host: str) -> str:
+    """``host`` as written in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _activity_limit(text: str) -> tuple[str, int]:

@@ -1,10 +1,12 @@
 """Logs and metrics of a real runtime, on SQLite and PostgreSQL: an instance that fails and a
 lease taken over are logged at INFO with their fields, and ``/metrics`` (a real HTTP endpoint)
-counts runs and activity attempts under Dapr's names, takeovers, commits and waiting work."""
+counts runs and activity attempts under Dapr's names, takeovers, commits and waiting work
+(workflows and activities)."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -49,9 +51,9 @@ def _scrape_until(port: int, done: Callable[[Samples], bool]) -> Samples:
         time.sleep(0.05)
 
 
-def _samples(port: int) -> Samples:
+def _samples(port: int, host: str = "127.0.0.1") -> Samples:
     """Scrape ``/metrics`` on ``port``: each sample's value by name and sorted labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -188,3 +190,47 @@ def test_metrics_are_scraped_from_a_worker(
     assert age is not None and age >= 0.0
     assert _value(samples, "treadle_store_up") == 1.0
     assert _value(samples, "treadle_lease_takeovers_total") == 0.0
+
+
+def test_metrics_are_served_on_the_host_asked(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+) -> None:
+    runtime = make_runtime(start=False, metrics_port=0, metrics_host="::1")
+    _register(runtime)
+    runtime.start()
+    port = runtime.metrics_port
+    assert port
+    assert _value(_samples(port, "[::1]"), "treadle_store_up") == 1.0
+    with pytest.raises(OSError):  # (not on every interface: not on 127.0.0.1)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_metrics_are_served_on_this_machine_only_by_default(
+    make_runtime: Callable[..., wf.WorkflowRuntime],
+) -> None:
+    runtime = make_runtime(start=False, metrics_port=0)
+    _register(runtime)
+    assert runtime.metrics_host == "127.0.0.1"
+    runtime.start()
+    assert runtime.metrics_port
+    assert _value(_samples(runtime.metrics_port), "treadle_store_up") == 1.0
+
+
+def test_an_activity_nobody_runs_is_a_waiting_activity(
+    make_runtime: Callable[..., wf.WorkflowRuntime], client: wf.WorkflowClient
+) -> None:
+    def bills(ctx: wf.DaprWorkflowContext, x: int) -> Any:
+        return (yield ctx.call_activity("bill", input=x, app_id="billing"))
+
+    runtime = make_runtime(start=False, metrics_port=0, app_wait=timedelta(seconds=60))
+    runtime.register_workflow(bills)
+    runtime.start()
+    assert runtime.metrics_port
+    client.schedule_new_workflow("bills", input=1)  # its call waits for the app "billing"
+    depth = "treadle_queue_depth"
+    samples = _scrape_until(
+        runtime.metrics_port, lambda got: _value(got, depth, kind="activity", name="bill") == 1.0
+    )
+    assert _value(samples, depth, kind="activity", name="bill") == 1.0
+    age = _value(samples, "treadle_queue_oldest_age_seconds", kind="activity", name="bill")
+    assert age is not None and age >= 0.0

@@ -4,12 +4,14 @@ at its HTTP ``/metrics`` along with its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -66,7 +68,7 @@ def test_worker_logs_json_and_serves_metrics(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line, f"the worker exited: {seen} {log.read_text()}"
             seen.append(line)
-            found = re.search(r"metrics: http://\S+:(\d+)/metrics", line)
+            found = re.search(r"metrics: http://127\.0\.0\.1:(\d+)/metrics", line)
             port = int(found.group(1)) if found else None
         with wf.WorkflowClient(db) as client:
             iid = client.schedule_new_workflow("obs_fails", input=7)
@@ -108,6 +110,22 @@ def test_serve_logs_json_and_serves_the_runtime_metrics(tmp_path: Path) -> None:
         )
         assert created.search(text), text
         assert "dapr_runtime_workflow_operation_latency_bucket" in text
+        _get(f"{base}/api/v1/workflows/obs-1")  # treadle's own API: not a Dapr operation
+        for action in ("pause", "resume", "terminate", "purge"):
+            request = urllib.request.Request(
+                f"{base}/v1.0/workflows/dapr/obs-1/{action}", data=b"", method="POST"
+            )
+            with contextlib.suppress(urllib.error.HTTPError):  # (a finished run: refused)
+                urllib.request.urlopen(request, timeout=10).close()
+        text = _get(f"{base}/metrics")
+        for operation in ("suspend", "resume", "terminate", "purge"):
+            assert re.search(
+                rf'^dapr_runtime_workflow_operation_count\{{.*operation="{operation}_workflow",'
+                r'status="(success|failed)"\} 1\.0$',
+                text,
+                re.M,
+            ), (operation, text)
+        assert re.search(r'operation="get_workflow",status="success"\} 1\.0$', text, re.M)
         [line] = wait_until(lambda: _failure_lines(served.logs(), "obs-1"), what="the JSON line")
         assert line["error_type"] == "ValueError"
         assert line["workflow_name"] == "obs_fails"

@@ -210,15 +210,15 @@ class Detours:
         the workflow's, and its worker may be gone (daprd forces the termination likewise)."""
         past = self._store.get_history(turn.instance_id) if record.history_len else []
         turn.created_children = children_created(past)
-        turn.parent = next(
-            (e.parent for e in (*past, *events) if isinstance(e, ExecutionStarted)), None
-        )
+        started = next((e for e in (*past, *events) if isinstance(e, ExecutionStarted)), None)
+        entry.started = started
+        turn.parent = started.parent if started is not None else None
         now = utcnow(self._clock)
         ending = CompleteOrchestration(
             id=-1, status=OrchestrationStatus.TERMINATED, result=terminate.input
         )
         if terminate.timed_out:  # (its timeout passed: FAILED, as a TimeoutError)
-            started = next(e for e in (*past, *events) if isinstance(e, ExecutionStarted))
+            assert started is not None  # (a run with a timeout has started)
             failure = run_timeout_failure(record.name, started.timeout_at)
             ending = CompleteOrchestration(
                 id=-1, status=OrchestrationStatus.FAILED, failure=failure

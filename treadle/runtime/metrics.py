@@ -2,21 +2,27 @@
 
 Imported only when a runtime is asked for metrics (``WorkflowRuntime(metrics=True)`` or
 ``metrics_port=...``, ``treadle worker --metrics-port``); it needs ``prometheus-client``
-(the ``treadle[metrics]`` extra).
+(the ``treadle[metrics]`` extra), which it imports only when the metrics are first read or
+served (:attr:`WorkerMetrics.registry`): counting needs none of it, and its import costs a
+worker's start-up thousands of steps' counting (see
+``bench/results/metrics-overhead.txt``).
 
 Dapr's names and labels, where Dapr has the metric (``app_id``, ``namespace``, and
 ``workflow_name``, ``activity_name`` or ``operation``, and ``status``; counts without a
 ``_total`` suffix and latencies in milliseconds, as Dapr exports them):
-    ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP API by
-        ``operation`` (``create_workflow``, ``get_workflow``, ``add_event``,
-        ``purge_workflow``) and status ``success`` or ``failed``.
+    ``dapr_runtime_workflow_operation_count``: requests to ``treadle serve``'s HTTP and gRPC
+        APIs by ``operation`` (Dapr's ``create_workflow``, ``get_workflow``, ``add_event``,
+        ``purge_workflow``, and treadle's ``terminate_workflow``, ``suspend_workflow``,
+        ``resume_workflow``, which daprd does not count) and status ``success`` or
+        ``failed``.
     ``dapr_runtime_workflow_operation_latency``: their latency in milliseconds.
     ``dapr_runtime_workflow_execution_count``: finished runs, by status ``success``,
         ``failed`` or ``terminated``.
     ``dapr_runtime_workflow_execution_latency``: milliseconds from a run's start to its end.
     ``dapr_runtime_workflow_activity_execution_count``: activity attempts, by status
         ``success`` or ``failed``.
-    ``dapr_runtime_workflow_activity_execution_latency``: milliseconds an attempt ran.
+    ``dapr_runtime_workflow_activity_execution_latency``: milliseconds an attempt ran (for an
+        SDK worker's activity, from when ``treadle serve`` sent it to when the answer came).
 
 Treadle's own:
     ``treadle_lease_takeovers_total``: instances claimed from a worker whose lease lapsed.
@@ -37,26 +43,24 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    generate_latest,
-    start_http_server,
-)
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any
 
 from treadle.store.apps import WaitingWork
 
-__all__ = ["CONTENT_TYPE", "WorkerMetrics"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector as _Collector
+else:
+    _Collector = object  # (prometheus_client registers any object with collect())
+
+__all__ = ["DEFAULT_HOST", "WorkerMetrics", "serve_registry", "stop_serving"]
 
 logger = logging.getLogger(__name__)
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The media type of :meth:`WorkerMetrics.render`'s output."""
+DEFAULT_HOST = "127.0.0.1"
+"""Where metrics are served unless told otherwise: this machine only (see the README)."""
+
 
 LATENCY_BUCKETS_MS = (
     1,
@@ -95,54 +99,102 @@ class WorkerMetrics:
         app_id: str = "",
         waiting: Callable[[datetime], list[WaitingWork]] | None = None,
     ) -> None:
-        self.registry = CollectorRegistry()
         self._base = (app_id, os.environ.get("NAMESPACE", ""))
-        self._series = _Series()
-        self.registry.register(self._series)
-        self.takeovers = Counter(
-            "treadle_lease_takeovers",
-            "Workflow instances claimed from another worker whose lease lapsed.",
-            registry=self.registry,
-        )
-        if waiting is not None:
-            self.registry.register(_QueueCollector(waiting))
+        self._series = _Series(self._base)
+        self._executions = self._series.tables[_EXECUTION]
+        self._activities = self._series.tables[_ACTIVITY]
+        self._operations = self._series.tables[_OPERATION]
+        self._commits = self._series.tables[_COMMIT].cell(())
+        self.takeovers = self._series.takeovers
+        """Instances claimed from a worker whose lease lapsed (``takeovers.inc()``)."""
+        self._waiting = waiting
+        self._registry: CollectorRegistry | None = None
+        self._registry_lock = threading.Lock()
         self._server: Any = None
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The ``prometheus_client`` registry of these metrics, made (and
+        ``prometheus_client`` imported) on first use."""
+        with self._registry_lock:
+            if self._registry is None:
+                from prometheus_client import CollectorRegistry
+
+                registry = CollectorRegistry()
+                registry.register(self._series)
+                if self._waiting is not None:
+                    registry.register(_QueueCollector(self._waiting))
+                self._registry = registry
+            return self._registry
+
+    # The record methods run on the engine's and the activities' threads, once or twice a
+    # step: a dict lookup of the cell by its (name, status) and an update under its table's
+    # lock (see bench/results/metrics-overhead.txt).
     def workflow_finished(self, name: str, status: str, seconds: float | None) -> None:
         """A run of the workflow ``name`` ended with ``status`` after ``seconds`` (if known)."""
-        ms = None if seconds is None else seconds * 1000.0
-        self._series.add(_EXECUTION, (*self._base, name, status), ms)
+        table = self._executions
+        key = (name, status)
+        cell = table.cells.get(key) or table.cell(key)
+        if seconds is None:
+            cell.count_one()
+        else:
+            cell.record(seconds * 1000.0)
 
     def activity_finished(self, name: str, status: str, seconds: float) -> None:
         """An attempt of the activity ``name`` ended with ``status`` after ``seconds``."""
-        self._series.add(_ACTIVITY, (*self._base, name, status), seconds * 1000.0)
+        table = self._activities
+        key = (name, status)
+        (table.cells.get(key) or table.cell(key)).record(seconds * 1000.0)
 
     def operation(self, operation: str, status: str, seconds: float) -> None:
-        """A request of Dapr's ``operation`` (``create_workflow``, ...) was answered with
-        ``status`` (``success`` or ``failed``) after ``seconds``."""
-        self._series.add(_OPERATION, (*self._base, operation, status), seconds * 1000.0)
+        """A request of the workflow operation ``operation`` (``create_workflow``, ...) was
+        answered with ``status`` (``success`` or ``failed``) after ``seconds``."""
+        table = self._operations
+        key = (operation, status)
+        (table.cells.get(key) or table.cell(key)).record(seconds * 1000.0)
 
     def commit_took(self, seconds: float) -> None:
         """A group commit of turns took ``seconds``."""
-        self._series.add(_COMMIT, (), seconds)
+        self._commits.record(seconds)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format (reads the store: call off-loop)."""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
-        """Serve ``/metrics`` over HTTP on ``port`` (0: any free one) in a daemon thread;
-        the port it listens on."""
-        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
-        self._server = server
-        return int(server.server_address[1])
+    def serve(self, port: int, addr: str = DEFAULT_HOST) -> int:
+        """Serve ``/metrics`` over HTTP on ``addr``:``port`` (0: any free port) in a daemon
+        thread; the port it listens on."""
+        self._server, bound = serve_registry(self.registry, port, addr)
+        return bound
 
     def close(self) -> None:
         """Stop serving, if serving."""
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        stop_serving(server)
+
+
+def serve_registry(registry: CollectorRegistry, port: int, addr: str) -> tuple[Any, int]:
+    """Serve ``registry`` at ``/metrics`` on ``addr``:``port`` in a daemon thread.
+
+    Returns:
+        the HTTP server (for :func:`stop_serving`) and the port it listens on.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    return server, int(server.server_address[1])
+
+
+def stop_serving(server: Any) -> None:
+    """Stop a server of :func:`serve_registry` (None: nothing to stop)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,67 +247,127 @@ _FAMILIES = (_OPERATION, _EXECUTION, _ACTIVITY, _COMMIT)
 
 
 class _Cell:
-    """The values of one label set: how many, and the histogram of those measured."""
+    """The values of one label set: how many, and the histogram of those measured. Updated
+    under its table's lock."""
 
-    __slots__ = ("buckets", "count", "measured", "total")
+    __slots__ = ("_bounds", "_lock", "buckets", "count", "measured", "total")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, bounds: tuple[float, ...], lock: threading.Lock) -> None:
+        self._bounds = bounds
+        self._lock = lock
         self.count = 0
         self.measured = 0
         self.total = 0.0
-        self.buckets = [0] * (size + 1)  # the last one: above every bound
+        self.buckets = [0] * (len(bounds) + 1)  # the last one: above every bound
+
+    def record(self, value: float) -> None:
+        """Count one, measuring ``value``."""
+        i = bisect.bisect_left(self._bounds, value)
+        with self._lock:
+            self.count += 1
+            self.measured += 1
+            self.total += value
+            self.buckets[i] += 1
+
+    def count_one(self) -> None:
+        """Count one, not measured."""
+        with self._lock:
+            self.count += 1
 
 
-class _Series(Collector):
-    """Counters and histograms kept in plain dicts under one lock: a record is a dict lookup
-    and a bisection (``prometheus_client``'s own cost several times that). Dapr's counters
-    are exported under their exact names, without a ``_total`` suffix (as untyped series:
-    ``prometheus_client`` would add the suffix to a counter's)."""
+class _Tally:
+    """A count that only grows (thread-safe)."""
+
+    __slots__ = ("_lock", "value")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cells: dict[_Family, dict[tuple[str, ...], _Cell]] = {f: {} for f in _FAMILIES}
+        self.value = 0
 
-    def add(self, family: _Family, labels: tuple[str, ...], value: float | None) -> None:
-        """Count one under ``labels``, and measure ``value`` if given."""
+    def inc(self) -> None:
+        """Count one."""
         with self._lock:
-            cells = self._cells[family]
-            cell = cells.get(labels)
+            self.value += 1
+
+
+class _Table:
+    """The cells of one family by their own labels (after ``app_id`` and ``namespace``).
+
+    A cell, once made, stays: the record methods look it up without the lock (a dict read
+    is safe under the GIL) and make it under the lock the first time.
+    """
+
+    __slots__ = ("cells", "family", "lock")
+
+    def __init__(self, family: _Family) -> None:
+        self.family = family
+        self.lock = threading.Lock()
+        self.cells: dict[tuple[str, ...], _Cell] = {}
+
+    def cell(self, key: tuple[str, ...]) -> _Cell:
+        """The cell of ``key``, made if new."""
+        with self.lock:
+            cell = self.cells.get(key)
             if cell is None:
-                cell = cells[labels] = _Cell(len(family.bounds))
-            cell.count += 1
-            if value is not None:
-                cell.measured += 1
-                cell.total += value
-                cell.buckets[bisect.bisect_left(family.bounds, value)] += 1
+                cell = self.cells[key] = _Cell(self.family.bounds, self.lock)
+            return cell
+
+    def snapshot(self) -> list[tuple[tuple[str, ...], int, int, float, list[int]]]:
+        """Each cell's labels, count, measured count, sum and buckets, at one moment."""
+        with self.lock:
+            return [
+                (k, c.count, c.measured, c.total, list(c.buckets)) for k, c in self.cells.items()
+            ]
+
+
+class _Series(_Collector):
+    """Counters and histograms kept in plain objects: a record is a dict lookup, a bisection
+    and a locked update (``prometheus_client``'s own cost several times that). Dapr's
+    counters are exported under their exact names, without a ``_total`` suffix (as untyped
+    series: ``prometheus_client`` would add the suffix to a counter's).
+
+    Args:
+        base: the values of the labels every Dapr series starts with (app id, namespace).
+    """
+
+    def __init__(self, base: tuple[str, ...]) -> None:
+        self._base = base
+        self.tables = {f: _Table(f) for f in _FAMILIES}
+        self.takeovers = _Tally()
 
     def collect(self) -> Iterable[Metric]:
         """The counters' and histograms' current values."""
-        with self._lock:
-            snapshot = {
-                f: [(k, c.count, c.measured, c.total, list(c.buckets)) for k, c in cells.items()]
-                for f, cells in self._cells.items()
-            }
-        for family, rows in snapshot.items():
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+        takeovers = CounterMetricFamily(
+            "treadle_lease_takeovers",
+            "Workflow instances claimed from another worker whose lease lapsed.",
+        )
+        takeovers.add_metric([], self.takeovers.value)
+        yield takeovers
+        for family, table in self.tables.items():
+            rows = table.snapshot()
+            base = self._base if family.labels else ()
             keys = list(family.labels)
             if family.counter is not None:
                 # untyped: prometheus_client names a counter family ``*_total``
                 counter = Metric(family.counter, family.counter_doc, "untyped")
-                for labels, count, _, _, _ in rows:
-                    counter.add_sample(family.counter, dict(zip(keys, labels, strict=True)), count)
+                for own, count, _, _, _ in rows:
+                    labels = dict(zip(keys, (*base, *own), strict=True))
+                    counter.add_sample(family.counter, labels, count)
                 yield counter
             histogram = HistogramMetricFamily(family.histogram, family.histogram_doc, labels=keys)
-            for labels, _, measured, total, buckets in rows:
+            edges = [str(float(b)) for b in family.bounds] + ["+Inf"]
+            for own, _, measured, total, buckets in rows:
                 if measured:
                     cumulative = list(itertools.accumulate(buckets))
-                    edges = [str(float(b)) for b in family.bounds] + ["+Inf"]
                     histogram.add_metric(
-                        list(labels), list(zip(edges, cumulative, strict=True)), total
+                        [*base, *own], list(zip(edges, cumulative, strict=True)), total
                     )
             yield histogram
 
 
-class _QueueCollector(Collector):
+class _QueueCollector(_Collector):
     """Reads the work nobody holds from the store on scrape."""
 
     def __init__(self, waiting: Callable[[datetime], list[WaitingWork]]) -> None:
@@ -278,6 +390,8 @@ class _QueueCollector(Collector):
     def _families(
         self, work: list[WaitingWork] | None, now: datetime | None = None
     ) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         depth = GaugeMetricFamily(
             "treadle_queue_depth",
             "Work nobody holds yet: instances with messages, or activity tasks, by name.",

@@ -7,8 +7,10 @@ records carry those values as attributes too (``instance_id``, ``workflow_name``
 json`` writes as fields.
 
 With metrics on (see :mod:`treadle.runtime.metrics`), the same points count into them, with
-the commit latency and the activities' outcomes. With metrics off, a round pays one branch
-per committed turn (is it terminal?) and nothing else.
+the commit latency and the activities' outcomes; the runs of SDK workers (``treadle serve``)
+count here too, as their final turns commit (their activities are counted by the server).
+With metrics off, a round pays one branch per committed turn (is it terminal?) and nothing
+else.
 
 Threads: :meth:`Observer.committed` and :meth:`Observer.taken_over` run on the thread that
 holds the engine lock; :meth:`Observer.activity_done` on activity threads. The metrics object
@@ -17,8 +19,10 @@ takes its own locks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from treadle.clock import Clock, utcnow
@@ -76,15 +80,15 @@ class Observer:
             metrics.commit_took(seconds)
         for entry in pending.values():
             commit = entry.commit
-            if commit is None or not commit.status.is_terminal:
+            # (a turn with no events ends no run: it only consumes messages of a finished one)
+            if commit is None or not commit.status.is_terminal or not commit.new_events:
                 continue
             outcome = outcomes.get(entry.instance_id)
             if outcome is not None and outcome.ok:
                 self._finished(entry, commit)
 
     def _finished(self, entry: PendingTurn, commit: TurnCommit) -> None:
-        cached = entry.cached
-        name = cached.name if cached is not None else _started_name(commit.new_events)
+        name, started = _run_of(entry, commit)
         if commit.status is OrchestrationStatus.FAILED:
             failure = commit.failure
             error_type = failure.error_type if failure is not None else ""
@@ -106,7 +110,6 @@ class Observer:
         if metrics is None:
             return
         status = _OUTCOMES.get(commit.status, commit.status.name.lower())
-        started = cached.execution.started_at if cached is not None else EPOCH
         seconds = None
         if started is not EPOCH:
             seconds = max(0.0, (utcnow(self._clock) - started).total_seconds())
@@ -136,9 +139,20 @@ class Observer:
             self.metrics.activity_finished(item.name, status, seconds)
 
 
-def _started_name(events: Iterable[HistoryEvent]) -> str:
-    """The workflow name in a turn's ExecutionStarted event, if it has one."""
-    for event in events:
+def _run_of(entry: PendingTurn, commit: TurnCommit) -> tuple[str, datetime]:
+    """The workflow name of the run a final turn ends, and when it started (EPOCH: unknown):
+    from the cached run of a local workflow, else from its ExecutionStarted event, in the
+    stored history of a remote (SDK) worker's run or in the turn itself."""
+    cached = entry.cached
+    if cached is not None:
+        return cached.name, cached.execution.started_at
+    if entry.started is not None:
+        return entry.started.name, entry.started.timestamp
+    events: Iterable[HistoryEvent] = commit.new_events
+    remote = entry.remote
+    if remote is not None and remote.history is not None:
+        events = itertools.chain(remote.history.events, events)
+    for event in events:  # (ExecutionStarted comes second: the scan is short)
         if isinstance(event, ExecutionStarted):
-            return event.name
-    return ""
+            return event.name, event.timestamp
+    return "", EPOCH

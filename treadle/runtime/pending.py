@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from treadle.core.history import HistoryEvent
+from treadle.core.history import ExecutionStarted, HistoryEvent
 from treadle.runtime.cache import CachedExecution
 from treadle.runtime.remote import RemoteAnswer
 from treadle.runtime.turns import TurnOutput
@@ -50,6 +50,9 @@ class PendingTurn:
     timed_out: list[int] = field(default_factory=list)
     """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
     committed."""
+    started: ExecutionStarted | None = None
+    """The run's start, for a turn that ends a run not cached here (a termination of an SDK
+    worker's run): its name and start time, for the metrics."""
 
 
 class TurnInterrupted(BaseException):

@@ -127,6 +127,8 @@ class WorkflowRuntime(Registrations):
         metrics: keep Prometheus metrics (:attr:`metrics`; needs ``treadle[metrics]``).
         metrics_port: also serve them over HTTP on this port (0: any free one; implies
             ``metrics``) while the runtime runs; :attr:`metrics_port` is the one it got.
+        metrics_host: the address the metrics are served on: ``127.0.0.1`` (this machine
+            only) by default; ``0.0.0.0`` (every interface) for a scraper elsewhere.
         host, port, interceptors, maximum_thread_pool_workers: accepted for Dapr
             compatibility and unused: treadle talks to its store, not to a sidecar, and runs
             each synchronous activity on a thread of its own (up to the activity limit).
@@ -159,6 +161,7 @@ class WorkflowRuntime(Registrations):
         worker_ready_timeout: float | None = None,
         metrics: bool = False,
         metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         max_concurrent_activities = concurrency(
             max_concurrent_activities,
@@ -227,19 +230,24 @@ class WorkflowRuntime(Registrations):
         """Its Prometheus metrics, if it keeps them (see :mod:`treadle.runtime.metrics`)."""
         self.metrics_port = metrics_port
         """The port its metrics are served on, if served (the one bound, once started)."""
+        self.metrics_host = metrics_host
+        """The address its metrics are served on, if served."""
         if metrics or metrics_port is not None:
             self.enable_metrics(metrics_port)
         self._chores: Chores | None = None
 
-    def enable_metrics(self, port: int | None = None) -> WorkerMetrics:
+    def enable_metrics(self, port: int | None = None, host: str | None = None) -> WorkerMetrics:
         """Keep Prometheus metrics (as ``metrics=True``), and serve them on ``port`` if given
-        (as ``metrics_port``); call before :meth:`start`. Returns :attr:`metrics`."""
+        (as ``metrics_port``), on ``host`` if given (as ``metrics_host``); call before
+        :meth:`start`. Returns :attr:`metrics`."""
         if self.metrics is None:
             from treadle.runtime.metrics import WorkerMetrics
 
             self.metrics = WorkerMetrics(self.app_id, lambda now: self.store.waiting_work(now))
         if port is not None:
             self.metrics_port = port
+        if host is not None:
+            self.metrics_host = host
         return self.metrics
 
     def retry_stalled(self) -> None:
@@ -292,7 +300,7 @@ class WorkflowRuntime(Registrations):
             observer=Observer(self.metrics, self._clock),
         )
         if self.metrics is not None and self.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(self.metrics_port)
+            self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
         self._starts = starts = LocalStarts(engine, options, run, self._clock)
         engine.watchdog.start(run.stopping)
         release_dead_local_owners(store)

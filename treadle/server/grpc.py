@@ -22,6 +22,7 @@ import hmac
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import datetime, timezone
@@ -49,6 +50,7 @@ from treadle.runtime import WorkflowRuntime
 from treadle.server._proto import orchestrator_service_pb2 as spb
 from treadle.server.grpc_codec import action_from_proto, failure_from_proto, version_from_proto
 from treadle.server.grpc_instances import InstanceService, RpcFailure, json_payload
+from treadle.server.grpc_metrics import counted
 from treadle.server.grpc_requests import WorkItemEncoder
 from treadle.server.grpc_values import optional_string
 from treadle.server.grpc_workers import SidecarWorkers, Ticket, activity_request
@@ -252,10 +254,11 @@ class SidecarService:
         not wait forever) and answered with INVALID_ARGUMENT. A result that matches no activity
         handed to the caller is NOT_FOUND and recorded nowhere.
         """
-        item = self._workers.take_activity(
+        ticket = self._workers.take_activity_ticket(
             request.completionToken, request.instanceId, request.taskId, context.peer()
         )
-        if item is None:
+        item = ticket.activity if ticket is not None else None
+        if ticket is None or item is None:
             what = f"activity {request.taskId} of workflow {request.instanceId!r}"
             raise _not_outstanding(what, request.completionToken)
         now = datetime.now(timezone.utc)
@@ -287,6 +290,10 @@ class SidecarService:
                     task_execution_id=item.task_execution_id,
                 )
         self._runtime.complete_remote_activity(item, event)
+        metrics = self._runtime.metrics
+        if metrics is not None:  # from sending to the answer, as daprd measures it
+            status = "failed" if isinstance(event, TaskFailed) else "success"
+            metrics.activity_finished(item.name, status, time.monotonic() - ticket.sent_at)
         if error is not None:
             raise error
         return spb.CompleteTaskResponse()
@@ -296,19 +303,32 @@ class SidecarService:
         """The generic handler serving every method of ``TaskHubSidecarService``."""
         inst = self.instances
         S = spb
+        m = self._runtime.metrics  # Dapr's operation metrics (the Wait calls are not counted)
         methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "Hello": _unary(self.hello, empty_pb2.Empty),
-            "StartInstance": _unary(inst.start_instance, S.CreateInstanceRequest),
-            "GetInstance": _unary(inst.get_instance, S.GetInstanceRequest),
+            "StartInstance": _unary(
+                counted(m, "create_workflow", inst.start_instance), S.CreateInstanceRequest
+            ),
+            "GetInstance": _unary(
+                counted(m, "get_workflow", inst.get_instance), S.GetInstanceRequest
+            ),
             "WaitForInstanceStart": _unary(inst.wait_for_instance_start, S.GetInstanceRequest),
             "WaitForInstanceCompletion": _unary(
                 inst.wait_for_instance_completion, S.GetInstanceRequest
             ),
-            "RaiseEvent": _unary(inst.raise_event, S.RaiseEventRequest),
-            "TerminateInstance": _unary(inst.terminate_instance, S.TerminateRequest),
-            "SuspendInstance": _unary(inst.suspend_instance, S.SuspendRequest),
-            "ResumeInstance": _unary(inst.resume_instance, S.ResumeRequest),
-            "PurgeInstances": _unary(inst.purge_instances, S.PurgeInstancesRequest),
+            "RaiseEvent": _unary(counted(m, "add_event", inst.raise_event), S.RaiseEventRequest),
+            "TerminateInstance": _unary(
+                counted(m, "terminate_workflow", inst.terminate_instance), S.TerminateRequest
+            ),
+            "SuspendInstance": _unary(
+                counted(m, "suspend_workflow", inst.suspend_instance), S.SuspendRequest
+            ),
+            "ResumeInstance": _unary(
+                counted(m, "resume_workflow", inst.resume_instance), S.ResumeRequest
+            ),
+            "PurgeInstances": _unary(
+                counted(m, "purge_workflow", inst.purge_instances), S.PurgeInstancesRequest
+            ),
             "GetWorkItems": _stream(self.get_work_items, S.GetWorkItemsRequest),
             "CompleteActivityTask": _unary(self.complete_activity_task, S.ActivityResponse),
             "CompleteOrchestratorTask": _unary(self.complete_workflow_task, S.WorkflowResponse),

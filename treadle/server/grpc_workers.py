@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class Ticket:
         activity: the activity, for an activity work item.
         stream: the stream it was sent on and awaits an answer from (None while queued).
         sent: it was sent to a worker at least once (so its token is known outside).
+        sent_at: when it was last sent (``time.monotonic()``; 0.0 before).
     """
 
     token: str
@@ -145,6 +147,7 @@ class Ticket:
     activity: ActivityWorkItem | None = None
     stream: WorkStream | None = None
     sent: bool = False
+    sent_at: float = 0.0
 
     @property
     def instance_id(self) -> str:
@@ -269,6 +272,7 @@ class SidecarWorkers:
             ticket = stream.queue.popleft()
             ticket.stream = stream
             ticket.sent = True
+            ticket.sent_at = time.monotonic()
             stream.outstanding[ticket.token] = ticket
             return ticket
 
@@ -327,14 +331,22 @@ class SidecarWorkers:
     def take_activity(
         self, token: str, instance_id: str, task_id: int, peer: str
     ) -> ActivityWorkItem | None:
-        """Take back the outstanding activity an ``ActivityResponse`` answers.
+        """The activity of :meth:`take_activity_ticket`'s ticket, if any."""
+        ticket = self.take_activity_ticket(token, instance_id, task_id, peer)
+        return ticket.activity if ticket is not None else None
+
+    def take_activity_ticket(
+        self, token: str, instance_id: str, task_id: int, peer: str
+    ) -> Ticket | None:
+        """Take back the outstanding activity an ``ActivityResponse`` answers, with its ticket
+        (when it was sent).
 
         With a ``token``: the activity of that instance and task sent with that token.
         Without one: the oldest activity of that instance and task outstanding on a stream
         from ``peer`` (the caller's address).
 
         Returns:
-            the activity, or None if none is outstanding (a late or duplicate answer, or one
+            its ticket, or None if none is outstanding (a late or duplicate answer, or one
             for work this caller was never given).
         """
         with self._cond:
@@ -355,7 +367,7 @@ class SidecarWorkers:
             if (item.instance_id, item.task_id) != (instance_id, task_id):
                 return None
             self._forget(ticket)
-            return item
+            return ticket
 
     def forget(self, ticket: Ticket) -> None:
         """Drop a ticket that cannot be sent (its turn is given back to the runtime)."""

@@ -15,7 +15,8 @@ Metrics:
 
 With ``runtime``, the metrics of the server's runtime (:mod:`treadle.runtime.metrics`:
 Dapr's workflow, activity and operation metrics, takeovers, commits, waiting work) are served
-with these, and the HTTP requests of Dapr's workflow operations are counted there too.
+with these, and the HTTP requests of Dapr's workflow operations are counted there too (the
+gRPC service counts its calls there: :mod:`treadle.server.grpc_metrics`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from treadle.client import WorkflowClient, WorkflowStatus
-from treadle.runtime.metrics import WorkerMetrics
+from treadle.runtime.metrics import WorkerMetrics, serve_registry, stop_serving
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class ServerMetrics:
         )
         if client is not None:
             self.registry.register(InstanceCountCollector(client, cap=count_cap, cache_s=cache_s))
+        self._server: Any = None
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count a request to a Dapr workflow operation (by its route template) in the
@@ -100,15 +103,36 @@ class ServerMetrics:
         """The registry in the Prometheus text format (may query the store: call off-loop)."""
         return generate_latest(self.registry)
 
+    def serve(self, port: int, addr: str) -> int:
+        """Serve the registry at ``/metrics`` on ``addr``:``port`` (0: any free port) in a
+        daemon thread, besides the HTTP API's ``/metrics``; the port it listens on."""
+        self._server, bound = serve_registry(self.registry, port, addr)
+        return bound
+
+    def close(self) -> None:
+        """Stop serving on the port of :meth:`serve`, if serving."""
+        server, self._server = self._server, None
+        stop_serving(server)
+
+
+_SUFFIXES = (
+    ("/start", "create_workflow"),
+    ("/raiseEvent/{event_name}", "add_event"),
+    ("/purge", "purge_workflow"),
+    ("/terminate", "terminate_workflow"),
+    ("/pause", "suspend_workflow"),
+    ("/resume", "resume_workflow"),
+)
+
 
 def _operation(route: str, method: str) -> str | None:
-    """Dapr's name of the workflow operation a route template serves, if it is one."""
-    if route.endswith("/start"):
-        return "create_workflow"
-    if "/raiseEvent/" in route:
-        return "add_event"
-    if route.endswith("/purge"):
-        return "purge_workflow"
+    """The name of the workflow operation a route template of Dapr's HTTP API serves, if it
+    is one (treadle's own ``/api/v1`` routes, the dashboard's, are not counted)."""
+    if not route.startswith("/v1"):
+        return None
+    for suffix, operation in _SUFFIXES:
+        if route.endswith(suffix):
+            return operation
     if method == "GET" and route.endswith("/{instance_id}"):
         return "get_workflow"
     return None

@@ -52,6 +52,9 @@ class ServeOptions:
         shutdown_timeout_s: how long running activities may finish on shutdown.
         http_read_timeout_s: how long an HTTP connection may go without sending a byte while
             the server waits for its request (headers or body) before it is closed.
+        metrics_port: also serve the Prometheus metrics on this port (0: a free one), besides
+            the HTTP API's ``/metrics``; None: not.
+        metrics_host: the address of ``metrics_port`` (None: ``host``).
         activity_limits: activities its SDK workers run, each with how many may run at once
             across every worker of the store (``--activity-limit NAME=N``: the activity goes
             on the queue ``activity:NAME``, as ``register_activity(fn, concurrency=N)`` puts it).
@@ -67,10 +70,12 @@ class ServeOptions:
     api_token: str | None = None
     shutdown_timeout_s: float = 10.0
     http_read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    metrics_port: int | None = None
+    metrics_host: str | None = None
     activity_limits: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("grpc_port", "http_port"):
+        for name in ("grpc_port", "http_port", "metrics_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be between 0 and 65535, got {port}")
@@ -103,7 +108,8 @@ def run_server(
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down cleanly.
 
     Prints ``treadle serve: grpc HOST:PORT http HOST:PORT`` (``http off`` without HTTP) once
-    both servers listen, with the ports actually bound.
+    both servers listen, with the ports actually bound (and ``metrics: URL`` with
+    ``metrics_port``).
 
     Raises:
         InvalidInputError: a bad ``--app``.
@@ -121,7 +127,8 @@ def run_server(
         remote=workers,
         max_concurrent_activities=256,
         app_id=options.app_id,
-        metrics=options.http_port is not None,  # served with the server's at /metrics
+        # served with the server's at /metrics (and on metrics_port)
+        metrics=options.http_port is not None or options.metrics_port is not None,
     )
     if options.app:
         runtime.register_from(load_app_runtime(options.app))
@@ -138,6 +145,9 @@ def run_server(
         api_token=token,
     )
     http: HttpServer | None = None
+    metrics: ServerMetrics | None = None
+    if runtime.metrics is not None:
+        metrics = ServerMetrics(client, runtime=runtime.metrics)
     try:
         if options.http_port is not None:
             http = HttpServer(
@@ -146,7 +156,7 @@ def run_server(
                     api_token=token,
                     max_body_bytes=options.max_payload_bytes,
                     lookup=runtime.registered_workflow,
-                    metrics=ServerMetrics(client, runtime=runtime.metrics),
+                    metrics=metrics,
                 ),
                 options.host,
                 options.http_port,
@@ -157,7 +167,10 @@ def run_server(
         if http is not None:
             http.start()
         http_where = f"{options.host}:{http.port}" if http is not None else "off"
+        metrics_where = _serve_metrics(metrics, options)
         echo(f"treadle serve: grpc {options.host}:{grpc_port} http {http_where}")
+        if metrics_where is not None:
+            echo(f"metrics: {metrics_where}")
         echo(f"store: {redact_url(store.url)}; auth: {'api token' if token else 'none'}")
         if runtime.app_id:
             echo(f"app id: {runtime.app_id}")
@@ -172,9 +185,28 @@ def run_server(
         grpc_server.stop(grace=2.0).wait(5.0)
         if http is not None:
             http.stop()
+        if metrics is not None:
+            metrics.close()
         runtime.shutdown(timeout=options.shutdown_timeout_s)
         store.close()
     echo("treadle serve: stopped")
+
+
+def _serve_metrics(metrics: ServerMetrics | None, options: ServeOptions) -> str | None:
+    """Serve ``metrics`` on ``options.metrics_port``, if given; the URL.
+
+    Raises:
+        RuntimeError: the port cannot be bound.
+    """
+    if metrics is None or options.metrics_port is None:
+        return None
+    host = options.metrics_host or options.host
+    try:
+        port = metrics.serve(options.metrics_port, host)
+    except OSError as exc:
+        raise RuntimeError(f"cannot serve metrics on {host}:{options.metrics_port}: {exc}") from exc
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/metrics"
 
 
 def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
