@@ -16,6 +16,7 @@ import enum
 import importlib
 import inspect
 import json
+import re
 import subprocess
 from typing import Any
 
@@ -70,9 +71,19 @@ def sdk_surface() -> dict[str, Any]:
     return surface
 
 
+_MANGLED = re.compile(r"^_[A-Za-z]\w*?(__[A-Za-z]\w*)$")
+
+
+def _unmangled(name: str) -> str:
+    """A private parameter's name as written (``__fn``), whichever class mangled it:
+    nobody can pass it by keyword, so only its place counts."""
+    match = _MANGLED.match(name)
+    return match.group(1) if match else name
+
+
 def _ours(obj: Any) -> list[tuple[str, str, bool]]:
     return [
-        (p.name, p.kind.name, p.default is not inspect.Parameter.empty)
+        (_unmangled(p.name), p.kind.name, p.default is not inspect.Parameter.empty)
         for p in inspect.signature(obj).parameters.values()
     ]
 
@@ -91,6 +102,7 @@ def incompatibilities(
             optional positional parameters of treadle's own (a constructor in STORE_FIRST).
     """
     problems: list[str] = []
+    sdk = [[_unmangled(p[0]), *p[1:]] for p in sdk]
     named = {name: (kind, has_default) for name, kind, has_default in ours}
     positional = [name for name, kind, _ in ours if kind in _POSITIONAL]
     sdk_positional = [p for p in sdk if p[1] in _POSITIONAL]

@@ -58,6 +58,7 @@ from treadle.core.history import (
 )
 from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
+from treadle.core.legacy_timeouts import LegacyTimeouts, shift_actions, shift_keys
 from treadle.core.propagation import PropagatedHistory
 from treadle.core.retry import POISONED, RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
@@ -207,6 +208,7 @@ class WorkflowExecution:
         self.timed_out_tasks: set[int] = set()
         """Activity calls (ids) whose timeout passed: their late results are dropped."""
         self._timeout_events: list[HistoryEvent] = []  # the failures that recorded them
+        self._legacy = LegacyTimeouts()  # timeouts recorded as timers (schema 8 and before)
         self._events = _EventBuffer()
         self._suspended_events: list[HistoryEvent] = []
         self._generator: Generator[Any, Any, Any] | None = None
@@ -291,7 +293,7 @@ class WorkflowExecution:
             case TaskScheduled():
                 self._match_action(event, ScheduleTask, event.name)
             case TimerCreated():
-                self._match_action(event, CreateTimer, None)
+                self._on_timer_created(event)
             case SubOrchestrationInstanceCreated():
                 self._match_action(event, CreateSubOrchestration, event.name)
             case EventSent():
@@ -394,6 +396,43 @@ class WorkflowExecution:
                 f"but the workflow {_describe_action(action)}; the workflow code "
                 "changed while the instance was running: version it or start a new instance"
             )
+        self._legacy.on_record(action)
+
+    def _on_timer_created(self, event: TimerCreated) -> None:
+        # A timer right after a timed call may be that call's timeout, recorded as a timer
+        # by the code of schema 8 and before (see treadle.core.legacy_timeouts).
+        pending = self._pending_actions.get(event.event_id)
+        taken = self._legacy.timer_created(event, pending, self.current_utc_datetime)
+        if taken is None:
+            self._match_action(event, CreateTimer, None)
+            return
+        self._shift_ids(taken)
+        self._timed_calls.discard(self._legacy.timers[taken].task_id)  # (not the store's)
+
+    def _shift_ids(self, first: int) -> None:
+        """Move every action the code made from id ``first`` on (none recorded yet) up one id,
+        and what is kept by their ids with them."""
+        self._sequence += 1
+        self._pending_actions, renamed = shift_actions(
+            self._pending_actions, first, self.instance_id, self.execution_id
+        )
+        self.child_instance_ids = [renamed.get(c, c) for c in self.child_instance_ids]
+        if self.completion is not None and self.completion.id >= first:
+            completion = self._pending_actions[self.completion.id + 1]
+            assert isinstance(completion, CompleteOrchestration)
+            self.completion = completion
+        self._tasks = shift_keys(self._tasks, first)
+        self._retries = shift_keys(self._retries, first)
+        self._retry_timers = shift_keys(self._retry_timers, first)
+        self._event_timeouts = shift_keys(self._event_timeouts, first)
+        self._timed_calls = {i + 1 if i >= first else i for i in self._timed_calls}
+        for retry in {
+            id(r): r for r in (*self._retries.values(), *self._retry_timers.values())
+        }.values():
+            if retry.action.id >= first:  # (the attempt the code has just made)
+                action = self._pending_actions[retry.action.id + 1]
+                assert isinstance(action, ScheduleTask | CreateSubOrchestration)
+                retry.action = action
 
     def _discard_completion(self) -> None:
         # History records an action the code did not make. If the code has already finished,
@@ -491,6 +530,10 @@ class WorkflowExecution:
             if isinstance(action, ScheduleTask) and action.timeout is not None:
                 self._timed_calls.add(new_id)
             return
+        legacy = self._legacy.timers.pop(event.timer_id, None)
+        if legacy is not None:
+            self._on_legacy_timeout(legacy.task_id, legacy.timeout, legacy.name)
+            return
         timeout = self._event_timeouts.pop(event.timer_id, None)
         if timeout is not None:
             key, waiter = timeout
@@ -504,6 +547,20 @@ class WorkflowExecution:
         if task is not None:
             task.complete(None)
             self._resume_if_ready()
+
+    def _on_legacy_timeout(self, task_id: int, timeout: timedelta, name: str) -> None:
+        """The attempt ``task_id`` has run past the timeout a timer of an old history kept:
+        fail it (a retry follows under its policy); its result, should it come later, is
+        dropped."""
+        if task_id not in self._tasks:
+            return  # it finished in time
+        self.timed_out_tasks.add(task_id)
+        failure = FailureDetails(
+            f"activity {name!r} (step {task_id}) did not finish within its timeout of "
+            f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
+            "TimeoutError",
+        )
+        self._on_failure(task_id, failure, timed_out=True)
 
     def _on_event_raised(self, event: EventRaised) -> None:
         key = event.name.lower()

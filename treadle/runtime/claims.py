@@ -92,7 +92,7 @@ class Claims:
         self._wakeups.claim_due = False
         exclude = self._wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self._remote is not None:
-            exclude.extend(self._remote.pending_ids())
+            exclude.extend(self._remote.pass_over())
         names = self.names(WorkKind.WORKFLOW)
         queued = self._registry.queued_workflows
         if queued and names is not None:

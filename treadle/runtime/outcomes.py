@@ -117,7 +117,8 @@ class Outcomes:
         elif entry.timed_out:
             self._executor.cancel(iid, entry.timed_out)
         if entry.remote is not None and self._remote is not None and entry.output is not None:
-            self._remote.committed(entry.remote, version, commit.keep_lease)
+            if self._remote.committed(entry.remote, version, commit.keep_lease):
+                self._wakeups.wake_claims()  # messages may wait in its inbox: claim it
             if not commit.keep_lease or entry.output.is_final or commit.reset_history:
                 self._detours.deliver(self._remote.release(iid))
             elif self._remote.ready():

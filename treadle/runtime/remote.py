@@ -151,6 +151,7 @@ class RemoteExecutor:
         ] = queue.SimpleQueue()
         # (instance id, monotonic time before which it is not claimed again)
         self._abandoned: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._passed_over: set[str] = set()  # left out of a claim while their turn was out
 
     def has_answers(self) -> bool:
         """Whether answers or abandoned turns wait for the dispatcher (any thread)."""
@@ -159,6 +160,15 @@ class RemoteExecutor:
     def pending_ids(self) -> list[str]:
         """The instances whose turn is out (dispatcher)."""
         return list(self._pending)
+
+    def pass_over(self) -> list[str]:
+        """The instances whose turn is out, for a claim to leave out (dispatcher, without the
+        engine lock). A message that came for one waits in its inbox: if the instance stays
+        held after its turn, the turn's commit asks for a claim (:meth:`committed`), else the
+        message would wait for a periodic one."""
+        out = list(self._pending)
+        self._passed_over.update(out)
+        return out
 
     def held_ids(self) -> list[str]:
         """The instances held here between remote turns, whose lease is kept (dispatcher)."""
@@ -223,10 +233,13 @@ class RemoteExecutor:
         )
         self._send(instance_id, held.name, held.status, held.custom_status, turn, [], [], held)
 
-    def committed(self, answer: RemoteAnswer, version: int, keep_lease: bool) -> None:
+    def committed(self, answer: RemoteAnswer, version: int, keep_lease: bool) -> bool:
         """A remote turn was committed at ``version``: keep its instance held with the run's
-        history grown by the turn, if it keeps the lease and goes on."""
+        history grown by the turn, if it keeps the lease and goes on. Whether it stays held and a
+        claim left it out while the turn was out (see :meth:`pass_over`): claim it now."""
         iid = answer.instance_id
+        claim = iid in self._passed_over
+        self._passed_over.discard(iid)
         output = answer.output
         held = self._held.get(iid)
         if (
@@ -237,7 +250,7 @@ class RemoteExecutor:
             or output.is_final
             or output.commit.reset_history
         ):
-            return
+            return False
         held.history = answer.history
         held.history.extend(output.commit.new_events)
         held.version = version
@@ -245,11 +258,13 @@ class RemoteExecutor:
         held.custom_status = output.commit.custom_status
         if held.waiting:
             self._ready[iid] = None
+        return claim
 
     def release(self, instance_id: str) -> list[Completion]:
         """Stop holding the instance (its lease is let go or lost; it finished); the results
         that waited for its next turn, to deliver through its inbox."""
         self._ready.pop(instance_id, None)
+        self._passed_over.discard(instance_id)
         held = self._held.pop(instance_id, None)
         return held.waiting if held is not None else []
 

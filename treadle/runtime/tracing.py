@@ -207,11 +207,9 @@ class Tracing:
         history: Callable[[str], Sequence[HistoryEvent]],
         provider: trace.TracerProvider | None = None,
     ) -> None:
-        from treadle import __version__
-
         self.provider = provider or trace.get_tracer_provider()
         """Where the spans go."""
-        self._tracer = self.provider.get_tracer("treadle", __version__)
+        self._tracer = self.provider.get_tracer("treadle", _installed_version())
         inner = getattr(self._tracer, "id_generator", None)
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
@@ -491,3 +489,14 @@ def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:
         flags = "01" if sampled else "00"
         return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
     return dataclasses.replace(tc, span_id=span_id)
+
+
+def _installed_version() -> str | None:
+    """treadle's version as installed (the tracer's instrumentation scope), None when it
+    runs from a source tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("treadle")
+    except PackageNotFoundError:
+        return None
