@@ -34,9 +34,8 @@ Fixing the run span's id needs the OpenTelemetry SDK's tracer (its ``id_generato
 another implementation the run span gets an id of its own and its children point at the one
 in history. A run started while tracing was off stays untraced.
 
-With the OpenTelemetry SDK's tracer, the spans are recorded by
-:mod:`treadle.runtime.tracing_spans` (the same exported data, for a third of the SDK's
-per-span cost), and by the tracer's ``start_span`` otherwise.
+With the SDK's tracer, :mod:`treadle.runtime.tracing_spans` records the spans (the same data,
+for a third of the SDK's per-span cost); the tracer's ``start_span`` otherwise.
 
 Threads: :meth:`Tracing.stamp` and :meth:`Tracing.committed` run on the thread that holds the
 engine lock; :meth:`Tracing.activity_started` on activity threads. The runs known here are a
@@ -215,8 +214,7 @@ class Tracing:
         if self._ids is not None:
             self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
         self.spans = _spans(self._tracer)
-        """What starts its spans: :class:`~treadle.runtime.tracing_spans.Spans`, or the
-        tracer itself without the OpenTelemetry SDK."""
+        """What starts its spans (:class:`~treadle.runtime.tracing_spans.Spans`, or the tracer)."""
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
@@ -465,8 +463,7 @@ class Tracing:
 
 
 def _spans(tracer: trace.Tracer) -> Any:
-    """What starts treadle's spans: light ones with the OpenTelemetry SDK's tracer (see
-    :mod:`treadle.runtime.tracing_spans`), ``tracer`` itself without the SDK."""
+    """What starts treadle's spans: light ones, or ``tracer`` itself without the SDK."""
     try:
         from treadle.runtime.tracing_spans import Spans
     except ImportError:  # (no SDK installed: the tracer is not the SDK's)
