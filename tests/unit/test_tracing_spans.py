@@ -243,3 +243,17 @@ def test_the_current_span_while_an_attempt_runs_is_the_attempt_span() -> None:
     attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
     assert not current.is_recording()
     assert trace.get_current_span() is not current
+
+
+def test_a_processor_that_sees_spans_start_turns_light_spans_off() -> None:
+    tracing, _ = _tracing(light=True)
+    assert tracing.spans.light()
+    starts = _Starts()
+    provider = tracing.provider
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(starts)
+    assert not tracing.spans.light()
+    attempt = tracing.activity_started(_item())
+    assert attempt is not None
+    attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    assert starts.started == ["activity||greet"]

@@ -64,10 +64,10 @@ class Spans:
             and hasattr(tracer, "_span_limits")
             and hasattr(tracer, "_instrumentation_scope")
         )
-        self._processors: object = None  # (the processors last checked, and the answer)
-        self._quiet = False
-        self._sampler: object = None  # (the sampler last checked, and the answer)
-        self._parent_based = False
+        # (the processors and the sampler last checked, each with the answer: one tuple, so
+        # that activity threads checking at once never pair one's answer with another's)
+        self._quiet: tuple[object, bool] = (None, False)
+        self._parent_based: tuple[object, bool] = (None, False)
 
     def light(self) -> bool:
         """Whether a span started now would be a light one."""
@@ -78,26 +78,28 @@ class Spans:
         if type(processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
             return False
         processors = processor._span_processors  # (a new tuple when one is added)
-        if processors is not self._processors:
-            self._quiet = all(
+        checked, quiet = self._quiet
+        if processors is not checked:
+            quiet = all(
                 type(p).on_start in _NO_OP_START and type(p)._on_ending in _NO_OP_ENDING
                 for p in processors
             )
-            self._processors = processors
-        return self._quiet
+            self._quiet = (processors, quiet)
+        return quiet
 
     def _follows_remote_parent(self, sampler: object) -> bool:
         """Whether ``sampler`` samples a span with a remote parent as the parent was (the
         SDK's default ``ParentBased``, whatever its root sampler)."""
-        if sampler is not self._sampler:
-            self._parent_based = (
+        checked, parent_based = self._parent_based
+        if sampler is not checked:
+            parent_based = (
                 isinstance(sampler, ParentBased)
                 and type(sampler).should_sample is ParentBased.should_sample
                 and getattr(sampler, "_remote_parent_sampled", None) is ALWAYS_ON
                 and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
             )
-            self._sampler = sampler
-        return self._parent_based
+            self._parent_based = (sampler, parent_based)
+        return parent_based
 
     def start_span(
         self,
