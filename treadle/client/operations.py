@@ -433,6 +433,13 @@ class InstanceOperations:
                 runtime.withdraw_remote_turn(iid)
         if not (leased or runtimes) or self.control_wait_s <= 0:
             return
+
+        def withdraw_again() -> None:
+            # A turn claimed just before the message came (with the messages before it) may
+            # go out to a remote worker only after the first try: give it up once it does.
+            for runtime in runtimes:
+                runtime.withdraw_remote_turn(iid)
+
         try:
             wait_for(
                 self._store,
@@ -440,7 +447,9 @@ class InstanceOperations:
                 lambda r: done(r) or r.version > record.version + 1,
                 what="take the request",
                 timeout_s=self.control_wait_s,
-                check=None,
+                check=withdraw_again
+                if runtimes and not isinstance(event, ExecutionTerminated)
+                else None,
             )
         except TimeoutError:
             logger.info(
