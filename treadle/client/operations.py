@@ -434,11 +434,14 @@ class InstanceOperations:
         if not (leased or runtimes) or self.control_wait_s <= 0:
             return
 
-        def withdraw_again() -> None:
+        def give_up_again() -> None:
             # A turn claimed just before the message came (with the messages before it) may
             # go out to a remote worker only after the first try: give it up once it does.
             for runtime in runtimes:
-                runtime.withdraw_remote_turn(iid)
+                if isinstance(event, ExecutionTerminated):
+                    runtime.abandon_remote_turn(iid)
+                else:
+                    runtime.withdraw_remote_turn(iid)
 
         try:
             wait_for(
@@ -447,9 +450,7 @@ class InstanceOperations:
                 lambda r: done(r) or r.version > record.version + 1,
                 what="take the request",
                 timeout_s=self.control_wait_s,
-                check=withdraw_again
-                if runtimes and not isinstance(event, ExecutionTerminated)
-                else None,
+                check=give_up_again if runtimes else None,
             )
         except TimeoutError:
             logger.info(
