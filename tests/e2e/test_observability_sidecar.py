@@ -15,20 +15,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sdk_env import sdk_python
 
+from .conftest import EVERY_BACKEND
 from .helpers import wait_until
 from .sidecar import Served, describe, last_line, run_sdk, serve
 
 pytestmark = pytest.mark.timeout(300)  # the first SDK test builds the SDK venv
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The sidecar's store."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_schema_url"))
-    return f"sqlite:///{tmp_path / 'ops.db'}"
 
 
 def _metrics_line(served: Served) -> str:
@@ -63,7 +56,9 @@ def _value(samples: Samples, metric: str, /, **labels: str) -> float | None:
     return found[0] if found else None
 
 
-def test_sdk_operations_runs_and_activities_are_counted(tmp_path: Path, db: str) -> None:
+@pytest.mark.parametrize("backend", EVERY_BACKEND, indirect=True)
+def test_sdk_operations_runs_and_activities_are_counted(tmp_path: Path, store_url: str) -> None:
+    db = store_url
     python = sdk_python()
     with serve(tmp_path, "--metrics-port", "0", db=db) as served:
         line = _metrics_line(served)

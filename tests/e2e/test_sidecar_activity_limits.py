@@ -12,23 +12,16 @@ from sdk_env import sdk_python
 
 import treadle as wf
 
+from .conftest import EVERY_BACKEND
 from .helpers import wait_until
 from .sidecar import sdk_process, serve
 
 pytestmark = pytest.mark.timeout(300)  # the first SDK test builds the SDK venv
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_an_sdk_activity_runs_within_its_limit(
-    tmp_path: Path, backend: str, request: pytest.FixtureRequest
-) -> None:
-    db = (
-        str(request.getfixturevalue("postgres_schema_url"))
-        if backend == "postgres"
-        else f"sqlite:///{tmp_path / 'sidecar.db'}"
-    )
+@pytest.mark.parametrize("backend", EVERY_BACKEND, indirect=True)
+def test_an_sdk_activity_runs_within_its_limit(tmp_path: Path, store_url: str) -> None:
+    db = store_url
     python = sdk_python()
     markers = tmp_path / "markers"
     markers.mkdir()
