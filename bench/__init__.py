@@ -23,6 +23,9 @@ one process, and treadle's hot spots), ``--sdk python|js`` (W1a, W1b and W3 thro
 ``treadle serve`` with an official Dapr SDK, beside the embedded figures: :mod:`bench.sdk`),
 ``--sdk-ab DIR`` (each SDK workload again with the server of another checkout). PostgreSQL
 is at ``$TREADLE_BENCH_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/test``.
+
+``python -m bench.ab OLD NEW -- OPTIONS`` runs the bench of two trees or git revisions
+alternately and summarises each figure's medians and ratio (:mod:`bench.ab`).
 """
 
 from __future__ import annotations

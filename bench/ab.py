@@ -1,0 +1,211 @@
+"""``python -m bench.ab A B [--rounds N] [--out FILE] -- BENCH-OPTIONS``: an interleaved A/B of
+two versions of treadle in one sitting.
+
+``A`` and ``B`` are source trees (directories holding ``treadle/`` and ``bench/``) or git
+revisions of the repository this runs in (each is exported with ``git archive`` into a
+temporary directory). Each round runs ``python -m bench BENCH-OPTIONS`` once from ``A`` and once
+from ``B`` (alternating, so a change in the machine's load falls on both), each with its own
+tree first on ``PYTHONPATH`` and its own ``bench`` package. Every line a run prints is echoed
+with its side's label; at the end a summary gives, per figure, the median of each side, the
+ratio B/A and a verdict (``better``/``WORSE`` beyond ``--threshold``, else ``same``; memory
+figures are listed but not judged), with every value. The load average is printed at the start
+of each run: a loaded machine makes wall-clock figures meaningless, so look at it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+# the fields that name a figure (Measurement in bench.report) across the two sides
+KEY_FIELDS = ("store", "workload", "metric", "size", "workers")
+
+
+@dataclass
+class Figure:
+    """One figure's values on each side."""
+
+    unit: str
+    better: str
+    values: dict[str, list[float]] = field(default_factory=lambda: {"A": [], "B": []})
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line: A/B options before ``--``, the bench's own options after it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    bench_args: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, bench_args = args[:cut], args[cut + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab",
+        description="Interleaved A/B of `python -m bench` between two trees or git revisions.",
+        epilog="Example: python -m bench.ab 9a2afa2 . --rounds 2 -- --store both --only W1,W3",
+    )
+    parser.add_argument("a", help="side A: a source tree or a git revision (the old one)")
+    parser.add_argument("b", help="side B: a source tree or a git revision (the new one)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each side (default 2)")
+    parser.add_argument("--out", type=Path, help="also write the echo and the summary here")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.05,
+        help="relative difference below which a figure is 'same' (default 0.05)",
+    )
+    parsed = parser.parse_args(args)
+    if parsed.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {parsed.rounds}")
+    return parsed, bench_args
+
+
+@contextmanager
+def source_tree(spec: str) -> Iterator[Path]:
+    """The tree ``spec`` names: a directory as it is, or a git revision exported to a temporary
+    directory that is removed afterwards."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "treadle").is_dir() or not (path / "bench").is_dir():
+            raise SystemExit(f"{spec}: not a treadle source tree (no treadle/ and bench/ in it)")
+        yield path.resolve()
+        return
+    check = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode != 0:
+        raise SystemExit(f"{spec}: neither a directory nor a git revision of {REPO}")
+    with tempfile.TemporaryDirectory(prefix="treadle-ab-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", spec], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp)
+
+
+def run_side(label: str, tree: Path, bench_args: list[str], echo: list[str]) -> dict[str, Any]:
+    """Run the bench of ``tree`` once, echoing its lines with ``label``; return its JSON."""
+    with tempfile.TemporaryDirectory(prefix="treadle-ab-json-") as tmp:
+        out = Path(tmp) / "result.json"
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        command = [sys.executable, "-m", "bench", *bench_args, "--json", str(out)]
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        say(echo, f"=== {label} ({time.strftime('%H:%M:%S')}, load {load}) {tree}")
+        proc = subprocess.Popen(
+            command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            say(echo, f"{label} {line.rstrip()}")
+        if proc.wait() != 0:
+            raise SystemExit(f"the bench of side {label} ({tree}) exited with {proc.returncode}")
+        if not out.exists():
+            raise SystemExit(f"the bench of side {label} ({tree}) wrote no JSON")
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
+
+
+def say(echo: list[str], line: str) -> None:
+    """Print ``line`` now and keep it for ``--out``."""
+    print(line, flush=True)
+    echo.append(line)
+
+
+def collect(results: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, ...], Figure]:
+    """Every treadle figure (and the disk's floor) of both sides, keyed by what names it, in
+    first-seen order."""
+    figures: dict[tuple[Any, ...], Figure] = {}
+    for side, runs in results.items():
+        for run in runs:
+            for m in run.get("measurements", []):
+                if m.get("engine") not in ("treadle", "disk"):  # a peer's figures: not compared
+                    continue
+                key = tuple(m.get(name) for name in KEY_FIELDS)
+                figure = figures.setdefault(key, Figure(m["unit"], m.get("better", "none")))
+                figure.values[side].append(float(m["value"]))
+    return figures
+
+
+def summary(figures: dict[tuple[Any, ...], Figure], threshold: float) -> list[str]:
+    """One line per figure: medians, ratio B/A, verdict, all values."""
+    lines = [
+        f"{'workload':8} {'store':8} {'w':>2} {'figure':38} {'size':>6} {'A med':>10} "
+        f"{'B med':>10} {'unit':6} {'B/A':>5}  verdict  values A | B"
+    ]
+    for (store, workload, metric, size, workers), fig in figures.items():
+        a, b = fig.values["A"], fig.values["B"]
+        a_med = statistics.median(a) if a else None
+        b_med = statistics.median(b) if b else None
+        ratio = b_med / a_med if a_med and b_med is not None else None
+        lines.append(
+            f"{workload:8} {store:8} {workers if workers is not None else '-':>2} "
+            f"{metric[:38]:38} {size if size is not None else '':>6} "
+            f"{_num(a_med):>10} {_num(b_med):>10} {fig.unit:6} "
+            f"{f'{ratio:.2f}' if ratio is not None else '-':>5}  "
+            f"{verdict(ratio, fig, threshold):7}  "
+            f"{' '.join(_num(x) for x in a)} | {' '.join(_num(x) for x in b)}"
+        )
+    return lines
+
+
+def verdict(ratio: float | None, fig: Figure, threshold: float) -> str:
+    """``better``, ``WORSE`` or ``same`` for B against A; ``only A``/``only B`` when a side
+    lacks the figure; memory and unjudged figures are ``-``."""
+    if not fig.values["A"]:
+        return "only B"
+    if not fig.values["B"]:
+        return "only A"
+    if ratio is None or fig.unit == "MiB" or fig.better == "none":
+        return "-"
+    if abs(ratio - 1) < threshold:
+        return "same"
+    better = ratio > 1 if fig.better == "higher" else ratio < 1
+    return "better" if better else "WORSE"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the A/B and print (and with ``--out`` write) the echo and the summary."""
+    args, bench_args = parse_args(argv)
+    echo: list[str] = []
+    results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    with source_tree(args.a) as tree_a, source_tree(args.b) as tree_b:
+        say(echo, f"# A = {args.a} ({tree_a}), B = {args.b} ({tree_b})")
+        say(echo, f"# python -m bench {' '.join(bench_args)}, {args.rounds} round(s), alternating")
+        for _ in range(args.rounds):
+            results["A"].append(run_side("A", tree_a, bench_args, echo))
+            results["B"].append(run_side("B", tree_b, bench_args, echo))
+    lines = summary(collect(results), args.threshold)
+    say(echo, "")
+    say(
+        echo,
+        f"# summary: medians of {args.rounds} run(s) each, B/A; verdict beyond "
+        f"{args.threshold:.0%}",
+    )
+    for line in lines:
+        say(echo, line)
+    if args.out is not None:
+        args.out.write_text("\n".join(echo) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

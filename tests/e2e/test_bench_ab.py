@@ -1,0 +1,75 @@
+"""``python -m bench.ab``: an interleaved A/B of two trees prints every run's lines with its
+side's label and a summary that pairs each figure of A with the same figure of B."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.ab import Figure, summary, verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ab_of_a_tree_against_itself_pairs_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "ab.txt"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ab",
+            str(ROOT),
+            str(ROOT),
+            "--rounds",
+            "1",
+            "--out",
+            str(out),
+            "--",
+            "--quick",
+            "--only",
+            "W3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text == proc.stdout
+    assert "=== A (" in text and "=== B (" in text
+    assert "A W3   treadle sqlite" in text and "B W3   treadle sqlite" in text
+    rows = [
+        line for line in text.splitlines() if line.startswith("W3 ") and " time per step  " in line
+    ]
+    assert len(rows) == 4, rows  # quick W3: 100, 200, 400 and 1,000 steps
+    for row in rows:
+        assert "only" not in row  # both sides have it
+        a_values, b_values = row.split("  ")[-1].split(" | ")
+        assert float(a_values) > 0 and float(b_values) > 0
+
+
+def test_ab_refuses_what_is_not_a_tree_or_revision(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.ab", str(tmp_path), "no-such-revision-xyz", "--", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "not a treadle source tree" in proc.stderr
+
+
+def test_verdict_follows_the_better_direction_and_threshold() -> None:
+    faster = Figure("ms", "lower", {"A": [1.0, 1.2], "B": [0.8, 0.9]})
+    assert verdict(0.85 / 1.1, faster, 0.05) == "better"
+    assert verdict(1.2, faster, 0.05) == "WORSE"
+    assert verdict(1.03, faster, 0.05) == "same"
+    throughput = Figure("wf/s", "higher", {"A": [900.0], "B": [1000.0]})
+    assert verdict(1000 / 900, throughput, 0.05) == "better"
+    assert verdict(None, Figure("ms", "lower", {"A": [], "B": [1.0]}), 0.05) == "only B"
+    assert verdict(1.5, Figure("MiB", "lower", {"A": [1.0], "B": [1.5]}), 0.05) == "-"
+    lines = summary({("sqlite", "W3", "time per step", 100, 1): faster}, 0.05)
+    assert "0.85" in lines[1] and "better" in lines[1] and "1.1" in lines[1]
