@@ -12,7 +12,6 @@ worker that lost its lease, or that worked on a stale copy, fails with
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from treadle.core.history import (
 )
 from treadle.errors import FailureDetails
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
+from treadle.store.ids import new_execution_id as new_execution_id  # (re-exported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,9 +408,6 @@ class InstancePage:
     next_cursor: str | None = None
 
 
-def new_execution_id() -> str:
-    """A fresh, unique execution id (of one run of an instance)."""
-    return uuid.uuid4().hex
 
 
 @runtime_checkable
