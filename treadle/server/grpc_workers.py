@@ -22,7 +22,7 @@ the SDK the history events it does not understand (:func:`events_for_sdk`).
 from __future__ import annotations
 
 import itertools
-import secrets
+import os
 import threading
 import time
 from collections import deque
@@ -385,7 +385,7 @@ class SidecarWorkers:
         self, *, turn: RemoteTurn | None = None, activity: ActivityWorkItem | None = None
     ) -> Ticket:
         # random: a token is the proof that its work item was handed to the caller
-        ticket = Ticket(secrets.token_urlsafe(16), turn, activity)
+        ticket = Ticket(os.urandom(16).hex(), turn, activity)  # (secrets' own source)
         self._tickets[ticket.token] = ticket
         return ticket
 
