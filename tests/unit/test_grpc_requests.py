@@ -150,3 +150,9 @@ def test_a_long_chain_with_large_values_is_the_whole_request_at_every_turn() -> 
             TaskCompleted(timestamp=at(n), task_scheduled_id=n, result=big),
         ]
     assert len(data) > 40_000
+
+
+def test_an_activity_item_is_the_work_item_with_its_request_and_token() -> None:
+    request = spb.ActivityRequest(name="inc", taskId=7, taskExecutionId="x" * 200)
+    data = WorkItemEncoder.activity_item(request, "tok")
+    assert decoded(data) == spb.WorkItem(activityRequest=request, completionToken="tok")

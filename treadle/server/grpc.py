@@ -176,9 +176,7 @@ class SidecarService:
             trace = (
                 None if tracing is None else tracing.run_parent(item.instance_id, item.execution_id)
             )
-            return spb.WorkItem(
-                activityRequest=activity_request(item, trace), completionToken=ticket.token
-            ).SerializeToString()
+            return self._encoder.activity_item(activity_request(item, trace), ticket.token)
         assert ticket.turn is not None
         try:
             return self._encoder.workflow_item(ticket.turn, ticket.token)

@@ -13,6 +13,13 @@ one ``SerializeToString``.
 The kept encodings are bounded (least recently used first out); an instance whose entry was
 dropped, or whose past is not the continuation of it (another run, a history read anew), is
 encoded whole, as before.
+
+Each message is joined once from its pieces (the head of the request, kept per run; the kept
+past, a view into the message sent before; the new events; the token), not built by
+concatenating the growing past several times.
+
+Threads: the server's ``GetWorkItems`` stream threads (an instance's kept encoding is taken out
+of the table while one of them encodes a turn of it) and any thread that forgets an instance.
 """
 
 from __future__ import annotations
@@ -45,10 +52,12 @@ DEFAULT_KEPT = 4096
 # the engine's bookkeeping, not inputs of the workflow function.
 _HIDDEN = (OrchestratorCompleted, ExecutionCompleted, EventSent)
 
-# Field numbers: WorkItem.workflowRequest, WorkflowRequest.pastEvents / newEvents.
+# Field numbers: WorkItem.workflowRequest, WorkflowRequest.pastEvents / newEvents,
+# WorkItem.activityRequest.
 _WORK_ITEM_REQUEST = spb.WorkItem.DESCRIPTOR.fields_by_name["workflowRequest"].number
 _PAST = spb.WorkflowRequest.DESCRIPTOR.fields_by_name["pastEvents"].number
 _NEW = spb.WorkflowRequest.DESCRIPTOR.fields_by_name["newEvents"].number
+_ACTIVITY_REQUEST = spb.WorkItem.DESCRIPTOR.fields_by_name["activityRequest"].number
 
 
 def keep_for_sdk(event: HistoryEvent, suspended: bool) -> tuple[bool, bool]:
@@ -164,6 +173,13 @@ class WorkItemEncoder:
                 self._entries.popitem(last=False)
         return message
 
+    @staticmethod
+    def activity_item(request: spb.ActivityRequest, token: str) -> bytes:
+        """The serialized ``WorkItem`` of an activity with its token (the request is not
+        copied into a ``WorkItem`` message first)."""
+        tail = spb.WorkItem(completionToken=token).SerializeToString()
+        return _field(_ACTIVITY_TAG, request.SerializeToString()) + tail
+
     def forget(self, instance_id: str) -> None:
         """Drop an instance's encoding (it finished)."""
         with self._lock:
@@ -238,3 +254,4 @@ _BYTES = [bytes((n,)) for n in range(0x80)]
 _WORK_ITEM_TAG = _varint(_WORK_ITEM_REQUEST << 3 | 2)
 _PAST_TAG = _varint(_PAST << 3 | 2)
 _NEW_TAG = _varint(_NEW << 3 | 2)
+_ACTIVITY_TAG = _varint(_ACTIVITY_REQUEST << 3 | 2)

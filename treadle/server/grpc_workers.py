@@ -400,6 +400,15 @@ class SidecarWorkers:
             else:
                 self._unassigned.extend(batch)
             return
+        if len(batch) == 1:  # (a submission: the usual case)
+            stream = self._streams[self._next_stream % len(self._streams)]
+            self._next_stream += 1
+            if front:
+                stream.queue.appendleft(batch[0])
+            else:
+                stream.queue.append(batch[0])
+            stream.wakeup.notify()
+            return
         per_stream: dict[int, list[Ticket]] = {}
         for ticket in batch:
             stream = self._streams[self._next_stream % len(self._streams)]
