@@ -171,9 +171,15 @@ def served(
     tree ``tree`` (None: the one the bench runs); (process, address)."""
     argv = [sys.executable, "-m", "treadle.cli", "--db", url, "serve"]
     env = None
+    cwd = BENCH_ROOT
     if tree is not None:
-        env = {"PYTHONPATH": f"{tree.resolve()}{os.pathsep}{BENCH_ROOT}"}
-    server = _Proc([*argv, "--grpc-port", "0", "--no-http"], work_dir / f"{tag}-serve.log", env)
+        # `python -m` puts its working directory first on sys.path, before PYTHONPATH: run
+        # in the other tree, else the server would import this tree's treadle.
+        cwd = tree.resolve()
+        env = {"PYTHONPATH": f"{cwd}{os.pathsep}{BENCH_ROOT}"}
+    server = _Proc(
+        [*argv, "--grpc-port", "0", "--no-http"], work_dir / f"{tag}-serve.log", env, cwd
+    )
     try:
         line = server.read_line(60.0, _READY)
         match = _READY.search(line)

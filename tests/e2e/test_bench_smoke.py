@@ -125,3 +125,22 @@ def test_bench_sdk_runs_the_workloads_through_treadle_serve(tmp_path: Path) -> N
     engines = {(m["engine"], m["workload"]) for m in data["measurements"]}
     assert {("sdk-python", "W1a"), ("sdk-python", "W3"), ("treadle", "W1a")} <= engines
     assert data["errors"] == []
+
+
+def test_the_sdk_ab_serves_from_the_other_tree(tmp_path: Path) -> None:
+    """``--sdk-ab DIR``: the other side's ``treadle serve`` imports DIR's treadle, not this
+    tree's (``python -m`` puts its working directory before PYTHONPATH)."""
+    import shutil
+
+    from bench.sdk import served
+
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "treadle", other / "treadle")
+    marker = "serving from the other tree"
+    with (other / "treadle" / "server" / "serve.py").open("a") as module:
+        module.write(f"\nimport sys as _sys\n\nprint({marker!r}, file=_sys.stderr, flush=True)\n")
+    for tree, tag in ((other, "other"), (None, "this")):
+        with served(f"sqlite:///{tmp_path / tag}.db", tmp_path, tag, tree) as (_, address):
+            assert address.rsplit(":", 1)[1].isdigit()
+        log = (tmp_path / f"{tag}-serve.log").read_text()
+        assert (marker in log) == (tree is not None), log[-2000:]

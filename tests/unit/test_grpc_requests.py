@@ -129,3 +129,30 @@ def test_the_kept_encodings_are_bounded() -> None:
     assert len(encoder) == 3
     encoder.forget("i9")
     assert len(encoder) == 2
+
+
+def test_a_long_chain_with_large_values_is_the_whole_request_at_every_turn() -> None:
+    """Events and messages longer than a one-byte length (multi-byte varints), and pasts
+    kept as a view into the message sent before."""
+    encoder = WorkItemEncoder()
+    big = '"' + "x" * 300 + '"'
+    past: list[HistoryEvent] = []
+    new: list[HistoryEvent] = [OrchestratorStarted(timestamp=T0), started("c")]
+    for n in range(1, 80):
+        turn = RemoteTurn("c", "e1", "wf", list(past), new)
+        data = encoder.workflow_item(turn, f"t{n}")
+        assert decoded(data) == expected(turn, f"t{n}")
+        past.extend(new)
+        past.append(TaskScheduled(timestamp=at(n), event_id=n, name="inc", input=big))
+        past.append(OrchestratorCompleted(timestamp=at(n)))
+        new = [
+            OrchestratorStarted(timestamp=at(n)),
+            TaskCompleted(timestamp=at(n), task_scheduled_id=n, result=big),
+        ]
+    assert len(data) > 40_000
+
+
+def test_an_activity_item_is_the_work_item_with_its_request_and_token() -> None:
+    request = spb.ActivityRequest(name="inc", taskId=7, taskExecutionId="x" * 200)
+    data = WorkItemEncoder.activity_item(request, "tok")
+    assert decoded(data) == spb.WorkItem(activityRequest=request, completionToken="tok")

@@ -176,9 +176,7 @@ class SidecarService:
             trace = (
                 None if tracing is None else tracing.run_parent(item.instance_id, item.execution_id)
             )
-            return spb.WorkItem(
-                activityRequest=activity_request(item, trace), completionToken=ticket.token
-            ).SerializeToString()
+            return self._encoder.activity_item(activity_request(item, trace), ticket.token)
         assert ticket.turn is not None
         try:
             return self._encoder.workflow_item(ticket.turn, ticket.token)
@@ -202,7 +200,9 @@ class SidecarService:
         to the caller is NOT_FOUND (see :mod:`treadle.server.grpc_workers`).
         """
         iid = request.instanceId
-        turn = self._workers.take_workflow(request.completionToken, iid, context.peer())
+        token = request.completionToken
+        # (the caller's address only matters without a token: a grpc call to read it)
+        turn = self._workers.take_workflow(token, iid, "" if token else context.peer())
         if turn is None:
             raise _not_outstanding(f"workflow {iid!r}", request.completionToken)
         custom_status = optional_string(request, "customStatus")
@@ -260,7 +260,10 @@ class SidecarService:
         handed to the caller is NOT_FOUND and recorded nowhere.
         """
         ticket = self._workers.take_activity_ticket(
-            request.completionToken, request.instanceId, request.taskId, context.peer()
+            request.completionToken,
+            request.instanceId,
+            request.taskId,
+            "" if request.completionToken else context.peer(),
         )
         item = ticket.activity if ticket is not None else None
         if ticket is None or item is None:

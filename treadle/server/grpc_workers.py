@@ -22,7 +22,7 @@ the SDK the history events it does not understand (:func:`events_for_sdk`).
 from __future__ import annotations
 
 import itertools
-import secrets
+import os
 import threading
 import time
 from collections import deque
@@ -385,7 +385,7 @@ class SidecarWorkers:
         self, *, turn: RemoteTurn | None = None, activity: ActivityWorkItem | None = None
     ) -> Ticket:
         # random: a token is the proof that its work item was handed to the caller
-        ticket = Ticket(secrets.token_urlsafe(16), turn, activity)
+        ticket = Ticket(os.urandom(16).hex(), turn, activity)  # (secrets' own source)
         self._tickets[ticket.token] = ticket
         return ticket
 
@@ -399,6 +399,15 @@ class SidecarWorkers:
                 self._unassigned.extendleft(reversed(batch))
             else:
                 self._unassigned.extend(batch)
+            return
+        if len(batch) == 1:  # (a submission: the usual case)
+            stream = self._streams[self._next_stream % len(self._streams)]
+            self._next_stream += 1
+            if front:
+                stream.queue.appendleft(batch[0])
+            else:
+                stream.queue.append(batch[0])
+            stream.wakeup.notify()
             return
         per_stream: dict[int, list[Ticket]] = {}
         for ticket in batch:
