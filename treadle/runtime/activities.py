@@ -7,7 +7,9 @@ reports an outcome through ``done`` on its own thread, which may hand back the n
 that thread to run.
 
 State: the queue of items waiting for a thread, the threads and how many are idle (under the
-executor's own lock), the event loop, and whether each activity name is ``async def``.
+executor's own lock), the event loop, whether each activity name is ``async def``, and the
+activities running now (each thread adds and removes its own with one dict operation,
+without the lock; :meth:`ActivityExecutor.cancel` looks at a copy).
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class ActivityExecutor:
         with self._lock:
             hit = [
                 r
-                for r in self._running.values()
+                for r in list(self._running.values())  # (one C call: runs come and go)
                 if r.item.instance_id == instance_id
                 and (task_ids is None or r.item.task_id in task_ids)
                 and (item is None or r.item is item)
@@ -206,13 +208,11 @@ class ActivityExecutor:
 
     def _started(self, item: ActivityWorkItem) -> _Running:
         running = _Running(item)
-        with self._lock:
-            self._running[item.id] = running
+        self._running[item.id] = running  # (one dict operation: no lock, see the module)
         return running
 
     def _ended(self, item: ActivityWorkItem) -> None:
-        with self._lock:
-            self._running.pop(item.id, None)
+        self._running.pop(item.id, None)
 
     def _run_sync(
         self, fn: Callable[..., Any] | None, item: ActivityWorkItem
