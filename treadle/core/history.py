@@ -39,12 +39,9 @@ class OrchestrationStatus(enum.Enum):
     SUSPENDED = 7
     STALLED = 8
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether an instance in this status has finished for good."""
-        # (by name: a str hashes in C, where an Enum member's hash is a Python call, and
-        # this is asked several times a turn)
-        return self._name_ in _TERMINAL_NAMES
+    is_terminal: bool
+    """Whether an instance in this status has finished for good (set on each member below:
+    a plain attribute, read several times a turn, where a property would be a call)."""
 
 
 _TERMINAL = frozenset(
@@ -55,7 +52,9 @@ _TERMINAL = frozenset(
         OrchestrationStatus.CANCELED,
     }
 )
-_TERMINAL_NAMES = frozenset(s.name for s in _TERMINAL)
+for _status in OrchestrationStatus:
+    _status.is_terminal = _status in _TERMINAL
+del _status
 
 
 @dataclass(frozen=True, slots=True)
