@@ -236,10 +236,9 @@ class TurnPreparer:
             entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
         )
 
-    def prepare_fast(self, entry: PendingTurn) -> None:
-        """Prepare the turn of a held instance from its activity results alone."""
-        cached = self._cache.get(entry.instance_id)
-        assert cached is not None  # (a result is folded in only for a cached instance)
+    def prepare_fast(self, entry: PendingTurn, cached: CachedExecution) -> None:
+        """Prepare the turn of a held instance (its execution ``cached``) from its activity
+        results alone."""
         turn = TurnInput(
             entry.instance_id,
             cached.name,
@@ -300,14 +299,16 @@ class TurnPreparer:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(
-            1
-            for a in actions
-            if isinstance(a, ScheduleTask)
-            and self._detours.runs_here(a.name, a.app_id)
-            and a.heartbeat_timeout is None
-            and a.timeout is None
-        )
+        # (those with a timeout or a heartbeat timeout are claimed, with their deadlines)
+        scheduled = 0
+        timed = False
+        runs_here = self._detours.runs_here
+        for action in actions:  # (a plain loop: this is every turn)
+            if isinstance(action, ScheduleTask):
+                if action.heartbeat_timeout is not None or action.timeout is not None:
+                    timed = True
+                elif runs_here(action.name, action.app_id):
+                    scheduled += 1
         lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
         still_running = self._inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
@@ -331,11 +332,7 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n or any(
-            isinstance(a, ScheduleTask)
-            and (a.heartbeat_timeout is not None or a.timeout is not None)
-            for a in actions
-        ):
+        if scheduled > lease_n or timed:
             self._wakeups.activity_claim_due = True
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
