@@ -78,7 +78,7 @@ def own_task_orphaned(turn: TurnCommit) -> bool:
             return False
     if not turn.keep_lease:
         return True
-    for task in turn.new_activities:
+    for task in turn.new_activities:  # noqa: SIM110 (no generator: this is every turn)
         if task.own:
             return True
     return False
