@@ -697,8 +697,9 @@ class WorkflowExecution:
         """Record a ScheduleTask action (for ``app_id``'s workers, if given), each attempt
         of which the store fails with a TimeoutError once it has run for ``timeout``; return
         its task."""
-        _check_timeout(timeout, "an activity's")
-        _check_timeout(heartbeat_timeout, "an activity's heartbeat")
+        if timeout is not None or heartbeat_timeout is not None:  # (most calls have none)
+            _check_timeout(timeout, "an activity's")
+            _check_timeout(heartbeat_timeout, "an activity's heartbeat")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,
