@@ -115,7 +115,12 @@ class ActivityExecutor:
     def runs_on_thread(self, item: ActivityWorkItem) -> bool:
         """Whether ``item`` is a registered sync activity (run on one of the threads)."""
         fn = self._activities.get(item.name)
-        return fn is not None and not self._is_async(item.name, fn)
+        if fn is None:
+            return False
+        known = self._async_names.get(item.name)  # (_is_async's answer, if it is known)
+        if known is not None and known[0] is fn:
+            return not known[1]
+        return not self._is_async(item.name, fn)
 
     def _is_async(self, name: str, fn: Callable[..., Any]) -> bool:
         """Whether ``fn`` (registered as ``name``) is an ``async def`` (asked once a name)."""
@@ -219,7 +224,8 @@ class ActivityExecutor:
     ) -> ActivityWorkItem | None:
         if not self._is_current(item):
             return None
-        running = self._started(item)
+        running = _Running(item)
+        self._running[item.id] = running  # (as _started and _ended do, inline: every step)
         began = time.perf_counter() if self._observe is not None else 0.0
         attempt = self._tracing.activity_started(item) if self._tracing is not None else None
         try:
@@ -230,7 +236,7 @@ class ActivityExecutor:
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
         finally:
-            self._ended(item)
+            self._running.pop(item.id, None)
         if attempt is not None:
             attempt.end(event)
         if self._observe is not None:
