@@ -94,7 +94,8 @@ class InstanceCache:
             self._held.discard(instance_id)
         self._entries[instance_id] = cached
         self._entries.move_to_end(instance_id)
-        self._trim()
+        if len(self._entries) > self._size:
+            self._trim()
 
     def evict(self, instance_id: str) -> None:
         """Forget the instance's execution: its next turn replays its history."""
