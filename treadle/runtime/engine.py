@@ -53,7 +53,7 @@ from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.outcomes import Outcomes
 from treadle.runtime.pending import PendingTurn, TurnInterrupted
-from treadle.runtime.poison import SuspectClaims, is_poisoned, poisoned_failure
+from treadle.runtime.poison import SuspectClaims, poisoned_failure
 from treadle.runtime.prepare import TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
@@ -492,16 +492,19 @@ class Engine:
             return False
         items, sent_at, free = claim
         limit = self._options.max_activity_deliveries
+        suspects = self.suspects
         with self.lock:
             for item in items:
                 self.inflight.track(
                     item, sent_at, heartbeats=item.name in self._registry.activities
                 )
-                if is_poisoned(item, limit):  # its attempts kept killing their workers
+                # (is_poisoned, inline: its attempts kept killing their workers)
+                if limit is not None and item.deliveries > limit:
                     self.inflight.results.put((item, poisoned_failure(item, self._clock)))
                     self.wakeups.wake()
                 else:
-                    self.suspects.claimed(item)
+                    if item.deliveries > 1 or suspects.careful:  # (else claimed() changes
+                        suspects.claimed(item)  # nothing: a first delivery, not careful)
                     self._submit_activity(item)
         if len(items) == free:
             self.wakeups.activity_claim_due = True
