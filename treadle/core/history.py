@@ -39,12 +39,9 @@ class OrchestrationStatus(enum.Enum):
     SUSPENDED = 7
     STALLED = 8
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether an instance in this status has finished for good."""
-        # (by name: a str hashes in C, where an Enum member's hash is a Python call, and
-        # this is asked several times a turn)
-        return self._name_ in _TERMINAL_NAMES
+    is_terminal: bool
+    """Whether an instance in this status has finished for good (set on each member below:
+    a plain attribute, read several times a turn, where a property would be a call)."""
 
 
 _TERMINAL = frozenset(
@@ -55,7 +52,9 @@ _TERMINAL = frozenset(
         OrchestrationStatus.CANCELED,
     }
 )
-_TERMINAL_NAMES = frozenset(s.name for s in _TERMINAL)
+for _status in OrchestrationStatus:
+    _status.is_terminal = _status in _TERMINAL
+del _status
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,15 +531,16 @@ def event_to_json(event: HistoryEvent) -> str:
     Absent payloads appear as ``null`` and the status as its number; :func:`event_from_dict`
     reads both forms.
     """
-    if isinstance(event, ExecutionStarted) and event.propagated is not None:
+    cls = type(event)  # (one of EVENT_TYPES: the tables below are by class)
+    if cls is ExecutionStarted and getattr(event, "propagated", None) is not None:
         # (the events nested in it need their kinds: the one-pass form has none)
         return orjson.dumps(event_to_dict(event)).decode()
-    cls = type(event)
     text = orjson.dumps(event).decode()
     end = -1  # (the closing brace)
     for name, unset, length in _TRAILING_UNSET[cls]:
         value = getattr(event, name)
-        if type(value) is not type(unset) or value != unset:
+        # (the unset value itself, most often: None, 0 or False, which are singletons)
+        if value is not unset and (type(value) is not type(unset) or value != unset):
             break
         end -= length
     return f"{_KIND_PREFIX[cls]}{text[1:end]}}}"

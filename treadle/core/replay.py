@@ -380,19 +380,21 @@ class WorkflowExecution:
 
     def _match_action(self, event: HistoryEvent, expected: type[Action], name: str | None) -> None:
         action = self._pending_actions.pop(event.event_id, None)
-        recorded = _describe_event(event)
         if action is None:
             self._discard_completion()
             raise NonDeterminismError(
-                f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
+                f"instance {self.instance_id!r}, step {event.event_id}: history has "
+                f"{_describe_event(event)} "
                 "but the workflow did not call anything at that step; the workflow code "
                 "changed while the instance was running: version it or start a new instance"
             )
-        actual_name = getattr(action, "name", None)
-        if not isinstance(action, expected) or (name is not None and actual_name != name):
+        if not isinstance(action, expected) or (
+            name is not None and getattr(action, "name", None) != name
+        ):
             self._discard_completion()
             raise NonDeterminismError(
-                f"instance {self.instance_id!r}, step {event.event_id}: history has {recorded} "
+                f"instance {self.instance_id!r}, step {event.event_id}: history has "
+                f"{_describe_event(event)} "
                 f"but the workflow {_describe_action(action)}; the workflow code "
                 "changed while the instance was running: version it or start a new instance"
             )
@@ -697,8 +699,9 @@ class WorkflowExecution:
         """Record a ScheduleTask action (for ``app_id``'s workers, if given), each attempt
         of which the store fails with a TimeoutError once it has run for ``timeout``; return
         its task."""
-        _check_timeout(timeout, "an activity's")
-        _check_timeout(heartbeat_timeout, "an activity's heartbeat")
+        if timeout is not None or heartbeat_timeout is not None:  # (most calls have none)
+            _check_timeout(timeout, "an activity's")
+            _check_timeout(heartbeat_timeout, "an activity's heartbeat")
         action_id = self._next_id()
         action = ScheduleTask(
             id=action_id,

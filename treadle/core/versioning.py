@@ -152,6 +152,8 @@ class Patches:
 
     def confirm(self) -> None:
         """The turn's new patches were committed: they are recorded history now."""
+        if not self.found:  # (none found: none new; most runs use no patch)
+            return
         fresh = new_patches(self.recorded, self.found)
         self.recorded.extend(fresh)
         self._known.update(fresh)
@@ -242,7 +244,11 @@ def settle_turn(
         recorded_name: the version name the run's history recorded, if any.
         reported: the version the worker ran and every patch it found true, in order.
     """
-    unavailable = any(isinstance(a, ReportVersionNotAvailable) for a in actions)
+    unavailable = False
+    for action in actions:  # (a plain loop: this is every turn)
+        if isinstance(action, ReportVersionNotAvailable):
+            unavailable = True
+            break
     if reported is None and not recorded and not unavailable:
         # (an unversioned run that found no patch: nothing to check, nothing to record)
         return SettledTurn(list(new_events), list(actions))

@@ -7,7 +7,9 @@ reports an outcome through ``done`` on its own thread, which may hand back the n
 that thread to run.
 
 State: the queue of items waiting for a thread, the threads and how many are idle (under the
-executor's own lock), the event loop, and whether each activity name is ``async def``.
+executor's own lock), the event loop, whether each activity name is ``async def``, and the
+activities running now (each thread adds and removes its own with one dict operation,
+without the lock; :meth:`ActivityExecutor.cancel` looks at a copy).
 """
 
 from __future__ import annotations
@@ -113,7 +115,12 @@ class ActivityExecutor:
     def runs_on_thread(self, item: ActivityWorkItem) -> bool:
         """Whether ``item`` is a registered sync activity (run on one of the threads)."""
         fn = self._activities.get(item.name)
-        return fn is not None and not self._is_async(item.name, fn)
+        if fn is None:
+            return False
+        known = self._async_names.get(item.name)  # (_is_async's answer, if it is known)
+        if known is not None and known[0] is fn:
+            return not known[1]
+        return not self._is_async(item.name, fn)
 
     def _is_async(self, name: str, fn: Callable[..., Any]) -> bool:
         """Whether ``fn`` (registered as ``name``) is an ``async def`` (asked once a name)."""
@@ -165,7 +172,7 @@ class ActivityExecutor:
         with self._lock:
             hit = [
                 r
-                for r in self._running.values()
+                for r in list(self._running.values())  # (one C call: runs come and go)
                 if r.item.instance_id == instance_id
                 and (task_ids is None or r.item.task_id in task_ids)
                 and (item is None or r.item is item)
@@ -206,20 +213,19 @@ class ActivityExecutor:
 
     def _started(self, item: ActivityWorkItem) -> _Running:
         running = _Running(item)
-        with self._lock:
-            self._running[item.id] = running
+        self._running[item.id] = running  # (one dict operation: no lock, see the module)
         return running
 
     def _ended(self, item: ActivityWorkItem) -> None:
-        with self._lock:
-            self._running.pop(item.id, None)
+        self._running.pop(item.id, None)
 
     def _run_sync(
         self, fn: Callable[..., Any] | None, item: ActivityWorkItem
     ) -> ActivityWorkItem | None:
         if not self._is_current(item):
             return None
-        running = self._started(item)
+        running = _Running(item)
+        self._running[item.id] = running  # (as _started and _ended do, inline: every step)
         began = time.perf_counter() if self._observe is not None else 0.0
         attempt = self._tracing.activity_started(item) if self._tracing is not None else None
         try:
@@ -230,7 +236,7 @@ class ActivityExecutor:
         except _ACTIVITY_ERRORS as exc:
             event = _failed(item, exc, self._clock)
         finally:
-            self._ended(item)
+            self._running.pop(item.id, None)
         if attempt is not None:
             attempt.end(event)
         if self._observe is not None:

@@ -25,6 +25,7 @@ whose lease this runtime keeps between turns ("held"), which trimming never drop
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from treadle.core.replay import WorkflowExecution
@@ -59,16 +60,15 @@ class InstanceCache:
         size: how many executions of instances not held are kept (held ones always are).
     """
 
-    __slots__ = ("_entries", "_held", "_size")
+    __slots__ = ("_entries", "_held", "_size", "get")
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._entries: OrderedDict[str, CachedExecution] = OrderedDict()
         self._held: set[str] = set()
-
-    def get(self, instance_id: str) -> CachedExecution | None:
-        """The instance's execution, if cached."""
-        return self._entries.get(instance_id)
+        self.get: Callable[[str], CachedExecution | None] = self._entries.get
+        """The instance's execution, if cached (the dict's own ``get``: a step asks up to
+        three times, and a method would be a Python call each)."""
 
     def resumable(self, instance_id: str, registry_generation: int) -> CachedExecution | None:
         """The instance's execution to resume its next turn from, the registry's workflow
@@ -94,7 +94,8 @@ class InstanceCache:
             self._held.discard(instance_id)
         self._entries[instance_id] = cached
         self._entries.move_to_end(instance_id)
-        self._trim()
+        if len(self._entries) > self._size:
+            self._trim()
 
     def evict(self, instance_id: str) -> None:
         """Forget the instance's execution: its next turn replays its history."""

@@ -53,7 +53,7 @@ from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.outcomes import Outcomes
 from treadle.runtime.pending import PendingTurn, TurnInterrupted
-from treadle.runtime.poison import SuspectClaims, is_poisoned, poisoned_failure
+from treadle.runtime.poison import SuspectClaims, poisoned_failure
 from treadle.runtime.prepare import TurnPreparer
 from treadle.runtime.registry import Registry
 from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
@@ -447,30 +447,39 @@ class Engine:
     def _commit_pending(self, pending: dict[str, PendingTurn]) -> dict[str, CommitOutcome]:
         """Prepare the turns not prepared yet, commit them all at once, then act on them;
         the outcomes by instance id (none: nothing to commit)."""
+        prepare = self.prepare
         for entry in pending.values():
             if entry.commit is None and entry.completions:
                 cached = self.cache.get(entry.instance_id)
                 assert cached is not None  # (a result is taken in only for a cached instance)
-                self.prepare.prepare_or_fail(
+                prepare.prepare_or_fail(
                     entry,
-                    functools.partial(self.prepare.prepare_fast, entry),
+                    functools.partial(prepare.prepare_fast, entry, cached),
                     (cached.version, cached.history_len, cached.execution_id),
                     [],
                 )
-        self.observer.stamp(pending)
+        observer = self.observer
+        if observer.tracing is not None:
+            observer.stamp(pending)
         commits = [e.commit for e in pending.values() if e.commit is not None]
         if not commits:
             return {}
         self.wakeups.note_timers(commits)
         sent_at = self._clock.monotonic()
-        began = time.perf_counter()
-        outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
+        if observer.metrics is None:  # (the commit's latency is a metric: not timed)
+            outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
+            seconds = 0.0
+        else:
+            began = time.perf_counter()
+            outcomes = commit_or_isolate(self.store, self._options, pending, commits, self._clock)
+            seconds = time.perf_counter() - began
         by_id = {o.instance_id: o for o in outcomes}
-        self.observer.committed(pending, by_id, time.perf_counter() - began)
+        observer.committed(pending, by_id, seconds)
+        after_commit = self.outcomes.after_commit
         for entry in pending.values():
             if entry.commit is not None:
                 outcome = by_id[entry.instance_id]
-                self.outcomes.after_commit(
+                after_commit(
                     entry, outcome.ok, outcome.version, outcome.new_activity_ids, sent_at=sent_at
                 )
         return by_id
@@ -483,16 +492,19 @@ class Engine:
             return False
         items, sent_at, free = claim
         limit = self._options.max_activity_deliveries
+        suspects = self.suspects
         with self.lock:
             for item in items:
                 self.inflight.track(
                     item, sent_at, heartbeats=item.name in self._registry.activities
                 )
-                if is_poisoned(item, limit):  # its attempts kept killing their workers
+                # (is_poisoned, inline: its attempts kept killing their workers)
+                if limit is not None and item.deliveries > limit:
                     self.inflight.results.put((item, poisoned_failure(item, self._clock)))
                     self.wakeups.wake()
                 else:
-                    self.suspects.claimed(item)
+                    if item.deliveries > 1 or suspects.careful:  # (else claimed() changes
+                        suspects.claimed(item)  # nothing: a first delivery, not careful)
                     self._submit_activity(item)
         if len(items) == free:
             self.wakeups.activity_claim_due = True

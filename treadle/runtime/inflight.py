@@ -95,6 +95,24 @@ class InflightActivities:
             self._planned += leased
         return leased
 
+    def plan_turn(
+        self, instance_id: str, scheduled: int, *, draining: bool, counted: bool = True
+    ) -> tuple[int, bool, bool]:
+        """What a turn of ``instance_id`` that schedules ``scheduled`` activities asks, in one
+        call (every turn asks all three): :meth:`plan`'s count, :meth:`has_running`, and
+        whether its one activity may be the instance's own task (it schedules one, leases
+        it, and the instance's own task is not out)."""
+        if draining:
+            leased = 0
+        else:
+            room = max(0, 2 * self._max_concurrent - len(self._items) - self._planned)
+            leased = min(scheduled, room)
+            if counted:
+                self._planned += leased
+        running = self._by_instance.get(instance_id, 0) > 0
+        own = scheduled == 1 and leased == 1 and instance_id not in self._own_out
+        return leased, running, own
+
     def renewal_due(self, now: float) -> bool:
         """Whether the leases are due for renewal at monotonic ``now``."""
         return now >= self._next_renew

@@ -94,7 +94,8 @@ class Observer:
         outcomes: Mapping[str, CommitOutcome],
         seconds: float,
     ) -> None:
-        """The turns of ``pending`` were committed (``outcomes``) in ``seconds``."""
+        """The turns of ``pending`` were committed (``outcomes``) in ``seconds`` (0 with
+        metrics off: the commit is then not timed)."""
         metrics = self.metrics
         if metrics is not None:
             metrics.commit_took(seconds)

@@ -136,7 +136,12 @@ class Outcomes:
             self._cache.keep(iid, cached)
         if not commit.keep_lease and self._wakeups.claim_due:
             self._wakeups.wake()  # a claim may have waited for room
-        leased = [a for a in entry.output.activities if a.leased]
+        if not activity_ids:
+            return
+        leased = []
+        for activity in entry.output.activities:  # (a plain loop: this is every step)
+            if activity.leased:
+                leased.append(activity)
         for row_id, activity in zip(activity_ids, leased, strict=False):
             item = ActivityWorkItem(
                 id=row_id,

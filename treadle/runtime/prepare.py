@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 
 from treadle.clock import Clock, utcnow
-from treadle.core.actions import ScheduleTask
+from treadle.core.actions import ReportVersionNotAvailable, ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -236,10 +236,9 @@ class TurnPreparer:
             entry, cached, turn, events, consumed, stored_custom_status=record.custom_status
         )
 
-    def prepare_fast(self, entry: PendingTurn) -> None:
-        """Prepare the turn of a held instance from its activity results alone."""
-        cached = self._cache.get(entry.instance_id)
-        assert cached is not None  # (a result is folded in only for a cached instance)
+    def prepare_fast(self, entry: PendingTurn, cached: CachedExecution) -> None:
+        """Prepare the turn of a held instance (its execution ``cached``) from its activity
+        results alone."""
         turn = TurnInput(
             entry.instance_id,
             cached.name,
@@ -280,18 +279,29 @@ class TurnPreparer:
         if execution.timed_out_tasks:
             new_events = execution.without_late_results(new_events)
             entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
-        settled = settle_turn(
-            new_events,
-            execution.take_actions(),
-            recorded=execution.patches.recorded,
-            recorded_name=execution.recorded_version_name,
-            reported=execution.reported_version(),
-        )
-        if settled.stall is not None:
-            if not alone:  # (a start that would stall goes through the store instead)
-                self._detours.stall(entry, turn, settled.stall, custom_status_before)
-            return
-        new_events, actions = settled.new_events, settled.actions
+        actions = execution.take_actions()
+        patches = execution.patches
+        # (an unversioned run that found and recorded no patch, and did not report its
+        # version unavailable, has nothing to settle: settle_turn would return it as it is)
+        settle = execution.version_name is not None or bool(patches.found or patches.recorded)
+        if not settle:
+            for action in actions:
+                if isinstance(action, ReportVersionNotAvailable):
+                    settle = True
+                    break
+        if settle:
+            settled = settle_turn(
+                new_events,
+                actions,
+                recorded=patches.recorded,
+                recorded_name=execution.recorded_version_name,
+                reported=execution.reported_version(),
+            )
+            if settled.stall is not None:
+                if not alone:  # (a start that would stall goes through the store instead)
+                    self._detours.stall(entry, turn, settled.stall, custom_status_before)
+                return
+            new_events, actions = settled.new_events, settled.actions
         propagation = None
         if needs_past(actions, execution.propagated):
             # (only the turns that hand history on read the run's stored events)
@@ -300,18 +310,21 @@ class TurnPreparer:
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(
-            1
-            for a in actions
-            if isinstance(a, ScheduleTask)
-            and self._detours.runs_here(a.name, a.app_id)
-            and a.heartbeat_timeout is None
-            and a.timeout is None
+        # (those with a timeout or a heartbeat timeout are claimed, with their deadlines)
+        scheduled = 0
+        timed = False
+        runs_here = self._detours.runs_here
+        for action in actions:  # (a plain loop: this is every turn)
+            if isinstance(action, ScheduleTask):
+                if action.heartbeat_timeout is not None or action.timeout is not None:
+                    timed = True
+                elif runs_here(action.name, action.app_id):
+                    scheduled += 1
+        # (own: a chain's one next step, kept in the instance's row, not queued: see
+        # OWN_TASK_RULES)
+        lease_n, still_running, own = self._inflight.plan_turn(
+            turn.instance_id, scheduled, draining=self._run.draining, counted=not alone
         )
-        lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
-        still_running = self._inflight.has_running(turn.instance_id)
-        # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
-        own = scheduled == 1 and lease_n == 1 and not self._inflight.own_task_out(turn.instance_id)
         output = build_turn(
             turn,
             new_events=new_events,
@@ -331,11 +344,7 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n or any(
-            isinstance(a, ScheduleTask)
-            and (a.heartbeat_timeout is not None or a.timeout is not None)
-            for a in actions
-        ):
+        if scheduled > lease_n or timed:
             self._wakeups.activity_claim_due = True
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:

@@ -194,7 +194,11 @@ def build_turn(
             events.append(event)
         match action:
             case ScheduleTask():
-                propagated = _propagated(propagation, action.propagation_scope, turn, events)
+                propagated = (
+                    _propagated(propagation, action.propagation_scope, turn, events)
+                    if action.propagation_scope
+                    else None
+                )
                 app_id = turn.app_id if action.app_id is None else action.app_id
                 heartbeat_s = (
                     None
@@ -256,7 +260,9 @@ def build_turn(
             case _:
                 raise AssertionError(f"unhandled action {type(action).__name__}")
     if completion is None:
-        messages.extend(_run_timeouts(new_events, iid, exec_id))
+        for event in new_events:  # (the run's timeout, in the turn that starts it)
+            if isinstance(event, ExecutionStarted):
+                messages.extend(_run_timeouts([event], iid, exec_id))
         commit = TurnCommit(
             instance_id=iid,
             expected_version=turn.version,

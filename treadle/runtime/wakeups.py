@@ -74,8 +74,15 @@ class Wakeups:
         self._retry_stalled = False
 
     def wake(self) -> None:
-        """Wake the dispatcher (any thread)."""
-        self.event.set()
+        """Wake the dispatcher (any thread).
+
+        An event already set is left as it is (setting it again takes its lock and notifies
+        nobody): the dispatcher has not cleared it yet, so its next round, which clears it
+        first, comes after whatever the caller did before waking it.
+        """
+        event = self.event
+        if not event.is_set():
+            event.set()
 
     def wake_claims(self) -> None:
         """Claim instances in the next round, now (a queue's slot was freed here)."""

@@ -344,6 +344,8 @@ def check_creating(turns: Sequence[TurnCommit], *, grouped: bool = False) -> Non
     Raises:
         ValueError: it is.
     """
+    if len(turns) == 1 and turns[0].create is None:
+        return  # (one turn of an existing instance, as most commits: nothing to check)
     creating = [t for t in turns if t.create is not None]
     if creating and not (all(map(creatable, creating)) and (grouped or len(turns) == 1)):
         raise ValueError(
@@ -686,4 +688,7 @@ def gives_orchestration_work(turn: TurnCommit) -> bool:
 
 def gives_activity_work(turn: TurnCommit) -> bool:
     """Whether this turn queues activities that nobody holds (for any worker to claim)."""
-    return any(not a.leased for a in turn.new_activities)
+    for activity in turn.new_activities:  # noqa: SIM110 (no generator: this is every turn)
+        if not activity.leased:
+            return True
+    return False

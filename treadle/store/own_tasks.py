@@ -51,15 +51,15 @@ def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
     task (a negative id), cancels activities or gives the lease up (a task still there then
     is queued, see :func:`own_task_orphaned`); otherwise it leaves it as it is. (The turn's
     version fence says the column still holds the task this owner committed.)"""
-    own = next((a for a in turn.new_activities if a.own), None)
-    if own is not None:
-        return True, own_task_json(own)
-    clears = (
-        turn.cancel_activities
-        or not turn.keep_lease
-        or any(a < 0 for a in turn.consumed_activities)
-    )
-    return clears, None
+    for task in turn.new_activities:  # (plain loops: this is every turn)
+        if task.own:
+            return True, own_task_json(task)
+    if turn.cancel_activities or not turn.keep_lease:
+        return True, None
+    for activity_id in turn.consumed_activities:
+        if activity_id < 0:
+            return True, None
+    return False, None
 
 
 def own_task_orphaned(turn: TurnCommit) -> bool:
@@ -73,9 +73,15 @@ def own_task_orphaned(turn: TurnCommit) -> bool:
     ends its run drops the task instead (clears the column): its result would be moot."""
     if turn.create is not None or turn.cancel_activities or turn.status.is_terminal:
         return False
-    if any(a < 0 for a in turn.consumed_activities):
-        return False
-    return not turn.keep_lease or any(a.own for a in turn.new_activities)
+    for activity_id in turn.consumed_activities:  # (plain loops: this is every turn)
+        if activity_id < 0:
+            return False
+    if not turn.keep_lease:
+        return True
+    for task in turn.new_activities:  # noqa: SIM110 (no generator: this is every turn)
+        if task.own:
+            return True
+    return False
 
 
 def own_task_from_json(instance_id: str, text: str) -> NewActivity:

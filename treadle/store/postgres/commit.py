@@ -141,11 +141,11 @@ def commit_turns(
                 lambda db, conn: refusal_reasons(db, conn, refused, owner)
             ),
         )
-    if record is None and any(
-        o.ok and t.create is None and t.status is not OrchestrationStatus.RUNNING
-        for t, o in zip(turns, outcomes, strict=True)
-    ):
-        listener.echo_status()  # a client of this process may wait for it
+    if record is None:
+        for t, o in zip(turns, outcomes, strict=True):  # (a plain loop: every commit)
+            if o.ok and t.create is None and t.status is not OrchestrationStatus.RUNNING:
+                listener.echo_status()  # a client of this process may wait for it
+                break
     return outcomes
 
 
@@ -206,10 +206,16 @@ def outcomes_from_rows(
         if version is None:
             outcomes.append(CommitOutcome(turn.instance_id, ok=False, error=reasons[k]))
             continue
-        count = sum(1 for a in turn.new_activities if a.leased and not a.own)
+        count = 0
+        own = False
+        for task in turn.new_activities:  # (a plain loop: this is every turn)
+            if task.own:
+                own = True
+            elif task.leased:
+                count += 1
         ids = leased[taken : taken + count]
         taken += count
-        if any(a.own for a in turn.new_activities):  # the first, and leased
+        if own:  # the first, and leased
             ids.insert(0, next_own_task_id())
         outcomes.append(
             CommitOutcome(turn.instance_id, ok=True, version=version, new_activity_ids=ids)

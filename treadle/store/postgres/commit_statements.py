@@ -350,13 +350,15 @@ def fits_single(turn: TurnCommit) -> bool:
     its instance's row and history, consumes inbox messages, cancels its activities or keeps
     an own task (it sends no messages, queues or consumes no activity rows, creates no other
     instance and keeps its history)."""
-    return not (
-        turn.new_messages
-        or turn.new_instances
-        or turn.reset_history
-        or any(a > 0 for a in turn.consumed_activities)
-        or any(not a.own for a in turn.new_activities)
-    )
+    if turn.new_messages or turn.new_instances or turn.reset_history:
+        return False
+    for activity_id in turn.consumed_activities:  # (plain loops: this is every turn)
+        if activity_id > 0:
+            return False
+    for task in turn.new_activities:  # noqa: SIM110
+        if not task.own:
+            return False
+    return True
 
 
 def single_commit(turn: TurnCommit, owner: str, lease_s: float) -> tuple[str, dict[str, Any]]:

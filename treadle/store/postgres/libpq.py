@@ -75,6 +75,13 @@ def encode_param(value: Any) -> tuple[bytes | None, int]:
     """
     if value is None:
         return None, _UNKNOWN
+    cls = type(value)  # (the exact types first, without isinstance: a turn has many)
+    if cls is str:
+        return value.encode(), _UNKNOWN
+    if cls is int:
+        return str(value).encode(), _INT8
+    if cls is float:
+        return repr(value).encode(), _FLOAT8
     if isinstance(value, str):
         return value.encode(), _UNKNOWN
     if isinstance(value, bool):

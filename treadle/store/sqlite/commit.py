@@ -96,7 +96,7 @@ def _commit_turn(
     task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
     # A result is recorded by whoever deletes its task row; one whose row is gone went to
     # the inbox from another execution: recording it too would repeat it.
-    tasks_present = _tasks_exist(conn, task_rows)
+    tasks_present = _tasks_exist(conn, task_rows) if task_rows else True
     orphan = _own_task(conn, iid) if tasks_present and own_task_orphaned(turn) else None
     if not (tasks_present and _update_instance(conn, owner, turn, now, lease_s)):
         error = _refusal(conn, owner, turn, now, tasks_present=tasks_present)
@@ -158,7 +158,7 @@ def _update_instance(
         turn.execution_id,
         turn.input,
         turn.output,
-        encode_failure(turn.failure),
+        None if turn.failure is None else encode_failure(turn.failure),
         turn.custom_status,
         now,
         history_len,
