@@ -292,13 +292,21 @@ class Tracing:
         return commit
 
     def _stamp_start(self, commit: TurnCommit) -> TurnCommit:
-        events = list(commit.new_events)
+        events = commit.new_events
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
                 tc = _with_span_id(event.trace, self._sampler, self.spans)
-                events[i] = started = _replaced(event, trace=tc)
+                started = _replaced(event, trace=tc)
                 self._remember(commit.instance_id, _Run(started, tc))
-                return _replaced(commit, new_events=events)
+                if type(events) is list:
+                    # (the turn's own list, made for its commit: the event replaced there,
+                    # the commit not copied; whatever shares the list sees the same run,
+                    # with its trace context, which replay never reads)
+                    events[i] = started
+                    return commit
+                stamped = list(events)
+                stamped[i] = started
+                return _replaced(commit, new_events=stamped)
         return commit
 
     def _stamp_next_run(self, commit: TurnCommit) -> TurnCommit:
