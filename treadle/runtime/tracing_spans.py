@@ -337,8 +337,9 @@ class Recorded(trace.Span, ReadableSpan):
         self._attributes: Any = (
             attributes if own and type(attributes) is dict else dict(attributes or {})
         )
-        self._events: Any = []
-        self._links: Any = []
+        # (lists once there is something in them: fewer objects for the collector)
+        self._events: Any = ()
+        self._links: Any = ()
         self._status = _UNSET
         self._start_time = start_time if start_time is not None else time_ns()
         self._end_time: int | None = None
@@ -392,7 +393,11 @@ class Recorded(trace.Span, ReadableSpan):
             max_value_len=limits.max_attribute_length,
             immutable=True,
         )
-        self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
+        event = Event(name=name, attributes=bounded, timestamp=timestamp)
+        if self._events:
+            self._events.append(event)
+        else:
+            self._events = [event]
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         """Add a link (while the span records), as the SDK's span does."""
@@ -407,7 +412,10 @@ class Recorded(trace.Span, ReadableSpan):
             max_value_len=limits.max_attribute_length,
             immutable=True,
         )
-        self._links.append(Link(context, bounded))
+        if self._links:
+            self._links.append(Link(context, bounded))
+        else:
+            self._links = [Link(context, bounded)]
 
     def update_name(self, name: str) -> None:
         """Rename the span (while it records)."""
