@@ -145,10 +145,10 @@ def build_runtime(
     """A runtime on ``store_url`` with every benchmark workflow and activity registered."""
     # the observability A/B (bench.observability): metrics and traces on or off
     # (``metrics``: metrics alone, to tell the two costs apart; ``sampled``: metrics, and
-    # traces with one in ten sampled)
+    # traces with one in ten sampled; ``traces``: traces alone)
     mode = os.environ.get("TREADLE_BENCH_OBSERVABILITY", "0")
     provider = None
-    if mode in ("1", "sampled"):
+    if mode in ("1", "sampled", "traces"):
         provider = traced_provider(0.1 if mode == "sampled" else 1.0)
     runtime = wf.WorkflowRuntime(
         store_url, metrics=mode in ("1", "metrics", "sampled"), tracer_provider=provider

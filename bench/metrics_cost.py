@@ -1,6 +1,7 @@
 """The instructions the runtime's metrics cost per step, for callgrind: one process runs a
 runtime and a client on one store and does a W3 chain of ``--steps`` steps, or W1b's
-``--chains`` task chains started at once, with metrics on or off.
+``--chains`` task chains started at once, with metrics on or off (and traces: ``--traces on``,
+every span recorded through the SDK's batch processor to an exporter that drops them).
 
     valgrind --tool=callgrind --callgrind-out-file=OUT \\
         python -m bench.metrics_cost --url sqlite:///X.db --workload W3 --size 1300 --metrics on
@@ -33,9 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=("W3", "W1b", "records"), default="W3")
     parser.add_argument("--size", type=int, default=300, help="W3: steps; W1b: chains")
     parser.add_argument("--metrics", choices=("on", "off"), default="off")
+    parser.add_argument(
+        "--traces", choices=("on", "off"), default="off", help="spans (app.traced_provider)"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
-    os.environ[ENV] = "metrics" if args.metrics == "on" else "0"  # (metrics alone, no traces)
+    os.environ[ENV] = {
+        ("off", "off"): "0",
+        ("on", "off"): "metrics",
+        ("off", "on"): "traces",
+        ("on", "on"): "1",
+    }[args.metrics, args.traces]
     if args.workload == "records":
         record_steps(args.size, metrics=args.metrics == "on")
         return 0

@@ -32,7 +32,7 @@ from bench.workloads import (
 
 ENV = "TREADLE_BENCH_OBSERVABILITY"
 """``1``: the benchmark's runtimes keep Prometheus metrics and emit spans (``metrics``: keep
-metrics only; ``sampled``: metrics, and spans of one trace in ten)."""
+metrics only; ``traces``: spans only; ``sampled``: metrics, and spans of one trace in ten)."""
 
 WORKLOADS: dict[str, Workload] = {"W1b": w1b_throughput, "W3": w3_long_chain}
 

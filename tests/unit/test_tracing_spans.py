@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -19,10 +20,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
+    ALWAYS_ON,
     Decision,
     ParentBased,
     Sampler,
     SamplingResult,
+    StaticSampler,
+    TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
@@ -169,6 +173,7 @@ def _run_all(tracing: Tracing) -> None:
 def _exported(
     light: bool, sampler: Any = None, limits: SpanLimits | None = None, batch: bool = False
 ) -> Sequence[ReadableSpan]:
+    random.seed(7)  # (a root run: the same trace and span ids both ways)
     tracing, exporter = _tracing(light, sampler, limits, batch)
     assert tracing.spans.light() is light
     _run_all(tracing)
@@ -196,14 +201,32 @@ class _Tagging(Sampler):
         return "tagging"
 
 
-@pytest.mark.parametrize("sampler", [None, ParentBased(ALWAYS_OFF), _Tagging()])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        None,
+        ParentBased(ALWAYS_OFF),
+        ParentBased(ALWAYS_ON),
+        ParentBased(TraceIdRatioBased(1.0)),
+        ParentBased(TraceIdRatioBased(0.0)),
+        ParentBased(_Tagging()),
+        _Tagging(),
+    ],
+)
 def test_light_spans_export_what_the_sdk_spans_do(sampler: Any) -> None:
     sdk = _exported(light=False, sampler=sampler)
     light = _exported(light=True, sampler=sampler)
     assert [s.name for s in sdk] == [s.name for s in light]
     for old, new in zip(sdk, light, strict=True):
         assert _fields(new, light) == _fields(old, sdk)
-    if isinstance(sampler, ParentBased):
+        assert new.context is not None and old.context is not None
+        assert new.context.span_id == old.context.span_id
+        if new.name in ("timer", "orchestration||order"):  # (times from history)
+            assert (new.start_time, new.end_time) == (old.start_time, old.end_time)
+    if (
+        isinstance(sampler, ParentBased)
+        and sampler.should_sample(None, 1, "x").decision is Decision.DROP
+    ):
         assert light == ()  # (a root run not sampled: nor is anything under it)
         return
     names = [s.name for s in light]
@@ -213,7 +236,7 @@ def test_light_spans_export_what_the_sdk_spans_do(sampler: Any) -> None:
     assert inside.parent.span_id == activity.context.span_id
     assert activity.attributes is not None and activity.attributes["app.key"] == "value"
     assert light[3].status.description == "ValueError: boom"
-    if sampler is not None:
+    if isinstance(sampler, _Tagging):
         assert activity.attributes["by"] == "activity||greet"
 
 
@@ -257,3 +280,33 @@ def test_a_processor_that_sees_spans_start_turns_light_spans_off() -> None:
     assert attempt is not None
     attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
     assert starts.started == ["activity||greet"]
+
+
+@pytest.mark.parametrize(
+    ("root", "known"),
+    [
+        (ALWAYS_ON, True),
+        (ALWAYS_OFF, True),
+        (TraceIdRatioBased(0.5), True),
+        (TraceIdRatioBased(0.01), True),
+        (StaticSampler(Decision.RECORD_ONLY), False),
+        (_Tagging(), False),
+    ],
+)
+def test_a_root_runs_sampling_is_the_samplers_answer(root: Sampler, known: bool) -> None:
+    """Spans.root_sampled answers as the sampler would for a root span, or not at all."""
+    sampler = ParentBased(root)
+    tracing, _ = _tracing(light=True, sampler=sampler)
+    rng = random.Random(3)
+    for _ in range(300):
+        trace_id = rng.getrandbits(128) or 1
+        answer = tracing.spans.root_sampled(trace_id)
+        if not known:
+            assert answer is None
+            continue
+        asked = sampler.should_sample(None, trace_id, "orchestration", SpanKind.SERVER)
+        assert answer is (asked.decision is Decision.RECORD_AND_SAMPLE)
+    # (another parent-based sampler than the SDK's default: asked)
+    other = ParentBased(root, remote_parent_not_sampled=ALWAYS_ON)
+    tracing, _ = _tracing(light=True, sampler=other)
+    assert tracing.spans.root_sampled(1) is None

@@ -51,11 +51,13 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -66,6 +68,7 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from treadle.core.history import (
     ExecutionStarted,
@@ -84,19 +87,19 @@ __all__ = ["ActivityAttempt", "Tracing", "span_context"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 MAX_RUNS = 10_000
 """How many runs' trace contexts a runtime keeps (the least recently used go first)."""
 
-_ENDS_RUN = frozenset(
-    {
-        OrchestrationStatus.COMPLETED,
-        OrchestrationStatus.FAILED,
-        OrchestrationStatus.TERMINATED,
-        OrchestrationStatus.CANCELED,
-    }
+_ENDS_RUN = (
+    OrchestrationStatus.COMPLETED,
+    OrchestrationStatus.FAILED,
+    OrchestrationStatus.TERMINATED,
+    OrchestrationStatus.CANCELED,
 )
 """The statuses a commit ends its run with (one that continues as new resets its history
-instead)."""
+instead); a tuple: ``in`` compares them by identity, without hashing an enum in Python."""
 
 
 def span_context(trace_parent: str, trace_state: str | None = None) -> SpanContext:
@@ -148,7 +151,7 @@ class _ChosenIds:
 class _Run:
     """What the tracer knows of one run: its trace context, and its timers' creation."""
 
-    __slots__ = ("_context", "execution_id", "name", "started_at", "timers", "trace")
+    __slots__ = ("_context", "_parent", "execution_id", "name", "started_at", "timers", "trace")
 
     def __init__(self, started: ExecutionStarted, trace: TraceContext) -> None:
         self.execution_id = started.execution_id
@@ -157,6 +160,16 @@ class _Run:
         self.trace = trace
         self.timers: dict[int, datetime] = {}
         self._context: otel_context.Context | None = None
+        self._parent: SpanContext | None = None
+
+    @property
+    def parent(self) -> SpanContext:
+        """The run span's context (remote: it is emitted when the run ends), the parent of
+        its activities and timers, made once."""
+        parent = self._parent
+        if parent is None:
+            parent = self._parent = span_context(self.trace.run_parent(), self.trace.trace_state)
+        return parent
 
     @property
     def context(self) -> otel_context.Context:
@@ -164,9 +177,22 @@ class _Run:
         made once."""
         context = self._context
         if context is None:
-            parent = span_context(self.trace.run_parent(), self.trace.trace_state)
-            context = self._context = trace.set_span_in_context(NonRecordingSpan(parent))
+            context = self._context = trace.set_span_in_context(NonRecordingSpan(self.parent))
         return context
+
+
+def _current_context_var() -> ContextVar[otel_context.Context] | None:
+    """The variable that holds OpenTelemetry's current context, when its runtime context is
+    the API's own (``contextvars``, the default): :class:`ActivityAttempt` sets it as
+    ``attach`` would, for less. None for another runtime context."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
+        return var
+    return None
+
+
+_CURRENT = _current_context_var()
 
 
 class ActivityAttempt:
@@ -176,12 +202,22 @@ class ActivityAttempt:
 
     def __init__(self, span: Span) -> None:
         self._span = span
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        var = _CURRENT
+        if var is None:
+            self._token = otel_context.attach(trace.set_span_in_context(span))
+        else:  # (what set_span_in_context and attach do)
+            self._token = var.set(otel_context.Context({**var.get(), _SPAN_KEY: span}))
 
     def end(self, event: HistoryEvent) -> None:
         """The attempt ended with ``event`` (TaskCompleted or TaskFailed)."""
-        otel_context.detach(self._token)
-        if isinstance(event, TaskFailed):
+        var = _CURRENT
+        try:
+            if var is None:
+                raise LookupError
+            var.reset(self._token)
+        except Exception:  # (detach logs why it cannot)
+            otel_context.detach(self._token)
+        if type(event) is TaskFailed:
             _fail(self._span, event.failure)
         self._span.end()
 
@@ -213,8 +249,9 @@ class Tracing:
         self._ids = _ChosenIds(inner) if inner is not None else None
         if self._ids is not None:
             self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
-        self.spans = _spans(self._tracer)
+        self.spans = _spans(self._tracer, inner)
         """What starts its spans (:class:`~treadle.runtime.tracing_spans.Spans`, or the tracer)."""
+        self._child: Callable[..., Span | None] | None = getattr(self.spans, "start_child", None)
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
@@ -228,6 +265,8 @@ class Tracing:
         """``commit`` with trace contexts filled in: the run span's id in a new run's
         ExecutionStarted, and the parent of the runs it starts (children, continue-as-new).
         If that fails (a history it needs cannot be read), ``commit`` as it was."""
+        if commit.history_start and not commit.new_instances and not commit.reset_history:
+            return commit  # (a turn of a run under way that starts none: nothing to stamp)
         try:
             return self._stamp(commit)
         except Exception:  # (tracing never fails a workflow)
@@ -241,10 +280,10 @@ class Tracing:
             run = self._run(commit.instance_id, commit.execution_id)
             if run is not None:
                 child = TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
-                commit = dataclasses.replace(
+                commit = _replaced(
                     commit,
                     new_instances=[
-                        dataclasses.replace(n, trace=child) if n.trace is None else n
+                        _replaced(n, trace=child) if n.trace is None else n
                         for n in commit.new_instances
                     ],
                 )
@@ -253,13 +292,21 @@ class Tracing:
         return commit
 
     def _stamp_start(self, commit: TurnCommit) -> TurnCommit:
-        events = list(commit.new_events)
+        events = commit.new_events
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
-                tc = _with_span_id(event.trace, self._sampler)
-                events[i] = started = dataclasses.replace(event, trace=tc)
+                tc = _with_span_id(event.trace, self._sampler, self.spans)
+                started = _replaced(event, trace=tc)
                 self._remember(commit.instance_id, _Run(started, tc))
-                return dataclasses.replace(commit, new_events=events)
+                if type(events) is list:
+                    # (the turn's own list, made for its commit: the event replaced there,
+                    # the commit not copied; whatever shares the list sees the same run,
+                    # with its trace context, which replay never reads)
+                    events[i] = started
+                    return commit
+                stamped = list(events)
+                stamped[i] = started
+                return _replaced(commit, new_events=stamped)
         return commit
 
     def _stamp_next_run(self, commit: TurnCommit) -> TurnCommit:
@@ -286,10 +333,8 @@ class Tracing:
             self._continued[iid] = run
         after = TraceContext(run.trace.run_parent(), "", run.trace.trace_state)
         messages = list(commit.new_messages)
-        messages[index] = dataclasses.replace(
-            messages[index], event=dataclasses.replace(start, trace=after)
-        )
-        return dataclasses.replace(commit, new_messages=messages)
+        messages[index] = _replaced(messages[index], event=_replaced(start, trace=after))
+        return _replaced(commit, new_messages=messages)
 
     # ---- after a commit: spans out ------------------------------------------------------
     def committed(
@@ -300,6 +345,14 @@ class Tracing:
         for commit in commits:
             if commit is None:
                 continue
+            if commit.status not in _ENDS_RUN and not commit.reset_history:
+                # (a turn of a run under way: only its timers have spans)
+                for event in commit.new_events:
+                    kind = type(event)
+                    if kind is TimerCreated or kind is TimerFired:
+                        break
+                else:
+                    continue
             outcome = outcomes.get(commit.instance_id)
             if outcome is None or not outcome.ok:
                 continue
@@ -343,18 +396,25 @@ class Tracing:
 
     def _timer(self, iid: str, run: _Run, event: TimerFired, now: datetime) -> None:
         created = run.timers.pop(event.timer_id, now)
-        span = self.spans.start_span(
-            "timer",
-            context=run.context,
-            kind=SpanKind.INTERNAL,
-            attributes={
-                "durabletask.type": "timer",
-                "durabletask.fire_at": event.fire_at.isoformat(),
-                "durabletask.task.task_id": event.timer_id,
-                "durabletask.task.instance_id": iid,
-            },
-            start_time=_ns(created),
-        )
+        attributes: dict[str, Any] = {
+            "durabletask.type": "timer",
+            "durabletask.fire_at": event.fire_at.isoformat(),
+            "durabletask.task.task_id": event.timer_id,
+            "durabletask.task.instance_id": iid,
+        }
+        start = _ns(created)
+        child = self._child
+        span = None
+        if child is not None:
+            span = child("timer", run.parent, SpanKind.INTERNAL, attributes, start)
+        if span is None:
+            span = self.spans.start_span(
+                "timer",
+                context=run.context,
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=start,
+            )
         span.end(end_time=_ns(max(now, created)))
 
     def _end_run(
@@ -366,28 +426,36 @@ class Tracing:
         end: datetime | None,
     ) -> None:
         tc = run.trace
+        parent: SpanContext | None = None
         if tc.is_root:
             if tc.trace_parent.endswith("-00"):
                 return  # (not sampled: nor were its activities and timers)
-            context = otel_context.Context()
         else:
             parent = span_context(tc.trace_parent, tc.trace_state)
-            context = trace.set_span_in_context(NonRecordingSpan(parent))
-        if self._ids is not None:
-            self._ids.choose(int(tc.trace_id, 16), int(tc.span_id, 16))
-        span = self.spans.start_span(
-            f"orchestration||{run.name}",
-            context=context,
-            kind=SpanKind.SERVER,
-            attributes={
-                "durabletask.type": "orchestration",
-                "durabletask.task.name": run.name,
-                "durabletask.task.instance_id": iid,
-                "durabletask.task.execution_id": run.execution_id,
-                "durabletask.runtime_status": status.name,
-            },
-            start_time=_ns(run.started_at),
-        )
+        trace_id, span_id = int(tc.trace_id, 16), int(tc.span_id, 16)
+        name = f"orchestration||{run.name}"
+        attributes: dict[str, Any] = {
+            "durabletask.type": "orchestration",
+            "durabletask.task.name": run.name,
+            "durabletask.task.instance_id": iid,
+            "durabletask.task.execution_id": run.execution_id,
+            "durabletask.runtime_status": status.name,
+        }
+        start = _ns(run.started_at)
+        chosen = getattr(self.spans, "start_chosen", None)
+        span = None
+        if chosen is not None:  # (the ids as they are, without the id generator's detour)
+            span = chosen(name, trace_id, span_id, parent, SpanKind.SERVER, attributes, start)
+        if span is None:
+            if parent is None:
+                context = otel_context.Context()
+            else:
+                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            if self._ids is not None:
+                self._ids.choose(trace_id, span_id)
+            span = self.spans.start_span(
+                name, context=context, kind=SpanKind.SERVER, attributes=attributes, start_time=start
+            )
         if status is OrchestrationStatus.FAILED:
             _fail(span, failure)
         span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
@@ -396,24 +464,29 @@ class Tracing:
     def activity_started(self, item: ActivityWorkItem) -> ActivityAttempt | None:
         """Start the span of an attempt of ``item`` (current until it ends), if its run is
         traced."""
-        try:
-            run = self._run(item.instance_id, item.execution_id)
-        except Exception:
-            logger.warning("could not read the trace of %s", item.instance_id, exc_info=True)
-            return None
-        if run is None:
-            return None
-        span = self.spans.start_span(
-            f"activity||{item.name}",
-            context=run.context,
-            kind=SpanKind.SERVER,
-            attributes={
-                "durabletask.type": "activity",
-                "durabletask.task.name": item.name,
-                "durabletask.task.task_id": item.task_id,
-                "durabletask.task.instance_id": item.instance_id,
-            },
-        )
+        run = self._runs.get(item.instance_id)  # (as _run does, without a call)
+        if run is None or run.execution_id != item.execution_id:
+            try:
+                run = self._load(item.instance_id, item.execution_id)
+            except Exception:
+                logger.warning("could not read the trace of %s", item.instance_id, exc_info=True)
+                return None
+            if run is None:
+                return None
+        name = f"activity||{item.name}"
+        attributes: dict[str, Any] = {
+            "durabletask.type": "activity",
+            "durabletask.task.name": item.name,
+            "durabletask.task.task_id": item.task_id,
+            "durabletask.task.instance_id": item.instance_id,
+        }
+        child = self._child
+        parent = run._parent or run.parent
+        span = None if child is None else child(name, parent, SpanKind.SERVER, attributes)
+        if span is None:
+            span = self.spans.start_span(
+                name, context=run.context, kind=SpanKind.SERVER, attributes=attributes
+            )
         return ActivityAttempt(span)
 
     def run_parent(self, instance_id: str, execution_id: str) -> TraceContext | None:
@@ -433,8 +506,7 @@ class Tracing:
                 self._runs.popitem(last=False)
 
     def _run(self, iid: str, execution_id: str) -> _Run | None:
-        with self._lock:
-            run = self._runs.get(iid)
+        run = self._runs.get(iid)  # (one read of the dict, atomic: the lock is for changes)
         if run is not None and run.execution_id == execution_id:
             return run
         return self._load(iid, execution_id)
@@ -462,30 +534,75 @@ class Tracing:
         return run
 
 
-def _spans(tracer: trace.Tracer) -> Any:
-    """What starts treadle's spans: light ones, or ``tracer`` itself without the SDK."""
+def _spans(tracer: trace.Tracer, ids: Any) -> Any:
+    """What starts treadle's spans: light ones, or ``tracer`` itself without the SDK (``ids``:
+    its id generator, before treadle wrapped it)."""
     try:
         from treadle.runtime.tracing_spans import Spans
     except ImportError:  # (no SDK installed: the tracer is not the SDK's)
         return tracer
-    return Spans(tracer)
+    return Spans(tracer, ids)
 
 
-def _with_span_id(tc: TraceContext | None, sampler: Any) -> TraceContext:
+def _with_span_id(tc: TraceContext | None, sampler: Any, spans: Any) -> TraceContext:
     """``tc`` with a new run span id; a new root trace context if None (or malformed), sampled
-    as ``sampler`` (the SDK tracer's, if any) decides for a root run span."""
+    as ``sampler`` (the SDK tracer's, if any) decides for a root run span (``spans`` may know
+    its answer without asking it)."""
     span_id = f"{random.getrandbits(64) or 1:016x}"
     if tc is None or not valid_traceparent(tc.trace_parent):
         trace_id = random.getrandbits(128) or 1
-        sampled = (
-            sampler is None
-            or sampler.should_sample(
-                None, trace_id, "orchestration", SpanKind.SERVER
-            ).decision.is_sampled()
-        )
-        flags = "01" if sampled else "00"
+        flags = "01" if _root_sampled(trace_id, sampler, spans) else "00"
         return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
-    return dataclasses.replace(tc, span_id=span_id)
+    return TraceContext(tc.trace_parent, span_id, tc.trace_state)
+
+
+def _root_sampled(trace_id: int, sampler: Any, spans: Any) -> bool:
+    """Whether ``sampler`` samples a root run span of ``trace_id``."""
+    if sampler is None:
+        return True
+    known = getattr(spans, "root_sampled", None)
+    # (the sampler asked with no parent looks at the current span: known only without one)
+    if known is not None and not _current_span_valid():
+        sampled: bool | None = known(trace_id)
+        if sampled is not None:
+            return sampled
+    result = sampler.should_sample(None, trace_id, "orchestration", SpanKind.SERVER)
+    return bool(result.decision.is_sampled())
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+"""The fields of each dataclass :func:`_replaced` copies, None for one it leaves to
+``dataclasses.replace``."""
+
+_set = object.__setattr__
+
+
+def _replaced(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace(obj, **changes)``, for half the cost: a dataclass whose
+    ``__init__`` only sets its fields (no ``__post_init__``, every field an argument) is
+    copied field by field, without calling it."""
+    cls = type(obj)
+    try:
+        names = _FIELDS[cls]
+    except KeyError:
+        fields = dataclasses.fields(obj)  # type: ignore[arg-type]
+        plain = not hasattr(cls, "__post_init__") and all(f.init for f in fields)
+        names = _FIELDS[cls] = tuple(f.name for f in fields) if plain else None
+    if names is None:
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    new = object.__new__(cls)
+    for name in names:
+        _set(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
+
+
+def _current_span_valid() -> bool:
+    """Whether a valid span is current (``trace.get_current_span()``, for less)."""
+    var = _CURRENT
+    if var is None:
+        return bool(trace.get_current_span().get_span_context().is_valid)
+    span = var.get().get(_SPAN_KEY)
+    return isinstance(span, Span) and span.get_span_context().is_valid
 
 
 def _installed_version() -> str | None:

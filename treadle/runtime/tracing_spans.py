@@ -17,8 +17,9 @@ own metrics, and span processors that do nothing when a span starts or is ending
 
 from __future__ import annotations
 
+import random
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
 
@@ -34,7 +35,15 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -51,12 +60,22 @@ _NO_OP_START = frozenset(c.on_start for c in _QUIET)
 _NO_OP_ENDING = frozenset(c._on_ending for c in _QUIET)
 """What the SDK's processors do when a span starts and is ending: nothing."""
 
+_CHILD_FLAGS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
+"""The trace flags a child takes from its parent (the rest are its own, unset)."""
+
+_UNSET = Status(StatusCode.UNSET)
+"""A span's status until one is set (a Status does not change)."""
+
+_STATIC = {Decision.RECORD_AND_SAMPLE: True, Decision.DROP: False}
+"""Whether a span is sampled, by the decision of a static root sampler (ALWAYS_ON, ALWAYS_OFF;
+one that records without sampling is asked)."""
+
 
 class Spans:
     """Starts spans for ``tracer``: light ones where they give what the SDK's would (see the
     module), the tracer's own otherwise."""
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, ids: Any = None) -> None:
         self._tracer = tracer
         self._sdk = (
             isinstance(tracer, SdkTracer)
@@ -64,28 +83,52 @@ class Spans:
             and hasattr(tracer, "_span_limits")
             and hasattr(tracer, "_instrumentation_scope")
         )
+        # (a child's span id: from ``ids``, the tracer's id generator as it was before treadle
+        # wrapped it to choose run spans' ids, which a child never takes)
+        generator = ids if ids is not None else getattr(tracer, "id_generator", None)
+        self._span_id: Callable[[], int] = (
+            _random_span_id
+            if type(generator) is RandomIdGenerator
+            else getattr(generator, "generate_span_id", _random_span_id)
+        )
         # (the processors and the sampler last checked, each with the answer: one tuple, so
-        # that activity threads checking at once never pair one's answer with another's)
-        self._quiet: tuple[object, bool] = (None, False)
+        # that activity threads checking at once never pair one's answer with another's;
+        # with the processors, what a light span's end calls)
+        self._quiet: tuple[object, bool, Callable[[ReadableSpan], None] | None] = (
+            None,
+            False,
+            None,
+        )
         self._parent_based: tuple[object, bool] = (None, False)
+        self._root: tuple[object, Any] = (None, None)
 
     def light(self) -> bool:
         """Whether a span started now would be a light one."""
+        return self._on_end() is not None
+
+    def _on_end(self) -> Callable[[ReadableSpan], None] | None:
+        """What a light sampled span ends into (the span processor's ``on_end``, or what the
+        one processor it holds does with a sampled span), if a span started now would be
+        light; None if not."""
         tracer = self._tracer
         if not self._sdk or not tracer._is_enabled():  # type: ignore[attr-defined]
-            return False
+            return None
         processor = tracer.span_processor  # type: ignore[attr-defined]
-        if type(processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
-            return False
+        kind = type(processor)
+        if kind is not SynchronousMultiSpanProcessor and kind is not ConcurrentMultiSpanProcessor:
+            return None
         processors = processor._span_processors  # (a new tuple when one is added)
-        checked, quiet = self._quiet
+        checked, quiet, on_end = self._quiet
         if processors is not checked:
             quiet = all(
                 type(p).on_start in _NO_OP_START and type(p)._on_ending in _NO_OP_ENDING
                 for p in processors
             )
-            self._quiet = (processors, quiet)
-        return quiet
+            on_end = processor.on_end
+            if kind is SynchronousMultiSpanProcessor and len(processors) == 1:
+                on_end = _on_end_of(processors[0])  # (what the multi-processor would call)
+            self._quiet = (processors, quiet, on_end)
+        return on_end if quiet else None
 
     def _follows_remote_parent(self, sampler: object) -> bool:
         """Whether ``sampler`` samples a span with a remote parent as the parent was (the
@@ -101,6 +144,107 @@ class Spans:
             self._parent_based = (sampler, parent_based)
         return parent_based
 
+    def root_sampled(self, trace_id: int) -> bool | None:
+        """Whether the tracer's sampler samples a root span of ``trace_id`` (with no span
+        current), when that is known without asking it: the SDK's ``ParentBased`` (as
+        :meth:`_follows_remote_parent` checks) whose root sampler is ``ALWAYS_ON``,
+        ``ALWAYS_OFF`` or ``TraceIdRatioBased``, as they are. None otherwise (ask it)."""
+        sampler = getattr(self._tracer, "sampler", None)
+        checked, root = self._root
+        if sampler is not checked:
+            root = getattr(sampler, "_root", None) if self._follows_remote_parent(sampler) else None
+            if type(root) is StaticSampler:
+                root = _STATIC.get(root._decision)
+            elif type(root) is not TraceIdRatioBased:
+                root = None
+            self._root = (sampler, root)
+        if root is None or type(root) is bool:
+            return root
+        return bool(trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < root.bound)
+
+    def start_child(
+        self,
+        name: str,
+        parent: SpanContext,
+        kind: SpanKind,
+        attributes: dict[str, types.AttributeValue],
+        start_time: int | None = None,
+    ) -> trace.Span | None:
+        """A light span, child of the remote span ``parent`` (a run span, for its activities
+        and timers): what ``start_span`` would make in the context of ``parent``, for less.
+        None if only ``start_span`` gives that (a span that is not light, a sampler that must
+        be asked). Takes ``attributes`` as its own."""
+        on_end = self._on_end()
+        if on_end is None:
+            return None
+        sampler = self._tracer.sampler  # type: ignore[attr-defined]
+        checked, parent_based = self._parent_based
+        if sampler is not checked:
+            parent_based = self._follows_remote_parent(sampler)
+        if not parent_based:
+            return None
+        # (ParentBased's ALWAYS_ON and ALWAYS_OFF: sampled as the parent is; the span's flags
+        # are the parent's sampled and random-trace-id bits)
+        # (a SpanContext is a tuple: its trace id, span id, remote, flags, state, valid)
+        trace_id, _, _, flags, trace_state, _ = parent
+        span_id = (_getrandbits(64) if self._span_id is _random_span_id else 0) or self._span_id()
+        context = SpanContext(
+            trace_id,
+            span_id,
+            is_remote=False,
+            trace_flags=TraceFlags(flags & _CHILD_FLAGS),
+            trace_state=trace_state,
+        )
+        if not flags & TraceFlags.SAMPLED:
+            return trace.NonRecordingSpan(context)
+        return Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
+
+    def start_chosen(
+        self,
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, types.AttributeValue],
+        start_time: int,
+    ) -> trace.Span | None:
+        """A light span with the ids ``trace_id`` and ``span_id`` (a run span, whose ids its
+        history keeps), child of the remote ``parent`` or a root: what the tracer's
+        ``start_span`` would make with those ids from its id generator, in ``parent``'s
+        context or an empty one. None if only the tracer's own path gives that (a span that
+        is not light, a sampler that must be asked). Takes ``attributes`` as its own."""
+        if not self.light():
+            return None
+        tracer: Any = self._tracer
+        if parent is None:
+            sampled = self.root_sampled(trace_id)
+            if sampled is None:
+                return None
+            random_trace_id = (
+                self._span_id is _random_span_id or tracer.id_generator.is_trace_id_random()
+            )
+            trace_state = None
+        elif parent.is_remote and self._follows_remote_parent(tracer.sampler):
+            sampled = parent.trace_flags.sampled
+            random_trace_id = parent.trace_flags.random_trace_id
+            trace_state = parent.trace_state
+        else:
+            return None
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        context = SpanContext(
+            trace_id,
+            span_id,
+            is_remote=False,
+            trace_flags=TraceFlags(flags),
+            trace_state=trace_state,
+        )
+        if not sampled:
+            return trace.NonRecordingSpan(context)
+        return Recorded(self, name, context, parent, kind, attributes, start_time, self._on_end())
+
     def start_span(
         self,
         name: str,
@@ -109,7 +253,8 @@ class Spans:
         attributes: Mapping[str, types.AttributeValue],
         start_time: int | None = None,
     ) -> trace.Span:
-        """As ``tracer.start_span(name, context, kind, attributes, start_time=...)``."""
+        """As ``tracer.start_span(name, context, kind, attributes, start_time=...)``; a light
+        span may keep ``attributes`` as its own (treadle makes a dict for each span)."""
         if not self.light():
             return self._tracer.start_span(
                 name, context=context, kind=kind, attributes=attributes, start_time=start_time
@@ -146,11 +291,23 @@ class Spans:
         )
         if not recording:
             return trace.NonRecordingSpan(span_context)
-        return Recorded(self, name, span_context, parent, kind, extra, start_time)
+        return Recorded(
+            self,
+            name,
+            span_context,
+            parent,
+            kind,
+            extra,
+            start_time,
+            self._on_end() if sampled else None,
+            own=extra is attributes,
+        )
 
 
-class Recorded(trace.Span):
-    """A span recording as the SDK's would, ended into the tracer's span processor."""
+class Recorded(trace.Span, ReadableSpan):
+    """A span recording as the SDK's would, ended into the tracer's span processor: once
+    ended, it is the ``ReadableSpan`` the processor gets (as the SDK's own span is one), and
+    changes no more."""
 
     def __init__(
         self,
@@ -161,16 +318,29 @@ class Recorded(trace.Span):
         kind: SpanKind,
         attributes: types.Attributes,
         start_time: int | None,
+        on_end: Callable[[ReadableSpan], None] | None = None,
+        own: bool | None = None,
     ) -> None:
+        # (ReadableSpan's fields, as its own __init__ names them; the rest are set at the end)
         self._spans = spans
         self._name = name
         self._context = context
         self._parent = parent
         self._kind = kind
-        self._attributes: dict[str, Any] = dict(attributes) if attributes else {}
-        self._events: list[Event] = []
-        self._links: list[Link] = []
-        self._status = Status(StatusCode.UNSET)
+        # (``on_end``: the span is sampled, and this is what it ends into while the
+        # processors stay those it started with; ``attributes`` were made for it then, kept
+        # as they are. ``own``: that, for a span not known to be sampled)
+        self._on_end = on_end
+        self._processors = spans._quiet[0]  # (those on_end was chosen for)
+        if own is None:
+            own = on_end is not None
+        self._attributes: Any = (
+            attributes if own and type(attributes) is dict else dict(attributes or {})
+        )
+        # (lists once there is something in them: fewer objects for the collector)
+        self._events: Any = ()
+        self._links: Any = ()
+        self._status = _UNSET
         self._start_time = start_time if start_time is not None else time_ns()
         self._end_time: int | None = None
 
@@ -181,29 +351,22 @@ class Recorded(trace.Span):
         self._end_time = end_time if end_time is not None else time_ns()
         tracer: Any = self._spans._tracer
         limits = tracer._span_limits
-        tracer.span_processor.on_end(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=tracer.resource,
-                attributes=_bounded(self._attributes, limits),
-                events=BoundedList.from_seq(limits.max_events, self._events)
-                if self._events
-                else (),
-                links=BoundedList.from_seq(limits.max_links, self._links) if self._links else (),
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start_time,
-                end_time=self._end_time,
-                instrumentation_info=tracer.instrumentation_info,
-                instrumentation_scope=tracer._instrumentation_scope,
-            )
-        )
+        self._attributes = _bounded(self._attributes, limits)
+        self._events = BoundedList.from_seq(limits.max_events, self._events) if self._events else ()
+        self._links = BoundedList.from_seq(limits.max_links, self._links) if self._links else ()
+        self._resource = tracer.resource
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        # (into the processors as they are now, as the SDK's span ends)
+        processor = tracer.span_processor
+        on_end = self._on_end
+        if on_end is None or processor._span_processors is not self._processors:
+            on_end = processor.on_end
+        on_end(self)
 
     def get_span_context(self) -> SpanContext:
         """The span's context."""
-        return self._context
+        return self._context  # type: ignore[return-value]  # (set by __init__, never None)
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         """Set ``attributes`` (while the span records)."""
@@ -230,7 +393,11 @@ class Recorded(trace.Span):
             max_value_len=limits.max_attribute_length,
             immutable=True,
         )
-        self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
+        event = Event(name=name, attributes=bounded, timestamp=timestamp)
+        if self._events:
+            self._events.append(event)
+        else:
+            self._events = [event]
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         """Add a link (while the span records), as the SDK's span does."""
@@ -245,7 +412,10 @@ class Recorded(trace.Span):
             max_value_len=limits.max_attribute_length,
             immutable=True,
         )
-        self._links.append(Link(context, bounded))
+        if self._links:
+            self._links.append(Link(context, bounded))
+        else:
+            self._links = [Link(context, bounded)]
 
     def update_name(self, name: str) -> None:
         """Rename the span (while it records)."""
@@ -290,6 +460,24 @@ class Recorded(trace.Span):
 
 
 _PLAIN = frozenset({str, bool, int, float})
+
+
+_getrandbits = random.getrandbits
+
+
+def _random_span_id() -> int:
+    """A span id as the SDK's ``RandomIdGenerator`` makes one."""
+    return _getrandbits(64) or _random_span_id()
+
+
+def _on_end_of(processor: SpanProcessor) -> Callable[[ReadableSpan], None]:
+    """What ``processor`` does with a sampled span that ended: the SDK's batch processor
+    queues it (its ``on_end`` checks it is sampled first); any other, its ``on_end``."""
+    if type(processor) is BatchSpanProcessor:
+        emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+        if emit is not None:
+            return emit  # type: ignore[no-any-return]
+    return processor.on_end
 
 
 def _bounded(attributes: dict[str, Any], limits: Any) -> types.Attributes:
