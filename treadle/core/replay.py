@@ -290,6 +290,20 @@ class WorkflowExecution:
             made = self._logger = _ReplaySafeLogger(self)
         return made
 
+    @property
+    def versioned(self) -> bool:
+        """Whether the run's turns have a version or patches to check against history and
+        record (:func:`~treadle.core.versioning.settle_turn`): it runs a version, its code
+        found a patch or its history recorded one, or there is no code for its recorded
+        version. False: a turn settles as it is."""
+        patches = self.patches
+        return (
+            self.version_name is not None
+            or self.version_unavailable
+            or bool(patches.found)
+            or bool(patches.recorded)
+        )
+
     # ---- feeding events -------------------------------------------------------------
     def process(self, events: Iterable[HistoryEvent], *, replaying: bool) -> None:
         """Apply events in order; ``replaying`` marks them as already-recorded history."""

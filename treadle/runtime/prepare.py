@@ -270,8 +270,10 @@ class TurnPreparer:
         now = utcnow(self._clock)
         custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
-        new_events.extend(e for _, e in entry.completions)
-        timed_out_before = set(execution.timed_out_tasks)
+        for _, result in entry.completions:
+            new_events.append(result)
+        # (a copy, as the turn may add to the set; the shared empty one is not copied)
+        timed_out_before = frozenset(execution.timed_out_tasks)
         watched = self._watchdog.begin(turn.instance_id, START_TURN_LIMIT_S if alone else None)
         try:
             execution.process(new_events, replaying=False)
@@ -280,38 +282,49 @@ class TurnPreparer:
         if execution.timed_out_tasks:
             new_events = execution.without_late_results(new_events)
             entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
-        settled = settle_turn(
-            new_events,
-            execution.take_actions(),
-            recorded=execution.patches.recorded,
-            recorded_name=execution.recorded_version_name,
-            reported=execution.reported_version(),
-        )
-        if settled.stall is not None:
-            if not alone:  # (a start that would stall goes through the store instead)
-                self._detours.stall(entry, turn, settled.stall, custom_status_before)
-            return
-        new_events, actions = settled.new_events, settled.actions
+        actions = execution.take_actions()
+        if execution.versioned:  # (else settle_turn would return the turn as it is)
+            settled = settle_turn(
+                new_events,
+                actions,
+                recorded=execution.patches.recorded,
+                recorded_name=execution.recorded_version_name,
+                reported=execution.reported_version(),
+            )
+            if settled.stall is not None:
+                if not alone:  # (a start that would stall goes through the store instead)
+                    self._detours.stall(entry, turn, settled.stall, custom_status_before)
+                return
+            new_events, actions = settled.new_events, settled.actions
+        # One pass over the actions: the activities this runtime may lease (of its app,
+        # registered here, with no heartbeat timeout or timeout: those are claimed, which
+        # starts their clocks), whether any is claimed instead, and whether the turn may
+        # propagate history (then needs_past says).
+        scheduled = 0
+        claim_due = False
+        plain = True
+        for a in actions:
+            if isinstance(a, ScheduleTask):
+                if a.propagation_scope:
+                    plain = False
+                if a.heartbeat_timeout is not None or a.timeout is not None:
+                    claim_due = True
+                elif self._detours.runs_here(a.name, a.app_id):
+                    scheduled += 1
+            else:
+                plain = False
         propagation = None
-        if needs_past(actions, execution.propagated):
+        if not plain and needs_past(actions, execution.propagated):
             # (only the turns that hand history on read the run's stored events)
             past = self._store.get_history(turn.instance_id) if turn.history_len else []
             propagation = PropagationInput(past, execution.propagated, self._options.history_app_id)
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
-        # (activities of another app, or not registered here, go to the queue for others)
-        scheduled = sum(
-            1
-            for a in actions
-            if isinstance(a, ScheduleTask)
-            and self._detours.runs_here(a.name, a.app_id)
-            and a.heartbeat_timeout is None
-            and a.timeout is None
-        )
-        lease_n = self._inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
-        still_running = self._inflight.has_running(turn.instance_id)
+        inflight = self._inflight
+        lease_n = inflight.plan(scheduled, draining=self._run.draining, counted=not alone)
+        still_running = inflight.has_running(turn.instance_id)
         # a chain's one next step: kept in the instance's row, not queued (OWN_TASK_RULES)
-        own = scheduled == 1 and lease_n == 1 and not self._inflight.own_task_out(turn.instance_id)
+        own = scheduled == 1 and lease_n == 1 and not inflight.own_task_out(turn.instance_id)
         output = build_turn(
             turn,
             new_events=new_events,
@@ -331,11 +344,7 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n or any(
-            isinstance(a, ScheduleTask)
-            and (a.heartbeat_timeout is not None or a.timeout is not None)
-            for a in actions
-        ):
+        if claim_due or scheduled > lease_n:
             self._wakeups.activity_claim_due = True
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:
