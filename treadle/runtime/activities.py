@@ -7,7 +7,10 @@ reports an outcome through ``done`` on its own thread, which may hand back the n
 that thread to run.
 
 State: the queue of items waiting for a thread, the threads and how many are idle (under the
-executor's own lock), the event loop, and whether each activity name is ``async def``.
+executor's own lock), the event loop, whether each activity name is ``async def``, and the
+activities running now with their stop flags (each added and dropped by the thread running it
+with one dict operation, without the lock; :meth:`ActivityExecutor.cancel` reads them under
+it).
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ class ActivityExecutor:
         with self._lock:
             hit = [
                 r
-                for r in self._running.values()
+                for r in list(self._running.values())  # (one C call: see _started)
                 if r.item.instance_id == instance_id
                 and (task_ids is None or r.item.task_id in task_ids)
                 and (item is None or r.item is item)
@@ -205,14 +208,13 @@ class ActivityExecutor:
             running.cancelled.set()
 
     def _started(self, item: ActivityWorkItem) -> _Running:
-        running = _Running(item)
-        with self._lock:
-            self._running[item.id] = running
+        # Without the lock: one dict item set (atomic), as the end's pop. cancel() copies
+        # the values in one C call, so it sees each activity running or not, as with a lock.
+        running = self._running[item.id] = _Running(item)
         return running
 
     def _ended(self, item: ActivityWorkItem) -> None:
-        with self._lock:
-            self._running.pop(item.id, None)
+        self._running.pop(item.id, None)
 
     def _run_sync(
         self, fn: Callable[..., Any] | None, item: ActivityWorkItem
