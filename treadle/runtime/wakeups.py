@@ -75,7 +75,11 @@ class Wakeups:
 
     def wake(self) -> None:
         """Wake the dispatcher (any thread)."""
-        self.event.set()
+        event = self.event
+        # (already set: the dispatcher has not cleared it since, and the round after its
+        # next clear sees what the caller did before this; skipping set() skips its lock)
+        if not event.is_set():
+            event.set()
 
     def wake_claims(self) -> None:
         """Claim instances in the next round, now (a queue's slot was freed here)."""
