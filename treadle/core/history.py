@@ -39,23 +39,14 @@ class OrchestrationStatus(enum.Enum):
     SUSPENDED = 7
     STALLED = 8
 
-    @property
-    def is_terminal(self) -> bool:
-        """Whether an instance in this status has finished for good."""
-        # (by name: a str hashes in C, where an Enum member's hash is a Python call, and
-        # this is asked several times a turn)
-        return self._name_ in _TERMINAL_NAMES
+    is_terminal: bool
+    """Whether an instance in this status has finished for good (COMPLETED, FAILED,
+    TERMINATED, CANCELED)."""
 
-
-_TERMINAL = frozenset(
-    {
-        OrchestrationStatus.COMPLETED,
-        OrchestrationStatus.FAILED,
-        OrchestrationStatus.TERMINATED,
-        OrchestrationStatus.CANCELED,
-    }
-)
-_TERMINAL_NAMES = frozenset(s.name for s in _TERMINAL)
+    def __init__(self, value: int) -> None:
+        # (a plain attribute of each member, set once: a property would be a Python call,
+        # and this is asked several times a turn)
+        self.is_terminal = value in (1, 3, 4, 5)  # COMPLETED, FAILED, CANCELED, TERMINATED
 
 
 @dataclass(frozen=True, slots=True)
