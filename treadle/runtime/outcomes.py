@@ -136,6 +136,8 @@ class Outcomes:
             self._cache.keep(iid, cached)
         if not commit.keep_lease and self._wakeups.claim_due:
             self._wakeups.wake()  # a claim may have waited for room
+        if not activity_ids:
+            return  # (the commit leased no activity here)
         leased = [a for a in entry.output.activities if a.leased]
         for row_id, activity in zip(activity_ids, leased, strict=False):
             item = ActivityWorkItem(

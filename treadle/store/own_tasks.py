@@ -51,15 +51,15 @@ def own_task_update(turn: TurnCommit) -> tuple[bool, str | None]:
     task (a negative id), cancels activities or gives the lease up (a task still there then
     is queued, see :func:`own_task_orphaned`); otherwise it leaves it as it is. (The turn's
     version fence says the column still holds the task this owner committed.)"""
-    own = next((a for a in turn.new_activities if a.own), None)
-    if own is not None:
-        return True, own_task_json(own)
-    clears = (
-        turn.cancel_activities
-        or not turn.keep_lease
-        or any(a < 0 for a in turn.consumed_activities)
-    )
-    return clears, None
+    for activity in turn.new_activities:  # (plain loops: this is every turn's commit)
+        if activity.own:
+            return True, own_task_json(activity)
+    if turn.cancel_activities or not turn.keep_lease:
+        return True, None
+    for consumed in turn.consumed_activities:
+        if consumed < 0:
+            return True, None
+    return False, None
 
 
 def own_task_orphaned(turn: TurnCommit) -> bool:
@@ -73,9 +73,17 @@ def own_task_orphaned(turn: TurnCommit) -> bool:
     ends its run drops the task instead (clears the column): its result would be moot."""
     if turn.create is not None or turn.cancel_activities or turn.status.is_terminal:
         return False
-    if any(a < 0 for a in turn.consumed_activities):
-        return False
-    return not turn.keep_lease or any(a.own for a in turn.new_activities)
+    for consumed in turn.consumed_activities:
+        if consumed < 0:
+            return False
+    if not turn.keep_lease:
+        return True
+    sets_own = False
+    for activity in turn.new_activities:  # (a plain loop: this is every turn's commit)
+        if activity.own:
+            sets_own = True
+            break
+    return sets_own
 
 
 def own_task_from_json(instance_id: str, text: str) -> NewActivity:

@@ -101,7 +101,8 @@ def _commit_turn(
         conn, created, now, lease=(owner, now + lease_s)
     ):  # (leased to the owner, for the turn's update below to find)
         return CommitOutcome(iid, ok=False, error=_refusal(conn, owner, turn, now))
-    task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
+    consumed = turn.consumed_activities
+    task_rows = [a for a in consumed if a > 0] if consumed else []  # negative: the own task
     # A result is recorded by whoever deletes its task row; one whose row is gone went to
     # the inbox from another execution: recording it too would repeat it.
     tasks_present = _tasks_exist(conn, task_rows)
