@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from treadle.core.actions import CompleteOrchestration, ScheduleTask
 from treadle.core.context import WorkflowActivityContext, WorkflowContext
 from treadle.core.history import OrchestrationStatus
-from treadle.core.replay import replay
+from treadle.core.replay import WorkflowExecution, replay
 from treadle.errors import InvalidInputError, TaskFailedError
 
 from .helpers import (
@@ -383,3 +385,25 @@ def test_custom_status_is_none_until_set() -> None:
         return 1
 
     assert replay(wf, start()).custom_status is None
+
+
+# ---- memory: a run is freed as soon as the runtime drops it ------------------------------
+def test_a_finished_execution_is_freed_without_the_cyclic_collector() -> None:
+    """A finished run holds no reference cycle (its context, its logger): dropped from the
+    runtime's cache, it is freed at once, not left for the cyclic collector, which may let
+    the runs of a whole backlog pile up (W1b's peak memory)."""
+    gc.collect()
+    gc.disable()
+    try:
+        execution = WorkflowExecution(task_chain, instance_id=INSTANCE)
+        execution.process([turn(), *start("task_chain", 42)], replaying=False)
+        for seq, result in ((1, 43), (2, 86), (3, 7396)):
+            execution.confirm_actions()
+            execution.process([turn(at(seq)), task_completed(seq, result)], replaying=False)
+        assert execution.is_complete
+        gone = weakref.ref(execution.logger)  # (the logger is made at first use)
+        del execution
+        assert gone() is None
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

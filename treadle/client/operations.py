@@ -15,6 +15,7 @@ of threads at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from treadle.client.counts import count_by_name
 from treadle.client.rerun import rerun_instance
 from treadle.client.status import WorkflowStatus, matching
-from treadle.client.tracing import create_span
+from treadle.client.tracing import create_span, may_trace
 from treadle.client.waiting import wait_for
 from treadle.core.history import (
     EventRaised,
@@ -142,22 +143,32 @@ class InstanceOperations:
                 )
             timeout_at = max(start_at or _now(), _now()) + timeout
         name = validate_name(name, "workflow name")
+        new = NewInstance(
+            instance_id=iid,
+            name=name,
+            input=self._payload(input, "input"),
+            execution_id=new_execution_id(),
+            scheduled_start=start_at,
+            app_id=self.app_id,
+            timeout_at=timeout_at,
+            trace=trace,
+        )
+        if not may_trace():  # (no OpenTelemetry in the process: no span, as create_span says)
+            self._start(new)
+            return iid
         with create_span(name, iid) as traced:
-            new = NewInstance(
-                instance_id=iid,
-                name=name,
-                input=self._payload(input, "input"),
-                execution_id=new_execution_id(),
-                scheduled_start=start_at,
-                app_id=self.app_id,
-                timeout_at=timeout_at,
-                trace=trace if trace is not None else traced,
-            )
-            for runtime in local_starts.starters(self._store.url):
-                if runtime.start_here(new):
-                    return iid
-            self._store.create_instance(new)
+            if trace is None and traced is not None:
+                new = dataclasses.replace(new, trace=traced)
+            self._start(new)
         return iid
+
+    def _start(self, new: NewInstance) -> None:
+        """Hand ``new`` to a running runtime of this process on the same store, or create it
+        in the store for any worker to run."""
+        for runtime in local_starts.starters(self._store.url):
+            if runtime.start_here(new):
+                return
+        self._store.create_instance(new)
 
     def rerun(
         self,

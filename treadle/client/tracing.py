@@ -17,7 +17,13 @@ from collections.abc import Iterator
 
 from treadle.core.history import TraceContext
 
-__all__ = ["create_span"]
+__all__ = ["create_span", "may_trace"]
+
+
+def may_trace() -> bool:
+    """Whether a start may be traced: ``opentelemetry`` is imported. When not,
+    :func:`create_span` records nothing, and a start need not enter it."""
+    return "opentelemetry.trace" in sys.modules
 
 
 @contextlib.contextmanager
@@ -25,7 +31,7 @@ def create_span(name: str, instance_id: str) -> Iterator[TraceContext | None]:
     """Around a start of workflow ``name`` as ``instance_id``: the trace context its
     ExecutionStarted records (the ``create_orchestration`` span's), or None if the caller
     is not traced."""
-    if "opentelemetry.trace" not in sys.modules:
+    if not may_trace():
         yield None
         return
     from opentelemetry import trace

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import logging
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -100,10 +101,13 @@ class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def __init__(self, execution: WorkflowExecution) -> None:
         super().__init__(logger, {})
-        self._execution = execution
+        # (weak: the execution keeps its logger, which must not keep it, see its __init__)
+        self._execution = weakref.ref(execution)
 
     def isEnabledFor(self, level: int) -> bool:  # logging's name
-        return not self._execution.is_replaying and super().isEnabledFor(level)
+        execution = self._execution()
+        replaying = execution is not None and execution.is_replaying
+        return not replaying and super().isEnabledFor(level)
 
 
 @dataclass(slots=True)
@@ -160,12 +164,72 @@ class _EventBuffer:
         return [(name, data) for _, name, data in kept]
 
 
+_NO_IDS: frozenset[int] = frozenset()
+
+
+def _with(ids: set[int] | frozenset[int], new: int) -> set[int]:
+    """``ids`` with ``new`` added: ``ids`` itself if a set, else a new set."""
+    if isinstance(ids, frozenset):
+        return {*ids, new}
+    ids.add(new)
+    return ids
+
+
+def _discard(ids: set[int] | frozenset[int], old: int) -> None:
+    """Remove ``old`` from ``ids`` if there (then a set: a frozenset here is empty)."""
+    if isinstance(ids, set):
+        ids.discard(old)
+
+
 class WorkflowExecution:
     """The live state of one run of a workflow: its generator, pending tasks and actions.
 
     ``workflow`` is the workflow function, or a :class:`VersionedWorkflow` whose version is
     chosen when the run starts: the one its history recorded, else the latest.
     """
+
+    # (slots: a runtime may hold thousands at once, e.g. a backlog claimed together)
+    __slots__ = (
+        "__weakref__",
+        "_continue_as_new",
+        "_current",
+        "_event_timeouts",
+        "_events",
+        "_generator",
+        "_legacy",
+        "_logger",
+        "_pending_actions",
+        "_propagated_view",
+        "_resolve_workflow",
+        "_retries",
+        "_retry_timers",
+        "_sequence",
+        "_suspended_events",
+        "_tasks",
+        "_timed_calls",
+        "_timeout_events",
+        "app_id",
+        "child_instance_ids",
+        "completion",
+        "current_utc_datetime",
+        "custom_status",
+        "execution_id",
+        "failure_exception",
+        "instance_id",
+        "is_replaying",
+        "is_suspended",
+        "name",
+        "parent",
+        "patches",
+        "propagated",
+        "recorded_version_name",
+        "started_at",
+        "timed_out_tasks",
+        "timeout_at",
+        "version_name",
+        "version_unavailable",
+        "workflow",
+    )
 
     def __init__(
         self,
@@ -195,17 +259,20 @@ class WorkflowExecution:
         self.recorded_version_name: str | None = None  # the one the first turn recorded
         self.patches = Patches()
         self.version_unavailable = False
-        self.logger = _ReplaySafeLogger(self)
+        # (the logger made at first use, holding this weakly; the context handed to the code
+        # only, not kept here: a finished execution is no reference cycle and is freed when
+        # dropped, not by the cyclic collector, which may let thousands pile up)
+        self._logger: _ReplaySafeLogger | None = None
         self._resolve_workflow = resolve_workflow
-        self._ctx = WorkflowContext(self)
         self._sequence = 0
         self._pending_actions: dict[int, Action] = {}
         self._tasks: dict[int, CompletableTask[Any]] = {}
         self._retries: dict[int, _Retry] = {}
         self._retry_timers: dict[int, _Retry] = {}
         self._event_timeouts: dict[int, tuple[str, CompletableTask[Any]]] = {}
-        self._timed_calls: set[int] = set()  # activity calls (ids) with a timeout
-        self.timed_out_tasks: set[int] = set()
+        # (these two stay the shared empty frozenset until a first id: most runs have none)
+        self._timed_calls: set[int] | frozenset[int] = _NO_IDS  # activity calls with a timeout
+        self.timed_out_tasks: set[int] | frozenset[int] = _NO_IDS
         """Activity calls (ids) whose timeout passed: their late results are dropped."""
         self._timeout_events: list[HistoryEvent] = []  # the failures that recorded them
         self._legacy = LegacyTimeouts()  # timeouts recorded as timers (schema 8 and before)
@@ -214,6 +281,28 @@ class WorkflowExecution:
         self._generator: Generator[Any, Any, Any] | None = None
         self._current: Task[Any] | None = None
         self._continue_as_new: tuple[str | None, bool] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """The run's logger: silent while the run replays (made at first use)."""
+        made = self._logger
+        if made is None:
+            made = self._logger = _ReplaySafeLogger(self)
+        return made
+
+    @property
+    def versioned(self) -> bool:
+        """Whether the run's turns have a version or patches to check against history and
+        record (:func:`~treadle.core.versioning.settle_turn`): it runs a version, its code
+        found a patch or its history recorded one, or there is no code for its recorded
+        version. False: a turn settles as it is."""
+        patches = self.patches
+        return (
+            self.version_name is not None
+            or self.version_unavailable
+            or bool(patches.found)
+            or bool(patches.recorded)
+        )
 
     # ---- feeding events -------------------------------------------------------------
     def process(self, events: Iterable[HistoryEvent], *, replaying: bool) -> None:
@@ -368,7 +457,7 @@ class WorkflowExecution:
                 return
             self.version_name, workflow = resolved
         try:
-            out = call_with_input(workflow, self._ctx, event.input)
+            out = call_with_input(workflow, WorkflowContext(self), event.input)
         except _WORKFLOW_ERRORS as exc:
             self._fail(exc)
             return
@@ -409,7 +498,7 @@ class WorkflowExecution:
             self._match_action(event, CreateTimer, None)
             return
         self._shift_ids(taken)
-        self._timed_calls.discard(self._legacy.timers[taken].task_id)  # (not the store's)
+        _discard(self._timed_calls, self._legacy.timers[taken].task_id)  # (not the store's)
 
     def _shift_ids(self, first: int) -> None:
         """Move every action the code made from id ``first`` on (none recorded yet) up one id,
@@ -466,7 +555,8 @@ class WorkflowExecution:
         self._pending_actions[completion.id] = self.completion
 
     def _on_result(self, task_id: int, result: str | None) -> None:
-        self._timed_calls.discard(task_id)
+        if task_id in self._timed_calls:
+            _discard(self._timed_calls, task_id)
         task = self._tasks.pop(task_id, None)
         self._retries.pop(task_id, None)
         if task is None:
@@ -489,9 +579,9 @@ class WorkflowExecution:
             and task_id in self._tasks
             and event.failure.error_type == "TimeoutError"
         )
-        self._timed_calls.discard(task_id)
+        _discard(self._timed_calls, task_id)
         if timed_out:
-            self.timed_out_tasks.add(task_id)
+            self.timed_out_tasks = _with(self.timed_out_tasks, task_id)
             self._timeout_events.append(event)
         self._on_failure(task_id, event.failure, timed_out=timed_out)
 
@@ -530,7 +620,7 @@ class WorkflowExecution:
             self._tasks[new_id] = retry.task
             self._retries[new_id] = retry
             if isinstance(action, ScheduleTask) and action.timeout is not None:
-                self._timed_calls.add(new_id)
+                self._timed_calls = _with(self._timed_calls, new_id)
             return
         legacy = self._legacy.timers.pop(event.timer_id, None)
         if legacy is not None:
@@ -556,7 +646,7 @@ class WorkflowExecution:
         dropped."""
         if task_id not in self._tasks:
             return  # it finished in time
-        self.timed_out_tasks.add(task_id)
+        self.timed_out_tasks = _with(self.timed_out_tasks, task_id)
         failure = FailureDetails(
             f"activity {name!r} (step {task_id}) did not finish within its timeout of "
             f"{timeout}; it was told to stop, and its result, if it comes, is dropped",
@@ -714,7 +804,7 @@ class WorkflowExecution:
             timeout=timeout,
         )
         if timeout is not None:
-            self._timed_calls.add(action_id)
+            self._timed_calls = _with(self._timed_calls, action_id)
         return self._schedule(action, retry_policy)
 
     def call_child_workflow(

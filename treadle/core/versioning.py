@@ -116,6 +116,9 @@ class VersionedWorkflow:
         return self.latest, self.versions[self.latest]
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 class Patches:
     """The patches of one run: those its history recorded and those its code found true.
 
@@ -131,14 +134,14 @@ class Patches:
         """Patches the run's history recorded so far, in order (repeats included)."""
         self.found: list[str] = []
         """Every evaluation found true, in order (what the worker reports, as the SDK does)."""
-        self._known: set[str] = set()
+        self._known: set[str] | frozenset[str] = _NO_NAMES  # (a set from the first patch)
         self._answers: dict[str, bool] = {}
 
     def on_turn(self, version: WorkflowVersion | None) -> None:
         """Take in the patches a recorded turn's ``OrchestratorStarted`` carries."""
         if version is not None and version.patches:
             self.recorded.extend(version.patches)
-            self._known.update(version.patches)
+            self._known = self._known.union(version.patches)
 
     def is_patched(self, name: str, *, replaying: bool) -> bool:
         """Whether the code takes the patched path (see the class docstring)."""
@@ -155,8 +158,9 @@ class Patches:
         if not self.found:  # (none found: none new; most runs use no patch)
             return
         fresh = new_patches(self.recorded, self.found)
-        self.recorded.extend(fresh)
-        self._known.update(fresh)
+        if fresh:
+            self.recorded.extend(fresh)
+            self._known = self._known.union(fresh)
 
 
 def recorded_version_name(history: Iterable[HistoryEvent]) -> str | None:

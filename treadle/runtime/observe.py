@@ -111,8 +111,11 @@ class Observer:
                 self._finished(entry, commit)
 
     def _finished(self, entry: PendingTurn, commit: TurnCommit) -> None:
+        failed = commit.status is OrchestrationStatus.FAILED
+        if not failed and self.metrics is None:
+            return  # (nothing to log, nothing to count: the name is not looked up)
         name, started = _run_of(entry, commit)
-        if commit.status is OrchestrationStatus.FAILED:
+        if failed:
             failure = commit.failure
             error_type = failure.error_type if failure is not None else ""
             message = failure.message if failure is not None else ""

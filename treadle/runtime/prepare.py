@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 
 from treadle.clock import Clock, utcnow
-from treadle.core.actions import ReportVersionNotAvailable, ScheduleTask
+from treadle.core.actions import ScheduleTask
 from treadle.core.history import (
     ExecutionStarted,
     ExecutionTerminated,
@@ -269,8 +269,10 @@ class TurnPreparer:
         now = utcnow(self._clock)
         custom_status_before = stored_custom_status or execution.custom_status
         new_events: list[HistoryEvent] = [OrchestratorStarted(timestamp=now), *events]
-        new_events.extend(e for _, e in entry.completions)
-        timed_out_before = set(execution.timed_out_tasks)
+        for _, result in entry.completions:
+            new_events.append(result)
+        # (a copy, as the turn may add to the set; the shared empty one is not copied)
+        timed_out_before = frozenset(execution.timed_out_tasks)
         watched = self._watchdog.begin(turn.instance_id, START_TURN_LIMIT_S if alone else None)
         try:
             execution.process(new_events, replaying=False)
@@ -280,20 +282,11 @@ class TurnPreparer:
             new_events = execution.without_late_results(new_events)
             entry.timed_out = sorted(execution.timed_out_tasks - timed_out_before)
         actions = execution.take_actions()
-        patches = execution.patches
-        # (an unversioned run that found and recorded no patch, and did not report its
-        # version unavailable, has nothing to settle: settle_turn would return it as it is)
-        settle = execution.version_name is not None or bool(patches.found or patches.recorded)
-        if not settle:
-            for action in actions:
-                if isinstance(action, ReportVersionNotAvailable):
-                    settle = True
-                    break
-        if settle:
+        if execution.versioned:  # (else settle_turn would return the turn as it is)
             settled = settle_turn(
                 new_events,
                 actions,
-                recorded=patches.recorded,
+                recorded=execution.patches.recorded,
                 recorded_name=execution.recorded_version_name,
                 reported=execution.reported_version(),
             )
@@ -302,24 +295,31 @@ class TurnPreparer:
                     self._detours.stall(entry, turn, settled.stall, custom_status_before)
                 return
             new_events, actions = settled.new_events, settled.actions
+        # One pass over the actions: the activities this runtime may lease (of its app,
+        # registered here, with no heartbeat timeout or timeout: those are claimed, which
+        # starts their clocks), whether any is claimed instead, and whether the turn may
+        # propagate history (then needs_past says).
+        scheduled = 0
+        claim_due = False
+        plain = True
+        for a in actions:
+            if isinstance(a, ScheduleTask):
+                if a.propagation_scope:
+                    plain = False
+                if a.heartbeat_timeout is not None or a.timeout is not None:
+                    claim_due = True
+                elif self._detours.runs_here(a.name, a.app_id):
+                    scheduled += 1
+            else:
+                plain = False
         propagation = None
-        if needs_past(actions, execution.propagated):
+        if not plain and needs_past(actions, execution.propagated):
             # (only the turns that hand history on read the run's stored events)
             past = self._store.get_history(turn.instance_id) if turn.history_len else []
             propagation = PropagationInput(past, execution.propagated, self._options.history_app_id)
         turn.parent = execution.parent
         turn.created_children = execution.child_instance_ids
         # (activities of another app, or not registered here, go to the queue for others)
-        # (those with a timeout or a heartbeat timeout are claimed, with their deadlines)
-        scheduled = 0
-        timed = False
-        runs_here = self._detours.runs_here
-        for action in actions:  # (a plain loop: this is every turn)
-            if isinstance(action, ScheduleTask):
-                if action.heartbeat_timeout is not None or action.timeout is not None:
-                    timed = True
-                elif runs_here(action.name, action.app_id):
-                    scheduled += 1
         # (own: a chain's one next step, kept in the instance's row, not queued: see
         # OWN_TASK_RULES)
         lease_n, still_running, own = self._inflight.plan_turn(
@@ -344,7 +344,7 @@ class TurnPreparer:
         entry.commit = output.commit
         entry.cached = cached
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
-        if scheduled > lease_n or timed:
+        if claim_due or scheduled > lease_n:
             self._wakeups.activity_claim_due = True
 
     def _load(self, record: InstanceRecord) -> CachedExecution | None:

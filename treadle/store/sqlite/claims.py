@@ -121,26 +121,25 @@ def claim_orchestrations(
             f"WHERE instance_id IN ({marks})",
             (owner, now + lease_s, *ids),
         )
-        records = {
-            row[0]: instance_from_row(row)
-            for row in conn.execute(
-                f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id IN ({marks})", ids
-            )
-        }
-        messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
-        for row in conn.execute(
+        instance_rows = conn.execute(
+            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id IN ({marks})", ids
+        ).fetchall()
+        message_rows = conn.execute(
             f"SELECT id, instance_id, execution_id, event FROM inbox "
             f"WHERE instance_id IN ({marks}) AND visible_at <= ? ORDER BY id",
             (*ids, now),
-        ):
-            messages[row[1]].append(
-                InboxMessage(
-                    id=row[0],
-                    instance_id=row[1],
-                    event=decode_event(row[3]),
-                    execution_id=row[2],
-                )
+        ).fetchall()
+    # (the rows are read under the write lock, and made into records and events after it:
+    # the lock, which a client's starts in another process wait for, is held for the
+    # statements alone)
+    records = {row[0]: instance_from_row(row) for row in instance_rows}
+    messages: dict[str, list[InboxMessage]] = {iid: [] for iid in ids}
+    for row in message_rows:
+        messages[row[1]].append(
+            InboxMessage(
+                id=row[0], instance_id=row[1], event=decode_event(row[3]), execution_id=row[2]
             )
+        )
     return [OrchestrationWorkItem(records[iid], messages[iid], previous.get(iid)) for iid in ids]
 
 

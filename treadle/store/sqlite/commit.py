@@ -75,8 +75,15 @@ def commit_turns(
     if not turns:
         return []
     check_creating(turns, grouped=True)
+    # (the history rows are encoded before the write lock is taken: the lock, which every
+    # writer of the file waits for, a client's start in another process too, is then held
+    # for the statements alone)
+    histories = [_history_rows(turn) for turn in turns]
     with db.errors(), db.write(notify=False) as conn:
-        return [_commit_turn(db, conn, owner, turn, now, lease_s) for turn in turns]
+        return [
+            _commit_turn(db, conn, owner, turn, now, lease_s, history)
+            for turn, history in zip(turns, histories, strict=True)
+        ]
 
 
 def _commit_turn(
@@ -86,6 +93,7 @@ def _commit_turn(
     turn: TurnCommit,
     now: float,
     lease_s: float,
+    history: list[tuple[str, int, str]],
 ) -> CommitOutcome:
     iid = turn.instance_id
     created = turn.create
@@ -93,7 +101,8 @@ def _commit_turn(
         conn, created, now, lease=(owner, now + lease_s)
     ):  # (leased to the owner, for the turn's update below to find)
         return CommitOutcome(iid, ok=False, error=_refusal(conn, owner, turn, now))
-    task_rows = [a for a in turn.consumed_activities if a > 0]  # negative: the own task
+    consumed = turn.consumed_activities
+    task_rows = [a for a in consumed if a > 0] if consumed else []  # negative: the own task
     # A result is recorded by whoever deletes its task row; one whose row is gone went to
     # the inbox from another execution: recording it too would repeat it.
     tasks_present = _tasks_exist(conn, task_rows) if task_rows else True
@@ -101,7 +110,7 @@ def _commit_turn(
     if not (tasks_present and _update_instance(conn, owner, turn, now, lease_s)):
         error = _refusal(conn, owner, turn, now, tasks_present=tasks_present)
         return CommitOutcome(iid, ok=False, error=error)
-    _write_rows(conn, turn, task_rows)
+    _write_rows(conn, turn, task_rows, history)
     if orphan is not None:  # nobody would run it (see own_task_orphaned): queue it
         insert_activity(conn, own_task_from_json(iid, orphan), None, now, 0.0, delivered=True)
     leased_ids: list[int] = []
@@ -188,16 +197,25 @@ def _update_instance(
     return cur.rowcount == 1
 
 
-def _write_rows(conn: sqlite3.Connection, turn: TurnCommit, task_rows: Sequence[int]) -> None:
-    """An accepted turn's history and the inbox and task rows it consumed or cancelled."""
+def _history_rows(turn: TurnCommit) -> list[tuple[str, int, str]]:
+    """The history rows a turn inserts, if accepted: (instance id, seq, event as JSON)."""
+    iid, start = turn.instance_id, turn.history_start
+    return [(iid, start + i, encode_event(e)) for i, e in enumerate(turn.new_events)]
+
+
+def _write_rows(
+    conn: sqlite3.Connection,
+    turn: TurnCommit,
+    task_rows: Sequence[int],
+    history: list[tuple[str, int, str]],
+) -> None:
+    """An accepted turn's history (its rows, encoded) and the inbox and task rows it
+    consumed or cancelled."""
     iid = turn.instance_id
     if turn.reset_history:
         conn.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
-    if turn.new_events:
-        conn.executemany(
-            "INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)",
-            [(iid, turn.history_start + i, encode_event(e)) for i, e in enumerate(turn.new_events)],
-        )
+    if history:
+        conn.executemany("INSERT INTO history (instance_id, seq, event) VALUES (?, ?, ?)", history)
     if turn.consumed_messages:
         conn.executemany("DELETE FROM inbox WHERE id = ?", [(m,) for m in turn.consumed_messages])
     if task_rows:  # (the own task lives in the instance's row, updated with the fence)
