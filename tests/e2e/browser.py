@@ -93,3 +93,19 @@ def screenshot(what: Any, directory: Path, name: str) -> Path:
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / name)
     return path
+
+
+def open_tab(page: Any, view: str) -> None:
+    """Click the instance page's tab ``view`` (a link to another page) and wait until that
+    page is the one shown, parsed whole: a click only starts the navigation, and a count of
+    rows taken at once may still read the page before."""
+    page.click(f"#tab-{view}")
+    page.wait_for_selector(f"#tab-{view}.current")
+    page.wait_for_load_state("domcontentloaded")
+
+
+def follow(page: Any, selector: str) -> None:
+    """Click the link or button ``selector`` that loads another page, and wait until that
+    page is parsed whole (a click returns once the navigation has started)."""
+    page.click(selector)
+    page.wait_for_load_state("domcontentloaded")

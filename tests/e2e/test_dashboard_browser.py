@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .browser import Api, chromium, screenshot
+from .browser import Api, chromium, follow, open_tab, screenshot
 from .sidecar import HERE, Served, serve
 
 pytestmark = pytest.mark.timeout(180)
@@ -94,7 +94,7 @@ def test_list_filters_live_in_the_url_and_link_to_instances(
     screenshot(page, tmp_path, "dashboard-list.png")
 
     page.check("input[name=status][value=FAILED]")
-    page.click("#filters button[type=submit]")
+    follow(page, "#filters button[type=submit]")
     assert "status=FAILED" in page.url
     assert rows(page) == [instances["doomed"]]
 
@@ -107,12 +107,12 @@ def test_list_filters_live_in_the_url_and_link_to_instances(
 
     page.goto("/?limit=2")
     first = rows(page)
-    page.click("a[rel=next]")
+    follow(page, "a[rel=next]")
     second = rows(page)
     assert len(first) == 2 and second and not set(first) & set(second)
 
     page.goto("/?name=fan_out")
-    page.click(f"text={instances['fan_out']}")
+    follow(page, f"text={instances['fan_out']}")
     assert page.url.endswith(f"/ui/instances/{instances['fan_out']}")
     assert page.locator("#status").inner_text() == "COMPLETED"
 
@@ -123,17 +123,17 @@ def test_a_fan_out_is_one_group_in_the_graph_and_one_bar_in_the_timeline(
     page.goto(f"/ui/instances/{instances['fan_out']}")
     compact = page.locator("table.history.compact tbody tr")
     assert compact.count() == 31  # thirty activities and the timer, one row each
-    page.click("#tab-full")
+    open_tab(page, "full")
     assert page.locator("table.history.full tbody tr").count() > 60
 
-    page.click("#tab-graph")
+    open_tab(page, "graph")
     group = page.locator("svg.treadle-graph g.node-activity")
     assert group.count() == 1
     text = group.text_content() or ""
     assert "square \u00d730" in text and "30 ✓" in text
     assert page.locator("svg.treadle-graph g.node-timer").count() == 1
 
-    page.click("#tab-timeline")
+    open_tab(page, "timeline")
     bars = page.locator("svg.treadle-timeline g.bar")
     assert "square \u00d730" in (bars.first.text_content() or "")
 
@@ -155,7 +155,7 @@ def test_the_graph_of_a_pipeline_shows_parallel_groups_retries_and_children(
     assert any("square \u00d7200" in t for t in texts)
     assert any("flaky" in t and "3 attempts" in t for t in texts)
     screenshot(page.locator("#view"), tmp_path, "dashboard-graph.png")
-    page.click("svg.treadle-graph a")  # the child workflow's node links to its page
+    follow(page, "svg.treadle-graph a")  # the child workflow's node links to its page
     assert "/ui/instances/pipeline-1%3A" in page.url
     assert page.locator("#status").inner_text() == "COMPLETED"
 
@@ -164,7 +164,7 @@ def test_retries_show_as_attempts(page: Any, instances: dict[str, str]) -> None:
     page.goto(f"/ui/instances/{instances['retries']}")
     row = page.locator("table.history.compact tbody tr", has_text="flaky")
     assert row.locator("td.attempts").inner_text() == "3"
-    page.click("#tab-graph")
+    open_tab(page, "graph")
     assert "3 attempts" in (page.locator("svg.treadle-graph g.node-activity").text_content() or "")
 
 
@@ -184,12 +184,12 @@ def test_waiting_panel_children_step_through_and_raising_the_event(
     assert "waiting for approval" in page.locator("#custom-status").inner_text()
     screenshot(page, tmp_path, "dashboard-instance.png")
 
-    page.click("a.child")
+    follow(page, "a.child")
     assert page.url.endswith("/ui/instances/order-1%3A0001")
-    page.click("a.parent")
+    follow(page, "a.parent")
     assert page.url.endswith("/ui/instances/order-1")
 
-    page.click("#tab-steps")
+    open_tab(page, "steps")
     total = int(page.locator("#at").get_attribute("max") or 0)
     # Step back to the event that created the child: it is what the run awaited then.
     history = api.http.get("/api/v1/workflows/order-1/history").json()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .browser import Api, chromium
+from .browser import Api, chromium, open_tab
 from .sidecar import HERE, serve
 
 pytestmark = pytest.mark.timeout(180)
@@ -83,8 +83,8 @@ def test_markup_in_a_workflow_output_is_shown_as_text(browser: Any, served_api: 
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert evil in page.locator("#output").inner_text()
-    page.click("#tab-full")
-    page.click("#tab-graph")
+    open_tab(page, "full")
+    open_tab(page, "graph")
     assert page.evaluate("() => window.pwned") is None
     assert dialogs == []
 
