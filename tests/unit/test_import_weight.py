@@ -1,7 +1,8 @@
 """What a process imports: `import treadle` loads no more than the errors, and a worker
 (a runtime started on SQLite, as `python -m bench.worker` does) loads neither the client,
 the server, the optional integrations (gRPC, PostgreSQL, OpenTelemetry, Prometheus,
-pydantic) nor what only some workers need (asyncio, zoneinfo, ctypes).
+pydantic), the executor of remote (SDK) workers, nor what only some workers need (asyncio,
+zoneinfo, ctypes).
 
 Each check runs in a fresh interpreter (a subprocess), since this one has imported it all.
 """
@@ -23,6 +24,7 @@ OFF_THE_WORKER_PATH = (
     "treadle.client",
     "treadle.server",
     "treadle.runtime.metrics",
+    "treadle.runtime.remote",
     "treadle.runtime.tracing",
     "treadle.runtime.tracing_spans",
     "treadle.store.postgres",
