@@ -95,14 +95,18 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name on first use and keep it in the module (PEP 562)."""
-    try:
-        module, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'treadle' has no attribute {name!r}") from None
+    """Import a public name on first use and keep it in the module (PEP 562). A subpackage
+    (``treadle.client``, ``treadle.store``...) is imported as an attribute too, as it was
+    when this module imported them all."""
     import importlib
+    import importlib.util
 
-    value = getattr(importlib.import_module(module), attribute)
+    lazy = _LAZY.get(name)
+    if lazy is None:
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'treadle' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.{name}")
+    value = getattr(importlib.import_module(lazy[0]), lazy[1])
     globals()[name] = value
     return value
 

@@ -81,6 +81,7 @@ def test_public_names_still_import_on_use() -> None:
         "assert wf.DaprWorkflowClient is DaprWorkflowClient is wf.WorkflowClient\n"
         "assert wf.WorkflowRuntime is WorkflowRuntime\n"
         "assert set(wf.__all__) <= set(dir(wf))\n"
+        "assert wf.store.open_store is not None  # subpackages: attributes, as before\n"
     )
     loaded = _loaded_after(code)
     assert "treadle.client" in loaded
