@@ -18,10 +18,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from treadle.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 __all__ = ["Overlap", "ScheduleSpec", "catchup_start", "next_slot"]
 
@@ -131,6 +133,9 @@ def zone(name: str) -> ZoneInfo:
     Raises:
         InvalidInputError: there is no such zone.
     """
+    # (imported here: zoneinfo reads sysconfig and the tz path, and only schedules need it)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):

@@ -16,7 +16,6 @@ same check first and maps the error.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 from typing import Any
@@ -127,6 +126,8 @@ def default_child_id(parent_id: str, action_id: int) -> str:
     child_id = f"{parent_id}:{action_id:04x}"
     if len(child_id) <= MAX_INSTANCE_ID_LENGTH:
         return child_id
+    import hashlib  # (rare: only for a parent id near the length limit)
+
     digest = hashlib.sha256(parent_id.encode()).hexdigest()[:16]
     return f"{parent_id[:200]}~{digest}:{action_id:04x}"
 

@@ -14,7 +14,6 @@ without the lock; :meth:`ActivityExecutor.cancel` looks at a copy).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import queue
@@ -34,6 +33,8 @@ from treadle.errors import FailureDetails, RegistrationError
 from treadle.store.base import ActivityWorkItem
 
 if TYPE_CHECKING:
+    import asyncio
+
     from treadle.runtime.tracing import Tracing
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class ActivityExecutor:
         """Start running ``item`` (returns at once)."""
         fn = self._activities.get(item.name)
         if fn is not None and self._is_async(item.name, fn):
+            import asyncio  # (only with async activities: most workers never load it)
+
             loop = self._event_loop()
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
             return
@@ -145,6 +148,8 @@ class ActivityExecutor:
                 self._idle += 1
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
+        import asyncio
+
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -244,12 +249,16 @@ class ActivityExecutor:
         return self._report(item, event)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        import asyncio
+
         if self._async_slots is None:
             self._async_slots = asyncio.Semaphore(self._max_concurrent)
         async with self._async_slots:
             await self._run_async_now(fn, item)
 
     async def _run_async_now(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        import asyncio
+
         if not self._is_current(item):
             return
         running = self._started(item)
@@ -352,6 +361,8 @@ async def _guarded(coro: Awaitable[Any]) -> tuple[Any, BaseException | None]:
     """Await an async activity in its own task: its result, or what it raised (but a
     CancelledError). A task whose code raises KeyboardInterrupt or SystemExit re-raises it
     out of the event loop, which would end the loop's thread and every async activity."""
+    import asyncio
+
     try:
         return await coro, None
     except asyncio.CancelledError:
@@ -363,6 +374,8 @@ async def _guarded(coro: Awaitable[Any]) -> tuple[Any, BaseException | None]:
 def _cancelling() -> bool:
     """Whether the running asyncio task is being cancelled (Python 3.11+; on 3.10, which
     cannot tell, False: a CancelledError is then the activity's own)."""
+    import asyncio
+
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False

@@ -17,7 +17,7 @@ in-flight activities.
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from treadle.clock import Clock
 from treadle.errors import StoreError
@@ -27,11 +27,13 @@ from treadle.runtime.observe import Observer
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.poison import SuspectClaims
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteExecutor
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.apps import WorkerInfo, WorkKind
 from treadle.store.base import ActivityWorkItem, OrchestrationWorkItem, Store
 from treadle.store.queues import QueueStore
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import RemoteExecutor
 
 __all__ = ["ActivityClaim", "Claims"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from treadle.clock import Clock, utcnow
 from treadle.core.actions import CompleteOrchestration
@@ -38,10 +39,12 @@ from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RunState, RuntimeOptions
 from treadle.runtime.pending import STALL_RETRY_S, PendingTurn
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import Completion, RemoteExecutor
 from treadle.runtime.turns import TurnInput, build_turn
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.base import ActivityResult, InstanceRecord, Store, TurnCommit
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import Completion, RemoteExecutor
 
 __all__ = ["Detours"]
 

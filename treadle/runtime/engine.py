@@ -39,6 +39,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from treadle.clock import Clock
 from treadle.core.actions import Action
@@ -56,7 +57,6 @@ from treadle.runtime.pending import PendingTurn, TurnInterrupted
 from treadle.runtime.poison import SuspectClaims, poisoned_failure
 from treadle.runtime.prepare import TurnPreparer
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 from treadle.runtime.wakeups import Wakeups
 from treadle.runtime.watchdog import TurnWatchdog
 from treadle.store.base import (
@@ -66,6 +66,9 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import RemoteExecutor, RemoteWorkers
 
 __all__ = ["Engine"]
 
@@ -109,11 +112,14 @@ class Engine:
         self.inflight = InflightActivities(
             options.lease_s, options.max_concurrent_activities, clock
         )
-        self.remote = (
-            RemoteExecutor(remote, self.wakeups.wake, clock, app_id=options.history_app_id)
-            if remote is not None
-            else None
-        )
+        self.remote: RemoteExecutor | None = None
+        if remote is not None:
+            # (imported only by a runtime with remote workers: most never load it)
+            from treadle.runtime.remote import RemoteExecutor
+
+            self.remote = RemoteExecutor(
+                remote, self.wakeups.wake, clock, app_id=options.history_app_id
+            )
         self.watchdog = TurnWatchdog(options.turn_limit_s)
         """Stops a workflow turn that runs past its limit (started with the run's threads)."""
         self.suspects = SuspectClaims()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from treadle.errors import StoreError
 from treadle.runtime.activities import ActivityExecutor
@@ -28,9 +29,11 @@ from treadle.runtime.inflight import InflightActivities
 from treadle.runtime.options import RuntimeOptions
 from treadle.runtime.pending import PendingTurn
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteExecutor
 from treadle.runtime.wakeups import Wakeups
 from treadle.store.base import ActivityResult, ActivityWorkItem, Store
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import RemoteExecutor
 
 __all__ = ["Outcomes"]
 

@@ -11,12 +11,15 @@ engine lock, or the client thread preparing its start's first turn. No state of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from treadle.core.history import ExecutionStarted, HistoryEvent
 from treadle.runtime.cache import CachedExecution
-from treadle.runtime.remote import RemoteAnswer
 from treadle.runtime.turns import TurnOutput
 from treadle.store.base import ActivityWorkItem, TurnCommit
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import RemoteAnswer
 
 __all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted"]
 

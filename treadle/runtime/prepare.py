@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from treadle.clock import Clock, utcnow
 from treadle.core.actions import ScheduleTask
@@ -50,8 +51,6 @@ from treadle.runtime.pending import (
     TurnInterrupted,
 )
 from treadle.runtime.registry import Registry
-from treadle.runtime.remote import RemoteExecutor
-from treadle.runtime.remote_history import RemoteHistory
 from treadle.runtime.turns import PropagationInput, TurnInput, build_turn, needs_past
 from treadle.runtime.wakeups import Wakeups
 from treadle.runtime.watchdog import TurnWatchdog
@@ -62,6 +61,9 @@ from treadle.store.base import (
     OrchestrationWorkItem,
     Store,
 )
+
+if TYPE_CHECKING:
+    from treadle.runtime.remote import RemoteExecutor
 
 __all__ = ["STALL_RETRY_S", "START_TURN_LIMIT_S", "PendingTurn", "TurnInterrupted", "TurnPreparer"]
 
@@ -224,6 +226,8 @@ class TurnPreparer:
                 history = self._remote.history_for(record)
                 if history is None:
                     self._detours.deliver(self._remote.release(iid))  # (held at another version)
+                    from treadle.runtime.remote_history import RemoteHistory
+
                     past = self._store.get_history(iid) if record.history_len else []
                     history = RemoteHistory.of(record.execution_id, past)
                 self._remote.send(record, turn, events, consumed, history)

@@ -28,7 +28,6 @@ These times are real (``time.monotonic``), not the runtime's clock: they bound C
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -191,6 +190,8 @@ def _message(turn: _Turn) -> str:
 
 def _interrupt(thread: int, exc: type[BaseException] | None) -> None:
     """Raise ``exc`` in ``thread`` at its next bytecode (None: cancel one pending)."""
+    import ctypes  # (only when a turn overruns: not on every worker's start)
+
     set_async_exc = getattr(ctypes.pythonapi, "PyThreadState_SetAsyncExc", None)
     if set_async_exc is None:  # (not CPython: the turn is reported, not interrupted)
         return

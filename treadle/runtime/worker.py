@@ -49,7 +49,6 @@ from treadle.runtime.owners import release_dead_local_owners
 from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
 from treadle.runtime.queue_limits import publish_queue_limits
 from treadle.runtime.registration import Registrations
-from treadle.runtime.remote import RemoteWorkers
 from treadle.runtime.starts import LocalStarts
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
@@ -60,6 +59,7 @@ from treadle.store.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from treadle.runtime.metrics import WorkerMetrics
+    from treadle.runtime.remote import RemoteWorkers
     from treadle.runtime.tracing import Tracing
 
 __all__ = ["WorkflowRuntime"]
