@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import random
 import threading
 from collections import OrderedDict
@@ -255,6 +256,10 @@ class Tracing:
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
+        self._root_known: Callable[[int], bool | None] | None = getattr(
+            self.spans, "root_sampled", None
+        )
+        self._chosen: Callable[..., Span | None] | None = getattr(self.spans, "start_chosen", None)
         self._history = history
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
@@ -295,9 +300,11 @@ class Tracing:
         events = commit.new_events
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
-                tc = _with_span_id(event.trace, self._sampler, self.spans)
+                tc, parent = _with_span_id(event.trace, self._sampler, self._root_known)
                 started = _replaced(event, trace=tc)
-                self._remember(commit.instance_id, _Run(started, tc))
+                run = _Run(started, tc)
+                run._parent = parent
+                self._remember(commit.instance_id, run)
                 if type(events) is list:
                     # (the turn's own list, made for its commit: the event replaced there,
                     # the commit not copied; whatever shares the list sees the same run,
@@ -427,22 +434,25 @@ class Tracing:
     ) -> None:
         tc = run.trace
         parent: SpanContext | None = None
-        if tc.is_root:
-            if tc.trace_parent.endswith("-00"):
+        trace_parent = tc.trace_parent
+        if trace_parent[36:52] == tc.span_id:  # (a root: tc.is_root)
+            if trace_parent.endswith("-00"):
                 return  # (not sampled: nor were its activities and timers)
         else:
-            parent = span_context(tc.trace_parent, tc.trace_state)
-        trace_id, span_id = int(tc.trace_id, 16), int(tc.span_id, 16)
+            parent = span_context(trace_parent, tc.trace_state)
+        # (the run span's own context holds its ids, as its history keeps them)
+        own = run._parent or run.parent
+        trace_id, span_id = own[0], own[1]
         name = f"orchestration||{run.name}"
         attributes: dict[str, Any] = {
             "durabletask.type": "orchestration",
             "durabletask.task.name": run.name,
             "durabletask.task.instance_id": iid,
             "durabletask.task.execution_id": run.execution_id,
-            "durabletask.runtime_status": status.name,
+            "durabletask.runtime_status": status._name_,
         }
         start = _ns(run.started_at)
-        chosen = getattr(self.spans, "start_chosen", None)
+        chosen = self._chosen
         span = None
         if chosen is not None:  # (the ids as they are, without the id generator's detour)
             span = chosen(name, trace_id, span_id, parent, SpanKind.SERVER, attributes, start)
@@ -544,23 +554,33 @@ def _spans(tracer: trace.Tracer, ids: Any) -> Any:
     return Spans(tracer, ids)
 
 
-def _with_span_id(tc: TraceContext | None, sampler: Any, spans: Any) -> TraceContext:
+_FLAGS = (TraceFlags(TraceFlags.DEFAULT), TraceFlags(TraceFlags.SAMPLED))
+"""A root run span's trace flags in its ``traceparent``, by whether it is sampled."""
+
+
+def _with_span_id(
+    tc: TraceContext | None, sampler: Any, known: Callable[[int], bool | None] | None
+) -> tuple[TraceContext, SpanContext | None]:
     """``tc`` with a new run span id; a new root trace context if None (or malformed), sampled
-    as ``sampler`` (the SDK tracer's, if any) decides for a root run span (``spans`` may know
-    its answer without asking it)."""
-    span_id = f"{random.getrandbits(64) or 1:016x}"
+    as ``sampler`` (the SDK tracer's, if any) decides for a root run span (``known`` may know
+    its answer without asking it). With it, for a new root, the run span's context
+    (what :attr:`_Run.parent` would parse from it, made from the ids as they are)."""
+    span_id = random.getrandbits(64) or 1
     if tc is None or not valid_traceparent(tc.trace_parent):
         trace_id = random.getrandbits(128) or 1
-        flags = "01" if _root_sampled(trace_id, sampler, spans) else "00"
-        return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
-    return TraceContext(tc.trace_parent, span_id, tc.trace_state)
+        sampled = _root_sampled(trace_id, sampler, known)
+        span_hex = f"{span_id:016x}"
+        tc = TraceContext(f"00-{trace_id:032x}-{span_hex}-{'01' if sampled else '00'}", span_hex)
+        return tc, SpanContext(trace_id, span_id, True, _FLAGS[sampled], None)
+    return TraceContext(tc.trace_parent, f"{span_id:016x}", tc.trace_state), None
 
 
-def _root_sampled(trace_id: int, sampler: Any, spans: Any) -> bool:
+def _root_sampled(
+    trace_id: int, sampler: Any, known: Callable[[int], bool | None] | None
+) -> bool:
     """Whether ``sampler`` samples a root run span of ``trace_id``."""
     if sampler is None:
         return True
-    known = getattr(spans, "root_sampled", None)
     # (the sampler asked with no parent looks at the current span: known only without one)
     if known is not None and not _current_span_valid():
         sampled: bool | None = known(trace_id)
@@ -570,9 +590,9 @@ def _root_sampled(trace_id: int, sampler: Any, spans: Any) -> bool:
     return bool(result.decision.is_sampled())
 
 
-_FIELDS: dict[type, tuple[str, ...] | None] = {}
-"""The fields of each dataclass :func:`_replaced` copies, None for one it leaves to
-``dataclasses.replace``."""
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] | None] = {}
+"""The fields of each dataclass :func:`_replaced` copies, with what reads them all at once
+(an ``attrgetter``), None for one it leaves to ``dataclasses.replace``."""
 
 _set = object.__setattr__
 
@@ -583,17 +603,29 @@ def _replaced(obj: _T, **changes: Any) -> _T:
     copied field by field, without calling it."""
     cls = type(obj)
     try:
-        names = _FIELDS[cls]
+        plan = _FIELDS[cls]
     except KeyError:
         fields = dataclasses.fields(obj)  # type: ignore[arg-type]
-        plain = not hasattr(cls, "__post_init__") and all(f.init for f in fields)
-        names = _FIELDS[cls] = tuple(f.name for f in fields) if plain else None
-    if names is None:
+        plain = not hasattr(cls, "__post_init__") and all(f.init for f in fields) and fields
+        names = tuple(f.name for f in fields)
+        plan = _FIELDS[cls] = (names, _fields_getter(names)) if plain else None
+    if plan is None:
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    names, values = plan
     new = object.__new__(cls)
-    for name in names:
-        _set(new, name, changes[name] if name in changes else getattr(obj, name))
+    for name, value in zip(names, values(obj)):
+        _set(new, name, value)
+    for name, value in changes.items():
+        _set(new, name, value)
     return new
+
+
+def _fields_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """What reads the attributes ``names`` of an object as a tuple, in one call."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda obj: (getattr(obj, name),)
+    return operator.attrgetter(*names)
 
 
 def _current_span_valid() -> bool:
@@ -602,7 +634,7 @@ def _current_span_valid() -> bool:
     if var is None:
         return bool(trace.get_current_span().get_span_context().is_valid)
     span = var.get().get(_SPAN_KEY)
-    return isinstance(span, Span) and span.get_span_context().is_valid
+    return span is not None and isinstance(span, Span) and span.get_span_context().is_valid
 
 
 def _installed_version() -> str | None:
