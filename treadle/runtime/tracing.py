@@ -569,15 +569,13 @@ def _with_span_id(
     if tc is None or not valid_traceparent(tc.trace_parent):
         trace_id = random.getrandbits(128) or 1
         sampled = _root_sampled(trace_id, sampler, known)
-        span_hex = f"{span_id:016x}"
-        tc = TraceContext(f"00-{trace_id:032x}-{span_hex}-{'01' if sampled else '00'}", span_hex)
+        trace_parent = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+        tc = TraceContext(trace_parent, trace_parent[36:52])
         return tc, SpanContext(trace_id, span_id, True, _FLAGS[sampled], None)
     return TraceContext(tc.trace_parent, f"{span_id:016x}", tc.trace_state), None
 
 
-def _root_sampled(
-    trace_id: int, sampler: Any, known: Callable[[int], bool | None] | None
-) -> bool:
+def _root_sampled(trace_id: int, sampler: Any, known: Callable[[int], bool | None] | None) -> bool:
     """Whether ``sampler`` samples a root run span of ``trace_id``."""
     if sampler is None:
         return True
@@ -613,7 +611,7 @@ def _replaced(obj: _T, **changes: Any) -> _T:
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
     names, values = plan
     new = object.__new__(cls)
-    for name, value in zip(names, values(obj)):
+    for name, value in zip(names, values(obj), strict=True):
         _set(new, name, value)
     for name, value in changes.items():
         _set(new, name, value)

@@ -191,7 +191,9 @@ class Spans:
         # (a SpanContext is a tuple: its trace id, span id, remote, flags, state, valid)
         trace_id, _, _, flags, trace_state, _ = parent
         span_id = (_getrandbits(64) if self._span_id is _random_span_id else 0) or self._span_id()
-        context = SpanContext(trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state)
+        context = SpanContext(
+            trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state
+        )
         if not flags & TraceFlags.SAMPLED:
             return trace.NonRecordingSpan(context)
         return Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
