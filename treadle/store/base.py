@@ -410,6 +410,8 @@ class InstancePage:
     next_cursor: str | None = None
 
 
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable storage for instances, histories, inboxes and activity tasks."""
