@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import operator
 import random
 import threading
 from collections import OrderedDict
@@ -588,9 +587,9 @@ def _root_sampled(trace_id: int, sampler: Any, known: Callable[[int], bool | Non
     return bool(result.decision.is_sampled())
 
 
-_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]] | None] = {}
-"""The fields of each dataclass :func:`_replaced` copies, with what reads them all at once
-(an ``attrgetter``), None for one it leaves to ``dataclasses.replace``."""
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+"""The fields of each dataclass :func:`_replaced` copies, None for one it leaves to
+``dataclasses.replace``."""
 
 _set = object.__setattr__
 
@@ -601,29 +600,17 @@ def _replaced(obj: _T, **changes: Any) -> _T:
     copied field by field, without calling it."""
     cls = type(obj)
     try:
-        plan = _FIELDS[cls]
+        names = _FIELDS[cls]
     except KeyError:
         fields = dataclasses.fields(obj)  # type: ignore[arg-type]
-        plain = not hasattr(cls, "__post_init__") and all(f.init for f in fields) and fields
-        names = tuple(f.name for f in fields)
-        plan = _FIELDS[cls] = (names, _fields_getter(names)) if plain else None
-    if plan is None:
+        plain = not hasattr(cls, "__post_init__") and all(f.init for f in fields)
+        names = _FIELDS[cls] = tuple(f.name for f in fields) if plain else None
+    if names is None:
         return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
-    names, values = plan
     new = object.__new__(cls)
-    for name, value in zip(names, values(obj), strict=True):
-        _set(new, name, value)
-    for name, value in changes.items():
-        _set(new, name, value)
+    for name in names:
+        _set(new, name, changes[name] if name in changes else getattr(obj, name))
     return new
-
-
-def _fields_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """What reads the attributes ``names`` of an object as a tuple, in one call."""
-    if len(names) == 1:
-        (name,) = names
-        return lambda obj: (getattr(obj, name),)
-    return operator.attrgetter(*names)
 
 
 def _current_span_valid() -> bool:
