@@ -52,11 +52,12 @@ __all__ = ["Observer"]
 logger = logging.getLogger("treadle.runtime.observe")
 
 _OUTCOMES = {
-    OrchestrationStatus.COMPLETED: "success",
-    OrchestrationStatus.FAILED: "failed",
-    OrchestrationStatus.TERMINATED: "terminated",
+    OrchestrationStatus.COMPLETED.name: "success",
+    OrchestrationStatus.FAILED.name: "failed",
+    OrchestrationStatus.TERMINATED.name: "terminated",
 }
-"""Dapr's status label of a finished run, by its status."""
+"""Dapr's status label of a finished run, by its status's name (a str key: an enum member
+would be hashed by a call into Python on every lookup)."""
 
 
 class Observer:
@@ -135,7 +136,8 @@ class Observer:
         metrics = self.metrics
         if metrics is None:
             return
-        status = _OUTCOMES.get(commit.status, commit.status.name.lower())
+        name_of_status = commit.status._name_
+        status = _OUTCOMES.get(name_of_status) or name_of_status.lower()
         seconds = None
         if started is not EPOCH:
             seconds = max(0.0, (utcnow(self._clock) - started).total_seconds())

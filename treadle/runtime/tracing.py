@@ -255,6 +255,10 @@ class Tracing:
         # (the SDK's sampler decides a root run's sampling when its trace context is made,
         # so that its activities and timers, emitted before it, follow the same decision)
         self._sampler = getattr(self._tracer, "sampler", None)
+        self._root_known: Callable[[int], bool | None] | None = getattr(
+            self.spans, "root_sampled", None
+        )
+        self._chosen: Callable[..., Span | None] | None = getattr(self.spans, "start_chosen", None)
         self._history = history
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
@@ -295,9 +299,11 @@ class Tracing:
         events = commit.new_events
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
-                tc = _with_span_id(event.trace, self._sampler, self.spans)
+                tc, parent = _with_span_id(event.trace, self._sampler, self._root_known)
                 started = _replaced(event, trace=tc)
-                self._remember(commit.instance_id, _Run(started, tc))
+                run = _Run(started, tc)
+                run._parent = parent
+                self._remember(commit.instance_id, run)
                 if type(events) is list:
                     # (the turn's own list, made for its commit: the event replaced there,
                     # the commit not copied; whatever shares the list sees the same run,
@@ -427,22 +433,25 @@ class Tracing:
     ) -> None:
         tc = run.trace
         parent: SpanContext | None = None
-        if tc.is_root:
-            if tc.trace_parent.endswith("-00"):
+        trace_parent = tc.trace_parent
+        if trace_parent[36:52] == tc.span_id:  # (a root: tc.is_root)
+            if trace_parent.endswith("-00"):
                 return  # (not sampled: nor were its activities and timers)
         else:
-            parent = span_context(tc.trace_parent, tc.trace_state)
-        trace_id, span_id = int(tc.trace_id, 16), int(tc.span_id, 16)
+            parent = span_context(trace_parent, tc.trace_state)
+        # (the run span's own context holds its ids, as its history keeps them)
+        own = run._parent or run.parent
+        trace_id, span_id = own[0], own[1]
         name = f"orchestration||{run.name}"
         attributes: dict[str, Any] = {
             "durabletask.type": "orchestration",
             "durabletask.task.name": run.name,
             "durabletask.task.instance_id": iid,
             "durabletask.task.execution_id": run.execution_id,
-            "durabletask.runtime_status": status.name,
+            "durabletask.runtime_status": status._name_,
         }
         start = _ns(run.started_at)
-        chosen = getattr(self.spans, "start_chosen", None)
+        chosen = self._chosen
         span = None
         if chosen is not None:  # (the ids as they are, without the id generator's detour)
             span = chosen(name, trace_id, span_id, parent, SpanKind.SERVER, attributes, start)
@@ -544,23 +553,31 @@ def _spans(tracer: trace.Tracer, ids: Any) -> Any:
     return Spans(tracer, ids)
 
 
-def _with_span_id(tc: TraceContext | None, sampler: Any, spans: Any) -> TraceContext:
+_FLAGS = (TraceFlags(TraceFlags.DEFAULT), TraceFlags(TraceFlags.SAMPLED))
+"""A root run span's trace flags in its ``traceparent``, by whether it is sampled."""
+
+
+def _with_span_id(
+    tc: TraceContext | None, sampler: Any, known: Callable[[int], bool | None] | None
+) -> tuple[TraceContext, SpanContext | None]:
     """``tc`` with a new run span id; a new root trace context if None (or malformed), sampled
-    as ``sampler`` (the SDK tracer's, if any) decides for a root run span (``spans`` may know
-    its answer without asking it)."""
-    span_id = f"{random.getrandbits(64) or 1:016x}"
+    as ``sampler`` (the SDK tracer's, if any) decides for a root run span (``known`` may know
+    its answer without asking it). With it, for a new root, the run span's context
+    (what :attr:`_Run.parent` would parse from it, made from the ids as they are)."""
+    span_id = random.getrandbits(64) or 1
     if tc is None or not valid_traceparent(tc.trace_parent):
         trace_id = random.getrandbits(128) or 1
-        flags = "01" if _root_sampled(trace_id, sampler, spans) else "00"
-        return TraceContext(f"00-{trace_id:032x}-{span_id}-{flags}", span_id)
-    return TraceContext(tc.trace_parent, span_id, tc.trace_state)
+        sampled = _root_sampled(trace_id, sampler, known)
+        trace_parent = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+        tc = TraceContext(trace_parent, trace_parent[36:52])
+        return tc, SpanContext(trace_id, span_id, True, _FLAGS[sampled], None)
+    return TraceContext(tc.trace_parent, f"{span_id:016x}", tc.trace_state), None
 
 
-def _root_sampled(trace_id: int, sampler: Any, spans: Any) -> bool:
+def _root_sampled(trace_id: int, sampler: Any, known: Callable[[int], bool | None] | None) -> bool:
     """Whether ``sampler`` samples a root run span of ``trace_id``."""
     if sampler is None:
         return True
-    known = getattr(spans, "root_sampled", None)
     # (the sampler asked with no parent looks at the current span: known only without one)
     if known is not None and not _current_span_valid():
         sampled: bool | None = known(trace_id)
@@ -602,7 +619,7 @@ def _current_span_valid() -> bool:
     if var is None:
         return bool(trace.get_current_span().get_span_context().is_valid)
     span = var.get().get(_SPAN_KEY)
-    return isinstance(span, Span) and span.get_span_context().is_valid
+    return span is not None and isinstance(span, Span) and span.get_span_context().is_valid
 
 
 def _installed_version() -> str | None:

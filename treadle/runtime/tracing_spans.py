@@ -63,6 +63,9 @@ _NO_OP_ENDING = frozenset(c._on_ending for c in _QUIET)
 _CHILD_FLAGS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
 """The trace flags a child takes from its parent (the rest are its own, unset)."""
 
+_TRACE_FLAGS = tuple(TraceFlags(bits) for bits in range(256))
+"""Each value of a trace flags byte as a ``TraceFlags``, made once (they do not change)."""
+
 _UNSET = Status(StatusCode.UNSET)
 """A span's status until one is set (a Status does not change)."""
 
@@ -189,11 +192,7 @@ class Spans:
         trace_id, _, _, flags, trace_state, _ = parent
         span_id = (_getrandbits(64) if self._span_id is _random_span_id else 0) or self._span_id()
         context = SpanContext(
-            trace_id,
-            span_id,
-            is_remote=False,
-            trace_flags=TraceFlags(flags & _CHILD_FLAGS),
-            trace_state=trace_state,
+            trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state
         )
         if not flags & TraceFlags.SAMPLED:
             return trace.NonRecordingSpan(context)
@@ -214,7 +213,8 @@ class Spans:
         ``start_span`` would make with those ids from its id generator, in ``parent``'s
         context or an empty one. None if only the tracer's own path gives that (a span that
         is not light, a sampler that must be asked). Takes ``attributes`` as its own."""
-        if not self.light():
+        on_end = self._on_end()
+        if on_end is None:
             return None
         tracer: Any = self._tracer
         if parent is None:
@@ -234,16 +234,10 @@ class Spans:
         flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         if random_trace_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(
-            trace_id,
-            span_id,
-            is_remote=False,
-            trace_flags=TraceFlags(flags),
-            trace_state=trace_state,
-        )
+        context = SpanContext(trace_id, span_id, False, _TRACE_FLAGS[flags], trace_state)
         if not sampled:
             return trace.NonRecordingSpan(context)
-        return Recorded(self, name, context, parent, kind, attributes, start_time, self._on_end())
+        return Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
 
     def start_span(
         self,
