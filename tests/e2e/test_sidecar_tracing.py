@@ -2,10 +2,11 @@
 
 A ``StartInstance`` with a ``parentTraceContext`` (as an SDK client in a traced span sends
 it) makes that span the parent of treadle's run span; the SDK worker is handed the run's
-trace context in its ``ExecutionStartedEvent`` (``parentTraceContext``, ``workflowSpanID``)
-and, in each ``ActivityRequest``, the run span as ``parentTraceContext`` (where the Python
-SDK parents its ``activity`` span). The official Python SDK does the same in
-``test_with_the_official_python_sdk`` (its worker's requests recorded in its process).
+trace context in its ``ExecutionStartedEvent`` (``parentTraceContext``, ``workflowSpanID``,
+from the first request on) and, in each ``ActivityRequest``, the run span as
+``parentTraceContext`` (where the Python SDK parents its ``activity`` span). The official
+Python SDK does the same in ``test_with_the_official_python_sdk`` (its worker's requests
+recorded in its process).
 Treadle's spans are read with the OpenTelemetry SDK's in-memory exporter. Run on SQLite and
 PostgreSQL.
 """
@@ -23,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sdk_env import sdk_python
 
-from treadle.core.history import ExecutionStarted
+from treadle.core.history import ExecutionStarted, valid_traceparent
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_actions_pb2 as apb
 from treadle.server._proto import orchestrator_service_pb2 as spb
@@ -75,6 +76,9 @@ def test_the_trace_context_goes_to_and_from_the_sdk(
     ]
     assert started.parentTraceContext.traceParent == TRACEPARENT
     assert started.parentTraceContext.traceState.value == "vendor=1"
+    # the first request already carries the run span's id: the one history will hold
+    first_span = started.workflowSpanID.value
+    assert len(first_span) == 16 and int(first_span, 16) != 0
     schedule = apb.WorkflowAction(
         id=0, scheduleTask=apb.ScheduleTaskAction(name="act", input=StringValue(value="1"))
     )
@@ -89,7 +93,7 @@ def test_the_trace_context_goes_to_and_from_the_sdk(
     (recorded,) = [e for e in sidecar.store.get_history("t-1") if isinstance(e, ExecutionStarted)]
     assert recorded.trace is not None and recorded.trace.trace_parent == TRACEPARENT
     run_span = recorded.trace.span_id
-    assert len(run_span) == 16
+    assert run_span == first_span
     # the activity's parent: the run span, in the client's trace
     sent = task.activityRequest.parentTraceContext
     assert sent.traceParent == f"00-{TRACE_ID}-{run_span}-01"
@@ -157,7 +161,11 @@ def test_a_malformed_traceparent_is_ignored(sidecar: InProcessSidecar) -> None:
         for e in item.workflowRequest.newEvents
         if e.WhichOneof("eventType") == "executionStarted"
     ]
-    assert not started.HasField("parentTraceContext")
+    # "junk" is not passed on: the run starts a trace of its own (as an untraced start
+    # does with tracing on), whose context, its own span's, the first request carries
+    sent = started.parentTraceContext.traceParent
+    assert "junk" not in sent and valid_traceparent(sent)
+    assert sent.split("-")[2] == started.workflowSpanID.value
     stream.cancel()
 
 

@@ -117,8 +117,13 @@ class Engine:
             # (imported only by a runtime with remote workers: most never load it)
             from treadle.runtime.remote import RemoteExecutor
 
+            tracing = self.observer.tracing
             self.remote = RemoteExecutor(
-                remote, self.wakeups.wake, clock, app_id=options.history_app_id
+                remote,
+                self.wakeups.wake,
+                clock,
+                app_id=options.history_app_id,
+                stamp=None if tracing is None else tracing.stamp_start_events,
             )
         self.watchdog = TurnWatchdog(options.turn_limit_s)
         """Stops a workflow turn that runs past its limit (started with the run's threads)."""

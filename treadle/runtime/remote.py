@@ -138,9 +138,13 @@ class RemoteExecutor:
         clock: Clock,
         *,
         app_id: str = "treadle",
+        stamp: Callable[[str, list[HistoryEvent]], None] | None = None,
     ) -> None:
         self._clock = clock
         self._app_id = app_id
+        # (traces on: puts a new run's span id into its ExecutionStarted before the turn goes
+        # out, so that the SDK's first request carries it, as history will)
+        self._stamp = stamp
         self.workers = workers
         self._wake = wake
         self._pending: dict[str, _RemotePending] = {}
@@ -325,6 +329,8 @@ class RemoteExecutor:
             *events,
             *(event for _, event in completions),
         ]
+        if self._stamp is not None:
+            self._stamp(iid, new_events)
         for event in new_events:
             if isinstance(event, ExecutionSuspended):
                 status = OrchestrationStatus.SUSPENDED

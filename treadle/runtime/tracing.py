@@ -277,6 +277,22 @@ class Tracing:
             logger.warning("could not trace %s", commit.instance_id, exc_info=True)
             return commit
 
+    def stamp_start_events(self, instance_id: str, events: list[HistoryEvent]) -> None:
+        """Put the run span's id into a new run's ``ExecutionStarted`` among ``events`` (in
+        place), before the turn is committed: for a turn sent to an SDK worker, so that its
+        first request already carries the id (``workflowSpanID``) that history will hold.
+        The commit's own :meth:`stamp` then finds it set. Never raises."""
+        for event in events:
+            if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
+                break
+        else:
+            return  # (no new run here: the usual turn)
+        try:
+            commit = _EventsOnly(instance_id, events)
+            self._stamp_start(commit)  # type: ignore[arg-type]
+        except Exception:  # (tracing never fails a workflow)
+            logger.warning("could not trace %s", instance_id, exc_info=True)
+
     def _stamp(self, commit: TurnCommit) -> TurnCommit:
         if commit.history_start == 0 and not commit.reset_history:
             commit = self._stamp_start(commit)
@@ -555,6 +571,16 @@ def _spans(tracer: trace.Tracer, ids: Any) -> Any:
 
 _FLAGS = (TraceFlags(TraceFlags.DEFAULT), TraceFlags(TraceFlags.SAMPLED))
 """A root run span's trace flags in its ``traceparent``, by whether it is sampled."""
+
+
+class _EventsOnly:
+    """What :meth:`Tracing._stamp_start` reads of a commit: for events not yet in one."""
+
+    __slots__ = ("instance_id", "new_events")
+
+    def __init__(self, instance_id: str, new_events: list[HistoryEvent]) -> None:
+        self.instance_id = instance_id
+        self.new_events = new_events
 
 
 def _with_span_id(
