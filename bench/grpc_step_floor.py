@@ -30,10 +30,11 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from typing import IO, Any
+from typing import Any
 
 import grpc
 
+from bench.grpc_floor import _child, _in, _out
 from bench.procs import cpu_seconds
 
 _SERVICE = "StepFloor"
@@ -118,20 +119,6 @@ def _client(port: int, steps: int, size: int) -> None:
     print(time.perf_counter() - started, flush=True)
     stream.cancel()
     channel.close()
-
-
-def _child(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def _out(proc: subprocess.Popen[str]) -> IO[str]:
-    assert proc.stdout is not None
-    return proc.stdout
-
-
-def _in(proc: subprocess.Popen[str]) -> IO[str]:
-    assert proc.stdin is not None
-    return proc.stdin
 
 
 def measure(
