@@ -41,25 +41,13 @@ _LOADED = (
 
 def _loaded_after(code: str) -> list[str]:
     """The watched modules a fresh interpreter has loaded after running ``code``."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(
-        [sys.executable, "-c", f"import json, sys\n{code}\n{_LOADED}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    ).stdout
-    loaded: list[str] = json.loads(out.splitlines()[-1])
+    loaded: list[str] = json.loads(_python(f"{code}\n{_LOADED}").splitlines()[-1])
     return loaded
 
 
-def test_import_treadle_loads_only_the_errors() -> None:
-    code = (
-        "import treadle\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('treadle'))))"
-    )
-    out = subprocess.run(
+def _python(code: str) -> str:
+    """What a fresh interpreter prints running ``code`` (after ``import json, sys``)."""
+    return subprocess.run(
         [sys.executable, "-c", f"import json, sys\n{code}"],
         capture_output=True,
         text=True,
@@ -67,7 +55,14 @@ def test_import_treadle_loads_only_the_errors() -> None:
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     ).stdout
-    assert json.loads(out) == ["treadle", "treadle.errors"]
+
+
+def test_import_treadle_loads_only_the_errors() -> None:
+    code = (
+        "import treadle\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('treadle'))))"
+    )
+    assert json.loads(_python(code)) == ["treadle", "treadle.errors"]
 
 
 def test_import_treadle_loads_nothing_heavy() -> None:

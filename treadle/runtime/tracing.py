@@ -282,14 +282,8 @@ class Tracing:
         place), before the turn is committed: for a turn sent to an SDK worker, so that its
         first request already carries the id (``workflowSpanID``) that history will hold.
         The commit's own :meth:`stamp` then finds it set. Never raises."""
-        for event in events:
-            if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
-                break
-        else:
-            return  # (no new run here: the usual turn)
         try:
-            commit = _EventsOnly(instance_id, events)
-            self._stamp_start(commit)  # type: ignore[arg-type]
+            self._stamp_started(instance_id, events)
         except Exception:  # (tracing never fails a workflow)
             logger.warning("could not trace %s", instance_id, exc_info=True)
 
@@ -313,23 +307,30 @@ class Tracing:
 
     def _stamp_start(self, commit: TurnCommit) -> TurnCommit:
         events = commit.new_events
+        if type(events) is list:
+            # (the turn's own list, made for its commit: the event replaced there, the commit
+            # not copied; whatever shares the list sees the same run, with its trace context,
+            # which replay never reads)
+            self._stamp_started(commit.instance_id, events)
+            return commit
+        stamped = list(events)
+        if self._stamp_started(commit.instance_id, stamped):
+            return _replaced(commit, new_events=stamped)
+        return commit
+
+    def _stamp_started(self, instance_id: str, events: list[HistoryEvent]) -> bool:
+        """Replace a new run's ``ExecutionStarted`` in ``events`` by one with the run span's
+        id, and remember the run; whether there was one to stamp."""
         for i, event in enumerate(events):
             if type(event) is ExecutionStarted and (event.trace is None or not event.trace.span_id):
                 tc, parent = _with_span_id(event.trace, self._sampler, self._root_known)
                 started = _replaced(event, trace=tc)
                 run = _Run(started, tc)
                 run._parent = parent
-                self._remember(commit.instance_id, run)
-                if type(events) is list:
-                    # (the turn's own list, made for its commit: the event replaced there,
-                    # the commit not copied; whatever shares the list sees the same run,
-                    # with its trace context, which replay never reads)
-                    events[i] = started
-                    return commit
-                stamped = list(events)
-                stamped[i] = started
-                return _replaced(commit, new_events=stamped)
-        return commit
+                self._remember(instance_id, run)
+                events[i] = started
+                return True
+        return False
 
     def _stamp_next_run(self, commit: TurnCommit) -> TurnCommit:
         """A run that continues as new: the next run's parent is its span (emitted once the
@@ -571,16 +572,6 @@ def _spans(tracer: trace.Tracer, ids: Any) -> Any:
 
 _FLAGS = (TraceFlags(TraceFlags.DEFAULT), TraceFlags(TraceFlags.SAMPLED))
 """A root run span's trace flags in its ``traceparent``, by whether it is sampled."""
-
-
-class _EventsOnly:
-    """What :meth:`Tracing._stamp_start` reads of a commit: for events not yet in one."""
-
-    __slots__ = ("instance_id", "new_events")
-
-    def __init__(self, instance_id: str, new_events: list[HistoryEvent]) -> None:
-        self.instance_id = instance_id
-        self.new_events = new_events
 
 
 def _with_span_id(
