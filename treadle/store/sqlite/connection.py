@@ -14,7 +14,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlparse
@@ -134,6 +133,78 @@ class _Translating:
             raise translate_error(exc, self._url) from exc
 
 
+class _Write:
+    """The context manager of :meth:`Connections.write`: a class, where a generator made and
+    run at each use costs several calls, and every step of every workflow commits through
+    one. Entered, it holds the database's write lock and a transaction begun; left, it
+    commits (or, on an error, rolls back), lets go of the lock and wakes who the write
+    concerns."""
+
+    __slots__ = ("_before", "_conn", "_db", "_durable", "_kinds", "_notify", "_relax")
+
+    def __init__(
+        self, db: Connections, notify: bool, durable: bool, kinds: tuple[bool, bool]
+    ) -> None:
+        self._db = db
+        self._notify = notify
+        self._durable = durable
+        self._kinds = kinds
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self._db
+        conn = self._conn = db.conn()
+        relax = self._relax = not self._durable and db.synchronous in ("FULL", "EXTRA")
+        lock = db.shared.write_lock
+        lock.acquire()
+        try:
+            if relax:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            lock.release()
+            raise StoreUnavailableError(f"cannot start a write on {db.url}: {exc}") from exc
+        except BaseException:
+            lock.release()
+            raise
+        db._pending = [False, False, False]
+        self._before = conn.total_changes
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        db = self._db
+        conn = self._conn
+        lock = db.shared.write_lock
+        try:
+            try:
+                if exc_type is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    return
+                db._commit(conn, self._durable)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                if self._relax:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA synchronous={db.synchronous}")
+            changed = conn.total_changes != self._before
+            # taken under the lock: the next transaction's commits set the next ones
+            pending, db._pending = db._pending, [False, False, False]
+        finally:
+            lock.release()
+        if changed and self._notify:
+            db.shared.notify(*self._kinds)
+        elif changed and (pending[0] or pending[1] or pending[2]):
+            db.shared.notify(orchestrations=pending[0], activities=pending[1])
+
+
 class Connections:
     """One store's connections to its database: one per thread, and its write transactions.
 
@@ -245,14 +316,13 @@ class Connections:
         pending[1] = pending[1] or activities
         pending[2] = pending[2] or status
 
-    @contextlib.contextmanager
     def write(
         self,
         *,
         notify: bool = True,
         durable: bool = True,
         kinds: tuple[bool, bool] = (True, True),
-    ) -> Iterator[sqlite3.Connection]:
+    ) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction: in-process lock, BEGIN IMMEDIATE, COMMIT (or ROLLBACK).
 
         With ``notify``, waiters are woken if anything changed: clients, and workers for the
@@ -265,53 +335,28 @@ class Connections:
         (claims, renewals, releases), whose loss in a crash is the same as the lease
         expiring. The next durable commit syncs it along with its own changes.
         """
-        conn = self.conn()
-        durable_level = self.synchronous in ("FULL", "EXTRA")
-        relax = not durable and durable_level
-        with self.shared.write_lock:
-            try:
-                if relax:
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"cannot start a write on {self.url}: {exc}") from exc
-            self._pending = [False, False, False]
-            before = conn.total_changes
-            try:
-                yield conn
-                identity = self._identity  # (see check_file: when, and what it costs)
-                if identity is None:
-                    pass
-                elif durable and durable_level:
-                    try:  # (check_file's test, inline: this is every syncing commit)
-                        st = os.stat(self.database)
-                    except OSError:
-                        st = None
-                    if st is None or st.st_ino != identity[1] or st.st_dev != identity[0]:
-                        self.check_file()
-                elif time.monotonic() >= self._check_due:
-                    self.check_file()
-                fault = faults.hook
-                if fault is not None:
-                    fault("before")
-                conn.execute("COMMIT")
-                if fault is not None:
-                    fault("after")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                if relax:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            changed = conn.total_changes != before
-            # taken under the lock: the next transaction's commits set the next ones
-            pending, self._pending = self._pending, [False, False, False]
-        if changed and notify:
-            self.shared.notify(*kinds)
-        elif changed and any(pending):
-            self.shared.notify(orchestrations=pending[0], activities=pending[1])
+        return _Write(self, notify, durable, kinds)
+
+    def _commit(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """Commit the write transaction under way (the write lock is held)."""
+        identity = self._identity  # (see check_file: when, and what it costs)
+        if identity is None:
+            pass
+        elif durable and self.synchronous in ("FULL", "EXTRA"):
+            try:  # (check_file's test, inline: this is every syncing commit)
+                st = os.stat(self.database)
+            except OSError:
+                st = None
+            if st is None or st.st_ino != identity[1] or st.st_dev != identity[0]:
+                self.check_file()
+        elif time.monotonic() >= self._check_due:
+            self.check_file()
+        fault = faults.hook
+        if fault is not None:
+            fault("before")
+        conn.execute("COMMIT")
+        if fault is not None:
+            fault("after")
 
     def errors(self) -> AbstractContextManager[None]:
         """Translate ``sqlite3`` errors into :class:`~treadle.errors.StoreError`.
