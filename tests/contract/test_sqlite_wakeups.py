@@ -97,3 +97,104 @@ def test_a_worker_waiting_for_work_is_not_woken_by_a_wake_up_that_gives_none(
     finally:
         release(here)
         store.close()
+
+
+OTHER_PROCESS_WRITER = textwrap.dedent(
+    """
+    import sys
+
+    from treadle.core.history import EventRaised
+    from treadle.store.base import NewMessage
+    from treadle.store.sqlite import SqliteStore
+
+    store = SqliteStore(sys.argv[1])
+    store.send_message(NewMessage("o-1", EventRaised(name=sys.argv[2])))
+    store.close()
+    """
+)
+
+
+def _write_elsewhere(tmp_path: Path, url: str, name: str, tmpdir: Path | None) -> None:
+    """Send an event to o-1 from another process (with ``tmpdir`` as its TMPDIR, if any)."""
+    script = tmp_path / "other_writer.py"
+    script.write_text(OTHER_PROCESS_WRITER)
+    env = dict(os.environ)
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    subprocess.run([sys.executable, str(script), url, name], env=env, check=True, timeout=60)
+
+
+def test_on_work_calls_back_for_this_process_s_and_other_processes_work(
+    tmp_path: Path,
+) -> None:
+    """A worker's dispatcher is woken by the store itself (no thread of its own waiting in
+    between): for work committed here, for work another process commits (its wake-up), and
+    for a writer the wake-ups cannot reach (a look at the file every WORK_POLL_S). A status
+    alone calls nobody, and once stopped nothing calls back."""
+    url = f"sqlite:///{tmp_path / 'treadle.db'}"
+    store = SqliteStore(url)
+    calls: list[tuple[bool, bool]] = []
+    called = threading.Event()
+
+    def callback(orchestrations: bool, activities: bool) -> None:
+        calls.append((orchestrations, activities))
+        called.set()
+
+    try:
+        store.create_instance(new_instance("o-1"))
+        stop = store.on_work(callback)
+        try:
+            called.wait(5)  # (the poll's first look calls back once, in case)
+            deadline = time.monotonic() + 5
+            while (True, True) not in calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            calls.clear()
+            called.clear()
+            store.send_message(NewMessage("o-1", EventRaised(name="here")))
+            assert called.is_set() and (True, False) in calls  # on the committing thread
+            here = acquire(os.path.abspath(tmp_path / "treadle.db"), is_file=True)
+            try:
+                direct: list[tuple[bool, bool]] = []
+                stop_direct = here.add_work_callback(lambda o, a: direct.append((o, a)))
+                here.notify_local(orchestrations=False, activities=False)  # a status alone
+                here.notify_local(orchestrations=False, activities=True)
+                stop_direct()
+                here.notify_local(orchestrations=True, activities=True)
+                assert direct == [(False, True)]
+            finally:
+                release(here)
+            for tmpdir in (None, tmp_path / "other-tmp"):  # reached, then not reached
+                if tmpdir is not None:
+                    tmpdir.mkdir()
+                called.clear()
+                started = time.monotonic()
+                _write_elsewhere(tmp_path, url, f"from-{tmpdir}", tmpdir)
+                assert called.wait(WORK_POLL_S + 5), f"no call back for a write from {tmpdir}"
+                assert time.monotonic() - started < WORK_POLL_S + 2
+        finally:
+            stop()
+        assert not [t for t in threading.enumerate() if t.name == "treadle-sqlite-poll"]
+        called.clear()
+        store.send_message(NewMessage("o-1", EventRaised(name="after")))
+        _write_elsewhere(tmp_path, url, "after", tmp_path / "other-tmp")
+        assert not called.wait(WORK_POLL_S * 2)
+    finally:
+        store.close()
+
+
+def test_a_sqlite_runtime_is_woken_by_its_store_not_by_a_watcher_thread(
+    tmp_path: Path,
+) -> None:
+    """A runtime on SQLite takes the store's call backs: it runs no watcher thread."""
+    import treadle as wf
+
+    runtime = wf.WorkflowRuntime(store=f"sqlite:///{tmp_path / 'treadle.db'}")
+    runtime.start()
+    try:
+        names = [t.name for t in threading.enumerate()]
+        assert "treadle-dispatcher" in names
+        assert "treadle-watcher" not in names
+        assert "treadle-sqlite-poll" in names
+    finally:
+        runtime.shutdown()
+    assert "treadle-sqlite-poll" not in [t.name for t in threading.enumerate()]

@@ -60,6 +60,12 @@ def encode(value: Any) -> str | None:
     """
     if value is None:
         return None
+    kind = value.__class__
+    if kind is int or kind is str or kind is bool:  # (no NaN, no object to mark: at once)
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # an int beyond 64 bits: the full path says so
+            pass
     if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a namedtuple, at the top only
         value = {**value._asdict(), AUTO_OBJECT: True}
     try:

@@ -79,11 +79,14 @@ def claim_orchestrations(
     if admitted:
         mine += f" AND {ADMITTED_SQL}"
     with db.errors():
-        # A cheap read first: most calls find nothing, and then take no write lock.
+        # A cheap read first: most calls find nothing, and then take no write lock. Both
+        # reads go from the inbox's visible messages to their instances (CROSS JOIN fixes
+        # that order in SQLite): the other order, which the planner picks for the GROUP BY
+        # below, reads every instance the store holds, finished ones too, on every claim.
         found = (
             db.conn()
             .execute(
-                "SELECT 1 FROM inbox m JOIN instances i ON i.instance_id = m.instance_id "
+                "SELECT 1 FROM inbox m CROSS JOIN instances i ON i.instance_id = m.instance_id "
                 "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
                 f"OR i.lease_expires_at < ?){mine} LIMIT ?",
                 (now, owner, now, *mine_params, len(excluded) + 1),
@@ -95,7 +98,7 @@ def claim_orchestrations(
     with db.errors(), db.write(notify=False, durable=False) as conn:
         candidates = conn.execute(
             "SELECT i.instance_id, i.lease_owner FROM inbox m "
-            "JOIN instances i ON i.instance_id = m.instance_id "
+            "CROSS JOIN instances i ON i.instance_id = m.instance_id "
             "WHERE m.visible_at <= ? AND (i.lease_owner IS NULL OR i.lease_owner = ? "
             f"OR i.lease_expires_at < ?){mine} GROUP BY i.instance_id ORDER BY MIN(m.id) "
             "LIMIT ?",
