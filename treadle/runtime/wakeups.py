@@ -99,7 +99,9 @@ class Wakeups:
         if activities:
             self.activity_claim_due = True
         self._stale = True
-        self.event.set()
+        event = self.event
+        if not event.is_set():  # (as wake: a set event is left as it is)
+            event.set()
 
     def claim_activities_after(self, seconds: float) -> None:
         """Claim activity tasks again in ``seconds`` (a queue's limits held some back:
