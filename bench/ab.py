@@ -3,13 +3,18 @@ two versions of treadle in one sitting.
 
 ``A`` and ``B`` are source trees (directories holding ``treadle/`` and ``bench/``) or git
 revisions of the repository this runs in (each is exported with ``git archive`` into a
-temporary directory). Each round runs ``python -m bench BENCH-OPTIONS`` once from ``A`` and once
-from ``B`` (alternating, so a change in the machine's load falls on both), each with its own
-tree first on ``PYTHONPATH`` and its own ``bench`` package. Every line a run prints is echoed
-with its side's label; at the end a summary gives, per figure, the median of each side, the
-ratio B/A and a verdict (``better``/``WORSE`` beyond ``--threshold``, else ``same``; memory
-figures are listed but not judged), with every value. The load average is printed at the start
-of each run: a loaded machine makes wall-clock figures meaningless, so look at it first.
+temporary directory). Each round runs ``python -m bench BENCH-OPTIONS`` once from ``A`` and
+once from ``B`` (alternating, so a change in the machine's load falls on both), each with its
+own tree first on ``PYTHONPATH`` and its own ``bench`` package. Every line a run prints is
+echoed with its side's label; at the end a summary gives, per figure, the median of each side,
+the ratio B/A, the p-value of a rank-sum (Mann-Whitney) permutation test (how often splitting
+the pooled values at random puts them at least as far apart: exact over every split when there
+are few, else 10,000 random ones with a fixed seed) and a verdict: ``same`` within
+``--threshold``; beyond it ``better`` or ``WORSE`` when p < 0.05, else ``unclear`` (the values
+overlap too much for the difference to be told from the machine's noise: run more rounds).
+Memory figures are listed but not judged; every value is shown. The load average is printed at
+the start of each run: a loaded machine makes wall-clock figures meaningless, so look at it
+first.
 
 Both trees are compiled to bytecode before the first run (``--no-compile`` to skip), so that
 a worker process starts as it would from an installed package, whatever
@@ -19,8 +24,11 @@ a worker process starts as it would from an installed package, whatever
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -169,31 +177,86 @@ def collect(results: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, ...], F
     return figures
 
 
+SIGNIFICANCE = 0.05
+"""The p-value below which a difference beyond the threshold is called better or WORSE."""
+_RESAMPLES = 10_000
+
+
 def summary(figures: dict[tuple[Any, ...], Figure], threshold: float) -> list[str]:
-    """One line per figure: medians, ratio B/A, verdict, all values."""
+    """One line per figure: medians, ratio B/A, p-value, verdict, all values."""
     lines = [
         f"{'workload':8} {'store':8} {'w':>2} {'figure':38} {'size':>6} {'A med':>10} "
-        f"{'B med':>10} {'unit':6} {'B/A':>5}  verdict  values A | B"
+        f"{'B med':>10} {'unit':6} {'B/A':>5} {'p':>5}  verdict  values A | B"
     ]
     for (store, workload, metric, size, workers), fig in figures.items():
         a, b = fig.values["A"], fig.values["B"]
         a_med = statistics.median(a) if a else None
         b_med = statistics.median(b) if b else None
         ratio = b_med / a_med if a_med and b_med is not None else None
+        p = permutation_p(a, b)
         lines.append(
             f"{workload:8} {store:8} {workers if workers is not None else '-':>2} "
             f"{metric[:38]:38} {size if size is not None else '':>6} "
             f"{_num(a_med):>10} {_num(b_med):>10} {fig.unit:6} "
-            f"{f'{ratio:.2f}' if ratio is not None else '-':>5}  "
-            f"{verdict(ratio, fig, threshold):7}  "
+            f"{f'{ratio:.2f}' if ratio is not None else '-':>5} "
+            f"{f'{p:.3f}' if p is not None else '-':>5}  "
+            f"{verdict(ratio, fig, threshold, p):7}  "
             f"{' '.join(_num(x) for x in a)} | {' '.join(_num(x) for x in b)}"
         )
     return lines
 
 
-def verdict(ratio: float | None, fig: Figure, threshold: float) -> str:
-    """``better``, ``WORSE`` or ``same`` for B against A; ``only A``/``only B`` when a side
-    lacks the figure; memory and unjudged figures are ``-``."""
+def permutation_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """The two-sided p-value that ``a`` and ``b`` come from one distribution (the
+    Mann-Whitney rank-sum test, by permutation): the share of the ways to split their pooled
+    values into groups of their sizes whose rank sums are at least as far from what no
+    difference gives. Every split when there are at most 10,000 (exact), else 10,000 random
+    ones (seeded: the same values give the same p). None with fewer than two values on a
+    side."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    ranks = _ranks([*a, *b])
+    n, total = len(a), len(a) + len(b)
+    expected = n * (total + 1) / 2
+
+    def distance(chosen: Sequence[int]) -> float:
+        return abs(sum(ranks[i] for i in chosen) - expected)
+
+    observed = distance(range(n)) - 1e-9
+    if math.comb(total, n) <= _RESAMPLES:
+        splits = extreme = 0
+        for chosen in itertools.combinations(range(total), n):
+            splits += 1
+            extreme += distance(chosen) >= observed
+        return extreme / splits
+    rng = random.Random(0)
+    order = list(range(total))
+    extreme = 0
+    for _ in range(_RESAMPLES):
+        rng.shuffle(order)
+        extreme += distance(order[:n]) >= observed
+    return (extreme + 1) / (_RESAMPLES + 1)
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """The rank of each value among ``values`` (1 for the smallest; ties share their mean)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def verdict(ratio: float | None, fig: Figure, threshold: float, p: float | None = None) -> str:
+    """``better``, ``WORSE``, ``same`` or ``unclear`` for B against A (see the module; with
+    ``p`` None, beyond the threshold is judged on the ratio alone); ``only A``/``only B``
+    when a side lacks the figure; memory and unjudged figures are ``-``."""
     if not fig.values["A"]:
         return "only B"
     if not fig.values["B"]:
@@ -202,6 +265,8 @@ def verdict(ratio: float | None, fig: Figure, threshold: float) -> str:
         return "-"
     if abs(ratio - 1) < threshold:
         return "same"
+    if p is not None and p >= SIGNIFICANCE:
+        return "unclear"
     better = ratio > 1 if fig.better == "higher" else ratio < 1
     return "better" if better else "WORSE"
 
@@ -231,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(echo, "")
     say(
         echo,
-        f"# summary: medians of {args.rounds} run(s) each, B/A; verdict beyond "
-        f"{args.threshold:.0%}",
+        f"# summary: medians of {args.rounds} run(s) each, B/A, p of a rank-sum permutation test; "
+        f"verdict beyond {args.threshold:.0%} when p < {SIGNIFICANCE}",
     )
     for line in lines:
         say(echo, line)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.ab import Figure, summary, verdict
+from bench.ab import Figure, permutation_p, summary, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,5 +71,27 @@ def test_verdict_follows_the_better_direction_and_threshold() -> None:
     assert verdict(1000 / 900, throughput, 0.05) == "better"
     assert verdict(None, Figure("ms", "lower", {"A": [], "B": [1.0]}), 0.05) == "only B"
     assert verdict(1.5, Figure("MiB", "lower", {"A": [1.0], "B": [1.5]}), 0.05) == "-"
+    clearly = Figure(
+        "ms", "lower", {"A": [1.0, 1.2, 1.1, 1.05, 1.15], "B": [0.8, 0.9, 0.85, 0.95, 0.9]}
+    )
+    lines = summary({("sqlite", "W3", "time per step", 100, 1): clearly}, 0.05)
+    assert "0.82" in lines[1] and "0.008" in lines[1] and "better" in lines[1]
+    # beyond the threshold, but two values a side cannot tell it from noise
     lines = summary({("sqlite", "W3", "time per step", 100, 1): faster}, 0.05)
-    assert "0.85" in lines[1] and "better" in lines[1] and "1.1" in lines[1]
+    assert "0.333" in lines[1] and "unclear" in lines[1]
+
+
+def test_the_p_value_is_exact_for_few_rounds_and_seeded_for_many() -> None:
+    # 5 against 5, every B above every A: 2 of the 252 splits are as far apart (both ways)
+    assert permutation_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == 2 / 252
+    assert permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert permutation_p([1.0], [2.0, 3.0]) is None  # (one value: no test)
+    # ties share their rank: all equal is no evidence either way
+    assert permutation_p([5.0, 5.0, 5.0], [5.0, 5.0]) == 1.0
+    # 15 against 15 (155 million splits): 10,000 seeded random ones, the same p each time
+    a = [1.0 + i / 100 for i in range(15)]
+    b = [1.15 + i / 100 for i in range(15)]
+    first = permutation_p(a, b)
+    assert first is not None and first < 0.01 and permutation_p(a, b) == first
+    assert verdict(1.1, Figure("ms", "lower", {"A": a, "B": b}), 0.05, first) == "WORSE"
+    assert verdict(1.1, Figure("ms", "lower", {"A": a, "B": b}), 0.05, 0.2) == "unclear"
