@@ -144,3 +144,29 @@ def test_the_sdk_ab_serves_from_the_other_tree(tmp_path: Path) -> None:
             assert address.rsplit(":", 1)[1].isdigit()
         log = (tmp_path / f"{tag}-serve.log").read_text()
         assert (marker in log) == (tree is not None), log[-2000:]
+
+
+def test_sqlite_statements_prints_each_statement_per_step_with_its_plan() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.sqlite_statements", "W3", "40"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "# W3, 40 steps: per step, each statement's runs and time (us)"
+    commit = [line for line in lines if line.endswith("  COMMIT")]
+    assert commit and float(commit[0].split()[0]) >= 1.0  # (a commit a step, at least)
+    update = lines.index(next(line for line in lines if "  UPDATE instances SET" in line))
+    assert "plan: SEARCH instances USING INDEX" in lines[update + 1]
+    assert not [line for line in lines if line.startswith("!!")]  # (no full scan)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bench.sqlite_statements", "W9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert bad.returncode == 2 and "usage:" in bad.stderr
