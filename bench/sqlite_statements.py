@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-_FULL_SCAN = re.compile(
-    r"SCAN (instances|history|i|h)\b(?! USING (COVERING )?INDEX instances_held)"
-)
+FULL_SCAN = re.compile(r"SCAN (instances|history|i|h)\b(?! USING (COVERING )?INDEX instances_held)")
 
 
 class _Timed(sqlite3.Connection):
@@ -91,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"{count / steps:8.3f} {seconds / steps * 1e6:9.2f}  {' '.join(sql.split())[:150]}")
         if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH")):
             plan = [row[3] for row in plans.execute("EXPLAIN QUERY PLAN " + sql, parameters)]
-            mark = "!!" if any(_FULL_SCAN.match(line) for line in plan) else "  "
+            mark = "!!" if any(FULL_SCAN.match(line) for line in plan) else "  "
             print(f"{mark}{'':17}plan: {' | '.join(plan)}")
     plans.close()
     return 0

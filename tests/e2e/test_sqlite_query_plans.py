@@ -13,7 +13,6 @@ and so are those of the index of held instances (as many as are leased).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,10 +23,7 @@ from typing import Any, ClassVar
 import pytest
 
 import treadle as wf
-
-_FULL_SCAN = re.compile(
-    r"SCAN (instances|history|i|h)\b(?! USING (COVERING )?INDEX instances_held)"
-)
+from bench.sqlite_statements import FULL_SCAN
 
 
 class _Recording(sqlite3.Connection):
@@ -121,7 +117,7 @@ def test_a_worker_s_statements_read_no_whole_table_of_instances_or_history(
                 continue
             looked += 1
             plan = [row[3] for row in plans.execute("EXPLAIN QUERY PLAN " + sql, parameters)]
-            scans += [f"{sql}\n    {' | '.join(plan)}" for line in plan if _FULL_SCAN.match(line)]
+            scans += [f"{sql}\n    {' | '.join(plan)}" for line in plan if FULL_SCAN.match(line)]
     finally:
         plans.close()
     assert looked > 20, looked  # (the claims, commits and lease bookkeeping were seen)
