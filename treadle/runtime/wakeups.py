@@ -1,9 +1,8 @@
 """Wake-ups: when the dispatcher looks for work, and which instances it leaves alone a while.
 
 The dispatcher sleeps on one event until there may be work: an activity finished here, a
-remote worker answered, the store told of a commit (through the store's call back, from
-whichever thread heard of it, or from the watcher thread below for a store that cannot call
-back), a timer this runtime committed or the store knows of came due, or a
+remote worker answered, the store told of a commit (its own notification thread, or the
+watcher thread below), a timer this runtime committed or the store knows of came due, or a
 second passed. Two flags say what to claim when it wakes: instances with new messages
 (:attr:`Wakeups.claim_due`) and activity tasks (:attr:`Wakeups.activity_claim_due`).
 
@@ -15,9 +14,8 @@ Threads:
   client thread preparing a start's first turn sets a flag without it.
 - The dispatcher, before a round and without the lock: :meth:`Wakeups.claims_due` (reads,
   a hint: see :mod:`treadle.runtime.starts`).
-- The thread the store calls back on (PostgreSQL's notification thread; on SQLite a
-  committing thread of this process or the wake channel's listener), or the watcher
-  thread: :meth:`Wakeups.on_store_work`; the watcher runs :meth:`Wakeups.watch`.
+- The store's notification thread, or the watcher thread: :meth:`Wakeups.on_store_work`;
+  the watcher runs :meth:`Wakeups.watch`.
 - Any thread: :meth:`Wakeups.wake`, :meth:`Wakeups.retry_stalled` (a flag the dispatcher
   reads when it next lists the instances set aside).
 
@@ -99,9 +97,7 @@ class Wakeups:
         if activities:
             self.activity_claim_due = True
         self._stale = True
-        event = self.event
-        if not event.is_set():  # (as wake: a set event is left as it is)
-            event.set()
+        self.event.set()
 
     def claim_activities_after(self, seconds: float) -> None:
         """Claim activity tasks again in ``seconds`` (a queue's limits held some back:

@@ -15,7 +15,6 @@ for the life of the process. Nothing else adds or removes entries.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from treadle.store.sqlite.wake import WakeChannel
 
@@ -46,22 +45,6 @@ class Shared:
         self.activities = 0  # those of activity tasks to claim
         self.wake = WakeChannel(key, self.notify_local) if is_file else None
         self.users = 0  # the open stores that acquired it (under _LOCK)
-        self._work_callbacks: tuple[Callable[[bool, bool], None], ...] = ()
-        self._callbacks_lock = threading.Lock()
-
-    def add_work_callback(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
-        """Call ``callback(orchestrations, activities)`` on every wake-up that gives work, on
-        the thread that wakes (a committing thread of this process, or the wake channel's
-        listener for the others'): a worker's dispatcher is then woken without a thread of
-        its own in between. Returns the function that stops it."""
-        with self._callbacks_lock:
-            self._work_callbacks = (*self._work_callbacks, callback)
-
-        def stop() -> None:
-            with self._callbacks_lock:
-                self._work_callbacks = tuple(c for c in self._work_callbacks if c is not callback)
-
-        return stop
 
     def notify_local(self, orchestrations: bool = True, activities: bool = True) -> None:
         """Wake this process's waiters: workers of the kinds of work given, clients always."""
@@ -73,9 +56,6 @@ class Shared:
                 self.activities += activities
                 self.work_generation += 1
                 self.work_changed.notify_all()
-        if orchestrations or activities:
-            for callback in self._work_callbacks:  # (a tuple, replaced whole: no lock)
-                callback(orchestrations, activities)
 
     def notify(self, orchestrations: bool = True, activities: bool = True) -> None:
         """Wake the waiters of this process and of the others on the same file."""

@@ -12,7 +12,6 @@ SQLite's busy timeout. Other processes' commits are noticed cheaply with
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -24,7 +23,6 @@ from treadle.core.history import HistoryEvent, OrchestrationStatus
 from treadle.errors import (
     FailureDetails,
     InvalidInputError,
-    StoreError,
     StoreUnavailableError,
     WorkflowNotFoundError,
     WorkflowStateError,
@@ -495,67 +493,6 @@ class SqliteStore(ChoreMethods):
                 "SELECT MIN(visible_at) FROM inbox WHERE visible_at > ?", (now,)
             ).fetchone()[0]
         return bool(busy), due
-
-    def on_work(self, callback: Callable[[bool, bool], None]) -> Callable[[], None]:
-        """Call ``callback(orchestrations, activities)`` when new work may be there; return
-        the function that stops it (see :class:`~treadle.store.capabilities.WorkNotifier`).
-
-        The wake-ups that :meth:`wait_for_work` waits for call it at once, on the thread
-        that hears of them: a commit of this process, or the wake channel's listener for a
-        commit of another (see :mod:`.wake`). Commits the channel cannot tell of (a writer
-        with another temporary directory, or no channel at all) are seen by a thread that
-        looks at ``PRAGMA data_version`` every :data:`WORK_POLL_S` seconds (every 20 ms
-        without a channel), as :meth:`wait_for_work` does.
-
-        Raises:
-            StoreUnavailableError: the store was closed.
-        """
-        if self._db.closed:
-            raise StoreUnavailableError(f"the store {self.url!r} was closed")
-        here = self._shared
-        wake = here.wake
-        if wake is not None:
-            wake.listen()
-        stop_callback = here.add_work_callback(callback)
-        if wake is None:  # in memory: every writer is in this process, and wakes it
-            return stop_callback
-        stopping = threading.Event()
-        interval = WORK_POLL_S if wake.listening else 0.02
-        poller = threading.Thread(
-            target=self._poll_work,
-            args=(callback, stopping, interval),
-            name="treadle-sqlite-poll",
-            daemon=True,
-        )
-        poller.start()
-
-        def stop() -> None:
-            stop_callback()
-            stopping.set()
-            poller.join(1.0)  # (at once: it waits on the event)
-
-        return stop
-
-    def _poll_work(
-        self, callback: Callable[[bool, bool], None], stopping: threading.Event, interval: float
-    ) -> None:
-        """The thread of :meth:`on_work` that sees other connections' commits. A commit
-        made before its first look cannot differ from what it first sees: it calls back once
-        after that look, in case one came after the caller last looked for work."""
-        last: int | None = None
-        with contextlib.suppress(StoreError):
-            last = self._db.data_version()
-        callback(True, True)
-        while not stopping.wait(interval):
-            if self._db.closed:
-                return
-            try:
-                version = self._db.data_version()
-            except StoreError:  # (an outage: the dispatcher's own calls wait it out)
-                continue
-            if last is not None and version != last:
-                callback(True, True)
-            last = version
 
     def change_token(self, work_only: bool = False) -> object:
         """An opaque value that changes whenever anything in the database may have changed.
