@@ -83,7 +83,11 @@ class Observer:
         if tracing is not None:
             for entry in pending.values():
                 commit = entry.commit
-                if commit is not None:
+                # (a turn of a run under way that starts none has nothing to stamp: the
+                # test Tracing.stamp begins with, made here without the call, every step)
+                if commit is not None and not (
+                    commit.history_start and not commit.new_instances and not commit.reset_history
+                ):
                     entry.commit = tracing.stamp(commit)
                     output = entry.output
                     if output is not None and output.commit is commit:

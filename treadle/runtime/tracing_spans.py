@@ -66,6 +66,9 @@ _CHILD_FLAGS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
 _TRACE_FLAGS = tuple(TraceFlags(bits) for bits in range(256))
 """Each value of a trace flags byte as a ``TraceFlags``, made once (they do not change)."""
 
+_new_context = tuple.__new__
+_SPAN_ID_MAX = 2**64 - 1
+
 _UNSET = Status(StatusCode.UNSET)
 """A span's status until one is set (a Status does not change)."""
 
@@ -176,7 +179,8 @@ class Spans:
         """A light span, child of the remote span ``parent`` (a run span, for its activities
         and timers): what ``start_span`` would make in the context of ``parent``, for less.
         None if only ``start_span`` gives that (a span that is not light, a sampler that must
-        be asked). Takes ``attributes`` as its own."""
+        be asked). Takes ``attributes`` as its own: their keys are non-empty strings and
+        their values str, bool, int or float (the span's end does not check them again)."""
         on_end = self._on_end()
         if on_end is None:
             return None
@@ -189,14 +193,21 @@ class Spans:
         # (ParentBased's ALWAYS_ON and ALWAYS_OFF: sampled as the parent is; the span's flags
         # are the parent's sampled and random-trace-id bits)
         # (a SpanContext is a tuple: its trace id, span id, remote, flags, state, valid)
-        trace_id, _, _, flags, trace_state, _ = parent
+        trace_id, _, _, flags, trace_state, valid = parent
         span_id = (_getrandbits(64) if self._span_id is _random_span_id else 0) or self._span_id()
-        context = SpanContext(
-            trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state
+        # (made as SpanContext's own __new__ makes it, without its checks of the trace id,
+        # the parent's, and of the flags and state, the parent's: valid as the parent is, if
+        # the span id is in range)
+        valid = valid and 0 < span_id <= _SPAN_ID_MAX
+        context = _new_context(
+            SpanContext,
+            (trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state, valid),
         )
         if not flags & TraceFlags.SAMPLED:
             return trace.NonRecordingSpan(context)
-        return Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
+        span = Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
+        span._plain = True  # (treadle's own attributes, of plain types: see Recorded.end)
+        return span
 
     def start_chosen(
         self,
@@ -337,6 +348,8 @@ class Recorded(trace.Span, ReadableSpan):
         self._status = _UNSET
         self._start_time = start_time if start_time is not None else time_ns()
         self._end_time: int | None = None
+        # (whether the attributes are still the plain ones start_child gave: see end)
+        self._plain = False
 
     def end(self, end_time: int | None = None) -> None:
         """Hand the finished span to the tracer's span processor (once)."""
@@ -345,7 +358,15 @@ class Recorded(trace.Span, ReadableSpan):
         self._end_time = end_time if end_time is not None else time_ns()
         tracer: Any = self._spans._tracer
         limits = tracer._span_limits
-        self._attributes = _bounded(self._attributes, limits)
+        attributes = self._attributes
+        if not (
+            self._plain
+            and limits.max_span_attribute_length is None
+            and (
+                limits.max_span_attributes is None or len(attributes) <= limits.max_span_attributes
+            )
+        ):  # (else they are as _bounded would return them)
+            self._attributes = _bounded(attributes, limits)
         self._events = BoundedList.from_seq(limits.max_events, self._events) if self._events else ()
         self._links = BoundedList.from_seq(limits.max_links, self._links) if self._links else ()
         self._resource = tracer.resource
@@ -371,6 +392,7 @@ class Recorded(trace.Span, ReadableSpan):
         """Set an attribute (while the span records; a key set again moves last, as the SDK's
         bounded attributes do)."""
         if self._end_time is None:
+            self._plain = False
             self._attributes.pop(key, None)
             self._attributes[key] = value
 

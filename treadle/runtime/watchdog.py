@@ -49,27 +49,21 @@ class TurnTimeout(BaseException):
     """
 
 
-class _Turn:
-    """One turn under way."""
+_Turn = tuple[float, str, float, bool, int]
+"""One turn under way: its deadline (monotonic), instance, limit (seconds), whether it is a
+start's first turn, and its thread. A plain tuple: one is made every turn, and only the
+watchdog's own marks (:attr:`TurnWatchdog._marks`) change."""
 
-    __slots__ = (
-        "deadline",
-        "instance_id",
-        "interrupted",
-        "is_start",
-        "limit_s",
-        "thread",
-        "warned_at",
-    )
 
-    def __init__(self, instance_id: str, limit_s: float, thread: int, is_start: bool) -> None:
-        self.instance_id = instance_id
-        self.limit_s = limit_s
-        self.is_start = is_start
-        self.deadline = _monotonic() + limit_s
-        self.thread = thread
-        self.interrupted = False
-        self.warned_at = 0.0
+class _Mark:
+    """What the watchdog did to one overrunning turn: interrupted it, and when it last said
+    so in the log."""
+
+    __slots__ = ("turn", "warned_at")
+
+    def __init__(self, turn: _Turn, warned_at: float) -> None:
+        self.turn = turn
+        self.warned_at = warned_at
 
 
 class TurnWatchdog:
@@ -82,6 +76,8 @@ class TurnWatchdog:
     def __init__(self, limit_s: float | None) -> None:
         self.limit_s = limit_s
         self._turns: dict[int, _Turn] = {}
+        # the turns the watchdog interrupted, by thread (under the lock)
+        self._marks: dict[int, _Mark] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -101,11 +97,13 @@ class TurnWatchdog:
         limit = self.limit_s
         if limit is None:
             return None
+        thread = _get_ident()
         if start_limit_s is None:
-            turn = _Turn(instance_id, limit, _get_ident(), False)
+            turn = (_monotonic() + limit, instance_id, limit, False, thread)
         else:
-            turn = _Turn(instance_id, min(limit, start_limit_s), _get_ident(), True)
-        self._turns[turn.thread] = turn  # (only this thread writes its key: no lock)
+            limit = min(limit, start_limit_s)
+            turn = (_monotonic() + limit, instance_id, limit, True, thread)
+        self._turns[thread] = turn  # (only this thread writes its key: no lock)
         return turn
 
     def end(self, turn: _Turn | None) -> None:
@@ -118,26 +116,31 @@ class TurnWatchdog:
         if turn is None:
             return
         turns = self._turns
-        if turns.get(turn.thread) is turn:  # (only this thread writes its key)
-            del turns[turn.thread]
+        thread = turn[4]
+        if turns.get(thread) is turn:  # (only this thread writes its key)
+            del turns[thread]
         # Removed, the turn is seen by no later look of the watchdog. A look under way saw
         # it only if it took its time (under the lock) before the removal, so before the
         # time read here: a turn that ends before its deadline is interrupted by none.
-        if not turn.interrupted and _monotonic() < turn.deadline:
+        if _monotonic() < turn[0]:
             return
         with self._lock:  # (a look under way is over once this is taken)
-            interrupted = turn.interrupted
+            mark = self._marks.get(thread)
+            interrupted = mark is not None and mark.turn is turn
+            if interrupted:
+                del self._marks[thread]
         if interrupted:
-            _interrupt(turn.thread, None)  # one not delivered yet would land after the turn
+            _interrupt(thread, None)  # one not delivered yet would land after the turn
             raise TurnTimeout(_message(turn))
 
     def forget(self) -> None:
         """Drop this thread's interrupted turn, if its :meth:`end` was cut short (by the
         interruption itself, landing there): called where the interruption is caught."""
+        thread = threading.get_ident()
         with self._lock:
-            turn = self._turns.get(threading.get_ident())
-            if turn is not None and turn.interrupted:
-                del self._turns[turn.thread]
+            mark = self._marks.pop(thread, None)
+            if mark is not None and self._turns.get(thread) is mark.turn:
+                del self._turns[thread]
 
     def _watch(self, stopping: threading.Event) -> None:
         assert self.limit_s is not None
@@ -152,37 +155,39 @@ class TurnWatchdog:
         with self._lock:
             now = _monotonic()  # (taken under the lock, before the copy: see end)
             turns = list(self._turns.values())  # (one C call: turns come and go without it)
+            marks = self._marks
             for turn in turns:
-                if now < turn.deadline:
+                deadline, instance_id, limit_s, is_start, thread = turn
+                if now < deadline:
                     continue
-                if not turn.interrupted:
-                    turn.interrupted = True
-                    turn.warned_at = now
-                    if turn.is_start:
+                mark = marks.get(thread)
+                if mark is None or mark.turn is not turn:
+                    marks[thread] = _Mark(turn, now)
+                    if is_start:
                         logger.warning(
                             "workflow instance %r: the first turn of its start ran longer "
                             "than %g s; it is recorded without it, and its first turn runs "
                             "in the dispatcher",
-                            turn.instance_id,
-                            turn.limit_s,
+                            instance_id,
+                            limit_s,
                         )
                     else:
                         logger.error("%s; interrupting it", _message(turn))
-                    _interrupt(turn.thread, TurnTimeout)
-                elif now - turn.warned_at >= turn.limit_s:
-                    turn.warned_at = now
+                    _interrupt(thread, TurnTimeout)
+                elif now - mark.warned_at >= limit_s:
+                    mark.warned_at = now
                     logger.error(
                         "workflow instance %r: its turn still runs %.0f s after it was "
                         "interrupted (blocked in a native call?); the workflows of this "
                         "runtime wait for it",
-                        turn.instance_id,
-                        now - turn.deadline,
+                        instance_id,
+                        now - deadline,
                     )
 
 
 def _message(turn: _Turn) -> str:
     return (
-        f"workflow instance {turn.instance_id!r}: a turn ran longer than {turn.limit_s:g} s "
+        f"workflow instance {turn[1]!r}: a turn ran longer than {turn[2]:g} s "
         "(workflow code that never yields, such as an endless loop?); workflow code must "
         "yield between steps and do its work in activities"
     )
