@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     EPOCH,
     EventRaised,
@@ -35,6 +36,7 @@ class Action:
     id: int
 
 
+@faster_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleTask(Action):
     """Run an activity.
@@ -58,6 +60,7 @@ class ScheduleTask(Action):
     when a worker takes it, not from when it was scheduled), if set."""
 
 
+@faster_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateTimer(Action):
     """Fire a durable timer at ``fire_at``."""
@@ -65,6 +68,7 @@ class CreateTimer(Action):
     fire_at: datetime
 
 
+@faster_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSubOrchestration(Action):
     """Start a child workflow.
@@ -85,6 +89,7 @@ class CreateSubOrchestration(Action):
     was started, if set."""
 
 
+@faster_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendEvent(Action):
     """Raise an event on another instance."""
@@ -94,6 +99,7 @@ class SendEvent(Action):
     input: str | None = None
 
 
+@faster_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompleteOrchestration(Action):
     """Finish the execution: completed, failed, or continued as new."""

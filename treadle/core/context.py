@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from treadle.core.dataclass_init import faster_init
 from treadle.core.deterministic import DeterministicRandom, workflow_random, workflow_uuid
 from treadle.core.fanout import when_all_bounded
 from treadle.core.history import Propagation
@@ -328,6 +329,7 @@ class WorkflowContext:
         return self._execution.logger
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class WorkflowActivityContext:
     """What an activity function receives as its first argument.

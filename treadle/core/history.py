@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from treadle.core.dataclass_init import faster_init, generated_function
 from treadle.errors import FailureDetails
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -430,6 +431,9 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
         ExecutionStalled,
     )
 }
+for _event_type in EVENT_TYPES.values():
+    faster_init(_event_type)  # (events are made on every step: see the module)
+del _event_type
 
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
@@ -490,8 +494,9 @@ def _json_encoder(cls: type[HistoryEvent]) -> Callable[[HistoryEvent], str]:
         lines.append(f"    {'if' if k == len(trailing) else 'elif'} not {unset}:")
         lines.extend(f"        d[{trailing[j]!r}] = v{j}" for j in range(k))
     lines.append("    return _dumps(d).decode()")
-    exec("\n".join(lines), namespace)
-    encode: Callable[[HistoryEvent], str] = namespace["encode"]
+    encode: Callable[[HistoryEvent], str] = generated_function(
+        "encode", "\n".join(lines), namespace
+    )
     encode.__qualname__ = f"event_to_json[{cls.__name__}]"
     return encode
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     ExecutionStarted,
     HistoryEvent,
@@ -30,6 +31,7 @@ from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.ids import new_execution_id as new_execution_id  # (re-exported)
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """The stored state of one workflow instance.
@@ -70,6 +72,7 @@ class InstanceRecord:
     waiting: str | None = None
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class InboxMessage:
     """A message waiting in an instance's inbox.
@@ -87,6 +90,7 @@ class InboxMessage:
     execution_id: str | None = None
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class OrchestrationWorkItem:
     """A claimed instance with the messages to apply in the next turn.
@@ -103,6 +107,7 @@ class OrchestrationWorkItem:
     taken_from: str | None = None
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class NewActivity:
     """An activity task to enqueue.
@@ -145,6 +150,7 @@ class NewActivity:
     kept as an own task."""
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class ActivityWorkItem:
     """A claimed activity task.
@@ -181,6 +187,7 @@ class ActivityWorkItem:
     deliveries: int = 0
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class ActivityResult:
     """The outcome of an activity, to deliver to its instance's inbox.
@@ -194,6 +201,7 @@ class ActivityResult:
     event: HistoryEvent
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to put in an instance's inbox.
@@ -211,6 +219,7 @@ class NewMessage:
     visible_at: datetime | None = None
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class NewInstance:
     """An instance to create (by a client, or as a child workflow).
@@ -264,6 +273,7 @@ class NewInstance:
         )
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class TurnCommit:
     """Everything one workflow turn changes, committed atomically.
@@ -354,6 +364,7 @@ def check_creating(turns: Sequence[TurnCommit], *, grouped: bool = False) -> Non
         )
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class CommitOutcome:
     """What happened to one turn of a group commit.
