@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from treadle.client.status import WorkflowStatus
+from treadle.core.dataclass_init import faster_init
 from treadle.errors import FailureDetails
 from treadle.store.base import InstanceRecord
 
 __all__ = ["WorkflowPage", "WorkflowState"]
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class WorkflowState:
     """A snapshot of a workflow instance, as the Dapr SDK reports it.

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from treadle.clock import Clock, utcnow
 from treadle.core.actions import Action, ScheduleTask
+from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     ExecutionResumed,
     ExecutionStarted,
@@ -91,6 +92,7 @@ class _Held:
     """Activity results that came while its turn was out, for its next turn."""
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class RemoteAnswer:
     """A remote worker's answer to a turn, built into what to commit.

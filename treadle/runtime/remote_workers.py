@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from treadle.core.dataclass_init import faster_init
 from treadle.core.history import HistoryEvent
 from treadle.store.base import ActivityWorkItem
 
 __all__ = ["Completion", "RemoteTurn", "RemoteWorkers"]
 
 
+@faster_init
 @dataclass(frozen=True, slots=True)
 class RemoteTurn:
     """A workflow turn to run in a remote worker.
