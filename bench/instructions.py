@@ -1,0 +1,199 @@
+"""``python -m bench.instructions A B [--store sqlite|postgres] [--steps 100,500] [--repeat 2]``:
+the machine instructions a W3 step costs in two versions of treadle, counted by valgrind.
+
+Wall-clock and CPU figures on a shared machine move by 10-50% from one run to the next, which
+hides a change of a few percent however many rounds are run; the instructions a step executes
+do not depend on the machine's load. Each side (a source tree or a git revision, as for
+``python -m bench.ab``) runs, in one process, a runtime on a fresh store and a client, one
+``long_chain`` of 20 steps to warm up, then one of each size in ``--steps``, under
+``valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes``. A step's cost is the
+difference between the two sizes' counts divided by the difference in steps (the start-up and
+the warm-up cancel out), given two ways:
+
+- ``busiest``: the thread that executed the most (the activity thread, which runs the activity
+  and commits the next step inline): the step's own work, steadiest from run to run;
+- ``threads``: every thread but the main one (the dispatcher, the watcher, the watchdog, the
+  chores thread...): their periodic work runs per unit of time, and a run under valgrind is
+  about fifty times slower, so this one carries some of the machine's timing.
+
+Only user-space instructions are counted (not the kernel's writes and fsyncs, the same in both
+versions). ``--repeat`` runs each size that many times per side; the medians are printed, with
+B/A. Each run takes tens of seconds (valgrind); the sides alternate. ``--env-b NAME=VALUE``
+sets a variable for side B alone: the same tree on both sides with
+``TREADLE_BENCH_OBSERVABILITY=1`` on B counts what metrics and traces add to a step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.ab import compile_tree, source_tree
+from bench.stores import DEFAULT_POSTGRES_URL
+
+# What each run executes, from the side's own tree (which may predate this module): a runtime
+# of that tree's bench app and a client in one process, a warm-up chain, then the measured one.
+DRIVER = """
+import sys
+import treadle as wf
+from bench import app
+url, steps = sys.argv[1], int(sys.argv[2])
+runtime = app.build_runtime(url)
+with runtime:
+    client = wf.DaprWorkflowClient(url)
+    for n in (20, steps):
+        iid = client.schedule_new_workflow(app.long_chain, input=n)
+        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=3600)
+        assert state is not None and state.runtime_status.name == "COMPLETED", state
+"""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.instructions",
+        description="Instructions a W3 step executes in two versions of treadle (callgrind).",
+    )
+    parser.add_argument("a", help="side A: a source tree or a git revision (the old one)")
+    parser.add_argument("b", help="side B: a source tree or a git revision (the new one)")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url", default=DEFAULT_POSTGRES_URL, help="server for --store postgres"
+    )
+    parser.add_argument(
+        "--steps", default="100,500", help="the two chain lengths, small first (default 100,500)"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each size per side")
+    parser.add_argument(
+        "--env-b",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set this in side B's environment only (repeatable): e.g. the same tree twice "
+        "with TREADLE_BENCH_OBSERVABILITY=1 on B gives what metrics and traces cost",
+    )
+    args = parser.parse_args(argv)
+    try:
+        small, large = (int(x) for x in args.steps.split(","))
+    except ValueError:
+        parser.error(f"--steps takes two whole numbers, small first (not {args.steps!r})")
+    if not 0 < small < large:
+        parser.error(f"--steps: the first length must be smaller and above 0 (not {args.steps})")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    args.sizes = (small, large)
+    args.b_env = {}
+    for item in args.env_b:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--env-b takes NAME=VALUE (not {item!r})")
+        args.b_env[name] = value
+    return args
+
+
+def count(
+    tree: Path, url: str, steps: int, extra_env: dict[str, str] | None = None
+) -> tuple[int, int]:
+    """One run of ``steps`` steps from ``tree`` under callgrind (with ``extra_env`` set): the
+    instructions of its busiest thread and of every thread but the main one."""
+    with tempfile.TemporaryDirectory(prefix="treadle-ir-") as tmp:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            "--fair-sched=yes",
+            f"--callgrind-out-file={tmp}/cg.%p",
+            sys.executable,
+            "-c",
+            DRIVER,
+            url,
+            str(steps),
+        ]
+        env = dict(os.environ, **(extra_env or {}), PYTHONPATH=str(tree))
+        proc = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise SystemExit(f"the run from {tree} failed ({proc.returncode}):\n{tail}")
+        totals: dict[str, int] = {}
+        for path in Path(tmp).glob("cg.*-*"):
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith("totals:"):
+                    totals[path.name] = int(line.split()[1])
+        others = [n for name, n in totals.items() if not name.endswith("-01")]
+        if not others:
+            raise SystemExit(f"callgrind wrote no per-thread counts for the run from {tree}")
+        return max(others), sum(others)
+
+
+def _drop_schema(store: str, url: str) -> None:
+    """Drop the schema a PostgreSQL run made (nothing for SQLite, whose file is temporary)."""
+    if store != "postgres":
+        return
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = dict(part.split("=", 1) for part in query.split("&") if "=" in part)["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Count both sides and print the per-step figures."""
+    args = parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print(
+            "valgrind is not installed: install it (apt-get install -y valgrind) to count "
+            "instructions",
+            file=sys.stderr,
+        )
+        return 2
+    small, large = args.sizes
+    with ExitStack() as stack:
+        trees = {label: stack.enter_context(source_tree(spec)) for label, spec in
+                 (("A", args.a), ("B", args.b))}  # fmt: skip
+        for tree in trees.values():
+            compile_tree(tree)
+        per_step: dict[str, dict[str, list[float]]] = {
+            label: {"busiest": [], "threads": []} for label in trees
+        }
+        for round_ in range(args.repeat):
+            for label, tree in trees.items():
+                runs = []
+                for steps in (small, large):
+                    url = f"sqlite:///{tempfile.mkdtemp(prefix='treadle-ir-db-')}/w3.db"
+                    if args.store == "postgres":
+                        sep = "&" if "?" in args.postgres_url else "?"
+                        url = f"{args.postgres_url}{sep}schema=ir_{uuid.uuid4().hex[:12]}"
+                    try:
+                        extra = args.b_env if label == "B" else None
+                        runs.append(count(tree, url, steps, extra))
+                    finally:
+                        _drop_schema(args.store, url)
+                    print(f"{label} round {round_ + 1}: {steps} steps ran", flush=True)
+                for i, kind in enumerate(("busiest", "threads")):
+                    value = (runs[1][i] - runs[0][i]) / (large - small)
+                    per_step[label][kind].append(value)
+                    print(f"{label} round {round_ + 1}: {kind} {value:,.0f} instructions a step")
+        print(
+            f"# W3 on {args.store}, instructions a step ({large} minus {small} steps, "
+            f"median of {args.repeat}); A = {args.a}, B = {args.b}"
+            + "".join(f" with {name}={value}" for name, value in args.b_env.items())
+        )
+        for kind in ("busiest", "threads"):
+            a = statistics.median(per_step["A"][kind])
+            b = statistics.median(per_step["B"][kind])
+            print(f"{kind:8s} A {a:>10,.0f}  B {b:>10,.0f}  B/A {b / a:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
