@@ -35,11 +35,12 @@ Treadle's own:
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import os
 import threading
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -128,8 +129,8 @@ class WorkerMetrics:
             return self._registry
 
     # The record methods run on the engine's and the activities' threads, once or twice a
-    # step: a dict lookup of the cell by its (name, status) and an update under its table's
-    # lock (see bench/results/metrics-overhead.txt).
+    # step: a dict lookup of the cell by its (name, status) and an append to its queue of
+    # values, folded when read (see _Cell and bench/results/metrics-overhead.txt).
     def workflow_finished(self, name: str, status: str, seconds: float | None) -> None:
         """A run of the workflow ``name`` ended with ``status`` after ``seconds`` (if known)."""
         table = self._executions
@@ -246,15 +247,26 @@ _COMMIT = _Family(
 _FAMILIES = (_OPERATION, _EXECUTION, _ACTIVITY, _COMMIT)
 
 
-class _Cell:
-    """The values of one label set: how many, and the histogram of those measured. Updated
-    under its table's lock."""
+_FOLD_AT = 256
+"""How many values a cell keeps unfolded at most (see :class:`_Cell`)."""
 
-    __slots__ = ("_bounds", "_lock", "buckets", "count", "measured", "total")
+
+class _Cell:
+    """The values of one label set: how many, and the histogram of those measured.
+
+    A record appends its value to a queue, without a lock (``deque.append`` is one atomic
+    step under the GIL); the values are folded into the counts and buckets under the table's
+    lock when the metrics are read, or once ``_FOLD_AT`` of them wait (so that a worker whose
+    metrics nobody reads keeps no more than that). A record is then one call and an append,
+    where a locked update was several times that, on every step.
+    """
+
+    __slots__ = ("_bounds", "_lock", "_waiting", "buckets", "count", "measured", "total")
 
     def __init__(self, bounds: tuple[float, ...], lock: threading.Lock) -> None:
         self._bounds = bounds
         self._lock = lock
+        self._waiting: deque[float | None] = deque()  # (None: counted, not measured)
         self.count = 0
         self.measured = 0
         self.total = 0.0
@@ -262,17 +274,33 @@ class _Cell:
 
     def record(self, value: float) -> None:
         """Count one, measuring ``value``."""
-        i = bisect.bisect_left(self._bounds, value)
-        with self._lock:
-            self.count += 1
-            self.measured += 1
-            self.total += value
-            self.buckets[i] += 1
+        waiting = self._waiting
+        waiting.append(value)
+        if len(waiting) >= _FOLD_AT:
+            with self._lock:
+                self.fold()
 
     def count_one(self) -> None:
         """Count one, not measured."""
-        with self._lock:
+        waiting = self._waiting
+        waiting.append(None)
+        if len(waiting) >= _FOLD_AT:
+            with self._lock:
+                self.fold()
+
+    def fold(self) -> None:
+        """Fold the values recorded so far into the counts (the table's lock is held)."""
+        waiting, bounds, buckets = self._waiting, self._bounds, self.buckets
+        while True:
+            try:
+                value = waiting.popleft()  # (atomic: a record on another thread meanwhile
+            except IndexError:  # is folded now or by the next fold)
+                return
             self.count += 1
+            if value is not None:
+                self.measured += 1
+                self.total += value
+                buckets[bisect_left(bounds, value)] += 1
 
 
 class _Tally:
@@ -315,14 +343,16 @@ class _Table:
     def snapshot(self) -> list[tuple[tuple[str, ...], int, int, float, list[int]]]:
         """Each cell's labels, count, measured count, sum and buckets, at one moment."""
         with self.lock:
+            for cell in self.cells.values():
+                cell.fold()
             return [
                 (k, c.count, c.measured, c.total, list(c.buckets)) for k, c in self.cells.items()
             ]
 
 
 class _Series(_Collector):
-    """Counters and histograms kept in plain objects: a record is a dict lookup, a bisection
-    and a locked update (``prometheus_client``'s own cost several times that). Dapr's
+    """Counters and histograms kept in plain objects: a record is a dict lookup and an append,
+    folded into buckets when read (``prometheus_client``'s own cost several times that). Dapr's
     counters are exported under their exact names, without a ``_total`` suffix (as untyped
     series: ``prometheus_client`` would add the suffix to a counter's).
 
