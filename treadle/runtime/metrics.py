@@ -136,10 +136,7 @@ class WorkerMetrics:
         table = self._executions
         key = (name, status)
         cell = table.cells.get(key) or table.cell(key)
-        if seconds is None:
-            cell.count_one()
-        else:
-            cell.record(seconds * 1000.0)
+        cell.record(None if seconds is None else seconds * 1000.0)
 
     def activity_finished(self, name: str, status: str, seconds: float) -> None:
         """An attempt of the activity ``name`` ended with ``status`` after ``seconds``."""
@@ -272,18 +269,10 @@ class _Cell:
         self.total = 0.0
         self.buckets = [0] * (len(bounds) + 1)  # the last one: above every bound
 
-    def record(self, value: float) -> None:
-        """Count one, measuring ``value``."""
+    def record(self, value: float | None) -> None:
+        """Count one, measuring ``value`` (None: counted, not measured)."""
         waiting = self._waiting
         waiting.append(value)
-        if len(waiting) >= _FOLD_AT:
-            with self._lock:
-                self.fold()
-
-    def count_one(self) -> None:
-        """Count one, not measured."""
-        waiting = self._waiting
-        waiting.append(None)
         if len(waiting) >= _FOLD_AT:
             with self._lock:
                 self.fold()
