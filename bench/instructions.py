@@ -33,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.ab import compile_tree, source_tree
@@ -134,16 +134,23 @@ def count(
         return max(others), sum(others)
 
 
-def _drop_schema(store: str, url: str) -> None:
-    """Drop the schema a PostgreSQL run made (nothing for SQLite, whose file is temporary)."""
-    if store != "postgres":
+@contextmanager
+def _fresh_store(store: str, postgres_url: str) -> Iterator[str]:
+    """The URL of an empty store for one run, removed afterwards: a SQLite file in a
+    temporary directory, or a PostgreSQL schema of its own, dropped."""
+    if store == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="treadle-ir-db-") as tmp:
+            yield f"sqlite:///{tmp}/w3.db"
         return
     import psycopg
 
-    base, _, query = url.partition("?")
-    schema = dict(part.split("=", 1) for part in query.split("&") if "=" in part)["schema"]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    schema = f"ir_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{sep}schema={schema}"
+    finally:
+        with psycopg.connect(postgres_url.partition("?")[0], autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     small, large = args.sizes
     with ExitStack() as stack:
-        trees = {label: stack.enter_context(source_tree(spec)) for label, spec in
-                 (("A", args.a), ("B", args.b))}  # fmt: skip
+        trees = {
+            label: stack.enter_context(source_tree(spec))
+            for label, spec in (("A", args.a), ("B", args.b))
+        }
         for tree in trees.values():
             compile_tree(tree)
         per_step: dict[str, dict[str, list[float]]] = {
@@ -169,15 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, tree in trees.items():
                 runs = []
                 for steps in (small, large):
-                    url = f"sqlite:///{tempfile.mkdtemp(prefix='treadle-ir-db-')}/w3.db"
-                    if args.store == "postgres":
-                        sep = "&" if "?" in args.postgres_url else "?"
-                        url = f"{args.postgres_url}{sep}schema=ir_{uuid.uuid4().hex[:12]}"
-                    try:
-                        extra = args.b_env if label == "B" else None
+                    extra = args.b_env if label == "B" else None
+                    with _fresh_store(args.store, args.postgres_url) as url:
                         runs.append(count(tree, url, steps, extra))
-                    finally:
-                        _drop_schema(args.store, url)
                     print(f"{label} round {round_ + 1}: {steps} steps ran", flush=True)
                 for i, kind in enumerate(("busiest", "threads")):
                     value = (runs[1][i] - runs[0][i]) / (large - small)

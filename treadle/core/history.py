@@ -453,19 +453,14 @@ _UNSET_LAST_FIELDS: dict[str, object] = {
 }
 
 
-def _trailing_unset(cls: type[HistoryEvent]) -> tuple[tuple[str, object, int], ...]:
-    """The fields at the end of ``cls`` that are left out when unset, last first: each
-    name, its unset value, and the length of its text when unset (``,"name":value``)."""
-    out: list[tuple[str, object, int]] = []
-    for name in reversed(_FIELDS[cls]):
-        if name not in _UNSET_LAST_FIELDS:
-            break
-        unset = _UNSET_LAST_FIELDS[name]
-        out.append((name, unset, len(name) + len(orjson.dumps(unset)) + 4))
-    return tuple(out)
-
-
-_TRAILING_UNSET = {cls: _trailing_unset(cls) for cls in EVENT_TYPES.values()}
+def _trailing_unset(cls: type[HistoryEvent]) -> list[str]:
+    """The fields at the end of ``cls`` that are left out when unset (see
+    ``_UNSET_LAST_FIELDS``), in the class's order."""
+    names = _FIELDS[cls]
+    start = len(names)
+    while start and names[start - 1] in _UNSET_LAST_FIELDS:
+        start -= 1
+    return list(names[start:])
 
 
 def _json_encoder(cls: type[HistoryEvent]) -> Callable[[HistoryEvent], str]:
@@ -478,7 +473,7 @@ def _json_encoder(cls: type[HistoryEvent]) -> Callable[[HistoryEvent], str]:
     RFC 3339), at about half the cost: it reads a dataclass's fields one by one by name.
     """
     fields = _FIELDS[cls]
-    trailing = [name for name, _, _ in reversed(_TRAILING_UNSET[cls])]  # (in class order)
+    trailing = _trailing_unset(cls)
     fixed = fields[: len(fields) - len(trailing)]
     namespace: dict[str, Any] = {"_dumps": orjson.dumps}
     items = ", ".join([repr("kind") + ": " + repr(cls.KIND)] + [f"{n!r}: e.{n}" for n in fixed])
