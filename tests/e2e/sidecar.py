@@ -103,12 +103,14 @@ def serve(
         served = _wait_ready(proc, log, reader)
         yield served
     finally:
-        stopped_cleanly = _stop(proc)
+        trouble = _stop(proc)
         for thread in reader:
             thread.join(10)
         if proc.stdout is not None:
             proc.stdout.close()
-    assert stopped_cleanly, f"treadle serve did not stop on SIGTERM; its log:\n{log.read_text()}"
+    assert trouble is None, (
+        f"treadle serve did not stop cleanly: {trouble}; its log:\n{log.read_text()}"
+    )
 
 
 _TOKEN_VARS = ("TREADLE_API_TOKEN", "DAPR_API_TOKEN")
@@ -142,16 +144,18 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path, reader: list[threading.T
     return Served(proc, int(match.group(2)), http, log, lines)
 
 
-def _stop(proc: subprocess.Popen[str]) -> bool:
+def _stop(proc: subprocess.Popen[str]) -> str | None:
+    """Stop ``proc`` with SIGTERM; None if it exited cleanly, else what it did instead."""
     if proc.poll() is not None:
-        return proc.returncode == 0
+        return None if proc.returncode == 0 else f"it had already exited with {proc.returncode}"
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(30) == 0
+        code = proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
-        return False
+        return "it was still running 30 s after SIGTERM (killed)"
+    return None if code == 0 else f"it exited with {code} on SIGTERM"
 
 
 @contextlib.contextmanager
