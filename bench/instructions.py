@@ -1,5 +1,6 @@
-"""``python -m bench.instructions A B [--store sqlite|postgres] [--steps 100,500] [--repeat 2]``:
-the machine instructions a W3 step costs in two versions of treadle, counted by valgrind.
+"""``python -m bench.instructions A B [--workload W3|W1b] [--store sqlite|postgres]
+[--steps 100,500] [--repeat 2]``: the machine instructions a W3 step (or a W1b workflow) costs
+in two versions of treadle, counted by valgrind.
 
 Wall-clock and CPU figures on a shared machine move by 10-50% from one run to the next, which
 hides a change of a few percent however many rounds are run; the instructions a step executes
@@ -14,7 +15,13 @@ the warm-up cancel out), given two ways:
   and commits the next step inline): the step's own work, steadiest from run to run;
 - ``threads``: every thread but the main one (the dispatcher, the watcher, the watchdog, the
   chores thread...): their periodic work runs per unit of time, and a run under valgrind is
-  about fifty times slower, so this one carries some of the machine's timing.
+  about fifty times slower, so this one carries some of the machine's timing;
+- ``all``: every thread, the main one (the client) included.
+
+``--workload W1b`` counts a seed task chain (three activities) instead, as the bench's W1b
+runs it in one process: ``--steps`` is then the two numbers of workflows started at once and
+waited for (default 50,250), after 20 to warm up; the client's starts run on the main
+thread, so ``all`` is the figure to read (a workflow's cost from its start to its end).
 
 Only user-space instructions are counted (not the kernel's writes and fsyncs, the same in both
 versions). ``--repeat`` runs each size that many times per side; the medians are printed, with
@@ -46,31 +53,50 @@ DRIVER = """
 import sys
 import treadle as wf
 from bench import app
-url, steps = sys.argv[1], int(sys.argv[2])
+url, steps, workload = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 runtime = app.build_runtime(url)
 with runtime:
     client = wf.DaprWorkflowClient(url)
-    for n in (20, steps):
-        iid = client.schedule_new_workflow(app.long_chain, input=n)
-        state = client.wait_for_workflow_completion(iid, timeout_in_seconds=3600)
-        assert state is not None and state.runtime_status.name == "COMPLETED", state
+    if workload == "W3":
+        for n in (20, steps):
+            iid = client.schedule_new_workflow(app.long_chain, input=n)
+            state = client.wait_for_workflow_completion(iid, timeout_in_seconds=3600)
+            assert state is not None and state.runtime_status.name == "COMPLETED", state
+    else:
+        for batch in (range(20), range(100, 100 + steps)):
+            ids = [client.schedule_new_workflow(app.task_chain, input=i) for i in batch]
+            for iid in ids:
+                state = client.wait_for_workflow_completion(iid, timeout_in_seconds=3600)
+                assert state is not None and state.runtime_status.name == "COMPLETED", state
 """
+
+DEFAULT_SIZES = {"W3": "100,500", "W1b": "50,250"}
+"""``--steps`` by workload: chain lengths for W3, numbers of workflows for W1b."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (see the module)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.instructions",
-        description="Instructions a W3 step executes in two versions of treadle (callgrind).",
+        description="Instructions a W3 step (or W1b workflow) executes in two versions of treadle "
+        "(callgrind).",
     )
     parser.add_argument("a", help="side A: a source tree or a git revision (the old one)")
     parser.add_argument("b", help="side B: a source tree or a git revision (the new one)")
+    parser.add_argument(
+        "--workload",
+        choices=tuple(DEFAULT_SIZES),
+        default="W3",
+        help="W3 (a step of a long chain, default) or W1b (a task chain of many started at once)",
+    )
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
         "--postgres-url", default=DEFAULT_POSTGRES_URL, help="server for --store postgres"
     )
     parser.add_argument(
-        "--steps", default="100,500", help="the two chain lengths, small first (default 100,500)"
+        "--steps",
+        help="the two sizes, small first: W3 chain lengths (default 100,500), W1b numbers of "
+        "workflows (default 50,250)",
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each size per side")
     parser.add_argument(
@@ -82,6 +108,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "with TREADLE_BENCH_OBSERVABILITY=1 on B gives what metrics and traces cost",
     )
     args = parser.parse_args(argv)
+    if args.steps is None:
+        args.steps = DEFAULT_SIZES[args.workload]
     try:
         small, large = (int(x) for x in args.steps.split(","))
     except ValueError:
@@ -100,11 +128,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+KINDS = ("busiest", "threads", "all")
+"""The figures of a run (see the module), in the order :func:`count` returns them."""
+
+
 def count(
-    tree: Path, url: str, steps: int, extra_env: dict[str, str] | None = None
-) -> tuple[int, int]:
-    """One run of ``steps`` steps from ``tree`` under callgrind (with ``extra_env`` set): the
-    instructions of its busiest thread and of every thread but the main one."""
+    tree: Path, url: str, steps: int, extra_env: dict[str, str] | None = None, workload: str = "W3"
+) -> tuple[int, int, int]:
+    """One run of ``steps`` steps (W1b: workflows) from ``tree`` under callgrind (with
+    ``extra_env`` set): the instructions of its busiest thread, of every thread but the main
+    one, and of every thread."""
     with tempfile.TemporaryDirectory(prefix="treadle-ir-") as tmp:
         command = [
             "valgrind",
@@ -117,6 +150,7 @@ def count(
             DRIVER,
             url,
             str(steps),
+            workload,
         ]
         env = dict(os.environ, **(extra_env or {}), PYTHONPATH=str(tree))
         proc = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
@@ -131,7 +165,7 @@ def count(
         others = [n for name, n in totals.items() if not name.endswith("-01")]
         if not others:
             raise SystemExit(f"callgrind wrote no per-thread counts for the run from {tree}")
-        return max(others), sum(others)
+        return max(others), sum(others), sum(totals.values())
 
 
 @contextmanager
@@ -164,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     small, large = args.sizes
+    unit = "step" if args.workload == "W3" else "workflow"
     with ExitStack() as stack:
         trees = {
             label: stack.enter_context(source_tree(spec))
@@ -172,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tree in trees.values():
             compile_tree(tree)
         per_step: dict[str, dict[str, list[float]]] = {
-            label: {"busiest": [], "threads": []} for label in trees
+            label: {kind: [] for kind in KINDS} for label in trees
         }
         for round_ in range(args.repeat):
             for label, tree in trees.items():
@@ -180,18 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for steps in (small, large):
                     extra = args.b_env if label == "B" else None
                     with _fresh_store(args.store, args.postgres_url) as url:
-                        runs.append(count(tree, url, steps, extra))
-                    print(f"{label} round {round_ + 1}: {steps} steps ran", flush=True)
-                for i, kind in enumerate(("busiest", "threads")):
+                        runs.append(count(tree, url, steps, extra, args.workload))
+                    print(f"{label} round {round_ + 1}: {steps} {unit}s ran", flush=True)
+                for i, kind in enumerate(KINDS):
                     value = (runs[1][i] - runs[0][i]) / (large - small)
                     per_step[label][kind].append(value)
-                    print(f"{label} round {round_ + 1}: {kind} {value:,.0f} instructions a step")
+                    print(f"{label} round {round_ + 1}: {kind} {value:,.0f} instructions a {unit}")
         print(
-            f"# W3 on {args.store}, instructions a step ({large} minus {small} steps, "
-            f"median of {args.repeat}); A = {args.a}, B = {args.b}"
+            f"# {args.workload} on {args.store}, instructions a {unit} ({large} minus {small} "
+            f"{unit}s, median of {args.repeat}); A = {args.a}, B = {args.b}"
             + "".join(f" with {name}={value}" for name, value in args.b_env.items())
         )
-        for kind in ("busiest", "threads"):
+        for kind in KINDS:
             a = statistics.median(per_step["A"][kind])
             b = statistics.median(per_step["B"][kind])
             print(f"{kind:8s} A {a:>10,.0f}  B {b:>10,.0f}  B/A {b / a:.3f}")

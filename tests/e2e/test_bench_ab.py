@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.ab import Figure, permutation_p, summary, verdict
+from bench.ab import Figure, permutation_p, round_order, summary, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,13 @@ def test_ab_of_a_tree_against_itself_pairs_every_figure(tmp_path: Path) -> None:
         assert "only" not in row  # both sides have it
         a_values, b_values = row.split("  ")[-1].split(" | ")
         assert float(a_values) > 0 and float(b_values) > 0
+
+
+def test_each_side_goes_first_in_turn() -> None:
+    orders = [round_order(i) for i in range(4)]
+    assert orders == [("A", "B"), ("B", "A"), ("A", "B"), ("B", "A")]
+    # over an even number of rounds each side runs first, and second, equally often
+    assert sum(order[0] == "A" for order in orders) == 2
 
 
 def test_ab_refuses_what_is_not_a_tree_or_revision(tmp_path: Path) -> None:

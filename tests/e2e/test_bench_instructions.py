@@ -28,12 +28,12 @@ def test_a_tree_against_itself_counts_the_same_instructions_a_step() -> None:
         timeout=590,
     )
     assert proc.returncode == 0, proc.stderr
-    line = re.compile(r"^(busiest|threads)\s+A\s+([\d,]+)\s+B\s+([\d,]+)", re.M)
+    line = re.compile(r"^(busiest|threads|all)\s+A\s+([\d,]+)\s+B\s+([\d,]+)", re.M)
     figures = {
         kind: (float(a.replace(",", "")), float(b.replace(",", "")))
         for kind, a, b in line.findall(proc.stdout)
     }
-    assert set(figures) == {"busiest", "threads"}, proc.stdout
+    assert set(figures) == {"busiest", "threads", "all"}, proc.stdout
     a, b = figures["busiest"]
     # a step of a chain is tens of thousands of instructions, never nothing; the same code
     # counts within a few percent of itself (the thread that commits a step may vary)
@@ -47,6 +47,15 @@ def test_bad_sizes_are_refused_with_a_reason(capsys: pytest.CaptureFixture[str])
             parse_args([".", ".", "--steps", steps])
         assert exc.value.code == 2
         assert "--steps" in capsys.readouterr().err
+
+
+def test_w1b_counts_workflows_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args([".", ".", "--workload", "W1b"]).sizes == (50, 250)
+    assert parse_args([".", "."]).sizes == (100, 500)
+    assert parse_args([".", ".", "--workload", "W1b", "--steps", "5,10"]).sizes == (5, 10)
+    with pytest.raises(SystemExit):
+        parse_args([".", ".", "--workload", "W2"])
+    assert "--workload" in capsys.readouterr().err
 
 
 def test_env_b_sets_variables_for_side_b_alone(capsys: pytest.CaptureFixture[str]) -> None:
