@@ -14,7 +14,12 @@ the pooled values at random puts them at least as far apart: exact over every sp
 are few, else 10,000 random ones with a fixed seed) and a verdict: ``same`` within
 ``--threshold``; beyond it ``better`` or ``WORSE`` when p < 0.05, else ``unclear`` (the values
 overlap too much for the difference to be told from the machine's noise: run more rounds).
-Memory figures are listed but not judged; every value is shown. The load average is printed at
+Memory figures are listed but not judged, and so are quotients (unit ``x``: W3's ratio of
+its longest to its shortest chain, its time per step over the disk's one-row commit), each
+made of figures judged on their own lines or of the disk's floor, which is the machine's:
+a quotient moves when either part does (a faster short chain makes the ratio "worse"), so
+judging it would count one difference twice or blame the disk on treadle. Every value is
+shown. The load average is printed at
 the start of each run: a loaded machine makes wall-clock figures meaningless, so look at it
 first.
 
@@ -265,12 +270,12 @@ def _ranks(values: Sequence[float]) -> list[float]:
 def verdict(ratio: float | None, fig: Figure, threshold: float, p: float | None = None) -> str:
     """``better``, ``WORSE``, ``same`` or ``unclear`` for B against A (see the module; with
     ``p`` None, beyond the threshold is judged on the ratio alone); ``only A``/``only B``
-    when a side lacks the figure; memory and unjudged figures are ``-``."""
+    when a side lacks the figure; memory figures, quotients and unjudged figures are ``-``."""
     if not fig.values["A"]:
         return "only B"
     if not fig.values["B"]:
         return "only A"
-    if ratio is None or fig.unit == "MiB" or fig.better == "none":
+    if ratio is None or fig.unit in _UNJUDGED_UNITS or fig.better == "none":
         return "-"
     if abs(ratio - 1) < threshold:
         return "same"
@@ -278,6 +283,10 @@ def verdict(ratio: float | None, fig: Figure, threshold: float, p: float | None 
         return "unclear"
     better = ratio > 1 if fig.better == "higher" else ratio < 1
     return "better" if better else "WORSE"
+
+
+_UNJUDGED_UNITS = ("MiB", "x")
+"""Memory, and quotients of other figures (see the module): listed, not judged."""
 
 
 def _num(value: float | None) -> str:

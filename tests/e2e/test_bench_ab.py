@@ -78,6 +78,9 @@ def test_verdict_follows_the_better_direction_and_threshold() -> None:
     assert verdict(1000 / 900, throughput, 0.05) == "better"
     assert verdict(None, Figure("ms", "lower", {"A": [], "B": [1.0]}), 0.05) == "only B"
     assert verdict(1.5, Figure("MiB", "lower", {"A": [1.0], "B": [1.5]}), 0.05) == "-"
+    # a quotient of figures judged on their own lines (W3's 10k/1k ratio) is listed only
+    ratio = Figure("x", "lower", {"A": [8.1, 8.2, 8.3, 8.2], "B": [9.0, 9.1, 9.2, 9.1]})
+    assert verdict(9.1 / 8.2, ratio, 0.05, 0.03) == "-"
     clearly = Figure(
         "ms", "lower", {"A": [1.0, 1.2, 1.1, 1.05, 1.15], "B": [0.8, 0.9, 0.85, 0.95, 0.9]}
     )
