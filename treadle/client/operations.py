@@ -153,7 +153,7 @@ class InstanceOperations:
             timeout_at=timeout_at,
             trace=trace,
         )
-        if not may_trace():  # (no OpenTelemetry in the process: no span, as create_span says)
+        if not may_trace():  # (no OpenTelemetry, or no span current: no span, as create_span says)
             self._start(new)
             return iid
         with create_span(name, iid) as traced:

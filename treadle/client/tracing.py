@@ -1,12 +1,12 @@
 """The client's ``create_orchestration`` span, when the caller is in a traced span.
 
-Without a current OpenTelemetry span (or without ``opentelemetry`` imported at all) a start
-costs one dictionary lookup here and records no trace context: the worker that runs the
-first turn then makes the run span a root (with tracing on). With one, the start is a
-``create_orchestration||NAME`` span (kind CLIENT, durabletask-go's name and attributes),
-child of the current span, and its context is the parent the run's ``ExecutionStarted``
-records, so the run's spans join the caller's trace. The span goes to the global
-``TracerProvider``; without one, the current span itself is the run's parent.
+Without ``opentelemetry`` imported a start costs one dictionary lookup here, without a
+current OpenTelemetry span one look at the current context, and records no trace context:
+the worker that runs the first turn then makes the run span a root (with tracing on). With
+one, the start is a ``create_orchestration||NAME`` span (kind CLIENT, durabletask-go's name
+and attributes), child of the current span, and its context is the parent the run's
+``ExecutionStarted`` records, so the run's spans join the caller's trace. The span goes to
+the global ``TracerProvider``; without one, the current span itself is the run's parent.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ __all__ = ["create_span", "may_trace"]
 
 
 def may_trace() -> bool:
-    """Whether a start may be traced: ``opentelemetry`` is imported. When not,
-    :func:`create_span` records nothing, and a start need not enter it."""
-    return "opentelemetry.trace" in sys.modules
+    """Whether a start may be traced: ``opentelemetry`` is imported and a valid span is
+    current. When not, :func:`create_span` records nothing, and a start need not enter it
+    (a runtime that traces imports OpenTelemetry, but its client's starts are mostly made
+    outside any span: this check is a tenth of entering :func:`create_span`)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return False
+    return bool(trace.get_current_span().get_span_context().is_valid)
 
 
 @contextlib.contextmanager
