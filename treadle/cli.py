@@ -28,7 +28,7 @@ from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, TreadleError, WorkflowNotFoundError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
-from treadle.runtime.logs import configure_logging
+from treadle.runtime.logs import configure_logging, dump_stacks_on_sigusr1
 from treadle.store import DEFAULT_STORE_URL, redact_url
 from treadle.store import migrate as store_migrate
 from treadle.store import schema_status as store_schema_status
@@ -593,6 +593,7 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    dump_stacks_on_sigusr1()
     runtime.start()
     click.echo(f"treadle worker {runtime.owner} on {redact_url(runtime.store.url)}")
     click.echo(f"workflows: {', '.join(runtime.workflow_names) or '(none)'}")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,9 +153,14 @@ def _stop(proc: subprocess.Popen[str]) -> str | None:
     try:
         code = proc.wait(30)
     except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # (every thread's stack into its log: where it hangs)
+        time.sleep(2)
         proc.kill()
         proc.wait(10)
-        return "it was still running 30 s after SIGTERM (killed)"
+        return (
+            "it was still running 30 s after SIGTERM (killed; the stacks of its threads, "
+            "dumped just before, end its log)"
+        )
     return None if code == 0 else f"it exited with {code} on SIGTERM"
 
 

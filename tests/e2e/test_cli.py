@@ -282,6 +282,23 @@ def test_worker_shuts_down_gracefully(worker: subprocess.Popen[str], signum: int
     assert "Traceback" not in err
 
 
+def test_worker_writes_every_threads_stack_on_sigusr1_and_goes_on(
+    store_url: str, worker: subprocess.Popen[str], client: wf.WorkflowClient
+) -> None:
+    worker.send_signal(signal.SIGUSR1)
+    # (the stacks are written inside the signal handler: the worker then runs as before)
+    cli(store_url, "workflow", "run", "greet", "--input", '"usr"', "--id", "s1")
+    assert finish(client, "s1").serialized_output == '"Hello, usr!"'
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert out.splitlines() == ["shutting down", "stopped"]
+    # every thread's stack, by name (the main thread waiting for a signal, the runtime's own)
+    assert "Stack of thread MainThread" in err, err
+    assert err.count("Stack of thread treadle-") >= 2, err
+    assert 'File "' in err
+
+
 # ---- errors --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "args",

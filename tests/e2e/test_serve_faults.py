@@ -9,6 +9,7 @@ an undecodable gRPC message logged a traceback and was answered INTERNAL.
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import time
 import urllib.request
@@ -120,3 +121,22 @@ def test_an_undecodable_grpc_message_is_invalid_argument_with_one_line(served: S
         assert "not a valid" in (error.details() or ""), error.details()
     log = served.logs()
     assert "Traceback" not in log and "Exception deserializing" not in log, log
+
+
+def test_sigusr1_writes_every_threads_stack_to_the_log_and_serving_goes_on(
+    served: Served,
+) -> None:
+    # what a person does with a server that seems stuck: kill -USR1 PID, then read its log
+    served.proc.send_signal(signal.SIGUSR1)
+    # (written by the handler, which the main thread runs within its half-second wait: it
+    # comes)
+    wait_until(
+        lambda: "Stack of thread MainThread" in served.logs(),
+        what="the stacks of the server's threads in its log",
+        state=served.logs,
+    )
+    logs = served.logs()
+    assert logs.count("Stack of thread treadle-") >= 2, logs
+    assert 'File "' in logs
+    assert served.proc.poll() is None
+    assert "treadle_" in _metrics(served)  # (still serving; the fixture then stops it cleanly)

@@ -1,4 +1,5 @@
-"""Log output for ``treadle worker`` and ``treadle serve``: plain text or one JSON object a line.
+"""Log output for ``treadle worker`` and ``treadle serve``: plain text or one JSON object a line;
+and, on ``kill -USR1``, the stack of every thread.
 
 Library users get the same records through :mod:`logging` under the ``treadle.*`` loggers
 and format them as they like; :class:`JsonFormatter` is there for them too.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import sys
+import threading
+import traceback
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "configure_logging", "dump_stacks_on_sigusr1", "write_stacks"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The format of ``--log-format text``."""
@@ -54,3 +59,26 @@ def configure_logging(level: str, fmt: str) -> None:
     else:
         raise ValueError(f"log format must be 'text' or 'json', not {fmt!r}")
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def write_stacks(stream: TextIO) -> None:
+    """Write the Python stack of every thread of this process to ``stream``, each headed
+    ``Stack of thread NAME (IDENT), most recent call last:``. Taken under the interpreter's
+    lock: the picture is consistent, and reading it cannot crash the process (as
+    ``faulthandler``'s dump of other threads can, reading their frames while they run)."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    parts: list[str] = []
+    for ident, frame in sys._current_frames().items():
+        name = names.get(ident, "?")
+        parts.append(f"Stack of thread {name} ({ident:#x}), most recent call last:\n")
+        parts.extend(traceback.format_stack(frame))
+    stream.write("".join(parts))
+    stream.flush()
+
+
+def dump_stacks_on_sigusr1() -> None:
+    """Make ``kill -USR1 PID`` write every thread's stack to stderr (see :func:`write_stacks`):
+    where a process that seems stuck is waiting. The process goes on as before. Call from the
+    main thread (which runs the handler); nothing on a platform without SIGUSR1 (Windows)."""
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: write_stacks(sys.stderr))

@@ -20,6 +20,7 @@ from treadle.client import WorkflowClient
 from treadle.errors import InvalidInputError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
+from treadle.runtime.logs import dump_stacks_on_sigusr1
 from treadle.server.grpc import DEFAULT_MAX_PAYLOAD_BYTES, api_token_from_env, create_server
 from treadle.server.grpc_workers import SidecarWorkers
 from treadle.server.http import create_app
@@ -122,6 +123,7 @@ def run_server(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _setter(stop))
+        dump_stacks_on_sigusr1()
     token = options.api_token or api_token_from_env()
     store = open_store(options.db)
     workers = SidecarWorkers()
