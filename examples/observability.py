@@ -4,11 +4,14 @@ A workflow that fails is logged at INFO by the ``treadle`` loggers, with its ins
 workflow name, error type and message as record attributes (``treadle worker --log-format
 json`` writes them as JSON fields). ``metrics_port`` serves Prometheus metrics with Dapr's
 names (``dapr_runtime_workflow_execution_count`` and the others) and treadle's own (queue
-depth, takeovers, commit latency); this script scrapes them as Prometheus would.
+depth, takeovers, commit latency); this script scrapes them as Prometheus would. Last, the
+stack of every thread, which ``kill -USR1 PID`` makes ``treadle worker`` and ``treadle serve``
+write to stderr when they seem stuck.
 
 Run: ``python examples/observability.py`` (needs ``pip install 'treadle[metrics]'``).
 """
 
+import io
 import logging
 import os
 import tempfile
@@ -17,6 +20,7 @@ import urllib.request
 from collections.abc import Generator
 
 import treadle as wf
+from treadle.runtime.logs import write_stacks
 
 STORE = os.environ.get("TREADLE_STORE") or (
     f"sqlite:///{os.path.join(tempfile.gettempdir(), 'treadle-examples', 'observability.db')}"
@@ -85,6 +89,13 @@ def main() -> None:
         print(f"Metrics at http://127.0.0.1:{port}/metrics:")
         for line in sorted(lines):
             print("  " + line.replace(',namespace=""', ""))
+        # where every thread is: what `kill -USR1 PID` makes `treadle worker` and `treadle
+        # serve` write to stderr (here into a buffer)
+        stacks = io.StringIO()
+        write_stacks(stacks)
+        heads = [line for line in stacks.getvalue().splitlines() if line.startswith("Stack of")]
+        names = sorted({head.split()[3] for head in heads if "treadle-" in head})
+        print(f"Stacks of {len(heads)} threads, the runtime's among them: {', '.join(names)}")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ EXPECTED = {
         "1.0",
         'dapr_runtime_workflow_activity_execution_count{activity_name="reserve",app_id="",'
         'status="success"} 1.0',
+        "threads, the runtime's among them: ",
+        "treadle-dispatcher",
     ],
     "turn_timeout.py": [
         'healthy: COMPLETED: {"value":0,"share":"refused: InvalidInputError"}',
