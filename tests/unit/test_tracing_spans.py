@@ -42,9 +42,9 @@ from treadle.core.history import (
     TraceContext,
 )
 from treadle.errors import FailureDetails
-from treadle.runtime.tracing import Tracing
+from treadle.runtime.tracing import Tracing, _replaced
 from treadle.runtime.tracing_spans import Recorded
-from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
+from treadle.store.base import ActivityWorkItem, CommitOutcome, NewMessage, TurnCommit
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -310,3 +310,40 @@ def test_a_root_runs_sampling_is_the_samplers_answer(root: Sampler, known: bool)
     other = ParentBased(root, remote_parent_not_sampled=ALWAYS_ON)
     tracing, _ = _tracing(light=True, sampler=other)
     assert tracing.spans.root_sampled(1) is None
+
+
+def test_replaced_copies_as_dataclasses_replace_does() -> None:
+    started = ExecutionStarted(timestamp=T0, name="order", instance_id="i1", execution_id="e1")
+    context = TraceContext(PARENT, "b7ad6b7169203331")
+    commit = _commit([started], 0)
+    message = NewMessage(instance_id="i2", event=started)
+
+    @dataclasses.dataclass
+    class Plain:  # (no slots: copied by name)
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass
+    class Checked:  # (a __post_init__: left to dataclasses.replace, which runs it)
+        a: int
+
+        def __post_init__(self) -> None:
+            if self.a < 0:
+                raise ValueError("negative")
+
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (started, {"trace": context}),
+        (commit, {"new_events": [started]}),
+        (message, {"event": started}),
+        (Plain(1, [2]), {"a": 3}),
+        (Checked(1), {"a": 2}),
+    ]
+    for obj, changes in cases:
+        copy = _replaced(obj, **changes)
+        assert copy == dataclasses.replace(obj, **changes)
+        assert copy is not obj and type(copy) is type(obj)
+    assert _replaced(started, trace=context).name == "order"  # (the rest as it was)
+    with pytest.raises(ValueError, match="negative"):
+        _replaced(Checked(1), a=-1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _replaced(started, trace=context).name = "x"  # type: ignore[misc]

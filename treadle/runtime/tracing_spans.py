@@ -46,6 +46,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 try:
@@ -68,6 +69,7 @@ _TRACE_FLAGS = tuple(TraceFlags(bits) for bits in range(256))
 
 _new_context = tuple.__new__
 _SPAN_ID_MAX = 2**64 - 1
+_TRACE_ID_MAX = 2**128 - 1
 
 _UNSET = Status(StatusCode.UNSET)
 """A span's status until one is set (a Status does not change)."""
@@ -245,7 +247,13 @@ class Spans:
         flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         if random_trace_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(trace_id, span_id, False, _TRACE_FLAGS[flags], trace_state)
+        # (as SpanContext's own __new__ makes it: the flags are made here, the state is the
+        # parent's or none)
+        valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+        state = trace_state if trace_state is not None else DEFAULT_TRACE_STATE
+        context = _new_context(
+            SpanContext, (trace_id, span_id, False, _TRACE_FLAGS[flags], state, valid)
+        )
         if not sampled:
             return trace.NonRecordingSpan(context)
         return Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
