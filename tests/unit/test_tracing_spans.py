@@ -319,7 +319,7 @@ def test_replaced_copies_as_dataclasses_replace_does() -> None:
     message = NewMessage(instance_id="i2", event=started)
 
     @dataclasses.dataclass
-    class Plain:  # (no slots: copied by name)
+    class Plain:  # (no slots: left to dataclasses.replace)
         a: int
         b: list[int] = dataclasses.field(default_factory=list)
 

@@ -46,9 +46,7 @@ from its stored history once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
-import operator
 import random
 import threading
 from collections import OrderedDict
@@ -617,39 +615,31 @@ def _root_sampled(trace_id: int, sampler: Any, known: Callable[[int], bool | Non
 _Plan = tuple[tuple[str, Callable[[Any], Any], Callable[[Any, Any], None]], ...]
 
 _PLANS: dict[type, _Plan | None] = {}
-"""How :func:`_replaced` copies each dataclass: per field, its name and how to read and set
-it; None for one it leaves to ``dataclasses.replace``."""
-
-_set = object.__setattr__
+"""How :func:`_replaced` copies each dataclass: per field, its name and its slot's getter and
+setter; None for one it leaves to ``dataclasses.replace``."""
 
 
 def _plan(cls: type) -> _Plan | None:
     """How to copy ``cls`` field by field without its ``__init__`` (see :func:`_replaced`):
     through each field's slot (its member descriptor: a third less than ``getattr`` and
-    ``object.__setattr__``), else by name; None when only ``__init__`` makes one (a
-    ``__post_init__``, a field it does not take)."""
+    ``object.__setattr__``); None when only ``__init__`` makes one (a ``__post_init__``, a
+    field it does not take) or a field has no slot."""
     fields = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or not all(f.init for f in fields):
         return None
-    plan: list[tuple[str, Callable[[Any], Any], Callable[[Any, Any], None]]] = []
+    plan = []
     for f in fields:
         slot = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
-        if isinstance(slot, MemberDescriptorType):
-            plan.append((f.name, slot.__get__, slot.__set__))
-        else:
-            name = f.name
-            plan.append((name, operator.attrgetter(name), functools.partial(_set_named, name)))
+        if not isinstance(slot, MemberDescriptorType):
+            return None
+        plan.append((f.name, slot.__get__, slot.__set__))
     return tuple(plan)
 
 
-def _set_named(name: str, obj: Any, value: Any) -> None:
-    _set(obj, name, value)
-
-
 def _replaced(obj: _T, **changes: Any) -> _T:
-    """``dataclasses.replace(obj, **changes)``, for less: a dataclass whose ``__init__`` only
-    sets its fields (no ``__post_init__``, every field an argument) is copied field by field,
-    without calling it."""
+    """``dataclasses.replace(obj, **changes)``, for less: a dataclass with slots whose
+    ``__init__`` only sets its fields (no ``__post_init__``, every field an argument) is
+    copied slot by slot, without calling it."""
     cls = type(obj)
     try:
         plan = _PLANS[cls]
