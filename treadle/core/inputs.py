@@ -20,7 +20,7 @@ from typing import Any
 from treadle.core import codec
 from treadle.errors import InvalidInputError
 
-__all__ = ["accepts_input", "call_with_input", "input_type", "rebuild"]
+__all__ = ["accepts_input", "call_with_input", "input_type", "read_ahead", "rebuild"]
 
 
 def accepts_input(fn: Callable[..., Any]) -> bool:
@@ -31,6 +31,19 @@ def accepts_input(fn: Callable[..., Any]) -> bool:
 def input_type(fn: Callable[..., Any]) -> type | None:
     """The model or dataclass that ``fn``'s input parameter is annotated with, if any."""
     return _spec(fn)[1]
+
+
+def read_ahead(fn: object) -> None:
+    """Read now how ``fn`` takes its input (a runtime's start does it for the functions
+    registered with it), so that its first call does not: ``inspect.signature`` and, for
+    annotations written as text, ``typing.get_type_hints``, a fraction of a millisecond a
+    function, which a fresh worker's first workflow paid. A function whose annotations name
+    what is not defined yet is left to its first call, as before."""
+    try:
+        typing.get_type_hints(fn)
+        _cached_spec(fn)  # (what is not a function fails here)
+    except Exception:  # (a name not defined yet, an unhashable callable: read at the call)
+        return
 
 
 def call_with_input(fn: Callable[..., Any], ctx: Any, payload: str | None) -> Any:

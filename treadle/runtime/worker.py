@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from treadle.clock import Clock, SystemClock
 from treadle.core.actions import Action
 from treadle.core.history import HistoryEvent, WorkflowVersion
+from treadle.core.inputs import read_ahead
 from treadle.errors import StoreError
 from treadle.runtime.apps import Presence
 from treadle.runtime.chores import Chores
@@ -309,6 +310,8 @@ class WorkflowRuntime(Registrations):
             turn_limit_s=self._turn_limit_s(),
             max_activity_deliveries=self.max_activity_deliveries,
         )
+        for fn in (*self._registry.workflows.values(), *self._registry.activities.values()):
+            read_ahead(fn)  # (not in the first workflow's time)
         self._run = run = RunState()
         self._engine = engine = Engine(
             store=store,
