@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import treadle as wf
+from treadle.store import open_store
+from treadle.store.base import ActivityResult
 
 from .helpers import Workflow, decoded, finish
 
@@ -47,3 +49,31 @@ def test_a_full_runtime_takes_more_work_as_soon_as_it_has_room(
     fan_out = finish(client, client.schedule_new_workflow("fan_out", input=8))
     assert decoded(fan_out.serialized_output) == list(range(8))
     assert time.monotonic() - started < 4.0
+
+
+def test_a_fan_out_wider_than_the_room_keeps_its_instance_while_its_activities_wait(
+    store_url: str,
+) -> None:
+    """A turn that schedules more activities than the runtime leases at once leaves the rest
+    in the queue; the runtime keeps holding the instance until it has claimed them, so every
+    result goes into the instance's next turn, none through its inbox and a claim of it."""
+    store = open_store(store_url)
+    delivered: list[int] = []
+    complete = store.complete_activities
+
+    def complete_activities(owner: str, results: Sequence[ActivityResult]) -> None:
+        delivered.append(len(results))
+        complete(owner, results)
+
+    store.complete_activities = complete_activities  # type: ignore[method-assign]
+    runtime = wf.WorkflowRuntime(store, max_concurrent_activities=2)
+    runtime.register_activity(lambda ctx, n: n, name="step")
+    runtime.register_workflow(_fan_out_steps, name="fan_out")
+    try:
+        with runtime, wf.WorkflowClient(store_url) as client:
+            for width in (40, 41):
+                state = finish(client, client.schedule_new_workflow("fan_out", input=width))
+                assert decoded(state.serialized_output) == list(range(width))
+    finally:
+        store.close()
+    assert delivered == []

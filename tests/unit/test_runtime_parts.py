@@ -91,6 +91,46 @@ def test_leases_planned_in_a_round_leave_room_for_twice_the_activities_run_at_on
     assert inflight.finish(_item(1)) and inflight.free() == 2
 
 
+def test_an_instance_whose_turn_left_activities_in_the_queue_is_kept_until_they_are_claimed() -> (
+    None
+):
+    inflight = InflightActivities(lease_s=10.0, max_concurrent=2, clock=ManualClock(START))
+    inflight.begin_round()
+    # a fan-out of 6: 4 leased with the turn (twice what runs at once), 2 left in the queue,
+    # so the turn keeps the instance (also when prepared without the engine lock)
+    assert inflight.plan_turn("i-1", 6, draining=False, counted=False) == (4, True, False)
+    assert inflight.plan_turn("i-1", 6, draining=False) == (4, True, False)
+    assert inflight.plan_turn("i-1", 6, draining=True)[:2] == (0, False)
+    inflight.wait_for_claims("i-1", 2)  # (once the turn is committed, under the engine lock)
+    assert inflight.waits_for_claims
+    for row_id in range(1, 5):  # the 4 leased ones ran and their results were taken
+        inflight.track(_item(row_id), granted_at=0.0)
+        assert inflight.finish(_item(row_id))
+    inflight.begin_round()
+    # the instance's next turn keeps it: 2 of its activities wait for a claim here
+    assert inflight.plan_turn("i-1", 0, draining=False) == (0, True, False)
+    assert inflight.plan_turn("i-1", 0, draining=True)[1] is False  # not while draining
+    inflight.claimed([_item(5), _item(9, "i-9")], short=False)
+    assert inflight.plan_turn("i-1", 0, draining=False)[1] is True  # one still waits
+    inflight.claimed([_item(6)], short=False)
+    assert not inflight.waits_for_claims
+    assert inflight.plan_turn("i-1", 0, draining=False)[1] is False
+
+
+def test_a_claim_that_comes_back_short_forgets_the_activities_waited_for() -> None:
+    inflight = InflightActivities(lease_s=10.0, max_concurrent=1, clock=ManualClock(START))
+    inflight.wait_for_claims("i-1", 3)
+    inflight.wait_for_claims("i-2", 1)
+    # another worker took the rest: this runtime's claim finds fewer than it asked for
+    inflight.claimed([_item(7, "i-1")], short=True)
+    assert not inflight.waits_for_claims
+    assert inflight.plan_turn("i-1", 0, draining=False)[1] is False
+    assert inflight.plan_turn("i-2", 0, draining=False)[1] is False
+    inflight.wait_for_claims("i-1", 1)
+    inflight.clear()  # (the runtime stopped)
+    assert not inflight.waits_for_claims
+
+
 def test_trimming_the_cache_drops_the_least_recently_used_executions_never_held_ones() -> None:
     cache = InstanceCache(size=2)
 

@@ -44,7 +44,7 @@ class ActivityClaim(NamedTuple):
     """Activity tasks just leased, for the engine to track and run."""
 
     items: list[ActivityWorkItem]
-    """The tasks (at least one)."""
+    """The tasks (none: the claim found nothing)."""
     sent_at: float
     """The clock's monotonic time the claim was sent (the start of their leases)."""
     free: int
@@ -141,7 +141,7 @@ class Claims:
 
     def activities(self) -> ActivityClaim | None:
         """Lease activity tasks, if due and there is room: those of activities on no queue,
-        then each queue's within its limits. None: none leased."""
+        then each queue's within its limits. None: no claim was made."""
         if not self._wakeups.activity_claim_due or self._run.draining:
             return None
         free = self._suspects.room(self._inflight.free(), self._inflight.holds)
@@ -165,7 +165,7 @@ class Claims:
         if queued and len(items) < free:
             items += self._claim_queued(free - len(items))
         if not items:
-            return None
+            return ActivityClaim(items, sent_at, free)
         remote_beats = [
             i.id
             for i in items

@@ -502,9 +502,15 @@ class Engine:
         if claim is None:
             return False
         items, sent_at, free = claim
+        if not items:
+            if self.inflight.waits_for_claims:
+                with self.lock:
+                    self.inflight.claimed(items, short=True)
+            return False
         limit = self._options.max_activity_deliveries
         suspects = self.suspects
         with self.lock:
+            self.inflight.claimed(items, short=len(items) < free)
             for item in items:
                 self.inflight.track(
                     item, sent_at, heartbeats=item.name in self._registry.activities

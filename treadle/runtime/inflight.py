@@ -68,6 +68,10 @@ class InflightActivities:
         # (their heartbeat timeout, at most a lease).
         self._heartbeats: dict[int, float] = {}
         self._planned = 0
+        # Activities of an instance that its committed turns left in the store's queue for
+        # lack of room here, which this runtime's next claims are expected to take (see
+        # wait_for_claims); forgotten when a claim comes back short.
+        self._queued: dict[str, int] = {}
         self._next_renew = -float("inf")
         self.results: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = queue.SimpleQueue()
         """Results of activities that finished, waiting for the dispatcher (any thread)."""
@@ -99,9 +103,11 @@ class InflightActivities:
         self, instance_id: str, scheduled: int, *, draining: bool, counted: bool = True
     ) -> tuple[int, bool, bool]:
         """What a turn of ``instance_id`` that schedules ``scheduled`` activities asks, in one
-        call (every turn asks all three): :meth:`plan`'s count, :meth:`has_running`, and
-        whether its one activity may be the instance's own task (it schedules one, leases
-        it, and the instance's own task is not out)."""
+        call (every turn asks all three): :meth:`plan`'s count; whether the instance is to be
+        kept for activities, out here (:meth:`has_running`) or waiting in the queue for this
+        runtime's claims (left there by this turn for lack of room, or by an earlier one:
+        see :meth:`wait_for_claims`); and whether its one activity may be the instance's own
+        task (it schedules one, leases it, and the instance's own task is not out)."""
         if draining:
             leased = 0
         else:
@@ -109,9 +115,40 @@ class InflightActivities:
             leased = min(scheduled, room)
             if counted:
                 self._planned += leased
-        running = self._by_instance.get(instance_id, 0) > 0
+        running = self._by_instance.get(instance_id, 0) > 0 or (
+            not draining and (leased < scheduled or instance_id in self._queued)
+        )
         own = scheduled == 1 and leased == 1 and instance_id not in self._own_out
         return leased, running, own
+
+    def wait_for_claims(self, instance_id: str, count: int) -> None:
+        """A committed turn of ``instance_id``, kept here, left ``count`` of its activities
+        in the queue for lack of room: its next turns keep it until this runtime's claims
+        have taken them (see :meth:`claimed`), so their results go into those turns, not
+        through its inbox and a claim of it."""
+        self._queued[instance_id] = self._queued.get(instance_id, 0) + count
+
+    @property
+    def waits_for_claims(self) -> bool:
+        """Whether an instance is kept for activities its turns left in the queue."""
+        return bool(self._queued)
+
+    def claimed(self, items: list[ActivityWorkItem], short: bool) -> None:
+        """Activity tasks were claimed from the queue: those of the instances whose turns
+        left them there are no longer waited for; ``short``: the claim took fewer than it
+        asked for, so nothing more waits in the queue for this runtime (another worker took
+        the rest, or a queue's limit holds them back), and no instance is kept for them."""
+        if short:
+            self._queued.clear()
+            return
+        queued = self._queued
+        for item in items:
+            left = queued.get(item.instance_id)
+            if left is not None:
+                if left > 1:
+                    queued[item.instance_id] = left - 1
+                else:
+                    del queued[item.instance_id]
 
     def renewal_due(self, now: float) -> bool:
         """Whether the leases are due for renewal at monotonic ``now``."""
@@ -245,6 +282,7 @@ class InflightActivities:
         self._heartbeats.clear()
         self._own_out.clear()
         self._by_instance.clear()
+        self._queued.clear()
 
     def _uncount(self, instance_id: str) -> None:
         self._by_instance[instance_id] -= 1

@@ -137,6 +137,8 @@ class Outcomes:
             cached.history_len = entry.history_len_after
             cached.held = commit.keep_lease
             self._cache.keep(iid, cached)
+            if entry.left_in_queue and commit.keep_lease:
+                self._inflight.wait_for_claims(iid, entry.left_in_queue)
         if not commit.keep_lease and self._wakeups.claim_due:
             self._wakeups.wake()  # a claim may have waited for room
         if not activity_ids:

@@ -53,6 +53,10 @@ class PendingTurn:
     timed_out: list[int] = field(default_factory=list)
     """Activity calls (task ids) whose timeout passed in this turn: told to stop once it is
     committed."""
+    left_in_queue: int = 0
+    """Activities the turn schedules to run here but leaves in the store's queue for lack
+    of room: the instance is kept until this runtime's claims take them (see
+    :meth:`~treadle.runtime.inflight.InflightActivities.wait_for_claims`)."""
     started: ExecutionStarted | None = None
     """The run's start, for a turn that ends a run not cached here (a termination of an SDK
     worker's run): its name and start time, for the metrics."""

@@ -347,6 +347,7 @@ class TurnPreparer:
         entry.output = output
         entry.commit = output.commit
         entry.cached = cached
+        entry.left_in_queue = scheduled - lease_n if not self._run.draining else 0
         entry.history_len_after = turn.history_len + len(output.commit.new_events)
         if claim_due or scheduled > lease_n:
             self._wakeups.activity_claim_due = True
