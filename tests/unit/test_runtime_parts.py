@@ -110,24 +110,43 @@ def test_an_instance_whose_turn_left_activities_in_the_queue_is_kept_until_they_
     # the instance's next turn keeps it: 2 of its activities wait for a claim here
     assert inflight.plan_turn("i-1", 0, draining=False) == (0, True, False)
     assert inflight.plan_turn("i-1", 0, draining=True)[1] is False  # not while draining
-    inflight.claimed([_item(5), _item(9, "i-9")], short=False)
+    inflight.claimed([_item(5), _item(9, "i-9")], short=False, sent_at=0.0)
     assert inflight.plan_turn("i-1", 0, draining=False)[1] is True  # one still waits
-    inflight.claimed([_item(6)], short=False)
+    inflight.claimed([_item(6)], short=False, sent_at=0.0)
     assert not inflight.waits_for_claims
     assert inflight.plan_turn("i-1", 0, draining=False)[1] is False
 
 
 def test_a_claim_that_comes_back_short_forgets_the_activities_waited_for() -> None:
-    inflight = InflightActivities(lease_s=10.0, max_concurrent=1, clock=ManualClock(START))
+    clock = ManualClock(START)
+    inflight = InflightActivities(lease_s=10.0, max_concurrent=1, clock=clock)
     inflight.wait_for_claims("i-1", 3)
     inflight.wait_for_claims("i-2", 1)
+    clock.advance(0.001)
+    sent_at = clock.monotonic()
     # another worker took the rest: this runtime's claim finds fewer than it asked for
-    inflight.claimed([_item(7, "i-1")], short=True)
+    inflight.claimed([_item(7, "i-1")], short=True, sent_at=sent_at)
     assert not inflight.waits_for_claims
     assert inflight.plan_turn("i-1", 0, draining=False)[1] is False
     assert inflight.plan_turn("i-2", 0, draining=False)[1] is False
     inflight.wait_for_claims("i-1", 1)
     inflight.clear()  # (the runtime stopped)
+    assert not inflight.waits_for_claims
+
+
+def test_a_short_claim_sent_before_a_turn_left_activities_in_the_queue_keeps_them_waited_for() -> (
+    None
+):
+    clock = ManualClock(START)
+    inflight = InflightActivities(lease_s=10.0, max_concurrent=1, clock=clock)
+    sent_at = clock.monotonic()  # a claim is sent; then a turn's commit leaves 5 in the queue
+    clock.advance(0.001)
+    inflight.wait_for_claims("i-1", 5)
+    inflight.claimed([], short=True, sent_at=sent_at)  # it did not see them
+    assert inflight.waits_for_claims
+    assert inflight.plan_turn("i-1", 0, draining=False)[1] is True
+    clock.advance(0.001)
+    inflight.claimed([], short=True, sent_at=clock.monotonic())  # the next one would have
     assert not inflight.waits_for_claims
 
 

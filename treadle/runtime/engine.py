@@ -505,12 +505,12 @@ class Engine:
         if not items:
             if self.inflight.waits_for_claims:
                 with self.lock:
-                    self.inflight.claimed(items, short=True)
+                    self.inflight.claimed(items, short=True, sent_at=sent_at)
             return False
         limit = self._options.max_activity_deliveries
         suspects = self.suspects
         with self.lock:
-            self.inflight.claimed(items, short=len(items) < free)
+            self.inflight.claimed(items, short=len(items) < free, sent_at=sent_at)
             for item in items:
                 self.inflight.track(
                     item, sent_at, heartbeats=item.name in self._registry.activities

@@ -72,6 +72,7 @@ class InflightActivities:
         # lack of room here, which this runtime's next claims are expected to take (see
         # wait_for_claims); forgotten when a claim comes back short.
         self._queued: dict[str, int] = {}
+        self._queued_at: dict[str, float] = {}  # (monotonic time each was last recorded)
         self._next_renew = -float("inf")
         self.results: queue.SimpleQueue[tuple[ActivityWorkItem, HistoryEvent]] = queue.SimpleQueue()
         """Results of activities that finished, waiting for the dispatcher (any thread)."""
@@ -127,20 +128,20 @@ class InflightActivities:
         have taken them (see :meth:`claimed`), so their results go into those turns, not
         through its inbox and a claim of it."""
         self._queued[instance_id] = self._queued.get(instance_id, 0) + count
+        self._queued_at[instance_id] = self._clock.monotonic()
 
     @property
     def waits_for_claims(self) -> bool:
         """Whether an instance is kept for activities its turns left in the queue."""
         return bool(self._queued)
 
-    def claimed(self, items: list[ActivityWorkItem], short: bool) -> None:
-        """Activity tasks were claimed from the queue: those of the instances whose turns
-        left them there are no longer waited for; ``short``: the claim took fewer than it
-        asked for, so nothing more waits in the queue for this runtime (another worker took
-        the rest, or a queue's limit holds them back), and no instance is kept for them."""
-        if short:
-            self._queued.clear()
-            return
+    def claimed(self, items: list[ActivityWorkItem], short: bool, sent_at: float) -> None:
+        """Activity tasks were claimed from the queue by a request sent at monotonic
+        ``sent_at``: those of the instances whose turns left them there are no longer waited
+        for. ``short``: the claim took fewer than it asked for, so nothing more waits in the
+        queue for this runtime (another worker took the rest, or a queue's limit holds them
+        back) of what was left there before the request was sent; no instance is kept for
+        those. (What a turn committed after it left there, the claim may not have seen.)"""
         queued = self._queued
         for item in items:
             left = queued.get(item.instance_id)
@@ -149,6 +150,11 @@ class InflightActivities:
                     queued[item.instance_id] = left - 1
                 else:
                     del queued[item.instance_id]
+                    del self._queued_at[item.instance_id]
+        if short and queued:
+            recorded = self._queued_at
+            for iid in [i for i, at in recorded.items() if at < sent_at]:
+                del queued[iid], recorded[iid]
 
     def renewal_due(self, now: float) -> bool:
         """Whether the leases are due for renewal at monotonic ``now``."""
@@ -283,6 +289,7 @@ class InflightActivities:
         self._own_out.clear()
         self._by_instance.clear()
         self._queued.clear()
+        self._queued_at.clear()
 
     def _uncount(self, instance_id: str) -> None:
         self._by_instance[instance_id] -= 1
