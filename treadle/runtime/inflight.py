@@ -25,8 +25,10 @@ Threads:
 
 State: the items by activity row id (negative for an instance's own task), the time until
 which each lease surely holds, the count of activities out per instance, the instances whose
-own task is out, the activities leased by the turns of the current round, the time of the next
-lease renewal, and the queue of results waiting for the engine.
+own task is out, the activities leased by the turns of the current round, how many
+activities each instance's turns left in the queue for this runtime's claims (and when that
+was recorded), the time of the next lease renewal, and the queue of results waiting for the
+engine.
 """
 
 from __future__ import annotations
