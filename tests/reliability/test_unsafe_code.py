@@ -33,9 +33,9 @@ UNSAFE_YAML = {
     "CLoader",
 }
 SAFE_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader"}
-GENERATOR = ("core/dataclass_init.py", "generated_function")
+GENERATOR = ("core/records.py", "generated_function")
 """The one function that runs text as code: it defines the functions the package generates at
-import from its own class definitions (a faster frozen dataclass ``__init__``, the history
+import from its own class definitions (a record class's ``__init__``, the history
 events' JSON encoders), as :mod:`dataclasses` does; see
 test_generated_code_is_made_at_import_from_class_definitions."""
 
@@ -130,12 +130,12 @@ def test_generated_code_is_made_at_import_from_class_definitions() -> None:
                 ):
                     callers.append((str(path.relative_to(PACKAGE)), func.name))
     assert sorted(callers) == [
-        ("core/dataclass_init.py", "faster_init"),
         ("core/history.py", "_json_encoder"),
+        ("core/records.py", "_init_of"),
     ]
     # ... and the generators take classes, nothing else
     from treadle.core import history
-    from treadle.core.dataclass_init import faster_init
+    from treadle.core.records import _init_of
 
-    for generator in (faster_init, history._json_encoder):
+    for generator in (_init_of, history._json_encoder):
         assert list(inspect.signature(generator).parameters) == ["cls"]

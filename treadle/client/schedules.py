@@ -8,10 +8,10 @@ it holds no state but the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from treadle.core.records import record_class
 from treadle.core.schedules import Overlap, ScheduleSpec, next_slot
 from treadle.core.validation import check_json, validate_name
 from treadle.errors import InvalidInputError, ScheduleNotFoundError, StoreError
@@ -29,7 +29,7 @@ RECENT_RUNS = 10
 """Runs a :class:`ScheduleDescription` lists."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ScheduleDescription:
     """A schedule as the client reports it.
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from treadle.client.status import WorkflowStatus
-from treadle.core.dataclass_init import faster_init
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails
 from treadle.store.base import InstanceRecord
 
 __all__ = ["WorkflowPage", "WorkflowState"]
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkflowState:
     """A snapshot of a workflow instance, as the Dapr SDK reports it.
 
@@ -89,7 +87,7 @@ class WorkflowState:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkflowPage:
     """One page of :meth:`~treadle.client.WorkflowClient.list_workflows`.
 

@@ -8,10 +8,9 @@ action's id as its event id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
-from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     EPOCH,
     EventRaised,
@@ -22,10 +21,11 @@ from treadle.core.history import (
     TaskScheduled,
     TimerCreated,
 )
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class Action:
     """Base of every action.
 
@@ -36,8 +36,7 @@ class Action:
     id: int
 
 
-@faster_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ScheduleTask(Action):
     """Run an activity.
 
@@ -60,16 +59,14 @@ class ScheduleTask(Action):
     when a worker takes it, not from when it was scheduled), if set."""
 
 
-@faster_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class CreateTimer(Action):
     """Fire a durable timer at ``fire_at``."""
 
     fire_at: datetime
 
 
-@faster_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class CreateSubOrchestration(Action):
     """Start a child workflow.
 
@@ -89,8 +86,7 @@ class CreateSubOrchestration(Action):
     was started, if set."""
 
 
-@faster_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class SendEvent(Action):
     """Raise an event on another instance."""
 
@@ -99,8 +95,7 @@ class SendEvent(Action):
     input: str | None = None
 
 
-@faster_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class CompleteOrchestration(Action):
     """Finish the execution: completed, failed, or continued as new."""
 
@@ -110,7 +105,7 @@ class CompleteOrchestration(Action):
     carryover_events: tuple[EventRaised, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ReportVersionNotAvailable(Action):
     """The worker has no code for the version the instance runs: stall the instance until a
     worker that has it takes it (durabletask's ``WorkflowVersionNotAvailableAction``)."""

@@ -7,15 +7,15 @@ import logging
 import string
 import uuid
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from treadle.core.dataclass_init import faster_init
 from treadle.core.deterministic import DeterministicRandom, workflow_random, workflow_uuid
 from treadle.core.fanout import when_all_bounded
 from treadle.core.history import Propagation
 from treadle.core.propagation import PropagatedHistory, PropagationScope, scope_value
+from treadle.core.records import record_class
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.errors import RegistrationError
@@ -329,8 +329,7 @@ class WorkflowContext:
         return self._execution.logger
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkflowActivityContext:
     """What an activity function receives as its first argument.
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import orjson
 
-from treadle.core.dataclass_init import faster_init, generated_function
+from treadle.core.records import generated_function, record_class
 from treadle.errors import FailureDetails
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -59,7 +58,7 @@ for _status in OrchestrationStatus:
 del _status
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ParentInfo:
     """The parent of a child workflow instance.
 
@@ -78,7 +77,7 @@ class ParentInfo:
     app_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class TraceContext:
     """A run's W3C trace context, as recorded in its ``ExecutionStarted`` (durabletask's
     ``parentTraceContext`` and ``workflowSpanID``), so that its spans form one trace across
@@ -131,7 +130,7 @@ def valid_traceparent(text: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class PropagatedChunk:
     """One workflow's events in a propagated history (see :mod:`treadle.core.propagation`).
 
@@ -148,7 +147,7 @@ class PropagatedChunk:
     events: tuple[HistoryEvent, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Propagation:
     """A history propagated to a child workflow or an activity, as stored.
 
@@ -162,7 +161,7 @@ class Propagation:
     chunks: tuple[PropagatedChunk, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkflowVersion:
     """The version a workflow turn ran, recorded in its ``OrchestratorStarted`` (durabletask's
     ``WorkflowVersion``, where daprd records what the worker reports).
@@ -178,7 +177,7 @@ class WorkflowVersion:
     patches: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class HistoryEvent:
     """Base of every history event.
 
@@ -192,7 +191,7 @@ class HistoryEvent:
     timestamp: datetime = EPOCH
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class OrchestratorStarted(HistoryEvent):
     """A new turn of the workflow began; its timestamp is the workflow clock.
 
@@ -205,14 +204,14 @@ class OrchestratorStarted(HistoryEvent):
     version: WorkflowVersion | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class OrchestratorCompleted(HistoryEvent):
     """A turn of the workflow ended."""
 
     KIND: ClassVar[str] = "OrchestratorCompleted"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionStarted(HistoryEvent):
     """An execution of the workflow started (first event of every run).
 
@@ -250,7 +249,7 @@ def run_timeout_failure(name: str, timeout_at: datetime | None) -> FailureDetail
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionCompleted(HistoryEvent):
     """The execution finished: completed, failed or continued as new."""
 
@@ -260,7 +259,7 @@ class ExecutionCompleted(HistoryEvent):
     failure: FailureDetails | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionTerminated(HistoryEvent):
     """Someone asked to terminate the instance."""
 
@@ -272,7 +271,7 @@ class ExecutionTerminated(HistoryEvent):
     a TimeoutError, not TERMINATED."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionSuspended(HistoryEvent):
     """Someone asked to suspend (pause) the instance."""
 
@@ -280,7 +279,7 @@ class ExecutionSuspended(HistoryEvent):
     input: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionResumed(HistoryEvent):
     """Someone asked to resume a suspended instance."""
 
@@ -288,7 +287,7 @@ class ExecutionResumed(HistoryEvent):
     input: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class TaskScheduled(HistoryEvent):
     """The workflow scheduled an activity (event_id = the action's sequence id).
 
@@ -307,7 +306,7 @@ class TaskScheduled(HistoryEvent):
     app_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class TaskCompleted(HistoryEvent):
     """An activity returned."""
 
@@ -317,7 +316,7 @@ class TaskCompleted(HistoryEvent):
     task_execution_id: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class TaskFailed(HistoryEvent):
     """An activity raised."""
 
@@ -327,7 +326,7 @@ class TaskFailed(HistoryEvent):
     task_execution_id: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class TimerCreated(HistoryEvent):
     """The workflow created a durable timer (event_id = the action's sequence id)."""
 
@@ -335,7 +334,7 @@ class TimerCreated(HistoryEvent):
     fire_at: datetime
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class TimerFired(HistoryEvent):
     """A durable timer fired."""
 
@@ -344,7 +343,7 @@ class TimerFired(HistoryEvent):
     fire_at: datetime
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class SubOrchestrationInstanceCreated(HistoryEvent):
     """The workflow started a child workflow (event_id = the action's sequence id).
 
@@ -362,7 +361,7 @@ class SubOrchestrationInstanceCreated(HistoryEvent):
     app_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class SubOrchestrationInstanceCompleted(HistoryEvent):
     """A child workflow completed."""
 
@@ -371,7 +370,7 @@ class SubOrchestrationInstanceCompleted(HistoryEvent):
     result: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class SubOrchestrationInstanceFailed(HistoryEvent):
     """A child workflow failed (or was terminated)."""
 
@@ -380,7 +379,7 @@ class SubOrchestrationInstanceFailed(HistoryEvent):
     failure: FailureDetails
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class EventRaised(HistoryEvent):
     """An external event reached the instance."""
 
@@ -389,7 +388,7 @@ class EventRaised(HistoryEvent):
     input: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class EventSent(HistoryEvent):
     """The workflow sent an event to another instance."""
 
@@ -399,7 +398,7 @@ class EventSent(HistoryEvent):
     input: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class ExecutionStalled(HistoryEvent):
     """The instance cannot make progress (for example, non-determinism)."""
 
@@ -431,10 +430,6 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
         ExecutionStalled,
     )
 }
-for _event_type in EVENT_TYPES.values():
-    faster_init(_event_type)  # (events are made on every step: see the module)
-del _event_type
-
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }

@@ -19,12 +19,13 @@ as the decision depends only on the events and the code's actions.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from treadle.core.actions import Action, CreateSubOrchestration, CreateTimer, ScheduleTask
 from treadle.core.history import TimerCreated
+from treadle.core.records import record_class
 from treadle.core.validation import default_child_id
 
 _CLOSE = timedelta(milliseconds=1)  # (a recorded time: the turn's time + the timeout)
@@ -32,7 +33,7 @@ _CLOSE = timedelta(milliseconds=1)  # (a recorded time: the turn's time + the ti
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class LegacyTimeout:
     """A timer of the old kind: the activity attempt it bounds, its name and the timeout."""
 
@@ -41,7 +42,7 @@ class LegacyTimeout:
     timeout: timedelta
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class LegacyTimeouts:
     """What the replay needs to recognise and honour timeout timers of old histories."""
 

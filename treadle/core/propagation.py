@@ -31,6 +31,7 @@ from treadle.core.history import (
     TaskFailed,
     TaskScheduled,
 )
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails, PropagationNotFoundError
 
 __all__ = [
@@ -285,7 +286,7 @@ class WorkflowResult:
         return found[-1]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class HistoryChunk:
     """Where one workflow's events sit in :attr:`PropagatedHistory.events`.
 

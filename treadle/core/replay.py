@@ -15,7 +15,7 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +61,7 @@ from treadle.core.inputs import accepts_input as accepts_input
 from treadle.core.inputs import call_with_input
 from treadle.core.legacy_timeouts import LegacyTimeouts, shift_actions, shift_keys
 from treadle.core.propagation import PropagatedHistory
+from treadle.core.records import record_class
 from treadle.core.retry import POISONED, RetryPolicy
 from treadle.core.tasks import CompletableTask, Task
 from treadle.core.validation import default_child_id, validate_instance_id, validate_name
@@ -110,7 +111,7 @@ class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return not replaying and super().isEnabledFor(level)
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class _Retry:
     """A retryable call in flight: the action to repeat and how often it failed."""
 
@@ -121,7 +122,7 @@ class _Retry:
     attempts: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ReplayResult:
     """The outcome of :func:`replay`.
 
@@ -146,7 +147,7 @@ class ReplayResult:
     stall: Stall | None = None
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class _EventBuffer:
     waiters: dict[str, deque[CompletableTask[Any]]] = field(default_factory=dict)
     received: dict[str, deque[tuple[int, str, str | None]]] = field(default_factory=dict)

@@ -9,7 +9,7 @@ replay then carries the workflow on from there with the results recorded before 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from treadle.core.history import (
     ExecutionStarted,
@@ -23,6 +23,7 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
 )
+from treadle.core.records import record_class
 from treadle.errors import InvalidInputError
 
 _RESULTS = (
@@ -33,7 +34,7 @@ _RESULTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class RerunPlan:
     """What a rerun starts with.
 

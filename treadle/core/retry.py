@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from treadle.core.records import record_class
 from treadle.errors import InvalidInputError
 
 POISONED = "ActivityPoisoned"
@@ -13,7 +13,7 @@ worker (see :mod:`treadle.runtime.poison`): its attempts are spent, no retry pol
 again."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record_class(kw_only=True)
 class RetryPolicy:
     """How to retry a failed activity or child workflow.
 

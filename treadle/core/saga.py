@@ -21,10 +21,10 @@ worker that takes the instance over mid-compensation goes on where the last one 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Any
 
 from treadle.core.context import WorkflowContext
+from treadle.core.records import record_class
 from treadle.core.retry import RetryPolicy
 from treadle.core.tasks import Task
 from treadle.errors import CompensationError, TaskFailedError
@@ -32,7 +32,7 @@ from treadle.errors import CompensationError, TaskFailedError
 __all__ = ["Saga"]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class _Compensation:
     activity: str | Callable[..., Any]
     input: Any

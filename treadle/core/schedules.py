@@ -16,10 +16,10 @@ time), whatever the zone.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.records import record_class
 from treadle.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Overlap(enum.Enum):
     """The slot starts an instance anyway."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ScheduleSpec:
     """When a schedule fires and what it does with slots it cannot run at once.
 

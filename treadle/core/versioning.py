@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from treadle.core.history import (
     WorkflowVersion,
     run_timeout_failure,
 )
+from treadle.core.records import record_class
 from treadle.errors import RegistrationError
 
 PATCH_MISMATCH = "PATCH_MISMATCH"
@@ -46,7 +46,7 @@ VERSION_NOT_AVAILABLE = "VERSION_NOT_AVAILABLE"
 """Stall reason: the worker has no code for the workflow version the instance runs."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Stall:
     """Why an instance cannot go on with the code at hand (the durabletask stall reasons).
 
@@ -209,7 +209,7 @@ def patch_mismatch(recorded: Sequence[str], reported: Sequence[str]) -> Stall | 
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class SettledTurn:
     """What to commit for a turn, once checked against the run's history.
 

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from treadle.clock import Clock, SystemClock, utcnow
@@ -28,6 +28,7 @@ from treadle.core import codec
 from treadle.core.context import WorkflowActivityContext
 from treadle.core.history import HistoryEvent, TaskCompleted, TaskFailed
 from treadle.core.inputs import call_with_input
+from treadle.core.records import record_class
 from treadle.core.replay import failure_from_exception
 from treadle.errors import FailureDetails, RegistrationError
 from treadle.store.base import ActivityWorkItem
@@ -348,7 +349,7 @@ class _Flag:
         return self._set
 
 
-@dataclass(slots=True, eq=False)
+@record_class(frozen=False, eq=False)
 class _Running:
     """An activity running now: its stop flag, and its asyncio task if it is async."""
 

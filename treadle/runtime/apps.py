@@ -30,10 +30,11 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
 from treadle.clock import Clock
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails, StoreError, StoreLostError
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.base import Store
@@ -53,7 +54,7 @@ NAME_GRACE = timedelta(seconds=10)
 registered the name called (a typo, or code not deployed there)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class SweepPlan:
     """What a sweep does.
 

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from treadle.core.records import record_class
 from treadle.core.replay import WorkflowExecution
 
 __all__ = ["CachedExecution", "InstanceCache"]
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class CachedExecution:
     """An instance's live execution, valid while the stored version equals ``version``."""
 

@@ -42,10 +42,10 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.records import record_class
 from treadle.store.apps import WaitingWork
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def stop_serving(server: Any) -> None:
         server.server_close()
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class _Family:
     """A counter and a histogram over the same labels (Dapr's ``*_count`` and
     ``*_latency``), or a histogram alone (no counter name)."""

@@ -8,12 +8,13 @@ written by the thread that calls ``WorkflowRuntime.shutdown`` and read by every 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+
+from treadle.core.records import record_class
 
 __all__ = ["RunState", "RuntimeOptions"]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class RuntimeOptions:
     """A runtime's settings for one run (see :class:`~treadle.runtime.WorkflowRuntime`)."""
 

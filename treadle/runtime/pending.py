@@ -10,10 +10,11 @@ engine lock, or the client thread preparing its start's first turn. No state of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from treadle.core.history import ExecutionStarted, HistoryEvent
+from treadle.core.records import record_class
 from treadle.runtime.cache import CachedExecution
 from treadle.runtime.turns import TurnOutput
 from treadle.store.base import ActivityWorkItem, TurnCommit
@@ -32,7 +33,7 @@ STALL_RETRY_S = 5.0
 (sooner if code is registered here, or an SDK worker connects to ``treadle serve``)."""
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class PendingTurn:
     """One instance's turn in the current round, before it is committed."""
 

@@ -36,11 +36,10 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from treadle.clock import Clock, utcnow
 from treadle.core.actions import Action, ScheduleTask
-from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     ExecutionResumed,
     ExecutionStarted,
@@ -50,6 +49,7 @@ from treadle.core.history import (
     OrchestratorStarted,
     WorkflowVersion,
 )
+from treadle.core.records import record_class
 from treadle.core.versioning import settle_turn
 from treadle.runtime.codeless_turns import is_recorded_stall, stall_commit
 from treadle.runtime.remote_history import RemoteHistory
@@ -62,7 +62,7 @@ __all__ = ["Completion", "RemoteAnswer", "RemoteExecutor", "RemoteTurn", "Remote
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class _RemotePending:
     """A turn handed to a remote worker, waiting for its actions."""
 
@@ -78,7 +78,7 @@ class _RemotePending:
     """Activity results folded into the turn (their tasks are consumed by its commit)."""
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class _Held:
     """An instance whose lease this runtime keeps between its remote turns (its activities
     are out), at the version its last turn committed."""
@@ -92,8 +92,7 @@ class _Held:
     """Activity results that came while its turn was out, for its next turn."""
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class RemoteAnswer:
     """A remote worker's answer to a turn, built into what to commit.
 

@@ -12,7 +12,7 @@ Threads: whoever holds the engine lock (see :mod:`treadle.runtime.remote`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from treadle.core.history import (
     ExecutionResumed,
@@ -24,11 +24,12 @@ from treadle.core.history import (
     Propagation,
     SubOrchestrationInstanceCreated,
 )
+from treadle.core.records import record_class
 
 __all__ = ["RemoteHistory"]
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class RemoteHistory:
     """A run's stored history and what its turns read from it.
 

@@ -10,18 +10,16 @@ Threads: any. Plain data and a protocol, no state.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from treadle.core.dataclass_init import faster_init
 from treadle.core.history import HistoryEvent
+from treadle.core.records import record_class
 from treadle.store.base import ActivityWorkItem
 
 __all__ = ["Completion", "RemoteTurn", "RemoteWorkers"]
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class RemoteTurn:
     """A workflow turn to run in a remote worker.
 

@@ -57,10 +57,9 @@ import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 from treadle.clock import Clock, utcnow
-from treadle.core.dataclass_init import faster_init
+from treadle.core.records import record_class
 from treadle.core.replay import WorkflowExecution
 from treadle.errors import StoreError
 from treadle.runtime.cache import CachedExecution
@@ -80,8 +79,7 @@ _PATIENCE_S = 0.1  # the longest the dispatcher leaves its turns to a client's s
 _LOOK_S = (0.0001, 0.001)  # how often it looks again meanwhile: as long as a start takes
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class _Committed:
     """A start committed alone, for the engine to take on (see the module)."""
 

@@ -12,7 +12,7 @@ turn's time).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 from treadle.core.actions import (
@@ -38,6 +38,7 @@ from treadle.core.history import (
     TimerFired,
 )
 from treadle.core.propagation import assemble, carried_over
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails
 from treadle.store.base import (
     NewActivity,
@@ -48,7 +49,7 @@ from treadle.store.base import (
 )
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class TurnInput:
     """What a turn starts from.
 
@@ -74,7 +75,7 @@ class TurnInput:
     app_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class PropagationInput:
     """What a turn that propagates history builds it from (see
     :mod:`treadle.core.propagation`).
@@ -126,7 +127,7 @@ def _propagated(
     )
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class TurnOutput:
     """A built turn: the commit, plus what the runtime must do once it is committed.
 

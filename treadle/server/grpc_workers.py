@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from treadle.core.history import (
     EventSent,
@@ -40,6 +40,7 @@ from treadle.core.history import (
     OrchestratorCompleted,
     TraceContext,
 )
+from treadle.core.records import record_class
 from treadle.runtime.remote import RemoteTurn
 from treadle.server._proto import orchestration_pb2 as opb
 from treadle.server._proto import orchestrator_service_pb2 as spb
@@ -135,7 +136,7 @@ def activity_request(
     return request
 
 
-@dataclass(eq=False, slots=True)
+@record_class(frozen=False, eq=False)
 class Ticket:
     """One submitted work item, from submission until its completion is taken.
 
@@ -164,7 +165,7 @@ class Ticket:
         return self.activity.instance_id
 
 
-@dataclass(eq=False, slots=True)
+@record_class(frozen=False, eq=False)
 class WorkStream:
     """One connected ``GetWorkItems`` stream.
 

@@ -13,10 +13,10 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 
 from treadle.client import WorkflowClient
+from treadle.core.records import record_class
 from treadle.errors import InvalidInputError
 from treadle.runtime import WorkflowRuntime
 from treadle.runtime.loading import load_runtime
@@ -34,7 +34,7 @@ __all__ = ["ServeOptions", "load_app_runtime", "run_server"]
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ServeOptions:
     """What ``treadle serve`` serves, and where.
 

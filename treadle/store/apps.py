@@ -19,10 +19,11 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
+
+from treadle.core.records import record_class
 
 __all__ = [
     "WaitingWork",
@@ -61,7 +62,7 @@ class WorkKind(enum.Enum):
     ACTIVITY = "activity"
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkerInfo:
     """What a worker advertises: its app and the names it takes.
 
@@ -83,7 +84,7 @@ class WorkerInfo:
         return names is None or name in names
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WorkerRecord:
     """A worker's advertisement as stored.
 
@@ -102,7 +103,7 @@ class WorkerRecord:
         return not self.stopped and now - self.seen_at <= ttl
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WaitingWork:
     """Work of one kind, app and name that waits for a worker: nobody holds it.
 

@@ -13,11 +13,10 @@ worker that lost its lease, or that worked on a stale copy, fails with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from treadle.core.dataclass_init import faster_init
 from treadle.core.history import (
     ExecutionStarted,
     HistoryEvent,
@@ -26,13 +25,13 @@ from treadle.core.history import (
     Propagation,
     TraceContext,
 )
+from treadle.core.records import record_class
 from treadle.errors import FailureDetails
 from treadle.store.apps import WaitingWork, WorkerInfo, WorkerRecord
 from treadle.store.ids import new_execution_id as new_execution_id  # (re-exported)
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class InstanceRecord:
     """The stored state of one workflow instance.
 
@@ -72,8 +71,7 @@ class InstanceRecord:
     waiting: str | None = None
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class InboxMessage:
     """A message waiting in an instance's inbox.
 
@@ -90,8 +88,7 @@ class InboxMessage:
     execution_id: str | None = None
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class OrchestrationWorkItem:
     """A claimed instance with the messages to apply in the next turn.
 
@@ -107,8 +104,7 @@ class OrchestrationWorkItem:
     taken_from: str | None = None
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class NewActivity:
     """An activity task to enqueue.
 
@@ -150,8 +146,7 @@ class NewActivity:
     kept as an own task."""
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class ActivityWorkItem:
     """A claimed activity task.
 
@@ -187,8 +182,7 @@ class ActivityWorkItem:
     deliveries: int = 0
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class ActivityResult:
     """The outcome of an activity, to deliver to its instance's inbox.
 
@@ -201,8 +195,7 @@ class ActivityResult:
     event: HistoryEvent
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class NewMessage:
     """A message to put in an instance's inbox.
 
@@ -219,8 +212,7 @@ class NewMessage:
     visible_at: datetime | None = None
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class NewInstance:
     """An instance to create (by a client, or as a child workflow).
 
@@ -273,8 +265,7 @@ class NewInstance:
         )
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class TurnCommit:
     """Everything one workflow turn changes, committed atomically.
 
@@ -364,8 +355,7 @@ def check_creating(turns: Sequence[TurnCommit], *, grouped: bool = False) -> Non
         )
 
 
-@faster_init
-@dataclass(frozen=True, slots=True)
+@record_class
 class CommitOutcome:
     """What happened to one turn of a group commit.
 
@@ -385,7 +375,7 @@ class CommitOutcome:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class InstanceQuery:
     """Filters for listing instances.
 
@@ -408,7 +398,7 @@ class InstanceQuery:
     id_prefix: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class InstancePage:
     """One page of :meth:`Store.list_instances`.
 

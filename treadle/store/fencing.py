@@ -13,8 +13,7 @@ of every store refuses the same turns with the same words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from treadle.core.records import record_class
 from treadle.store.base import ID_TAKEN, TurnCommit
 
 __all__ = ["DELIVERED", "GONE", "Fence", "refusal", "refused_because"]
@@ -28,7 +27,7 @@ DELIVERED = "an activity result in the turn was already delivered (its task is g
 _MOVED_ON = "the instance changed while the turn was being committed (its lease or version)"
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Fence:
     """An instance's row as a turn's commit is fenced on it.
 

@@ -40,10 +40,11 @@ claimed under the worker's registered ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from treadle.core.records import record_class
 from treadle.store.base import ActivityWorkItem, OrchestrationWorkItem
 
 __all__ = [
@@ -61,7 +62,7 @@ back: the finish of a queued instance frees its slot and admits the next one at 
 worker that ran it), so this look only finds slots freed otherwise (a purge)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Queue:
     """A named queue of activities, with limits that hold across every worker of the store.
 
@@ -89,7 +90,7 @@ class Queue:
             raise ValueError(f"period: a positive timedelta, not {self.period!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class QueuedNames:
     """A queue and the activities on it that a worker runs.
 
@@ -102,7 +103,7 @@ class QueuedNames:
     priorities: Mapping[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class QueueClaim:
     """What :meth:`QueueStore.claim_queued` leased, and when to look again.
 
@@ -116,7 +117,7 @@ class QueueClaim:
     retry_after_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class QueueLimits:
     """A queue's limits as the store keeps them.
 

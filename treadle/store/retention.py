@@ -11,11 +11,12 @@ incremental_vacuum``, where the database has ``auto_vacuum=incremental``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from treadle.core.history import OrchestrationStatus
+from treadle.core.records import record_class
 from treadle.core.validation import parse_duration
 from treadle.errors import InvalidInputError, StoreError, WorkflowStateError
 from treadle.store.base import Store
@@ -40,7 +41,7 @@ RETENTION_LEASE = "retention"
 _TERMINAL = tuple(s for s in OrchestrationStatus if s.is_terminal)
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class PurgeFilter:
     """Which finished instances to purge (every condition given must hold).
 
@@ -72,7 +73,7 @@ class PurgeFilter:
         return self.statuses or _TERMINAL
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class RetentionPolicy:
     """How long finished instances are kept, per status; a status not named is kept for ever.
 
@@ -203,7 +204,7 @@ class Maintenance(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class PurgeOutcome:
     """What a purge by filter did.
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
+from treadle.core.records import record_class
 from treadle.core.schedules import Overlap, ScheduleSpec, next_slot
 from treadle.store.base import NewInstance, Store, new_execution_id
 
@@ -45,7 +46,7 @@ RUNS_KEPT = 100
 ``next_slot`` keeps an old slot from firing again)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ScheduleRecord:
     """A schedule as stored.
 
@@ -76,7 +77,7 @@ class ScheduleRecord:
     updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class ScheduleRun:
     """A slot of a schedule that fired (or was skipped: no instance).
 
@@ -91,7 +92,7 @@ class ScheduleRun:
     fired_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class SlotFiring:
     """One slot's firing, committed by :meth:`ScheduleStore.fire_slot` as one transaction.
 

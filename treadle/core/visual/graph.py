@@ -10,10 +10,11 @@ steps there are. Pure; both renderers (:mod:`~treadle.core.visual.svg` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 from treadle.core.history import OrchestrationStatus
+from treadle.core.records import record_class
 from treadle.core.visual.steps import Outcome, Step, StepKind, Steps
 
 __all__ = ["Graph", "Node", "Stage", "build_graph", "format_duration"]
@@ -25,7 +26,7 @@ MAX_CHILD_LINKS = 5
 """A group of child workflows links to at most this many of them."""
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class Node:
     """One step, or a group of steps of one kind and name begun together.
 
@@ -113,7 +114,7 @@ class Node:
             self.first_event_id = step.event_id
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class Stage:
     """Steps begun together: one node when alone, several side by side when parallel.
 
@@ -126,7 +127,7 @@ class Stage:
     steps: int
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class Graph:
     """A run from start to end as stages.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 from treadle.core.history import (
@@ -39,6 +39,7 @@ from treadle.core.history import (
     TimerCreated,
     TimerFired,
 )
+from treadle.core.records import record_class
 
 __all__ = ["Outcome", "Step", "StepKind", "Steps", "fold"]
 
@@ -63,7 +64,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class Step:
     """One thing the workflow did or waited for.
 
@@ -112,7 +113,7 @@ class Step:
         return self.name or self.kind.value
 
 
-@dataclass(slots=True)
+@record_class(frozen=False)
 class Steps:
     """A run as steps, with its start and end.
 

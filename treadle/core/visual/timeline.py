@@ -9,9 +9,9 @@ activities take one lane, not ten thousand. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from treadle.core.records import record_class
 from treadle.core.visual.graph import TIMES
 from treadle.core.visual.steps import Outcome, Step, StepKind, Steps
 
@@ -21,7 +21,7 @@ MAX_GROUP_LANES = 12
 """Parallel steps of one name begun together beyond this many are drawn as one bar."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Bar:
     """A step (or a group of parallel steps) on the timeline.
 
@@ -48,7 +48,7 @@ class Bar:
     event_id: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Timeline:
     """Bars on lanes over the run's time.
 

@@ -6,13 +6,13 @@ the client's operations and pass the results here; the templates only lay them o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from treadle.core.history import HistoryEvent, TaskScheduled, event_to_dict
+from treadle.core.records import record_class
 from treadle.core.visual import Step, StepKind, Steps, format_duration
 
 __all__ = [
@@ -37,7 +37,7 @@ DETAIL_CHARS = 300
 """Payloads in history rows are cut to this many characters (the JSON download has all)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class Paging:
     """One page of rows.
 
@@ -66,7 +66,7 @@ class Paging:
         return min(self.total, self.start + PAGE_SIZE)
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class StepRow:
     """A row of the compact history: one step, its scheduling and its result together."""
 
@@ -82,7 +82,7 @@ class StepRow:
     child_instance_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class EventRow:
     """A row of the full history: one event."""
 
@@ -94,7 +94,7 @@ class EventRow:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@record_class
 class WaitingItem:
     """Something an unfinished instance waits for."""
 
