@@ -84,6 +84,7 @@ def test_the_same_instances_repr_and_errors_as_the_dataclass(
     assert _outcome(made, *args, **kwargs) == _outcome(plain, *args, **kwargs)
     assert str(inspect.signature(made)) == str(inspect.signature(plain))
     assert made.__match_args__ == plain.__match_args__
+    assert made.__doc__ == plain.__doc__  # (none declared: the name and signature)
     assert made.__slots__ == plain.__slots__
     assert [f.name for f in dataclasses.fields(made)] == [f.name for f in dataclasses.fields(plain)]
 

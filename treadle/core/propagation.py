@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from treadle.core.history import (
     ExecutionStarted,
@@ -131,7 +131,7 @@ def carried_over(
     )
 
 
-@dataclass(frozen=True)
+@record_class
 class ActivityResult:
     """One activity call of a workflow, rebuilt from propagated history.
 
@@ -154,7 +154,7 @@ class ActivityResult:
     error: FailureDetails | None
 
 
-@dataclass(frozen=True)
+@record_class
 class ChildWorkflowResult:
     """One child workflow call of a workflow, rebuilt from propagated history.
 
@@ -221,7 +221,7 @@ def _child(
     )
 
 
-@dataclass(frozen=True)
+@record_class
 class WorkflowResult:
     """One workflow's chunk of a propagated history; query its calls by name (the most recent
     last).

@@ -102,6 +102,8 @@ def _make(cls: type[_T], *, kw_only: bool, frozen: bool, eq: bool) -> type[_T]:
             kind = "frozen" if frozen else "mutable"
             raise TypeError(f"record {cls.__name__} is {kind} but its base {base.__name__} is not")
     has_doc = bool(cls.__dict__.get("__doc__"))
+    if not has_doc:  # (else dataclasses reads the signature of an __init__ not made yet)
+        cls.__doc__ = cls.__name__
     made = dataclasses.dataclass(
         cls, init=False, repr=False, eq=False, frozen=False, slots=True, kw_only=kw_only
     )

@@ -149,6 +149,8 @@ class ReplayResult:
 
 @record_class(frozen=False)
 class _EventBuffer:
+    """The external events of one replay: who waits for which, and those not yet waited for."""
+
     waiters: dict[str, deque[CompletableTask[Any]]] = field(default_factory=dict)
     received: dict[str, deque[tuple[int, str, str | None]]] = field(default_factory=dict)
     """Events nobody waited for yet, by lower-cased name: (arrival number, name, data)."""
