@@ -39,6 +39,7 @@ LAYERS: list[set[str]] = [
         "watchdog",
         "poison",
         "queue_limits",
+        "threads",
     },
     {"codeless_turns"},
     {"turns", "remote_history", "remote_workers", "tracing"},

@@ -90,13 +90,15 @@ class Chores:
         """Whether there is anything for the thread to do."""
         return self._retention is not None or self._schedules or self._deadlines is not None
 
-    def start(self) -> None:
-        """Start the thread (if there is anything to do)."""
+    def start(self, wrap: Callable[[Callable[[], None]], Callable[[], None]] | None = None) -> None:
+        """Start the thread (if there is anything to do); ``wrap``, if given, wraps what it
+        runs (see :class:`~treadle.runtime.threads.ThreadStarts`)."""
         if not self.needed:
             return
         self._stopping.clear()
         self._stop_on_advance = self._clock.on_advance(self._wake.set)
-        self._thread = threading.Thread(target=self._loop, name="treadle-chores", daemon=True)
+        target = self._loop if wrap is None else wrap(self._loop)
+        self._thread = threading.Thread(target=target, name="treadle-chores", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -51,6 +51,7 @@ from treadle.runtime.poison import DEFAULT_MAX_DELIVERIES
 from treadle.runtime.queue_limits import publish_queue_limits
 from treadle.runtime.registration import Registrations
 from treadle.runtime.starts import LocalStarts
+from treadle.runtime.threads import ThreadStarts
 from treadle.store import Store, open_store
 from treadle.store import local_starts as local
 from treadle.store.apps import default_app_id
@@ -296,7 +297,8 @@ class WorkflowRuntime(Registrations):
         return min(self.turn_timeout.total_seconds(), self.lease_s / 2)
 
     def start(self) -> None:
-        """Start working in background threads; returns at once."""
+        """Start working in background threads; returns once they have started (and, on
+        SQLite, opened their connections to the store)."""
         if self._engine is not None:
             return
         store = self.store
@@ -332,8 +334,9 @@ class WorkflowRuntime(Registrations):
         # advertised before the first claim: nobody takes its work as no one's meanwhile
         self._presence = Presence(store, engine.claims.advertisement, self.app_wait, self._clock)
         self._presence.start()
+        threads = ThreadStarts(store)
         self._chores = Chores(store, self.owner, self._clock, self.retention)
-        self._chores.start()
+        self._chores.start(threads.wrap)
         self._stop_on_advance = self._clock.on_advance(engine.wakeups.wake)
         loops: list[tuple[Callable[..., None], tuple[Any, ...], str]] = [
             (dispatch, (engine, starts, run, self._clock), "dispatcher")
@@ -344,9 +347,12 @@ class WorkflowRuntime(Registrations):
         if self._stop_on_work is None:  # else a thread that waits for the store's news
             loops.append((watch, (engine, run), "watcher"))
         for target, args, name in loops:
-            thread = threading.Thread(target=target, args=args, name=f"treadle-{name}", daemon=True)
+            thread = threading.Thread(
+                target=threads.wrap(target), args=args, name=f"treadle-{name}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
+        threads.wait()  # (their connections opened: not in the first workflow's time)
         if self.local_starts:
             local.add(store.url, self)
 

@@ -12,6 +12,8 @@ and client use that when it is there, checking with ``isinstance`` (never ``geta
 - :class:`StartGrouping`: ``commit_turns`` takes a turn that creates its instance in a group
   with other turns, so a start from a client of the runtime's process carries the engine's
   other turns along in its one durable commit.
+- :class:`ThreadConnections`: each thread has a connection of its own (SQLite), which a
+  runtime's threads open as they start, before the runtime says it is started.
 
 A backend module (``treadle.store.sqlite``, ``treadle.store.postgres``) satisfies
 :class:`Backend`: :func:`treadle.store.open_store` and the ``treadle db`` commands find the
@@ -33,6 +35,7 @@ __all__ = [
     "InstanceCounter",
     "InstanceWatcher",
     "StartGrouping",
+    "ThreadConnections",
     "WorkNotifier",
 ]
 
@@ -84,6 +87,25 @@ class StartGrouping(Protocol):
 
     groups_starts: Literal[True]
     """Marks the capability (a Protocol checked with ``isinstance`` needs a member)."""
+
+
+@runtime_checkable
+class ThreadConnections(Protocol):
+    """A store in which each thread has a connection of its own, opened on its first use.
+
+    SQLite has it: a connection's first statement reads the database's schema, some 0.5 ms
+    on a small machine, which a runtime's threads (dispatcher, watcher, chores) pay as they
+    start rather than in the first workflow after the runtime said it was started.
+    PostgreSQL has not: its threads share a pool of connections opened with the store.
+    """
+
+    def connect_thread(self) -> None:
+        """Open the calling thread's connection now, if it has none.
+
+        Raises:
+            StoreError: as the connection's first use would.
+        """
+        ...
 
 
 class Backend(Protocol):

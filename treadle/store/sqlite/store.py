@@ -116,6 +116,12 @@ class SqliteStore(ChoreMethods):
             self.close()
             raise
 
+    def connect_thread(self) -> None:
+        """Open the calling thread's connection now, if it has none (see
+        :class:`~treadle.store.capabilities.ThreadConnections`)."""
+        with self._db.errors():
+            self._db.conn()
+
     def close(self) -> None:
         """Close the store: every later call raises StoreUnavailableError (see
         :meth:`.Connections.close`). The last store of this process on a database closes
