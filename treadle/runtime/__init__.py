@@ -29,6 +29,8 @@ imports go one way, down this list:
   imported only when a runtime emits them.
 - ``chores``: store-wide chores (retention, schedules, activity deadlines) on a thread of
   their own.
+- ``threads``: the runtime's threads open their store connections (SQLite) before ``start``
+  returns.
 
 This module only re-exports the facade.
 """
