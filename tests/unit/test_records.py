@@ -162,6 +162,41 @@ def test_post_init_runs_and_recursive_repr_is_cut() -> None:
     assert repr(node).endswith(".Node(name='n', children=[...])")
 
 
+def test_methods_the_class_defines_are_kept_as_dataclasses_keeps_them() -> None:
+    made: list[Any] = []
+    makers: list[Any] = [dataclass(frozen=True, slots=True), record_class]
+    for make in makers:
+
+        @make
+        class Own:
+            a: int
+
+            def __repr__(self) -> str:
+                return "own"
+
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            def __hash__(self) -> int:
+                return 7
+
+        made.append(Own)
+    for cls in made:
+        one = cls(1)
+        assert repr(one) == "own" and one == cls(2) and hash(one) == 7
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            one.a = 2
+
+    with pytest.raises(TypeError, match="cannot define __setattr__"):
+
+        @record_class
+        class Guarded:
+            a: int
+
+            def __setattr__(self, name: str, value: Any) -> None:
+                pass
+
+
 def test_what_it_cannot_make_alike_is_refused() -> None:
     with pytest.raises(TypeError, match="InitVar"):
 

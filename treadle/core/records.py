@@ -101,7 +101,14 @@ def _make(cls: type[_T], *, kw_only: bool, frozen: bool, eq: bool) -> type[_T]:
         if base_frozen != frozen:
             kind = "frozen" if frozen else "mutable"
             raise TypeError(f"record {cls.__name__} is {kind} but its base {base.__name__} is not")
-    has_doc = bool(cls.__dict__.get("__doc__"))
+    body = cls.__dict__
+    # (as dataclasses does: a method the class defines itself is kept, its __hash__ too)
+    own = {name for name in ("__repr__", "__eq__") if name in body}
+    if "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body):
+        own.add("__hash__")
+    if frozen and ("__setattr__" in body or "__delattr__" in body):
+        raise TypeError(f"{cls.__name__} is frozen: it cannot define __setattr__ or __delattr__")
+    has_doc = bool(body.get("__doc__"))
     if not has_doc:  # (else dataclasses reads the signature of an __init__ not made yet)
         cls.__doc__ = cls.__name__
     made = dataclasses.dataclass(
@@ -114,12 +121,15 @@ def _make(cls: type[_T], *, kw_only: bool, frozen: bool, eq: bool) -> type[_T]:
         raise TypeError(f"{cls.__name__} has an InitVar: records do not support them")
     setattr(made, _FROZEN, frozen)
     made.__init__ = _init_of(made)  # type: ignore[method-assign]
-    names = tuple(f.name for f in fields if f.repr)
-    made.__repr__ = _repr(names)  # type: ignore[method-assign]
+    if "__repr__" not in own:
+        made.__repr__ = _repr(tuple(f.name for f in fields if f.repr))  # type: ignore[method-assign]
     if eq:
-        compared = tuple(f.name for f in fields if f.compare)
-        made.__eq__ = _eq(_key(compared))  # type: ignore[method-assign]
-        if frozen:
+        if "__eq__" not in own:
+            compared = tuple(f.name for f in fields if f.compare)
+            made.__eq__ = _eq(_key(compared))  # type: ignore[method-assign]
+        if "__hash__" in own:
+            pass
+        elif frozen:
             hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
             made.__hash__ = _hash(_key(hashed))  # type: ignore[method-assign,assignment]
         else:
@@ -133,7 +143,7 @@ def _make(cls: type[_T], *, kw_only: bool, frozen: bool, eq: bool) -> type[_T]:
         made.__setstate__ = _setstate(all_names)  # type: ignore[attr-defined]
     for name in ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
         method = made.__dict__.get(name)
-        if isinstance(method, types.FunctionType):
+        if name not in own and isinstance(method, types.FunctionType):
             method.__qualname__ = f"{made.__qualname__}.{name}"
     if not has_doc:  # (as dataclasses writes one: the name and signature)
         import inspect
