@@ -3,6 +3,8 @@ the turns committed with it go on, and nothing is retried for ever."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 import uuid
 from collections.abc import Generator, Sequence
@@ -117,7 +119,8 @@ def test_a_character_a_latin1_database_cannot_hold_fails_the_workflow(
 
 
 class _ClaimsFailAWhile(SqliteStore):
-    """Its claims fail (a store error that is not an outage) until ``healed`` is set."""
+    """Its claims of instances fail (a store error that is not an outage) until ``healed``
+    is set."""
 
     healed = False
 
@@ -127,20 +130,49 @@ class _ClaimsFailAWhile(SqliteStore):
         return super().claim_orchestrations(*args, **kwargs)
 
 
+class _ActivityClaimsFailAWhile(SqliteStore):
+    """Its claims of activity tasks fail until ``healed`` is set."""
+
+    healed = False
+
+    def claim_activities(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.healed:
+            raise StoreError("the claim statement failed")
+        return super().claim_activities(*args, **kwargs)
+
+
+@pytest.mark.parametrize("failing", [_ClaimsFailAWhile, _ActivityClaimsFailAWhile])
 def test_a_dispatcher_error_that_repeats_is_shown_whole_once_and_backs_off(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    failing: type[_ClaimsFailAWhile] | type[_ActivityClaimsFailAWhile],
 ) -> None:
-    store = _ClaimsFailAWhile(f"sqlite:///{tmp_path / 'treadle.db'}")
+    """A claim that fails is retried after the dispatcher's pause (the claim stays due), the
+    pauses double, and the error is shown whole once."""
+    store = failing(f"sqlite:///{tmp_path / 'treadle.db'}")
     runtime = wf.WorkflowRuntime(store)
     runtime.register_workflow(_flagged, name="flagged")
     runtime.register_activity(lambda ctx, x: x, name="echo")
+
+    def errors() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "dispatcher error" in r.getMessage()]
+
     with caplog.at_level("WARNING", logger="treadle.runtime"), runtime:
-        time.sleep(1.0)
+        # (the failing rounds come as fast as the pauses let them; a slow machine only
+        # delays them, so the test waits for four, bounded, rather than for a fixed time)
+        deadline = time.monotonic() + 30.0
+        while len(errors()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
         store.healed = True
         with wf.WorkflowClient(store) as client:
             state = finish(client, client.schedule_new_workflow("flagged", input="fine"))
     assert state.runtime_status is wf.WorkflowStatus.COMPLETED
-    errors = [r for r in caplog.records if "dispatcher error" in r.getMessage()]
-    assert [r.exc_info is not None for r in errors[:2]] == [True, False]
-    assert sum(r.exc_info is not None for r in errors) == 1
-    assert len(errors) <= 6  # backing off from 0.05 s: not every 0.2 s for a second
+    seen = errors()
+    assert len(seen) >= 4, f"only {len(seen)} dispatcher errors were logged in 30 s"
+    assert [r.exc_info is not None for r in seen[:2]] == [True, False]
+    assert sum(r.exc_info is not None for r in seen) == 1
+    # backing off: the pauses between the rounds double from 0.05 s (the log's clock and the
+    # pause's differ a little: a tenth of slack)
+    gaps = [b.created - a.created for a, b in itertools.pairwise(seen[:4])]
+    for i, gap in enumerate(gaps):
+        assert gap >= 0.9 * 0.05 * 2**i, f"pause {i} lasted {gap:.3f} s: {gaps}"

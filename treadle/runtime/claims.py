@@ -92,6 +92,17 @@ class Claims:
         if not limit:
             return []  # still due: the engine wakes the dispatcher when an instance is let go
         self._wakeups.claim_due = False
+        try:
+            return self._claim_orchestrations(now_mono, limit)
+        except BaseException:
+            # (still due: the dispatcher's retry after its pause claims again, rather than
+            # the next periodic claim a second on)
+            self._wakeups.claim_due = True
+            raise
+
+    def _claim_orchestrations(self, now_mono: float, limit: int) -> list[OrchestrationWorkItem]:
+        """The claim of :meth:`orchestrations`, once it is due and there is room."""
+        options = self._options
         exclude = self._wakeups.set_aside_ids(now_mono)  # instances set aside for a while
         if self._remote is not None:
             exclude.extend(self._remote.pass_over())
@@ -148,6 +159,14 @@ class Claims:
         if free <= 0:
             return None  # still due: the engine wakes the dispatcher when one finishes
         self._wakeups.activity_claim_due = False
+        try:
+            return self._claim_activities(free)
+        except BaseException:
+            self._wakeups.activity_claim_due = True  # (as for :meth:`orchestrations`)
+            raise
+
+    def _claim_activities(self, free: int) -> ActivityClaim:
+        """The claim of :meth:`activities`, once it is due and there is room."""
         sent_at = self._clock.monotonic()
         names = self.names(WorkKind.ACTIVITY)
         queued = self._registry.queued
