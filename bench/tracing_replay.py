@@ -96,7 +96,7 @@ def replay(target: tracing.Tracing, calls: list[Call]) -> None:
         else:
             attempt = target.activity_started(call[1])
             if attempt is not None:
-                attempt.end(done)
+                attempt.finished(done)
 
 
 def main(argv: list[str]) -> None:

@@ -1,5 +1,5 @@
 """``python -m bench.tracing_spans_cost [N]``: what one activity attempt's span costs in a
-tight loop (``Tracing.activity_started`` and ``ActivityAttempt.end``), recorded by
+tight loop (``Tracing.activity_started`` and ``the attempt's ``finished``), recorded by
 :mod:`treadle.runtime.tracing_spans` ("light") and by the OpenTelemetry SDK's
 ``Tracer.start_span`` ("sdk"), to the batch processor of ``bench.app.traced_provider``; seven
 rounds of N attempts each, the two interleaved, process CPU time (the batch processor's
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
             for _ in range(n):
                 attempt = tracing.activity_started(item)
                 assert attempt is not None
-                attempt.end(done)
+                attempt.finished(done)
             flush = getattr(tracing.provider, "force_flush", None)
             if flush is not None:
                 flush()

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -155,7 +158,7 @@ def _attempt(tracing: Tracing, outcome: HistoryEvent) -> None:
     with tracing.provider.get_tracer("app").start_as_current_span("inside"):
         pass
     trace.get_current_span().set_attribute("app.key", "value")
-    attempt.end(outcome)
+    attempt.finished(outcome)
 
 
 def _run_all(tracing: Tracing) -> None:
@@ -263,7 +266,7 @@ def test_the_current_span_while_an_attempt_runs_is_the_attempt_span() -> None:
     assert attempt is not None
     current = trace.get_current_span()
     assert isinstance(current, Recorded) and current.is_recording()
-    attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    attempt.finished(TaskCompleted(timestamp=T0, task_scheduled_id=3))
     assert not current.is_recording()
     assert trace.get_current_span() is not current
 
@@ -278,7 +281,7 @@ def test_a_processor_that_sees_spans_start_turns_light_spans_off() -> None:
     assert not tracing.spans.light()
     attempt = tracing.activity_started(_item())
     assert attempt is not None
-    attempt.end(TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    attempt.finished(TaskCompleted(timestamp=T0, task_scheduled_id=3))
     assert starts.started == ["activity||greet"]
 
 
@@ -347,3 +350,68 @@ def test_replaced_copies_as_dataclasses_replace_does() -> None:
         _replaced(Checked(1), a=-1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         _replaced(started, trace=context).name = "x"  # type: ignore[misc]
+
+
+def test_a_light_span_ended_after_the_batch_processor_shut_down_is_dropped_as_the_sdk_drops_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A light span ends into the SDK batch processor's queue without its emit while that is
+    what emit would do; once the processor is shut down, emit takes it (and drops it)."""
+    tracing, exporter = _tracing(light=True, batch=True)
+    _attempt(tracing, TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    assert tracing.spans._quiet[4] is not None  # (the queue the span's end filled)
+    provider = tracing.provider
+    assert isinstance(provider, TracerProvider)
+    assert provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["inside", "activity||greet"]
+    attempt = tracing.activity_started(_item())
+    assert attempt is not None
+    provider.shutdown()
+    with caplog.at_level("INFO"):
+        attempt.finished(TaskCompleted(timestamp=T0, task_scheduled_id=3))
+    assert "Shutdown called, ignoring" in caplog.text
+    assert [s.name for s in exporter.get_finished_spans()] == ["inside", "activity||greet"]
+
+
+_FORKED = """
+import os, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from treadle.core.history import ExecutionStarted, TaskCompleted, TraceContext
+from treadle.runtime.tracing import Tracing
+from treadle.store.base import ActivityWorkItem, TurnCommit, OrchestrationStatus
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(exporter))
+started = ExecutionStarted(name="order", instance_id="i1", execution_id="e1",
+                           trace=TraceContext("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+tracing = Tracing(lambda iid: [started], provider)
+tracing.stamp(TurnCommit(instance_id="i1", expected_version=0, new_events=[started],
+                         history_start=0, status=OrchestrationStatus.RUNNING, execution_id="e1"))
+item = ActivityWorkItem(id=1, instance_id="i1", execution_id="e1", task_id=1, name="greet",
+                        input=None, task_execution_id="x")
+done = TaskCompleted(task_scheduled_id=1)
+tracing.activity_started(item).finished(done)  # (before the fork: in the parent's queue)
+pid = os.fork()
+if pid == 0:  # the child: its processor starts again, empty, with a worker of its own
+    tracing.activity_started(item).finished(done)
+    provider.force_flush()
+    os.write(1, f"child {len(exporter.get_finished_spans())}\\n".encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+provider.force_flush()
+print("parent", len(exporter.get_finished_spans()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_light_spans_ended_in_a_forked_child_are_exported_by_the_childs_processor() -> None:
+    """After a fork, the child's spans go to the child's own batch queue and worker (as the
+    SDK's emit sends them), none of the parent's with them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split("\n")[:-1]) == ["child 1", "parent 1"], done.stdout

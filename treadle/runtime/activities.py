@@ -244,7 +244,7 @@ class ActivityExecutor:
         finally:
             self._running.pop(item.id, None)
         if attempt is not None:
-            attempt.end(event)
+            attempt.finished(event)
         if self._observe is not None:
             self._observe(item, event, time.perf_counter() - began)
         return self._report(item, event)
@@ -289,7 +289,7 @@ class ActivityExecutor:
         finally:
             self._ended(item)
         if attempt is not None:
-            attempt.end(event)
+            attempt.finished(event)
         if self._observe is not None:
             self._observe(item, event, time.perf_counter() - began)
         following = self._report(item, event)

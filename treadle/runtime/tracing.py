@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from types import MemberDescriptorType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -85,7 +85,7 @@ from treadle.core.history import (
 from treadle.errors import FailureDetails
 from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
 
-__all__ = ["ActivityAttempt", "Tracing", "span_context"]
+__all__ = ["ActivityAttempt", "Attempt", "Tracing", "span_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,14 @@ def _current_context_var() -> ContextVar[otel_context.Context] | None:
 _CURRENT = _current_context_var()
 
 
+class Attempt(Protocol):
+    """An activity attempt's span, current on its thread while the activity runs
+    (:class:`ActivityAttempt`, or a light span that is one itself)."""
+
+    def finished(self, event: HistoryEvent) -> None:
+        """The attempt ended with ``event`` (TaskCompleted or TaskFailed)."""
+
+
 class ActivityAttempt:
     """One activity attempt's span, current on its thread while the activity runs."""
 
@@ -210,7 +218,7 @@ class ActivityAttempt:
         else:  # (what set_span_in_context and attach do)
             self._token = var.set(otel_context.Context({**var.get(), _SPAN_KEY: span}))
 
-    def end(self, event: HistoryEvent) -> None:
+    def finished(self, event: HistoryEvent) -> None:
         """The attempt ended with ``event`` (TaskCompleted or TaskFailed)."""
         var = _CURRENT
         try:
@@ -489,9 +497,9 @@ class Tracing:
         span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
 
     # ---- activities ---------------------------------------------------------------------
-    def activity_started(self, item: ActivityWorkItem) -> ActivityAttempt | None:
-        """Start the span of an attempt of ``item`` (current until it ends), if its run is
-        traced."""
+    def activity_started(self, item: ActivityWorkItem) -> Attempt | None:
+        """Start the span of an attempt of ``item`` (current until its ``finished``), if its
+        run is traced."""
         run = self._runs.get(item.instance_id)  # (as _run does, without a call)
         if run is None or run.execution_id != item.execution_id:
             try:
@@ -510,7 +518,11 @@ class Tracing:
         }
         child = self._child
         parent = run._parent or run.parent
-        span = None if child is None else child(name, parent, SpanKind.SERVER, attributes)
+        span = None
+        if child is not None:  # (a light span, current already: an Attempt, if it records)
+            span = child(name, parent, SpanKind.SERVER, attributes, None, _CURRENT)
+            if span is not None and type(span) is not NonRecordingSpan and _CURRENT is not None:
+                return span  # type: ignore[return-value]
         if span is None:
             span = self.spans.start_span(
                 name, context=run.context, kind=SpanKind.SERVER, attributes=attributes

@@ -17,9 +17,11 @@ own metrics, and span processors that do nothing when a span starts or is ending
 
 from __future__ import annotations
 
+import os
 import random
 import traceback
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from time import time_ns
 from typing import Any
 
@@ -46,6 +48,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
@@ -54,13 +57,24 @@ try:
 except ImportError:  # pragma: no cover (older SDKs)
     from opentelemetry.sdk.util import BoundedAttributes  # type: ignore[attr-defined,no-redef]
 
-__all__ = ["Recorded", "Spans"]
+try:
+    from opentelemetry.sdk._shared_internal import BatchProcessor as _BatchProcessor
+
+    _SDK_EMIT: Any = _BatchProcessor.emit
+except ImportError:  # pragma: no cover (older SDKs: their batch processor's own on_end)
+    _BatchProcessor = None  # type: ignore[assignment,misc]
+    _SDK_EMIT = None
+
+from treadle.core.history import HistoryEvent, TaskFailed
+
+__all__ = ["Attempt", "Recorded", "Spans"]
 
 _QUIET = (SpanProcessor, SimpleSpanProcessor, BatchSpanProcessor)
 _NO_OP_START = frozenset(c.on_start for c in _QUIET)
 _NO_OP_ENDING = frozenset(c._on_ending for c in _QUIET)
 """What the SDK's processors do when a span starts and is ending: nothing."""
 
+_SAMPLED = TraceFlags.SAMPLED
 _CHILD_FLAGS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
 """The trace flags a child takes from its parent (the rest are its own, unset)."""
 
@@ -70,6 +84,8 @@ _TRACE_FLAGS = tuple(TraceFlags(bits) for bits in range(256))
 _new_context = tuple.__new__
 _SPAN_ID_MAX = 2**64 - 1
 _TRACE_ID_MAX = 2**128 - 1
+
+_Quiet = tuple[object, bool, Callable[[ReadableSpan], None] | None, object, Any]
 
 _UNSET = Status(StatusCode.UNSET)
 """A span's status until one is set (a Status does not change)."""
@@ -91,6 +107,14 @@ class Spans:
             and hasattr(tracer, "_span_limits")
             and hasattr(tracer, "_instrumentation_scope")
         )
+        # (whether the tracer is enabled is its config's answer, read without the call)
+        enabled = getattr(SdkTracer, "_is_enabled", None)
+        self._config = (
+            self._sdk
+            and enabled is not None
+            and getattr(type(tracer), "_is_enabled", None) is enabled
+            and hasattr(tracer, "_tracer_config")
+        )
         # (a child's span id: from ``ids``, the tracer's id generator as it was before treadle
         # wrapped it to choose run spans' ids, which a child never takes)
         generator = ids if ids is not None else getattr(tracer, "id_generator", None)
@@ -101,12 +125,9 @@ class Spans:
         )
         # (the processors and the sampler last checked, each with the answer: one tuple, so
         # that activity threads checking at once never pair one's answer with another's;
-        # with the processors, what a light span's end calls)
-        self._quiet: tuple[object, bool, Callable[[ReadableSpan], None] | None] = (
-            None,
-            False,
-            None,
-        )
+        # with the processors: whether they are quiet, what a light span's end calls, the
+        # multi-processor that holds them, and the SDK batch processor end can fill)
+        self._quiet: _Quiet = (None, False, None, None, None)
         self._parent_based: tuple[object, bool] = (None, False)
         self._root: tuple[object, Any] = (None, None)
 
@@ -126,16 +147,18 @@ class Spans:
         if kind is not SynchronousMultiSpanProcessor and kind is not ConcurrentMultiSpanProcessor:
             return None
         processors = processor._span_processors  # (a new tuple when one is added)
-        checked, quiet, on_end = self._quiet
-        if processors is not checked:
+        checked, quiet, on_end, checked_processor, _ = self._quiet
+        if processors is not checked or processor is not checked_processor:
             quiet = all(
                 type(p).on_start in _NO_OP_START and type(p)._on_ending in _NO_OP_ENDING
                 for p in processors
             )
             on_end = processor.on_end
+            batch = None
             if kind is SynchronousMultiSpanProcessor and len(processors) == 1:
                 on_end = _on_end_of(processors[0])  # (what the multi-processor would call)
-            self._quiet = (processors, quiet, on_end)
+                batch = _queue_of(on_end)
+            self._quiet = (processors, quiet, on_end, processor, batch)
         return on_end if quiet else None
 
     def _follows_remote_parent(self, sampler: object) -> bool:
@@ -177,16 +200,32 @@ class Spans:
         kind: SpanKind,
         attributes: dict[str, types.AttributeValue],
         start_time: int | None = None,
+        current: ContextVar[otel_context.Context] | None = None,
     ) -> trace.Span | None:
         """A light span, child of the remote span ``parent`` (a run span, for its activities
         and timers): what ``start_span`` would make in the context of ``parent``, for less.
         None if only ``start_span`` gives that (a span that is not light, a sampler that must
         be asked). Takes ``attributes`` as its own: their keys are non-empty strings and
-        their values str, bool, int or float (the span's end does not check them again)."""
-        on_end = self._on_end()
-        if on_end is None:
-            return None
-        sampler = self._tracer.sampler  # type: ignore[attr-defined]
+        their values str, bool, int or float (the span's end does not check them again).
+
+        With ``current`` (the variable of OpenTelemetry's current context), a span that
+        records is an :class:`Attempt`, current until its :meth:`Attempt.finished`.
+        """
+        # (made in one call, without Recorded.__init__ and _on_end: an activity attempt's
+        # span runs this on every step, its code and data cold since the step before)
+        tracer: Any = self._tracer
+        processors, quiet, on_end, processor, batch = self._quiet
+        if not (  # (light as last checked: the same processors, the tracer enabled)
+            quiet
+            and self._config
+            and tracer._tracer_config.is_enabled
+            and tracer.span_processor is processor
+            and processor._span_processors is processors
+        ):
+            if self._on_end() is None:
+                return None
+            processors, _, on_end, _, batch = self._quiet
+        sampler = tracer.sampler
         checked, parent_based = self._parent_based
         if sampler is not checked:
             parent_based = self._follows_remote_parent(sampler)
@@ -205,11 +244,29 @@ class Spans:
             SpanContext,
             (trace_id, span_id, False, _TRACE_FLAGS[flags & _CHILD_FLAGS], trace_state, valid),
         )
-        if not flags & TraceFlags.SAMPLED:
+        if not flags & _SAMPLED:
             return trace.NonRecordingSpan(context)
-        span = Recorded(self, name, context, parent, kind, attributes, start_time, on_end)
+        # (the fields Recorded.__init__ sets, as it sets them for a sampled span)
+        span: Any = _new_object(Recorded if current is None else Attempt)
+        span._spans = self
+        span._name = name
+        span._context = context
+        span._parent = parent
+        span._kind = kind
+        span._on_end = on_end
+        span._processors = processors
+        span._batch = batch
+        span._attributes = attributes
+        span._events = ()
+        span._links = ()
+        span._status = _UNSET
+        span._start_time = start_time if start_time is not None else time_ns()
+        span._end_time = None
         span._plain = True  # (treadle's own attributes, of plain types: see Recorded.end)
-        return span
+        if current is not None:  # (what set_span_in_context and attach do)
+            span._current = current
+            span._token = current.set(_Context({**current.get(), _SPAN_KEY: span}))
+        return span  # type: ignore[no-any-return]
 
     def start_chosen(
         self,
@@ -344,7 +401,11 @@ class Recorded(trace.Span, ReadableSpan):
         # processors stay those it started with; ``attributes`` were made for it then, kept
         # as they are. ``own``: that, for a span not known to be sampled)
         self._on_end = on_end
-        self._processors = spans._quiet[0]  # (those on_end was chosen for)
+        # (the processors on_end was chosen for, and the SDK's batch processor whose emit
+        # it is, if end can do what that does: see end)
+        processors, _, _, _, batch = spans._quiet
+        self._processors = processors
+        self._batch = batch if on_end is not None else None
         if own is None:
             own = on_end is not None
         self._attributes: Any = (
@@ -384,7 +445,22 @@ class Recorded(trace.Span, ReadableSpan):
         processor = tracer.span_processor
         on_end = self._on_end
         if on_end is None or processor._span_processors is not self._processors:
-            on_end = processor.on_end
+            processor.on_end(self)
+            return
+        batch = self._batch
+        if batch is not None:
+            # (what the batch processor's emit does, without its call and its getpid: the
+            # queue is this process's while the pid the processor keeps is this one's, which
+            # the processor's own fork handler renews; a queue that is full, or shut down,
+            # goes to emit, which drops the span and says so)
+            queue = batch._queue
+            if not batch._shutdown and batch._pid == _pid and len(queue) != batch._max_queue_size:
+                queue.appendleft(self)
+                if len(queue) >= batch._max_export_batch_size:
+                    awaken = batch._worker_awaken
+                    if not awaken.is_set():
+                        awaken.set()
+                return
         on_end(self)
 
     def get_span_context(self) -> SpanContext:
@@ -483,7 +559,64 @@ class Recorded(trace.Span, ReadableSpan):
         self.add_event("exception", recorded, timestamp)
 
 
+class Attempt(Recorded):
+    """An activity attempt's light span (:meth:`Spans.start_child` with ``current``): current
+    on its thread from its start until :meth:`finished`."""
+
+    _current: ContextVar[otel_context.Context]
+    _token: Token[otel_context.Context]
+
+    def finished(self, event: HistoryEvent) -> None:
+        """The attempt ended with ``event`` (TaskCompleted or TaskFailed): no longer current,
+        failed if it failed, ended."""
+        try:
+            self._current.reset(self._token)
+        except Exception:  # (detach logs why it cannot)
+            otel_context.detach(self._token)
+        if type(event) is TaskFailed:
+            failure = event.failure
+            error_type = failure.error_type if failure is not None else ""
+            message = failure.message if failure is not None else ""
+            self.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
+            self.add_event(
+                "exception", {"exception.type": error_type, "exception.message": message}
+            )
+        self.end()
+
+
 _PLAIN = frozenset({str, bool, int, float})
+
+_new_object = object.__new__
+_Context = otel_context.Context
+
+_pid = os.getpid()
+"""This process's id, renewed in a child after a fork (see :meth:`Recorded.end`)."""
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def _queue_of(emit: Callable[[ReadableSpan], None]) -> Any:
+    """The SDK's batch processor whose ``emit`` is ``emit``, if :meth:`Recorded.end` can do
+    what its emit does (the SDK's own class, with the fields its emit reads); else None."""
+    batch = getattr(emit, "__self__", None)
+    if (
+        _SDK_EMIT is None
+        or type(batch) is not _BatchProcessor
+        or getattr(emit, "__func__", None) is not _SDK_EMIT
+        or not hasattr(os, "register_at_fork")
+    ):
+        return None
+    fields = ("_queue", "_shutdown", "_pid", "_max_queue_size", "_max_export_batch_size")
+    if not all(hasattr(batch, f) for f in (*fields, "_worker_awaken")):
+        return None
+    return batch
 
 
 _getrandbits = random.getrandbits
