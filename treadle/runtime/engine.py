@@ -167,6 +167,7 @@ class Engine:
             suspects=self.suspects,
         )
         """Leases work and renews leases, without the engine lock."""
+        metrics = self.observer.metrics
         self.executor = ActivityExecutor(
             registry.activities,
             options.max_concurrent_activities,
@@ -174,7 +175,7 @@ class Engine:
             is_current=self.inflight.still_leased,
             heartbeat=self.claims.heartbeat,
             clock=clock,
-            observe=self.observer.activity_done if self.observer.metrics is not None else None,
+            observe=None if metrics is None else metrics.activity_done,
             tracing=self.observer.tracing,
         )
         self.outcomes = Outcomes(

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from treadle.core.history import TaskFailed
 from treadle.core.records import record_class
 from treadle.store.apps import WaitingWork
 
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import Metric
     from prometheus_client.registry import Collector as _Collector
+
+    from treadle.core.history import HistoryEvent
+    from treadle.store.base import ActivityWorkItem
 else:
     _Collector = object  # (prometheus_client registers any object with collect())
 
@@ -143,6 +147,19 @@ class WorkerMetrics:
         table = self._activities
         key = (name, status)
         (table.cells.get(key) or table.cell(key)).record(seconds * 1000.0)
+
+    def activity_done(self, item: ActivityWorkItem, event: HistoryEvent, seconds: float) -> None:
+        """An attempt of the activity ``item`` ended with ``event`` (TaskCompleted or
+        TaskFailed) after ``seconds``: :meth:`activity_finished` as an activity thread calls
+        it, in one call (every step)."""
+        table = self._activities
+        key = (item.name, "failed" if isinstance(event, TaskFailed) else "success")
+        cell = table.cells.get(key) or table.cell(key)
+        waiting = cell._waiting  # (as _Cell.record does, inline)
+        waiting.append(seconds * 1000.0)
+        if len(waiting) >= _FOLD_AT:
+            with cell._lock:
+                cell.fold()
 
     def operation(self, operation: str, status: str, seconds: float) -> None:
         """A request of the workflow operation ``operation`` (``create_workflow``, ...) was

@@ -33,7 +33,6 @@ from treadle.core.history import (
     ExecutionStarted,
     HistoryEvent,
     OrchestrationStatus,
-    TaskFailed,
 )
 from treadle.runtime.pending import PendingTurn
 from treadle.store.base import (
@@ -165,10 +164,10 @@ class Observer:
             self.metrics.takeovers.inc()
 
     def activity_done(self, item: ActivityWorkItem, event: HistoryEvent, seconds: float) -> None:
-        """An attempt of the activity ``item`` ended with ``event`` after ``seconds``."""
+        """An attempt of the activity ``item`` ended with ``event`` after ``seconds`` (the
+        engine's activity threads call the metrics' own ``activity_done``, one call less)."""
         if self.metrics is not None:
-            status = "failed" if isinstance(event, TaskFailed) else "success"
-            self.metrics.activity_finished(item.name, status, seconds)
+            self.metrics.activity_done(item, event, seconds)
 
 
 def _run_of(entry: PendingTurn, commit: TurnCommit) -> tuple[str, datetime]:
