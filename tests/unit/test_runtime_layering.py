@@ -44,6 +44,7 @@ LAYERS: list[set[str]] = [
     {"codeless_turns"},
     {"turns", "remote_history", "remote_workers", "tracing"},
     {"tracing_spans"},
+    {"span_status"},
 ]
 
 

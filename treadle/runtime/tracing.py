@@ -64,8 +64,6 @@ from opentelemetry.trace import (
     Span,
     SpanContext,
     SpanKind,
-    Status,
-    StatusCode,
     TraceFlags,
     TraceState,
 )
@@ -83,6 +81,7 @@ from treadle.core.history import (
     valid_traceparent,
 )
 from treadle.errors import FailureDetails
+from treadle.runtime.span_status import fail_span
 from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
 
 __all__ = ["ActivityAttempt", "Attempt", "Tracing", "span_context"]
@@ -228,15 +227,8 @@ class ActivityAttempt:
         except Exception:  # (detach logs why it cannot)
             otel_context.detach(self._token)
         if type(event) is TaskFailed:
-            _fail(self._span, event.failure)
+            fail_span(self._span, event.failure)
         self._span.end()
-
-
-def _fail(span: Span, failure: FailureDetails | None) -> None:
-    error_type = failure.error_type if failure is not None else ""
-    message = failure.message if failure is not None else ""
-    span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
-    span.add_event("exception", {"exception.type": error_type, "exception.message": message})
 
 
 class Tracing:
@@ -493,7 +485,7 @@ class Tracing:
                 name, context=context, kind=SpanKind.SERVER, attributes=attributes, start_time=start
             )
         if status is OrchestrationStatus.FAILED:
-            _fail(span, failure)
+            fail_span(span, failure)
         span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
 
     # ---- activities ---------------------------------------------------------------------

@@ -66,6 +66,7 @@ except ImportError:  # pragma: no cover (older SDKs: their batch processor's own
     _SDK_EMIT = None
 
 from treadle.core.history import HistoryEvent, TaskFailed
+from treadle.runtime.span_status import fail_span
 
 __all__ = ["Attempt", "Recorded", "Spans"]
 
@@ -574,13 +575,7 @@ class Attempt(Recorded):
         except Exception:  # (detach logs why it cannot)
             otel_context.detach(self._token)
         if type(event) is TaskFailed:
-            failure = event.failure
-            error_type = failure.error_type if failure is not None else ""
-            message = failure.message if failure is not None else ""
-            self.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
-            self.add_event(
-                "exception", {"exception.type": error_type, "exception.message": message}
-            )
+            fail_span(self, event.failure)
         self.end()
 
 
