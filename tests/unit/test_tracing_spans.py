@@ -415,3 +415,19 @@ def test_light_spans_ended_in_a_forked_child_are_exported_by_the_childs_processo
     )
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split("\n")[:-1]) == ["child 1", "parent 1"], done.stdout
+
+
+def test_a_span_start_child_makes_has_the_fields_recorded_init_sets() -> None:
+    """start_child sets a light span's fields itself, without Recorded.__init__: the same ones
+    (an attempt's two more: its context variable and token)."""
+    tracing, _ = _tracing(light=True)
+    run = tracing._runs["i1"]
+    spans = tracing.spans
+    inline = spans.start_child("timer", run.parent, SpanKind.INTERNAL, {"k": "v"})
+    made = Recorded(spans, "timer", run.parent, run.parent, SpanKind.INTERNAL, {}, None)
+    assert isinstance(inline, Recorded) and type(inline) is Recorded
+    assert set(vars(inline)) == set(vars(made))
+    attempt = tracing.activity_started(_item())
+    assert attempt is not None
+    assert set(vars(attempt)) == set(vars(made)) | {"_current", "_token"}
+    attempt.finished(TaskCompleted(timestamp=T0, task_scheduled_id=3))

@@ -15,8 +15,8 @@ ids before their commit, and the spans of what they finished are emitted after i
 that is one branch a round.
 
 Threads: :meth:`Observer.committed` and :meth:`Observer.taken_over` run on the thread that
-holds the engine lock; :meth:`Observer.activity_done` on activity threads. The metrics object
-takes its own locks.
+holds the engine lock; activity threads record their attempts in the metrics themselves
+(``WorkerMetrics.activity_done``), which take their own locks.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from treadle.core.history import (
 )
 from treadle.runtime.pending import PendingTurn
 from treadle.store.base import (
-    ActivityWorkItem,
     CommitOutcome,
     OrchestrationWorkItem,
     TurnCommit,
@@ -162,12 +161,6 @@ class Observer:
         )
         if self.metrics is not None:
             self.metrics.takeovers.inc()
-
-    def activity_done(self, item: ActivityWorkItem, event: HistoryEvent, seconds: float) -> None:
-        """An attempt of the activity ``item`` ended with ``event`` after ``seconds`` (the
-        engine's activity threads call the metrics' own ``activity_done``, one call less)."""
-        if self.metrics is not None:
-            self.metrics.activity_done(item, event, seconds)
 
 
 def _run_of(entry: PendingTurn, commit: TurnCommit) -> tuple[str, datetime]:

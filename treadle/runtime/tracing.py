@@ -84,7 +84,7 @@ from treadle.errors import FailureDetails
 from treadle.runtime.span_status import fail_span
 from treadle.store.base import ActivityWorkItem, CommitOutcome, TurnCommit
 
-__all__ = ["ActivityAttempt", "Attempt", "Tracing", "span_context"]
+__all__ = ["ActivityAttempt", "RunningAttempt", "Tracing", "span_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def _current_context_var() -> ContextVar[otel_context.Context] | None:
 _CURRENT = _current_context_var()
 
 
-class Attempt(Protocol):
+class RunningAttempt(Protocol):
     """An activity attempt's span, current on its thread while the activity runs
     (:class:`ActivityAttempt`, or a light span that is one itself)."""
 
@@ -489,7 +489,7 @@ class Tracing:
         span.end(end_time=_ns(max(end or run.started_at, run.started_at)))
 
     # ---- activities ---------------------------------------------------------------------
-    def activity_started(self, item: ActivityWorkItem) -> Attempt | None:
+    def activity_started(self, item: ActivityWorkItem) -> RunningAttempt | None:
         """Start the span of an attempt of ``item`` (current until its ``finished``), if its
         run is traced."""
         run = self._runs.get(item.instance_id)  # (as _run does, without a call)
@@ -511,7 +511,9 @@ class Tracing:
         child = self._child
         parent = run._parent or run.parent
         span = None
-        if child is not None:  # (a light span, current already: an Attempt, if it records)
+        if (
+            child is not None
+        ):  # (a light span, current already: a tracing_spans.Attempt, if it records)
             span = child(name, parent, SpanKind.SERVER, attributes, None, _CURRENT)
             if span is not None and type(span) is not NonRecordingSpan and _CURRENT is not None:
                 return span  # type: ignore[return-value]
